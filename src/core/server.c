@@ -1,0 +1,459 @@
+#include "config.h"
+
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "lib/net.h"
+#include "lib/str.h"
+#include "policy/policy.h"
+#include "server.h"
+#include "session.h"
+
+#define SERVER_MAX_LISTEN	POLICY_LISTEN_MAX
+#define WORKER_STACK		(256 * 1024)
+#define WORKER_IDLE_SECS	60	/* an idle worker this long exits */
+#define PERIP_BUCKETS		1024
+
+/* A client address and how many sessions it has open. */
+struct perip {
+	struct perip		*next;
+	struct sockaddr_storage	 addr;
+	unsigned int		 count;
+};
+
+/* One accepted connection waiting for, or served by, a worker. */
+struct conn {
+	struct conn		*next;
+	int			 fd;
+	struct sockaddr_storage	 peer;
+};
+
+struct server {
+	int			 lfds[SERVER_MAX_LISTEN];
+	int			 nlfds;
+	int			 wake[2];	/* tells the acceptor to stop */
+	pthread_t		 acceptor;
+	struct spool		*spool;
+	volatile int		 stopping;
+
+	pthread_mutex_t		 mu;
+	pthread_cond_t		 work;		/* a connection is queued */
+	pthread_cond_t		 idle;		/* a session ended */
+	struct conn		*queue_head, *queue_tail;
+	struct conn		*active;	/* being served */
+	unsigned int		 nsessions;	/* queued + active */
+	unsigned int		 nqueued;
+	unsigned int		 nthreads, nidle;
+	struct perip		*perip[PERIP_BUCKETS];
+};
+
+static void	*acceptor_main(void *);
+static void	*worker_main(void *);
+static unsigned int perip_hash(const struct sockaddr_storage *);
+static struct perip **perip_find(struct server *,
+		    const struct sockaddr_storage *);
+static int	perip_add(struct server *, const struct sockaddr_storage *,
+		    unsigned int max);
+static void	perip_del(struct server *, const struct sockaddr_storage *);
+static void	refuse(int fd, const char *host, const char *why);
+
+static unsigned int
+perip_hash(const struct sockaddr_storage *ss)
+{
+	const unsigned char *p;
+	size_t n, i;
+	unsigned int h = 2166136261u;
+
+	if (ss->ss_family == AF_INET) {
+		p = (const unsigned char *)&((const struct sockaddr_in *)ss)->sin_addr;
+		n = 4;
+	} else {
+		p = (const unsigned char *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
+		n = 16;
+	}
+	for (i = 0; i < n; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h % PERIP_BUCKETS;
+}
+
+static int
+perip_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return 0;
+	if (a->ss_family == AF_INET)
+		return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
+		    &((const struct sockaddr_in *)b)->sin_addr, 4) == 0;
+	return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+	    &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+}
+
+static struct perip **
+perip_find(struct server *sv, const struct sockaddr_storage *ss)
+{
+	struct perip **pp;
+
+	for (pp = &sv->perip[perip_hash(ss)]; *pp != NULL; pp = &(*pp)->next)
+		if (perip_same(&(*pp)->addr, ss))
+			return pp;
+	return pp;
+}
+
+/* Counts one more session for this address; -1 if over max. */
+static int
+perip_add(struct server *sv, const struct sockaddr_storage *ss,
+    unsigned int max)
+{
+	struct perip **pp = perip_find(sv, ss), *p;
+
+	if (*pp != NULL) {
+		if ((*pp)->count >= max)
+			return -1;
+		(*pp)->count++;
+		return 0;
+	}
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return -1;
+	p->addr = *ss;
+	p->count = 1;
+	*pp = p;
+	return 0;
+}
+
+static void
+perip_del(struct server *sv, const struct sockaddr_storage *ss)
+{
+	struct perip **pp = perip_find(sv, ss), *p;
+
+	if ((p = *pp) == NULL)
+		return;
+	if (--p->count == 0) {
+		*pp = p->next;
+		free(p);
+	}
+}
+
+/* Over a limit: one line, without waiting on the client, then close. */
+static void
+refuse(int fd, const char *host, const char *why)
+{
+	char line[512];
+	int n;
+
+	n = snprintf(line, sizeof(line), "421 4.7.0 %s %s, try again later\r\n",
+	    host, why);
+	if (n > 0)
+		(void)send(fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	close(fd);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct server *sv = arg;
+	struct session_conf sc;
+	struct conn *c;
+	struct timespec deadline;
+
+	pthread_mutex_lock(&sv->mu);
+	for (;;) {
+		while (sv->queue_head == NULL && !sv->stopping) {
+			sv->nidle++;
+			clock_gettime(CLOCK_REALTIME, &deadline);
+			deadline.tv_sec += WORKER_IDLE_SECS;
+			int w = pthread_cond_timedwait(&sv->work, &sv->mu,
+			    &deadline);
+			sv->nidle--;
+			if (w == ETIMEDOUT && sv->queue_head == NULL)
+				goto out;
+		}
+		if ((c = sv->queue_head) == NULL)
+			break;	/* stopping */
+		sv->queue_head = c->next;
+		if (sv->queue_head == NULL)
+			sv->queue_tail = NULL;
+		sv->nqueued--;
+		c->next = sv->active;
+		sv->active = c;
+		pthread_mutex_unlock(&sv->mu);
+
+		memset(&sc, 0, sizeof(sc));
+		sc.rfd = sc.wfd = c->fd;
+		sc.peer = c->peer;
+		sc.policy = policy_current();
+		sc.spool = sv->spool;
+		sc.stopping = &sv->stopping;
+		(void)session_run(&sc);
+		policy_unref(&sc.policy);
+
+		pthread_mutex_lock(&sv->mu);
+		struct conn **cp;
+		for (cp = &sv->active; *cp != NULL; cp = &(*cp)->next)
+			if (*cp == c) {
+				*cp = c->next;
+				break;
+			}
+		close(c->fd);
+		perip_del(sv, &c->peer);
+		sv->nsessions--;
+		free(c);
+		pthread_cond_broadcast(&sv->idle);
+	}
+out:
+	sv->nthreads--;
+	pthread_cond_broadcast(&sv->idle);
+	pthread_mutex_unlock(&sv->mu);
+	return NULL;
+}
+
+/* Queues a connection and makes sure a worker will take it.  0 or -1. */
+static int
+hand_off(struct server *sv, struct conn *c)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	int r = 0;
+
+	/* Every queued connection needs an idle worker of its own. */
+	if (sv->nqueued >= sv->nidle) {
+		pthread_attr_init(&attr);
+		pthread_attr_setstacksize(&attr, WORKER_STACK);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&t, &attr, worker_main, sv) != 0)
+			r = -1;
+		else
+			sv->nthreads++;
+		pthread_attr_destroy(&attr);
+		if (r == -1 && sv->nthreads == 0)
+			return -1;
+	}
+	c->next = NULL;
+	if (sv->queue_tail != NULL)
+		sv->queue_tail->next = c;
+	else
+		sv->queue_head = c;
+	sv->queue_tail = c;
+	sv->nqueued++;
+	pthread_cond_signal(&sv->work);
+	return 0;
+}
+
+static void
+accept_one(struct server *sv, int lfd)
+{
+	struct sockaddr_storage peer;
+	socklen_t plen = sizeof(peer);
+	struct policy *pol;
+	struct conn *c;
+	char addr[NET_ADDRSTR_MAX];
+	int fd;
+
+	fd = accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC);
+	if (fd == -1) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+		    errno == ENOMEM) {
+			log_err("accept: %s", strerror(errno));
+			/* Let descriptors free up rather than spin. */
+			usleep(100 * 1000);
+		}
+		return;
+	}
+	net_unmap(&peer);
+	pol = policy_current();
+	pthread_mutex_lock(&sv->mu);
+	if (sv->nsessions >= pol->sessions) {
+		pthread_mutex_unlock(&sv->mu);
+		(void)net_ntop((struct sockaddr *)&peer, addr, sizeof(addr), NULL);
+		log_warn("refused %s: %u sessions at once is the limit", addr,
+		    pol->sessions);
+		refuse(fd, pol->hostname, "Too many connections");
+		policy_unref(&pol);
+		return;
+	}
+	if (perip_add(sv, &peer, pol->sessions_per_ip) == -1) {
+		pthread_mutex_unlock(&sv->mu);
+		(void)net_ntop((struct sockaddr *)&peer, addr, sizeof(addr), NULL);
+		log_warn("refused %s: %u sessions per client is the limit", addr,
+		    pol->sessions_per_ip);
+		refuse(fd, pol->hostname, "Too many connections from your address");
+		policy_unref(&pol);
+		return;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		perip_del(sv, &peer);
+		pthread_mutex_unlock(&sv->mu);
+		refuse(fd, pol->hostname, "Out of memory");
+		policy_unref(&pol);
+		return;
+	}
+	c->fd = fd;
+	c->peer = peer;
+	sv->nsessions++;
+	if (hand_off(sv, c) == -1) {
+		sv->nsessions--;
+		perip_del(sv, &peer);
+		pthread_mutex_unlock(&sv->mu);
+		log_err("cannot start a worker thread");
+		refuse(fd, pol->hostname, "Out of resources");
+		free(c);
+		policy_unref(&pol);
+		return;
+	}
+	pthread_mutex_unlock(&sv->mu);
+	policy_unref(&pol);
+}
+
+static void *
+acceptor_main(void *arg)
+{
+	struct server *sv = arg;
+	struct pollfd pfd[SERVER_MAX_LISTEN + 1];
+	int i, n;
+
+	for (i = 0; i < sv->nlfds; i++) {
+		pfd[i].fd = sv->lfds[i];
+		pfd[i].events = POLLIN;
+	}
+	pfd[sv->nlfds].fd = sv->wake[0];
+	pfd[sv->nlfds].events = POLLIN;
+	for (;;) {
+		n = poll(pfd, (nfds_t)sv->nlfds + 1, -1);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			log_err("poll: %s", strerror(errno));
+			usleep(100 * 1000);
+			continue;
+		}
+		if (pfd[sv->nlfds].revents)
+			break;
+		for (i = 0; i < sv->nlfds; i++)
+			if (pfd[i].revents & POLLIN)
+				accept_one(sv, pfd[i].fd);
+	}
+	for (i = 0; i < sv->nlfds; i++)
+		close(sv->lfds[i]);
+	return NULL;
+}
+
+struct server *
+server_start(const int *fds, int nfds, struct spool *sp, char *err,
+    size_t errlen)
+{
+	struct server *sv;
+	int i;
+
+	if (nfds > SERVER_MAX_LISTEN) {
+		snprintf(err, errlen, "too many listening sockets");
+		return NULL;
+	}
+	if ((sv = calloc(1, sizeof(*sv))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	for (i = 0; i < nfds; i++) {
+		sv->lfds[i] = fds[i];
+		/* accept() must never block the acceptor on a vanished client. */
+		(void)fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
+	}
+	sv->nlfds = nfds;
+	sv->spool = sp;
+	pthread_mutex_init(&sv->mu, NULL);
+	pthread_cond_init(&sv->work, NULL);
+	pthread_cond_init(&sv->idle, NULL);
+	if (pipe2(sv->wake, O_CLOEXEC) == -1) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		free(sv);
+		return NULL;
+	}
+	if (pthread_create(&sv->acceptor, NULL, acceptor_main, sv) != 0) {
+		snprintf(err, errlen, "cannot start the acceptor thread");
+		close(sv->wake[0]);
+		close(sv->wake[1]);
+		free(sv);
+		return NULL;
+	}
+	return sv;
+}
+
+int
+server_stop(struct server **svp, unsigned int grace)
+{
+	struct server *sv = *svp;
+	struct timespec deadline;
+	struct conn *c;
+	int i;
+
+	*svp = NULL;
+	/* The acceptor closes the listeners: new clients are refused by the kernel. */
+	if (write(sv->wake[1], "x", 1) != 1)
+		log_err("cannot wake the acceptor: %s", strerror(errno));
+	pthread_join(sv->acceptor, NULL);
+
+	pthread_mutex_lock(&sv->mu);
+	sv->stopping = 1;
+	/* Connections not yet picked up: tell them and close. */
+	while ((c = sv->queue_head) != NULL) {
+		sv->queue_head = c->next;
+		refuse(c->fd, "", "Service shutting down");
+		perip_del(sv, &c->peer);
+		sv->nsessions--;
+		free(c);
+	}
+	sv->queue_tail = NULL;
+	pthread_cond_broadcast(&sv->work);
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += grace;
+	while (sv->nsessions > 0)
+		if (pthread_cond_timedwait(&sv->idle, &sv->mu, &deadline) ==
+		    ETIMEDOUT)
+			break;
+	if (sv->nsessions > 0) {
+		log_warn("shutdown: cutting off %u sessions", sv->nsessions);
+		for (c = sv->active; c != NULL; c = c->next)
+			(void)shutdown(c->fd, SHUT_RDWR);
+	}
+	/* Wait for every worker to leave before the memory goes. */
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 10;
+	while (sv->nthreads > 0) {
+		pthread_cond_broadcast(&sv->work);
+		if (pthread_cond_timedwait(&sv->idle, &sv->mu, &deadline) ==
+		    ETIMEDOUT)
+			break;
+	}
+	i = (int)sv->nthreads;
+	pthread_mutex_unlock(&sv->mu);
+	close(sv->wake[0]);
+	close(sv->wake[1]);
+	if (i > 0) {
+		/* Stuck workers still use the server: leave it to exit(). */
+		log_warn("shutdown: %d workers did not finish", i);
+		return -1;
+	}
+	for (i = 0; i < PERIP_BUCKETS; i++) {
+		struct perip *p, *n;
+
+		for (p = sv->perip[i]; p != NULL; p = n) {
+			n = p->next;
+			free(p);
+		}
+	}
+	pthread_mutex_destroy(&sv->mu);
+	pthread_cond_destroy(&sv->work);
+	pthread_cond_destroy(&sv->idle);
+	free(sv);
+	return 0;
+}

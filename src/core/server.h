@@ -1,0 +1,23 @@
+/*
+ * server: the daemon -- an acceptor thread that owns the listening
+ * sockets and enforces connection limits, and a bounded pool of worker
+ * threads that each run one session at a time.
+ */
+#ifndef SERVER_H
+#define SERVER_H
+
+#include "queue/spool.h"
+
+struct server;
+
+/* Starts accepting on the given sockets (the server takes them over). */
+struct server *server_start(const int *fds, int nfds, struct spool *,
+	    char *err, size_t errlen);
+/*
+ * Stops accepting, gives running sessions up to grace seconds to finish,
+ * then cuts the rest off.  Frees the server.  0, or -1 when some worker
+ * never finished (the server is then left allocated for it).
+ */
+int	server_stop(struct server **, unsigned int grace);
+
+#endif

@@ -1,0 +1,771 @@
+#include "config.h"
+
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <gnutls/crypto.h>
+
+#include "lib/addr.h"
+#include "lib/fsutil.h"
+#include "lib/lineio.h"
+#include "lib/log.h"
+#include "lib/net.h"
+#include "lib/str.h"
+#include "cmdparse.h"
+#include "data.h"
+#include "session.h"
+
+/* Input buffer: the longest command line (AUTH) and then some. */
+#define SESSION_INBUF	(CMD_AUTH_LINE_MAX + 1024)
+#define HELO_MAX	255
+
+enum state {
+	ST_GREET = 0x01,	/* no HELO/EHLO yet */
+	ST_READY = 0x02,	/* may start a transaction */
+	ST_MAIL	 = 0x04,	/* MAIL accepted, no recipient yet */
+	ST_RCPT	 = 0x08,	/* at least one recipient */
+	ST_BDAT	 = 0x10,	/* inside a BDAT transfer */
+};
+#define ST_ANY	(ST_GREET | ST_READY | ST_MAIL | ST_RCPT | ST_BDAT)
+
+struct session {
+	const struct session_conf *conf;
+	struct policy	*pol;
+	struct lineio	*io;
+	char		 id[17];
+	char		 peer_addr[NET_ADDRSTR_MAX];
+	int		 peer_port;
+	char		 peer_name[256];	/* verified reverse name, or "" */
+	enum state	 st;
+	char		 helo[HELO_MAX + 1];
+	int		 esmtp;
+	int		 quit;
+	unsigned int	 errors;
+
+	/* The transaction. */
+	struct addr	 sender;
+	struct mail_params mparams;
+	char		**rcpts;
+	size_t		 nrcpts, rcptcap;
+	struct spool_msg *msg;		/* open while BDAT chunks arrive */
+	struct datain	 din;
+	int		 bdat_failed;	/* refuse the rest of this transfer */
+
+	/* Counts for the disconnect line. */
+	unsigned int	 n_msgs, n_rcpts, n_cmds;
+};
+
+struct command {
+	enum cmd_verb	 verb;
+	unsigned int	 states;	/* where it may be used */
+	int		(*fn)(struct session *, struct cmd *);
+};
+
+static int	do_helo(struct session *, struct cmd *);
+static int	do_ehlo(struct session *, struct cmd *);
+static int	do_mail(struct session *, struct cmd *);
+static int	do_rcpt(struct session *, struct cmd *);
+static int	do_data(struct session *, struct cmd *);
+static int	do_bdat(struct session *, struct cmd *);
+static int	do_rset(struct session *, struct cmd *);
+static int	do_noop(struct session *, struct cmd *);
+static int	do_quit(struct session *, struct cmd *);
+static int	do_vrfy(struct session *, struct cmd *);
+static int	do_expn(struct session *, struct cmd *);
+static int	do_help(struct session *, struct cmd *);
+
+/* The one table that drives the state machine. */
+static const struct command commands[] = {
+	{ CMD_HELO,	ST_ANY & ~ST_BDAT,	do_helo },
+	{ CMD_EHLO,	ST_ANY & ~ST_BDAT,	do_ehlo },
+	{ CMD_MAIL,	ST_READY,		do_mail },
+	{ CMD_RCPT,	ST_MAIL | ST_RCPT,	do_rcpt },
+	{ CMD_DATA,	ST_RCPT,		do_data },
+	{ CMD_BDAT,	ST_ANY,			do_bdat },	/* checks itself */
+	{ CMD_RSET,	ST_ANY,			do_rset },
+	{ CMD_NOOP,	ST_ANY,			do_noop },
+	{ CMD_QUIT,	ST_ANY,			do_quit },
+	{ CMD_VRFY,	ST_ANY & ~ST_BDAT,	do_vrfy },
+	{ CMD_EXPN,	ST_ANY & ~ST_BDAT,	do_expn },
+	{ CMD_HELP,	ST_ANY & ~ST_BDAT,	do_help },
+	{ CMD_UNKNOWN,	0,			NULL },
+};
+
+static void	reply(struct session *, int code, const char *ecode,
+		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void	session_enter(struct session *, enum state);
+static void	reset_transaction(struct session *);
+static int	dispatch(struct session *, struct cmd *);
+static void	bad_sequence(struct session *, enum cmd_verb);
+static int	write_received(struct session *, struct spool_msg *);
+static struct spool_msg *begin_message(struct session *);
+static void	finish_message(struct session *, enum data_verdict);
+static const char *protocol_name(const struct session *);
+
+void
+session_new_id(char *buf, size_t len)
+{
+	static unsigned long long counter;
+	unsigned long long r = 0;
+
+	if (gnutls_rnd(GNUTLS_RND_NONCE, &r, sizeof(r)) != 0)
+		r = (unsigned long long)time(NULL);
+	r ^= __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
+	snprintf(buf, len, "%016llx", r);
+}
+
+static void
+reply(struct session *s, int code, const char *ecode, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (code >= 400) {
+		s->errors++;
+		log_info("%s smtp reply code=%d status=%s text=\"%s\"", s->id,
+		    code, ecode ? ecode : "-", text);
+	}
+	if (ecode != NULL)
+		(void)lineio_printf(s->io, "%d %s %s\r\n", code, ecode, text);
+	else
+		(void)lineio_printf(s->io, "%d %s\r\n", code, text);
+}
+
+static void
+session_enter(struct session *s, enum state st)
+{
+	if (s->st != st)
+		log_debug("%s smtp state %#x -> %#x", s->id, s->st, st);
+	s->st = st;
+}
+
+static void
+reset_transaction(struct session *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->nrcpts; i++)
+		free(s->rcpts[i]);
+	s->nrcpts = 0;
+	memset(&s->sender, 0, sizeof(s->sender));
+	memset(&s->mparams, 0, sizeof(s->mparams));
+	spool_abort(&s->msg);
+	s->bdat_failed = 0;
+	session_enter(s, s->st == ST_GREET ? ST_GREET : ST_READY);
+}
+
+static const char *
+protocol_name(const struct session *s)
+{
+	if (!s->esmtp)
+		return "SMTP";
+	return s->mparams.smtputf8 ? "UTF8SMTP" : "ESMTP";
+}
+
+/* Takes the HELO/EHLO argument: one domain or address literal. */
+static int
+set_helo(struct session *s, struct cmd *c, const char *verb)
+{
+	size_t i;
+
+	if (c->arglen == 0) {
+		reply(s, 501, "5.5.4", "Syntax: %s hostname", verb);
+		return -1;
+	}
+	for (i = 0; i < c->arglen; i++)
+		if ((unsigned char)c->arg[i] < 0x20 || c->arg[i] == 0x7f ||
+		    c->arg[i] == ' ')
+			break;
+	if (i > HELO_MAX) {
+		reply(s, 501, "5.5.4", "%s name too long", verb);
+		return -1;
+	}
+	/* Anything after the name (some clients add words) is ignored. */
+	memcpy(s->helo, c->arg, i);
+	s->helo[i] = '\0';
+	reset_transaction(s);
+	session_enter(s, ST_READY);
+	log_info("%s smtp %s name=%.100s", s->id, verb, s->helo);
+	return 0;
+}
+
+static int
+do_helo(struct session *s, struct cmd *c)
+{
+	if (set_helo(s, c, "helo") == -1)
+		return 0;
+	s->esmtp = 0;
+	reply(s, 250, NULL, "%s", s->pol->hostname);
+	return 0;
+}
+
+static int
+do_ehlo(struct session *s, struct cmd *c)
+{
+	struct lineio *io = s->io;
+
+	if (set_helo(s, c, "ehlo") == -1)
+		return 0;
+	s->esmtp = 1;
+	(void)lineio_printf(io, "250-%s Hello %s [%s]\r\n", s->pol->hostname,
+	    s->helo, s->peer_addr[0] ? s->peer_addr : "unknown");
+	(void)lineio_printf(io, "250-PIPELINING\r\n");
+	(void)lineio_printf(io, "250-SIZE %zu\r\n", s->pol->message_size);
+	(void)lineio_printf(io, "250-8BITMIME\r\n");
+	(void)lineio_printf(io, "250-ENHANCEDSTATUSCODES\r\n");
+	(void)lineio_printf(io, "250-SMTPUTF8\r\n");
+	(void)lineio_printf(io, "250 CHUNKING\r\n");
+	return 0;
+}
+
+static int
+do_mail(struct session *s, struct cmd *c)
+{
+	const char *why = "syntax error";
+	enum path_status st;
+
+	st = cmd_parse_mail(c->arg, &s->sender, &s->mparams, &why);
+	switch (st) {
+	case PATH_OK:
+		break;
+	case PATH_UTF8:
+		reply(s, 553, "5.6.7", "%s", why);
+		return 0;
+	case PATH_PARAM_UNKNOWN:
+		reply(s, 555, "5.5.4", "%s", why);
+		return 0;
+	case PATH_PARAM_SYNTAX:
+		reply(s, 501, "5.5.4", "%s", why);
+		return 0;
+	default:
+		reply(s, 501, "5.1.7", "Bad sender address syntax: %s", why);
+		return 0;
+	}
+	if (!s->esmtp && (s->mparams.size != -1 || s->mparams.body ||
+	    s->mparams.smtputf8)) {
+		reply(s, 555, "5.5.4", "MAIL parameters need EHLO");
+		return 0;
+	}
+	if (s->pol->message_size != 0 && s->mparams.size != -1 &&
+	    (unsigned long long)s->mparams.size > s->pol->message_size) {
+		reply(s, 552, "5.3.4",
+		    "Message size exceeds fixed maximum message size (%zu)",
+		    s->pol->message_size);
+		return 0;
+	}
+	s->bdat_failed = 0;
+	log_info("%s smtp mail from=<%.256s> size=%lld%s", s->id,
+	    s->sender.mailbox, s->mparams.size,
+	    s->mparams.smtputf8 ? " smtputf8" : "");
+	session_enter(s, ST_MAIL);
+	reply(s, 250, "2.1.0", "Ok");
+	return 0;
+}
+
+static int
+do_rcpt(struct session *s, struct cmd *c)
+{
+	const char *why = "syntax error";
+	struct addr a;
+	enum path_status st;
+
+	st = cmd_parse_rcpt(c->arg, s->mparams.smtputf8, &a, &why);
+	switch (st) {
+	case PATH_OK:
+		break;
+	case PATH_UTF8:
+		reply(s, 553, "5.6.7", "%s", why);
+		return 0;
+	case PATH_PARAM_UNKNOWN:
+		reply(s, 555, "5.5.4", "%s", why);
+		return 0;
+	case PATH_PARAM_SYNTAX:
+		reply(s, 501, "5.5.4", "%s", why);
+		return 0;
+	default:
+		reply(s, 501, "5.1.3", "Bad recipient address syntax: %s", why);
+		return 0;
+	}
+	if (s->nrcpts >= s->pol->recipients) {
+		reply(s, 452, "4.5.3", "Too many recipients");
+		return 0;
+	}
+	if (s->nrcpts == s->rcptcap) {
+		size_t ncap = s->rcptcap ? s->rcptcap * 2 : 8;
+		char **n;
+
+		if (ncap > s->pol->recipients)
+			ncap = s->pol->recipients;
+		if ((n = realloc(s->rcpts, ncap * sizeof(*n))) == NULL) {
+			reply(s, 452, "4.3.0", "Out of memory, try again later");
+			return 0;
+		}
+		s->rcpts = n;
+		s->rcptcap = ncap;
+	}
+	if ((s->rcpts[s->nrcpts] = strdup(a.mailbox)) == NULL) {
+		reply(s, 452, "4.3.0", "Out of memory, try again later");
+		return 0;
+	}
+	s->nrcpts++;
+	s->n_rcpts++;
+	log_info("%s smtp rcpt to=<%.256s>", s->id, a.mailbox);
+	session_enter(s, ST_RCPT);
+	reply(s, 250, "2.1.5", "Ok");
+	return 0;
+}
+
+/* RFC 5321 4.4 trace field. */
+static int
+write_received(struct session *s, struct spool_msg *m)
+{
+	char date[64], helo[HELO_MAX * 4 + 1];
+	struct str r;
+	int rc;
+
+	fs_rfc5322_date(date, sizeof(date), time(NULL));
+	str_printable(helo, sizeof(helo), s->helo, strlen(s->helo));
+	str_init(&r, 4096);
+	(void)str_appendf(&r, "Received: from %s (%s [%s])\r\n\tby %s with %s "
+	    "id %s", helo, s->peer_name[0] ? s->peer_name : "unknown",
+	    s->peer_addr[0] ? s->peer_addr : "unknown", s->pol->hostname,
+	    protocol_name(s), spool_msg_id(m));
+	if (s->nrcpts == 1)
+		(void)str_appendf(&r, "\r\n\tfor <%s>", s->rcpts[0]);
+	rc = str_appendf(&r, "; %s\r\n", date);
+	if (rc == 0)
+		rc = spool_write(m, r.s, r.len);
+	str_free(&r);
+	return rc;
+}
+
+static struct spool_msg *
+begin_message(struct session *s)
+{
+	struct spool_envelope env;
+	struct spool_msg *m;
+
+	memset(&env, 0, sizeof(env));
+	env.sender = s->sender.mailbox;
+	env.rcpts = (const char **)s->rcpts;
+	env.nrcpts = s->nrcpts;
+	env.helo = s->helo;
+	env.peer_addr = s->peer_addr[0] ? s->peer_addr : NULL;
+	env.peer_name = s->peer_name[0] ? s->peer_name : NULL;
+	env.protocol = protocol_name(s);
+	env.body = s->mparams.body == BODY_8BITMIME ? "8BITMIME" :
+	    s->mparams.body == BODY_7BIT ? "7BIT" : NULL;
+	env.smtputf8 = s->mparams.smtputf8;
+	env.arrival = time(NULL);
+	if ((m = spool_begin(s->conf->spool, &env)) == NULL) {
+		log_err("%s smtp spool: cannot start a message: %s", s->id,
+		    strerror(errno));
+		return NULL;
+	}
+	if (write_received(s, m) == -1) {
+		log_err("%s smtp spool: write: %s", s->id, strerror(errno));
+		spool_abort(&m);
+		return NULL;
+	}
+	datain_init(&s->din, m, s->pol->message_size, s->pol->line_length);
+	return m;
+}
+
+/* The reply to the end of a message; the transaction is over either way. */
+static void
+finish_message(struct session *s, enum data_verdict v)
+{
+	char id[SPOOL_ID_LEN + 1];
+	size_t size = s->din.size;
+
+	switch (v) {
+	case DATA_OK:
+		str_lcpy(id, spool_msg_id(s->msg), sizeof(id));
+		if (spool_commit(&s->msg) == -1) {
+			log_err("%s smtp spool: commit failed: %s", s->id,
+			    strerror(errno));
+			reply(s, 452, "4.3.1", "Insufficient system storage, "
+			    "try again later");
+			break;
+		}
+		s->n_msgs++;
+		log_info("%s smtp queued id=%s from=<%.256s> nrcpt=%zu size=%zu",
+		    s->id, id, s->sender.mailbox, s->nrcpts, size);
+		reply(s, 250, "2.0.0", "Ok: queued as %s", id);
+		break;
+	case DATA_BARE_NEWLINE:
+		reply(s, 550, "5.5.2", "Message refused: bare CR or LF in "
+		    "data (lines must end with CRLF)");
+		break;
+	case DATA_TOO_BIG:
+		reply(s, 552, "5.3.4", "Message size exceeds fixed maximum "
+		    "message size (%zu)", s->pol->message_size);
+		break;
+	case DATA_LOOP:
+		reply(s, 554, "5.4.6", "Too many Received headers: mail loop");
+		break;
+	case DATA_LONG_LINE:
+		reply(s, 550, "5.6.0", "Message refused: a line is longer "
+		    "than %zu octets", s->pol->line_length);
+		break;
+	case DATA_WRITE_ERROR:
+		log_err("%s smtp spool: write failed", s->id);
+		reply(s, 452, "4.3.1", "Insufficient system storage, "
+		    "try again later");
+		break;
+	}
+	spool_abort(&s->msg);
+	reset_transaction(s);
+}
+
+static int
+do_data(struct session *s, struct cmd *c)
+{
+	char *p;
+	size_t len;
+	int eol, r, bol = 1, prev_crlf = 1;
+
+	if (c->arglen != 0) {
+		reply(s, 501, "5.5.4", "Syntax: DATA");
+		return 0;
+	}
+	if ((s->msg = begin_message(s)) == NULL) {
+		reply(s, 451, "4.3.0", "Cannot queue the message now, "
+		    "try again later");
+		return 0;
+	}
+	reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+	lineio_set_timeout(s->io, (int)s->pol->data_timeout * 1000);
+	for (;;) {
+		r = lineio_getchunk(s->io, &p, &len, &eol);
+		if (r <= 0) {
+			log_info("%s smtp lost connection in DATA: %s", s->id,
+			    r == 0 ? "eof" : strerror(errno));
+			spool_abort(&s->msg);
+			return -1;
+		}
+		/* Only CRLF.CRLF ends the data; after a bare LF it is text. */
+		if (bol && prev_crlf && eol && len == 3 &&
+		    memcmp(p, ".\r\n", 3) == 0)
+			break;
+		if (bol && len > 0 && p[0] == '.') {
+			p++;
+			len--;
+		}
+		datain_line(&s->din, p, len, eol);
+		if (eol)
+			prev_crlf = len >= 2 && p[len - 2] == '\r';
+		bol = eol;
+	}
+	lineio_set_timeout(s->io, (int)s->pol->command_timeout * 1000);
+	finish_message(s, datain_finish(&s->din));
+	return 0;
+}
+
+/* Reads and throws away a chunk the client sends whatever we answer. */
+static int
+skip_chunk(struct session *s, unsigned long long n)
+{
+	char *p;
+	size_t got;
+
+	while (n > 0) {
+		if (lineio_read(s->io, &p, &got, n > 65536 ? 65536 : (size_t)n) <= 0)
+			return -1;
+		n -= got;
+	}
+	return 0;
+}
+
+static int
+do_bdat(struct session *s, struct cmd *c)
+{
+	unsigned long long size, left;
+	char *p;
+	size_t got;
+	int last;
+
+	if (cmd_parse_bdat(c->arg, &size, &last) == -1) {
+		/* Without a size we cannot find the next command: give up. */
+		reply(s, 501, "5.5.4", "Syntax: BDAT size [LAST]");
+		s->quit = 1;
+		return 0;
+	}
+	lineio_set_timeout(s->io, (int)s->pol->data_timeout * 1000);
+	if (!(s->st & (ST_RCPT | ST_BDAT)) || s->bdat_failed) {
+		if (skip_chunk(s, size) == -1)
+			return -1;
+		lineio_set_timeout(s->io, (int)s->pol->command_timeout * 1000);
+		if (s->bdat_failed)
+			reply(s, 503, "5.5.1", "Transfer already failed, send RSET");
+		else
+			bad_sequence(s, CMD_BDAT);
+		return 0;
+	}
+	if (s->st == ST_RCPT) {
+		if ((s->msg = begin_message(s)) == NULL) {
+			if (skip_chunk(s, size) == -1)
+				return -1;
+			s->bdat_failed = 1;
+			reply(s, 451, "4.3.0", "Cannot queue the message now, "
+			    "try again later");
+			return 0;
+		}
+		session_enter(s, ST_BDAT);
+	}
+	for (left = size; left > 0; left -= got) {
+		if (lineio_read(s->io, &p, &got,
+		    left > 65536 ? 65536 : (size_t)left) <= 0) {
+			log_info("%s smtp lost connection in BDAT", s->id);
+			spool_abort(&s->msg);
+			return -1;
+		}
+		datain_bdat(&s->din, p, got);
+	}
+	lineio_set_timeout(s->io, (int)s->pol->command_timeout * 1000);
+	if (last) {
+		finish_message(s, datain_finish(&s->din));
+		return 0;
+	}
+	if (s->din.verdict != DATA_OK) {
+		/* RFC 3030 2: a failed chunk ends the transfer. */
+		enum data_verdict v = s->din.verdict;
+
+		finish_message(s, v);
+		s->bdat_failed = 1;
+		return 0;
+	}
+	reply(s, 250, "2.0.0", "%llu octets received", size);
+	return 0;
+}
+
+static int
+do_rset(struct session *s, struct cmd *c)
+{
+	reset_transaction(s);
+	reply(s, 250, "2.0.0", "Ok");
+	return 0;
+}
+
+static int
+do_noop(struct session *s, struct cmd *c)
+{
+	reply(s, 250, "2.0.0", "Ok");
+	return 0;
+}
+
+static int
+do_quit(struct session *s, struct cmd *c)
+{
+	reply(s, 221, "2.0.0", "%s closing connection", s->pol->hostname);
+	s->quit = 1;
+	return 0;
+}
+
+static int
+do_vrfy(struct session *s, struct cmd *c)
+{
+	if (c->arglen == 0) {
+		reply(s, 501, "5.5.4", "Syntax: VRFY address");
+		return 0;
+	}
+	/* RFC 5321 3.5.3: no verification, but no refusal either. */
+	reply(s, 252, "2.5.2", "Cannot VRFY user, but will accept message "
+	    "and attempt delivery");
+	return 0;
+}
+
+static int
+do_expn(struct session *s, struct cmd *c)
+{
+	reply(s, 502, "5.5.1", "EXPN not available");
+	return 0;
+}
+
+static int
+do_help(struct session *s, struct cmd *c)
+{
+	(void)lineio_printf(s->io, "214-2.0.0 Commands:\r\n"
+	    "214-2.0.0   HELO EHLO MAIL RCPT DATA BDAT\r\n"
+	    "214-2.0.0   RSET NOOP QUIT HELP VRFY\r\n"
+	    "214 2.0.0 End of HELP info\r\n");
+	return 0;
+}
+
+static void
+bad_sequence(struct session *s, enum cmd_verb v)
+{
+	switch (s->st) {
+	case ST_GREET:
+		reply(s, 503, "5.5.1", "Error: send HELO/EHLO first");
+		return;
+	case ST_BDAT:
+		reply(s, 503, "5.5.1", "Error: %s not allowed during BDAT "
+		    "transfer", cmd_name(v));
+		return;
+	default:
+		break;
+	}
+	switch (v) {
+	case CMD_MAIL:
+		reply(s, 503, "5.5.1", "Error: nested MAIL command");
+		break;
+	case CMD_RCPT:
+		reply(s, 503, "5.5.1", "Error: need MAIL command");
+		break;
+	case CMD_DATA:
+	case CMD_BDAT:
+		if (s->st == ST_MAIL)
+			reply(s, 503, "5.5.1", "Error: no valid recipients");
+		else
+			reply(s, 503, "5.5.1", "Error: need MAIL command");
+		break;
+	default:
+		reply(s, 503, "5.5.1", "Error: bad sequence of commands");
+		break;
+	}
+}
+
+static int
+dispatch(struct session *s, struct cmd *c)
+{
+	const struct command *t;
+
+	for (t = commands; t->fn != NULL; t++)
+		if (t->verb == c->verb)
+			break;
+	if (t->fn == NULL) {
+		reply(s, 500, "5.5.2", "Error: command not recognized");
+		return 0;
+	}
+	if (!(t->states & s->st)) {
+		bad_sequence(s, c->verb);
+		return 0;
+	}
+	return t->fn(s, c);
+}
+
+/* The client's address and, when wanted, its verified reverse name. */
+static void
+identify_peer(struct session *s)
+{
+	const struct sockaddr *sa = (const struct sockaddr *)&s->conf->peer;
+
+	if (s->conf->peer.ss_family == AF_UNSPEC ||
+	    net_ntop(sa, s->peer_addr, sizeof(s->peer_addr), &s->peer_port) == -1) {
+		s->peer_addr[0] = '\0';
+		return;
+	}
+	if (s->pol->reverse_lookup)
+		(void)net_reverse_name(sa, s->peer_name, sizeof(s->peer_name));
+}
+
+int
+session_run(const struct session_conf *conf)
+{
+	struct session s;
+	struct cmd c;
+	char *line;
+	size_t len, max;
+	int r, rc = -1;
+	const char *why = "eof";
+
+	memset(&s, 0, sizeof(s));
+	s.conf = conf;
+	s.pol = conf->policy;
+	s.st = ST_GREET;
+	session_new_id(s.id, sizeof(s.id));
+	if ((s.io = lineio_new(conf->rfd, conf->wfd, SESSION_INBUF)) == NULL) {
+		log_err("session: out of memory");
+		return -1;
+	}
+	lineio_set_timeout(s.io, (int)s.pol->command_timeout * 1000);
+	identify_peer(&s);
+	log_info("%s smtp connect address=%s port=%d name=%s", s.id,
+	    s.peer_addr[0] ? s.peer_addr : "unknown", s.peer_port,
+	    s.peer_name[0] ? s.peer_name : "unknown");
+	reply(&s, 220, NULL, "%s ESMTP", s.pol->hostname);
+
+	while (!s.quit) {
+		r = lineio_getline(s.io, &line, &len);
+		if (r == 0) {
+			why = "eof";
+			break;
+		}
+		if (r == -1) {
+			why = errno == ETIMEDOUT ? "timeout" : "read error";
+			if (errno == ETIMEDOUT)
+				reply(&s, 421, "4.4.2", "%s Error: timeout "
+				    "exceeded", s.pol->hostname);
+			break;
+		}
+		s.n_cmds++;
+		if (conf->stopping != NULL && *conf->stopping) {
+			reply(&s, 421, "4.3.2", "%s Service shutting down",
+			    s.pol->hostname);
+			why = "shutdown";
+			break;
+		}
+		if (r == -2) {
+			reply(&s, 500, "5.5.2", "Error: line too long");
+			goto check_errors;
+		}
+		/* Drop the line ending: CRLF, or a lone LF from lax clients. */
+		len--;
+		if (len > 0 && line[len - 1] == '\r')
+			len--;
+		line[len] = '\0';
+		if (cmd_split(line, len, &c) == -1) {
+			reply(&s, 500, "5.5.2", "Error: bad character in command");
+			goto check_errors;
+		}
+		max = c.verb == CMD_MAIL || c.verb == CMD_RCPT ?
+		    CMD_PATH_LINE_MAX : c.verb == CMD_AUTH ?
+		    CMD_AUTH_LINE_MAX : CMD_LINE_MAX;
+		if (len + 2 > max) {
+			reply(&s, 500, "5.5.2", "Error: line too long");
+			goto check_errors;
+		}
+		if (c.verb == CMD_HTTP) {
+			char shown[64];
+
+			str_printable(shown, sizeof(shown), line, len);
+			log_info("%s smtp web request: %s", s.id, shown);
+			why = "http";
+			break;
+		}
+		if (dispatch(&s, &c) == -1) {
+			why = "lost connection";
+			break;
+		}
+check_errors:
+		if (s.errors >= s.pol->errors && !s.quit) {
+			reply(&s, 421, "4.7.0", "%s Error: too many errors",
+			    s.pol->hostname);
+			why = "errors";
+			break;
+		}
+	}
+	if (s.quit) {
+		why = "quit";
+		rc = 0;
+	}
+	(void)lineio_flush(s.io);
+	reset_transaction(&s);
+	free(s.rcpts);
+	log_info("%s smtp disconnect reason=%s commands=%u messages=%u "
+	    "recipients=%u errors=%u", s.id, why, s.n_cmds, s.n_msgs,
+	    s.n_rcpts, s.errors);
+	lineio_free(&s.io);
+	return rc;
+}

@@ -1,0 +1,28 @@
+/*
+ * session: one SMTP conversation, from greeting to QUIT, on a pair of file
+ * descriptors.  The same code serves stdio mode and the daemon's workers.
+ */
+#ifndef SESSION_H
+#define SESSION_H
+
+#include <sys/socket.h>
+
+#include "policy/policy.h"
+#include "queue/spool.h"
+
+struct session_conf {
+	int			 rfd, wfd;
+	/* The client's address; ss_family AF_UNSPEC when unknown. */
+	struct sockaddr_storage	 peer;
+	struct policy		*policy;	/* the session keeps a reference */
+	struct spool		*spool;
+	/* Set by the server when it is shutting down: the session says 421. */
+	const volatile int	*stopping;
+};
+
+/* Runs a whole session.  Returns 0 after QUIT, -1 on any other end. */
+int	session_run(const struct session_conf *);
+/* A fresh 16-hex-digit session id. */
+void	session_new_id(char *buf, size_t len);
+
+#endif

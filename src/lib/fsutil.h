@@ -1,0 +1,20 @@
+/*
+ * fsutil: small, careful file-system helpers used by the spool and the
+ * delivery agents.
+ */
+#ifndef FSUTIL_H
+#define FSUTIL_H
+
+#include <stddef.h>
+#include <time.h>
+
+/* Writes all n bytes (retrying short writes and EINTR).  0 or -1. */
+int	fs_write_all(int fd, const void *, size_t n);
+/* fsync()s the directory at path.  0 or -1. */
+int	fs_sync_dir(const char *path);
+/* Creates path and its missing parents with mode.  0 or -1. */
+int	fs_mkdirs(const char *path, int mode);
+/* Formats t as an RFC 5322 date ("Tue, 1 Jul 2003 10:52:37 +0200"). */
+void	fs_rfc5322_date(char *buf, size_t len, time_t t);
+
+#endif

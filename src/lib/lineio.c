@@ -1,0 +1,391 @@
+#include "config.h"
+
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lineio.h"
+#include "str.h"
+
+/* Output is written once this much is buffered, even mid-group. */
+#define LINEIO_OUT_FLUSH	16384
+#define LINEIO_OUT_MAX		(1024 * 1024)
+
+struct lineio {
+	int			 rfd, wfd;
+	gnutls_session_t	 tls;
+	int			 timeout_ms;
+	char			*in;
+	size_t			 incap, inoff, inend;
+	int			 eof;
+	struct str		 out;
+	unsigned long long	 nin, nout;
+};
+
+static int	lineio_fill(struct lineio *);
+static int	lineio_wait(int fd, short ev, int ms);
+static ssize_t	lineio_raw_read(struct lineio *, void *, size_t);
+static ssize_t	lineio_raw_write(struct lineio *, const void *, size_t);
+
+struct lineio *
+lineio_new(int rfd, int wfd, size_t inmax)
+{
+	struct lineio *l;
+
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		return NULL;
+	if ((l->in = malloc(inmax)) == NULL) {
+		free(l);
+		return NULL;
+	}
+	l->rfd = rfd;
+	l->wfd = wfd;
+	l->incap = inmax;
+	l->timeout_ms = 300 * 1000;
+	str_init(&l->out, LINEIO_OUT_MAX);
+	return l;
+}
+
+void
+lineio_free(struct lineio **lp)
+{
+	if (*lp == NULL)
+		return;
+	free((*lp)->in);
+	str_free(&(*lp)->out);
+	free(*lp);
+	*lp = NULL;
+}
+
+void
+lineio_set_timeout(struct lineio *l, int ms)
+{
+	struct timeval tv;
+
+	l->timeout_ms = ms;
+	/*
+	 * A backstop for reads and writes that poll() cannot bound (a write
+	 * larger than the socket buffer, a TLS record arriving in pieces).
+	 * Not a socket (a pipe in stdio mode): nothing to set.
+	 */
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	(void)setsockopt(l->rfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	(void)setsockopt(l->wfd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+void
+lineio_set_tls(struct lineio *l, gnutls_session_t tls)
+{
+	l->tls = tls;
+}
+
+gnutls_session_t
+lineio_tls(const struct lineio *l)
+{
+	return l->tls;
+}
+
+/* 1 ready, 0 timed out, -1 error. */
+static int
+lineio_wait(int fd, short ev, int ms)
+{
+	struct pollfd p;
+	int r;
+
+	p.fd = fd;
+	p.events = ev;
+	for (;;) {
+		r = poll(&p, 1, ms);
+		if (r == -1 && errno == EINTR)
+			continue;
+		return r > 0 ? 1 : r;
+	}
+}
+
+static ssize_t
+lineio_raw_read(struct lineio *l, void *p, size_t n)
+{
+	ssize_t r;
+
+	if (l->tls != NULL) {
+		do {
+			r = gnutls_record_recv(l->tls, p, n);
+		} while (r == GNUTLS_E_INTERRUPTED);
+		if (r == GNUTLS_E_AGAIN) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		if (r == GNUTLS_E_PREMATURE_TERMINATION)
+			return 0;
+		if (r < 0) {
+			errno = EPROTO;
+			return -1;
+		}
+		return r;
+	}
+	do {
+		r = read(l->rfd, p, n);
+	} while (r == -1 && errno == EINTR);
+	if (r == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		errno = ETIMEDOUT;
+	return r;
+}
+
+static ssize_t
+lineio_raw_write(struct lineio *l, const void *p, size_t n)
+{
+	ssize_t r;
+
+	if (l->tls != NULL) {
+		do {
+			r = gnutls_record_send(l->tls, p, n);
+		} while (r == GNUTLS_E_INTERRUPTED);
+		if (r < 0) {
+			errno = r == GNUTLS_E_AGAIN ? ETIMEDOUT : EPIPE;
+			return -1;
+		}
+		return r;
+	}
+	do {
+		r = write(l->wfd, p, n);
+	} while (r == -1 && errno == EINTR);
+	if (r == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		errno = ETIMEDOUT;
+	return r;
+}
+
+/*
+ * Reads more input.  Pending output goes out first when the peer has
+ * nothing more for us right now: that is the end of a pipelined group.
+ * 1 data added, 0 EOF, -1 error, -2 buffer full.
+ */
+static int
+lineio_fill(struct lineio *l)
+{
+	ssize_t r;
+	int w;
+
+	if (l->eof)
+		return 0;
+	if (l->inoff > 0 && l->inoff == l->inend)
+		l->inoff = l->inend = 0;
+	if (l->inend == l->incap) {
+		if (l->inoff == 0)
+			return -2;
+		memmove(l->in, l->in + l->inoff, l->inend - l->inoff);
+		l->inend -= l->inoff;
+		l->inoff = 0;
+	}
+	if (l->tls == NULL || gnutls_record_check_pending(l->tls) == 0) {
+		if (l->out.len > 0 && lineio_wait(l->rfd, POLLIN, 0) != 1 &&
+		    lineio_flush(l) == -1)
+			return -1;
+		w = lineio_wait(l->rfd, POLLIN, l->timeout_ms);
+		if (w == 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		if (w == -1)
+			return -1;
+	}
+	r = lineio_raw_read(l, l->in + l->inend, l->incap - l->inend);
+	if (r == -1)
+		return -1;
+	if (r == 0) {
+		l->eof = 1;
+		return 0;
+	}
+	l->inend += (size_t)r;
+	l->nin += (unsigned long long)r;
+	return 1;
+}
+
+int
+lineio_getline(struct lineio *l, char **line, size_t *len)
+{
+	size_t scanned = 0;
+	char *nl;
+	int r, discarding = 0;
+
+	for (;;) {
+		nl = memchr(l->in + l->inoff + scanned, '\n',
+		    l->inend - l->inoff - scanned);
+		if (nl != NULL) {
+			size_t n = (size_t)(nl - (l->in + l->inoff)) + 1;
+
+			*line = l->in + l->inoff;
+			*len = n;
+			l->inoff += n;
+			if (discarding)
+				return -2;
+			return 1;
+		}
+		scanned = l->inend - l->inoff;
+		r = lineio_fill(l);
+		if (r == -2) {
+			/* Too long: drop what we have and look for its end. */
+			discarding = 1;
+			l->inoff = l->inend = 0;
+			scanned = 0;
+			continue;
+		}
+		if (r <= 0)
+			return r;
+		/* fill may have moved the data to the front. */
+		if (scanned > l->inend - l->inoff)
+			scanned = 0;
+	}
+}
+
+int
+lineio_getchunk(struct lineio *l, char **p, size_t *len, int *eol)
+{
+	char *nl;
+	size_t have;
+	int r;
+
+	for (;;) {
+		have = l->inend - l->inoff;
+		nl = memchr(l->in + l->inoff, '\n', have);
+		if (nl != NULL) {
+			*p = l->in + l->inoff;
+			*len = (size_t)(nl - *p) + 1;
+			*eol = 1;
+			l->inoff += *len;
+			return 1;
+		}
+		r = lineio_fill(l);
+		if (r == -2 || (r == 0 && have > 0)) {
+			/*
+			 * Buffer full without a LF, or EOF after a partial
+			 * line: hand over what we have.  Keep a trailing CR
+			 * back so that CR LF is never split between chunks.
+			 */
+			*p = l->in + l->inoff;
+			*len = have;
+			if (r == -2 && have > 1 && (*p)[have - 1] == '\r')
+				(*len)--;
+			*eol = 0;
+			l->inoff += *len;
+			return 1;
+		}
+		if (r <= 0)
+			return r;
+	}
+}
+
+int
+lineio_read(struct lineio *l, char **p, size_t *len, size_t want)
+{
+	size_t have;
+	int r;
+
+	if (want == 0) {
+		*len = 0;
+		return 1;
+	}
+	while ((have = l->inend - l->inoff) == 0) {
+		if ((r = lineio_fill(l)) <= 0)
+			return r;
+	}
+	*p = l->in + l->inoff;
+	*len = have < want ? have : want;
+	l->inoff += *len;
+	return 1;
+}
+
+size_t
+lineio_pending(const struct lineio *l)
+{
+	size_t n = l->inend - l->inoff;
+
+	if (l->tls != NULL)
+		n += gnutls_record_check_pending(l->tls);
+	return n;
+}
+
+void
+lineio_drop_input(struct lineio *l)
+{
+	l->inoff = l->inend = 0;
+}
+
+int
+lineio_write(struct lineio *l, const void *p, size_t n)
+{
+	if (str_append(&l->out, p, n) == -1) {
+		if (lineio_flush(l) == -1 || str_append(&l->out, p, n) == -1)
+			return -1;
+	}
+	if (l->out.len >= LINEIO_OUT_FLUSH)
+		return lineio_flush(l);
+	return 0;
+}
+
+int
+lineio_printf(struct lineio *l, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = str_vappendf(&l->out, fmt, ap);
+	va_end(ap);
+	if (r == -1)
+		return -1;
+	if (l->out.len >= LINEIO_OUT_FLUSH)
+		return lineio_flush(l);
+	return 0;
+}
+
+int
+lineio_flush(struct lineio *l)
+{
+	size_t off = 0;
+	ssize_t r;
+
+	while (off < l->out.len) {
+		if (l->tls == NULL) {
+			int w = lineio_wait(l->wfd, POLLOUT, l->timeout_ms);
+
+			if (w <= 0) {
+				if (w == 0)
+					errno = ETIMEDOUT;
+				str_clear(&l->out);
+				return -1;
+			}
+		}
+		r = lineio_raw_write(l, l->out.s + off, l->out.len - off);
+		if (r <= 0) {
+			str_clear(&l->out);
+			return -1;
+		}
+		off += (size_t)r;
+		l->nout += (unsigned long long)r;
+	}
+	str_clear(&l->out);
+	return 0;
+}
+
+size_t
+lineio_unflushed(const struct lineio *l)
+{
+	return l->out.len;
+}
+
+void
+lineio_counts(const struct lineio *l, unsigned long long *in,
+    unsigned long long *out)
+{
+	*in = l->nin;
+	*out = l->nout;
+}

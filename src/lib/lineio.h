@@ -1,0 +1,59 @@
+/*
+ * lineio: bounded, buffered line I/O over a pair of file descriptors or a
+ * GnuTLS session, with a deadline on every wait.
+ *
+ * Replies are buffered and written only when the reader would otherwise
+ * block (or the output buffer grows large), which is exactly what RFC 2920
+ * pipelining wants: one write per pipelined group of commands.
+ */
+#ifndef LINEIO_H
+#define LINEIO_H
+
+#include <stddef.h>
+#include <gnutls/gnutls.h>
+
+struct lineio;
+
+/* rfd and wfd may be the same socket.  inmax is the input buffer size. */
+struct lineio *lineio_new(int rfd, int wfd, size_t inmax);
+/* Frees the buffers (not the fds, not the TLS session); sets *lp to NULL. */
+void	lineio_free(struct lineio **lp);
+/* Deadline in milliseconds for each wait on the peer (read or write). */
+void	lineio_set_timeout(struct lineio *, int ms);
+/* From now on, all I/O goes through this TLS session. */
+void	lineio_set_tls(struct lineio *, gnutls_session_t);
+gnutls_session_t lineio_tls(const struct lineio *);
+
+/*
+ * Reads one line.  *line points into the buffer and stays valid until the
+ * next call; *len includes the terminating LF.
+ * Returns 1 line, 0 EOF, -1 error or timeout (errno ETIMEDOUT),
+ * -2 line longer than the buffer (it is discarded up to its LF).
+ */
+int	lineio_getline(struct lineio *, char **line, size_t *len);
+/*
+ * Reads the next piece of a line: up to and including the next LF
+ * (*eol = 1) or as much as fits in the buffer (*eol = 0).  For message data,
+ * where lines may be of any length.  Returns 1, 0 EOF, -1 error.
+ */
+int	lineio_getchunk(struct lineio *, char **p, size_t *len, int *eol);
+/* Reads up to want bytes (at least one).  Returns 1, 0 EOF, -1 error. */
+int	lineio_read(struct lineio *, char **p, size_t *len, size_t want);
+/* Bytes received and not yet consumed (including TLS-buffered ones). */
+size_t	lineio_pending(const struct lineio *);
+/* Throws away everything buffered for reading. */
+void	lineio_drop_input(struct lineio *);
+
+/* Buffers output; 0 or -1 on a write error. */
+int	lineio_write(struct lineio *, const void *, size_t);
+int	lineio_printf(struct lineio *, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
+/* Writes out everything buffered.  0 or -1. */
+int	lineio_flush(struct lineio *);
+/* Bytes waiting to be written. */
+size_t	lineio_unflushed(const struct lineio *);
+/* Total bytes read and written since creation. */
+void	lineio_counts(const struct lineio *, unsigned long long *in,
+	    unsigned long long *out);
+
+#endif

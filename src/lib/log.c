@@ -1,0 +1,82 @@
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "str.h"
+
+#define LOG_LINE_MAX	2048
+
+static int	 log_to_stderr = 1;
+static int	 log_debug_on;
+static char	 log_ident[32] = "smtpd";
+
+void
+log_init(const char *ident, int to_stderr, int debug)
+{
+	str_lcpy(log_ident, ident, sizeof(log_ident));
+	log_to_stderr = to_stderr;
+	log_debug_on = debug;
+	if (!to_stderr)
+		openlog(log_ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
+}
+
+int
+log_debugging(void)
+{
+	return log_debug_on;
+}
+
+void
+log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
+{
+	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+	char line[LOG_LINE_MAX];
+	size_t n = 0;
+	int r;
+
+	if (log_to_stderr) {
+		struct timespec ts;
+		struct tm tm;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		gmtime_r(&ts.tv_sec, &tm);
+		n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
+		r = snprintf(line + n, sizeof(line) - n, ".%03ldZ %s[%ld]: ",
+		    ts.tv_nsec / 1000000L, log_ident, (long)getpid());
+		if (r > 0)
+			n += (size_t)r;
+	}
+	r = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+	if (r < 0)
+		return;
+	n += (size_t)r;
+	if (n > sizeof(line) - 2)
+		n = sizeof(line) - 2;
+	if (log_to_stderr) {
+		line[n++] = '\n';
+		/* One write per line; a short write to stderr is not worth retrying. */
+		if (write(2, line, n) < 0)
+			return;
+	} else {
+		line[n] = '\0';
+		syslog(prio[lvl], "%s", line);
+	}
+}
+
+void
+log_msg(enum log_level lvl, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (lvl == LOG_LVL_DEBUG && !log_debug_on)
+		return;
+	va_start(ap, fmt);
+	log_vmsg(lvl, fmt, ap);
+	va_end(ap);
+}

@@ -1,0 +1,217 @@
+#include "config.h"
+
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "net.h"
+#include "str.h"
+
+int
+net_split_hostport(const char *s, char *host, size_t hostlen, char *port,
+    size_t portlen)
+{
+	const char *p, *colon;
+	size_t hl;
+
+	if (s[0] == '[') {
+		if ((p = strchr(s, ']')) == NULL || p[1] != ':' || p[2] == '\0')
+			return -1;
+		hl = (size_t)(p - s - 1);
+		if (hl >= hostlen)
+			return -1;
+		memcpy(host, s + 1, hl);
+		host[hl] = '\0';
+		p += 2;
+	} else if ((colon = strrchr(s, ':')) != NULL) {
+		if (strchr(s, ':') != colon)
+			return -1;	/* bare IPv6 needs brackets */
+		hl = (size_t)(colon - s);
+		if (hl >= hostlen)
+			return -1;
+		memcpy(host, s, hl);
+		host[hl] = '\0';
+		p = colon + 1;
+	} else {
+		host[0] = '\0';
+		p = s;
+	}
+	if (*p == '\0' || str_lcpy(port, p, portlen) >= portlen)
+		return -1;
+	return 0;
+}
+
+int
+net_listen(const char *s, int backlog, char *err, size_t errlen)
+{
+	struct addrinfo hints, *res = NULL;
+	char host[256], port[32];
+	int fd, on = 1, r;
+
+	if (net_split_hostport(s, host, sizeof(host), port, sizeof(port)) == -1) {
+		snprintf(err, errlen, "bad listen address \"%.100s\"", s);
+		return -1;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
+	if ((r = getaddrinfo(host[0] ? host : NULL, port, &hints, &res)) != 0) {
+		snprintf(err, errlen, "listen address \"%.100s\": %s", s,
+		    gai_strerror(r));
+		return -1;
+	}
+	/* For the wildcard prefer IPv6, which also takes IPv4 (dual stack). */
+	struct addrinfo *ai = res, *it;
+	for (it = res; it != NULL && host[0] == '\0'; it = it->ai_next)
+		if (it->ai_family == AF_INET6) {
+			ai = it;
+			break;
+		}
+	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		snprintf(err, errlen, "socket for %.100s: %s", s, strerror(errno));
+		freeaddrinfo(res);
+		return -1;
+	}
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	if (ai->ai_family == AF_INET6) {
+		int v6only = host[0] != '\0';
+
+		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only,
+		    sizeof(v6only));
+	}
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) == -1 ||
+	    listen(fd, backlog) == -1) {
+		snprintf(err, errlen, "listen on %.100s: %s", s, strerror(errno));
+		close(fd);
+		freeaddrinfo(res);
+		return -1;
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+void
+net_unmap(struct sockaddr_storage *ss)
+{
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+	struct sockaddr_in s4;
+
+	if (ss->ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+		return;
+	memset(&s4, 0, sizeof(s4));
+	s4.sin_family = AF_INET;
+	s4.sin_port = s6->sin6_port;
+	memcpy(&s4.sin_addr, &s6->sin6_addr.s6_addr[12], 4);
+	memset(ss, 0, sizeof(*ss));
+	memcpy(ss, &s4, sizeof(s4));
+}
+
+int
+net_ntop(const struct sockaddr *sa, char *buf, size_t len, int *port)
+{
+	struct sockaddr_storage ss;
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+
+		if (inet_ntop(AF_INET, &s4->sin_addr, buf, (socklen_t)len) == NULL)
+			return -1;
+		if (port)
+			*port = ntohs(s4->sin_port);
+		return 0;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+			memset(&ss, 0, sizeof(ss));
+			memcpy(&ss, s6, sizeof(*s6));
+			net_unmap(&ss);
+			return net_ntop((struct sockaddr *)&ss, buf, len, port);
+		}
+		if (inet_ntop(AF_INET6, &s6->sin6_addr, buf, (socklen_t)len) == NULL)
+			return -1;
+		if (port)
+			*port = ntohs(s6->sin6_port);
+		return 0;
+	}
+	return -1;
+}
+
+int
+net_pton(const char *s, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, s, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, s, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		net_unmap(ss);
+		return 0;
+	}
+	return -1;
+}
+
+static int
+same_addr(const struct sockaddr *a, const struct sockaddr *b)
+{
+	struct sockaddr_storage x, y;
+
+	memset(&x, 0, sizeof(x));
+	memset(&y, 0, sizeof(y));
+	memcpy(&x, a, a->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in));
+	memcpy(&y, b, b->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in));
+	net_unmap(&x);
+	net_unmap(&y);
+	if (x.ss_family != y.ss_family)
+		return 0;
+	if (x.ss_family == AF_INET)
+		return memcmp(&((struct sockaddr_in *)&x)->sin_addr,
+		    &((struct sockaddr_in *)&y)->sin_addr, 4) == 0;
+	return memcmp(&((struct sockaddr_in6 *)&x)->sin6_addr,
+	    &((struct sockaddr_in6 *)&y)->sin6_addr, 16) == 0;
+}
+
+int
+net_reverse_name(const struct sockaddr *sa, char *buf, size_t len)
+{
+	struct addrinfo hints, *res = NULL, *ai;
+	char name[NI_MAXHOST];
+	socklen_t salen;
+	int ok = 0;
+
+	buf[0] = '\0';
+	salen = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in);
+	if (getnameinfo(sa, salen, name, sizeof(name), NULL, 0,
+	    NI_NAMEREQD) != 0)
+		return -1;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	if (getaddrinfo(name, NULL, &hints, &res) != 0)
+		return -1;
+	for (ai = res; ai != NULL && !ok; ai = ai->ai_next)
+		ok = same_addr(ai->ai_addr, sa);
+	freeaddrinfo(res);
+	if (!ok)
+		return -1;
+	str_lcpy(buf, name, len);
+	return 0;
+}

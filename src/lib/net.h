@@ -1,0 +1,41 @@
+/*
+ * net: socket addresses -- parsing listen strings, printing peers,
+ * opening listeners.
+ */
+#ifndef NET_H
+#define NET_H
+
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <stddef.h>
+
+#define NET_ADDRSTR_MAX	64	/* INET6_ADDRSTRLEN plus room */
+
+/*
+ * Parses "host:port", "[v6addr]:port", ":port" or "port" into numeric host
+ * and port strings.  host gets "" for the wildcard.  0 or -1.
+ */
+int	net_split_hostport(const char *s, char *host, size_t hostlen,
+	    char *port, size_t portlen);
+/*
+ * Opens, binds and listens on s (as above; the host must be numeric).
+ * Returns the fd or -1 with a message in err.
+ */
+int	net_listen(const char *s, int backlog, char *err, size_t errlen);
+/*
+ * Writes the numeric address of sa to buf; IPv4-mapped IPv6 addresses are
+ * shown as IPv4.  port may be NULL.  0 or -1.
+ */
+int	net_ntop(const struct sockaddr *sa, char *buf, size_t len, int *port);
+/* Normalises an IPv4-mapped IPv6 address in place to AF_INET. */
+void	net_unmap(struct sockaddr_storage *);
+/* Parses a numeric IPv4 or IPv6 address into ss.  0 or -1. */
+int	net_pton(const char *s, struct sockaddr_storage *ss);
+
+/*
+ * The forward-confirmed reverse DNS name of sa: its PTR name, but only if
+ * that name resolves back to the same address.  0 or -1 (buf gets "").
+ */
+int	net_reverse_name(const struct sockaddr *sa, char *buf, size_t len);
+
+#endif

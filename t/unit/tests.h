@@ -1,0 +1,14 @@
+/* Each test file registers its suite here. */
+#ifndef TESTS_H
+#define TESTS_H
+
+#include <CUnit/CUnit.h>
+
+int	suite_str(void);
+int	suite_lineio(void);
+int	suite_addr(void);
+int	suite_cmdparse(void);
+int	suite_data(void);
+int	suite_policy(void);
+
+#endif
