@@ -162,7 +162,8 @@ main(int argc, char *argv[])
 		stdio_mode = 1;
 	signal(SIGPIPE, SIG_IGN);
 
-	if ((sp = spool_open(pol->spool, err, sizeof(err))) == NULL) {
+	if ((sp = spool_open(pol->spool, stdio_mode ? 0 : SPOOL_JOURNAL, err,
+	    sizeof(err))) == NULL) {
 		log_err("%s", err);
 		if (stdio_mode)
 			printf("421 4.3.0 %s Service not available\r\n",

@@ -33,11 +33,16 @@ struct spool_envelope {
 	time_t		  arrival;
 };
 
+/* spool_open() flags. */
+#define SPOOL_JOURNAL	0x01	/* this process owns the journal (the daemon) */
+
 /*
  * Opens (creating as needed) the spool at dir and removes temporary files
- * left by a crash.  NULL with a message in err.
+ * left by a crash.  With SPOOL_JOURNAL, small messages are committed
+ * through an append-only journal with group commit, replayed at start-up;
+ * only one process may own it.  NULL with a message in err.
  */
-struct spool *spool_open(const char *dir, char *err, size_t errlen);
+struct spool *spool_open(const char *dir, int flags, char *err, size_t errlen);
 void	spool_close(struct spool **);
 const char *spool_dir(const struct spool *);
 

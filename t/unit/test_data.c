@@ -23,7 +23,7 @@ setup(void)
 	snprintf(spooldir, sizeof(spooldir), "/tmp/test-data-XXXXXX");
 	if (mkdtemp(spooldir) == NULL)
 		return -1;
-	sp = spool_open(spooldir, err, sizeof(err));
+	sp = spool_open(spooldir, 0, err, sizeof(err));
 	return sp ? 0 : -1;
 }
 
