@@ -33,14 +33,14 @@
 #ifndef SMTPD_CONF
 #define SMTPD_CONF "/etc/smtpd.conf"
 #endif
-#define SMTPD_OPTS	"C:dh:il:n:t"
+#define SMTPD_OPTS	"C:dfh:ik:l:n:rst"
 #define LISTEN_BACKLOG	1024
 
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: smtpd [-dit] [-C conffile] [-h mydom] "
-	    "[-l [addr]:port]... [-n netdir]\n");
+	fprintf(stderr, "usage: smtpd [-dfirst] [-C conffile] [-h mydom] "
+	    "[-k evilipaddr]... [-l [addr]:port]... [-n netdir]\n");
 	exit(EX_USAGE);
 }
 
@@ -100,6 +100,7 @@ main(int argc, char *argv[])
 	struct policy *pol, *np;
 	struct spool *sp;
 	struct server *sv;
+	struct policy_state *st;
 	const char *conffile = SMTPD_CONF, *netdir = NULL;
 	char err[1024];
 	int ch, debug = 0, stdio_mode = 0, check_only = 0, conf_given = 0;
@@ -116,8 +117,25 @@ main(int argc, char *argv[])
 		case 'd':
 			debug = 1;
 			break;
+		case 'f':
+			ov.norelay = 1;
+			break;
 		case 'h':
 			ov.hostname = optarg;
+			break;
+		case 'k':
+			if (ov.nblock >= POLICY_LISTEN_MAX) {
+				fprintf(stderr, "smtpd: at most %d -k options\n",
+				    POLICY_LISTEN_MAX);
+				exit(EX_USAGE);
+			}
+			ov.block[ov.nblock++] = optarg;
+			break;
+		case 'r':
+			ov.verifysenderdom = 1;
+			break;
+		case 's':
+			ov.saveblockedmsg = 1;
 			break;
 		case 'i':
 			stdio_mode = 1;
@@ -171,6 +189,10 @@ main(int argc, char *argv[])
 		exit(EX_CANTCREAT);
 	}
 
+	if ((st = policy_state_new()) == NULL) {
+		log_err("out of memory");
+		exit(EX_OSERR);
+	}
 	if (stdio_mode) {
 		struct session_conf sc;
 
@@ -180,7 +202,11 @@ main(int argc, char *argv[])
 		stdio_peer(netdir, &sc.peer);
 		sc.policy = pol;
 		sc.spool = sp;
+		sc.state = st;
+		sc.single = 1;
 		i = session_run(&sc);
+		policy_state_flush(st, pol);
+		policy_state_free(&st);
 		policy_unref(&pol);
 		spool_close(&sp);
 		exit(EX_OK);
@@ -201,7 +227,8 @@ main(int argc, char *argv[])
 	sigaddset(&sigs, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	policy_install(policy_ref(pol));
-	if ((sv = server_start(fds, pol->nlisten, sp, err, sizeof(err))) == NULL) {
+	if ((sv = server_start(fds, pol->nlisten, sp, st, err,
+	    sizeof(err))) == NULL) {
 		log_err("%s", err);
 		exit(EX_OSERR);
 	}
@@ -226,10 +253,13 @@ main(int argc, char *argv[])
 	policy_unref(&pol);
 	pol = policy_current();
 	i = server_stop(&sv, pol->shutdown_timeout);
+	policy_state_flush(st, pol);
 	policy_unref(&pol);
 	policy_install(NULL);
-	if (i == 0)
+	if (i == 0) {
 		spool_close(&sp);
+		policy_state_free(&st);
+	}
 	gnutls_global_deinit();
 	log_info("stopped");
 	return EX_OK;

@@ -46,6 +46,7 @@ struct server {
 	int			 wake[2];	/* tells the acceptor to stop */
 	pthread_t		 acceptor;
 	struct spool		*spool;
+	struct policy_state	*state;
 	volatile int		 stopping;
 
 	pthread_mutex_t		 mu;
@@ -194,6 +195,7 @@ worker_main(void *arg)
 		sc.peer = c->peer;
 		sc.policy = policy_current();
 		sc.spool = sv->spool;
+		sc.state = sv->state;
 		sc.stopping = &sv->stopping;
 		(void)session_run(&sc);
 		policy_unref(&sc.policy);
@@ -272,6 +274,12 @@ accept_one(struct server *sv, int lfd)
 	}
 	net_unmap(&peer);
 	pol = policy_current();
+	/* -k and block: closed before any reply, and not logged. */
+	if (policy_blocked_peer(pol, (struct sockaddr *)&peer)) {
+		close(fd);
+		policy_unref(&pol);
+		return;
+	}
 	pthread_mutex_lock(&sv->mu);
 	if (sv->nsessions >= pol->sessions) {
 		pthread_mutex_unlock(&sv->mu);
@@ -349,8 +357,8 @@ acceptor_main(void *arg)
 }
 
 struct server *
-server_start(const int *fds, int nfds, struct spool *sp, char *err,
-    size_t errlen)
+server_start(const int *fds, int nfds, struct spool *sp,
+    struct policy_state *st, char *err, size_t errlen)
 {
 	struct server *sv;
 	int i;
@@ -370,6 +378,7 @@ server_start(const int *fds, int nfds, struct spool *sp, char *err,
 	}
 	sv->nlfds = nfds;
 	sv->spool = sp;
+	sv->state = st;
 	pthread_mutex_init(&sv->mu, NULL);
 	pthread_cond_init(&sv->work, NULL);
 	pthread_cond_init(&sv->idle, NULL);

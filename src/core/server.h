@@ -11,8 +11,9 @@
 struct server;
 
 /* Starts accepting on the given sockets (the server takes them over). */
+struct policy_state;
 struct server *server_start(const int *fds, int nfds, struct spool *,
-	    char *err, size_t errlen);
+	    struct policy_state *, char *err, size_t errlen);
 /*
  * Stops accepting, gives running sessions up to grace seconds to finish,
  * then cuts the rest off.  Frees the server.  0, or -1 when some worker

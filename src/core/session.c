@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +59,9 @@ struct session {
 	struct datain	 din;
 	int		 bdat_failed;	/* refuse the rest of this transfer */
 
+	struct policy_session ps;
+	struct verdict	 hv;		/* what the header checks said */
+
 	/* Counts for the disconnect line. */
 	unsigned int	 n_msgs, n_rcpts, n_cmds;
 };
@@ -108,6 +112,8 @@ static int	write_received(struct session *, struct spool_msg *);
 static struct spool_msg *begin_message(struct session *);
 static void	finish_message(struct session *, enum data_verdict);
 static const char *protocol_name(const struct session *);
+static int	reply_verdict(struct session *, const struct verdict *);
+static void	tarpit(struct session *);
 
 void
 session_new_id(char *buf, size_t len)
@@ -134,11 +140,60 @@ reply(struct session *s, int code, const char *ecode, const char *fmt, ...)
 		s->errors++;
 		log_info("%s smtp reply code=%d status=%s text=\"%s\"", s->id,
 		    code, ecode ? ecode : "-", text);
+		tarpit(s);
 	}
 	if (ecode != NULL)
 		(void)lineio_printf(s->io, "%d %s %s\r\n", code, ecode, text);
 	else
 		(void)lineio_printf(s->io, "%d %s\r\n", code, text);
+}
+
+/*
+ * Slows down a client that keeps making errors: each error past
+ * limits.tarpit_after costs limits.tarpit_delay more, up to 10 s a reply.
+ */
+static void
+tarpit(struct session *s)
+{
+	unsigned long ms;
+	struct timespec ts;
+
+	if (s->pol->tarpit_delay == 0 || s->errors <= s->pol->tarpit_after)
+		return;
+	ms = (unsigned long)s->pol->tarpit_delay * (s->errors - s->pol->tarpit_after);
+	if (ms > 10000)
+		ms = 10000;
+	/* The client should hear what it has earned so far first. */
+	(void)lineio_flush(s->io);
+	ts.tv_sec = (time_t)(ms / 1000);
+	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+/*
+ * Sends a policy module's answer, which may have several lines.  Returns
+ * -1 when the session must end (DROP, or a 421).
+ */
+static int
+reply_verdict(struct session *s, const struct verdict *v)
+{
+	const char *p, *nl;
+
+	if (v->kind == VERDICT_DROP) {
+		log_info("%s smtp dropped by policy", s->id);
+		s->quit = 1;
+		return -1;
+	}
+	for (p = v->text; (nl = strchr(p, '\n')) != NULL; p = nl + 1)
+		(void)lineio_printf(s->io, "%d-%s %.*s\r\n", v->code, v->status,
+		    (int)(nl - p), p);
+	reply(s, v->code, v->status[0] ? v->status : NULL, "%s", p);
+	if (v->code == 421) {
+		s->quit = 1;
+		return -1;
+	}
+	return 0;
 }
 
 static void
@@ -160,7 +215,10 @@ reset_transaction(struct session *s)
 	memset(&s->sender, 0, sizeof(s->sender));
 	memset(&s->mparams, 0, sizeof(s->mparams));
 	spool_abort(&s->msg);
+	datain_free(&s->din);
 	s->bdat_failed = 0;
+	memset(&s->hv, 0, sizeof(s->hv));
+	policy_reset(&s->ps);
 	session_enter(s, s->st == ST_GREET ? ST_GREET : ST_READY);
 }
 
@@ -176,6 +234,8 @@ protocol_name(const struct session *s)
 static int
 set_helo(struct session *s, struct cmd *c, const char *verb)
 {
+	char name[HELO_MAX + 1];
+	struct verdict v;
 	size_t i;
 
 	if (c->arglen == 0) {
@@ -191,8 +251,13 @@ set_helo(struct session *s, struct cmd *c, const char *verb)
 		return -1;
 	}
 	/* Anything after the name (some clients add words) is ignored. */
-	memcpy(s->helo, c->arg, i);
-	s->helo[i] = '\0';
+	memcpy(name, c->arg, i);
+	name[i] = '\0';
+	if (policy_helo(&s->ps, name, &v) != VERDICT_CONTINUE) {
+		(void)reply_verdict(s, &v);
+		return -1;
+	}
+	memcpy(s->helo, name, i + 1);
 	reset_transaction(s);
 	session_enter(s, ST_READY);
 	log_info("%s smtp %s name=%.100s", s->id, verb, s->helo);
@@ -233,6 +298,7 @@ do_mail(struct session *s, struct cmd *c)
 {
 	const char *why = "syntax error";
 	enum path_status st;
+	struct verdict v;
 
 	st = cmd_parse_mail(c->arg, &s->sender, &s->mparams, &why);
 	switch (st) {
@@ -263,6 +329,11 @@ do_mail(struct session *s, struct cmd *c)
 		    s->pol->message_size);
 		return 0;
 	}
+	if (policy_mail(&s->ps, s->sender.mailbox, &v) != VERDICT_CONTINUE) {
+		(void)reply_verdict(s, &v);
+		policy_reset(&s->ps);
+		return 0;
+	}
 	s->bdat_failed = 0;
 	log_info("%s smtp mail from=<%.256s> size=%lld%s", s->id,
 	    s->sender.mailbox, s->mparams.size,
@@ -276,6 +347,7 @@ static int
 do_rcpt(struct session *s, struct cmd *c)
 {
 	const char *why = "syntax error";
+	struct verdict v;
 	struct addr a;
 	enum path_status st;
 
@@ -298,6 +370,10 @@ do_rcpt(struct session *s, struct cmd *c)
 	}
 	if (s->nrcpts >= s->pol->recipients) {
 		reply(s, 452, "4.5.3", "Too many recipients");
+		return 0;
+	}
+	if (policy_rcpt(&s->ps, a.mailbox, &v) != VERDICT_CONTINUE) {
+		(void)reply_verdict(s, &v);
 		return 0;
 	}
 	if (s->nrcpts == s->rcptcap) {
@@ -349,6 +425,15 @@ write_received(struct session *s, struct spool_msg *m)
 	return rc;
 }
 
+/* The header is complete: the policy may tag or refuse the message. */
+static void
+header_checks(void *arg, const char *hdr, size_t len, struct str *tags)
+{
+	struct session *s = arg;
+
+	(void)policy_headers(&s->ps, hdr, len, tags, &s->hv);
+}
+
 static struct spool_msg *
 begin_message(struct session *s)
 {
@@ -377,8 +462,30 @@ begin_message(struct session *s)
 		spool_abort(&m);
 		return NULL;
 	}
-	datain_init(&s->din, m, s->pol->message_size, s->pol->line_length);
+	datain_init(&s->din, m, s->pol->message_size, s->pol->line_length,
+	    s->pol->header_size, header_checks, s);
 	return m;
+}
+
+/* Policy said no after the data: keep a copy if asked to, and answer. */
+static void
+refuse_message(struct session *s, const struct verdict *v)
+{
+	char path[PATH_MAX];
+	struct verdict copy = *v;
+
+	if (s->msg != NULL && copy.kind != VERDICT_DROP &&
+	    (copy.save || s->pol->saveblockedmsg)) {
+		if (spool_save(&s->msg, s->pol->dump, s->pol->dump_size, path,
+		    sizeof(path)) == 0)
+			log_info("%s smtp refused message saved in %s", s->id, path);
+		else
+			log_err("%s smtp cannot save refused message: %s", s->id,
+			    strerror(errno));
+	}
+	spool_abort(&s->msg);
+	(void)reply_verdict(s, &copy);
+	reset_transaction(s);
 }
 
 /* The reply to the end of a message; the transaction is over either way. */
@@ -388,6 +495,13 @@ finish_message(struct session *s, enum data_verdict v)
 	char id[SPOOL_ID_LEN + 1];
 	size_t size = s->din.size;
 
+	if (v == DATA_OK && s->hv.kind == VERDICT_CONTINUE)
+		(void)policy_data_end(&s->ps, &s->hv);
+	if (v == DATA_OK && s->hv.kind != VERDICT_CONTINUE &&
+	    s->hv.kind != VERDICT_ACCEPT && s->hv.kind != VERDICT_TAG) {
+		refuse_message(s, &s->hv);
+		return;
+	}
 	switch (v) {
 	case DATA_OK:
 		str_lcpy(id, spool_msg_id(s->msg), sizeof(id));
@@ -674,6 +788,7 @@ int
 session_run(const struct session_conf *conf)
 {
 	struct session s;
+	struct verdict v;
 	struct cmd c;
 	char *line;
 	size_t len, max;
@@ -690,10 +805,25 @@ session_run(const struct session_conf *conf)
 		return -1;
 	}
 	lineio_set_timeout(s.io, (int)s.pol->command_timeout * 1000);
+	/* -k: gone at once, no reply, nothing logged (as in Plan 9). */
+	if (conf->peer.ss_family != AF_UNSPEC &&
+	    policy_blocked_peer(s.pol, (const struct sockaddr *)&conf->peer)) {
+		lineio_free(&s.io);
+		return -1;
+	}
 	identify_peer(&s);
-	log_info("%s smtp connect address=%s port=%d name=%s", s.id,
+	policy_session_init(&s.ps, s.pol, conf->state, &conf->peer, s.id);
+	s.ps.single = conf->single;
+	log_info("%s smtp connect address=%s port=%d name=%s%s", s.id,
 	    s.peer_addr[0] ? s.peer_addr : "unknown", s.peer_port,
-	    s.peer_name[0] ? s.peer_name : "unknown");
+	    s.peer_name[0] ? s.peer_name : "unknown",
+	    s.ps.trusted ? " trusted" : "");
+	if (policy_connect(&s.ps, &v) != VERDICT_CONTINUE) {
+		(void)reply_verdict(&s, &v);
+		why = "refused";
+		s.quit = 0;
+		goto done;
+	}
 	reply(&s, 220, NULL, "%s ESMTP", s.pol->hostname);
 
 	while (!s.quit) {
@@ -760,6 +890,7 @@ check_errors:
 		why = "quit";
 		rc = 0;
 	}
+done:
 	(void)lineio_flush(s.io);
 	reset_transaction(&s);
 	free(s.rcpts);

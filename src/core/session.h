@@ -16,6 +16,8 @@ struct session_conf {
 	struct sockaddr_storage	 peer;
 	struct policy		*policy;	/* the session keeps a reference */
 	struct spool		*spool;
+	struct policy_state	*state;		/* greylisting, rates; may be NULL */
+	int			 single;	/* the only session in this process */
 	/* Set by the server when it is shutting down: the session says 421. */
 	const volatile int	*stopping;
 };

@@ -1181,3 +1181,63 @@ journal_close(struct spool *sp)
 	pthread_cond_destroy(&sp->jspace);
 	close(sp->lockfd);
 }
+
+int
+spool_save(struct spool_msg **mp, const char *dir, size_t max, char *path,
+    size_t pathlen)
+{
+	struct spool_msg *m = *mp;
+	char day[PATH_MAX], buf[SPOOL_BUF];
+	struct tm tm;
+	time_t now = time(NULL);
+	size_t left = max;
+	ssize_t n;
+	int fd = -1, in = -1, r = -1, e = 0;
+
+	localtime_r(&now, &tm);
+	if ((size_t)snprintf(day, sizeof(day), "%s/%04d%02d%02d", dir,
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday) >= sizeof(day) ||
+	    (size_t)snprintf(path, pathlen, "%s/%s", day, m->id) >= pathlen) {
+		e = ENAMETOOLONG;
+		goto out;
+	}
+	if (m->failed || fs_mkdirs(day, 0700) == -1 ||
+	    (fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) == -1) {
+		e = m->failed ? m->failed : errno;
+		goto out;
+	}
+	if (m->fd == -1) {
+		if (fs_write_all(fd, m->mem.s, m->mem.len < max ? m->mem.len :
+		    max) == -1) {
+			e = errno;
+			goto out;
+		}
+	} else {
+		if (spool_flush(m) == -1 ||
+		    (in = open(m->tmppath, O_RDONLY | O_CLOEXEC)) == -1) {
+			e = errno;
+			goto out;
+		}
+		while (left > 0 && (n = read(in, buf, left < sizeof(buf) ?
+		    left : sizeof(buf))) > 0) {
+			if (fs_write_all(fd, buf, (size_t)n) == -1) {
+				e = errno;
+				goto out;
+			}
+			left -= (size_t)n;
+		}
+	}
+	r = 0;
+out:
+	if (in != -1)
+		close(in);
+	if (fd != -1 && close(fd) == -1 && r == 0) {
+		e = errno;
+		r = -1;
+	}
+	if (r == -1 && fd != -1)
+		(void)unlink(path);
+	spool_abort(mp);
+	errno = e;
+	return r;
+}

@@ -59,6 +59,14 @@ int	spool_write(struct spool_msg *, const void *, size_t);
 int	spool_commit(struct spool_msg **mp);
 /* Throws the message away.  Frees *mp. */
 void	spool_abort(struct spool_msg **mp);
+/*
+ * Keeps a refused message for the postmaster instead: its first max bytes
+ * (envelope and message, as in the queue) go to dir/YYYYMMDD/ID, not
+ * flushed to disk.  The message is then thrown away.  0 or -1; *mp freed
+ * either way.  path gets the file's name.
+ */
+int	spool_save(struct spool_msg **mp, const char *dir, size_t max,
+	    char *path, size_t pathlen);
 
 /* Makes a fresh queue id (SPOOL_ID_LEN chars + NUL). */
 void	spool_new_id(char *buf);

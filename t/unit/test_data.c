@@ -61,7 +61,7 @@ feed(const char *const *lines, size_t max_size, size_t line_max)
 	struct datain d;
 	enum data_verdict v;
 
-	datain_init(&d, m, max_size, line_max);
+	datain_init(&d, m, max_size, line_max, 0, NULL, NULL);
 	for (; *lines != NULL; lines++) {
 		size_t n = strlen(*lines);
 
@@ -120,7 +120,7 @@ bdat_body(const char *const *chunks)
 	FILE *f;
 	long n;
 
-	datain_init(&d, m, 0, 0);
+	datain_init(&d, m, 0, 0, 0, NULL, NULL);
 	for (; *chunks != NULL; chunks++)
 		datain_bdat(&d, *chunks, strlen(*chunks));
 	CU_ASSERT_EQUAL(datain_finish(&d), DATA_OK);
