@@ -77,6 +77,24 @@ test_errors(void)
 	expect_error("hostname = \"a b\";\n", 1, "not a valid domain");
 	expect_error("x = ;\n", 1, "syntax error");
 	expect_error("\nlimits = { line_length = 100; };\n", 2, "at least 998");
+	expect_error("ournets = [ \"10.0.0.1/8\" ];\n", 1, "host bits");
+	expect_error("ournets = [ \"10.0.0.0/8\",\n \"nonsense\" ];\n", 2,
+	    "not an IPv4 or IPv6 address");
+	expect_error("ourdomains = [ \"bad domain\" ];\n", 1, "not a domain");
+	expect_error("block = \"300.1.1.1\";\n", 1, "block");
+	expect_error("access = [ \"allow 10.0.0.0/8\",\n \"frob 1.2.3.4\" ];\n", 2,
+	    "is not allow, block, deny, dial or delay");
+	expect_error("access = [ \"deny *!*\" ];\n", 1, "match everyone");
+	expect_error("rules = (\n { sender = \"(unclosed\"; } );\n", 2,
+	    "bad regular expression");
+	expect_error("rules = (\n { sender = \"x\"; action = \"zap\"; } );\n", 2,
+	    "is not reject, defer");
+	expect_error("rules = ( { sender = \"x\"; action = \"tag\"; text = \"X-A: b\"; } );\n",
+	    1, "only header rules can tag");
+	expect_error("rules = ( { sender = \"x\"; action = \"defer\"; code = 550; } );\n",
+	    1, "does not fit action");
+	expect_error("greylist = { delay = 60;\n frob = 1; };\n", 2, "unknown setting");
+	expect_error("norelay = \"on\";\n", 1, "true or false");
 }
 
 static void
