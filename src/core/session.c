@@ -53,7 +53,7 @@ struct session {
 	/* The transaction. */
 	struct addr	 sender;
 	struct mail_params mparams;
-	char		**rcpts;
+	struct spool_rcpt *rcpts;	/* strings owned by the session */
 	size_t		 nrcpts, rcptcap;
 	struct spool_msg *msg;		/* open while BDAT chunks arrive */
 	struct datain	 din;
@@ -209,8 +209,11 @@ reset_transaction(struct session *s)
 {
 	size_t i;
 
-	for (i = 0; i < s->nrcpts; i++)
-		free(s->rcpts[i]);
+	for (i = 0; i < s->nrcpts; i++) {
+		free((char *)s->rcpts[i].addr);
+		free((char *)s->rcpts[i].notify);
+		free((char *)s->rcpts[i].orcpt);
+	}
 	s->nrcpts = 0;
 	memset(&s->sender, 0, sizeof(s->sender));
 	memset(&s->mparams, 0, sizeof(s->mparams));
@@ -289,6 +292,7 @@ do_ehlo(struct session *s, struct cmd *c)
 	(void)lineio_printf(io, "250-8BITMIME\r\n");
 	(void)lineio_printf(io, "250-ENHANCEDSTATUSCODES\r\n");
 	(void)lineio_printf(io, "250-SMTPUTF8\r\n");
+	(void)lineio_printf(io, "250-DSN\r\n");
 	(void)lineio_printf(io, "250 CHUNKING\r\n");
 	return 0;
 }
@@ -318,7 +322,8 @@ do_mail(struct session *s, struct cmd *c)
 		return 0;
 	}
 	if (!s->esmtp && (s->mparams.size != -1 || s->mparams.body ||
-	    s->mparams.smtputf8)) {
+	    s->mparams.smtputf8 || s->mparams.ret || s->mparams.envid[0] ||
+	    s->mparams.auth[0])) {
 		reply(s, 555, "5.5.4", "MAIL parameters need EHLO");
 		return 0;
 	}
@@ -349,9 +354,12 @@ do_rcpt(struct session *s, struct cmd *c)
 	const char *why = "syntax error";
 	struct verdict v;
 	struct addr a;
+	struct rcpt_params rp;
+	struct spool_rcpt *r;
+	char notify[40];
 	enum path_status st;
 
-	st = cmd_parse_rcpt(c->arg, s->mparams.smtputf8, &a, &why);
+	st = cmd_parse_rcpt(c->arg, s->mparams.smtputf8, &a, &rp, &why);
 	switch (st) {
 	case PATH_OK:
 		break;
@@ -378,7 +386,7 @@ do_rcpt(struct session *s, struct cmd *c)
 	}
 	if (s->nrcpts == s->rcptcap) {
 		size_t ncap = s->rcptcap ? s->rcptcap * 2 : 8;
-		char **n;
+		struct spool_rcpt *n;
 
 		if (ncap > s->pol->recipients)
 			ncap = s->pol->recipients;
@@ -389,7 +397,14 @@ do_rcpt(struct session *s, struct cmd *c)
 		s->rcpts = n;
 		s->rcptcap = ncap;
 	}
-	if ((s->rcpts[s->nrcpts] = strdup(a.mailbox)) == NULL) {
+	r = &s->rcpts[s->nrcpts];
+	memset(r, 0, sizeof(*r));
+	cmd_notify_string(rp.notify, notify, sizeof(notify));
+	if ((r->addr = strdup(a.mailbox)) == NULL ||
+	    (rp.notify && (r->notify = strdup(notify)) == NULL) ||
+	    (rp.orcpt[0] && (r->orcpt = strdup(rp.orcpt)) == NULL)) {
+		free((char *)r->addr);
+		free((char *)r->notify);
 		reply(s, 452, "4.3.0", "Out of memory, try again later");
 		return 0;
 	}
@@ -417,7 +432,7 @@ write_received(struct session *s, struct spool_msg *m)
 	    s->peer_addr[0] ? s->peer_addr : "unknown", s->pol->hostname,
 	    protocol_name(s), spool_msg_id(m));
 	if (s->nrcpts == 1)
-		(void)str_appendf(&r, "\r\n\tfor <%s>", s->rcpts[0]);
+		(void)str_appendf(&r, "\r\n\tfor <%s>", s->rcpts[0].addr);
 	rc = str_appendf(&r, "; %s\r\n", date);
 	if (rc == 0)
 		rc = spool_write(m, r.s, r.len);
@@ -442,8 +457,11 @@ begin_message(struct session *s)
 
 	memset(&env, 0, sizeof(env));
 	env.sender = s->sender.mailbox;
-	env.rcpts = (const char **)s->rcpts;
+	env.rcpts = s->rcpts;
 	env.nrcpts = s->nrcpts;
+	env.ret = s->mparams.ret == RET_FULL ? "FULL" :
+	    s->mparams.ret == RET_HDRS ? "HDRS" : NULL;
+	env.envid = s->mparams.envid[0] ? s->mparams.envid : NULL;
 	env.helo = s->helo;
 	env.peer_addr = s->peer_addr[0] ? s->peer_addr : NULL;
 	env.peer_name = s->peer_name[0] ? s->peer_name : NULL;

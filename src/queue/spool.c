@@ -413,8 +413,26 @@ spool_begin(struct spool *sp, const struct spool_envelope *env)
 	snprintf(num, sizeof(num), "%lld", (long long)env->arrival);
 	put_line(&hdr, "arrival", num);
 	put_path(&hdr, "from", env->sender);
-	for (i = 0; i < env->nrcpts; i++)
-		put_path(&hdr, "rcpt", env->rcpts[i]);
+	for (i = 0; i < env->nrcpts; i++) {
+		(void)str_appends(&hdr, "rcpt <");
+		put_clean(&hdr, env->rcpts[i].addr);
+		(void)str_appendc(&hdr, '>');
+		if (env->rcpts[i].notify != NULL) {
+			(void)str_appends(&hdr, " notify=");
+			put_clean(&hdr, env->rcpts[i].notify);
+		}
+		if (env->rcpts[i].orcpt != NULL) {
+			(void)str_appends(&hdr, " orcpt=");
+			put_clean(&hdr, env->rcpts[i].orcpt);
+		}
+		(void)str_appendc(&hdr, '\n');
+	}
+	if (env->ret != NULL)
+		put_line(&hdr, "ret", env->ret);
+	if (env->envid != NULL)
+		put_line(&hdr, "envid", env->envid);
+	if (env->auth != NULL)
+		put_line(&hdr, "auth", env->auth);
 	if (env->helo != NULL)
 		put_line(&hdr, "helo", env->helo);
 	if (env->peer_addr != NULL)

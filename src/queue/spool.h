@@ -20,10 +20,19 @@
 struct spool;
 struct spool_msg;
 
+struct spool_rcpt {
+	const char	*addr;		/* mailbox */
+	const char	*notify;	/* RFC 3461 NOTIFY list, or NULL */
+	const char	*orcpt;		/* RFC 3461 ORCPT "type;xtext", or NULL */
+};
+
 struct spool_envelope {
 	const char	 *sender;	/* mailbox, "" for the null sender */
-	const char	**rcpts;
+	const struct spool_rcpt *rcpts;
 	size_t		  nrcpts;
+	const char	 *ret;		/* RFC 3461 "FULL" or "HDRS", or NULL */
+	const char	 *envid;	/* RFC 3461 ENVID xtext, or NULL */
+	const char	 *auth;		/* the login of an authenticated client */
 	const char	 *helo;		/* what the client said, may be NULL */
 	const char	 *peer_addr;	/* numeric address, may be NULL */
 	const char	 *peer_name;	/* verified reverse name, may be NULL */

@@ -57,6 +57,11 @@ static const struct mail_case mails[] = {
 	{ "TO:<a@example.com>", PATH_SYNTAX, NULL, 0, 0, 0 },
 	{ "FROM:<\"x>y\"@example.com>", PATH_OK, "\"x>y\"@example.com", -1, BODY_NONE, 0 },
 	{ "FROM:<a@example.com> SIZE=99999999999999999999", PATH_OK, "a@example.com", 9223372036854775800LL, BODY_NONE, 0 },
+	{ "FROM:<a@example.com> RET=HDRS ENVID=QQ314159", PATH_OK, "a@example.com", -1, BODY_NONE, 0 },
+	{ "FROM:<a@example.com> RET=BODY", PATH_PARAM_SYNTAX, NULL, 0, 0, 0 },
+	{ "FROM:<a@example.com> ENVID=a=b", PATH_PARAM_SYNTAX, NULL, 0, 0, 0 },
+	{ "FROM:<a@example.com> AUTH=<>", PATH_OK, "a@example.com", -1, BODY_NONE, 0 },
+	{ "FROM:<a@example.com> AUTH=joe+40example.com", PATH_OK, "a@example.com", -1, BODY_NONE, 0 },
 };
 
 static void
@@ -87,17 +92,34 @@ test_mail(void)
 static void
 test_rcpt(void)
 {
+	struct rcpt_params rp;
 	struct addr a;
 	const char *why;
+	char buf[64];
 
-	CU_ASSERT_EQUAL(cmd_parse_rcpt("TO:<b@example.net>", 0, &a, &why), PATH_OK);
+	CU_ASSERT_EQUAL(cmd_parse_rcpt("TO:<b@example.net>", 0, &a, &rp, &why), PATH_OK);
 	CU_ASSERT_STRING_EQUAL(a.mailbox, "b@example.net");
-	CU_ASSERT_EQUAL(cmd_parse_rcpt("To: <postmaster>", 0, &a, &why), PATH_OK);
-	CU_ASSERT_EQUAL(cmd_parse_rcpt("TO:<>", 0, &a, &why), PATH_SYNTAX);
-	CU_ASSERT_EQUAL(cmd_parse_rcpt("TO:<b@example.net> XYZ", 0, &a, &why), PATH_PARAM_UNKNOWN);
-	CU_ASSERT_EQUAL(cmd_parse_rcpt("TO:<\xc3\xa9@example.net>", 0, &a, &why), PATH_UTF8);
-	CU_ASSERT_EQUAL(cmd_parse_rcpt("TO:<\xc3\xa9@example.net>", 1, &a, &why), PATH_OK);
-	CU_ASSERT_EQUAL(cmd_parse_rcpt("FROM:<b@example.net>", 0, &a, &why), PATH_SYNTAX);
+	CU_ASSERT_EQUAL(cmd_parse_rcpt("To: <postmaster>", 0, &a, &rp, &why), PATH_OK);
+	CU_ASSERT_EQUAL(cmd_parse_rcpt("TO:<>", 0, &a, &rp, &why), PATH_SYNTAX);
+	CU_ASSERT_EQUAL(cmd_parse_rcpt("TO:<b@example.net> XYZ", 0, &a, &rp, &why), PATH_PARAM_UNKNOWN);
+	CU_ASSERT_EQUAL(cmd_parse_rcpt("TO:<\xc3\xa9@example.net>", 0, &a, &rp, &why), PATH_UTF8);
+	CU_ASSERT_EQUAL(cmd_parse_rcpt("TO:<\xc3\xa9@example.net>", 1, &a, &rp, &why), PATH_OK);
+	CU_ASSERT_EQUAL(cmd_parse_rcpt("FROM:<b@example.net>", 0, &a, &rp, &why), PATH_SYNTAX);
+	/* RFC 3461 parameters. */
+	CU_ASSERT_EQUAL(cmd_parse_rcpt("TO:<b@example.net> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;b+40example.net",
+	    0, &a, &rp, &why), PATH_OK);
+	CU_ASSERT_EQUAL(rp.notify, NOTIFY_SUCCESS | NOTIFY_FAILURE);
+	CU_ASSERT_STRING_EQUAL(rp.orcpt, "rfc822;b+40example.net");
+	cmd_notify_string(rp.notify, buf, sizeof(buf));
+	CU_ASSERT_STRING_EQUAL(buf, "SUCCESS,FAILURE");
+	CU_ASSERT_EQUAL(cmd_parse_rcpt("TO:<b@example.net> NOTIFY=NEVER", 0, &a, &rp, &why), PATH_OK);
+	CU_ASSERT_EQUAL(rp.notify, NOTIFY_NEVER);
+	CU_ASSERT_EQUAL(cmd_parse_rcpt("TO:<b@example.net> NOTIFY=NEVER,DELAY", 0, &a, &rp, &why), PATH_PARAM_SYNTAX);
+	CU_ASSERT_EQUAL(cmd_parse_rcpt("TO:<b@example.net> NOTIFY=SOMETIMES", 0, &a, &rp, &why), PATH_PARAM_SYNTAX);
+	CU_ASSERT_EQUAL(cmd_parse_rcpt("TO:<b@example.net> NOTIFY=DELAY NOTIFY=DELAY", 0, &a, &rp, &why), PATH_PARAM_SYNTAX);
+	CU_ASSERT_EQUAL(cmd_parse_rcpt("TO:<b@example.net> ORCPT=rfc822", 0, &a, &rp, &why), PATH_PARAM_SYNTAX);
+	CU_ASSERT_EQUAL(cmd_parse_rcpt("TO:<b@example.net> ORCPT=rfc822;a+4", 0, &a, &rp, &why), PATH_PARAM_SYNTAX);
+	CU_ASSERT_EQUAL(cmd_parse_rcpt("TO:<b@example.net> ORCPT=rfc822;a+4a", 0, &a, &rp, &why), PATH_PARAM_SYNTAX);
 }
 
 static void

@@ -40,7 +40,7 @@ teardown(void)
 static struct spool_msg *
 new_msg(void)
 {
-	const char *rcpts[] = { "r@example.net" };
+	const struct spool_rcpt rcpts[] = { { "r@example.net", NULL, NULL } };
 	struct spool_envelope env;
 	struct spool_msg *m;
 
