@@ -222,14 +222,17 @@ out:
 
 /* Queues a connection and makes sure a worker will take it.  0 or -1. */
 static int
-hand_off(struct server *sv, struct conn *c)
+hand_off(struct server *sv, struct conn *c, unsigned int max_threads)
 {
 	pthread_attr_t attr;
 	pthread_t t;
 	int r = 0;
 
-	/* Every queued connection needs an idle worker of its own. */
-	if (sv->nqueued >= sv->nidle) {
+	/*
+	 * Every queued connection needs an idle worker of its own; past
+	 * the session limit, one that is finishing a session will do.
+	 */
+	if (sv->nqueued >= sv->nidle && sv->nthreads < max_threads) {
 		pthread_attr_init(&attr);
 		pthread_attr_setstacksize(&attr, WORKER_STACK);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -309,7 +312,7 @@ accept_one(struct server *sv, int lfd)
 	c->fd = fd;
 	c->peer = peer;
 	sv->nsessions++;
-	if (hand_off(sv, c) == -1) {
+	if (hand_off(sv, c, pol->sessions) == -1) {
 		sv->nsessions--;
 		perip_del(sv, &peer);
 		pthread_mutex_unlock(&sv->mu);

@@ -37,9 +37,9 @@
  * (batched, one syncfs), and deletes a segment once all of its messages
  * are safely in queue/.  At start-up the journal is replayed.
  */
-#define JOURNAL_INLINE		(256 * 1024)
+#define JOURNAL_INLINE		(128 * 1024)
 #define JOURNAL_SEGMENT_MAX	(32 * 1024 * 1024)
-#define JOURNAL_BACKLOG_MAX	(64 * 1024 * 1024)
+#define JOURNAL_BACKLOG_MAX	(256 * 1024 * 1024)	/* on disk */
 #define JOURNAL_BATCH		512
 #define JOURNAL_MAGIC		"SJR1"
 #define JOURNAL_HDR		12	/* magic, length, crc32 */
@@ -47,6 +47,7 @@
 
 struct segment {
 	struct segment	*next;
+	int		 rfd;		/* for the writer to read records back */
 	unsigned long long seq;
 	unsigned int	 outstanding;	/* records not yet in queue/ */
 	int		 closed;	/* no more records will be added */
@@ -56,8 +57,10 @@ struct jrec {
 	struct jrec	*next;
 	char		 id[SPOOL_ID_LEN + 1];
 	unsigned char	 hdr[JOURNAL_HDR];
-	struct str	 data;		/* the whole queue file */
-	struct segment	*seg;
+	struct str	 data;		/* the whole queue file, until journaled */
+	struct segment	*seg;		/* where it is then, and at what offset */
+	off_t		 off;
+	size_t		 len;
 	int		 state;		/* 0 waiting, 1 durable, -1 failed */
 	int		 err;
 };
@@ -128,6 +131,7 @@ static void	journal_close(struct spool *);
 static int	journal_replay(struct spool *, char *, size_t);
 static void	*committer_main(void *);
 static void	*writer_main(void *);
+static int	materialize(struct spool *, const struct jrec *);
 static int	write_queue_file(struct spool *, const char *id, const char *,
 		    size_t, int sync);
 
@@ -778,7 +782,8 @@ segment_rotate(struct spool *sp)
 		return -1;
 	}
 	/* The new name must survive a crash before records go into it. */
-	if (fs_sync_dir(sp->jdir) == -1) {
+	if (fs_sync_dir(sp->jdir) == -1 ||
+	    (s->rfd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
 		close(fd);
 		(void)unlink(path);
 		free(s);
@@ -819,6 +824,7 @@ segment_reap(struct spool *sp)
 		if (segment_path(sp, s->seq, path, sizeof(path)) == 0)
 			(void)unlink(path);
 		*sp_ = s->next;
+		close(s->rfd);
 		free(s);
 	}
 }
@@ -909,11 +915,17 @@ committer_main(void *arg)
 			}
 		} else {
 			struct segment *cur = current_segment(sp);
+			off_t off = sp->segoff;
 
 			sp->segoff += (off_t)total;
+			/* From here on the journal holds them: free the memory. */
 			for (r = batch; r != NULL; r = r->next) {
 				r->state = 1;
 				r->seg = cur;
+				r->off = off + JOURNAL_HDR;
+				r->len = r->data.len;
+				off += (off_t)(JOURNAL_HDR + r->data.len);
+				str_free(&r->data);
 				cur->outstanding++;
 			}
 			/* The writer takes them over from here. */
@@ -929,6 +941,29 @@ committer_main(void *arg)
 	}
 	pthread_mutex_unlock(&sp->jmu);
 	return NULL;
+}
+
+/* Reads a record back from its segment and writes its queue file. */
+static int
+materialize(struct spool *sp, const struct jrec *r)
+{
+	char *buf;
+	ssize_t n;
+	int rc, e;
+
+	if ((buf = malloc(r->len ? r->len : 1)) == NULL)
+		return -1;
+	n = pread(r->seg->rfd, buf, r->len, r->off);
+	if (n != (ssize_t)r->len) {
+		free(buf);
+		errno = n == -1 ? errno : EIO;
+		return -1;
+	}
+	rc = write_queue_file(sp, r->id, buf, r->len, 0);
+	e = errno;
+	free(buf);
+	errno = e;
+	return rc;
 }
 
 /* Writes journaled messages out as queue files, in durable batches. */
@@ -952,8 +987,7 @@ writer_main(void *arg)
 
 		e = 0;
 		for (r = batch, n = 0; r != NULL && e == 0; r = r->next, n++)
-			if (write_queue_file(sp, r->id, r->data.s, r->data.len,
-			    0) == -1)
+			if (materialize(sp, r) == -1)
 				e = errno;
 #ifdef HAVE_SYNCFS
 		/* One flush for the whole batch of new files. */
@@ -978,7 +1012,6 @@ writer_main(void *arg)
 				/* The journal keeps them for the next start. */
 				for (r = batch; r != NULL; r = next) {
 					next = r->next;
-					str_free(&r->data);
 					free(r);
 				}
 				break;
@@ -999,8 +1032,7 @@ writer_main(void *arg)
 		for (r = batch; r != NULL; r = next) {
 			next = r->next;
 			r->seg->outstanding--;
-			freed += r->data.len;
-			str_free(&r->data);
+			freed += r->len;
 			free(r);
 		}
 		sp->backlog -= freed;
@@ -1190,6 +1222,7 @@ journal_close(struct spool *sp)
 	segment_reap(sp);
 	for (s = sp->segs; s != NULL; s = n) {
 		n = s->next;
+		close(s->rfd);
 		free(s);
 	}
 	pthread_mutex_destroy(&sp->jmu);
