@@ -36,6 +36,8 @@ struct perip {
 /* One accepted connection waiting for, or served by, a worker. */
 struct conn {
 	struct conn		*next;
+	struct server		*sv;
+	int			 released;	/* no longer counted */
 	int			 fd;
 	struct sockaddr_storage	 peer;
 };
@@ -160,6 +162,22 @@ refuse(int fd, const char *host, const char *why)
 	close(fd);
 }
 
+/* The session is over: stop counting it against the limits. */
+static void
+release_conn(void *arg)
+{
+	struct conn *c = arg;
+	struct server *sv = c->sv;
+
+	pthread_mutex_lock(&sv->mu);
+	if (!c->released) {
+		c->released = 1;
+		perip_del(sv, &c->peer);
+		sv->nsessions--;
+	}
+	pthread_mutex_unlock(&sv->mu);
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -197,6 +215,8 @@ worker_main(void *arg)
 		sc.spool = sv->spool;
 		sc.state = sv->state;
 		sc.stopping = &sv->stopping;
+		sc.release = release_conn;
+		sc.release_arg = c;
 		(void)session_run(&sc);
 		policy_unref(&sc.policy);
 
@@ -208,8 +228,10 @@ worker_main(void *arg)
 				break;
 			}
 		close(c->fd);
-		perip_del(sv, &c->peer);
-		sv->nsessions--;
+		if (!c->released) {
+			perip_del(sv, &c->peer);
+			sv->nsessions--;
+		}
 		free(c);
 		pthread_cond_broadcast(&sv->idle);
 	}
@@ -311,6 +333,7 @@ accept_one(struct server *sv, int lfd)
 	}
 	c->fd = fd;
 	c->peer = peer;
+	c->sv = sv;
 	sv->nsessions++;
 	if (hand_off(sv, c, pol->sessions) == -1) {
 		sv->nsessions--;

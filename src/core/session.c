@@ -909,6 +909,8 @@ check_errors:
 		rc = 0;
 	}
 done:
+	if (conf->release != NULL)
+		conf->release(conf->release_arg);
 	(void)lineio_flush(s.io);
 	reset_transaction(&s);
 	free(s.rcpts);
