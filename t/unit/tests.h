@@ -10,5 +10,6 @@ int	suite_addr(void);
 int	suite_cmdparse(void);
 int	suite_data(void);
 int	suite_policy(void);
+int	suite_secrets(void);
 
 #endif
