@@ -11,5 +11,6 @@ int	suite_cmdparse(void);
 int	suite_data(void);
 int	suite_policy(void);
 int	suite_secrets(void);
+int	suite_sasl(void);
 
 #endif
