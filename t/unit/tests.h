@@ -12,5 +12,6 @@ int	suite_data(void);
 int	suite_policy(void);
 int	suite_secrets(void);
 int	suite_sasl(void);
+int	suite_throttle(void);
 
 #endif
