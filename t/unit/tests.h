@@ -13,5 +13,6 @@ int	suite_policy(void);
 int	suite_secrets(void);
 int	suite_sasl(void);
 int	suite_throttle(void);
+int	suite_tls(void);
 
 #endif
