@@ -14,5 +14,6 @@ int	suite_secrets(void);
 int	suite_sasl(void);
 int	suite_throttle(void);
 int	suite_tls(void);
+int	suite_senders(void);
 
 #endif
