@@ -43,7 +43,7 @@ struct secrets;
 
 /* Connection facts (sasl_conf.flags). */
 #define SASL_F_TLS		0x01	/* the session is under TLS */
-#define SASL_F_CLEARTEXT	0x02	/* PLAIN, LOGIN allowed without TLS (-p) */
+#define SASL_F_CLEARTEXT	0x02	/* PLAIN, LOGIN allowed in clear (-p) */
 
 struct sasl_conf {
 	unsigned int	 flags;		/* SASL_F_* */

@@ -349,8 +349,8 @@ parse(struct secrets *t, char *buf, size_t len, char *err, size_t errlen)
 		if (l > 0 && p[l - 1] == '\r')
 			l--;
 		if (l > SECRETS_LINE_MAX) {
-			snprintf(err, errlen, "%s:%u: line longer than %d bytes",
-			    t->path, line, SECRETS_LINE_MAX);
+			snprintf(err, errlen, "%s:%u: line longer than %d "
+			    "bytes", t->path, line, SECRETS_LINE_MAX);
 			return -1;
 		}
 		if (memchr(p, '\0', l) != NULL) {

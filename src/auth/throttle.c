@@ -340,7 +340,8 @@ global_roll(struct throttle *t, time_t now)
 		t->gstart = now;
 	}
 	if (t->gblocked_until == 0 &&
-	    (now < t->gstart || now - t->gstart >= (time_t)t->c.global_window)) {
+	    (now < t->gstart ||
+	    now - t->gstart >= (time_t)t->c.global_window)) {
 		t->gfailures = 0;
 		t->gstart = now;
 	}

@@ -32,7 +32,7 @@
 struct tls_conn {
 	struct tls_server *srv;		/* keeps the credentials alive */
 	int		 rfd, wfd;
-	int		 err;		/* errno of the last failed read/write */
+	int		 err;		/* errno of the last failed I/O */
 };
 
 struct tls_server {

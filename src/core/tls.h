@@ -24,7 +24,7 @@
 
 /* TLS 1.2 and 1.3 only; everything else as GnuTLS's NORMAL. */
 #define TLS_DEFAULT_PRIORITY	"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
-#define TLS_HANDSHAKE_TIMEOUT	30000	/* ms, default for the whole handshake */
+#define TLS_HANDSHAKE_TIMEOUT	30000	/* ms, for the whole handshake */
 #define TLS_FILE_MAX		(1024 * 1024)	/* a certificate/key file */
 #define TLS_DN_MAX		256
 #define TLS_DESC_MAX		160

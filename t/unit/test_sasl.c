@@ -14,7 +14,8 @@
 #include "tests.h"
 #include "testutil.h"
 
-#define HASH_SHA512	"$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1"
+#define HASH_SHA512	"$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0a" \
+	"Dehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1"
 
 static char		 dir[PATH_MAX];
 static struct secrets	*table;		/* alice, bob (crypt), tim */

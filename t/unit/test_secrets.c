@@ -15,8 +15,10 @@
 #include "testutil.h"
 
 /* crypt(3) hashes of "secret", made once with libcrypt. */
-#define HASH_SHA512	"$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1"
-#define HASH_YESCRYPT	"$y$j9T$5Qk/5Qk/5Qk/5Qk/5Qk/5.$9rR10FPKSrCRbrmZKDJuH1yR1vhIigIObWy9gGTKKKB"
+#define HASH_SHA512	"$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0a" \
+	"Dehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1"
+#define HASH_YESCRYPT	"$y$j9T$5Qk/5Qk/5Qk/5Qk/5Qk/5.$" \
+	"9rR10FPKSrCRbrmZKDJuH1yR1vhIigIObWy9gGTKKKB"
 
 static char	dir[PATH_MAX];
 static char	file[PATH_MAX];

@@ -715,7 +715,7 @@ test_client_certs(void)
 	} rows[] = {
 		{ "alice.pem", "alice.key", 1, 1, "CN=alice" },
 		{ "mallory.pem", "mallory.key", 1, 0, "CN=mallory" },
-		{ "bob.pem", "bob.key", 1, 0, "CN=bob" },	/* not a client */
+		{ "bob.pem", "bob.key", 1, 0, "CN=bob" }, /* not a client */
 		{ NULL, NULL, 0, 0, "" },
 	};
 	struct tls_server *srv;
