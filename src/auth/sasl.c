@@ -481,6 +481,9 @@ sasl_start(struct sasl **sap, const char *mech, const char *ir,
 	default:
 		return cram_challenge(sa, conf->hostname, rep);
 	}
+	if (strlen(ir) > SASL_LINE_MAX)
+		return finish(sa, SASL_TOO_LONG, "initial response too long",
+		    rep);
 	/* RFC 4954 section 4: "=" is an initial response of zero bytes. */
 	if (strcmp(ir, "=") == 0)
 		return feed(sa, (const unsigned char *)"", 0, rep);
@@ -507,6 +510,8 @@ sasl_step(struct sasl *sa, const char *line, size_t len,
 		len--;
 	if (len > 0 && line[len - 1] == '\r')
 		len--;
+	if (len > SASL_LINE_MAX)
+		return finish(sa, SASL_TOO_LONG, "response too long", rep);
 	if (len == 1 && line[0] == '*')
 		return finish(sa, SASL_CANCELLED, "cancelled by the client",
 		    rep);

@@ -24,6 +24,16 @@
  * forgotten when a new one needs room.  All functions are thread-safe.
  * Times are seconds on a monotonic clock (throttle_now()); tests pass
  * their own.
+ *
+ * In the session, around each AUTH:
+ *
+ *	if (throttle_check(t, peer, throttle_now(), &left) != THROTTLE_OK)
+ *		reply 421 4.7.0 (sasl_reply_for(SASL_BLOCKED)), close;
+ *	... the exchange ...
+ *	SASL_OK:   throttle_success(t, peer);
+ *	SASL_FAIL: ms = throttle_fail(t, peer, throttle_now(), &blocked);
+ *		   sleep ms (bounded by max_delay_ms); log user and peer;
+ *		   blocked ? 421 4.7.0 and close : 535 5.7.8;
  */
 #ifndef THROTTLE_H
 #define THROTTLE_H

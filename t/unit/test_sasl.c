@@ -630,6 +630,20 @@ test_long_lines(void)
 	WANT_FINAL("long password", r, &rep, SASL_FAIL, 535, "5.7.8");
 	sasl_free(&sa);
 	free(msg);
+
+	/* Past the RFC 4954 line limit: refused before decoding. */
+	msg = malloc(SASL_LINE_MAX + 5);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(msg);
+	memset(msg, 'A', SASL_LINE_MAX + 4);
+	msg[SASL_LINE_MAX + 4] = '\0';
+	r = sasl_start(&sa, "PLAIN", NULL, &c, &rep);
+	r = sasl_step(sa, msg, SASL_LINE_MAX + 4, &rep);
+	WANT_FINAL("response too long", r, &rep, SASL_TOO_LONG, 500, "5.5.6");
+	sasl_free(&sa);
+	r = sasl_start(&sa, "PLAIN", msg, &c, &rep);
+	WANT_FINAL("IR too long", r, &rep, SASL_TOO_LONG, 500, "5.5.6");
+	sasl_free(&sa);
+	free(msg);
 }
 
 static void
