@@ -12,5 +12,10 @@ int	suite_data(void);
 int	suite_policy(void);
 int	suite_cidr(void);
 int	suite_modules(void);
+int	suite_secrets(void);
+int	suite_sasl(void);
+int	suite_throttle(void);
+int	suite_tls(void);
+int	suite_senders(void);
 
 #endif
