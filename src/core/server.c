@@ -21,7 +21,7 @@
 #include "server.h"
 #include "session.h"
 
-#define SERVER_MAX_LISTEN	POLICY_LISTEN_MAX
+#define SERVER_MAX_LISTEN	(2 * POLICY_LISTEN_MAX)	/* plain and TLS */
 #define WORKER_STACK		(256 * 1024)
 #define WORKER_IDLE_SECS	60	/* an idle worker this long exits */
 #define PERIP_BUCKETS		1024
@@ -38,17 +38,18 @@ struct conn {
 	struct conn		*next;
 	struct server		*sv;
 	int			 released;	/* no longer counted */
+	int			 implicit_tls;
 	int			 fd;
 	struct sockaddr_storage	 peer;
 };
 
 struct server {
 	int			 lfds[SERVER_MAX_LISTEN];
+	int			 implicit[SERVER_MAX_LISTEN];
 	int			 nlfds;
 	int			 wake[2];	/* tells the acceptor to stop */
 	pthread_t		 acceptor;
-	struct spool		*spool;
-	struct policy_state	*state;
+	struct session_conf	 tmpl;
 	volatile int		 stopping;
 
 	pthread_mutex_t		 mu;
@@ -208,12 +209,11 @@ worker_main(void *arg)
 		sv->active = c;
 		pthread_mutex_unlock(&sv->mu);
 
-		memset(&sc, 0, sizeof(sc));
+		sc = sv->tmpl;
 		sc.rfd = sc.wfd = c->fd;
 		sc.peer = c->peer;
+		sc.implicit_tls = c->implicit_tls;
 		sc.policy = policy_current();
-		sc.spool = sv->spool;
-		sc.state = sv->state;
 		sc.stopping = &sv->stopping;
 		sc.release = release_conn;
 		sc.release_arg = c;
@@ -278,7 +278,7 @@ hand_off(struct server *sv, struct conn *c, unsigned int max_threads)
 }
 
 static void
-accept_one(struct server *sv, int lfd)
+accept_one(struct server *sv, int lfd, int implicit_tls)
 {
 	struct sockaddr_storage peer;
 	socklen_t plen = sizeof(peer);
@@ -334,6 +334,7 @@ accept_one(struct server *sv, int lfd)
 	c->fd = fd;
 	c->peer = peer;
 	c->sv = sv;
+	c->implicit_tls = implicit_tls;
 	sv->nsessions++;
 	if (hand_off(sv, c, pol->sessions) == -1) {
 		sv->nsessions--;
@@ -375,7 +376,7 @@ acceptor_main(void *arg)
 			break;
 		for (i = 0; i < sv->nlfds; i++)
 			if (pfd[i].revents & POLLIN)
-				accept_one(sv, pfd[i].fd);
+				accept_one(sv, pfd[i].fd, sv->implicit[i]);
 	}
 	for (i = 0; i < sv->nlfds; i++)
 		close(sv->lfds[i]);
@@ -383,8 +384,8 @@ acceptor_main(void *arg)
 }
 
 struct server *
-server_start(const int *fds, int nfds, struct spool *sp,
-    struct policy_state *st, char *err, size_t errlen)
+server_start(const int *fds, const int *implicit_tls, int nfds,
+    const struct session_conf *tmpl, char *err, size_t errlen)
 {
 	struct server *sv;
 	int i;
@@ -399,12 +400,12 @@ server_start(const int *fds, int nfds, struct spool *sp,
 	}
 	for (i = 0; i < nfds; i++) {
 		sv->lfds[i] = fds[i];
+		sv->implicit[i] = implicit_tls[i];
 		/* accept() must never block the acceptor on a vanished client. */
 		(void)fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
 	}
 	sv->nlfds = nfds;
-	sv->spool = sp;
-	sv->state = st;
+	sv->tmpl = *tmpl;
 	pthread_mutex_init(&sv->mu, NULL);
 	pthread_cond_init(&sv->work, NULL);
 	pthread_cond_init(&sv->idle, NULL);

@@ -13,6 +13,10 @@
 
 #include <gnutls/crypto.h>
 
+#include "auth/sasl.h"
+#include "auth/secrets.h"
+#include "auth/senders.h"
+#include "auth/throttle.h"
 #include "lib/addr.h"
 #include "lib/fsutil.h"
 #include "lib/lineio.h"
@@ -22,6 +26,7 @@
 #include "cmdparse.h"
 #include "data.h"
 #include "session.h"
+#include "tls.h"
 
 /* Input buffer: the longest command line (AUTH) and then some. */
 #define SESSION_INBUF	(CMD_AUTH_LINE_MAX + 1024)
@@ -62,6 +67,12 @@ struct session {
 	struct policy_session ps;
 	struct verdict	 hv;		/* what the header checks said */
 
+	struct tls_server *tlss;	/* NULL: no STARTTLS */
+	gnutls_session_t tls;		/* once TLS is up */
+	struct tls_info	 tlsinfo;
+	int		 authenticated;
+	char		 auth_user[SASL_USER_MAX + 1];
+
 	/* Counts for the disconnect line. */
 	unsigned int	 n_msgs, n_rcpts, n_cmds;
 };
@@ -84,6 +95,8 @@ static int	do_quit(struct session *, struct cmd *);
 static int	do_vrfy(struct session *, struct cmd *);
 static int	do_expn(struct session *, struct cmd *);
 static int	do_help(struct session *, struct cmd *);
+static int	do_starttls(struct session *, struct cmd *);
+static int	do_auth(struct session *, struct cmd *);
 
 /* The one table that drives the state machine. */
 static const struct command commands[] = {
@@ -99,6 +112,8 @@ static const struct command commands[] = {
 	{ CMD_VRFY,	ST_ANY & ~ST_BDAT,	do_vrfy },
 	{ CMD_EXPN,	ST_ANY & ~ST_BDAT,	do_expn },
 	{ CMD_HELP,	ST_ANY & ~ST_BDAT,	do_help },
+	{ CMD_STARTTLS,	ST_GREET | ST_READY,	do_starttls },
+	{ CMD_AUTH,	ST_ANY & ~ST_BDAT,	do_auth },	/* checks itself */
 	{ CMD_UNKNOWN,	0,			NULL },
 };
 
@@ -113,6 +128,8 @@ static struct spool_msg *begin_message(struct session *);
 static void	finish_message(struct session *, enum data_verdict);
 static const char *protocol_name(const struct session *);
 static int	reply_verdict(struct session *, const struct verdict *);
+static void	auth_reply(struct session *, enum sasl_result);
+static void	auth_conf(struct session *, struct sasl_conf *);
 static void	tarpit(struct session *);
 
 void
@@ -225,12 +242,19 @@ reset_transaction(struct session *s)
 	session_enter(s, s->st == ST_GREET ? ST_GREET : ST_READY);
 }
 
+/* RFC 3848 and RFC 6531 names for the Received: line. */
 static const char *
 protocol_name(const struct session *s)
 {
+	static const char *names[2][4] = {
+		{ "ESMTP", "ESMTPS", "ESMTPA", "ESMTPSA" },
+		{ "UTF8SMTP", "UTF8SMTPS", "UTF8SMTPA", "UTF8SMTPSA" },
+	};
+
 	if (!s->esmtp)
 		return "SMTP";
-	return s->mparams.smtputf8 ? "UTF8SMTP" : "ESMTP";
+	return names[s->mparams.smtputf8 != 0][(s->tls != NULL) +
+	    2 * (s->authenticated != 0)];
 }
 
 /* Takes the HELO/EHLO argument: one domain or address literal. */
@@ -293,6 +317,17 @@ do_ehlo(struct session *s, struct cmd *c)
 	(void)lineio_printf(io, "250-ENHANCEDSTATUSCODES\r\n");
 	(void)lineio_printf(io, "250-SMTPUTF8\r\n");
 	(void)lineio_printf(io, "250-DSN\r\n");
+	if (s->tlss != NULL && s->tls == NULL)
+		(void)lineio_printf(io, "250-STARTTLS\r\n");
+	if (s->pol->auth_secrets[0] != '\0' && !s->authenticated) {
+		struct sasl_conf sc;
+		char mechs[128];
+
+		auth_conf(s, &sc);
+		if (sasl_mechlist(&sc, mechs, sizeof(mechs)) > 0)
+			(void)lineio_printf(io, "250-AUTH %s\r\n", mechs);
+		secrets_unref(&sc.secrets);
+	}
 	(void)lineio_printf(io, "250 CHUNKING\r\n");
 	return 0;
 }
@@ -332,6 +367,18 @@ do_mail(struct session *s, struct cmd *c)
 		reply(s, 552, "5.3.4",
 		    "Message size exceeds fixed maximum message size (%zu)",
 		    s->pol->message_size);
+		return 0;
+	}
+	if (s->pol->auth_required && !s->authenticated) {
+		auth_reply(s, SASL_AUTH_REQUIRED);
+		return 0;
+	}
+	if (s->authenticated && s->pol->auth_senders != NULL &&
+	    !senders_allowed(s->pol->auth_senders, s->auth_user,
+	    s->sender.mailbox)) {
+		log_info("%s smtp sender <%.256s> refused for login %.100s",
+		    s->id, s->sender.mailbox, s->auth_user);
+		auth_reply(s, SASL_SENDER_DENIED);
 		return 0;
 	}
 	if (policy_mail(&s->ps, s->sender.mailbox, &v) != VERDICT_CONTINUE) {
@@ -427,9 +474,12 @@ write_received(struct session *s, struct spool_msg *m)
 	fs_rfc5322_date(date, sizeof(date), time(NULL));
 	str_printable(helo, sizeof(helo), s->helo, strlen(s->helo));
 	str_init(&r, 4096);
-	(void)str_appendf(&r, "Received: from %s (%s [%s])\r\n\tby %s with %s "
-	    "id %s", helo, s->peer_name[0] ? s->peer_name : "unknown",
-	    s->peer_addr[0] ? s->peer_addr : "unknown", s->pol->hostname,
+	(void)str_appendf(&r, "Received: from %s (%s [%s])\r\n", helo,
+	    s->peer_name[0] ? s->peer_name : "unknown",
+	    s->peer_addr[0] ? s->peer_addr : "unknown");
+	if (s->tls != NULL)
+		(void)str_appendf(&r, "\t(using %s)\r\n", s->tlsinfo.desc);
+	(void)str_appendf(&r, "\tby %s with %s id %s", s->pol->hostname,
 	    protocol_name(s), spool_msg_id(m));
 	if (s->nrcpts == 1)
 		(void)str_appendf(&r, "\r\n\tfor <%s>", s->rcpts[0].addr);
@@ -462,6 +512,7 @@ begin_message(struct session *s)
 	env.ret = s->mparams.ret == RET_FULL ? "FULL" :
 	    s->mparams.ret == RET_HDRS ? "HDRS" : NULL;
 	env.envid = s->mparams.envid[0] ? s->mparams.envid : NULL;
+	env.auth = s->authenticated ? s->auth_user : NULL;
 	env.helo = s->helo;
 	env.peer_addr = s->peer_addr[0] ? s->peer_addr : NULL;
 	env.peer_name = s->peer_name[0] ? s->peer_name : NULL;
@@ -681,6 +732,215 @@ do_bdat(struct session *s, struct cmd *c)
 	return 0;
 }
 
+
+/* The reply for an AUTH-related outcome, from the one table in sasl.c. */
+static void
+auth_reply(struct session *s, enum sasl_result r)
+{
+	struct sasl_reply rep;
+
+	sasl_reply_for(r, &rep);
+	reply(s, rep.code, rep.ecode, "%s", rep.text);
+}
+
+/* What AUTH may offer on this connection now.  Caller unrefs secrets. */
+static void
+auth_conf(struct session *s, struct sasl_conf *sc)
+{
+	char err[512];
+
+	memset(sc, 0, sizeof(*sc));
+	/* Picks up a changed file; a broken one is reported once. */
+	if (secrets_refresh(s->pol->auth_secrets, err, sizeof(err)) == -1)
+		log_err("%s auth: %s", s->id, err);
+	sc->secrets = secrets_current();
+	sc->flags = (s->tls != NULL ? SASL_F_TLS : 0) |
+	    (s->pol->auth_cleartext ? SASL_F_CLEARTEXT : 0);
+	sc->mechs = s->pol->auth_mechs;
+	sc->hostname = s->pol->hostname;
+}
+
+/* Waits ms milliseconds (an AUTH failure's delay). */
+static void
+pause_ms(unsigned int ms)
+{
+	struct timespec ts;
+
+	ts.tv_sec = (time_t)(ms / 1000);
+	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+static int
+do_auth(struct session *s, struct cmd *c)
+{
+	const struct sockaddr *peer = (const struct sockaddr *)&s->conf->peer;
+	struct throttle *th = peer->sa_family != AF_UNSPEC ?
+	    s->conf->throttle : NULL;
+	char mech[SASL_MECH_MAX + 1], user[SASL_USER_MAX * 4 + 1];
+	struct sasl_conf sc;
+	struct sasl_reply rep;
+	struct sasl *sa = NULL;
+	enum sasl_result r;
+	const char *ir;
+	unsigned int left, delay;
+	char *line;
+	size_t len;
+	int n, blocked = 0;
+
+	if (s->pol->auth_secrets[0] == '\0') {
+		reply(s, 502, "5.5.1", "Error: authentication not enabled");
+		return 0;
+	}
+	if (!s->esmtp) {
+		reply(s, 503, "5.5.1", "Error: send EHLO first");
+		return 0;
+	}
+	if (s->authenticated) {
+		auth_reply(s, SASL_ALREADY);
+		return 0;
+	}
+	if (s->st & (ST_MAIL | ST_RCPT | ST_BDAT)) {
+		auth_reply(s, SASL_IN_TRANSACTION);
+		return 0;
+	}
+	if (th != NULL && throttle_check(th, peer, throttle_now(), &left) !=
+	    THROTTLE_OK) {
+		log_info("%s auth refused: too many failures from %s", s->id,
+		    s->peer_addr);
+		auth_reply(s, SASL_BLOCKED);
+		s->quit = 1;
+		return 0;
+	}
+	if (sasl_split(c->arg, mech, sizeof(mech), &ir) == -1) {
+		auth_reply(s, SASL_SYNTAX);
+		return 0;
+	}
+	auth_conf(s, &sc);
+	r = sasl_start(&sa, mech, ir, &sc, &rep);
+	while (r == SASL_CONTINUE) {
+		(void)lineio_printf(s->io, "334 %s\r\n", rep.text);
+		n = lineio_getline(s->io, &line, &len);
+		if (n == 0 || n == -1) {
+			sasl_free(&sa);
+			secrets_unref(&sc.secrets);
+			return -1;
+		}
+		if (n == -2) {
+			r = SASL_TOO_LONG;
+			sasl_reply_for(r, &rep);
+			break;
+		}
+		r = sasl_step(sa, line, len, &rep);
+		/* The line held a password: leave nothing of it behind. */
+		str_wipe(line, len);
+	}
+	str_printable(user, sizeof(user), sa ? sasl_user(sa) : "",
+	    sa ? strlen(sasl_user(sa)) : 0);
+	if (r == SASL_FAIL) {
+		delay = th != NULL ? throttle_fail(th, peer, throttle_now(),
+		    &blocked) : 1000;
+		log_info("%s auth failed user=%.100s mechanism=%s address=%s "
+		    "reason=\"%s\"", s->id, user, sa ? sasl_mech(sa) : mech,
+		    s->peer_addr, sa ? sasl_why(sa) : "");
+		(void)lineio_flush(s->io);
+		pause_ms(delay);
+		if (blocked) {
+			sasl_reply_for(SASL_BLOCKED, &rep);
+			s->quit = 1;
+		}
+	} else if (r == SASL_OK) {
+		if (th != NULL)
+			throttle_success(th, peer);
+		str_lcpy(s->auth_user, sasl_user(sa), sizeof(s->auth_user));
+		s->authenticated = 1;
+		policy_session_trust(&s->ps, 1);
+		log_info("%s auth ok user=%.100s mechanism=%s", s->id, user,
+		    sasl_mech(sa));
+	}
+	reply(s, rep.code, rep.ecode, "%s", rep.text);
+	sasl_free(&sa);
+	secrets_unref(&sc.secrets);
+	return 0;
+}
+
+/* Brings TLS up on the connection; -1 ends the session. */
+static int
+start_tls(struct session *s)
+{
+	char err[512];
+
+	if (tls_handshake(s->tlss, s->conf->rfd, s->conf->wfd,
+	    (int)s->pol->tls_handshake_timeout * 1000, &s->tls, err,
+	    sizeof(err)) == -1) {
+		log_info("%s smtp TLS handshake failed: %s", s->id, err);
+		s->tls = NULL;
+		return -1;
+	}
+	lineio_set_tls(s->io, s->tls);
+	if (tls_session_info(s->tls, &s->tlsinfo) == -1)
+		str_lcpy(s->tlsinfo.desc, "TLS", sizeof(s->tlsinfo.desc));
+	log_info("%s smtp tls %s%s%s%s", s->id, s->tlsinfo.desc,
+	    s->tlsinfo.client_cert ? (s->tlsinfo.client_verified ?
+	    " client certificate verified: " : " client certificate NOT "
+	    "verified: ") : "", s->tlsinfo.client_subject,
+	    s->tlsinfo.client_cert && !s->tlsinfo.client_verified ?
+	    s->tlsinfo.client_error : "");
+	if (s->tlsinfo.client_verified && s->pol->tls_client_cert_trusted)
+		policy_session_trust(&s->ps, 0);
+	return 0;
+}
+
+static int
+do_starttls(struct session *s, struct cmd *c)
+{
+	if (c->arglen != 0) {
+		reply(s, 501, "5.5.4", "Syntax: STARTTLS");
+		return 0;
+	}
+	if (s->tls != NULL) {
+		reply(s, 503, "5.5.1", "Error: TLS already active");
+		return 0;
+	}
+	if (s->tlss == NULL) {
+		if (s->pol->tls_certificate[0] != '\0')
+			reply(s, 454, "4.7.0", "TLS not available due to "
+			    "local problem");
+		else
+			reply(s, 502, "5.5.1", "Error: command not implemented");
+		return 0;
+	}
+	/*
+	 * Anything sent after STARTTLS but before the handshake would be
+	 * taken as coming over TLS (CVE-2011-0411): refuse the connection.
+	 */
+	if (lineio_pending(s->io) > 0) {
+		log_info("%s smtp commands pipelined after STARTTLS: "
+		    "possible injection, closing", s->id);
+		reply(s, 554, "5.5.1", "Error: commands sent after STARTTLS "
+		    "before the handshake");
+		s->quit = 1;
+		return 0;
+	}
+	reply(s, 220, "2.0.0", "Ready to start TLS");
+	if (lineio_flush(s->io) == -1 || start_tls(s) == -1)
+		return -1;
+	/* RFC 3207 4.2: forget all that the client said before. */
+	reset_transaction(s);
+	s->helo[0] = '\0';
+	s->esmtp = 0;
+	s->authenticated = 0;
+	s->auth_user[0] = '\0';
+	s->ps.authenticated = 0;
+	s->ps.trusted = s->ps.peer.ss_family != AF_UNSPEC &&
+	    policy_trusted_peer(s->pol, (struct sockaddr *)&s->ps.peer);
+	if (s->tlsinfo.client_verified && s->pol->tls_client_cert_trusted)
+		policy_session_trust(&s->ps, 0);
+	session_enter(s, ST_GREET);
+	return 0;
+}
+
 static int
 do_rset(struct session *s, struct cmd *c)
 {
@@ -729,7 +989,7 @@ do_help(struct session *s, struct cmd *c)
 {
 	(void)lineio_printf(s->io, "214-2.0.0 Commands:\r\n"
 	    "214-2.0.0   HELO EHLO MAIL RCPT DATA BDAT\r\n"
-	    "214-2.0.0   RSET NOOP QUIT HELP VRFY\r\n"
+	    "214-2.0.0   RSET NOOP QUIT HELP VRFY STARTTLS AUTH\r\n"
 	    "214 2.0.0 End of HELP info\r\n");
 	return 0;
 }
@@ -830,12 +1090,21 @@ session_run(const struct session_conf *conf)
 		return -1;
 	}
 	identify_peer(&s);
+	if (s.pol->tls_certificate[0] != '\0')
+		s.tlss = tls_server_current();
 	policy_session_init(&s.ps, s.pol, conf->state, &conf->peer, s.id);
 	s.ps.single = conf->single;
 	log_info("%s smtp connect address=%s port=%d name=%s%s", s.id,
 	    s.peer_addr[0] ? s.peer_addr : "unknown", s.peer_port,
 	    s.peer_name[0] ? s.peer_name : "unknown",
 	    s.ps.trusted ? " trusted" : "");
+	if (conf->implicit_tls && (s.tlss == NULL || start_tls(&s) == -1)) {
+		if (s.tlss == NULL)
+			log_err("%s smtp no TLS certificate for an implicit TLS "
+			    "listener", s.id);
+		why = "tls";
+		goto done;
+	}
 	if (policy_connect(&s.ps, &v) != VERDICT_CONTINUE) {
 		(void)reply_verdict(&s, &v);
 		why = "refused";
@@ -917,6 +1186,9 @@ done:
 	log_info("%s smtp disconnect reason=%s commands=%u messages=%u "
 	    "recipients=%u errors=%u", s.id, why, s.n_cmds, s.n_msgs,
 	    s.n_rcpts, s.errors);
+	if (s.tls != NULL)
+		tls_session_free(&s.tls, 1);
+	tls_server_unref(&s.tlss);
 	lineio_free(&s.io);
 	return rc;
 }

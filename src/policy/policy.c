@@ -17,6 +17,8 @@
 #include "lib/addr.h"
 #include "lib/net.h"
 #include "lib/str.h"
+#include "auth/sasl.h"
+#include "auth/senders.h"
 #include "policy.h"
 
 /* Keys the file may hold at the top level and in limits { }. */
@@ -24,7 +26,19 @@ static const char *const top_keys[] = {
 	"hostname", "defaultdomain", "listen", "spool", "reverse_lookup",
 	"limits", "norelay", "verifysenderdom", "saveblockedmsg", "dump",
 	"ournets", "ourdomains", "block", "access", "access_file",
-	"helo_checks", "greylist", "rules", NULL
+	"helo_checks", "greylist", "rules", "tls", "auth", NULL
+};
+static const char *const tls_keys[] = {
+	"certificate", "key", "chain", "priority", "tickets", "client_ca",
+	"client_cert_trusted", "handshake_timeout", "listen", NULL
+};
+static const char *const auth_keys[] = {
+	"secrets", "mechanisms", "senders", "throttle", "required",
+	"cleartext", NULL
+};
+static const char *const throttle_keys[] = {
+	"failures", "window", "block", "delay", "max_delay",
+	"global_failures", "global_window", "global_block", "table_size", NULL
 };
 static const char *const limit_keys[] = {
 	"message_size", "recipients", "sessions", "sessions_per_ip", "errors",
@@ -81,6 +95,10 @@ policy_defaults(struct policy *p)
 	p->grey_retry = DEF_GREY_RETRY;
 	p->grey_expire = DEF_GREY_EXPIRE;
 	p->grey_entries = DEF_GREY_ENTRIES;
+	p->tls_tickets = 1;
+	p->tls_handshake_timeout = 30;
+	p->auth_mechs = SASL_M_ALL;
+	throttle_conf_defaults(&p->auth_throttle);
 	str_lcpy(p->spool, "/var/spool/smtpd", sizeof(p->spool));
 }
 
@@ -553,6 +571,189 @@ add_rule(struct policy *p, config_setting_t *g, const char *file, char *err,
 	return 0;
 }
 
+
+/* A path setting: a non-empty string that fits. */
+static int
+get_path(const config_setting_t *g, const char *name, char *dst, size_t len,
+    const char *file, char *err, size_t errlen)
+{
+	const char *v = NULL;
+
+	if (get_string(g, name, &v, file, err, errlen) == -1)
+		return -1;
+	if (v == NULL)
+		return 0;
+	if (*v == '\0' || str_lcpy(dst, v, len) >= len)
+		return seterr(err, errlen, file, config_setting_get_member(g, name),
+		    "%s must be a path", name);
+	return 0;
+}
+
+static int
+add_tls_listen(struct policy *p, const char *addr, const config_setting_t *s,
+    const char *file, char *err, size_t errlen)
+{
+	char host[256], port[32];
+
+	if (p->ntls_listen >= POLICY_LISTEN_MAX)
+		return seterr(err, errlen, file, s,
+		    "more than %d tls.listen addresses", POLICY_LISTEN_MAX);
+	if (net_split_hostport(addr, host, sizeof(host), port,
+	    sizeof(port)) == -1)
+		return seterr(err, errlen, file, s,
+		    "bad listen address \"%.100s\" (want addr:port, [v6]:port "
+		    "or :port)", addr);
+	if ((p->tls_listen[p->ntls_listen] = strdup(addr)) == NULL)
+		return seterr(err, errlen, file, s, "out of memory");
+	p->ntls_listen++;
+	return 0;
+}
+
+/* tls { ... } */
+static int
+load_tls(struct policy *p, config_setting_t *g, const char *path, char *err,
+    size_t errlen)
+{
+	config_setting_t *s;
+	const char *v = NULL;
+
+	if (!config_setting_is_group(g))
+		return seterr(err, errlen, path, g, "tls must be a group { ... }");
+	if (check_keys(g, tls_keys, path, err, errlen) == -1 ||
+	    get_path(g, "certificate", p->tls_certificate,
+	    sizeof(p->tls_certificate), path, err, errlen) == -1 ||
+	    get_path(g, "key", p->tls_key, sizeof(p->tls_key), path, err,
+	    errlen) == -1 ||
+	    get_path(g, "chain", p->tls_chain, sizeof(p->tls_chain), path, err,
+	    errlen) == -1 ||
+	    get_path(g, "client_ca", p->tls_client_ca, sizeof(p->tls_client_ca),
+	    path, err, errlen) == -1 ||
+	    get_bool(g, "tickets", &p->tls_tickets, path, err, errlen) == -1 ||
+	    get_bool(g, "client_cert_trusted", &p->tls_client_cert_trusted,
+	    path, err, errlen) == -1 ||
+	    get_uint(g, "handshake_timeout", 1, 600, &p->tls_handshake_timeout,
+	    path, err, errlen) == -1 ||
+	    get_string(g, "priority", &v, path, err, errlen) == -1)
+		return -1;
+	if (v != NULL && str_lcpy(p->tls_priority, v, sizeof(p->tls_priority)) >=
+	    sizeof(p->tls_priority))
+		return seterr(err, errlen, path, g, "tls.priority is too long");
+	if ((p->tls_certificate[0] != '\0') != (p->tls_key[0] != '\0'))
+		return seterr(err, errlen, path, g,
+		    "tls needs both certificate and key");
+	if ((s = config_setting_get_member(g, "listen")) != NULL) {
+		if (each_string(s, "tls.listen", path, add_tls_listen, p, err,
+		    errlen) == -1)
+			return -1;
+		if (p->tls_certificate[0] == '\0')
+			return seterr(err, errlen, path, s,
+			    "tls.listen needs tls.certificate and tls.key");
+	}
+	return 0;
+}
+
+/* auth { ... } */
+static int
+load_auth(struct policy *p, config_setting_t *g, const char *path, char *err,
+    size_t errlen)
+{
+	config_setting_t *s, *t, *e;
+	struct throttle_conf *tc = &p->auth_throttle;
+	char msg[256];
+	unsigned int bit;
+	int i, j;
+
+	if (!config_setting_is_group(g))
+		return seterr(err, errlen, path, g, "auth must be a group { ... }");
+	if (check_keys(g, auth_keys, path, err, errlen) == -1 ||
+	    get_path(g, "secrets", p->auth_secrets, sizeof(p->auth_secrets),
+	    path, err, errlen) == -1 ||
+	    get_bool(g, "required", &p->auth_required, path, err, errlen) == -1 ||
+	    get_bool(g, "cleartext", &p->auth_cleartext, path, err, errlen) == -1)
+		return -1;
+	if ((s = config_setting_get_member(g, "mechanisms")) != NULL) {
+		if (!config_setting_is_aggregate(s))
+			return seterr(err, errlen, path, s,
+			    "auth.mechanisms must be a list of names");
+		p->auth_mechs = 0;
+		for (i = 0; i < config_setting_length(s); i++) {
+			e = config_setting_get_elem(s, (unsigned)i);
+			if (config_setting_type(e) != CONFIG_TYPE_STRING ||
+			    (bit = sasl_mech_bit(config_setting_get_string(e))) == 0)
+				return seterr(err, errlen, path, e,
+				    "auth.mechanisms: PLAIN, LOGIN or CRAM-MD5");
+			p->auth_mechs |= bit;
+		}
+	}
+	if ((s = config_setting_get_member(g, "senders")) != NULL) {
+		if (!config_setting_is_list(s))
+			return seterr(err, errlen, path, s,
+			    "auth.senders must be a list ( { login = ...; "
+			    "senders = [ ... ]; }, ... )");
+		if ((p->auth_senders = senders_new()) == NULL)
+			return seterr(err, errlen, path, s, "out of memory");
+		for (i = 0; i < config_setting_length(s); i++) {
+			const char *login = NULL;
+
+			e = config_setting_get_elem(s, (unsigned)i);
+			if (!config_setting_is_group(e) ||
+			    get_string(e, "login", &login, path, err, errlen) == -1)
+				return seterr(err, errlen, path, e,
+				    "auth.senders entries are { login = \"user\"; "
+				    "senders = [ ... ]; }");
+			t = config_setting_get_member(e, "senders");
+			if (login == NULL || t == NULL ||
+			    !config_setting_is_aggregate(t))
+				return seterr(err, errlen, path, e,
+				    "auth.senders entries need login and senders");
+			for (j = 0; j < config_setting_length(t); j++) {
+				config_setting_t *pe =
+				    config_setting_get_elem(t, (unsigned)j);
+
+				if (config_setting_type(pe) != CONFIG_TYPE_STRING ||
+				    senders_add(p->auth_senders, login,
+				    config_setting_get_string(pe), msg,
+				    sizeof(msg)) == -1)
+					return seterr(err, errlen, path, pe,
+					    "auth.senders: %s",
+					    config_setting_type(pe) ==
+					    CONFIG_TYPE_STRING ? msg :
+					    "patterns are strings");
+			}
+		}
+		if (senders_finish(p->auth_senders) == -1)
+			return seterr(err, errlen, path, s, "auth.senders: out of memory");
+	}
+	if ((t = config_setting_get_member(g, "throttle")) != NULL) {
+		if (!config_setting_is_group(t))
+			return seterr(err, errlen, path, t,
+			    "auth.throttle must be a group { ... }");
+		if (check_keys(t, throttle_keys, path, err, errlen) == -1 ||
+		    get_uint(t, "failures", 0, 1000000, &tc->max_failures, path,
+		    err, errlen) == -1 ||
+		    get_uint(t, "window", 1, 86400 * 30, &tc->window, path, err,
+		    errlen) == -1 ||
+		    get_uint(t, "block", 1, 86400 * 30, &tc->block, path, err,
+		    errlen) == -1 ||
+		    get_uint(t, "delay", 0, 60000, &tc->delay_ms, path, err,
+		    errlen) == -1 ||
+		    get_uint(t, "max_delay", 0, 60000, &tc->max_delay_ms, path,
+		    err, errlen) == -1 ||
+		    get_uint(t, "global_failures", 0, 100000000,
+		    &tc->global_failures, path, err, errlen) == -1 ||
+		    get_uint(t, "global_window", 1, 86400, &tc->global_window,
+		    path, err, errlen) == -1 ||
+		    get_uint(t, "global_block", 1, 86400, &tc->global_block, path,
+		    err, errlen) == -1 ||
+		    get_uint(t, "table_size", 16, 1000000, &tc->table_size, path,
+		    err, errlen) == -1)
+			return -1;
+		if (throttle_conf_check(tc, msg, sizeof(msg)) == -1)
+			return seterr(err, errlen, path, t, "auth.throttle: %s", msg);
+	}
+	return 0;
+}
+
 /* Everything beyond the basic settings: the policy modules' keys. */
 static int
 load_policy_keys(struct policy *p, config_setting_t *root, const char *path,
@@ -627,6 +828,12 @@ load_policy_keys(struct policy *p, config_setting_t *root, const char *path,
 		    sizeof(p->grey_file)) >= sizeof(p->grey_file))
 			return seterr(err, errlen, path, g, "greylist file too long");
 	}
+	if ((g = config_setting_get_member(root, "tls")) != NULL &&
+	    load_tls(p, g, path, err, errlen) == -1)
+		return -1;
+	if ((g = config_setting_get_member(root, "auth")) != NULL &&
+	    load_auth(p, g, path, err, errlen) == -1)
+		return -1;
 	if ((s = config_setting_get_member(root, "rules")) != NULL) {
 		if (!config_setting_is_list(s) && !config_setting_is_array(s))
 			return seterr(err, errlen, path, s,
@@ -816,6 +1023,8 @@ policy_load(const char *path, int missing_ok,
 		p->norelay |= ov->norelay;
 		p->verifysenderdom |= ov->verifysenderdom;
 		p->saveblockedmsg |= ov->saveblockedmsg;
+		p->auth_required |= ov->auth_required;
+		p->auth_cleartext |= ov->auth_cleartext;
 		for (i = 0; i < ov->nblock; i++)
 			if (add_block(p, ov->block[i], NULL, "-k", err,
 			    errlen) == -1)
@@ -892,6 +1101,32 @@ print_policy_modules(const struct policy *p, FILE *f)
 			fprintf(f, "access: %s sender %s!%s\n",
 			    access_action_name(a->action), a->domain, a->user);
 	}
+	if (p->tls_certificate[0] != '\0') {
+		fprintf(f, "TLS: certificate %s, key %s%s%s\n",
+		    p->tls_certificate, p->tls_key,
+		    p->tls_chain[0] ? ", chain " : "", p->tls_chain);
+		fprintf(f, "TLS priority: %s; session tickets %s; handshake "
+		    "within %u s\n", p->tls_priority[0] ? p->tls_priority :
+		    "default (TLS 1.2 and 1.3)", p->tls_tickets ? "on" : "off",
+		    p->tls_handshake_timeout);
+		if (p->tls_client_ca[0] != '\0')
+			fprintf(f, "TLS client certificates checked against %s%s\n",
+			    p->tls_client_ca, p->tls_client_cert_trusted ?
+			    "; a verified one is trusted" : "");
+		for (i = 0; i < (size_t)p->ntls_listen; i++)
+			fprintf(f, "listen with implicit TLS: %s\n",
+			    p->tls_listen[i]);
+	} else
+		fprintf(f, "TLS: off (no certificate)\n");
+	if (p->auth_secrets[0] != '\0')
+		fprintf(f, "AUTH: secrets %s; PLAIN and LOGIN %s; %s\n",
+		    p->auth_secrets, p->auth_cleartext ?
+		    "also without TLS (-p)" : "only under TLS",
+		    p->auth_required ? "required before MAIL (-a)" :
+		    "optional");
+	else
+		fprintf(f, "AUTH: off (no secrets file)%s\n", p->auth_required ?
+		    "; -a: MAIL will be refused to everyone" : "");
 	fprintf(f, "HELO checks: %s\n", p->helo_checks ? "on" : "off");
 	if (p->greylist)
 		fprintf(f, "greylisting: on, retry after %u s within %u s, "
@@ -968,6 +1203,9 @@ policy_free(struct policy *p)
 
 	for (i = 0; i < p->nlisten; i++)
 		free(p->listen[i]);
+	for (i = 0; i < p->ntls_listen; i++)
+		free(p->tls_listen[i]);
+	senders_free(&p->auth_senders);
 	free(p->ournets);
 	free(p->block);
 	for (j = 0; j < p->nourdomains; j++)

@@ -18,6 +18,9 @@
 #include <stdio.h>
 
 #include "cidr.h"
+#include "auth/throttle.h"
+
+struct senders;
 
 #define POLICY_LISTEN_MAX	16
 #define POLICY_HOST_MAX		255
@@ -104,6 +107,26 @@ struct policy {
 	struct rule	*rules;
 	size_t		 nrules;
 
+	/* tls { } */
+	char		 tls_certificate[PATH_MAX];	/* "" = no TLS */
+	char		 tls_key[PATH_MAX];
+	char		 tls_chain[PATH_MAX];
+	char		 tls_priority[512];		/* "" = the default */
+	int		 tls_tickets;
+	char		 tls_client_ca[PATH_MAX];
+	int		 tls_client_cert_trusted;
+	unsigned int	 tls_handshake_timeout;		/* seconds */
+	char		*tls_listen[POLICY_LISTEN_MAX];	/* implicit TLS */
+	int		 ntls_listen;
+
+	/* auth { } */
+	char		 auth_secrets[PATH_MAX];	/* "" = no AUTH */
+	unsigned int	 auth_mechs;			/* SASL_M_* */
+	int		 auth_required;			/* -a */
+	int		 auth_cleartext;		/* -p */
+	struct senders	*auth_senders;			/* NULL: any sender */
+	struct throttle_conf auth_throttle;
+
 	size_t		 message_size;	/* bytes, 0 = no limit */
 	unsigned int	 recipients;	/* per transaction */
 	unsigned int	 sessions;	/* at once, in total */
@@ -131,6 +154,8 @@ struct policy_overrides {
 	int		 saveblockedmsg;	/* -s */
 	const char	*block[POLICY_LISTEN_MAX];	/* -k */
 	int		 nblock;
+	int		 auth_required;		/* -a */
+	int		 auth_cleartext;	/* -p */
 };
 
 /*
