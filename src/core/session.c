@@ -1036,6 +1036,11 @@ dispatch(struct session *s, struct cmd *c)
 	for (t = commands; t->fn != NULL; t++)
 		if (t->verb == c->verb)
 			break;
+	/* Plan 9's dial verb: from a dial-up port, nothing but QUIT goes. */
+	if (s->ps.hardreject && c->verb != CMD_QUIT) {
+		reply(s, 554, "5.7.1", "We don't accept mail from dial-up ports.");
+		return 0;
+	}
 	if (t->fn == NULL) {
 		reply(s, 500, "5.5.2", "Error: command not recognized");
 		return 0;

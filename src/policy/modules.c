@@ -277,17 +277,13 @@ access_data_end(struct policy_session *ps, struct verdict *v)
 	enum access_action a = ps->sender_action != ACCESS_NONE ?
 	    ps->sender_action : ps->ip_action;
 
-	if (a == ACCESS_BLOCK) {
-		set(v, VERDICT_REJECT, 554, "5.7.1", "we believe this is spam.");
-		v->save = 1;
-		return v->kind;
-	}
-	if (a == ACCESS_DELAY) {
-		set(v, VERDICT_DEFER, 450, "4.3.0",
+	/* Kept under dump only with -s (saveblockedmsg), as in Plan 9. */
+	if (a == ACCESS_BLOCK)
+		return set(v, VERDICT_REJECT, 554, "5.7.1",
+		    "we believe this is spam.");
+	if (a == ACCESS_DELAY)
+		return set(v, VERDICT_DEFER, 450, "4.3.0",
 		    "There will be a delay in delivery of this message.");
-		v->save = 1;
-		return v->kind;
-	}
 	return VERDICT_CONTINUE;
 }
 
@@ -598,7 +594,7 @@ spoof_headers(struct policy_session *ps, struct hdrctx *h, struct verdict *v)
 	if (sc.sender_ours)
 		(void)str_appends(h->tags, "X-warning: suspect Sender: domain\r\n");
 	/* A good Sender: speaks for the message (mailing lists), as in Plan 9. */
-	if (!sc.sender_seen)
+	if (!sc.sender_seen || sc.sender_ours)
 		for (i = 0; i < sc.from_ours; i++)
 			(void)str_appends(h->tags,
 			    "X-warning: suspect From: domain\r\n");

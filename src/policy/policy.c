@@ -127,6 +127,34 @@ default_hostname(char *buf, size_t len)
 	return 0;
 }
 
+/*
+ * The line a setting is on.  libconfig gives the line it had read up to
+ * when it finished a list element, which for the last element of a list
+ * spread over lines is the line of the closing bracket: look back for the
+ * element's string itself.
+ */
+static unsigned int
+source_line(const char *file, const config_setting_t *s)
+{
+	unsigned int line = config_setting_source_line(s), n = 0, found = 0;
+	char buf[2048], want[1100];
+	FILE *f;
+
+	if (config_setting_name(s) != NULL ||
+	    config_setting_type(s) != CONFIG_TYPE_STRING || line < 2 ||
+	    (size_t)snprintf(want, sizeof(want), "\"%s\"",
+	    config_setting_get_string(s)) >= sizeof(want) ||
+	    (f = fopen(file, "r")) == NULL)
+		return line;
+	while (n < line && fgets(buf, sizeof(buf), f) != NULL) {
+		n++;
+		if (n + 3 >= line && strstr(buf, want) != NULL)
+			found = n;
+	}
+	fclose(f);
+	return found ? found : line;
+}
+
 static int
 seterr(char *err, size_t errlen, const char *file,
     const config_setting_t *s, const char *fmt, ...)
@@ -138,8 +166,8 @@ seterr(char *err, size_t errlen, const char *file,
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (s != NULL)
-		snprintf(err, errlen, "%s:%u: %s", file,
-		    config_setting_source_line(s), msg);
+		snprintf(err, errlen, "%s:%u: %s", file, source_line(file, s),
+		    msg);
 	else
 		snprintf(err, errlen, "%s: %s", file, msg);
 	return -1;

@@ -452,3 +452,13 @@ class PolicyCase(ProtoCase):
     def messages(self, d):
         """[(envelope, message bytes)] of every queued message."""
         return [parse_spool(raw) for _, raw in sorted(d.queued().items())]
+
+
+RECEIVED_RE = re.compile(rb"\AReceived: [^\r\n]*(?:\r\n[ \t][^\r\n]*)*\r\n")
+
+
+def strip_received(body):
+    """The message without the Received header smtpd put first."""
+    m = RECEIVED_RE.match(body)
+    assert m, "message does not start with a Received header: %r" % body[:200]
+    return body[m.end():]
