@@ -332,6 +332,31 @@ do_ehlo(struct session *s, struct cmd *c)
 	return 0;
 }
 
+/* Answers a MAIL or RCPT argument that did not parse; 1 if it did not. */
+static int
+path_refused(struct session *s, enum path_status st, const char *why,
+    const char *what, const char *bad_addr_status)
+{
+	switch (st) {
+	case PATH_OK:
+		return 0;
+	case PATH_UTF8:
+		reply(s, 553, "5.6.7", "%s", why);
+		break;
+	case PATH_PARAM_UNKNOWN:
+		reply(s, 555, "5.5.4", "%s", why);
+		break;
+	case PATH_PARAM_SYNTAX:
+		reply(s, 501, "5.5.4", "%s", why);
+		break;
+	default:
+		reply(s, 501, bad_addr_status, "Bad %s address syntax: %s", what,
+		    why);
+		break;
+	}
+	return 1;
+}
+
 static int
 do_mail(struct session *s, struct cmd *c)
 {
@@ -340,22 +365,8 @@ do_mail(struct session *s, struct cmd *c)
 	struct verdict v;
 
 	st = cmd_parse_mail(c->arg, &s->sender, &s->mparams, &why);
-	switch (st) {
-	case PATH_OK:
-		break;
-	case PATH_UTF8:
-		reply(s, 553, "5.6.7", "%s", why);
+	if (path_refused(s, st, why, "sender", "5.1.7"))
 		return 0;
-	case PATH_PARAM_UNKNOWN:
-		reply(s, 555, "5.5.4", "%s", why);
-		return 0;
-	case PATH_PARAM_SYNTAX:
-		reply(s, 501, "5.5.4", "%s", why);
-		return 0;
-	default:
-		reply(s, 501, "5.1.7", "Bad sender address syntax: %s", why);
-		return 0;
-	}
 	if (!s->esmtp && (s->mparams.size != -1 || s->mparams.body ||
 	    s->mparams.smtputf8 || s->mparams.ret || s->mparams.envid[0] ||
 	    s->mparams.auth[0])) {
@@ -407,22 +418,8 @@ do_rcpt(struct session *s, struct cmd *c)
 	enum path_status st;
 
 	st = cmd_parse_rcpt(c->arg, s->mparams.smtputf8, &a, &rp, &why);
-	switch (st) {
-	case PATH_OK:
-		break;
-	case PATH_UTF8:
-		reply(s, 553, "5.6.7", "%s", why);
+	if (path_refused(s, st, why, "recipient", "5.1.3"))
 		return 0;
-	case PATH_PARAM_UNKNOWN:
-		reply(s, 555, "5.5.4", "%s", why);
-		return 0;
-	case PATH_PARAM_SYNTAX:
-		reply(s, 501, "5.5.4", "%s", why);
-		return 0;
-	default:
-		reply(s, 501, "5.1.3", "Bad recipient address syntax: %s", why);
-		return 0;
-	}
 	if (s->nrcpts >= s->pol->recipients) {
 		reply(s, 452, "4.5.3", "Too many recipients");
 		return 0;
