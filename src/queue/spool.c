@@ -61,7 +61,6 @@ struct jrec {
 	struct segment	*seg;		/* where it is then, and at what offset */
 	off_t		 off;
 	size_t		 len;
-	int		 republish;	/* its queue file is still to be put */
 	int		 state;		/* 0 waiting, 1 durable, -1 failed */
 	int		 err;
 };
@@ -133,8 +132,6 @@ static int	journal_replay(struct spool *, char *, size_t);
 static void	*committer_main(void *);
 static void	*writer_main(void *);
 static int	materialize(struct spool *, const struct jrec *);
-static int	unlink_tmp(struct spool *, const char *);
-static int	publish_queue_file(struct spool *, const char *);
 static int	write_queue_file(struct spool *, const char *id, const char *,
 		    size_t, int sync);
 
@@ -605,13 +602,7 @@ fail:
 	return -1;
 }
 
-/*
- * Journal mode: the queue file is written (not flushed) first, the record
- * is appended to the journal by the committer and flushed with a batch,
- * then the file is renamed into queue/: it is there when the client hears
- * 250, and the journal vouches for it until the writer thread has flushed
- * the file system and let the segment go.
- */
+/* Hands the message to the committer and waits until it is durable. */
 static int
 commit_journal(struct spool_msg *m)
 {
@@ -628,21 +619,17 @@ commit_journal(struct spool_msg *m)
 	put32(r->hdr + 4, (uint32_t)r->data.len);
 	put32(r->hdr + 8, crc32_update(0, (const unsigned char *)r->data.s,
 	    r->data.len));
-	if (write_queue_file(sp, r->id, r->data.s, r->data.len, 0) == -1) {
-		e = errno;
-		str_free(&r->data);
-		free(r);
-		errno = e;
-		return -1;
-	}
 
 	pthread_mutex_lock(&sp->jmu);
-	/* Back-pressure: the writer thread must keep up. */
+	/* Back-pressure: the queue-file writer must keep up. */
 	while (sp->backlog > JOURNAL_BACKLOG_MAX && !sp->jstop)
 		pthread_cond_wait(&sp->jspace, &sp->jmu);
 	if (sp->jstop) {
-		e = ESHUTDOWN;
-		goto fail;
+		pthread_mutex_unlock(&sp->jmu);
+		str_free(&r->data);
+		free(r);
+		errno = ESHUTDOWN;
+		return -1;
 	}
 	sp->backlog += r->data.len;
 	if (sp->pend_tail != NULL)
@@ -656,35 +643,17 @@ commit_journal(struct spool_msg *m)
 	state = r->state;
 	e = r->err;
 	if (state == -1) {
+		/* Failed records are ours to free; durable ones the writer's. */
 		sp->backlog -= r->data.len;
 		pthread_cond_broadcast(&sp->jspace);
-		goto fail;
+		pthread_mutex_unlock(&sp->jmu);
+		str_free(&r->data);
+		free(r);
+		errno = e;
+		return -1;
 	}
-	pthread_mutex_unlock(&sp->jmu);
-
-	/* Durable: show it to the queue.  If that fails, the writer retries. */
-	r->next = NULL;
-	if (publish_queue_file(sp, r->id) == -1) {
-		log_err("spool: %s into the queue: %s (will retry)", r->id,
-		    strerror(errno));
-		r->republish = 1;
-	}
-	pthread_mutex_lock(&sp->jmu);
-	if (sp->mat_tail != NULL)
-		sp->mat_tail->next = r;
-	else
-		sp->mat_head = r;
-	sp->mat_tail = r;
-	pthread_cond_signal(&sp->jmat);
 	pthread_mutex_unlock(&sp->jmu);
 	return 0;
-fail:
-	pthread_mutex_unlock(&sp->jmu);
-	(void)unlink_tmp(sp, r->id);
-	str_free(&r->data);
-	free(r);
-	errno = e;
-	return -1;
 }
 
 int
@@ -769,17 +738,6 @@ write_queue_file(struct spool *sp, const char *id, const char *data,
 		return -1;
 	}
 	return 0;
-}
-
-static int
-unlink_tmp(struct spool *sp, const char *id)
-{
-	char tmp[PATH_MAX];
-
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/%s", sp->jtmpdir, id) >=
-	    sizeof(tmp))
-		return -1;
-	return unlink(tmp);
 }
 
 /* Moves a written queue file from journal/tmp into queue/. */
@@ -970,6 +928,13 @@ committer_main(void *arg)
 				str_free(&r->data);
 				cur->outstanding++;
 			}
+			/* The writer takes them over from here. */
+			if (sp->mat_tail != NULL)
+				sp->mat_tail->next = batch;
+			else
+				sp->mat_head = batch;
+			sp->mat_tail = last;
+			pthread_cond_signal(&sp->jmat);
 		}
 		sp->cbusy = 0;
 		pthread_cond_broadcast(&sp->jdone);
@@ -1022,20 +987,18 @@ writer_main(void *arg)
 
 		e = 0;
 		for (r = batch, n = 0; r != NULL && e == 0; r = r->next, n++)
-			if (r->republish) {
-				if (materialize(sp, r) == -1 ||
-				    publish_queue_file(sp, r->id) == -1)
-					e = errno;
-				else
-					r->republish = 0;
-			}
+			if (materialize(sp, r) == -1)
+				e = errno;
 #ifdef HAVE_SYNCFS
-		/* One flush for the whole batch of new queue files. */
+		/* One flush for the whole batch of new files. */
 		if (e == 0 && syncfs(sp->queuefd) == -1)
 			e = errno;
 #else
 		sync();
 #endif
+		for (r = batch; r != NULL && e == 0; r = r->next)
+			if (publish_queue_file(sp, r->id) == -1)
+				e = errno;
 		if (e == 0 && fsync(sp->queuefd) == -1)
 			e = errno;
 		if (e != 0) {
