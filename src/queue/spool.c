@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -40,6 +41,9 @@ struct spool {
 	int		 syncing;
 	int		 sync_error;	/* errno of the last failed fsync */
 	unsigned long	 failed_upto;
+
+	spool_hook_fn	 hook;		/* told of each committed message */
+	void		*hook_arg;
 };
 
 struct spool_msg {
@@ -85,12 +89,18 @@ spool_new_id(char *buf)
 	buf[SPOOL_ID_LEN] = '\0';
 }
 
+/*
+ * Removes what a crash left in tmp/.  A file that is still locked belongs
+ * to a message another process (a stdio-mode smtpd, the queue runner) is
+ * writing right now, so it stays.
+ */
 static void
 clean_tmp(const char *dir)
 {
 	char path[PATH_MAX];
 	struct dirent *de;
 	DIR *d;
+	int fd;
 
 	if ((d = opendir(dir)) == NULL)
 		return;
@@ -98,8 +108,14 @@ clean_tmp(const char *dir)
 		if (de->d_name[0] == '.')
 			continue;
 		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir,
-		    de->d_name) < sizeof(path))
+		    de->d_name) >= sizeof(path))
+			continue;
+		fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+		if (fd == -1)
+			continue;
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
 			(void)unlink(path);
+		close(fd);
 	}
 	closedir(d);
 }
@@ -165,6 +181,15 @@ spool_dir(const struct spool *sp)
 	return sp->dir;
 }
 
+void
+spool_set_hook(struct spool *sp, spool_hook_fn fn, void *arg)
+{
+	pthread_mutex_lock(&sp->mu);
+	sp->hook = fn;
+	sp->hook_arg = arg;
+	pthread_mutex_unlock(&sp->mu);
+}
+
 /* Envelope values are one line each: control characters become '?'. */
 static void
 put_clean(struct str *s, const char *val)
@@ -223,6 +248,11 @@ spool_begin(struct spool *sp, const struct spool_envelope *env)
 	}
 	if (m->fd == -1) {
 		free(m);
+		return NULL;
+	}
+	/* Marks the file as in use for clean_tmp() in other processes. */
+	if (flock(m->fd, LOCK_EX | LOCK_NB) == -1) {
+		spool_abort(&m);
 		return NULL;
 	}
 
@@ -342,6 +372,8 @@ spool_commit(struct spool_msg **mp)
 {
 	struct spool_msg *m = *mp;
 	char qpath[PATH_MAX];
+	spool_hook_fn hook;
+	void *hook_arg;
 	int e;
 
 	*mp = NULL;
@@ -379,6 +411,12 @@ spool_commit(struct spool_msg **mp)
 		errno = e;
 		return -1;
 	}
+	pthread_mutex_lock(&m->sp->mu);
+	hook = m->sp->hook;
+	hook_arg = m->sp->hook_arg;
+	pthread_mutex_unlock(&m->sp->mu);
+	if (hook != NULL)
+		hook(hook_arg, m->id);
 	free(m);
 	return 0;
 fail:

@@ -20,6 +20,9 @@
 struct spool;
 struct spool_msg;
 
+/* Called after each successful commit with the new queue id. */
+typedef void (*spool_hook_fn)(void *arg, const char *id);
+
 struct spool_envelope {
 	const char	 *sender;	/* mailbox, "" for the null sender */
 	const char	**rcpts;
@@ -40,6 +43,13 @@ struct spool_envelope {
 struct spool *spool_open(const char *dir, char *err, size_t errlen);
 void	spool_close(struct spool **);
 const char *spool_dir(const struct spool *);
+/*
+ * Installs fn to be called (in the committing thread, after the message is
+ * durable) for every message committed through this handle, e.g. to wake
+ * the queue runner: spool_set_hook(sp, runner_spool_hook, runner).
+ * fn must not call back into this spool handle's commit.
+ */
+void	spool_set_hook(struct spool *, spool_hook_fn fn, void *arg);
 
 /* Starts a message with its envelope; NULL with errno set. */
 struct spool_msg *spool_begin(struct spool *, const struct spool_envelope *);
