@@ -37,8 +37,8 @@ static char *default_env[] = {
 static long long	now_ms(void);
 static int		find_program(const char *, char *, size_t);
 static void		child(const char *, char *const[], char *const[],
-			    int, int, int, int, const struct mailer_cred *)
-			    __attribute__((noreturn));
+			    int, int, int, int, const struct mailer_cred *,
+			    pid_t) __attribute__((noreturn));
 static void		keep_errline(struct mailer_result *, size_t *, int *,
 			    const char *, size_t);
 
@@ -86,17 +86,14 @@ find_program(const char *name, char *out, size_t outlen)
  */
 static void
 child(const char *path, char *const argv[], char *const envp[], int infd,
-    int outfd, int errfd, int execfd, const struct mailer_cred *cred)
+    int outfd, int errfd, int execfd, const struct mailer_cred *cred,
+    pid_t parent)
 {
 	struct sigaction sa;
 	sigset_t none;
 	int e, fd;
 
 	(void)setpgid(0, 0);
-#if defined(HAVE_SYS_PRCTL_H) && defined(PR_SET_PDEATHSIG)
-	/* A runner that is killed takes its delivery programs along. */
-	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-#endif
 	/* Park the fds above 0..3 so the dup2()s below cannot collide. */
 	if ((infd = fcntl(infd, F_DUPFD, CHILD_FD_BASE)) == -1 ||
 	    (outfd = fcntl(outfd, F_DUPFD, CHILD_FD_BASE)) == -1 ||
@@ -118,6 +115,16 @@ child(const char *path, char *const argv[], char *const envp[], int infd,
 		    setgid(cred->gid) == -1 || setuid(cred->uid) == -1)
 			goto fail;
 	}
+#if defined(HAVE_SYS_PRCTL_H) && defined(PR_SET_PDEATHSIG)
+	/*
+	 * A runner that is killed takes its delivery programs along.  Set
+	 * after setuid(), which clears it; if the parent is already gone,
+	 * stop here.
+	 */
+	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(127);
+#endif
 	if (chdir("/") == -1)
 		goto fail;
 	memset(&sa, 0, sizeof(sa));
@@ -171,7 +178,7 @@ mailer_run(char *const argv[], int infd, mailer_feed_fn feed, void *arg,
 	long long deadline, left;
 	struct pollfd pfd[2];
 	ssize_t n;
-	pid_t pid, w;
+	pid_t pid, w, parent;
 	int np, child_err, naps = 0;
 
 	memset(res, 0, sizeof(*res));
@@ -197,6 +204,7 @@ mailer_run(char *const argv[], int infd, mailer_feed_fn feed, void *arg,
 		snprintf(err, errlen, "%.200s: out of memory", argv[0]);
 		goto fail;
 	}
+	parent = getpid();
 	if ((pid = fork()) == -1) {
 		snprintf(err, errlen, "%.200s: fork: %s", argv[0],
 		    strerror(errno));
@@ -205,7 +213,7 @@ mailer_run(char *const argv[], int infd, mailer_feed_fn feed, void *arg,
 	if (pid == 0)
 		child(path, argv, opts && opts->envp ? opts->envp : default_env,
 		    infd >= 0 ? infd : inp[0], devnull, errp[1], execp[1],
-		    opts ? opts->cred : NULL);
+		    opts ? opts->cred : NULL, parent);
 
 	close(errp[1]);
 	close(execp[1]);

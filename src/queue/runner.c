@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -646,7 +647,7 @@ initial_state(struct round *rd)
 	struct qstore_state *st;
 	struct qstore_rcpt *q;
 	char **list, err[256];
-	size_t i, j, n;
+	size_t i, j, k, n;
 
 	if ((st = qstore_state_new()) == NULL)
 		return NULL;
@@ -668,11 +669,18 @@ initial_state(struct round *rd)
 			    "%s\"", rd->m->id, q->mailbox, err);
 			continue;
 		}
-		for (j = 0; j < n; j++)
+		for (j = 0; j < n; j++) {
+			/* One copy per address, however many ways lead to it. */
+			for (k = 0; k < st->n; k++)
+				if (strcasecmp(st->r[k].mailbox, list[j]) == 0)
+					break;
+			if (k < st->n)
+				continue;
 			if (qstore_state_add(st, list[j], i) == -1) {
 				queueconf_free_list(&list, n);
 				goto fail;
 			}
+		}
 		queueconf_free_list(&list, n);
 	}
 	return st;
