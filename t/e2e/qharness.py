@@ -20,6 +20,19 @@ from harness import BUILDDIR, SmtpdCase
 SMTPQ = os.path.join(BUILDDIR, "smtpq")
 
 
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:")
+
+
+def sanitizer_report(text):
+    """The first sanitizer complaint in text, or None."""
+    for mark in SANITIZER_MARKS:
+        i = text.find(mark)
+        if i != -1:
+            return text[max(0, i - 200):i + 2000]
+    return None
+
+
 def wait_for(pred, timeout=15.0, step=0.05):
     """Polls pred() until it is true; returns its last value."""
     deadline = time.time() + timeout
@@ -80,8 +93,15 @@ class QueueCase(SmtpdCase):
         self.runner_log = os.path.join(self.workdir, "smtpq.log")
 
     def tearDown(self):
-        self.stop_runner()
+        rc = self.stop_runner()
+        try:
+            with open(self.runner_log, "rb") as f:
+                report = sanitizer_report(f.read().decode("utf-8", "replace"))
+        except OSError:
+            report = None
         super().tearDown()
+        self.assertIsNone(report, report)
+        self.assertIn(rc, (None, 0), "smtpq run exited %s" % rc)
 
     # --- set-up ---
 
@@ -136,8 +156,11 @@ class QueueCase(SmtpdCase):
     # --- smtpq ---
 
     def smtpq(self, *args, timeout=30):
-        return subprocess.run([SMTPQ, "-C", self.qconf] + list(args),
-                              capture_output=True, text=True, timeout=timeout)
+        p = subprocess.run([SMTPQ, "-C", self.qconf] + list(args),
+                           capture_output=True, text=True, timeout=timeout)
+        report = sanitizer_report(p.stderr)
+        self.assertIsNone(report, report)
+        return p
 
     def runner_held_by_other(self):
         out = self.smtpq("stats").stdout

@@ -10,5 +10,10 @@ int	suite_addr(void);
 int	suite_cmdparse(void);
 int	suite_data(void);
 int	suite_policy(void);
+int	suite_qenv(void);
+int	suite_queueconf(void);
+int	suite_qstore(void);
+int	suite_mailer(void);
+int	suite_dsn(void);
 
 #endif
