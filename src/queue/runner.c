@@ -2,6 +2,9 @@
 
 #include <sys/stat.h>
 #include <sys/types.h>
+#ifdef HAVE_SYS_INOTIFY_H
+#include <sys/inotify.h>
+#endif
 
 #include <errno.h>
 #include <fcntl.h>
@@ -90,6 +93,7 @@ struct runner {
 	struct qstore	*qs;
 	struct spool	*sp;		/* DSNs are queued through it */
 	int		 lockfd, fifofd;
+	int		 notifyfd;	/* inotify on queue/, -1 without */
 	int		 wakep[2];
 	int		 once;
 
@@ -405,6 +409,41 @@ scan_queue(struct runner *r)
 	qstore_free_ids(&ids);
 }
 
+/*
+ * New files in queue/, as inotify reports them: messages committed by
+ * another process (a stdio-mode smtpd), known without waiting for a scan.
+ */
+static void
+read_notify(struct runner *r)
+{
+#ifdef HAVE_SYS_INOTIFY_H
+	char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
+	const struct inotify_event *ev;
+	time_t now = time(NULL);
+	ssize_t n;
+	char *p;
+
+	for (;;) {
+		n = read(r->notifyfd, buf, sizeof(buf));
+		if (n <= 0)
+			return;
+		pthread_mutex_lock(&r->mu);
+		for (p = buf; p < buf + n; p += sizeof(*ev) + ev->len) {
+			ev = (const struct inotify_event *)p;
+			if (ev->mask & IN_Q_OVERFLOW)
+				r->kick_scan = 1;
+			else if (ev->len > 0 && qstore_valid_id(ev->name) &&
+			    msg_find(r, ev->name) == NULL &&
+			    msg_add(r, ev->name, now) == NULL)
+				r->kick_scan = 1;
+		}
+		pthread_mutex_unlock(&r->mu);
+	}
+#else
+	(void)r;
+#endif
+}
+
 /* Requests from smtpq: "wake ID", "wake *", "scan". */
 static void
 read_fifo(struct runner *r, char *buf, size_t *len)
@@ -447,7 +486,7 @@ sched_main(void *arg)
 	struct runner *r = arg;
 	struct kick *kicks, *k;
 	struct rmsg *m;
-	struct pollfd pfd[2];
+	struct pollfd pfd[3];
 	char fifobuf[FIFO_LINE_MAX], drain[64];
 	size_t fifolen = 0, i;
 	time_t now, next_scan;
@@ -518,14 +557,19 @@ sched_main(void *arg)
 		pthread_mutex_unlock(&r->mu);
 		pfd[0].fd = r->wakep[0];
 		pfd[0].events = POLLIN;
-		pfd[1].fd = r->fifofd;
+		pfd[1].fd = r->fifofd;		/* -1: ignored by poll */
 		pfd[1].events = POLLIN;
-		if (poll(pfd, r->fifofd != -1 ? 2 : 1, (int)wait_ms) > 0) {
+		pfd[2].fd = r->notifyfd;
+		pfd[2].events = POLLIN;
+		pfd[1].revents = pfd[2].revents = 0;
+		if (poll(pfd, 3, (int)wait_ms) > 0) {
 			if (pfd[0].revents)
 				while (read(r->wakep[0], drain, sizeof(drain)) > 0)
 					;
-			if (r->fifofd != -1 && pfd[1].revents)
+			if (pfd[1].revents)
 				read_fifo(r, fifobuf, &fifolen);
+			if (pfd[2].revents)
+				read_notify(r);
 		}
 		pthread_mutex_lock(&r->mu);
 	}
@@ -1396,6 +1440,8 @@ runner_free(struct runner *r)
 	free(r->workers);
 	if (r->fifofd != -1)
 		close(r->fifofd);
+	if (r->notifyfd != -1)
+		close(r->notifyfd);
 	if (r->wakep[0] != -1) {
 		close(r->wakep[0]);
 		close(r->wakep[1]);
@@ -1443,7 +1489,7 @@ runner_new(const char *spooldir, struct queue_conf *qc, int once,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	r->lockfd = r->fifofd = r->wakep[0] = r->wakep[1] = -1;
+	r->lockfd = r->fifofd = r->notifyfd = r->wakep[0] = r->wakep[1] = -1;
 	r->once = once;
 	r->qc = queueconf_ref(qc);
 	pthread_mutex_init(&r->mu, NULL);
@@ -1468,6 +1514,22 @@ runner_new(const char *spooldir, struct queue_conf *qc, int once,
 	}
 	if (!once && open_fifo(r, err, errlen) == -1)
 		goto fail;
+#ifdef HAVE_SYS_INOTIFY_H
+	if (!once) {
+		char qdir[PATH_MAX];
+
+		/* Without it, the periodic scan finds new messages. */
+		snprintf(qdir, sizeof(qdir), "%s/queue", spooldir);
+		r->notifyfd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+		if (r->notifyfd != -1 && inotify_add_watch(r->notifyfd, qdir,
+		    IN_MOVED_TO) == -1) {
+			log_warn("queue: cannot watch %s: %s", qdir,
+			    strerror(errno));
+			close(r->notifyfd);
+			r->notifyfd = -1;
+		}
+	}
+#endif
 	r->nworkers = qc->concurrency;
 	if ((r->workers = calloc(r->nworkers, sizeof(*r->workers))) == NULL) {
 		snprintf(err, errlen, "out of memory");
