@@ -355,7 +355,7 @@ md_deliver_one(const struct route *r, const struct agent_msg *m,
 	}
 	(void)unlink(tmp);
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/new", dir) < sizeof(tmp) &&
-	    fs_sync_dir(tmp) == -1) {
+	    agent_sync_dir(tmp) == -1) {
 		md_syserr(res, "cannot flush new/", errno);
 		goto out;
 	}
