@@ -46,6 +46,8 @@ struct agent_msg {
 	const struct qenv	*env;	/* sender, DSN parameters, body type */
 	int			 fd;	/* the spool file: use pread() */
 	const struct queue_conf	*qc;
+	const int		*cancel;	/* set when the runner stops:
+						   give up what can wait */
 };
 
 struct agent_rcpt {

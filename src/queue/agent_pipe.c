@@ -236,12 +236,16 @@ pipe_run(const struct route *r, const struct agent_msg *m,
 	opts.cred = &r->user.cred;
 	opts.timeout = r->timeout;
 	opts.envp = envp;
+	opts.cancel = m->cancel;
 	if (mailer_run(argv, -1, pipe_feed, feed, &opts, &mr, err,
 	    sizeof(err)) == -1) {
 		agent_set(&res, AGENT_TEMP, 451, "4.3.0", "%s", err);
 		goto done;
 	}
-	if (mr.timed_out)
+	if (mr.cancelled)
+		agent_set(&res, AGENT_TEMP, 451, "4.3.2", "command %.100s "
+		    "interrupted: the queue runner is stopping", r->argv[0]);
+	else if (mr.timed_out)
 		agent_set(&res, AGENT_TEMP, 451, "4.4.7", "command %.100s timed "
 		    "out after %u s", r->argv[0], r->timeout);
 	else if (mr.feed_error)

@@ -280,6 +280,12 @@ mailer_run(char *const argv[], int infd, mailer_feed_fn feed, void *arg,
 			(void)kill(-pid, SIGKILL);
 			break;
 		}
+		if (opts != NULL && opts->cancel != NULL &&
+		    __atomic_load_n(opts->cancel, __ATOMIC_RELAXED)) {
+			res->cancelled = 1;
+			(void)kill(-pid, SIGKILL);
+			break;
+		}
 		if (poll(pfd, (nfds_t)np, (int)(left > WAIT_SLICE_MS ?
 		    WAIT_SLICE_MS : left)) == -1) {
 			if (errno == EINTR)
@@ -326,7 +332,7 @@ mailer_run(char *const argv[], int infd, mailer_feed_fn feed, void *arg,
 	}
 	/* Wait for the exit, within what is left of the timeout. */
 	for (;;) {
-		w = waitpid(pid, &status, res->timed_out ||
+		w = waitpid(pid, &status, res->timed_out || res->cancelled ||
 		    res->feed_error ? 0 : WNOHANG);
 		if (w == pid)
 			break;
@@ -340,6 +346,12 @@ mailer_run(char *const argv[], int infd, mailer_feed_fn feed, void *arg,
 
 			if (now_ms() >= deadline) {
 				res->timed_out = 1;
+				(void)kill(-pid, SIGKILL);
+				continue;
+			}
+			if (opts != NULL && opts->cancel != NULL &&
+			    __atomic_load_n(opts->cancel, __ATOMIC_RELAXED)) {
+				res->cancelled = 1;
 				(void)kill(-pid, SIGKILL);
 				continue;
 			}
@@ -389,6 +401,10 @@ fail:
 int
 mailer_reply(const struct mailer_result *res, char *buf, size_t len)
 {
+	if (res->cancelled) {
+		snprintf(buf, len, "451 4.3.2 Shutting down, try again later");
+		return 451;
+	}
 	if (res->timed_out) {
 		snprintf(buf, len, "451 4.4.7 Mailer timed out, try again later");
 		return 451;

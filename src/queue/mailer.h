@@ -32,6 +32,7 @@ struct mailer_opts {
 	const struct mailer_cred *cred;	/* NULL: as ourselves */
 	unsigned int	 timeout;	/* seconds; 0 = MAILER_DEF_TIMEOUT */
 	char *const	*envp;		/* NULL: a minimal PATH/HOME/LANG */
+	const int	*cancel;	/* non-zero: stop now (read atomically) */
 };
 
 /*
@@ -44,6 +45,7 @@ struct mailer_result {
 	int	 status;	/* exit status 0..255, -1 if it did not exit */
 	int	 signal;	/* the signal that ended it, 0 if none */
 	int	 timed_out;	/* it was killed after the timeout */
+	int	 cancelled;	/* it was killed because *cancel was set */
 	int	 feed_error;	/* the feed function failed */
 	char	 errline[MAILER_ERRLINE_MAX];	/* first stderr line, printable */
 };

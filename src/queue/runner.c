@@ -1317,6 +1317,7 @@ run_job(const struct agent_ops *ops, void *sess, struct job *j)
 	msg.env = rd->env;
 	msg.fd = rd->fd;
 	msg.qc = rd->qc;
+	msg.cancel = &rd->r->stopping;
 	rc = ops->deliver(sess, j->route, &msg, ar, j->n);
 	job_done(j, ar);
 	free(ar);
@@ -1573,7 +1574,8 @@ runner_stop(struct runner **rp)
 		return;
 	*rp = NULL;
 	pthread_mutex_lock(&r->mu);
-	r->stopping = 1;
+	/* Read without the lock by delivery programs' watchers. */
+	__atomic_store_n(&r->stopping, 1, __ATOMIC_RELAXED);
 	for (i = 0; i < DEST_BUCKETS; i++)
 		for (d = r->dtab[i]; d != NULL; d = d->hnext)
 			dest_update(r, d);

@@ -36,8 +36,10 @@ struct runner;
 struct runner *runner_start(const char *spooldir, struct queue_conf *qc,
 	    char *err, size_t errlen);
 /*
- * Stops the runner: no new deliveries start; those under way finish
- * (each is bounded by its agent's timeouts).  Frees *rp.
+ * Stops the runner: no new deliveries start; delivery programs still
+ * running are stopped (their recipients stay pending, to be tried again by
+ * the next runner); other deliveries under way finish, each bounded by its
+ * agent's timeouts.  Frees *rp.
  */
 void	runner_stop(struct runner **rp);
 /*

@@ -52,6 +52,36 @@ class Crash(QueueCase):
         self.assertEqual(read_bytes(os.path.join(out, "mbox")).count(
             b"still here"), 1)
 
+    def test_stopping_interrupts_a_hung_program(self):
+        out = self.outdir()
+        prog = self.script("deliver", (
+            'if [ ! -e %s/started ]; then\n'
+            '  echo $$ > %s/started; exec sleep 600\n'
+            'fi\n'
+            'cat >> %s/mbox\n') % (out, out, out))
+        self.setup_queue('{ domain = "example.com"; action = "pipe"; '
+                         'command = [ "%s" ]; }' % prog, queue=FAST)
+        self.send("alice@example.org", ["bob@example.com"])
+        self.start_runner()
+        if self.runner is None:
+            self.skipTest("smtpd runs the queue runner itself")
+        started = os.path.join(out, "started")
+        self.assertTrue(wait_for(lambda: os.path.exists(started) and
+                                 read_bytes(started).strip()), self.log())
+        # SIGTERM: the runner stops the program instead of waiting for it.
+        self.runner.send_signal(signal.SIGTERM)
+        self.assertEqual(self.runner.wait(60), 0)
+        self.runner = None
+        self.runner_out.close()
+        self.assertFalse(alive(int(read_bytes(started))))
+        self.assertIn("interrupted: the queue runner is stopping",
+                      self.smtpq("list").stdout)
+        self.smtpq("flush")
+        self.deliver()
+        self.assertTrue(wait_for(lambda: self.queue_ids() == []), self.log())
+        self.assertEqual(read_bytes(os.path.join(out, "mbox")).count(
+            b"hello"), 1)
+
     def test_kill9_during_a_burst_delivers_everything(self):
         mail = self.path("mail")
         self.setup_queue(maildir_route(mail), queue=FAST)
