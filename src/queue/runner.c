@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #ifdef HAVE_SYS_INOTIFY_H
@@ -116,6 +117,8 @@ struct runner {
 	struct rdest	*dtab[DEST_BUCKETS];
 	struct rdest	*ready_head, *ready_tail;
 	int		 busy_rounds;
+	int		 max_rounds;	/* each holds its message file open */
+	int		 throttled;	/* due messages wait for a free round */
 
 	pthread_t	 sched;
 	pthread_t	*workers;
@@ -139,6 +142,7 @@ static void		 load_round(struct runner *, struct rmsg *);
 static void		 finish_round(struct round *);
 static void		 free_round(struct round *);
 static void		 requeue(struct runner *, struct rmsg *, time_t);
+static void		 round_ended(struct runner *);
 static void		 apply_result(struct round *, struct qstore_rcpt *,
 			    const struct agent_result *, time_t);
 static int		 save_state(struct round *);
@@ -524,8 +528,9 @@ sched_main(void *arg)
 			free(k);
 		}
 
-		/* Everything that is due. */
-		while (!r->stopping && r->nheap > 0 && r->heap[0]->due <= now) {
+		/* Everything that is due, as far as open files allow. */
+		while (!r->stopping && r->nheap > 0 && r->heap[0]->due <= now &&
+		    r->busy_rounds < r->max_rounds) {
 			m = heap_pop(r);
 			m->busy = 1;
 			r->busy_rounds++;
@@ -545,9 +550,14 @@ sched_main(void *arg)
 			break;
 		}
 
-		/* Sleep until the next due message, a scan or a request. */
+		/*
+		 * Sleep until the next due message, a scan or a request; when
+		 * due messages wait for rounds to end, until one ends.
+		 */
+		r->throttled = r->nheap > 0 && r->heap[0]->due <= now;
 		r->sleep_until = next_scan;
-		if (r->nheap > 0 && r->heap[0]->due < r->sleep_until)
+		if (!r->throttled && r->nheap > 0 &&
+		    r->heap[0]->due < r->sleep_until)
 			r->sleep_until = r->heap[0]->due;
 		wait_ms = ((long long)r->sleep_until - (long long)now) * 1000;
 		if (wait_ms < 0)
@@ -764,11 +774,20 @@ round_idle(struct round *rd, time_t now, time_t *due)
 	return 1;
 }
 
+/* A round is over (runner lock held). */
+static void
+round_ended(struct runner *r)
+{
+	r->busy_rounds--;
+	if (r->throttled || r->once)
+		wake_scheduler(r);
+}
+
 static void
 requeue(struct runner *r, struct rmsg *m, time_t due)
 {
 	pthread_mutex_lock(&r->mu);
-	r->busy_rounds--;
+	round_ended(r);
 	m->busy = 0;
 	m->due = m->wake ? time(NULL) : due;
 	m->wake = 0;
@@ -832,7 +851,7 @@ load_round(struct runner *r, struct rmsg *m)
 			requeue(r, m, now + (time_t)rd->qc->retry_min);
 		} else {
 			pthread_mutex_lock(&r->mu);
-			r->busy_rounds--;
+			round_ended(r);
 			msg_forget(r, m);
 			pthread_mutex_unlock(&r->mu);
 		}
@@ -845,7 +864,7 @@ load_round(struct runner *r, struct rmsg *m)
 			    m->id, err);
 			if (qstore_quarantine(r->qs, m->id) == 0) {
 				pthread_mutex_lock(&r->mu);
-				r->busy_rounds--;
+				round_ended(r);
 				msg_forget(r, m);
 				pthread_mutex_unlock(&r->mu);
 				free_round(rd);
@@ -862,7 +881,7 @@ load_round(struct runner *r, struct rmsg *m)
 	if (qstore_held(r->qs, m->id)) {
 		log_debug("%s queue on hold", m->id);
 		pthread_mutex_lock(&r->mu);
-		r->busy_rounds--;
+		round_ended(r);
 		m->busy = 0;
 		m->held = 1;
 		if (m->wake) {
@@ -1088,7 +1107,7 @@ finish_round(struct round *rd)
 			log_info("%s queue removed while being delivered",
 			    m->id);
 			pthread_mutex_lock(&r->mu);
-			r->busy_rounds--;
+			round_ended(r);
 			msg_forget(r, m);
 			if (r->once)
 				wake_scheduler(r);
@@ -1145,7 +1164,7 @@ finish_round(struct round *rd)
 		qstore_unlock(rd->fd);
 		log_info("%s queue removed: every recipient is done", m->id);
 		pthread_mutex_lock(&r->mu);
-		r->busy_rounds--;
+		round_ended(r);
 		msg_forget(r, m);
 		if (r->once)
 			wake_scheduler(r);
@@ -1458,6 +1477,34 @@ runner_free(struct runner *r)
 	free(r);
 }
 
+/*
+ * How many messages may be in delivery at once: each keeps its file open,
+ * and workers need a few descriptors more.  The soft limit on open files
+ * is raised as far as allowed first.
+ */
+static int
+rounds_limit(unsigned int workers)
+{
+	struct rlimit rl;
+	long long avail, n;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return 64;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < 65536 &&
+	    (rl.rlim_max == RLIM_INFINITY || rl.rlim_max > rl.rlim_cur)) {
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ||
+		    rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+		(void)getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	avail = rl.rlim_cur == RLIM_INFINITY ? 65536 : (long long)rl.rlim_cur;
+	/* Half for smtpd's sessions when we run inside it. */
+	n = (avail / 2 - 64 - 8 * (long long)workers);
+	if (n > RUNNER_ROUNDS_MAX)
+		n = RUNNER_ROUNDS_MAX;
+	return n < 16 ? 16 : (int)n;
+}
+
 static int
 open_fifo(struct runner *r, char *err, size_t errlen)
 {
@@ -1531,6 +1578,7 @@ runner_new(const char *spooldir, struct queue_conf *qc, int once,
 		}
 	}
 #endif
+	r->max_rounds = rounds_limit(qc->concurrency);
 	r->nworkers = qc->concurrency;
 	if ((r->workers = calloc(r->nworkers, sizeof(*r->workers))) == NULL) {
 		snprintf(err, errlen, "out of memory");

@@ -25,6 +25,7 @@
 
 #define RUNNER_STACK_SIZE	(256 * 1024)
 #define RUNNER_KICKS_MAX	10000	/* pending wake-ups kept one by one */
+#define RUNNER_ROUNDS_MAX	10000	/* messages in delivery at once */
 
 struct runner;
 

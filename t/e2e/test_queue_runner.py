@@ -2,6 +2,7 @@
 limits, DSN parameters (RFC 3461) and damaged spool files."""
 import os
 import re
+import resource
 import signal
 import subprocess
 
@@ -254,6 +255,31 @@ class Limits(QueueCase):
         seen = [int(x) for x in read_bytes(os.path.join(out, "seen")).split()]
         self.assertEqual(len(seen), 8)
         self.assertLessEqual(max(seen), 2)
+
+
+    def test_backlog_larger_than_the_open_files_limit(self):
+        # Every message in delivery keeps its file open: a backlog far
+        # beyond the descriptor limit must wait its turn, not fail.
+        mail = self.path("mail")
+        self.setup_queue(maildir_route(mail), queue=FAST, start_smtpd=False)
+        n = 300
+        for i in range(n):
+            self.write_spool("1E%014d" % i, "alice@example.org",
+                             ["<u%d@example.com>" % (i % 3)],
+                             b"Subject: backlog %d\r\n\r\nx\r\n" % i)
+
+        def low_limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
+        p = subprocess.run([SMTPQ, "-d", "-C", self.qconf, "run", "-o"],
+                           capture_output=True, text=True, timeout=120,
+                           preexec_fn=low_limit)
+        self.assertEqual(p.returncode, 0, p.stderr[-2000:])
+        self.assertFalse("Too many open files" in p.stderr, p.stderr[-2000:])
+        got = sum(len(maildir_files(os.path.join(mail, "example.com",
+                                                 "u%d" % u)))
+                  for u in range(3))
+        self.assertEqual(got, n, p.stderr[-2000:])
+        self.assertEqual(self.queue_ids(), [])
 
 
 class DsnParameters(QueueCase):
