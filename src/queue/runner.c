@@ -130,7 +130,7 @@ static unsigned long	hash_str(const char *);
 static struct rmsg	*msg_find(struct runner *, const char *);
 static struct rmsg	*msg_add(struct runner *, const char *, time_t);
 static void		 msg_forget(struct runner *, struct rmsg *);
-static void		 heap_push(struct runner *, struct rmsg *);
+static int		 heap_push(struct runner *, struct rmsg *);
 static struct rmsg	*heap_pop(struct runner *);
 static void		 heap_fix(struct runner *, size_t);
 static void		 wake_locked(struct runner *, const char *, time_t);
@@ -214,7 +214,10 @@ msg_add(struct runner *r, const char *id, time_t due)
 	m->hnext = r->mtab[i];
 	r->mtab[i] = m;
 	r->nmsgs++;
-	heap_push(r, m);
+	if (heap_push(r, m) == -1) {
+		msg_forget(r, m);
+		return NULL;
+	}
 	return m;
 }
 
@@ -267,21 +270,24 @@ heap_fix(struct runner *r, size_t i)
 	}
 }
 
-static void
+/*
+ * 0, or -1 when the heap cannot grow: the caller then forgets m, and the
+ * next scan of queue/ finds it again.
+ */
+static int
 heap_push(struct runner *r, struct rmsg *m)
 {
 	struct rmsg **nh;
 	size_t ncap;
 
 	if (m->hidx != NOHEAP)
-		return;
+		return 0;
 	if (r->nheap == r->heapcap) {
 		ncap = r->heapcap ? r->heapcap * 2 : 1024;
 		if ((nh = realloc(r->heap, ncap * sizeof(*nh))) == NULL) {
-			/* Found again by the next scan of queue/. */
 			log_err("queue: out of memory; %s waits for a rescan",
 			    m->id);
-			return;
+			return -1;
 		}
 		r->heap = nh;
 		r->heapcap = ncap;
@@ -289,6 +295,7 @@ heap_push(struct runner *r, struct rmsg *m)
 	m->hidx = r->nheap;
 	r->heap[r->nheap++] = m;
 	heap_fix(r, m->hidx);
+	return 0;
 }
 
 static struct rmsg *
@@ -328,10 +335,10 @@ wake_locked(struct runner *r, const char *id, time_t now)
 	}
 	m->held = 0;
 	m->due = now;
-	if (m->hidx == NOHEAP)
-		heap_push(r, m);
-	else
+	if (m->hidx != NOHEAP)
 		heap_fix(r, m->hidx);
+	else if (heap_push(r, m) == -1)
+		msg_forget(r, m);
 }
 
 /* Nudges the scheduler out of its sleep (runner lock held). */
@@ -791,9 +798,10 @@ requeue(struct runner *r, struct rmsg *m, time_t due)
 	m->busy = 0;
 	m->due = m->wake ? time(NULL) : due;
 	m->wake = 0;
-	heap_push(r, m);
 	if (r->once || m->due < r->sleep_until)
 		wake_scheduler(r);
+	if (heap_push(r, m) == -1)
+		msg_forget(r, m);
 	pthread_mutex_unlock(&r->mu);
 }
 
@@ -889,7 +897,8 @@ load_round(struct runner *r, struct rmsg *m)
 			m->wake = 0;
 			m->held = 0;
 			m->due = now;
-			heap_push(r, m);
+			if (heap_push(r, m) == -1)
+				msg_forget(r, m);
 		}
 		pthread_mutex_unlock(&r->mu);
 		free_round(rd);
