@@ -21,6 +21,7 @@ SMTPQ = os.path.join(BUILDDIR, "smtpq")
 
 
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "WARNING: ThreadSanitizer",
                    "runtime error:")
 
 
