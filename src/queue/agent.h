@@ -26,8 +26,11 @@
 #define AGENT_MTA_MAX	256
 
 enum agent_status {
-	AGENT_DELIVERED,	/* final delivery done (or relayed, DSN passed on) */
-	AGENT_RELAYED,		/* accepted by a next hop that does not do DSN */
+	AGENT_DELIVERED,	/* final delivery done here (maildir, pipe) */
+	AGENT_PASSED,		/* relayed with the DSN request passed on: the
+				   next hop reports from now on (RFC 3461) */
+	AGENT_RELAYED,		/* relayed to a host without DSN: a "relayed"
+				   DSN is due if NOTIFY=SUCCESS was asked */
 	AGENT_TEMP,		/* try again later */
 	AGENT_PERM,		/* give up: bounce */
 };

@@ -647,6 +647,11 @@ apply_result(struct round *rd, struct qstore_rcpt *q,
 		    env->sender[0] != '\0' ? QS_DSN_OWED : QS_DSN_NONE;
 		what = res->status == AGENT_DELIVERED ? "delivered" : "relayed";
 		break;
+	case AGENT_PASSED:
+		q->state = QS_DELIVERED;
+		q->dsn = QS_DSN_NONE;
+		what = "relayed";
+		break;
 	case AGENT_PERM:
 		q->state = QS_FAILED;
 		q->dsn = notify_failure(env, o) ? QS_DSN_OWED : QS_DSN_NONE;
