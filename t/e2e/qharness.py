@@ -207,14 +207,27 @@ class QueueCase(SmtpdCase):
         return rc
 
     def log(self):
+        """Both logs, for assertions and failure messages."""
         text = ""
         for p in (self.runner_log, self.d.logfile):
             try:
                 with open(p, "rb") as f:
                     text += f.read().decode("utf-8", "replace")
-            except OSError:
-                pass
+            except OSError as e:
+                text += "(%s: %s)\n" % (p, e)
         return text
+
+    def diag(self):
+        """What a failure message should show: logs and the queue."""
+        try:
+            q = subprocess.run([SMTPQ, "-C", self.qconf, "list"],
+                               capture_output=True, text=True, timeout=30)
+            queue = q.stdout + q.stderr
+        except (OSError, subprocess.TimeoutExpired) as e:
+            queue = str(e)
+        return "%s\n--- smtpq list:\n%s--- runner %s" % (
+            self.log(), queue, "started here" if self.runner else
+            "not started here")
 
     def queue_ids(self):
         q = os.path.join(self.spool, "queue")

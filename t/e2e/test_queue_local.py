@@ -224,7 +224,7 @@ class Pipe(QueueCase):
         self.send("alice@example.org", ["bob@example.com"])
         box = self.path("mail", "example.org", "alice")
         files = wait_for(lambda: maildir_files(box), 20)
-        self.assertEqual(len(files), 1, self.log())
+        self.assertEqual(len(files), 1, self.diag())
         msg = parse_mail(read_bytes(files[0]))
         self.assertIn("Delayed", msg["Subject"])
         _, rcpts = dsn_fields(msg)
