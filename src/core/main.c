@@ -28,6 +28,7 @@
 #include "lib/net.h"
 #include "lib/str.h"
 #include "policy/policy.h"
+#include "queue/runner.h"
 #include "queue/spool.h"
 #include "server.h"
 #include "session.h"
@@ -36,14 +37,14 @@
 #ifndef SMTPD_CONF
 #define SMTPD_CONF "/etc/smtpd.conf"
 #endif
-#define SMTPD_OPTS	"C:adfh:ik:l:n:prst"
+#define SMTPD_OPTS	"C:adfh:ik:l:m:n:prst"
 #define LISTEN_BACKLOG	1024
 
 static void
 usage(void)
 {
 	fprintf(stderr, "usage: smtpd [-adfiprst] [-C conffile] [-h mydom] "
-	    "[-k evilipaddr]... [-l [addr]:port]... [-n netdir]\n");
+	    "[-k evilipaddr]... [-l [addr]:port]... [-m mailer] [-n netdir]\n");
 	exit(EX_USAGE);
 }
 
@@ -152,7 +153,8 @@ main(int argc, char *argv[])
 	struct throttle *th;
 	struct session_conf tmpl;
 	int implicit[2 * POLICY_LISTEN_MAX], nfds = 0;
-	const char *conffile = SMTPD_CONF, *netdir = NULL;
+	const char *conffile = SMTPD_CONF, *netdir = NULL, *mailer = NULL;
+	struct runner *runner = NULL;
 	char err[1024];
 	int ch, debug = 0, stdio_mode = 0, check_only = 0, conf_given = 0;
 	int fds[2 * POLICY_LISTEN_MAX], i, sig;
@@ -204,6 +206,9 @@ main(int argc, char *argv[])
 				exit(EX_USAGE);
 			}
 			ov.listen[ov.nlisten++] = optarg;
+			break;
+		case 'm':
+			mailer = optarg;
 			break;
 		case 'n':
 			netdir = optarg;
@@ -266,6 +271,7 @@ main(int argc, char *argv[])
 		sc.spool = sp;
 		sc.state = st;
 		sc.throttle = th;
+		sc.mailer = mailer;
 		sc.single = 1;
 		i = session_run(&sc);
 		policy_state_flush(st, pol);
@@ -298,10 +304,22 @@ main(int argc, char *argv[])
 	sigaddset(&sigs, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	policy_install(policy_ref(pol));
+	/*
+	 * The queue runner delivers what the sessions commit; with -m the
+	 * mailer does, and a stdio-mode spool has `smtpq run`.
+	 */
+	if (mailer == NULL && pol->queue->runner) {
+		if ((runner = runner_start(pol->spool, pol->queue, err,
+		    sizeof(err))) == NULL)
+			log_warn("no queue runner in smtpd: %s", err);
+		else
+			spool_set_hook(sp, runner_spool_hook, runner);
+	}
 	memset(&tmpl, 0, sizeof(tmpl));
 	tmpl.spool = sp;
 	tmpl.state = st;
 	tmpl.throttle = th;
+	tmpl.mailer = mailer;
 	if ((sv = server_start(fds, implicit, nfds, &tmpl, err,
 	    sizeof(err))) == NULL) {
 		log_err("%s", err);
@@ -322,6 +340,8 @@ main(int argc, char *argv[])
 		if (strcmp(np->spool, pol->spool) != 0)
 			log_warn("reload: a new spool takes a restart");
 		(void)load_credentials(np, 0);
+		if (runner != NULL)
+			runner_reconfigure(runner, np->queue);
 		if (throttle_configure(th, &np->auth_throttle, err,
 		    sizeof(err)) == -1)
 			log_err("reload: auth.throttle: %s", err);
@@ -332,6 +352,8 @@ main(int argc, char *argv[])
 	policy_unref(&pol);
 	pol = policy_current();
 	i = server_stop(&sv, pol->shutdown_timeout);
+	spool_set_hook(sp, NULL, NULL);
+	runner_stop(&runner);
 	policy_state_flush(st, pol);
 	policy_unref(&pol);
 	policy_install(NULL);

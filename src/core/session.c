@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <gnutls/crypto.h>
 
@@ -18,6 +19,7 @@
 #include "auth/senders.h"
 #include "auth/throttle.h"
 #include "lib/addr.h"
+#include "queue/mailer.h"
 #include "lib/fsutil.h"
 #include "lib/lineio.h"
 #include "lib/log.h"
@@ -537,6 +539,75 @@ begin_message(struct session *s)
 	return m;
 }
 
+/*
+ * -m: Plan 9's synchronous hand-off.  The mailer gets the message with a
+ * Unix "From " line naming the sender and LF line ends, as upas/send
+ * wants it, and its exit decides the reply.
+ */
+static void
+hand_off(struct session *s)
+{
+	char reply_text[512], buf[16384], date[64], tmpl[] = "/tmp/smtpd-mXXXXXX";
+	const char **rcpts;
+	struct tm tm;
+	time_t now = time(NULL);
+	ssize_t n;
+	size_t i;
+	int in = -1, out = -1, code, cr = 0;
+	FILE *f = NULL;
+
+	if ((rcpts = calloc(s->nrcpts, sizeof(*rcpts))) == NULL)
+		goto fail;
+	for (i = 0; i < s->nrcpts; i++)
+		rcpts[i] = s->rcpts[i].addr;
+	if ((in = spool_msg_read_fd(s->msg)) == -1 ||
+	    (out = mkstemp(tmpl)) == -1)
+		goto fail;
+	(void)unlink(tmpl);
+	if ((f = fdopen(out, "w+")) == NULL)
+		goto fail;
+	out = -1;
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a %b %e %H:%M:%S %Y", &tm);
+	fprintf(f, "From %s %s\n", s->sender.mailbox[0] ? s->sender.mailbox :
+	    "MAILER-DAEMON", date);
+	while ((n = read(in, buf, sizeof(buf))) > 0) {
+		for (i = 0; i < (size_t)n; i++) {
+			/* CR LF becomes LF; nothing else changes. */
+			if (cr && buf[i] != '\n')
+				putc('\r', f);
+			cr = buf[i] == '\r';
+			if (!cr)
+				putc(buf[i], f);
+		}
+	}
+	if (n == -1 || fflush(f) == EOF || fseek(f, 0, SEEK_SET) == -1)
+		goto fail;
+	code = mailer_handoff(s->conf->mailer, rcpts, s->nrcpts, fileno(f),
+	    s->pol->data_timeout, reply_text, sizeof(reply_text));
+	log_info("%s smtp mailer %s answered: %s", s->id, s->conf->mailer,
+	    reply_text);
+	if (code == 250)
+		s->n_msgs++;
+	/* reply_text is "CODE STATUS text" */
+	(void)lineio_printf(s->io, "%s\r\n", reply_text);
+	if (code >= 400)
+		s->errors++;
+	goto out;
+fail:
+	log_err("%s smtp cannot hand the message to %s: %s", s->id,
+	    s->conf->mailer, strerror(errno));
+	reply(s, 451, "4.3.0", "We're busy right now, try later");
+out:
+	if (f != NULL)
+		fclose(f);
+	if (out != -1)
+		close(out);
+	if (in != -1)
+		close(in);
+	free(rcpts);
+}
+
 /* Policy said no after the data: keep a copy if asked to, and answer. */
 static void
 refuse_message(struct session *s, const struct verdict *v)
@@ -570,6 +641,12 @@ finish_message(struct session *s, enum data_verdict v)
 	if (v == DATA_OK && s->hv.kind != VERDICT_CONTINUE &&
 	    s->hv.kind != VERDICT_ACCEPT && s->hv.kind != VERDICT_TAG) {
 		refuse_message(s, &s->hv);
+		return;
+	}
+	if (v == DATA_OK && s->conf->mailer != NULL) {
+		hand_off(s);
+		spool_abort(&s->msg);
+		reset_transaction(s);
 		return;
 	}
 	switch (v) {

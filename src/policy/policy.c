@@ -19,6 +19,7 @@
 #include "lib/str.h"
 #include "auth/sasl.h"
 #include "auth/senders.h"
+#include "queue/queueconf.h"
 #include "policy.h"
 
 /* Keys the file may hold at the top level and in limits { }. */
@@ -26,7 +27,8 @@ static const char *const top_keys[] = {
 	"hostname", "defaultdomain", "listen", "spool", "reverse_lookup",
 	"limits", "norelay", "verifysenderdom", "saveblockedmsg", "dump",
 	"ournets", "ourdomains", "block", "access", "access_file",
-	"helo_checks", "greylist", "rules", "tls", "auth", NULL
+	"helo_checks", "greylist", "rules", "tls", "auth",
+	"routes", "aliases", "queue", NULL
 };
 static const char *const tls_keys[] = {
 	"certificate", "key", "chain", "priority", "tickets", "client_ca",
@@ -1082,6 +1084,10 @@ policy_load(const char *path, int missing_ok,
 		snprintf(err, errlen, "%s: greylist path too long", path);
 		goto fail;
 	}
+	p->queue = queueconf_parse(have_file ? config_root_setting(&cf) : NULL,
+	    path, p->hostname, p->spool, err, errlen);
+	if (p->queue == NULL)
+		goto fail;
 	config_destroy(&cf);
 	return p;
 fail:
@@ -1221,6 +1227,8 @@ policy_print(const struct policy *p, FILE *f)
 		fprintf(f, "tarpit: %u ms more per error after %u errors\n",
 		    p->tarpit_delay, p->tarpit_after);
 	print_policy_modules(p, f);
+	if (p->queue != NULL)
+		queueconf_print(p->queue, f);
 }
 
 static void
@@ -1234,6 +1242,7 @@ policy_free(struct policy *p)
 	for (i = 0; i < p->ntls_listen; i++)
 		free(p->tls_listen[i]);
 	senders_free(&p->auth_senders);
+	queueconf_unref(&p->queue);
 	free(p->ournets);
 	free(p->block);
 	for (j = 0; j < p->nourdomains; j++)

@@ -21,6 +21,7 @@
 #include "auth/throttle.h"
 
 struct senders;
+struct queue_conf;
 
 #define POLICY_LISTEN_MAX	16
 #define POLICY_HOST_MAX		255
@@ -126,6 +127,8 @@ struct policy {
 	int		 auth_cleartext;		/* -p */
 	struct senders	*auth_senders;			/* NULL: any sender */
 	struct throttle_conf auth_throttle;
+
+	struct queue_conf *queue;	/* routes, aliases, queue { } */
 
 	size_t		 message_size;	/* bytes, 0 = no limit */
 	unsigned int	 recipients;	/* per transaction */

@@ -53,6 +53,16 @@ struct segment {
 	int		 closed;	/* no more records will be added */
 };
 
+/*
+ * A session's wait for its record.  It lives on the session's stack: a
+ * durable record belongs to the writer thread, which may free it before
+ * the session wakes up to look.
+ */
+struct jwait {
+	int		 state;		/* 0 waiting, 1 durable, -1 failed */
+	int		 err;
+};
+
 struct jrec {
 	struct jrec	*next;
 	char		 id[SPOOL_ID_LEN + 1];
@@ -61,8 +71,7 @@ struct jrec {
 	struct segment	*seg;		/* where it is then, and at what offset */
 	off_t		 off;
 	size_t		 len;
-	int		 state;		/* 0 waiting, 1 durable, -1 failed */
-	int		 err;
+	struct jwait	*wait;		/* the session's; NULL once durable */
 };
 
 struct spool {
@@ -103,10 +112,14 @@ struct spool {
 	off_t		 segoff;
 	struct segment	*segs;		/* oldest first; last is current */
 	unsigned long long nextseq;
+
+	spool_hook_fn	 hook;		/* told of each message in queue/ */
+	void		*hook_arg;
 };
 
 struct spool_msg {
 	struct spool	*sp;
+	size_t		 envlen;	/* bytes of envelope before the message */
 	int		 fd;		/* -1 while held in memory */
 	int		 failed;
 	char		 id[SPOOL_ID_LEN + 1];
@@ -122,6 +135,7 @@ static int	spool_to_file(struct spool_msg *);
 static int	commit_file(struct spool_msg *);
 static int	commit_journal(struct spool_msg *);
 static void	clean_tmp(const char *, int all);
+static void	call_hook(struct spool *, const char *);
 static void	put_clean(struct str *, const char *);
 static void	put_line(struct str *, const char *, const char *);
 static void	put_path(struct str *, const char *, const char *);
@@ -318,6 +332,30 @@ spool_dir(const struct spool *sp)
 	return sp->dir;
 }
 
+void
+spool_set_hook(struct spool *sp, spool_hook_fn fn, void *arg)
+{
+	pthread_mutex_lock(&sp->mu);
+	sp->hook = fn;
+	sp->hook_arg = arg;
+	pthread_mutex_unlock(&sp->mu);
+}
+
+/* Tells whoever asked (the queue runner) that queue/ID exists now. */
+static void
+call_hook(struct spool *sp, const char *id)
+{
+	spool_hook_fn fn;
+	void *arg;
+
+	pthread_mutex_lock(&sp->mu);
+	fn = sp->hook;
+	arg = sp->hook_arg;
+	pthread_mutex_unlock(&sp->mu);
+	if (fn != NULL)
+		fn(arg, id);
+}
+
 /* Envelope values are one line each: control characters become '?'. */
 static void
 put_clean(struct str *s, const char *val)
@@ -449,6 +487,7 @@ spool_begin(struct spool *sp, const struct spool_envelope *env)
 		put_line(&hdr, "body", env->body);
 	if (env->smtputf8)
 		(void)str_appends(&hdr, "smtputf8\n");
+	m->envlen = hdr.len + 1;
 	if (str_appendc(&hdr, '\n') == -1 ||
 	    spool_write(m, hdr.s, hdr.len) == -1) {
 		str_free(&hdr);
@@ -594,6 +633,7 @@ commit_file(struct spool_msg *m)
 		errno = e;
 		return -1;
 	}
+	call_hook(m->sp, m->id);
 	return 0;
 fail:
 	e = errno;
@@ -607,11 +647,13 @@ static int
 commit_journal(struct spool_msg *m)
 {
 	struct spool *sp = m->sp;
+	struct jwait w = { 0, 0 };
 	struct jrec *r;
 	int state, e;
 
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return -1;
+	r->wait = &w;
 	memcpy(r->id, m->id, sizeof(r->id));
 	r->data = m->mem;
 	str_init(&m->mem, 0);
@@ -638,10 +680,10 @@ commit_journal(struct spool_msg *m)
 		sp->pend_head = r;
 	sp->pend_tail = r;
 	pthread_cond_signal(&sp->jwork);
-	while (r->state == 0)
+	while (w.state == 0)
 		pthread_cond_wait(&sp->jdone, &sp->jmu);
-	state = r->state;
-	e = r->err;
+	state = w.state;
+	e = w.err;
 	if (state == -1) {
 		/* Failed records are ours to free; durable ones the writer's. */
 		sp->backlog -= r->data.len;
@@ -908,10 +950,11 @@ committer_main(void *arg)
 				close(sp->segfd);
 				sp->segfd = -1;
 			}
+			/* The sessions free failed records themselves. */
 			for (r = batch; r != NULL; r = batch) {
 				batch = r->next;
-				r->state = -1;
-				r->err = e;
+				r->wait->state = -1;
+				r->wait->err = e;
 			}
 		} else {
 			struct segment *cur = current_segment(sp);
@@ -920,7 +963,8 @@ committer_main(void *arg)
 			sp->segoff += (off_t)total;
 			/* From here on the journal holds them: free the memory. */
 			for (r = batch; r != NULL; r = r->next) {
-				r->state = 1;
+				r->wait->state = 1;
+				r->wait = NULL;
 				r->seg = cur;
 				r->off = off + JOURNAL_HDR;
 				r->len = r->data.len;
@@ -1027,6 +1071,8 @@ writer_main(void *arg)
 				sp->mat_tail = r;
 			continue;
 		}
+		for (r = batch; r != NULL; r = r->next)
+			call_hook(sp, r->id);
 		freed = 0;
 		pthread_mutex_lock(&sp->jmu);
 		for (r = batch; r != NULL; r = next) {
@@ -1291,4 +1337,30 @@ out:
 	spool_abort(mp);
 	errno = e;
 	return r;
+}
+
+int
+spool_msg_read_fd(struct spool_msg *m)
+{
+	int fd;
+
+	if (m->failed) {
+		errno = m->failed;
+		return -1;
+	}
+	/* A message still in memory goes to its file first. */
+	if (m->fd == -1 && spool_to_file(m) == -1)
+		return -1;
+	if (spool_flush(m) == -1)
+		return -1;
+	if ((fd = open(m->tmppath, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	if (lseek(fd, (off_t)m->envlen, SEEK_SET) == -1) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
 }

@@ -26,6 +26,9 @@ struct spool_rcpt {
 	const char	*orcpt;		/* RFC 3461 ORCPT "type;xtext", or NULL */
 };
 
+/* Called after each successful commit with the new queue id. */
+typedef void (*spool_hook_fn)(void *arg, const char *id);
+
 struct spool_envelope {
 	const char	 *sender;	/* mailbox, "" for the null sender */
 	const struct spool_rcpt *rcpts;
@@ -54,6 +57,14 @@ struct spool_envelope {
 struct spool *spool_open(const char *dir, int flags, char *err, size_t errlen);
 void	spool_close(struct spool **);
 const char *spool_dir(const struct spool *);
+/*
+ * Installs fn to be called, once queue/ID exists, for every message
+ * committed through this handle, e.g. to wake the queue runner:
+ * spool_set_hook(sp, runner_spool_hook, runner).  It runs in the
+ * committing thread, or in the journal's writer thread for journaled
+ * messages, and must not call back into this spool handle's commit.
+ */
+void	spool_set_hook(struct spool *, spool_hook_fn fn, void *arg);
 
 /* Starts a message with its envelope; NULL with errno set. */
 struct spool_msg *spool_begin(struct spool *, const struct spool_envelope *);
@@ -66,6 +77,11 @@ int	spool_write(struct spool_msg *, const void *, size_t);
  * -1: it is not (errno says why) and nothing of it is left.  Frees *mp.
  */
 int	spool_commit(struct spool_msg **mp);
+/*
+ * A new descriptor reading the message written so far (without the
+ * envelope), for handing it to a program.  -1 with errno set.
+ */
+int	spool_msg_read_fd(struct spool_msg *);
 /* Throws the message away.  Frees *mp. */
 void	spool_abort(struct spool_msg **mp);
 /*

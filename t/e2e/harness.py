@@ -4,6 +4,7 @@ loopback with a throwaway config and spool, and look at what they did.
 Tests run under /usr/bin/python3 (Debian's, with python3-aiosmtpd).
 """
 import os
+import re
 import shutil
 import signal
 import socket
@@ -13,6 +14,8 @@ import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# The harness's queue setting; tests that set "queue" themselves replace it.
+RUNNER_OFF = "queue = { runner = false; };"
 # Binaries live at the top of the build tree; run.py sets BUILDDIR.
 BUILDDIR = os.environ.get("BUILDDIR", os.path.dirname(os.path.dirname(HERE)))
 SMTPD = os.path.join(BUILDDIR, "smtpd")
@@ -64,6 +67,10 @@ class Smtpd:
         if limits:
             lines.append("limits = { %s };" % " ".join(
                 "%s = %s;" % (k, v) for k, v in limits.items()))
+        # The queue runner stays out of smtpd unless a test wants it: the
+        # tests look at queue/ themselves, and a runner would deliver.
+        if not re.search(r"^\s*queue\s*=", config_extra, re.M):
+            lines.append(RUNNER_OFF)
         lines.append(config_extra)
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n")

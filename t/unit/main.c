@@ -12,7 +12,8 @@ main(void)
 {
 	int (*suites[])(void) = { suite_str, suite_lineio, suite_addr,
 	    suite_cmdparse, suite_data, suite_policy, suite_cidr, suite_modules,
-	    suite_secrets, suite_sasl, suite_throttle, suite_tls, suite_senders };
+	    suite_secrets, suite_sasl, suite_throttle, suite_tls, suite_senders,
+	    suite_qenv, suite_queueconf, suite_qstore, suite_mailer, suite_dsn };
 	unsigned int i, failed;
 
 	if (CU_initialize_registry() != CUE_SUCCESS)

@@ -1,0 +1,119 @@
+/*
+ * agent: the delivery agents behind one small vtable.
+ *
+ * The queue runner groups a message's due recipients by destination (a
+ * route plus, for relaying, the domain or smarthost) and hands each group
+ * to the route's agent:
+ *
+ *	sess = ops->open(route, dest, qc, &res);	once per destination
+ *	ops->deliver(sess, msg, rcpts, n);		per message, reusing sess
+ *	ops->close(&sess);
+ *
+ * deliver() fills one result per recipient.  A relay agent keeps an SMTP
+ * connection in sess; maildir and pipe keep nothing.
+ */
+#ifndef AGENT_H
+#define AGENT_H
+
+#include <sys/types.h>
+
+#include <stddef.h>
+
+#include "qenv.h"
+#include "queueconf.h"
+
+#define AGENT_TEXT_MAX	400
+#define AGENT_MTA_MAX	256
+
+enum agent_status {
+	AGENT_DELIVERED,	/* final delivery done here (maildir, pipe) */
+	AGENT_PASSED,		/* relayed with the DSN request passed on: the
+				   next hop reports from now on (RFC 3461) */
+	AGENT_RELAYED,		/* relayed to a host without DSN: a "relayed"
+				   DSN is due if NOTIFY=SUCCESS was asked */
+	AGENT_TEMP,		/* try again later */
+	AGENT_PERM,		/* give up: bounce */
+};
+
+struct agent_result {
+	enum agent_status status;
+	int		 code;		/* SMTP reply code, or its equivalent */
+	char		 enhanced[16];	/* RFC 3463 status, e.g. "5.1.1" */
+	char		 text[AGENT_TEXT_MAX];	/* one printable line */
+	char		 mta[AGENT_MTA_MAX];	/* remote MTA, "" when local */
+};
+
+/* One message as the agents see it. */
+struct agent_msg {
+	const char		*id;
+	const struct qenv	*env;	/* sender, DSN parameters, body type */
+	int			 fd;	/* the spool file: use pread() */
+	const struct queue_conf	*qc;
+	const int		*cancel;	/* set when the runner stops:
+						   give up what can wait */
+};
+
+struct agent_rcpt {
+	const char		*mailbox;	/* where to deliver */
+	const struct qenv_rcpt	*orig;		/* its rcpt line (NOTIFY, ORCPT) */
+	struct agent_result	 res;		/* filled by deliver() */
+};
+
+struct agent_ops {
+	const char	*name;
+	/*
+	 * Opens a session to dest (agent-specific: a domain for relaying by
+	 * MX, the smarthost, "" for local agents).  NULL when that fails,
+	 * with *res saying why; the runner then gives every recipient
+	 * waiting for dest that result.
+	 */
+	void	*(*open)(const struct route *, const char *dest,
+		    const struct queue_conf *, struct agent_result *res);
+	/*
+	 * Delivers msg to rcpts[0..n-1], filling each rcpts[i].res.
+	 * Returns 0, or -1 when the session cannot be used again.
+	 */
+	int	 (*deliver)(void *sess, const struct route *,
+		    const struct agent_msg *, struct agent_rcpt *rcpts,
+		    size_t n);
+	void	 (*close)(void **sess);
+};
+
+/* The agent for a route's action. */
+const struct agent_ops *agent_for(enum route_action);
+/* The destination key of mailbox under route r: "" or a domain or host. */
+void	agent_dest(const struct route *r, const char *mailbox, char *buf,
+	    size_t len);
+/* Fills res (text is printf-like). */
+void	agent_set(struct agent_result *, enum agent_status, int code,
+	    const char *enhanced, const char *fmt, ...)
+	    __attribute__((format(printf, 5, 6)));
+
+/*
+ * Reads the message body from the spool file with CRLF line ends turned
+ * into LF, for agents that write to local files and programs.
+ */
+struct agent_lf {
+	int	 fd;
+	off_t	 off;		/* next byte to read */
+	int	 cr;		/* a CR ended the last chunk */
+	int	 eof;
+	char	 in[65536];
+};
+void	agent_lf_init(struct agent_lf *, int fd, off_t off);
+/* Up to len bytes of LF text: >0, 0 at the end, -1 on a read error. */
+ssize_t	agent_lf_read(struct agent_lf *, char *buf, size_t len);
+
+/*
+ * fsync()s directory path, sharing the flush with other threads waiting on
+ * the same directory: one fsync covers every change made before it began.
+ * 0 or -1 (errno set).
+ */
+int	agent_sync_dir(const char *path);
+
+/* The agents. */
+extern const struct agent_ops agent_maildir_ops;
+extern const struct agent_ops agent_pipe_ops;
+extern const struct agent_ops agent_relay_ops;
+
+#endif

@@ -1,0 +1,309 @@
+/*
+ * The pipe agent: runs the route's command (no shell) with the envelope in
+ * its arguments and environment and the message (LF line ends) on its
+ * standard input, as an unprivileged user, for a bounded time.
+ *
+ * Exit 0: delivered; 75 (EX_TEMPFAIL): try again later; any other status:
+ * a permanent failure, reported with the first line of standard error.
+ */
+#include "config.h"
+
+#include <sys/types.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/addr.h"
+#include "lib/log.h"
+#include "lib/str.h"
+#include "agent.h"
+#include "mailer.h"
+
+#define PIPE_ENV_MAX	16
+#define PIPE_ARG_MAX	8192	/* bytes in one expanded argument */
+
+static void	*pipe_open(const struct route *, const char *,
+		    const struct queue_conf *, struct agent_result *);
+static int	 pipe_deliver(void *, const struct route *,
+		    const struct agent_msg *, struct agent_rcpt *, size_t);
+static void	 pipe_close(void **);
+
+const struct agent_ops agent_pipe_ops = {
+	"pipe", pipe_open, pipe_deliver, pipe_close
+};
+
+struct pipe_feed {
+	struct agent_lf	 lf;
+	char		 from[ADDR_PATH_MAX + 64];
+	size_t		 fromlen, fromoff;
+};
+
+static void *
+pipe_open(const struct route *r, const char *dest,
+    const struct queue_conf *qc, struct agent_result *res)
+{
+	return (void *)&agent_pipe_ops;
+}
+
+static void
+pipe_close(void **sessp)
+{
+	*sessp = NULL;
+}
+
+static ssize_t
+pipe_feed(void *arg, char *buf, size_t len)
+{
+	struct pipe_feed *f = arg;
+	size_t n;
+
+	if (f->fromoff < f->fromlen) {
+		n = f->fromlen - f->fromoff;
+		if (n > len)
+			n = len;
+		memcpy(buf, f->from + f->fromoff, n);
+		f->fromoff += n;
+		return (ssize_t)n;
+	}
+	return agent_lf_read(&f->lf, buf, len);
+}
+
+/* The local part and domain of a mailbox, for %u and %d. */
+static void
+pipe_split(const struct agent_msg *m, const char *mailbox, char *local,
+    size_t llen, char *domain, size_t dlen)
+{
+	const char *at = strrchr(mailbox, '@');
+	size_t n = at ? (size_t)(at - mailbox) : strlen(mailbox);
+
+	if (n >= llen)
+		n = llen - 1;
+	memcpy(local, mailbox, n);
+	local[n] = '\0';
+	str_lcpy(domain, at ? at + 1 : m->qc->hostname, dlen);
+}
+
+/* Expands one template word for recipient rcpt.  A new string or NULL. */
+static char *
+pipe_word(const char *t, const struct agent_msg *m, const char *rcpt)
+{
+	char local[ADDR_PATH_MAX + 1], domain[ADDR_PATH_MAX + 1];
+	struct str s;
+	const char *p;
+	int rc = 0;
+
+	pipe_split(m, rcpt, local, sizeof(local), domain, sizeof(domain));
+	str_init(&s, PIPE_ARG_MAX);
+	for (p = t; *p != '\0' && rc == 0; p++) {
+		if (*p != '%') {
+			rc = str_appendc(&s, *p);
+			continue;
+		}
+		switch (*++p) {
+		case 's':
+			rc = str_appends(&s, m->env->sender);
+			break;
+		case 'r':
+			rc = str_appends(&s, rcpt);
+			break;
+		case 'u':
+			rc = str_appends(&s, local);
+			break;
+		case 'd':
+			rc = str_appends(&s, domain);
+			break;
+		case 'i':
+			rc = str_appends(&s, m->id);
+			break;
+		case '%':
+			rc = str_appendc(&s, '%');
+			break;
+		default:
+			rc = -1;
+			p--;
+			break;
+		}
+	}
+	if (rc == -1 || str_appends(&s, "") == -1) {
+		str_free(&s);
+		return NULL;
+	}
+	if (s.s == NULL)
+		return strdup("");
+	return s.s;
+}
+
+static char *
+pipe_env(const char *name, const char *value)
+{
+	struct str s;
+
+	str_init(&s, PIPE_ARG_MAX);
+	if (str_appendf(&s, "%s=%s", name, value) == -1) {
+		str_free(&s);
+		return NULL;
+	}
+	return s.s;
+}
+
+static void
+free_vec(char **v)
+{
+	size_t i;
+
+	if (v == NULL)
+		return;
+	for (i = 0; v[i] != NULL; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* Runs the command once for rcpts[0..n-1] and records the outcome in all. */
+static void
+pipe_run(const struct route *r, const struct agent_msg *m,
+    struct agent_rcpt *rcpts, size_t n)
+{
+	struct agent_result res;
+	struct mailer_result mr;
+	struct mailer_opts opts;
+	struct pipe_feed *feed = NULL;
+	char **argv = NULL, *envp[PIPE_ENV_MAX], orcpt[ADDR_PATH_MAX + 64];
+	char err[512], date[64];
+	const char *enh, *semi;
+	size_t i, j, ac = 0, maxargs;
+	int ne = 0, ok = 1;
+	time_t now;
+
+	memset(envp, 0, sizeof(envp));
+	memset(&res, 0, sizeof(res));
+	maxargs = r->argc + (r->batch ? n : 0) + 1;
+	if ((argv = calloc(maxargs, sizeof(*argv))) == NULL ||
+	    (feed = calloc(1, sizeof(*feed))) == NULL) {
+		agent_set(&res, AGENT_TEMP, 451, "4.3.0", "out of memory");
+		goto done;
+	}
+	for (i = 0; i < r->argc && ok; i++) {
+		/* In batch mode a word that is just %r becomes every recipient. */
+		if (r->batch && strcmp(r->argv[i], "%r") == 0) {
+			for (j = 0; j < n && ok; j++)
+				ok = (argv[ac++] = strdup(rcpts[j].mailbox)) !=
+				    NULL;
+			continue;
+		}
+		ok = (argv[ac++] = pipe_word(r->argv[i], m, rcpts[0].mailbox)) !=
+		    NULL;
+	}
+	orcpt[0] = '\0';
+	if (rcpts[0].orig != NULL && rcpts[0].orig->orcpt != NULL &&
+	    (semi = strchr(rcpts[0].orig->orcpt, ';')) != NULL &&
+	    qenv_xtext_decode(semi + 1, orcpt, sizeof(orcpt)) == -1)
+		orcpt[0] = '\0';
+	if (ok) {
+		ok = (envp[ne++] = pipe_env("PATH",
+		    "/usr/local/bin:/usr/bin:/bin")) != NULL &&
+		    (envp[ne++] = pipe_env("HOME", "/")) != NULL &&
+		    (envp[ne++] = pipe_env("LANG", "C")) != NULL &&
+		    (envp[ne++] = pipe_env("SENDER", m->env->sender)) != NULL &&
+		    (envp[ne++] = pipe_env("RECIPIENT",
+		    rcpts[0].mailbox)) != NULL &&
+		    (envp[ne++] = pipe_env("ORIGINAL_RECIPIENT", orcpt)) !=
+		    NULL &&
+		    (envp[ne++] = pipe_env("QUEUE_ID", m->id)) != NULL &&
+		    (envp[ne++] = pipe_env("USER", r->user.name)) != NULL;
+	}
+	if (!ok) {
+		agent_set(&res, AGENT_PERM, 550, "5.3.0", "command arguments "
+		    "too long");
+		goto done;
+	}
+	agent_lf_init(&feed->lf, m->fd, m->env->body_off);
+	if (r->from_line) {
+		/* Plan 9 and mbox programs expect "From sender date". */
+		now = time(NULL);
+		if (ctime_r(&now, date) == NULL)
+			str_lcpy(date, "Thu Jan  1 00:00:00 1970\n",
+			    sizeof(date));
+		feed->fromlen = (size_t)snprintf(feed->from, sizeof(feed->from),
+		    "From %s %s", m->env->sender[0] ? m->env->sender :
+		    "MAILER-DAEMON", date);
+		if (feed->fromlen >= sizeof(feed->from))
+			feed->fromlen = sizeof(feed->from) - 1;
+	}
+	memset(&opts, 0, sizeof(opts));
+	opts.cred = &r->user.cred;
+	opts.timeout = r->timeout;
+	opts.envp = envp;
+	opts.cancel = m->cancel;
+	if (mailer_run(argv, -1, pipe_feed, feed, &opts, &mr, err,
+	    sizeof(err)) == -1) {
+		agent_set(&res, AGENT_TEMP, 451, "4.3.0", "%s", err);
+		goto done;
+	}
+	if (mr.cancelled)
+		agent_set(&res, AGENT_TEMP, 451, "4.3.2", "command %.100s "
+		    "interrupted: the queue runner is stopping", r->argv[0]);
+	else if (mr.timed_out)
+		agent_set(&res, AGENT_TEMP, 451, "4.4.7", "command %.100s timed "
+		    "out after %u s", r->argv[0], r->timeout);
+	else if (mr.feed_error)
+		agent_set(&res, AGENT_TEMP, 451, "4.3.0", "cannot read the "
+		    "queued message");
+	else if (mr.status == -1)
+		agent_set(&res, AGENT_TEMP, 451, "4.3.0", "command %.100s "
+		    "killed by signal %d", r->argv[0], mr.signal);
+	else if (mr.status == 0)
+		agent_set(&res, AGENT_DELIVERED, 250, "2.0.0", "delivered to "
+		    "command %.100s", r->argv[0]);
+	else if (mr.status == 75)
+		agent_set(&res, AGENT_TEMP, 451, "4.3.0", "command %.100s: %s",
+		    r->argv[0], mr.errline[0] ? mr.errline :
+		    "temporary failure (exit 75)");
+	else {
+		/* sysexits.h codes say a little more about the cause. */
+		switch (mr.status) {
+		case 67:	/* EX_NOUSER */
+			enh = "5.1.1";
+			break;
+		case 68:	/* EX_NOHOST */
+			enh = "5.1.2";
+			break;
+		case 65:	/* EX_DATAERR */
+			enh = "5.6.0";
+			break;
+		case 77:	/* EX_NOPERM */
+			enh = "5.7.1";
+			break;
+		default:
+			enh = "5.3.0";
+			break;
+		}
+		agent_set(&res, AGENT_PERM, 550, enh, "command %.100s exited "
+		    "%d: %s", r->argv[0], mr.status, mr.errline[0] ?
+		    mr.errline : "(no message)");
+	}
+done:
+	for (i = 0; i < n; i++)
+		rcpts[i].res = res;
+	free_vec(argv);
+	for (i = 0; i < PIPE_ENV_MAX; i++)
+		free(envp[i]);
+	free(feed);
+}
+
+static int
+pipe_deliver(void *sess, const struct route *r, const struct agent_msg *m,
+    struct agent_rcpt *rcpts, size_t n)
+{
+	size_t i;
+
+	if (r->batch) {
+		pipe_run(r, m, rcpts, n);
+		return 0;
+	}
+	for (i = 0; i < n; i++)
+		pipe_run(r, m, &rcpts[i], 1);
+	return 0;
+}

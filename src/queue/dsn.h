@@ -1,0 +1,63 @@
+/*
+ * dsn: delivery status notifications (RFC 3464 multipart/report) for
+ * failures, expiry, delays and -- when NOTIFY=SUCCESS asked -- successful
+ * delivery, honouring RFC 3461 RET, ENVID and ORCPT.
+ *
+ * A DSN is queued like any other message, from the null sender, so it is
+ * never itself bounced.  The returned content is bounded by bounce_size.
+ */
+#ifndef DSN_H
+#define DSN_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "lib/str.h"
+#include "qenv.h"
+#include "spool.h"
+
+#define DSN_HEADER_MAX	(64 * 1024)	/* header bytes returned at most */
+
+enum dsn_kind {
+	DSN_FAILURE,	/* failed or expired recipients */
+	DSN_DELAY,	/* still trying: a delay warning */
+	DSN_SUCCESS,	/* delivered or relayed, NOTIFY=SUCCESS */
+};
+
+struct dsn_rcpt {
+	const char	*mailbox;	/* Final-Recipient */
+	const char	*orcpt;		/* "type;xtext" from ORCPT, or NULL */
+	const char	*action;	/* failed, delayed, delivered, relayed */
+	const char	*status;	/* RFC 3463 code; "" for a default */
+	int		 code;		/* reply code, 0 = no diagnostic */
+	const char	*text;		/* reply text */
+	const char	*mta;		/* remote MTA, NULL or "" if none */
+	time_t		 last_attempt;	/* 0 = none */
+};
+
+struct dsn_report {
+	enum dsn_kind		 kind;
+	const char		*hostname;	/* the reporting MTA */
+	const char		*queue_id;	/* of the original message */
+	const struct qenv	*env;		/* the original envelope */
+	int			 fd;		/* the original spool file */
+	size_t			 bounce_size;	/* largest message returned whole */
+	time_t			 retry_until;	/* DSN_DELAY: when we give up */
+	const struct dsn_rcpt	*rcpts;
+	size_t			 nrcpts;
+};
+
+/*
+ * Writes the whole DSN message (CRLF line ends) with Message-ID msgid
+ * into out.  0, or -1 with err (out of memory, unreadable spool file).
+ */
+int	dsn_build(const struct dsn_report *, const char *msgid,
+	    struct str *out, char *err, size_t errlen);
+/*
+ * Queues the DSN through sp, from <> to the original sender.  0 with the
+ * new queue id in id (at least SPOOL_ID_LEN + 1 bytes), -1 with err.
+ */
+int	dsn_queue(struct spool *sp, const struct dsn_report *, char *id,
+	    size_t idlen, char *err, size_t errlen);
+
+#endif

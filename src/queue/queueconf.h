@@ -1,0 +1,171 @@
+/*
+ * queueconf: the "routes", "aliases" and "queue" settings of smtpd.conf,
+ * compiled into one immutable, reference-counted struct queue_conf.
+ *
+ * smtpd's config loader hands the parsed libconfig root to
+ * queueconf_parse(); smtpq reads the file itself with queueconf_load().
+ * Documented in smtpd.conf(5), ROUTES, ALIASES and QUEUE.
+ */
+#ifndef QUEUECONF_H
+#define QUEUECONF_H
+
+#include <sys/types.h>
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include <libconfig.h>
+
+#include "mailer.h"
+
+/* Defaults; each has a key in queue { } and a line in smtpd.conf(5). */
+#define QC_DEF_RETRY_MIN	300		/* 5 minutes */
+#define QC_DEF_RETRY_MAX	3600		/* 1 hour */
+#define QC_DEF_LIFETIME		(5 * 86400)	/* 5 days */
+#define QC_DEF_DELAY_WARNING	0		/* off */
+#define QC_DEF_CONCURRENCY	20
+#define QC_DEF_DEST_CONCURRENCY	5
+#define QC_DEF_SCAN_INTERVAL	60
+#define QC_DEF_BOUNCE_SIZE	(64 * 1024)
+#define QC_DEF_PIPE_TIMEOUT	600
+#define QC_DEF_PIPE_USER	"nobody"
+#define QC_DEF_SESSION_MESSAGES	100
+
+#define QC_MAX_CONCURRENCY	1000
+#define QC_MAX_ROUTES		1000
+#define QC_MAX_ALIASES		100000
+#define QC_MAX_TARGETS		1000	/* addresses one alias may name */
+#define QC_MAX_EXPANSION	1000	/* addresses one recipient may become */
+#define QC_ALIAS_DEPTH		10
+#define QC_MAX_ARGS		64	/* pipe command words */
+
+enum route_action {
+	ROUTE_MAILDIR,
+	ROUTE_PIPE,
+	ROUTE_RELAY,
+};
+
+enum route_tls {
+	ROUTE_TLS_OPPORTUNISTIC,	/* STARTTLS when offered */
+	ROUTE_TLS_REQUIRE,		/* no TLS, no delivery */
+};
+
+/* A user to run programs as (or to own maildir files), resolved at load. */
+struct qc_user {
+	char			 name[64];
+	struct mailer_cred	 cred;
+};
+
+struct route {
+	unsigned int	 index;		/* position in routes, from 0 */
+	unsigned int	 line;		/* in the config file */
+	char		**domains;	/* "example.com", "*.example.com", "*" */
+	size_t		 ndomains;
+	char		*local;		/* fnmatch(3) pattern, NULL = any */
+	enum route_action action;
+	unsigned int	 concurrency;	/* per destination */
+
+	/* maildir */
+	char		*path;		/* template: %u %d %% */
+	int		 create;	/* make missing maildirs */
+	int		 has_owner;
+	struct qc_user	 owner;		/* chown what we create */
+
+	/* pipe */
+	char		**argv;		/* template: %s %r %u %d %i %% */
+	size_t		 argc;
+	struct qc_user	 user;		/* run as */
+	unsigned int	 timeout;	/* seconds */
+	int		 batch;		/* all recipients in one run */
+	int		 from_line;	/* prepend a Unix "From " line */
+
+	/* relay */
+	char		*host;		/* smarthost dial string, NULL = MX */
+	enum route_tls	 tls;
+	char		*auth;		/* credential label, NULL = none */
+};
+
+struct alias {
+	char	 *name;		/* "local" or "local@domain", lower case */
+	char	**to;
+	size_t	  nto;
+	unsigned int line;
+};
+
+struct queue_conf {
+	int		 refs;		/* atomic; see queueconf_ref() */
+	char		 file[PATH_MAX];
+	char		 hostname[256];
+	char		 spool[PATH_MAX];
+
+	struct route	*routes;
+	size_t		 nroutes;
+	struct alias	*aliases;	/* sorted by name */
+	size_t		 naliases;
+
+	unsigned int	 retry_min;	/* seconds */
+	unsigned int	 retry_max;
+	unsigned int	 lifetime;
+	unsigned int	 delay_warning;	/* 0 = off */
+	unsigned int	 concurrency;	/* deliveries at once */
+	unsigned int	 dest_concurrency;	/* ... per destination */
+	unsigned int	 session_messages;	/* per connection */
+	unsigned int	 scan_interval;
+	size_t		 bounce_size;	/* largest message returned whole */
+	unsigned int	 pipe_timeout;
+	struct qc_user	 pipe_user;
+	int		 runner;	/* smtpd runs the queue runner itself */
+};
+
+/*
+ * Compiles the "routes", "aliases" and "queue" members of root (other keys
+ * are left to the caller).  file names the config in messages; hostname
+ * and spool are copied in (the caller owns those keys).  NULL on error,
+ * with "file:line: message" in err.
+ */
+struct queue_conf *queueconf_parse(const config_setting_t *root,
+	    const char *file, const char *hostname, const char *spool,
+	    char *err, size_t errlen);
+/*
+ * Reads path with libconfig and compiles it as above, taking hostname and
+ * spool from the same file ("hostname", "spool"; defaults as smtpd's).
+ * Other top-level keys are ignored.  A missing file gives the defaults when
+ * missing_ok.
+ */
+struct queue_conf *queueconf_load(const char *path, int missing_ok,
+	    char *err, size_t errlen);
+/* Writes the effective settings in plain words (smtpq check). */
+void	queueconf_print(const struct queue_conf *, FILE *);
+
+struct queue_conf *queueconf_ref(struct queue_conf *);
+void	queueconf_unref(struct queue_conf **);
+
+/*
+ * The first route matching mailbox ("local@domain"; a bare "postmaster"
+ * counts as being in hostname's domain), or NULL.  With no routes at all
+ * configured, every recipient is relayed by MX through a built-in route.
+ */
+const struct route *queueconf_route(const struct queue_conf *,
+	    const char *mailbox);
+
+/*
+ * Expands mailbox through the aliases (recursively, for recipients whose
+ * route delivers locally).  *out gets a malloc'd array of malloc'd
+ * addresses (free with queueconf_free_list), duplicates removed.
+ * 0 on success; -1 with a reason in err (an alias loop, too many
+ * addresses, out of memory).
+ */
+int	queueconf_expand(const struct queue_conf *, const char *mailbox,
+	    char ***out, size_t *nout, char *err, size_t errlen);
+void	queueconf_free_list(char ***list, size_t n);
+
+/* Parses "90", "90s", "15m", "2h", "5d", "1w" into seconds.  0 or -1. */
+int	queueconf_duration(const char *s, unsigned int *out);
+/* Resolves a user name (or "#uid").  0 or -1 with err. */
+int	queueconf_user(const char *name, struct qc_user *, char *err,
+	    size_t errlen);
+/* The name of a route action ("maildir", ...). */
+const char *queueconf_action_name(enum route_action);
+
+#endif

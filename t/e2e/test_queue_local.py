@@ -1,0 +1,255 @@
+"""Local delivery: mail accepted by smtpd, delivered by the queue runner
+into maildirs and to pipe programs, with aliases and bounces (RFC 3464
+DSNs read back with Python's email package)."""
+import os
+import pwd
+
+from qharness import (alive, QueueCase, dsn_fields, maildir_files, parse_mail,
+                      read_bytes, wait_for)
+
+FAST = "retry_min = 1; retry_max = 2; scan_interval = 1;"
+
+
+class Maildir(QueueCase):
+    def routes(self, create="true"):
+        return ('{ domain = "example.com"; action = "maildir"; '
+                'path = "%s/%%d/%%u"; create = %s; }'
+                % (self.path("mail"), create))
+
+    def box(self, user, domain="example.com"):
+        return self.path("mail", domain, user)
+
+    def test_delivery_into_maildir(self):
+        self.setup_queue(self.routes(), queue=FAST)
+        self.send("alice@example.org", ["Bob@example.com"],
+                  b"Subject: hi\r\nX-Test: one\r\n\r\nline one\r\nline two\r\n")
+        self.assertEqual(len(self.queue_ids()), 1)
+        self.deliver()
+        files = wait_for(lambda: maildir_files(self.box("bob")))
+        self.assertEqual(len(files), 1, self.log())
+        raw = read_bytes(files[0])
+        self.assertNotIn(b"\r", raw)
+        self.assertTrue(raw.startswith(b"Return-Path: <alice@example.org>\n"
+                                       b"Delivered-To: Bob@example.com\n"
+                                       b"Received: from "), raw[:200])
+        self.assertTrue(raw.endswith(b"\n\nline one\nline two\n"))
+        name = os.path.basename(files[0])
+        self.assertRegex(name, r"^\d+\.M\d+P\d+Q\d+\.mx\.test\.example,S=%d$"
+                         % len(raw))
+        for sub in ("tmp", "cur"):
+            self.assertTrue(os.path.isdir(os.path.join(self.box("bob"), sub)))
+        self.assertEqual(os.listdir(os.path.join(self.box("bob"), "tmp")), [])
+        self.assertTrue(wait_for(lambda: self.queue_ids() == []))
+        self.assertIn("queue delivered to=<Bob@example.com>", self.log())
+
+    def test_aliases(self):
+        self.setup_queue(self.routes(), queue=FAST, aliases=(
+            '{ name = "postmaster"; to = [ "root" ]; },'
+            '{ name = "root"; to = [ "root", "carol@example.com" ]; },'
+            '{ name = "team@example.com"; to = [ "dave", "root" ]; }'))
+        self.send("alice@example.org", ["postmaster@example.com",
+                                        "team@example.com"])
+        self.deliver()
+        self.assertTrue(wait_for(lambda: self.queue_ids() == []), self.log())
+        # root is reached twice (directly and through team) but gets one copy.
+        self.assertEqual(len(maildir_files(self.box("root"))), 1)
+        self.assertEqual(len(maildir_files(self.box("carol"))), 1)
+        self.assertEqual(len(maildir_files(self.box("dave"))), 1)
+        self.assertEqual(maildir_files(self.box("postmaster")), [])
+        raw = read_bytes(maildir_files(self.box("carol"))[0])
+        self.assertIn(b"Delivered-To: carol@example.com\n", raw)
+
+    def test_unknown_mailbox_bounces_to_sender(self):
+        self.setup_queue(self.routes(create="false"), queue=FAST)
+        os.makedirs(os.path.join(self.box("alice"), "new"))
+        os.makedirs(os.path.join(self.box("alice"), "tmp"))
+        os.makedirs(os.path.join(self.box("alice"), "cur"))
+        self.send("alice@example.com", ["nobody@example.com"],
+                  b"Subject: lost letter\r\nMessage-ID: <lost@example.com>\r\n"
+                  b"\r\nwhere am I\r\n")
+        self.deliver()
+        files = wait_for(lambda: maildir_files(self.box("alice")))
+        self.assertEqual(len(files), 1, self.log())
+        raw = read_bytes(files[0])
+        self.assertTrue(raw.startswith(b"Return-Path: <>\n"))
+        msg = parse_mail(raw)
+        self.assertEqual(msg.get_content_type(), "multipart/report")
+        self.assertEqual(msg.get_param("report-type"), "delivery-status")
+        self.assertIn("MAILER-DAEMON@mx.test.example", msg["From"])
+        self.assertEqual(msg["Auto-Submitted"], "auto-replied")
+        per_msg, rcpts = dsn_fields(msg)
+        self.assertEqual(per_msg["reporting-mta"], "dns; mx.test.example")
+        self.assertEqual(len(rcpts), 1)
+        self.assertEqual(rcpts[0]["final-recipient"],
+                         "rfc822; nobody@example.com")
+        self.assertEqual(rcpts[0]["action"], "failed")
+        self.assertEqual(rcpts[0]["status"], "5.1.1")
+        self.assertIn("no such mailbox", rcpts[0]["diagnostic-code"])
+        parts = [p.get_content_type() for p in msg.walk()]
+        self.assertIn("message/rfc822", parts)
+        self.assertIn(b"Subject: lost letter", raw)
+        self.assertTrue(wait_for(lambda: self.queue_ids() == []))
+
+    def test_bounce_to_a_bounce_is_dropped(self):
+        self.setup_queue(self.routes(create="false"), queue=FAST)
+        self.send("", ["nobody@example.com"])
+        self.deliver()
+        self.assertTrue(wait_for(lambda: self.queue_ids() == []), self.log())
+        self.assertIn("queue bounced to=<nobody@example.com>", self.log())
+        self.assertNotIn("queue dsn", self.log())
+
+    def test_mail_loop_is_refused(self):
+        self.setup_queue(self.routes(create="false"), queue=FAST)
+        for u in ("bob", "alice"):
+            for sub in ("new", "tmp", "cur"):
+                os.makedirs(os.path.join(self.box(u), sub))
+        self.send("alice@example.com", ["bob@example.com"],
+                  b"Delivered-To: bob@example.com\r\nSubject: loop\r\n\r\nx\r\n")
+        self.deliver()
+        files = wait_for(lambda: maildir_files(self.box("alice")))
+        self.assertEqual(maildir_files(self.box("bob")), [])
+        self.assertEqual(len(files), 1, self.log())
+        _, rcpts = dsn_fields(parse_mail(read_bytes(files[0])))
+        self.assertEqual(rcpts[0]["status"], "5.4.6")
+
+    def test_relay_route_defers_with_a_clear_reason(self):
+        # Until the SMTP client library is part of the build, relayed mail
+        # stays queued and says why, instead of disappearing.
+        self.setup_queue('{ domain = "*"; action = "relay"; }', queue=FAST)
+        self.send("alice@example.org", ["bob@example.net"])
+        self.deliver()
+        self.assertEqual(len(self.queue_ids()), 1)
+        out = self.smtpq("list").stdout
+        self.assertIn("deferred", out)
+        self.assertIn("relay delivery is not available", out)
+        self.assertIn("relay delivery is not available", self.log())
+
+
+class Pipe(QueueCase):
+    def pipe_route(self, script, extra=""):
+        return ('{ domain = "example.com"; action = "pipe"; '
+                'command = [ "%s", "-f", "%%s", "--", "%%r" ]; %s }'
+                % (script, extra))
+
+    def sender_box(self):
+        return ('{ domain = "example.org"; action = "maildir"; '
+                'path = "%s/%%d/%%u"; create = true; }' % self.path("mail"))
+
+    def test_pipe_gets_envelope_and_message(self):
+        out = self.outdir()
+        prog = self.script("deliver", (
+            'id -un > %s/user\n'
+            'printf "%%s\\n" "$@" > %s/args\n'
+            'printf "%%s %%s %%s\\n" "$SENDER" "$RECIPIENT" "$QUEUE_ID" > %s/env\n'
+            'cat > %s/msg\n') % (out, out, out, out))
+        self.setup_queue(self.pipe_route(prog), queue=FAST)
+        self.send("alice@example.org", ["bob@example.com"],
+                  b"Subject: piped\r\n\r\nbody\r\n")
+        qid = self.queue_ids()[0]
+        self.deliver()
+        self.assertTrue(wait_for(lambda: self.queue_ids() == []), self.log())
+        self.assertEqual(read_bytes(os.path.join(out, "user")).strip(),
+                         pwd.getpwnam("nobody").pw_name.encode())
+        self.assertEqual(read_bytes(os.path.join(out, "args")).decode(),
+                         "-f\nalice@example.org\n--\nbob@example.com\n")
+        self.assertEqual(read_bytes(os.path.join(out, "env")).decode(),
+                         "alice@example.org bob@example.com %s\n" % qid)
+        msg = read_bytes(os.path.join(out, "msg"))
+        self.assertNotIn(b"\r", msg)
+        self.assertTrue(msg.endswith(b"Subject: piped\n\nbody\n"))
+        self.assertTrue(msg.startswith(b"Received: from "))
+
+    def test_tempfail_is_retried_and_delivered_once(self):
+        out = self.outdir()
+        prog = self.script("flaky", (
+            'if [ ! -e %s/tried ]; then\n'
+            '  touch %s/tried; echo "mailbox busy" >&2; exit 75\n'
+            'fi\n'
+            'cat >> %s/mbox\n') % (out, out, out))
+        self.setup_queue(self.pipe_route(prog), queue=FAST)
+        self.start_runner()
+        self.send("alice@example.org", ["bob@example.com"],
+                  b"Subject: once\r\n\r\nonly once\r\n")
+        self.assertTrue(wait_for(lambda: self.queue_ids() == [], 20),
+                        self.log())
+        mbox = read_bytes(os.path.join(out, "mbox"))
+        self.assertEqual(mbox.count(b"only once"), 1)
+        log = self.log()
+        self.assertIn("queue deferred to=<bob@example.com>", log)
+        self.assertIn("mailbox busy", log)
+        self.assertIn("queue delivered to=<bob@example.com>", log)
+
+    def test_permanent_failure_bounces_with_stderr(self):
+        prog = self.script("refuse", 'cat >/dev/null\n'
+                           'echo "user bob is unknown here" >&2\nexit 67\n')
+        self.setup_queue(self.pipe_route(prog) + "," + self.sender_box(),
+                         queue=FAST)
+        self.send("alice@example.org", ["bob@example.com"],
+                  b"Subject: to bob\r\n\r\nhello\r\n")
+        self.deliver()
+        files = wait_for(lambda: maildir_files(self.path("mail", "example.org",
+                                                         "alice")))
+        self.assertEqual(len(files), 1, self.log())
+        msg = parse_mail(read_bytes(files[0]))
+        _, rcpts = dsn_fields(msg)
+        self.assertEqual(rcpts[0]["action"], "failed")
+        self.assertEqual(rcpts[0]["status"], "5.1.1")
+        self.assertIn("user bob is unknown here", rcpts[0]["diagnostic-code"])
+        text = msg.get_body(preferencelist=("plain",)).get_content()
+        self.assertIn("user bob is unknown here", text)
+        self.assertTrue(wait_for(lambda: self.queue_ids() == []))
+
+    def test_expiry_bounces_after_the_lifetime(self):
+        prog = self.script("busy", 'cat >/dev/null\necho "try later" >&2\n'
+                           'exit 75\n')
+        self.setup_queue(self.pipe_route(prog) + "," + self.sender_box(),
+                         queue=FAST + " lifetime = 3;")
+        self.start_runner()
+        self.send("alice@example.org", ["bob@example.com"])
+        box = self.path("mail", "example.org", "alice")
+        files = wait_for(lambda: maildir_files(box), 30)
+        self.assertEqual(len(files), 1, self.log())
+        _, rcpts = dsn_fields(parse_mail(read_bytes(files[0])))
+        self.assertEqual(rcpts[0]["action"], "failed")
+        self.assertTrue(rcpts[0]["status"].startswith("4."), rcpts[0])
+        self.assertIn("try later", rcpts[0]["diagnostic-code"])
+        self.assertTrue(wait_for(lambda: self.queue_ids() == []))
+        self.assertIn("queue expired to=<bob@example.com>", self.log())
+
+    def test_delay_warning(self):
+        prog = self.script("busy", 'cat >/dev/null\nexit 75\n')
+        self.setup_queue(self.pipe_route(prog) + "," + self.sender_box(),
+                         queue=FAST + " delay_warning = 1; lifetime = 3600;")
+        self.start_runner()
+        self.send("alice@example.org", ["bob@example.com"])
+        box = self.path("mail", "example.org", "alice")
+        files = wait_for(lambda: maildir_files(box), 20)
+        self.assertEqual(len(files), 1, self.diag())
+        msg = parse_mail(read_bytes(files[0]))
+        self.assertIn("Delayed", msg["Subject"])
+        _, rcpts = dsn_fields(msg)
+        self.assertEqual(rcpts[0]["action"], "delayed")
+        self.assertIn("will-retry-until", rcpts[0])
+        # Still queued, and warned only once.
+        self.assertEqual(len(self.queue_ids()), 1)
+        self.assertIn("delay warning: sent",
+                      self.smtpq("show", self.queue_ids()[0]).stdout)
+        self.assertEqual(len(maildir_files(box)), 1)
+
+    def test_timeout_kills_the_program(self):
+        out = self.outdir()
+        prog = self.script("slow", 'echo $$ > %s/pid\nexec sleep 60\n' % out)
+        self.setup_queue(self.pipe_route(prog, "timeout = 1;"), queue=FAST)
+        self.send("alice@example.org", ["bob@example.com"])
+        self.deliver()
+        self.assertIn("timed out", self.smtpq("list").stdout)
+        pid = int(read_bytes(os.path.join(out, "pid")))
+        self.assertTrue(wait_for(lambda: not alive(pid),
+                                 5))
+
+    def test_missing_program_is_a_temporary_error(self):
+        self.setup_queue(self.pipe_route("/nonexistent/deliver"), queue=FAST)
+        self.send("alice@example.org", ["bob@example.com"])
+        self.deliver()
+        self.assertEqual(len(self.queue_ids()), 1)
+        self.assertIn("No such file or directory", self.smtpq("list").stdout)

@@ -1,0 +1,210 @@
+#include "config.h"
+
+#include <sys/stat.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "queue/agent.h"
+#include "queue/mailer.h"
+#include "tests.h"
+
+static int
+sh(const char *script, unsigned int timeout, struct mailer_result *res,
+    mailer_feed_fn feed, void *arg, int infd)
+{
+	char *argv[] = { (char *)"/bin/sh", (char *)"-c", (char *)script, NULL };
+	struct mailer_opts opts;
+	char err[256];
+
+	memset(&opts, 0, sizeof(opts));
+	opts.timeout = timeout;
+	if (infd < 0 && feed == NULL)
+		infd = STDIN_FILENO;
+	return mailer_run(argv, infd, feed, arg, &opts, res, err, sizeof(err));
+}
+
+struct counter {
+	size_t	left;
+};
+
+static ssize_t
+feed_x(void *arg, char *buf, size_t len)
+{
+	struct counter *c = arg;
+	size_t n = c->left < len ? c->left : len;
+
+	memset(buf, 'x', n);
+	c->left -= n;
+	return (ssize_t)n;
+}
+
+static void
+test_exit_and_stderr(void)
+{
+	struct mailer_result res;
+
+	CU_ASSERT_EQUAL_FATAL(sh("exit 3", 10, &res, NULL, NULL, -1), 0);
+	CU_ASSERT_EQUAL(res.status, 3);
+	CU_ASSERT_EQUAL(res.timed_out, 0);
+	CU_ASSERT_EQUAL_FATAL(sh("printf 'first\\tline\\r\\nsecond\\n' >&2; "
+	    "exit 1", 10, &res, NULL, NULL, -1), 0);
+	CU_ASSERT_EQUAL(res.status, 1);
+	CU_ASSERT_STRING_EQUAL(res.errline, "first?line");
+	CU_ASSERT_EQUAL_FATAL(sh("kill -9 $$", 10, &res, NULL, NULL, -1), 0);
+	CU_ASSERT_EQUAL(res.status, -1);
+	CU_ASSERT_EQUAL(res.signal, 9);
+}
+
+static void
+test_feed(void)
+{
+	struct mailer_result res;
+	struct counter c = { 300000 };
+
+	/* More than a pipe holds: the feeding must interleave. */
+	CU_ASSERT_EQUAL_FATAL(sh("wc -c >&2", 10, &res, feed_x, &c, -1), 0);
+	CU_ASSERT_EQUAL(res.status, 0);
+	CU_ASSERT_STRING_EQUAL(res.errline, "300000");
+	/* A program that reads nothing still has its exit status counted. */
+	c.left = 300000;
+	CU_ASSERT_EQUAL_FATAL(sh("exit 0", 10, &res, feed_x, &c, -1), 0);
+	CU_ASSERT_EQUAL(res.status, 0);
+}
+
+static void
+test_timeout(void)
+{
+	struct mailer_result res;
+
+	CU_ASSERT_EQUAL_FATAL(sh("sleep 30", 1, &res, NULL, NULL, -1), 0);
+	CU_ASSERT_EQUAL(res.timed_out, 1);
+	CU_ASSERT_EQUAL(res.status, -1);
+	/* Exited, though a child of it keeps stderr open. */
+	CU_ASSERT_EQUAL_FATAL(sh("(sleep 30 &) ; echo done >&2; exit 4", 20,
+	    &res, NULL, NULL, -1), 0);
+	CU_ASSERT_EQUAL(res.timed_out, 0);
+	CU_ASSERT_EQUAL(res.status, 4);
+	CU_ASSERT_STRING_EQUAL(res.errline, "done");
+}
+
+static void
+test_not_started(void)
+{
+	char *argv[] = { (char *)"/nonexistent/prog", NULL };
+	char *argv2[] = { (char *)"no-such-program-anywhere", NULL };
+	struct mailer_result res;
+	char err[256];
+
+	CU_ASSERT_EQUAL(mailer_run(argv, 0, NULL, NULL, NULL, &res, err,
+	    sizeof(err)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "No such file"));
+	CU_ASSERT_EQUAL(mailer_run(argv2, 0, NULL, NULL, NULL, &res, err,
+	    sizeof(err)), -1);
+}
+
+static void
+test_reply(void)
+{
+	static const struct {
+		int		 status, timed_out;
+		const char	*errline;
+		int		 code;
+		const char	*want;
+	} cases[] = {
+		{ 0, 0, "", 250, "250 2.0.0 Ok: delivered" },
+		{ 75, 0, "mailbox locked", 451, "451 4.3.0 mailbox locked" },
+		{ 75, 0, "", 451, "451 4.3.0 Temporary failure" },
+		{ 67, 0, "no such user", 554, "554 5.3.0 no such user" },
+		{ 1, 0, "", 554, "554 5.3.0 Delivery failed (mailer exit status 1)" },
+		{ -1, 1, "", 451, "451 4.4.7 Mailer timed out" },
+		{ -1, 0, "", 451, "451 4.3.0 Mailer ended by signal" },
+	};
+	struct mailer_result res;
+	char buf[300];
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memset(&res, 0, sizeof(res));
+		res.status = cases[i].status;
+		res.timed_out = cases[i].timed_out;
+		snprintf(res.errline, sizeof(res.errline), "%s", cases[i].errline);
+		CU_ASSERT_EQUAL(mailer_reply(&res, buf, sizeof(buf)),
+		    cases[i].code);
+		CU_ASSERT_EQUAL(strncmp(buf, cases[i].want,
+		    strlen(cases[i].want)), 0);
+	}
+}
+
+static void
+test_handoff(void)
+{
+	const char *rcpts[] = { "a@example.com", "b@example.com" };
+	static const char text[] = "#!/bin/sh\n[ \"$1\" = -r ] || exit 64\n"
+	    "[ \"$3\" = b@example.com ] || exit 64\n"
+	    "[ \"$(cat)\" = hello ] || { echo wrong input >&2; exit 65; }\n";
+	char reply[300], script[] = "/tmp/mailer-test.XXXXXX";
+	FILE *msg;
+	int fd;
+
+	/* "mailer -r rcpt..." with the message on stdin. */
+	CU_ASSERT((fd = mkstemp(script)) != -1);
+	CU_ASSERT(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+	close(fd);
+	CU_ASSERT_EQUAL(chmod(script, 0700), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(msg = tmpfile());
+	fputs("hello\n", msg);
+	fflush(msg);
+	rewind(msg);
+	CU_ASSERT_EQUAL(mailer_handoff(script, rcpts, 2, fileno(msg), 10,
+	    reply, sizeof(reply)), 250);
+	rewind(msg);
+	CU_ASSERT_EQUAL(mailer_handoff(script, rcpts, 1, fileno(msg), 10,
+	    reply, sizeof(reply)), 554);
+	fclose(msg);
+	unlink(script);
+}
+
+static void
+test_lf(void)
+{
+	static const char data[] = "a\r\nb\rc\r\n\r\nend\r";
+	struct agent_lf lf;
+	char out[64];
+	ssize_t n;
+	size_t got = 0;
+	FILE *f;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f = tmpfile());
+	fputs(data, f);
+	fflush(f);
+	/* Two-byte reads put a CR at every chunk edge. */
+	agent_lf_init(&lf, fileno(f), 0);
+	while ((n = agent_lf_read(&lf, out + got, 2)) > 0)
+		got += (size_t)n;
+	out[got] = '\0';
+	CU_ASSERT_STRING_EQUAL(out, "a\nb\rc\n\nend\r");
+	fclose(f);
+}
+
+int
+suite_mailer(void)
+{
+	CU_pSuite s = CU_add_suite("mailer", NULL, NULL);
+
+	signal(SIGPIPE, SIG_IGN);
+	if (s == NULL ||
+	    CU_add_test(s, "exit status and stderr", test_exit_and_stderr) ==
+	    NULL ||
+	    CU_add_test(s, "feeding input", test_feed) == NULL ||
+	    CU_add_test(s, "timeout", test_timeout) == NULL ||
+	    CU_add_test(s, "cannot start", test_not_started) == NULL ||
+	    CU_add_test(s, "SMTP replies", test_reply) == NULL ||
+	    CU_add_test(s, "Plan 9 hand-off", test_handoff) == NULL ||
+	    CU_add_test(s, "CRLF to LF", test_lf) == NULL)
+		return -1;
+	return 0;
+}
