@@ -11,7 +11,8 @@ int
 main(void)
 {
 	int (*suites[])(void) = { suite_str, suite_lineio, suite_addr,
-	    suite_cmdparse, suite_data, suite_policy };
+	    suite_cmdparse, suite_data, suite_policy, suite_dns, suite_dial,
+	    suite_convert, suite_creds, suite_client };
 	unsigned int i, failed;
 
 	if (CU_initialize_registry() != CUE_SUCCESS)

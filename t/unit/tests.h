@@ -10,5 +10,10 @@ int	suite_addr(void);
 int	suite_cmdparse(void);
 int	suite_data(void);
 int	suite_policy(void);
+int	suite_dns(void);
+int	suite_dial(void);
+int	suite_convert(void);
+int	suite_creds(void);
+int	suite_client(void);
 
 #endif
