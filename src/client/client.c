@@ -839,7 +839,7 @@ client_auth(struct client_conn *c, struct client_result *res)
 	int mech, rc = -1, tls = c->tls != NULL;
 	size_t i;
 
-	if (!(c->caps & CAP_AUTH)) {
+	if (!(c->caps & CAP_AUTH) || c->auth[0] == '\0') {
 		client_set(res, EX_NOPERM, 0, "5.7.0", c->peer,
 		    "AUTH: the server does not offer authentication%s",
 		    tls || o->tls == CLIENT_TLS_NONE ? "" :
