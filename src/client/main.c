@@ -70,6 +70,7 @@ static void	login_name(char *, size_t);
 static int	read_all(int, struct str *);
 static int	write_all(int, const char *, size_t);
 static int	check_addr(const char *, int);
+static void	conf_free(struct smtp_conf *);
 
 static void
 usage(void)
@@ -148,6 +149,17 @@ set_str(char **dst, const char *v)
 	free(*dst);
 	*dst = p;
 	return 0;
+}
+
+static void
+conf_free(struct smtp_conf *cf)
+{
+	free(cf->keyfile);
+	free(cf->netrc);
+	free(cf->password_command);
+	free(cf->tls_cafile);
+	free(cf->tls_pin);
+	memset(cf, 0, sizeof(*cf));
 }
 
 /* One setting, from the file or -o.  0 or -1 with err. */
@@ -655,6 +667,10 @@ main(int argc, char **argv)
 		if (write_all(1, str_cstr(&out), out.len) == -1)
 			die(EX_IOERR, "writing the message: %s",
 			    strerror(errno));
+		str_free(&out);
+		free(rcpts);
+		free(addrs);
+		conf_free(&cf);
 		return EX_OK;
 	}
 
@@ -756,10 +772,6 @@ main(int argc, char **argv)
 	}
 	free(rcpts);
 	free(addrs);
-	free(cf.keyfile);
-	free(cf.netrc);
-	free(cf.password_command);
-	free(cf.tls_cafile);
-	free(cf.tls_pin);
+	conf_free(&cf);
 	return status;
 }
