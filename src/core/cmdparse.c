@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,14 +192,153 @@ mail_param(void *ctx, const char *k, size_t klen, const char *v, size_t vlen,
 		mp->smtputf8 = 1;
 		return PATH_OK;
 	}
+	if (keyis(k, klen, "RET")) {
+		if (mp->ret != RET_NONE || v == NULL) {
+			*why = "bad RET parameter";
+			return PATH_PARAM_SYNTAX;
+		}
+		if (keyis(v, vlen, "FULL"))
+			mp->ret = RET_FULL;
+		else if (keyis(v, vlen, "HDRS"))
+			mp->ret = RET_HDRS;
+		else {
+			*why = "RET must be FULL or HDRS";
+			return PATH_PARAM_SYNTAX;
+		}
+		return PATH_OK;
+	}
+	if (keyis(k, klen, "ENVID")) {
+		if (mp->envid[0] != '\0' || v == NULL || vlen > ENVID_MAX ||
+		    !cmd_valid_xtext(v, vlen)) {
+			*why = "bad ENVID parameter";
+			return PATH_PARAM_SYNTAX;
+		}
+		memcpy(mp->envid, v, vlen);
+		mp->envid[vlen] = '\0';
+		return PATH_OK;
+	}
+	if (keyis(k, klen, "AUTH")) {
+		/* RFC 4954 5: who submitted the message; "<>" when unknown. */
+		if (mp->auth[0] != '\0' || v == NULL || vlen > AUTHPARAM_MAX ||
+		    !cmd_valid_xtext(v, vlen)) {
+			*why = "bad AUTH parameter";
+			return PATH_PARAM_SYNTAX;
+		}
+		memcpy(mp->auth, v, vlen);
+		mp->auth[vlen] = '\0';
+		return PATH_OK;
+	}
 	*why = "unknown MAIL parameter";
 	return PATH_PARAM_UNKNOWN;
+}
+
+int
+cmd_valid_xtext(const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '+') {
+			/* "+" HEXCHAR HEXCHAR, upper-case hex. */
+			if (i + 2 >= n || !isxdigit((unsigned char)s[i + 1]) ||
+			    !isxdigit((unsigned char)s[i + 2]) ||
+			    islower((unsigned char)s[i + 1]) ||
+			    islower((unsigned char)s[i + 2]))
+				return 0;
+			i += 2;
+			continue;
+		}
+		if (c < 33 || c > 126 || c == '=')
+			return 0;
+	}
+	return 1;
+}
+
+void
+cmd_notify_string(int notify, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (notify & NOTIFY_NEVER) {
+		snprintf(buf, len, "NEVER");
+		return;
+	}
+	if (notify & NOTIFY_SUCCESS)
+		snprintf(buf + strlen(buf), len - strlen(buf), "SUCCESS");
+	if (notify & NOTIFY_FAILURE)
+		snprintf(buf + strlen(buf), len - strlen(buf), "%sFAILURE",
+		    buf[0] ? "," : "");
+	if (notify & NOTIFY_DELAY)
+		snprintf(buf + strlen(buf), len - strlen(buf), "%sDELAY",
+		    buf[0] ? "," : "");
 }
 
 static enum path_status
 rcpt_param(void *ctx, const char *k, size_t klen, const char *v, size_t vlen,
     const char **why)
 {
+	struct rcpt_params *rp = ctx;
+	const char *semi;
+	size_t i, tl;
+
+	if (keyis(k, klen, "NOTIFY")) {
+		size_t start = 0;
+
+		if (rp->notify != 0 || v == NULL) {
+			*why = "bad NOTIFY parameter";
+			return PATH_PARAM_SYNTAX;
+		}
+		/* NEVER alone, or a list of SUCCESS, FAILURE, DELAY. */
+		for (i = 0; i <= vlen; i++) {
+			int bit;
+
+			if (i < vlen && v[i] != ',')
+				continue;
+			if (keyis(v + start, i - start, "NEVER"))
+				bit = NOTIFY_NEVER;
+			else if (keyis(v + start, i - start, "SUCCESS"))
+				bit = NOTIFY_SUCCESS;
+			else if (keyis(v + start, i - start, "FAILURE"))
+				bit = NOTIFY_FAILURE;
+			else if (keyis(v + start, i - start, "DELAY"))
+				bit = NOTIFY_DELAY;
+			else {
+				*why = "bad NOTIFY value";
+				return PATH_PARAM_SYNTAX;
+			}
+			if (rp->notify & bit) {
+				*why = "NOTIFY value repeated";
+				return PATH_PARAM_SYNTAX;
+			}
+			rp->notify |= bit;
+			start = i + 1;
+		}
+		if ((rp->notify & NOTIFY_NEVER) && rp->notify != NOTIFY_NEVER) {
+			*why = "NOTIFY=NEVER cannot be combined";
+			return PATH_PARAM_SYNTAX;
+		}
+		return PATH_OK;
+	}
+	if (keyis(k, klen, "ORCPT")) {
+		if (rp->orcpt[0] != '\0' || v == NULL || vlen > ORCPT_MAX ||
+		    (semi = memchr(v, ';', vlen)) == NULL) {
+			*why = "bad ORCPT parameter";
+			return PATH_PARAM_SYNTAX;
+		}
+		tl = (size_t)(semi - v);
+		for (i = 0; i < tl; i++)
+			if (!isalnum((unsigned char)v[i]) && v[i] != '-')
+				break;
+		if (tl == 0 || i != tl || !cmd_valid_xtext(semi + 1, vlen - tl - 1) ||
+		    vlen - tl - 1 == 0) {
+			*why = "bad ORCPT parameter";
+			return PATH_PARAM_SYNTAX;
+		}
+		memcpy(rp->orcpt, v, vlen);
+		rp->orcpt[vlen] = '\0';
+		return PATH_OK;
+	}
 	*why = "unknown RCPT parameter";
 	return PATH_PARAM_UNKNOWN;
 }
@@ -241,9 +381,9 @@ cmd_parse_mail(const char *arg, struct addr *a, struct mail_params *mp,
 	enum addr_error e;
 	size_t used;
 
+	memset(mp, 0, sizeof(*mp));
 	mp->size = -1;
 	mp->body = BODY_NONE;
-	mp->smtputf8 = 0;
 	if ((p = skip_prefix(arg, "FROM:")) == NULL) {
 		*why = "Syntax: MAIL FROM:<address>";
 		return PATH_SYNTAX;
@@ -282,7 +422,7 @@ cmd_parse_mail(const char *arg, struct addr *a, struct mail_params *mp,
 
 enum path_status
 cmd_parse_rcpt(const char *arg, int utf8_ok, struct addr *a,
-    const char **why)
+    struct rcpt_params *rp, const char **why)
 {
 	const char *p;
 	enum addr_error e;
@@ -301,7 +441,8 @@ cmd_parse_rcpt(const char *arg, int utf8_ok, struct addr *a,
 		*why = "junk after address";
 		return PATH_SYNTAX;
 	}
-	return walk_params(p, rcpt_param, NULL, why);
+	memset(rp, 0, sizeof(*rp));
+	return walk_params(p, rcpt_param, rp, why);
 }
 
 int

@@ -8,10 +8,11 @@
 static void	take(struct datain *, const char *, size_t);
 static void	flag(struct datain *, enum data_verdict);
 static void	header_check(struct datain *, const char *, size_t);
+static void	flush_header(struct datain *);
 
 void
 datain_init(struct datain *d, struct spool_msg *m, size_t max_size,
-    size_t line_max)
+    size_t line_max, size_t header_max, datain_header_fn fn, void *arg)
 {
 	memset(d, 0, sizeof(*d));
 	d->msg = m;
@@ -19,6 +20,36 @@ datain_init(struct datain *d, struct spool_msg *m, size_t max_size,
 	d->line_max = line_max;
 	d->in_header = 1;
 	d->bol = 1;
+	d->on_header = fn;
+	d->arg = arg;
+	str_init(&d->hdr, header_max);
+	d->hdr_done = fn == NULL;
+}
+
+void
+datain_free(struct datain *d)
+{
+	str_free(&d->hdr);
+}
+
+/* Writes the tags and the held-back header; from now on bytes stream. */
+static void
+flush_header(struct datain *d)
+{
+	struct str tags;
+
+	if (d->hdr_done)
+		return;
+	d->hdr_done = 1;
+	str_init(&tags, 64 * 1024);
+	if (d->verdict == DATA_OK)
+		d->on_header(d->arg, str_cstr(&d->hdr), d->hdr.len, &tags);
+	if (d->verdict == DATA_OK && ((tags.len > 0 &&
+	    spool_write(d->msg, tags.s, tags.len) == -1) || (d->hdr.len > 0 &&
+	    spool_write(d->msg, d->hdr.s, d->hdr.len) == -1)))
+		flag(d, DATA_WRITE_ERROR);
+	str_free(&tags);
+	str_free(&d->hdr);
 }
 
 /* Keeps the first problem: that is what the client hears about. */
@@ -38,6 +69,14 @@ take(struct datain *d, const char *p, size_t n)
 		flag(d, DATA_TOO_BIG);
 	if (d->verdict != DATA_OK)
 		return;
+	if (!d->hdr_done) {
+		if (str_append(&d->hdr, p, n) == 0)
+			return;
+		/* Past header_size: what follows is passed on unexamined. */
+		flush_header(d);
+		if (d->verdict != DATA_OK)
+			return;
+	}
 	if (spool_write(d->msg, p, n) == -1)
 		flag(d, DATA_WRITE_ERROR);
 }
@@ -50,6 +89,7 @@ header_check(struct datain *d, const char *p, size_t n)
 		return;
 	if ((n >= 2 && p[0] == '\r' && p[1] == '\n') || (n >= 1 && p[0] == '\n')) {
 		d->in_header = 0;
+		flush_header(d);
 		return;
 	}
 	if (n >= 9 && strncasecmp(p, "Received:", 9) == 0 &&
@@ -121,5 +161,6 @@ datain_bdat(struct datain *d, const char *p, size_t n)
 enum data_verdict
 datain_finish(struct datain *d)
 {
+	flush_header(d);
 	return d->verdict;
 }

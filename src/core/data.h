@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 
+#include "lib/str.h"
 #include "queue/spool.h"
 
 #define DATA_MAX_RECEIVED	100	/* more Received: lines is a loop */
@@ -20,8 +21,19 @@ enum data_verdict {
 	DATA_WRITE_ERROR,	/* 452 4.3.1 */
 };
 
+/*
+ * Called once the header is complete (or limits.header_size is reached):
+ * header lines to add go into tags, written before the client's header.
+ */
+typedef void (*datain_header_fn)(void *arg, const char *hdr, size_t len,
+    struct str *tags);
+
 struct datain {
 	struct spool_msg	*msg;
+	datain_header_fn	 on_header;
+	void			*arg;
+	struct str		 hdr;		/* the header, held back */
+	int			 hdr_done;	/* written out; stream the rest */
 	size_t			 size;		/* bytes taken so far */
 	size_t			 max_size;	/* 0: no limit */
 	size_t			 line_max;	/* 0: no limit */
@@ -34,7 +46,7 @@ struct datain {
 };
 
 void	datain_init(struct datain *, struct spool_msg *, size_t max_size,
-	    size_t line_max);
+	    size_t line_max, size_t header_max, datain_header_fn, void *arg);
 /*
  * DATA: one piece of a line, already dot-unstuffed; eol says it ends with
  * LF.  Bytes are checked, counted and spooled.
@@ -44,5 +56,7 @@ void	datain_line(struct datain *, const char *, size_t, int eol);
 void	datain_bdat(struct datain *, const char *, size_t);
 /* Ends the message: the verdict, after the last bytes. */
 enum data_verdict datain_finish(struct datain *);
+/* Frees what the reader holds (not the message). */
+void	datain_free(struct datain *);
 
 #endif

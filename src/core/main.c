@@ -22,6 +22,8 @@
 
 #include <gnutls/gnutls.h>
 
+#include "auth/secrets.h"
+#include "auth/throttle.h"
 #include "lib/log.h"
 #include "lib/net.h"
 #include "lib/str.h"
@@ -29,18 +31,19 @@
 #include "queue/spool.h"
 #include "server.h"
 #include "session.h"
+#include "tls.h"
 
 #ifndef SMTPD_CONF
 #define SMTPD_CONF "/etc/smtpd.conf"
 #endif
-#define SMTPD_OPTS	"C:dh:il:n:t"
+#define SMTPD_OPTS	"C:adfh:ik:l:n:prst"
 #define LISTEN_BACKLOG	1024
 
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: smtpd [-dit] [-C conffile] [-h mydom] "
-	    "[-l [addr]:port]... [-n netdir]\n");
+	fprintf(stderr, "usage: smtpd [-adfiprst] [-C conffile] [-h mydom] "
+	    "[-k evilipaddr]... [-l [addr]:port]... [-n netdir]\n");
 	exit(EX_USAGE);
 }
 
@@ -93,6 +96,51 @@ stdio_peer(const char *netdir, struct sockaddr_storage *ss)
 	ss->ss_family = AF_UNSPEC;
 }
 
+
+/*
+ * Loads the TLS credentials and the AUTH secrets the policy names and
+ * makes them current.  At start-up (strict) a failure is fatal; on SIGHUP
+ * it is logged and the running ones stay.  0 or -1.
+ */
+static int
+load_credentials(const struct policy *p, int strict)
+{
+	struct tls_server *ts;
+	struct tls_conf tc;
+	char err[1024];
+
+	if (p->tls_certificate[0] != '\0') {
+		memset(&tc, 0, sizeof(tc));
+		tc.certificate = p->tls_certificate;
+		tc.key = p->tls_key;
+		tc.chain = p->tls_chain[0] ? p->tls_chain : NULL;
+		tc.priority = p->tls_priority[0] ? p->tls_priority : NULL;
+		tc.tickets = p->tls_tickets;
+		tc.client_ca = p->tls_client_ca[0] ? p->tls_client_ca : NULL;
+		if ((ts = tls_server_new(&tc, err, sizeof(err))) == NULL) {
+			if (strict) {
+				fprintf(stderr, "smtpd: %s\n", err);
+				return -1;
+			}
+			log_err("reload: TLS: %s; keeping the old certificate", err);
+		} else {
+			if (tls_server_describe(ts, err, sizeof(err)) == 1)
+				log_warn("TLS certificate: %s", err);
+			tls_server_install(ts);
+		}
+	} else
+		tls_server_install(NULL);
+	if (p->auth_secrets[0] != '\0' &&
+	    secrets_refresh(p->auth_secrets, err, sizeof(err)) == -1) {
+		if (strict) {
+			fprintf(stderr, "smtpd: %s\n", err);
+			return -1;
+		}
+		log_err("reload: AUTH secrets: %s; keeping the old ones", err);
+	}
+	return 0;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -100,10 +148,14 @@ main(int argc, char *argv[])
 	struct policy *pol, *np;
 	struct spool *sp;
 	struct server *sv;
+	struct policy_state *st;
+	struct throttle *th;
+	struct session_conf tmpl;
+	int implicit[2 * POLICY_LISTEN_MAX], nfds = 0;
 	const char *conffile = SMTPD_CONF, *netdir = NULL;
 	char err[1024];
 	int ch, debug = 0, stdio_mode = 0, check_only = 0, conf_given = 0;
-	int fds[POLICY_LISTEN_MAX], i, sig;
+	int fds[2 * POLICY_LISTEN_MAX], i, sig;
 	sigset_t sigs;
 
 	memset(&ov, 0, sizeof(ov));
@@ -113,11 +165,34 @@ main(int argc, char *argv[])
 			conffile = optarg;
 			conf_given = 1;
 			break;
+		case 'a':
+			ov.auth_required = 1;
+			break;
+		case 'p':
+			ov.auth_cleartext = 1;
+			break;
 		case 'd':
 			debug = 1;
 			break;
+		case 'f':
+			ov.norelay = 1;
+			break;
 		case 'h':
 			ov.hostname = optarg;
+			break;
+		case 'k':
+			if (ov.nblock >= POLICY_LISTEN_MAX) {
+				fprintf(stderr, "smtpd: at most %d -k options\n",
+				    POLICY_LISTEN_MAX);
+				exit(EX_USAGE);
+			}
+			ov.block[ov.nblock++] = optarg;
+			break;
+		case 'r':
+			ov.verifysenderdom = 1;
+			break;
+		case 's':
+			ov.saveblockedmsg = 1;
 			break;
 		case 'i':
 			stdio_mode = 1;
@@ -154,15 +229,20 @@ main(int argc, char *argv[])
 		exit(EX_CONFIG);
 	}
 	if (check_only) {
+		if (load_credentials(pol, 1) == -1)
+			exit(EX_CONFIG);
 		policy_print(pol, stdout);
 		policy_unref(&pol);
 		exit(EX_OK);
 	}
-	if (pol->nlisten == 0)
+	if (load_credentials(pol, 1) == -1)
+		exit(EX_CONFIG);
+	if (pol->nlisten + pol->ntls_listen == 0)
 		stdio_mode = 1;
 	signal(SIGPIPE, SIG_IGN);
 
-	if ((sp = spool_open(pol->spool, err, sizeof(err))) == NULL) {
+	if ((sp = spool_open(pol->spool, stdio_mode ? 0 : SPOOL_JOURNAL, err,
+	    sizeof(err))) == NULL) {
 		log_err("%s", err);
 		if (stdio_mode)
 			printf("421 4.3.0 %s Service not available\r\n",
@@ -170,6 +250,11 @@ main(int argc, char *argv[])
 		exit(EX_CANTCREAT);
 	}
 
+	if ((st = policy_state_new()) == NULL ||
+	    (th = throttle_new(&pol->auth_throttle, err, sizeof(err))) == NULL) {
+		log_err("out of memory");
+		exit(EX_OSERR);
+	}
 	if (stdio_mode) {
 		struct session_conf sc;
 
@@ -179,19 +264,32 @@ main(int argc, char *argv[])
 		stdio_peer(netdir, &sc.peer);
 		sc.policy = pol;
 		sc.spool = sp;
+		sc.state = st;
+		sc.throttle = th;
+		sc.single = 1;
 		i = session_run(&sc);
+		policy_state_flush(st, pol);
+		policy_state_free(&st);
+		throttle_free(&th);
+		tls_server_install(NULL);
+		secrets_install(NULL);
 		policy_unref(&pol);
 		spool_close(&sp);
 		exit(EX_OK);
 	}
 
-	for (i = 0; i < pol->nlisten; i++) {
-		if ((fds[i] = net_listen(pol->listen[i], LISTEN_BACKLOG, err,
+	for (i = 0; i < pol->nlisten + pol->ntls_listen; i++) {
+		const char *addr = i < pol->nlisten ? pol->listen[i] :
+		    pol->tls_listen[i - pol->nlisten];
+
+		if ((fds[nfds] = net_listen(addr, LISTEN_BACKLOG, err,
 		    sizeof(err))) == -1) {
 			log_err("%s", err);
 			exit(EX_OSERR);
 		}
-		log_info("listening on %s", pol->listen[i]);
+		implicit[nfds++] = i >= pol->nlisten;
+		log_info("listening on %s%s", addr, i >= pol->nlisten ?
+		    " (implicit TLS)" : "");
 	}
 	/* Signals go to this thread alone, through sigwait(). */
 	sigemptyset(&sigs);
@@ -200,7 +298,12 @@ main(int argc, char *argv[])
 	sigaddset(&sigs, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	policy_install(policy_ref(pol));
-	if ((sv = server_start(fds, pol->nlisten, sp, err, sizeof(err))) == NULL) {
+	memset(&tmpl, 0, sizeof(tmpl));
+	tmpl.spool = sp;
+	tmpl.state = st;
+	tmpl.throttle = th;
+	if ((sv = server_start(fds, implicit, nfds, &tmpl, err,
+	    sizeof(err))) == NULL) {
 		log_err("%s", err);
 		exit(EX_OSERR);
 	}
@@ -218,6 +321,10 @@ main(int argc, char *argv[])
 		}
 		if (strcmp(np->spool, pol->spool) != 0)
 			log_warn("reload: a new spool takes a restart");
+		(void)load_credentials(np, 0);
+		if (throttle_configure(th, &np->auth_throttle, err,
+		    sizeof(err)) == -1)
+			log_err("reload: auth.throttle: %s", err);
 		policy_install(np);
 		log_info("reloaded %s", conffile);
 	}
@@ -225,10 +332,16 @@ main(int argc, char *argv[])
 	policy_unref(&pol);
 	pol = policy_current();
 	i = server_stop(&sv, pol->shutdown_timeout);
+	policy_state_flush(st, pol);
 	policy_unref(&pol);
 	policy_install(NULL);
-	if (i == 0)
+	tls_server_install(NULL);
+	secrets_install(NULL);
+	if (i == 0) {
 		spool_close(&sp);
+		policy_state_free(&st);
+		throttle_free(&th);
+	}
 	gnutls_global_deinit();
 	log_info("stopped");
 	return EX_OK;

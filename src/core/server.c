@@ -21,7 +21,7 @@
 #include "server.h"
 #include "session.h"
 
-#define SERVER_MAX_LISTEN	POLICY_LISTEN_MAX
+#define SERVER_MAX_LISTEN	(2 * POLICY_LISTEN_MAX)	/* plain and TLS */
 #define WORKER_STACK		(256 * 1024)
 #define WORKER_IDLE_SECS	60	/* an idle worker this long exits */
 #define PERIP_BUCKETS		1024
@@ -36,16 +36,20 @@ struct perip {
 /* One accepted connection waiting for, or served by, a worker. */
 struct conn {
 	struct conn		*next;
+	struct server		*sv;
+	int			 released;	/* no longer counted */
+	int			 implicit_tls;
 	int			 fd;
 	struct sockaddr_storage	 peer;
 };
 
 struct server {
 	int			 lfds[SERVER_MAX_LISTEN];
+	int			 implicit[SERVER_MAX_LISTEN];
 	int			 nlfds;
 	int			 wake[2];	/* tells the acceptor to stop */
 	pthread_t		 acceptor;
-	struct spool		*spool;
+	struct session_conf	 tmpl;
 	volatile int		 stopping;
 
 	pthread_mutex_t		 mu;
@@ -159,6 +163,22 @@ refuse(int fd, const char *host, const char *why)
 	close(fd);
 }
 
+/* The session is over: stop counting it against the limits. */
+static void
+release_conn(void *arg)
+{
+	struct conn *c = arg;
+	struct server *sv = c->sv;
+
+	pthread_mutex_lock(&sv->mu);
+	if (!c->released) {
+		c->released = 1;
+		perip_del(sv, &c->peer);
+		sv->nsessions--;
+	}
+	pthread_mutex_unlock(&sv->mu);
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -189,12 +209,14 @@ worker_main(void *arg)
 		sv->active = c;
 		pthread_mutex_unlock(&sv->mu);
 
-		memset(&sc, 0, sizeof(sc));
+		sc = sv->tmpl;
 		sc.rfd = sc.wfd = c->fd;
 		sc.peer = c->peer;
+		sc.implicit_tls = c->implicit_tls;
 		sc.policy = policy_current();
-		sc.spool = sv->spool;
 		sc.stopping = &sv->stopping;
+		sc.release = release_conn;
+		sc.release_arg = c;
 		(void)session_run(&sc);
 		policy_unref(&sc.policy);
 
@@ -206,8 +228,10 @@ worker_main(void *arg)
 				break;
 			}
 		close(c->fd);
-		perip_del(sv, &c->peer);
-		sv->nsessions--;
+		if (!c->released) {
+			perip_del(sv, &c->peer);
+			sv->nsessions--;
+		}
 		free(c);
 		pthread_cond_broadcast(&sv->idle);
 	}
@@ -220,14 +244,17 @@ out:
 
 /* Queues a connection and makes sure a worker will take it.  0 or -1. */
 static int
-hand_off(struct server *sv, struct conn *c)
+hand_off(struct server *sv, struct conn *c, unsigned int max_threads)
 {
 	pthread_attr_t attr;
 	pthread_t t;
 	int r = 0;
 
-	/* Every queued connection needs an idle worker of its own. */
-	if (sv->nqueued >= sv->nidle) {
+	/*
+	 * Every queued connection needs an idle worker of its own; past
+	 * the session limit, one that is finishing a session will do.
+	 */
+	if (sv->nqueued >= sv->nidle && sv->nthreads < max_threads) {
 		pthread_attr_init(&attr);
 		pthread_attr_setstacksize(&attr, WORKER_STACK);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -251,7 +278,7 @@ hand_off(struct server *sv, struct conn *c)
 }
 
 static void
-accept_one(struct server *sv, int lfd)
+accept_one(struct server *sv, int lfd, int implicit_tls)
 {
 	struct sockaddr_storage peer;
 	socklen_t plen = sizeof(peer);
@@ -272,6 +299,12 @@ accept_one(struct server *sv, int lfd)
 	}
 	net_unmap(&peer);
 	pol = policy_current();
+	/* -k and block: closed before any reply, and not logged. */
+	if (policy_blocked_peer(pol, (struct sockaddr *)&peer)) {
+		close(fd);
+		policy_unref(&pol);
+		return;
+	}
 	pthread_mutex_lock(&sv->mu);
 	if (sv->nsessions >= pol->sessions) {
 		pthread_mutex_unlock(&sv->mu);
@@ -300,8 +333,10 @@ accept_one(struct server *sv, int lfd)
 	}
 	c->fd = fd;
 	c->peer = peer;
+	c->sv = sv;
+	c->implicit_tls = implicit_tls;
 	sv->nsessions++;
-	if (hand_off(sv, c) == -1) {
+	if (hand_off(sv, c, pol->sessions) == -1) {
 		sv->nsessions--;
 		perip_del(sv, &peer);
 		pthread_mutex_unlock(&sv->mu);
@@ -341,7 +376,7 @@ acceptor_main(void *arg)
 			break;
 		for (i = 0; i < sv->nlfds; i++)
 			if (pfd[i].revents & POLLIN)
-				accept_one(sv, pfd[i].fd);
+				accept_one(sv, pfd[i].fd, sv->implicit[i]);
 	}
 	for (i = 0; i < sv->nlfds; i++)
 		close(sv->lfds[i]);
@@ -349,8 +384,8 @@ acceptor_main(void *arg)
 }
 
 struct server *
-server_start(const int *fds, int nfds, struct spool *sp, char *err,
-    size_t errlen)
+server_start(const int *fds, const int *implicit_tls, int nfds,
+    const struct session_conf *tmpl, char *err, size_t errlen)
 {
 	struct server *sv;
 	int i;
@@ -365,11 +400,12 @@ server_start(const int *fds, int nfds, struct spool *sp, char *err,
 	}
 	for (i = 0; i < nfds; i++) {
 		sv->lfds[i] = fds[i];
+		sv->implicit[i] = implicit_tls[i];
 		/* accept() must never block the acceptor on a vanished client. */
 		(void)fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
 	}
 	sv->nlfds = nfds;
-	sv->spool = sp;
+	sv->tmpl = *tmpl;
 	pthread_mutex_init(&sv->mu, NULL);
 	pthread_cond_init(&sv->work, NULL);
 	pthread_cond_init(&sv->idle, NULL);

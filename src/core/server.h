@@ -11,8 +11,14 @@
 struct server;
 
 /* Starts accepting on the given sockets (the server takes them over). */
-struct server *server_start(const int *fds, int nfds, struct spool *,
-	    char *err, size_t errlen);
+struct session_conf;
+/*
+ * implicit_tls[i] says whether fds[i] starts TLS before the greeting.
+ * Sessions get a copy of tmpl (spool, shared state) with their own
+ * connection filled in.
+ */
+struct server *server_start(const int *fds, const int *implicit_tls, int nfds,
+	    const struct session_conf *tmpl, char *err, size_t errlen);
 /*
  * Stops accepting, gives running sessions up to grace seconds to finish,
  * then cuts the rest off.  Frees the server.  0, or -1 when some worker

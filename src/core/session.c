@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,10 @@
 
 #include <gnutls/crypto.h>
 
+#include "auth/sasl.h"
+#include "auth/secrets.h"
+#include "auth/senders.h"
+#include "auth/throttle.h"
 #include "lib/addr.h"
 #include "lib/fsutil.h"
 #include "lib/lineio.h"
@@ -21,6 +26,7 @@
 #include "cmdparse.h"
 #include "data.h"
 #include "session.h"
+#include "tls.h"
 
 /* Input buffer: the longest command line (AUTH) and then some. */
 #define SESSION_INBUF	(CMD_AUTH_LINE_MAX + 1024)
@@ -52,11 +58,20 @@ struct session {
 	/* The transaction. */
 	struct addr	 sender;
 	struct mail_params mparams;
-	char		**rcpts;
+	struct spool_rcpt *rcpts;	/* strings owned by the session */
 	size_t		 nrcpts, rcptcap;
 	struct spool_msg *msg;		/* open while BDAT chunks arrive */
 	struct datain	 din;
 	int		 bdat_failed;	/* refuse the rest of this transfer */
+
+	struct policy_session ps;
+	struct verdict	 hv;		/* what the header checks said */
+
+	struct tls_server *tlss;	/* NULL: no STARTTLS */
+	gnutls_session_t tls;		/* once TLS is up */
+	struct tls_info	 tlsinfo;
+	int		 authenticated;
+	char		 auth_user[SASL_USER_MAX + 1];
 
 	/* Counts for the disconnect line. */
 	unsigned int	 n_msgs, n_rcpts, n_cmds;
@@ -80,6 +95,8 @@ static int	do_quit(struct session *, struct cmd *);
 static int	do_vrfy(struct session *, struct cmd *);
 static int	do_expn(struct session *, struct cmd *);
 static int	do_help(struct session *, struct cmd *);
+static int	do_starttls(struct session *, struct cmd *);
+static int	do_auth(struct session *, struct cmd *);
 
 /* The one table that drives the state machine. */
 static const struct command commands[] = {
@@ -95,6 +112,8 @@ static const struct command commands[] = {
 	{ CMD_VRFY,	ST_ANY & ~ST_BDAT,	do_vrfy },
 	{ CMD_EXPN,	ST_ANY & ~ST_BDAT,	do_expn },
 	{ CMD_HELP,	ST_ANY & ~ST_BDAT,	do_help },
+	{ CMD_STARTTLS,	ST_GREET | ST_READY,	do_starttls },
+	{ CMD_AUTH,	ST_ANY & ~ST_BDAT,	do_auth },	/* checks itself */
 	{ CMD_UNKNOWN,	0,			NULL },
 };
 
@@ -108,6 +127,10 @@ static int	write_received(struct session *, struct spool_msg *);
 static struct spool_msg *begin_message(struct session *);
 static void	finish_message(struct session *, enum data_verdict);
 static const char *protocol_name(const struct session *);
+static int	reply_verdict(struct session *, const struct verdict *);
+static void	auth_reply(struct session *, enum sasl_result);
+static void	auth_conf(struct session *, struct sasl_conf *);
+static void	tarpit(struct session *);
 
 void
 session_new_id(char *buf, size_t len)
@@ -134,11 +157,60 @@ reply(struct session *s, int code, const char *ecode, const char *fmt, ...)
 		s->errors++;
 		log_info("%s smtp reply code=%d status=%s text=\"%s\"", s->id,
 		    code, ecode ? ecode : "-", text);
+		tarpit(s);
 	}
 	if (ecode != NULL)
 		(void)lineio_printf(s->io, "%d %s %s\r\n", code, ecode, text);
 	else
 		(void)lineio_printf(s->io, "%d %s\r\n", code, text);
+}
+
+/*
+ * Slows down a client that keeps making errors: each error past
+ * limits.tarpit_after costs limits.tarpit_delay more, up to 10 s a reply.
+ */
+static void
+tarpit(struct session *s)
+{
+	unsigned long ms;
+	struct timespec ts;
+
+	if (s->pol->tarpit_delay == 0 || s->errors <= s->pol->tarpit_after)
+		return;
+	ms = (unsigned long)s->pol->tarpit_delay * (s->errors - s->pol->tarpit_after);
+	if (ms > 10000)
+		ms = 10000;
+	/* The client should hear what it has earned so far first. */
+	(void)lineio_flush(s->io);
+	ts.tv_sec = (time_t)(ms / 1000);
+	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+/*
+ * Sends a policy module's answer, which may have several lines.  Returns
+ * -1 when the session must end (DROP, or a 421).
+ */
+static int
+reply_verdict(struct session *s, const struct verdict *v)
+{
+	const char *p, *nl;
+
+	if (v->kind == VERDICT_DROP) {
+		log_info("%s smtp dropped by policy", s->id);
+		s->quit = 1;
+		return -1;
+	}
+	for (p = v->text; (nl = strchr(p, '\n')) != NULL; p = nl + 1)
+		(void)lineio_printf(s->io, "%d-%s %.*s\r\n", v->code, v->status,
+		    (int)(nl - p), p);
+	reply(s, v->code, v->status[0] ? v->status : NULL, "%s", p);
+	if (v->code == 421) {
+		s->quit = 1;
+		return -1;
+	}
+	return 0;
 }
 
 static void
@@ -154,28 +226,43 @@ reset_transaction(struct session *s)
 {
 	size_t i;
 
-	for (i = 0; i < s->nrcpts; i++)
-		free(s->rcpts[i]);
+	for (i = 0; i < s->nrcpts; i++) {
+		free((char *)s->rcpts[i].addr);
+		free((char *)s->rcpts[i].notify);
+		free((char *)s->rcpts[i].orcpt);
+	}
 	s->nrcpts = 0;
 	memset(&s->sender, 0, sizeof(s->sender));
 	memset(&s->mparams, 0, sizeof(s->mparams));
 	spool_abort(&s->msg);
+	datain_free(&s->din);
 	s->bdat_failed = 0;
+	memset(&s->hv, 0, sizeof(s->hv));
+	policy_reset(&s->ps);
 	session_enter(s, s->st == ST_GREET ? ST_GREET : ST_READY);
 }
 
+/* RFC 3848 and RFC 6531 names for the Received: line. */
 static const char *
 protocol_name(const struct session *s)
 {
+	static const char *names[2][4] = {
+		{ "ESMTP", "ESMTPS", "ESMTPA", "ESMTPSA" },
+		{ "UTF8SMTP", "UTF8SMTPS", "UTF8SMTPA", "UTF8SMTPSA" },
+	};
+
 	if (!s->esmtp)
 		return "SMTP";
-	return s->mparams.smtputf8 ? "UTF8SMTP" : "ESMTP";
+	return names[s->mparams.smtputf8 != 0][(s->tls != NULL) +
+	    2 * (s->authenticated != 0)];
 }
 
 /* Takes the HELO/EHLO argument: one domain or address literal. */
 static int
 set_helo(struct session *s, struct cmd *c, const char *verb)
 {
+	char name[HELO_MAX + 1];
+	struct verdict v;
 	size_t i;
 
 	if (c->arglen == 0) {
@@ -191,8 +278,13 @@ set_helo(struct session *s, struct cmd *c, const char *verb)
 		return -1;
 	}
 	/* Anything after the name (some clients add words) is ignored. */
-	memcpy(s->helo, c->arg, i);
-	s->helo[i] = '\0';
+	memcpy(name, c->arg, i);
+	name[i] = '\0';
+	if (policy_helo(&s->ps, name, &v) != VERDICT_CONTINUE) {
+		(void)reply_verdict(s, &v);
+		return -1;
+	}
+	memcpy(s->helo, name, i + 1);
 	reset_transaction(s);
 	session_enter(s, ST_READY);
 	log_info("%s smtp %s name=%.100s", s->id, verb, s->helo);
@@ -224,8 +316,45 @@ do_ehlo(struct session *s, struct cmd *c)
 	(void)lineio_printf(io, "250-8BITMIME\r\n");
 	(void)lineio_printf(io, "250-ENHANCEDSTATUSCODES\r\n");
 	(void)lineio_printf(io, "250-SMTPUTF8\r\n");
+	(void)lineio_printf(io, "250-DSN\r\n");
+	if (s->tlss != NULL && s->tls == NULL)
+		(void)lineio_printf(io, "250-STARTTLS\r\n");
+	if (s->pol->auth_secrets[0] != '\0' && !s->authenticated) {
+		struct sasl_conf sc;
+		char mechs[128];
+
+		auth_conf(s, &sc);
+		if (sasl_mechlist(&sc, mechs, sizeof(mechs)) > 0)
+			(void)lineio_printf(io, "250-AUTH %s\r\n", mechs);
+		secrets_unref(&sc.secrets);
+	}
 	(void)lineio_printf(io, "250 CHUNKING\r\n");
 	return 0;
+}
+
+/* Answers a MAIL or RCPT argument that did not parse; 1 if it did not. */
+static int
+path_refused(struct session *s, enum path_status st, const char *why,
+    const char *what, const char *bad_addr_status)
+{
+	switch (st) {
+	case PATH_OK:
+		return 0;
+	case PATH_UTF8:
+		reply(s, 553, "5.6.7", "%s", why);
+		break;
+	case PATH_PARAM_UNKNOWN:
+		reply(s, 555, "5.5.4", "%s", why);
+		break;
+	case PATH_PARAM_SYNTAX:
+		reply(s, 501, "5.5.4", "%s", why);
+		break;
+	default:
+		reply(s, 501, bad_addr_status, "Bad %s address syntax: %s", what,
+		    why);
+		break;
+	}
+	return 1;
 }
 
 static int
@@ -233,26 +362,14 @@ do_mail(struct session *s, struct cmd *c)
 {
 	const char *why = "syntax error";
 	enum path_status st;
+	struct verdict v;
 
 	st = cmd_parse_mail(c->arg, &s->sender, &s->mparams, &why);
-	switch (st) {
-	case PATH_OK:
-		break;
-	case PATH_UTF8:
-		reply(s, 553, "5.6.7", "%s", why);
+	if (path_refused(s, st, why, "sender", "5.1.7"))
 		return 0;
-	case PATH_PARAM_UNKNOWN:
-		reply(s, 555, "5.5.4", "%s", why);
-		return 0;
-	case PATH_PARAM_SYNTAX:
-		reply(s, 501, "5.5.4", "%s", why);
-		return 0;
-	default:
-		reply(s, 501, "5.1.7", "Bad sender address syntax: %s", why);
-		return 0;
-	}
 	if (!s->esmtp && (s->mparams.size != -1 || s->mparams.body ||
-	    s->mparams.smtputf8)) {
+	    s->mparams.smtputf8 || s->mparams.ret || s->mparams.envid[0] ||
+	    s->mparams.auth[0])) {
 		reply(s, 555, "5.5.4", "MAIL parameters need EHLO");
 		return 0;
 	}
@@ -261,6 +378,23 @@ do_mail(struct session *s, struct cmd *c)
 		reply(s, 552, "5.3.4",
 		    "Message size exceeds fixed maximum message size (%zu)",
 		    s->pol->message_size);
+		return 0;
+	}
+	if (s->pol->auth_required && !s->authenticated) {
+		auth_reply(s, SASL_AUTH_REQUIRED);
+		return 0;
+	}
+	if (s->authenticated && s->pol->auth_senders != NULL &&
+	    !senders_allowed(s->pol->auth_senders, s->auth_user,
+	    s->sender.mailbox)) {
+		log_info("%s smtp sender <%.256s> refused for login %.100s",
+		    s->id, s->sender.mailbox, s->auth_user);
+		auth_reply(s, SASL_SENDER_DENIED);
+		return 0;
+	}
+	if (policy_mail(&s->ps, s->sender.mailbox, &v) != VERDICT_CONTINUE) {
+		(void)reply_verdict(s, &v);
+		policy_reset(&s->ps);
 		return 0;
 	}
 	s->bdat_failed = 0;
@@ -276,33 +410,27 @@ static int
 do_rcpt(struct session *s, struct cmd *c)
 {
 	const char *why = "syntax error";
+	struct verdict v;
 	struct addr a;
+	struct rcpt_params rp;
+	struct spool_rcpt *r;
+	char notify[40];
 	enum path_status st;
 
-	st = cmd_parse_rcpt(c->arg, s->mparams.smtputf8, &a, &why);
-	switch (st) {
-	case PATH_OK:
-		break;
-	case PATH_UTF8:
-		reply(s, 553, "5.6.7", "%s", why);
+	st = cmd_parse_rcpt(c->arg, s->mparams.smtputf8, &a, &rp, &why);
+	if (path_refused(s, st, why, "recipient", "5.1.3"))
 		return 0;
-	case PATH_PARAM_UNKNOWN:
-		reply(s, 555, "5.5.4", "%s", why);
-		return 0;
-	case PATH_PARAM_SYNTAX:
-		reply(s, 501, "5.5.4", "%s", why);
-		return 0;
-	default:
-		reply(s, 501, "5.1.3", "Bad recipient address syntax: %s", why);
-		return 0;
-	}
 	if (s->nrcpts >= s->pol->recipients) {
 		reply(s, 452, "4.5.3", "Too many recipients");
 		return 0;
 	}
+	if (policy_rcpt(&s->ps, a.mailbox, &v) != VERDICT_CONTINUE) {
+		(void)reply_verdict(s, &v);
+		return 0;
+	}
 	if (s->nrcpts == s->rcptcap) {
 		size_t ncap = s->rcptcap ? s->rcptcap * 2 : 8;
-		char **n;
+		struct spool_rcpt *n;
 
 		if (ncap > s->pol->recipients)
 			ncap = s->pol->recipients;
@@ -313,7 +441,14 @@ do_rcpt(struct session *s, struct cmd *c)
 		s->rcpts = n;
 		s->rcptcap = ncap;
 	}
-	if ((s->rcpts[s->nrcpts] = strdup(a.mailbox)) == NULL) {
+	r = &s->rcpts[s->nrcpts];
+	memset(r, 0, sizeof(*r));
+	cmd_notify_string(rp.notify, notify, sizeof(notify));
+	if ((r->addr = strdup(a.mailbox)) == NULL ||
+	    (rp.notify && (r->notify = strdup(notify)) == NULL) ||
+	    (rp.orcpt[0] && (r->orcpt = strdup(rp.orcpt)) == NULL)) {
+		free((char *)r->addr);
+		free((char *)r->notify);
 		reply(s, 452, "4.3.0", "Out of memory, try again later");
 		return 0;
 	}
@@ -336,17 +471,29 @@ write_received(struct session *s, struct spool_msg *m)
 	fs_rfc5322_date(date, sizeof(date), time(NULL));
 	str_printable(helo, sizeof(helo), s->helo, strlen(s->helo));
 	str_init(&r, 4096);
-	(void)str_appendf(&r, "Received: from %s (%s [%s])\r\n\tby %s with %s "
-	    "id %s", helo, s->peer_name[0] ? s->peer_name : "unknown",
-	    s->peer_addr[0] ? s->peer_addr : "unknown", s->pol->hostname,
+	(void)str_appendf(&r, "Received: from %s (%s [%s])\r\n", helo,
+	    s->peer_name[0] ? s->peer_name : "unknown",
+	    s->peer_addr[0] ? s->peer_addr : "unknown");
+	if (s->tls != NULL)
+		(void)str_appendf(&r, "\t(using %s)\r\n", s->tlsinfo.desc);
+	(void)str_appendf(&r, "\tby %s with %s id %s", s->pol->hostname,
 	    protocol_name(s), spool_msg_id(m));
 	if (s->nrcpts == 1)
-		(void)str_appendf(&r, "\r\n\tfor <%s>", s->rcpts[0]);
+		(void)str_appendf(&r, "\r\n\tfor <%s>", s->rcpts[0].addr);
 	rc = str_appendf(&r, "; %s\r\n", date);
 	if (rc == 0)
 		rc = spool_write(m, r.s, r.len);
 	str_free(&r);
 	return rc;
+}
+
+/* The header is complete: the policy may tag or refuse the message. */
+static void
+header_checks(void *arg, const char *hdr, size_t len, struct str *tags)
+{
+	struct session *s = arg;
+
+	(void)policy_headers(&s->ps, hdr, len, tags, &s->hv);
 }
 
 static struct spool_msg *
@@ -357,8 +504,12 @@ begin_message(struct session *s)
 
 	memset(&env, 0, sizeof(env));
 	env.sender = s->sender.mailbox;
-	env.rcpts = (const char **)s->rcpts;
+	env.rcpts = s->rcpts;
 	env.nrcpts = s->nrcpts;
+	env.ret = s->mparams.ret == RET_FULL ? "FULL" :
+	    s->mparams.ret == RET_HDRS ? "HDRS" : NULL;
+	env.envid = s->mparams.envid[0] ? s->mparams.envid : NULL;
+	env.auth = s->authenticated ? s->auth_user : NULL;
 	env.helo = s->helo;
 	env.peer_addr = s->peer_addr[0] ? s->peer_addr : NULL;
 	env.peer_name = s->peer_name[0] ? s->peer_name : NULL;
@@ -377,8 +528,30 @@ begin_message(struct session *s)
 		spool_abort(&m);
 		return NULL;
 	}
-	datain_init(&s->din, m, s->pol->message_size, s->pol->line_length);
+	datain_init(&s->din, m, s->pol->message_size, s->pol->line_length,
+	    s->pol->header_size, header_checks, s);
 	return m;
+}
+
+/* Policy said no after the data: keep a copy if asked to, and answer. */
+static void
+refuse_message(struct session *s, const struct verdict *v)
+{
+	char path[PATH_MAX];
+	struct verdict copy = *v;
+
+	if (s->msg != NULL && copy.kind != VERDICT_DROP &&
+	    (copy.save || s->pol->saveblockedmsg)) {
+		if (spool_save(&s->msg, s->pol->dump, s->pol->dump_size, path,
+		    sizeof(path)) == 0)
+			log_info("%s smtp refused message saved in %s", s->id, path);
+		else
+			log_err("%s smtp cannot save refused message: %s", s->id,
+			    strerror(errno));
+	}
+	spool_abort(&s->msg);
+	(void)reply_verdict(s, &copy);
+	reset_transaction(s);
 }
 
 /* The reply to the end of a message; the transaction is over either way. */
@@ -388,6 +561,13 @@ finish_message(struct session *s, enum data_verdict v)
 	char id[SPOOL_ID_LEN + 1];
 	size_t size = s->din.size;
 
+	if (v == DATA_OK && s->hv.kind == VERDICT_CONTINUE)
+		(void)policy_data_end(&s->ps, &s->hv);
+	if (v == DATA_OK && s->hv.kind != VERDICT_CONTINUE &&
+	    s->hv.kind != VERDICT_ACCEPT && s->hv.kind != VERDICT_TAG) {
+		refuse_message(s, &s->hv);
+		return;
+	}
 	switch (v) {
 	case DATA_OK:
 		str_lcpy(id, spool_msg_id(s->msg), sizeof(id));
@@ -549,6 +729,215 @@ do_bdat(struct session *s, struct cmd *c)
 	return 0;
 }
 
+
+/* The reply for an AUTH-related outcome, from the one table in sasl.c. */
+static void
+auth_reply(struct session *s, enum sasl_result r)
+{
+	struct sasl_reply rep;
+
+	sasl_reply_for(r, &rep);
+	reply(s, rep.code, rep.ecode, "%s", rep.text);
+}
+
+/* What AUTH may offer on this connection now.  Caller unrefs secrets. */
+static void
+auth_conf(struct session *s, struct sasl_conf *sc)
+{
+	char err[512];
+
+	memset(sc, 0, sizeof(*sc));
+	/* Picks up a changed file; a broken one is reported once. */
+	if (secrets_refresh(s->pol->auth_secrets, err, sizeof(err)) == -1)
+		log_err("%s auth: %s", s->id, err);
+	sc->secrets = secrets_current();
+	sc->flags = (s->tls != NULL ? SASL_F_TLS : 0) |
+	    (s->pol->auth_cleartext ? SASL_F_CLEARTEXT : 0);
+	sc->mechs = s->pol->auth_mechs;
+	sc->hostname = s->pol->hostname;
+}
+
+/* Waits ms milliseconds (an AUTH failure's delay). */
+static void
+pause_ms(unsigned int ms)
+{
+	struct timespec ts;
+
+	ts.tv_sec = (time_t)(ms / 1000);
+	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+static int
+do_auth(struct session *s, struct cmd *c)
+{
+	const struct sockaddr *peer = (const struct sockaddr *)&s->conf->peer;
+	struct throttle *th = peer->sa_family != AF_UNSPEC ?
+	    s->conf->throttle : NULL;
+	char mech[SASL_MECH_MAX + 1], user[SASL_USER_MAX * 4 + 1];
+	struct sasl_conf sc;
+	struct sasl_reply rep;
+	struct sasl *sa = NULL;
+	enum sasl_result r;
+	const char *ir;
+	unsigned int left, delay;
+	char *line;
+	size_t len;
+	int n, blocked = 0;
+
+	if (s->pol->auth_secrets[0] == '\0') {
+		reply(s, 502, "5.5.1", "Error: authentication not enabled");
+		return 0;
+	}
+	if (!s->esmtp) {
+		reply(s, 503, "5.5.1", "Error: send EHLO first");
+		return 0;
+	}
+	if (s->authenticated) {
+		auth_reply(s, SASL_ALREADY);
+		return 0;
+	}
+	if (s->st & (ST_MAIL | ST_RCPT | ST_BDAT)) {
+		auth_reply(s, SASL_IN_TRANSACTION);
+		return 0;
+	}
+	if (th != NULL && throttle_check(th, peer, throttle_now(), &left) !=
+	    THROTTLE_OK) {
+		log_info("%s auth refused: too many failures from %s", s->id,
+		    s->peer_addr);
+		auth_reply(s, SASL_BLOCKED);
+		s->quit = 1;
+		return 0;
+	}
+	if (sasl_split(c->arg, mech, sizeof(mech), &ir) == -1) {
+		auth_reply(s, SASL_SYNTAX);
+		return 0;
+	}
+	auth_conf(s, &sc);
+	r = sasl_start(&sa, mech, ir, &sc, &rep);
+	while (r == SASL_CONTINUE) {
+		(void)lineio_printf(s->io, "334 %s\r\n", rep.text);
+		n = lineio_getline(s->io, &line, &len);
+		if (n == 0 || n == -1) {
+			sasl_free(&sa);
+			secrets_unref(&sc.secrets);
+			return -1;
+		}
+		if (n == -2) {
+			r = SASL_TOO_LONG;
+			sasl_reply_for(r, &rep);
+			break;
+		}
+		r = sasl_step(sa, line, len, &rep);
+		/* The line held a password: leave nothing of it behind. */
+		str_wipe(line, len);
+	}
+	str_printable(user, sizeof(user), sa ? sasl_user(sa) : "",
+	    sa ? strlen(sasl_user(sa)) : 0);
+	if (r == SASL_FAIL) {
+		delay = th != NULL ? throttle_fail(th, peer, throttle_now(),
+		    &blocked) : 1000;
+		log_info("%s auth failed user=%.100s mechanism=%s address=%s "
+		    "reason=\"%s\"", s->id, user, sa ? sasl_mech(sa) : mech,
+		    s->peer_addr, sa ? sasl_why(sa) : "");
+		(void)lineio_flush(s->io);
+		pause_ms(delay);
+		if (blocked) {
+			sasl_reply_for(SASL_BLOCKED, &rep);
+			s->quit = 1;
+		}
+	} else if (r == SASL_OK) {
+		if (th != NULL)
+			throttle_success(th, peer);
+		str_lcpy(s->auth_user, sasl_user(sa), sizeof(s->auth_user));
+		s->authenticated = 1;
+		policy_session_trust(&s->ps, 1);
+		log_info("%s auth ok user=%.100s mechanism=%s", s->id, user,
+		    sasl_mech(sa));
+	}
+	reply(s, rep.code, rep.ecode, "%s", rep.text);
+	sasl_free(&sa);
+	secrets_unref(&sc.secrets);
+	return 0;
+}
+
+/* Brings TLS up on the connection; -1 ends the session. */
+static int
+start_tls(struct session *s)
+{
+	char err[512];
+
+	if (tls_handshake(s->tlss, s->conf->rfd, s->conf->wfd,
+	    (int)s->pol->tls_handshake_timeout * 1000, &s->tls, err,
+	    sizeof(err)) == -1) {
+		log_info("%s smtp TLS handshake failed: %s", s->id, err);
+		s->tls = NULL;
+		return -1;
+	}
+	lineio_set_tls(s->io, s->tls);
+	if (tls_session_info(s->tls, &s->tlsinfo) == -1)
+		str_lcpy(s->tlsinfo.desc, "TLS", sizeof(s->tlsinfo.desc));
+	log_info("%s smtp tls %s%s%s%s", s->id, s->tlsinfo.desc,
+	    s->tlsinfo.client_cert ? (s->tlsinfo.client_verified ?
+	    " client certificate verified: " : " client certificate NOT "
+	    "verified: ") : "", s->tlsinfo.client_subject,
+	    s->tlsinfo.client_cert && !s->tlsinfo.client_verified ?
+	    s->tlsinfo.client_error : "");
+	if (s->tlsinfo.client_verified && s->pol->tls_client_cert_trusted)
+		policy_session_trust(&s->ps, 0);
+	return 0;
+}
+
+static int
+do_starttls(struct session *s, struct cmd *c)
+{
+	if (c->arglen != 0) {
+		reply(s, 501, "5.5.4", "Syntax: STARTTLS");
+		return 0;
+	}
+	if (s->tls != NULL) {
+		reply(s, 503, "5.5.1", "Error: TLS already active");
+		return 0;
+	}
+	if (s->tlss == NULL) {
+		if (s->pol->tls_certificate[0] != '\0')
+			reply(s, 454, "4.7.0", "TLS not available due to "
+			    "local problem");
+		else
+			reply(s, 502, "5.5.1", "Error: command not implemented");
+		return 0;
+	}
+	/*
+	 * Anything sent after STARTTLS but before the handshake would be
+	 * taken as coming over TLS (CVE-2011-0411): refuse the connection.
+	 */
+	if (lineio_pending(s->io) > 0) {
+		log_info("%s smtp commands pipelined after STARTTLS: "
+		    "possible injection, closing", s->id);
+		reply(s, 554, "5.5.1", "Error: commands sent after STARTTLS "
+		    "before the handshake");
+		s->quit = 1;
+		return 0;
+	}
+	reply(s, 220, "2.0.0", "Ready to start TLS");
+	if (lineio_flush(s->io) == -1 || start_tls(s) == -1)
+		return -1;
+	/* RFC 3207 4.2: forget all that the client said before. */
+	reset_transaction(s);
+	s->helo[0] = '\0';
+	s->esmtp = 0;
+	s->authenticated = 0;
+	s->auth_user[0] = '\0';
+	s->ps.authenticated = 0;
+	s->ps.trusted = s->ps.peer.ss_family != AF_UNSPEC &&
+	    policy_trusted_peer(s->pol, (struct sockaddr *)&s->ps.peer);
+	if (s->tlsinfo.client_verified && s->pol->tls_client_cert_trusted)
+		policy_session_trust(&s->ps, 0);
+	session_enter(s, ST_GREET);
+	return 0;
+}
+
 static int
 do_rset(struct session *s, struct cmd *c)
 {
@@ -597,7 +986,7 @@ do_help(struct session *s, struct cmd *c)
 {
 	(void)lineio_printf(s->io, "214-2.0.0 Commands:\r\n"
 	    "214-2.0.0   HELO EHLO MAIL RCPT DATA BDAT\r\n"
-	    "214-2.0.0   RSET NOOP QUIT HELP VRFY\r\n"
+	    "214-2.0.0   RSET NOOP QUIT HELP VRFY STARTTLS AUTH\r\n"
 	    "214 2.0.0 End of HELP info\r\n");
 	return 0;
 }
@@ -644,6 +1033,11 @@ dispatch(struct session *s, struct cmd *c)
 	for (t = commands; t->fn != NULL; t++)
 		if (t->verb == c->verb)
 			break;
+	/* Plan 9's dial verb: from a dial-up port, nothing but QUIT goes. */
+	if (s->ps.hardreject && c->verb != CMD_QUIT) {
+		reply(s, 554, "5.7.1", "We don't accept mail from dial-up ports.");
+		return 0;
+	}
 	if (t->fn == NULL) {
 		reply(s, 500, "5.5.2", "Error: command not recognized");
 		return 0;
@@ -674,6 +1068,7 @@ int
 session_run(const struct session_conf *conf)
 {
 	struct session s;
+	struct verdict v;
 	struct cmd c;
 	char *line;
 	size_t len, max;
@@ -690,10 +1085,34 @@ session_run(const struct session_conf *conf)
 		return -1;
 	}
 	lineio_set_timeout(s.io, (int)s.pol->command_timeout * 1000);
+	/* -k: gone at once, no reply, nothing logged (as in Plan 9). */
+	if (conf->peer.ss_family != AF_UNSPEC &&
+	    policy_blocked_peer(s.pol, (const struct sockaddr *)&conf->peer)) {
+		lineio_free(&s.io);
+		return -1;
+	}
 	identify_peer(&s);
-	log_info("%s smtp connect address=%s port=%d name=%s", s.id,
+	if (s.pol->tls_certificate[0] != '\0')
+		s.tlss = tls_server_current();
+	policy_session_init(&s.ps, s.pol, conf->state, &conf->peer, s.id);
+	s.ps.single = conf->single;
+	log_info("%s smtp connect address=%s port=%d name=%s%s", s.id,
 	    s.peer_addr[0] ? s.peer_addr : "unknown", s.peer_port,
-	    s.peer_name[0] ? s.peer_name : "unknown");
+	    s.peer_name[0] ? s.peer_name : "unknown",
+	    s.ps.trusted ? " trusted" : "");
+	if (conf->implicit_tls && (s.tlss == NULL || start_tls(&s) == -1)) {
+		if (s.tlss == NULL)
+			log_err("%s smtp no TLS certificate for an implicit TLS "
+			    "listener", s.id);
+		why = "tls";
+		goto done;
+	}
+	if (policy_connect(&s.ps, &v) != VERDICT_CONTINUE) {
+		(void)reply_verdict(&s, &v);
+		why = "refused";
+		s.quit = 0;
+		goto done;
+	}
 	reply(&s, 220, NULL, "%s ESMTP", s.pol->hostname);
 
 	while (!s.quit) {
@@ -760,12 +1179,18 @@ check_errors:
 		why = "quit";
 		rc = 0;
 	}
+done:
+	if (conf->release != NULL)
+		conf->release(conf->release_arg);
 	(void)lineio_flush(s.io);
 	reset_transaction(&s);
 	free(s.rcpts);
 	log_info("%s smtp disconnect reason=%s commands=%u messages=%u "
 	    "recipients=%u errors=%u", s.id, why, s.n_cmds, s.n_msgs,
 	    s.n_rcpts, s.errors);
+	if (s.tls != NULL)
+		tls_session_free(&s.tls, 1);
+	tls_server_unref(&s.tlss);
 	lineio_free(&s.io);
 	return rc;
 }

@@ -16,8 +16,19 @@ struct session_conf {
 	struct sockaddr_storage	 peer;
 	struct policy		*policy;	/* the session keeps a reference */
 	struct spool		*spool;
+	struct policy_state	*state;		/* greylisting, rates; may be NULL */
+	struct throttle		*throttle;	/* AUTH failures; may be NULL */
+	int			 implicit_tls;	/* TLS before the greeting (465) */
+	int			 single;	/* the only session in this process */
 	/* Set by the server when it is shutting down: the session says 421. */
 	const volatile int	*stopping;
+	/*
+	 * Called once the session is over, before its last reply is sent:
+	 * a client that reconnects on reading it must find its connection
+	 * no longer counted against the limits.
+	 */
+	void			(*release)(void *);
+	void			*release_arg;
 };
 
 /* Runs a whole session.  Returns 0 after QUIT, -1 on any other end. */

@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include <arpa/inet.h>
+
 #include <ctype.h>
 #include <string.h>
 #include <strings.h>
@@ -135,11 +137,17 @@ parse_local(const char *s, size_t len, int utf8_ok, int *quoted, int *utf8,
 	return i;
 }
 
-/* address-literal: "[" ... "]".  Returns bytes used, 0 on error. */
+/*
+ * address-literal (RFC 5321 4.1.3): "[" IPv4 "]", "[IPv6:" IPv6 "]", or a
+ * General-address-literal "[tag:content]".  Returns bytes used, 0 on error.
+ */
 static size_t
 parse_literal(const char *s, size_t len, const char **why)
 {
-	size_t i;
+	char buf[ADDR_DOMAIN_MAX + 1];
+	unsigned char bin[16];
+	const char *colon;
+	size_t i, n, t;
 
 	for (i = 1; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
@@ -152,7 +160,32 @@ parse_literal(const char *s, size_t len, const char **why)
 			return 0;
 		}
 	}
-	if (i >= len || i == 1) {
+	n = i - 1;
+	if (i >= len || n == 0 || n >= sizeof(buf)) {
+		*why = "bad address literal";
+		return 0;
+	}
+	memcpy(buf, s + 1, n);
+	buf[n] = '\0';
+	if (inet_pton(AF_INET, buf, bin) == 1)
+		return i + 1;
+	if ((colon = strchr(buf, ':')) == NULL) {
+		*why = "bad IPv4 address literal";
+		return 0;
+	}
+	t = (size_t)(colon - buf);
+	if (t == 4 && strncasecmp(buf, "IPv6", 4) == 0) {
+		if (inet_pton(AF_INET6, colon + 1, bin) != 1) {
+			*why = "bad IPv6 address literal";
+			return 0;
+		}
+		return i + 1;
+	}
+	/* Standardized-tag = Ldh-str, then 1*dcontent. */
+	for (n = 0; n < t; n++)
+		if (!isalnum((unsigned char)buf[n]) && buf[n] != '-')
+			break;
+	if (t == 0 || n != t || buf[t - 1] == '-' || colon[1] == '\0') {
 		*why = "bad address literal";
 		return 0;
 	}

@@ -25,6 +25,7 @@ struct lineio {
 	int			 rfd, wfd;
 	gnutls_session_t	 tls;
 	int			 timeout_ms;
+	int			 timeout_set;	/* the socket options are set */
 	char			*in;
 	size_t			 incap, inoff, inend;
 	int			 eof;
@@ -72,7 +73,10 @@ lineio_set_timeout(struct lineio *l, int ms)
 {
 	struct timeval tv;
 
+	if (l->timeout_ms == ms && l->timeout_set)
+		return;
 	l->timeout_ms = ms;
+	l->timeout_set = 1;
 	/*
 	 * A backstop for reads and writes that poll() cannot bound (a write
 	 * larger than the socket buffer, a TLS record arriving in pieces).

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -46,7 +47,22 @@ net_split_hostport(const char *s, char *host, size_t hostlen, char *port,
 	}
 	if (*p == '\0' || str_lcpy(port, p, portlen) >= portlen)
 		return -1;
-	return 0;
+	return net_valid_port(port) && (host[0] == '\0' ||
+	    strspn(host, "0123456789abcdefABCDEF.:") == strlen(host)) ? 0 : -1;
+}
+
+int
+net_valid_port(const char *p)
+{
+	size_t n = strlen(p), digits = strspn(p, "0123456789");
+
+	if (n == 0 || n > 32)
+		return 0;
+	if (digits == n)
+		return n <= 5 && atoi(p) > 0 && atoi(p) <= 65535;
+	/* A service name: letters, digits and hyphens, not all digits. */
+	return strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789-") == n;
 }
 
 int

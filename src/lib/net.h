@@ -17,6 +17,8 @@
  */
 int	net_split_hostport(const char *s, char *host, size_t hostlen,
 	    char *port, size_t portlen);
+/* 1 if p is a port number (1-65535) or a service name. */
+int	net_valid_port(const char *p);
 /*
  * Opens, binds and listens on s (as above; the host must be numeric).
  * Returns the fd or -1 with a message in err.

@@ -1,20 +1,30 @@
 /*
  * policy: smtpd.conf (libconfig) compiled into one immutable,
- * reference-counted struct policy.
+ * reference-counted struct policy, and the policy modules that sessions
+ * consult at each step of a conversation.
  *
  * A session takes a reference when it starts and keeps it to the end;
  * SIGHUP compiles a new policy and swaps the current pointer, so sessions
- * never see a half-updated configuration.
+ * never see a half-updated configuration.  What must outlive a reload
+ * (greylisting state, rate counters) lives in a struct policy_state that
+ * the server keeps.
  */
 #ifndef POLICY_H
 #define POLICY_H
 
+#include <sys/socket.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 
+#include "cidr.h"
+#include "auth/throttle.h"
+
+struct senders;
+
 #define POLICY_LISTEN_MAX	16
 #define POLICY_HOST_MAX		255
+#define POLICY_LIST_MAX		4096	/* entries in any one list */
 
 /* Defaults; each has a config key and a line in smtpd.conf(5). */
 #define DEF_MESSAGE_SIZE	(35 * 1024 * 1024)
@@ -26,7 +36,46 @@
 #define DEF_DATA_TIMEOUT	600
 #define DEF_SHUTDOWN_TIMEOUT	30
 #define DEF_LINE_LENGTH		0	/* 0: text lines of any length */
+#define DEF_HEADER_SIZE		(256 * 1024)
+#define DEF_DUMP_SIZE		(1024 * 1024)
+#define DEF_TARPIT_AFTER	3	/* errors before replies slow down */
+#define DEF_TARPIT_DELAY	1000	/* ms per error beyond that */
+#define DEF_GREY_DELAY		300	/* RFC 6647: minutes, not hours */
+#define DEF_GREY_RETRY		(24 * 3600)
+#define DEF_GREY_EXPIRE		(36 * 24 * 3600)
+#define DEF_GREY_ENTRIES	100000
 #define MIN_RECIPIENTS		100	/* RFC 5321 4.5.3.1.8 */
+
+/* Plan 9's verbs for client addresses and sender accounts. */
+enum access_action {
+	ACCESS_NONE = 0,	/* no rule matched */
+	ACCESS_ALLOW,		/* accept */
+	ACCESS_BLOCK,		/* take the message, refuse it at the end (554) */
+	ACCESS_DENY,		/* refuse the sender (554) */
+	ACCESS_DIAL,		/* refuse every command (554) */
+	ACCESS_DELAY,		/* take the message, answer 450 at the end */
+};
+
+struct access_rule {
+	enum access_action	 action;
+	int			 is_ip;
+	struct cidr		 net;		/* is_ip */
+	char			*domain;	/* sender pattern: "*", "*.dom", "dom" */
+	char			*user;		/* "*", "prefix*", "user" */
+};
+
+enum rule_target { RULE_HELO, RULE_SENDER, RULE_RCPT, RULE_HEADER };
+
+struct rule {
+	enum rule_target	 target;
+	void			*re;		/* pcre2_code * */
+	char			*pattern;
+	int			 line;		/* in the config, for logs */
+	int			 action;	/* enum verdict_kind */
+	int			 code;
+	char			 status[8];
+	char			*text;		/* reply text, or header to add */
+};
 
 struct policy {
 	int		 refs;		/* atomic; see policy_ref() */
@@ -37,15 +86,62 @@ struct policy {
 	int		 nlisten;
 	int		 reverse_lookup;
 
+	/* Plan 9's keywords (and flags). */
+	int		 norelay;	/* -f: tag spoofed mail */
+	int		 verifysenderdom;	/* -r: sender domain must exist */
+	int		 saveblockedmsg;	/* -s: keep refused messages */
+	char		 dump[PATH_MAX];
+	struct cidr	*ournets;
+	size_t		 nournets;
+	char		**ourdomains;	/* lower case; "*.x" for subdomains */
+	size_t		 nourdomains;
+	struct cidr	*block;		/* -k and block: dropped at accept */
+	size_t		 nblock;
+	struct access_rule *access;
+	size_t		 naccess;
+
+	int		 helo_checks;
+	int		 greylist;
+	unsigned int	 grey_delay, grey_retry, grey_expire, grey_entries;
+	char		 grey_file[PATH_MAX];
+	struct rule	*rules;
+	size_t		 nrules;
+
+	/* tls { } */
+	char		 tls_certificate[PATH_MAX];	/* "" = no TLS */
+	char		 tls_key[PATH_MAX];
+	char		 tls_chain[PATH_MAX];
+	char		 tls_priority[512];		/* "" = the default */
+	int		 tls_tickets;
+	char		 tls_client_ca[PATH_MAX];
+	int		 tls_client_cert_trusted;
+	unsigned int	 tls_handshake_timeout;		/* seconds */
+	char		*tls_listen[POLICY_LISTEN_MAX];	/* implicit TLS */
+	int		 ntls_listen;
+
+	/* auth { } */
+	char		 auth_secrets[PATH_MAX];	/* "" = no AUTH */
+	unsigned int	 auth_mechs;			/* SASL_M_* */
+	int		 auth_required;			/* -a */
+	int		 auth_cleartext;		/* -p */
+	struct senders	*auth_senders;			/* NULL: any sender */
+	struct throttle_conf auth_throttle;
+
 	size_t		 message_size;	/* bytes, 0 = no limit */
 	unsigned int	 recipients;	/* per transaction */
 	unsigned int	 sessions;	/* at once, in total */
 	unsigned int	 sessions_per_ip;
+	unsigned int	 connections_per_minute;	/* per IP, 0 = any */
+	unsigned int	 messages_per_minute;	/* per IP, 0 = any */
 	unsigned int	 errors;	/* then 421 and close */
+	unsigned int	 tarpit_after;
+	unsigned int	 tarpit_delay;	/* ms */
 	unsigned int	 command_timeout;	/* seconds */
 	unsigned int	 data_timeout;
 	unsigned int	 shutdown_timeout;
 	size_t		 line_length;	/* longest text line, 0 = any */
+	size_t		 header_size;	/* header bytes examined */
+	size_t		 dump_size;	/* bytes kept of a refused message */
 };
 
 /* What the command line says; it wins over the file.  NULL/0 = unset. */
@@ -53,6 +149,13 @@ struct policy_overrides {
 	const char	*hostname;		/* -h */
 	const char	*listen[POLICY_LISTEN_MAX];	/* -l */
 	int		 nlisten;
+	int		 norelay;		/* -f */
+	int		 verifysenderdom;	/* -r */
+	int		 saveblockedmsg;	/* -s */
+	const char	*block[POLICY_LISTEN_MAX];	/* -k */
+	int		 nblock;
+	int		 auth_required;		/* -a */
+	int		 auth_cleartext;	/* -p */
 };
 
 /*
@@ -72,5 +175,85 @@ void	policy_unref(struct policy **);
 struct policy *policy_current(void);
 /* Installs p (taking over the caller's reference) and drops the old one. */
 void	policy_install(struct policy *p);
+
+/*
+ * Verdicts.  A module answers CONTINUE to let the next one decide; the
+ * first other answer is final for that step.
+ */
+enum verdict_kind {
+	VERDICT_CONTINUE = 0,
+	VERDICT_ACCEPT,		/* final yes: skip the remaining modules */
+	VERDICT_REJECT,		/* 5xx */
+	VERDICT_DEFER,		/* 4xx */
+	VERDICT_DROP,		/* close the connection, say nothing */
+	VERDICT_TAG,		/* accept, with a header added */
+};
+
+struct verdict {
+	enum verdict_kind kind;
+	int		 code;
+	char		 status[8];	/* enhanced status code */
+	char		 text[512];	/* may hold '\n' for a multi-line reply */
+	int		 save;		/* keep the refused message (-s) */
+};
+
+/* State that outlives a reload: greylisting, per-client rates. */
+struct policy_state;
+struct policy_state *policy_state_new(void);
+void	policy_state_free(struct policy_state **);
+/* Writes the greylist file now (also done by the checks as needed). */
+void	policy_state_flush(struct policy_state *, const struct policy *);
+
+/* One session's view: what it has learnt so far. */
+struct policy_session {
+	const struct policy	*pol;
+	struct policy_state	*state;		/* may be NULL */
+	struct sockaddr_storage	 peer;		/* AF_UNSPEC when unknown */
+	const char		*id;		/* session id, for logs */
+	int			 trusted;	/* ournets, or authenticated */
+	int			 authenticated;
+	enum access_action	 ip_action;	/* from the client address */
+	enum access_action	 sender_action;	/* this transaction's sender */
+	int			 hardreject;	/* dial: refuse everything */
+	int			 single;	/* one session per process (stdio) */
+	char			 sender[257];
+};
+
+/* 1 if the client address is on the block list (-k): drop, unlogged. */
+int	policy_blocked_peer(const struct policy *, const struct sockaddr *);
+/* 1 if the address is one of ournets. */
+int	policy_trusted_peer(const struct policy *, const struct sockaddr *);
+/* 1 if the domain is one of ourdomains (case-insensitive). */
+int	policy_our_domain(const struct policy *, const char *domain);
+
+void	policy_session_init(struct policy_session *, const struct policy *,
+	    struct policy_state *, const struct sockaddr_storage *peer,
+	    const char *id);
+/* The session authenticated (or has a trusted client certificate). */
+void	policy_session_trust(struct policy_session *, int authenticated);
+
+/* Each step; fills v and returns v->kind. */
+enum verdict_kind policy_connect(struct policy_session *, struct verdict *);
+enum verdict_kind policy_helo(struct policy_session *, const char *helo,
+	    struct verdict *);
+enum verdict_kind policy_mail(struct policy_session *, const char *sender,
+	    struct verdict *);
+enum verdict_kind policy_rcpt(struct policy_session *, const char *rcpt,
+	    struct verdict *);
+/*
+ * The message header (raw, CRLF lines, up to limits.header_size).  Header
+ * lines to add go to tags (each ends in CRLF); a refusal is reported in v
+ * and applies when the data ends.
+ */
+struct str;
+enum verdict_kind policy_headers(struct policy_session *, const char *hdr,
+	    size_t len, struct str *tags, struct verdict *);
+/* The end of the data: Plan 9's block and delay verbs act here. */
+enum verdict_kind policy_data_end(struct policy_session *, struct verdict *);
+/* A transaction ended (RSET, a new MAIL, or after DATA). */
+void	policy_reset(struct policy_session *);
+
+/* For the tests and smtpd -t. */
+const char *access_action_name(enum access_action);
 
 #endif

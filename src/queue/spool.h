@@ -20,10 +20,19 @@
 struct spool;
 struct spool_msg;
 
+struct spool_rcpt {
+	const char	*addr;		/* mailbox */
+	const char	*notify;	/* RFC 3461 NOTIFY list, or NULL */
+	const char	*orcpt;		/* RFC 3461 ORCPT "type;xtext", or NULL */
+};
+
 struct spool_envelope {
 	const char	 *sender;	/* mailbox, "" for the null sender */
-	const char	**rcpts;
+	const struct spool_rcpt *rcpts;
 	size_t		  nrcpts;
+	const char	 *ret;		/* RFC 3461 "FULL" or "HDRS", or NULL */
+	const char	 *envid;	/* RFC 3461 ENVID xtext, or NULL */
+	const char	 *auth;		/* the login of an authenticated client */
 	const char	 *helo;		/* what the client said, may be NULL */
 	const char	 *peer_addr;	/* numeric address, may be NULL */
 	const char	 *peer_name;	/* verified reverse name, may be NULL */
@@ -33,11 +42,16 @@ struct spool_envelope {
 	time_t		  arrival;
 };
 
+/* spool_open() flags. */
+#define SPOOL_JOURNAL	0x01	/* this process owns the journal (the daemon) */
+
 /*
  * Opens (creating as needed) the spool at dir and removes temporary files
- * left by a crash.  NULL with a message in err.
+ * left by a crash.  With SPOOL_JOURNAL, small messages are committed
+ * through an append-only journal with group commit, replayed at start-up;
+ * only one process may own it.  NULL with a message in err.
  */
-struct spool *spool_open(const char *dir, char *err, size_t errlen);
+struct spool *spool_open(const char *dir, int flags, char *err, size_t errlen);
 void	spool_close(struct spool **);
 const char *spool_dir(const struct spool *);
 
@@ -54,6 +68,14 @@ int	spool_write(struct spool_msg *, const void *, size_t);
 int	spool_commit(struct spool_msg **mp);
 /* Throws the message away.  Frees *mp. */
 void	spool_abort(struct spool_msg **mp);
+/*
+ * Keeps a refused message for the postmaster instead: its first max bytes
+ * (envelope and message, as in the queue) go to dir/YYYYMMDD/ID, not
+ * flushed to disk.  The message is then thrown away.  0 or -1; *mp freed
+ * either way.  path gets the file's name.
+ */
+int	spool_save(struct spool_msg **mp, const char *dir, size_t max,
+	    char *path, size_t pathlen);
 
 /* Makes a fresh queue id (SPOOL_ID_LEN chars + NUL). */
 void	spool_new_id(char *buf);

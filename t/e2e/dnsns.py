@@ -1,325 +1,381 @@
 #!/usr/bin/python3
-"""dnsns: run code inside a private network namespace with its own DNS.
+"""Runs test code inside a private network namespace with its own DNS.
 
-Tests that need DNS (MX routing, smtpd's sender-domain check) must never
-query the machine's resolver.  This module gives them a throwaway world:
+The code runs in new network, mount and PID namespaces (`unshare`): the
+only interface is `lo`, /etc/resolv.conf is replaced (by a bind mount that
+only the namespace sees) with
 
-  * new network and mount namespaces (plus a user namespace when not
-    root), so nothing leaves the machine and nothing outside changes;
-  * the loopback interface up: 127.0.0.0/8 and ::1 work, and servers may
-    bind port 25 on any 127.x.y.z address;
-  * /etc/resolv.conf replaced (bind mount) by "nameserver 127.0.0.1";
-  * dnsmasq on 127.0.0.1:53 serving exactly the records you give.
+    nameserver 127.0.0.1
+    options timeout:1 attempts:1
 
-Records (keyword arguments, each a list; the same for every interface):
+and dnsmasq on 127.0.0.1:53 serves the records the test asks for, and
+nothing else.  Every program started there (smtpd, smtp, clients) resolves
+through that dnsmasq, and no query can leave the machine: there is no
+interface to leave by.  When the code returns, dnsmasq is stopped; when the
+namespace's first process ends, the kernel kills whatever is left in it.
 
-  mx=[(domain, host, pref), ...]      MX records          (--mx-host)
-  hosts=[(name, addr, ...), ...]      A/AAAA records      (--host-record)
-  txt=[(name, text), ...]             TXT records         (--txt-record)
-  null_mx=[domain, ...]               RFC 7505 null MX    (--dns-rr, type 15)
-  ptr=[(addr, name), ...]             PTR for an IPv4 address (--ptr-record)
-  local=[domain, ...]                 answered locally only, default ["test"]:
-                                      unknown names under them are NXDOMAIN
-                                      and known names without the asked type
-                                      are NODATA.
-  extra=[arg, ...]                    more dnsmasq arguments
+Interface
+---------
 
-Names outside the `local` domains get REFUSED, which resolvers report as a
-temporary failure (a handy way to test SERVFAIL-like behaviour: use a name
-under ".invalid" or any domain not listed).
+    import dnsns
 
-Three ways to use it:
+    ok, why = dnsns.available()     # (False, reason): skip the test
+    records = [
+        dnsns.mx("mx.example", "mail.mx.example", 10),  # MX only
+        dnsns.host("a.example", "192.0.2.1"),           # A and/or AAAA
+        dnsns.host("v6.example", "2001:db8::1"),
+        dnsns.null_mx("nullmx.example"),                # MX 0 "." (RFC 7505)
+        dnsns.txt("t.example", "v=spf1 -all"),
+        dnsns.servfail("broken.example"),               # lookups fail (4xx)
+        dnsns.rr("x.example", 99, "0474657374"),        # any type, hex rdata
+    ]
+    result = dnsns.run(__file__, "child", args=[...], records=records,
+                       local=("example",), timeout=60)
 
-  1. A test method decorated with @inside(...) runs in a forked child that
-     enters the namespace; failures and skips are passed back to the
-     parent test.  Everything the method starts (servers, threads) must be
-     stopped by the method itself, or through self.addCleanup() calls made
-     inside it, which run in the child::
+run(path, func, args, records, local, timeout) re-executes this file under
+`unshare`; inside, it imports the Python file `path` (with its directory on
+sys.path, so `import harness` works) and calls func(*args).  The return
+value must be JSON-encodable; it comes back as run()'s result.  If func
+raises, or the namespace cannot be set up, run() raises NamespaceError
+whose text holds the child's traceback and the dnsmasq log.
 
-         from dnsns import inside
+`local` lists domains dnsmasq is authoritative for: a name under one of
+them with no record gets NXDOMAIN, and a name with records of other types
+gets NODATA.  Names outside every `local` domain and every servfail()
+domain are refused by dnsmasq (REFUSED: a temporary failure to resolvers).
 
-         class T(unittest.TestCase):
-             @inside(mx=[("a.test", "mx1.a.test", 10)],
-                     hosts=[("mx1.a.test", "127.0.0.2")])
-             def test_mx(self):
-                 ...  # start a server on 127.0.0.2:25, run the client
+run_command(argv, records, local, timeout, input=None) runs a command the
+same way and returns a subprocess.CompletedProcess (text mode).
 
-  2. run(argv, **records) runs one command inside and returns a
-     subprocess.CompletedProcess (stdout and stderr captured as bytes).
+A unittest method can also run inside as a whole:
 
-  3. From the shell: dnsns.py [--mx D,HOST,PREF] [--host NAME,ADDR[,ADDR]]
-     [--txt NAME,TEXT] [--null-mx D] [--ptr ADDR,NAME] [--local D]
-     [--dnsmasq-arg ARG] -- command [args...]; exits with the command's
-     status.
+    class T(unittest.TestCase):
+        @dnsns.inside(records=[...], local=("test",))
+        def test_mx(self):
+            ...                         # servers, clients, assertions
 
-available() says whether this machine can do it (a reason string, or
-None); tests should skipTest() with that reason.
+The method runs in the namespace on a fresh instance of its class (setUp,
+the method, its cleanups, tearDown); an assertion failure or a skip there
+fails or skips the test outside.  Servers it starts must be stopped by the
+method (or its cleanups): the namespace ends with it.
+
+Inside the namespace, query(name, qtype) -> (rcode, [answer types]) asks
+the local dnsmasq directly (rcode 0 NOERROR, 2 SERVFAIL, 3 NXDOMAIN,
+5 REFUSED; None on timeout).
+
+Needs util-linux `unshare` (root, or unprivileged user namespaces for
+`unshare -r`), iproute2 `ip` and `dnsmasq` (Debian: dnsmasq-base).
 """
-import ctypes
+import functools
+import importlib.util
 import json
 import os
-import select
+import random
 import shutil
-import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
 import time
 import traceback
-import unittest
 
-CLONE_NEWNS = 0x00020000
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWNET = 0x40000000
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULT_TAG = "DNSNS-RESULT "
+QTYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15,
+          "TXT": 16, "AAAA": 28, "SRV": 33, "ANY": 255}
 
-DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
-IP = shutil.which("ip") or "/usr/sbin/ip"
-MOUNT = shutil.which("mount") or "/usr/bin/mount"
-CHILD_TIMEOUT = 120  # seconds a decorated test may run inside
+
+class NamespaceError(RuntimeError):
+    """The namespace could not be set up, or the code in it failed."""
+
+
+# --- records: each is a list of dnsmasq options -------------------------
+
+def mx(name, target, pref=10):
+    """An MX record name -> target (target needs no address)."""
+    return ["--mx-host=%s,%s,%d" % (name, target, pref)]
+
+
+def host(name, *addrs):
+    """A and AAAA records (and the matching PTRs) for name."""
+    return ["--host-record=%s,%s" % (name, ",".join(addrs))]
+
+
+def null_mx(name):
+    """RFC 7505 null MX: MX 0 "." (raw RR: preference 0, root name)."""
+    return rr(name, 15, "000000")
+
+
+def txt(name, *texts):
+    return ["--txt-record=%s,%s" % (name, ",".join('"%s"' % t for t in texts))]
+
+
+def rr(name, rrtype, hexdata):
+    """Any record, type number and rdata in hex."""
+    return ["--dns-rr=%s,%d,%s" % (name, rrtype, hexdata)]
+
+
+def cname(name, target):
+    return ["--cname=%s,%s" % (name, target)]
+
+
+def servfail(domain):
+    """Lookups under domain fail: dnsmasq forwards them to 127.0.0.2:53,
+    where nobody listens (inside the namespace)."""
+    return ["--server=/%s/127.0.0.2" % domain]
+
+
+# --- availability --------------------------------------------------------
+
+def _unshare_argv():
+    base = ["unshare", "--mount", "--net", "--pid", "--kill-child"]
+    if os.geteuid() != 0:
+        base.insert(1, "--map-root-user")
+    return base
 
 
 def available():
-    """None if namespaces and dnsmasq can be used here, else why not."""
-    for prog in (DNSMASQ, IP, MOUNT):
-        if not os.access(prog, os.X_OK):
-            return "%s not installed" % prog
-    rc = subprocess.run(["unshare", "-rmn" if os.geteuid() else "-mn",
-                         "true"], capture_output=True)
-    if rc.returncode != 0:
-        return "cannot create namespaces: %s" % rc.stderr.decode().strip()
-    return None
+    """(True, "") if namespaces and dnsmasq can be used here, else
+    (False, reason)."""
+    for prog in ("unshare", "ip"):
+        if shutil.which(prog) is None:
+            return False, "%s not installed (util-linux / iproute2)" % prog
+    if _dnsmasq() is None:
+        return False, "dnsmasq not installed (Debian: dnsmasq-base)"
+    if not os.path.exists("/etc/resolv.conf"):
+        return False, "no /etc/resolv.conf to bind-mount over"
+    try:
+        p = subprocess.run(_unshare_argv() + ["true"], capture_output=True,
+                           text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return False, "unshare failed: %s" % e
+    if p.returncode != 0:
+        return False, "unshare cannot make namespaces here: %s" % (
+            p.stderr.strip() or p.returncode)
+    return True, ""
 
 
-def _dnsmasq_args(mx=(), hosts=(), txt=(), null_mx=(), ptr=(),
-                  local=("test",), extra=()):
-    args = [DNSMASQ, "--no-daemon", "--no-resolv", "--no-hosts",
-            "--conf-file=/dev/null", "--pid-file=", "--user=root",
-            "--group=root", "--listen-address=127.0.0.1",
-            "--bind-interfaces", "--port=53", "--log-facility=-"]
-    for d in local:
-        args.append("--local=/%s/" % d)
-    for domain, host, pref in mx:
-        args.append("--mx-host=%s,%s,%d" % (domain, host, pref))
-    for rec in hosts:
-        args.append("--host-record=%s" % ",".join(rec))
-    for name, text in txt:
-        args.append("--txt-record=%s,%s" % (name, text))
-    for domain in null_mx:
-        # RFC 7505: preference 0, exchange "." (the root: one zero byte).
-        args.append("--dns-rr=%s,15,000000" % domain)
-    for addr, name in ptr:
-        rev = ".".join(reversed(addr.split("."))) + ".in-addr.arpa"
-        args.append("--ptr-record=%s,%s" % (rev, name))
-    args.extend(extra)
-    return args
+def _dnsmasq():
+    return (shutil.which("dnsmasq") or
+            next((p for p in ("/usr/sbin/dnsmasq", "/sbin/dnsmasq")
+                  if os.access(p, os.X_OK)), None))
 
 
-def _enter():
-    """Enters new net and mount namespaces (and a user one if not root)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    uid, gid = os.getuid(), os.getgid()
-    flags = CLONE_NEWNS | CLONE_NEWNET
-    if os.geteuid() != 0:
-        flags |= CLONE_NEWUSER
-    if libc.unshare(flags) != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, "unshare: %s" % os.strerror(e))
-    if flags & CLONE_NEWUSER:
-        with open("/proc/self/setgroups", "w") as f:
-            f.write("deny")
-        with open("/proc/self/uid_map", "w") as f:
-            f.write("0 %d 1" % uid)
-        with open("/proc/self/gid_map", "w") as f:
-            f.write("0 %d 1" % gid)
-    # Our mounts must not propagate back to the real system.
-    subprocess.run([MOUNT, "--make-rprivate", "/"], check=True)
-    subprocess.run([IP, "link", "set", "lo", "up"], check=True)
+# --- the parent side -----------------------------------------------------
+
+def _spec(records, local):
+    opts = []
+    for r in records or ():
+        opts.extend([r] if isinstance(r, str) else r)
+    return {"dnsmasq": opts, "local": list(local or ())}
 
 
-class _World:
-    """dnsmasq and the resolv.conf bind mount, inside the namespace."""
+def run(path, func, args=(), records=(), local=("example",), timeout=60):
+    """Calls func(*args) from the Python file path inside the namespace;
+    returns what it returned (through JSON)."""
+    spec = _spec(records, local)
+    spec.update(mode="call", path=os.path.abspath(path), func=func,
+                args=list(args))
+    p = _launch(spec, timeout)
+    for line in reversed(p.stdout.splitlines()):
+        if line.startswith(RESULT_TAG):
+            return json.loads(line[len(RESULT_TAG):])
+    raise NamespaceError("no result from the namespace (exit %s)\n"
+                         "--- stdout\n%s\n--- stderr\n%s"
+                         % (p.returncode, p.stdout[-4000:], p.stderr[-8000:]))
 
-    def __init__(self, records):
-        self.records = records
-        self.dir = None
-        self.proc = None
 
-    def start(self):
-        self.dir = tempfile.mkdtemp(prefix="dnsns-")
-        conf = os.path.join(self.dir, "resolv.conf")
-        with open(conf, "w") as f:
-            f.write("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
-        subprocess.run([MOUNT, "--bind", conf, "/etc/resolv.conf"],
-                       check=True)
-        self.log = open(os.path.join(self.dir, "dnsmasq.log"), "wb")
-        self.proc = subprocess.Popen(_dnsmasq_args(**self.records),
-                                     stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=self.log)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("dnsmasq exited: " + self.logtext())
-            try:
-                with socket.create_connection(("127.0.0.1", 53), 0.5):
-                    return self
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError("dnsmasq did not start: " + self.logtext())
+def run_command(argv, records=(), local=("example",), timeout=60,
+                input=None):
+    """Runs argv inside the namespace; a CompletedProcess (text)."""
+    spec = _spec(records, local)
+    spec.update(mode="command", argv=list(argv))
+    return _launch(spec, timeout, input=input)
 
-    def logtext(self):
+
+def _launch(spec, timeout, input=None):
+    ok, why = available()
+    if not ok:
+        raise NamespaceError(why)
+    with tempfile.NamedTemporaryFile("w", prefix="dnsns-", suffix=".json",
+                                     delete=False) as f:
+        json.dump(spec, f)
+        specfile = f.name
+    try:
+        argv = _unshare_argv() + [sys.executable, os.path.abspath(__file__),
+                                  "--child", specfile]
         try:
-            with open(os.path.join(self.dir, "dnsmasq.log"), "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.dir:
-            self.log.close()
-            shutil.rmtree(self.dir, ignore_errors=True)
+            return subprocess.run(argv, capture_output=True, text=True,
+                                  timeout=timeout, input=input)
+        except subprocess.TimeoutExpired as e:
+            raise NamespaceError("namespace run timed out after %s s\n%s"
+                                 % (timeout, e.stderr or ""))
+    finally:
+        os.unlink(specfile)
 
 
-def _in_child(records, body):
-    """Forks; the child enters the namespace, runs body() and reports
-    (kind, text) through a pipe: kind is ok, fail, skip or error."""
-    r, w = os.pipe()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        result = ("ok", "")
-        world = None
-        try:
-            _enter()
-            world = _World(records).start()
-            result = body()
-        except unittest.SkipTest as e:
-            result = ("skip", str(e))
-        except AssertionError:
-            result = ("fail", traceback.format_exc())
-        except BaseException:
-            result = ("error", traceback.format_exc())
-        finally:
-            if world is not None:
-                world.stop()
-            try:
-                os.write(w, json.dumps(result).encode())
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(0)
-    os.close(w)
-    chunks = []
-    timed_out = True
-    deadline = time.time() + CHILD_TIMEOUT
-    while True:
-        left = deadline - time.time()
-        if left <= 0 or not select.select([r], [], [], left)[0]:
-            break
-        data = os.read(r, 65536)
-        if not data:
-            timed_out = False
-            break
-        chunks.append(data)
-    os.close(r)
-    if timed_out:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    os.waitpid(pid, 0)
-    if not chunks:
-        return ("error", "the namespace child died or timed out")
-    return tuple(json.loads(b"".join(chunks).decode()))
-
-
-def inside(**records):
-    """Decorator: run this test method inside a fresh DNS namespace."""
+def inside(records=(), local=("example",), timeout=60):
+    """Decorator: run a unittest method inside a fresh namespace."""
     def wrap(fn):
+        @functools.wraps(fn)
         def test(self):
-            why = available()
-            if why:
+            ok, why = available()
+            if not ok:
                 self.skipTest(why)
-
-            def body():
-                n0 = len(self._cleanups)
-                try:
-                    fn(self)
-                finally:
-                    # Cleanups registered inside must run inside.
-                    while len(self._cleanups) > n0:
-                        f, args, kw = self._cleanups.pop()
-                        f(*args, **kw)
-                return ("ok", "")
-            kind, text = _in_child(records, body)
+            path = sys.modules[type(self).__module__].__file__
+            kind, text = run(__file__, "_test_method",
+                             args=[os.path.abspath(path),
+                                   type(self).__qualname__, fn.__name__],
+                             records=records, local=local, timeout=timeout)
             if kind == "skip":
                 self.skipTest(text)
             if kind == "fail":
-                self.fail("inside the DNS namespace:\n" + text)
+                self.fail("inside the namespace:\n" + text)
             if kind == "error":
-                raise RuntimeError("inside the DNS namespace:\n" + text)
-        test.__name__ = fn.__name__
-        test.__doc__ = fn.__doc__
+                raise NamespaceError("inside the namespace:\n" + text)
         return test
     return wrap
 
 
-def run(argv, input=None, timeout=60, env=None, **records):
-    """Runs argv inside a fresh DNS namespace; a CompletedProcess."""
-    def body():
-        p = subprocess.run(argv, input=input, capture_output=True,
-                           timeout=timeout, env=env)
-        return ("ok", json.dumps([p.returncode,
-                                  p.stdout.decode("latin-1"),
-                                  p.stderr.decode("latin-1")]))
-    kind, text = _in_child(records, body)
-    if kind != "ok":
-        raise RuntimeError(text)
-    rc, out, err = json.loads(text)
-    return subprocess.CompletedProcess(argv, rc, out.encode("latin-1"),
-                                       err.encode("latin-1"))
+# --- the child side (inside the namespaces) ------------------------------
+
+def _test_method(path, qualname, name):
+    """Runs one @inside test method here; [kind, text] with kind ok,
+    fail, skip or error."""
+    import unittest
+    mspec = importlib.util.spec_from_file_location("dnsns_test_target", path)
+    mod = importlib.util.module_from_spec(mspec)
+    mspec.loader.exec_module(mod)
+    cls = mod
+    for part in qualname.split("."):
+        cls = getattr(cls, part)
+    case = cls(name)
+    try:
+        case.setUp()
+        try:
+            getattr(cls, name).__wrapped__(case)
+        finally:
+            case.doCleanups()
+            case.tearDown()
+    except unittest.SkipTest as e:
+        return ["skip", str(e)]
+    except AssertionError:
+        return ["fail", traceback.format_exc()]
+    except BaseException:
+        return ["error", traceback.format_exc()]
+    return ["ok", ""]
 
 
-def main(argv):
-    import argparse
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--mx", action="append", default=[],
-                    help="DOMAIN,HOST,PREF")
-    ap.add_argument("--host", action="append", default=[],
-                    help="NAME,ADDR[,ADDR]")
-    ap.add_argument("--txt", action="append", default=[], help="NAME,TEXT")
-    ap.add_argument("--null-mx", action="append", default=[])
-    ap.add_argument("--ptr", action="append", default=[], help="ADDR,NAME")
-    ap.add_argument("--local", action="append", default=None)
-    ap.add_argument("--dnsmasq-arg", action="append", default=[])
-    ap.add_argument("command", nargs="+")
-    a = ap.parse_args(argv)
-    records = dict(
-        mx=[(d, h, int(p)) for d, h, p in (m.split(",") for m in a.mx)],
-        hosts=[tuple(h.split(",")) for h in a.host],
-        txt=[tuple(t.split(",", 1)) for t in a.txt],
-        null_mx=a.null_mx,
-        ptr=[tuple(p.split(",", 1)) for p in a.ptr],
-        local=a.local if a.local is not None else ["test"],
-        extra=a.dnsmasq_arg)
+def query(name, qtype="A", server=("127.0.0.1", 53), timeout=1.0):
+    """One UDP query; (rcode, [answer rr types]) or (None, []) on timeout."""
+    qid = random.randrange(65536)
+    qt = QTYPES[qtype] if isinstance(qtype, str) else qtype
+    pkt = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    for label in name.rstrip(".").split("."):
+        pkt += bytes([len(label)]) + label.encode()
+    pkt += b"\0" + struct.pack(">HH", qt, 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        try:
+            s.sendto(pkt, server)
+            data = s.recv(4096)
+        except (socket.timeout, ConnectionRefusedError):
+            return None, []
+    rid, flags, qd, an = struct.unpack(">HHHH", data[:8])
+    if rid != qid:
+        return None, []
+    off = 12
+    for _ in range(qd):
+        off = _skip_name(data, off) + 4
+    types = []
+    for _ in range(an):
+        off = _skip_name(data, off)
+        t, _c, _ttl, rdlen = struct.unpack(">HHIH", data[off:off + 10])
+        types.append(t)
+        off += 10 + rdlen
+    return flags & 0xF, types
 
-    def body():
-        return ("ok", str(subprocess.run(a.command).returncode))
-    kind, text = _in_child(records, body)
-    if kind != "ok":
-        sys.stderr.write(text + "\n")
-        return 1
-    return int(text)
+
+def _skip_name(data, off):
+    while True:
+        n = data[off]
+        if n == 0:
+            return off + 1
+        if n & 0xC0 == 0xC0:
+            return off + 2
+        off += n + 1
+
+
+def _child(specfile):
+    with open(specfile) as f:
+        spec = json.load(f)
+    # Refuse to run anywhere but in a namespace with nothing but lo.
+    names = [n for _, n in socket.if_nameindex()]
+    if names != ["lo"]:
+        sys.stderr.write("dnsns: not in a private network namespace: %r\n"
+                         % names)
+        return 70
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    work = tempfile.mkdtemp(prefix="dnsns-")
+    resolv = os.path.join(work, "resolv.conf")
+    with open(resolv, "w") as f:
+        f.write("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+    # The namespace's mounts are private (unshare's default propagation).
+    subprocess.run(["mount", "--bind", resolv, "/etc/resolv.conf"],
+                   check=True)
+    dlog = open(os.path.join(work, "dnsmasq.log"), "w+")
+    argv = [_dnsmasq(), "--no-daemon", "--conf-file=/dev/null",
+            "--no-resolv", "--no-hosts", "--no-poll",
+            "--listen-address=127.0.0.1", "--bind-interfaces", "--port=53",
+            "--pid-file=", "--log-queries", "--log-facility=-",
+            "--cache-size=0"]
+    argv += ["--local=/%s/" % d for d in spec["local"]]
+    argv += spec["dnsmasq"]
+    dns = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=dlog,
+                           stderr=dlog)
+    rc = 0
+    try:
+        deadline = time.time() + 10
+        while query("dnsns-ready.invalid", "A", timeout=0.2)[0] is None:
+            if dns.poll() is not None or time.time() > deadline:
+                raise NamespaceError("dnsmasq did not start: %r" % argv)
+            time.sleep(0.05)
+        if spec["mode"] == "command":
+            p = subprocess.run(spec["argv"], stdin=sys.stdin)
+            rc = p.returncode
+        else:
+            sys.path.insert(0, os.path.dirname(spec["path"]))
+            sys.path.insert(0, HERE)
+            mspec = importlib.util.spec_from_file_location(
+                "dnsns_target", spec["path"])
+            mod = importlib.util.module_from_spec(mspec)
+            mspec.loader.exec_module(mod)
+            result = getattr(mod, spec["func"])(*spec["args"])
+            sys.stdout.flush()
+            sys.stdout.write(RESULT_TAG + json.dumps(result) + "\n")
+            sys.stdout.flush()
+    except BaseException:
+        traceback.print_exc()
+        rc = 1
+    finally:
+        dns.terminate()
+        try:
+            dns.wait(5)
+        except subprocess.TimeoutExpired:
+            dns.kill()
+            dns.wait()
+        if rc != 0:
+            dlog.seek(0)
+            sys.stderr.write("--- dnsmasq log\n" + dlog.read()[-8000:])
+        dlog.close()
+        subprocess.run(["umount", "/etc/resolv.conf"])
+        shutil.rmtree(work, ignore_errors=True)
+    return rc
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    if len(sys.argv) == 3 and sys.argv[1] == "--child":
+        sys.exit(_child(sys.argv[2]))
+    sys.stderr.write("usage: dnsns.py --child specfile (see the docstring)\n")
+    sys.exit(64)

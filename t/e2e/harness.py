@@ -107,8 +107,23 @@ class Smtpd:
         except OSError:
             return ""
 
+    def settle(self, timeout=10.0):
+        """Waits until the journal is empty: every message acknowledged so
+        far has been written out to queue/ (see doc/smtpd-spool.5)."""
+        jdir = os.path.join(self.spool, "journal")
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                if not any(n.endswith(".j") for n in os.listdir(jdir)):
+                    return True
+            except FileNotFoundError:
+                return True
+            time.sleep(0.01)
+        return False
+
     def queued(self):
         """{queue id: raw bytes} of every message in the queue."""
+        self.settle()
         qdir = os.path.join(self.spool, "queue")
         out = {}
         if os.path.isdir(qdir):
@@ -206,3 +221,244 @@ class Conn:
 
     def close(self):
         self.sock.close()
+
+
+# ---------------------------------------------------------------------------
+# Helpers added for the protocol, data, spool and daemon tests.
+
+import re  # noqa: E402
+
+ENHANCED_RE = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}$")
+
+
+class BoundConn(Conn):
+    """A Conn whose local end is bound to a chosen source address
+    (127.0.0.2 and so on: another client address on loopback)."""
+
+    def __init__(self, host, port, source, timeout=10):
+        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(fam, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.bind((source, 0))
+        self.sock.connect((host, port))
+        self.buf = b""
+
+
+def read_until_closed(conn, timeout=10, limit=1 << 20):
+    """Everything the server sends until it closes (or timeout / limit)."""
+    conn.sock.settimeout(timeout)
+    data = conn.buf
+    conn.buf = b""
+    deadline = time.time() + timeout
+    while len(data) < limit and time.time() < deadline:
+        try:
+            chunk = conn.sock.recv(65536)
+        except socket.timeout:
+            break
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def split_replies(data):
+    """Raw server output -> [(code, [lines])], whole replies only."""
+    out, lines = [], []
+    for raw in data.split(b"\r\n")[:-1]:
+        line = raw.decode("utf-8", "replace")
+        lines.append(line)
+        if len(line) < 4 or line[3] != "-":
+            out.append((int(line[:3]), lines))
+            lines = []
+    return out
+
+
+def enhanced(reply_lines):
+    """The enhanced status code of a reply's last line, or None."""
+    parts = reply_lines[-1].split(" ")
+    if len(parts) >= 2 and ENHANCED_RE.match(parts[1]):
+        return parts[1]
+    return None
+
+
+def spool_config(workdir, listen=(), limits=None, extra="",
+                 hostname="mx.test.example"):
+    """Writes a config like Smtpd's (listen may be empty) and returns
+    (conf path, spool path)."""
+    spool = os.path.join(workdir, "spool")
+    conf = os.path.join(workdir, "smtpd.conf")
+    lines = ['hostname = "%s";' % hostname, 'spool = "%s";' % spool,
+             'reverse_lookup = false;']
+    if listen:
+        lines.append("listen = [ %s ];" % ", ".join('"%s"' % l for l in listen))
+    if limits:
+        lines.append("limits = { %s };" % " ".join(
+            "%s = %s;" % (k, v) for k, v in limits.items()))
+    lines.append(extra)
+    with open(conf, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return conf, spool
+
+
+class ProtoCase(SmtpdCase):
+    """SmtpdCase with assertions on SMTP replies.  Connections made with
+    self.open() are closed before the daemons are stopped, so that shutdown
+    never waits on an idle test connection."""
+
+    def setUp(self):
+        super().setUp()
+        self._conns = []
+
+    def tearDown(self):
+        for c in self._conns:
+            try:
+                c.close()
+            except OSError:
+                pass
+        super().tearDown()
+
+    # Error replies are not slowed down (limits.tarpit_delay = 0) unless a
+    # test sets limits itself with tarpit settings.
+    no_tarpit = True
+
+    def smtpd(self, start=True, **kw):
+        if self.no_tarpit:
+            limits = dict(kw.get("limits") or {})
+            limits.setdefault("tarpit_delay", 0)
+            kw["limits"] = limits
+        return super().smtpd(start=start, **kw)
+
+    def track(self, c):
+        """Closes c before the daemons stop at the end of the test."""
+        self._conns.append(c)
+        return c
+
+    def assertReply(self, rep, code, ecode=None, msg=None):
+        """rep is (code, lines) from Conn.reply(); ecode '5.5.1' or a
+        prefix such as '5.' (then any enhanced code of that class)."""
+        got_code, lines = rep
+        self.assertEqual(got_code, code, msg or lines)
+        if ecode is not None:
+            got = enhanced(lines)
+            self.assertIsNotNone(got, "no enhanced status code in %r" % lines)
+            if ecode.endswith("."):
+                self.assertTrue(got.startswith(ecode), lines)
+            else:
+                self.assertEqual(got, ecode, lines)
+
+    def ehlo(self, c, name="client.example.org"):
+        code, lines = c.cmd("EHLO " + name)
+        self.assertEqual(code, 250, lines)
+        return lines
+
+    def open(self, d, ehlo=True, host=None):
+        """A Conn to daemon d, greeting read, EHLO done if asked."""
+        c = self.track(Conn(host or d.host, d.port))
+        code, lines = c.reply()
+        self.assertEqual(code, 220, lines)
+        if ehlo:
+            self.ehlo(c)
+        return c
+
+    def start_mail(self, c, sender="<alice@example.org>",
+                   rcpts=("<bob@example.net>",)):
+        self.assertReply(c.cmd("MAIL FROM:" + sender), 250, "2.1.0")
+        for r in rcpts:
+            self.assertReply(c.cmd("RCPT TO:" + r), 250, "2.1.5")
+
+    def send_data(self, c, data):
+        """DATA with raw data bytes (must end with CRLF.CRLF); the reply."""
+        self.assertEqual(c.cmd("DATA")[0], 354)
+        c.send(data)
+        return c.reply()
+
+    def queued_id(self, rep):
+        """The id from '250 2.0.0 Ok: queued as ID'."""
+        self.assertReply(rep, 250, "2.0.0")
+        m = re.search(r"queued as (\S+)", rep[1][-1])
+        self.assertIsNotNone(m, rep)
+        return m.group(1)
+
+    def spooled(self, d, qid, timeout=10):
+        """The queue file of message qid, waiting (bounded) for it to be
+        written out of the journal."""
+        path = os.path.join(d.spool, "queue", qid)
+        deadline = time.time() + timeout
+        while not os.path.exists(path) and time.time() < deadline:
+            time.sleep(0.02)
+        self.assertTrue(os.path.exists(path), "no queue file for " + qid)
+        with open(path, "rb") as f:
+            return f.read()
+
+    def wait_queued(self, d, n, timeout=15):
+        """{id: bytes} once n messages are in queue/ (bounded wait)."""
+        deadline = time.time() + timeout
+        q = d.queued()
+        while len(q) < n and time.time() < deadline:
+            time.sleep(0.05)
+            q = d.queued()
+        self.assertEqual(len(q), n, "messages in queue/")
+        return q
+
+    def wait_log(self, d, pattern, count=1, timeout=10):
+        """The daemon's log once pattern (a regex) matches count times."""
+        deadline = time.time() + timeout
+        while True:
+            text = d.logtext()
+            if len(re.findall(pattern, text)) >= count or time.time() > deadline:
+                break
+            time.sleep(0.03)
+        self.assertGreaterEqual(len(re.findall(pattern, text)), count,
+                                "%r not in the log:\n%s" % (pattern, text[-3000:]))
+        return text
+
+    def assertNothingQueued(self, d):
+        self.assertEqual(d.queued(), {}, "messages in queue/")
+        self.assertEqual(d.tmpfiles(), [], "files left in tmp/")
+
+
+# ---------------------------------------------------------------------------
+# Helpers added for the policy tests.
+
+TRUSTED_ADDR = "127.0.0.1"     # in ournets = [ "127.0.0.1/32" ]
+UNTRUSTED_ADDR = "127.0.0.9"   # another loopback address, not trusted
+
+
+class PolicyCase(ProtoCase):
+    """ProtoCase with clients on chosen loopback source addresses."""
+
+    def client(self, d, source=UNTRUSTED_ADDR, helo="mail.isp.net"):
+        """A BoundConn from source to daemon d, greeting read, and EHLO
+        helo accepted (none when helo is None)."""
+        c = self.track(BoundConn(d.host, d.port, source))
+        rep = c.reply()
+        self.assertEqual(rep[0], 220, rep)
+        if helo is not None:
+            self.assertReply(c.cmd("EHLO " + helo), 250)
+        return c
+
+    def wait_log(self, d, needle, count=1, timeout=10):
+        """Waits (bounded) until needle is in d's log count times;
+        returns the log text either way."""
+        deadline = time.time() + timeout
+        while True:
+            text = d.logtext()
+            if text.count(needle) >= count or time.time() > deadline:
+                return text
+            time.sleep(0.02)
+
+    def messages(self, d):
+        """[(envelope, message bytes)] of every queued message."""
+        return [parse_spool(raw) for _, raw in sorted(d.queued().items())]
+
+
+RECEIVED_RE = re.compile(rb"\AReceived: [^\r\n]*(?:\r\n[ \t][^\r\n]*)*\r\n")
+
+
+def strip_received(body):
+    """The message without the Received header smtpd put first."""
+    m = RECEIVED_RE.match(body)
+    assert m, "message does not start with a Received header: %r" % body[:200]
+    return body[m.end():]

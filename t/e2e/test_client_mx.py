@@ -8,23 +8,31 @@ import unittest
 
 from clientkit import (Aio, Recorder, Sink, smtp, make_certs, server_tls,
                        EX_OK, EX_NOHOST, EX_TEMPFAIL)
+import dnsns
 from dnsns import inside
 
 ZONE = dict(
-    mx=[("a.test", "mx1.a.test", 10), ("a.test", "mx2.a.test", 20),
-        ("b.test", "mx1.b.test", 10), ("b.test", "mx2.b.test", 10),
-        ("busted.test", "mx1.busted.test", 10),
-        ("busted.test", "mx2.busted.test", 20),
-        ("v6.test", "mx.v6.test", 10),
-        ("ghost.test", "mx.ghost.test", 10)],
-    hosts=[("mx1.a.test", "127.0.0.9"), ("mx2.a.test", "127.0.0.3"),
-           ("mx1.b.test", "127.0.0.11"), ("mx2.b.test", "127.0.0.12"),
-           ("mx1.busted.test", "127.0.0.13"),
-           ("mx2.busted.test", "127.0.0.14"),
-           ("mx.v6.test", "::1", "127.0.0.15"),
-           ("nomx.test", "127.0.0.4"),
-           ("gw.test", "127.0.0.5")],
-    null_mx=["null.test"],
+    records=[
+        dnsns.mx("a.test", "mx1.a.test", 10),
+        dnsns.mx("a.test", "mx2.a.test", 20),
+        dnsns.mx("b.test", "mx1.b.test", 10),
+        dnsns.mx("b.test", "mx2.b.test", 10),
+        dnsns.mx("busted.test", "mx1.busted.test", 10),
+        dnsns.mx("busted.test", "mx2.busted.test", 20),
+        dnsns.mx("v6.test", "mx.v6.test", 10),
+        dnsns.mx("ghost.test", "mx.ghost.test", 10),
+        dnsns.host("mx1.a.test", "127.0.0.9"),
+        dnsns.host("mx2.a.test", "127.0.0.3"),
+        dnsns.host("mx1.b.test", "127.0.0.11"),
+        dnsns.host("mx2.b.test", "127.0.0.12"),
+        dnsns.host("mx1.busted.test", "127.0.0.13"),
+        dnsns.host("mx2.busted.test", "127.0.0.14"),
+        dnsns.host("mx.v6.test", "::1", "127.0.0.15"),
+        dnsns.host("nomx.test", "127.0.0.4"),
+        dnsns.host("gw.test", "127.0.0.5"),
+        dnsns.null_mx("null.test"),
+    ],
+    local=("test",),
 )
 
 SEND = ["alice@x.test", "bob@a.test"]

@@ -1,0 +1,404 @@
+/*
+ * The policy state that outlives a reload: greylisting triplets and
+ * per-client rate counters.  Fixed upper bounds on both; one mutex.
+ */
+#include "config.h"
+
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "lib/net.h"
+#include "lib/str.h"
+#include "policy.h"
+#include "state.h"
+
+#define GREY_BUCKETS	65536
+#define GREY_KEY_MAX	600
+#define GREY_SAVE_SECS	60	/* the daemon writes the file this often */
+#define RATE_BUCKETS	4096
+#define RATE_MAX	65536	/* clients tracked at once */
+#define RATE_WINDOW	60
+
+struct grey {
+	struct grey	*next;
+	time_t		 first, last;
+	int		 passed;
+	char		 key[];
+};
+
+struct rate {
+	struct rate	*next;
+	unsigned char	 addr[16];
+	time_t		 start;		/* of the current minute */
+	unsigned int	 conns, msgs;
+};
+
+struct policy_state {
+	pthread_mutex_t	 mu;
+	struct grey	*grey[GREY_BUCKETS];
+	size_t		 ngrey;
+	int		 grey_loaded;
+	int		 grey_dirty;
+	time_t		 grey_saved;
+	struct rate	*rate[RATE_BUCKETS];
+	size_t		 nrate;
+};
+
+static unsigned int
+hash(const void *p, size_t n)
+{
+	const unsigned char *c = p;
+	unsigned int h = 2166136261u;
+
+	while (n-- > 0)
+		h = (h ^ *c++) * 16777619u;
+	return h;
+}
+
+struct policy_state *
+policy_state_new(void)
+{
+	struct policy_state *st;
+
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return NULL;
+	pthread_mutex_init(&st->mu, NULL);
+	return st;
+}
+
+static void
+grey_clear(struct policy_state *st)
+{
+	struct grey *g, *n;
+	size_t i;
+
+	for (i = 0; i < GREY_BUCKETS; i++) {
+		for (g = st->grey[i]; g != NULL; g = n) {
+			n = g->next;
+			free(g);
+		}
+		st->grey[i] = NULL;
+	}
+	st->ngrey = 0;
+}
+
+void
+policy_state_free(struct policy_state **stp)
+{
+	struct policy_state *st = *stp;
+	struct rate *r, *n;
+	size_t i;
+
+	if (st == NULL)
+		return;
+	*stp = NULL;
+	grey_clear(st);
+	for (i = 0; i < RATE_BUCKETS; i++)
+		for (r = st->rate[i]; r != NULL; r = n) {
+			n = r->next;
+			free(r);
+		}
+	pthread_mutex_destroy(&st->mu);
+	free(st);
+}
+
+/* Drops triplets that have expired; makes room when the table is full. */
+static void
+grey_prune(struct policy_state *st, const struct policy *p, time_t now)
+{
+	struct grey **gp, *g;
+	size_t i;
+	time_t horizon = 0;
+
+	for (;;) {
+		for (i = 0; i < GREY_BUCKETS; i++) {
+			for (gp = &st->grey[i]; (g = *gp) != NULL;) {
+				time_t limit = g->passed ? p->grey_expire :
+				    p->grey_retry;
+
+				if (now - g->last > (time_t)limit ||
+				    g->last < horizon) {
+					*gp = g->next;
+					free(g);
+					st->ngrey--;
+					st->grey_dirty = 1;
+				} else
+					gp = &g->next;
+			}
+		}
+		if (st->ngrey < p->grey_entries)
+			return;
+		/* Still full: forget the oldest part of the window. */
+		horizon = horizon == 0 ? now - (time_t)p->grey_expire / 2 :
+		    horizon + (now - horizon) / 2;
+		if (now - horizon < 2)
+			return;
+	}
+}
+
+static struct grey *
+grey_insert(struct policy_state *st, const char *key, time_t first,
+    time_t last, int passed)
+{
+	size_t n = strlen(key);
+	struct grey *g;
+	unsigned int b = hash(key, n) % GREY_BUCKETS;
+
+	if ((g = malloc(sizeof(*g) + n + 1)) == NULL)
+		return NULL;
+	memcpy(g->key, key, n + 1);
+	g->first = first;
+	g->last = last;
+	g->passed = passed;
+	g->next = st->grey[b];
+	st->grey[b] = g;
+	st->ngrey++;
+	return g;
+}
+
+static struct grey *
+grey_find(struct policy_state *st, const char *key)
+{
+	struct grey *g;
+
+	for (g = st->grey[hash(key, strlen(key)) % GREY_BUCKETS]; g != NULL;
+	    g = g->next)
+		if (strcmp(g->key, key) == 0)
+			return g;
+	return NULL;
+}
+
+/* The file: one triplet a line, "first last passed key". */
+static void
+grey_load(struct policy_state *st, const struct policy *p)
+{
+	char line[GREY_KEY_MAX + 64], key[GREY_KEY_MAX + 1];
+	long long first, last;
+	int passed;
+	FILE *f;
+	int fd;
+
+	st->grey_loaded = 1;
+	if ((fd = open(p->grey_file, O_RDONLY | O_CLOEXEC)) == -1)
+		return;
+	(void)flock(fd, LOCK_SH);
+	if ((f = fdopen(fd, "r")) == NULL) {
+		close(fd);
+		return;
+	}
+	grey_clear(st);
+	while (fgets(line, sizeof(line), f) != NULL &&
+	    st->ngrey < p->grey_entries) {
+		if (sscanf(line, "%lld %lld %d %600s", &first, &last, &passed,
+		    key) != 4)
+			continue;
+		if (grey_find(st, key) == NULL)
+			(void)grey_insert(st, key, (time_t)first, (time_t)last,
+			    passed != 0);
+	}
+	fclose(f);
+}
+
+/* Writes the table to a new file and renames it over the old.  Locked. */
+static void
+grey_save(struct policy_state *st, const struct policy *p, time_t now)
+{
+	char tmp[PATH_MAX + 16];
+	struct grey *g;
+	FILE *f;
+	size_t i;
+	int fd, ok = 1;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.%ld", p->grey_file,
+	    (long)getpid()) >= sizeof(tmp))
+		return;
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) == -1) {
+		log_warn("greylist: %s: %s", tmp, strerror(errno));
+		return;
+	}
+	if ((f = fdopen(fd, "w")) == NULL) {
+		close(fd);
+		(void)unlink(tmp);
+		return;
+	}
+	for (i = 0; i < GREY_BUCKETS && ok; i++)
+		for (g = st->grey[i]; g != NULL && ok; g = g->next)
+			ok = fprintf(f, "%lld %lld %d %s\n", (long long)g->first,
+			    (long long)g->last, g->passed, g->key) > 0;
+	if (fclose(f) != 0 || !ok || rename(tmp, p->grey_file) == -1) {
+		log_warn("greylist: cannot write %s: %s", p->grey_file,
+		    strerror(errno));
+		(void)unlink(tmp);
+		return;
+	}
+	st->grey_dirty = 0;
+	st->grey_saved = now;
+}
+
+void
+policy_state_flush(struct policy_state *st, const struct policy *p)
+{
+	if (st == NULL || !p->greylist)
+		return;
+	pthread_mutex_lock(&st->mu);
+	if (st->grey_dirty)
+		grey_save(st, p, time(NULL));
+	pthread_mutex_unlock(&st->mu);
+}
+
+/*
+ * The greylist key: the client's network (/24 for IPv4, /64 for IPv6, as
+ * big senders retry from a neighbouring address), the sender and the
+ * recipient, lower case, without spaces.
+ */
+static void
+grey_key(char *buf, size_t len, const struct sockaddr_storage *peer,
+    const char *sender, const char *rcpt)
+{
+	struct sockaddr_storage net = *peer;
+	char addr[NET_ADDRSTR_MAX];
+	size_t i;
+
+	net_unmap(&net);
+	if (net.ss_family == AF_INET)
+		((unsigned char *)&((struct sockaddr_in *)&net)->sin_addr)[3] = 0;
+	else if (net.ss_family == AF_INET6)
+		memset(((struct sockaddr_in6 *)&net)->sin6_addr.s6_addr + 8, 0, 8);
+	if (net_ntop((struct sockaddr *)&net, addr, sizeof(addr), NULL) == -1)
+		str_lcpy(addr, "unknown", sizeof(addr));
+	snprintf(buf, len, "%s|%.256s|%.256s", addr, sender[0] ? sender : "<>",
+	    rcpt);
+	for (i = 0; buf[i] != '\0'; i++)
+		buf[i] = isspace((unsigned char)buf[i]) ? '_' :
+		    (char)tolower((unsigned char)buf[i]);
+}
+
+enum grey_result
+state_greylist(struct policy_state *st, const struct policy *p,
+    const struct sockaddr_storage *peer, const char *sender,
+    const char *rcpt, int stdio)
+{
+	char key[GREY_KEY_MAX + 1];
+	enum grey_result r;
+	struct grey *g;
+	time_t now = time(NULL);
+
+	grey_key(key, sizeof(key), peer, sender, rcpt);
+	pthread_mutex_lock(&st->mu);
+	/* One process per session re-reads what the others wrote. */
+	if (!st->grey_loaded || stdio)
+		grey_load(st, p);
+	if ((g = grey_find(st, key)) == NULL) {
+		if (st->ngrey >= p->grey_entries)
+			grey_prune(st, p, now);
+		g = grey_insert(st, key, now, now, 0);
+		r = g == NULL ? GREY_ERROR : GREY_NEW;
+	} else if (g->passed) {
+		g->last = now;
+		r = GREY_PASS;
+	} else if (now - g->first > (time_t)p->grey_retry) {
+		/* Came back too late: start over. */
+		g->first = g->last = now;
+		r = GREY_NEW;
+	} else if (now - g->first < (time_t)p->grey_delay) {
+		g->last = now;
+		r = GREY_EARLY;
+	} else {
+		g->passed = 1;
+		g->last = now;
+		r = GREY_PASS;
+	}
+	st->grey_dirty = 1;
+	if (stdio || now - st->grey_saved >= GREY_SAVE_SECS)
+		grey_save(st, p, now);
+	pthread_mutex_unlock(&st->mu);
+	return r;
+}
+
+/* Finds or makes a client's counters; NULL when out of room. */
+static struct rate *
+rate_get(struct policy_state *st, const struct sockaddr_storage *peer,
+    time_t now)
+{
+	struct sockaddr_storage ss = *peer;
+	unsigned char addr[16];
+	struct rate **rp, *r;
+	unsigned int b;
+	size_t i;
+
+	memset(addr, 0, sizeof(addr));
+	net_unmap(&ss);
+	if (ss.ss_family == AF_INET)
+		memcpy(addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+	else if (ss.ss_family == AF_INET6)
+		memcpy(addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+	else
+		return NULL;
+	b = hash(addr, sizeof(addr)) % RATE_BUCKETS;
+	for (r = st->rate[b]; r != NULL; r = r->next)
+		if (memcmp(r->addr, addr, sizeof(addr)) == 0)
+			break;
+	if (r == NULL) {
+		if (st->nrate >= RATE_MAX) {
+			/* Forget clients whose minute is over. */
+			for (i = 0; i < RATE_BUCKETS; i++)
+				for (rp = &st->rate[i]; (r = *rp) != NULL;) {
+					if (now - r->start >= RATE_WINDOW) {
+						*rp = r->next;
+						free(r);
+						st->nrate--;
+					} else
+						rp = &r->next;
+				}
+			if (st->nrate >= RATE_MAX)
+				return NULL;
+		}
+		if ((r = calloc(1, sizeof(*r))) == NULL)
+			return NULL;
+		memcpy(r->addr, addr, sizeof(addr));
+		r->start = now;
+		r->next = st->rate[b];
+		st->rate[b] = r;
+		st->nrate++;
+	}
+	if (now - r->start >= RATE_WINDOW) {
+		r->start = now;
+		r->conns = r->msgs = 0;
+	}
+	return r;
+}
+
+int
+state_rate(struct policy_state *st, const struct sockaddr_storage *peer,
+    int what, unsigned int limit)
+{
+	struct rate *r;
+	int over = 0;
+	time_t now = time(NULL);
+
+	if (limit == 0)
+		return 0;
+	pthread_mutex_lock(&st->mu);
+	if ((r = rate_get(st, peer, now)) != NULL) {
+		unsigned int *c = what == RATE_CONN ? &r->conns : &r->msgs;
+
+		if (*c >= limit)
+			over = 1;
+		else
+			(*c)++;
+	}
+	pthread_mutex_unlock(&st->mu);
+	return over;
+}

@@ -1,0 +1,29 @@
+/*
+ * state: the long-lived part of the policy (internal to src/policy).
+ */
+#ifndef STATE_H
+#define STATE_H
+
+#include <sys/socket.h>
+
+#include "policy.h"
+
+enum grey_result {
+	GREY_PASS,	/* seen before, waited long enough */
+	GREY_NEW,	/* first time: defer */
+	GREY_EARLY,	/* retried too soon: defer */
+	GREY_ERROR,	/* could not record: defer, never accept */
+};
+
+/* Looks up and updates a triplet.  stdio: re-read and write the file now. */
+enum grey_result state_greylist(struct policy_state *, const struct policy *,
+	    const struct sockaddr_storage *peer, const char *sender,
+	    const char *rcpt, int stdio);
+
+#define RATE_CONN	0
+#define RATE_MSG	1
+/* Counts one more event for the client; 1 if it is over limit per minute. */
+int	state_rate(struct policy_state *, const struct sockaddr_storage *peer,
+	    int what, unsigned int limit);
+
+#endif

@@ -1,0 +1,58 @@
+"""The man pages stay true to the programs: every flag the program takes
+is in its page's SYNOPSIS, and every flag there is one the program takes."""
+import os
+import re
+import subprocess
+import unittest
+
+from harness import BUILDDIR
+
+SRCDIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# program -> its man page
+PAGES = {"smtpd": "doc/smtpd.8", "smtp": "doc/smtp.1", "smtpq": "doc/smtpq.8"}
+
+
+def usage_flags(prog):
+    """The flags in the program's usage line (it prints it for -?)."""
+    p = subprocess.run([os.path.join(BUILDDIR, prog), "-?"],
+                       capture_output=True, text=True, timeout=10)
+    usage = p.stderr + p.stdout
+    m = re.search(r"usage: \S+ (.*)", usage)
+    assert m, "no usage line from %s: %r" % (prog, usage)
+    flags = set()
+    for grp in re.findall(r"\[-([A-Za-z]+)\]", m.group(1)):
+        flags.update(grp)
+    flags.update(re.findall(r"\[-([A-Za-z]) ", m.group(1)))
+    return p.returncode, flags
+
+
+def synopsis_flags(page):
+    """The flags in the SYNOPSIS section of an mdoc page."""
+    with open(os.path.join(SRCDIR, page)) as f:
+        text = f.read()
+    syn = text.split(".Sh SYNOPSIS", 1)[1].split(".Sh ", 1)[0]
+    flags = set()
+    for arg in re.findall(r"^\.Op Fl (\S+)", syn, re.M):
+        flags.update(arg)
+    return flags
+
+
+class ManPages(unittest.TestCase):
+    def check(self, prog):
+        if not os.path.exists(os.path.join(BUILDDIR, prog)):
+            self.skipTest("%s is not built" % prog)
+        rc, used = usage_flags(prog)
+        self.assertEqual(rc, 64, "a bad flag must exit 64 (EX_USAGE)")
+        documented = synopsis_flags(PAGES[prog])
+        self.assertEqual(used, documented,
+                         "usage line and %s SYNOPSIS differ" % PAGES[prog])
+
+    def test_smtpd(self):
+        self.check("smtpd")
+
+    def test_smtp(self):
+        self.check("smtp")
+
+    def test_smtpq(self):
+        self.check("smtpq")
