@@ -12,6 +12,7 @@ import unittest
 from clientkit import (Aio, Recorder, smtp, make_certs, server_tls, EX_OK,
                        EX_UNAVAILABLE, EX_TEMPFAIL, EX_PROTOCOL, EX_NOPERM,
                        EX_CONFIG)
+from harness import Smtpd, free_port, parse_spool
 
 CERTS = None
 CERTDIR = None
@@ -353,6 +354,64 @@ class Auth(Base):
                               [s.addr(), "a@x.test", "b@x.test"])
             self.assertExit(p, EX_NOPERM)
         self.assertIn(b"does not offer authentication", p.stderr)
+
+
+class OwnSmtpd(Base):
+    """Our client against our server: submission with STARTTLS and AUTH,
+    and implicit TLS."""
+
+    def smtpd(self, extra=""):
+        secrets = os.path.join(self.workdir, "secrets")
+        with open(secrets, "w") as f:
+            f.write("alice:{PLAIN}%s\n" % PASSWORD)
+        os.chmod(secrets, 0o600)
+        conf = ('tls = { certificate = "%s"; key = "%s"; %s };\n'
+                'auth = { secrets = "%s"; };\n' %
+                (CERTS["srv.pem"], CERTS["srv.key"], extra, secrets))
+        d = Smtpd(os.path.join(self.workdir), config_extra=conf, args=["-a"])
+        d.start()
+        self.addCleanup(d.stop)
+        return d
+
+    def test_submission_with_starttls_and_auth(self):
+        d = self.smtpd()
+        self.keyfile("proto=pass service=smtp server=127.0.0.1 user=alice "
+                     "!password='%s'\n" % PASSWORD)
+        p = self.run_smtp(["-d", "-a", "-u", "alice"] + self.ca() +
+                          ["127.0.0.1:%d" % d.port, "alice@example.org",
+                           "bob@example.net"])
+        self.assertExit(p, EX_OK)
+        t = p.stderr.decode()
+        self.assertIn("-> AUTH PLAIN ********", t)
+        self.assertNotIn(PASSWORD, t)
+        q = d.queued()
+        self.assertEqual(len(q), 1)
+        env, body = parse_spool(next(iter(q.values())))
+        self.assertEqual(env["rcpt"], ["<bob@example.net>"])
+        self.assertRegex(body.split(b"\r\n\r\n")[0].decode(),
+                         r"with ESMTPSA")
+        # A wrong password: refused, nothing queued, 77.
+        self.keyfile("proto=pass user=alice !password=wrong\n")
+        p = self.run_smtp(["-a", "-u", "alice"] + self.ca() +
+                          ["127.0.0.1:%d" % d.port, "alice@example.org",
+                           "bob@example.net"])
+        self.assertExit(p, EX_NOPERM)
+        self.assertIn(b"535", p.stderr)
+        self.assertEqual(len(d.queued()), 1)
+
+    def test_implicit_tls(self):
+        port = free_port()
+        d = self.smtpd('listen = [ "127.0.0.1:%d" ];' % port)
+        self.keyfile("proto=pass user=alice !password='%s'\n" % PASSWORD)
+        p = self.run_smtp(["-d", "-a", "-u", "alice", "-t"] + self.ca() +
+                          ["127.0.0.1:%d" % port, "alice@example.org",
+                           "bob@example.net"])
+        self.assertExit(p, EX_OK)
+        t = p.stderr.decode()
+        # TLS first, then the greeting; no STARTTLS.
+        self.assertLess(t.index("* TLS"), t.index("<- 220"))
+        self.assertNotIn("-> STARTTLS", t)
+        self.assertEqual(len(d.queued()), 1)
 
 
 if __name__ == "__main__":
