@@ -388,7 +388,7 @@ client_reply(struct client_conn *c, struct client_reply *r, struct str *lines,
 		if (n == 0)
 			client_parse_status(line + 4, tlen, code, r->status,
 			    sizeof(r->status));
-		if (lines != NULL && (str_append(lines, line + 4 - (len < 4),
+		if (lines != NULL && (str_append(lines, line + len - tlen,
 		    tlen) == -1 || str_appendc(lines, '\n') == -1)) {
 			c->broken = 1;
 			return -2;
