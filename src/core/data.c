@@ -127,22 +127,53 @@ datain_line(struct datain *d, const char *p, size_t n, int eol)
 		d->line_len = 0;
 }
 
+/*
+ * BDAT chunks split lines anywhere: the start of each header line is
+ * gathered across chunks (up to "Received:"'s length) before it is judged.
+ */
+static void
+bdat_header_byte(struct datain *d, char c)
+{
+	if (!d->in_header || d->lhn > sizeof(d->lh))
+		return;
+	if (d->lhn < sizeof(d->lh))
+		d->lh[d->lhn] = c;
+	d->lhn++;
+	if (c == '\n' || d->lhn == sizeof(d->lh)) {
+		header_check(d, d->lh, d->lhn < sizeof(d->lh) ? d->lhn :
+		    sizeof(d->lh));
+		d->lhn = sizeof(d->lh) + 1;	/* judged; wait for the next line */
+	}
+}
+
 void
 datain_bdat(struct datain *d, const char *p, size_t n)
 {
 	size_t start = 0, i;
 
 	for (i = 0; i < n; i++) {
-		if (d->bol && i == start)
-			header_check(d, p + i, n - i);
-		if (p[i] != '\n') {
-			d->cr_pending = p[i] == '\r';
+		if (d->bol) {
+			d->lhn = 0;
 			d->bol = 0;
+		}
+		if (p[i] != '\n') {
+			/* A lone CR at a line's start still leaves it open. */
+			if (d->lhn <= sizeof(d->lh) && p[i] != '\r')
+				bdat_header_byte(d, p[i]);
+			else if (p[i] == '\r' && d->lhn == 0 && d->in_header) {
+				d->lh[0] = '\r';
+				d->lhn = 1;
+			}
+			d->cr_pending = p[i] == '\r';
 			if (!d->cr_pending && ++d->line_len > d->line_max &&
 			    d->line_max != 0)
 				flag(d, DATA_LONG_LINE);
 			continue;
 		}
+		/* The end of a line: an empty one ends the header. */
+		if (d->in_header && d->lhn <= 1 &&
+		    (d->lhn == 0 || d->lh[0] == '\r'))
+			header_check(d, "\r\n", 2);
 		/* A lone LF: spool what came before, then CRLF. */
 		if (!d->cr_pending) {
 			take(d, p + start, i - start);

@@ -42,6 +42,8 @@ struct datain {
 	int			 in_header;
 	int			 bol;		/* at the start of a line */
 	int			 cr_pending;	/* BDAT: chunk ended in CR */
+	char			 lh[9];		/* BDAT: a header line's start */
+	size_t			 lhn;
 	enum data_verdict	 verdict;	/* first problem seen */
 };
 

@@ -471,8 +471,10 @@ write_received(struct session *s, struct spool_msg *m)
 	fs_rfc5322_date(date, sizeof(date), time(NULL));
 	str_printable(helo, sizeof(helo), s->helo, strlen(s->helo));
 	str_init(&r, 4096);
-	(void)str_appendf(&r, "Received: from %s (%s [%s])\r\n", helo,
+	/* RFC 5321 4.1.3: an IPv6 address literal is tagged. */
+	(void)str_appendf(&r, "Received: from %s (%s [%s%s])\r\n", helo,
 	    s->peer_name[0] ? s->peer_name : "unknown",
+	    strchr(s->peer_addr, ':') != NULL ? "IPv6:" : "",
 	    s->peer_addr[0] ? s->peer_addr : "unknown");
 	if (s->tls != NULL)
 		(void)str_appendf(&r, "\t(using %s)\r\n", s->tlsinfo.desc);
@@ -608,6 +610,20 @@ finish_message(struct session *s, enum data_verdict v)
 	reset_transaction(s);
 }
 
+/* The client went away or went silent in the middle of a message. */
+static void
+data_lost(struct session *s, const char *what, int r)
+{
+	int timedout = r == -1 && errno == ETIMEDOUT;
+
+	log_info("%s smtp lost connection in %s: %s", s->id, what,
+	    r == 0 ? "eof" : strerror(errno));
+	spool_abort(&s->msg);
+	if (timedout)
+		reply(s, 421, "4.4.2", "%s Error: timeout exceeded",
+		    s->pol->hostname);
+}
+
 static int
 do_data(struct session *s, struct cmd *c)
 {
@@ -629,9 +645,7 @@ do_data(struct session *s, struct cmd *c)
 	for (;;) {
 		r = lineio_getchunk(s->io, &p, &len, &eol);
 		if (r <= 0) {
-			log_info("%s smtp lost connection in DATA: %s", s->id,
-			    r == 0 ? "eof" : strerror(errno));
-			spool_abort(&s->msg);
+			data_lost(s, "DATA", r);
 			return -1;
 		}
 		/* Only CRLF.CRLF ends the data; after a bare LF it is text. */
@@ -673,7 +687,7 @@ do_bdat(struct session *s, struct cmd *c)
 	unsigned long long size, left;
 	char *p;
 	size_t got;
-	int last;
+	int last, r;
 
 	if (cmd_parse_bdat(c->arg, &size, &last) == -1) {
 		/* Without a size we cannot find the next command: give up. */
@@ -704,10 +718,9 @@ do_bdat(struct session *s, struct cmd *c)
 		session_enter(s, ST_BDAT);
 	}
 	for (left = size; left > 0; left -= got) {
-		if (lineio_read(s->io, &p, &got,
-		    left > 65536 ? 65536 : (size_t)left) <= 0) {
-			log_info("%s smtp lost connection in BDAT", s->id);
-			spool_abort(&s->msg);
+		if ((r = lineio_read(s->io, &p, &got,
+		    left > 65536 ? 65536 : (size_t)left)) <= 0) {
+			data_lost(s, "BDAT", r);
 			return -1;
 		}
 		datain_bdat(&s->din, p, got);
@@ -1129,7 +1142,13 @@ session_run(const struct session_conf *conf)
 			break;
 		}
 		s.n_cmds++;
-		if (conf->stopping != NULL && *conf->stopping) {
+		/*
+		 * Shutting down: a transaction under way may finish; a
+		 * session between transactions is told to come back later.
+		 */
+		if (conf->stopping != NULL && *conf->stopping &&
+		    !(s.st & (ST_MAIL | ST_RCPT | ST_BDAT)) &&
+		    !(len >= 4 && strncasecmp(line, "QUIT", 4) == 0)) {
 			reply(&s, 421, "4.3.2", "%s Service shutting down",
 			    s.pol->hostname);
 			why = "shutdown";
