@@ -53,6 +53,16 @@ struct segment {
 	int		 closed;	/* no more records will be added */
 };
 
+/*
+ * A session's wait for its record.  It lives on the session's stack: a
+ * durable record belongs to the queue-file writer, which may free it
+ * before the session wakes up to look.
+ */
+struct jwait {
+	int		 state;		/* 0 waiting, 1 durable, -1 failed */
+	int		 err;
+};
+
 struct jrec {
 	struct jrec	*next;
 	char		 id[SPOOL_ID_LEN + 1];
@@ -61,8 +71,7 @@ struct jrec {
 	struct segment	*seg;		/* where it is then, and at what offset */
 	off_t		 off;
 	size_t		 len;
-	int		 state;		/* 0 waiting, 1 durable, -1 failed */
-	int		 err;
+	struct jwait	*wait;		/* the session's; NULL once durable */
 };
 
 struct spool {
@@ -607,11 +616,13 @@ static int
 commit_journal(struct spool_msg *m)
 {
 	struct spool *sp = m->sp;
+	struct jwait w = { 0, 0 };
 	struct jrec *r;
 	int state, e;
 
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return -1;
+	r->wait = &w;
 	memcpy(r->id, m->id, sizeof(r->id));
 	r->data = m->mem;
 	str_init(&m->mem, 0);
@@ -638,10 +649,10 @@ commit_journal(struct spool_msg *m)
 		sp->pend_head = r;
 	sp->pend_tail = r;
 	pthread_cond_signal(&sp->jwork);
-	while (r->state == 0)
+	while (w.state == 0)
 		pthread_cond_wait(&sp->jdone, &sp->jmu);
-	state = r->state;
-	e = r->err;
+	state = w.state;
+	e = w.err;
 	if (state == -1) {
 		/* Failed records are ours to free; durable ones the writer's. */
 		sp->backlog -= r->data.len;
@@ -910,8 +921,8 @@ committer_main(void *arg)
 			}
 			for (r = batch; r != NULL; r = batch) {
 				batch = r->next;
-				r->state = -1;
-				r->err = e;
+				r->wait->state = -1;
+				r->wait->err = e;
 			}
 		} else {
 			struct segment *cur = current_segment(sp);
@@ -920,7 +931,8 @@ committer_main(void *arg)
 			sp->segoff += (off_t)total;
 			/* From here on the journal holds them: free the memory. */
 			for (r = batch; r != NULL; r = r->next) {
-				r->state = 1;
+				r->wait->state = 1;
+				r->wait = NULL;
 				r->seg = cur;
 				r->off = off + JOURNAL_HDR;
 				r->len = r->data.len;
