@@ -369,8 +369,8 @@ creds_from_keyfile(const struct creds_query *q, struct creds *c, char *err,
 		nl = memchr(p, '\n', (size_t)(end - p));
 		n = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
 		if (n >= sizeof(line)) {
-			snprintf(err, errlen, "%s:%d: line too long", q->keyfile,
-			    lineno);
+			snprintf(err, errlen, "%s:%d: line too long",
+			    q->keyfile, lineno);
 			st = CREDS_ERROR;
 			break;
 		}
@@ -514,7 +514,7 @@ creds_from_command(const struct creds_query *q, struct creds *c, char *err,
 		if (n <= 0)
 			done = 1;
 		else if ((off += (size_t)n) == sizeof(buf) - 1)
-			done = 1;	/* enough: only the first line counts */
+			done = 1;	/* only the first line counts */
 	}
 	close(p[0]);
 	if (timedout)

@@ -29,11 +29,11 @@
 #include "lib/lineio.h"
 #include "lib/net.h"
 
-#define CLIENT_LINE_MAX		4096	/* a reply line; RFC 5321 needs 512 */
+#define CLIENT_LINE_MAX		4096	/* a reply line (RFC: 512) */
 #define CLIENT_REPLY_LINES	200	/* lines in one reply */
-#define CLIENT_CMD_MAX		16384	/* a command line (AUTH with a token) */
+#define CLIENT_CMD_MAX		16384	/* a command line */
 #define CLIENT_PIPE_GROUP	64	/* commands per pipelined write */
-#define CLIENT_CHUNK		65536	/* message data read and sent at once */
+#define CLIENT_CHUNK		65536	/* message data sent at once */
 #define CLIENT_TRIES_MAX	32	/* addresses tried per connect */
 #define CLIENT_QUIT_WAIT	10	/* seconds to wait for QUIT's reply */
 #define CLIENT_AUTH_LIST_MAX	256
@@ -53,7 +53,7 @@
 struct client_reply {
 	int	code;
 	char	status[16];
-	char	text[CLIENT_TEXT_MAX];	/* all lines' text, printable, joined */
+	char	text[CLIENT_TEXT_MAX];	/* the lines' text */
 };
 
 struct client_conn {
@@ -64,9 +64,10 @@ struct client_conn {
 	gnutls_certificate_credentials_t cred;
 	int			 tls_inited;
 	int			 literal;	/* host is an address */
-	char			 host[CLIENT_HOST_MAX];	/* for TLS checks */
+	char			 host[CLIENT_HOST_MAX];	/* dialled */
 	char			 addr[NET_ADDRSTR_MAX];
-	char			 peer[CLIENT_HOST_MAX];	/* "host [addr]" */
+	/* "name [address]" */
+	char			 peer[CLIENT_HOST_MAX];
 	unsigned		 caps;
 	unsigned long long	 size_max;
 	char			 auth[CLIENT_AUTH_LIST_MAX];
@@ -115,7 +116,8 @@ static int	client_host_eq(const char *, const char *);
 static int	client_b64(const void *, size_t, struct str *);
 static int	client_send_data(struct client_conn *, struct client_msg *,
 		    char *, size_t);
-static void	client_merge(struct client_result *, const struct client_result *);
+static void	client_merge(struct client_result *,
+		    const struct client_result *);
 
 /* ---------------------------------------------------------------- */
 /* Reply classification */
@@ -368,7 +370,8 @@ client_reply(struct client_conn *c, struct client_reply *r, struct str *lines,
 			return -2;
 		}
 		client_debug(c, "<-", line, len);
-		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+		while (len > 0 && (line[len - 1] == '\n' ||
+		    line[len - 1] == '\r'))
 			len--;
 		if (len < 3 || !isdigit((unsigned char)line[0]) ||
 		    !isdigit((unsigned char)line[1]) ||
@@ -453,7 +456,8 @@ client_parse_caps(struct client_conn *c, const struct str *lines)
 				c->size_max = strtoull(kw + 1, NULL, 10);
 		} else if (strcmp(word, "AUTH") == 0 && kw < nl) {
 			/* Also the old "AUTH=LOGIN PLAIN" form. */
-			size_t have = strlen(c->auth), add = (size_t)(nl - kw - 1);
+			size_t have = strlen(c->auth);
+			size_t add = (size_t)(nl - kw - 1);
 
 			c->caps |= CAP_AUTH;
 			if (have + add + 2 < sizeof(c->auth)) {
@@ -646,13 +650,14 @@ client_tls_start(struct client_conn *c, struct client_result *res)
 		c->tls_inited = 1;
 	}
 	if (c->cred == NULL) {
-		if ((r = gnutls_certificate_allocate_credentials(&c->cred)) < 0) {
+		r = gnutls_certificate_allocate_credentials(&c->cred);
+		if (r < 0) {
 			client_set(res, EX_SOFTWARE, 0, NULL, c->peer,
 			    "TLS: %s", gnutls_strerror(r));
 			return TRY_STOP;
 		}
-		if (verify &&
-		    (r = gnutls_certificate_set_x509_system_trust(c->cred)) < 0) {
+		if (verify && (r =
+		    gnutls_certificate_set_x509_system_trust(c->cred)) < 0) {
 			client_set(res, EX_CONFIG, 0, NULL, c->peer,
 			    "TLS: cannot load the system trust store: %s",
 			    gnutls_strerror(r));
@@ -701,7 +706,8 @@ client_tls_start(struct client_conn *c, struct client_result *res)
 		return TRY_NEXT;
 	}
 	if (r < 0) {
-		int temp = r == GNUTLS_E_PULL_ERROR || r == GNUTLS_E_PUSH_ERROR ||
+		int temp = r == GNUTLS_E_PULL_ERROR ||
+		    r == GNUTLS_E_PUSH_ERROR ||
 		    r == GNUTLS_E_PREMATURE_TERMINATION ||
 		    r == GNUTLS_E_TIMEDOUT || r == GNUTLS_E_AGAIN;
 
@@ -735,8 +741,9 @@ client_tls_start(struct client_conn *c, struct client_result *res)
 	if (c->opts.debug && (desc = gnutls_session_get_desc(c->tls)) != NULL) {
 		char note[256];
 		int n = snprintf(note, sizeof(note), "TLS %s%s", desc,
-		    verify ? ", certificate verified" : o->tls_pin != NULL ?
-		    ", certificate matches the pin" : ", certificate not checked");
+		    verify ? ", certificate verified" :
+		    o->tls_pin != NULL ? ", certificate matches the pin" :
+		    ", certificate not checked");
 
 		client_debug(c, "*", note, n > 0 ? (size_t)n : 0);
 		gnutls_free(desc);
@@ -754,12 +761,11 @@ client_pick_mech(const char *offered, int tls, int cleartext_ok, int xoauth2,
 	static const struct {
 		const char		*name;
 		enum client_auth_mech	 mech;
-		int			 clear;	/* reveals the secret */
 	} mechs[] = {
-		{ "PLAIN", CLIENT_AUTH_PLAIN, 1 },
-		{ "LOGIN", CLIENT_AUTH_LOGIN, 1 },
-		{ "CRAM-MD5", CLIENT_AUTH_CRAM_MD5, 0 },
-		{ "XOAUTH2", CLIENT_AUTH_XOAUTH2, 1 },
+		{ "PLAIN", CLIENT_AUTH_PLAIN },
+		{ "LOGIN", CLIENT_AUTH_LOGIN },
+		{ "CRAM-MD5", CLIENT_AUTH_CRAM_MD5 },
+		{ "XOAUTH2", CLIENT_AUTH_XOAUTH2 },
 	};
 	/* Best first: under TLS the one-round-trip PLAIN; in the clear
 	 * only CRAM-MD5, which does not reveal the password. */
@@ -787,7 +793,8 @@ client_pick_mech(const char *offered, int tls, int cleartext_ok, int xoauth2,
 	if (forced != CLIENT_AUTH_AUTO) {
 		if (forced == CLIENT_AUTH_XOAUTH2 || !have[forced])
 			return -1;
-		return forced == CLIENT_AUTH_CRAM_MD5 || safe ? (int)forced : -1;
+		return forced == CLIENT_AUTH_CRAM_MD5 || safe ? (int)forced :
+		    -1;
 	}
 	for (i = 0; i < 3; i++) {
 		enum client_auth_mech m = tls ? tls_order[i] : clear_order[i];
@@ -1121,6 +1128,7 @@ client_route(struct client_conn *c, const struct dial *d,
 	char port[8], note[CLIENT_HOST_MAX + 64];
 	size_t nmx, na, i, j, nbusted = 0;
 	int tries = 0, r, n, any_temp_dns = 0;
+	int implicit = d->implicit_tls || c->opts.tls == CLIENT_TLS_IMPLICIT;
 
 	*unresolved = 0;
 	memset(res, 0, sizeof(*res));
@@ -1140,8 +1148,8 @@ client_route(struct client_conn *c, const struct dial *d,
 				client_set(res, EX_NOHOST, 0, "5.1.2", d->host,
 				    "host %s not found", d->host);
 			} else
-				client_set(res, EX_TEMPFAIL, 0, "4.4.3", d->host,
-				    "cannot look up %s: %s", d->host,
+				client_set(res, EX_TEMPFAIL, 0, "4.4.3",
+				    d->host, "cannot look up %s: %s", d->host,
 				    r == EAI_SYSTEM ? strerror(errno) :
 				    gai_strerror(r));
 			return -1;
@@ -1155,8 +1163,7 @@ client_route(struct client_conn *c, const struct dial *d,
 			memset(&ss, 0, sizeof(ss));
 			memcpy(&ss, a->ai_addr, a->ai_addrlen);
 			tries++;
-			t = client_try(c, &ss, d->host, d->literal,
-			    d->implicit_tls || c->opts.tls == CLIENT_TLS_IMPLICIT,
+			t = client_try(c, &ss, d->host, d->literal, implicit,
 			    &one);
 			if (t == TRY_OK) {
 				freeaddrinfo(ai);
@@ -1202,8 +1209,8 @@ client_route(struct client_conn *c, const struct dial *d,
 			if (client_host_eq(c->opts.busted_mx[j], mx[i].host))
 				busted = 1;
 		if (busted) {
-			n = snprintf(note, sizeof(note), "skipping busted MX %s",
-			    mx[i].host);
+			n = snprintf(note, sizeof(note),
+			    "skipping busted MX %s", mx[i].host);
 			client_debug(c, "*", note, n > 0 ? (size_t)n : 0);
 			nbusted++;
 			continue;
@@ -1219,8 +1226,7 @@ client_route(struct client_conn *c, const struct dial *d,
 		}
 		for (j = 0; j < na && tries < CLIENT_TRIES_MAX; j++) {
 			tries++;
-			t = client_try(c, &addrs[j], mx[i].host, 0,
-			    d->implicit_tls || c->opts.tls == CLIENT_TLS_IMPLICIT,
+			t = client_try(c, &addrs[j], mx[i].host, 0, implicit,
 			    &one);
 			if (t == TRY_OK)
 				return 0;
@@ -1278,7 +1284,8 @@ client_connect(const char *dest, const struct client_opts *opts,
 		c->opts.data_timeout = DEF_DATA_TIMEOUT;
 	if (c->opts.auth_user != NULL && c->opts.auth_secret == NULL) {
 		client_set(res, EX_CONFIG, 0, NULL, dest,
-		    "AUTH as %s wanted, but no secret given", c->opts.auth_user);
+		    "AUTH as %s wanted, but no secret given",
+		    c->opts.auth_user);
 		free(c);
 		return NULL;
 	}

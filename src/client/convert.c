@@ -16,7 +16,7 @@ struct conv_state {
 	const struct conv_opts	*opts;
 	struct conv_info	*info;
 	struct str		*out;
-	struct str		 field;	/* the field being gathered, CRLF-joined */
+	struct str		 field;	/* the field so far */
 	time_t			 date;	/* for a missing Date: */
 	int			 have_from, have_date, have_msgid;
 };
@@ -319,7 +319,8 @@ conv_flush_field(struct conv_state *st)
 		return 0;
 	colon = memchr(f, ':', st->field.len);
 	nlen = (size_t)(colon - f);
-	if (conv_name_is(f, nlen, "Bcc") || conv_name_is(f, nlen, "Resent-Bcc")) {
+	if (conv_name_is(f, nlen, "Bcc") ||
+	    conv_name_is(f, nlen, "Resent-Bcc")) {
 		st->info->removed_bcc = 1;
 		str_clear(&st->field);
 		return 0;
@@ -334,7 +335,8 @@ conv_flush_field(struct conv_state *st)
 		r = str_append(st->out, f, nlen + 1);
 		if (r == 0)
 			r = conv_addr_field(colon + 1,
-			    st->field.len - nlen - 1, st->opts->domain, st->out);
+			    st->field.len - nlen - 1, st->opts->domain,
+			    st->out);
 	} else
 		r = str_append(st->out, f, st->field.len);
 	if (r == 0)
@@ -438,7 +440,8 @@ conv_message(const char *in, size_t len, const struct conv_opts *opts,
 			r = str_append(out, in, n);
 			if (r == 0)
 				r = str_append(out, "\r\n", 2);
-		} else if ((in[0] == ' ' || in[0] == '\t') && st.field.len > 0) {
+		} else if ((in[0] == ' ' || in[0] == '\t') &&
+		    st.field.len > 0) {
 			if (st.field.len + 2 + n <= CONV_FIELD_MAX) {
 				if (str_append(&st.field, "\r\n", 2) == -1 ||
 				    str_append(&st.field, in, n) == -1)

@@ -43,7 +43,8 @@ dial_service(const char *s, uint16_t *port)
 	/* The mail services work even where /etc/services is missing. */
 	if (strcasecmp(s, "smtp") == 0)
 		*port = PORT_SMTP;
-	else if (strcasecmp(s, "smtps") == 0 || strcasecmp(s, "submissions") == 0)
+	else if (strcasecmp(s, "smtps") == 0 ||
+	    strcasecmp(s, "submissions") == 0)
 		*port = PORT_SMTPS;
 	else if (strcasecmp(s, "submission") == 0)
 		*port = PORT_SUBMISSION;
@@ -59,7 +60,8 @@ dial_is_addr(const char *s)
 {
 	unsigned char buf[sizeof(struct in6_addr)];
 
-	return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+	return inet_pton(AF_INET, s, buf) == 1 ||
+	    inet_pton(AF_INET6, s, buf) == 1;
 }
 
 /* Letters, digits, '-', '_' and dots between labels of at most 63. */
@@ -117,7 +119,8 @@ dial_set_host(struct dial *d, const char *h, size_t len, char *err,
 		memcpy(buf, h, len);
 		buf[len] = '\0';
 		if (!dial_is_addr(buf)) {
-			snprintf(err, errlen, "bad address literal \"%.64s\"", buf);
+			snprintf(err, errlen, "bad address literal \"%.64s\"",
+			    buf);
 			return -1;
 		}
 		d->literal = 1;
@@ -182,8 +185,8 @@ dial_parse(const char *s, struct dial *d, char *err, size_t errlen)
 			hostlen = (size_t)(bang2 - host);
 			service = bang2 + 1;
 			if (strchr(service, '!') != NULL) {
-				snprintf(err, errlen, "too many ! in \"%.100s\"",
-				    s);
+				snprintf(err, errlen,
+				    "too many ! in \"%.100s\"", s);
 				return -1;
 			}
 		} else
@@ -219,7 +222,8 @@ dial_parse(const char *s, struct dial *d, char *err, size_t errlen)
 		}
 		if (p[1] == ':') {
 			if (dial_service(p + 2, &d->port) == -1) {
-				snprintf(err, errlen, "bad port \"%.64s\"", p + 2);
+				snprintf(err, errlen, "bad port \"%.64s\"",
+				    p + 2);
 				return -1;
 			}
 		} else if (p[1] != '\0') {

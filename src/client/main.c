@@ -71,6 +71,7 @@ static int	read_all(int, struct str *);
 static int	write_all(int, const char *, size_t);
 static int	check_addr(const char *, int);
 static void	conf_free(struct smtp_conf *);
+static int	conf_host_matches(config_setting_t *, const char *);
 
 static void
 usage(void)
@@ -203,13 +204,14 @@ conf_set(struct smtp_conf *cf, const char *key, const char *v, char *err,
 			}
 		}
 		if (*v != '\0' && hex != 64) {
-			snprintf(err, errlen, "tls_pin: want sha256: and 64 hex "
-			    "digits (colons allowed)");
+			snprintf(err, errlen, "tls_pin: want sha256: and 64 "
+			    "hex digits (colons allowed)");
 			return -1;
 		}
 		return set_str(&cf->tls_pin, v);
 	}
-	if (strcmp(key, "tls_verify") == 0 || strcmp(key, "auth_cleartext") == 0) {
+	if (strcmp(key, "tls_verify") == 0 ||
+	    strcmp(key, "auth_cleartext") == 0) {
 		int b;
 
 		if (parse_bool(v, &b) == -1) {
@@ -228,14 +230,14 @@ conf_set(struct smtp_conf *cf, const char *key, const char *v, char *err,
 				cf->auth_mech = mechs[i].mech;
 				return 0;
 			}
-		snprintf(err, errlen, "auth_mechanism: want auto, plain, login, "
-		    "cram-md5 or xoauth2");
+		snprintf(err, errlen, "auth_mechanism: want auto, plain, "
+		    "login, cram-md5 or xoauth2");
 		return -1;
 	}
 	if (strcmp(key, "max_message_size") == 0) {
 		if (parse_uint(v, 1ULL << 40, &n) == -1) {
-			snprintf(err, errlen, "max_message_size: want a size in "
-			    "bytes (k, m, g suffixes)");
+			snprintf(err, errlen, "max_message_size: want a size "
+			    "in bytes (k, m, g suffixes)");
 			return -1;
 		}
 		cf->max_message_size = n;
@@ -293,9 +295,9 @@ conf_apply_group(struct smtp_conf *cf, config_setting_t *g, const char *file,
 			v = config_setting_get_bool(s) ? "yes" : "no";
 			break;
 		default:
-			snprintf(err, errlen, "%s:%d: %s: want a string, number "
-			    "or boolean", file, config_setting_source_line(s),
-			    name);
+			snprintf(err, errlen, "%s:%d: %s: want a string, "
+			    "number or boolean", file,
+			    config_setting_source_line(s), name);
 			return -1;
 		}
 		if (conf_set(cf, name, v, e, sizeof(e)) == -1) {
@@ -303,6 +305,26 @@ conf_apply_group(struct smtp_conf *cf, config_setting_t *g, const char *file,
 			    config_setting_source_line(s), e);
 			return -1;
 		}
+	}
+	return 0;
+}
+
+/* A hosts entry's host: a name or a list of names. */
+static int
+conf_host_matches(config_setting_t *hn, const char *dest_host)
+{
+	const char *s;
+	int j;
+
+	if (config_setting_type(hn) == CONFIG_TYPE_STRING)
+		return strcasecmp(config_setting_get_string(hn),
+		    dest_host) == 0;
+	if (!config_setting_is_aggregate(hn))
+		return 0;
+	for (j = 0; j < config_setting_length(hn); j++) {
+		s = config_setting_get_string_elem(hn, j);
+		if (s != NULL && strcasecmp(s, dest_host) == 0)
+			return 1;
 	}
 	return 0;
 }
@@ -318,7 +340,7 @@ conf_load(struct smtp_conf *cf, const char *path, int must,
 {
 	config_t cfg;
 	config_setting_t *hosts, *h, *hn;
-	int i, j, n, match, r = -1;
+	int i, n, r = -1;
 
 	if (access(path, F_OK) == -1 && errno == ENOENT && !must)
 		return 1;
@@ -346,26 +368,16 @@ conf_load(struct smtp_conf *cf, const char *path, int must,
 		n = config_setting_length(hosts);
 		for (i = 0; i < n; i++) {
 			h = config_setting_get_elem(hosts, (unsigned)i);
-			if (!config_setting_is_group(h) ||
-			    (hn = config_setting_get_member(h, "host")) == NULL) {
+			hn = config_setting_is_group(h) ?
+			    config_setting_get_member(h, "host") : NULL;
+			if (hn == NULL) {
 				snprintf(err, errlen, "%s:%d: hosts entries "
 				    "need host = \"name\"", path,
 				    config_setting_source_line(h));
 				goto out;
 			}
-			match = 0;
-			if (config_setting_type(hn) == CONFIG_TYPE_STRING)
-				match = strcasecmp(config_setting_get_string(hn),
-				    dest_host) == 0;
-			else if (config_setting_is_aggregate(hn))
-				for (j = 0; j < config_setting_length(hn); j++) {
-					const char *s = config_setting_get_string_elem(hn,
-					    j);
-
-					if (s != NULL && strcasecmp(s, dest_host) == 0)
-						match = 1;
-				}
-			if (match && conf_apply_group(cf, h, path, "host", err,
+			if (conf_host_matches(hn, dest_host) &&
+			    conf_apply_group(cf, h, path, "host", err,
 			    errlen) == -1)
 				goto out;
 		}
@@ -410,7 +422,8 @@ login_name(char *buf, size_t len)
 
 	if ((pw = getpwuid(getuid())) != NULL)
 		str_lcpy(buf, pw->pw_name, len);
-	else if ((e = getenv("LOGNAME")) != NULL || (e = getenv("USER")) != NULL)
+	else if ((e = getenv("LOGNAME")) != NULL ||
+	    (e = getenv("USER")) != NULL)
 		str_lcpy(buf, e, len);
 	else
 		str_lcpy(buf, "unknown", len);
@@ -584,14 +597,15 @@ main(int argc, char **argv)
 	if (conffile != NULL)
 		r = conf_load(&cf, conffile, 1, d.host, err, sizeof(err));
 	else {
-		const char *x = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+		const char *x = getenv("XDG_CONFIG_HOME");
+		const char *home = getenv("HOME");
 
 		r = 1;
 		if (x != NULL && *x == '/')
 			snprintf(path, sizeof(path), "%s/smtp/smtp.conf", x);
 		else if (home != NULL && *home == '/')
-			snprintf(path, sizeof(path), "%s/.config/smtp/smtp.conf",
-			    home);
+			snprintf(path, sizeof(path),
+			    "%s/.config/smtp/smtp.conf", home);
 		else
 			path[0] = '\0';
 		if (path[0] != '\0')
@@ -717,7 +731,8 @@ main(int argc, char **argv)
 		case CREDS_NOTFOUND:
 			die(EX_CONFIG, "no password for %s at %s: add a key to "
 			    "%s, an entry to %s, or set password_command",
-			    user, d.host, cq.keyfile ? cq.keyfile : "the key file",
+			    user, d.host,
+			    cq.keyfile ? cq.keyfile : "the key file",
 			    cq.netrc ? cq.netrc : "~/.netrc");
 		}
 		o.auth_user = user;
@@ -761,8 +776,8 @@ main(int argc, char **argv)
 				if (rcpts[i].exit_status == EX_OK)
 					continue;
 				if (rcpts[i].code != 0)
-					fprintf(stderr, "smtp: %s: <%s>: %d %s\n",
-					    res.host, rcpts[i].addr,
+					fprintf(stderr, "smtp: %s: <%s>: %d "
+					    "%s\n", res.host, rcpts[i].addr,
 					    rcpts[i].code, rcpts[i].text);
 				else
 					fprintf(stderr, "smtp: %s: <%s>: %s\n",
