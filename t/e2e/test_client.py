@@ -268,6 +268,29 @@ class Failures(Base):
         self.assertExit(p, EX_TEMPFAIL)
         self.assertIn(b"timed out", p.stderr)
 
+    def test_connect_times_out(self):
+        # A full accept queue makes the kernel drop new SYNs: the
+        # connection attempt hangs until connect_timeout.
+        ls = socket.socket()
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(0)
+        port = ls.getsockname()[1]
+        fillers = []
+        try:
+            for _ in range(3):
+                f = socket.socket()
+                f.setblocking(False)
+                f.connect_ex(("127.0.0.1", port))
+                fillers.append(f)
+            p = smtp(["-o", "connect_timeout=1", "127.0.0.1:%d" % port,
+                      "a@x.test", "b@x.test"], timeout=30)
+        finally:
+            for f in fillers:
+                f.close()
+            ls.close()
+        self.assertExit(p, EX_TEMPFAIL)
+        self.assertIn(b"connection timed out after 1 s", p.stderr)
+
     def test_garbage_server(self):
         ls = socket.socket()
         ls.bind(("127.0.0.1", 0))

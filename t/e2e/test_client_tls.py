@@ -277,6 +277,16 @@ class Auth(Base):
             self.assertExit(p, EX_NOPERM)
             self.assertIn(b"535 5.7.8 token rejected", p.stderr)
 
+    def test_token_from_password_command(self):
+        with self.server() as s:
+            p = self.run_smtp(["-d", "-a", "-u", "alice", "-o",
+                               "password_command=echo tok-123", "-o",
+                               "auth_mechanism=xoauth2"] + self.ca() +
+                              [s.addr(), "a@x.test", "b@x.test"])
+            self.assertExit(p, EX_OK)
+            self.assertEqual(s.handler.auth, [("XOAUTH2", "alice")])
+        self.assertNotIn(b"tok-123", p.stderr)
+
     def test_netrc_and_password_command(self):
         with open(os.path.join(self.home, ".netrc"), "w") as f:
             f.write("machine 127.0.0.1 login alice password '%s'\n" % "x")
@@ -343,8 +353,10 @@ class Auth(Base):
             p = self.run_smtp(["-s", "-a", "-u", "alice", "-o",
                                "auth_cleartext=no", s.addr(), "a@x.test",
                                "b@x.test"])
-            self.assertNotEqual(p.returncode, EX_OK)
+            # No STARTTLS to be had, so no AUTH: nothing in the clear.
+            self.assertExit(p, EX_UNAVAILABLE)
             self.assertEqual(h.auth, [])
+            self.assertEqual(s.messages, [])
 
     def test_server_without_auth(self):
         self.keyfile("proto=pass user=alice !password=x\n")
