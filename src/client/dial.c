@@ -27,8 +27,8 @@ static int	dial_set_host(struct dial *, const char *, size_t, char *,
 int
 dial_service(const char *s, uint16_t *port)
 {
-	struct servent *se;
-	char *end;
+	struct servent sbuf, *se = NULL;
+	char buf[1024], *end;
 	long v;
 
 	if (*s == '\0')
@@ -48,7 +48,9 @@ dial_service(const char *s, uint16_t *port)
 		*port = PORT_SMTPS;
 	else if (strcasecmp(s, "submission") == 0)
 		*port = PORT_SUBMISSION;
-	else if ((se = getservbyname(s, "tcp")) != NULL)
+	else if (getservbyname_r(s, "tcp", &sbuf, buf, sizeof(buf), &se) ==
+	    0 && se != NULL)
+		/* The _r form: the queue parses dial strings in threads. */
 		*port = ntohs((uint16_t)se->s_port);
 	else
 		return -1;
