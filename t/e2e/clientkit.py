@@ -228,6 +228,7 @@ dns_name = "localhost"
 dns_name = "mx1.a.test"
 dns_name = "mx2.a.test"
 dns_name = "mail.a.test"
+dns_name = "smarthost.test"
 ip_address = "127.0.0.1"
 ip_address = "::1"
 tls_www_server

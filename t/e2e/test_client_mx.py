@@ -30,6 +30,7 @@ ZONE = dict(
         dnsns.host("mx.v6.test", "::1", "127.0.0.15"),
         dnsns.host("nomx.test", "127.0.0.4"),
         dnsns.host("gw.test", "127.0.0.5"),
+        dnsns.host("smarthost.test", "127.0.0.7"),
         dnsns.null_mx("null.test"),
     ],
     local=("test",),
@@ -173,6 +174,21 @@ class Mx(unittest.TestCase):
             self.assertExit(p, EX_OK)
             self.assertTrue(s.messages[0]["tls"])
         self.assertIn(b"certificate verified", p.stderr)
+
+    @inside(**ZONE)
+    def test_smtps_service_means_implicit_tls(self):
+        certs = make_certs(self.workdir)
+        with Aio(Recorder(), host="127.0.0.7", port=465,
+                 ssl_context=server_tls(certs)) as s:
+            for dest in ("tcp!smarthost.test!smtps", "smarthost.test:465"):
+                p = smtp(["-d", "-o", "tls_cafile=" + certs["ca.pem"],
+                          dest, "alice@x.test", "bob@y.test"])
+                self.assertExit(p, EX_OK)
+                t = p.stderr.decode()
+                self.assertLess(t.index("* TLS"), t.index("<- 220"))
+                self.assertIn("certificate verified", t)
+            self.assertEqual(len(s.messages), 2)
+            self.assertTrue(all(m["tls"] for m in s.messages))
 
 
 if __name__ == "__main__":
