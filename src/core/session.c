@@ -324,7 +324,9 @@ do_ehlo(struct session *s, struct cmd *c)
 		char mechs[128];
 
 		auth_conf(s, &sc);
-		if (sasl_mechlist(&sc, mechs, sizeof(mechs)) > 0)
+		/* No secrets could be loaded: AUTH would only say 454. */
+		if (sc.secrets != NULL &&
+		    sasl_mechlist(&sc, mechs, sizeof(mechs)) > 0)
 			(void)lineio_printf(io, "250-AUTH %s\r\n", mechs);
 		secrets_unref(&sc.secrets);
 	}
@@ -860,6 +862,13 @@ do_auth(struct session *s, struct cmd *c)
 			sasl_reply_for(SASL_BLOCKED, &rep);
 			s->quit = 1;
 		}
+	} else if (r == SASL_OK && th != NULL &&
+	    throttle_check(th, peer, throttle_now(), &left) != THROTTLE_OK) {
+		/* Blocked while this exchange ran: a right guess is no way in. */
+		log_info("%s auth refused user=%.100s: too many failures from %s",
+		    s->id, user, s->peer_addr);
+		sasl_reply_for(SASL_BLOCKED, &rep);
+		s->quit = 1;
 	} else if (r == SASL_OK) {
 		if (th != NULL)
 			throttle_success(th, peer);
