@@ -20,8 +20,8 @@
 /* Large enough for any reply over TCP (RFC 1035 4.2.2). */
 #define DNS_REPLY_MAX	65536
 
-static enum dns_status	dns_query(const char *, int, unsigned char *, size_t,
-			    size_t *);
+static enum dns_status	dns_query(const char *, int, unsigned char *,
+			    size_t, size_t *);
 static int		dns_parse_addrs(const unsigned char *, size_t, int,
 			    uint16_t, struct sockaddr_storage *, size_t,
 			    size_t *);
@@ -213,7 +213,8 @@ dns_parse_addrs(const unsigned char *buf, size_t len, int type, uint16_t port,
 			continue;
 		memset(&addrs[*n], 0, sizeof(addrs[*n]));
 		if (type == ns_t_a && ns_rr_rdlen(rr) == 4) {
-			struct sockaddr_in *s4 = (struct sockaddr_in *)&addrs[*n];
+			struct sockaddr_in *s4 =
+			    (struct sockaddr_in *)&addrs[*n];
 
 			s4->sin_family = AF_INET;
 			s4->sin_port = htons(port);

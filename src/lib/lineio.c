@@ -18,6 +18,8 @@
 /* Output is written once this much is buffered, even mid-group. */
 #define LINEIO_OUT_FLUSH	16384
 #define LINEIO_OUT_MAX		(1024 * 1024)
+/* Non-data TLS records read in a row before giving up. */
+#define LINEIO_TLS_RETRIES	64
 
 struct lineio {
 	int			 rfd, wfd;
@@ -119,11 +121,24 @@ static ssize_t
 lineio_raw_read(struct lineio *l, void *p, size_t n)
 {
 	ssize_t r;
+	int tries;
 
 	if (l->tls != NULL) {
-		do {
+		for (tries = 0; ; tries++) {
 			r = gnutls_record_recv(l->tls, p, n);
-		} while (r == GNUTLS_E_INTERRUPTED);
+			if (r == GNUTLS_E_INTERRUPTED)
+				continue;
+			/*
+			 * TLS 1.3 post-handshake messages (session tickets,
+			 * key updates) are consumed without giving data:
+			 * wait for what follows them, within the deadline.
+			 */
+			if (r == GNUTLS_E_AGAIN && tries < LINEIO_TLS_RETRIES &&
+			    (gnutls_record_check_pending(l->tls) > 0 ||
+			    lineio_wait(l->rfd, POLLIN, l->timeout_ms) == 1))
+				continue;
+			break;
+		}
 		if (r == GNUTLS_E_AGAIN) {
 			errno = ETIMEDOUT;
 			return -1;

@@ -47,6 +47,18 @@ domain are refused by dnsmasq (REFUSED: a temporary failure to resolvers).
 run_command(argv, records, local, timeout, input=None) runs a command the
 same way and returns a subprocess.CompletedProcess (text mode).
 
+A unittest method can also run inside as a whole:
+
+    class T(unittest.TestCase):
+        @dnsns.inside(records=[...], local=("test",))
+        def test_mx(self):
+            ...                         # servers, clients, assertions
+
+The method runs in the namespace on a fresh instance of its class (setUp,
+the method, its cleanups, tearDown); an assertion failure or a skip there
+fails or skips the test outside.  Servers it starts must be stopped by the
+method (or its cleanups): the namespace ends with it.
+
 Inside the namespace, query(name, qtype) -> (rcode, [answer types]) asks
 the local dnsmasq directly (rcode 0 NOERROR, 2 SERVFAIL, 3 NXDOMAIN,
 5 REFUSED; None on timeout).
@@ -54,6 +66,7 @@ the local dnsmasq directly (rcode 0 NOERROR, 2 SERVFAIL, 3 NXDOMAIN,
 Needs util-linux `unshare` (root, or unprivileged user namespaces for
 `unshare -r`), iproute2 `ip` and `dnsmasq` (Debian: dnsmasq-base).
 """
+import functools
 import importlib.util
 import json
 import os
@@ -116,7 +129,10 @@ def servfail(domain):
 # --- availability --------------------------------------------------------
 
 def _unshare_argv():
-    base = ["unshare", "--mount", "--net", "--pid", "--kill-child"]
+    # --mount-proc: a /proc of the new PID namespace, so that programs
+    # that look up their own threads there (LeakSanitizer) find them.
+    base = ["unshare", "--mount", "--net", "--pid", "--kill-child",
+            "--mount-proc"]
     if os.geteuid() != 0:
         base.insert(1, "--map-root-user")
     return base
@@ -202,7 +218,57 @@ def _launch(spec, timeout, input=None):
         os.unlink(specfile)
 
 
+def inside(records=(), local=("example",), timeout=60):
+    """Decorator: run a unittest method inside a fresh namespace."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def test(self):
+            ok, why = available()
+            if not ok:
+                self.skipTest(why)
+            path = sys.modules[type(self).__module__].__file__
+            kind, text = run(__file__, "_test_method",
+                             args=[os.path.abspath(path),
+                                   type(self).__qualname__, fn.__name__],
+                             records=records, local=local, timeout=timeout)
+            if kind == "skip":
+                self.skipTest(text)
+            if kind == "fail":
+                self.fail("inside the namespace:\n" + text)
+            if kind == "error":
+                raise NamespaceError("inside the namespace:\n" + text)
+        return test
+    return wrap
+
+
 # --- the child side (inside the namespaces) ------------------------------
+
+def _test_method(path, qualname, name):
+    """Runs one @inside test method here; [kind, text] with kind ok,
+    fail, skip or error."""
+    import unittest
+    mspec = importlib.util.spec_from_file_location("dnsns_test_target", path)
+    mod = importlib.util.module_from_spec(mspec)
+    mspec.loader.exec_module(mod)
+    cls = mod
+    for part in qualname.split("."):
+        cls = getattr(cls, part)
+    case = cls(name)
+    try:
+        case.setUp()
+        try:
+            getattr(cls, name).__wrapped__(case)
+        finally:
+            case.doCleanups()
+            case.tearDown()
+    except unittest.SkipTest as e:
+        return ["skip", str(e)]
+    except AssertionError:
+        return ["fail", traceback.format_exc()]
+    except BaseException:
+        return ["error", traceback.format_exc()]
+    return ["ok", ""]
+
 
 def query(name, qtype="A", server=("127.0.0.1", 53), timeout=1.0):
     """One UDP query; (rcode, [answer rr types]) or (None, []) on timeout."""

@@ -9,6 +9,7 @@ runner lock is taken and only wait.
 """
 import email
 import email.policy
+import fcntl
 import os
 import signal
 import smtplib
@@ -179,9 +180,27 @@ class QueueCase(SmtpdCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         return p
 
+    def lock_free(self):
+        """True when nobody holds spool/runner.lock (a runner killed with
+        -9 lets go of it only once its last child is gone too)."""
+        path = os.path.join(self.spool, "runner.lock")
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+
     def start_runner(self):
         if self.runner_held_by_other():
             return
+        wait_for(self.lock_free, 15)
         self.runner_out = open(self.runner_log, "ab")
         self.runner = subprocess.Popen([SMTPQ, "-d", "-C", self.qconf, "run"],
                                        stdin=subprocess.DEVNULL,

@@ -22,5 +22,10 @@ int	suite_queueconf(void);
 int	suite_qstore(void);
 int	suite_mailer(void);
 int	suite_dsn(void);
+int	suite_dns(void);
+int	suite_dial(void);
+int	suite_convert(void);
+int	suite_creds(void);
+int	suite_client(void);
 
 #endif

@@ -1,0 +1,586 @@
+#include "config.h"
+
+#include <sys/types.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "creds.h"
+#include "lib/str.h"
+
+#define CREDS_FILE_MAX		(1024 * 1024)
+#define CREDS_TOKENS_MAX	32
+#define CREDS_NAME_MAX		256
+
+extern char **environ;
+
+static int	creds_home(char *, size_t);
+static int	creds_read_file(const char *, int, struct str *, int *,
+		    char *, size_t);
+static int	creds_tokenize(const char *, char *, size_t, char **, int);
+static int	creds_host_eq(const char *, const char *);
+static enum creds_status creds_from_keyfile(const struct creds_query *,
+		    struct creds *, char *, size_t);
+static enum creds_status creds_from_netrc(const struct creds_query *,
+		    struct creds *, char *, size_t);
+static enum creds_status creds_from_command(const struct creds_query *,
+		    struct creds *, char *, size_t);
+
+void
+creds_wipe(struct creds *c)
+{
+	str_wipe(c->secret, sizeof(c->secret));
+	c->is_token = 0;
+}
+
+static int
+creds_home(char *buf, size_t len)
+{
+	const char *h = getenv("HOME");
+	struct passwd *pw;
+
+	if (h == NULL || *h == '\0') {
+		if ((pw = getpwuid(getuid())) == NULL)
+			return -1;
+		h = pw->pw_dir;
+	}
+	return str_lcpy(buf, h, len) >= len ? -1 : 0;
+}
+
+int
+creds_default_keyfile(char *buf, size_t len)
+{
+	const char *e;
+	char home[1024];
+	int r;
+
+	if ((e = getenv("SMTP_KEYFILE")) != NULL && *e != '\0')
+		return str_lcpy(buf, e, len) >= len ? -1 : 0;
+	if ((e = getenv("XDG_CONFIG_HOME")) != NULL && *e == '/')
+		r = snprintf(buf, len, "%s/smtp/keys", e);
+	else {
+		if (creds_home(home, sizeof(home)) == -1)
+			return -1;
+		r = snprintf(buf, len, "%s/.config/smtp/keys", home);
+	}
+	return r < 0 || (size_t)r >= len ? -1 : 0;
+}
+
+int
+creds_default_netrc(char *buf, size_t len)
+{
+	const char *e;
+	char home[1024];
+	int r;
+
+	if ((e = getenv("NETRC")) != NULL && *e != '\0')
+		return str_lcpy(buf, e, len) >= len ? -1 : 0;
+	if (creds_home(home, sizeof(home)) == -1)
+		return -1;
+	r = snprintf(buf, len, "%s/.netrc", home);
+	return r < 0 || (size_t)r >= len ? -1 : 0;
+}
+
+/*
+ * Reads a whole (small) file.  1 read, 0 it does not exist, -1 error.
+ * private: refuse it if group or others may read it.  *loose gets whether
+ * they may.
+ */
+static int
+creds_read_file(const char *path, int private, struct str *out, int *loose,
+    char *err, size_t errlen)
+{
+	struct stat sb;
+	char buf[8192];
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", path);
+		close(fd);
+		return -1;
+	}
+	*loose = (sb.st_mode & 077) != 0;
+	if (private && *loose) {
+		snprintf(err, errlen, "%s: group or others may read it; "
+		    "refusing to use it (chmod 600)", path);
+		close(fd);
+		return -1;
+	}
+	for (;;) {
+		n = read(fd, buf, sizeof(buf));
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if (str_append(out, buf, (size_t)n) == -1) {
+			snprintf(err, errlen, "%s: too large", path);
+			n = -1;
+			errno = EFBIG;
+			break;
+		}
+	}
+	str_wipe(buf, sizeof(buf));
+	close(fd);
+	if (n == -1) {
+		if (errno != EFBIG)
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 1;
+}
+
+/*
+ * Splits a key line into words (rc quoting: 'a b', '' is a quote) stored
+ * in buf.  Returns the number of words, -1 on a syntax error.
+ */
+static int
+creds_tokenize(const char *s, char *buf, size_t buflen, char **words, int max)
+{
+	size_t o = 0;
+	int n = 0, inq;
+
+	for (;;) {
+		while (*s == ' ' || *s == '\t' || *s == '\r')
+			s++;
+		if (*s == '\0' || *s == '\n' || *s == '#')
+			return n;
+		if (n == max)
+			return -1;
+		words[n++] = buf + o;
+		inq = 0;
+		while (*s != '\0' && *s != '\n' && (inq || (*s != ' ' &&
+		    *s != '\t' && *s != '\r'))) {
+			if (*s == '\'') {
+				if (inq && s[1] == '\'') {
+					s++;	/* '' inside quotes */
+				} else {
+					inq = !inq;
+					s++;
+					continue;
+				}
+			}
+			if (o + 2 > buflen)
+				return -1;
+			buf[o++] = *s++;
+		}
+		if (inq)
+			return -1;
+		buf[o++] = '\0';
+	}
+}
+
+static int
+creds_host_eq(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (la > 0 && a[la - 1] == '.')
+		la--;
+	if (lb > 0 && b[lb - 1] == '.')
+		lb--;
+	return la == lb && strncasecmp(a, b, la) == 0;
+}
+
+int
+creds_key_match(const char *line, const struct creds_query *q,
+    struct creds *c)
+{
+	char buf[CREDS_LINE_MAX], *w[CREDS_TOKENS_MAX], *eq;
+	const char *proto = NULL, *secret = NULL;
+	int n, i, token = 0, r = 0;
+
+	if ((n = creds_tokenize(line, buf, sizeof(buf), w, CREDS_TOKENS_MAX))
+	    == -1)
+		return -1;
+	i = 0;
+	if (n > 0 && strcmp(w[0], "key") == 0)
+		i = 1;
+	if (i == n)
+		return 0;
+	for (; i < n; i++) {
+		if ((eq = strchr(w[i], '=')) == NULL)
+			continue;	/* a boolean attribute */
+		*eq++ = '\0';
+		if (strcmp(w[i], "proto") == 0)
+			proto = eq;
+		else if (strcmp(w[i], "service") == 0) {
+			if (strcasecmp(eq, q->service) != 0)
+				goto out;
+		} else if (strcmp(w[i], "server") == 0) {
+			if (!creds_host_eq(eq, q->server))
+				goto out;
+		} else if (strcmp(w[i], "user") == 0) {
+			if (q->user == NULL || strcmp(eq, q->user) != 0)
+				goto out;
+		} else if (strcmp(w[i], "!password") == 0)
+			secret = eq;
+		else if (strcmp(w[i], "!token") == 0) {
+			secret = eq;
+			token = 1;
+		}
+	}
+	if (proto == NULL)
+		r = -1;
+	else if (strcmp(proto, "pass") != 0 && strcmp(proto, "oauth2") != 0 &&
+	    strcmp(proto, "xoauth2") != 0)
+		r = 0;	/* a key for something else */
+	else if (secret == NULL || *secret == '\0')
+		r = -1;
+	else if (str_lcpy(c->secret, secret, sizeof(c->secret)) >=
+	    sizeof(c->secret))
+		r = -1;
+	else {
+		c->is_token = token || strcmp(proto, "pass") != 0;
+		r = 1;
+	}
+out:
+	str_wipe(buf, sizeof(buf));
+	return r;
+}
+
+/* The next netrc word: 1 (copied into buf, maybe cut), 0 at the end. */
+static int
+creds_netrc_word(const char **pp, const char *end, char *buf, size_t len)
+{
+	const char *p = *pp;
+	size_t o = 0;
+
+	while (p < end && isspace((unsigned char)*p))
+		p++;
+	if (p == end) {
+		*pp = p;
+		return 0;
+	}
+	if (*p == '"') {
+		for (p++; p < end && *p != '"'; p++) {
+			if (*p == '\\' && p + 1 < end)
+				p++;
+			if (o + 1 < len)
+				buf[o++] = *p;
+		}
+		if (p < end)
+			p++;
+	} else
+		for (; p < end && !isspace((unsigned char)*p); p++)
+			if (o + 1 < len)
+				buf[o++] = *p;
+	buf[o] = '\0';
+	*pp = p;
+	return 1;
+}
+
+int
+creds_netrc_find(const char *text, size_t len, const char *host,
+    const char *user, char *pw, size_t pwlen)
+{
+	const char *p = text, *end = text + len, *nl;
+	char word[CREDS_SECRET_MAX], machine[CREDS_NAME_MAX];
+	char login[CREDS_NAME_MAX], pass[CREDS_SECRET_MAX];
+	int inentry = 0, isdefault = 0, havepass = 0, havelogin = 0, r = 0;
+	int more;
+
+	do {
+		more = creds_netrc_word(&p, end, word, sizeof(word));
+		if (!more || strcmp(word, "machine") == 0 ||
+		    strcmp(word, "default") == 0) {
+			/* The previous entry is complete: does it fit? */
+			if (inentry && havepass && (!havelogin ||
+			    (user != NULL && strcmp(login, user) == 0)) &&
+			    (isdefault || creds_host_eq(machine, host))) {
+				r = str_lcpy(pw, pass, pwlen) < pwlen ? 1 : -1;
+				break;
+			}
+			if (!more)
+				break;
+			inentry = 1;
+			havepass = havelogin = 0;
+			isdefault = strcmp(word, "default") == 0;
+			machine[0] = '\0';
+			if (!isdefault && !creds_netrc_word(&p, end, machine,
+			    sizeof(machine)))
+				break;
+		} else if (strcmp(word, "login") == 0) {
+			havelogin = creds_netrc_word(&p, end, login,
+			    sizeof(login));
+		} else if (strcmp(word, "password") == 0) {
+			havepass = creds_netrc_word(&p, end, pass,
+			    sizeof(pass));
+		} else if (strcmp(word, "account") == 0) {
+			(void)creds_netrc_word(&p, end, word, sizeof(word));
+		} else if (strcmp(word, "macdef") == 0) {
+			/* A macro runs to the next empty line. */
+			for (;;) {
+				nl = memchr(p, '\n', (size_t)(end - p));
+				if (nl == NULL) {
+					p = end;
+					break;
+				}
+				p = nl + 1;
+				if (p < end && *p == '\n')
+					break;
+			}
+		}
+	} while (more);
+	str_wipe(word, sizeof(word));
+	str_wipe(pass, sizeof(pass));
+	return r;
+}
+
+static enum creds_status
+creds_from_keyfile(const struct creds_query *q, struct creds *c, char *err,
+    size_t errlen)
+{
+	struct str file;
+	const char *p, *nl, *end;
+	char line[CREDS_LINE_MAX];
+	size_t n;
+	int r, loose, lineno = 0;
+	enum creds_status st = CREDS_NOTFOUND;
+
+	str_init(&file, CREDS_FILE_MAX);
+	r = creds_read_file(q->keyfile, 1, &file, &loose, err, errlen);
+	if (r <= 0) {
+		str_free(&file);
+		return r == 0 ? CREDS_NOTFOUND : CREDS_ERROR;
+	}
+	p = str_cstr(&file);
+	end = p + file.len;
+	while (p < end && st == CREDS_NOTFOUND) {
+		lineno++;
+		nl = memchr(p, '\n', (size_t)(end - p));
+		n = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
+		if (n >= sizeof(line)) {
+			snprintf(err, errlen, "%s:%d: line too long",
+			    q->keyfile, lineno);
+			st = CREDS_ERROR;
+			break;
+		}
+		memcpy(line, p, n);
+		line[n] = '\0';
+		r = creds_key_match(line, q, c);
+		if (r == 1) {
+			st = CREDS_OK;
+			snprintf(c->source, sizeof(c->source), "key file");
+		} else if (r == -1) {
+			snprintf(err, errlen, "%s:%d: bad key (want proto=pass "
+			    "... !password=SECRET)", q->keyfile, lineno);
+			st = CREDS_ERROR;
+		}
+		p += n + (nl != NULL);
+	}
+	str_wipe(line, sizeof(line));
+	if (file.s != NULL)
+		str_wipe(file.s, file.len);
+	str_free(&file);
+	return st;
+}
+
+static enum creds_status
+creds_from_netrc(const struct creds_query *q, struct creds *c, char *err,
+    size_t errlen)
+{
+	struct str file;
+	int r, loose;
+
+	str_init(&file, CREDS_FILE_MAX);
+	r = creds_read_file(q->netrc, 0, &file, &loose, err, errlen);
+	if (r <= 0) {
+		str_free(&file);
+		return r == 0 ? CREDS_NOTFOUND : CREDS_ERROR;
+	}
+	r = creds_netrc_find(str_cstr(&file), file.len, q->server, q->user,
+	    c->secret, sizeof(c->secret));
+	if (file.s != NULL)
+		str_wipe(file.s, file.len);
+	str_free(&file);
+	if (r == 1 && loose) {
+		creds_wipe(c);
+		snprintf(err, errlen, "%s: group or others may read it; "
+		    "refusing to use its password (chmod 600)", q->netrc);
+		return CREDS_ERROR;
+	}
+	if (r == -1) {
+		snprintf(err, errlen, "%s: password too long", q->netrc);
+		return CREDS_ERROR;
+	}
+	if (r == 0)
+		return CREDS_NOTFOUND;
+	c->is_token = 0;
+	snprintf(c->source, sizeof(c->source), "netrc");
+	return CREDS_OK;
+}
+
+static enum creds_status
+creds_from_command(const struct creds_query *q, struct creds *c, char *err,
+    size_t errlen)
+{
+	char *argv[4], **envp = NULL, *srv = NULL, *usr = NULL, *nl;
+	char buf[CREDS_SECRET_MAX + 2];
+	size_t nenv = 0, i, off = 0;
+	struct timespec start, now;
+	struct pollfd pfd;
+	int p[2], status, ms, done = 0, timedout = 0, devnull;
+	long elapsed;
+	ssize_t n;
+	pid_t pid;
+
+	/* Everything the child needs is built before fork (threads). */
+	while (environ != NULL && environ[nenv] != NULL)
+		nenv++;
+	if ((envp = calloc(nenv + 3, sizeof(*envp))) == NULL ||
+	    asprintf(&srv, "SMTP_SERVER=%s", q->server) == -1) {
+		free(envp);
+		snprintf(err, errlen, "out of memory");
+		return CREDS_ERROR;
+	}
+	if (asprintf(&usr, "SMTP_USER=%s", q->user ? q->user : "") == -1) {
+		free(srv);
+		free(envp);
+		snprintf(err, errlen, "out of memory");
+		return CREDS_ERROR;
+	}
+	for (i = 0; i < nenv; i++)
+		envp[i] = environ[i];
+	envp[nenv] = srv;
+	envp[nenv + 1] = usr;
+	argv[0] = "sh";
+	argv[1] = "-c";
+	argv[2] = (char *)q->command;
+	argv[3] = NULL;
+
+	if (pipe2(p, O_CLOEXEC) == -1) {
+		snprintf(err, errlen, "password command: pipe: %s",
+		    strerror(errno));
+		goto fail;
+	}
+	if ((pid = fork()) == -1) {
+		snprintf(err, errlen, "password command: fork: %s",
+		    strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		goto fail;
+	}
+	if (pid == 0) {
+		devnull = open("/dev/null", O_RDONLY);
+		if (devnull != -1)
+			(void)dup2(devnull, 0);
+		if (dup2(p[1], 1) == -1)
+			_exit(127);
+		execve("/bin/sh", argv, envp);
+		_exit(127);
+	}
+	close(p[1]);
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	pfd.fd = p[0];
+	pfd.events = POLLIN;
+	while (!done) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		elapsed = (long)(now.tv_sec - start.tv_sec) * 1000 +
+		    (now.tv_nsec - start.tv_nsec) / 1000000;
+		ms = (int)((long)q->command_timeout * 1000 - elapsed);
+		if (ms <= 0) {
+			timedout = 1;
+			break;
+		}
+		if (poll(&pfd, 1, ms) == -1) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pfd.revents == 0)
+			continue;
+		n = read(p[0], buf + off, sizeof(buf) - 1 - off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			done = 1;
+		else if ((off += (size_t)n) == sizeof(buf) - 1)
+			done = 1;	/* only the first line counts */
+	}
+	close(p[0]);
+	if (timedout)
+		(void)kill(pid, SIGKILL);
+	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+		;
+	buf[off] = '\0';
+	if ((nl = memchr(buf, '\n', off)) != NULL)
+		*nl = '\0';
+	off = strlen(buf);
+	if (off > 0 && buf[off - 1] == '\r')
+		buf[--off] = '\0';
+	if (timedout) {
+		snprintf(err, errlen, "password command timed out after %u s",
+		    q->command_timeout);
+		goto fail;
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		if (WIFEXITED(status))
+			snprintf(err, errlen, "password command exited with "
+			    "status %d", WEXITSTATUS(status));
+		else
+			snprintf(err, errlen, "password command killed by "
+			    "signal %d", WTERMSIG(status));
+		goto fail;
+	}
+	if (off == 0) {
+		snprintf(err, errlen, "password command printed nothing");
+		goto fail;
+	}
+	if (str_lcpy(c->secret, buf, sizeof(c->secret)) >= sizeof(c->secret)) {
+		snprintf(err, errlen, "password command: secret too long");
+		goto fail;
+	}
+	str_wipe(buf, sizeof(buf));
+	c->is_token = q->command_token;
+	snprintf(c->source, sizeof(c->source), "password command");
+	free(srv);
+	free(usr);
+	free(envp);
+	return CREDS_OK;
+fail:
+	str_wipe(buf, sizeof(buf));
+	creds_wipe(c);
+	free(srv);
+	free(usr);
+	free(envp);
+	return CREDS_ERROR;
+}
+
+enum creds_status
+creds_lookup(const struct creds_query *q, struct creds *c, char *err,
+    size_t errlen)
+{
+	enum creds_status st;
+
+	memset(c, 0, sizeof(*c));
+	if (errlen > 0)
+		err[0] = '\0';
+	if (q->keyfile != NULL &&
+	    (st = creds_from_keyfile(q, c, err, errlen)) != CREDS_NOTFOUND)
+		return st;
+	if (q->netrc != NULL &&
+	    (st = creds_from_netrc(q, c, err, errlen)) != CREDS_NOTFOUND)
+		return st;
+	if (q->command != NULL)
+		return creds_from_command(q, c, err, errlen);
+	return CREDS_NOTFOUND;
+}

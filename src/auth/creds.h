@@ -1,0 +1,73 @@
+/*
+ * creds: where the SMTP client finds the secret for AUTH.
+ *
+ * Sources, in order, the first that knows the server and user wins:
+ *
+ *  1. A factotum-style key file, one key per line:
+ *         key proto=pass service=smtp server=HOST user=USER !password=SECRET
+ *         key proto=oauth2 service=smtp server=HOST user=USER !token=TOKEN
+ *     ("key" is optional; '#' starts a comment; values with spaces are
+ *     quoted 'like this', a quote inside doubled).  server, service and
+ *     user match when absent.  The file is refused if group or others
+ *     may read it.
+ *  2. ~/.netrc: "machine HOST login USER password SECRET" (or "default");
+ *     refused, like ftp does, if others may read it.
+ *  3. A password command run with /bin/sh -c; the first line of its
+ *     output is the secret.  It gets SMTP_SERVER and SMTP_USER in its
+ *     environment.
+ */
+#ifndef CREDS_H
+#define CREDS_H
+
+#include <stddef.h>
+
+#define CREDS_SECRET_MAX	8192	/* OAuth tokens can be long */
+#define CREDS_LINE_MAX		(CREDS_SECRET_MAX + 1024)
+
+enum creds_status {
+	CREDS_OK,	/* found */
+	CREDS_NOTFOUND,	/* no source knows this server and user */
+	CREDS_ERROR,	/* a source is unsafe or broken; err says which */
+};
+
+struct creds_query {
+	const char	*service;	/* "smtp" */
+	const char	*server;	/* the host name to match */
+	const char	*user;
+	const char	*keyfile;	/* NULL: no key file */
+	const char	*netrc;		/* NULL: no netrc */
+	const char	*command;	/* NULL: no password command */
+	int		 command_token;	/* the command prints an OAuth token */
+	unsigned	 command_timeout;	/* seconds */
+};
+
+struct creds {
+	char	secret[CREDS_SECRET_MAX];
+	int	is_token;	/* an OAuth 2.0 bearer token (XOAUTH2) */
+	char	source[80];	/* where the secret came from */
+};
+
+enum creds_status creds_lookup(const struct creds_query *, struct creds *,
+	    char *err, size_t errlen);
+/* Clears the secret. */
+void	creds_wipe(struct creds *);
+/*
+ * The default key file: $SMTP_KEYFILE, else $XDG_CONFIG_HOME/smtp/keys,
+ * else ~/.config/smtp/keys.  0 or -1 (no home).
+ */
+int	creds_default_keyfile(char *buf, size_t len);
+/* ~/.netrc (or $NETRC).  0 or -1. */
+int	creds_default_netrc(char *buf, size_t len);
+
+/*
+ * The pure parts, exposed for tests.
+ */
+/* Matches one key file line: 1 (secret filled), 0 no match, -1 syntax. */
+int	creds_key_match(const char *line, const struct creds_query *,
+	    struct creds *);
+/* Finds host/user in netrc text: 1 (password copied), 0 no entry, -1 the
+ * password does not fit. */
+int	creds_netrc_find(const char *text, size_t len, const char *host,
+	    const char *user, char *pw, size_t pwlen);
+
+#endif

@@ -1,0 +1,1750 @@
+#include "config.h"
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include <gnutls/gnutls.h>
+#include <gnutls/crypto.h>
+#include <gnutls/x509.h>
+
+#include "client.h"
+#include "dial.h"
+#include "lib/dns.h"
+#include "lib/lineio.h"
+#include "lib/net.h"
+
+#define CLIENT_LINE_MAX		4096	/* a reply line (RFC: 512) */
+#define CLIENT_REPLY_LINES	200	/* lines in one reply */
+#define CLIENT_CMD_MAX		16384	/* a command line */
+#define CLIENT_PIPE_GROUP	64	/* commands per pipelined write */
+#define CLIENT_CHUNK		65536	/* message data sent at once */
+#define CLIENT_TRIES_MAX	32	/* addresses tried per connect */
+#define CLIENT_QUIT_WAIT	10	/* seconds to wait for QUIT's reply */
+#define CLIENT_AUTH_LIST_MAX	256
+
+#define DEF_CONNECT_TIMEOUT	30	/* seconds */
+#define DEF_COMMAND_TIMEOUT	300	/* RFC 5321 4.5.3.2: 5 minutes */
+#define DEF_DATA_TIMEOUT	600	/* RFC 5321 4.5.3.2.6: 10 minutes */
+
+#define CAP_PIPELINING	0x01
+#define CAP_SIZE	0x02
+#define CAP_8BITMIME	0x04
+#define CAP_SMTPUTF8	0x08
+#define CAP_STARTTLS	0x10
+#define CAP_AUTH	0x20
+#define CAP_DSN		0x40
+
+struct client_reply {
+	int	code;
+	char	status[16];
+	char	text[CLIENT_TEXT_MAX];	/* the lines' text */
+};
+
+struct client_conn {
+	struct client_opts	 opts;
+	int			 fd;
+	struct lineio		*io;
+	gnutls_session_t	 tls;
+	gnutls_certificate_credentials_t cred;
+	int			 tls_inited;
+	int			 literal;	/* host is an address */
+	char			 host[CLIENT_HOST_MAX];	/* dialled */
+	char			 addr[NET_ADDRSTR_MAX];
+	/* "name [address]" */
+	char			 peer[CLIENT_HOST_MAX];
+	unsigned		 caps;
+	unsigned long long	 size_max;
+	char			 auth[CLIENT_AUTH_LIST_MAX];
+	int			 ntrans;	/* transactions begun */
+	int			 broken;	/* no more commands */
+};
+
+/* One connection attempt's verdict. */
+enum try_result {
+	TRY_OK,		/* ready for MAIL */
+	TRY_NEXT,	/* failed here; another address may work */
+	TRY_STOP,	/* failed in a way no other address changes */
+};
+
+static void	client_set(struct client_result *, int, int, const char *,
+		    const char *, const char *, ...)
+		    __attribute__((format(printf, 6, 7)));
+static void	client_set_reply(struct client_result *, const char *,
+		    enum client_phase, const struct client_reply *,
+		    const char *, ...)
+		    __attribute__((format(printf, 5, 6)));
+static void	client_debug(const struct client_conn *, const char *,
+		    const char *, size_t);
+static int	client_cmd(struct client_conn *, const char *, const char *,
+		    ...) __attribute__((format(printf, 3, 4)));
+static int	client_reply(struct client_conn *, struct client_reply *,
+		    struct str *, unsigned);
+static void	client_parse_status(const char *, size_t, int, char *,
+		    size_t);
+static void	client_parse_caps(struct client_conn *, const struct str *);
+static int	client_dial(const struct sockaddr_storage *, unsigned, char *,
+		    size_t);
+static void	client_close(struct client_conn *, int);
+static enum try_result client_try(struct client_conn *,
+		    const struct sockaddr_storage *, const char *, int, int,
+		    struct client_result *);
+static enum try_result client_ehlo(struct client_conn *,
+		    struct client_result *);
+static enum try_result client_tls_start(struct client_conn *,
+		    struct client_result *);
+static enum try_result client_auth(struct client_conn *,
+		    struct client_result *);
+static int	client_route(struct client_conn *, const struct dial *,
+		    struct client_result *, int *);
+static int	client_host_eq(const char *, const char *);
+static int	client_b64(const void *, size_t, struct str *);
+static int	client_send_data(struct client_conn *, struct client_msg *,
+		    char *, size_t);
+static void	client_merge(struct client_result *,
+		    const struct client_result *);
+
+/* ---------------------------------------------------------------- */
+/* Reply classification */
+
+int
+client_severity(int exit_status)
+{
+	if (exit_status == EX_OK)
+		return 0;
+	if (exit_status == EX_TEMPFAIL)
+		return 1;
+	return 2;
+}
+
+int
+client_classify(int code, const char *status, enum client_phase ph)
+{
+	int subject = -1, detail = -1;
+
+	if (code >= 200 && code < 400)
+		return EX_OK;
+	if (code >= 400 && code < 500)
+		return EX_TEMPFAIL;
+	if (code < 500 || code > 599)
+		return EX_PROTOCOL;
+	if (ph == CLIENT_PH_AUTH)
+		return EX_NOPERM;
+	if (status != NULL && status[0] == '5' &&
+	    sscanf(status, "5.%d.%d", &subject, &detail) == 2) {
+		switch (subject) {
+		case 1:	/* addressing */
+			if (detail == 1 || detail == 3 || detail == 6)
+				return ph == CLIENT_PH_MAIL ? EX_DATAERR :
+				    EX_NOUSER;
+			if (detail == 2 || detail == 10)
+				return EX_NOHOST;
+			if (detail == 7 || detail == 8)
+				return EX_DATAERR;
+			break;
+		case 2:	/* mailbox */
+			if (detail == 1)
+				return EX_NOUSER;
+			if (detail == 3)
+				return EX_DATAERR;
+			break;
+		case 3:	/* mail system */
+			if (detail == 4)
+				return EX_DATAERR;
+			break;
+		case 4:	/* network and routing */
+			if (detail == 4)
+				return EX_NOHOST;
+			break;
+		case 5:	/* protocol */
+			return EX_PROTOCOL;
+		case 6:	/* content */
+			return EX_DATAERR;
+		case 7:	/* security and policy */
+			if (detail == 8)
+				return EX_NOPERM;
+			return EX_UNAVAILABLE;
+		}
+	}
+	switch (ph) {
+	case CLIENT_PH_RCPT:
+		if (code == 550 || code == 551 || code == 553 || code == 501)
+			return EX_NOUSER;
+		break;
+	case CLIENT_PH_MAIL:
+		if (code == 552 || code == 553 || code == 501 || code == 555)
+			return EX_DATAERR;
+		break;
+	case CLIENT_PH_DATA:
+	case CLIENT_PH_DOT:
+		if (code == 552 || code == 554 || code == 550)
+			return EX_DATAERR;
+		break;
+	default:
+		break;
+	}
+	if (code == 500 || code == 501 || code == 502 || code == 503 ||
+	    code == 504)
+		return EX_PROTOCOL;
+	return EX_UNAVAILABLE;
+}
+
+/* ---------------------------------------------------------------- */
+/* Results and the transcript */
+
+static void
+client_set(struct client_result *res, int ex, int code, const char *status,
+    const char *host, const char *fmt, ...)
+{
+	va_list ap;
+
+	res->exit_status = ex;
+	res->code = code;
+	res->permanent = ex != EX_OK && ex != EX_TEMPFAIL;
+	str_lcpy(res->status, status != NULL ? status : "",
+	    sizeof(res->status));
+	if (host != NULL)
+		str_lcpy(res->host, host, sizeof(res->host));
+	va_start(ap, fmt);
+	vsnprintf(res->text, sizeof(res->text), fmt, ap);
+	va_end(ap);
+}
+
+/* "what: 550 5.1.1 text" from a reply. */
+static void
+client_set_reply(struct client_result *res, const char *host,
+    enum client_phase ph, const struct client_reply *r, const char *fmt, ...)
+{
+	char what[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	client_set(res, client_classify(r->code, r->status, ph), r->code,
+	    r->status, host, "%s: %d %s", what, r->code, r->text);
+}
+
+/*
+ * Keeps in *acc the result that should be reported after several
+ * attempts: any temporary failure makes the whole temporary (another try
+ * later may reach that host); otherwise the latest.
+ */
+static void
+client_merge(struct client_result *acc, const struct client_result *r)
+{
+	if (acc->exit_status == EX_TEMPFAIL && r->exit_status != EX_TEMPFAIL)
+		return;
+	*acc = *r;
+}
+
+static void
+client_debug(const struct client_conn *c, const char *dir, const char *s,
+    size_t len)
+{
+	char line[CLIENT_LINE_MAX + 16];
+	int n;
+
+	if (!c->opts.debug)
+		return;
+	while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == '\r'))
+		len--;
+	if (len > CLIENT_LINE_MAX)
+		len = CLIENT_LINE_MAX;
+	n = snprintf(line, sizeof(line), "%s %.*s\n", dir, (int)len, s);
+	if (n > 0 && write(2, line, (size_t)n < sizeof(line) ? (size_t)n :
+	    sizeof(line) - 1) < 0)
+		return;
+}
+
+/*
+ * Queues one command; shown, if not NULL, is what the transcript says
+ * instead (secrets).  Flushed by the next read.  0 or -1.
+ */
+static int
+client_cmd(struct client_conn *c, const char *shown, const char *fmt, ...)
+{
+	struct str line;
+	va_list ap;
+	int r;
+
+	str_init(&line, CLIENT_CMD_MAX);
+	va_start(ap, fmt);
+	r = str_vappendf(&line, fmt, ap);
+	va_end(ap);
+	if (r == 0) {
+		client_debug(c, "->", shown != NULL ? shown : line.s,
+		    shown != NULL ? strlen(shown) : line.len);
+		r = str_append(&line, "\r\n", 2);
+	}
+	if (r == 0)
+		r = lineio_write(c->io, line.s, line.len);
+	if (line.s != NULL)
+		str_wipe(line.s, line.len);
+	str_free(&line);
+	if (r == -1)
+		c->broken = 1;
+	return r;
+}
+
+/* "2.1.5" at the start of a reply's text, if it matches the code. */
+static void
+client_parse_status(const char *t, size_t n, int code, char *out,
+    size_t outlen)
+{
+	size_t i = 0, part, digits;
+
+	out[0] = '\0';
+	if (n < 5 || t[0] != '0' + code / 100 || t[1] != '.')
+		return;
+	i = 2;
+	for (part = 0; part < 2; part++) {
+		for (digits = 0; i < n && isdigit((unsigned char)t[i]) &&
+		    digits < 3; digits++)
+			i++;
+		if (digits == 0)
+			return;
+		if (part == 0) {
+			if (i >= n || t[i] != '.')
+				return;
+			i++;
+		}
+	}
+	if (i < n && t[i] != ' ')
+		return;
+	if (i < outlen) {
+		memcpy(out, t, i);
+		out[i] = '\0';
+	}
+}
+
+/*
+ * Reads one reply (flushing queued commands first).  lines, if not NULL,
+ * gets each line's text followed by '\n' (for EHLO).
+ * 0, -1 I/O error or timeout (errno), -2 not SMTP.
+ */
+static int
+client_reply(struct client_conn *c, struct client_reply *r, struct str *lines,
+    unsigned timeout)
+{
+	char joined[CLIENT_TEXT_MAX], *line;
+	size_t len, jlen = 0, tlen;
+	int n, rc, code;
+
+	r->code = 0;
+	r->status[0] = '\0';
+	r->text[0] = '\0';
+	lineio_set_timeout(c->io, (int)timeout * 1000);
+	if (lineio_flush(c->io) == -1) {
+		c->broken = 1;
+		return -1;
+	}
+	for (n = 0; n < CLIENT_REPLY_LINES; n++) {
+		rc = lineio_getline(c->io, &line, &len);
+		if (rc == 0) {
+			errno = ECONNRESET;
+			c->broken = 1;
+			return -1;
+		}
+		if (rc == -1) {
+			c->broken = 1;
+			return -1;
+		}
+		if (rc == -2) {
+			c->broken = 1;
+			return -2;
+		}
+		client_debug(c, "<-", line, len);
+		while (len > 0 && (line[len - 1] == '\n' ||
+		    line[len - 1] == '\r'))
+			len--;
+		if (len < 3 || !isdigit((unsigned char)line[0]) ||
+		    !isdigit((unsigned char)line[1]) ||
+		    !isdigit((unsigned char)line[2]) ||
+		    (len > 3 && line[3] != ' ' && line[3] != '-')) {
+			c->broken = 1;
+			return -2;
+		}
+		code = (line[0] - '0') * 100 + (line[1] - '0') * 10 +
+		    (line[2] - '0');
+		if (code < 200 || code > 599 || (n > 0 && code != r->code)) {
+			c->broken = 1;
+			return -2;
+		}
+		r->code = code;
+		tlen = len > 4 ? len - 4 : 0;
+		if (n == 0)
+			client_parse_status(line + 4, tlen, code, r->status,
+			    sizeof(r->status));
+		if (lines != NULL && (str_append(lines, line + len - tlen,
+		    tlen) == -1 || str_appendc(lines, '\n') == -1)) {
+			c->broken = 1;
+			return -2;
+		}
+		if (jlen + 1 < sizeof(joined)) {
+			if (n > 0)
+				joined[jlen++] = ' ';
+			if (tlen > sizeof(joined) - 1 - jlen)
+				tlen = sizeof(joined) - 1 - jlen;
+			memcpy(joined + jlen, line + 4, tlen);
+			jlen += tlen;
+		}
+		if (len <= 3 || line[3] == ' ') {
+			str_printable(r->text, sizeof(r->text), joined, jlen);
+			if (code == 421)
+				c->broken = 1;	/* RFC 5321 3.8 */
+			return 0;
+		}
+	}
+	c->broken = 1;
+	return -2;
+}
+
+/* The EHLO reply's extensions (RFC 5321 4.1.1.1). */
+static void
+client_parse_caps(struct client_conn *c, const struct str *lines)
+{
+	const char *p = str_cstr(lines), *nl, *kw;
+	char word[32];
+	size_t n, wl;
+	int first = 1;
+
+	c->caps = 0;
+	c->size_max = 0;
+	c->auth[0] = '\0';
+	for (; *p != '\0'; p = nl + 1) {
+		if ((nl = strchr(p, '\n')) == NULL)
+			break;
+		n = (size_t)(nl - p);
+		if (first) {
+			first = 0;	/* the greeting line */
+			continue;
+		}
+		for (wl = 0; wl < n && p[wl] != ' ' && p[wl] != '=' &&
+		    wl + 1 < sizeof(word); wl++)
+			word[wl] = (char)toupper((unsigned char)p[wl]);
+		word[wl] = '\0';
+		kw = p + wl;
+		if (strcmp(word, "PIPELINING") == 0)
+			c->caps |= CAP_PIPELINING;
+		else if (strcmp(word, "8BITMIME") == 0)
+			c->caps |= CAP_8BITMIME;
+		else if (strcmp(word, "SMTPUTF8") == 0)
+			c->caps |= CAP_SMTPUTF8;
+		else if (strcmp(word, "STARTTLS") == 0)
+			c->caps |= CAP_STARTTLS;
+		else if (strcmp(word, "DSN") == 0)
+			c->caps |= CAP_DSN;
+		else if (strcmp(word, "SIZE") == 0) {
+			c->caps |= CAP_SIZE;
+			if (kw < nl && *kw == ' ')
+				c->size_max = strtoull(kw + 1, NULL, 10);
+		} else if (strcmp(word, "AUTH") == 0 && kw < nl) {
+			/* Also the old "AUTH=LOGIN PLAIN" form. */
+			size_t have = strlen(c->auth);
+			size_t add = (size_t)(nl - kw - 1);
+
+			c->caps |= CAP_AUTH;
+			if (have + add + 2 < sizeof(c->auth)) {
+				if (have > 0)
+					c->auth[have++] = ' ';
+				memcpy(c->auth + have, kw + 1, add);
+				c->auth[have + add] = '\0';
+			}
+		}
+	}
+}
+
+/* ---------------------------------------------------------------- */
+/* Connections */
+
+static int
+client_dial(const struct sockaddr_storage *ss, unsigned timeout, char *err,
+    size_t errlen)
+{
+	socklen_t salen, elen;
+	struct pollfd p;
+	int fd, on = 1, e = 0, r, flags;
+
+	salen = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in);
+	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    0);
+	if (fd == -1) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	if (connect(fd, (const struct sockaddr *)ss, salen) == -1) {
+		if (errno != EINPROGRESS) {
+			snprintf(err, errlen, "%s", strerror(errno));
+			close(fd);
+			return -1;
+		}
+		p.fd = fd;
+		p.events = POLLOUT;
+		do {
+			r = poll(&p, 1, (int)timeout * 1000);
+		} while (r == -1 && errno == EINTR);
+		if (r == 0) {
+			snprintf(err, errlen, "connection timed out after %u s",
+			    timeout);
+			close(fd);
+			return -1;
+		}
+		elen = sizeof(e);
+		if (r == -1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &e,
+		    &elen) == -1 || e != 0) {
+			snprintf(err, errlen, "%s", strerror(e ? e : errno));
+			close(fd);
+			return -1;
+		}
+	}
+	if ((flags = fcntl(fd, F_GETFL)) == -1 ||
+	    fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == -1) {
+		snprintf(err, errlen, "fcntl: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	/* We write in large blocks; don't let Nagle hold back the last. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	return fd;
+}
+
+/* Ends the transport of the current attempt; quit: say QUIT first. */
+static void
+client_close(struct client_conn *c, int quit)
+{
+	struct client_reply r;
+
+	if (quit && c->io != NULL && !c->broken &&
+	    client_cmd(c, NULL, "QUIT") == 0)
+		(void)client_reply(c, &r, NULL,
+		    c->opts.command_timeout < CLIENT_QUIT_WAIT ?
+		    c->opts.command_timeout : CLIENT_QUIT_WAIT);
+	if (c->tls != NULL) {
+		if (!c->broken)
+			(void)gnutls_bye(c->tls, GNUTLS_SHUT_WR);
+		gnutls_deinit(c->tls);
+		c->tls = NULL;
+	}
+	lineio_free(&c->io);
+	if (c->fd != -1) {
+		close(c->fd);
+		c->fd = -1;
+	}
+	c->caps = 0;
+	c->broken = 0;
+	c->ntrans = 0;
+}
+
+static enum try_result
+client_ehlo(struct client_conn *c, struct client_result *res)
+{
+	struct client_reply r;
+	struct str lines;
+	int rc;
+
+	str_init(&lines, 65536);
+	if (client_cmd(c, NULL, "EHLO %s", c->opts.helo) == -1 ||
+	    (rc = client_reply(c, &r, &lines, c->opts.command_timeout)) == -1) {
+		str_free(&lines);
+		client_set(res, EX_TEMPFAIL, 0, NULL, c->peer,
+		    "EHLO: connection lost: %s", strerror(errno));
+		return TRY_NEXT;
+	}
+	if (rc == -2) {
+		str_free(&lines);
+		client_set(res, EX_PROTOCOL, 0, NULL, c->peer,
+		    "EHLO: the reply is not SMTP");
+		return TRY_NEXT;
+	}
+	if (r.code / 100 == 2) {
+		client_parse_caps(c, &lines);
+		str_free(&lines);
+		return TRY_OK;
+	}
+	str_free(&lines);
+	if (r.code / 100 == 5 && !c->broken) {
+		/* An old server: RFC 5321 3.2. */
+		c->caps = 0;
+		if (client_cmd(c, NULL, "HELO %s", c->opts.helo) == -1 ||
+		    (rc = client_reply(c, &r, NULL,
+		    c->opts.command_timeout)) == -1) {
+			client_set(res, EX_TEMPFAIL, 0, NULL, c->peer,
+			    "HELO: connection lost: %s", strerror(errno));
+			return TRY_NEXT;
+		}
+		if (rc == 0 && r.code / 100 == 2)
+			return TRY_OK;
+		if (rc == -2) {
+			client_set(res, EX_PROTOCOL, 0, NULL, c->peer,
+			    "HELO: the reply is not SMTP");
+			return TRY_NEXT;
+		}
+		client_set_reply(res, c->peer, CLIENT_PH_EHLO, &r, "HELO %s",
+		    c->opts.helo);
+		return TRY_NEXT;
+	}
+	client_set_reply(res, c->peer, CLIENT_PH_EHLO, &r, "EHLO %s",
+	    c->opts.helo);
+	return TRY_NEXT;
+}
+
+/* Lower-case hex of a digest, colons and case ignored in the pin. */
+static int
+client_pin_matches(const char *pin, const unsigned char *fp, size_t fplen)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i = 0;
+	const char *p = pin;
+
+	if (strncasecmp(p, "sha256:", 7) == 0)
+		p += 7;
+	for (; *p != '\0'; p++) {
+		if (*p == ':' || *p == ' ')
+			continue;
+		if (i >= fplen * 2)
+			return 0;
+		if (tolower((unsigned char)*p) !=
+		    hex[i % 2 == 0 ? fp[i / 2] >> 4 : fp[i / 2] & 0xf])
+			return 0;
+		i++;
+	}
+	return i == fplen * 2;
+}
+
+static enum try_result
+client_tls_start(struct client_conn *c, struct client_result *res)
+{
+	const struct client_opts *o = &c->opts;
+	const gnutls_datum_t *certs;
+	gnutls_datum_t out;
+	unsigned char fp[32];
+	unsigned int ncerts, status;
+	size_t fplen = sizeof(fp);
+	char hexfp[3 * sizeof(fp) + 1], *desc;
+	int r, verify = o->tls_verify && o->tls_pin == NULL, tries;
+	size_t i;
+
+	if (!c->tls_inited) {
+		if ((r = gnutls_global_init()) < 0) {
+			client_set(res, EX_SOFTWARE, 0, NULL, c->peer,
+			    "TLS: %s", gnutls_strerror(r));
+			return TRY_STOP;
+		}
+		c->tls_inited = 1;
+	}
+	if (c->cred == NULL) {
+		r = gnutls_certificate_allocate_credentials(&c->cred);
+		if (r < 0) {
+			client_set(res, EX_SOFTWARE, 0, NULL, c->peer,
+			    "TLS: %s", gnutls_strerror(r));
+			return TRY_STOP;
+		}
+		if (verify && (r =
+		    gnutls_certificate_set_x509_system_trust(c->cred)) < 0) {
+			client_set(res, EX_CONFIG, 0, NULL, c->peer,
+			    "TLS: cannot load the system trust store: %s",
+			    gnutls_strerror(r));
+			return TRY_STOP;
+		}
+		if (o->tls_cafile != NULL && (r =
+		    gnutls_certificate_set_x509_trust_file(c->cred,
+		    o->tls_cafile, GNUTLS_X509_FMT_PEM)) <= 0) {
+			client_set(res, EX_CONFIG, 0, NULL, c->peer,
+			    "TLS: cannot load CA file %s: %s", o->tls_cafile,
+			    r == 0 ? "no certificates in it" :
+			    gnutls_strerror(r));
+			return TRY_STOP;
+		}
+	}
+	if ((r = gnutls_init(&c->tls, GNUTLS_CLIENT | GNUTLS_NO_SIGNAL)) < 0 ||
+	    (r = gnutls_set_default_priority(c->tls)) < 0 ||
+	    (r = gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE,
+	    c->cred)) < 0 ||
+	    (!c->literal && (r = gnutls_server_name_set(c->tls,
+	    GNUTLS_NAME_DNS, c->host, strlen(c->host))) < 0)) {
+		client_set(res, EX_SOFTWARE, 0, NULL, c->peer, "TLS: %s",
+		    gnutls_strerror(r));
+		return TRY_STOP;
+	}
+	if (verify)
+		gnutls_session_set_verify_cert(c->tls, c->host, 0);
+	gnutls_transport_set_int(c->tls, c->fd);
+	gnutls_handshake_set_timeout(c->tls, o->command_timeout * 1000);
+	lineio_set_timeout(c->io, (int)o->command_timeout * 1000);
+	tries = 0;
+	do {
+		r = gnutls_handshake(c->tls);
+	} while (r < 0 && !gnutls_error_is_fatal(r) && ++tries < 1000);
+	if (r == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR) {
+		status = gnutls_session_get_verify_cert_status(c->tls);
+		desc = NULL;
+		if (gnutls_certificate_verification_status_print(status,
+		    GNUTLS_CRT_X509, &out, 0) == 0)
+			desc = (char *)out.data;
+		client_set(res, EX_UNAVAILABLE, 0, "5.7.0", c->peer,
+		    "TLS: certificate of %s not accepted: %s", c->host,
+		    desc != NULL ? desc : "verification failed");
+		gnutls_free(desc);
+		c->broken = 1;
+		return TRY_NEXT;
+	}
+	if (r < 0) {
+		int temp = r == GNUTLS_E_PULL_ERROR ||
+		    r == GNUTLS_E_PUSH_ERROR ||
+		    r == GNUTLS_E_PREMATURE_TERMINATION ||
+		    r == GNUTLS_E_TIMEDOUT || r == GNUTLS_E_AGAIN;
+
+		client_set(res, temp ? EX_TEMPFAIL : EX_PROTOCOL, 0, NULL,
+		    c->peer, "TLS handshake failed: %s", gnutls_strerror(r));
+		c->broken = 1;
+		return TRY_NEXT;
+	}
+	if (o->tls_pin != NULL) {
+		certs = gnutls_certificate_get_peers(c->tls, &ncerts);
+		if (certs == NULL || ncerts == 0 ||
+		    gnutls_fingerprint(GNUTLS_DIG_SHA256, &certs[0], fp,
+		    &fplen) < 0 || fplen != sizeof(fp)) {
+			client_set(res, EX_UNAVAILABLE, 0, "5.7.0", c->peer,
+			    "TLS: no certificate to check against the pin");
+			c->broken = 1;
+			return TRY_NEXT;
+		}
+		if (!client_pin_matches(o->tls_pin, fp, fplen)) {
+			for (i = 0; i < fplen; i++)
+				snprintf(hexfp + 3 * i, sizeof(hexfp) - 3 * i,
+				    "%02X%s", fp[i], i + 1 < fplen ? ":" : "");
+			client_set(res, EX_UNAVAILABLE, 0, "5.7.0", c->peer,
+			    "TLS: certificate of %s has fingerprint "
+			    "sha256:%s, not the pinned one", c->host, hexfp);
+			c->broken = 1;
+			return TRY_NEXT;
+		}
+	}
+	lineio_set_tls(c->io, c->tls);
+	if (c->opts.debug && (desc = gnutls_session_get_desc(c->tls)) != NULL) {
+		char note[256];
+		int n = snprintf(note, sizeof(note), "TLS %s%s", desc,
+		    verify ? ", certificate verified" :
+		    o->tls_pin != NULL ? ", certificate matches the pin" :
+		    ", certificate not checked");
+
+		client_debug(c, "*", note, n > 0 ? (size_t)n : 0);
+		gnutls_free(desc);
+	}
+	return TRY_OK;
+}
+
+/* ---------------------------------------------------------------- */
+/* AUTH (RFC 4954) */
+
+int
+client_pick_mech(const char *offered, int tls, int cleartext_ok, int xoauth2,
+    enum client_auth_mech forced)
+{
+	static const struct {
+		const char		*name;
+		enum client_auth_mech	 mech;
+	} mechs[] = {
+		{ "PLAIN", CLIENT_AUTH_PLAIN },
+		{ "LOGIN", CLIENT_AUTH_LOGIN },
+		{ "CRAM-MD5", CLIENT_AUTH_CRAM_MD5 },
+		{ "XOAUTH2", CLIENT_AUTH_XOAUTH2 },
+	};
+	/* Best first: under TLS the one-round-trip PLAIN; in the clear
+	 * only CRAM-MD5, which does not reveal the password. */
+	static const enum client_auth_mech tls_order[] = { CLIENT_AUTH_PLAIN,
+	    CLIENT_AUTH_CRAM_MD5, CLIENT_AUTH_LOGIN };
+	static const enum client_auth_mech clear_order[] = {
+	    CLIENT_AUTH_CRAM_MD5, CLIENT_AUTH_PLAIN, CLIENT_AUTH_LOGIN };
+	int have[5] = { 0 }, safe = tls || cleartext_ok;
+	const char *p = offered;
+	size_t i, n;
+
+	while (*p != '\0') {
+		while (*p == ' ')
+			p++;
+		n = strcspn(p, " ");
+		for (i = 0; i < sizeof(mechs) / sizeof(mechs[0]); i++)
+			if (strlen(mechs[i].name) == n &&
+			    strncasecmp(p, mechs[i].name, n) == 0)
+				have[mechs[i].mech] = 1;
+		p += n;
+	}
+	if (xoauth2)
+		return have[CLIENT_AUTH_XOAUTH2] && safe ? CLIENT_AUTH_XOAUTH2 :
+		    -1;
+	if (forced != CLIENT_AUTH_AUTO) {
+		if (forced == CLIENT_AUTH_XOAUTH2 || !have[forced])
+			return -1;
+		return forced == CLIENT_AUTH_CRAM_MD5 || safe ? (int)forced :
+		    -1;
+	}
+	for (i = 0; i < 3; i++) {
+		enum client_auth_mech m = tls ? tls_order[i] : clear_order[i];
+
+		if (have[m] && (m == CLIENT_AUTH_CRAM_MD5 || safe))
+			return (int)m;
+	}
+	return -1;
+}
+
+/* Appends base64 of p to out.  0 or -1. */
+static int
+client_b64(const void *p, size_t n, struct str *out)
+{
+	gnutls_datum_t in, enc;
+	int r;
+
+	in.data = (unsigned char *)(uintptr_t)p;
+	in.size = (unsigned int)n;
+	if (gnutls_base64_encode2(&in, &enc) < 0)
+		return -1;
+	r = str_append(out, enc.data, enc.size);
+	str_wipe(enc.data, enc.size);
+	gnutls_free(enc.data);
+	return r;
+}
+
+/* Sends one AUTH step (a base64 line or a command) and reads the reply. */
+static int
+client_auth_step(struct client_conn *c, const char *shown, const char *line,
+    struct client_reply *r)
+{
+	if (client_cmd(c, shown, "%s", line) == -1)
+		return -1;
+	return client_reply(c, r, NULL, c->opts.command_timeout);
+}
+
+static enum try_result
+client_auth(struct client_conn *c, struct client_result *res)
+{
+	static const char *names[] = { "", "PLAIN", "LOGIN", "CRAM-MD5",
+	    "XOAUTH2" };
+	const struct client_opts *o = &c->opts;
+	struct client_reply r;
+	struct str buf, line;
+	gnutls_datum_t chal_in, chal;
+	unsigned char digest[16];
+	char hex[33];
+	int mech, rc = -1, tls = c->tls != NULL;
+	size_t i;
+
+	if (!(c->caps & CAP_AUTH) || c->auth[0] == '\0') {
+		client_set(res, EX_NOPERM, 0, "5.7.0", c->peer,
+		    "AUTH: the server does not offer authentication%s",
+		    tls || o->tls == CLIENT_TLS_NONE ? "" :
+		    " (before TLS)");
+		return TRY_STOP;
+	}
+	mech = client_pick_mech(c->auth, tls, o->auth_cleartext_ok,
+	    o->auth_xoauth2, o->auth_mech);
+	if (mech < 0) {
+		client_set(res, EX_NOPERM, 0, "5.7.0", c->peer,
+		    "AUTH: no usable mechanism; the server offers \"%s\"%s",
+		    c->auth, !tls && !o->auth_cleartext_ok ?
+		    " (PLAIN, LOGIN and XOAUTH2 need TLS unless cleartext "
+		    "authentication is allowed)" : "");
+		return TRY_STOP;
+	}
+	str_init(&buf, CLIENT_CMD_MAX);
+	str_init(&line, CLIENT_CMD_MAX);
+	switch (mech) {
+	case CLIENT_AUTH_PLAIN:
+		/* RFC 4616: authzid NUL authcid NUL passwd */
+		if (str_appendc(&buf, '\0') == 0 &&
+		    str_appends(&buf, o->auth_user) == 0 &&
+		    str_appendc(&buf, '\0') == 0 &&
+		    str_appends(&buf, o->auth_secret) == 0 &&
+		    str_appends(&line, "AUTH PLAIN ") == 0 &&
+		    client_b64(buf.s, buf.len, &line) == 0)
+			rc = client_auth_step(c, "AUTH PLAIN ********", line.s,
+			    &r);
+		break;
+	case CLIENT_AUTH_LOGIN:
+		rc = client_auth_step(c, NULL, "AUTH LOGIN", &r);
+		if (rc == 0 && r.code == 334 &&
+		    client_b64(o->auth_user, strlen(o->auth_user), &line) == 0)
+			rc = client_auth_step(c, NULL, line.s, &r);
+		str_clear(&line);
+		if (rc == 0 && r.code == 334 &&
+		    client_b64(o->auth_secret, strlen(o->auth_secret),
+		    &line) == 0)
+			rc = client_auth_step(c, "********", line.s, &r);
+		break;
+	case CLIENT_AUTH_CRAM_MD5:
+		rc = client_auth_step(c, NULL, "AUTH CRAM-MD5", &r);
+		if (rc != 0 || r.code != 334)
+			break;
+		chal_in.data = (unsigned char *)r.text;
+		chal_in.size = (unsigned int)strlen(r.text);
+		if (gnutls_base64_decode2(&chal_in, &chal) < 0) {
+			(void)client_auth_step(c, NULL, "*", &r);
+			client_set(res, EX_PROTOCOL, 0, NULL, c->peer,
+			    "AUTH CRAM-MD5: the challenge is not base64");
+			str_free(&buf);
+			str_free(&line);
+			return TRY_STOP;
+		}
+		/* RFC 2195: user SP hex(HMAC-MD5(secret, challenge)) */
+		rc = gnutls_hmac_fast(GNUTLS_MAC_MD5, o->auth_secret,
+		    strlen(o->auth_secret), chal.data, chal.size, digest);
+		gnutls_free(chal.data);
+		if (rc < 0) {
+			(void)client_auth_step(c, NULL, "*", &r);
+			client_set(res, EX_SOFTWARE, 0, NULL, c->peer,
+			    "AUTH CRAM-MD5: %s", gnutls_strerror(rc));
+			str_free(&buf);
+			str_free(&line);
+			return TRY_STOP;
+		}
+		for (i = 0; i < sizeof(digest); i++)
+			snprintf(hex + 2 * i, sizeof(hex) - 2 * i, "%02x",
+			    digest[i]);
+		rc = -1;
+		if (str_appendf(&buf, "%s %s", o->auth_user, hex) == 0 &&
+		    client_b64(buf.s, buf.len, &line) == 0)
+			rc = client_auth_step(c, "********", line.s, &r);
+		str_wipe(digest, sizeof(digest));
+		break;
+	case CLIENT_AUTH_XOAUTH2:
+		if (str_appendf(&buf, "user=%s\001auth=Bearer %s\001\001",
+		    o->auth_user, o->auth_secret) == 0 &&
+		    str_appends(&line, "AUTH XOAUTH2 ") == 0 &&
+		    client_b64(buf.s, buf.len, &line) == 0)
+			rc = client_auth_step(c, "AUTH XOAUTH2 ********",
+			    line.s, &r);
+		/* A 334 carries the error details; answer with an empty
+		 * line to get the final reply. */
+		if (rc == 0 && r.code == 334)
+			rc = client_auth_step(c, NULL, "", &r);
+		break;
+	}
+	if (buf.s != NULL)
+		str_wipe(buf.s, buf.len);
+	if (line.s != NULL)
+		str_wipe(line.s, line.len);
+	str_free(&buf);
+	str_free(&line);
+	if (rc == -1) {
+		client_set(res, EX_TEMPFAIL, 0, NULL, c->peer,
+		    "AUTH %s: connection lost: %s", names[mech],
+		    strerror(errno));
+		return TRY_STOP;
+	}
+	if (rc == -2) {
+		client_set(res, EX_PROTOCOL, 0, NULL, c->peer,
+		    "AUTH %s: the reply is not SMTP", names[mech]);
+		return TRY_STOP;
+	}
+	if (r.code == 235)
+		return TRY_OK;
+	if (r.code == 334) {
+		/* The server wants more than the mechanism has: cancel. */
+		(void)client_auth_step(c, NULL, "*", &r);
+		client_set(res, EX_PROTOCOL, 0, NULL, c->peer,
+		    "AUTH %s: unexpected challenge", names[mech]);
+		return TRY_STOP;
+	}
+	client_set_reply(res, c->peer, CLIENT_PH_AUTH, &r,
+	    "AUTH %s as %s refused", names[mech], o->auth_user);
+	return TRY_STOP;
+}
+
+/* ---------------------------------------------------------------- */
+/* Connecting */
+
+/*
+ * One address: connect, greeting, EHLO, STARTTLS, AUTH.  On success the
+ * session is ready for MAIL.
+ */
+static enum try_result
+client_try(struct client_conn *c, const struct sockaddr_storage *ss,
+    const char *host, int literal, int implicit_tls,
+    struct client_result *res)
+{
+	const struct client_opts *o = &c->opts;
+	struct client_reply r;
+	char err[256], note[CLIENT_HOST_MAX + 64];
+	enum try_result t;
+	int port = 0, rc, n;
+
+	str_lcpy(c->host, host, sizeof(c->host));
+	c->literal = literal;
+	if (net_ntop((const struct sockaddr *)ss, c->addr, sizeof(c->addr),
+	    &port) == -1)
+		str_lcpy(c->addr, "?", sizeof(c->addr));
+	if (literal)
+		snprintf(c->peer, sizeof(c->peer), "[%s]", c->addr);
+	else
+		snprintf(c->peer, sizeof(c->peer), "%s [%s]", host, c->addr);
+	n = snprintf(note, sizeof(note), "connecting to %s port %d", c->peer,
+	    port);
+	client_debug(c, "*", note, n > 0 ? (size_t)n : 0);
+
+	if ((c->fd = client_dial(ss, o->connect_timeout, err,
+	    sizeof(err))) == -1) {
+		client_set(res, EX_TEMPFAIL, 0, NULL, c->peer,
+		    "connect to %s port %d: %s", c->peer, port, err);
+		return TRY_NEXT;
+	}
+	if ((c->io = lineio_new(c->fd, c->fd, CLIENT_LINE_MAX)) == NULL) {
+		client_set(res, EX_OSERR, 0, NULL, c->peer, "out of memory");
+		client_close(c, 0);
+		return TRY_STOP;
+	}
+	if (implicit_tls && (t = client_tls_start(c, res)) != TRY_OK) {
+		client_close(c, 0);
+		return t;
+	}
+	rc = client_reply(c, &r, NULL, o->command_timeout);
+	if (rc != 0 || r.code != 220) {
+		if (rc == -1)
+			client_set(res, EX_TEMPFAIL, 0, NULL, c->peer,
+			    "no greeting: %s", strerror(errno));
+		else if (rc == -2 || r.code / 100 == 2)
+			client_set(res, EX_PROTOCOL, 0, NULL, c->peer,
+			    "the greeting is not SMTP");
+		else
+			client_set_reply(res, c->peer, CLIENT_PH_GREETING, &r,
+			    "greeting");
+		client_close(c, rc == 0);
+		return TRY_NEXT;
+	}
+	if ((t = client_ehlo(c, res)) != TRY_OK) {
+		client_close(c, 1);
+		return t;
+	}
+	if ((o->tls == CLIENT_TLS_OPPORTUNISTIC ||
+	    o->tls == CLIENT_TLS_REQUIRE) && c->tls == NULL) {
+		if (!(c->caps & CAP_STARTTLS)) {
+			if (o->tls == CLIENT_TLS_REQUIRE) {
+				client_set(res, EX_UNAVAILABLE, 0, "5.7.10",
+				    c->peer, "the server does not offer "
+				    "STARTTLS, and TLS is required");
+				client_close(c, 1);
+				return TRY_NEXT;
+			}
+		} else {
+			if (client_cmd(c, NULL, "STARTTLS") == -1 ||
+			    (rc = client_reply(c, &r, NULL,
+			    o->command_timeout)) == -1) {
+				client_set(res, EX_TEMPFAIL, 0, NULL, c->peer,
+				    "STARTTLS: connection lost: %s",
+				    strerror(errno));
+				client_close(c, 0);
+				return TRY_NEXT;
+			}
+			if (rc == -2) {
+				client_set(res, EX_PROTOCOL, 0, NULL, c->peer,
+				    "STARTTLS: the reply is not SMTP");
+				client_close(c, 0);
+				return TRY_NEXT;
+			}
+			if (r.code != 220) {
+				client_set_reply(res, c->peer,
+				    CLIENT_PH_STARTTLS, &r, "STARTTLS");
+				if (o->tls == CLIENT_TLS_REQUIRE ||
+				    r.code == 421) {
+					if (res->exit_status != EX_TEMPFAIL)
+						res->exit_status =
+						    EX_UNAVAILABLE;
+					client_close(c, 1);
+					return TRY_NEXT;
+				}
+				/* Opportunistic: carry on in the clear. */
+				goto tls_done;
+			}
+			/* RFC 3207 5: nothing may come before the handshake. */
+			if (lineio_pending(c->io) > 0) {
+				client_set(res, EX_PROTOCOL, 0, NULL, c->peer,
+				    "STARTTLS: data after the 220 reply "
+				    "(injection attempt?)");
+				client_close(c, 0);
+				return TRY_NEXT;
+			}
+			if ((t = client_tls_start(c, res)) != TRY_OK) {
+				client_close(c, 0);
+				return t;
+			}
+			/* RFC 3207 4.2: forget what we knew; ask again. */
+			if ((t = client_ehlo(c, res)) != TRY_OK) {
+				client_close(c, 1);
+				return t;
+			}
+		}
+	}
+tls_done:
+	if (o->auth_user != NULL && (t = client_auth(c, res)) != TRY_OK) {
+		client_close(c, 1);
+		return t;
+	}
+	return TRY_OK;
+}
+
+static int
+client_host_eq(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (la > 0 && a[la - 1] == '.')
+		la--;
+	if (lb > 0 && b[lb - 1] == '.')
+		lb--;
+	return la == lb && strncasecmp(a, b, la) == 0;
+}
+
+/*
+ * Tries every address of the destination in order.  0 connected, -1 not
+ * (res says why).  *unresolved is set when the name led to no address at
+ * all (the case for the gateway).
+ */
+static int
+client_route(struct client_conn *c, const struct dial *d,
+    struct client_result *res, int *unresolved)
+{
+	struct sockaddr_storage addrs[DNS_ADDR_MAX];
+	struct dns_mx mx[DNS_MX_MAX];
+	struct client_result one;
+	struct addrinfo hints, *ai = NULL, *a;
+	enum dns_status st;
+	enum try_result t;
+	char port[8], note[CLIENT_HOST_MAX + 64];
+	size_t nmx, na, i, j, nbusted = 0;
+	int tries = 0, r, n, any_temp_dns = 0;
+	int implicit = d->implicit_tls || c->opts.tls == CLIENT_TLS_IMPLICIT;
+
+	*unresolved = 0;
+	memset(res, 0, sizeof(*res));
+	res->exit_status = -1;
+	if (d->kind == DIAL_HOST) {
+		memset(&hints, 0, sizeof(hints));
+		hints.ai_socktype = SOCK_STREAM;
+		hints.ai_flags = d->literal ? AI_NUMERICHOST : 0;
+		snprintf(port, sizeof(port), "%u", d->port);
+		if ((r = getaddrinfo(d->host, port, &hints, &ai)) != 0) {
+			if (r == EAI_NONAME
+#ifdef EAI_NODATA
+			    || r == EAI_NODATA
+#endif
+			    ) {
+				*unresolved = 1;
+				client_set(res, EX_NOHOST, 0, "5.1.2", d->host,
+				    "host %s not found", d->host);
+			} else
+				client_set(res, EX_TEMPFAIL, 0, "4.4.3",
+				    d->host, "cannot look up %s: %s", d->host,
+				    r == EAI_SYSTEM ? strerror(errno) :
+				    gai_strerror(r));
+			return -1;
+		}
+		for (a = ai; a != NULL && tries < CLIENT_TRIES_MAX;
+		    a = a->ai_next) {
+			struct sockaddr_storage ss;
+
+			if (a->ai_addrlen > sizeof(ss))
+				continue;
+			memset(&ss, 0, sizeof(ss));
+			memcpy(&ss, a->ai_addr, a->ai_addrlen);
+			tries++;
+			t = client_try(c, &ss, d->host, d->literal, implicit,
+			    &one);
+			if (t == TRY_OK) {
+				freeaddrinfo(ai);
+				return 0;
+			}
+			client_merge(res, &one);
+			if (t == TRY_STOP)
+				break;
+		}
+		freeaddrinfo(ai);
+		return -1;
+	}
+
+	st = dns_mx(d->host, mx, DNS_MX_MAX, &nmx);
+	switch (st) {
+	case DNS_OK:
+		break;
+	case DNS_NODATA:
+		/* RFC 5321 5.1: no MX, so the domain is its own MX. */
+		str_lcpy(mx[0].host, d->host, sizeof(mx[0].host));
+		mx[0].pref = 0;
+		nmx = 1;
+		break;
+	case DNS_NULLMX:
+		client_set(res, EX_NOHOST, 556, "5.1.10", d->host,
+		    "%s accepts no mail (null MX, RFC 7505)", d->host);
+		return -1;
+	case DNS_NXDOMAIN:
+		*unresolved = 1;
+		client_set(res, EX_NOHOST, 0, "5.1.2", d->host,
+		    "no such domain: %s", d->host);
+		return -1;
+	case DNS_TEMPFAIL:
+		client_set(res, EX_TEMPFAIL, 0, "4.4.3", d->host,
+		    "DNS lookup of the MX of %s failed; will retry", d->host);
+		return -1;
+	}
+	for (i = 0; i < nmx && tries < CLIENT_TRIES_MAX; i++) {
+		int busted = 0;
+
+		for (j = 0; c->opts.busted_mx != NULL &&
+		    c->opts.busted_mx[j] != NULL && j < CLIENT_BUSTED_MAX; j++)
+			if (client_host_eq(c->opts.busted_mx[j], mx[i].host))
+				busted = 1;
+		if (busted) {
+			n = snprintf(note, sizeof(note),
+			    "skipping busted MX %s", mx[i].host);
+			client_debug(c, "*", note, n > 0 ? (size_t)n : 0);
+			nbusted++;
+			continue;
+		}
+		st = dns_addrs(mx[i].host, d->port, addrs, DNS_ADDR_MAX, &na);
+		if (st != DNS_OK) {
+			n = snprintf(note, sizeof(note), "MX %s: %s",
+			    mx[i].host, dns_status_str(st));
+			client_debug(c, "*", note, n > 0 ? (size_t)n : 0);
+			if (st == DNS_TEMPFAIL)
+				any_temp_dns = 1;
+			continue;
+		}
+		for (j = 0; j < na && tries < CLIENT_TRIES_MAX; j++) {
+			tries++;
+			t = client_try(c, &addrs[j], mx[i].host, 0, implicit,
+			    &one);
+			if (t == TRY_OK)
+				return 0;
+			client_merge(res, &one);
+			if (t == TRY_STOP)
+				return -1;
+		}
+	}
+	if (tries > 0) {
+		if (any_temp_dns && res->exit_status != EX_TEMPFAIL)
+			client_set(res, EX_TEMPFAIL, 0, "4.4.3", NULL,
+			    "%s (and the DNS lookup of another MX host failed)",
+			    res->text);
+		return -1;
+	}
+	if (any_temp_dns)
+		client_set(res, EX_TEMPFAIL, 0, "4.4.3", d->host,
+		    "DNS lookup of the mail hosts of %s failed; will retry",
+		    d->host);
+	else if (nbusted > 0)
+		client_set(res, EX_TEMPFAIL, 0, "4.4.1", d->host,
+		    "every usable MX host of %s is marked busted", d->host);
+	else {
+		*unresolved = 1;
+		client_set(res, EX_NOHOST, 0, "5.1.2", d->host,
+		    "no address for the mail hosts of %s", d->host);
+	}
+	return -1;
+}
+
+struct client_conn *
+client_connect(const char *dest, const struct client_opts *opts,
+    struct client_result *res)
+{
+	struct client_conn *c;
+	struct client_result gres;
+	struct dial d;
+	char err[256], note[300];
+	int unresolved, n;
+
+	memset(res, 0, sizeof(*res));
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		client_set(res, EX_OSERR, 0, NULL, dest, "out of memory");
+		return NULL;
+	}
+	c->opts = *opts;
+	c->fd = -1;
+	if (c->opts.helo == NULL || c->opts.helo[0] == '\0')
+		c->opts.helo = "localhost";
+	if (c->opts.connect_timeout == 0)
+		c->opts.connect_timeout = DEF_CONNECT_TIMEOUT;
+	if (c->opts.command_timeout == 0)
+		c->opts.command_timeout = DEF_COMMAND_TIMEOUT;
+	if (c->opts.data_timeout == 0)
+		c->opts.data_timeout = DEF_DATA_TIMEOUT;
+	if (c->opts.auth_user != NULL && c->opts.auth_secret == NULL) {
+		client_set(res, EX_CONFIG, 0, NULL, dest,
+		    "AUTH as %s wanted, but no secret given",
+		    c->opts.auth_user);
+		free(c);
+		return NULL;
+	}
+	if (dial_parse(dest, &d, err, sizeof(err)) == -1) {
+		client_set(res, EX_USAGE, 0, NULL, dest,
+		    "bad destination \"%.100s\": %s", dest, err);
+		free(c);
+		return NULL;
+	}
+	if (client_route(c, &d, res, &unresolved) == 0)
+		return c;
+	if (unresolved && c->opts.gateway != NULL) {
+		n = snprintf(note, sizeof(note), "%s; trying the gateway %s",
+		    res->text, c->opts.gateway);
+		client_debug(c, "*", note, n > 0 ? (size_t)n : 0);
+		if (dial_parse(c->opts.gateway, &d, err, sizeof(err)) == -1) {
+			client_set(res, EX_USAGE, 0, NULL, c->opts.gateway,
+			    "bad gateway \"%.100s\": %s", c->opts.gateway, err);
+		} else if (client_route(c, &d, &gres, &unresolved) == 0)
+			return c;
+		else
+			*res = gres;
+	}
+	client_quit(&c);
+	return NULL;
+}
+
+const char *
+client_peer(const struct client_conn *c)
+{
+	return c->peer;
+}
+
+int
+client_tls_active(const struct client_conn *c)
+{
+	return c->tls != NULL;
+}
+
+void
+client_quit(struct client_conn **cp)
+{
+	struct client_conn *c = *cp;
+
+	if (c == NULL)
+		return;
+	client_close(c, 1);
+	if (c->cred != NULL)
+		gnutls_certificate_free_credentials(c->cred);
+	if (c->tls_inited)
+		gnutls_global_deinit();
+	free(c);
+	*cp = NULL;
+}
+
+/* ---------------------------------------------------------------- */
+/* Sending */
+
+void
+client_stuff_init(struct client_stuffer *st)
+{
+	st->bol = 1;
+	st->cr = 0;
+}
+
+int
+client_stuff(struct client_stuffer *st, const char *in, size_t len,
+    struct str *out)
+{
+	size_t i = 0, run;
+
+	while (i < len) {
+		if (st->cr) {
+			/* The CR before was a line end; LF completes it. */
+			st->cr = 0;
+			if (in[i] == '\n') {
+				i++;
+				continue;
+			}
+		}
+		if (st->bol && in[i] == '.' && str_appendc(out, '.') == -1)
+			return -1;
+		st->bol = 0;
+		for (run = i; run < len && in[run] != '\r' && in[run] != '\n';
+		    run++)
+			;
+		if (str_append(out, in + i, run - i) == -1)
+			return -1;
+		i = run;
+		if (i < len) {
+			if (str_append(out, "\r\n", 2) == -1)
+				return -1;
+			st->cr = in[i] == '\r';
+			st->bol = 1;
+			i++;
+		}
+	}
+	return 0;
+}
+
+int
+client_stuff_end(struct client_stuffer *st, struct str *out)
+{
+	if (!st->bol && str_append(out, "\r\n", 2) == -1)
+		return -1;
+	st->bol = 1;
+	return str_append(out, ".\r\n", 3);
+}
+
+/* Sends the message and the final dot.  0, -1 I/O error, -2 local read
+ * error (err says which). */
+static int
+client_send_data(struct client_conn *c, struct client_msg *m, char *err,
+    size_t errlen)
+{
+	struct client_stuffer st;
+	struct str out;
+	char *buf = NULL, note[64];
+	unsigned long long total = 0;
+	size_t off = 0, n;
+	ssize_t rd;
+	int r = 0, k;
+
+	str_init(&out, 2 * CLIENT_CHUNK + 8);
+	client_stuff_init(&st);
+	lineio_set_timeout(c->io, (int)c->opts.command_timeout * 1000);
+	if (m->fd != -1 && (buf = malloc(CLIENT_CHUNK)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -2;
+	}
+	for (;;) {
+		if (m->fd != -1) {
+			rd = read(m->fd, buf, CLIENT_CHUNK);
+			if (rd == -1 && errno == EINTR)
+				continue;
+			if (rd == -1) {
+				snprintf(err, errlen, "reading the message: %s",
+				    strerror(errno));
+				r = -2;
+				break;
+			}
+			if (rd == 0)
+				break;
+			r = client_stuff(&st, buf, (size_t)rd, &out);
+			total += (unsigned long long)rd;
+		} else {
+			if (off == m->datalen)
+				break;
+			n = m->datalen - off < CLIENT_CHUNK ?
+			    m->datalen - off : CLIENT_CHUNK;
+			r = client_stuff(&st, m->data + off, n, &out);
+			off += n;
+			total += n;
+		}
+		if (r == -1 || (out.len >= CLIENT_CHUNK &&
+		    (r = lineio_write(c->io, out.s, out.len)) == -1))
+			break;
+		if (out.len >= CLIENT_CHUNK)
+			str_clear(&out);
+	}
+	/* The last block carries the final dot: one write, no stall. */
+	if (r == 0 && (client_stuff_end(&st, &out) == -1 ||
+	    lineio_write(c->io, out.s, out.len) == -1 ||
+	    lineio_flush(c->io) == -1))
+		r = -1;
+	free(buf);
+	str_free(&out);
+	if (r == 0) {
+		k = snprintf(note, sizeof(note), "(%llu bytes of message)",
+		    total);
+		client_debug(c, "->", note, k > 0 ? (size_t)k : 0);
+		client_debug(c, "->", ".", 1);
+	}
+	if (r == -1)
+		c->broken = 1;
+	return r;
+}
+
+/* Gives a recipient the outcome of a reply. */
+static void
+client_rcpt_set(struct client_rcpt *rc, const struct client_reply *r,
+    enum client_phase ph)
+{
+	rc->code = r->code;
+	str_lcpy(rc->status, r->status, sizeof(rc->status));
+	str_lcpy(rc->text, r->text, sizeof(rc->text));
+	rc->exit_status = client_classify(r->code, r->status, ph);
+}
+
+static void
+client_rcpt_fail(struct client_rcpt *rc, int ex, const char *text)
+{
+	rc->code = 0;
+	rc->status[0] = '\0';
+	str_lcpy(rc->text, text, sizeof(rc->text));
+	rc->exit_status = ex;
+}
+
+int
+client_send(struct client_conn *c, struct client_msg *m,
+    struct client_result *res)
+{
+	enum { CMD_RSET, CMD_MAIL, CMD_RCPT, CMD_DATA };
+	struct client_reply r, mail_r;
+	struct str params;
+	struct stat sb;
+	char err[256];
+	long long size = -1;
+	off_t pos;
+	size_t i, ncmd, sent, done, group, accepted = 0, worst_i = 0;
+	int rset, mail_ok = 0, rc, worst = -1, lost = 0;
+	int data_code = 0;
+	struct client_reply data_r;
+
+	memset(res, 0, sizeof(*res));
+	str_lcpy(res->host, c->peer, sizeof(res->host));
+	for (i = 0; i < m->nrcpts; i++) {
+		m->rcpts[i].code = 0;
+		m->rcpts[i].status[0] = '\0';
+		m->rcpts[i].text[0] = '\0';
+		m->rcpts[i].exit_status = EX_TEMPFAIL;
+	}
+	if (m->nrcpts == 0) {
+		client_set(res, EX_USAGE, 0, NULL, NULL, "no recipients");
+		return res->exit_status;
+	}
+	if (c->io == NULL || c->broken) {
+		client_set(res, EX_TEMPFAIL, 0, "4.4.2", NULL,
+		    "the connection to %s is lost", c->peer);
+		goto allfail;
+	}
+	if (m->smtputf8 && !(c->caps & CAP_SMTPUTF8)) {
+		/* RFC 6531 3.4: no downgrade; say so. */
+		client_set(res, EX_DATAERR, 0, "5.6.7", NULL,
+		    "the addresses need SMTPUTF8, which %s does not offer",
+		    c->peer);
+		goto allfail;
+	}
+	if (m->fd != -1) {
+		if (fstat(m->fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
+		    (pos = lseek(m->fd, 0, SEEK_CUR)) != (off_t)-1)
+			size = (long long)(sb.st_size - pos);
+	} else
+		size = (long long)m->datalen;
+	if ((c->caps & CAP_SIZE) && c->size_max > 0 && size >= 0 &&
+	    (unsigned long long)size > c->size_max) {
+		/* RFC 1870: no point sending what will be refused. */
+		client_set(res, EX_DATAERR, 552, "5.3.4", NULL,
+		    "the message (%lld bytes) is larger than %s accepts "
+		    "(SIZE %llu)", size, c->peer, c->size_max);
+		goto allfail;
+	}
+
+	str_init(&params, 1024);
+	if ((c->caps & CAP_SIZE) && size >= 0)
+		(void)str_appendf(&params, " SIZE=%lld", size);
+	if (m->eightbit && (c->caps & CAP_8BITMIME))
+		(void)str_appends(&params, " BODY=8BITMIME");
+	if (m->smtputf8)
+		(void)str_appends(&params, " SMTPUTF8");
+	if ((c->caps & CAP_DSN) && m->ret != NULL)
+		(void)str_appendf(&params, " RET=%s", m->ret);
+	if ((c->caps & CAP_DSN) && m->envid != NULL)
+		(void)str_appendf(&params, " ENVID=%s", m->envid);
+
+	/* Commands in order: [RSET] MAIL RCPT... DATA. */
+	rset = c->ntrans > 0;
+	c->ntrans++;
+	ncmd = (size_t)rset + 1 + m->nrcpts + 1;
+	group = (c->caps & CAP_PIPELINING) ? CLIENT_PIPE_GROUP : 1;
+	memset(&mail_r, 0, sizeof(mail_r));
+	memset(&data_r, 0, sizeof(data_r));
+	for (sent = done = 0; done < ncmd && !lost; ) {
+		/* Queue a group (RFC 2920: DATA ends it). */
+		while (sent < ncmd && sent - done < group) {
+			size_t k = sent - (size_t)rset;
+
+			if (rset && sent == 0)
+				rc = client_cmd(c, NULL, "RSET");
+			else if (k == 0)
+				rc = client_cmd(c, NULL, "MAIL FROM:<%s>%s",
+				    m->sender, str_cstr(&params));
+			else if (k <= m->nrcpts) {
+				const struct client_rcpt *rp = &m->rcpts[k - 1];
+
+				if (!mail_ok && group == 1)
+					break;	/* not worth asking */
+				rc = client_cmd(c, NULL, "RCPT TO:<%s>%s%s%s%s",
+				    rp->addr,
+				    (c->caps & CAP_DSN) && rp->notify ?
+				    " NOTIFY=" : "",
+				    (c->caps & CAP_DSN) && rp->notify ?
+				    rp->notify : "",
+				    (c->caps & CAP_DSN) && rp->orcpt ?
+				    " ORCPT=" : "",
+				    (c->caps & CAP_DSN) && rp->orcpt ?
+				    rp->orcpt : "");
+			} else {
+				if (group == 1 && (!mail_ok || accepted == 0))
+					break;
+				rc = client_cmd(c, NULL, "DATA");
+			}
+			if (rc == -1) {
+				client_set(res, EX_TEMPFAIL, 0, NULL, NULL,
+				    "connection lost: %s", strerror(errno));
+				lost = 1;
+				break;
+			}
+			sent++;
+		}
+		if (sent == done)
+			break;	/* nothing more worth sending */
+		/* Read the group's replies. */
+		for (; done < sent && !lost; done++) {
+			size_t k = done - (size_t)rset;
+
+			rc = client_reply(c, &r, NULL,
+			    c->opts.command_timeout);
+			if (rc != 0) {
+				lost = 1;
+				client_set(res, rc == -2 ? EX_PROTOCOL :
+				    EX_TEMPFAIL, 0, NULL, NULL, "%s",
+				    rc == -2 ? "the reply is not SMTP" :
+				    "connection lost");
+				if (rc == -1)
+					snprintf(res->text, sizeof(res->text),
+					    "connection lost: %s",
+					    strerror(errno));
+				break;
+			}
+			if (rset && done == 0) {
+				if (r.code / 100 != 2) {
+					client_set_reply(res, NULL,
+					    CLIENT_PH_MAIL, &r, "RSET");
+					res->exit_status = EX_TEMPFAIL;
+					c->broken = 1;
+					lost = 1;
+				}
+			} else if (k == 0) {
+				mail_r = r;
+				mail_ok = r.code / 100 == 2;
+			} else if (k <= m->nrcpts) {
+				struct client_rcpt *rp = &m->rcpts[k - 1];
+
+				if (!mail_ok)
+					client_rcpt_set(rp, &mail_r,
+					    CLIENT_PH_MAIL);
+				else {
+					client_rcpt_set(rp, &r, CLIENT_PH_RCPT);
+					if (r.code / 100 == 2)
+						accepted++;
+				}
+			} else {
+				data_r = r;
+				data_code = r.code;
+			}
+		}
+	}
+	str_free(&params);
+
+	if (lost) {
+		if (res->exit_status == EX_OK && res->text[0] == '\0')
+			client_set(res, EX_TEMPFAIL, 0, NULL, NULL,
+			    "connection lost while sending commands");
+		/* Whatever was not settled is lost with the connection. */
+		for (i = 0; i < m->nrcpts; i++)
+			if (m->rcpts[i].code == 0 ||
+			    m->rcpts[i].code / 100 == 2)
+				client_rcpt_fail(&m->rcpts[i],
+				    res->exit_status, res->text);
+		goto summary;
+	}
+	if (data_code == 354 && (!mail_ok || accepted == 0)) {
+		/* RFC 2920 3.1: a 354 must be answered; send nothing. */
+		if (lineio_write(c->io, ".\r\n", 3) == -1 ||
+		    client_reply(c, &r, NULL, c->opts.data_timeout) != 0)
+			c->broken = 1;
+	}
+	if (!mail_ok) {
+		/* Without pipelining the RCPTs were never sent. */
+		for (i = 0; i < m->nrcpts; i++)
+			client_rcpt_set(&m->rcpts[i], &mail_r, CLIENT_PH_MAIL);
+		client_set_reply(res, c->peer, CLIENT_PH_MAIL, &mail_r,
+		    "MAIL FROM:<%s> refused", m->sender);
+		return res->exit_status;
+	}
+	if (accepted == 0)
+		goto summary;
+	if (data_code != 354) {
+		for (i = 0; i < m->nrcpts; i++)
+			if (m->rcpts[i].code / 100 == 2) {
+				client_rcpt_set(&m->rcpts[i], &data_r,
+				    CLIENT_PH_DATA);
+				/* 2xx to DATA is no invitation to send. */
+				if (m->rcpts[i].exit_status == EX_OK)
+					m->rcpts[i].exit_status = EX_PROTOCOL;
+			}
+		goto summary;
+	}
+	rc = client_send_data(c, m, err, sizeof(err));
+	if (rc == -2) {
+		/* We cannot end the data cleanly: drop the connection so
+		 * the server discards what it got. */
+		c->broken = 1;
+		for (i = 0; i < m->nrcpts; i++)
+			if (m->rcpts[i].code / 100 == 2)
+				client_rcpt_fail(&m->rcpts[i], EX_IOERR, err);
+		client_set(res, EX_IOERR, 0, NULL, NULL, "%s", err);
+		return EX_IOERR;
+	}
+	if (rc == 0)
+		rc = client_reply(c, &r, NULL, c->opts.data_timeout);
+	if (rc != 0) {
+		snprintf(err, sizeof(err), "%s after the message data%s%s",
+		    rc == -2 ? "garbled reply" : "connection lost",
+		    rc == -1 ? ": " : "", rc == -1 ? strerror(errno) : "");
+		for (i = 0; i < m->nrcpts; i++)
+			if (m->rcpts[i].code / 100 == 2)
+				client_rcpt_fail(&m->rcpts[i],
+				    rc == -2 ? EX_PROTOCOL : EX_TEMPFAIL, err);
+		goto summary;
+	}
+	for (i = 0; i < m->nrcpts; i++)
+		if (m->rcpts[i].code / 100 == 2)
+			client_rcpt_set(&m->rcpts[i], &r, CLIENT_PH_DOT);
+	if (r.code / 100 == 2)
+		client_set(res, EX_OK, r.code, r.status, c->peer,
+		    "sent: %d %s", r.code, r.text);
+
+summary:
+	/* The worst recipient decides (permanent over temporary). */
+	for (i = 0; i < m->nrcpts; i++) {
+		int sev = client_severity(m->rcpts[i].exit_status);
+
+		if (worst == -1 || sev > client_severity(worst)) {
+			worst = m->rcpts[i].exit_status;
+			worst_i = i;
+		}
+	}
+	if (worst != EX_OK) {
+		struct client_rcpt *rp = &m->rcpts[worst_i];
+
+		if (rp->code != 0)
+			client_set(res, worst, rp->code, rp->status, c->peer,
+			    "<%s>: %d %s", rp->addr, rp->code, rp->text);
+		else
+			client_set(res, worst, 0, NULL, c->peer, "<%s>: %s",
+			    rp->addr, rp->text);
+	}
+	return res->exit_status;
+
+allfail:
+	for (i = 0; i < m->nrcpts; i++) {
+		m->rcpts[i].code = res->code;
+		str_lcpy(m->rcpts[i].status, res->status,
+		    sizeof(m->rcpts[i].status));
+		str_lcpy(m->rcpts[i].text, res->text,
+		    sizeof(m->rcpts[i].text));
+		m->rcpts[i].exit_status = res->exit_status;
+	}
+	return res->exit_status;
+}

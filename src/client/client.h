@@ -1,0 +1,158 @@
+/*
+ * client: the SMTP client library, used by smtp(1) and by the queue's relay
+ * delivery.
+ *
+ * client_connect() finds the server (a dial string, or a mail domain's MX
+ * hosts tried in preference order and each host's addresses in turn),
+ * reads the greeting, says EHLO, starts TLS and authenticates as the
+ * options say.  client_send() runs one mail transaction on that connection
+ * (pipelined when the server offers PIPELINING) and may be called again
+ * for more messages.  client_quit() ends the session.
+ *
+ * Results are sysexits(3) statuses: EX_TEMPFAIL for every 4xx reply,
+ * connection failure and temporary DNS failure, so callers requeue;
+ * permanent statuses otherwise.  Callers should ignore SIGPIPE.
+ */
+#ifndef CLIENT_H
+#define CLIENT_H
+
+#include <stddef.h>
+
+#include "lib/str.h"
+
+#define CLIENT_HOST_MAX		256
+#define CLIENT_TEXT_MAX		512
+#define CLIENT_BUSTED_MAX	100	/* -b entries, as in Plan 9 */
+
+enum client_tls {
+	CLIENT_TLS_NONE,		/* never */
+	CLIENT_TLS_OPPORTUNISTIC,	/* STARTTLS when offered (smtp -s) */
+	CLIENT_TLS_REQUIRE,		/* STARTTLS or fail */
+	CLIENT_TLS_IMPLICIT,		/* TLS before the banner (smtps, port 465, smtp -t) */
+};
+
+/* The AUTH mechanism to use; CLIENT_AUTH_AUTO picks the best offered. */
+enum client_auth_mech {
+	CLIENT_AUTH_AUTO,
+	CLIENT_AUTH_PLAIN,
+	CLIENT_AUTH_LOGIN,
+	CLIENT_AUTH_CRAM_MD5,
+	CLIENT_AUTH_XOAUTH2,
+};
+
+struct client_opts {
+	const char	*helo;		/* EHLO name */
+	enum client_tls	 tls;
+	int		 tls_verify;	/* 1: verify cert against trust store + host name */
+	const char	*tls_cafile;	/* extra CA file, or NULL */
+	const char	*tls_pin;	/* "sha256:HEX" fingerprint pin, or NULL */
+	const char	*auth_user;	/* NULL: no AUTH */
+	const char	*auth_secret;	/* password or OAuth token */
+	int		 auth_xoauth2;	/* the secret is a token */
+	int		 auth_cleartext_ok;	/* PLAIN/LOGIN allowed without TLS */
+	unsigned	 connect_timeout, command_timeout, data_timeout;	/* seconds */
+	int		 debug;		/* transcript on stderr, secrets redacted */
+	const char	**busted_mx;	/* MX hosts to skip (-b), NULL-terminated */
+	const char	*gateway;	/* fallback dial string (-g), or NULL */
+	/* Additions: */
+	enum client_auth_mech auth_mech;	/* CLIENT_AUTH_AUTO unless forced */
+};
+
+struct client_result {
+	int	exit_status;	/* sysexits.h: EX_OK, EX_TEMPFAIL (every 4xx/connection/DNS temp
+				   failure), EX_DATAERR, EX_NOUSER, EX_NOHOST, EX_UNAVAILABLE,
+				   EX_PROTOCOL, EX_NOPERM (auth refused), EX_CONFIG ... */
+	int	code;		/* the deciding SMTP reply code, 0 if none */
+	char	host[CLIENT_HOST_MAX];	/* the host that said it (name and [address]) */
+	char	text[CLIENT_TEXT_MAX];	/* one line: what happened, quoting the server */
+	int	permanent;	/* 1 if retrying cannot help */
+	/* Additions: */
+	char	status[16];	/* the deciding enhanced status code, "" if none */
+};
+
+struct client_rcpt {
+	const char	*addr;		/* mailbox without <> */
+	const char	*notify;	/* RFC 3461 NOTIFY value or NULL */
+	const char	*orcpt;		/* RFC 3461 ORCPT value (xtext, as sent) or NULL */
+	/* filled in by client_send(): */
+	int		 code;		/* last SMTP reply code for this recipient, 0 if never tried */
+	char		 status[16];	/* enhanced status code, "" if none */
+	char		 text[CLIENT_TEXT_MAX];	/* the server's reply text (one line) */
+	/* Addition: */
+	int		 exit_status;	/* sysexits status of this recipient's outcome */
+};
+
+struct client_msg {
+	const char	*sender;	/* "" for the null sender */
+	struct client_rcpt *rcpts;
+	size_t		 nrcpts;
+	const char	*envid, *ret;	/* RFC 3461 (as sent), or NULL */
+	int		 smtputf8;	/* needs SMTPUTF8 */
+	int		 eightbit;	/* send BODY=8BITMIME */
+	int		 fd;		/* message data: read from fd (CRLF or LF lines,
+					   NOT dot-stuffed; the library dot-stuffs) ... */
+	const char	*data;		/* ... or from this buffer when fd == -1 */
+	size_t		 datalen;
+};
+
+struct client_conn;
+
+/*
+ * Dials dest (dial string or domain for MX), greets, EHLO, STARTTLS, AUTH
+ * as opts say.  opts and the strings it points to must stay valid until
+ * client_quit().  NULL on failure with *res filled (code, text, exit
+ * status).
+ */
+struct client_conn *client_connect(const char *dest,
+	    const struct client_opts *, struct client_result *res);
+/*
+ * Sends one message on an open connection (RSET between messages is the
+ * library's job).  Returns the sysexits status of the worst outcome (a
+ * permanent failure ranks above a temporary one); per-recipient results
+ * in msg->rcpts.  When MAIL or the data is refused, every recipient gets
+ * that reply.  res describes the deciding reply (the final 250 when all
+ * went well).
+ */
+int	client_send(struct client_conn *, struct client_msg *,
+	    struct client_result *res);
+/* QUIT and close; sets *cp to NULL. */
+void	client_quit(struct client_conn **cp);
+
+/* "name [address]" of the server we are talking to. */
+const char *client_peer(const struct client_conn *);
+/* 1 if the session is encrypted. */
+int	client_tls_active(const struct client_conn *);
+
+/*
+ * The pure parts, exposed for tests.
+ */
+enum client_phase {
+	CLIENT_PH_CONNECT, CLIENT_PH_GREETING, CLIENT_PH_EHLO,
+	CLIENT_PH_STARTTLS, CLIENT_PH_AUTH, CLIENT_PH_MAIL, CLIENT_PH_RCPT,
+	CLIENT_PH_DATA, CLIENT_PH_DOT,
+};
+/* The sysexits status for an SMTP reply (code, enhanced status or "")
+ * received in phase; EX_OK for 2xx/3xx. */
+int	client_classify(int code, const char *status, enum client_phase);
+/* Ranks exit statuses: 0 for EX_OK, 1 for EX_TEMPFAIL, 2 for the rest. */
+int	client_severity(int exit_status);
+
+/* Dot-stuffing and line-ending normalisation of message data. */
+struct client_stuffer {
+	int	bol;	/* at the start of a line */
+	int	cr;	/* the last byte seen was a CR */
+};
+void	client_stuff_init(struct client_stuffer *);
+/* Appends the wire form of in (LF, CRLF or lone CR line ends; lone CR and
+ * LF become CRLF, a leading dot is doubled) to out.  0, or -1 when out is
+ * full. */
+int	client_stuff(struct client_stuffer *, const char *in, size_t len,
+	    struct str *out);
+/* Ends the data: a CRLF if the last line lacked one, then ".\r\n". */
+int	client_stuff_end(struct client_stuffer *, struct str *out);
+/* Picks the AUTH mechanism from the server's list ("PLAIN LOGIN ...").
+ * -1 if none fits. */
+int	client_pick_mech(const char *offered, int tls, int cleartext_ok,
+	    int xoauth2, enum client_auth_mech forced);
+
+#endif

@@ -1,0 +1,204 @@
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "client/client.h"
+#include "tests.h"
+
+static void
+test_classify(void)
+{
+	static const struct {
+		int code;
+		const char *status;
+		enum client_phase ph;
+		int want;
+	} rows[] = {
+		{ 250, "2.0.0", CLIENT_PH_DOT, EX_OK },
+		{ 354, "", CLIENT_PH_DATA, EX_OK },
+		{ 421, "4.3.2", CLIENT_PH_GREETING, EX_TEMPFAIL },
+		{ 450, "", CLIENT_PH_RCPT, EX_TEMPFAIL },
+		{ 451, "4.7.1", CLIENT_PH_RCPT, EX_TEMPFAIL },
+		{ 452, "4.5.3", CLIENT_PH_RCPT, EX_TEMPFAIL },
+		{ 454, "4.7.0", CLIENT_PH_AUTH, EX_TEMPFAIL },
+		{ 550, "5.1.1", CLIENT_PH_RCPT, EX_NOUSER },
+		{ 550, "", CLIENT_PH_RCPT, EX_NOUSER },
+		{ 553, "5.1.3", CLIENT_PH_RCPT, EX_NOUSER },
+		{ 550, "5.1.2", CLIENT_PH_RCPT, EX_NOHOST },
+		{ 556, "5.1.10", CLIENT_PH_RCPT, EX_NOHOST },
+		{ 553, "5.1.8", CLIENT_PH_MAIL, EX_DATAERR },
+		{ 550, "5.1.1", CLIENT_PH_MAIL, EX_DATAERR },
+		{ 552, "5.3.4", CLIENT_PH_MAIL, EX_DATAERR },
+		{ 552, "", CLIENT_PH_DOT, EX_DATAERR },
+		{ 554, "5.6.0", CLIENT_PH_DOT, EX_DATAERR },
+		{ 554, "", CLIENT_PH_DATA, EX_DATAERR },
+		{ 554, "5.7.1", CLIENT_PH_RCPT, EX_UNAVAILABLE },
+		{ 554, "", CLIENT_PH_GREETING, EX_UNAVAILABLE },
+		{ 550, "", CLIENT_PH_EHLO, EX_UNAVAILABLE },
+		{ 535, "5.7.8", CLIENT_PH_AUTH, EX_NOPERM },
+		{ 504, "", CLIENT_PH_AUTH, EX_NOPERM },
+		{ 500, "5.5.1", CLIENT_PH_MAIL, EX_PROTOCOL },
+		{ 502, "", CLIENT_PH_STARTTLS, EX_PROTOCOL },
+		{ 503, "", CLIENT_PH_DATA, EX_PROTOCOL },
+		{ 0, "", CLIENT_PH_DATA, EX_PROTOCOL },
+		{ 600, "", CLIENT_PH_DATA, EX_PROTOCOL },
+	};
+	size_t i;
+	int got;
+
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		got = client_classify(rows[i].code, rows[i].status,
+		    rows[i].ph);
+		if (got != rows[i].want) {
+			fprintf(stderr, "\n%d %s (phase %d): got %d, want %d\n",
+			    rows[i].code, rows[i].status, rows[i].ph, got,
+			    rows[i].want);
+			CU_FAIL("client_classify");
+		}
+	}
+	CU_ASSERT(client_severity(EX_OK) < client_severity(EX_TEMPFAIL));
+	CU_ASSERT(client_severity(EX_TEMPFAIL) < client_severity(EX_NOUSER));
+	CU_ASSERT_EQUAL(client_severity(EX_NOUSER),
+	    client_severity(EX_DATAERR));
+}
+
+/* Runs the stuffer over pieces (split at '|') and returns the output. */
+static void
+stuff_pieces(const char *pieces, struct str *out)
+{
+	struct client_stuffer st;
+	const char *p = pieces, *bar;
+
+	client_stuff_init(&st);
+	for (;;) {
+		bar = strchr(p, '|');
+		CU_ASSERT_EQUAL(client_stuff(&st, p, bar ? (size_t)(bar - p) :
+		    strlen(p), out), 0);
+		if (bar == NULL)
+			break;
+		p = bar + 1;
+	}
+	CU_ASSERT_EQUAL(client_stuff_end(&st, out), 0);
+}
+
+static void
+test_stuff(void)
+{
+	static const struct {
+		const char *in, *want;
+	} rows[] = {
+		{ "", ".\r\n" },
+		{ "a\r\n", "a\r\n.\r\n" },
+		{ "a\n", "a\r\n.\r\n" },
+		{ "a", "a\r\n.\r\n" },
+		{ ".\r\n", "..\r\n.\r\n" },
+		{ "a\r\n.b\r\n..\r\n", "a\r\n..b\r\n...\r\n.\r\n" },
+		{ "a\n.b\n", "a\r\n..b\r\n.\r\n" },
+		{ "x.y\r\n", "x.y\r\n.\r\n" },
+		{ "a\rb\r\n", "a\r\nb\r\n.\r\n" },
+		{ "a\r\r\nb", "a\r\n\r\nb\r\n.\r\n" },
+		{ "\r\n\r\n", "\r\n\r\n.\r\n" },
+		/* split across pieces */
+		{ "a\r|\n.b", "a\r\n..b\r\n.\r\n" },
+		{ "a\r\n|.b", "a\r\n..b\r\n.\r\n" },
+		{ "a|b\n|.|\r\n", "ab\r\n..\r\n.\r\n" },
+		{ "a\r|b", "a\r\nb\r\n.\r\n" },
+		{ "a\r|", "a\r\n.\r\n" },
+		{ "|||", ".\r\n" },
+	};
+	struct str out;
+	size_t i;
+
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		str_init(&out, 4096);
+		stuff_pieces(rows[i].in, &out);
+		if (strcmp(str_cstr(&out), rows[i].want) != 0) {
+			fprintf(stderr, "\nrow %zu: got \"%s\"\n", i,
+			    str_cstr(&out));
+			CU_FAIL("client_stuff");
+		}
+		str_free(&out);
+	}
+	/* A full buffer is reported. */
+	{
+		struct client_stuffer st;
+
+		str_init(&out, 4);
+		client_stuff_init(&st);
+		CU_ASSERT_EQUAL(client_stuff(&st, "abcdef\n", 7, &out), -1);
+		str_free(&out);
+	}
+}
+
+static void
+test_pick_mech(void)
+{
+	static const struct {
+		const char *offered;
+		int tls, clear, xoauth2;
+		enum client_auth_mech forced;
+		int want;
+	} rows[] = {
+		{ "PLAIN LOGIN CRAM-MD5", 1, 0, 0, CLIENT_AUTH_AUTO, CLIENT_AUTH_PLAIN },
+		{ "LOGIN CRAM-MD5", 1, 0, 0, CLIENT_AUTH_AUTO, CLIENT_AUTH_CRAM_MD5 },
+		{ "login", 1, 0, 0, CLIENT_AUTH_AUTO, CLIENT_AUTH_LOGIN },
+		{ "PLAIN LOGIN CRAM-MD5", 0, 0, 0, CLIENT_AUTH_AUTO, CLIENT_AUTH_CRAM_MD5 },
+		{ "PLAIN LOGIN", 0, 0, 0, CLIENT_AUTH_AUTO, -1 },
+		{ "PLAIN LOGIN", 0, 1, 0, CLIENT_AUTH_AUTO, CLIENT_AUTH_PLAIN },
+		{ "LOGIN", 0, 1, 0, CLIENT_AUTH_AUTO, CLIENT_AUTH_LOGIN },
+		{ "PLAIN XOAUTH2", 1, 0, 1, CLIENT_AUTH_AUTO, CLIENT_AUTH_XOAUTH2 },
+		{ "PLAIN LOGIN", 1, 0, 1, CLIENT_AUTH_AUTO, -1 },
+		{ "XOAUTH2", 0, 0, 1, CLIENT_AUTH_AUTO, -1 },
+		{ "PLAIN LOGIN CRAM-MD5", 1, 0, 0, CLIENT_AUTH_LOGIN, CLIENT_AUTH_LOGIN },
+		{ "PLAIN LOGIN", 1, 0, 0, CLIENT_AUTH_CRAM_MD5, -1 },
+		{ "PLAIN", 0, 0, 0, CLIENT_AUTH_PLAIN, -1 },
+		{ "CRAM-MD5", 0, 0, 0, CLIENT_AUTH_CRAM_MD5, CLIENT_AUTH_CRAM_MD5 },
+		{ "", 1, 1, 0, CLIENT_AUTH_AUTO, -1 },
+		{ "PLAINX GSSAPI", 1, 1, 0, CLIENT_AUTH_AUTO, -1 },
+	};
+	size_t i;
+	int got;
+
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		got = client_pick_mech(rows[i].offered, rows[i].tls,
+		    rows[i].clear, rows[i].xoauth2, rows[i].forced);
+		if (got != rows[i].want) {
+			fprintf(stderr, "\n\"%s\" tls=%d: got %d, want %d\n",
+			    rows[i].offered, rows[i].tls, got, rows[i].want);
+			CU_FAIL("client_pick_mech");
+		}
+	}
+}
+
+static void
+test_connect_errors(void)
+{
+	struct client_opts o;
+	struct client_result res;
+
+	memset(&o, 0, sizeof(o));
+	o.helo = "client.test";
+	/* A bad dial string fails before any network traffic. */
+	CU_ASSERT_PTR_NULL(client_connect("udp!x.test", &o, &res));
+	CU_ASSERT_EQUAL(res.exit_status, EX_USAGE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(res.text, "unsupported network"));
+	o.auth_user = "alice";
+	CU_ASSERT_PTR_NULL(client_connect("127.0.0.1:1", &o, &res));
+	CU_ASSERT_EQUAL(res.exit_status, EX_CONFIG);
+}
+
+int
+suite_client(void)
+{
+	CU_pSuite s = CU_add_suite("client", NULL, NULL);
+
+	if (s == NULL ||
+	    CU_add_test(s, "reply classification", test_classify) == NULL ||
+	    CU_add_test(s, "dot-stuffing", test_stuff) == NULL ||
+	    CU_add_test(s, "AUTH mechanism choice", test_pick_mech) == NULL ||
+	    CU_add_test(s, "connect errors", test_connect_errors) == NULL)
+		return -1;
+	return 0;
+}

@@ -1,0 +1,240 @@
+#include "config.h"
+
+#include <sys/stat.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "auth/creds.h"
+#include "tests.h"
+
+static const struct creds_query q_alice = {
+	"smtp", "mail.example.test", "alice", NULL, NULL, NULL, 0, 5
+};
+
+static void
+test_key_match(void)
+{
+	static const struct {
+		const char *line;
+		int want, token;
+		const char *secret;
+	} rows[] = {
+		{ "key proto=pass service=smtp server=mail.example.test user=alice !password=s3cret", 1, 0, "s3cret" },
+		{ "proto=pass service=smtp server=MAIL.example.test. user=alice !password=s3cret", 1, 0, "s3cret" },
+		{ "proto=pass server=mail.example.test !password=any-user", 1, 0, "any-user" },
+		{ "proto=pass !password='with space'", 1, 0, "with space" },
+		{ "proto=pass !password='it''s'", 1, 0, "it's" },
+		{ "proto=pass !password=a'b c'd", 1, 0, "ab cd" },
+		{ "proto=oauth2 user=alice !token=ya29.tok", 1, 1, "ya29.tok" },
+		{ "proto=pass user=alice !token=ya29.tok", 1, 1, "ya29.tok" },
+		{ "proto=pass service=imap user=alice !password=x", 0, 0, NULL },
+		{ "proto=pass server=other.test user=alice !password=x", 0, 0, NULL },
+		{ "proto=pass user=bob !password=x", 0, 0, NULL },
+		{ "proto=cram user=alice !password=x", 0, 0, NULL },
+		{ "# proto=pass !password=x", 0, 0, NULL },
+		{ "", 0, 0, NULL },
+		{ "   ", 0, 0, NULL },
+		{ "key", 0, 0, NULL },
+		{ "proto=pass user=alice", -1, 0, NULL },
+		{ "user=alice !password=x", -1, 0, NULL },
+		{ "proto=pass !password='unterminated", -1, 0, NULL },
+	};
+	struct creds c;
+	size_t i;
+	int r;
+
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		memset(&c, 0, sizeof(c));
+		r = creds_key_match(rows[i].line, &q_alice, &c);
+		if (r != rows[i].want) {
+			fprintf(stderr, "\n\"%s\": got %d, want %d\n",
+			    rows[i].line, r, rows[i].want);
+			CU_FAIL("creds_key_match");
+			continue;
+		}
+		if (r == 1) {
+			CU_ASSERT_STRING_EQUAL(c.secret, rows[i].secret);
+			CU_ASSERT_EQUAL(c.is_token, rows[i].token);
+		}
+	}
+}
+
+static void
+test_netrc(void)
+{
+	static const char *text =
+	    "machine other.test login alice password wrong\n"
+	    "machine mail.example.test\n"
+	    "  login bob password bobs\n"
+	    "macdef init\n"
+	    "machine mail.example.test login alice password fake\n"
+	    "\n"
+	    "machine mail.example.test login alice password \"right one\"\n"
+	    "default login anyone password dflt\n";
+	char pw[64];
+
+	CU_ASSERT_EQUAL(creds_netrc_find(text, strlen(text),
+	    "mail.example.test", "alice", pw, sizeof(pw)), 1);
+	CU_ASSERT_STRING_EQUAL(pw, "right one");
+	CU_ASSERT_EQUAL(creds_netrc_find(text, strlen(text),
+	    "MAIL.EXAMPLE.TEST", "bob", pw, sizeof(pw)), 1);
+	CU_ASSERT_STRING_EQUAL(pw, "bobs");
+	/* Only default fits. */
+	CU_ASSERT_EQUAL(creds_netrc_find(text, strlen(text), "x.test",
+	    "anyone", pw, sizeof(pw)), 1);
+	CU_ASSERT_STRING_EQUAL(pw, "dflt");
+	CU_ASSERT_EQUAL(creds_netrc_find(text, strlen(text), "x.test",
+	    "carol", pw, sizeof(pw)), 0);
+	/* An entry without login fits any user. */
+	CU_ASSERT_EQUAL(creds_netrc_find("machine h password p", 20, "h",
+	    "zed", pw, sizeof(pw)), 1);
+	CU_ASSERT_STRING_EQUAL(pw, "p");
+	CU_ASSERT_EQUAL(creds_netrc_find("", 0, "h", "zed", pw, sizeof(pw)), 0);
+	/* Does not fit: an error. */
+	CU_ASSERT_EQUAL(creds_netrc_find("machine h password longpassword",
+	    31, "h", "zed", pw, 4), -1);
+}
+
+/* Writes a file with mode; returns its path in buf. */
+static void
+mkfile(char *dir, const char *name, const char *text, mode_t mode,
+    char *buf, size_t len)
+{
+	int fd;
+
+	snprintf(buf, len, "%s/%s", dir, name);
+	fd = open(buf, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	CU_ASSERT_FATAL(fd != -1);
+	CU_ASSERT_EQUAL(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	CU_ASSERT_EQUAL(fchmod(fd, mode), 0);
+	close(fd);
+}
+
+static void
+test_lookup(void)
+{
+	char dir[] = "/tmp/creds-test-XXXXXX", keys[256], netrc[256];
+	char err[256], cmd[512];
+	struct creds_query q = q_alice;
+	struct creds c;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+	mkfile(dir, "keys", "# keys\n"
+	    "key proto=pass service=smtp server=other.test user=alice !password=no\n"
+	    "key proto=pass service=smtp server=mail.example.test user=alice !password=fromkeys\n",
+	    0600, keys, sizeof(keys));
+	mkfile(dir, "netrc", "machine mail.example.test login alice password fromnetrc\n"
+	    "machine n.test login alice password netrc2\n", 0600, netrc,
+	    sizeof(netrc));
+
+	/* The key file comes first. */
+	q.keyfile = keys;
+	q.netrc = netrc;
+	q.command = "echo fromcommand";
+	CU_ASSERT_EQUAL(creds_lookup(&q, &c, err, sizeof(err)), CREDS_OK);
+	CU_ASSERT_STRING_EQUAL(c.secret, "fromkeys");
+	CU_ASSERT_STRING_EQUAL(c.source, "key file");
+
+	/* Then netrc. */
+	q.server = "n.test";
+	CU_ASSERT_EQUAL(creds_lookup(&q, &c, err, sizeof(err)), CREDS_OK);
+	CU_ASSERT_STRING_EQUAL(c.secret, "netrc2");
+
+	/* Then the command, which sees the server and user. */
+	q.server = "cmd.test";
+	snprintf(cmd, sizeof(cmd), "printf '%%s:%%s\\nsecond line\\n' "
+	    "\"$SMTP_SERVER\" \"$SMTP_USER\"");
+	q.command = cmd;
+	q.command_token = 1;
+	CU_ASSERT_EQUAL(creds_lookup(&q, &c, err, sizeof(err)), CREDS_OK);
+	CU_ASSERT_STRING_EQUAL(c.secret, "cmd.test:alice");
+	CU_ASSERT_EQUAL(c.is_token, 1);
+	q.command_token = 0;
+
+	/* A failing command is an error, not "not found". */
+	q.command = "echo oops; exit 3";
+	CU_ASSERT_EQUAL(creds_lookup(&q, &c, err, sizeof(err)), CREDS_ERROR);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "status 3"));
+	CU_ASSERT_STRING_EQUAL(c.secret, "");
+	q.command = "true";
+	CU_ASSERT_EQUAL(creds_lookup(&q, &c, err, sizeof(err)), CREDS_ERROR);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "nothing"));
+	q.command = "exec sleep 10";
+	q.command_timeout = 1;
+	CU_ASSERT_EQUAL(creds_lookup(&q, &c, err, sizeof(err)), CREDS_ERROR);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "timed out"));
+	q.command_timeout = 5;
+
+	/* Nothing anywhere. */
+	q.command = NULL;
+	CU_ASSERT_EQUAL(creds_lookup(&q, &c, err, sizeof(err)),
+	    CREDS_NOTFOUND);
+
+	/* A key file others may read is refused outright. */
+	CU_ASSERT_EQUAL(chmod(keys, 0640), 0);
+	q.server = "mail.example.test";
+	CU_ASSERT_EQUAL(creds_lookup(&q, &c, err, sizeof(err)), CREDS_ERROR);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "chmod 600"));
+	/* So is a loose netrc's password. */
+	q.keyfile = NULL;
+	CU_ASSERT_EQUAL(chmod(netrc, 0644), 0);
+	CU_ASSERT_EQUAL(creds_lookup(&q, &c, err, sizeof(err)), CREDS_ERROR);
+	CU_ASSERT_STRING_EQUAL(c.secret, "");
+	/* Missing files are simply skipped. */
+	q.keyfile = "/nonexistent/keys";
+	q.netrc = "/nonexistent/netrc";
+	CU_ASSERT_EQUAL(creds_lookup(&q, &c, err, sizeof(err)),
+	    CREDS_NOTFOUND);
+
+	/* A malformed key is reported with its line. */
+	mkfile(dir, "bad", "\nproto=pass user=alice\n", 0600, keys,
+	    sizeof(keys));
+	q.keyfile = keys;
+	CU_ASSERT_EQUAL(creds_lookup(&q, &c, err, sizeof(err)), CREDS_ERROR);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, ":2:"));
+
+	unlink(keys);
+	snprintf(keys, sizeof(keys), "%s/keys", dir);
+	unlink(keys);
+	unlink(netrc);
+	rmdir(dir);
+}
+
+static void
+test_default_paths(void)
+{
+	char buf[512];
+	char *old = getenv("SMTP_KEYFILE") ? strdup(getenv("SMTP_KEYFILE")) :
+	    NULL;
+
+	CU_ASSERT_EQUAL(setenv("SMTP_KEYFILE", "/x/keys", 1), 0);
+	CU_ASSERT_EQUAL(creds_default_keyfile(buf, sizeof(buf)), 0);
+	CU_ASSERT_STRING_EQUAL(buf, "/x/keys");
+	CU_ASSERT_EQUAL(unsetenv("SMTP_KEYFILE"), 0);
+	CU_ASSERT_EQUAL(setenv("XDG_CONFIG_HOME", "/cfg", 1), 0);
+	CU_ASSERT_EQUAL(creds_default_keyfile(buf, sizeof(buf)), 0);
+	CU_ASSERT_STRING_EQUAL(buf, "/cfg/smtp/keys");
+	CU_ASSERT_EQUAL(unsetenv("XDG_CONFIG_HOME"), 0);
+	if (old != NULL) {
+		CU_ASSERT_EQUAL(setenv("SMTP_KEYFILE", old, 1), 0);
+		free(old);
+	}
+}
+
+int
+suite_creds(void)
+{
+	CU_pSuite s = CU_add_suite("creds", NULL, NULL);
+
+	if (s == NULL ||
+	    CU_add_test(s, "key file lines", test_key_match) == NULL ||
+	    CU_add_test(s, "netrc", test_netrc) == NULL ||
+	    CU_add_test(s, "lookup order and safety", test_lookup) == NULL ||
+	    CU_add_test(s, "default paths", test_default_paths) == NULL)
+		return -1;
+	return 0;
+}
