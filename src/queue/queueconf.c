@@ -466,14 +466,25 @@ parse_route(struct pctx *pc, const config_setting_t *g, struct route *r,
 		v = NULL;
 		if (get_string(pc, g, "path", &v) == -1)
 			return -1;
-		if (v == NULL || v[0] != '/')
-			return seterr(pc, g, "a maildir route needs an absolute "
-			    "path (e.g. \"/var/mail/%%d/%%u\")");
+		if (v == NULL || v[0] == '\0')
+			return seterr(pc, g, "a maildir route needs a path "
+			    "(e.g. \"/var/mail/%%d/%%u\")");
 		if (check_template(v, "ud") == -1)
 			return seterr(pc, config_setting_get_member(g, "path"),
 			    "path: only %%u (user), %%d (domain) and %%%% may "
 			    "follow a %%");
-		if ((r->path = strdup(v)) == NULL)
+		/* Relative paths are taken from where the program starts. */
+		if (v[0] != '/') {
+			char cwd[PATH_MAX], abspath[PATH_MAX];
+
+			if (getcwd(cwd, sizeof(cwd)) == NULL ||
+			    (size_t)snprintf(abspath, sizeof(abspath), "%s/%s",
+			    cwd, v) >= sizeof(abspath))
+				return seterr(pc, g, "path: cannot make it absolute");
+			r->path = strdup(abspath);
+		} else
+			r->path = strdup(v);
+		if (r->path == NULL)
 			return seterr(pc, g, "out of memory");
 		if (get_bool(pc, g, "create", &r->create) == -1)
 			return -1;
