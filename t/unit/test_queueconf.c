@@ -191,7 +191,7 @@ test_errors(void)
 		{ "routes = (\n { action = \"relay\"; } );",
 		    "t.conf:2: a route needs a domain" },
 		{ "routes = ( { domain = \"x.example\"; action = \"maildir\"; } );",
-		    "needs an absolute path" },
+		    "a maildir route needs a path" },
 		{ "routes = ( { domain = \"x.example\"; action = \"maildir\"; "
 		    "path = \"/m/%x\"; } );", "only %u" },
 		{ "routes = ( { domain = \"x.example\"; action = \"pipe\"; "
