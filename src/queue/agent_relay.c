@@ -164,8 +164,10 @@ relay_open_failed(const struct relay_sess *s, const struct client_result *cr,
 		relay_temp(res, cr->code, cr->status, "4.7.0", mta, cr->text);
 		return;
 	}
+	/* Ours to fix: the configuration, and TLS (X.7.Y, RFC 3463). */
 	if (cr->exit_status == EX_CONFIG || cr->exit_status == EX_USAGE ||
-	    cr->exit_status == EX_SOFTWARE)
+	    cr->exit_status == EX_SOFTWARE || (cr->status[0] != '\0' &&
+	    strncmp(cr->status + 1, ".7.", 3) == 0))
 		log_err("queue relay to %.200s (route %u): %.300s", s->dest,
 		    s->route, cr->text);
 	relay_temp(res, cr->code, cr->status, "4.4.1", mta, cr->text);
@@ -237,10 +239,11 @@ relay_open(const struct route *r, const char *dest,
 		return NULL;
 	}
 	relay_mta(client_peer(s->conn), s->mta, sizeof(s->mta));
-	log_debug("queue relay connected to %.200s for %.200s (route %u)%s%s",
+	log_info("queue relay connected to %.200s for %.200s (route %u): %s%s%s",
 	    client_peer(s->conn), s->dest, s->route,
-	    client_tls_active(s->conn) ? ", TLS" : "",
-	    s->has_auth ? ", authenticated" : "");
+	    client_tls_active(s->conn) ? "TLS" : "no TLS",
+	    s->has_auth ? ", authenticated with key " : "",
+	    s->has_auth ? r->auth : "");
 	return s;
 }
 

@@ -372,6 +372,9 @@ class RelayTls(RelayCase):
         self.assertEqual(len(h.messages), 1)
         self.assertTrue(h.messages[0]["tls"])
         self.assertEqual(h.auth, [("PLAIN", "alice")])
+        self.assertIn("queue relay connected to [127.0.0.1] for 127.0.0.1:%d "
+                      "(route 2): TLS, authenticated with key isp" % s.port,
+                      self.log())
         self.assertNotIn(PASSWORD, self.log())
 
     def test_required_tls_checks_the_certificate(self):
@@ -383,6 +386,9 @@ class RelayTls(RelayCase):
         self.assertEqual(h.messages, [])
         self.assertEqual(len(self.queue_ids()), 1)
         self.assertIn("certificate", self.listing())
+        self.assertIn("queue relay to 127.0.0.1:%d (route 2): TLS: "
+                      "certificate of 127.0.0.1 not accepted" % s.port,
+                      self.log())
         # Pinned, the same certificate is accepted.
         self.reconfigure(self.relay(s.port, 'tls = "require"; tls_pin = "%s";'
                                     % CERTS["pin"]), queue=FAST)
