@@ -164,10 +164,14 @@ relay_open_failed(const struct relay_sess *s, const struct client_result *cr,
 		relay_temp(res, cr->code, cr->status, "4.7.0", mta, cr->text);
 		return;
 	}
-	/* Ours to fix: the configuration, and TLS (X.7.Y, RFC 3463). */
+	/*
+	 * Ours to fix: the configuration (a smarthost that does not
+	 * resolve, too), and TLS (X.7.Y, RFC 3463).
+	 */
 	if (cr->exit_status == EX_CONFIG || cr->exit_status == EX_USAGE ||
-	    cr->exit_status == EX_SOFTWARE || (cr->status[0] != '\0' &&
-	    strncmp(cr->status + 1, ".7.", 3) == 0))
+	    cr->exit_status == EX_SOFTWARE ||
+	    (!s->by_mx && cr->exit_status == EX_NOHOST) ||
+	    (cr->status[0] != '\0' && strncmp(cr->status + 1, ".7.", 3) == 0))
 		log_err("queue relay to %.200s (route %u): %.300s", s->dest,
 		    s->route, cr->text);
 	relay_temp(res, cr->code, cr->status, "4.4.1", mta, cr->text);
@@ -189,8 +193,15 @@ relay_open(const struct route *r, const char *dest,
 	s->by_mx = r->host == NULL;
 	s->route = r->index + 1;
 	if (relay_dial(r, dest, s->dest, sizeof(s->dest)) == -1) {
-		agent_set(res, AGENT_PERM, 550, "5.1.2", "no domain to relay "
-		    "\"%.200s\" to", dest);
+		if (s->by_mx)
+			agent_set(res, AGENT_PERM, 550, "5.1.2", "no domain to "
+			    "relay \"%.200s\" to", dest);
+		else {
+			log_err("queue relay (route %u): the host dial string "
+			    "is too long", s->route);
+			agent_set(res, AGENT_TEMP, 451, "4.3.5", "the route's "
+			    "host dial string is too long");
+		}
 		free(s);
 		return NULL;
 	}
@@ -239,8 +250,8 @@ relay_open(const struct route *r, const char *dest,
 		return NULL;
 	}
 	relay_mta(client_peer(s->conn), s->mta, sizeof(s->mta));
-	log_info("queue relay connected to %.200s for %.200s (route %u): %s%s%s",
-	    client_peer(s->conn), s->dest, s->route,
+	log_info("queue relay connected to %.200s for %.200s (route %u): "
+	    "%s%s%s", client_peer(s->conn), s->dest, s->route,
 	    client_tls_active(s->conn) ? "TLS" : "no TLS",
 	    s->has_auth ? ", authenticated with key " : "",
 	    s->has_auth ? r->auth : "");
