@@ -11,13 +11,14 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import tempfile
 import threading
 import unittest
 
 import dnsns
 from dnsns import inside
-from harness import Smtpd, free_port, parse_spool
+from harness import SMTPD, Smtpd, free_port, parse_spool
 from qharness import (QueueCase, dsn_fields, maildir_files, parse_mail,
                       read_bytes, wait_for)
 
@@ -480,6 +481,36 @@ class RelayTls(RelayCase):
         self.deliver()
         self.assertTrue(wait_for(lambda: self.queue_ids() == []), self.log())
         self.assertEqual(len(h.messages), 1)
+
+
+class RelayConfig(RelayCase):
+    def test_check_shows_relay_settings(self):
+        keys = self.keys("key proto=pass label=isp user=u !password=p\n")
+        pin = "sha256:" + ":".join(["AB"] * 32)
+        self.setup_queue(self.relay(2525, 'tls = "require"; auth = "isp"; '
+                                    'tls_pin = "%s";' % pin) +
+                         ', { domain = "mx.example"; action = "relay"; '
+                         'tls = "require"; tls_verify = false; }',
+                         queue=keys, start_smtpd=False)
+        p = self.smtpq("check")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("-> relay 127.0.0.1:2525 tls=require (certificate "
+                      "checked) tls_pin=%s auth=isp (from %s)"
+                      % (pin, self.path("relay.keys")), p.stdout)
+        self.assertIn("mx.example -> relay by MX tls=require (certificate "
+                      "not checked)", p.stdout)
+
+    def test_auth_without_relay_keys_is_a_config_error(self):
+        self.setup_queue(self.relay(2525, 'auth = "isp";'), queue=FAST,
+                         start_smtpd=False)
+        p = self.smtpq("check")
+        self.assertEqual(p.returncode, 78)
+        self.assertIn("auth needs queue.relay_keys", p.stderr)
+        # smtpd refuses the same file.
+        p = subprocess.run([SMTPD, "-t", "-C", self.qconf],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 78)
+        self.assertIn("auth needs queue.relay_keys", p.stdout + p.stderr)
 
 
 class BrokenStartTls:
