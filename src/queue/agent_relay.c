@@ -71,7 +71,7 @@ static void	 relay_temp(struct agent_result *, int, const char *,
 		    const char *, const char *, const char *);
 static void	 relay_open_failed(const struct relay_sess *,
 		    const struct client_result *, struct agent_result *);
-static void	 relay_rcpt_result(const struct relay_sess *,
+static int	 relay_rcpt_result(const struct relay_sess *,
 		    const struct client_rcpt *, struct agent_result *);
 static void	 relay_notify(int, char *, size_t);
 static int	 relay_ascii(const char *);
@@ -286,8 +286,11 @@ relay_ascii(const char *s)
 	return 1;
 }
 
-/* One recipient's outcome as the next hop gave it. */
-static void
+/*
+ * One recipient's outcome as the next hop gave it.  1 when it is that the
+ * next hop demands AUTH of a route without credentials, else 0.
+ */
+static int
 relay_rcpt_result(const struct relay_sess *s, const struct client_rcpt *cr,
     struct agent_result *res)
 {
@@ -309,28 +312,26 @@ relay_rcpt_result(const struct relay_sess *s, const struct client_rcpt *cr,
 		    AGENT_RELAYED, cr->code, cr->status[0] ? cr->status :
 		    "2.0.0", "%s", text);
 		str_lcpy(res->mta, s->mta, sizeof(res->mta));
-		return;
+		return 0;
 	}
 	perm = cr->code / 100 == 5 || (cr->code == 0 &&
 	    client_severity(cr->exit_status) == 2 && cr->status[0] == '5');
 	if (perm && cr->code == 530 && !s->has_auth) {
 		/* RFC 4954 6: a smarthost that wants AUTH we cannot give. */
-		log_err("queue relay to %.200s (route %u): %.200s demands "
-		    "authentication (530), but the route has no auth label",
-		    s->dest, s->route, s->mta);
 		agent_set(res, AGENT_TEMP, 454, "4.7.0", "%.100s demands "
 		    "authentication and the route has no credentials (auth): "
 		    "530 %.200s", s->mta, text);
 		str_lcpy(res->mta, s->mta, sizeof(res->mta));
-		return;
+		return 1;
 	}
 	if (perm) {
 		agent_set(res, AGENT_PERM, cr->code ? cr->code : 550,
 		    cr->status[0] == '5' ? cr->status : "5.0.0", "%s", text);
 		str_lcpy(res->mta, s->mta, sizeof(res->mta));
-		return;
+		return 0;
 	}
 	relay_temp(res, cr->code, cr->status, "4.4.2", s->mta, text);
+	return 0;
 }
 
 static int
@@ -346,7 +347,7 @@ relay_deliver(void *sess, const struct route *r, const struct agent_msg *m,
 	struct client_msg cm;
 	char orcpt[RELAY_ORCPT_MAX];
 	size_t i;
-	int usable;
+	int usable, auth_wanted = 0;
 
 	if (__atomic_load_n(m->cancel, __ATOMIC_RELAXED)) {
 		for (i = 0; i < n; i++)
@@ -375,9 +376,11 @@ relay_deliver(void *sess, const struct route *r, const struct agent_msg *m,
 		if (o->orcpt == NULL && strcasecmp(o->mailbox,
 		    rcpts[i].mailbox) != 0 && relay_ascii(o->mailbox)) {
 			memcpy(orcpt, "rfc822;", 8);
+			/* Without memory it goes without: a nicety. */
 			if (qenv_xtext_encode(o->mailbox, orcpt + 7,
-			    sizeof(orcpt) - 7) != -1)
-				cr[i].orcpt = p[i].orcpt = strdup(orcpt);
+			    sizeof(orcpt) - 7) != -1 &&
+			    (p[i].orcpt = strdup(orcpt)) != NULL)
+				cr[i].orcpt = p[i].orcpt;
 		}
 	}
 	memset(&cm, 0, sizeof(cm));
@@ -395,9 +398,13 @@ relay_deliver(void *sess, const struct route *r, const struct agent_msg *m,
 	cm.data_off = env->body_off;
 	(void)client_send(s->conn, &cm, &res);
 	for (i = 0; i < n; i++) {
-		relay_rcpt_result(s, &cr[i], &rcpts[i].res);
+		auth_wanted |= relay_rcpt_result(s, &cr[i], &rcpts[i].res);
 		free(p[i].orcpt);
 	}
+	if (auth_wanted)
+		log_err("%s queue relay to %.200s (route %u): %.200s demands "
+		    "authentication (530), but the route has no auth label",
+		    m->id, s->dest, s->route, s->mta);
 	free(p);
 	free(cr);
 	usable = client_usable(s->conn);
