@@ -31,6 +31,11 @@ static int	creds_read_file(const char *, int, struct str *, int *,
 		    char *, size_t);
 static int	creds_tokenize(const char *, char *, size_t, char **, int);
 static int	creds_host_eq(const char *, const char *);
+static enum creds_status creds_scan(const char *, int,
+		    int (*)(const char *, void *, struct creds *), void *,
+		    struct creds *, const char *, char *, size_t);
+static int	creds_query_match(const char *, void *, struct creds *);
+static int	creds_label_line(const char *, void *, struct creds *);
 static enum creds_status creds_from_keyfile(const struct creds_query *,
 		    struct creds *, char *, size_t);
 static enum creds_status creds_from_netrc(const struct creds_query *,
@@ -345,9 +350,15 @@ creds_netrc_find(const char *text, size_t len, const char *host,
 	return r;
 }
 
+/*
+ * Runs match over each line of the key file path until one matches (1) or
+ * is bad (-1; bad says what a key should look like).  A missing file is
+ * CREDS_NOTFOUND, or CREDS_ERROR when must_exist.
+ */
 static enum creds_status
-creds_from_keyfile(const struct creds_query *q, struct creds *c, char *err,
-    size_t errlen)
+creds_scan(const char *path, int must_exist,
+    int (*match)(const char *, void *, struct creds *), void *arg,
+    struct creds *c, const char *bad, char *err, size_t errlen)
 {
 	struct str file;
 	const char *p, *nl, *end;
@@ -357,9 +368,13 @@ creds_from_keyfile(const struct creds_query *q, struct creds *c, char *err,
 	enum creds_status st = CREDS_NOTFOUND;
 
 	str_init(&file, CREDS_FILE_MAX);
-	r = creds_read_file(q->keyfile, 1, &file, &loose, err, errlen);
+	r = creds_read_file(path, 1, &file, &loose, err, errlen);
 	if (r <= 0) {
 		str_free(&file);
+		if (r == 0 && must_exist) {
+			snprintf(err, errlen, "%s: %s", path, strerror(ENOENT));
+			return CREDS_ERROR;
+		}
 		return r == 0 ? CREDS_NOTFOUND : CREDS_ERROR;
 	}
 	p = str_cstr(&file);
@@ -369,20 +384,20 @@ creds_from_keyfile(const struct creds_query *q, struct creds *c, char *err,
 		nl = memchr(p, '\n', (size_t)(end - p));
 		n = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
 		if (n >= sizeof(line)) {
-			snprintf(err, errlen, "%s:%d: line too long",
-			    q->keyfile, lineno);
+			snprintf(err, errlen, "%s:%d: line too long", path,
+			    lineno);
 			st = CREDS_ERROR;
 			break;
 		}
 		memcpy(line, p, n);
 		line[n] = '\0';
-		r = creds_key_match(line, q, c);
+		r = match(line, arg, c);
 		if (r == 1) {
 			st = CREDS_OK;
 			snprintf(c->source, sizeof(c->source), "key file");
 		} else if (r == -1) {
-			snprintf(err, errlen, "%s:%d: bad key (want proto=pass "
-			    "... !password=SECRET)", q->keyfile, lineno);
+			snprintf(err, errlen, "%s:%d: bad key (want %s)", path,
+			    lineno, bad);
 			st = CREDS_ERROR;
 		}
 		p += n + (nl != NULL);
@@ -392,6 +407,99 @@ creds_from_keyfile(const struct creds_query *q, struct creds *c, char *err,
 		str_wipe(file.s, file.len);
 	str_free(&file);
 	return st;
+}
+
+static int
+creds_query_match(const char *line, void *arg, struct creds *c)
+{
+	return creds_key_match(line, arg, c);
+}
+
+static enum creds_status
+creds_from_keyfile(const struct creds_query *q, struct creds *c, char *err,
+    size_t errlen)
+{
+	return creds_scan(q->keyfile, 0, creds_query_match, (void *)q, c,
+	    "proto=pass ... !password=SECRET", err, errlen);
+}
+
+struct creds_label {
+	const char	*label;
+	char		*user;
+	size_t		 userlen;
+};
+
+int
+creds_label_match(const char *line, const char *label, char *user,
+    size_t userlen, struct creds *c)
+{
+	char buf[CREDS_LINE_MAX], *w[CREDS_TOKENS_MAX], *eq;
+	const char *proto = NULL, *secret = NULL, *u = NULL, *lab = NULL;
+	int n, i, token = 0, r = -1;
+
+	if ((n = creds_tokenize(line, buf, sizeof(buf), w, CREDS_TOKENS_MAX))
+	    == -1)
+		return -1;
+	i = n > 0 && strcmp(w[0], "key") == 0;
+	if (i == n)
+		return 0;
+	for (; i < n; i++) {
+		if ((eq = strchr(w[i], '=')) == NULL)
+			continue;
+		*eq++ = '\0';
+		if (strcmp(w[i], "label") == 0)
+			lab = eq;
+		else if (strcmp(w[i], "proto") == 0)
+			proto = eq;
+		else if (strcmp(w[i], "user") == 0)
+			u = eq;
+		else if (strcmp(w[i], "!password") == 0)
+			secret = eq;
+		else if (strcmp(w[i], "!token") == 0) {
+			secret = eq;
+			token = 1;
+		}
+	}
+	if (lab == NULL || strcmp(lab, label) != 0)
+		r = 0;	/* another key: not ours to judge */
+	else if (proto == NULL || (strcmp(proto, "pass") != 0 &&
+	    strcmp(proto, "oauth2") != 0 && strcmp(proto, "xoauth2") != 0))
+		r = -1;
+	else if (u == NULL || *u == '\0' || secret == NULL ||
+	    *secret == '\0')
+		r = -1;
+	else if (str_lcpy(user, u, userlen) >= userlen ||
+	    str_lcpy(c->secret, secret, sizeof(c->secret)) >=
+	    sizeof(c->secret)) {
+		creds_wipe(c);
+		r = -1;
+	} else {
+		c->is_token = token || strcmp(proto, "pass") != 0;
+		r = 1;
+	}
+	str_wipe(buf, sizeof(buf));
+	return r;
+}
+
+static int
+creds_label_line(const char *line, void *arg, struct creds *c)
+{
+	struct creds_label *l = arg;
+
+	return creds_label_match(line, l->label, l->user, l->userlen, c);
+}
+
+enum creds_status
+creds_label_lookup(const char *path, const char *label, char *user,
+    size_t userlen, struct creds *c, char *err, size_t errlen)
+{
+	struct creds_label l = { label, user, userlen };
+
+	/* Nothing of an earlier lookup may survive a failed one. */
+	creds_wipe(c);
+	user[0] = '\0';
+	return creds_scan(path, 1, creds_label_line, &l, c,
+	    "label=LABEL proto=pass user=USER !password=SECRET", err, errlen);
 }
 
 static enum creds_status

@@ -49,6 +49,15 @@ struct creds {
 
 enum creds_status creds_lookup(const struct creds_query *, struct creds *,
 	    char *err, size_t errlen);
+/*
+ * The key labelled label=LABEL in the key file path (the format above;
+ * such a key also needs user=USER), for the queue's relay routes.  The
+ * file must exist and be private.  CREDS_OK with user and secret filled,
+ * CREDS_NOTFOUND, or CREDS_ERROR with err saying why.
+ */
+enum creds_status creds_label_lookup(const char *path, const char *label,
+	    char *user, size_t userlen, struct creds *, char *err,
+	    size_t errlen);
 /* Clears the secret. */
 void	creds_wipe(struct creds *);
 /*
@@ -65,6 +74,10 @@ int	creds_default_netrc(char *buf, size_t len);
 /* Matches one key file line: 1 (secret filled), 0 no match, -1 syntax. */
 int	creds_key_match(const char *line, const struct creds_query *,
 	    struct creds *);
+/* Matches one key file line by its label: 1 (user and secret filled),
+ * 0 no match, -1 syntax (or the key lacks user or secret). */
+int	creds_label_match(const char *line, const char *label, char *user,
+	    size_t userlen, struct creds *);
 /* Finds host/user in netrc text: 1 (password copied), 0 no entry, -1 the
  * password does not fit. */
 int	creds_netrc_find(const char *text, size_t len, const char *host,

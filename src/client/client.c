@@ -73,6 +73,9 @@ struct client_conn {
 	char			 auth[CLIENT_AUTH_LIST_MAX];
 	int			 ntrans;	/* transactions begun */
 	int			 broken;	/* no more commands */
+	int			 tls_failed;	/* the last try's STARTTLS
+						   handshake failed */
+	int			 cleartext;	/* this try skips STARTTLS */
 };
 
 /* One connection attempt's verdict. */
@@ -104,6 +107,11 @@ static void	client_close(struct client_conn *, int);
 static enum try_result client_try(struct client_conn *,
 		    const struct sockaddr_storage *, const char *, int, int,
 		    struct client_result *);
+static enum try_result client_try_addr(struct client_conn *,
+		    const struct sockaddr_storage *, const char *, int, int,
+		    struct client_result *);
+static size_t	client_mx_self(const struct client_conn *, struct dns_mx *,
+		    size_t);
 static enum try_result client_ehlo(struct client_conn *,
 		    struct client_result *);
 static enum try_result client_tls_start(struct client_conn *,
@@ -1032,7 +1040,7 @@ client_try(struct client_conn *c, const struct sockaddr_storage *ss,
 		return t;
 	}
 	if ((o->tls == CLIENT_TLS_OPPORTUNISTIC ||
-	    o->tls == CLIENT_TLS_REQUIRE) && c->tls == NULL) {
+	    o->tls == CLIENT_TLS_REQUIRE) && c->tls == NULL && !c->cleartext) {
 		if (!(c->caps & CAP_STARTTLS)) {
 			if (o->tls == CLIENT_TLS_REQUIRE) {
 				client_set(res, EX_UNAVAILABLE, 0, "5.7.10",
@@ -1080,6 +1088,7 @@ client_try(struct client_conn *c, const struct sockaddr_storage *ss,
 				return TRY_NEXT;
 			}
 			if ((t = client_tls_start(c, res)) != TRY_OK) {
+				c->tls_failed = 1;
 				client_close(c, 0);
 				return t;
 			}
@@ -1096,6 +1105,58 @@ tls_done:
 		return t;
 	}
 	return TRY_OK;
+}
+
+/*
+ * One address; under opportunistic TLS with tls_fallback, once more in the
+ * clear when the TLS handshake failed there: a server whose TLS is broken
+ * still gets its mail, as it would without STARTTLS (RFC 7435).
+ */
+static enum try_result
+client_try_addr(struct client_conn *c, const struct sockaddr_storage *ss,
+    const char *host, int literal, int implicit_tls,
+    struct client_result *res)
+{
+	struct client_result again;
+	enum try_result t;
+	char note[CLIENT_HOST_MAX + 64];
+	int n;
+
+	c->tls_failed = 0;
+	t = client_try(c, ss, host, literal, implicit_tls, res);
+	if (t != TRY_NEXT || !c->tls_failed || !c->opts.tls_fallback ||
+	    c->opts.tls != CLIENT_TLS_OPPORTUNISTIC)
+		return t;
+	n = snprintf(note, sizeof(note), "TLS failed with %s; trying again "
+	    "without TLS", c->peer);
+	client_debug(c, "*", note, n > 0 ? (size_t)n : 0);
+	c->cleartext = 1;
+	t = client_try(c, ss, host, literal, implicit_tls, &again);
+	c->cleartext = 0;
+	if (t != TRY_OK)
+		client_merge(res, &again);
+	return t;
+}
+
+/*
+ * RFC 5321 5.1: when we are one of the MX hosts, only those preferred to
+ * us may be tried.  Returns how many of the sorted mx[] remain.
+ */
+static size_t
+client_mx_self(const struct client_conn *c, struct dns_mx *mx, size_t nmx)
+{
+	size_t i, j;
+
+	if (c->opts.self == NULL || c->opts.self[0] == '\0')
+		return nmx;
+	for (i = 0; i < nmx; i++)
+		if (client_host_eq(mx[i].host, c->opts.self))
+			break;
+	if (i == nmx)
+		return nmx;
+	for (j = 0; j < i && mx[j].pref < mx[i].pref; j++)
+		;
+	return j;
 }
 
 static int
@@ -1163,8 +1224,8 @@ client_route(struct client_conn *c, const struct dial *d,
 			memset(&ss, 0, sizeof(ss));
 			memcpy(&ss, a->ai_addr, a->ai_addrlen);
 			tries++;
-			t = client_try(c, &ss, d->host, d->literal, implicit,
-			    &one);
+			t = client_try_addr(c, &ss, d->host, d->literal,
+			    implicit, &one);
 			if (t == TRY_OK) {
 				freeaddrinfo(ai);
 				return 0;
@@ -1201,6 +1262,12 @@ client_route(struct client_conn *c, const struct dial *d,
 		    "DNS lookup of the MX of %s failed; will retry", d->host);
 		return -1;
 	}
+	if ((nmx = client_mx_self(c, mx, nmx)) == 0) {
+		client_set(res, EX_UNAVAILABLE, 0, "5.4.6", d->host,
+		    "mail for %s loops back to myself (%s is its best MX "
+		    "host)", d->host, c->opts.self);
+		return -1;
+	}
 	for (i = 0; i < nmx && tries < CLIENT_TRIES_MAX; i++) {
 		int busted = 0;
 
@@ -1226,8 +1293,8 @@ client_route(struct client_conn *c, const struct dial *d,
 		}
 		for (j = 0; j < na && tries < CLIENT_TRIES_MAX; j++) {
 			tries++;
-			t = client_try(c, &addrs[j], mx[i].host, 0, implicit,
-			    &one);
+			t = client_try_addr(c, &addrs[j], mx[i].host, 0,
+			    implicit, &one);
 			if (t == TRY_OK)
 				return 0;
 			client_merge(res, &one);
@@ -1325,6 +1392,32 @@ client_tls_active(const struct client_conn *c)
 	return c->tls != NULL;
 }
 
+int
+client_offers(const struct client_conn *c, const char *ext)
+{
+	static const struct {
+		const char	*name;
+		unsigned	 cap;
+	} caps[] = {
+		{ "PIPELINING", CAP_PIPELINING }, { "SIZE", CAP_SIZE },
+		{ "8BITMIME", CAP_8BITMIME }, { "SMTPUTF8", CAP_SMTPUTF8 },
+		{ "STARTTLS", CAP_STARTTLS }, { "AUTH", CAP_AUTH },
+		{ "DSN", CAP_DSN },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(caps) / sizeof(caps[0]); i++)
+		if (strcasecmp(ext, caps[i].name) == 0)
+			return (c->caps & caps[i].cap) != 0;
+	return 0;
+}
+
+int
+client_usable(const struct client_conn *c)
+{
+	return c->io != NULL && !c->broken;
+}
+
 void
 client_quit(struct client_conn **cp)
 {
@@ -1418,7 +1511,11 @@ client_send_data(struct client_conn *c, struct client_msg *m, char *err,
 	}
 	for (;;) {
 		if (m->fd != -1) {
-			rd = read(m->fd, buf, CLIENT_CHUNK);
+			if (m->data_pread) {
+				rd = pread(m->fd, buf, CLIENT_CHUNK,
+				    m->data_off + (off_t)total);
+			} else
+				rd = read(m->fd, buf, CLIENT_CHUNK);
 			if (rd == -1 && errno == EINTR)
 				continue;
 			if (rd == -1) {
@@ -1525,8 +1622,9 @@ client_send(struct client_conn *c, struct client_msg *m,
 		goto allfail;
 	}
 	if (m->fd != -1) {
+		pos = m->data_pread ? m->data_off : lseek(m->fd, 0, SEEK_CUR);
 		if (fstat(m->fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
-		    (pos = lseek(m->fd, 0, SEEK_CUR)) != (off_t)-1)
+		    pos != (off_t)-1 && pos <= sb.st_size)
 			size = (long long)(sb.st_size - pos);
 	} else
 		size = (long long)m->datalen;

@@ -16,6 +16,8 @@
 #ifndef CLIENT_H
 #define CLIENT_H
 
+#include <sys/types.h>
+
 #include <stddef.h>
 
 #include "lib/str.h"
@@ -56,6 +58,12 @@ struct client_opts {
 	const char	*gateway;	/* fallback dial string (-g), or NULL */
 	/* Additions: */
 	enum client_auth_mech auth_mech;	/* CLIENT_AUTH_AUTO unless forced */
+	int		 tls_fallback;	/* opportunistic: when the TLS handshake
+					   fails, try that address once more
+					   in the clear (RFC 7435) */
+	const char	*self;		/* our host name, or NULL: MX hosts as
+					   preferred as it, or less, are not
+					   tried (RFC 5321 5.1) */
 };
 
 struct client_result {
@@ -93,6 +101,11 @@ struct client_msg {
 					   NOT dot-stuffed; the library dot-stuffs) ... */
 	const char	*data;		/* ... or from this buffer when fd == -1 */
 	size_t		 datalen;
+	/* Addition: */
+	int		 data_pread;	/* read fd with pread() from data_off,
+					   leaving its offset alone (a file
+					   that other threads read too) */
+	off_t		 data_off;
 };
 
 struct client_conn;
@@ -122,6 +135,10 @@ void	client_quit(struct client_conn **cp);
 const char *client_peer(const struct client_conn *);
 /* 1 if the session is encrypted. */
 int	client_tls_active(const struct client_conn *);
+/* 1 if the server's EHLO reply listed the extension ("DSN", "AUTH", ...). */
+int	client_offers(const struct client_conn *, const char *ext);
+/* 1 if another message may be sent on the connection. */
+int	client_usable(const struct client_conn *);
 
 /*
  * The pure parts, exposed for tests.

@@ -1,56 +1,435 @@
 /*
- * The relay agent: SMTP to the domain's MX hosts or to a smarthost.
+ * The relay agent: SMTP to the recipient domain's MX hosts or to the
+ * route's smarthost, through the SMTP client library (src/client).
  *
- * The SMTP client library (src/client) drives it once it is part of the
- * build: open() = client_connect(dest, opts), deliver() = client_send()
- * with the message, its DSN parameters and per-recipient results,
- * close() = client_quit().  Until then every attempt fails temporarily
- * with a clear reason, so relayed mail waits in the queue (and expires
- * with a bounce after the lifetime) instead of vanishing.
+ *	open()		client_connect(): MX hosts in preference order (RFC
+ *			5321 5.1), each host's addresses in turn; STARTTLS
+ *			and AUTH as the route says
+ *	deliver()	client_send(): one transaction, pipelined when
+ *			offered, DSN parameters passed on (RFC 3461)
+ *	close()		client_quit()
+ *
+ * Every recipient gets a result: a reply of the next hop, or a temporary
+ * failure saying what went wrong here.  Problems of our own making (no
+ * credentials, a smarthost demanding AUTH of a route without them, TLS
+ * that cannot be had) are temporary, so the mail waits for the fix
+ * instead of bouncing, and they are logged as errors.
  */
 #include "config.h"
 
-#include <stdio.h>
+#include <sys/types.h>
 
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sysexits.h>
+
+#include "auth/creds.h"
+#include "client/client.h"
 #include "lib/log.h"
+#include "lib/str.h"
 #include "agent.h"
+
+#define RELAY_DIAL_MAX	300
+#define RELAY_USER_MAX	256
+#define RELAY_PIN_MAX	200
+#define RELAY_ORCPT_MAX	1100	/* "rfc822;" and a mailbox as xtext */
+
+struct relay_sess {
+	struct client_conn	*conn;
+	struct client_opts	 opts;
+	int			 by_mx;
+	int			 has_auth;	/* the route has credentials */
+	unsigned int		 route;		/* its number, for messages */
+	char			 dest[RELAY_DIAL_MAX];
+	char			 mta[AGENT_MTA_MAX];
+	/* What opts points to: the route may go with a reload. */
+	char			 helo[256];
+	char			 cafile[PATH_MAX];
+	char			 pin[RELAY_PIN_MAX];
+	char			 user[RELAY_USER_MAX];
+	struct creds		 cred;
+};
+
+/* What one recipient's RCPT carries besides the address. */
+struct relay_param {
+	char	 notify[32];
+	char	*orcpt;		/* malloc'd, when we make one up */
+};
 
 static void	*relay_open(const struct route *, const char *,
 		    const struct queue_conf *, struct agent_result *);
 static int	 relay_deliver(void *, const struct route *,
 		    const struct agent_msg *, struct agent_rcpt *, size_t);
 static void	 relay_close(void **);
+static int	 relay_dial(const struct route *, const char *, char *,
+		    size_t);
+static void	 relay_mta(const char *, char *, size_t);
+static void	 relay_temp(struct agent_result *, int, const char *,
+		    const char *, const char *, const char *);
+static void	 relay_open_failed(const struct relay_sess *,
+		    const struct client_result *, struct agent_result *);
+static int	 relay_rcpt_result(const struct relay_sess *,
+		    const struct client_rcpt *, struct agent_result *);
+static void	 relay_notify(int, char *, size_t);
+static int	 relay_ascii(const char *);
+static void	 relay_free(struct relay_sess *);
 
 const struct agent_ops agent_relay_ops = {
 	"relay", relay_open, relay_deliver, relay_close
 };
 
+/*
+ * The client's dial string for dest: the smarthost as configured, or the
+ * domain's MX ("mx!domain"), or an address literal as it is.  0 or -1.
+ */
+static int
+relay_dial(const struct route *r, const char *dest, char *buf, size_t len)
+{
+	size_t n;
+
+	if (r->host != NULL)
+		n = str_lcpy(buf, r->host, len);
+	else if (dest[0] == '\0')
+		return -1;
+	else if (dest[0] == '[')
+		n = str_lcpy(buf, dest, len);	/* dial_parse knows IPv6: */
+	else
+		n = (size_t)snprintf(buf, len, "mx!%s", dest);
+	return n < len ? 0 : -1;
+}
+
+/* The remote MTA's name for DSNs: "host" of "host [address]". */
+static void
+relay_mta(const char *peer, char *buf, size_t len)
+{
+	size_t n = strcspn(peer, " ");
+
+	if (peer[0] == '[')
+		n = strlen(peer);
+	if (n >= len)
+		n = len - 1;
+	memcpy(buf, peer, n);
+	buf[n] = '\0';
+}
+
+/*
+ * A temporary result from a reply that may not be one: a 5xx or an
+ * enhanced status of 5.X.Y becomes 451 and 4.X.Y, keeping the detail.
+ */
+static void
+relay_temp(struct agent_result *res, int code, const char *status,
+    const char *fallback, const char *mta, const char *text)
+{
+	char enh[16];
+
+	if (status != NULL && (status[0] == '4' || status[0] == '5') &&
+	    status[1] == '.') {
+		str_lcpy(enh, status, sizeof(enh));
+		enh[0] = '4';
+	} else
+		str_lcpy(enh, fallback, sizeof(enh));
+	agent_set(res, AGENT_TEMP, code / 100 == 4 ? code : 451, enh, "%s",
+	    text);
+	str_lcpy(res->mta, mta, sizeof(res->mta));
+}
+
+/* The result for every recipient when no connection could be made. */
+static void
+relay_open_failed(const struct relay_sess *s, const struct client_result *cr,
+    struct agent_result *res)
+{
+	char mta[AGENT_MTA_MAX];
+
+	relay_mta(cr->host, mta, sizeof(mta));
+	/*
+	 * Only the recipient domain itself can fail for good: it does not
+	 * exist, has no mail host, says it takes no mail (null MX), or its
+	 * best MX host is us.  Hosts that refuse, TLS and AUTH trouble may
+	 * all be over by the next attempt.
+	 */
+	if (s->by_mx && cr->exit_status != EX_TEMPFAIL &&
+	    (strcmp(cr->status, "5.1.2") == 0 ||
+	    strcmp(cr->status, "5.1.10") == 0 ||
+	    strcmp(cr->status, "5.4.6") == 0)) {
+		agent_set(res, AGENT_PERM, cr->code ? cr->code : 550,
+		    cr->status, "%s", cr->text);
+		return;
+	}
+	if (cr->exit_status == EX_NOPERM) {
+		log_err("queue relay to %.200s (route %u): authentication "
+		    "failed: %.300s", s->dest, s->route, cr->text);
+		relay_temp(res, cr->code, cr->status, "4.7.0", mta, cr->text);
+		return;
+	}
+	/*
+	 * Ours to fix: the configuration (a smarthost that does not
+	 * resolve, too), and TLS (X.7.Y, RFC 3463).
+	 */
+	if (cr->exit_status == EX_CONFIG || cr->exit_status == EX_USAGE ||
+	    cr->exit_status == EX_SOFTWARE ||
+	    (!s->by_mx && cr->exit_status == EX_NOHOST) ||
+	    (cr->status[0] != '\0' && strncmp(cr->status + 1, ".7.", 3) == 0))
+		log_err("queue relay to %.200s (route %u): %.300s", s->dest,
+		    s->route, cr->text);
+	relay_temp(res, cr->code, cr->status, "4.4.1", mta, cr->text);
+}
+
 static void *
 relay_open(const struct route *r, const char *dest,
     const struct queue_conf *qc, struct agent_result *res)
 {
-	log_warn("queue relay to %.200s (route %u): relay delivery is not "
-	    "available in this build (no SMTP client library)", dest,
-	    r->index + 1);
-	agent_set(res, AGENT_TEMP, 451, "4.3.0", "relay delivery is not "
-	    "available in this build (no SMTP client library)");
-	return NULL;
+	struct relay_sess *s;
+	struct client_result cr;
+	enum creds_status cs;
+	char err[512];
+
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		agent_set(res, AGENT_TEMP, 451, "4.3.0", "out of memory");
+		return NULL;
+	}
+	s->by_mx = r->host == NULL;
+	s->route = r->index + 1;
+	if (relay_dial(r, dest, s->dest, sizeof(s->dest)) == -1) {
+		if (s->by_mx)
+			agent_set(res, AGENT_PERM, 550, "5.1.2", "no domain to "
+			    "relay \"%.200s\" to", dest);
+		else {
+			log_err("queue relay (route %u): the host dial string "
+			    "is too long", s->route);
+			agent_set(res, AGENT_TEMP, 451, "4.3.5", "the route's "
+			    "host dial string is too long");
+		}
+		free(s);
+		return NULL;
+	}
+	str_lcpy(s->helo, qc->hostname, sizeof(s->helo));
+	s->opts.helo = s->helo;
+	s->opts.self = s->helo;
+	if (r->tls == ROUTE_TLS_REQUIRE) {
+		s->opts.tls = CLIENT_TLS_REQUIRE;
+		s->opts.tls_verify = r->tls_verify;
+	} else {
+		/* RFC 7435: any TLS beats none, and none beats no delivery. */
+		s->opts.tls = CLIENT_TLS_OPPORTUNISTIC;
+		s->opts.tls_fallback = 1;
+	}
+	if (r->tls_cafile != NULL) {
+		str_lcpy(s->cafile, r->tls_cafile, sizeof(s->cafile));
+		s->opts.tls_cafile = s->cafile;
+	}
+	if (r->tls_pin != NULL) {
+		str_lcpy(s->pin, r->tls_pin, sizeof(s->pin));
+		s->opts.tls_pin = s->pin;
+	}
+	if (r->auth != NULL) {
+		s->has_auth = 1;
+		cs = creds_label_lookup(qc->relay_keys, r->auth, s->user,
+		    sizeof(s->user), &s->cred, err, sizeof(err));
+		if (cs != CREDS_OK) {
+			if (cs == CREDS_NOTFOUND)
+				snprintf(err, sizeof(err), "no key labelled "
+				    "\"%.100s\" in %.300s", r->auth,
+				    qc->relay_keys);
+			log_err("queue relay to %.200s (route %u): no "
+			    "credentials: %s", s->dest, s->route, err);
+			agent_set(res, AGENT_TEMP, 454, "4.7.0", "no "
+			    "credentials for the smarthost: %s", err);
+			relay_free(s);
+			return NULL;
+		}
+		s->opts.auth_user = s->user;
+		s->opts.auth_secret = s->cred.secret;
+		s->opts.auth_xoauth2 = s->cred.is_token;
+	}
+	if ((s->conn = client_connect(s->dest, &s->opts, &cr)) == NULL) {
+		relay_open_failed(s, &cr, res);
+		relay_free(s);
+		return NULL;
+	}
+	relay_mta(client_peer(s->conn), s->mta, sizeof(s->mta));
+	log_info("queue relay connected to %.200s for %.200s (route %u): "
+	    "%s%s%s", client_peer(s->conn), s->dest, s->route,
+	    client_tls_active(s->conn) ? "TLS" : "no TLS",
+	    s->has_auth ? ", authenticated with key " : "",
+	    s->has_auth ? r->auth : "");
+	return s;
+}
+
+/* NOTIFY's value (RFC 3461 4.1) for QENV_NOTIFY_* bits, "" for none. */
+static void
+relay_notify(int bits, char *buf, size_t len)
+{
+	if (bits & QENV_NOTIFY_NEVER) {
+		str_lcpy(buf, "NEVER", len);
+		return;
+	}
+	/* At most "SUCCESS,FAILURE,DELAY": it fits. */
+	snprintf(buf, len, "%s%s%s%s%s",
+	    bits & QENV_NOTIFY_SUCCESS ? "SUCCESS" : "",
+	    (bits & QENV_NOTIFY_SUCCESS) && (bits & (QENV_NOTIFY_FAILURE |
+	    QENV_NOTIFY_DELAY)) ? "," : "",
+	    bits & QENV_NOTIFY_FAILURE ? "FAILURE" : "",
+	    (bits & QENV_NOTIFY_FAILURE) && (bits & QENV_NOTIFY_DELAY) ?
+	    "," : "",
+	    bits & QENV_NOTIFY_DELAY ? "DELAY" : "");
+}
+
+static int
+relay_ascii(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s > 0x7e)
+			return 0;
+	return 1;
+}
+
+/*
+ * One recipient's outcome as the next hop gave it.  1 when it is that the
+ * next hop demands AUTH of a route without credentials, else 0.
+ */
+static int
+relay_rcpt_result(const struct relay_sess *s, const struct client_rcpt *cr,
+    struct agent_result *res)
+{
+	const char *text = cr->text;
+	size_t sl = strlen(cr->status);
+	int perm;
+
+	/* The client keeps the enhanced code in the text too. */
+	if (sl > 0 && strncmp(text, cr->status, sl) == 0 && text[sl] == ' ')
+		text += sl + 1;
+	if (cr->exit_status == EX_OK) {
+		/*
+		 * RFC 3461 5.2: a next hop that offers DSN got our NOTIFY,
+		 * RET, ENVID and ORCPT and reports from now on; one that
+		 * does not leaves a "relayed" DSN to us when SUCCESS was
+		 * asked for.
+		 */
+		agent_set(res, client_offers(s->conn, "DSN") ? AGENT_PASSED :
+		    AGENT_RELAYED, cr->code, cr->status[0] ? cr->status :
+		    "2.0.0", "%s", text);
+		str_lcpy(res->mta, s->mta, sizeof(res->mta));
+		return 0;
+	}
+	perm = cr->code / 100 == 5 || (cr->code == 0 &&
+	    client_severity(cr->exit_status) == 2 && cr->status[0] == '5');
+	if (perm && cr->code == 530 && !s->has_auth) {
+		/* RFC 4954 6: a smarthost that wants AUTH we cannot give. */
+		agent_set(res, AGENT_TEMP, 454, "4.7.0", "%.100s demands "
+		    "authentication and the route has no credentials (auth): "
+		    "530 %.200s", s->mta, text);
+		str_lcpy(res->mta, s->mta, sizeof(res->mta));
+		return 1;
+	}
+	if (perm) {
+		agent_set(res, AGENT_PERM, cr->code ? cr->code : 550,
+		    cr->status[0] == '5' ? cr->status : "5.0.0", "%s", text);
+		str_lcpy(res->mta, s->mta, sizeof(res->mta));
+		return 0;
+	}
+	relay_temp(res, cr->code, cr->status, "4.4.2", s->mta, text);
+	return 0;
 }
 
 static int
 relay_deliver(void *sess, const struct route *r, const struct agent_msg *m,
     struct agent_rcpt *rcpts, size_t n)
 {
+	struct relay_sess *s = sess;
+	const struct qenv *env = m->env;
+	const struct qenv_rcpt *o;
+	struct client_rcpt *cr = NULL;
+	struct relay_param *p = NULL;
+	struct client_result res;
+	struct client_msg cm;
+	char orcpt[RELAY_ORCPT_MAX];
 	size_t i;
+	int usable, auth_wanted = 0;
 
-	for (i = 0; i < n; i++)
-		agent_set(&rcpts[i].res, AGENT_TEMP, 451, "4.3.0", "relay "
-		    "delivery is not available in this build");
-	return -1;
+	if (__atomic_load_n(m->cancel, __ATOMIC_RELAXED)) {
+		for (i = 0; i < n; i++)
+			agent_set(&rcpts[i].res, AGENT_TEMP, 451, "4.3.0",
+			    "the queue runner is stopping");
+		return -1;
+	}
+	if ((cr = calloc(n, sizeof(*cr))) == NULL ||
+	    (p = calloc(n, sizeof(*p))) == NULL) {
+		free(cr);
+		for (i = 0; i < n; i++)
+			agent_set(&rcpts[i].res, AGENT_TEMP, 451, "4.3.0",
+			    "out of memory");
+		return 0;
+	}
+	for (i = 0; i < n; i++) {
+		o = rcpts[i].orig;
+		cr[i].addr = rcpts[i].mailbox;
+		relay_notify(o->notify, p[i].notify, sizeof(p[i].notify));
+		cr[i].notify = p[i].notify[0] != '\0' ? p[i].notify : NULL;
+		cr[i].orcpt = o->orcpt;
+		/*
+		 * An alias turned the recipient into this address: say
+		 * what the sender wrote (RFC 3461 4.2), when it is ASCII.
+		 */
+		if (o->orcpt == NULL && strcasecmp(o->mailbox,
+		    rcpts[i].mailbox) != 0 && relay_ascii(o->mailbox)) {
+			memcpy(orcpt, "rfc822;", 8);
+			/* Without memory it goes without: a nicety. */
+			if (qenv_xtext_encode(o->mailbox, orcpt + 7,
+			    sizeof(orcpt) - 7) != -1 &&
+			    (p[i].orcpt = strdup(orcpt)) != NULL)
+				cr[i].orcpt = p[i].orcpt;
+		}
+	}
+	memset(&cm, 0, sizeof(cm));
+	cm.sender = env->sender;
+	cm.rcpts = cr;
+	cm.nrcpts = n;
+	cm.envid = env->envid;
+	cm.ret = env->ret == QENV_RET_FULL ? "FULL" :
+	    env->ret == QENV_RET_HDRS ? "HDRS" : NULL;
+	cm.smtputf8 = env->smtputf8;
+	cm.eightbit = env->body != NULL && strcasecmp(env->body,
+	    "8BITMIME") == 0;
+	cm.fd = m->fd;
+	cm.data_pread = 1;
+	cm.data_off = env->body_off;
+	(void)client_send(s->conn, &cm, &res);
+	for (i = 0; i < n; i++) {
+		auth_wanted |= relay_rcpt_result(s, &cr[i], &rcpts[i].res);
+		free(p[i].orcpt);
+	}
+	if (auth_wanted)
+		log_err("%s queue relay to %.200s (route %u): %.200s demands "
+		    "authentication (530), but the route has no auth label",
+		    m->id, s->dest, s->route, s->mta);
+	free(p);
+	free(cr);
+	usable = client_usable(s->conn);
+	if (!usable)
+		log_debug("%s queue relay connection to %.200s closed: %.300s",
+		    m->id, s->mta, res.text);
+	(void)r;
+	return usable ? 0 : -1;
+}
+
+static void
+relay_free(struct relay_sess *s)
+{
+	client_quit(&s->conn);
+	creds_wipe(&s->cred);
+	str_wipe(s->user, sizeof(s->user));
+	free(s);
 }
 
 static void
 relay_close(void **sessp)
 {
+	struct relay_sess *s = *sessp;
+
 	*sessp = NULL;
+	if (s != NULL)
+		relay_free(s);
 }

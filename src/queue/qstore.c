@@ -22,6 +22,7 @@
 #define STATE_VERSION	"smtpq-state 1"
 #define STATE_MAX	(64 * 1024 * 1024)
 #define STATE_RCPT_MAX	200000
+#define RUNNER_LOCK_TRIES 50	/* 10 ms apart: a look at the lock is short */
 
 struct qstore {
 	char	dir[PATH_MAX];
@@ -683,9 +684,10 @@ qstore_clean_orphans(struct qstore *qs)
 int
 qstore_runner_lock(struct qstore *qs, char *err, size_t errlen)
 {
+	struct timespec pause = { 0, 10 * 1000 * 1000 };
 	char pid[32];
 	long other;
-	int fd;
+	int fd, tries;
 
 	fd = open(qs->lockpath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
 	    0600);
@@ -693,7 +695,20 @@ qstore_runner_lock(struct qstore *qs, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", qs->lockpath, strerror(errno));
 		return -1;
 	}
-	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+	/*
+	 * smtpq stats and friends hold the lock shared for a moment to see
+	 * whether a runner works: that is no runner, so try again briefly.
+	 * A runner writes its pid at once; a lock without one is a look.
+	 */
+	for (tries = 0; flock(fd, LOCK_EX | LOCK_NB) == -1; tries++) {
+		if (errno != EWOULDBLOCK || tries >= RUNNER_LOCK_TRIES ||
+		    qstore_runner_pid(qs) > 1) {
+			tries = -1;
+			break;
+		}
+		(void)nanosleep(&pause, NULL);
+	}
+	if (tries == -1) {
 		close(fd);
 		other = qstore_runner_pid(qs);
 		if (other > 0)

@@ -26,14 +26,15 @@ static const char *const route_keys[] = {
 	"domain", "local", "action", "concurrency",
 	"path", "create", "user",			/* maildir */
 	"command", "timeout", "batch", "from_line",	/* pipe (and user) */
-	"host", "tls", "auth",				/* relay */
+	"host", "tls", "tls_verify", "tls_cafile", "tls_pin", "auth", /* relay */
 	NULL
 };
 static const char *const alias_keys[] = { "name", "to", NULL };
 static const char *const queue_keys[] = {
 	"retry_min", "retry_max", "lifetime", "delay_warning", "concurrency",
 	"destination_concurrency", "session_messages", "scan_interval",
-	"bounce_size", "pipe_timeout", "pipe_user", "runner", NULL
+	"bounce_size", "pipe_timeout", "pipe_user", "runner", "relay_keys",
+	NULL
 };
 
 /* Used when no routes are configured: relay everything by MX. */
@@ -67,6 +68,7 @@ static int	parse_queue(struct pctx *, const config_setting_t *,
 		    struct queue_conf *);
 static int	check_template(const char *, const char *);
 static int	valid_pattern(const char *);
+static int	valid_pin(const char *);
 static void	lower(char *);
 static void	free_route(struct route *);
 static void	queueconf_free(struct queue_conf *);
@@ -458,6 +460,9 @@ parse_route(struct pctx *pc, const config_setting_t *g, struct route *r,
 	    only_for(pc, g, "from_line", r->action == ROUTE_PIPE, "pipe") ||
 	    only_for(pc, g, "host", r->action == ROUTE_RELAY, "relay") ||
 	    only_for(pc, g, "tls", r->action == ROUTE_RELAY, "relay") ||
+	    only_for(pc, g, "tls_verify", r->action == ROUTE_RELAY, "relay") ||
+	    only_for(pc, g, "tls_cafile", r->action == ROUTE_RELAY, "relay") ||
+	    only_for(pc, g, "tls_pin", r->action == ROUTE_RELAY, "relay") ||
 	    only_for(pc, g, "auth", r->action == ROUTE_RELAY, "relay"))
 		return -1;
 
@@ -549,6 +554,41 @@ parse_route(struct pctx *pc, const config_setting_t *g, struct route *r,
 		else
 			return seterr(pc, config_setting_get_member(g, "tls"),
 			    "tls must be \"opportunistic\" or \"require\"");
+		/* Opportunistic TLS takes any certificate (RFC 7435). */
+		r->tls_verify = r->tls == ROUTE_TLS_REQUIRE;
+		if (get_bool(pc, g, "tls_verify", &r->tls_verify) == -1)
+			return -1;
+		if (r->tls_verify && r->tls != ROUTE_TLS_REQUIRE)
+			return seterr(pc, config_setting_get_member(g,
+			    "tls_verify"), "tls_verify needs tls = "
+			    "\"require\" (opportunistic TLS falls back to "
+			    "no TLS at all)");
+		v = NULL;
+		if (get_string(pc, g, "tls_cafile", &v) == -1)
+			return -1;
+		if (v != NULL) {
+			if (v[0] != '/')
+				return seterr(pc, config_setting_get_member(g,
+				    "tls_cafile"), "tls_cafile must be an "
+				    "absolute path");
+			if ((r->tls_cafile = strdup(v)) == NULL)
+				return seterr(pc, g, "out of memory");
+		}
+		v = NULL;
+		if (get_string(pc, g, "tls_pin", &v) == -1)
+			return -1;
+		if (v != NULL) {
+			if (!valid_pin(v))
+				return seterr(pc, config_setting_get_member(g,
+				    "tls_pin"), "tls_pin must be \"sha256:\" "
+				    "and 64 hex digits (colons allowed)");
+			if ((r->tls_pin = strdup(v)) == NULL)
+				return seterr(pc, g, "out of memory");
+		}
+		if ((r->tls_cafile != NULL || r->tls_pin != NULL) &&
+		    !r->tls_verify)
+			return seterr(pc, g, "tls_cafile and tls_pin need "
+			    "tls = \"require\" with the certificate checked");
 		v = NULL;
 		if (get_string(pc, g, "auth", &v) == -1)
 			return -1;
@@ -561,6 +601,10 @@ parse_route(struct pctx *pc, const config_setting_t *g, struct route *r,
 				return seterr(pc, config_setting_get_member(g,
 				    "auth"), "auth needs a smarthost (host); "
 				    "credentials are never sent to MX hosts");
+			if (qc->relay_keys[0] == '\0')
+				return seterr(pc, config_setting_get_member(g,
+				    "auth"), "auth needs queue.relay_keys, the "
+				    "file that holds the credentials");
 			if ((r->auth = strdup(v)) == NULL)
 				return seterr(pc, g, "out of memory");
 		}
@@ -658,6 +702,13 @@ parse_queue(struct pctx *pc, const config_setting_t *g, struct queue_conf *qc)
 	    sizeof(uerr)) == -1)
 		return seterr(pc, config_setting_get_member(g, "pipe_user"),
 		    "pipe_user: %s", uerr);
+	v = NULL;
+	if (get_string(pc, g, "relay_keys", &v) == -1)
+		return -1;
+	if (v != NULL && (v[0] != '/' || str_lcpy(qc->relay_keys, v,
+	    sizeof(qc->relay_keys)) >= sizeof(qc->relay_keys)))
+		return seterr(pc, config_setting_get_member(g, "relay_keys"),
+		    "relay_keys must be an absolute path");
 	return 0;
 }
 
@@ -840,6 +891,24 @@ queueconf_load(const char *path, int missing_ok, char *err, size_t errlen)
 	return qc;
 }
 
+/* "sha256:" and 64 hex digits, colons between them allowed. */
+static int
+valid_pin(const char *s)
+{
+	size_t n = 0;
+
+	if (strncasecmp(s, "sha256:", 7) != 0)
+		return 0;
+	for (s += 7; *s != '\0'; s++) {
+		if (*s == ':')
+			continue;
+		if (!isxdigit((unsigned char)*s))
+			return 0;
+		n++;
+	}
+	return n == 64;
+}
+
 static void
 free_route(struct route *r)
 {
@@ -849,6 +918,8 @@ free_route(struct route *r)
 	free(r->path);
 	queueconf_free_list(&r->argv, r->argc);
 	free(r->host);
+	free(r->tls_cafile);
+	free(r->tls_pin);
 	free(r->auth);
 }
 
@@ -931,10 +1002,18 @@ queueconf_print(const struct queue_conf *qc, FILE *f)
 			fprintf(f, " (as %s, %u s)", r->user.name, r->timeout);
 			break;
 		case ROUTE_RELAY:
-			fprintf(f, " %s tls=%s%s%s", r->host ? r->host : "by MX",
+			fprintf(f, " %s tls=%s%s", r->host ? r->host : "by MX",
 			    r->tls == ROUTE_TLS_REQUIRE ? "require" :
-			    "opportunistic", r->auth ? " auth=" : "",
-			    r->auth ? r->auth : "");
+			    "opportunistic", r->tls != ROUTE_TLS_REQUIRE ? "" :
+			    r->tls_verify ? " (certificate checked)" :
+			    " (certificate not checked)");
+			if (r->tls_cafile != NULL)
+				fprintf(f, " tls_cafile=%s", r->tls_cafile);
+			if (r->tls_pin != NULL)
+				fprintf(f, " tls_pin=%s", r->tls_pin);
+			if (r->auth != NULL)
+				fprintf(f, " auth=%s (from %s)", r->auth,
+				    qc->relay_keys);
 			break;
 		}
 		fprintf(f, "\n");

@@ -83,6 +83,9 @@ struct route {
 	/* relay */
 	char		*host;		/* smarthost dial string, NULL = MX */
 	enum route_tls	 tls;
+	int		 tls_verify;	/* check the certificate (require) */
+	char		*tls_cafile;	/* CAs trusted besides the system's */
+	char		*tls_pin;	/* "sha256:HEX" instead of CAs */
 	char		*auth;		/* credential label, NULL = none */
 };
 
@@ -116,6 +119,7 @@ struct queue_conf {
 	unsigned int	 pipe_timeout;
 	struct qc_user	 pipe_user;
 	int		 runner;	/* smtpd runs the queue runner itself */
+	char		 relay_keys[PATH_MAX];	/* relay credentials, "" if none */
 };
 
 /*

@@ -848,8 +848,8 @@ main(int argc, char *argv[])
 			break;
 		case 'V':
 			printf("smtpq %s; delivery agents: maildir pipe relay "
-			    "(relay: %s)\n", PACKAGE_VERSION,
-			    "not available in this build");
+			    "(relay: by MX and smarthost, STARTTLS, AUTH, "
+			    "DSN)\n", PACKAGE_VERSION);
 			return EX_OK;
 		default:
 			usage();

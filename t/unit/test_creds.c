@@ -205,6 +205,94 @@ test_lookup(void)
 }
 
 static void
+test_label_match(void)
+{
+	static const struct {
+		const char *line;
+		int want, token;
+		const char *user, *secret;
+	} rows[] = {
+		{ "key proto=pass label=corp user=relay@corp.test !password=s3cret", 1, 0, "relay@corp.test", "s3cret" },
+		{ "label=corp proto=pass user=u !password='two words'", 1, 0, "u", "two words" },
+		{ "label=corp proto=oauth2 user=u !token=ya29.t", 1, 1, "u", "ya29.t" },
+		{ "label=other proto=pass user=u !password=x", 0, 0, NULL, NULL },
+		{ "label=CORP proto=pass user=u !password=x", 0, 0, NULL, NULL },
+		{ "proto=pass server=corp user=u !password=x", 0, 0, NULL, NULL },
+		/* Another label's mistakes are not ours to report. */
+		{ "label=other proto=pass !password=x", 0, 0, NULL, NULL },
+		{ "# label=corp proto=pass user=u !password=x", 0, 0, NULL, NULL },
+		{ "label=corp proto=pass !password=x", -1, 0, NULL, NULL },
+		{ "label=corp proto=pass user=u", -1, 0, NULL, NULL },
+		{ "label=corp user=u !password=x", -1, 0, NULL, NULL },
+		{ "label=corp proto=cram user=u !password=x", -1, 0, NULL, NULL },
+		{ "label=corp proto=pass user=u !password='open", -1, 0, NULL, NULL },
+	};
+	char user[64];
+	struct creds c;
+	size_t i;
+	int r;
+
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		memset(&c, 0, sizeof(c));
+		r = creds_label_match(rows[i].line, "corp", user, sizeof(user),
+		    &c);
+		if (r != rows[i].want) {
+			fprintf(stderr, "\n\"%s\": got %d, want %d\n",
+			    rows[i].line, r, rows[i].want);
+			CU_FAIL("creds_label_match");
+			continue;
+		}
+		if (r == 1) {
+			CU_ASSERT_STRING_EQUAL(user, rows[i].user);
+			CU_ASSERT_STRING_EQUAL(c.secret, rows[i].secret);
+			CU_ASSERT_EQUAL(c.is_token, rows[i].token);
+		}
+	}
+	/* A user name that does not fit is an error, not a cut name. */
+	CU_ASSERT_EQUAL(creds_label_match("label=corp proto=pass "
+	    "user=a-rather-long-name !password=x", "corp", user, 8, &c), -1);
+	CU_ASSERT_STRING_EQUAL(c.secret, "");
+}
+
+static void
+test_label_lookup(void)
+{
+	char dir[] = "/tmp/creds-test-XXXXXX", keys[256], err[256];
+	char user[64];
+	struct creds c;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+	mkfile(dir, "relay", "# smarthost credentials\n"
+	    "key proto=pass label=isp user=me@isp.test !password=one\n"
+	    "key proto=pass label=corp user=relay !password=two\n",
+	    0600, keys, sizeof(keys));
+	CU_ASSERT_EQUAL(creds_label_lookup(keys, "corp", user, sizeof(user),
+	    &c, err, sizeof(err)), CREDS_OK);
+	CU_ASSERT_STRING_EQUAL(user, "relay");
+	CU_ASSERT_STRING_EQUAL(c.secret, "two");
+	CU_ASSERT_EQUAL(creds_label_lookup(keys, "nope", user, sizeof(user),
+	    &c, err, sizeof(err)), CREDS_NOTFOUND);
+	/* Readable by others: refused. */
+	CU_ASSERT_EQUAL(chmod(keys, 0644), 0);
+	CU_ASSERT_EQUAL(creds_label_lookup(keys, "corp", user, sizeof(user),
+	    &c, err, sizeof(err)), CREDS_ERROR);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "chmod 600"));
+	CU_ASSERT_STRING_EQUAL(c.secret, "");
+	/* A missing file is an error here: a route names it. */
+	CU_ASSERT_EQUAL(creds_label_lookup("/nonexistent/relay", "corp", user,
+	    sizeof(user), &c, err, sizeof(err)), CREDS_ERROR);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "/nonexistent/relay"));
+	/* A broken key under the label is reported with its line. */
+	mkfile(dir, "relay", "\nlabel=corp proto=pass !password=x\n", 0600,
+	    keys, sizeof(keys));
+	CU_ASSERT_EQUAL(creds_label_lookup(keys, "corp", user, sizeof(user),
+	    &c, err, sizeof(err)), CREDS_ERROR);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, ":2:"));
+	unlink(keys);
+	rmdir(dir);
+}
+
+static void
 test_default_paths(void)
 {
 	char buf[512];
@@ -234,6 +322,8 @@ suite_creds(void)
 	    CU_add_test(s, "key file lines", test_key_match) == NULL ||
 	    CU_add_test(s, "netrc", test_netrc) == NULL ||
 	    CU_add_test(s, "lookup order and safety", test_lookup) == NULL ||
+	    CU_add_test(s, "keys by label", test_label_match) == NULL ||
+	    CU_add_test(s, "label lookup", test_label_lookup) == NULL ||
 	    CU_add_test(s, "default paths", test_default_paths) == NULL)
 		return -1;
 	return 0;

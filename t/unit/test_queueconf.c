@@ -35,7 +35,8 @@ static const char conf[] =
     "  { domain = [ \"example.com\", \"mx.example.com\" ]; action = \"maildir\";\n"
     "    path = \"/var/mail/%d/%u\"; },\n"
     "  { domain = \"*.example.net\"; action = \"relay\"; host = \"tcp!smart!587\";\n"
-    "    tls = \"require\"; auth = \"corp\"; concurrency = 3; },\n"
+    "    tls = \"require\"; auth = \"corp\"; concurrency = 3;\n"
+    "    tls_cafile = \"/etc/ssl/corp.pem\"; },\n"
     "  { domain = \"*\"; action = \"relay\"; }\n"
     ");\n"
     "aliases = (\n"
@@ -53,7 +54,8 @@ static const char conf[] =
     "  { name = \"deep10\"; to = \"deep11\"; }, { name = \"deep11\"; to = \"end\"; }\n"
     ");\n"
     "queue = { retry_min = \"2m\"; retry_max = 7200; lifetime = \"3d\";\n"
-    "  delay_warning = \"4h\"; concurrency = 7; bounce_size = 1000; };\n";
+    "  delay_warning = \"4h\"; concurrency = 7; bounce_size = 1000;\n"
+    "  relay_keys = \"/etc/smtpd/relay.keys\"; };\n";
 
 static void
 test_settings(void)
@@ -76,6 +78,13 @@ test_settings(void)
 	CU_ASSERT_EQUAL(qc->routes[2].tls, ROUTE_TLS_REQUIRE);
 	CU_ASSERT_STRING_EQUAL(qc->routes[2].auth, "corp");
 	CU_ASSERT_EQUAL(qc->routes[2].concurrency, 3);
+	/* Required TLS checks the certificate unless told otherwise. */
+	CU_ASSERT_EQUAL(qc->routes[2].tls_verify, 1);
+	CU_ASSERT_STRING_EQUAL(qc->routes[2].tls_cafile, "/etc/ssl/corp.pem");
+	CU_ASSERT_PTR_NULL(qc->routes[2].tls_pin);
+	CU_ASSERT_EQUAL(qc->routes[3].tls, ROUTE_TLS_OPPORTUNISTIC);
+	CU_ASSERT_EQUAL(qc->routes[3].tls_verify, 0);
+	CU_ASSERT_STRING_EQUAL(qc->relay_keys, "/etc/smtpd/relay.keys");
 	CU_ASSERT_STRING_EQUAL(qc->routes[0].user.name, "nobody");
 	queueconf_unref(&qc);
 	CU_ASSERT_PTR_NULL(qc);
@@ -202,6 +211,25 @@ test_errors(void)
 		    "auth = \"corp\"; } );", "auth needs a smarthost" },
 		{ "routes = ( { domain = \"x.example\"; action = \"relay\"; "
 		    "tls = \"maybe\"; } );", "tls must be" },
+		{ "routes = ( { domain = \"x.example\"; action = \"relay\"; "
+		    "host = \"smart\"; auth = \"corp\"; } );",
+		    "auth needs queue.relay_keys" },
+		{ "queue = { relay_keys = \"keys\"; };",
+		    "relay_keys must be an absolute path" },
+		{ "routes = ( { domain = \"x.example\"; action = \"relay\"; "
+		    "tls_verify = true; } );", "tls_verify needs tls" },
+		{ "routes = ( { domain = \"x.example\"; action = \"relay\"; "
+		    "tls_cafile = \"/ca.pem\"; } );", "need tls = \"require\"" },
+		{ "routes = ( { domain = \"x.example\"; action = \"relay\"; "
+		    "tls = \"require\"; tls_verify = false; "
+		    "tls_pin = \"sha256:AB\"; } );", "tls_pin must be" },
+		{ "routes = ( { domain = \"x.example\"; action = \"relay\"; "
+		    "tls = \"require\"; tls_verify = false; tls_pin = "
+		    "\"sha256:0000000000000000000000000000000000000000000000000000"
+		    "000000000000\"; } );", "need tls = \"require\" with the" },
+		{ "routes = ( { domain = \"x.example\"; action = \"maildir\"; "
+		    "path = \"/m\"; tls_pin = \"x\"; } );",
+		    "tls_pin applies only to relay" },
 		{ "routes = ( { domain = \"bad..domain\"; action = \"relay\"; } );",
 		    "is not a domain" },
 		{ "routes = ( { domain = \"x.example\"; action = \"relay\"; "
