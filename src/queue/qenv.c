@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,9 +216,22 @@ int
 qenv_parse(const char *buf, size_t len, struct qenv **ep, char *err,
     size_t errlen)
 {
+	/* The envelope items that are kept as they are. */
+	static const struct {
+		const char	*key;
+		size_t		 off;
+	} string_keys[] = {
+		{ "envid", offsetof(struct qenv, envid) },
+		{ "auth", offsetof(struct qenv, auth) },
+		{ "helo", offsetof(struct qenv, helo) },
+		{ "peer", offsetof(struct qenv, peer) },
+		{ "peer-name", offsetof(struct qenv, peer_name) },
+		{ "protocol", offsetof(struct qenv, protocol) },
+		{ "body", offsetof(struct qenv, body) },
+	};
 	struct qenv *e;
 	const char *p = buf, *end = buf + len, *nl, *v;
-	size_t ll, kl, vl, used;
+	size_t ll, kl, vl, used, i;
 	long long t;
 	char *ep2, num[32];
 	int lineno = 0, have_from = 0, have_id = 0, have_arrival = 0;
@@ -311,29 +325,18 @@ qenv_parse(const char *buf, size_t len, struct qenv **ep, char *err,
 				snprintf(err, errlen, "line %d: bad ret", lineno);
 				goto fail;
 			}
-		} else if (KEY("envid")) {
-			if (set_string(&e->envid, v, vl, err, errlen) == -1)
-				goto fail;
-		} else if (KEY("auth")) {
-			if (set_string(&e->auth, v, vl, err, errlen) == -1)
-				goto fail;
-		} else if (KEY("helo")) {
-			if (set_string(&e->helo, v, vl, err, errlen) == -1)
-				goto fail;
-		} else if (KEY("peer")) {
-			if (set_string(&e->peer, v, vl, err, errlen) == -1)
-				goto fail;
-		} else if (KEY("peer-name")) {
-			if (set_string(&e->peer_name, v, vl, err, errlen) == -1)
-				goto fail;
-		} else if (KEY("protocol")) {
-			if (set_string(&e->protocol, v, vl, err, errlen) == -1)
-				goto fail;
-		} else if (KEY("body")) {
-			if (set_string(&e->body, v, vl, err, errlen) == -1)
-				goto fail;
 		} else if (KEY("smtputf8")) {
 			e->smtputf8 = 1;
+		} else {
+			for (i = 0; i < sizeof(string_keys) /
+			    sizeof(string_keys[0]); i++)
+				if (strlen(string_keys[i].key) == kl &&
+				    memcmp(p, string_keys[i].key, kl) == 0)
+					break;
+			if (i < sizeof(string_keys) / sizeof(string_keys[0]) &&
+			    set_string((char **)((char *)e + string_keys[i].off),
+			    v, vl, err, errlen) == -1)
+				goto fail;
 		}
 		/* Unknown keys are for later versions: ignored. */
 #undef KEY
