@@ -15,6 +15,8 @@ import time
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+import unittest
+
 from harness import BUILDDIR, free_port, wait_port
 
 SMTP = os.path.join(BUILDDIR, "smtp")
@@ -279,3 +281,19 @@ def server_tls(certs):
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(certs["srv.pem"], certs["srv.key"])
     return ctx
+
+
+class ClientCase(unittest.TestCase):
+    """A test of the smtp program with a fresh work directory."""
+    PREFIX = "client-e2e-"
+
+    def setUp(self):
+        self.workdir = tempfile.mkdtemp(prefix=self.PREFIX)
+
+    def tearDown(self):
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def assertExit(self, p, want):
+        self.assertEqual(p.returncode, want,
+                         "exit %d, want %d; stderr:\n%s" %
+                         (p.returncode, want, p.stderr.decode()))

@@ -3,29 +3,18 @@ smtp-sink, and our own smtpd.  Delivery, pipelining, ESMTP parameters,
 partial failures and the sysexits statuses."""
 import os
 import re
-import shutil
 import socket
-import tempfile
 import threading
 import unittest
 
-from clientkit import (Aio, Recorder, Sink, smtp, MESSAGE, EX_OK, EX_USAGE,
+from clientkit import (ClientCase, Aio, Recorder, Sink, smtp, MESSAGE, EX_OK, EX_USAGE,
                        EX_DATAERR, EX_NOUSER, EX_UNAVAILABLE, EX_TEMPFAIL,
                        EX_PROTOCOL)
 from harness import Smtpd, free_port, parse_spool
 
 
-class Base(unittest.TestCase):
-    def setUp(self):
-        self.workdir = tempfile.mkdtemp(prefix="client-e2e-")
-
-    def tearDown(self):
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def assertExit(self, p, want):
-        self.assertEqual(p.returncode, want,
-                         "exit %d, want %d; stderr:\n%s" %
-                         (p.returncode, want, p.stderr.decode()))
+class Base(ClientCase):
+    PREFIX = "client-e2e-"
 
 
 class Aiosmtpd(Base):

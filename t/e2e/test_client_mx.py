@@ -1,12 +1,9 @@
 """smtp's routing by MX, inside a private network namespace whose DNS is
 a dnsmasq we control (see dnsns.py).  Mail hosts listen on 127.0.0.x:25;
 a host that is "down" is an address nobody listens on."""
-import os
-import shutil
-import tempfile
 import unittest
 
-from clientkit import (Aio, Recorder, Sink, smtp, make_certs, server_tls,
+from clientkit import (ClientCase, Aio, Recorder, Sink, smtp, make_certs, server_tls,
                        EX_OK, EX_NOHOST, EX_TEMPFAIL)
 import dnsns
 from dnsns import inside
@@ -39,17 +36,8 @@ ZONE = dict(
 SEND = ["alice@x.test", "bob@a.test"]
 
 
-class Mx(unittest.TestCase):
-    def setUp(self):
-        self.workdir = tempfile.mkdtemp(prefix="client-mx-")
-
-    def tearDown(self):
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def assertExit(self, p, want):
-        self.assertEqual(p.returncode, want,
-                         "exit %d, want %d; stderr:\n%s" %
-                         (p.returncode, want, p.stderr.decode()))
+class Mx(ClientCase):
+    PREFIX = "client-mx-"
 
     @inside(**ZONE)
     def test_first_mx_down_second_used(self):

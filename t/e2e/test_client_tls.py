@@ -4,12 +4,11 @@ import base64
 import os
 import shutil
 import socket
-import ssl
 import tempfile
 import threading
 import unittest
 
-from clientkit import (Aio, Recorder, smtp, make_certs, server_tls, EX_OK,
+from clientkit import (ClientCase, Aio, Recorder, smtp, make_certs, server_tls, EX_OK,
                        EX_UNAVAILABLE, EX_TEMPFAIL, EX_PROTOCOL, EX_NOPERM,
                        EX_CONFIG)
 from harness import Smtpd, free_port, parse_spool
@@ -31,19 +30,13 @@ def tearDownModule():
 PASSWORD = "correct horse"
 
 
-class Base(unittest.TestCase):
+class Base(ClientCase):
+    PREFIX = "client-tls-"
+
     def setUp(self):
-        self.workdir = tempfile.mkdtemp(prefix="client-tls-")
+        super().setUp()
         self.home = os.path.join(self.workdir, "home")
         os.makedirs(os.path.join(self.home, ".config", "smtp"))
-
-    def tearDown(self):
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def assertExit(self, p, want):
-        self.assertEqual(p.returncode, want,
-                         "exit %d, want %d; stderr:\n%s" %
-                         (p.returncode, want, p.stderr.decode()))
 
     def keyfile(self, text, mode=0o600):
         path = os.path.join(self.home, ".config", "smtp", "keys")
