@@ -325,7 +325,11 @@ main(int argc, char *argv[])
 		log_err("%s", err);
 		exit(EX_OSERR);
 	}
-	log_info("started: hostname=%s spool=%s", pol->hostname, pol->spool);
+	if (!pol->have_file)
+		log_warn("%s does not exist: running on built-in defaults",
+		    conffile);
+	log_info("started: config=%s hostname=%s spool=%s", pol->have_file ?
+	    conffile : "none", pol->hostname, pol->spool);
 	for (;;) {
 		if (sigwait(&sigs, &sig) != 0)
 			continue;

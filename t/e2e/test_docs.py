@@ -1,5 +1,6 @@
 """The man pages stay true to the programs: every flag the program takes
-is in its page's SYNOPSIS, and every flag there is one the program takes."""
+is in its page's SYNOPSIS, and every flag there is one the program takes.
+The pages are built from doc/*.in with the configured paths put in."""
 import os
 import re
 import subprocess
@@ -27,9 +28,14 @@ def usage_flags(prog):
     return p.returncode, flags
 
 
+def built_page(page):
+    """The page as the build made it (doc/X from doc/X.in)."""
+    return os.path.join(BUILDDIR, page)
+
+
 def synopsis_flags(page):
     """The flags in the SYNOPSIS section of an mdoc page."""
-    with open(os.path.join(SRCDIR, page)) as f:
+    with open(built_page(page)) as f:
         text = f.read()
     syn = text.split(".Sh SYNOPSIS", 1)[1].split(".Sh ", 1)[0]
     flags = set()
@@ -56,3 +62,30 @@ class ManPages(unittest.TestCase):
 
     def test_smtpq(self):
         self.check("smtpq")
+
+
+ALL_PAGES = ["doc/smtpd.8", "doc/smtpd.conf.5", "doc/smtpd-spool.5",
+             "doc/smtpq.8", "doc/smtp.1"]
+
+
+class Paths(unittest.TestCase):
+    def default_conf(self):
+        """The file smtpd reads without -C, as smtpd -t names it."""
+        p = subprocess.run([os.path.join(BUILDDIR, "smtpd"), "-t"],
+                           capture_output=True, text=True, timeout=20)
+        m = re.search(r"^config file: (?:none \()?(/\S+)", p.stdout, re.M)
+        self.assertIsNotNone(m, p.stdout + p.stderr)
+        return m.group(1)
+
+    def test_pages_name_the_configured_paths(self):
+        """No placeholder is left in a built page, and the pages of smtpd,
+        smtpq and smtpd.conf name the file the programs read."""
+        conf = self.default_conf()
+        for page in ALL_PAGES:
+            with open(built_page(page)) as f:
+                text = f.read()
+            for left in ("@sysconfdir@", "@localstatedir@", "$(sysconfdir)",
+                         "$(localstatedir)", "${prefix}"):
+                self.assertNotIn(left, text, page)
+            if page in ("doc/smtpd.8", "doc/smtpd.conf.5", "doc/smtpq.8"):
+                self.assertIn(".Pa %s" % conf, text, page)

@@ -11,7 +11,8 @@ import time
 import unittest
 
 from harness import (SMTPD, BoundConn, PolicyCase, UNTRUSTED_ADDR,
-                     spool_config)
+                     free_port, spool_config, wait_port)
+from qharness import SMTPQ
 
 EX_CONFIG = 78
 
@@ -325,6 +326,112 @@ class Reload(PolicyCase):
             got.add(m.group(1).decode())
         self.assertEqual(got, set(sent))
         self.assertEqual(len(self.messages(d)), 200)
+
+
+class ConfigPaths(PolicyCase):
+    """Which file was read is said, and relative paths in it are taken
+    from its own directory, wherever the programs are started."""
+
+    def layout(self, port):
+        """workdir/etc/smtpd.conf naming ../state, and two other
+        directories to start programs in; returns the real workdir."""
+        top = os.path.realpath(self.workdir)
+        for d in ("etc", "run1", "run2"):
+            os.mkdir(os.path.join(top, d))
+        with open(os.path.join(top, "etc", "access"), "w") as f:
+            f.write("deny 192.0.2.9\n")
+        with open(os.path.join(top, "etc", "smtpd.conf"), "w") as f:
+            f.write('hostname = "mx.test.example";\n'
+                    'listen = [ "127.0.0.1:%d" ];\n'
+                    'reverse_lookup = false;\n'
+                    'spool = "../state/spool";\n'
+                    'dump = "./../state/dump";\n'
+                    'access_file = "access";\n'
+                    'ourdomains = [ "mx.test.example" ];\n'
+                    'routes = ( { domain = "mx.test.example"; '
+                    'action = "maildir"; path = "../state/mail/%%u"; } );\n'
+                    'queue = { runner = false; };\n' % port)
+        return top
+
+    def test_relative_paths_from_the_config_directory(self):
+        """smtpd started in one directory with a relative -C and smtpq
+        started in others see one spool: etc/../state/spool."""
+        port = free_port()
+        top = self.layout(port)
+        run1, run2 = os.path.join(top, "run1"), os.path.join(top, "run2")
+        p = subprocess.run([SMTPD, "-t", "-C", "../etc/smtpd.conf"],
+                           cwd=run1, capture_output=True, text=True,
+                           timeout=20)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        lines = p.stdout.splitlines()
+        self.assertIn("spool: %s/state/spool" % top, lines)
+        self.assertIn("access: deny client 192.0.2.9/32", lines)
+        self.assertTrue(any(l.startswith("route 1 (line 8): mx.test.example "
+                                         "-> maildir %s/state/mail/%%u" % top)
+                            for l in lines), lines)
+        log = open(os.path.join(top, "smtpd.log"), "ab")
+        self.addCleanup(log.close)
+        proc = subprocess.Popen([SMTPD, "-d", "-C", "../etc/smtpd.conf"],
+                                cwd=run1, stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=log)
+
+        def stop():
+            proc.terminate()
+            proc.wait(30)
+        self.addCleanup(stop)
+        self.assertTrue(wait_port("127.0.0.1", port))
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+            c.sendmail("a@example.org", ["b@example.net"],
+                       b"Subject: where\r\n\r\nhi\r\n")
+        self.assertTrue(os.path.isdir(os.path.join(top, "state", "spool",
+                                                   "queue")))
+        self.assertFalse(os.path.exists(os.path.join(run1, "state")))
+        for cwd, conf in ((os.path.join(top, "etc"), "smtpd.conf"),
+                          (run2, "../etc/smtpd.conf"), ("/", top +
+                                                        "/etc/smtpd.conf")):
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                q = subprocess.run([SMTPQ, "-C", conf, "list"], cwd=cwd,
+                                   capture_output=True, text=True,
+                                   timeout=20)
+                if "<b@example.net>" in q.stdout:
+                    break
+                time.sleep(0.05)
+            self.assertEqual(q.returncode, 0, q.stderr)
+            self.assertIn("<b@example.net>", q.stdout, (cwd, q.stderr))
+            q = subprocess.run([SMTPQ, "-C", conf, "check"], cwd=cwd,
+                               capture_output=True, text=True, timeout=20)
+            self.assertIn("spool: %s/state/spool" % top,
+                          q.stdout.splitlines())
+        with open(os.path.join(top, "smtpd.log")) as f:
+            text = f.read()
+        self.assertIn("started: config=../etc/smtpd.conf ", text)
+        self.assertIn("spool=%s/state/spool" % top, text)
+
+    def test_config_file_is_named(self):
+        """smtpd -t and smtpq check name the file they read."""
+        path, spool = spool_config(self.workdir)
+        p = subprocess.run([SMTPD, "-t", "-C", path], capture_output=True,
+                           text=True, timeout=20)
+        self.assertIn("config file: %s" % path, p.stdout.splitlines())
+        q = subprocess.run([SMTPQ, "-C", path, "check"], capture_output=True,
+                           text=True, timeout=20)
+        self.assertIn("config file: %s" % path, q.stdout.splitlines())
+
+    def test_missing_default_config_is_said(self):
+        """Without -C and without the default file, smtpd -t and smtpq
+        check say that the built-in defaults are used."""
+        p = subprocess.run([SMTPD, "-t"], capture_output=True, text=True,
+                           timeout=20)
+        m = re.search(r"^config file: (.*)$", p.stdout, re.M)
+        self.assertIsNotNone(m, p.stdout + p.stderr)
+        if not m.group(1).startswith("none ("):
+            self.skipTest("the default config exists: " + m.group(1))
+        self.assertRegex(m.group(1), r"^none \(/\S+/smtpd\.conf does not "
+                         r"exist\); built-in defaults$")
+        q = subprocess.run([SMTPQ, "check"], capture_output=True, text=True,
+                           timeout=20)
+        self.assertIn("config file: " + m.group(1), q.stdout.splitlines())
 
 
 if __name__ == "__main__":
