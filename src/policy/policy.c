@@ -392,8 +392,8 @@ access_action_name(enum access_action a)
 /*
  * One access rule: "VERB PATTERN...".  A pattern is an address or CIDR
  * (client rules) or a sender pattern in Plan 9's bang form, "domain!user",
- * or as "user@domain"; "*" matches anything, "*.dom" a domain and its
- * subdomains, "user*" a prefix.
+ * or as "user@domain"; "*" matches anything, "*.dom" the domains below
+ * dom (not dom itself), "user*" a prefix.
  */
 static int
 add_access(struct policy *p, const char *line, const config_setting_t *s,

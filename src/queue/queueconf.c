@@ -80,7 +80,6 @@ static void	queueconf_free(struct queue_conf *);
 static int	alias_cmp(const void *, const void *);
 static const struct alias *alias_find(const struct queue_conf *,
 		    const char *);
-static int	domain_match(const char *pattern, const char *domain);
 static void	split_mailbox(const struct queue_conf *, const char *,
 		    char *, size_t, char *, size_t);
 
@@ -1036,22 +1035,6 @@ queueconf_print(const struct queue_conf *qc, FILE *f)
 	}
 }
 
-/* Case-insensitive; "*.example.com" matches below example.com only. */
-static int
-domain_match(const char *pattern, const char *domain)
-{
-	size_t pl, dl;
-
-	if (strcmp(pattern, "*") == 0)
-		return 1;
-	if (pattern[0] == '*' && pattern[1] == '.') {
-		pl = strlen(pattern + 1);
-		dl = strlen(domain);
-		return dl > pl && strcasecmp(domain + dl - pl, pattern + 1) == 0;
-	}
-	return strcasecmp(pattern, domain) == 0;
-}
-
 /* Lower-cased local part and domain (without a trailing dot). */
 static void
 split_mailbox(const struct queue_conf *qc, const char *mailbox, char *local,
@@ -1090,7 +1073,7 @@ queueconf_route(const struct queue_conf *qc, const char *mailbox)
 	for (i = 0; i < qc->nroutes; i++) {
 		r = &qc->routes[i];
 		for (j = 0; j < r->ndomains; j++)
-			if (domain_match(r->domains[j], domain))
+			if (addr_domain_match(r->domains[j], domain))
 				break;
 		if (j == r->ndomains)
 			continue;
