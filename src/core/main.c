@@ -237,6 +237,8 @@ main(int argc, char *argv[])
 		if (load_credentials(pol, 1) == -1)
 			exit(EX_CONFIG);
 		policy_print(pol, stdout);
+		fflush(stdout);
+		(void)policy_warnings(pol, stderr);
 		policy_unref(&pol);
 		exit(EX_OK);
 	}

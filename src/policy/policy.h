@@ -171,6 +171,13 @@ struct policy *policy_load(const char *path, int missing_ok,
 	    const struct policy_overrides *, char *err, size_t errlen);
 /* Writes the effective policy in plain words (smtpd -t). */
 void	policy_print(const struct policy *, FILE *);
+/*
+ * Writes one "smtpd: warning: ..." line for each thing that loads but
+ * would not work as meant (smtpd -t): an accepted domain no route takes,
+ * a hostname that is not fully qualified, an address in both listen and
+ * tls.listen, a spool that cannot be used.  Returns how many.
+ */
+int	policy_warnings(const struct policy *, FILE *);
 
 struct policy *policy_ref(struct policy *);
 void	policy_unref(struct policy **);

@@ -10,6 +10,7 @@ import threading
 import time
 import unittest
 
+import certs
 from harness import (SMTPD, BoundConn, PolicyCase, UNTRUSTED_ADDR,
                      free_port, spool_config, wait_port)
 from qharness import SMTPQ
@@ -432,6 +433,88 @@ class ConfigPaths(PolicyCase):
         q = subprocess.run([SMTPQ, "check"], capture_output=True, text=True,
                            timeout=20)
         self.assertIn("config file: " + m.group(1), q.stdout.splitlines())
+
+
+class ConfigWarnings(PolicyCase):
+    """smtpd -t warns on stderr, and still exits 0, about what loads but
+    would not work as meant."""
+
+    def check(self, text):
+        path = os.path.join(self.workdir, "smtpd.conf")
+        with open(path, "w") as f:
+            f.write(text)
+        p = subprocess.run([SMTPD, "-t", "-C", path], capture_output=True,
+                           text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("config file: %s" % path, p.stdout)
+        return [l for l in p.stderr.splitlines() if l]
+
+    def head(self, hostname="mx.ours.example"):
+        return ('hostname = "%s";\nspool = "%s";\n'
+                % (hostname, os.path.join(self.workdir, "spool")))
+
+    ROUTES = ('routes = (\n'
+              '  { domain = [ "ours.example", "*.corp.example" ]; '
+              'action = "maildir"; path = "/tmp/none/%u"; },\n'
+              '  { domain = "[192.0.2.1]"; action = "maildir"; '
+              'path = "/tmp/none/%u"; }\n);\n')
+
+    def test_clean_config_no_warning(self):
+        """Every accepted domain routed, an FQDN, a usable spool: no
+        warning at all."""
+        self.assertEqual(self.check(
+            self.head() + 'ourdomains = [ "ours.example", "*.corp.example",'
+            ' "*.a.corp.example", "x.corp.example", "[192.0.2.1]" ];\n'
+            + self.ROUTES), [])
+        # Without routes everything is relayed: every domain is routed.
+        self.assertEqual(self.check(
+            self.head() + 'ourdomains = [ "other.example" ];\n'), [])
+
+    def test_unrouted_domain(self):
+        """An ourdomains entry that no route takes is named, "*.x" with a
+        route for x only as well as x with a route for "*.x" only."""
+        err = self.check(self.head() + 'ourdomains = [ "ours.example", '
+                         '"corp.example", "*.ours.example", '
+                         '"other.example", "[192.0.2.2]" ];\n' + self.ROUTES)
+        unrouted = [re.search(r"our domain (\S+) is accepted but no route "
+                              r"covers it", l) for l in err]
+        self.assertTrue(all(unrouted), err)
+        self.assertEqual(sorted(m.group(1) for m in unrouted),
+                         ["*.ours.example", "[192.0.2.2]", "corp.example",
+                          "other.example"])
+        self.assertTrue(all(l.startswith("smtpd: warning: ") for l in err))
+
+    def test_short_hostname(self):
+        err = self.check(self.head("mx") + 'ourdomains = [ "x.example" ];\n')
+        self.assertEqual(len(err), 1, err)
+        self.assertIn('hostname "mx" is not a fully-qualified domain name',
+                      err[0])
+
+    def test_spool_unusable(self):
+        """A spool that is a file, or under a file, is named."""
+        plain = os.path.join(self.workdir, "plain")
+        with open(plain, "w") as f:
+            f.write("x")
+        for spool, why in ((plain, "not a directory"),
+                           (plain + "/spool/sub", "cannot be created")):
+            with self.subTest(spool=spool):
+                err = self.check('hostname = "mx.ours.example";\n'
+                                 'spool = "%s";\n' % spool)
+                self.assertEqual(len(err), 1, err)
+                self.assertIn("spool %s: " % spool, err[0])
+                self.assertIn(why, err[0])
+
+    def test_same_address_in_listen_and_tls_listen(self):
+        if not certs.available():
+            self.skipTest("certtool not installed")
+        pair = certs.get()["server"]
+        err = self.check(self.head() + 'listen = [ "127.0.0.1:2525", '
+                         '"[::1]:2526" ];\n'
+                         'tls = { certificate = "%s"; key = "%s";\n'
+                         '  listen = [ "127.0.0.1:4650", "[::1]:2526" ]; };\n'
+                         % (pair.cert, pair.key))
+        self.assertEqual(err, ["smtpd: warning: [::1]:2526 is in both listen "
+                               "and tls.listen: the second bind fails"])
 
 
 if __name__ == "__main__":
