@@ -246,6 +246,17 @@ main(int argc, char *argv[])
 		exit(EX_CONFIG);
 	if (pol->nlisten + pol->ntls_listen == 0)
 		stdio_mode = 1;
+	/*
+	 * Said once, where someone may see it; not in stdio mode, whose
+	 * standard error may be the client's connection.
+	 */
+	if (pol->log_stderr && !debug)
+		log_init("smtpd", 1, 0);
+	else if (!debug && !stdio_mode &&
+	    log_syslog_check(err, sizeof(err)) == -1)
+		fprintf(stderr, "smtpd: syslog is not reachable (%s): nothing "
+		    "will be logged; log = \"stderr\" in the config or -d "
+		    "logs to standard error\n", err);
 	signal(SIGPIPE, SIG_IGN);
 
 	if ((sp = spool_open(pol->spool, stdio_mode ? 0 : SPOOL_JOURNAL, err,

@@ -33,7 +33,7 @@ static const char *const top_keys[] = {
 	"limits", "norelay", "verifysenderdom", "saveblockedmsg", "dump",
 	"ournets", "ourdomains", "block", "access", "access_file",
 	"helo_checks", "greylist", "rules", "tls", "auth",
-	"routes", "aliases", "queue", NULL
+	"routes", "aliases", "queue", "log", NULL
 };
 static const char *const tls_keys[] = {
 	"certificate", "key", "chain", "priority", "tickets", "client_ca",
@@ -932,6 +932,16 @@ policy_load(const char *path, int missing_ok,
 		if (get_bool(root, "reverse_lookup", &p->reverse_lookup, path,
 		    err, errlen) == -1)
 			goto fail;
+		v = NULL;
+		if (get_string(root, "log", &v, path, err, errlen) == -1)
+			goto fail;
+		if (v != NULL && strcmp(v, "stderr") == 0)
+			p->log_stderr = 1;
+		else if (v != NULL && strcmp(v, "syslog") != 0) {
+			seterr(err, errlen, path, config_setting_get_member(root,
+			    "log"), "log must be \"syslog\" or \"stderr\"");
+			goto fail;
+		}
 		if ((s = config_setting_get_member(root, "listen")) != NULL) {
 			if (config_setting_type(s) == CONFIG_TYPE_STRING) {
 				if (add_listen(p, config_setting_get_string(s),
@@ -1194,6 +1204,8 @@ policy_print(const struct policy *p, FILE *f)
 	for (i = 0; i < p->nlisten; i++)
 		fprintf(f, "listen: %s\n", p->listen[i]);
 	fprintf(f, "spool: %s\n", p->spool);
+	fprintf(f, "log: %s\n", p->log_stderr ? "standard error" :
+	    "syslog (facility mail)");
 	fprintf(f, "reverse DNS lookups of clients: %s\n",
 	    p->reverse_lookup ? "on" : "off");
 	if (p->message_size)

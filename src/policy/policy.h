@@ -87,6 +87,7 @@ struct policy {
 	char		*listen[POLICY_LISTEN_MAX];
 	int		 nlisten;
 	int		 reverse_lookup;
+	int		 log_stderr;	/* log = "stderr": lines to fd 2 */
 
 	/* Plan 9's keywords (and flags). */
 	int		 norelay;	/* -f: tag spoofed mail */
