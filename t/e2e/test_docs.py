@@ -3,6 +3,7 @@ is in its page's SYNOPSIS, and every flag there is one the program takes.
 The pages are built from doc/*.in with the configured paths put in."""
 import os
 import re
+import shutil
 import subprocess
 import unittest
 
@@ -89,3 +90,33 @@ class Paths(unittest.TestCase):
                 self.assertNotIn(left, text, page)
             if page in ("doc/smtpd.8", "doc/smtpd.conf.5", "doc/smtpq.8"):
                 self.assertIn(".Pa %s" % conf, text, page)
+
+
+class Lint(unittest.TestCase):
+    def test_mandoc_lint_clean(self):
+        """mandoc -T lint -W warning has nothing to say about any page."""
+        if shutil.which("mandoc") is None:
+            self.skipTest("mandoc is not installed (Debian package mandoc)")
+        for page in ALL_PAGES:
+            with self.subTest(page=page):
+                p = subprocess.run(["mandoc", "-T", "lint", "-W", "warning",
+                                    built_page(page)],
+                                   capture_output=True, text=True, timeout=30)
+                self.assertEqual(p.stdout + p.stderr, "")
+                self.assertEqual(p.returncode, 0)
+
+    def test_no_quote_left_open(self):
+        """Quoting macros close where they should: no empty quotes and
+        no quote opened inside another, in the rendered text."""
+        if shutil.which("mandoc") is None:
+            self.skipTest("mandoc is not installed (Debian package mandoc)")
+        for page in ALL_PAGES:
+            with self.subTest(page=page):
+                p = subprocess.run(["mandoc", "-T", "utf8", "-O", "width=200",
+                                    built_page(page)],
+                                   capture_output=True, text=True, timeout=30)
+                text = re.sub(r".\x08", "", p.stdout)
+                for line in text.splitlines():
+                    self.assertNotRegex(line, r"\u2018[^\u2019]*\u2018"
+                                        r"|\u2018\u2019|\[\"[^\"]*,"
+                                        r" \.\.\. \];\"", line)
