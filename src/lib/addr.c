@@ -408,10 +408,11 @@ addr_domain_match(const char *pattern, const char *domain)
 	if (dl > 1 && domain[dl - 1] == '.')
 		dl--;
 	if (pl > 2 && pattern[0] == '*' && pattern[1] == '.') {
-		/* The suffix with its dot: "x.example.com" for "*.example.com". */
+		/* The suffix with its dot: ".example.com" of "*.example.com". */
 		pattern++;
 		pl--;
-		return dl > pl && strncasecmp(domain + dl - pl, pattern, pl) == 0;
+		return dl > pl &&
+		    strncasecmp(domain + dl - pl, pattern, pl) == 0;
 	}
 	return dl == pl && strncasecmp(domain, pattern, pl) == 0;
 }

@@ -102,6 +102,7 @@ int
 fs_conf_path(const char *conffile, const char *path, char *out, size_t len)
 {
 	char dir[PATH_MAX], real[PATH_MAX], *slash;
+	const char *sep;
 	size_t n;
 
 	if (path[0] == '/') {
@@ -140,9 +141,8 @@ fs_conf_path(const char *conffile, const char *path, char *out, size_t len)
 			break;
 	}
 	n = strlen(real);
-	if ((size_t)snprintf(out, len, "%s%s%s", real,
-	    (n > 0 && real[n - 1] == '/') || path[0] == '\0' ? "" : "/", path) >=
-	    len) {
+	sep = (n > 0 && real[n - 1] == '/') || path[0] == '\0' ? "" : "/";
+	if ((size_t)snprintf(out, len, "%s%s%s", real, sep, path) >= len) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}

@@ -134,9 +134,9 @@ policy_warnings(const struct policy *p, FILE *f)
 	for (i = 0; i < p->nlisten; i++)
 		for (j = 0; j < p->ntls_listen; j++)
 			if (same_listen(p->listen[i], p->tls_listen[j])) {
-				fprintf(f, "smtpd: warning: %s is in both listen "
-				    "and tls.listen: the second bind fails\n",
-				    p->listen[i]);
+				fprintf(f, "smtpd: warning: %s is in both "
+				    "listen and tls.listen: the second bind "
+				    "fails\n", p->listen[i]);
 				n++;
 			}
 	if (spool_usable(p->spool, why, sizeof(why)) == -1) {

@@ -81,7 +81,7 @@ struct rule {
 struct policy {
 	int		 refs;		/* atomic; see policy_ref() */
 	char		 conffile[PATH_MAX];
-	int		 have_file;	/* 0: conffile missing, built-in defaults */
+	int		 have_file;	/* 0: no conffile, built-in defaults */
 	char		 hostname[POLICY_HOST_MAX + 1];
 	char		 spool[PATH_MAX];
 	char		*listen[POLICY_LISTEN_MAX];

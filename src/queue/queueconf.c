@@ -872,7 +872,7 @@ queueconf_load(const char *path, int missing_ok, char *err, size_t errlen)
 	}
 	if (have_file) {
 		root = config_root_setting(&cf);
-		/* Resolved as smtpd resolves it, or the two see different spools. */
+		/* Resolved as smtpd does it, or the two see other spools. */
 		if (config_setting_lookup_string(root, "spool", &v) ==
 		    CONFIG_TRUE) {
 			if (v[0] == '\0' || fs_conf_path(path, v, spoolbuf,
