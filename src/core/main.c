@@ -237,6 +237,8 @@ main(int argc, char *argv[])
 		if (load_credentials(pol, 1) == -1)
 			exit(EX_CONFIG);
 		policy_print(pol, stdout);
+		fflush(stdout);
+		(void)policy_warnings(pol, stderr);
 		policy_unref(&pol);
 		exit(EX_OK);
 	}
@@ -244,6 +246,17 @@ main(int argc, char *argv[])
 		exit(EX_CONFIG);
 	if (pol->nlisten + pol->ntls_listen == 0)
 		stdio_mode = 1;
+	/*
+	 * Said once, where someone may see it; not in stdio mode, whose
+	 * standard error may be the client's connection.
+	 */
+	if (pol->log_stderr && !debug)
+		log_init("smtpd", 1, 0);
+	else if (!debug && !stdio_mode &&
+	    log_syslog_check(err, sizeof(err)) == -1)
+		fprintf(stderr, "smtpd: syslog is not reachable (%s): nothing "
+		    "will be logged; log = \"stderr\" in the config or -d "
+		    "logs to standard error\n", err);
 	signal(SIGPIPE, SIG_IGN);
 
 	if ((sp = spool_open(pol->spool, stdio_mode ? 0 : SPOOL_JOURNAL, err,
@@ -325,7 +338,11 @@ main(int argc, char *argv[])
 		log_err("%s", err);
 		exit(EX_OSERR);
 	}
-	log_info("started: hostname=%s spool=%s", pol->hostname, pol->spool);
+	if (!pol->have_file)
+		log_warn("%s does not exist: running on built-in defaults",
+		    conffile);
+	log_info("started: config=%s hostname=%s spool=%s", pol->have_file ?
+	    conffile : "none", pol->hostname, pol->spool);
 	for (;;) {
 		if (sigwait(&sigs, &sig) != 0)
 			continue;

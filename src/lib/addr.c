@@ -395,3 +395,24 @@ addr_domain(const struct addr *a)
 		return "";
 	return a->mailbox + a->local_len + 1;
 }
+
+int
+addr_domain_match(const char *pattern, const char *domain)
+{
+	size_t pl = strlen(pattern), dl = strlen(domain);
+
+	if (strcmp(pattern, "*") == 0)
+		return 1;
+	if (pl > 1 && pattern[pl - 1] == '.')
+		pl--;
+	if (dl > 1 && domain[dl - 1] == '.')
+		dl--;
+	if (pl > 2 && pattern[0] == '*' && pattern[1] == '.') {
+		/* The suffix with its dot: ".example.com" of "*.example.com". */
+		pattern++;
+		pl--;
+		return dl > pl &&
+		    strncasecmp(domain + dl - pl, pattern, pl) == 0;
+	}
+	return dl == pl && strncasecmp(domain, pattern, pl) == 0;
+}

@@ -49,5 +49,12 @@ const char *addr_domain(const struct addr *);
 int	addr_valid_domain(const char *s, size_t len, int utf8_ok);
 /* Length of a valid UTF-8 sequence at s, 0 if invalid. */
 size_t	addr_utf8_seq(const unsigned char *s, size_t len);
+/*
+ * 1 if domain matches pattern, ignoring case and a trailing dot on either:
+ * "*" matches every domain, "*.example.com" the domains below
+ * example.com but not example.com itself, anything else only itself.
+ * ourdomains, routes and access rules all mean this.
+ */
+int	addr_domain_match(const char *pattern, const char *domain);
 
 #endif

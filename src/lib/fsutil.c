@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -95,4 +96,55 @@ fs_rfc5322_date(char *buf, size_t len, time_t t)
 	    days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
 	    tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec, sign,
 	    off / 60, off % 60);
+}
+
+int
+fs_conf_path(const char *conffile, const char *path, char *out, size_t len)
+{
+	char dir[PATH_MAX], real[PATH_MAX], *slash;
+	const char *sep;
+	size_t n;
+
+	if (path[0] == '/') {
+		if (str_lcpy(out, path, len) >= len) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		return 0;
+	}
+	if (str_lcpy(dir, conffile, sizeof(dir)) >= sizeof(dir)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if ((slash = strrchr(dir, '/')) == NULL)
+		str_lcpy(dir, ".", sizeof(dir));
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	if (realpath(dir, real) == NULL)
+		return -1;
+	/* real has no symbolic links left, so ".." is simply its parent. */
+	for (;;) {
+		if (strncmp(path, "./", 2) == 0)
+			path += 2;
+		else if (strcmp(path, ".") == 0)
+			path += 1;
+		else if (strncmp(path, "../", 3) == 0 ||
+		    strcmp(path, "..") == 0) {
+			path += path[2] == '/' ? 3 : 2;
+			if ((slash = strrchr(real, '/')) != NULL)
+				slash[slash == real ? 1 : 0] = '\0';
+		} else if (path[0] == '/')
+			path++;
+		else
+			break;
+	}
+	n = strlen(real);
+	sep = (n > 0 && real[n - 1] == '/') || path[0] == '\0' ? "" : "/";
+	if ((size_t)snprintf(out, len, "%s%s%s", real, sep, path) >= len) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
 }

@@ -14,6 +14,14 @@ int	fs_write_all(int fd, const void *, size_t n);
 int	fs_sync_dir(const char *path);
 /* Creates path and its missing parents with mode.  0 or -1. */
 int	fs_mkdirs(const char *path, int mode);
+/*
+ * A path from a config file: an absolute one as it is, a relative one
+ * taken from the directory conffile is in (made absolute, its leading
+ * "./" and "../" resolved against that directory's real path).  0, or -1
+ * with errno (ENAMETOOLONG, or what realpath(3) or getcwd(3) said).
+ */
+int	fs_conf_path(const char *conffile, const char *path, char *out,
+	    size_t len);
 /* Formats t as an RFC 5322 date ("Tue, 1 Jul 2003 10:52:37 +0200"). */
 void	fs_rfc5322_date(char *buf, size_t len, time_t t);
 

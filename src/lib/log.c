@@ -1,5 +1,9 @@
 #include "config.h"
 
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,6 +15,9 @@
 #include "str.h"
 
 #define LOG_LINE_MAX	2048
+#ifndef _PATH_LOG
+#define _PATH_LOG	"/dev/log"
+#endif
 
 static int	 log_to_stderr = 1;
 static int	 log_debug_on;
@@ -19,11 +26,39 @@ static char	 log_ident[32] = "smtpd";
 void
 log_init(const char *ident, int to_stderr, int debug)
 {
+	if (!log_to_stderr && to_stderr)
+		closelog();
 	str_lcpy(log_ident, ident, sizeof(log_ident));
 	log_to_stderr = to_stderr;
 	log_debug_on = debug;
 	if (!to_stderr)
 		openlog(log_ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
+}
+
+int
+log_syslog_check(char *why, size_t len)
+{
+	static const int types[] = { SOCK_DGRAM, SOCK_STREAM };
+	struct sockaddr_un sun;
+	int fd, i, saved = 0;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	str_lcpy(sun.sun_path, _PATH_LOG, sizeof(sun.sun_path));
+	for (i = 0; i < 2; i++) {
+		if ((fd = socket(AF_UNIX, types[i] | SOCK_CLOEXEC, 0)) == -1) {
+			saved = errno;
+			continue;
+		}
+		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+			close(fd);
+			return 0;
+		}
+		saved = errno;
+		close(fd);
+	}
+	snprintf(why, len, "%s: %s", _PATH_LOG, strerror(saved));
+	return -1;
 }
 
 int

@@ -12,8 +12,16 @@
 
 enum log_level { LOG_LVL_ERR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
-/* to_stderr: write to fd 2 instead of syslog; debug: include debug lines. */
+/*
+ * to_stderr: write to fd 2 instead of syslog; debug: include debug lines.
+ * May be called again to switch (after the config has been read).
+ */
 void	log_init(const char *ident, int to_stderr, int debug);
+/*
+ * 0 if the syslog socket takes a connection, else -1 with the path and
+ * the reason in why: syslog(3) itself drops everything without a word.
+ */
+int	log_syslog_check(char *why, size_t len);
 int	log_debugging(void);
 void	log_msg(enum log_level, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));

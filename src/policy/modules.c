@@ -84,29 +84,12 @@ policy_trusted_peer(const struct policy *p, const struct sockaddr *sa)
 int
 policy_our_domain(const struct policy *p, const char *domain)
 {
-	char d[ADDR_DOMAIN_MAX + 2];
-	size_t i, n, dl;
+	size_t i;
 
-	if (str_lcpy(d, domain, sizeof(d)) >= sizeof(d))
-		return 0;
-	n = strlen(d);
-	if (n > 1 && d[n - 1] == '.')
-		d[--n] = '\0';
-	for (i = 0; i < n; i++)
-		d[i] = (char)tolower((unsigned char)d[i]);
-	for (i = 0; i < p->nourdomains; i++) {
-		const char *o = p->ourdomains[i];
-
-		if (o[0] == '*' && o[1] == '.') {
-			/* "*.dom" is dom and everything below it. */
-			o += 2;
-			dl = strlen(o);
-			if (strcmp(d, o) == 0 || (n > dl && d[n - dl - 1] == '.' &&
-			    strcmp(d + n - dl, o) == 0))
-				return 1;
-		} else if (strcmp(d, o) == 0)
+	/* "*.dom" is below dom only, as in routes: dom is listed itself. */
+	for (i = 0; i < p->nourdomains; i++)
+		if (addr_domain_match(p->ourdomains[i], domain))
 			return 1;
-	}
 	return 0;
 }
 
@@ -114,17 +97,13 @@ policy_our_domain(const struct policy *p, const char *domain)
 static int
 pattern_match(const char *pat, const char *s, int is_domain)
 {
-	size_t pl = strlen(pat), sl = strlen(s);
+	size_t pl = strlen(pat);
 
+	if (is_domain)
+		return addr_domain_match(pat, s);
 	if (strcmp(pat, "*") == 0)
 		return 1;
-	if (is_domain && pat[0] == '*' && pat[1] == '.') {
-		pat += 2;
-		pl -= 2;
-		return strcasecmp(s, pat) == 0 || (sl > pl && s[sl - pl - 1] == '.' &&
-		    strcasecmp(s + sl - pl, pat) == 0);
-	}
-	if (!is_domain && pl > 0 && pat[pl - 1] == '*')
+	if (pl > 0 && pat[pl - 1] == '*')
 		return strncasecmp(s, pat, pl - 1) == 0;
 	return strcasecmp(s, pat) == 0;
 }

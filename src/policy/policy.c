@@ -15,6 +15,7 @@
 #include <pcre2.h>
 
 #include "lib/addr.h"
+#include "lib/fsutil.h"
 #include "lib/net.h"
 #include "lib/str.h"
 #include "auth/sasl.h"
@@ -22,13 +23,17 @@
 #include "queue/queueconf.h"
 #include "policy.h"
 
+#ifndef SMTPD_SPOOL
+#define SMTPD_SPOOL	"/var/spool/smtpd"
+#endif
+
 /* Keys the file may hold at the top level and in limits { }. */
 static const char *const top_keys[] = {
 	"hostname", "defaultdomain", "listen", "spool", "reverse_lookup",
 	"limits", "norelay", "verifysenderdom", "saveblockedmsg", "dump",
 	"ournets", "ourdomains", "block", "access", "access_file",
 	"helo_checks", "greylist", "rules", "tls", "auth",
-	"routes", "aliases", "queue", NULL
+	"routes", "aliases", "queue", "log", NULL
 };
 static const char *const tls_keys[] = {
 	"certificate", "key", "chain", "priority", "tickets", "client_ca",
@@ -101,7 +106,7 @@ policy_defaults(struct policy *p)
 	p->tls_handshake_timeout = 30;
 	p->auth_mechs = SASL_M_ALL;
 	throttle_conf_defaults(&p->auth_throttle);
-	str_lcpy(p->spool, "/var/spool/smtpd", sizeof(p->spool));
+	str_lcpy(p->spool, SMTPD_SPOOL, sizeof(p->spool));
 }
 
 /* The host's fully-qualified name; the short name if that is all there is. */
@@ -387,8 +392,8 @@ access_action_name(enum access_action a)
 /*
  * One access rule: "VERB PATTERN...".  A pattern is an address or CIDR
  * (client rules) or a sender pattern in Plan 9's bang form, "domain!user",
- * or as "user@domain"; "*" matches anything, "*.dom" a domain and its
- * subdomains, "user*" a prefix.
+ * or as "user@domain"; "*" matches anything, "*.dom" the domains below
+ * dom (not dom itself), "user*" a prefix.
  */
 static int
 add_access(struct policy *p, const char *line, const config_setting_t *s,
@@ -613,9 +618,10 @@ get_path(const config_setting_t *g, const char *name, char *dst, size_t len,
 		return -1;
 	if (v == NULL)
 		return 0;
-	if (*v == '\0' || str_lcpy(dst, v, len) >= len)
+	if (*v == '\0' || fs_conf_path(file, v, dst, len) == -1)
 		return seterr(err, errlen, file, config_setting_get_member(g, name),
-		    "%s must be a path", name);
+		    "%s must be a path (%s)", name, *v ? strerror(errno) :
+		    "empty");
 	return 0;
 }
 
@@ -790,7 +796,7 @@ load_policy_keys(struct policy *p, config_setting_t *root, const char *path,
     char *err, size_t errlen)
 {
 	config_setting_t *s, *g;
-	const char *v;
+	char afile[PATH_MAX] = "";
 	int i, have_ournets = 0;
 
 	if (get_bool(root, "norelay", &p->norelay, path, err, errlen) == -1 ||
@@ -801,13 +807,9 @@ load_policy_keys(struct policy *p, config_setting_t *root, const char *path,
 	    get_bool(root, "helo_checks", &p->helo_checks, path, err,
 	    errlen) == -1)
 		return -1;
-	v = NULL;
-	if (get_string(root, "dump", &v, path, err, errlen) == -1)
+	if (get_path(root, "dump", p->dump, sizeof(p->dump), path, err,
+	    errlen) == -1)
 		return -1;
-	if (v != NULL && (*v == '\0' ||
-	    str_lcpy(p->dump, v, sizeof(p->dump)) >= sizeof(p->dump)))
-		return seterr(err, errlen, path, config_setting_get_member(root,
-		    "dump"), "dump must be a directory path");
 	if ((s = config_setting_get_member(root, "ournets")) != NULL) {
 		have_ournets = 1;
 		free(p->ournets);
@@ -828,10 +830,10 @@ load_policy_keys(struct policy *p, config_setting_t *root, const char *path,
 	if ((s = config_setting_get_member(root, "access")) != NULL &&
 	    each_string(s, "access", path, add_access, p, err, errlen) == -1)
 		return -1;
-	v = NULL;
-	if (get_string(root, "access_file", &v, path, err, errlen) == -1)
+	if (get_path(root, "access_file", afile, sizeof(afile), path, err,
+	    errlen) == -1)
 		return -1;
-	if (v != NULL && load_access_file(p, v,
+	if (afile[0] != '\0' && load_access_file(p, afile,
 	    config_setting_get_member(root, "access_file"), path, err,
 	    errlen) == -1)
 		return -1;
@@ -842,7 +844,6 @@ load_policy_keys(struct policy *p, config_setting_t *root, const char *path,
 		if (check_keys(g, grey_keys, path, err, errlen) == -1)
 			return -1;
 		p->greylist = 1;
-		v = NULL;
 		if (get_bool(g, "enabled", &p->greylist, path, err, errlen) == -1 ||
 		    get_uint(g, "delay", 0, 86400, &p->grey_delay, path, err,
 		    errlen) == -1 ||
@@ -852,11 +853,9 @@ load_policy_keys(struct policy *p, config_setting_t *root, const char *path,
 		    path, err, errlen) == -1 ||
 		    get_uint(g, "entries", 100, 10000000, &p->grey_entries, path,
 		    err, errlen) == -1 ||
-		    get_string(g, "file", &v, path, err, errlen) == -1)
+		    get_path(g, "file", p->grey_file, sizeof(p->grey_file), path,
+		    err, errlen) == -1)
 			return -1;
-		if (v != NULL && str_lcpy(p->grey_file, v,
-		    sizeof(p->grey_file)) >= sizeof(p->grey_file))
-			return seterr(err, errlen, path, g, "greylist file too long");
 	}
 	if ((g = config_setting_get_member(root, "tls")) != NULL &&
 	    load_tls(p, g, path, err, errlen) == -1)
@@ -927,21 +926,22 @@ policy_load(const char *path, int missing_ok,
 			}
 			str_lcpy(p->hostname, v, sizeof(p->hostname));
 		}
-		v = NULL;
-		if (get_string(root, "spool", &v, path, err, errlen) == -1)
+		if (get_path(root, "spool", p->spool, sizeof(p->spool), path,
+		    err, errlen) == -1)
 			goto fail;
-		if (v != NULL) {
-			if (*v == '\0' ||
-			    str_lcpy(p->spool, v, sizeof(p->spool)) >= sizeof(p->spool)) {
-				seterr(err, errlen, path,
-				    config_setting_get_member(root, "spool"),
-				    "spool must be a directory path");
-				goto fail;
-			}
-		}
 		if (get_bool(root, "reverse_lookup", &p->reverse_lookup, path,
 		    err, errlen) == -1)
 			goto fail;
+		v = NULL;
+		if (get_string(root, "log", &v, path, err, errlen) == -1)
+			goto fail;
+		if (v != NULL && strcmp(v, "stderr") == 0)
+			p->log_stderr = 1;
+		else if (v != NULL && strcmp(v, "syslog") != 0) {
+			seterr(err, errlen, path, config_setting_get_member(root,
+			    "log"), "log must be \"syslog\" or \"stderr\"");
+			goto fail;
+		}
 		if ((s = config_setting_get_member(root, "listen")) != NULL) {
 			if (config_setting_type(s) == CONFIG_TYPE_STRING) {
 				if (add_listen(p, config_setting_get_string(s),
@@ -1088,6 +1088,7 @@ policy_load(const char *path, int missing_ok,
 	    path, p->hostname, p->spool, err, errlen);
 	if (p->queue == NULL)
 		goto fail;
+	p->have_file = have_file;
 	config_destroy(&cf);
 	return p;
 fail:
@@ -1192,13 +1193,19 @@ policy_print(const struct policy *p, FILE *f)
 {
 	int i;
 
-	fprintf(f, "config file: %s\n", p->conffile);
+	if (p->have_file)
+		fprintf(f, "config file: %s\n", p->conffile);
+	else
+		fprintf(f, "config file: none (%s does not exist); built-in "
+		    "defaults\n", p->conffile);
 	fprintf(f, "hostname: %s\n", p->hostname);
 	if (p->nlisten == 0)
 		fprintf(f, "listen: none (one session on standard input and output)\n");
 	for (i = 0; i < p->nlisten; i++)
 		fprintf(f, "listen: %s\n", p->listen[i]);
 	fprintf(f, "spool: %s\n", p->spool);
+	fprintf(f, "log: %s\n", p->log_stderr ? "standard error" :
+	    "syslog (facility mail)");
 	fprintf(f, "reverse DNS lookups of clients: %s\n",
 	    p->reverse_lookup ? "on" : "off");
 	if (p->message_size)

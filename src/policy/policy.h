@@ -81,11 +81,13 @@ struct rule {
 struct policy {
 	int		 refs;		/* atomic; see policy_ref() */
 	char		 conffile[PATH_MAX];
+	int		 have_file;	/* 0: no conffile, built-in defaults */
 	char		 hostname[POLICY_HOST_MAX + 1];
 	char		 spool[PATH_MAX];
 	char		*listen[POLICY_LISTEN_MAX];
 	int		 nlisten;
 	int		 reverse_lookup;
+	int		 log_stderr;	/* log = "stderr": lines to fd 2 */
 
 	/* Plan 9's keywords (and flags). */
 	int		 norelay;	/* -f: tag spoofed mail */
@@ -170,6 +172,13 @@ struct policy *policy_load(const char *path, int missing_ok,
 	    const struct policy_overrides *, char *err, size_t errlen);
 /* Writes the effective policy in plain words (smtpd -t). */
 void	policy_print(const struct policy *, FILE *);
+/*
+ * Writes one "smtpd: warning: ..." line for each thing that loads but
+ * would not work as meant (smtpd -t): an accepted domain no route takes,
+ * a hostname that is not fully qualified, an address in both listen and
+ * tls.listen, a spool that cannot be used.  Returns how many.
+ */
+int	policy_warnings(const struct policy *, FILE *);
 
 struct policy *policy_ref(struct policy *);
 void	policy_unref(struct policy **);

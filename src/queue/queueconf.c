@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fnmatch.h>
+#include <limits.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -17,10 +18,14 @@
 #include <libconfig.h>
 
 #include "lib/addr.h"
+#include "lib/fsutil.h"
 #include "lib/str.h"
 #include "queueconf.h"
 
-#define DEF_SPOOL	"/var/spool/smtpd"
+#ifndef SMTPD_SPOOL
+#define SMTPD_SPOOL	"/var/spool/smtpd"
+#endif
+#define DEF_SPOOL	SMTPD_SPOOL
 
 static const char *const route_keys[] = {
 	"domain", "local", "action", "concurrency",
@@ -75,7 +80,6 @@ static void	queueconf_free(struct queue_conf *);
 static int	alias_cmp(const void *, const void *);
 static const struct alias *alias_find(const struct queue_conf *,
 		    const char *);
-static int	domain_match(const char *pattern, const char *domain);
 static void	split_mailbox(const struct queue_conf *, const char *,
 		    char *, size_t, char *, size_t);
 
@@ -397,7 +401,7 @@ parse_route(struct pctx *pc, const config_setting_t *g, struct route *r,
     const struct queue_conf *qc)
 {
 	const char *v;
-	char uerr[200];
+	char uerr[200], abspath[PATH_MAX];
 	size_t i;
 
 	if (!config_setting_is_group(g))
@@ -478,18 +482,11 @@ parse_route(struct pctx *pc, const config_setting_t *g, struct route *r,
 			return seterr(pc, config_setting_get_member(g, "path"),
 			    "path: only %%u (user), %%d (domain) and %%%% may "
 			    "follow a %%");
-		/* Relative paths are taken from where the program starts. */
-		if (v[0] != '/') {
-			char cwd[PATH_MAX], abspath[PATH_MAX];
-
-			if (getcwd(cwd, sizeof(cwd)) == NULL ||
-			    (size_t)snprintf(abspath, sizeof(abspath), "%s/%s",
-			    cwd, v) >= sizeof(abspath))
-				return seterr(pc, g, "path: cannot make it absolute");
-			r->path = strdup(abspath);
-		} else
-			r->path = strdup(v);
-		if (r->path == NULL)
+		/* Relative paths are taken from the config file's directory. */
+		if (fs_conf_path(pc->file, v, abspath, sizeof(abspath)) == -1)
+			return seterr(pc, config_setting_get_member(g, "path"),
+			    "path: %s", strerror(errno));
+		if ((r->path = strdup(abspath)) == NULL)
 			return seterr(pc, g, "out of memory");
 		if (get_bool(pc, g, "create", &r->create) == -1)
 			return -1;
@@ -567,11 +564,11 @@ parse_route(struct pctx *pc, const config_setting_t *g, struct route *r,
 		if (get_string(pc, g, "tls_cafile", &v) == -1)
 			return -1;
 		if (v != NULL) {
-			if (v[0] != '/')
+			if (v[0] == '\0' || fs_conf_path(pc->file, v, abspath,
+			    sizeof(abspath)) == -1)
 				return seterr(pc, config_setting_get_member(g,
-				    "tls_cafile"), "tls_cafile must be an "
-				    "absolute path");
-			if ((r->tls_cafile = strdup(v)) == NULL)
+				    "tls_cafile"), "tls_cafile must be a path");
+			if ((r->tls_cafile = strdup(abspath)) == NULL)
 				return seterr(pc, g, "out of memory");
 		}
 		v = NULL;
@@ -705,10 +702,10 @@ parse_queue(struct pctx *pc, const config_setting_t *g, struct queue_conf *qc)
 	v = NULL;
 	if (get_string(pc, g, "relay_keys", &v) == -1)
 		return -1;
-	if (v != NULL && (v[0] != '/' || str_lcpy(qc->relay_keys, v,
-	    sizeof(qc->relay_keys)) >= sizeof(qc->relay_keys)))
+	if (v != NULL && (v[0] == '\0' || fs_conf_path(pc->file, v,
+	    qc->relay_keys, sizeof(qc->relay_keys)) == -1))
 		return seterr(pc, config_setting_get_member(g, "relay_keys"),
-		    "relay_keys must be an absolute path");
+		    "relay_keys must be a path");
 	return 0;
 }
 
@@ -734,6 +731,7 @@ queueconf_parse(const config_setting_t *root, const char *file,
 		return NULL;
 	}
 	qc->refs = 1;
+	qc->have_file = root != NULL;
 	str_lcpy(qc->file, file, sizeof(qc->file));
 	if (str_lcpy(qc->hostname, hostname, sizeof(qc->hostname)) >=
 	    sizeof(qc->hostname) ||
@@ -853,8 +851,8 @@ queueconf_load(const char *path, int missing_ok, char *err, size_t errlen)
 {
 	struct queue_conf *qc;
 	config_setting_t *root = NULL;
-	const char *spool = DEF_SPOOL, *host = NULL;
-	char hostbuf[256];
+	const char *spool = DEF_SPOOL, *host = NULL, *v;
+	char hostbuf[256], spoolbuf[PATH_MAX];
 	config_t cf;
 	int have_file = 1;
 
@@ -874,7 +872,18 @@ queueconf_load(const char *path, int missing_ok, char *err, size_t errlen)
 	}
 	if (have_file) {
 		root = config_root_setting(&cf);
-		(void)config_setting_lookup_string(root, "spool", &spool);
+		/* Resolved as smtpd does it, or the two see other spools. */
+		if (config_setting_lookup_string(root, "spool", &v) ==
+		    CONFIG_TRUE) {
+			if (v[0] == '\0' || fs_conf_path(path, v, spoolbuf,
+			    sizeof(spoolbuf)) == -1) {
+				snprintf(err, errlen, "%s: spool \"%.100s\": %s",
+				    path, v, v[0] ? strerror(errno) : "empty");
+				config_destroy(&cf);
+				return NULL;
+			}
+			spool = spoolbuf;
+		}
 		if (config_setting_lookup_string(root, "hostname", &host) !=
 		    CONFIG_TRUE)
 			(void)config_setting_lookup_string(root,
@@ -1026,22 +1035,6 @@ queueconf_print(const struct queue_conf *qc, FILE *f)
 	}
 }
 
-/* Case-insensitive; "*.example.com" matches below example.com only. */
-static int
-domain_match(const char *pattern, const char *domain)
-{
-	size_t pl, dl;
-
-	if (strcmp(pattern, "*") == 0)
-		return 1;
-	if (pattern[0] == '*' && pattern[1] == '.') {
-		pl = strlen(pattern + 1);
-		dl = strlen(domain);
-		return dl > pl && strcasecmp(domain + dl - pl, pattern + 1) == 0;
-	}
-	return strcasecmp(pattern, domain) == 0;
-}
-
 /* Lower-cased local part and domain (without a trailing dot). */
 static void
 split_mailbox(const struct queue_conf *qc, const char *mailbox, char *local,
@@ -1080,7 +1073,7 @@ queueconf_route(const struct queue_conf *qc, const char *mailbox)
 	for (i = 0; i < qc->nroutes; i++) {
 		r = &qc->routes[i];
 		for (j = 0; j < r->ndomains; j++)
-			if (domain_match(r->domains[j], domain))
+			if (addr_domain_match(r->domains[j], domain))
 				break;
 		if (j == r->ndomains)
 			continue;

@@ -99,6 +99,7 @@ struct alias {
 struct queue_conf {
 	int		 refs;		/* atomic; see queueconf_ref() */
 	char		 file[PATH_MAX];
+	int		 have_file;	/* 0: file missing, built-in defaults */
 	char		 hostname[256];
 	char		 spool[PATH_MAX];
 

@@ -742,7 +742,7 @@ config_secrets(const char *conffile, char *buf, size_t len)
 	config_init(&cf);
 	if (config_read_file(&cf, conffile) == CONFIG_TRUE &&
 	    config_lookup_string(&cf, "auth.secrets", &v) == CONFIG_TRUE &&
-	    str_lcpy(buf, v, len) < len)
+	    v[0] != '\0' && fs_conf_path(conffile, v, buf, len) == 0)
 		r = 0;
 	config_destroy(&cf);
 	return r;
@@ -879,6 +879,11 @@ main(int argc, char *argv[])
 	if (strcmp(cmd, "check") == 0) {
 		if (argc != 1)
 			usage();
+		if (qc->have_file)
+			printf("config file: %s\n", qc->file);
+		else
+			printf("config file: none (%s does not exist); built-in "
+			    "defaults\n", qc->file);
 		queueconf_print(qc, stdout);
 		queueconf_unref(&qc);
 		return EX_OK;

@@ -1,6 +1,7 @@
 """How smtpd runs: stdio mode, listeners (IPv4, IPv6, -l, config), session
 limits, SIGTERM, and many sessions at once."""
 import os
+import shutil
 import signal
 import smtplib
 import socket
@@ -402,3 +403,67 @@ class Concurrency(ProtoCase):
         q = self.wait_queued(d, n, timeout=30)
         senders = sorted(parse_spool(raw)[0]["from"] for raw in q.values())
         self.assertEqual(senders, sorted("<s%d@example.org>" % i for i in range(n)))
+
+
+class Logging(ProtoCase):
+    """log = "stderr" for systemd and containers: the session lines on
+    standard error without -d, and without -d's state changes; a daemon
+    logging to syslog says once when syslog cannot be reached."""
+
+    def run_daemon(self, extra, cmd_prefix=()):
+        d = self.smtpd(start=False, config_extra=extra)
+        err = open(os.path.join(self.workdir, "stderr"), "wb")
+        self.addCleanup(err.close)
+        proc = subprocess.Popen(list(cmd_prefix) + [SMTPD, "-C", d.conf],
+                                stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=err)
+
+        def stop():
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(30)
+        self.addCleanup(stop)
+        self.assertTrue(wait_port(d.host, d.port), self.stderr_text())
+        with smtplib.SMTP(d.host, d.port, timeout=10) as c:
+            c.sendmail("a@example.org", ["b@example.net"],
+                       b"Subject: log\r\n\r\nhi\r\n")
+        stop()
+        self.assertEqual(proc.returncode, 0)
+        return self.stderr_text()
+
+    def stderr_text(self):
+        with open(os.path.join(self.workdir, "stderr"), "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def test_stderr_without_debug(self):
+        text = self.run_daemon('log = "stderr";\n')
+        for want in ("started: config=", "smtp mail from=<a@example.org>",
+                     "smtp rcpt to=<b@example.net>", "smtp queued id=",
+                     "stopped"):
+            self.assertIn(want, text)
+        self.assertNotIn("smtp state", text)
+        self.assertNotIn("syslog is not reachable", text)
+        for line in text.splitlines():
+            self.assertRegex(line, r"^\d{4}-\d\d-\d\dT[\d:.]+Z smtpd\[\d+\]: ")
+
+    def test_debug_adds_state_changes(self):
+        """-d keeps its meaning: stderr with the state changes too."""
+        d = self.smtpd(config_extra='log = "syslog";\n')
+        with smtplib.SMTP(d.host, d.port, timeout=10) as c:
+            c.sendmail("a@example.org", ["b@example.net"], b"\r\nhi\r\n")
+        d.stop()
+        self.assertIn("smtp state", d.logtext())
+        self.assertIn("smtp queued id=", d.logtext())
+
+    def test_unreachable_syslog_is_said_once(self):
+        prefix = ()
+        if os.path.exists("/dev/log"):
+            # A private mount namespace where /dev/log is no socket.
+            if os.geteuid() != 0 or shutil.which("unshare") is None:
+                self.skipTest("/dev/log exists; hiding it needs root")
+            prefix = ("unshare", "--mount", "--", "sh", "-c",
+                      'mount --bind /dev/null /dev/log && exec "$@"', "sh")
+        text = self.run_daemon("", prefix)
+        self.assertEqual(text.count("smtpd: syslog is not reachable "
+                                    "(/dev/log: "), 1, text)
+        self.assertEqual(len(text.splitlines()), 1, text)

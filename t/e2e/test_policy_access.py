@@ -20,6 +20,7 @@ ACCESS_LINES = [
     "allow friend.example!*",
     "deny bad.example!*",
     "deny spammer@bad2.example",
+    "block spam.example!*",
     "block *.spam.example!*",
     "delay slow.example!bulk*",
     "dial dialup.example!*",

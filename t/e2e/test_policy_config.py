@@ -10,8 +10,10 @@ import threading
 import time
 import unittest
 
+import certs
 from harness import (SMTPD, BoundConn, PolicyCase, UNTRUSTED_ADDR,
-                     spool_config)
+                     free_port, spool_config, wait_port)
+from qharness import SMTPQ
 
 EX_CONFIG = 78
 
@@ -325,6 +327,194 @@ class Reload(PolicyCase):
             got.add(m.group(1).decode())
         self.assertEqual(got, set(sent))
         self.assertEqual(len(self.messages(d)), 200)
+
+
+class ConfigPaths(PolicyCase):
+    """Which file was read is said, and relative paths in it are taken
+    from its own directory, wherever the programs are started."""
+
+    def layout(self, port):
+        """workdir/etc/smtpd.conf naming ../state, and two other
+        directories to start programs in; returns the real workdir."""
+        top = os.path.realpath(self.workdir)
+        for d in ("etc", "run1", "run2"):
+            os.mkdir(os.path.join(top, d))
+        with open(os.path.join(top, "etc", "access"), "w") as f:
+            f.write("deny 192.0.2.9\n")
+        with open(os.path.join(top, "etc", "smtpd.conf"), "w") as f:
+            f.write('hostname = "mx.test.example";\n'
+                    'listen = [ "127.0.0.1:%d" ];\n'
+                    'reverse_lookup = false;\n'
+                    'spool = "../state/spool";\n'
+                    'dump = "./../state/dump";\n'
+                    'access_file = "access";\n'
+                    'ourdomains = [ "mx.test.example" ];\n'
+                    'routes = ( { domain = "mx.test.example"; '
+                    'action = "maildir"; path = "../state/mail/%%u"; } );\n'
+                    'queue = { runner = false; };\n' % port)
+        return top
+
+    def test_relative_paths_from_the_config_directory(self):
+        """smtpd started in one directory with a relative -C and smtpq
+        started in others see one spool: etc/../state/spool."""
+        port = free_port()
+        top = self.layout(port)
+        run1, run2 = os.path.join(top, "run1"), os.path.join(top, "run2")
+        p = subprocess.run([SMTPD, "-t", "-C", "../etc/smtpd.conf"],
+                           cwd=run1, capture_output=True, text=True,
+                           timeout=20)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        lines = p.stdout.splitlines()
+        self.assertIn("spool: %s/state/spool" % top, lines)
+        self.assertIn("access: deny client 192.0.2.9/32", lines)
+        self.assertTrue(any(l.startswith("route 1 (line 8): mx.test.example "
+                                         "-> maildir %s/state/mail/%%u" % top)
+                            for l in lines), lines)
+        log = open(os.path.join(top, "smtpd.log"), "ab")
+        self.addCleanup(log.close)
+        proc = subprocess.Popen([SMTPD, "-d", "-C", "../etc/smtpd.conf"],
+                                cwd=run1, stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=log)
+
+        def stop():
+            proc.terminate()
+            proc.wait(30)
+        self.addCleanup(stop)
+        self.assertTrue(wait_port("127.0.0.1", port))
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+            c.sendmail("a@example.org", ["b@example.net"],
+                       b"Subject: where\r\n\r\nhi\r\n")
+        self.assertTrue(os.path.isdir(os.path.join(top, "state", "spool",
+                                                   "queue")))
+        self.assertFalse(os.path.exists(os.path.join(run1, "state")))
+        for cwd, conf in ((os.path.join(top, "etc"), "smtpd.conf"),
+                          (run2, "../etc/smtpd.conf"), ("/", top +
+                                                        "/etc/smtpd.conf")):
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                q = subprocess.run([SMTPQ, "-C", conf, "list"], cwd=cwd,
+                                   capture_output=True, text=True,
+                                   timeout=20)
+                if "<b@example.net>" in q.stdout:
+                    break
+                time.sleep(0.05)
+            self.assertEqual(q.returncode, 0, q.stderr)
+            self.assertIn("<b@example.net>", q.stdout, (cwd, q.stderr))
+            q = subprocess.run([SMTPQ, "-C", conf, "check"], cwd=cwd,
+                               capture_output=True, text=True, timeout=20)
+            self.assertIn("spool: %s/state/spool" % top,
+                          q.stdout.splitlines())
+        with open(os.path.join(top, "smtpd.log")) as f:
+            text = f.read()
+        self.assertIn("started: config=../etc/smtpd.conf ", text)
+        self.assertIn("spool=%s/state/spool" % top, text)
+
+    def test_config_file_is_named(self):
+        """smtpd -t and smtpq check name the file they read."""
+        path, spool = spool_config(self.workdir)
+        p = subprocess.run([SMTPD, "-t", "-C", path], capture_output=True,
+                           text=True, timeout=20)
+        self.assertIn("config file: %s" % path, p.stdout.splitlines())
+        q = subprocess.run([SMTPQ, "-C", path, "check"], capture_output=True,
+                           text=True, timeout=20)
+        self.assertIn("config file: %s" % path, q.stdout.splitlines())
+
+    def test_missing_default_config_is_said(self):
+        """Without -C and without the default file, smtpd -t and smtpq
+        check say that the built-in defaults are used."""
+        p = subprocess.run([SMTPD, "-t"], capture_output=True, text=True,
+                           timeout=20)
+        m = re.search(r"^config file: (.*)$", p.stdout, re.M)
+        self.assertIsNotNone(m, p.stdout + p.stderr)
+        if not m.group(1).startswith("none ("):
+            self.skipTest("the default config exists: " + m.group(1))
+        self.assertRegex(m.group(1), r"^none \(/\S+/smtpd\.conf does not "
+                         r"exist\); built-in defaults$")
+        q = subprocess.run([SMTPQ, "check"], capture_output=True, text=True,
+                           timeout=20)
+        self.assertIn("config file: " + m.group(1), q.stdout.splitlines())
+
+
+class ConfigWarnings(PolicyCase):
+    """smtpd -t warns on stderr, and still exits 0, about what loads but
+    would not work as meant."""
+
+    def check(self, text):
+        path = os.path.join(self.workdir, "smtpd.conf")
+        with open(path, "w") as f:
+            f.write(text)
+        p = subprocess.run([SMTPD, "-t", "-C", path], capture_output=True,
+                           text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("config file: %s" % path, p.stdout)
+        return [l for l in p.stderr.splitlines() if l]
+
+    def head(self, hostname="mx.ours.example"):
+        return ('hostname = "%s";\nspool = "%s";\n'
+                % (hostname, os.path.join(self.workdir, "spool")))
+
+    ROUTES = ('routes = (\n'
+              '  { domain = [ "ours.example", "*.corp.example" ]; '
+              'action = "maildir"; path = "/tmp/none/%u"; },\n'
+              '  { domain = "[192.0.2.1]"; action = "maildir"; '
+              'path = "/tmp/none/%u"; }\n);\n')
+
+    def test_clean_config_no_warning(self):
+        """Every accepted domain routed, an FQDN, a usable spool: no
+        warning at all."""
+        self.assertEqual(self.check(
+            self.head() + 'ourdomains = [ "ours.example", "*.corp.example",'
+            ' "*.a.corp.example", "x.corp.example", "[192.0.2.1]" ];\n'
+            + self.ROUTES), [])
+        # Without routes everything is relayed: every domain is routed.
+        self.assertEqual(self.check(
+            self.head() + 'ourdomains = [ "other.example" ];\n'), [])
+
+    def test_unrouted_domain(self):
+        """An ourdomains entry that no route takes is named, "*.x" with a
+        route for x only as well as x with a route for "*.x" only."""
+        err = self.check(self.head() + 'ourdomains = [ "ours.example", '
+                         '"corp.example", "*.ours.example", '
+                         '"other.example", "[192.0.2.2]" ];\n' + self.ROUTES)
+        unrouted = [re.search(r"our domain (\S+) is accepted but no route "
+                              r"covers it", l) for l in err]
+        self.assertTrue(all(unrouted), err)
+        self.assertEqual(sorted(m.group(1) for m in unrouted),
+                         ["*.ours.example", "[192.0.2.2]", "corp.example",
+                          "other.example"])
+        self.assertTrue(all(l.startswith("smtpd: warning: ") for l in err))
+
+    def test_short_hostname(self):
+        err = self.check(self.head("mx") + 'ourdomains = [ "x.example" ];\n')
+        self.assertEqual(len(err), 1, err)
+        self.assertIn('hostname "mx" is not a fully-qualified domain name',
+                      err[0])
+
+    def test_spool_unusable(self):
+        """A spool that is a file, or under a file, is named."""
+        plain = os.path.join(self.workdir, "plain")
+        with open(plain, "w") as f:
+            f.write("x")
+        for spool, why in ((plain, "not a directory"),
+                           (plain + "/spool/sub", "cannot be created")):
+            with self.subTest(spool=spool):
+                err = self.check('hostname = "mx.ours.example";\n'
+                                 'spool = "%s";\n' % spool)
+                self.assertEqual(len(err), 1, err)
+                self.assertIn("spool %s: " % spool, err[0])
+                self.assertIn(why, err[0])
+
+    def test_same_address_in_listen_and_tls_listen(self):
+        if not certs.available():
+            self.skipTest("certtool not installed")
+        pair = certs.get()["server"]
+        err = self.check(self.head() + 'listen = [ "127.0.0.1:2525", '
+                         '"[::1]:2526" ];\n'
+                         'tls = { certificate = "%s"; key = "%s";\n'
+                         '  listen = [ "127.0.0.1:4650", "[::1]:2526" ]; };\n'
+                         % (pair.cert, pair.key))
+        self.assertEqual(err, ["smtpd: warning: [::1]:2526 is in both listen "
+                               "and tls.listen: the second bind fails"])
 
 
 if __name__ == "__main__":

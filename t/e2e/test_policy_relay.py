@@ -30,6 +30,8 @@ FOREIGN = [
     "<user@ours.example.other.example>",
     "<user@evilcorp.example>",
     "<user@corp.example.other.example>",
+    # "*.corp.example" is below corp.example only, as in routes.
+    "<user@corp.example>",
     "<user@OTHER.EXAMPLE>",
     "<USER%OTHER.EXAMPLE@OURS.EXAMPLE>",
     "<user@other.example.>",
@@ -40,7 +42,6 @@ OURS = [
     "<user@OURS.EXAMPLE>",
     "<User@Ours.Example>",
     "<user@OURS.EXAMPLE.>",
-    "<user@corp.example>",
     "<user@a.b.corp.example>",
     "<user@Mail.CORP.example.>",
     "<Postmaster>",

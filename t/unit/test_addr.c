@@ -110,6 +110,25 @@ test_domains(void)
 	CU_ASSERT_TRUE(addr_valid_domain("b\xc3\xbc.de", 6, 1));
 }
 
+/* One meaning of "*.dom" for ourdomains, routes and access rules. */
+static void
+test_domain_match(void)
+{
+	CU_ASSERT_TRUE(addr_domain_match("*", "anything.example"));
+	CU_ASSERT_TRUE(addr_domain_match("example.com", "Example.COM"));
+	CU_ASSERT_TRUE(addr_domain_match("example.com", "example.com."));
+	CU_ASSERT_TRUE(addr_domain_match("example.com.", "example.com"));
+	CU_ASSERT_FALSE(addr_domain_match("example.com", "a.example.com"));
+	CU_ASSERT_TRUE(addr_domain_match("*.example.com", "a.example.com"));
+	CU_ASSERT_TRUE(addr_domain_match("*.example.com", "A.B.Example.Com."));
+	CU_ASSERT_FALSE(addr_domain_match("*.example.com", "example.com"));
+	CU_ASSERT_FALSE(addr_domain_match("*.example.com", "example.com."));
+	CU_ASSERT_FALSE(addr_domain_match("*.example.com", "badexample.com"));
+	CU_ASSERT_FALSE(addr_domain_match("*.example.com", ".example.com"));
+	CU_ASSERT_TRUE(addr_domain_match("[192.0.2.1]", "[192.0.2.1]"));
+	CU_ASSERT_FALSE(addr_domain_match("[192.0.2.1]", "[192.0.2.10]"));
+}
+
 int
 suite_addr(void)
 {
@@ -118,7 +137,8 @@ suite_addr(void)
 	if (s == NULL ||
 	    CU_add_test(s, "RFC 5321 paths (table)", test_table) == NULL ||
 	    CU_add_test(s, "literal, route, null", test_parts) == NULL ||
-	    CU_add_test(s, "domain syntax", test_domains) == NULL)
+	    CU_add_test(s, "domain syntax", test_domains) == NULL ||
+	    CU_add_test(s, "domain patterns", test_domain_match) == NULL)
 		return -1;
 	return 0;
 }

@@ -108,8 +108,10 @@ test_relay_battery(void)
 		{ "a@ours.example", VERDICT_CONTINUE },
 		{ "a@OURS.Example", VERDICT_CONTINUE },
 		{ "a@ours.example.", VERDICT_CONTINUE },
-		{ "a@corp.example", VERDICT_CONTINUE },
 		{ "a@x.y.corp.example", VERDICT_CONTINUE },
+		{ "a@X.Corp.Example.", VERDICT_CONTINUE },
+		/* "*.corp.example" is below corp.example only, as in routes. */
+		{ "a@corp.example", VERDICT_REJECT },
 		{ "Postmaster", VERDICT_CONTINUE },
 		{ "a@[192.0.2.1]", VERDICT_CONTINUE },
 		{ "a@other.example", VERDICT_REJECT },
@@ -173,8 +175,9 @@ test_access_verbs(void)
 	CU_ASSERT_EQUAL(policy_data_end(&ps, &v), VERDICT_DEFER);
 	CU_ASSERT_EQUAL(v.code, 450);
 	policy_reset(&ps);
+	/* "block *.spam.example!*" leaves spam.example itself alone. */
 	CU_ASSERT_EQUAL(policy_mail(&ps, "x@spam.example", &v), VERDICT_CONTINUE);
-	CU_ASSERT_EQUAL(policy_data_end(&ps, &v), VERDICT_REJECT);
+	CU_ASSERT_EQUAL(policy_data_end(&ps, &v), VERDICT_CONTINUE);
 	policy_reset(&ps);
 	/* allow skips the remaining MAIL checks (here: the defer rule). */
 	CU_ASSERT_EQUAL(policy_mail(&ps, "x@friend.example", &v), VERDICT_CONTINUE);
