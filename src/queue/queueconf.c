@@ -33,7 +33,7 @@ static const char *const alias_keys[] = { "name", "to", NULL };
 static const char *const queue_keys[] = {
 	"retry_min", "retry_max", "lifetime", "delay_warning", "concurrency",
 	"destination_concurrency", "session_messages", "scan_interval",
-	"bounce_size", "pipe_timeout", "pipe_user", "runner", "relay_keys",
+	"bounce_size", "pipe_timeout", "pipe_user", "mailer_user", "runner", "relay_keys",
 	NULL
 };
 
@@ -703,6 +703,13 @@ parse_queue(struct pctx *pc, const config_setting_t *g, struct queue_conf *qc)
 		return seterr(pc, config_setting_get_member(g, "pipe_user"),
 		    "pipe_user: %s", uerr);
 	v = NULL;
+	if (get_string(pc, g, "mailer_user", &v) == -1)
+		return -1;
+	if (v != NULL && queueconf_user(v, &qc->mailer_user, uerr,
+	    sizeof(uerr)) == -1)
+		return seterr(pc, config_setting_get_member(g, "mailer_user"),
+		    "mailer_user: %s", uerr);
+	v = NULL;
 	if (get_string(pc, g, "relay_keys", &v) == -1)
 		return -1;
 	if (v != NULL && (v[0] != '/' || str_lcpy(qc->relay_keys, v,
@@ -762,6 +769,12 @@ queueconf_parse(const config_setting_t *root, const char *file,
 	    sizeof(uerr)) == -1) {
 		/* Only an error once a pipe route wants it. */
 		qc->pipe_user.name[0] = '\0';
+	}
+	if (qc->mailer_user.name[0] == '\0' &&
+	    queueconf_user(QC_DEF_MAILER_USER, &qc->mailer_user, uerr,
+	    sizeof(uerr)) == -1) {
+		/* smtpd -m as root then refuses to run the mailer. */
+		qc->mailer_user.name[0] = '\0';
 	}
 
 	if (root != NULL && (g = config_setting_get_member(root, "routes"))) {
@@ -980,6 +993,8 @@ queueconf_print(const struct queue_conf *qc, FILE *f)
 	fprintf(f, "queue scan: every %u s\n", qc->scan_interval);
 	fprintf(f, "bounces return messages up to %zu bytes whole\n",
 	    qc->bounce_size);
+	fprintf(f, "smtpd -m runs the mailer as: %s\n",
+	    qc->mailer_user.name[0] ? qc->mailer_user.name : "(no such user)");
 	for (i = 0; i < qc->nroutes; i++) {
 		r = &qc->routes[i];
 		if (r->line)

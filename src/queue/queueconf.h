@@ -30,6 +30,7 @@
 #define QC_DEF_BOUNCE_SIZE	(64 * 1024)
 #define QC_DEF_PIPE_TIMEOUT	600
 #define QC_DEF_PIPE_USER	"nobody"
+#define QC_DEF_MAILER_USER	"nobody"
 #define QC_DEF_SESSION_MESSAGES	100
 
 #define QC_MAX_CONCURRENCY	1000
@@ -118,6 +119,8 @@ struct queue_conf {
 	size_t		 bounce_size;	/* largest message returned whole */
 	unsigned int	 pipe_timeout;
 	struct qc_user	 pipe_user;
+	struct qc_user	 mailer_user;	/* smtpd -m runs the mailer as;
+					   name "" if it does not exist */
 	int		 runner;	/* smtpd runs the queue runner itself */
 	char		 relay_keys[PATH_MAX];	/* relay credentials, "" if none */
 };

@@ -147,6 +147,46 @@ class Pipe(QueueCase):
         self.assertTrue(msg.endswith(b"Subject: piped\n\nbody\n"))
         self.assertTrue(msg.startswith(b"Received: from "))
 
+    def test_no_control_characters_reach_the_program(self):
+        """A CR LF in the sender's ORCPT (xtext +0D+0A) is not passed on
+        into the program's environment."""
+        out = self.outdir()
+        prog = self.script("deliver", (
+            'printf "%%s" "$ORIGINAL_RECIPIENT" > %s/orcpt\n'
+            'cat > /dev/null\n') % out)
+        self.setup_queue(self.pipe_route(prog), queue=FAST)
+        self.send("alice@example.org", ["bob@example.com"],
+                  rcpt_options=["ORCPT=rfc822;a+0D+0AX-Injected:+20yes@x"])
+        self.deliver()
+        self.assertTrue(wait_for(lambda: self.queue_ids() == []), self.log())
+        orcpt = read_bytes(os.path.join(out, "orcpt"))
+        self.assertNotIn(b"\r", orcpt)
+        self.assertNotIn(b"\n", orcpt)
+        self.assertEqual(orcpt, b"a??X-Injected: yes@x")
+
+    def test_recipient_that_looks_like_an_option_bounces(self):
+        """A program whose command puts %r where an option could be never
+        sees a recipient starting with '-': it bounces (5.1.3)."""
+        out = self.outdir()
+        prog = self.script("deliver", 'printf "%%s\\n" "$@" >> %s/args\n'
+                           'cat > /dev/null\n' % out)
+        route = ('{ domain = "example.com"; action = "pipe"; '
+                 'command = [ "%s", "%%r" ]; }' % prog)
+        self.setup_queue(route + "," + self.sender_box(), queue=FAST)
+        self.send("alice@example.org", ["-oQ/tmp/x@example.com",
+                                        "bob@example.com"])
+        self.deliver()
+        files = wait_for(lambda: maildir_files(self.path("mail", "example.org",
+                                                         "alice")))
+        self.assertEqual(len(files), 1, self.log())
+        _, rcpts = dsn_fields(parse_mail(read_bytes(files[0])))
+        self.assertEqual(len(rcpts), 1)
+        self.assertEqual(rcpts[0]["status"], "5.1.3")
+        self.assertIn("would be an option", rcpts[0]["diagnostic-code"])
+        self.assertEqual(read_bytes(os.path.join(out, "args")),
+                         b"bob@example.com\n")
+        self.assertTrue(wait_for(lambda: self.queue_ids() == []))
+
     def test_tempfail_is_retried_and_delivered_once(self):
         out = self.outdir()
         prog = self.script("flaky", (
