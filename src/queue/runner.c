@@ -1155,6 +1155,20 @@ finish_round(struct round *rd)
 			    rd->st->r[i].state != QS_FAILED &&
 			    rd->st->r[i].dsn == QS_DSN_OWED)
 				rd->st->r[i].dsn = QS_DSN_SENT;
+	/* A report still not sent after the lifetime is given up. */
+	if (now - rd->env->arrival >= (time_t)rd->qc->lifetime) {
+		size_t dropped = 0;
+
+		for (i = 0; i < rd->st->n; i++)
+			if (rd->st->r[i].dsn == QS_DSN_OWED) {
+				rd->st->r[i].dsn = QS_DSN_NONE;
+				dropped++;
+			}
+		if (dropped > 0)
+			log_warn("%s queue dsn dropped to=<%.256s> nrcpt=%zu: "
+			    "not sent within the lifetime", m->id,
+			    rd->env->sender, dropped);
+	}
 
 	for (i = 0; i < rd->st->n; i++) {
 		q = &rd->st->r[i];

@@ -187,6 +187,32 @@ class Pipe(QueueCase):
                          b"bob@example.com\n")
         self.assertTrue(wait_for(lambda: self.queue_ids() == []))
 
+    def test_thousand_failures_make_one_bounded_bounce(self):
+        """1,000 recipients that all fail permanently: one DSN listing the
+        first ones and counting the rest, and the message leaves."""
+        prog = self.script("refuse", 'cat >/dev/null\n'
+                           'echo "%s" >&2\nexit 1\n' % ("no " * 120))
+        route = ('{ domain = "example.com"; action = "pipe"; batch = true; '
+                 'command = [ "%s", "--", "%%r" ]; }' % prog)
+        self.setup_queue(route + "," + self.sender_box(), queue=FAST)
+        rcpts = ["<user%04d@example.com>" % i for i in range(1000)]
+        self.write_spool("2AAAAAAAAAAAAAAA", "alice@example.org", rcpts,
+                         b"Subject: to many\r\n\r\nhello\r\n")
+        self.deliver()
+        box = self.path("mail", "example.org", "alice")
+        files = wait_for(lambda: maildir_files(box))
+        self.assertEqual(len(files), 1, self.diag())
+        raw = read_bytes(files[0])
+        self.assertLess(len(raw), 256 * 1024)
+        self.assertIn(b"... and 950 more recipients", raw)
+        _, fields = dsn_fields(parse_mail(raw))
+        self.assertEqual(len(fields), 50)
+        self.assertEqual(fields[0]["final-recipient"],
+                         "rfc822; user0000@example.com")
+        self.assertTrue(wait_for(lambda: self.queue_ids() == []),
+                        self.diag())
+        self.assertIn("queue dsn id=", self.log())
+
     def test_tempfail_is_retried_and_delivered_once(self):
         out = self.outdir()
         prog = self.script("flaky", (
