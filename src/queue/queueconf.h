@@ -167,6 +167,18 @@ int	queueconf_expand(const struct queue_conf *, const char *mailbox,
 	    char ***out, size_t *nout, char *err, size_t errlen);
 void	queueconf_free_list(char ***list, size_t n);
 
+/*
+ * A set of addresses compared without regard to case (zeroed to start),
+ * for removing duplicates in linear time.  add: 1 when s is new (a copy
+ * is kept), 0 when it is there already, -1 when out of memory.
+ */
+struct qc_addrset {
+	char	**slot;
+	size_t	  cap, n;
+};
+int	queueconf_addrset_add(struct qc_addrset *, const char *s);
+void	queueconf_addrset_free(struct qc_addrset *);
+
 /* Parses "90", "90s", "15m", "2h", "5d", "1w" into seconds.  0 or -1. */
 int	queueconf_duration(const char *s, unsigned int *out);
 /* Resolves a user name (or "#uid").  0 or -1 with err. */

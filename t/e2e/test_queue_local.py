@@ -213,6 +213,36 @@ class Pipe(QueueCase):
                         self.diag())
         self.assertIn("queue dsn id=", self.log())
 
+    def test_thousand_member_alias_among_other_mail(self):
+        """A 1,000-member alias, its members given twice in other cases,
+        reaches each member once while other mail is delivered too."""
+        out = self.outdir()
+        prog = self.script("list", 'cat > /dev/null\n'
+                           'printf "%%s\\n" "$@" >> %s/rcpts\n' % out)
+        route = ('{ domain = "lists.example.com"; action = "pipe"; '
+                 'batch = true; command = [ "%s", "%%r" ]; }' % prog)
+        big = ", ".join('"m%d"' % i for i in range(1000))
+        again = ", ".join('"M%d@Lists.Example.COM"' % i for i in range(1000))
+        self.setup_queue(route + "," + self.sender_box(), queue=FAST,
+                         aliases=('{ name = "big@lists.example.com"; '
+                                  'to = [ %s ]; }, '
+                                  '{ name = "again@lists.example.com"; '
+                                  'to = [ %s ]; }' % (big, again)))
+        self.start_runner()
+        self.send("alice@example.org", ["big@lists.example.com",
+                                        "again@lists.example.com"])
+        self.send("carol@example.org", ["alice@example.org"],
+                  b"Subject: meanwhile\r\n\r\nstill flowing\r\n")
+        self.assertTrue(wait_for(lambda: self.queue_ids() == [], 60),
+                        self.diag())
+        got = read_bytes(os.path.join(out, "rcpts")).decode().split()
+        self.assertEqual(len(got), 1000)
+        self.assertEqual(sorted(got), sorted("m%d@lists.example.com" % i
+                                             for i in range(1000)))
+        files = maildir_files(self.path("mail", "example.org", "alice"))
+        self.assertEqual(len(files), 1)
+        self.assertIn(b"still flowing", read_bytes(files[0]))
+
     def test_tempfail_is_retried_and_delivered_once(self):
         out = self.outdir()
         prog = self.script("flaky", (
