@@ -20,6 +20,7 @@
 #include "auth/throttle.h"
 #include "lib/addr.h"
 #include "queue/mailer.h"
+#include "queue/queueconf.h"
 #include "lib/fsutil.h"
 #include "lib/lineio.h"
 #include "lib/log.h"
@@ -432,6 +433,11 @@ do_rcpt(struct session *s, struct cmd *c)
 		(void)reply_verdict(s, &v);
 		return 0;
 	}
+	/* The mailer gets recipients as arguments: none may look like an option. */
+	if (s->conf->mailer != NULL && a.mailbox[0] == '-') {
+		reply(s, 553, "5.1.3", "Recipient may not begin with '-'");
+		return 0;
+	}
 	if (s->nrcpts == s->rcptcap) {
 		size_t ncap = s->rcptcap ? s->rcptcap * 2 : 8;
 		struct spool_rcpt *n;
@@ -548,6 +554,7 @@ static void
 hand_off(struct session *s)
 {
 	char reply_text[512], buf[16384], date[64], tmpl[] = "/tmp/smtpd-mXXXXXX";
+	const struct qc_user *mu = &s->pol->queue->mailer_user;
 	const char **rcpts;
 	struct tm tm;
 	time_t now = time(NULL);
@@ -556,6 +563,13 @@ hand_off(struct session *s)
 	int in = -1, out = -1, code, cr = 0;
 	FILE *f = NULL;
 
+	if (mu->name[0] == '\0' && geteuid() == 0) {
+		log_err("%s smtp mailer not run: queue.mailer_user does not "
+		    "exist", s->id);
+		reply(s, 451, "4.3.0", "Local delivery is not available, try "
+		    "again later");
+		return;
+	}
 	if ((rcpts = calloc(s->nrcpts, sizeof(*rcpts))) == NULL)
 		goto fail;
 	for (i = 0; i < s->nrcpts; i++)
@@ -584,7 +598,7 @@ hand_off(struct session *s)
 	if (n == -1 || fflush(f) == EOF || fseek(f, 0, SEEK_SET) == -1)
 		goto fail;
 	code = mailer_handoff(s->conf->mailer, rcpts, s->nrcpts, fileno(f),
-	    s->pol->data_timeout, reply_text, sizeof(reply_text));
+	    mu->name[0] ? &mu->cred : NULL, s->pol->data_timeout, reply_text, sizeof(reply_text));
 	log_info("%s smtp mailer %s answered: %s", s->id, s->conf->mailer,
 	    reply_text);
 	if (code == 250)

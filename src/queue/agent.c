@@ -5,28 +5,13 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "lib/fsutil.h"
 #include "lib/str.h"
 #include "agent.h"
-
-#define SYNC_SLOTS	64
-
-/* Directories being flushed, for agent_sync_dir(). */
-struct dirsync {
-	char		 path[PATH_MAX];
-	unsigned long	 requested, synced, failed_upto;
-	int		 syncing, users, error;
-};
-
-static pthread_mutex_t	 sync_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t	 sync_cv = PTHREAD_COND_INITIALIZER;
-static struct dirsync	 sync_slots[SYNC_SLOTS];
 
 const struct agent_ops *
 agent_for(enum route_action a)
@@ -133,66 +118,4 @@ agent_lf_read(struct agent_lf *lf, char *buf, size_t len)
 		}
 	}
 	return (ssize_t)o;
-}
-
-int
-agent_sync_dir(const char *path)
-{
-	struct dirsync *e = NULL, *free_slot = NULL;
-	unsigned long mine, upto;
-	int i, r, err;
-
-	if (strlen(path) >= sizeof(sync_slots[0].path))
-		return fs_sync_dir(path);
-	pthread_mutex_lock(&sync_mu);
-	for (i = 0; i < SYNC_SLOTS; i++) {
-		if (sync_slots[i].users > 0 &&
-		    strcmp(sync_slots[i].path, path) == 0) {
-			e = &sync_slots[i];
-			break;
-		}
-		if (sync_slots[i].users == 0 && free_slot == NULL)
-			free_slot = &sync_slots[i];
-	}
-	if (e == NULL) {
-		if (free_slot == NULL) {
-			/* Every slot busy: flush on our own. */
-			pthread_mutex_unlock(&sync_mu);
-			return fs_sync_dir(path);
-		}
-		e = free_slot;
-		memset(e, 0, sizeof(*e));
-		str_lcpy(e->path, path, sizeof(e->path));
-	}
-	e->users++;
-	mine = ++e->requested;
-	while (e->synced < mine) {
-		if (e->syncing) {
-			pthread_cond_wait(&sync_cv, &sync_mu);
-			continue;
-		}
-		e->syncing = 1;
-		upto = e->requested;
-		pthread_mutex_unlock(&sync_mu);
-		r = fs_sync_dir(path);
-		err = errno;
-		pthread_mutex_lock(&sync_mu);
-		e->syncing = 0;
-		e->synced = upto;
-		if (r == -1) {
-			e->error = err;
-			e->failed_upto = upto;
-		}
-		pthread_cond_broadcast(&sync_cv);
-	}
-	r = 0;
-	if (e->error != 0 && e->failed_upto >= mine) {
-		r = -1;
-		err = e->error;
-	}
-	e->users--;
-	pthread_mutex_unlock(&sync_mu);
-	if (r == -1)
-		errno = err;
-	return r;
 }

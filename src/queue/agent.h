@@ -104,13 +104,6 @@ void	agent_lf_init(struct agent_lf *, int fd, off_t off);
 /* Up to len bytes of LF text: >0, 0 at the end, -1 on a read error. */
 ssize_t	agent_lf_read(struct agent_lf *, char *buf, size_t len);
 
-/*
- * fsync()s directory path, sharing the flush with other threads waiting on
- * the same directory: one fsync covers every change made before it began.
- * 0 or -1 (errno set).
- */
-int	agent_sync_dir(const char *path);
-
 /* The agents. */
 extern const struct agent_ops agent_maildir_ops;
 extern const struct agent_ops agent_pipe_ops;

@@ -3,15 +3,23 @@
  * route's path template, written to tmp/, flushed, then linked into new/
  * (the usual Maildir rules).  The spool's CRLF line ends become LF, and
  * Return-Path: and Delivered-To: are added on top.
+ *
+ * Maildirs live in directories their users control, so nothing is done by
+ * path name: the directories below the template's trusted part are opened
+ * one by one without following symbolic links, the files are made relative
+ * to those descriptors, and as root the writing is done by a child that has
+ * become the Maildir's user.
  */
 #include "config.h"
 
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,16 +33,20 @@
 #include "lib/log.h"
 #include "lib/str.h"
 #include "agent.h"
+#include "mailer.h"
 
 #define MD_BUF		65536
 #define MD_HDR_MAX	65536	/* header bytes searched for Delivered-To */
 #define MD_TRIES	5
+#define MD_NAME_MAX	256	/* a file name in tmp/ */
+#define MD_HDR_LEN	(2 * ADDR_PATH_MAX + 64)
 
 static void	*md_open(const struct route *, const char *,
 		    const struct queue_conf *, struct agent_result *);
 static int	 md_deliver(void *, const struct route *,
 		    const struct agent_msg *, struct agent_rcpt *, size_t);
 static void	 md_close(void **);
+static void	 md_syserr(struct agent_result *, const char *, int);
 
 const struct agent_ops agent_maildir_ops = {
 	"maildir", md_open, md_deliver, md_close
@@ -178,67 +190,363 @@ md_hostpart(const char *host, char *out, size_t len)
 	str_free(&s);
 }
 
+/*
+ * What the writer needs, all prepared before it runs: it may run in a
+ * forked child of a threaded process, where only async-signal-safe calls
+ * are allowed.
+ */
+struct md_job {
+	int			 mdfd;		/* the Maildir */
+	int			 msgfd;
+	off_t			 body_off;
+	int			 create;
+	int			 check_owner;	/* tmp/ and new/ must be uid's */
+	uid_t			 uid;
+	const char		*hdr;
+	size_t			 hdrlen;
+	char			 names[MD_TRIES][MD_NAME_MAX];
+	char			 dst[MD_NAME_MAX + 32];
+	char			*buf;
+	struct agent_lf		*lf;
+};
+
+/* Where the writer stopped, for the parent to word. */
+enum md_stage {
+	MD_DONE,
+	MD_E_CRED,	/* could not become the owner */
+	MD_E_NOBOX,	/* no new/ and nothing may be created */
+	MD_E_SUBLINK,	/* a subdirectory is a link or not a directory */
+	MD_E_SUBOWNER,	/* a subdirectory belongs to someone else */
+	MD_E_MKDIR,
+	MD_E_CREATE,
+	MD_E_READ,
+	MD_E_WRITE,
+	MD_E_LINK,
+	MD_E_SYNC,
+	MD_E_CHILD,	/* the child ended without a report */
+};
+
+struct md_report {
+	int	 stage;
+	int	 err;
+	char	 sub[4];	/* "tmp", "new" or "cur" */
+	uid_t	 owner;		/* of sub, for MD_E_SUBOWNER */
+};
+
+/* Appends the decimal v to s (async-signal-safe); -1 when it does not fit. */
 static int
-md_mkdir(const char *path, const struct route *r)
+md_append_num(char *s, size_t len, unsigned long long v)
 {
-	if (mkdir(path, 0700) == -1) {
-		if (errno == EEXIST)
-			return 0;
+	char digits[24];
+	size_t n = 0, l = strlen(s);
+
+	do {
+		digits[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	if (l + n >= len)
 		return -1;
-	}
-	if (r->has_owner && geteuid() == 0 &&
-	    chown(path, r->owner.cred.uid, r->owner.cred.gid) == -1)
-		return -1;
+	while (n > 0)
+		s[l++] = digits[--n];
+	s[l] = '\0';
 	return 0;
 }
 
-/* Makes dir/{tmp,new,cur} when the route allows. */
 static int
-md_prepare(const struct route *r, const char *dir, struct agent_result *res)
+md_fail(struct md_report *rep, int stage, const char *sub)
 {
-	char sub[PATH_MAX];
-	struct stat st;
-	const char *subs[3] = { "tmp", "new", "cur" };
-	int i;
+	rep->stage = stage;
+	rep->err = errno;
+	if (sub != NULL)
+		memcpy(rep->sub, sub, 4);
+	return -1;
+}
 
-	if ((size_t)snprintf(sub, sizeof(sub), "%s/new", dir) >= sizeof(sub))
-		goto toolong;
-	if (stat(sub, &st) == 0 && S_ISDIR(st.st_mode))
-		return 0;
-	if (!r->create) {
-		agent_set(res, AGENT_PERM, 550, "5.1.1", "no such mailbox "
-		    "(%.200s does not exist)", dir);
+/* Opens (making it when allowed) the subdirectory sub of the Maildir. */
+static int
+md_subdir(const struct md_job *j, const char *sub, struct md_report *rep)
+{
+	struct stat st;
+	int fd, e;
+
+	fd = openat(j->mdfd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	if (fd == -1 && errno == ENOENT) {
+		if (!j->create)
+			return md_fail(rep, MD_E_NOBOX, sub);
+		if (mkdirat(j->mdfd, sub, 0700) == -1 && errno != EEXIST)
+			return md_fail(rep, MD_E_MKDIR, sub);
+		fd = openat(j->mdfd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+	}
+	if (fd == -1)
+		return md_fail(rep, errno == ELOOP || errno == ENOTDIR ?
+		    MD_E_SUBLINK : MD_E_MKDIR, sub);
+	if (fstat(fd, &st) == -1) {
+		e = errno;
+		close(fd);
+		errno = e;
+		return md_fail(rep, MD_E_MKDIR, sub);
+	}
+	if (j->check_owner && st.st_uid != j->uid) {
+		close(fd);
+		rep->owner = st.st_uid;
+		errno = 0;
+		return md_fail(rep, MD_E_SUBOWNER, sub);
+	}
+	return fd;
+}
+
+/*
+ * Writes the message into tmp/ and links it into new/, every step relative
+ * to the Maildir's descriptor and never through a symbolic link.  Only
+ * async-signal-safe calls.  0, or -1 with *rep saying where it stopped.
+ */
+static int
+md_write(struct md_job *j, struct md_report *rep)
+{
+	int tmpfd = -1, newfd = -1, curfd = -1, fd = -1, t, rc = -1;
+	const char *name = NULL;
+	long long size;
+	ssize_t n;
+
+	if ((tmpfd = md_subdir(j, "tmp", rep)) == -1 ||
+	    (newfd = md_subdir(j, "new", rep)) == -1)
+		goto out;
+	if (j->create && (curfd = md_subdir(j, "cur", rep)) == -1)
+		goto out;
+	for (t = 0; t < MD_TRIES; t++) {
+		name = j->names[t];
+		fd = openat(tmpfd, name, O_WRONLY | O_CREAT | O_EXCL |
+		    O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd != -1 || errno != EEXIST)
+			break;
+	}
+	if (fd == -1) {
+		md_fail(rep, MD_E_CREATE, NULL);
+		goto out;
+	}
+	if (fs_write_all(fd, j->hdr, j->hdrlen) == -1) {
+		md_fail(rep, MD_E_WRITE, NULL);
+		goto discard;
+	}
+	size = (long long)j->hdrlen;
+	agent_lf_init(j->lf, j->msgfd, j->body_off);
+	while ((n = agent_lf_read(j->lf, j->buf, MD_BUF)) > 0) {
+		if (fs_write_all(fd, j->buf, (size_t)n) == -1) {
+			md_fail(rep, MD_E_WRITE, NULL);
+			goto discard;
+		}
+		size += n;
+	}
+	if (n == -1) {
+		md_fail(rep, MD_E_READ, NULL);
+		goto discard;
+	}
+	if (fsync(fd) == -1) {
+		md_fail(rep, MD_E_WRITE, NULL);
+		goto discard;
+	}
+	t = close(fd);
+	fd = -1;
+	if (t == -1) {
+		md_fail(rep, MD_E_WRITE, NULL);
+		goto discard;
+	}
+	if (str_lcpy(j->dst, name, sizeof(j->dst)) >= sizeof(j->dst) ||
+	    str_lcat(j->dst, ",S=", sizeof(j->dst)) >= sizeof(j->dst) ||
+	    md_append_num(j->dst, sizeof(j->dst), (unsigned long long)size) ==
+	    -1) {
+		errno = ENAMETOOLONG;
+		md_fail(rep, MD_E_LINK, NULL);
+		goto discard;
+	}
+	/* linkat() never replaces an existing message, unlike rename. */
+	if (linkat(tmpfd, name, newfd, j->dst, 0) == -1) {
+		md_fail(rep, MD_E_LINK, NULL);
+		goto discard;
+	}
+	(void)unlinkat(tmpfd, name, 0);
+	if (fsync(newfd) == -1) {
+		md_fail(rep, MD_E_SYNC, NULL);
+		goto out;
+	}
+	rep->stage = MD_DONE;
+	rc = 0;
+	goto out;
+discard:
+	if (fd != -1)
+		close(fd);
+	fd = -1;
+	(void)unlinkat(tmpfd, name, 0);
+out:
+	if (fd != -1)
+		close(fd);
+	if (tmpfd != -1)
+		close(tmpfd);
+	if (newfd != -1)
+		close(newfd);
+	if (curfd != -1)
+		close(curfd);
+	return rc;
+}
+
+/*
+ * Runs md_write() in a child that has become the mailbox's owner first,
+ * so that nothing in the Maildir is ever touched with root's rights.
+ */
+static void
+md_write_as(struct md_job *j, const struct mailer_cred *cred,
+    struct md_report *rep)
+{
+	struct md_report crep;
+	int p[2], status;
+	ssize_t n;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) == -1) {
+		md_fail(rep, MD_E_CHILD, NULL);
+		return;
+	}
+	if ((pid = fork()) == -1) {
+		md_fail(rep, MD_E_CHILD, NULL);
+		close(p[0]);
+		close(p[1]);
+		return;
+	}
+	if (pid == 0) {
+		memset(&crep, 0, sizeof(crep));
+		close(p[0]);
+		if (setgroups((size_t)cred->ngroups, cred->groups) == -1 ||
+		    setgid(cred->gid) == -1 || setuid(cred->uid) == -1 ||
+		    getuid() != cred->uid || geteuid() != cred->uid ||
+		    getegid() != cred->gid ||
+		    (cred->uid != 0 && setuid(0) != -1))
+			md_fail(&crep, MD_E_CRED, NULL);
+		else
+			(void)md_write(j, &crep);
+		if (write(p[1], &crep, sizeof(crep)) != (ssize_t)sizeof(crep))
+			_exit(2);
+		_exit(0);
+	}
+	close(p[1]);
+	do
+		n = read(p[0], rep, sizeof(*rep));
+	while (n == -1 && errno == EINTR);
+	close(p[0]);
+	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+		;
+	if (n != (ssize_t)sizeof(*rep)) {
+		memset(rep, 0, sizeof(*rep));
+		rep->stage = MD_E_CHILD;
+		rep->err = EIO;
+	}
+}
+
+/*
+ * Opens path's directory component by component below the trusted base,
+ * never following a symbolic link; missing directories are made when
+ * create is set (the Maildir 0700, its parents 0755).  *made says whether
+ * the last one was made here.  The descriptor, or -1 with res set.
+ */
+static int
+md_walk(const struct route *r, const char *dir, size_t baselen, int *made,
+    struct agent_result *res)
+{
+	char part[NAME_MAX + 1], base[PATH_MAX];
+	const char *p, *e;
+	struct stat st;
+	size_t n;
+	int fd, next, last;
+
+	*made = 0;
+	if (baselen == 0)
+		str_lcpy(base, dir[0] == '/' ? "/" : ".", sizeof(base));
+	else {
+		memcpy(base, dir, baselen);
+		base[baselen] = '\0';
+	}
+	if ((fd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		md_syserr(res, "cannot open the maildir base", errno);
 		return -1;
 	}
-	/* Parents as plain directories, the Maildir itself as its owner's. */
-	if ((size_t)snprintf(sub, sizeof(sub), "%s", dir) >= sizeof(sub))
-		goto toolong;
-	{
-		char *slash = strrchr(sub, '/');
-
-		if (slash != NULL && slash != sub) {
-			*slash = '\0';
-			if (fs_mkdirs(sub, 0755) == -1)
-				goto syserr;
+	for (p = dir + baselen; *p != '\0'; p = e) {
+		while (*p == '/')
+			p++;
+		if (*p == '\0')
+			break;
+		e = strchr(p, '/');
+		n = e ? (size_t)(e - p) : strlen(p);
+		if (e == NULL)
+			e = p + n;
+		last = e[strspn(e, "/")] == '\0';
+		if (n > NAME_MAX) {
+			agent_set(res, AGENT_PERM, 550, "5.1.3", "mailbox path "
+			    "too long");
+			goto fail;
 		}
+		memcpy(part, p, n);
+		part[n] = '\0';
+		if (strcmp(part, ".") == 0)
+			continue;
+		if (strcmp(part, "..") == 0) {
+			agent_set(res, AGENT_PERM, 550, "5.1.3", "mailbox path "
+			    "%.200s goes up with \"..\"", dir);
+			goto fail;
+		}
+		next = openat(fd, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+		if (next == -1 && errno == ENOENT && r->create) {
+			if (mkdirat(fd, part, last ? 0700 : 0755) == 0)
+				*made = last;
+			else if (errno != EEXIST) {
+				agent_set(res, AGENT_TEMP, 451, "4.3.0",
+				    "cannot create %.200s: %s", dir,
+				    strerror(errno));
+				goto fail;
+			}
+			next = openat(fd, part, O_RDONLY | O_DIRECTORY |
+			    O_NOFOLLOW | O_CLOEXEC);
+		}
+		if (next == -1) {
+			if (errno == ENOENT)
+				agent_set(res, AGENT_PERM, 550, "5.1.1", "no "
+				    "such mailbox (%.200s does not exist)", dir);
+			else if (fstatat(fd, part, &st, AT_SYMLINK_NOFOLLOW) ==
+			    0 && S_ISLNK(st.st_mode))
+				agent_set(res, AGENT_TEMP, 451, "4.3.0",
+				    "maildir %.200s refused: \"%.100s\" is a "
+				    "symbolic link", dir, part);
+			else
+				agent_set(res, AGENT_TEMP, 451, "4.3.0",
+				    "maildir %.200s refused: \"%.100s\": %s",
+				    dir, part, strerror(errno));
+			goto fail;
+		}
+		close(fd);
+		fd = next;
 	}
-	if (md_mkdir(dir, r) == -1)
-		goto syserr;
-	for (i = 0; i < 3; i++) {
-		if ((size_t)snprintf(sub, sizeof(sub), "%s/%s", dir, subs[i]) >=
-		    sizeof(sub))
-			goto toolong;
-		if (md_mkdir(sub, r) == -1)
-			goto syserr;
-	}
+	return fd;
+fail:
+	close(fd);
+	return -1;
+}
+
+/* The length of the template's trusted part: up to the last '/' before %. */
+static size_t
+md_baselen(const char *tmpl)
+{
+	const char *pct = strchr(tmpl, '%'), *p;
+	size_t end = pct ? (size_t)(pct - tmpl) : strlen(tmpl);
+
+	/* Without a %, the Maildir itself is still checked. */
+	while (end > 0 && tmpl[end - 1] == '/')
+		end--;
+	for (p = tmpl + end; p > tmpl; p--)
+		if (p[-1] == '/')
+			return (size_t)(p - tmpl) - 1 == 0 ? 1 :
+			    (size_t)(p - tmpl) - 1;
 	return 0;
-toolong:
-	agent_set(res, AGENT_PERM, 550, "5.1.3", "mailbox path too long");
-	return -1;
-syserr:
-	agent_set(res, AGENT_TEMP, 451, "4.3.0", "cannot create %.200s: %s",
-	    dir, strerror(errno));
-	return -1;
 }
 
 static void
@@ -257,20 +565,124 @@ md_syserr(struct agent_result *res, const char *what, int e)
 		    strerror(e));
 }
 
+/* The writer's report in words. */
+static void
+md_result(const struct md_report *rep, const char *dir, uid_t uid,
+    struct agent_result *res)
+{
+	switch (rep->stage) {
+	case MD_DONE:
+		agent_set(res, AGENT_DELIVERED, 250, "2.0.0", "delivered to "
+		    "maildir");
+		break;
+	case MD_E_CRED:
+		agent_set(res, AGENT_TEMP, 451, "4.3.0", "cannot switch to "
+		    "uid %lu for %.200s: %s", (unsigned long)uid, dir,
+		    strerror(rep->err));
+		break;
+	case MD_E_NOBOX:
+		agent_set(res, AGENT_PERM, 550, "5.1.1", "no such mailbox "
+		    "(%.200s/%.3s does not exist)", dir, rep->sub);
+		break;
+	case MD_E_SUBLINK:
+		agent_set(res, AGENT_TEMP, 451, "4.3.0", "maildir %.200s "
+		    "refused: %.3s/ is a symbolic link or not a directory",
+		    dir, rep->sub);
+		break;
+	case MD_E_SUBOWNER:
+		agent_set(res, AGENT_TEMP, 451, "4.3.0", "maildir %.200s "
+		    "refused: %.3s/ belongs to uid %lu, not %lu", dir,
+		    rep->sub, (unsigned long)rep->owner, (unsigned long)uid);
+		break;
+	case MD_E_MKDIR:
+		agent_set(res, AGENT_TEMP, 451, "4.3.0", "cannot create "
+		    "%.200s/%.3s: %s", dir, rep->sub, strerror(rep->err));
+		break;
+	case MD_E_CREATE:
+		md_syserr(res, "cannot create a file in the maildir", rep->err);
+		break;
+	case MD_E_READ:
+		agent_set(res, AGENT_TEMP, 451, "4.3.0", "cannot read the "
+		    "queued message: %s", strerror(rep->err));
+		break;
+	case MD_E_WRITE:
+		md_syserr(res, "cannot write the message", rep->err);
+		break;
+	case MD_E_LINK:
+		md_syserr(res, "cannot move the message into new/", rep->err);
+		break;
+	case MD_E_SYNC:
+		md_syserr(res, "cannot flush new/", rep->err);
+		break;
+	default:
+		agent_set(res, AGENT_TEMP, 451, "4.3.0", "the maildir delivery "
+		    "process failed: %s", strerror(rep->err));
+		break;
+	}
+}
+
+/*
+ * Opens the Maildir and settles whom it belongs to: the route's user, or
+ * without one, whoever owns the Maildir.  A Maildir made here is given to
+ * the route's user.  The descriptor, or -1 with res set.
+ */
+static int
+md_open_box(const struct route *r, const char *dir, struct mailer_cred *cred,
+    struct agent_result *res)
+{
+	struct stat st;
+	int fd, made, root = geteuid() == 0;
+
+	if ((fd = md_walk(r, dir, md_baselen(r->path), &made, res)) == -1)
+		return -1;
+	if (fstat(fd, &st) == -1) {
+		md_syserr(res, "cannot look at the maildir", errno);
+		goto fail;
+	}
+	if (r->has_owner)
+		*cred = r->owner.cred;
+	else {
+		memset(cred, 0, sizeof(*cred));
+		cred->uid = st.st_uid;
+		cred->gid = st.st_gid;
+		cred->groups[0] = st.st_gid;
+		cred->ngroups = 1;
+	}
+	if (made && root && st.st_uid == 0 && r->has_owner &&
+	    (fchown(fd, cred->uid, cred->gid) == -1 ||
+	    fchmod(fd, 0700) == -1)) {
+		md_syserr(res, "cannot give the new maildir to its user", errno);
+		goto fail;
+	}
+	if (made && root && st.st_uid == 0 && r->has_owner)
+		st.st_uid = cred->uid;
+	if (root && st.st_uid != cred->uid) {
+		agent_set(res, AGENT_TEMP, 451, "4.3.0", "maildir %.200s "
+		    "refused: it belongs to uid %lu, not to %.64s (uid %lu)",
+		    dir, (unsigned long)st.st_uid, r->owner.name,
+		    (unsigned long)cred->uid);
+		goto fail;
+	}
+	return fd;
+fail:
+	close(fd);
+	return -1;
+}
+
 static void
 md_deliver_one(const struct route *r, const struct agent_msg *m,
     struct agent_rcpt *rc)
 {
 	char local[ADDR_PATH_MAX + 1], domain[ADDR_PATH_MAX + 1], dir[PATH_MAX];
-	char host[300], base[200], tmp[PATH_MAX], dst[PATH_MAX];
+	char host[300];
 	struct agent_result *res = &rc->res;
-	struct agent_lf *lf = NULL;
+	struct mailer_cred cred;
+	struct md_report rep;
+	struct md_job *j = NULL;
 	struct timespec ts;
-	char *buf = NULL;
+	char *hdr = NULL;
 	unsigned long seq;
-	long long size = 0;
-	ssize_t n;
-	int fd = -1, tries, e;
+	int i, n;
 
 	if (md_split(m->qc, rc->mailbox, local, sizeof(local), domain,
 	    sizeof(domain)) == -1) {
@@ -283,96 +695,65 @@ md_deliver_one(const struct route *r, const struct agent_msg *m,
 		    "long");
 		return;
 	}
-	if (md_prepare(r, dir, res) == -1)
-		return;
 	if (md_looped(m, rc->mailbox)) {
 		agent_set(res, AGENT_PERM, 554, "5.4.6", "mail loop: the "
 		    "message was already delivered to %.200s", rc->mailbox);
 		return;
 	}
-	if ((buf = malloc(MD_BUF)) == NULL || (lf = malloc(sizeof(*lf))) ==
-	    NULL) {
+	if ((j = calloc(1, sizeof(*j))) == NULL ||
+	    (j->buf = malloc(MD_BUF)) == NULL ||
+	    (j->lf = malloc(sizeof(*j->lf))) == NULL ||
+	    (hdr = malloc(MD_HDR_LEN)) == NULL) {
 		agent_set(res, AGENT_TEMP, 451, "4.3.0", "out of memory");
 		goto out;
 	}
+	n = snprintf(hdr, MD_HDR_LEN, "Return-Path: <%s>\nDelivered-To: %s\n",
+	    m->env->sender, rc->mailbox);
+	if (n < 0 || n >= MD_HDR_LEN) {
+		agent_set(res, AGENT_PERM, 550, "5.1.3", "addresses too long");
+		goto out;
+	}
+	j->hdr = hdr;
+	j->hdrlen = (size_t)n;
+	j->msgfd = m->fd;
+	j->body_off = m->env->body_off;
+	j->create = r->create;
 	md_hostpart(m->qc->hostname, host, sizeof(host));
-	for (tries = 0; tries < MD_TRIES; tries++) {
+	for (i = 0; i < MD_TRIES; i++) {
 		clock_gettime(CLOCK_REALTIME, &ts);
 		seq = __atomic_add_fetch(&md_seq, 1, __ATOMIC_RELAXED);
-		snprintf(base, sizeof(base), "%lld.M%06ldP%ldQ%lu",
-		    (long long)ts.tv_sec, ts.tv_nsec / 1000L, (long)getpid(),
-		    seq);
-		if ((size_t)snprintf(tmp, sizeof(tmp), "%s/tmp/%s.%s", dir,
-		    base, host) >= sizeof(tmp)) {
-			agent_set(res, AGENT_PERM, 550, "5.1.3", "mailbox path "
-			    "too long");
+		n = snprintf(j->names[i], sizeof(j->names[i]),
+		    "%lld.M%06ldP%ldQ%lu.%s", (long long)ts.tv_sec,
+		    ts.tv_nsec / 1000L, (long)getpid(), seq, host);
+		if (n < 0 || (size_t)n >= sizeof(j->names[i])) {
+			agent_set(res, AGENT_PERM, 550, "5.1.3", "host name "
+			    "too long for a maildir file name");
 			goto out;
 		}
-		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-		    O_CLOEXEC, 0600);
-		if (fd != -1 || errno != EEXIST)
-			break;
 	}
-	if (fd == -1) {
-		md_syserr(res, "cannot create a file in the maildir", errno);
+	if ((j->mdfd = md_open_box(r, dir, &cred, res)) == -1)
 		goto out;
-	}
-	n = snprintf(buf, MD_BUF, "Return-Path: <%s>\nDelivered-To: %s\n",
-	    m->env->sender, rc->mailbox);
-	if (n < 0 || n >= MD_BUF || fs_write_all(fd, buf, (size_t)n) == -1)
-		goto writefail;
-	size += n;
-	agent_lf_init(lf, m->fd, m->env->body_off);
-	while ((n = agent_lf_read(lf, buf, MD_BUF)) > 0) {
-		if (fs_write_all(fd, buf, (size_t)n) == -1)
-			goto writefail;
-		size += n;
-	}
-	if (n == -1) {
-		agent_set(res, AGENT_TEMP, 451, "4.3.0", "cannot read the "
-		    "queued message: %s", strerror(errno));
-		goto discard;
-	}
-	if (fsync(fd) == -1)
-		goto writefail;
-	if (r->has_owner && geteuid() == 0 &&
-	    fchown(fd, r->owner.cred.uid, r->owner.cred.gid) == -1)
-		goto writefail;
-	e = close(fd);
-	fd = -1;
-	if (e == -1)
-		goto writefail;
-	if ((size_t)snprintf(dst, sizeof(dst), "%s/new/%s.%s,S=%lld", dir,
-	    base, host, size) >= sizeof(dst)) {
-		agent_set(res, AGENT_PERM, 550, "5.1.3", "mailbox path too "
-		    "long");
-		goto discard;
-	}
-	/* link() never replaces an existing message, unlike rename(). */
-	if (link(tmp, dst) == -1) {
-		md_syserr(res, "cannot move the message into new/", errno);
-		goto discard;
-	}
-	(void)unlink(tmp);
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/new", dir) < sizeof(tmp) &&
-	    agent_sync_dir(tmp) == -1) {
-		md_syserr(res, "cannot flush new/", errno);
-		goto out;
-	}
-	agent_set(res, AGENT_DELIVERED, 250, "2.0.0", "delivered to maildir");
-	goto out;
-writefail:
-	md_syserr(res, "cannot write the message", errno);
-discard:
-	if (fd != -1)
-		close(fd);
-	fd = -1;
-	(void)unlink(tmp);
+	memset(&rep, 0, sizeof(rep));
+	if (geteuid() == 0) {
+		j->check_owner = 1;
+		j->uid = cred.uid;
+		if (cred.uid == 0)
+			(void)md_write(j, &rep);
+		else
+			md_write_as(j, &cred, &rep);
+	} else
+		(void)md_write(j, &rep);
+	close(j->mdfd);
+	md_result(&rep, dir, cred.uid, res);
+	if (rep.stage == MD_E_SUBLINK || rep.stage == MD_E_SUBOWNER)
+		log_warn("%s maildir: %s", m->id, res->text);
 out:
-	if (fd != -1)
-		close(fd);
-	free(buf);
-	free(lf);
+	if (j != NULL) {
+		free(j->buf);
+		free(j->lf);
+	}
+	free(j);
+	free(hdr);
 }
 
 static int

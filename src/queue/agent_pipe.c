@@ -5,6 +5,9 @@
  *
  * Exit 0: delivered; 75 (EX_TEMPFAIL): try again later; any other status:
  * a permanent failure, reported with the first line of standard error.
+ *
+ * Envelope data reaches the program only without control characters, and
+ * never as an argument that starts with '-' (it would be an option).
  */
 #include "config.h"
 
@@ -136,6 +139,20 @@ pipe_word(const char *t, const struct agent_msg *m, const char *rcpt)
 	return s.s;
 }
 
+/* Control characters (CR, LF, ...) from the envelope become '?'. */
+static char *
+pipe_clean(char *v)
+{
+	size_t i;
+
+	if (v == NULL)
+		return NULL;
+	for (i = 0; v[i] != '\0'; i++)
+		if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
+			v[i] = '?';
+	return v;
+}
+
 static char *
 pipe_env(const char *name, const char *value)
 {
@@ -146,7 +163,19 @@ pipe_env(const char *name, const char *value)
 		str_free(&s);
 		return NULL;
 	}
-	return s.s;
+	return pipe_clean(s.s);
+}
+
+/*
+ * 1 if template word t starts with an envelope value (%s %r %u %d) that
+ * expands to something beginning with '-': the program would take it for
+ * an option.
+ */
+static int
+pipe_optionlike(const char *t, const char *word)
+{
+	return t[0] == '%' && strchr("srud", t[1]) != NULL && t[1] != '\0' &&
+	    word[0] == '-';
 }
 
 static void
@@ -189,12 +218,19 @@ pipe_run(const struct route *r, const struct agent_msg *m,
 		/* In batch mode a word that is just %r becomes every recipient. */
 		if (r->batch && strcmp(r->argv[i], "%r") == 0) {
 			for (j = 0; j < n && ok; j++)
-				ok = (argv[ac++] = strdup(rcpts[j].mailbox)) !=
-				    NULL;
+				ok = (argv[ac++] = pipe_clean(strdup(
+				    rcpts[j].mailbox))) != NULL;
 			continue;
 		}
-		ok = (argv[ac++] = pipe_word(r->argv[i], m, rcpts[0].mailbox)) !=
-		    NULL;
+		ok = (argv[ac++] = pipe_clean(pipe_word(r->argv[i], m,
+		    rcpts[0].mailbox))) != NULL;
+		if (ok && pipe_optionlike(r->argv[i], argv[ac - 1])) {
+			agent_set(&res, AGENT_PERM, 553, r->argv[i][1] == 's' ?
+			    "5.1.7" : "5.1.3", "%s begins with '-' and would be "
+			    "an option to %.100s", r->argv[i][1] == 's' ?
+			    "the sender" : "the recipient", r->argv[0]);
+			goto done;
+		}
 	}
 	orcpt[0] = '\0';
 	if (rcpts[0].orig != NULL && rcpts[0].orig->orcpt != NULL &&
@@ -293,6 +329,38 @@ done:
 	free(feed);
 }
 
+/* Batch mode: recipients that would be options fail alone. */
+static void
+pipe_batch(const struct route *r, const struct agent_msg *m,
+    struct agent_rcpt *rcpts, size_t n)
+{
+	struct agent_rcpt *ok;
+	size_t i, k, nok = 0;
+	int arg = 0;
+
+	for (k = 0; k < r->argc; k++)
+		if (strcmp(r->argv[k], "%r") == 0)
+			arg = 1;
+	if (!arg || (ok = calloc(n, sizeof(*ok))) == NULL) {
+		pipe_run(r, m, rcpts, n);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		if (rcpts[i].mailbox[0] == '-')
+			agent_set(&rcpts[i].res, AGENT_PERM, 553, "5.1.3", "the "
+			    "recipient begins with '-' and would be an option "
+			    "to %.100s", r->argv[0]);
+		else
+			ok[nok++] = rcpts[i];
+	}
+	if (nok > 0)
+		pipe_run(r, m, ok, nok);
+	for (i = 0, k = 0; i < n && k < nok; i++)
+		if (rcpts[i].mailbox[0] != '-')
+			rcpts[i].res = ok[k++].res;
+	free(ok);
+}
+
 static int
 pipe_deliver(void *sess, const struct route *r, const struct agent_msg *m,
     struct agent_rcpt *rcpts, size_t n)
@@ -300,7 +368,7 @@ pipe_deliver(void *sess, const struct route *r, const struct agent_msg *m,
 	size_t i;
 
 	if (r->batch) {
-		pipe_run(r, m, rcpts, n);
+		pipe_batch(r, m, rcpts, n);
 		return 0;
 	}
 	for (i = 0; i < n; i++)

@@ -15,6 +15,9 @@
 #include "dsn.h"
 
 #define DSN_TEXT_MAX	(256 * 1024)	/* everything but the returned part */
+/* Where the recipients' lists stop even before DSN_LIST_MAX. */
+#define DSN_PART1_MAX	(DSN_TEXT_MAX / 4)
+#define DSN_PART2_MAX	(DSN_TEXT_MAX * 3 / 4)
 #define DSN_CHUNK	65536
 
 static int	append_original(const struct dsn_report *, struct str *,
@@ -100,7 +103,7 @@ dsn_build(const struct dsn_report *r, const char *msgid, struct str *out,
 	const struct dsn_rcpt *rc;
 	const char *subject, *semi, *status, *ctype, *desc;
 	char date[64], boundary[128];
-	size_t i, limit;
+	size_t i, limit, nlist, listmax;
 	int whole, eightbit, rc_ok;
 	struct str s;
 
@@ -108,7 +111,8 @@ dsn_build(const struct dsn_report *r, const char *msgid, struct str *out,
 	    strcmp(r->env->body, "8BITMIME") == 0;
 	eightbit |= r->env->smtputf8;
 	whole = r->kind == DSN_FAILURE && r->env->ret != QENV_RET_HDRS &&
-	    (size_t)r->env->size <= r->bounce_size;
+	    (size_t)r->env->size <= r->bounce_size && !r->minimal;
+	listmax = r->minimal ? 1 : DSN_LIST_MAX;
 	limit = DSN_TEXT_MAX + (whole ? (size_t)r->env->size :
 	    (r->bounce_size > DSN_HEADER_MAX ? r->bounce_size :
 	    DSN_HEADER_MAX));
@@ -150,7 +154,13 @@ dsn_build(const struct dsn_report *r, const char *msgid, struct str *out,
 	switch (r->kind) {
 	case DSN_FAILURE:
 		(void)str_appends(&s, "Your message could not be delivered to "
-		    "one or more recipients.\r\nIt is attached below");
+		    "one or more recipients.\r\n");
+		if (r->minimal) {
+			(void)str_appendf(&s, "%zu recipients failed.\r\n",
+			    r->nrcpts);
+			break;
+		}
+		(void)str_appends(&s, "It is attached below");
 		if (!whole)
 			(void)str_appends(&s, " (its header only");
 		if (!whole && r->env->ret != QENV_RET_HDRS && r->kind ==
@@ -171,8 +181,10 @@ dsn_build(const struct dsn_report *r, const char *msgid, struct str *out,
 		break;
 	}
 	(void)str_appends(&s, "\r\n");
-	for (i = 0; i < r->nrcpts; i++) {
-		rc = &r->rcpts[i];
+	/* However many recipients failed, the report stays small. */
+	for (nlist = 0; nlist < r->nrcpts && nlist < listmax &&
+	    s.len < DSN_PART1_MAX; nlist++) {
+		rc = &r->rcpts[nlist];
 		(void)str_appendf(&s, "<%s>: ", rc->mailbox);
 		if (rc->mta != NULL && rc->mta[0] != '\0')
 			(void)str_appendf(&s, "host %s said: ", rc->mta);
@@ -183,6 +195,9 @@ dsn_build(const struct dsn_report *r, const char *msgid, struct str *out,
 		(void)str_appendf(&s, "%s\r\n", rc->text && rc->text[0] ?
 		    rc->text : rc->action);
 	}
+	if (nlist < r->nrcpts)
+		(void)str_appendf(&s, "... and %zu more recipient%s\r\n",
+		    r->nrcpts - nlist, r->nrcpts - nlist == 1 ? "" : "s");
 	(void)str_appends(&s, "\r\n");
 
 	/* Part 2: for programs (RFC 3464 2). */
@@ -198,7 +213,7 @@ dsn_build(const struct dsn_report *r, const char *msgid, struct str *out,
 	}
 	fs_rfc5322_date(date, sizeof(date), r->env->arrival);
 	(void)str_appendf(&s, "Arrival-Date: %s\r\n", date);
-	for (i = 0; i < r->nrcpts; i++) {
+	for (i = 0; i < nlist && s.len < DSN_PART2_MAX; i++) {
 		rc = &r->rcpts[i];
 		(void)str_appendf(&s, "\r\nFinal-Recipient: rfc822; %s\r\n",
 		    rc->mailbox);
@@ -232,6 +247,17 @@ dsn_build(const struct dsn_report *r, const char *msgid, struct str *out,
 	}
 	(void)str_appends(&s, "\r\n");
 
+	if (r->minimal) {
+		if (str_appendf(&s, "--%s--\r\n", boundary) == -1) {
+			snprintf(err, errlen, "cannot build the report: too "
+			    "large");
+			str_free(&s);
+			return -1;
+		}
+		*out = s;
+		return 0;
+	}
+
 	/* Part 3: the message, or its header (RFC 3462). */
 	ctype = whole ? "message/rfc822" : "text/rfc822-headers";
 	desc = whole ? (r->kind == DSN_FAILURE ? "Undelivered Message" :
@@ -263,7 +289,9 @@ dsn_queue(struct spool *sp, const struct dsn_report *r, char *id,
 	struct spool_envelope env;
 	struct spool_msg *m;
 	struct spool_rcpt rcpt = { r->env->sender, NULL, NULL };
+	struct dsn_report minimal;
 	struct str s;
+	char ferr[256];
 	int e;
 
 	if (r->env->sender[0] == '\0') {
@@ -286,9 +314,15 @@ dsn_queue(struct spool *sp, const struct dsn_report *r, char *id,
 		return -1;
 	}
 	str_lcpy(id, spool_msg_id(m), idlen);
-	if (dsn_build(r, spool_msg_id(m), &s, err, errlen) == -1) {
-		spool_abort(&m);
-		return -1;
+	if (dsn_build(r, spool_msg_id(m), &s, ferr, sizeof(ferr)) == -1) {
+		/* Something the sender hears of beats nothing at all. */
+		minimal = *r;
+		minimal.minimal = 1;
+		if (dsn_build(&minimal, spool_msg_id(m), &s, err, errlen) ==
+		    -1) {
+			spool_abort(&m);
+			return -1;
+		}
 	}
 	if (spool_write(m, s.s, s.len) == -1) {
 		e = errno;

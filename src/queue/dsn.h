@@ -4,7 +4,9 @@
  * delivery, honouring RFC 3461 RET, ENVID and ORCPT.
  *
  * A DSN is queued like any other message, from the null sender, so it is
- * never itself bounced.  The returned content is bounded by bounce_size.
+ * never itself bounced.  The returned content is bounded by bounce_size,
+ * and the recipients listed in full by DSN_LIST_MAX: the rest are counted
+ * ("... and N more recipients").
  */
 #ifndef DSN_H
 #define DSN_H
@@ -17,6 +19,7 @@
 #include "spool.h"
 
 #define DSN_HEADER_MAX	(64 * 1024)	/* header bytes returned at most */
+#define DSN_LIST_MAX	50		/* recipients listed in full */
 
 enum dsn_kind {
 	DSN_FAILURE,	/* failed or expired recipients */
@@ -45,6 +48,8 @@ struct dsn_report {
 	time_t			 retry_until;	/* DSN_DELAY: when we give up */
 	const struct dsn_rcpt	*rcpts;
 	size_t			 nrcpts;
+	int			 minimal;	/* the fallback: one recipient
+						   listed, no original */
 };
 
 /*
@@ -54,8 +59,9 @@ struct dsn_report {
 int	dsn_build(const struct dsn_report *, const char *msgid,
 	    struct str *out, char *err, size_t errlen);
 /*
- * Queues the DSN through sp, from <> to the original sender.  0 with the
- * new queue id in id (at least SPOOL_ID_LEN + 1 bytes), -1 with err.
+ * Queues the DSN through sp, from <> to the original sender; when the full
+ * report cannot be built, a minimal one.  0 with the new queue id in id
+ * (at least SPOOL_ID_LEN + 1 bytes), -1 with err.
  */
 int	dsn_queue(struct spool *sp, const struct dsn_report *, char *id,
 	    size_t idlen, char *err, size_t errlen);

@@ -436,7 +436,8 @@ mailer_reply(const struct mailer_result *res, char *buf, size_t len)
 
 int
 mailer_handoff(const char *mailer, const char *const *rcpts, size_t nrcpts,
-    int msgfd, unsigned int timeout, char *reply, size_t replylen)
+    int msgfd, const struct mailer_cred *cred, unsigned int timeout,
+    char *reply, size_t replylen)
 {
 	struct mailer_result res;
 	struct mailer_opts opts;
@@ -445,17 +446,20 @@ mailer_handoff(const char *mailer, const char *const *rcpts, size_t nrcpts,
 	int code;
 
 	if (nrcpts > 100000 ||
-	    (argv = calloc(nrcpts + 3, sizeof(*argv))) == NULL) {
+	    (argv = calloc(nrcpts + 4, sizeof(*argv))) == NULL) {
 		snprintf(reply, replylen, "451 4.3.0 Out of memory, try again "
 		    "later");
 		return 451;
 	}
 	argv[0] = (char *)mailer;
 	argv[1] = (char *)"-r";
+	/* A recipient is never an option, whatever the client sent. */
+	argv[2] = (char *)"--";
 	for (i = 0; i < nrcpts; i++)
-		argv[i + 2] = (char *)rcpts[i];
+		argv[i + 3] = (char *)rcpts[i];
 	memset(&opts, 0, sizeof(opts));
 	opts.timeout = timeout;
+	opts.cred = cred;
 	if (mailer_run(argv, msgfd, NULL, NULL, &opts, &res, err,
 	    sizeof(err)) == -1) {
 		log_err("mailer: %s", err);

@@ -72,13 +72,14 @@ int	mailer_run(char *const argv[], int infd, mailer_feed_fn feed,
 int	mailer_reply(const struct mailer_result *, char *buf, size_t len);
 
 /*
- * Plan 9's hand-off for smtpd -m: runs "mailer -r rcpt..." (no shell)
- * with the message open on msgfd as its standard input, as the current
- * user, for at most timeout seconds, and writes the reply to DATA into
- * reply (no CRLF).  Returns the reply code (250, 451 or 554).
+ * Plan 9's hand-off for smtpd -m: runs "mailer -r -- rcpt..." (no shell)
+ * with the message open on msgfd as its standard input, as cred (when we
+ * are root; NULL: as ourselves), for at most timeout seconds, and writes
+ * the reply to DATA into reply (no CRLF).  Returns the reply code (250,
+ * 451 or 554).
  */
 int	mailer_handoff(const char *mailer, const char *const *rcpts,
-	    size_t nrcpts, int msgfd, unsigned int timeout, char *reply,
-	    size_t replylen);
+	    size_t nrcpts, int msgfd, const struct mailer_cred *cred,
+	    unsigned int timeout, char *reply, size_t replylen);
 
 #endif

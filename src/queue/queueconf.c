@@ -38,7 +38,7 @@ static const char *const alias_keys[] = { "name", "to", NULL };
 static const char *const queue_keys[] = {
 	"retry_min", "retry_max", "lifetime", "delay_warning", "concurrency",
 	"destination_concurrency", "session_messages", "scan_interval",
-	"bounce_size", "pipe_timeout", "pipe_user", "runner", "relay_keys",
+	"bounce_size", "pipe_timeout", "pipe_user", "mailer_user", "runner", "relay_keys",
 	NULL
 };
 
@@ -700,6 +700,13 @@ parse_queue(struct pctx *pc, const config_setting_t *g, struct queue_conf *qc)
 		return seterr(pc, config_setting_get_member(g, "pipe_user"),
 		    "pipe_user: %s", uerr);
 	v = NULL;
+	if (get_string(pc, g, "mailer_user", &v) == -1)
+		return -1;
+	if (v != NULL && queueconf_user(v, &qc->mailer_user, uerr,
+	    sizeof(uerr)) == -1)
+		return seterr(pc, config_setting_get_member(g, "mailer_user"),
+		    "mailer_user: %s", uerr);
+	v = NULL;
 	if (get_string(pc, g, "relay_keys", &v) == -1)
 		return -1;
 	if (v != NULL && (v[0] == '\0' || fs_conf_path(pc->file, v,
@@ -760,6 +767,12 @@ queueconf_parse(const config_setting_t *root, const char *file,
 	    sizeof(uerr)) == -1) {
 		/* Only an error once a pipe route wants it. */
 		qc->pipe_user.name[0] = '\0';
+	}
+	if (qc->mailer_user.name[0] == '\0' &&
+	    queueconf_user(QC_DEF_MAILER_USER, &qc->mailer_user, uerr,
+	    sizeof(uerr)) == -1) {
+		/* smtpd -m as root then refuses to run the mailer. */
+		qc->mailer_user.name[0] = '\0';
 	}
 
 	if (root != NULL && (g = config_setting_get_member(root, "routes"))) {
@@ -989,6 +1002,8 @@ queueconf_print(const struct queue_conf *qc, FILE *f)
 	fprintf(f, "queue scan: every %u s\n", qc->scan_interval);
 	fprintf(f, "bounces return messages up to %zu bytes whole\n",
 	    qc->bounce_size);
+	fprintf(f, "smtpd -m runs the mailer as: %s\n",
+	    qc->mailer_user.name[0] ? qc->mailer_user.name : "(no such user)");
 	for (i = 0; i < qc->nroutes; i++) {
 		r = &qc->routes[i];
 		if (r->line)
@@ -1096,9 +1111,70 @@ alias_find(const struct queue_conf *qc, const char *name)
 	    alias_cmp);
 }
 
+static unsigned long
+addr_hash(const char *s)
+{
+	unsigned long h = 2166136261UL;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)tolower((unsigned char)*s)) *
+		    16777619UL;
+	return h;
+}
+
+/* Open addressing, kept at most half full. */
+int
+queueconf_addrset_add(struct qc_addrset *set, const char *s)
+{
+	char **nslot, **old;
+	size_t i, j, ncap;
+
+	if (set->slot != NULL)
+		for (i = addr_hash(s) & (set->cap - 1); set->slot[i] != NULL;
+		    i = (i + 1) & (set->cap - 1))
+			if (strcasecmp(set->slot[i], s) == 0)
+				return 0;
+	if (2 * (set->n + 1) > set->cap) {
+		ncap = set->cap ? set->cap * 2 : 64;
+		if ((nslot = calloc(ncap, sizeof(*nslot))) == NULL)
+			return -1;
+		for (j = 0; j < set->cap; j++) {
+			if (set->slot[j] == NULL)
+				continue;
+			for (i = addr_hash(set->slot[j]) & (ncap - 1);
+			    nslot[i] != NULL; i = (i + 1) & (ncap - 1))
+				;
+			nslot[i] = set->slot[j];
+		}
+		old = set->slot;
+		set->slot = nslot;
+		set->cap = ncap;
+		free(old);
+	}
+	for (i = addr_hash(s) & (set->cap - 1); set->slot[i] != NULL;
+	    i = (i + 1) & (set->cap - 1))
+		;
+	if ((set->slot[i] = strdup(s)) == NULL)
+		return -1;
+	set->n++;
+	return 1;
+}
+
+void
+queueconf_addrset_free(struct qc_addrset *set)
+{
+	size_t i;
+
+	for (i = 0; i < set->cap; i++)
+		free(set->slot[i]);
+	free(set->slot);
+	memset(set, 0, sizeof(*set));
+}
+
 struct expansion {
 	char		**out;
-	size_t		  n;
+	size_t		  n, cap;
+	struct qc_addrset seen;		/* what out holds */
 	const char	 *chain[QC_ALIAS_DEPTH + 1];
 	size_t		  depth;
 	char		 *err;
@@ -1121,19 +1197,23 @@ static int
 expand_add(struct expansion *x, const char *mailbox)
 {
 	char **nv;
-	size_t i;
+	int rc;
 
-	for (i = 0; i < x->n; i++)
-		if (same_address(x->out[i], mailbox))
-			return 0;
+	if ((rc = queueconf_addrset_add(&x->seen, mailbox)) == -1)
+		goto nomem;
+	if (rc == 0)
+		return 0;
 	if (x->n >= QC_MAX_EXPANSION) {
 		snprintf(x->err, x->errlen, "alias expansion gives more than "
 		    "%d addresses", QC_MAX_EXPANSION);
 		return -1;
 	}
-	if ((nv = realloc(x->out, (x->n + 1) * sizeof(*nv))) == NULL)
-		goto nomem;
-	x->out = nv;
+	if (x->n == x->cap) {
+		x->cap = x->cap ? x->cap * 2 : 16;
+		if ((nv = realloc(x->out, x->cap * sizeof(*nv))) == NULL)
+			goto nomem;
+		x->out = nv;
+	}
 	if ((x->out[x->n] = strdup(mailbox)) == NULL)
 		goto nomem;
 	x->n++;
@@ -1195,11 +1275,14 @@ queueconf_expand(const struct queue_conf *qc, const char *mailbox,
     char ***out, size_t *nout, char *err, size_t errlen)
 {
 	struct expansion x;
+	int rc;
 
 	memset(&x, 0, sizeof(x));
 	x.err = err;
 	x.errlen = errlen;
-	if (expand_one(qc, &x, mailbox) == -1) {
+	rc = expand_one(qc, &x, mailbox);
+	queueconf_addrset_free(&x.seen);
+	if (rc == -1) {
 		queueconf_free_list(&x.out, x.n);
 		return -1;
 	}

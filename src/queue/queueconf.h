@@ -30,6 +30,7 @@
 #define QC_DEF_BOUNCE_SIZE	(64 * 1024)
 #define QC_DEF_PIPE_TIMEOUT	600
 #define QC_DEF_PIPE_USER	"nobody"
+#define QC_DEF_MAILER_USER	"nobody"
 #define QC_DEF_SESSION_MESSAGES	100
 
 #define QC_MAX_CONCURRENCY	1000
@@ -119,6 +120,8 @@ struct queue_conf {
 	size_t		 bounce_size;	/* largest message returned whole */
 	unsigned int	 pipe_timeout;
 	struct qc_user	 pipe_user;
+	struct qc_user	 mailer_user;	/* smtpd -m runs the mailer as;
+					   name "" if it does not exist */
 	int		 runner;	/* smtpd runs the queue runner itself */
 	char		 relay_keys[PATH_MAX];	/* relay credentials, "" if none */
 };
@@ -164,6 +167,18 @@ const struct route *queueconf_route(const struct queue_conf *,
 int	queueconf_expand(const struct queue_conf *, const char *mailbox,
 	    char ***out, size_t *nout, char *err, size_t errlen);
 void	queueconf_free_list(char ***list, size_t n);
+
+/*
+ * A set of addresses compared without regard to case (zeroed to start),
+ * for removing duplicates in linear time.  add: 1 when s is new (a copy
+ * is kept), 0 when it is there already, -1 when out of memory.
+ */
+struct qc_addrset {
+	char	**slot;
+	size_t	  cap, n;
+};
+int	queueconf_addrset_add(struct qc_addrset *, const char *s);
+void	queueconf_addrset_free(struct qc_addrset *);
 
 /* Parses "90", "90s", "15m", "2h", "5d", "1w" into seconds.  0 or -1. */
 int	queueconf_duration(const char *s, unsigned int *out);

@@ -712,15 +712,27 @@ initial_state(struct round *rd)
 {
 	struct qstore_state *st;
 	struct qstore_rcpt *q;
+	struct qc_addrset rcpts, addrs;
 	char **list, err[256];
-	size_t i, j, k, n;
+	size_t i, j, n;
+	int rc;
 
+	memset(&rcpts, 0, sizeof(rcpts));
+	memset(&addrs, 0, sizeof(addrs));
 	if ((st = qstore_state_new()) == NULL)
 		return NULL;
 	for (i = 0; i < rd->env->nrcpts; i++) {
+		/* A recipient given twice (in any case) expands once. */
+		if ((rc = queueconf_addrset_add(&rcpts,
+		    rd->env->rcpts[i].mailbox)) == -1)
+			goto fail;
+		if (rc == 0)
+			continue;
 		if (queueconf_expand(rd->qc, rd->env->rcpts[i].mailbox, &list,
 		    &n, err, sizeof(err)) == -1) {
-			if (qstore_state_add(st, rd->env->rcpts[i].mailbox, i) ==
+			if (queueconf_addrset_add(&addrs,
+			    rd->env->rcpts[i].mailbox) == -1 ||
+			    qstore_state_add(st, rd->env->rcpts[i].mailbox, i) ==
 			    -1)
 				goto fail;
 			q = &st->r[st->n - 1];
@@ -737,20 +749,21 @@ initial_state(struct round *rd)
 		}
 		for (j = 0; j < n; j++) {
 			/* One copy per address, however many ways lead to it. */
-			for (k = 0; k < st->n; k++)
-				if (strcasecmp(st->r[k].mailbox, list[j]) == 0)
-					break;
-			if (k < st->n)
+			if ((rc = queueconf_addrset_add(&addrs, list[j])) == 0)
 				continue;
-			if (qstore_state_add(st, list[j], i) == -1) {
+			if (rc == -1 || qstore_state_add(st, list[j], i) == -1) {
 				queueconf_free_list(&list, n);
 				goto fail;
 			}
 		}
 		queueconf_free_list(&list, n);
 	}
+	queueconf_addrset_free(&rcpts);
+	queueconf_addrset_free(&addrs);
 	return st;
 fail:
+	queueconf_addrset_free(&rcpts);
+	queueconf_addrset_free(&addrs);
 	qstore_state_free(&st);
 	return NULL;
 }
@@ -1155,6 +1168,20 @@ finish_round(struct round *rd)
 			    rd->st->r[i].state != QS_FAILED &&
 			    rd->st->r[i].dsn == QS_DSN_OWED)
 				rd->st->r[i].dsn = QS_DSN_SENT;
+	/* A report still not sent after the lifetime is given up. */
+	if (now - rd->env->arrival >= (time_t)rd->qc->lifetime) {
+		size_t dropped = 0;
+
+		for (i = 0; i < rd->st->n; i++)
+			if (rd->st->r[i].dsn == QS_DSN_OWED) {
+				rd->st->r[i].dsn = QS_DSN_NONE;
+				dropped++;
+			}
+		if (dropped > 0)
+			log_warn("%s queue dsn dropped to=<%.256s> nrcpt=%zu: "
+			    "not sent within the lifetime", m->id,
+			    rd->env->sender, dropped);
+	}
 
 	for (i = 0; i < rd->st->n; i++) {
 		q = &rd->st->r[i];

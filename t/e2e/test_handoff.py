@@ -1,6 +1,7 @@
 """smtpd -m hands each message to a mailer program (Plan 9's way), and
 smtpq passwd writes passwords that smtpd's AUTH accepts."""
 import os
+import pwd
 import smtplib
 import stat
 import subprocess
@@ -8,9 +9,10 @@ import subprocess
 from harness import BUILDDIR, SmtpdCase
 
 MAILER = """#!/bin/sh
-# Records its arguments and input, then exits as told.
-printf '%%s\\n' "$@" > %(dir)s/args
-cat > %(dir)s/input
+# Records its arguments, input and user, then exits as told.
+printf '%%s\\n' "$@" > %(out)s/args
+cat > %(out)s/input
+id -u > %(out)s/uid
 code=$(cat %(dir)s/exit 2>/dev/null || echo 0)
 if [ "$code" != 0 ]; then echo "mail refused: no such mailbox here" >&2; fi
 exit $code
@@ -20,10 +22,18 @@ exit $code
 class MailerHandoff(SmtpdCase):
     def setUp(self):
         super().setUp()
+        # The mailer runs as an unprivileged user: it must reach its files.
+        os.chmod(self.workdir, 0o755)
+        self.out = os.path.join(self.workdir, "out")
+        os.mkdir(self.out)
+        os.chmod(self.out, 0o1777)
         self.mailer = os.path.join(self.workdir, "mailer")
         with open(self.mailer, "w") as f:
-            f.write(MAILER % {"dir": self.workdir})
+            f.write(MAILER % {"dir": self.workdir, "out": self.out})
         os.chmod(self.mailer, 0o755)
+
+    def outfile(self, name):
+        return os.path.join(self.out, name)
 
     def send(self, d):
         with smtplib.SMTP(d.host, d.port, timeout=10) as c:
@@ -38,15 +48,16 @@ class MailerHandoff(SmtpdCase):
             f.write("%d\n" % code)
 
     def test_mailer_gets_envelope_and_message(self):
-        """Exit 0 -> 250; the mailer ran as 'mailer -r rcpt...' with a
+        """Exit 0 -> 250; the mailer ran as 'mailer -r -- rcpt...' with a
         Unix From line and LF line ends on its input; nothing queued."""
         d = self.smtpd(args=["-m", self.mailer])
         code, msg = self.send(d)
         self.assertEqual(code, 250, msg)
-        with open(os.path.join(self.workdir, "args")) as f:
-            self.assertEqual(f.read().split("\n")[:3],
-                             ["-r", "bob@example.com", "carol@example.com"])
-        with open(os.path.join(self.workdir, "input"), "rb") as f:
+        with open(self.outfile("args")) as f:
+            self.assertEqual(f.read().split("\n")[:4],
+                             ["-r", "--", "bob@example.com",
+                              "carol@example.com"])
+        with open(self.outfile("input"), "rb") as f:
             data = f.read()
         self.assertTrue(data.startswith(b"From alice@example.org "), data[:60])
         self.assertIn(b"Received: from client.example", data)
@@ -68,6 +79,40 @@ class MailerHandoff(SmtpdCase):
         code, msg = self.send(d)
         self.assertEqual(code, 554, msg)
         self.assertIn(b"mail refused: no such mailbox here", msg)
+
+
+    def test_option_as_recipient_is_refused(self):
+        """A recipient that would look like an option to the mailer gets
+        553 5.1.3 at RCPT; the mailer sees the others after "--"."""
+        d = self.smtpd(args=["-m", self.mailer])
+        with smtplib.SMTP(d.host, d.port, timeout=10) as c:
+            c.ehlo("client.example")
+            c.mail("alice@example.org")
+            code, msg = c.rcpt("-C/tmp/evil.cf@example.com")
+            self.assertEqual(code, 553, msg)
+            self.assertTrue(msg.startswith(b"5.1.3"), msg)
+            self.assertEqual(c.rcpt("bob@example.com")[0], 250)
+            code, msg = c.data(b"Subject: x\r\n\r\nx\r\n")
+            self.assertEqual(code, 250, msg)
+        with open(self.outfile("args")) as f:
+            args = f.read().split("\n")[:-1]
+        self.assertEqual(args, ["-r", "--", "bob@example.com"])
+
+    def test_mailer_runs_as_mailer_user(self):
+        """As root, the mailer runs as queue.mailer_user (default nobody)."""
+        if os.geteuid() != 0:
+            self.skipTest("needs root")
+        d = self.smtpd(args=["-m", self.mailer])
+        self.assertEqual(self.send(d)[0], 250)
+        with open(self.outfile("uid")) as f:
+            self.assertEqual(int(f.read()), pwd.getpwnam("nobody").pw_uid)
+        d.stop()
+        os.unlink(self.outfile("uid"))
+        d = self.smtpd(args=["-m", self.mailer], config_extra=(
+            'queue = { runner = false; mailer_user = "daemon"; };'))
+        self.assertEqual(self.send(d)[0], 250)
+        with open(self.outfile("uid")) as f:
+            self.assertEqual(int(f.read()), pwd.getpwnam("daemon").pw_uid)
 
 
 class SmtpqPasswd(SmtpdCase):

@@ -147,6 +147,102 @@ class Pipe(QueueCase):
         self.assertTrue(msg.endswith(b"Subject: piped\n\nbody\n"))
         self.assertTrue(msg.startswith(b"Received: from "))
 
+    def test_no_control_characters_reach_the_program(self):
+        """A CR LF in the sender's ORCPT (xtext +0D+0A) is not passed on
+        into the program's environment."""
+        out = self.outdir()
+        prog = self.script("deliver", (
+            'printf "%%s" "$ORIGINAL_RECIPIENT" > %s/orcpt\n'
+            'cat > /dev/null\n') % out)
+        self.setup_queue(self.pipe_route(prog), queue=FAST)
+        self.send("alice@example.org", ["bob@example.com"],
+                  rcpt_options=["ORCPT=rfc822;a+0D+0AX-Injected:+20yes@x"])
+        self.deliver()
+        self.assertTrue(wait_for(lambda: self.queue_ids() == []), self.log())
+        orcpt = read_bytes(os.path.join(out, "orcpt"))
+        self.assertNotIn(b"\r", orcpt)
+        self.assertNotIn(b"\n", orcpt)
+        self.assertEqual(orcpt, b"a??X-Injected: yes@x")
+
+    def test_recipient_that_looks_like_an_option_bounces(self):
+        """A program whose command puts %r where an option could be never
+        sees a recipient starting with '-': it bounces (5.1.3)."""
+        out = self.outdir()
+        prog = self.script("deliver", 'printf "%%s\\n" "$@" >> %s/args\n'
+                           'cat > /dev/null\n' % out)
+        route = ('{ domain = "example.com"; action = "pipe"; '
+                 'command = [ "%s", "%%r" ]; }' % prog)
+        self.setup_queue(route + "," + self.sender_box(), queue=FAST)
+        self.send("alice@example.org", ["-oQ/tmp/x@example.com",
+                                        "bob@example.com"])
+        self.deliver()
+        files = wait_for(lambda: maildir_files(self.path("mail", "example.org",
+                                                         "alice")))
+        self.assertEqual(len(files), 1, self.log())
+        _, rcpts = dsn_fields(parse_mail(read_bytes(files[0])))
+        self.assertEqual(len(rcpts), 1)
+        self.assertEqual(rcpts[0]["status"], "5.1.3")
+        self.assertIn("would be an option", rcpts[0]["diagnostic-code"])
+        self.assertEqual(read_bytes(os.path.join(out, "args")),
+                         b"bob@example.com\n")
+        self.assertTrue(wait_for(lambda: self.queue_ids() == []))
+
+    def test_thousand_failures_make_one_bounded_bounce(self):
+        """1,000 recipients that all fail permanently: one DSN listing the
+        first ones and counting the rest, and the message leaves."""
+        prog = self.script("refuse", 'cat >/dev/null\n'
+                           'echo "%s" >&2\nexit 1\n' % ("no " * 120))
+        route = ('{ domain = "example.com"; action = "pipe"; batch = true; '
+                 'command = [ "%s", "--", "%%r" ]; }' % prog)
+        self.setup_queue(route + "," + self.sender_box(), queue=FAST)
+        rcpts = ["<user%04d@example.com>" % i for i in range(1000)]
+        self.write_spool("2AAAAAAAAAAAAAAA", "alice@example.org", rcpts,
+                         b"Subject: to many\r\n\r\nhello\r\n")
+        self.deliver()
+        box = self.path("mail", "example.org", "alice")
+        files = wait_for(lambda: maildir_files(box))
+        self.assertEqual(len(files), 1, self.diag())
+        raw = read_bytes(files[0])
+        self.assertLess(len(raw), 256 * 1024)
+        self.assertIn(b"... and 950 more recipients", raw)
+        _, fields = dsn_fields(parse_mail(raw))
+        self.assertEqual(len(fields), 50)
+        self.assertEqual(fields[0]["final-recipient"],
+                         "rfc822; user0000@example.com")
+        self.assertTrue(wait_for(lambda: self.queue_ids() == []),
+                        self.diag())
+        self.assertIn("queue dsn id=", self.log())
+
+    def test_thousand_member_alias_among_other_mail(self):
+        """A 1,000-member alias, its members given twice in other cases,
+        reaches each member once while other mail is delivered too."""
+        out = self.outdir()
+        prog = self.script("list", 'cat > /dev/null\n'
+                           'printf "%%s\\n" "$@" >> %s/rcpts\n' % out)
+        route = ('{ domain = "lists.example.com"; action = "pipe"; '
+                 'batch = true; command = [ "%s", "%%r" ]; }' % prog)
+        big = ", ".join('"m%d"' % i for i in range(1000))
+        again = ", ".join('"M%d@Lists.Example.COM"' % i for i in range(1000))
+        self.setup_queue(route + "," + self.sender_box(), queue=FAST,
+                         aliases=('{ name = "big@lists.example.com"; '
+                                  'to = [ %s ]; }, '
+                                  '{ name = "again@lists.example.com"; '
+                                  'to = [ %s ]; }' % (big, again)))
+        self.start_runner()
+        self.send("alice@example.org", ["big@lists.example.com",
+                                        "again@lists.example.com"])
+        self.send("carol@example.org", ["alice@example.org"],
+                  b"Subject: meanwhile\r\n\r\nstill flowing\r\n")
+        self.assertTrue(wait_for(lambda: self.queue_ids() == [], 60),
+                        self.diag())
+        got = read_bytes(os.path.join(out, "rcpts")).decode().split()
+        self.assertEqual(len(got), 1000)
+        self.assertEqual(sorted(got), sorted("m%d@lists.example.com" % i
+                                             for i in range(1000)))
+        files = maildir_files(self.path("mail", "example.org", "alice"))
+        self.assertEqual(len(files), 1)
+        self.assertIn(b"still flowing", read_bytes(files[0]))
+
     def test_tempfail_is_retried_and_delivered_once(self):
         out = self.outdir()
         prog = self.script("flaky", (

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "queue/agent.h"
 #include "queue/dsn.h"
 #include "tests.h"
 
@@ -154,6 +155,65 @@ test_queue_refuses_null_sender(void)
 	unload(&fx);
 }
 
+/* 1,000 failed recipients with long texts: a bounded report all the same. */
+static void
+test_many_recipients(void)
+{
+	static char text[AGENT_TEXT_MAX];
+	struct fixture fx;
+	struct dsn_rcpt *r;
+	struct dsn_report rep;
+	struct str out;
+	char (*names)[64], err[256], *d;
+	size_t i, n = 1000;
+
+	memset(text, 'x', sizeof(text) - 1);
+	CU_ASSERT_EQUAL_FATAL(load(&fx, "smtpd-spool 1\nid X\narrival 1\n"
+	    "from <alice@example.org>\nrcpt <bob@example.com>\n\n", message),
+	    0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r = calloc(n, sizeof(*r)));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(names = calloc(n, sizeof(*names)));
+	for (i = 0; i < n; i++) {
+		snprintf(names[i], sizeof(names[i]), "user%zu@example.com", i);
+		r[i].mailbox = names[i];
+		r[i].action = "failed";
+		r[i].status = "5.3.0";
+		r[i].code = 550;
+		r[i].text = text;
+		r[i].mta = "";
+	}
+	d = build(&fx, DSN_FAILURE, r, n, 65536);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+	CU_ASSERT(strlen(d) < 256 * 1024);
+	CU_ASSERT_PTR_NOT_NULL(strstr(d, "<user0@example.com>: 550 5.3.0 xxx"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(d, "Final-Recipient: rfc822; "
+	    "user49@example.com\r\n"));
+	CU_ASSERT_PTR_NULL(strstr(d, "user50@example.com"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(d, "... and 950 more recipients\r\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(d, "Subject: hello\r\n"));
+	free(d);
+
+	/* The fallback: one recipient, the count, no original. */
+	memset(&rep, 0, sizeof(rep));
+	rep.kind = DSN_FAILURE;
+	rep.hostname = "mx.example.com";
+	rep.env = fx.env;
+	rep.fd = -1;
+	rep.rcpts = r;
+	rep.nrcpts = n;
+	rep.minimal = 1;
+	CU_ASSERT_EQUAL_FATAL(dsn_build(&rep, "2AAAAAAAAAAAAAAA", &out, err,
+	    sizeof(err)), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out.s, "1000 recipients failed.\r\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out.s, "... and 999 more recipients"));
+	CU_ASSERT_PTR_NULL(strstr(out.s, "Subject: hello"));
+	CU_ASSERT(out.len < 16 * 1024);
+	free(out.s);
+	free(names);
+	free(r);
+	unload(&fx);
+}
+
 int
 suite_dsn(void)
 {
@@ -163,7 +223,8 @@ suite_dsn(void)
 	    CU_add_test(s, "failure report", test_failure) == NULL ||
 	    CU_add_test(s, "headers only", test_headers_only) == NULL ||
 	    CU_add_test(s, "never a bounce to a bounce",
-	    test_queue_refuses_null_sender) == NULL)
+	    test_queue_refuses_null_sender) == NULL ||
+	    CU_add_test(s, "many recipients", test_many_recipients) == NULL)
 		return -1;
 	return 0;
 }

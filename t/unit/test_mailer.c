@@ -144,13 +144,14 @@ test_handoff(void)
 {
 	const char *rcpts[] = { "a@example.com", "b@example.com" };
 	static const char text[] = "#!/bin/sh\n[ \"$1\" = -r ] || exit 64\n"
-	    "[ \"$3\" = b@example.com ] || exit 64\n"
+	    "[ \"$2\" = -- ] || exit 64\n"
+	    "[ \"$4\" = b@example.com ] || exit 64\n"
 	    "[ \"$(cat)\" = hello ] || { echo wrong input >&2; exit 65; }\n";
 	char reply[300], script[] = "/tmp/mailer-test.XXXXXX";
 	FILE *msg;
 	int fd;
 
-	/* "mailer -r rcpt..." with the message on stdin. */
+	/* "mailer -r -- rcpt..." with the message on stdin. */
 	CU_ASSERT((fd = mkstemp(script)) != -1);
 	CU_ASSERT(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
 	close(fd);
@@ -159,11 +160,11 @@ test_handoff(void)
 	fputs("hello\n", msg);
 	fflush(msg);
 	rewind(msg);
-	CU_ASSERT_EQUAL(mailer_handoff(script, rcpts, 2, fileno(msg), 10,
-	    reply, sizeof(reply)), 250);
+	CU_ASSERT_EQUAL(mailer_handoff(script, rcpts, 2, fileno(msg), NULL,
+	    10, reply, sizeof(reply)), 250);
 	rewind(msg);
-	CU_ASSERT_EQUAL(mailer_handoff(script, rcpts, 1, fileno(msg), 10,
-	    reply, sizeof(reply)), 554);
+	CU_ASSERT_EQUAL(mailer_handoff(script, rcpts, 1, fileno(msg), NULL,
+	    10, reply, sizeof(reply)), 554);
 	fclose(msg);
 	unlink(script);
 }

@@ -6,6 +6,7 @@
 
 #include <libconfig.h>
 
+#include "lib/str.h"
 #include "queue/queueconf.h"
 #include "tests.h"
 
@@ -188,6 +189,66 @@ test_aliases(void)
 	queueconf_unref(&qc);
 }
 
+/*
+ * A 999-member alias and one of the same members in other cases, nested in
+ * another: duplicates go, the first spelling and the order stay; one
+ * member more is refused.
+ */
+static void
+test_big_alias(void)
+{
+	struct queue_conf *qc;
+	struct qc_addrset set;
+	struct str s;
+	char err[512], want[64], **list;
+	size_t i, n;
+
+	str_init(&s, 1 << 20);
+	CU_ASSERT_EQUAL(str_appends(&s, "routes = ( { domain = \"example.com\";"
+	    " action = \"maildir\"; path = \"/var/mail/%u\"; } );\n"
+	    "aliases = ( { name = \"outer\"; to = [ \"big\", \"dups\", "
+	    "\"u0\", \"outer\" ]; },\n{ name = \"big\"; to = [ "), 0);
+	for (i = 0; i < 999; i++)
+		CU_ASSERT_EQUAL(str_appendf(&s, "%s\"u%zu\"", i ? ", " : "",
+		    i), 0);
+	CU_ASSERT_EQUAL(str_appends(&s, " ]; },\n{ name = \"dups\"; to = [ "),
+	    0);
+	for (i = 0; i < 999; i++)
+		CU_ASSERT_EQUAL(str_appendf(&s, "%s\"U%zu@Example.COM\"",
+		    i ? ", " : "", i), 0);
+	CU_ASSERT_EQUAL(str_appends(&s, " ]; },\n"
+	    "{ name = \"bigger\"; to = [ \"big\", \"x1\", \"x2\" ]; } );\n"), 0);
+	qc = compile(str_cstr(&s), err, sizeof(err));
+	str_free(&s);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(qc);
+
+	CU_ASSERT_EQUAL_FATAL(queueconf_expand(qc, "outer@example.com", &list,
+	    &n, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL_FATAL(n, 1000);
+	for (i = 0; i < 999; i++) {
+		snprintf(want, sizeof(want), "u%zu@example.com", i);
+		CU_ASSERT_STRING_EQUAL(list[i], want);
+	}
+	/* outer names itself: delivered to, not expanded again. */
+	CU_ASSERT_STRING_EQUAL(list[999], "outer@example.com");
+	queueconf_free_list(&list, n);
+
+	CU_ASSERT_EQUAL(queueconf_expand(qc, "bigger@example.com", &list, &n,
+	    err, sizeof(err)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "more than 1000 addresses"));
+	queueconf_unref(&qc);
+
+	memset(&set, 0, sizeof(set));
+	for (i = 0; i < 5000; i++) {
+		snprintf(want, sizeof(want), "a%zu@x", i);
+		CU_ASSERT_EQUAL(queueconf_addrset_add(&set, want), 1);
+	}
+	CU_ASSERT_EQUAL(queueconf_addrset_add(&set, "A4999@X"), 0);
+	CU_ASSERT_EQUAL(queueconf_addrset_add(&set, "a5000@x"), 1);
+	CU_ASSERT_EQUAL(set.n, 5001);
+	queueconf_addrset_free(&set);
+}
+
 static void
 test_errors(void)
 {
@@ -292,6 +353,7 @@ suite_queueconf(void)
 	    CU_add_test(s, "settings", test_settings) == NULL ||
 	    CU_add_test(s, "route matching", test_routes) == NULL ||
 	    CU_add_test(s, "alias expansion", test_aliases) == NULL ||
+	    CU_add_test(s, "a big alias", test_big_alias) == NULL ||
 	    CU_add_test(s, "errors", test_errors) == NULL ||
 	    CU_add_test(s, "durations", test_duration) == NULL)
 		return -1;
