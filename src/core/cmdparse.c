@@ -37,6 +37,33 @@ cmd_name(enum cmd_verb v)
 }
 
 int
+cmd_parse_helo(const char *arg, size_t len, char *name, size_t namelen,
+    const char **why)
+{
+	size_t i, n;
+
+	/* An escape or other control byte is no part of any host name. */
+	for (i = 0; i < len; i++)
+		if ((unsigned char)arg[i] < 0x20 || arg[i] == 0x7f) {
+			*why = "control character in the name";
+			return -1;
+		}
+	for (n = 0; n < len && arg[n] != ' '; n++)
+		;
+	if (n == 0) {
+		*why = "no name";
+		return -1;
+	}
+	if (n >= namelen) {
+		*why = "name too long";
+		return -2;
+	}
+	memcpy(name, arg, n);
+	name[n] = '\0';
+	return 0;
+}
+
+int
 cmd_split(char *line, size_t len, struct cmd *c)
 {
 	size_t vlen, i;

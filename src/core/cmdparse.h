@@ -75,6 +75,15 @@ int	cmd_split(char *line, size_t len, struct cmd *);
 const char *cmd_name(enum cmd_verb);
 
 /*
+ * Takes the name from a HELO or EHLO argument: the first word (words a
+ * client adds after it are ignored).  0; -1 when there is no name or the
+ * argument holds a control character (*why says which); -2 when the name
+ * does not fit in namelen.
+ */
+int	cmd_parse_helo(const char *arg, size_t len, char *name,
+	    size_t namelen, const char **why);
+
+/*
  * Parses the argument of MAIL ("FROM:<path> params") or RCPT
  * ("TO:<path> params").  utf8_ok: the client may use SMTPUTF8 addresses
  * (for MAIL: ignored, the SMTPUTF8 parameter decides).  *why gets a short

@@ -26,13 +26,17 @@
 #define WORKER_IDLE_SECS	60	/* an idle worker this long exits */
 #define PERIP_BUCKETS		1024
 
-/* A client address and how many sessions it has open. */
+/*
+ * How many sessions a client (IPv4 address, IPv6 /64) or a client network
+ * (IPv4 /24, IPv6 /64) has open.  key[0] says which of the two it counts.
+ */
+#define PERIP_CLIENT	1
+#define PERIP_NET	2
 struct perip {
 	struct perip		*next;
-	struct sockaddr_storage	 addr;
+	unsigned char		 key[1 + NET_KEY_LEN];
 	unsigned int		 count;
 };
-
 /* One accepted connection waiting for, or served by, a worker. */
 struct conn {
 	struct conn		*next;
@@ -65,62 +69,56 @@ struct server {
 
 static void	*acceptor_main(void *);
 static void	*worker_main(void *);
-static unsigned int perip_hash(const struct sockaddr_storage *);
-static struct perip **perip_find(struct server *,
-		    const struct sockaddr_storage *);
+static int	perip_key(const struct sockaddr_storage *, int which,
+		    unsigned char *);
+static struct perip **perip_find(struct server *, const unsigned char *);
 static int	perip_add(struct server *, const struct sockaddr_storage *,
-		    unsigned int max);
+		    unsigned int max_client, unsigned int max_net);
 static void	perip_del(struct server *, const struct sockaddr_storage *);
 static void	refuse(int fd, const char *host, const char *why);
 
-static unsigned int
-perip_hash(const struct sockaddr_storage *ss)
-{
-	const unsigned char *p;
-	size_t n, i;
-	unsigned int h = 2166136261u;
-
-	if (ss->ss_family == AF_INET) {
-		p = (const unsigned char *)&((const struct sockaddr_in *)ss)->sin_addr;
-		n = 4;
-	} else {
-		p = (const unsigned char *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
-		n = 16;
-	}
-	for (i = 0; i < n; i++)
-		h = (h ^ p[i]) * 16777619u;
-	return h % PERIP_BUCKETS;
-}
-
 static int
-perip_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+perip_key(const struct sockaddr_storage *ss, int which, unsigned char *key)
 {
-	if (a->ss_family != b->ss_family)
-		return 0;
-	if (a->ss_family == AF_INET)
-		return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
-		    &((const struct sockaddr_in *)b)->sin_addr, 4) == 0;
-	return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-	    &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+	key[0] = (unsigned char)which;
+	return which == PERIP_CLIENT ? net_prefix_key(ss, 32, 64, key + 1) :
+	    net_prefix_key(ss, 24, 64, key + 1);
 }
 
 static struct perip **
-perip_find(struct server *sv, const struct sockaddr_storage *ss)
+perip_find(struct server *sv, const unsigned char *key)
 {
 	struct perip **pp;
+	unsigned int h = 2166136261u;
+	size_t i;
 
-	for (pp = &sv->perip[perip_hash(ss)]; *pp != NULL; pp = &(*pp)->next)
-		if (perip_same(&(*pp)->addr, ss))
+	for (i = 0; i < 1 + NET_KEY_LEN; i++)
+		h = (h ^ key[i]) * 16777619u;
+	for (pp = &sv->perip[h % PERIP_BUCKETS]; *pp != NULL; pp = &(*pp)->next)
+		if (memcmp((*pp)->key, key, sizeof((*pp)->key)) == 0)
 			return pp;
 	return pp;
 }
 
-/* Counts one more session for this address; -1 if over max. */
-static int
-perip_add(struct server *sv, const struct sockaddr_storage *ss,
-    unsigned int max)
+/* One session less for a key; the entry goes at zero. */
+static void
+perip_drop(struct server *sv, const unsigned char *key)
 {
-	struct perip **pp = perip_find(sv, ss), *p;
+	struct perip **pp = perip_find(sv, key), *p;
+
+	if ((p = *pp) == NULL)
+		return;
+	if (--p->count == 0) {
+		*pp = p->next;
+		free(p);
+	}
+}
+
+/* One session more for a key; -1 if it has max already or out of memory. */
+static int
+perip_inc(struct server *sv, const unsigned char *key, unsigned int max)
+{
+	struct perip **pp = perip_find(sv, key), *p;
 
 	if (*pp != NULL) {
 		if ((*pp)->count >= max)
@@ -130,23 +128,45 @@ perip_add(struct server *sv, const struct sockaddr_storage *ss,
 	}
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return -1;
-	p->addr = *ss;
+	memcpy(p->key, key, sizeof(p->key));
 	p->count = 1;
 	*pp = p;
+	return 0;
+}
+
+/*
+ * Counts one more session for the client and its network.  0, or the
+ * limit that is reached: PERIP_CLIENT or PERIP_NET.  A peer of no known
+ * family (none over TCP) is not counted.
+ */
+static int
+perip_add(struct server *sv, const struct sockaddr_storage *ss,
+    unsigned int max_client, unsigned int max_net)
+{
+	unsigned char ck[1 + NET_KEY_LEN], nk[1 + NET_KEY_LEN];
+
+	if (perip_key(ss, PERIP_CLIENT, ck) == -1 ||
+	    perip_key(ss, PERIP_NET, nk) == -1)
+		return 0;
+	if (perip_inc(sv, ck, max_client) == -1)
+		return PERIP_CLIENT;
+	if (perip_inc(sv, nk, max_net) == -1) {
+		perip_drop(sv, ck);
+		return PERIP_NET;
+	}
 	return 0;
 }
 
 static void
 perip_del(struct server *sv, const struct sockaddr_storage *ss)
 {
-	struct perip **pp = perip_find(sv, ss), *p;
+	unsigned char ck[1 + NET_KEY_LEN], nk[1 + NET_KEY_LEN];
 
-	if ((p = *pp) == NULL)
+	if (perip_key(ss, PERIP_CLIENT, ck) == -1 ||
+	    perip_key(ss, PERIP_NET, nk) == -1)
 		return;
-	if (--p->count == 0) {
-		*pp = p->next;
-		free(p);
-	}
+	perip_drop(sv, ck);
+	perip_drop(sv, nk);
 }
 
 /* Over a limit: one line, without waiting on the client, then close. */
@@ -285,7 +305,7 @@ accept_one(struct server *sv, int lfd, int implicit_tls)
 	struct policy *pol;
 	struct conn *c;
 	char addr[NET_ADDRSTR_MAX];
-	int fd;
+	int fd, over;
 
 	fd = accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC);
 	if (fd == -1) {
@@ -315,12 +335,21 @@ accept_one(struct server *sv, int lfd, int implicit_tls)
 		policy_unref(&pol);
 		return;
 	}
-	if (perip_add(sv, &peer, pol->sessions_per_ip) == -1) {
+	if ((over = perip_add(sv, &peer, pol->sessions_per_ip,
+	    pol->sessions_per_net)) != 0) {
 		pthread_mutex_unlock(&sv->mu);
 		(void)net_ntop((struct sockaddr *)&peer, addr, sizeof(addr), NULL);
-		log_warn("refused %s: %u sessions per client is the limit", addr,
-		    pol->sessions_per_ip);
-		refuse(fd, pol->hostname, "Too many connections from your address");
+		if (over == PERIP_CLIENT) {
+			log_warn("refused %s: %u sessions per client is the "
+			    "limit", addr, pol->sessions_per_ip);
+			refuse(fd, pol->hostname,
+			    "Too many connections from your address");
+		} else {
+			log_warn("refused %s: %u sessions per client network "
+			    "is the limit", addr, pol->sessions_per_net);
+			refuse(fd, pol->hostname,
+			    "Too many connections from your network");
+		}
 		policy_unref(&pol);
 		return;
 	}

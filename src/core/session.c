@@ -19,6 +19,7 @@
 #include "auth/senders.h"
 #include "auth/throttle.h"
 #include "lib/addr.h"
+#include "queue/dump.h"
 #include "queue/mailer.h"
 #include "queue/queueconf.h"
 #include "lib/fsutil.h"
@@ -28,6 +29,7 @@
 #include "lib/str.h"
 #include "cmdparse.h"
 #include "data.h"
+#include "guard.h"
 #include "session.h"
 #include "tls.h"
 
@@ -56,6 +58,7 @@ struct session {
 	char		 helo[HELO_MAX + 1];
 	int		 esmtp;
 	int		 quit;
+	enum session_end end;	/* who closed the connection, and why */
 	unsigned int	 errors;
 
 	/* The transaction. */
@@ -123,6 +126,7 @@ static const struct command commands[] = {
 static void	reply(struct session *, int code, const char *ecode,
 		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static void	session_enter(struct session *, enum state);
+static void	session_close(struct session *, enum session_end);
 static void	reset_transaction(struct session *);
 static int	dispatch(struct session *, struct cmd *);
 static void	bad_sequence(struct session *, enum cmd_verb);
@@ -202,7 +206,7 @@ reply_verdict(struct session *s, const struct verdict *v)
 
 	if (v->kind == VERDICT_DROP) {
 		log_info("%s smtp dropped by policy", s->id);
-		s->quit = 1;
+		session_close(s, END_POLICY_DROP);
 		return -1;
 	}
 	for (p = v->text; (nl = strchr(p, '\n')) != NULL; p = nl + 1)
@@ -210,7 +214,7 @@ reply_verdict(struct session *s, const struct verdict *v)
 		    (int)(nl - p), p);
 	reply(s, v->code, v->status[0] ? v->status : NULL, "%s", p);
 	if (v->code == 421) {
-		s->quit = 1;
+		session_close(s, END_POLICY_REFUSED);
 		return -1;
 	}
 	return 0;
@@ -221,7 +225,21 @@ session_enter(struct session *s, enum state st)
 {
 	if (s->st != st)
 		log_debug("%s smtp state %#x -> %#x", s->id, s->st, st);
+	/* A BDAT transfer is one piece of message data, chunks and all. */
+	if (st == ST_BDAT && s->st != ST_BDAT)
+		guard_data_begin(s->io, s->pol);
+	else if (st != ST_BDAT && s->st == ST_BDAT)
+		guard_data_end(s->io, s->pol);
 	s->st = st;
+}
+
+/* The session ends after the reply under way; the first reason stays. */
+static void
+session_close(struct session *s, enum session_end why)
+{
+	s->quit = 1;
+	if (s->end == END_NONE)
+		s->end = why;
 }
 
 static void
@@ -265,29 +283,24 @@ static int
 set_helo(struct session *s, struct cmd *c, const char *verb)
 {
 	char name[HELO_MAX + 1];
+	const char *why = "";
 	struct verdict v;
-	size_t i;
 
-	if (c->arglen == 0) {
-		reply(s, 501, "5.5.4", "Syntax: %s hostname", verb);
-		return -1;
-	}
-	for (i = 0; i < c->arglen; i++)
-		if ((unsigned char)c->arg[i] < 0x20 || c->arg[i] == 0x7f ||
-		    c->arg[i] == ' ')
-			break;
-	if (i > HELO_MAX) {
+	switch (cmd_parse_helo(c->arg, c->arglen, name, sizeof(name), &why)) {
+	case 0:
+		break;
+	case -2:
 		reply(s, 501, "5.5.4", "%s name too long", verb);
 		return -1;
+	default:
+		reply(s, 501, "5.5.4", "Syntax: %s hostname (%s)", verb, why);
+		return -1;
 	}
-	/* Anything after the name (some clients add words) is ignored. */
-	memcpy(name, c->arg, i);
-	name[i] = '\0';
 	if (policy_helo(&s->ps, name, &v) != VERDICT_CONTINUE) {
 		(void)reply_verdict(s, &v);
 		return -1;
 	}
-	memcpy(s->helo, name, i + 1);
+	str_lcpy(s->helo, name, sizeof(s->helo));
 	reset_transaction(s);
 	session_enter(s, ST_READY);
 	log_info("%s smtp %s name=%.100s", s->id, verb, s->helo);
@@ -629,7 +642,8 @@ refuse_message(struct session *s, const struct verdict *v)
 	char path[PATH_MAX];
 	struct verdict copy = *v;
 
-	if (s->msg != NULL && copy.kind != VERDICT_DROP &&
+	/* Only refusals: a delayed (4xx) message will be sent again. */
+	if (s->msg != NULL && copy.kind != VERDICT_DROP && copy.code >= 500 &&
 	    (copy.save || s->pol->saveblockedmsg)) {
 		if (spool_save(&s->msg, s->pol->dump, s->pol->dump_size, path,
 		    sizeof(path)) == 0)
@@ -637,6 +651,10 @@ refuse_message(struct session *s, const struct verdict *v)
 		else
 			log_err("%s smtp cannot save refused message: %s", s->id,
 			    strerror(errno));
+		if (dump_prune(s->pol->dump, s->pol->dump_max_age,
+		    s->pol->dump_max_total, 0) == -1)
+			log_err("%s smtp cannot prune %s: %s", s->id,
+			    s->pol->dump, strerror(errno));
 	}
 	spool_abort(&s->msg);
 	(void)reply_verdict(s, &copy);
@@ -713,8 +731,8 @@ data_lost(struct session *s, const char *what, int r)
 	    r == 0 ? "eof" : strerror(errno));
 	spool_abort(&s->msg);
 	if (timedout)
-		reply(s, 421, "4.4.2", "%s Error: timeout exceeded",
-		    s->pol->hostname);
+		reply(s, 421, "4.4.2", "%s %s", s->pol->hostname,
+		    guard_timeout_text(s->io));
 }
 
 static int
@@ -734,7 +752,7 @@ do_data(struct session *s, struct cmd *c)
 		return 0;
 	}
 	reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
-	lineio_set_timeout(s->io, (int)s->pol->data_timeout * 1000);
+	guard_data_begin(s->io, s->pol);
 	for (;;) {
 		r = lineio_getchunk(s->io, &p, &len, &eol);
 		if (r <= 0) {
@@ -754,7 +772,7 @@ do_data(struct session *s, struct cmd *c)
 			prev_crlf = len >= 2 && p[len - 2] == '\r';
 		bol = eol;
 	}
-	lineio_set_timeout(s->io, (int)s->pol->command_timeout * 1000);
+	guard_data_end(s->io, s->pol);
 	finish_message(s, datain_finish(&s->din));
 	return 0;
 }
@@ -785,7 +803,7 @@ do_bdat(struct session *s, struct cmd *c)
 	if (cmd_parse_bdat(c->arg, &size, &last) == -1) {
 		/* Without a size we cannot find the next command: give up. */
 		reply(s, 501, "5.5.4", "Syntax: BDAT size [LAST]");
-		s->quit = 1;
+		session_close(s, END_BDAT_ERROR);
 		return 0;
 	}
 	lineio_set_timeout(s->io, (int)s->pol->data_timeout * 1000);
@@ -913,7 +931,7 @@ do_auth(struct session *s, struct cmd *c)
 		log_info("%s auth refused: too many failures from %s", s->id,
 		    s->peer_addr);
 		auth_reply(s, SASL_BLOCKED);
-		s->quit = 1;
+		session_close(s, END_AUTH_BLOCKED);
 		return 0;
 	}
 	if (sasl_split(c->arg, mech, sizeof(mech), &ir) == -1) {
@@ -951,7 +969,7 @@ do_auth(struct session *s, struct cmd *c)
 		pause_ms(delay);
 		if (blocked) {
 			sasl_reply_for(SASL_BLOCKED, &rep);
-			s->quit = 1;
+			session_close(s, END_AUTH_BLOCKED);
 		}
 	} else if (r == SASL_OK && th != NULL &&
 	    throttle_check(th, peer, throttle_now(), &left) != THROTTLE_OK) {
@@ -959,7 +977,7 @@ do_auth(struct session *s, struct cmd *c)
 		log_info("%s auth refused user=%.100s: too many failures from %s",
 		    s->id, user, s->peer_addr);
 		sasl_reply_for(SASL_BLOCKED, &rep);
-		s->quit = 1;
+		session_close(s, END_AUTH_BLOCKED);
 	} else if (r == SASL_OK) {
 		if (th != NULL)
 			throttle_success(th, peer);
@@ -986,6 +1004,7 @@ start_tls(struct session *s)
 	    sizeof(err)) == -1) {
 		log_info("%s smtp TLS handshake failed: %s", s->id, err);
 		s->tls = NULL;
+		s->end = END_TLS_FAILED;
 		return -1;
 	}
 	lineio_set_tls(s->io, s->tls);
@@ -1030,7 +1049,7 @@ do_starttls(struct session *s, struct cmd *c)
 		    "possible injection, closing", s->id);
 		reply(s, 554, "5.5.1", "Error: commands sent after STARTTLS "
 		    "before the handshake");
-		s->quit = 1;
+		session_close(s, END_STARTTLS_INJECTION);
 		return 0;
 	}
 	reply(s, 220, "2.0.0", "Ready to start TLS");
@@ -1070,7 +1089,7 @@ static int
 do_quit(struct session *s, struct cmd *c)
 {
 	reply(s, 221, "2.0.0", "%s closing connection", s->pol->hostname);
-	s->quit = 1;
+	session_close(s, END_QUIT);
 	return 0;
 }
 
@@ -1185,8 +1204,7 @@ session_run(const struct session_conf *conf)
 	struct cmd c;
 	char *line;
 	size_t len, max;
-	int r, rc = -1;
-	const char *why = "eof";
+	int r;
 
 	memset(&s, 0, sizeof(s));
 	s.conf = conf;
@@ -1197,7 +1215,7 @@ session_run(const struct session_conf *conf)
 		log_err("session: out of memory");
 		return -1;
 	}
-	lineio_set_timeout(s.io, (int)s.pol->command_timeout * 1000);
+	guard_commands(s.io, s.pol);
 	/* -k: gone at once, no reply, nothing logged (as in Plan 9). */
 	if (conf->peer.ss_family != AF_UNSPEC &&
 	    policy_blocked_peer(s.pol, (const struct sockaddr *)&conf->peer)) {
@@ -1217,28 +1235,23 @@ session_run(const struct session_conf *conf)
 		if (s.tlss == NULL)
 			log_err("%s smtp no TLS certificate for an implicit TLS "
 			    "listener", s.id);
-		why = "tls";
+		s.end = END_TLS_FAILED;
 		goto done;
 	}
 	if (policy_connect(&s.ps, &v) != VERDICT_CONTINUE) {
 		(void)reply_verdict(&s, &v);
-		why = "refused";
-		s.quit = 0;
+		session_close(&s, END_POLICY_REFUSED);
 		goto done;
 	}
 	reply(&s, 220, NULL, "%s ESMTP", s.pol->hostname);
 
 	while (!s.quit) {
 		r = lineio_getline(s.io, &line, &len);
-		if (r == 0) {
-			why = "eof";
-			break;
-		}
-		if (r == -1) {
-			why = errno == ETIMEDOUT ? "timeout" : "read error";
-			if (errno == ETIMEDOUT)
-				reply(&s, 421, "4.4.2", "%s Error: timeout "
-				    "exceeded", s.pol->hostname);
+		if (r == 0 || r == -1) {
+			s.end = guard_io_end(s.io);
+			if (r == -1 && errno == ETIMEDOUT)
+				reply(&s, 421, "4.4.2", "%s %s", s.pol->hostname,
+				    guard_timeout_text(s.io));
 			break;
 		}
 		s.n_cmds++;
@@ -1251,7 +1264,7 @@ session_run(const struct session_conf *conf)
 		    !(len >= 4 && strncasecmp(line, "QUIT", 4) == 0)) {
 			reply(&s, 421, "4.3.2", "%s Service shutting down",
 			    s.pol->hostname);
-			why = "shutdown";
+			s.end = END_SHUTDOWN;
 			break;
 		}
 		if (r == -2) {
@@ -1279,24 +1292,21 @@ session_run(const struct session_conf *conf)
 
 			str_printable(shown, sizeof(shown), line, len);
 			log_info("%s smtp web request: %s", s.id, shown);
-			why = "http";
+			s.end = END_HTTP_REQUEST;
 			break;
 		}
 		if (dispatch(&s, &c) == -1) {
-			why = "lost connection";
+			if (s.end == END_NONE)
+				s.end = guard_io_end(s.io);
 			break;
 		}
 check_errors:
 		if (s.errors >= s.pol->errors && !s.quit) {
 			reply(&s, 421, "4.7.0", "%s Error: too many errors",
 			    s.pol->hostname);
-			why = "errors";
+			s.end = END_TOO_MANY_ERRORS;
 			break;
 		}
-	}
-	if (s.quit) {
-		why = "quit";
-		rc = 0;
 	}
 done:
 	if (conf->release != NULL)
@@ -1305,11 +1315,11 @@ done:
 	reset_transaction(&s);
 	free(s.rcpts);
 	log_info("%s smtp disconnect reason=%s commands=%u messages=%u "
-	    "recipients=%u errors=%u", s.id, why, s.n_cmds, s.n_msgs,
-	    s.n_rcpts, s.errors);
+	    "recipients=%u errors=%u", s.id, guard_end_name(s.end), s.n_cmds,
+	    s.n_msgs, s.n_rcpts, s.errors);
 	if (s.tls != NULL)
 		tls_session_free(&s.tls, 1);
 	tls_server_unref(&s.tlss);
 	lineio_free(&s.io);
-	return rc;
+	return s.end == END_QUIT ? 0 : -1;
 }

@@ -31,9 +31,26 @@ struct lineio {
 	int			 eof;
 	struct str		 out;
 	unsigned long long	 nin, nout;
+
+	/* Deadlines: monotonic milliseconds, 0 when not armed. */
+	int			 line_ms;
+	long long		 line_deadline;
+	long long		 xfer_deadline;
+	/* The transfer rate rule: bytes seen by the end of each window. */
+	unsigned long long	 window_bytes;	/* wanted per window */
+	long long		 window_ms;
+	long long		 window_end;
+	unsigned long long	 window_nin;	/* nin when it began */
+	enum lineio_end		 end;
 };
 
 static int	lineio_fill(struct lineio *);
+static int	lineio_getline_raw(struct lineio *, char **, size_t *);
+static long long lineio_now(void);
+static int	lineio_budget(struct lineio *, long long now,
+		    enum lineio_end *why);
+static int	lineio_rate_ok(struct lineio *, long long now);
+static int	lineio_wait_input(struct lineio *);
 static int	lineio_wait(int fd, short ev, int ms);
 static ssize_t	lineio_raw_read(struct lineio *, void *, size_t);
 static ssize_t	lineio_raw_write(struct lineio *, const void *, size_t);
@@ -89,6 +106,120 @@ lineio_set_timeout(struct lineio *l, int ms)
 }
 
 void
+lineio_set_line_deadline(struct lineio *l, int ms)
+{
+	l->line_ms = ms > 0 ? ms : 0;
+}
+
+void
+lineio_transfer_begin(struct lineio *l, unsigned int deadline_s,
+    unsigned int rate, unsigned int window_s)
+{
+	long long now = lineio_now();
+
+	l->xfer_deadline = deadline_s ? now + 1000LL * deadline_s : 0;
+	l->window_end = 0;
+	if (rate != 0 && window_s != 0) {
+		l->window_ms = 1000LL * window_s;
+		l->window_bytes = (unsigned long long)rate * window_s;
+		l->window_end = now + l->window_ms;
+		l->window_nin = l->nin;
+	}
+}
+
+void
+lineio_transfer_end(struct lineio *l)
+{
+	l->xfer_deadline = 0;
+	l->window_end = 0;
+}
+
+enum lineio_end
+lineio_end(const struct lineio *l)
+{
+	return l->end;
+}
+
+static long long
+lineio_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * How long the next wait for input may last, and which limit that is:
+ * the idle timeout, or a line or transfer deadline that comes sooner.
+ * The rate window is not a limit by itself; see lineio_wait_input().
+ */
+static int
+lineio_budget(struct lineio *l, long long now, enum lineio_end *why)
+{
+	long long ms = l->timeout_ms;
+
+	*why = LINEIO_IDLE;
+	if (l->line_deadline != 0 && l->line_deadline - now < ms) {
+		ms = l->line_deadline - now;
+		*why = LINEIO_LINE_DEADLINE;
+	}
+	if (l->xfer_deadline != 0 && l->xfer_deadline - now < ms) {
+		ms = l->xfer_deadline - now;
+		*why = LINEIO_XFER_DEADLINE;
+	}
+	return ms > 0 ? (int)ms : 0;
+}
+
+/* At the end of a window: did it bring enough?  Then start the next. */
+static int
+lineio_rate_ok(struct lineio *l, long long now)
+{
+	if (l->window_end == 0 || now < l->window_end)
+		return 1;
+	if (l->nin - l->window_nin < l->window_bytes)
+		return 0;
+	l->window_nin = l->nin;
+	l->window_end = now + l->window_ms;
+	return 1;
+}
+
+/* Waits until input can be read.  1, or -1 with errno and l->end set. */
+static int
+lineio_wait_input(struct lineio *l)
+{
+	enum lineio_end why;
+	long long now;
+	int ms, w, rate_check;
+
+	for (;;) {
+		now = lineio_now();
+		if (!lineio_rate_ok(l, now)) {
+			why = LINEIO_TOO_SLOW;
+			break;
+		}
+		ms = lineio_budget(l, now, &why);
+		rate_check = l->window_end != 0 && l->window_end - now < ms;
+		if (rate_check)
+			ms = (int)(l->window_end - now);
+		if (ms == 0 && !rate_check)
+			break;
+		w = lineio_wait(l->rfd, POLLIN, ms);
+		if (w == 1)
+			return 1;
+		if (w == -1) {
+			l->end = LINEIO_ERROR;
+			return -1;
+		}
+		if (!rate_check)
+			break;
+	}
+	l->end = why;
+	errno = ETIMEDOUT;
+	return -1;
+}
+
+void
 lineio_set_tls(struct lineio *l, gnutls_session_t tls)
 {
 	l->tls = tls;
@@ -120,10 +251,20 @@ lineio_wait(int fd, short ev, int ms)
 static ssize_t
 lineio_raw_read(struct lineio *l, void *p, size_t n)
 {
+	enum lineio_end why = LINEIO_IDLE;
 	ssize_t r;
 	int tries;
 
 	if (l->tls != NULL) {
+		/*
+		 * A record arriving a byte at a time must not outlast the
+		 * deadlines: GnuTLS counts this time across the whole record.
+		 */
+		if (l->line_deadline != 0 || l->xfer_deadline != 0)
+			gnutls_record_set_timeout(l->tls, (unsigned int)
+			    lineio_budget(l, lineio_now(), &why) + 1);
+		else
+			gnutls_record_set_timeout(l->tls, 0);
 		for (tries = 0; ; tries++) {
 			r = gnutls_record_recv(l->tls, p, n);
 			if (r == GNUTLS_E_INTERRUPTED)
@@ -139,13 +280,15 @@ lineio_raw_read(struct lineio *l, void *p, size_t n)
 				continue;
 			break;
 		}
-		if (r == GNUTLS_E_AGAIN) {
+		if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_TIMEDOUT) {
+			l->end = why;
 			errno = ETIMEDOUT;
 			return -1;
 		}
 		if (r == GNUTLS_E_PREMATURE_TERMINATION)
 			return 0;
 		if (r < 0) {
+			l->end = LINEIO_ERROR;
 			errno = EPROTO;
 			return -1;
 		}
@@ -156,6 +299,8 @@ lineio_raw_read(struct lineio *l, void *p, size_t n)
 	} while (r == -1 && errno == EINTR);
 	if (r == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		errno = ETIMEDOUT;
+	if (r == -1)
+		l->end = errno == ETIMEDOUT ? LINEIO_IDLE : LINEIO_ERROR;
 	return r;
 }
 
@@ -191,10 +336,11 @@ static int
 lineio_fill(struct lineio *l)
 {
 	ssize_t r;
-	int w;
 
-	if (l->eof)
+	if (l->eof) {
+		l->end = LINEIO_EOF;
 		return 0;
+	}
 	if (l->inoff > 0 && l->inoff == l->inend)
 		l->inoff = l->inend = 0;
 	if (l->inend == l->incap) {
@@ -208,12 +354,7 @@ lineio_fill(struct lineio *l)
 		if (l->out.len > 0 && lineio_wait(l->rfd, POLLIN, 0) != 1 &&
 		    lineio_flush(l) == -1)
 			return -1;
-		w = lineio_wait(l->rfd, POLLIN, l->timeout_ms);
-		if (w == 0) {
-			errno = ETIMEDOUT;
-			return -1;
-		}
-		if (w == -1)
+		if (lineio_wait_input(l) == -1)
 			return -1;
 	}
 	r = lineio_raw_read(l, l->in + l->inend, l->incap - l->inend);
@@ -221,6 +362,7 @@ lineio_fill(struct lineio *l)
 		return -1;
 	if (r == 0) {
 		l->eof = 1;
+		l->end = LINEIO_EOF;
 		return 0;
 	}
 	l->inend += (size_t)r;
@@ -230,6 +372,17 @@ lineio_fill(struct lineio *l)
 
 int
 lineio_getline(struct lineio *l, char **line, size_t *len)
+{
+	int r;
+
+	l->line_deadline = l->line_ms ? lineio_now() + l->line_ms : 0;
+	r = lineio_getline_raw(l, line, len);
+	l->line_deadline = 0;
+	return r;
+}
+
+static int
+lineio_getline_raw(struct lineio *l, char **line, size_t *len)
 {
 	size_t scanned = 0;
 	char *nl;
@@ -379,12 +532,15 @@ lineio_flush(struct lineio *l)
 			if (w <= 0) {
 				if (w == 0)
 					errno = ETIMEDOUT;
+				l->end = w == 0 ? LINEIO_IDLE : LINEIO_ERROR;
 				str_clear(&l->out);
 				return -1;
 			}
 		}
 		r = lineio_raw_write(l, l->out.s + off, l->out.len - off);
 		if (r <= 0) {
+			l->end = r == -1 && errno == ETIMEDOUT ? LINEIO_IDLE :
+			    LINEIO_ERROR;
 			str_clear(&l->out);
 			return -1;
 		}

@@ -20,6 +20,33 @@ struct lineio *lineio_new(int rfd, int wfd, size_t inmax);
 void	lineio_free(struct lineio **lp);
 /* Deadline in milliseconds for each wait on the peer (read or write). */
 void	lineio_set_timeout(struct lineio *, int ms);
+/*
+ * From now on, each lineio_getline() must see its whole line within ms
+ * (0: no such limit): a client sending a byte now and then cannot hold
+ * a line open forever by resetting the per-wait timeout.
+ */
+void	lineio_set_line_deadline(struct lineio *, int ms);
+/*
+ * A transfer (message data) begins: everything read until
+ * lineio_transfer_end() must arrive within deadline_s seconds, and each
+ * window of window_s seconds must bring at least rate * window_s bytes
+ * (rate 0: no rate rule; the first window is the grace period).
+ */
+void	lineio_transfer_begin(struct lineio *, unsigned int deadline_s,
+	    unsigned int rate, unsigned int window_s);
+void	lineio_transfer_end(struct lineio *);
+
+/* Why the last read or write returned 0 or -1. */
+enum lineio_end {
+	LINEIO_OK = 0,
+	LINEIO_EOF,		/* the peer closed its side */
+	LINEIO_IDLE,		/* nothing arrived within the timeout */
+	LINEIO_LINE_DEADLINE,	/* a line took longer than its deadline */
+	LINEIO_XFER_DEADLINE,	/* a transfer took longer than its deadline */
+	LINEIO_TOO_SLOW,	/* a transfer fell below its rate */
+	LINEIO_ERROR,		/* an I/O or TLS error */
+};
+enum lineio_end lineio_end(const struct lineio *);
 /* From now on, all I/O goes through this TLS session. */
 void	lineio_set_tls(struct lineio *, gnutls_session_t);
 gnutls_session_t lineio_tls(const struct lineio *);

@@ -133,6 +133,33 @@ net_unmap(struct sockaddr_storage *ss)
 }
 
 int
+net_prefix_key(const struct sockaddr_storage *peer, int v4bits, int v6bits,
+    unsigned char key[NET_KEY_LEN])
+{
+	struct sockaddr_storage ss = *peer;
+	const unsigned char *a;
+	int bits, i;
+
+	net_unmap(&ss);
+	memset(key, 0, NET_KEY_LEN);
+	if (ss.ss_family == AF_INET) {
+		a = (const unsigned char *)&((struct sockaddr_in *)&ss)->sin_addr;
+		bits = v4bits > 32 ? 32 : v4bits;
+		key[0] = 4;
+	} else if (ss.ss_family == AF_INET6) {
+		a = ((struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr;
+		bits = v6bits > 128 ? 128 : v6bits;
+		key[0] = 6;
+	} else
+		return -1;
+	for (i = 0; i < bits / 8; i++)
+		key[1 + i] = a[i];
+	if (bits % 8)
+		key[1 + i] = a[i] & (unsigned char)(0xff << (8 - bits % 8));
+	return 0;
+}
+
+int
 net_ntop(const struct sockaddr *sa, char *buf, size_t len, int *port)
 {
 	struct sockaddr_storage ss;

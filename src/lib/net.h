@@ -31,6 +31,16 @@ int	net_listen(const char *s, int backlog, char *err, size_t errlen);
 int	net_ntop(const struct sockaddr *sa, char *buf, size_t len, int *port);
 /* Normalises an IPv4-mapped IPv6 address in place to AF_INET. */
 void	net_unmap(struct sockaddr_storage *);
+/*
+ * A client's network as a key for counting: the address family, then the
+ * first v4bits of an IPv4 address or v6bits of an IPv6 one, the rest
+ * zero.  An IPv6 client counts as its /64 (one customer's prefix), not
+ * its address, or a /64 would be 2^64 clients.  0, or -1 for a family
+ * that is neither.
+ */
+#define NET_KEY_LEN	17
+int	net_prefix_key(const struct sockaddr_storage *, int v4bits,
+	    int v6bits, unsigned char key[NET_KEY_LEN]);
 /* Parses a numeric IPv4 or IPv6 address into ss.  0 or -1. */
 int	net_pton(const char *s, struct sockaddr_storage *ss);
 

@@ -51,7 +51,9 @@ static const char *const limit_keys[] = {
 	"message_size", "recipients", "sessions", "sessions_per_ip", "errors",
 	"command_timeout", "data_timeout", "shutdown_timeout", "line_length",
 	"header_size", "dump_size", "connections_per_minute",
-	"messages_per_minute", "tarpit_after", "tarpit_delay", NULL
+	"messages_per_minute", "tarpit_after", "tarpit_delay",
+	"sessions_per_net", "data_deadline", "data_rate", "data_rate_window",
+	"dump_max_age", "dump_max_total", NULL
 };
 static const char *const grey_keys[] = {
 	"enabled", "delay", "retry", "expire", "entries", "file", NULL
@@ -89,6 +91,12 @@ policy_defaults(struct policy *p)
 	p->recipients = DEF_RECIPIENTS;
 	p->sessions = DEF_SESSIONS;
 	p->sessions_per_ip = DEF_SESSIONS_PER_IP;
+	p->sessions_per_net = DEF_SESSIONS_PER_NET;
+	p->data_deadline = DEF_DATA_DEADLINE;
+	p->data_rate = DEF_DATA_RATE;
+	p->data_rate_window = DEF_DATA_RATE_WINDOW;
+	p->dump_max_age = DEF_DUMP_MAX_AGE;
+	p->dump_max_total = DEF_DUMP_MAX_TOTAL;
 	p->errors = DEF_ERRORS;
 	p->command_timeout = DEF_COMMAND_TIMEOUT;
 	p->data_timeout = DEF_DATA_TIMEOUT;
@@ -1025,8 +1033,23 @@ policy_load(const char *path, int missing_ok,
 			    get_uint(g, "tarpit_after", 0, 1000, &p->tarpit_after,
 			    path, err, errlen) == -1 ||
 			    get_uint(g, "tarpit_delay", 0, 60000,
-			    &p->tarpit_delay, path, err, errlen) == -1)
+			    &p->tarpit_delay, path, err, errlen) == -1 ||
+			    get_uint(g, "sessions_per_net", 1, 100000,
+			    &p->sessions_per_net, path, err, errlen) == -1 ||
+			    get_uint(g, "data_deadline", 1, 86400,
+			    &p->data_deadline, path, err, errlen) == -1 ||
+			    get_uint(g, "data_rate", 0, 100000000,
+			    &p->data_rate, path, err, errlen) == -1 ||
+			    get_uint(g, "data_rate_window", 1, 3600,
+			    &p->data_rate_window, path, err, errlen) == -1 ||
+			    get_uint(g, "dump_max_age", 0, 3650 * 86400,
+			    &p->dump_max_age, path, err, errlen) == -1)
 				goto fail;
+			u = (unsigned int)p->dump_max_total;
+			if (get_uint(g, "dump_max_total", 0, 0xffffffffu, &u,
+			    path, err, errlen) == -1)
+				goto fail;
+			p->dump_max_total = u;
 		}
 		if (load_policy_keys(p, root, path, err, errlen) == -1)
 			goto fail;
@@ -1121,6 +1144,9 @@ print_policy_modules(const struct policy *p, FILE *f)
 	    p->verifysenderdom ? "on" : "off");
 	fprintf(f, "refused messages saved (saveblockedmsg, -s): %s\n",
 	    p->saveblockedmsg ? p->dump : "off");
+	fprintf(f, "saved messages: %zu bytes of each, kept %u s, at most "
+	    "%zu bytes in all (0: no bound)\n", p->dump_size, p->dump_max_age,
+	    p->dump_max_total);
 	for (i = 0; i < p->nblock; i++) {
 		cidr_format(&p->block[i], buf, sizeof(buf));
 		fprintf(f, "dropped at connect (block, -k): %s\n", buf);
@@ -1213,12 +1239,20 @@ policy_print(const struct policy *p, FILE *f)
 	else
 		fprintf(f, "largest message: no limit\n");
 	fprintf(f, "recipients per message: %u\n", p->recipients);
-	fprintf(f, "sessions: %u at once, %u per client address\n",
-	    p->sessions, p->sessions_per_ip);
+	fprintf(f, "sessions: %u at once, %u per client address (IPv6: per "
+	    "/64), %u per client network (IPv4 /24, IPv6 /64)\n",
+	    p->sessions, p->sessions_per_ip, p->sessions_per_net);
 	fprintf(f, "errors before disconnect: %u\n", p->errors);
 	fprintf(f, "timeouts: %u s per command, %u s for message data, "
 	    "%u s to finish sessions at shutdown\n", p->command_timeout,
 	    p->data_timeout, p->shutdown_timeout);
+	fprintf(f, "deadlines: %u s for a whole command line, %u s for a "
+	    "whole message transfer\n", p->command_timeout, p->data_deadline);
+	if (p->data_rate)
+		fprintf(f, "message data: at least %u bytes/s over each %u s\n",
+		    p->data_rate, p->data_rate_window);
+	else
+		fprintf(f, "message data: no minimum rate\n");
 	if (p->line_length)
 		fprintf(f, "longest text line: %zu octets\n", p->line_length);
 	else

@@ -32,13 +32,19 @@ struct queue_conf;
 #define DEF_RECIPIENTS		1000
 #define DEF_SESSIONS		500
 #define DEF_SESSIONS_PER_IP	50
+#define DEF_SESSIONS_PER_NET	100	/* per IPv4 /24, IPv6 /64 */
 #define DEF_ERRORS		20
 #define DEF_COMMAND_TIMEOUT	300	/* RFC 5321 4.5.3.2.7 */
 #define DEF_DATA_TIMEOUT	600
+#define DEF_DATA_DEADLINE	3600	/* a whole DATA or BDAT transfer */
+#define DEF_DATA_RATE		500	/* bytes/s, as Postfix's floor */
+#define DEF_DATA_RATE_WINDOW	30	/* seconds; the first is the grace */
 #define DEF_SHUTDOWN_TIMEOUT	30
 #define DEF_LINE_LENGTH		0	/* 0: text lines of any length */
 #define DEF_HEADER_SIZE		(256 * 1024)
 #define DEF_DUMP_SIZE		(1024 * 1024)
+#define DEF_DUMP_MAX_AGE	(7 * 24 * 3600)
+#define DEF_DUMP_MAX_TOTAL	(100 * 1024 * 1024)
 #define DEF_TARPIT_AFTER	3	/* errors before replies slow down */
 #define DEF_TARPIT_DELAY	1000	/* ms per error beyond that */
 #define DEF_GREY_DELAY		300	/* RFC 6647: minutes, not hours */
@@ -135,7 +141,8 @@ struct policy {
 	size_t		 message_size;	/* bytes, 0 = no limit */
 	unsigned int	 recipients;	/* per transaction */
 	unsigned int	 sessions;	/* at once, in total */
-	unsigned int	 sessions_per_ip;
+	unsigned int	 sessions_per_ip;	/* an IPv6 client is its /64 */
+	unsigned int	 sessions_per_net;	/* IPv4 /24, IPv6 /64 */
 	unsigned int	 connections_per_minute;	/* per IP, 0 = any */
 	unsigned int	 messages_per_minute;	/* per IP, 0 = any */
 	unsigned int	 errors;	/* then 421 and close */
@@ -143,10 +150,15 @@ struct policy {
 	unsigned int	 tarpit_delay;	/* ms */
 	unsigned int	 command_timeout;	/* seconds */
 	unsigned int	 data_timeout;
+	unsigned int	 data_deadline;	/* seconds for a whole transfer */
+	unsigned int	 data_rate;	/* bytes/s, 0 = any */
+	unsigned int	 data_rate_window;	/* seconds */
 	unsigned int	 shutdown_timeout;
 	size_t		 line_length;	/* longest text line, 0 = any */
 	size_t		 header_size;	/* header bytes examined */
 	size_t		 dump_size;	/* bytes kept of a refused message */
+	unsigned int	 dump_max_age;	/* seconds a saved message is kept */
+	size_t		 dump_max_total;	/* bytes under dump, 0 = any */
 };
 
 /* What the command line says; it wins over the file.  NULL/0 = unset. */

@@ -28,7 +28,6 @@
 #define GREY_KEY_MAX	600
 #define GREY_SAVE_SECS	60	/* the daemon writes the file this often */
 #define RATE_BUCKETS	4096
-#define RATE_MAX	65536	/* clients tracked at once */
 #define RATE_WINDOW	60
 
 struct grey {
@@ -39,8 +38,9 @@ struct grey {
 };
 
 struct rate {
-	struct rate	*next;
-	unsigned char	 addr[16];
+	struct rate	*next;		/* in its hash bucket */
+	struct rate	*newer, *older;	/* by last use */
+	unsigned char	 key[NET_KEY_LEN];	/* IPv4 address, IPv6 /64 */
 	time_t		 start;		/* of the current minute */
 	unsigned int	 conns, msgs;
 };
@@ -53,7 +53,8 @@ struct policy_state {
 	int		 grey_dirty;
 	time_t		 grey_saved;
 	struct rate	*rate[RATE_BUCKETS];
-	size_t		 nrate;
+	struct rate	*rate_newest, *rate_oldest;
+	size_t		 nrate, rate_max;
 };
 
 static unsigned int
@@ -75,6 +76,7 @@ policy_state_new(void)
 	if ((st = calloc(1, sizeof(*st))) == NULL)
 		return NULL;
 	pthread_mutex_init(&st->mu, NULL);
+	st->rate_max = STATE_RATE_MAX;
 	return st;
 }
 
@@ -327,57 +329,100 @@ state_greylist(struct policy_state *st, const struct policy *p,
 	return r;
 }
 
-/* Finds or makes a client's counters; NULL when out of room. */
+static void
+rate_unlink(struct policy_state *st, struct rate *r)
+{
+	if (r->newer != NULL)
+		r->newer->older = r->older;
+	else
+		st->rate_newest = r->older;
+	if (r->older != NULL)
+		r->older->newer = r->newer;
+	else
+		st->rate_oldest = r->newer;
+	r->newer = r->older = NULL;
+}
+
+static void
+rate_push_newest(struct policy_state *st, struct rate *r)
+{
+	r->older = st->rate_newest;
+	r->newer = NULL;
+	if (st->rate_newest != NULL)
+		st->rate_newest->newer = r;
+	st->rate_newest = r;
+	if (st->rate_oldest == NULL)
+		st->rate_oldest = r;
+}
+
+/* Forgets the client seen least recently, to make room for a new one. */
+static void
+rate_evict_oldest(struct policy_state *st)
+{
+	struct rate *old = st->rate_oldest, **rp;
+
+	if (old == NULL)
+		return;
+	rate_unlink(st, old);
+	for (rp = &st->rate[hash(old->key, sizeof(old->key)) % RATE_BUCKETS];
+	    *rp != NULL; rp = &(*rp)->next)
+		if (*rp == old) {
+			*rp = old->next;
+			break;
+		}
+	free(old);
+	st->nrate--;
+}
+
+/*
+ * Finds or makes a client's counters.  A full table forgets its least
+ * recently seen client rather than stop counting (failing open would let
+ * a flood of new addresses switch the limits off).  NULL only when out
+ * of memory or for an address of no known family.
+ */
 static struct rate *
 rate_get(struct policy_state *st, const struct sockaddr_storage *peer,
     time_t now)
 {
-	struct sockaddr_storage ss = *peer;
-	unsigned char addr[16];
-	struct rate **rp, *r;
+	unsigned char key[NET_KEY_LEN];
+	struct rate *r;
 	unsigned int b;
-	size_t i;
 
-	memset(addr, 0, sizeof(addr));
-	net_unmap(&ss);
-	if (ss.ss_family == AF_INET)
-		memcpy(addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
-	else if (ss.ss_family == AF_INET6)
-		memcpy(addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
-	else
+	if (net_prefix_key(peer, 32, 64, key) == -1)
 		return NULL;
-	b = hash(addr, sizeof(addr)) % RATE_BUCKETS;
+	b = hash(key, sizeof(key)) % RATE_BUCKETS;
 	for (r = st->rate[b]; r != NULL; r = r->next)
-		if (memcmp(r->addr, addr, sizeof(addr)) == 0)
+		if (memcmp(r->key, key, sizeof(key)) == 0)
 			break;
-	if (r == NULL) {
-		if (st->nrate >= RATE_MAX) {
-			/* Forget clients whose minute is over. */
-			for (i = 0; i < RATE_BUCKETS; i++)
-				for (rp = &st->rate[i]; (r = *rp) != NULL;) {
-					if (now - r->start >= RATE_WINDOW) {
-						*rp = r->next;
-						free(r);
-						st->nrate--;
-					} else
-						rp = &r->next;
-				}
-			if (st->nrate >= RATE_MAX)
-				return NULL;
-		}
+	if (r != NULL)
+		rate_unlink(st, r);
+	else {
+		while (st->nrate >= st->rate_max && st->rate_oldest != NULL)
+			rate_evict_oldest(st);
 		if ((r = calloc(1, sizeof(*r))) == NULL)
 			return NULL;
-		memcpy(r->addr, addr, sizeof(addr));
+		memcpy(r->key, key, sizeof(key));
 		r->start = now;
 		r->next = st->rate[b];
 		st->rate[b] = r;
 		st->nrate++;
 	}
+	rate_push_newest(st, r);
 	if (now - r->start >= RATE_WINDOW) {
 		r->start = now;
 		r->conns = r->msgs = 0;
 	}
 	return r;
+}
+
+void
+state_set_rate_max(struct policy_state *st, size_t max)
+{
+	pthread_mutex_lock(&st->mu);
+	st->rate_max = max > 0 ? max : 1;
+	while (st->nrate > st->rate_max)
+		rate_evict_oldest(st);
+	pthread_mutex_unlock(&st->mu);
 }
 
 int

@@ -22,8 +22,15 @@ enum grey_result state_greylist(struct policy_state *, const struct policy *,
 
 #define RATE_CONN	0
 #define RATE_MSG	1
-/* Counts one more event for the client; 1 if it is over limit per minute. */
+#define STATE_RATE_MAX	65536	/* clients (IPv4 addresses, IPv6 /64s) tracked */
+/*
+ * Counts one more event for the client (an IPv4 address, or an IPv6 /64);
+ * 1 if it is over limit per minute.
+ */
 int	state_rate(struct policy_state *, const struct sockaddr_storage *peer,
 	    int what, unsigned int limit);
+
+/* How many clients the rate table holds (for tests); the oldest go. */
+void	state_set_rate_max(struct policy_state *, size_t);
 
 #endif

@@ -530,6 +530,9 @@ class Throttle(AuthCase):
         c = self.tls_client(self.d, source="127.0.0.22")
         self.assertReply(self.auth_plain(c), 235, "2.7.0")
         self.wait_log(self.d, "too many failures from 127.0.0.21")
+        # Both blocked sessions were closed by the server, not by QUIT.
+        log = self.wait_log(self.d, "disconnect reason=auth-blocked", 2)
+        self.assertEqual(log.count("disconnect reason=auth-blocked"), 2)
 
     def test_blocked_client_may_still_send_without_auth(self):
         """The block is on AUTH: the blocked client still gets a greeting

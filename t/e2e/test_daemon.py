@@ -355,7 +355,8 @@ class Shutdown(ProtoCase):
 
 
 class Concurrency(ProtoCase):
-    LIMITS = {"sessions": 1000, "sessions_per_ip": 1000}
+    LIMITS = {"sessions": 1000, "sessions_per_ip": 1000,
+              "sessions_per_net": 1000}
 
     def test_smtp_source_500_messages(self):
         """Postfix's smtp-source sends 500 messages over 50 parallel

@@ -38,7 +38,8 @@ def send_until_error(host, port, count, acked, stop):
 class Journal(SmtpdCase):
     def test_kill9_loses_nothing_acknowledged(self):
         """kill -9 under load; after a restart every acknowledged id is queued, whole."""
-        d = self.smtpd(limits={"sessions": 200, "sessions_per_ip": 200})
+        d = self.smtpd(limits={"sessions": 200, "sessions_per_ip": 200,
+                                "sessions_per_net": 200})
         acked, stop = [], threading.Event()
         threads = [threading.Thread(target=send_until_error,
                                     args=(d.host, d.port, 200, acked, stop))

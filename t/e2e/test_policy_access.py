@@ -214,7 +214,8 @@ class SaveBlocked(PolicyCase):
              'code = 554; status = "5.7.1"; text = "No lotteries"; } );\n')
 
     def refuse_three(self, d):
-        """A block, a delay and a header-rule refusal; their markers."""
+        """A block, a delay and a header-rule refusal; the markers of the
+        two refused (5xx) ones, which alone are saved."""
         c = self.client(d)
         out = []
         for sender, subject, code, ecode in (
@@ -228,7 +229,8 @@ class SaveBlocked(PolicyCase):
             self.assertReply(c.cmd("RCPT TO:<u@ours.example>"), 250, "2.1.5")
             rep = self.send_data(c, msg(subject))
             self.assertReply(rep, code, ecode)
-            out.append((sender, subject))
+            if code >= 500:
+                out.append((sender, subject))
         if any(s.startswith("lottery") for _, s in out):
             self.assertIn("No lotteries", rep[1][-1])
         return out
@@ -255,13 +257,14 @@ class SaveBlocked(PolicyCase):
             self.assertEqual(by_subject[subject]["rcpt"], ["<u@ours.example>"])
 
     def test_s_flag_saves_refused_messages(self):
-        """-s: block (554), delay (450) and a header rule's reject are each
-        saved under spool/dump/YYYYMMDD/ID; the queue stays empty."""
+        """-s: block (554) and a header rule's reject are each saved under
+        spool/dump/YYYYMMDD/ID, a delay (450) is not (the client sends it
+        again); the queue stays empty."""
         d = self.smtpd(config_extra=BASE + ACCESS + self.RULES, args=["-s"])
         refused = self.refuse_three(d)
         self.assertNothingQueued(d)
         self.check_dump(os.path.join(d.spool, "dump"), refused,
-                        self.wait_log(d, "refused message saved", 3))
+                        self.wait_log(d, "refused message saved", 2))
 
     def test_saveblockedmsg_and_dump_directory(self):
         """saveblockedmsg = true with dump = "dir" saves there instead."""
@@ -271,8 +274,74 @@ class SaveBlocked(PolicyCase):
         refused = self.refuse_three(d)
         self.assertNothingQueued(d)
         self.check_dump(dump, refused,
-                        self.wait_log(d, "refused message saved", 3))
+                        self.wait_log(d, "refused message saved", 2))
         self.assertFalse(os.path.exists(os.path.join(d.spool, "dump")))
+
+    def test_delayed_message_not_saved(self):
+        """-s: a message answered 450 (delay) leaves nothing in dump/."""
+        d = self.smtpd(config_extra=BASE + ACCESS, args=["-s"])
+        c = self.client(d)
+        self.assertReply(c.cmd("MAIL FROM:<bulk1@slow.example>"), 250)
+        self.assertReply(c.cmd("RCPT TO:<u@ours.example>"), 250)
+        self.assertReply(self.send_data(c, msg("delayed")), 450, "4.3.0")
+        self.assertReply(c.cmd("NOOP"), 250)
+        self.assertEqual(dump_files(os.path.join(d.spool, "dump")), {})
+        self.assertNotIn("refused message saved", d.logtext())
+
+    def old_dump_file(self, dumpdir, day, name, size, age):
+        """A saved message of size bytes, last written age seconds ago."""
+        os.makedirs(os.path.join(dumpdir, day), exist_ok=True)
+        path = os.path.join(dumpdir, day, name)
+        with open(path, "wb") as f:
+            f.write(b"x" * size)
+        t = time.time() - age
+        os.utime(path, (t, t))
+        return path
+
+    def block_one(self, d):
+        c = self.client(d)
+        self.assertReply(c.cmd("MAIL FROM:<a@spam.example>"), 250, "2.1.0")
+        self.assertReply(c.cmd("RCPT TO:<u@ours.example>"), 250, "2.1.5")
+        self.assertReply(self.send_data(c, msg("new-%d" % time.time_ns())),
+                         554, "5.7.1")
+        self.wait_log(d, "refused message saved")
+
+    def test_dump_pruned_by_age(self):
+        """limits.dump_max_age = 1 day: saving a message removes one saved
+        8 days ago (and its emptied day directory), keeps one of an hour
+        ago, and leaves a file that is not in a day directory alone."""
+        dumpdir = os.path.join(self.workdir, "spool", "dump")
+        old = self.old_dump_file(dumpdir, "20000101", "OLD", 100, 8 * 86400)
+        recent = self.old_dump_file(dumpdir, "20000102", "RECENT", 100, 3600)
+        os.makedirs(dumpdir, exist_ok=True)
+        other = os.path.join(dumpdir, "README")
+        with open(other, "w") as f:
+            f.write("not a saved message\n")
+        os.utime(other, (0, 0))
+        d = self.smtpd(config_extra=BASE + ACCESS, args=["-s"],
+                       limits={"dump_max_age": 86400})
+        self.block_one(d)
+        self.assertFalse(os.path.exists(old))
+        self.assertFalse(os.path.exists(os.path.dirname(old)))
+        self.assertTrue(os.path.exists(recent))
+        self.assertTrue(os.path.exists(other))
+        self.assertEqual(len(dump_files(dumpdir)), 3)
+
+    def test_dump_pruned_by_total_size(self):
+        """limits.dump_max_total = 5000 with 2 x 2400 bytes saved before:
+        the new message pushes the total over, the oldest goes first and
+        the newer old one and the new one stay."""
+        dumpdir = os.path.join(self.workdir, "spool", "dump")
+        oldest = self.old_dump_file(dumpdir, "20000101", "A", 2400, 7200)
+        newer = self.old_dump_file(dumpdir, "20000101", "B", 2400, 3600)
+        d = self.smtpd(config_extra=BASE + ACCESS, args=["-s"],
+                       limits={"dump_max_total": 5000})
+        self.block_one(d)
+        self.assertFalse(os.path.exists(oldest))
+        self.assertTrue(os.path.exists(newer))
+        files = dump_files(dumpdir)
+        self.assertEqual(len(files), 2, sorted(files))
+        self.assertLessEqual(sum(len(v) for v in files.values()), 5000)
 
     def test_nothing_saved_without_s(self):
         """Without -s the same refusals leave no file in the dump

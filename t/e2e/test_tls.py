@@ -138,6 +138,8 @@ class PlaintextInjection(TlsAuthCase):
         self.assertReply(replies[0], 554, "5.5.1")
         self.assertNotIn(b"220", data)
         self.wait_log(d, "possible injection")
+        self.assertIn("disconnect reason=starttls-injection",
+                      self.wait_log(d, "disconnect reason="))
         return d
 
     def test_rset_after_starttls(self):

@@ -141,6 +141,45 @@ test_bdat(void)
 	CU_ASSERT_EQUAL(cmd_parse_bdat("99999999999999999999999", &n, &last), -1);
 }
 
+static void
+test_helo(void)
+{
+	static const struct {
+		const char	*arg;
+		int		 want;
+		const char	*want_name;
+	} cases[] = {
+		{ "mx.example.org", 0, "mx.example.org" },
+		{ "mx.example.org extra words", 0, "mx.example.org" },
+		{ "[192.0.2.1]", 0, "[192.0.2.1]" },
+		{ "", -1, NULL },
+		{ "\033[2Jx", -1, NULL },	/* the name would be empty */
+		{ "mx\033.example.org", -1, NULL },
+		{ "mx.example.org \001", -1, NULL },	/* in the extra words */
+		{ "mx\t.example.org", -1, NULL },
+		{ "mx\177", -1, NULL },
+		{ "0123456789", -2, NULL },		/* namelen 9 */
+	};
+	char name[64];
+	const char *why;
+	size_t i;
+	int r;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		why = NULL;
+		r = cmd_parse_helo(cases[i].arg, strlen(cases[i].arg), name,
+		    cases[i].want == -2 ? 9 : sizeof(name), &why);
+		if (r != cases[i].want)
+			fprintf(stderr, "helo \"%s\": got %d, want %d\n",
+			    cases[i].arg, r, cases[i].want);
+		CU_ASSERT_EQUAL(r, cases[i].want);
+		if (r == 0 && cases[i].want == 0)
+			CU_ASSERT_STRING_EQUAL(name, cases[i].want_name);
+		if (r != 0)
+			CU_ASSERT_PTR_NOT_NULL(why);
+	}
+}
+
 int
 suite_cmdparse(void)
 {
@@ -150,7 +189,8 @@ suite_cmdparse(void)
 	    CU_add_test(s, "command split", test_split) == NULL ||
 	    CU_add_test(s, "MAIL arguments (table)", test_mail) == NULL ||
 	    CU_add_test(s, "RCPT arguments", test_rcpt) == NULL ||
-	    CU_add_test(s, "BDAT arguments", test_bdat) == NULL)
+	    CU_add_test(s, "BDAT arguments", test_bdat) == NULL ||
+	    CU_add_test(s, "HELO argument", test_helo) == NULL)
 		return -1;
 	return 0;
 }

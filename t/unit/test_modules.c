@@ -6,8 +6,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/net.h"
 #include "lib/str.h"
 #include "policy/policy.h"
+#include "policy/state.h"
 #include "tests.h"
 
 static struct policy *pol, *nogrey;
@@ -292,6 +294,59 @@ test_greylist(void)
 	CU_ASSERT_EQUAL(access(grey, R_OK), 0);
 }
 
+/* One more connection from addr against a limit of max a minute. */
+static int
+rate_from(struct policy_state *rs, const char *addr, unsigned int max)
+{
+	struct sockaddr_storage ss;
+
+	CU_ASSERT_FATAL(net_pton(addr, &ss) == 0);
+	return state_rate(rs, &ss, RATE_CONN, max);
+}
+
+static void
+test_rate_grouping(void)
+{
+	struct policy_state *rs = policy_state_new();
+
+	CU_ASSERT_FATAL(rs != NULL);
+	/* IPv6: one /64 is one client, whatever its addresses. */
+	CU_ASSERT_EQUAL(rate_from(rs, "2001:db8:1:2::1", 2), 0);
+	CU_ASSERT_EQUAL(rate_from(rs, "2001:db8:1:2::ffff", 2), 0);
+	CU_ASSERT_EQUAL(rate_from(rs, "2001:db8:1:2:abcd::9", 2), 1);
+	CU_ASSERT_EQUAL(rate_from(rs, "2001:db8:1:3::1", 2), 0);
+	/* IPv4: each address; a mapped address is the same client. */
+	CU_ASSERT_EQUAL(rate_from(rs, "192.0.2.1", 1), 0);
+	CU_ASSERT_EQUAL(rate_from(rs, "192.0.2.1", 1), 1);
+	CU_ASSERT_EQUAL(rate_from(rs, "::ffff:192.0.2.1", 1), 1);
+	CU_ASSERT_EQUAL(rate_from(rs, "192.0.2.2", 1), 0);
+	policy_state_free(&rs);
+}
+
+static void
+test_rate_eviction(void)
+{
+	struct policy_state *rs = policy_state_new();
+
+	CU_ASSERT_FATAL(rs != NULL);
+	state_set_rate_max(rs, 4);
+	CU_ASSERT_EQUAL(rate_from(rs, "192.0.2.1", 1), 0);
+	CU_ASSERT_EQUAL(rate_from(rs, "192.0.2.2", 1), 0);
+	CU_ASSERT_EQUAL(rate_from(rs, "192.0.2.3", 1), 0);
+	CU_ASSERT_EQUAL(rate_from(rs, "192.0.2.4", 1), 0);
+	/* .1 is seen again: now .2 is the least recent. */
+	CU_ASSERT_EQUAL(rate_from(rs, "192.0.2.1", 1), 1);
+	/* Full: a new client is still counted, and .2 is forgotten. */
+	CU_ASSERT_EQUAL(rate_from(rs, "192.0.2.5", 1), 0);
+	CU_ASSERT_EQUAL(rate_from(rs, "192.0.2.5", 1), 1);
+	CU_ASSERT_EQUAL(rate_from(rs, "192.0.2.1", 1), 1);
+	CU_ASSERT_EQUAL(rate_from(rs, "192.0.2.2", 1), 0);
+	/* That pushed out .3, the least recent then; .4 is still there. */
+	CU_ASSERT_EQUAL(rate_from(rs, "192.0.2.4", 1), 1);
+	CU_ASSERT_EQUAL(rate_from(rs, "192.0.2.3", 1), 0);
+	policy_state_free(&rs);
+}
+
 int
 suite_modules(void)
 {
@@ -302,7 +357,11 @@ suite_modules(void)
 	    CU_add_test(s, "Plan 9 access verbs", test_access_verbs) == NULL ||
 	    CU_add_test(s, "HELO checks", test_helo_checks) == NULL ||
 	    CU_add_test(s, "spoof tags and header rules", test_spoof_and_header_rules) == NULL ||
-	    CU_add_test(s, "greylisting", test_greylist) == NULL)
+	    CU_add_test(s, "greylisting", test_greylist) == NULL ||
+	    CU_add_test(s, "rate table: IPv6 /64 grouping",
+	    test_rate_grouping) == NULL ||
+	    CU_add_test(s, "rate table: least recent client evicted",
+	    test_rate_eviction) == NULL)
 		return -1;
 	return 0;
 }
