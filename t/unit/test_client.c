@@ -5,6 +5,7 @@
 #include <sysexits.h>
 
 #include "client/client.h"
+#include "client/pin.h"
 #include "tests.h"
 
 static void
@@ -189,6 +190,49 @@ test_connect_errors(void)
 	CU_ASSERT_EQUAL(res.exit_status, EX_CONFIG);
 }
 
+static void
+test_pin_valid(void)
+{
+	static const struct {
+		const char	*pin;
+		int		 want;
+	} rows[] = {
+		{ "sha256:" "00112233445566778899AABBCCDDEEFF"
+		    "00112233445566778899aabbccddeeff", 1 },
+		{ "SHA256:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:"
+		    "00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF", 1 },
+		{ "00112233445566778899AABBCCDDEEFF"
+		    "00112233445566778899AABBCCDDEEFF", 1 },
+		{ "pin-sha256:bwGyC+EQhBYeL7yDRZp0NBKHZ1qtSQ2ZCVPgg0nlhK4=", 1 },
+		{ "sha256//bwGyC+EQhBYeL7yDRZp0NBKHZ1qtSQ2ZCVPgg0nlhK4=", 1 },
+		{ "pin-sha256:bwGyC+EQhBYeL7yDRZp0NBKHZ1qtSQ2ZCVPgg0nlhK4=, "
+		    "sha256:00112233445566778899AABBCCDDEEFF"
+		    "00112233445566778899AABBCCDDEEFF", 1 },
+		{ "", 0 },
+		{ ",", 0 },
+		{ "sha256:0011", 0 },
+		{ "sha256:" "00112233445566778899AABBCCDDEEFF"
+		    "00112233445566778899AABBCCDDEEFF00", 0 },
+		{ "sha256:" "00112233445566778899AABBCCDDEEFF"
+		    "00112233445566778899AABBCCDDEEFG", 0 },
+		/* 43 digits whose last carries bits beyond 32 bytes */
+		{ "pin-sha256:bwGyC+EQhBYeL7yDRZp0NBKHZ1qtSQ2ZCVPgg0nlhK5=", 0 },
+		{ "pin-sha256:bwGyC+EQhBYeL7yDRZp0NBKHZ1qtSQ2ZCVPgg0nlhK4", 0 },
+		{ "pin-sha256:bwGyC+EQhBYeL7yDRZp0NBKHZ1qtSQ2ZCVPgg0nlhK4==", 0 },
+		{ "pin-sha256:bwGyC+EQhBYeL7yDRZp0NBKHZ1qtSQ2ZCVPgg0nl*K4=", 0 },
+		{ "pin-sha256:bwGyC+EQhBYeL7yDRZp0NBKHZ1qtSQ2ZCVPgg0nlhK4=,", 0 },
+		{ "md5:00112233445566778899AABBCCDDEEFF", 0 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		if (pin_valid(rows[i].pin) != rows[i].want) {
+			fprintf(stderr, "\npin_valid(\"%s\"): want %d\n",
+			    rows[i].pin, rows[i].want);
+			CU_FAIL("pin_valid");
+		}
+}
+
 int
 suite_client(void)
 {
@@ -198,7 +242,8 @@ suite_client(void)
 	    CU_add_test(s, "reply classification", test_classify) == NULL ||
 	    CU_add_test(s, "dot-stuffing", test_stuff) == NULL ||
 	    CU_add_test(s, "AUTH mechanism choice", test_pick_mech) == NULL ||
-	    CU_add_test(s, "connect errors", test_connect_errors) == NULL)
+	    CU_add_test(s, "connect errors", test_connect_errors) == NULL ||
+	    CU_add_test(s, "pin syntax", test_pin_valid) == NULL)
 		return -1;
 	return 0;
 }
