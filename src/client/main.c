@@ -547,7 +547,7 @@ main(int argc, char **argv)
 	const char *busted[CLIENT_BUSTED_MAX + 1];
 	const char *overrides[SMTP_OVERRIDES_MAX];
 	const char *conffile = NULL, *gateway = NULL, *hflag = NULL;
-	const char *uflag = NULL, *domain = NULL, *dest, *eq;
+	const char *uflag = NULL, *domain = NULL, *dest, *eq, *from = NULL;
 	char (*addrs)[SMTP_ADDR_MAX];
 	char helo[256], user[256], sender[SMTP_ADDR_MAX], err[512];
 	char path[PATH_MAX], keypath[PATH_MAX], netrcpath[PATH_MAX];
@@ -666,11 +666,6 @@ main(int argc, char **argv)
 		my_host_name(helo, sizeof(helo));
 	if (domain == NULL)
 		domain = helo;
-	if (uflag != NULL)
-		str_lcpy(user, uflag, sizeof(user));
-	else
-		login_name(user, sizeof(user));
-
 	/* The envelope, qualified as Plan 9 does. */
 	nrcpt = argc - 2;
 	if ((rcpts = calloc((size_t)nrcpt, sizeof(*rcpts))) == NULL ||
@@ -746,7 +741,6 @@ main(int argc, char **argv)
 		memset(&cq, 0, sizeof(cq));
 		cq.service = "smtp";
 		cq.server = d.host;
-		cq.user = user;
 		if (cf.keyfile != NULL)
 			cq.keyfile = cf.keyfile;
 		else if (creds_default_keyfile(keypath, sizeof(keypath)) == 0)
@@ -755,6 +749,27 @@ main(int argc, char **argv)
 			cq.netrc = cf.netrc;
 		else if (creds_default_netrc(netrcpath, sizeof(netrcpath)) == 0)
 			cq.netrc = netrcpath;
+		/* Without -u, the user the stored credentials name. */
+		from = "-u";
+		if (uflag != NULL)
+			str_lcpy(user, uflag, sizeof(user));
+		else {
+			switch (creds_find_user(&cq, user, sizeof(user),
+			    &from, err, sizeof(err))) {
+			case CREDS_OK:
+				if (dflag)
+					fprintf(stderr, "* user %s from the "
+					    "%s\n", user, from);
+				break;
+			case CREDS_ERROR:
+				die(EX_CONFIG, "credentials: %s", err);
+			case CREDS_NOTFOUND:
+				login_name(user, sizeof(user));
+				from = NULL;
+				break;
+			}
+		}
+		cq.user = user;
 		cq.command = cf.password_command;
 		cq.command_token = cf.auth_mech == CLIENT_AUTH_XOAUTH2;
 		cq.command_timeout = cf.password_timeout;
@@ -764,9 +779,10 @@ main(int argc, char **argv)
 		case CREDS_ERROR:
 			die(EX_CONFIG, "credentials: %s", err);
 		case CREDS_NOTFOUND:
-			die(EX_CONFIG, "no password for %s at %s: add a key to "
-			    "%s, an entry to %s, or set password_command",
-			    user, d.host,
+			die(EX_CONFIG, "no password for %s%s at %s: add a key "
+			    "to %s, an entry to %s, or set password_command",
+			    user, from == NULL ? " (the login name; -u names "
+			    "another user)" : "", d.host,
 			    cq.keyfile ? cq.keyfile : "the key file",
 			    cq.netrc ? cq.netrc : "~/.netrc");
 		}

@@ -354,6 +354,29 @@ class Auth(Base):
             self.assertIn(b"from the password command", p.stderr)
             self.assertEqual(len(s.handler.auth), 2)
 
+    def test_user_from_the_key_file(self):
+        """Without -u: the user of the one key for the server; with two
+        keys for it, the login name, and the error says so."""
+        self.keyfile("key proto=pass service=smtp server=127.0.0.1 "
+                     "user=alice !password='%s'\n"
+                     "key proto=pass server=other.test user=bob "
+                     "!password=x\n" % PASSWORD)
+        with self.server() as s:
+            p = self.run_smtp(["-d", "-a"] + self.ca() +
+                              [s.addr(), "a@x.test", "b@x.test"])
+            self.assertExit(p, EX_OK)
+            self.assertEqual(s.handler.auth, [("PLAIN", "alice")])
+            self.assertIn(b"* user alice from the key file", p.stderr)
+            self.keyfile("proto=pass server=127.0.0.1 user=alice "
+                         "!password=x\nproto=pass server=127.0.0.1 "
+                         "user=carol !password=y\n")
+            p = self.run_smtp(["-a"] + self.ca() +
+                              [s.addr(), "a@x.test", "b@x.test"])
+            self.assertExit(p, EX_CONFIG)
+            self.assertIn(b"(the login name; -u names another user)",
+                          p.stderr)
+            self.assertEqual(len(s.messages), 1)
+
     def test_credential_problems_are_config_errors(self):
         with self.server() as s:
             # No secret anywhere.
@@ -477,6 +500,29 @@ class OwnSmtpd(Base):
         self.assertIn(p.returncode, (EX_PROTOCOL, EX_TEMPFAIL))
         self.assertIn(b"try without -t", p.stderr)
         self.assertEqual(d.queued(), {})
+
+    def test_login_from_netrc(self):
+        """smtp -a without -u takes the login from ~/.netrc, as curl and
+        msmtp do: the machine entry for the host, else the default."""
+        d = self.smtpd()
+        netrc = os.path.join(self.home, ".netrc")
+        for text in ("machine other.test login bob password x\n"
+                     "machine 127.0.0.1 login alice password \"%s\"\n"
+                     "default login carol password y\n",
+                     "machine other.test login bob password x\n"
+                     "default login alice password \"%s\"\n"):
+            with open(netrc, "w") as f:
+                f.write(text % PASSWORD)
+            os.chmod(netrc, 0o600)
+            p = self.run_smtp(["-d", "-a"] + self.ca() +
+                              ["127.0.0.1:%d" % d.port, "alice@example.org",
+                               "bob@example.net"])
+            self.assertExit(p, EX_OK)
+            t = p.stderr.decode()
+            self.assertIn("* user alice from the netrc", t)
+            self.assertIn("235 ", t)
+            self.assertNotIn(PASSWORD, t)
+        self.assertEqual(len(d.queued()), 2)
 
     def test_implicit_tls(self):
         port = free_port()
