@@ -152,16 +152,28 @@ client_classify(int code, const char *status, enum client_phase ph)
 {
 	int subject = -1, detail = -1;
 
-	if (code >= 200 && code < 400)
+	if (code >= 200 && code < 300)
 		return EX_OK;
+	/* 354 answers DATA; any other 3xx is out of turn (AUTH's 334 is
+	 * read by the AUTH code itself). */
+	if (code >= 300 && code < 400)
+		return ph == CLIENT_PH_DATA ? EX_OK : EX_PROTOCOL;
 	if (code >= 400 && code < 500)
 		return EX_TEMPFAIL;
 	if (code < 500 || code > 599)
 		return EX_PROTOCOL;
-	if (ph == CLIENT_PH_AUTH)
+	/* RFC 4954's replies: authentication required (530), mechanism
+	 * too weak (534), credentials refused (535), encryption needed
+	 * (538). */
+	if (ph == CLIENT_PH_AUTH || code == 530 || code == 534 ||
+	    code == 535 || code == 538)
 		return EX_NOPERM;
 	if (status != NULL && status[0] == '5' &&
 	    sscanf(status, "5.%d.%d", &subject, &detail) == 2) {
+		/* The sender's address or mailbox refused: the message
+		 * cannot go as it is, whoever it is for. */
+		if (ph == CLIENT_PH_MAIL && (subject == 1 || subject == 2))
+			return EX_DATAERR;
 		switch (subject) {
 		case 1:	/* addressing */
 			if (detail == 1 || detail == 3 || detail == 6)

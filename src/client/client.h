@@ -163,7 +163,8 @@ enum client_phase {
 	CLIENT_PH_DATA, CLIENT_PH_DOT,
 };
 /* The sysexits status for an SMTP reply (code, enhanced status or "")
- * received in phase; EX_OK for 2xx/3xx. */
+ * received in phase; EX_OK for 2xx, and for 3xx to DATA (smtp(1), EXIT
+ * STATUS, gives the rules). */
 int	client_classify(int code, const char *status, enum client_phase);
 /* Ranks exit statuses: 0 for EX_OK, 1 for EX_TEMPFAIL, 2 for the rest. */
 int	client_severity(int exit_status);

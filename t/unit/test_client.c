@@ -44,6 +44,24 @@ test_classify(void)
 		{ 502, "", CLIENT_PH_STARTTLS, EX_PROTOCOL },
 		{ 503, "", CLIENT_PH_DATA, EX_PROTOCOL },
 		{ 0, "", CLIENT_PH_DATA, EX_PROTOCOL },
+		/* 3xx out of turn */
+		{ 354, "", CLIENT_PH_MAIL, EX_PROTOCOL },
+		{ 354, "", CLIENT_PH_RCPT, EX_PROTOCOL },
+		{ 354, "", CLIENT_PH_DOT, EX_PROTOCOL },
+		{ 334, "", CLIENT_PH_GREETING, EX_PROTOCOL },
+		{ 334, "", CLIENT_PH_DATA, EX_OK },
+		/* RFC 4954 anywhere */
+		{ 530, "5.7.0", CLIENT_PH_MAIL, EX_NOPERM },
+		{ 530, "", CLIENT_PH_RCPT, EX_NOPERM },
+		{ 538, "5.7.11", CLIENT_PH_MAIL, EX_NOPERM },
+		{ 534, "5.7.9", CLIENT_PH_AUTH, EX_NOPERM },
+		{ 554, "5.7.8", CLIENT_PH_RCPT, EX_NOPERM },
+		/* the sender refused, whatever the status says */
+		{ 550, "5.1.2", CLIENT_PH_MAIL, EX_DATAERR },
+		{ 550, "5.2.1", CLIENT_PH_MAIL, EX_DATAERR },
+		{ 550, "5.7.1", CLIENT_PH_MAIL, EX_UNAVAILABLE },
+		{ 550, "5.2.1", CLIENT_PH_RCPT, EX_NOUSER },
+		{ 550, "5.1.1", CLIENT_PH_DOT, EX_NOUSER },
 		{ 600, "", CLIENT_PH_DATA, EX_PROTOCOL },
 	};
 	size_t i;
