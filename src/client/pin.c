@@ -184,7 +184,8 @@ pin_fmt_spki(const unsigned char *d, char *out, size_t outlen)
 		}
 		acc &= (1UL << bits) - 1;
 	}
-	b[o++] = b64digits[(acc << (6 - bits)) & 63];	/* its last 4 bits */
+	/* The last 4 bits. */
+	b[o++] = b64digits[(acc << (6 - bits)) & 63];
 	b[o++] = '=';
 	b[o] = '\0';
 	snprintf(out, outlen, "pin-sha256:%s", b);

@@ -208,6 +208,9 @@ test_connect_errors(void)
 	CU_ASSERT_EQUAL(res.exit_status, EX_CONFIG);
 }
 
+/* 40 of the 44 digits of a key pin, for the rows below. */
+#define B64	"bwGyC+EQhBYeL7yDRZp0NBKHZ1qtSQ2ZCVPgg0nl"
+
 static void
 test_pin_valid(void)
 {
@@ -221,9 +224,9 @@ test_pin_valid(void)
 		    "00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF", 1 },
 		{ "00112233445566778899AABBCCDDEEFF"
 		    "00112233445566778899AABBCCDDEEFF", 1 },
-		{ "pin-sha256:bwGyC+EQhBYeL7yDRZp0NBKHZ1qtSQ2ZCVPgg0nlhK4=", 1 },
-		{ "sha256//bwGyC+EQhBYeL7yDRZp0NBKHZ1qtSQ2ZCVPgg0nlhK4=", 1 },
-		{ "pin-sha256:bwGyC+EQhBYeL7yDRZp0NBKHZ1qtSQ2ZCVPgg0nlhK4=, "
+		{ "pin-sha256:" B64 "hK4=", 1 },
+		{ "sha256//" B64 "hK4=", 1 },
+		{ "pin-sha256:" B64 "hK4=, "
 		    "sha256:00112233445566778899AABBCCDDEEFF"
 		    "00112233445566778899AABBCCDDEEFF", 1 },
 		{ "", 0 },
@@ -234,11 +237,11 @@ test_pin_valid(void)
 		{ "sha256:" "00112233445566778899AABBCCDDEEFF"
 		    "00112233445566778899AABBCCDDEEFG", 0 },
 		/* 43 digits whose last carries bits beyond 32 bytes */
-		{ "pin-sha256:bwGyC+EQhBYeL7yDRZp0NBKHZ1qtSQ2ZCVPgg0nlhK5=", 0 },
-		{ "pin-sha256:bwGyC+EQhBYeL7yDRZp0NBKHZ1qtSQ2ZCVPgg0nlhK4", 0 },
-		{ "pin-sha256:bwGyC+EQhBYeL7yDRZp0NBKHZ1qtSQ2ZCVPgg0nlhK4==", 0 },
-		{ "pin-sha256:bwGyC+EQhBYeL7yDRZp0NBKHZ1qtSQ2ZCVPgg0nl*K4=", 0 },
-		{ "pin-sha256:bwGyC+EQhBYeL7yDRZp0NBKHZ1qtSQ2ZCVPgg0nlhK4=,", 0 },
+		{ "pin-sha256:" B64 "hK5=", 0 },
+		{ "pin-sha256:" B64 "hK4", 0 },
+		{ "pin-sha256:" B64 "hK4==", 0 },
+		{ "pin-sha256:bwGyC+EQhBYeL7yDRZp0NBKHZ1qtSQ2ZCVPgg0n*hK4=", 0 },
+		{ "pin-sha256:" B64 "hK4=,", 0 },
 		{ "md5:00112233445566778899AABBCCDDEEFF", 0 },
 	};
 	size_t i;

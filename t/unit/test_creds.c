@@ -343,8 +343,9 @@ test_find_user(void)
 	memset(&q, 0, sizeof(q));
 	q.service = "smtp";
 	q.server = "mail.example.test";
-	CU_ASSERT_EQUAL(creds_key_user("key proto=pass server=mail.example.test "
-	    "user=alice !password=x", &q, user, sizeof(user)), 1);
+	CU_ASSERT_EQUAL(creds_key_user("key proto=pass "
+	    "server=mail.example.test user=alice !password=x", &q, user,
+	    sizeof(user)), 1);
 	CU_ASSERT_STRING_EQUAL(user, "alice");
 	CU_ASSERT_EQUAL(creds_key_user("proto=oauth2 !token=t", &q, user,
 	    sizeof(user)), 1);
