@@ -738,7 +738,6 @@ client_tls_start(struct client_conn *c, int implicit,
 	}
 	if (verify)
 		gnutls_session_set_verify_cert(c->tls, c->host, 0);
-	gnutls_transport_set_int(c->tls, c->fd);
 	gnutls_transport_set_ptr2(c->tls, c, (gnutls_transport_ptr_t)
 	    (intptr_t)c->fd);
 	gnutls_transport_set_pull_function(c->tls, client_tls_pull);
