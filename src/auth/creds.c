@@ -262,6 +262,51 @@ out:
 	return r;
 }
 
+int
+creds_key_user(const char *line, const struct creds_query *q, char *user,
+    size_t userlen)
+{
+	char buf[CREDS_LINE_MAX], *w[CREDS_TOKENS_MAX], *eq;
+	const char *proto = NULL, *u = "";
+	int n, i, secret = 0, r = 0;
+
+	if ((n = creds_tokenize(line, buf, sizeof(buf), w, CREDS_TOKENS_MAX))
+	    == -1)
+		return -1;
+	i = n > 0 && strcmp(w[0], "key") == 0;
+	if (i == n)
+		return 0;
+	for (; i < n; i++) {
+		if ((eq = strchr(w[i], '=')) == NULL)
+			continue;
+		*eq++ = '\0';
+		if (strcmp(w[i], "proto") == 0)
+			proto = eq;
+		else if ((strcmp(w[i], "service") == 0 &&
+		    strcasecmp(eq, q->service) != 0) ||
+		    (strcmp(w[i], "server") == 0 &&
+		    !creds_host_eq(eq, q->server)))
+			goto out;
+		else if (strcmp(w[i], "user") == 0)
+			u = eq;
+		else if (strcmp(w[i], "!password") == 0 ||
+		    strcmp(w[i], "!token") == 0)
+			secret = *eq != '\0';
+	}
+	if (proto == NULL)
+		r = -1;
+	else if (strcmp(proto, "pass") != 0 && strcmp(proto, "oauth2") != 0 &&
+	    strcmp(proto, "xoauth2") != 0)
+		r = 0;
+	else if (!secret || str_lcpy(user, u, userlen) >= userlen)
+		r = -1;
+	else
+		r = 1;
+out:
+	str_wipe(buf, sizeof(buf));
+	return r;
+}
+
 /* The next netrc word: 1 (copied into buf, maybe cut), 0 at the end. */
 static int
 creds_netrc_word(const char **pp, const char *end, char *buf, size_t len)
@@ -347,6 +392,63 @@ creds_netrc_find(const char *text, size_t len, const char *host,
 	} while (more);
 	str_wipe(word, sizeof(word));
 	str_wipe(pass, sizeof(pass));
+	return r;
+}
+
+int
+creds_netrc_login(const char *text, size_t len, const char *host,
+    char *login, size_t loginlen)
+{
+	const char *p = text, *end = text + len, *nl;
+	char word[CREDS_SECRET_MAX], machine[CREDS_NAME_MAX];
+	char deflogin[CREDS_NAME_MAX];
+	int isdefault = 0, mine = 0, havedef = 0, r = 0;
+
+	deflogin[0] = '\0';
+	while (creds_netrc_word(&p, end, word, sizeof(word))) {
+		if (strcmp(word, "machine") == 0) {
+			isdefault = 0;
+			if (!creds_netrc_word(&p, end, machine,
+			    sizeof(machine)))
+				break;
+			mine = creds_host_eq(machine, host);
+		} else if (strcmp(word, "default") == 0) {
+			isdefault = 1;
+			mine = 0;
+		} else if (strcmp(word, "login") == 0) {
+			if (!creds_netrc_word(&p, end, word, sizeof(word)))
+				break;
+			if (mine) {
+				r = str_lcpy(login, word, loginlen) < loginlen ?
+				    1 : -1;
+				break;
+			}
+			if (isdefault && !havedef) {
+				havedef = str_lcpy(deflogin, word,
+				    sizeof(deflogin)) < sizeof(deflogin) ?
+				    1 : -1;
+			}
+		} else if (strcmp(word, "password") == 0 ||
+		    strcmp(word, "account") == 0) {
+			(void)creds_netrc_word(&p, end, word, sizeof(word));
+		} else if (strcmp(word, "macdef") == 0) {
+			/* A macro runs to the next empty line. */
+			for (;;) {
+				nl = memchr(p, '\n', (size_t)(end - p));
+				if (nl == NULL) {
+					p = end;
+					break;
+				}
+				p = nl + 1;
+				if (p < end && *p == '\n')
+					break;
+			}
+		}
+	}
+	if (r == 0 && havedef != 0)
+		r = havedef == 1 && str_lcpy(login, deflogin, loginlen) <
+		    loginlen ? 1 : -1;
+	str_wipe(word, sizeof(word));
 	return r;
 }
 
@@ -534,6 +636,77 @@ creds_from_netrc(const struct creds_query *q, struct creds *c, char *err,
 		return CREDS_NOTFOUND;
 	c->is_token = 0;
 	snprintf(c->source, sizeof(c->source), "netrc");
+	return CREDS_OK;
+}
+
+/* Counts the keys for the query's server, keeping the first one's user. */
+struct creds_keyusers {
+	const struct creds_query *q;
+	int		 n;
+	char		 user[CREDS_NAME_MAX];
+};
+
+static int
+creds_keyuser_line(const char *line, void *arg, struct creds *c)
+{
+	struct creds_keyusers *ku = arg;
+	char u[CREDS_NAME_MAX];
+	int r;
+
+	(void)c;
+	if ((r = creds_key_user(line, ku->q, u, sizeof(u))) != 1)
+		return r;
+	if (ku->n++ == 0)
+		str_lcpy(ku->user, u, sizeof(ku->user));
+	return 0;	/* on to the next line: every key counts */
+}
+
+enum creds_status
+creds_find_user(const struct creds_query *q, char *user, size_t userlen,
+    const char **from, char *err, size_t errlen)
+{
+	struct creds_keyusers ku;
+	struct creds scratch;
+	struct str file;
+	enum creds_status st;
+	int r, loose;
+
+	if (errlen > 0)
+		err[0] = '\0';
+	if (q->keyfile != NULL) {
+		memset(&ku, 0, sizeof(ku));
+		ku.q = q;
+		st = creds_scan(q->keyfile, 0, creds_keyuser_line, &ku,
+		    &scratch, "proto=pass ... !password=SECRET", err, errlen);
+		if (st == CREDS_ERROR)
+			return st;
+		if (ku.n == 1 && ku.user[0] != '\0') {
+			if (str_lcpy(user, ku.user, userlen) >= userlen) {
+				snprintf(err, errlen, "%s: user too long",
+				    q->keyfile);
+				return CREDS_ERROR;
+			}
+			*from = "key file";
+			return CREDS_OK;
+		}
+	}
+	if (q->netrc == NULL)
+		return CREDS_NOTFOUND;
+	str_init(&file, CREDS_FILE_MAX);
+	r = creds_read_file(q->netrc, 0, &file, &loose, err, errlen);
+	if (r == 1)
+		r = creds_netrc_login(str_cstr(&file), file.len, q->server,
+		    user, userlen);
+	if (file.s != NULL)
+		str_wipe(file.s, file.len);
+	str_free(&file);
+	if (r == -1 && err[0] == '\0')
+		snprintf(err, errlen, "%s: login too long", q->netrc);
+	if (r == -1)
+		return CREDS_ERROR;
+	if (r == 0)
+		return CREDS_NOTFOUND;
+	*from = "netrc";
 	return CREDS_OK;
 }
 

@@ -50,6 +50,16 @@ struct creds {
 enum creds_status creds_lookup(const struct creds_query *, struct creds *,
 	    char *err, size_t errlen);
 /*
+ * The user to log in as when none was given (q->user is ignored): the
+ * user of the key file's key for the server when exactly one key there is
+ * for it, else the login of the netrc's "machine" entry for the server,
+ * else that of its "default" entry.  CREDS_OK with user filled and from
+ * naming the source, CREDS_NOTFOUND, or CREDS_ERROR with err (an unsafe
+ * key file, a login too long).
+ */
+enum creds_status creds_find_user(const struct creds_query *q, char *user,
+	    size_t userlen, const char **from, char *err, size_t errlen);
+/*
  * The key labelled label=LABEL in the key file path (the format above;
  * such a key also needs user=USER), for the queue's relay routes.  The
  * file must exist and be private.  CREDS_OK with user and secret filled,
@@ -78,6 +88,15 @@ int	creds_key_match(const char *line, const struct creds_query *,
  * 0 no match, -1 syntax (or the key lacks user or secret). */
 int	creds_label_match(const char *line, const char *label, char *user,
 	    size_t userlen, struct creds *);
+/* Whether a key file line is a key for q's service and server, whatever
+ * its user: 1 (its user copied, "" if it names none), 0 no, -1 syntax or
+ * the user does not fit. */
+int	creds_key_user(const char *line, const struct creds_query *q,
+	    char *user, size_t userlen);
+/* The login of host's first "machine" entry in netrc text that has one,
+ * else of the "default" entry: 1 (copied), 0 none, -1 it does not fit. */
+int	creds_netrc_login(const char *text, size_t len, const char *host,
+	    char *login, size_t loginlen);
 /* Finds host/user in netrc text: 1 (password copied), 0 no entry, -1 the
  * password does not fit. */
 int	creds_netrc_find(const char *text, size_t len, const char *host,

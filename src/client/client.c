@@ -9,9 +9,11 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +27,7 @@
 
 #include "client.h"
 #include "dial.h"
+#include "pin.h"
 #include "lib/dns.h"
 #include "lib/lineio.h"
 #include "lib/net.h"
@@ -76,6 +79,10 @@ struct client_conn {
 	int			 tls_failed;	/* the last try's STARTTLS
 						   handshake failed */
 	int			 cleartext;	/* this try skips STARTTLS */
+	/* The first bytes the TLS layer read: a plain SMTP greeting there
+	 * means the server does not speak TLS on connect. */
+	char			 tls_first[4];
+	size_t			 tls_seen;
 };
 
 /* One connection attempt's verdict. */
@@ -114,7 +121,7 @@ static size_t	client_mx_self(const struct client_conn *, struct dns_mx *,
 		    size_t);
 static enum try_result client_ehlo(struct client_conn *,
 		    struct client_result *);
-static enum try_result client_tls_start(struct client_conn *,
+static enum try_result client_tls_start(struct client_conn *, int,
 		    struct client_result *);
 static enum try_result client_auth(struct client_conn *,
 		    struct client_result *);
@@ -145,16 +152,28 @@ client_classify(int code, const char *status, enum client_phase ph)
 {
 	int subject = -1, detail = -1;
 
-	if (code >= 200 && code < 400)
+	if (code >= 200 && code < 300)
 		return EX_OK;
+	/* 354 answers DATA; any other 3xx is out of turn (AUTH's 334 is
+	 * read by the AUTH code itself). */
+	if (code >= 300 && code < 400)
+		return ph == CLIENT_PH_DATA ? EX_OK : EX_PROTOCOL;
 	if (code >= 400 && code < 500)
 		return EX_TEMPFAIL;
 	if (code < 500 || code > 599)
 		return EX_PROTOCOL;
-	if (ph == CLIENT_PH_AUTH)
+	/* RFC 4954's replies: authentication required (530), mechanism
+	 * too weak (534), credentials refused (535), encryption needed
+	 * (538). */
+	if (ph == CLIENT_PH_AUTH || code == 530 || code == 534 ||
+	    code == 535 || code == 538)
 		return EX_NOPERM;
 	if (status != NULL && status[0] == '5' &&
 	    sscanf(status, "5.%d.%d", &subject, &detail) == 2) {
+		/* The sender's address or mailbox refused: the message
+		 * cannot go as it is, whoever it is for. */
+		if (ph == CLIENT_PH_MAIL && (subject == 1 || subject == 2))
+			return EX_DATAERR;
 		switch (subject) {
 		case 1:	/* addressing */
 			if (detail == 1 || detail == 3 || detail == 6)
@@ -224,6 +243,8 @@ client_set(struct client_result *res, int ex, int code, const char *status,
 	res->exit_status = ex;
 	res->code = code;
 	res->permanent = ex != EX_OK && ex != EX_TEMPFAIL;
+	res->hint = CLIENT_HINT_NONE;
+	res->peer_pin[0] = '\0';
 	str_lcpy(res->status, status != NULL ? status : "",
 	    sizeof(res->status));
 	if (host != NULL)
@@ -613,41 +634,65 @@ client_ehlo(struct client_conn *c, struct client_result *res)
 	return TRY_NEXT;
 }
 
-/* Lower-case hex of a digest, colons and case ignored in the pin. */
-static int
-client_pin_matches(const char *pin, const unsigned char *fp, size_t fplen)
+/*
+ * The TLS layer's reads, noting the first bytes (see tls_first); writes
+ * stay GnuTLS's own on the descriptor.
+ */
+static ssize_t
+client_tls_pull(gnutls_transport_ptr_t p, void *buf, size_t len)
 {
-	static const char hex[] = "0123456789abcdef";
-	size_t i = 0;
-	const char *p = pin;
+	struct client_conn *c = p;
+	ssize_t n;
+	size_t k;
 
-	if (strncasecmp(p, "sha256:", 7) == 0)
-		p += 7;
-	for (; *p != '\0'; p++) {
-		if (*p == ':' || *p == ' ')
-			continue;
-		if (i >= fplen * 2)
-			return 0;
-		if (tolower((unsigned char)*p) !=
-		    hex[i % 2 == 0 ? fp[i / 2] >> 4 : fp[i / 2] & 0xf])
-			return 0;
-		i++;
+	n = recv(c->fd, buf, len, 0);
+	if (n > 0 && c->tls_seen < sizeof(c->tls_first)) {
+		k = sizeof(c->tls_first) - c->tls_seen;
+		if ((size_t)n < k)
+			k = (size_t)n;
+		memcpy(c->tls_first + c->tls_seen, buf, k);
+		c->tls_seen += k;
 	}
-	return i == fplen * 2;
+	return n;
+}
+
+static int
+client_tls_wait(gnutls_transport_ptr_t p, unsigned int ms)
+{
+	struct client_conn *c = p;
+	struct pollfd pfd;
+	int r;
+
+	pfd.fd = c->fd;
+	pfd.events = POLLIN;
+	do {
+		r = poll(&pfd, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 :
+		    ms > INT_MAX ? INT_MAX : (int)ms);
+	} while (r == -1 && errno == EINTR);
+	return r;
+}
+
+/* 1 if what the TLS layer read first looks like an SMTP reply. */
+static int
+client_tls_got_smtp(const struct client_conn *c)
+{
+	const char *b = c->tls_first;
+
+	return c->tls_seen == sizeof(c->tls_first) && b[0] >= '2' &&
+	    b[0] <= '5' && isdigit((unsigned char)b[1]) &&
+	    isdigit((unsigned char)b[2]) && (b[3] == ' ' || b[3] == '-');
 }
 
 static enum try_result
-client_tls_start(struct client_conn *c, struct client_result *res)
+client_tls_start(struct client_conn *c, int implicit,
+    struct client_result *res)
 {
 	const struct client_opts *o = &c->opts;
 	const gnutls_datum_t *certs;
 	gnutls_datum_t out;
-	unsigned char fp[32];
 	unsigned int ncerts, status;
-	size_t fplen = sizeof(fp);
-	char hexfp[3 * sizeof(fp) + 1], *desc;
+	char have[PIN_HAVE_MAX], *desc;
 	int r, verify = o->tls_verify && o->tls_pin == NULL, tries;
-	size_t i;
 
 	if (!c->tls_inited) {
 		if ((r = gnutls_global_init()) < 0) {
@@ -693,7 +738,11 @@ client_tls_start(struct client_conn *c, struct client_result *res)
 	}
 	if (verify)
 		gnutls_session_set_verify_cert(c->tls, c->host, 0);
-	gnutls_transport_set_int(c->tls, c->fd);
+	gnutls_transport_set_ptr2(c->tls, c, (gnutls_transport_ptr_t)
+	    (intptr_t)c->fd);
+	gnutls_transport_set_pull_function(c->tls, client_tls_pull);
+	gnutls_transport_set_pull_timeout_function(c->tls, client_tls_wait);
+	c->tls_seen = 0;
 	gnutls_handshake_set_timeout(c->tls, o->command_timeout * 1000);
 	lineio_set_timeout(c->io, (int)o->command_timeout * 1000);
 	tries = 0;
@@ -710,6 +759,14 @@ client_tls_start(struct client_conn *c, struct client_result *res)
 		    "TLS: certificate of %s not accepted: %s", c->host,
 		    desc != NULL ? desc : "verification failed");
 		gnutls_free(desc);
+		certs = gnutls_certificate_get_peers(c->tls, &ncerts);
+		if (status & GNUTLS_CERT_SIGNER_NOT_FOUND) {
+			res->hint = CLIENT_HINT_UNKNOWN_CA;
+			if (certs != NULL && ncerts > 0 &&
+			    pin_spki(certs[0].data, certs[0].size,
+			    res->peer_pin, sizeof(res->peer_pin)) == -1)
+				res->peer_pin[0] = '\0';
+		}
 		c->broken = 1;
 		return TRY_NEXT;
 	}
@@ -721,26 +778,30 @@ client_tls_start(struct client_conn *c, struct client_result *res)
 
 		client_set(res, temp ? EX_TEMPFAIL : EX_PROTOCOL, 0, NULL,
 		    c->peer, "TLS handshake failed: %s", gnutls_strerror(r));
+		if (implicit && client_tls_got_smtp(c)) {
+			snprintf(res->text, sizeof(res->text), "TLS handshake "
+			    "failed: the server greeted in plain text "
+			    "(\"%.3s\")", c->tls_first);
+			res->hint = CLIENT_HINT_PLAIN_SMTP;
+		}
 		c->broken = 1;
 		return TRY_NEXT;
 	}
 	if (o->tls_pin != NULL) {
 		certs = gnutls_certificate_get_peers(c->tls, &ncerts);
-		if (certs == NULL || ncerts == 0 ||
-		    gnutls_fingerprint(GNUTLS_DIG_SHA256, &certs[0], fp,
-		    &fplen) < 0 || fplen != sizeof(fp)) {
+		r = certs == NULL || ncerts == 0 ? -1 :
+		    pin_check(o->tls_pin, certs[0].data, certs[0].size, have,
+		    sizeof(have));
+		if (r == -1) {
 			client_set(res, EX_UNAVAILABLE, 0, "5.7.0", c->peer,
 			    "TLS: no certificate to check against the pin");
 			c->broken = 1;
 			return TRY_NEXT;
 		}
-		if (!client_pin_matches(o->tls_pin, fp, fplen)) {
-			for (i = 0; i < fplen; i++)
-				snprintf(hexfp + 3 * i, sizeof(hexfp) - 3 * i,
-				    "%02X%s", fp[i], i + 1 < fplen ? ":" : "");
+		if (r == 0) {
 			client_set(res, EX_UNAVAILABLE, 0, "5.7.0", c->peer,
-			    "TLS: certificate of %s has fingerprint "
-			    "sha256:%s, not the pinned one", c->host, hexfp);
+			    "TLS: certificate of %s has %s, not the pinned one",
+			    c->host, have);
 			c->broken = 1;
 			return TRY_NEXT;
 		}
@@ -1017,15 +1078,23 @@ client_try(struct client_conn *c, const struct sockaddr_storage *ss,
 		client_close(c, 0);
 		return TRY_STOP;
 	}
-	if (implicit_tls && (t = client_tls_start(c, res)) != TRY_OK) {
+	if (implicit_tls && (t = client_tls_start(c, 1, res)) != TRY_OK) {
 		client_close(c, 0);
 		return t;
 	}
 	rc = client_reply(c, &r, NULL, o->command_timeout);
 	if (rc != 0 || r.code != 220) {
-		if (rc == -1)
+		if (rc == -1) {
+			int e = errno;
+
 			client_set(res, EX_TEMPFAIL, 0, NULL, c->peer,
-			    "no greeting: %s", strerror(errno));
+			    "no greeting: %s", strerror(e));
+			/* Silence, or a hang-up: the server may be
+			 * waiting for a TLS handshake. */
+			if (!implicit_tls && (e == ETIMEDOUT ||
+			    e == ECONNRESET))
+				res->hint = CLIENT_HINT_IMPLICIT_TLS;
+		}
 		else if (rc == -2 || r.code / 100 == 2)
 			client_set(res, EX_PROTOCOL, 0, NULL, c->peer,
 			    "the greeting is not SMTP");
@@ -1087,7 +1156,7 @@ client_try(struct client_conn *c, const struct sockaddr_storage *ss,
 				client_close(c, 0);
 				return TRY_NEXT;
 			}
-			if ((t = client_tls_start(c, res)) != TRY_OK) {
+			if ((t = client_tls_start(c, 0, res)) != TRY_OK) {
 				c->tls_failed = 1;
 				client_close(c, 0);
 				return t;

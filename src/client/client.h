@@ -47,7 +47,7 @@ struct client_opts {
 	enum client_tls	 tls;
 	int		 tls_verify;	/* 1: verify cert against trust store + host name */
 	const char	*tls_cafile;	/* extra CA file, or NULL */
-	const char	*tls_pin;	/* "sha256:HEX" fingerprint pin, or NULL */
+	const char	*tls_pin;	/* pin list (pin.h), or NULL */
 	const char	*auth_user;	/* NULL: no AUTH */
 	const char	*auth_secret;	/* password or OAuth token */
 	int		 auth_xoauth2;	/* the secret is a token */
@@ -66,6 +66,17 @@ struct client_opts {
 					   tried (RFC 5321 5.1) */
 };
 
+/* What a failure suggests trying, for the caller to put in its words. */
+enum client_hint {
+	CLIENT_HINT_NONE,
+	CLIENT_HINT_IMPLICIT_TLS,	/* no greeting: the server may expect
+					   TLS first (port 465) */
+	CLIENT_HINT_PLAIN_SMTP,		/* TLS first, but the server greeted
+					   in plain text */
+	CLIENT_HINT_UNKNOWN_CA,		/* the certificate's issuer is not
+					   trusted */
+};
+
 struct client_result {
 	int	exit_status;	/* sysexits.h: EX_OK, EX_TEMPFAIL (every 4xx/connection/DNS temp
 				   failure), EX_DATAERR, EX_NOUSER, EX_NOHOST, EX_UNAVAILABLE,
@@ -76,6 +87,9 @@ struct client_result {
 	int	permanent;	/* 1 if retrying cannot help */
 	/* Additions: */
 	char	status[16];	/* the deciding enhanced status code, "" if none */
+	enum client_hint hint;
+	char	peer_pin[64];	/* with CLIENT_HINT_UNKNOWN_CA: the server's
+				   key as a pin ("pin-sha256:..."), or "" */
 };
 
 struct client_rcpt {
@@ -149,7 +163,8 @@ enum client_phase {
 	CLIENT_PH_DATA, CLIENT_PH_DOT,
 };
 /* The sysexits status for an SMTP reply (code, enhanced status or "")
- * received in phase; EX_OK for 2xx/3xx. */
+ * received in phase; EX_OK for 2xx, and for 3xx to DATA (smtp(1), EXIT
+ * STATUS, gives the rules). */
 int	client_classify(int code, const char *status, enum client_phase);
 /* Ranks exit statuses: 0 for EX_OK, 1 for EX_TEMPFAIL, 2 for the rest. */
 int	client_severity(int exit_status);

@@ -34,6 +34,7 @@
 #include "client/client.h"
 #include "client/convert.h"
 #include "client/dial.h"
+#include "client/pin.h"
 #include "lib/addr.h"
 #include "lib/str.h"
 
@@ -72,6 +73,8 @@ static int	write_all(int, const char *, size_t);
 static int	check_addr(const char *, int);
 static void	conf_free(struct smtp_conf *);
 static int	conf_host_matches(config_setting_t *, const char *);
+static void	die_connect(const struct client_result *, int,
+		    const struct dial *) __attribute__((noreturn));
 
 static void
 usage(void)
@@ -98,6 +101,50 @@ die(int status, const char *fmt, ...)
 		n = sizeof(buf) - 1;
 	fprintf(stderr, "smtp: %.*s\n", n, buf);
 	exit(status);
+}
+
+/*
+ * The one line for a failed connection, with what to try when the failure
+ * suggests it (in smtp's options).
+ */
+static void
+die_connect(const struct client_result *res, int tflag, const struct dial *d)
+{
+	char tip[256];
+	size_t n = strlen(res->text);
+
+	while (n > 0 && (isspace((unsigned char)res->text[n - 1]) ||
+	    res->text[n - 1] == '.'))
+		n--;
+	tip[0] = '\0';
+	switch (res->hint) {
+	case CLIENT_HINT_IMPLICIT_TLS:
+		if (d->kind == DIAL_HOST)
+			snprintf(tip, sizeof(tip), "the server may expect "
+			    "implicit TLS: try -t");
+		break;
+	case CLIENT_HINT_PLAIN_SMTP:
+		snprintf(tip, sizeof(tip), "%s", tflag ?
+		    "try without -t (with -s for STARTTLS)" :
+		    "this port takes plain SMTP: try -s on it, or port 587");
+		break;
+	case CLIENT_HINT_UNKNOWN_CA:
+		if (res->peer_pin[0] != '\0')
+			snprintf(tip, sizeof(tip), "give its CA with -o "
+			    "tls_cafile=FILE, or check the server's key and "
+			    "pin it with -o tls_pin=%s", res->peer_pin);
+		else
+			snprintf(tip, sizeof(tip), "give its CA with -o "
+			    "tls_cafile=FILE, or pin the server's key with -o "
+			    "tls_pin=...");
+		break;
+	case CLIENT_HINT_NONE:
+		break;
+	}
+	if (tip[0] != '\0')
+		die(res->exit_status, "%s: %.*s; %s", res->host, (int)n,
+		    res->text, tip);
+	die(res->exit_status, "%s: %.*s", res->host, (int)n, res->text);
 }
 
 static int
@@ -190,22 +237,10 @@ conf_set(struct smtp_conf *cf, const char *key, const char *v, char *err,
 	if (strcmp(key, "tls_cafile") == 0)
 		return set_str(&cf->tls_cafile, v);
 	if (strcmp(key, "tls_pin") == 0) {
-		size_t hex = 0;
-		const char *p = v;
-
-		if (strncasecmp(p, "sha256:", 7) == 0)
-			p += 7;
-		for (; *p != '\0'; p++) {
-			if (isxdigit((unsigned char)*p))
-				hex++;
-			else if (*p != ':') {
-				hex = 0;
-				break;
-			}
-		}
-		if (*v != '\0' && hex != 64) {
+		if (*v != '\0' && !pin_valid(v)) {
 			snprintf(err, errlen, "tls_pin: want sha256: and 64 "
-			    "hex digits (colons allowed)");
+			    "hex digits (colons allowed) or pin-sha256: and 44 "
+			    "base64 digits, several separated by commas");
 			return -1;
 		}
 		return set_str(&cf->tls_pin, v);
@@ -512,7 +547,7 @@ main(int argc, char **argv)
 	const char *busted[CLIENT_BUSTED_MAX + 1];
 	const char *overrides[SMTP_OVERRIDES_MAX];
 	const char *conffile = NULL, *gateway = NULL, *hflag = NULL;
-	const char *uflag = NULL, *domain = NULL, *dest, *eq;
+	const char *uflag = NULL, *domain = NULL, *dest, *eq, *from = NULL;
 	char (*addrs)[SMTP_ADDR_MAX];
 	char helo[256], user[256], sender[SMTP_ADDR_MAX], err[512];
 	char path[PATH_MAX], keypath[PATH_MAX], netrcpath[PATH_MAX];
@@ -631,11 +666,6 @@ main(int argc, char **argv)
 		my_host_name(helo, sizeof(helo));
 	if (domain == NULL)
 		domain = helo;
-	if (uflag != NULL)
-		str_lcpy(user, uflag, sizeof(user));
-	else
-		login_name(user, sizeof(user));
-
 	/* The envelope, qualified as Plan 9 does. */
 	nrcpt = argc - 2;
 	if ((rcpts = calloc((size_t)nrcpt, sizeof(*rcpts))) == NULL ||
@@ -711,7 +741,6 @@ main(int argc, char **argv)
 		memset(&cq, 0, sizeof(cq));
 		cq.service = "smtp";
 		cq.server = d.host;
-		cq.user = user;
 		if (cf.keyfile != NULL)
 			cq.keyfile = cf.keyfile;
 		else if (creds_default_keyfile(keypath, sizeof(keypath)) == 0)
@@ -720,6 +749,27 @@ main(int argc, char **argv)
 			cq.netrc = cf.netrc;
 		else if (creds_default_netrc(netrcpath, sizeof(netrcpath)) == 0)
 			cq.netrc = netrcpath;
+		/* Without -u, the user the stored credentials name. */
+		from = "-u";
+		if (uflag != NULL)
+			str_lcpy(user, uflag, sizeof(user));
+		else {
+			switch (creds_find_user(&cq, user, sizeof(user),
+			    &from, err, sizeof(err))) {
+			case CREDS_OK:
+				if (dflag)
+					fprintf(stderr, "* user %s from the "
+					    "%s\n", user, from);
+				break;
+			case CREDS_ERROR:
+				die(EX_CONFIG, "credentials: %s", err);
+			case CREDS_NOTFOUND:
+				login_name(user, sizeof(user));
+				from = NULL;
+				break;
+			}
+		}
+		cq.user = user;
 		cq.command = cf.password_command;
 		cq.command_token = cf.auth_mech == CLIENT_AUTH_XOAUTH2;
 		cq.command_timeout = cf.password_timeout;
@@ -729,9 +779,10 @@ main(int argc, char **argv)
 		case CREDS_ERROR:
 			die(EX_CONFIG, "credentials: %s", err);
 		case CREDS_NOTFOUND:
-			die(EX_CONFIG, "no password for %s at %s: add a key to "
-			    "%s, an entry to %s, or set password_command",
-			    user, d.host,
+			die(EX_CONFIG, "no password for %s%s at %s: add a key "
+			    "to %s, an entry to %s, or set password_command",
+			    user, from == NULL ? " (the login name; -u names "
+			    "another user)" : "", d.host,
 			    cq.keyfile ? cq.keyfile : "the key file",
 			    cq.netrc ? cq.netrc : "~/.netrc");
 		}
@@ -745,7 +796,7 @@ main(int argc, char **argv)
 
 	if ((conn = client_connect(dest, &o, &res)) == NULL) {
 		creds_wipe(&cr);
-		die(res.exit_status, "%s: %s", res.host, res.text);
+		die_connect(&res, tflag, &d);
 	}
 	creds_wipe(&cr);
 

@@ -17,6 +17,7 @@
 
 #include <libconfig.h>
 
+#include "client/pin.h"
 #include "lib/addr.h"
 #include "lib/fsutil.h"
 #include "lib/str.h"
@@ -73,7 +74,6 @@ static int	parse_queue(struct pctx *, const config_setting_t *,
 		    struct queue_conf *);
 static int	check_template(const char *, const char *);
 static int	valid_pattern(const char *);
-static int	valid_pin(const char *);
 static void	lower(char *);
 static void	free_route(struct route *);
 static void	queueconf_free(struct queue_conf *);
@@ -575,10 +575,12 @@ parse_route(struct pctx *pc, const config_setting_t *g, struct route *r,
 		if (get_string(pc, g, "tls_pin", &v) == -1)
 			return -1;
 		if (v != NULL) {
-			if (!valid_pin(v))
+			if (!pin_valid(v))
 				return seterr(pc, config_setting_get_member(g,
 				    "tls_pin"), "tls_pin must be \"sha256:\" "
-				    "and 64 hex digits (colons allowed)");
+				    "and 64 hex digits (colons allowed) or "
+				    "\"pin-sha256:\" and 44 base64 digits, "
+				    "several separated by commas");
 			if ((r->tls_pin = strdup(v)) == NULL)
 				return seterr(pc, g, "out of memory");
 		}
@@ -911,24 +913,6 @@ queueconf_load(const char *path, int missing_ok, char *err, size_t errlen)
 	qc = queueconf_parse(root, path, host, spool, err, errlen);
 	config_destroy(&cf);
 	return qc;
-}
-
-/* "sha256:" and 64 hex digits, colons between them allowed. */
-static int
-valid_pin(const char *s)
-{
-	size_t n = 0;
-
-	if (strncasecmp(s, "sha256:", 7) != 0)
-		return 0;
-	for (s += 7; *s != '\0'; s++) {
-		if (*s == ':')
-			continue;
-		if (!isxdigit((unsigned char)*s))
-			return 0;
-		n++;
-	}
-	return n == 64;
 }
 
 static void

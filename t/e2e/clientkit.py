@@ -245,13 +245,28 @@ def _certtool(*args):
                    capture_output=True)
 
 
+def spki_pin(cert):
+    """The RFC 7469 pin of a certificate's public key, made by openssl
+    as HPKP and curl users make it: pin-sha256:BASE64."""
+    pub = subprocess.run(["openssl", "x509", "-in", cert, "-pubkey",
+                          "-noout"], check=True, capture_output=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"],
+                         input=pub, check=True, capture_output=True).stdout
+    digest = subprocess.run(["openssl", "dgst", "-sha256", "-binary"],
+                            input=der, check=True,
+                            capture_output=True).stdout
+    return "pin-sha256:" + base64.b64encode(digest).decode()
+
+
 def make_certs(d):
     """A CA, a server certificate it signs (localhost, 127.0.0.1, ::1,
-    mx1/mx2/mail.a.test), and a second CA that signed nothing we use.
-    Returns a dict of paths, plus 'pin' (sha256 of the server cert)."""
+    mx1/mx2/mail.a.test), the same certificate renewed (new serial, same
+    key), and a second CA that signed nothing we use.  Returns a dict of
+    paths, plus 'pin' (sha256 of the server cert) and 'spki' (the
+    pin-sha256 of its key)."""
     p = {k: os.path.join(d, k) for k in
          ("ca.key", "ca.pem", "srv.key", "srv.pem", "other.key", "other.pem",
-          "ca.tmpl", "srv.tmpl", "other.tmpl")}
+          "ca.tmpl", "srv.tmpl", "other.tmpl", "renewed.pem")}
     with open(p["ca.tmpl"], "w") as f:
         f.write(_CA_TMPL % "one")
     with open(p["other.tmpl"], "w") as f:
@@ -269,6 +284,11 @@ def make_certs(d):
               "--load-ca-certificate", p["ca.pem"], "--load-ca-privkey",
               p["ca.key"], "--template", p["srv.tmpl"], "--outfile",
               p["srv.pem"])
+    _certtool("--generate-certificate", "--load-privkey", p["srv.key"],
+              "--load-ca-certificate", p["ca.pem"], "--load-ca-privkey",
+              p["ca.key"], "--template", p["srv.tmpl"], "--outfile",
+              p["renewed.pem"])
+    p["spki"] = spki_pin(p["srv.pem"])
     with open(p["srv.pem"]) as f:
         der = ssl.PEM_cert_to_DER_cert(f.read())
     digest = hashlib.sha256(der).hexdigest().upper()
@@ -277,9 +297,9 @@ def make_certs(d):
     return p
 
 
-def server_tls(certs):
+def server_tls(certs, cert="srv.pem"):
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(certs["srv.pem"], certs["srv.key"])
+    ctx.load_cert_chain(certs[cert], certs["srv.key"])
     return ctx
 
 

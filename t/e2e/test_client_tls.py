@@ -10,7 +10,7 @@ import unittest
 
 from clientkit import (ClientCase, Aio, Recorder, smtp, make_certs, server_tls, EX_OK,
                        EX_UNAVAILABLE, EX_TEMPFAIL, EX_PROTOCOL, EX_NOPERM,
-                       EX_CONFIG)
+                       EX_CONFIG, EX_USAGE)
 from harness import Smtpd, free_port, parse_spool
 
 CERTS = None
@@ -88,6 +88,10 @@ class StartTls(Base):
         self.assertIn("not accepted", err)
         self.assertIn("issuer", err)
         self.assertEqual(err.count("\n"), 1, err)
+        # What to do about it, with the key's pin to check and use.
+        self.assertIn("issuer is unknown; give its CA with -o "
+                      "tls_cafile=FILE, or check the server's key and pin "
+                      "it with -o tls_pin=%s\n" % CERTS["spki"], err)
 
     def test_wrong_ca(self):
         with self.server() as s:
@@ -133,6 +137,52 @@ class StartTls(Base):
             self.assertEqual(len(s.messages), 1)
         self.assertIn(CERTS["pin"][7:].encode(), p.stderr)
         self.assertIn(b"not the pinned one", p.stderr)
+
+    def test_spki_pin(self):
+        """pin-sha256 (made by openssl, not by us) pins the key: the
+        certificate renewed with the same key still passes, where its
+        old fingerprint no longer does."""
+        args = ["a@x.test", "b@x.test"]
+        for cert in ("srv.pem", "renewed.pem"):
+            with self.server(tls_context=server_tls(CERTS, cert)) as s:
+                p = self.run_smtp(["-s", "-o", "tls_pin=" + CERTS["spki"],
+                                   s.addr()] + args)
+                self.assertExit(p, EX_OK)
+                # curl's spelling of the same pin.
+                curl = "sha256//" + CERTS["spki"][len("pin-sha256:"):]
+                p = self.run_smtp(["-s", "-o", "tls_pin=" + curl,
+                                   s.addr()] + args)
+                self.assertExit(p, EX_OK)
+                self.assertEqual(len(s.messages), 2)
+        with self.server(tls_context=server_tls(CERTS, "renewed.pem")) as s:
+            p = self.run_smtp(["-s", "-o", "tls_pin=" + CERTS["pin"],
+                               s.addr()] + args)
+            self.assertExit(p, EX_UNAVAILABLE)
+            self.assertIn(b"not the pinned one", p.stderr)
+            # A list: the old certificate's fingerprint or the key.
+            p = self.run_smtp(["-s", "-o", "tls_pin=%s, %s" %
+                               (CERTS["pin"], CERTS["spki"]),
+                               s.addr()] + args)
+            self.assertExit(p, EX_OK)
+
+    def test_wrong_spki_pin(self):
+        wrong = "pin-sha256:" + base64.b64encode(b"\x01" * 32).decode()
+        with self.server() as s:
+            p = self.run_smtp(["-s", "-o", "tls_pin=" + wrong, s.addr(),
+                               "a@x.test", "b@x.test"])
+            self.assertExit(p, EX_UNAVAILABLE)
+            self.assertEqual(s.messages, [])
+        err = p.stderr.decode()
+        self.assertEqual(err.count("\n"), 1, err)
+        self.assertIn("has public key %s, not the pinned one" %
+                      CERTS["spki"], err)
+        # Not a pin at all: a usage error before anything is sent.
+        for bad in ("pin-sha256:abc=", "pin-sha256:" + "A" * 44,
+                    CERTS["spki"] + ",", "sha256:" + "0" * 63):
+            p = self.run_smtp(["-s", "-o", "tls_pin=" + bad, "127.0.0.1:1",
+                               "a@x.test", "b@x.test"])
+            self.assertExit(p, EX_USAGE)
+            self.assertIn(b"pin-sha256:", p.stderr)
 
     def test_pin_in_config_host_section(self):
         conf = os.path.join(self.home, ".config", "smtp", "smtp.conf")
@@ -209,7 +259,11 @@ class ImplicitTls(Base):
             p = self.run_smtp(["-t", "-o", "command_timeout=5"] + self.ca() +
                               [s.addr(), "a@x.test", "b@x.test"])
         self.assertIn(p.returncode, (EX_PROTOCOL, EX_TEMPFAIL))
-        self.assertIn(b"TLS handshake failed", p.stderr)
+        err = p.stderr.decode()
+        self.assertIn("TLS handshake failed", err)
+        self.assertIn("greeted in plain text (\"220\"); try without -t "
+                      "(with -s for STARTTLS)", err)
+        self.assertEqual(err.count("\n"), 1, err)
 
 
 class Auth(Base):
@@ -299,6 +353,29 @@ class Auth(Base):
             self.assertExit(p, EX_OK)
             self.assertIn(b"from the password command", p.stderr)
             self.assertEqual(len(s.handler.auth), 2)
+
+    def test_user_from_the_key_file(self):
+        """Without -u: the user of the one key for the server; with two
+        keys for it, the login name, and the error says so."""
+        self.keyfile("key proto=pass service=smtp server=127.0.0.1 "
+                     "user=alice !password='%s'\n"
+                     "key proto=pass server=other.test user=bob "
+                     "!password=x\n" % PASSWORD)
+        with self.server() as s:
+            p = self.run_smtp(["-d", "-a"] + self.ca() +
+                              [s.addr(), "a@x.test", "b@x.test"])
+            self.assertExit(p, EX_OK)
+            self.assertEqual(s.handler.auth, [("PLAIN", "alice")])
+            self.assertIn(b"* user alice from the key file", p.stderr)
+            self.keyfile("proto=pass server=127.0.0.1 user=alice "
+                         "!password=x\nproto=pass server=127.0.0.1 "
+                         "user=carol !password=y\n")
+            p = self.run_smtp(["-a"] + self.ca() +
+                              [s.addr(), "a@x.test", "b@x.test"])
+            self.assertExit(p, EX_CONFIG)
+            self.assertIn(b"(the login name; -u names another user)",
+                          p.stderr)
+            self.assertEqual(len(s.messages), 1)
 
     def test_credential_problems_are_config_errors(self):
         with self.server() as s:
@@ -403,6 +480,49 @@ class OwnSmtpd(Base):
         self.assertExit(p, EX_NOPERM)
         self.assertIn(b"535", p.stderr)
         self.assertEqual(len(d.queued()), 1)
+
+    def test_plain_smtp_to_implicit_tls_port(self):
+        """No -t against our implicit-TLS listener: no greeting comes,
+        and the line says to try -t; -t against its plain listener
+        says to try without."""
+        port = free_port()
+        d = self.smtpd('listen = [ "127.0.0.1:%d" ];' % port)
+        p = self.run_smtp(["-o", "command_timeout=2", "127.0.0.1:%d" % port,
+                           "alice@example.org", "bob@example.net"])
+        self.assertExit(p, EX_TEMPFAIL)
+        err = p.stderr.decode()
+        self.assertIn("no greeting: ", err)
+        self.assertIn("; the server may expect implicit TLS: try -t", err)
+        self.assertEqual(err.count("\n"), 1, err)
+        p = self.run_smtp(["-t"] + self.ca() +
+                          ["127.0.0.1:%d" % d.port, "alice@example.org",
+                           "bob@example.net"])
+        self.assertIn(p.returncode, (EX_PROTOCOL, EX_TEMPFAIL))
+        self.assertIn(b"try without -t", p.stderr)
+        self.assertEqual(d.queued(), {})
+
+    def test_login_from_netrc(self):
+        """smtp -a without -u takes the login from ~/.netrc, as curl and
+        msmtp do: the machine entry for the host, else the default."""
+        d = self.smtpd()
+        netrc = os.path.join(self.home, ".netrc")
+        for text in ("machine other.test login bob password x\n"
+                     "machine 127.0.0.1 login alice password \"%s\"\n"
+                     "default login carol password y\n",
+                     "machine other.test login bob password x\n"
+                     "default login alice password \"%s\"\n"):
+            with open(netrc, "w") as f:
+                f.write(text % PASSWORD)
+            os.chmod(netrc, 0o600)
+            p = self.run_smtp(["-d", "-a"] + self.ca() +
+                              ["127.0.0.1:%d" % d.port, "alice@example.org",
+                               "bob@example.net"])
+            self.assertExit(p, EX_OK)
+            t = p.stderr.decode()
+            self.assertIn("* user alice from the netrc", t)
+            self.assertIn("235 ", t)
+            self.assertNotIn(PASSWORD, t)
+        self.assertEqual(len(d.queued()), 2)
 
     def test_implicit_tls(self):
         port = free_port()

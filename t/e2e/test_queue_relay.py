@@ -406,6 +406,17 @@ class RelayTls(RelayCase):
         self.assertEqual(len(h.messages), 2)
         self.assertTrue(h.messages[1]["tls"])
 
+    def test_required_tls_with_a_key_pin(self):
+        """tls_pin takes the key's pin-sha256 (made by openssl) too."""
+        h, s = self.tls_hop()
+        self.setup_queue(self.relay(s.port, 'tls = "require"; tls_pin = '
+                                    '"%s";' % CERTS["spki"]), queue=FAST)
+        self.send("alice@example.org", ["bob@example.net"])
+        self.run_all()
+        self.assertTrue(wait_for(lambda: self.queue_ids() == []), self.log())
+        self.assertEqual(len(h.messages), 1)
+        self.assertTrue(h.messages[0]["tls"])
+
     def test_opportunistic_tls_takes_any_certificate(self):
         h, s = self.tls_hop(auth_require_tls=False)
         self.setup_queue(self.relay(s.port), queue=FAST)

@@ -5,6 +5,7 @@
 #include <sysexits.h>
 
 #include "client/client.h"
+#include "client/pin.h"
 #include "tests.h"
 
 static void
@@ -43,6 +44,24 @@ test_classify(void)
 		{ 502, "", CLIENT_PH_STARTTLS, EX_PROTOCOL },
 		{ 503, "", CLIENT_PH_DATA, EX_PROTOCOL },
 		{ 0, "", CLIENT_PH_DATA, EX_PROTOCOL },
+		/* 3xx out of turn */
+		{ 354, "", CLIENT_PH_MAIL, EX_PROTOCOL },
+		{ 354, "", CLIENT_PH_RCPT, EX_PROTOCOL },
+		{ 354, "", CLIENT_PH_DOT, EX_PROTOCOL },
+		{ 334, "", CLIENT_PH_GREETING, EX_PROTOCOL },
+		{ 334, "", CLIENT_PH_DATA, EX_OK },
+		/* RFC 4954 anywhere */
+		{ 530, "5.7.0", CLIENT_PH_MAIL, EX_NOPERM },
+		{ 530, "", CLIENT_PH_RCPT, EX_NOPERM },
+		{ 538, "5.7.11", CLIENT_PH_MAIL, EX_NOPERM },
+		{ 534, "5.7.9", CLIENT_PH_AUTH, EX_NOPERM },
+		{ 554, "5.7.8", CLIENT_PH_RCPT, EX_NOPERM },
+		/* the sender refused, whatever the status says */
+		{ 550, "5.1.2", CLIENT_PH_MAIL, EX_DATAERR },
+		{ 550, "5.2.1", CLIENT_PH_MAIL, EX_DATAERR },
+		{ 550, "5.7.1", CLIENT_PH_MAIL, EX_UNAVAILABLE },
+		{ 550, "5.2.1", CLIENT_PH_RCPT, EX_NOUSER },
+		{ 550, "5.1.1", CLIENT_PH_DOT, EX_NOUSER },
 		{ 600, "", CLIENT_PH_DATA, EX_PROTOCOL },
 	};
 	size_t i;
@@ -189,6 +208,52 @@ test_connect_errors(void)
 	CU_ASSERT_EQUAL(res.exit_status, EX_CONFIG);
 }
 
+/* 40 of the 44 digits of a key pin, for the rows below. */
+#define B64	"bwGyC+EQhBYeL7yDRZp0NBKHZ1qtSQ2ZCVPgg0nl"
+
+static void
+test_pin_valid(void)
+{
+	static const struct {
+		const char	*pin;
+		int		 want;
+	} rows[] = {
+		{ "sha256:" "00112233445566778899AABBCCDDEEFF"
+		    "00112233445566778899aabbccddeeff", 1 },
+		{ "SHA256:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:"
+		    "00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF", 1 },
+		{ "00112233445566778899AABBCCDDEEFF"
+		    "00112233445566778899AABBCCDDEEFF", 1 },
+		{ "pin-sha256:" B64 "hK4=", 1 },
+		{ "sha256//" B64 "hK4=", 1 },
+		{ "pin-sha256:" B64 "hK4=, "
+		    "sha256:00112233445566778899AABBCCDDEEFF"
+		    "00112233445566778899AABBCCDDEEFF", 1 },
+		{ "", 0 },
+		{ ",", 0 },
+		{ "sha256:0011", 0 },
+		{ "sha256:" "00112233445566778899AABBCCDDEEFF"
+		    "00112233445566778899AABBCCDDEEFF00", 0 },
+		{ "sha256:" "00112233445566778899AABBCCDDEEFF"
+		    "00112233445566778899AABBCCDDEEFG", 0 },
+		/* 43 digits whose last carries bits beyond 32 bytes */
+		{ "pin-sha256:" B64 "hK5=", 0 },
+		{ "pin-sha256:" B64 "hK4", 0 },
+		{ "pin-sha256:" B64 "hK4==", 0 },
+		{ "pin-sha256:bwGyC+EQhBYeL7yDRZp0NBKHZ1qtSQ2ZCVPgg0n*hK4=", 0 },
+		{ "pin-sha256:" B64 "hK4=,", 0 },
+		{ "md5:00112233445566778899AABBCCDDEEFF", 0 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		if (pin_valid(rows[i].pin) != rows[i].want) {
+			fprintf(stderr, "\npin_valid(\"%s\"): want %d\n",
+			    rows[i].pin, rows[i].want);
+			CU_FAIL("pin_valid");
+		}
+}
+
 int
 suite_client(void)
 {
@@ -198,7 +263,8 @@ suite_client(void)
 	    CU_add_test(s, "reply classification", test_classify) == NULL ||
 	    CU_add_test(s, "dot-stuffing", test_stuff) == NULL ||
 	    CU_add_test(s, "AUTH mechanism choice", test_pick_mech) == NULL ||
-	    CU_add_test(s, "connect errors", test_connect_errors) == NULL)
+	    CU_add_test(s, "connect errors", test_connect_errors) == NULL ||
+	    CU_add_test(s, "pin syntax", test_pin_valid) == NULL)
 		return -1;
 	return 0;
 }

@@ -313,6 +313,57 @@ test_default_paths(void)
 	}
 }
 
+/* Without -u: the login from the stored credentials. */
+static void
+test_find_user(void)
+{
+	static const char *netrc =
+	    "machine other.test login zed password z\n"
+	    "machine mail.example.test password nologin\n"
+	    "macdef init\n"
+	    "machine mail.example.test login fake\n"
+	    "\n"
+	    "machine MAIL.example.test. login \"alice b\" password a\n"
+	    "machine mail.example.test login second password s\n"
+	    "default login anyone password dflt\n";
+	struct creds_query q;
+	char user[64];
+
+	CU_ASSERT_EQUAL(creds_netrc_login(netrc, strlen(netrc),
+	    "mail.example.test", user, sizeof(user)), 1);
+	CU_ASSERT_STRING_EQUAL(user, "alice b");
+	CU_ASSERT_EQUAL(creds_netrc_login(netrc, strlen(netrc), "x.test",
+	    user, sizeof(user)), 1);
+	CU_ASSERT_STRING_EQUAL(user, "anyone");
+	CU_ASSERT_EQUAL(creds_netrc_login("machine h login l", 17, "x",
+	    user, sizeof(user)), 0);
+	CU_ASSERT_EQUAL(creds_netrc_login("machine h login toolong", 23, "h",
+	    user, 4), -1);
+
+	memset(&q, 0, sizeof(q));
+	q.service = "smtp";
+	q.server = "mail.example.test";
+	CU_ASSERT_EQUAL(creds_key_user("key proto=pass "
+	    "server=mail.example.test user=alice !password=x", &q, user,
+	    sizeof(user)), 1);
+	CU_ASSERT_STRING_EQUAL(user, "alice");
+	CU_ASSERT_EQUAL(creds_key_user("proto=oauth2 !token=t", &q, user,
+	    sizeof(user)), 1);
+	CU_ASSERT_STRING_EQUAL(user, "");
+	CU_ASSERT_EQUAL(creds_key_user("proto=pass server=other.test user=bob "
+	    "!password=x", &q, user, sizeof(user)), 0);
+	CU_ASSERT_EQUAL(creds_key_user("proto=pass service=imap user=bob "
+	    "!password=x", &q, user, sizeof(user)), 0);
+	CU_ASSERT_EQUAL(creds_key_user("proto=p9sk1 user=bob !password=x",
+	    &q, user, sizeof(user)), 0);
+	CU_ASSERT_EQUAL(creds_key_user("# comment", &q, user, sizeof(user)),
+	    0);
+	CU_ASSERT_EQUAL(creds_key_user("user=bob !password=x", &q, user,
+	    sizeof(user)), -1);
+	CU_ASSERT_EQUAL(creds_key_user("proto=pass user=bob", &q, user,
+	    sizeof(user)), -1);
+}
+
 int
 suite_creds(void)
 {
@@ -321,6 +372,7 @@ suite_creds(void)
 	if (s == NULL ||
 	    CU_add_test(s, "key file lines", test_key_match) == NULL ||
 	    CU_add_test(s, "netrc", test_netrc) == NULL ||
+	    CU_add_test(s, "user from credentials", test_find_user) == NULL ||
 	    CU_add_test(s, "lookup order and safety", test_lookup) == NULL ||
 	    CU_add_test(s, "keys by label", test_label_match) == NULL ||
 	    CU_add_test(s, "label lookup", test_label_lookup) == NULL ||
