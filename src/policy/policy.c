@@ -28,7 +28,7 @@ static const char *const top_keys[] = {
 	"limits", "norelay", "verifysenderdom", "saveblockedmsg", "dump",
 	"ournets", "ourdomains", "block", "access", "access_file",
 	"helo_checks", "greylist", "rules", "tls", "auth",
-	"routes", "aliases", "queue", NULL
+	"routes", "aliases", "queue", "bare_newline", NULL
 };
 static const char *const tls_keys[] = {
 	"certificate", "key", "chain", "priority", "tickets", "client_ca",
@@ -942,6 +942,18 @@ policy_load(const char *path, int missing_ok,
 		if (get_bool(root, "reverse_lookup", &p->reverse_lookup, path,
 		    err, errlen) == -1)
 			goto fail;
+		v = NULL;
+		if (get_string(root, "bare_newline", &v, path, err,
+		    errlen) == -1)
+			goto fail;
+		if (v != NULL && strcmp(v, "reject") == 0)
+			p->bare_newline = BARE_NEWLINE_REJECT;
+		else if (v != NULL && strcmp(v, "normalize") != 0) {
+			seterr(err, errlen, path,
+			    config_setting_get_member(root, "bare_newline"),
+			    "bare_newline must be \"normalize\" or \"reject\"");
+			goto fail;
+		}
 		if ((s = config_setting_get_member(root, "listen")) != NULL) {
 			if (config_setting_type(s) == CONFIG_TYPE_STRING) {
 				if (add_listen(p, config_setting_get_string(s),
@@ -1201,6 +1213,9 @@ policy_print(const struct policy *p, FILE *f)
 	fprintf(f, "spool: %s\n", p->spool);
 	fprintf(f, "reverse DNS lookups of clients: %s\n",
 	    p->reverse_lookup ? "on" : "off");
+	fprintf(f, "lines ending in a bare LF: %s\n",
+	    p->bare_newline == BARE_NEWLINE_REJECT ? "message refused (reject)" :
+	    "taken as CRLF (normalize)");
 	if (p->message_size)
 		fprintf(f, "largest message: %zu bytes\n", p->message_size);
 	else
