@@ -6,18 +6,23 @@
 #include "data.h"
 
 static void	take(struct datain *, const char *, size_t);
+static void	text(struct datain *, const char *, size_t);
 static void	flag(struct datain *, enum data_verdict);
-static void	header_check(struct datain *, const char *, size_t);
+static void	header_byte(struct datain *, char);
+static int	end_line(struct datain *, int, int);
+static size_t	scan(struct datain *, const char *, size_t, int, int *);
 static void	flush_header(struct datain *);
 
 void
 datain_init(struct datain *d, struct spool_msg *m, size_t max_size,
-    size_t line_max, size_t header_max, datain_header_fn fn, void *arg)
+    size_t line_max, size_t header_max, enum data_bare_lf bare_lf,
+    datain_header_fn fn, void *arg)
 {
 	memset(d, 0, sizeof(*d));
 	d->msg = m;
 	d->max_size = max_size;
 	d->line_max = line_max;
+	d->bare_lf = bare_lf;
 	d->in_header = 1;
 	d->bol = 1;
 	d->on_header = fn;
@@ -81,117 +86,137 @@ take(struct datain *d, const char *p, size_t n)
 		flag(d, DATA_WRITE_ERROR);
 }
 
-/* A line start in the header: its end, or one more Received: line. */
+/* A line's text (not its end): counted against the line limit. */
 static void
-header_check(struct datain *d, const char *p, size_t n)
+text(struct datain *d, const char *p, size_t n)
 {
-	if (!d->in_header)
+	if (n == 0)
 		return;
-	if ((n >= 2 && p[0] == '\r' && p[1] == '\n') || (n >= 1 && p[0] == '\n')) {
-		d->in_header = 0;
-		flush_header(d);
-		return;
-	}
-	if (n >= 9 && strncasecmp(p, "Received:", 9) == 0 &&
+	d->line_len += n;
+	if (d->line_max != 0 && d->line_len > d->line_max)
+		flag(d, DATA_LONG_LINE);
+	take(d, p, n);
+}
+
+/*
+ * A header line's first bytes, gathered across reads and chunks up to
+ * "Received:"'s length: too many of those is a loop.
+ */
+static void
+header_byte(struct datain *d, char c)
+{
+	d->lh[d->lhn++] = c;
+	if (d->lhn == sizeof(d->lh) &&
+	    strncasecmp(d->lh, "Received:", sizeof(d->lh)) == 0 &&
 	    ++d->received > DATA_MAX_RECEIVED)
 		flag(d, DATA_LOOP);
 }
 
-void
-datain_line(struct datain *d, const char *p, size_t n, int eol)
+/*
+ * The end of a line, in CRLF or a bare LF; 1 if it was the end of the
+ * data.  Only a "." line between two CRLFs ends DATA; a "." line ended by
+ * a bare LF or after one is the smuggling signature.
+ */
+static int
+end_line(struct datain *d, int crlf, int dotted)
 {
-	size_t body = n, i;
-
-	if (d->bol)
-		header_check(d, p, n);
-	if (eol) {
-		/* A line must end in CRLF; a lone LF is how smuggling starts. */
-		if (n < 2 || p[n - 2] != '\r') {
-			flag(d, DATA_BARE_NEWLINE);
-			body = n - 1;
-		} else
-			body = n - 2;
+	if (d->dot_line && dotted && crlf && !d->prev_bare_lf)
+		return 1;
+	if (!crlf && d->bare_lf == DATA_LF_REJECT)
+		flag(d, DATA_BARE_NEWLINE);
+	if (d->dot_line && (!crlf || d->prev_bare_lf))
+		flag(d, DATA_SMUGGLING);
+	if (d->in_header && d->line_len == 0 && !d->dot_line) {
+		d->in_header = 0;
+		flush_header(d);
 	}
-	/* A CR anywhere but before the final LF is a bare CR. */
-	for (i = 0; i < body; i++)
-		if (p[i] == '\r') {
-			flag(d, DATA_BARE_NEWLINE);
-			break;
-		}
-	d->line_len += body;
-	if (d->line_max != 0 && d->line_len > d->line_max)
-		flag(d, DATA_LONG_LINE);
-	take(d, p, n);
-	d->bol = eol;
-	if (eol)
-		d->line_len = 0;
+	take(d, "\r\n", 2);
+	d->prev_bare_lf = !crlf;
+	d->bol = 1;
+	d->dot_line = 0;
+	d->line_len = 0;
+	return 0;
 }
 
 /*
- * BDAT chunks split lines anywhere: the start of each header line is
- * gathered across chunks (up to "Received:"'s length) before it is judged.
+ * The byte grammar of DATA (dotted) and BDAT.  Text runs are spooled
+ * whole; a CR is held back until the next byte says whether it is half
+ * of a CRLF, which may be in the next call.
  */
-static void
-bdat_header_byte(struct datain *d, char c)
+static size_t
+scan(struct datain *d, const char *p, size_t n, int dotted, int *end_r)
 {
-	if (!d->in_header || d->lhn > sizeof(d->lh))
-		return;
-	if (d->lhn < sizeof(d->lh))
-		d->lh[d->lhn] = c;
-	d->lhn++;
-	if (c == '\n' || d->lhn == sizeof(d->lh)) {
-		header_check(d, d->lh, d->lhn < sizeof(d->lh) ? d->lhn :
-		    sizeof(d->lh));
-		d->lhn = sizeof(d->lh) + 1;	/* judged; wait for the next line */
+	size_t i, run = 0;	/* start of the text not yet spooled */
+	int at_bol;
+	char c;
+
+	*end_r = 0;
+	for (i = 0; i < n; i++) {
+		c = p[i];
+		if (d->cr_pending) {
+			d->cr_pending = 0;
+			if (c == '\n') {
+				run = i + 1;
+				if (end_line(d, 1, dotted)) {
+					*end_r = 1;
+					return i + 1;
+				}
+				continue;
+			}
+			flag(d, DATA_BARE_NEWLINE);
+			d->dot_line = 0;
+			text(d, "\r", 1);
+		}
+		at_bol = d->bol;
+		if (d->bol) {
+			d->bol = 0;
+			d->lhn = 0;
+			if (dotted && c == '.') {
+				/* Dot-unstuffing: the first dot is not text. */
+				d->dot_line = 1;
+				run = i + 1;
+				continue;
+			}
+		}
+		if (c == '\r' || c == '\n') {
+			text(d, p + run, i - run);
+			run = i + 1;
+			if (c == '\r')
+				d->cr_pending = 1;
+			else
+				(void)end_line(d, 0, dotted);
+			continue;
+		}
+		d->dot_line = at_bol && c == '.';
+		if (d->in_header && d->lhn < sizeof(d->lh))
+			header_byte(d, c);
 	}
+	text(d, p + run, n - run);
+	return n;
+}
+
+size_t
+datain_data(struct datain *d, const char *p, size_t n, int *end_r)
+{
+	return scan(d, p, n, 1, end_r);
 }
 
 void
 datain_bdat(struct datain *d, const char *p, size_t n)
 {
-	size_t start = 0, i;
+	int end;
 
-	for (i = 0; i < n; i++) {
-		if (d->bol) {
-			d->lhn = 0;
-			d->bol = 0;
-		}
-		if (p[i] != '\n') {
-			/* A lone CR at a line's start still leaves it open. */
-			if (d->lhn <= sizeof(d->lh) && p[i] != '\r')
-				bdat_header_byte(d, p[i]);
-			else if (p[i] == '\r' && d->lhn == 0 && d->in_header) {
-				d->lh[0] = '\r';
-				d->lhn = 1;
-			}
-			d->cr_pending = p[i] == '\r';
-			if (!d->cr_pending && ++d->line_len > d->line_max &&
-			    d->line_max != 0)
-				flag(d, DATA_LONG_LINE);
-			continue;
-		}
-		/* The end of a line: an empty one ends the header. */
-		if (d->in_header && d->lhn <= 1 &&
-		    (d->lhn == 0 || d->lh[0] == '\r'))
-			header_check(d, "\r\n", 2);
-		/* A lone LF: spool what came before, then CRLF. */
-		if (!d->cr_pending) {
-			take(d, p + start, i - start);
-			take(d, "\r\n", 2);
-		} else
-			take(d, p + start, i - start + 1);
-		start = i + 1;
-		d->cr_pending = 0;
-		d->bol = 1;
-		d->line_len = 0;
-	}
-	if (start < n)
-		take(d, p + start, n - start);
+	(void)scan(d, p, n, 0, &end);
 }
 
 enum data_verdict
 datain_finish(struct datain *d)
 {
+	/* A CR as the very last byte has no LF after it. */
+	if (d->cr_pending) {
+		d->cr_pending = 0;
+		flag(d, DATA_BARE_NEWLINE);
+	}
 	flush_header(d);
 	return d->verdict;
 }

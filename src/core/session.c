@@ -554,7 +554,8 @@ begin_message(struct session *s)
 		return NULL;
 	}
 	datain_init(&s->din, m, s->pol->message_size, s->pol->line_length,
-	    s->pol->header_size, header_checks, s);
+	    s->pol->header_size, s->pol->bare_newline == BARE_NEWLINE_REJECT ?
+	    DATA_LF_REJECT : DATA_LF_NORMALIZE, header_checks, s);
 	return m;
 }
 
@@ -700,6 +701,10 @@ finish_message(struct session *s, enum data_verdict v)
 		reply(s, 550, "5.5.2", "Message refused: bare CR or LF in "
 		    "data (lines must end with CRLF)");
 		break;
+	case DATA_SMUGGLING:
+		reply(s, 550, "5.5.2", "Message refused: a \".\" line next to "
+		    "a bare LF (SMTP smuggling)");
+		break;
 	case DATA_TOO_BIG:
 		reply(s, 552, "5.3.4", "Message size exceeds fixed maximum "
 		    "message size (%zu)", s->pol->message_size);
@@ -740,7 +745,7 @@ do_data(struct session *s, struct cmd *c)
 {
 	char *p;
 	size_t len;
-	int eol, r, bol = 1, prev_crlf = 1;
+	int eol, r, end = 0;
 
 	if (c->arglen != 0) {
 		reply(s, 501, "5.5.4", "Syntax: DATA");
@@ -753,24 +758,14 @@ do_data(struct session *s, struct cmd *c)
 	}
 	reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
 	guard_data_begin(s->io, s->pol);
-	for (;;) {
+	while (!end) {
 		r = lineio_getchunk(s->io, &p, &len, &eol);
 		if (r <= 0) {
 			data_lost(s, "DATA", r);
 			return -1;
 		}
-		/* Only CRLF.CRLF ends the data; after a bare LF it is text. */
-		if (bol && prev_crlf && eol && len == 3 &&
-		    memcmp(p, ".\r\n", 3) == 0)
-			break;
-		if (bol && len > 0 && p[0] == '.') {
-			p++;
-			len--;
-		}
-		datain_line(&s->din, p, len, eol);
-		if (eol)
-			prev_crlf = len >= 2 && p[len - 2] == '\r';
-		bol = eol;
+		/* A chunk stops at its first LF: the end is its last byte. */
+		(void)datain_data(&s->din, p, len, &end);
 	}
 	guard_data_end(s->io, s->pol);
 	finish_message(s, datain_finish(&s->din));

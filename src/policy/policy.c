@@ -33,7 +33,7 @@ static const char *const top_keys[] = {
 	"limits", "norelay", "verifysenderdom", "saveblockedmsg", "dump",
 	"ournets", "ourdomains", "block", "access", "access_file",
 	"helo_checks", "greylist", "rules", "tls", "auth",
-	"routes", "aliases", "queue", "log", NULL
+	"routes", "aliases", "queue", "log", "bare_newline", NULL
 };
 static const char *const tls_keys[] = {
 	"certificate", "key", "chain", "priority", "tickets", "client_ca",
@@ -950,6 +950,18 @@ policy_load(const char *path, int missing_ok,
 			    "log"), "log must be \"syslog\" or \"stderr\"");
 			goto fail;
 		}
+		v = NULL;
+		if (get_string(root, "bare_newline", &v, path, err,
+		    errlen) == -1)
+			goto fail;
+		if (v != NULL && strcmp(v, "reject") == 0)
+			p->bare_newline = BARE_NEWLINE_REJECT;
+		else if (v != NULL && strcmp(v, "normalize") != 0) {
+			seterr(err, errlen, path,
+			    config_setting_get_member(root, "bare_newline"),
+			    "bare_newline must be \"normalize\" or \"reject\"");
+			goto fail;
+		}
 		if ((s = config_setting_get_member(root, "listen")) != NULL) {
 			if (config_setting_type(s) == CONFIG_TYPE_STRING) {
 				if (add_listen(p, config_setting_get_string(s),
@@ -1234,6 +1246,9 @@ policy_print(const struct policy *p, FILE *f)
 	    "syslog (facility mail)");
 	fprintf(f, "reverse DNS lookups of clients: %s\n",
 	    p->reverse_lookup ? "on" : "off");
+	fprintf(f, "lines ending in a bare LF: %s\n",
+	    p->bare_newline == BARE_NEWLINE_REJECT ? "message refused (reject)" :
+	    "taken as CRLF (normalize)");
 	if (p->message_size)
 		fprintf(f, "largest message: %zu bytes\n", p->message_size);
 	else

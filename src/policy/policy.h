@@ -63,6 +63,12 @@ enum access_action {
 	ACCESS_DELAY,		/* take the message, answer 450 at the end */
 };
 
+/* What a line ending in a bare LF does to a message (bare_newline). */
+enum bare_newline {
+	BARE_NEWLINE_NORMALIZE = 0,	/* taken as CRLF */
+	BARE_NEWLINE_REJECT,		/* the message is refused */
+};
+
 struct access_rule {
 	enum access_action	 action;
 	int			 is_ip;
@@ -94,6 +100,7 @@ struct policy {
 	int		 nlisten;
 	int		 reverse_lookup;
 	int		 log_stderr;	/* log = "stderr": lines to fd 2 */
+	enum bare_newline bare_newline;
 
 	/* Plan 9's keywords (and flags). */
 	int		 norelay;	/* -f: tag spoofed mail */

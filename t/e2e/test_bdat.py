@@ -1,5 +1,7 @@
 """CHUNKING (RFC 3030): BDAT chunks, LAST, sequencing errors that must keep
 the session in step, binary-safe sizes and failed transfers."""
+import os
+
 from harness import ProtoCase, parse_spool, read_until_closed, strip_received
 
 
@@ -277,3 +279,52 @@ class FailedTransfer(BdatCase):
         rest = read_until_closed(c, timeout=15)
         self.assertTrue(rest.startswith(b"421 4.4.2 "), rest)
         self.assertNothingQueued(d)
+
+
+class LineEnds(BdatCase):
+    """BDAT follows DATA's line rules (bare_newline in smtpd.conf(5)),
+    without the end marker and dot-stuffing."""
+
+    def refused(self, d, chunks):
+        """Sends chunks (the last with LAST): the refusal is 550 5.5.2,
+        on the chunk it is in; nothing is queued, the session goes on."""
+        c = self.open(d)
+        self.start_mail(c)
+        for i, ch in enumerate(chunks):
+            rep = self.bdat(c, ch, last=i == len(chunks) - 1)
+            if rep[0] != 250:
+                break
+        self.assertReply(rep, 550, "5.5.2")
+        self.assertNothingQueued(d)
+        self.assertReply(c.cmd("RSET"), 250, "2.0.0")
+        self.start_mail(c)
+        qid = self.queued_id(self.bdat(c, b"Subject: ok\r\n\r\nok\r\n",
+                                       last=True))
+        self.spooled(d, qid)
+        os.unlink(os.path.join(d.spool, "queue", qid))
+        c.close()
+
+    def test_bare_cr_refused(self):
+        """A CR not followed by LF: 550 5.5.2."""
+        self.refused(self.smtpd(), [b"Subject: x\r\n\r\nline\rmore\r\n"])
+
+    def test_cr_ending_the_message_refused(self):
+        """A chunk ending in CR and then BDAT 0 LAST: that CR is bare."""
+        self.refused(self.smtpd(), [b"Subject: x\r\n\r\nline\r", b""])
+
+    def test_smuggling_signatures_refused(self):
+        """A '.' line next to a bare LF is refused in BDAT too, split across
+        chunks or not; commands after it are never run."""
+        d = self.smtpd()
+        for sig in (b"\n.\n", b"\r\n.\n", b"\n.\r\n", b"\r.\r"):
+            with self.subTest(sig=sig):
+                data = (b"Subject: x\r\n\r\nfirst" + sig +
+                        b"MAIL FROM:<evil@attacker.example>\r\n")
+                self.refused(d, [data])
+                self.refused(d, [data[:20], data[20:22], data[22:]])
+        self.assertNotIn("evil@attacker.example", d.logtext())
+
+    def test_bare_lf_refused_in_reject_mode(self):
+        """With bare_newline = "reject" a lone LF is refused."""
+        d = self.smtpd(config_extra='bare_newline = "reject";')
+        self.refused(d, [b"Subject: lf\r\n\r\nline1\nline2\r\n"])

@@ -74,6 +74,50 @@ class EndOfData(DataCase):
 
 
 class BareLineEnds(DataCase):
+    def test_bare_lf_taken_as_crlf(self):
+        """A line ending in a bare LF is taken as ending in CRLF and
+        stored so; the session goes on."""
+        d = self.smtpd()
+        c = self.open(d)
+        rep = self.transact(d, b"Subject: x\r\n\r\nline one\nline two\r\n.\r\n", c=c)
+        _, body = self.stored(d, rep)
+        self.assertEqual(body, b"Subject: x\r\n\r\nline one\r\nline two\r\n")
+        rep = self.transact(d, b"Subject: ok\r\n\r\nfine\r\n.\r\n", c=c)
+        self.queued_id(rep)
+
+    def test_lf_only_message(self):
+        """Every line ending in LF, the header's end too, and dot-stuffed
+        lines after LF: stored with CRLF and unstuffed; only the CRLF '.'
+        CRLF at the end ends the data."""
+        d = self.smtpd()
+        rep = self.transact(d, b"Subject: x\nFrom: a@example.org\n\n..\n"
+                               b"..dot\nend\n\r\n.\r\n")
+        _, body = self.stored(d, rep)
+        self.assertEqual(body, b"Subject: x\r\nFrom: a@example.org\r\n\r\n"
+                               b".\r\n.dot\r\nend\r\n\r\n")
+
+    def test_bare_cr_refused(self):
+        """A bare CR in the data: 550 5.5.2, nothing queued."""
+        d = self.smtpd()
+        rep = self.transact(d, b"Subject: x\r\n\r\nline\rmore\r\n.\r\n")
+        self.assertReply(rep, 550, "5.5.2")
+        self.assertNothingQueued(d)
+
+    def test_crcrlf_refused(self):
+        """CR CR LF is a bare CR followed by CRLF: refused."""
+        d = self.smtpd()
+        rep = self.transact(d, b"Subject: x\r\n\r\nline\r\r\n.\r\n")
+        self.assertReply(rep, 550, "5.5.2")
+        self.assertNothingQueued(d)
+
+
+class RejectMode(DataCase):
+    """bare_newline = "reject": every line must end in CRLF."""
+
+    def smtpd(self, **kw):
+        kw.setdefault("config_extra", 'bare_newline = "reject";')
+        return super().smtpd(**kw)
+
     def test_bare_lf_refused(self):
         """A bare LF in the data: the data is read to its end, then
         550 5.5.2; nothing is queued and the session goes on."""
@@ -93,18 +137,16 @@ class BareLineEnds(DataCase):
         self.assertNothingQueued(d)
 
     def test_bare_cr_refused(self):
-        """A bare CR in the data: 550 5.5.2, nothing queued."""
         d = self.smtpd()
         rep = self.transact(d, b"Subject: x\r\n\r\nline\rmore\r\n.\r\n")
         self.assertReply(rep, 550, "5.5.2")
         self.assertNothingQueued(d)
 
-    def test_crcrlf_refused(self):
-        """CR CR LF is a bare CR followed by CRLF: refused."""
+    def test_crlf_message_stored(self):
         d = self.smtpd()
-        rep = self.transact(d, b"Subject: x\r\n\r\nline\r\r\n.\r\n")
-        self.assertReply(rep, 550, "5.5.2")
-        self.assertNothingQueued(d)
+        data = b"Subject: x\r\n\r\n..dot\r\nline\r\n"
+        _, body = self.stored(d, self.transact(d, data + b".\r\n"))
+        self.assertEqual(body, b"Subject: x\r\n\r\n.dot\r\nline\r\n")
 
 
 class Smuggling(DataCase):
@@ -117,8 +159,10 @@ class Smuggling(DataCase):
                 b"From: ceo@example.net\r\nSubject: smuggled\r\n\r\n"
                 b"smuggled body\r\n.\r\n")
 
+    CONFIG = ""
+
     def check_smuggle(self, fake_end, smuggled=None, pieces=None):
-        d = self.smtpd()
+        d = self.smtpd(config_extra=self.CONFIG)
         c = self.open(d)
         self.start_mail(c)
         self.assertEqual(c.cmd("DATA")[0], 354)
@@ -179,6 +223,38 @@ class Smuggling(DataCase):
         """'\\r' and '.\\r\\n' in separate segments: still refused."""
         base = len(b"From: a@example.org\r\nSubject: real\r\n\r\nfirst part")
         self.check_smuggle(b"\r.\r\n", pieces=[base + 1, base + 3])
+
+    def test_crlf_dot_lf(self):
+        """Fake end '\\r\\n.\\n' then smuggled commands."""
+        self.check_smuggle(b"\r\n.\n")
+
+    def test_cr_dot_cr(self):
+        """Fake end '\\r.\\r' then smuggled commands."""
+        self.check_smuggle(b"\r.\r")
+
+    def test_lf_dot_cr(self):
+        """Fake end '\\n.\\r' then smuggled commands."""
+        self.check_smuggle(b"\n.\r")
+
+    def test_lf_dot_lf_lf_commands_crlf_end(self):
+        """Fake end '\\n.\\n', smuggled commands and data in LF lines,
+        then the real end right after a LF line ('\\n.\\r\\n' is not an
+        end either): everything up to the real CRLF '.' CRLF is one refused
+        message."""
+        self.check_smuggle(
+            b"\n.\n", b"MAIL FROM:<evil@attacker.example>\n"
+                      b"RCPT TO:<victim@example.net>\nDATA\nsmuggled\n.\r\n"
+                      b"QUIT\r\n.\r\n")
+
+    def test_lf_dot_crlf_split_byte_by_byte(self):
+        """'\\n.\\r\\n' sent one byte per segment."""
+        base = len(b"From: a@example.org\r\nSubject: real\r\n\r\nfirst part")
+        self.check_smuggle(b"\n.\r\n", pieces=list(range(base - 1, base + 6)))
+
+
+class SmugglingRejectMode(Smuggling):
+    """The same signatures with bare_newline = "reject"."""
+    CONFIG = 'bare_newline = "reject";'
 
 
 class SizeLimit(DataCase):

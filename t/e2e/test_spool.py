@@ -117,14 +117,14 @@ class QueueFiles(ProtoCase):
         self.assertEqual(sorted(self.wait_queued(d, 5)), sorted(ids))
 
     def test_refusals_leave_nothing(self):
-        """Messages refused for size, bare LF, a loop, a long line or
+        """Messages refused for size, a bare CR, a loop, a long line or
         abandoned with RSET leave nothing in queue/ or tmp/."""
         d = self.smtpd(limits={"message_size": 200000, "line_length": 998})
         c = self.open(d)
         loops = b"".join(b"Received: from h%d.example; Tue, 1 Jan 2030 "
                          b"00:00:00 +0000\r\n" % i for i in range(101))
         for data, code in (((b"s" * 98 + b"\r\n") * 3000, 552),
-                           (b"a\nb\r\n", 550), (loops + b"\r\nx\r\n", 554),
+                           (b"a\rb\r\n", 550), (loops + b"\r\nx\r\n", 554),
                            (b"l" * 1000 + b"\r\n", 550)):
             self.start_mail(c)
             self.assertEqual(self.send_data(c, data + b".\r\n")[0], code)

@@ -1,7 +1,7 @@
 /*
  * Message data as DATA lines and as BDAT chunks: the checks and the
  * spool writer, with the header held back as smtpd does.  The first byte
- * picks the chunk size.
+ * picks the chunk size and, with its top bit, whether a bare LF is refused.
  */
 #include "config.h"
 
@@ -43,7 +43,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static char dir[] = "/tmp/fuzz-data-XXXXXX";
 	struct spool_msg *m;
 	struct datain d;
-	size_t chunk, i, e;
+	enum data_bare_lf mode;
+	size_t chunk, i, e, k;
+	int end = 0;
 	char err[256];
 
 	if (sp == NULL) {
@@ -54,21 +56,26 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size == 0)
 		return 0;
 	chunk = 1 + data[0] % 64;
+	mode = data[0] & 0x80 ? DATA_LF_REJECT : DATA_LF_NORMALIZE;
 	data++;
 	size--;
 
 	/* DATA: lines as lineio hands them over. */
 	if ((m = message()) == NULL)
 		return 0;
-	datain_init(&d, m, 4096, 0, 512, tag, NULL);
-	for (i = 0; i < size; i = e) {
+	datain_init(&d, m, 4096, 0, 512, mode, tag, NULL);
+	for (i = 0; i < size && !end; i = e) {
 		const uint8_t *nl = memchr(data + i, '\n', size - i);
 
 		e = nl != NULL ? (size_t)(nl - data) + 1 : size;
 		if (e - i > chunk && nl == NULL)
 			e = i + chunk;
-		datain_line(&d, (const char *)data + i, e - i,
-		    data[e - 1] == '\n');
+		k = datain_data(&d, (const char *)data + i, e - i, &end);
+		/* The end is CRLF "." CRLF, or "." CRLF at the very start. */
+		if (k > e - i || (end && (i + k != e || (i + k != 3 &&
+		    (i + k < 5 || memcmp(data + i + k - 5, "\r\n", 2) != 0)) ||
+		    memcmp(data + i + k - 3, ".\r\n", 3) != 0)))
+			abort();
 	}
 	(void)datain_finish(&d);
 	datain_free(&d);
@@ -77,7 +84,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* BDAT: the same bytes in chunks. */
 	if ((m = message()) == NULL)
 		return 0;
-	datain_init(&d, m, 4096, 998, 512, tag, NULL);
+	datain_init(&d, m, 4096, 998, 512, mode, tag, NULL);
 	for (i = 0; i < size; i += chunk)
 		datain_bdat(&d, (const char *)data + i,
 		    size - i < chunk ? size - i : chunk);
