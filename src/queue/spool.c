@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1194,6 +1195,20 @@ journal_replay(struct spool *sp, char *err, size_t errlen)
 	return 0;
 }
 
+/* Starts a journal thread; signals belong to the daemon's main thread. */
+static int
+start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	sigset_t all, old;
+	int e;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	e = pthread_create(t, NULL, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return e;
+}
+
 static int
 journal_open(struct spool *sp, char *err, size_t errlen)
 {
@@ -1222,11 +1237,11 @@ journal_open(struct spool *sp, char *err, size_t errlen)
 	pthread_cond_init(&sp->jmat, NULL);
 	pthread_cond_init(&sp->jspace, NULL);
 	sp->journal = 1;
-	if (pthread_create(&sp->committer, NULL, committer_main, sp) != 0) {
+	if (start_thread(&sp->committer, committer_main, sp) != 0) {
 		snprintf(err, errlen, "spool: cannot start the journal thread");
 		goto fail;
 	}
-	if (pthread_create(&sp->writer, NULL, writer_main, sp) != 0) {
+	if (start_thread(&sp->writer, writer_main, sp) != 0) {
 		snprintf(err, errlen, "spool: cannot start the queue writer");
 		pthread_mutex_lock(&sp->jmu);
 		sp->jstop = 1;

@@ -11,9 +11,46 @@ import zlib
 
 import subprocess
 
-from harness import SMTPD, SmtpdCase, free_port, parse_spool
+from harness import SMTPD, SmtpdCase, free_port, parse_spool, wait_port
 
 QUEUED = re.compile(rb"queued as ([0-9A-Z]{16})")
+ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def record(qid, body):
+    """One journal record (doc/smtpd-spool.5) holding a queue file."""
+    payload = (b"smtpd-spool 1\nid %s\narrival 1\nfrom <a@example.org>\n"
+               b"rcpt <b@example.net>\n\n" % qid.encode()) + body
+    return b"SJR1" + struct.pack("<II", len(payload), zlib.crc32(payload)) + payload
+
+
+def fake_ids(n, prefix="0J"):
+    """n distinct queue ids in the spool alphabet."""
+    out = []
+    for i in range(n):
+        tail = ""
+        for _ in range(14):
+            tail = ALPHABET[i % 32] + tail
+            i //= 32
+        out.append(prefix + tail)
+    return out
+
+
+def journal_locked(spool):
+    """True once a daemon holds the spool's journal lock."""
+    import fcntl
+    try:
+        fd = os.open(os.path.join(spool, "journal", "lock"), os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
 
 
 def send_until_error(host, port, count, acked, stop):
@@ -100,3 +137,43 @@ class Journal(SmtpdCase):
                            text=True, timeout=10)
         self.assertEqual(p.returncode, 73)
         self.assertIn("in use by another smtpd", p.stderr)
+
+    def test_sighup_during_replay(self):
+        """SIGHUP sent again and again while smtpd replays a journal at
+        start-up (from the moment it holds the journal lock until it
+        listens): in 30 starts smtpd never dies of it, every record is
+        replayed, and SIGTERM then stops it with exit 0."""
+        d = self.smtpd(start=False)
+        jdir = os.path.join(d.spool, "journal")
+        body = b"Subject: replay\r\n\r\n" + b"r" * 2000 + b"\r\n"
+        deaths = []
+        for round_ in range(30):
+            ids = fake_ids(300, prefix="0%s" % ALPHABET[round_])
+            os.makedirs(jdir, exist_ok=True)
+            with open(os.path.join(jdir, "000000000001.j"), "wb") as f:
+                f.write(b"".join(record(i, body) for i in ids))
+            d.log = open(d.logfile, "ab")
+            d.proc = subprocess.Popen([SMTPD, "-d", "-C", d.conf],
+                                      stdin=subprocess.DEVNULL,
+                                      stdout=d.log, stderr=d.log)
+            deadline = time.time() + 10
+            while (not journal_locked(d.spool) and d.proc.poll() is None
+                   and time.time() < deadline):
+                time.sleep(0.001)
+            sent = 0
+            while d.proc.poll() is None and time.time() < deadline:
+                d.proc.send_signal(signal.SIGHUP)
+                sent += 1
+                if wait_port(d.host, d.port, timeout=0.005):
+                    break
+            if d.proc.poll() is not None:
+                deaths.append((round_, d.proc.returncode, sent))
+                d.proc = None
+                d.log.close()
+                continue
+            self.assertEqual(d.stop(), 0)
+            missing = [i for i in ids if i not in os.listdir(
+                os.path.join(d.spool, "queue"))]
+            self.assertEqual(missing, [], "round %d" % round_)
+        self.assertEqual(deaths, [], "(round, exit, SIGHUPs sent) of "
+                         "each start that died")
