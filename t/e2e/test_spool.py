@@ -137,6 +137,74 @@ class QueueFiles(ProtoCase):
         self.assertNothingQueued(d)
 
 
+FLUSHES = ("fsync", "fdatasync", "syncfs")
+STRACE_LINE = re.compile(r"^(\d+) +[\d.]+ (?:(\w+)\((.*)|<\.\.\. (\w+) resumed>(.*))$")
+
+
+def flushed_before_reply(trace, spool):
+    """From strace -f -y output: did a flush of a spool file (a journal
+    segment or a message file) complete with 0 after the client was sent
+    354 and before it was sent '250 ... queued'?  Returns (bool, the
+    flushes seen in that window)."""
+    pending = {}	# pid -> (syscall, args) of an unfinished call
+    window, seen, started = False, [], False
+    for line in trace.splitlines():
+        m = STRACE_LINE.match(line)
+        if m is None:
+            continue
+        pid, name, args, rname, rest = m.groups()
+        if name is not None and args.endswith("<unfinished ...>"):
+            pending[pid] = (name, args)
+            continue
+        if rname is not None:
+            name, args0 = pending.pop(pid, (rname, ""))
+            args = args0 + rest
+        if name == "write" and '"354 ' in args:
+            started = window = True
+        elif name == "write" and '"250 2.0.0 Ok: queued' in args and started:
+            return bool(seen), seen
+        elif window and name in FLUSHES:
+            ok = re.search(r"\) += 0$", args) is not None
+            # A file that holds the message, not a directory.
+            if ok and re.search(re.escape(spool) + r"/(journal/\d+\.j|"
+                                r"tmp/[0-9A-Z]{16}|queue/[0-9A-Z]{16})>", args):
+                seen.append(name + "(" + args)
+    return False, seen
+
+
+class Durability(ProtoCase):
+    def test_flush_before_250(self):
+        """Under strace, between the 354 and the '250 2.0.0 Ok: queued'
+        written to the client, smtpd completes an fdatasync, fsync or
+        syncfs of a file in the spool (the journal segment the message
+        went into, or its queue file): a missing flush is seen here even
+        though nothing else would notice it."""
+        if shutil.which("strace") is None:
+            self.skipTest("strace is not installed")
+        d = self.smtpd(start=False)
+        trace = os.path.join(self.workdir, "strace.out")
+        d.log = open(d.logfile, "ab")
+        d.proc = subprocess.Popen(
+            ["strace", "-f", "-y", "-ttt", "-s", "64", "-o", trace,
+             "-e", "trace=fdatasync,fsync,syncfs,write",
+             SMTPD, "-d", "-C", d.conf],
+            stdin=subprocess.DEVNULL, stdout=d.log, stderr=d.log)
+        self.assertTrue(wait_port(d.host, d.port, timeout=30), d.logtext())
+        c = self.open(d)
+        self.start_mail(c)
+        self.queued_id(self.send_data(c, b"Subject: flush\r\n\r\nx\r\n.\r\n"))
+        c.cmd("QUIT")
+        # SIGTERM to smtpd itself (strace's child); strace exits with it.
+        with open("/proc/%d/task/%d/children" % (d.proc.pid, d.proc.pid)) as f:
+            os.kill(int(f.read().split()[0]), signal.SIGTERM)
+        self.assertEqual(d.proc.wait(30), 0)
+        with open(trace, errors="replace") as f:
+            text = f.read()
+        ok, seen = flushed_before_reply(text, d.spool)
+        self.assertTrue(ok, "no flush of a spool file before the 250 reply; "
+                        "flushes in the window: %r" % seen)
+
+
 class StartupCleanup(ProtoCase):
     def test_tmp_leftovers_removed(self):
         """Files left in spool/tmp by a crash are removed at start-up;
