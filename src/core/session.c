@@ -655,8 +655,12 @@ finish_message(struct session *s, enum data_verdict v)
 		if (spool_commit(&s->msg) == -1) {
 			log_err("%s smtp spool: commit failed: %s", s->id,
 			    strerror(errno));
-			reply(s, 452, "4.3.1", "Insufficient system storage, "
-			    "try again later");
+			if (errno == ENOSPC || errno == EDQUOT || errno == EFBIG)
+				reply(s, 452, "4.3.1", "Insufficient system "
+				    "storage, try again later");
+			else
+				reply(s, 451, "4.3.0", "Queue file write "
+				    "error, try again later");
 			break;
 		}
 		s->n_msgs++;
