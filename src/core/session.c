@@ -653,9 +653,11 @@ finish_message(struct session *s, enum data_verdict v)
 	case DATA_OK:
 		str_lcpy(id, spool_msg_id(s->msg), sizeof(id));
 		if (spool_commit(&s->msg) == -1) {
+			int e = errno;
+
 			log_err("%s smtp spool: commit failed: %s", s->id,
-			    strerror(errno));
-			if (errno == ENOSPC || errno == EDQUOT || errno == EFBIG)
+			    strerror(e));
+			if (e == ENOSPC || e == EDQUOT || e == EFBIG)
 				reply(s, 452, "4.3.1", "Insufficient system "
 				    "storage, try again later");
 			else
