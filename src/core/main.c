@@ -158,7 +158,19 @@ main(int argc, char *argv[])
 	char err[1024];
 	int ch, debug = 0, stdio_mode = 0, check_only = 0, conf_given = 0;
 	int fds[2 * POLICY_LISTEN_MAX], i, sig;
-	sigset_t sigs;
+	sigset_t sigs, oldsigs;
+
+	/*
+	 * Signals are taken in one place, the sigwait() loop below.  Block
+	 * them before anything starts a thread (the journal's start in
+	 * spool_open()), so that no thread dies of one, and one sent during
+	 * start-up waits for the loop.
+	 */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, &oldsigs);
 
 	memset(&ov, 0, sizeof(ov));
 	while ((ch = getopt(argc, argv, SMTPD_OPTS)) != -1) {
@@ -257,6 +269,9 @@ main(int argc, char *argv[])
 		fprintf(stderr, "smtpd: syslog is not reachable (%s): nothing "
 		    "will be logged; log = \"stderr\" in the config or -d "
 		    "logs to standard error\n", err);
+	/* One session on stdin: a signal ends it, as for any inetd server. */
+	if (stdio_mode)
+		pthread_sigmask(SIG_SETMASK, &oldsigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	if ((sp = spool_open(pol->spool, stdio_mode ? 0 : SPOOL_JOURNAL, err,
@@ -310,12 +325,6 @@ main(int argc, char *argv[])
 		log_info("listening on %s%s", addr, i >= pol->nlisten ?
 		    " (implicit TLS)" : "");
 	}
-	/* Signals go to this thread alone, through sigwait(). */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGHUP);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	policy_install(policy_ref(pol));
 	/*
 	 * The queue runner delivers what the sessions commit; with -m the

@@ -686,10 +686,16 @@ finish_message(struct session *s, enum data_verdict v)
 	case DATA_OK:
 		str_lcpy(id, spool_msg_id(s->msg), sizeof(id));
 		if (spool_commit(&s->msg) == -1) {
+			int e = errno;
+
 			log_err("%s smtp spool: commit failed: %s", s->id,
-			    strerror(errno));
-			reply(s, 452, "4.3.1", "Insufficient system storage, "
-			    "try again later");
+			    strerror(e));
+			if (e == ENOSPC || e == EDQUOT || e == EFBIG)
+				reply(s, 452, "4.3.1", "Insufficient system "
+				    "storage, try again later");
+			else
+				reply(s, 451, "4.3.0", "Queue file write "
+				    "error, try again later");
 			break;
 		}
 		s->n_msgs++;

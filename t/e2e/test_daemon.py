@@ -1,5 +1,6 @@
 """How smtpd runs: stdio mode, listeners (IPv4, IPv6, -l, config), session
 limits, SIGTERM, and many sessions at once."""
+import errno
 import os
 import shutil
 import signal
@@ -352,6 +353,71 @@ class Shutdown(ProtoCase):
         d = self.smtpd()
         d.proc.send_signal(signal.SIGINT)
         self.assertEqual(d.proc.wait(20), 0)
+
+
+class Signals(ProtoCase):
+    """Signals arriving while smtpd is busy reloading.  The reload is made
+    slow for real: the new config names an access_file that is a FIFO, and
+    the reload waits in reading it until the test writes it and closes
+    it."""
+
+    def slow_reload(self, d):
+        """Starts a reload that hangs on a FIFO; returns the FIFO's
+        writing end, which the reload keeps waiting on until closed."""
+        fifo = os.path.join(self.workdir, "access.fifo")
+        os.mkfifo(fifo)
+        with open(d.conf) as f:
+            plain = f.read()
+        with open(d.conf, "a") as f:
+            f.write('access_file = "%s";\n' % fifo)
+        d.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 10
+        while True:
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError as e:
+                # ENXIO: nobody reads the FIFO yet.
+                if e.errno != errno.ENXIO or time.time() > deadline:
+                    raise
+                time.sleep(0.02)
+        # The reload read the config already; a later one does not hang.
+        with open(d.conf, "w") as f:
+            f.write(plain)
+        return fd
+
+    def test_second_sighup_during_reload(self):
+        """SIGHUP while a reload is still running: smtpd stays up, does
+        both reloads in turn, and still takes mail."""
+        d = self.smtpd()
+        fd = self.slow_reload(d)
+        d.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        alive = d.proc.poll() is None
+        os.close(fd)
+        self.assertTrue(alive, "killed by SIGHUP during a reload: exit %s"
+                        % d.proc.poll())
+        self.wait_log(d, r"reloaded ", count=2)
+        self.assertIsNone(d.proc.poll())
+        c = self.open(d)
+        self.start_mail(c)
+        self.queued_id(self.send_data(c, b"Subject: hup\r\n\r\nx\r\n.\r\n"))
+        c.cmd("QUIT")
+        self.assertEqual(d.stop(), 0)
+
+    def test_sigterm_during_reload(self):
+        """SIGTERM while a reload is still running: smtpd finishes the
+        reload, then stops cleanly with exit 0."""
+        d = self.smtpd()
+        fd = self.slow_reload(d)
+        d.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        alive = d.proc.poll() is None
+        os.close(fd)
+        self.assertTrue(alive, "killed by SIGTERM during a reload: exit %s"
+                        % d.proc.poll())
+        self.assertEqual(d.proc.wait(20), 0)
+        self.assertIn("stopping on signal %d" % signal.SIGTERM, d.logtext())
 
 
 class Concurrency(ProtoCase):

@@ -7,7 +7,9 @@ import re
 import resource
 import shutil
 import signal
+import smtplib
 import subprocess
+import threading
 import time
 import unittest
 
@@ -137,6 +139,74 @@ class QueueFiles(ProtoCase):
         self.assertNothingQueued(d)
 
 
+FLUSHES = ("fsync", "fdatasync", "syncfs")
+STRACE_LINE = re.compile(r"^(\d+) +[\d.]+ (?:(\w+)\((.*)|<\.\.\. (\w+) resumed>(.*))$")
+
+
+def flushed_before_reply(trace, spool):
+    """From strace -f -y output: did a flush of a spool file (a journal
+    segment or a message file) complete with 0 after the client was sent
+    354 and before it was sent '250 ... queued'?  Returns (bool, the
+    flushes seen in that window)."""
+    pending = {}	# pid -> (syscall, args) of an unfinished call
+    window, seen, started = False, [], False
+    for line in trace.splitlines():
+        m = STRACE_LINE.match(line)
+        if m is None:
+            continue
+        pid, name, args, rname, rest = m.groups()
+        if name is not None and args.endswith("<unfinished ...>"):
+            pending[pid] = (name, args)
+            continue
+        if rname is not None:
+            name, args0 = pending.pop(pid, (rname, ""))
+            args = args0 + rest
+        if name == "write" and '"354 ' in args:
+            started = window = True
+        elif name == "write" and '"250 2.0.0 Ok: queued' in args and started:
+            return bool(seen), seen
+        elif window and name in FLUSHES:
+            ok = re.search(r"\) += 0$", args) is not None
+            # A file that holds the message, not a directory.
+            if ok and re.search(re.escape(spool) + r"/(journal/\d+\.j|"
+                                r"tmp/[0-9A-Z]{16}|queue/[0-9A-Z]{16})>", args):
+                seen.append(name + "(" + args)
+    return False, seen
+
+
+class Durability(ProtoCase):
+    def test_flush_before_250(self):
+        """Under strace, between the 354 and the '250 2.0.0 Ok: queued'
+        written to the client, smtpd completes an fdatasync, fsync or
+        syncfs of a file in the spool (the journal segment the message
+        went into, or its queue file): a missing flush is seen here even
+        though nothing else would notice it."""
+        if shutil.which("strace") is None:
+            self.skipTest("strace is not installed")
+        d = self.smtpd(start=False)
+        trace = os.path.join(self.workdir, "strace.out")
+        d.log = open(d.logfile, "ab")
+        d.proc = subprocess.Popen(
+            ["strace", "-f", "-y", "-ttt", "-s", "64", "-o", trace,
+             "-e", "trace=fdatasync,fsync,syncfs,write",
+             SMTPD, "-d", "-C", d.conf],
+            stdin=subprocess.DEVNULL, stdout=d.log, stderr=d.log)
+        self.assertTrue(wait_port(d.host, d.port, timeout=30), d.logtext())
+        c = self.open(d)
+        self.start_mail(c)
+        self.queued_id(self.send_data(c, b"Subject: flush\r\n\r\nx\r\n.\r\n"))
+        c.cmd("QUIT")
+        # SIGTERM to smtpd itself (strace's child); strace exits with it.
+        with open("/proc/%d/task/%d/children" % (d.proc.pid, d.proc.pid)) as f:
+            os.kill(int(f.read().split()[0]), signal.SIGTERM)
+        self.assertEqual(d.proc.wait(30), 0)
+        with open(trace, errors="replace") as f:
+            text = f.read()
+        ok, seen = flushed_before_reply(text, d.spool)
+        self.assertTrue(ok, "no flush of a spool file before the 250 reply; "
+                        "flushes in the window: %r" % seen)
+
+
 class StartupCleanup(ProtoCase):
     def test_tmp_leftovers_removed(self):
         """Files left in spool/tmp by a crash are removed at start-up;
@@ -195,12 +265,13 @@ class NamespaceSmtpd(Smtpd):
 
 
 class WriteErrors(ProtoCase):
-    def namespaced(self):
+    def namespaced(self, size="512k", limits=None):
         if os.geteuid() != 0 or shutil.which("unshare") is None:
             self.skipTest("needs root and unshare for a private tmpfs")
-        d = NamespaceSmtpd(self.workdir, limits={"tarpit_delay": 0})
+        d = NamespaceSmtpd(self.workdir, limits=dict(limits or {},
+                                                     tarpit_delay=0))
         self._daemons.append(d)
-        return d.start()
+        return d.start(size=size)
 
     def fill(self, d):
         """Fills the spool's filesystem; returns the filler's path."""
@@ -280,6 +351,90 @@ class WriteErrors(ProtoCase):
         qid = self.queued_id(self.send_data(c, b"Subject: s\r\n\r\nsmall\r\n.\r\n"))
         self.assertTrue(self.spooled(d, qid).endswith(b"small\r\n"))
         self.assertIsNone(d.proc.poll())
+
+
+    def test_disk_fills_under_load(self):
+        """Eight clients send small messages while the spool's 64 MB
+        filesystem is filled up and later freed: every client hears a
+        prompt answer (none of them times out), the full disk gets
+        452 4.3.1, nothing is left in tmp/ or journal/tmp/, every
+        acknowledged message is in queue/ whole, and mail is accepted
+        again once there is room, without a restart."""
+        d = self.namespaced(size="64m", limits={"sessions": 100,
+                                               "sessions_per_ip": 100})
+        body = b"z" * 2000 + b"\r\n"
+        phase = ["before"]
+        results, lock, stop = [], threading.Lock(), threading.Event()
+
+        def client(n):
+            i = 0
+            while not stop.is_set():
+                token = "c%d.%d" % (n, i)
+                i += 1
+                when = phase[0]
+                t0 = time.time()
+                try:
+                    with smtplib.SMTP(d.host, d.port, timeout=60) as c:
+                        c.ehlo("client.example")
+                        c.mail("a@example.org")
+                        c.rcpt("b@example.net")
+                        code, msg = c.data(b"Subject: %s\r\n\r\n"
+                                           % token.encode() + body)
+                        r = (when, token, code, msg.decode()[:5])
+                except smtplib.SMTPResponseException as e:
+                    r = (when, token, e.smtp_code, e.smtp_error.decode()[:5])
+                except (OSError, smtplib.SMTPException) as e:
+                    r = (when, token, None, repr(e))
+                with lock:
+                    results.append(r + (time.time() - t0,))
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(0.5)
+            filler = self.fill(d)
+            phase[0] = "full"
+            time.sleep(3)
+            os.unlink(filler)
+            phase[0] = "freed"
+            deadline = time.time() + 20
+            while time.time() < deadline:
+                with lock:
+                    if any(r[0] == "freed" and r[2] == 250 for r in results):
+                        break
+                time.sleep(0.1)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(90)
+        broken = [r for r in results if r[2] is None]
+        self.assertEqual(broken, [], "clients without an answer")
+        full = [r for r in results if r[0] == "full"]
+        self.assertIn((452, "4.3.1"), [(r[2], r[3]) for r in full], full[:20])
+        odd = [r for r in results if r[2] not in (250, 452)]
+        self.assertEqual(odd, [], "neither queued nor 452")
+        summary = {}
+        for r in results:
+            summary[(r[0], r[2], r[3])] = summary.get((r[0], r[2], r[3]), 0) + 1
+        self.assertTrue(any(r[0] == "freed" and r[2] == 250 for r in results),
+                        "no message accepted after the disk was freed: %r\n%s"
+                        % (summary, d.logtext()[-3000:]))
+        acked = {r[1] for r in results if r[2] == 250}
+        deadline = time.time() + 20
+        while time.time() < deadline and any(
+                n.endswith(".j") for n in os.listdir(d.path("journal"))):
+            time.sleep(0.1)
+        self.assertEqual(d.tmpfiles(), [])
+        self.assertEqual(os.listdir(d.path("journal", "tmp")), [])
+        subjects = {}
+        for qid, raw in d.queued().items():
+            env, msg = parse_spool(raw)
+            self.assertEqual(env["id"], qid)
+            self.assertTrue(msg.endswith(body), qid)
+            subjects[re.search(rb"Subject: (\S+)", msg).group(1).decode()] = qid
+        self.assertEqual(sorted(acked - set(subjects)), [],
+                         "acknowledged but not in queue/")
 
 
 class ReceivedHeader(ProtoCase):

@@ -1,0 +1,1081 @@
+/*
+ * The commit journal.  Messages up to JOURNAL_INLINE are kept in memory
+ * while they arrive; at commit they are appended to the current segment by
+ * one committer thread, which flushes a whole batch with one fdatasync.
+ * That makes a commit cost a share of one sequential write and one flush,
+ * where a file per message costs several scattered writes and flushes.
+ * A writer thread then writes each journaled message out as its queue file
+ * (batched, one syncfs), records in the segment's header how far it got
+ * (the mark), and deletes a segment once all of its messages are safely in
+ * queue/.  At start-up the journal is replayed from each segment's mark.
+ */
+#include "config.h"
+
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/fsutil.h"
+#include "lib/log.h"
+#include "lib/str.h"
+#include "journal.h"
+#include "spool.h"
+
+#define JOURNAL_SEGMENT_MAX	(32 * 1024 * 1024)
+#define JOURNAL_BACKLOG_MAX	(256 * 1024 * 1024)	/* on disk */
+#define JOURNAL_BATCH		512	/* records per flush */
+#define WRITER_BATCH		1024	/* queue files per syncfs */
+#define JOURNAL_MAGIC		"SJR1"
+#define JOURNAL_HDR		12	/* magic, length, crc32 */
+#define JOURNAL_RECORD_MAX	(JOURNAL_INLINE + 1024 * 1024)
+#define SEGMENT_MAGIC		"SJH1"
+#define SEGMENT_HDR		64	/* magic, two mark slots, padding */
+#define MARK_SLOT0		16
+#define MARK_SLOT_LEN		16	/* counter, offset (64 bits), crc32 */
+/* A commit not taken by the journal in this time is refused (4xx). */
+#define JOURNAL_WAIT_SECS	30
+#define SPOOL_VERSION_ID	"smtpd-spool 1\nid "
+
+struct segment {
+	struct segment	*next;
+	int		 fd;		/* read and mark by the writer */
+	unsigned long long seq;
+	unsigned int	 outstanding;	/* records not yet in queue/ */
+	int		 closed;	/* no more records will be added */
+	uint32_t	 markctr;	/* the writer's */
+};
+
+/*
+ * A session's wait for its record.  It lives on the session's stack: a
+ * durable record belongs to the writer thread, which may free it before
+ * the session wakes up to look.
+ */
+struct jwait {
+	int		 state;		/* 0 waiting, 1 durable, -1 failed */
+	int		 err;
+};
+
+struct jrec {
+	struct jrec	*next;
+	char		 id[SPOOL_ID_LEN + 1];
+	unsigned char	 hdr[JOURNAL_HDR];
+	struct str	 data;		/* the whole queue file, until journaled */
+	struct segment	*seg;		/* where it is then, and at what offset */
+	off_t		 off;
+	size_t		 len;
+	struct jwait	*wait;		/* the session's; NULL once durable */
+};
+
+struct journal {
+	char		 dir[PATH_MAX];
+	char		 tmpdir[PATH_MAX];
+	char		 queuedir[PATH_MAX];
+	int		 queuefd;
+	int		 lockfd;
+	journal_published_fn published;
+	void		*arg;
+
+	pthread_t	 committer, writer;
+	pthread_mutex_t	 mu;
+	pthread_cond_t	 work;		/* committer: records to write */
+	pthread_cond_t	 done;		/* sessions: a batch is durable */
+	pthread_cond_t	 mat;		/* writer: records to write out */
+	pthread_cond_t	 space;		/* sessions: backlog went down */
+	struct jrec	*pend_head, *pend_tail;
+	struct jrec	*mat_head, *mat_tail;
+	size_t		 backlog;	/* bytes not yet in queue/ */
+	int		 stop;
+	int		 cbusy;		/* the committer is writing a batch */
+	int		 werr;		/* the writer's trouble, 0 when fine */
+	int		 segfd;		/* the committer's current segment */
+	off_t		 segoff;
+	struct segment	*segs;		/* oldest first; last is current */
+	unsigned long long nextseq;
+};
+
+static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void
+crc_init(void)
+{
+	uint32_t c;
+	int i, k;
+
+	for (i = 0; i < 256; i++) {
+		c = (uint32_t)i;
+		for (k = 0; k < 8; k++)
+			c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+		crc_table[i] = c;
+	}
+}
+
+/* CRC-32 (IEEE 802.3), to spot a torn record or mark after a crash. */
+static uint32_t
+crc32_update(uint32_t crc, const unsigned char *p, size_t n)
+{
+	(void)pthread_once(&crc_once, crc_init);
+	crc = ~crc;
+	while (n-- > 0)
+		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	return ~crc;
+}
+
+static void
+put32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+	p[2] = (unsigned char)(v >> 16);
+	p[3] = (unsigned char)(v >> 24);
+}
+
+static uint32_t
+get32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	    (uint32_t)p[3] << 24;
+}
+
+static void
+deadline_in(struct timespec *ts, int secs)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += secs;
+}
+
+/* Writes a queue file into the journal's own temporary directory. */
+static int
+write_queue_file(struct journal *j, const char *id, const char *data,
+    size_t len)
+{
+	char tmp[PATH_MAX];
+	int fd, e;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/%s", j->tmpdir, id) >=
+	    sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd == -1)
+		return -1;
+	if (fs_write_all(fd, data, len) == -1 || close(fd) == -1) {
+		e = errno;
+		(void)close(fd);
+		(void)unlink(tmp);
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
+/* Moves a written queue file from journal/tmp into queue/. */
+static int
+publish_queue_file(struct journal *j, const char *id)
+{
+	char tmp[PATH_MAX], path[PATH_MAX];
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/%s", j->tmpdir, id) >=
+	    sizeof(tmp) ||
+	    (size_t)snprintf(path, sizeof(path), "%s/%s", j->queuedir, id) >=
+	    sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return rename(tmp, path);
+}
+
+/* Flushes every file written on the spool's filesystem. */
+static int
+sync_all(struct journal *j)
+{
+#ifdef HAVE_SYNCFS
+	return syncfs(j->queuefd);
+#else
+	(void)j;
+	sync();
+	return 0;
+#endif
+}
+
+static int
+segment_path(const struct journal *j, unsigned long long seq, char *buf,
+    size_t len)
+{
+	return (size_t)snprintf(buf, len, "%s/%012llu.j", j->dir, seq) >= len ?
+	    -1 : 0;
+}
+
+/*
+ * Creates the next segment file, with its header, outside the lock: only
+ * the committer calls it.  Its fd for appending goes to *wfd.
+ */
+static struct segment *
+segment_create(struct journal *j, int *wfd)
+{
+	unsigned char hdr[SEGMENT_HDR];
+	char path[PATH_MAX];
+	struct segment *s;
+	int e;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	s->seq = j->nextseq++;
+	s->fd = *wfd = -1;
+	memset(hdr, 0, sizeof(hdr));
+	memcpy(hdr, SEGMENT_MAGIC, 4);
+	if (segment_path(j, s->seq, path, sizeof(path)) == -1) {
+		errno = ENAMETOOLONG;
+		goto fail;
+	}
+	if ((s->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600)) == -1)
+		goto fail;
+	/* The name must survive a crash before records go into the file. */
+	if (fs_write_all(s->fd, hdr, sizeof(hdr)) == -1 ||
+	    fs_sync_dir(j->dir) == -1 ||
+	    (*wfd = open(path, O_WRONLY | O_CLOEXEC)) == -1) {
+		e = errno;
+		(void)unlink(path);
+		errno = e;
+		goto fail;
+	}
+	return s;
+fail:
+	e = errno;
+	if (s->fd != -1)
+		close(s->fd);
+	free(s);
+	errno = e;
+	return NULL;
+}
+
+static struct segment *
+current_segment(struct journal *j)
+{
+	struct segment *s = j->segs;
+
+	while (s != NULL && s->next != NULL)
+		s = s->next;
+	return s;
+}
+
+/* Takes closed segments whose records are all in queue/ off the list. */
+static struct segment *
+segment_reap_take(struct journal *j)
+{
+	struct segment **pp, *s, *dead = NULL;
+
+	for (pp = &j->segs; (s = *pp) != NULL;) {
+		if (!s->closed || s->outstanding > 0) {
+			pp = &s->next;
+			continue;
+		}
+		*pp = s->next;
+		s->next = dead;
+		dead = s;
+	}
+	return dead;
+}
+
+/* Deletes what segment_reap_take() took; not under the lock. */
+static void
+segment_delete(struct journal *j, struct segment *dead)
+{
+	char path[PATH_MAX];
+	struct segment *n;
+
+	for (; dead != NULL; dead = n) {
+		n = dead->next;
+		if (segment_path(j, dead->seq, path, sizeof(path)) == 0)
+			(void)unlink(path);
+		close(dead->fd);
+		free(dead);
+	}
+}
+
+/*
+ * Records in s's header that every record before off is in queue/: the
+ * two slots take turns, so a torn write leaves the previous mark whole.
+ */
+static int
+segment_mark(struct segment *s, off_t off)
+{
+	unsigned char slot[MARK_SLOT_LEN];
+	uint32_t ctr = ++s->markctr;
+
+	put32(slot, ctr);
+	put32(slot + 4, (uint32_t)((unsigned long long)off & 0xffffffffu));
+	put32(slot + 8, (uint32_t)((unsigned long long)off >> 32));
+	put32(slot + 12, crc32_update(0, slot, 12));
+	if (pwrite(s->fd, slot, sizeof(slot), MARK_SLOT0 +
+	    (off_t)(ctr & 1) * MARK_SLOT_LEN) != (ssize_t)sizeof(slot))
+		return -1;
+	return fdatasync(s->fd);
+}
+
+/* Where replay starts in a segment: after its last whole mark. */
+static off_t
+segment_start(const unsigned char *hdr, off_t size)
+{
+	const unsigned char *slot;
+	uint32_t ctr, best = 0;
+	off_t start = SEGMENT_HDR, off;
+	int k;
+
+	for (k = 0; k < 2; k++) {
+		slot = hdr + MARK_SLOT0 + k * MARK_SLOT_LEN;
+		ctr = get32(slot);
+		if (ctr == 0 || ctr <= best ||
+		    crc32_update(0, slot, 12) != get32(slot + 12))
+			continue;
+		off = (off_t)((unsigned long long)get32(slot + 4) |
+		    (unsigned long long)get32(slot + 8) << 32);
+		if (off < SEGMENT_HDR || off > size)
+			continue;
+		best = ctr;
+		start = off;
+	}
+	return start;
+}
+
+static void
+fail_batch(struct jrec *batch, int e)
+{
+	struct jrec *r;
+
+	/* The sessions free failed records themselves. */
+	for (r = batch; r != NULL; r = batch) {
+		batch = r->next;
+		r->wait->state = -1;
+		r->wait->err = e;
+	}
+}
+
+/* Appends a batch at the current segment's end and flushes it. */
+static int
+append_batch(struct journal *j, struct jrec *batch, size_t *totalp)
+{
+	struct iovec iov[2 * JOURNAL_BATCH];
+	struct jrec *r;
+	size_t total = 0, done;
+	int i = 0;
+	ssize_t w;
+
+	for (r = batch; r != NULL; r = r->next) {
+		iov[i].iov_base = r->hdr;
+		iov[i++].iov_len = JOURNAL_HDR;
+		iov[i].iov_base = r->data.s;
+		iov[i++].iov_len = r->data.len;
+		total += JOURNAL_HDR + r->data.len;
+	}
+	for (done = 0; done < total; done += (size_t)w) {
+		struct iovec *v = iov;
+		int nv = i;
+		size_t skip = done;
+
+		/* Resume a short write where it stopped. */
+		while (skip >= v->iov_len) {
+			skip -= v->iov_len;
+			v++;
+			nv--;
+		}
+		v->iov_base = (char *)v->iov_base + skip;
+		v->iov_len -= skip;
+		w = pwritev(j->segfd, v, nv > IOV_MAX ? IOV_MAX : nv,
+		    j->segoff + (off_t)done);
+		v->iov_base = (char *)v->iov_base - skip;
+		v->iov_len += skip;
+		if (w <= 0) {
+			if (w == 0)
+				errno = EIO;
+			return -1;
+		}
+	}
+	*totalp = total;
+	return fdatasync(j->segfd);
+}
+
+/*
+ * Starts a new segment when the current one is big, or when all it holds
+ * is already in queue/.  The file work is done unlocked; the committer is
+ * busy (cbusy), so nobody else touches segfd meanwhile.
+ */
+static int
+maybe_rotate(struct journal *j, int need)
+{
+	struct segment *s, *t, *dead;
+	int wfd, oldfd;
+
+	if (!need)
+		return 0;
+	if ((s = segment_create(j, &wfd)) == NULL)
+		return -1;
+	pthread_mutex_lock(&j->mu);
+	for (t = j->segs; t != NULL; t = t->next)
+		t->closed = 1;
+	if ((t = current_segment(j)) != NULL)
+		t->next = s;
+	else
+		j->segs = s;
+	oldfd = j->segfd;
+	j->segfd = wfd;
+	j->segoff = SEGMENT_HDR;
+	dead = segment_reap_take(j);
+	pthread_mutex_unlock(&j->mu);
+	if (oldfd != -1)
+		close(oldfd);
+	segment_delete(j, dead);
+	return 0;
+}
+
+static void *
+committer_main(void *arg)
+{
+	struct journal *j = arg;
+	struct jrec *batch, *r, *last;
+	struct segment *cur;
+	size_t total = 0;
+	off_t off;
+	int n, e, rotate;
+
+	pthread_mutex_lock(&j->mu);
+	for (;;) {
+		while (j->pend_head == NULL && !j->stop)
+			pthread_cond_wait(&j->work, &j->mu);
+		if (j->pend_head == NULL)
+			break;
+		/* Take up to a batch of waiting records. */
+		batch = j->pend_head;
+		last = batch;
+		for (n = 1; n < JOURNAL_BATCH && last->next != NULL; n++)
+			last = last->next;
+		j->pend_head = last->next;
+		if (j->pend_head == NULL)
+			j->pend_tail = NULL;
+		last->next = NULL;
+		j->cbusy = 1;
+		/*
+		 * A segment that outlives its messages would only be read
+		 * again after a crash: start afresh when all is written out.
+		 */
+		rotate = j->segfd == -1 || j->segoff > JOURNAL_SEGMENT_MAX ||
+		    (j->segoff > SEGMENT_HDR &&
+		    current_segment(j)->outstanding == 0);
+		pthread_mutex_unlock(&j->mu);
+
+		e = 0;
+		if (maybe_rotate(j, rotate) == -1 ||
+		    append_batch(j, batch, &total) == -1)
+			e = errno;
+
+		pthread_mutex_lock(&j->mu);
+		if (e != 0) {
+			log_err("spool journal: %s", strerror(e));
+			/* What we wrote may be torn: start a new segment. */
+			if (j->segfd != -1) {
+				close(j->segfd);
+				j->segfd = -1;
+			}
+			fail_batch(batch, e);
+		} else {
+			cur = current_segment(j);
+			off = j->segoff;
+			j->segoff += (off_t)total;
+			/* From here on the journal holds them: free the memory. */
+			for (r = batch; r != NULL; r = r->next) {
+				r->wait->state = 1;
+				r->wait = NULL;
+				r->seg = cur;
+				r->off = off + JOURNAL_HDR;
+				r->len = r->data.len;
+				off += (off_t)(JOURNAL_HDR + r->data.len);
+				str_free(&r->data);
+				cur->outstanding++;
+			}
+			/* The writer takes them over from here. */
+			if (j->mat_tail != NULL)
+				j->mat_tail->next = batch;
+			else
+				j->mat_head = batch;
+			j->mat_tail = last;
+			pthread_cond_signal(&j->mat);
+		}
+		j->cbusy = 0;
+		pthread_cond_broadcast(&j->done);
+	}
+	pthread_mutex_unlock(&j->mu);
+	return NULL;
+}
+
+/* Reads a record back from its segment and writes its queue file. */
+static int
+materialize(struct journal *j, const struct jrec *r)
+{
+	char *buf;
+	ssize_t n;
+	int rc, e;
+
+	if ((buf = malloc(r->len ? r->len : 1)) == NULL)
+		return -1;
+	n = pread(r->seg->fd, buf, r->len, r->off);
+	if (n != (ssize_t)r->len) {
+		free(buf);
+		errno = n == -1 ? errno : EIO;
+		return -1;
+	}
+	rc = write_queue_file(j, r->id, buf, r->len);
+	e = errno;
+	free(buf);
+	errno = e;
+	return rc;
+}
+
+/*
+ * Writes a batch out: queue files, one flush, renames, the directory,
+ * then the marks.  Unlocked; the batch is the writer's alone.  0 or an
+ * errno.
+ */
+static int
+write_out(struct journal *j, struct jrec *batch)
+{
+	struct jrec *r;
+
+	for (r = batch; r != NULL; r = r->next)
+		if (materialize(j, r) == -1)
+			return errno;
+	/* One flush for the whole batch of new files. */
+	if (sync_all(j) == -1)
+		return errno;
+	for (r = batch; r != NULL; r = r->next)
+		if (publish_queue_file(j, r->id) == -1)
+			return errno;
+	if (fsync(j->queuefd) == -1)
+		return errno;
+	/*
+	 * Records are written out in journal order: mark each segment up to
+	 * the end of its last one here, so that a replay skips them.  A
+	 * failed mark costs duplicates after a crash, never a message.
+	 */
+	for (r = batch; r != NULL; r = r->next)
+		if ((r->next == NULL || r->next->seg != r->seg) &&
+		    segment_mark(r->seg, r->off + (off_t)r->len) == -1)
+			log_warn("spool journal: mark: %s", strerror(errno));
+	return 0;
+}
+
+/* Writes journaled messages out as queue files, in durable batches. */
+static void *
+writer_main(void *arg)
+{
+	struct journal *j = arg;
+	struct jrec *batch, *r, *next;
+	struct segment *dead;
+	size_t freed;
+	int e, n, oldfd;
+
+	pthread_mutex_lock(&j->mu);
+	for (;;) {
+		while (j->mat_head == NULL && !j->stop)
+			pthread_cond_wait(&j->mat, &j->mu);
+		if (j->mat_head == NULL)
+			break;
+		batch = r = j->mat_head;
+		for (n = 1; n < WRITER_BATCH && r->next != NULL; n++)
+			r = r->next;
+		j->mat_head = r->next;
+		if (j->mat_head == NULL)
+			j->mat_tail = NULL;
+		r->next = NULL;
+		pthread_mutex_unlock(&j->mu);
+
+		if ((e = write_out(j, batch)) != 0) {
+			/*
+			 * The journal still holds every one of them: try
+			 * again shortly rather than lose anything.  Until then
+			 * new commits are refused with this error.
+			 */
+			pthread_mutex_lock(&j->mu);
+			if (j->werr != e)
+				log_err("spool: writing queue files: %s",
+				    strerror(e));
+			j->werr = e;
+			pthread_cond_broadcast(&j->space);
+			if (j->stop) {
+				/* The journal keeps them for the next start. */
+				for (r = batch; r != NULL; r = next) {
+					next = r->next;
+					free(r);
+				}
+				while ((r = j->mat_head) != NULL) {
+					j->mat_head = r->next;
+					free(r);
+				}
+				break;
+			}
+			pthread_mutex_unlock(&j->mu);
+			sleep(1);
+			pthread_mutex_lock(&j->mu);
+			for (r = batch; r->next != NULL; r = r->next)
+				;
+			r->next = j->mat_head;
+			j->mat_head = batch;
+			if (j->mat_tail == NULL)
+				j->mat_tail = r;
+			continue;
+		}
+		for (r = batch; r != NULL; r = r->next)
+			if (j->published != NULL)
+				j->published(j->arg, r->id);
+		freed = 0;
+		oldfd = -1;
+		pthread_mutex_lock(&j->mu);
+		if (j->werr != 0)
+			log_info("spool: writing queue files again");
+		j->werr = 0;
+		for (r = batch; r != NULL; r = next) {
+			next = r->next;
+			r->seg->outstanding--;
+			freed += r->len;
+			free(r);
+		}
+		j->backlog -= freed;
+		/*
+		 * All quiet and everything in queue/: close the segment now,
+		 * so that no journal outlives the messages it holds.
+		 */
+		if (!j->cbusy && j->pend_head == NULL && j->segfd != -1 &&
+		    current_segment(j)->outstanding == 0) {
+			oldfd = j->segfd;
+			j->segfd = -1;
+			current_segment(j)->closed = 1;
+		}
+		dead = segment_reap_take(j);
+		pthread_cond_broadcast(&j->space);
+		pthread_mutex_unlock(&j->mu);
+		if (oldfd != -1)
+			close(oldfd);
+		segment_delete(j, dead);
+		pthread_mutex_lock(&j->mu);
+	}
+	pthread_mutex_unlock(&j->mu);
+	return NULL;
+}
+
+/* Takes r out of the committer's queue if it is still there.  Locked. */
+static int
+unqueue(struct journal *j, struct jrec *r)
+{
+	struct jrec **pp, *prev = NULL;
+
+	for (pp = &j->pend_head; *pp != NULL; prev = *pp, pp = &(*pp)->next) {
+		if (*pp != r)
+			continue;
+		*pp = r->next;
+		if (j->pend_tail == r)
+			j->pend_tail = prev;
+		return 1;
+	}
+	return 0;
+}
+
+int
+journal_commit(struct journal *j, const char *id, struct str *data)
+{
+	struct jwait w = { 0, 0 };
+	struct timespec deadline;
+	struct jrec *r;
+	int e = 0, late = 0;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		str_free(data);
+		return -1;
+	}
+	r->wait = &w;
+	str_lcpy(r->id, id, sizeof(r->id));
+	r->data = *data;
+	str_init(data, 0);
+	memcpy(r->hdr, JOURNAL_MAGIC, 4);
+	put32(r->hdr + 4, (uint32_t)r->data.len);
+	put32(r->hdr + 8, crc32_update(0, (const unsigned char *)r->data.s,
+	    r->data.len));
+	deadline_in(&deadline, JOURNAL_WAIT_SECS);
+
+	pthread_mutex_lock(&j->mu);
+	/*
+	 * While the writer cannot write queue files (a full disk) the
+	 * journal would only grow: refuse at once, with its error.  When it
+	 * merely lags, wait for it, but not beyond the deadline.
+	 */
+	for (;;) {
+		if (j->stop)
+			e = ESHUTDOWN;
+		else if (j->werr != 0)
+			e = j->werr;
+		else if (j->backlog > JOURNAL_BACKLOG_MAX)
+			e = pthread_cond_timedwait(&j->space, &j->mu,
+			    &deadline) == ETIMEDOUT ? ETIMEDOUT : 0;
+		else
+			break;
+		if (e != 0)
+			goto refused;
+	}
+	j->backlog += r->data.len;
+	if (j->pend_tail != NULL)
+		j->pend_tail->next = r;
+	else
+		j->pend_head = r;
+	j->pend_tail = r;
+	pthread_cond_signal(&j->work);
+	while (w.state == 0) {
+		if (late) {
+			/* The committer has it: its write ends either way. */
+			pthread_cond_wait(&j->done, &j->mu);
+			continue;
+		}
+		if (pthread_cond_timedwait(&j->done, &j->mu, &deadline) !=
+		    ETIMEDOUT)
+			continue;
+		late = 1;
+		if (unqueue(j, r)) {
+			w.state = -1;
+			w.err = ETIMEDOUT;
+		}
+	}
+	if (w.state == -1) {
+		/* Failed records are ours to free; durable ones the writer's. */
+		j->backlog -= r->data.len;
+		pthread_cond_broadcast(&j->space);
+		e = w.err;
+		goto refused;
+	}
+	pthread_mutex_unlock(&j->mu);
+	return 0;
+refused:
+	pthread_mutex_unlock(&j->mu);
+	str_free(&r->data);
+	free(r);
+	errno = e;
+	return -1;
+}
+
+/* Is queue/id there already?  Then a replay need not write it again. */
+static int
+queued_already(struct journal *j, const char *id)
+{
+	struct stat st;
+
+	return fstatat(j->queuefd, id, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/*
+ * Writes every whole record after the segment's mark into journal/tmp.
+ * Records before the mark were written out already, and may since have
+ * been delivered and removed: they are skipped.
+ */
+static int
+replay_segment(struct journal *j, const char *path, unsigned int *count,
+    unsigned int *skipped)
+{
+	unsigned char hdr[SEGMENT_HDR];
+	char id[SPOOL_ID_LEN + 1], *data = NULL;
+	struct stat st;
+	uint32_t len;
+	off_t start = 0;
+	ssize_t n;
+	int fd, r = 0;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	if (fstat(fd, &st) == -1) {
+		close(fd);
+		return -1;
+	}
+	n = pread(fd, hdr, sizeof(hdr), 0);
+	/* A segment without a header (an older smtpd) has no mark. */
+	if (n == (ssize_t)sizeof(hdr) && memcmp(hdr, SEGMENT_MAGIC, 4) == 0)
+		start = segment_start(hdr, st.st_size);
+	else if (n >= 4 && memcmp(hdr, SEGMENT_MAGIC, 4) == 0)
+		start = st.st_size;	/* a torn header: no records yet */
+	if (lseek(fd, start, SEEK_SET) == -1) {
+		close(fd);
+		return -1;
+	}
+	for (;;) {
+		n = read(fd, hdr, JOURNAL_HDR);
+		if (n != JOURNAL_HDR || memcmp(hdr, JOURNAL_MAGIC, 4) != 0)
+			break;	/* end, or a torn tail never acknowledged */
+		len = get32(hdr + 4);
+		if (len > JOURNAL_RECORD_MAX || (data = malloc(len + 1)) == NULL)
+			break;
+		if (read(fd, data, len) != (ssize_t)len ||
+		    crc32_update(0, (unsigned char *)data, len) != get32(hdr + 8)) {
+			free(data);
+			break;
+		}
+		data[len] = '\0';
+		/* The id is on the second line: "id XXXX\n". */
+		if (len > sizeof(SPOOL_VERSION_ID) - 1 + SPOOL_ID_LEN &&
+		    strncmp(data, SPOOL_VERSION_ID,
+		    sizeof(SPOOL_VERSION_ID) - 1) == 0) {
+			memcpy(id, data + sizeof(SPOOL_VERSION_ID) - 1,
+			    SPOOL_ID_LEN);
+			id[SPOOL_ID_LEN] = '\0';
+			if (strchr(id, '/') != NULL || strchr(id, '\n') != NULL)
+				;	/* not a queue id */
+			else if (queued_already(j, id))
+				(*skipped)++;
+			else if (write_queue_file(j, id, data, len) == -1)
+				r = -1;
+			else
+				(*count)++;
+		}
+		free(data);
+		if (r == -1)
+			break;
+	}
+	close(fd);
+	return r;
+}
+
+/* Moves everything replay wrote into journal/tmp on to queue/. */
+static int
+replay_publish(struct journal *j)
+{
+	struct dirent *de;
+	DIR *d;
+	int r = 0;
+
+	if (sync_all(j) == -1 || (d = opendir(j->tmpdir)) == NULL)
+		return -1;
+	while (r == 0 && (de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.' && publish_queue_file(j,
+		    de->d_name) == -1)
+			r = -1;
+	closedir(d);
+	if (r == 0 && fsync(j->queuefd) == -1)
+		r = -1;
+	return r;
+}
+
+/* Removes every file in dir (one only this process uses). */
+static void
+clean_dir(const char *dir)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+
+	if ((d = opendir(dir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.' && (size_t)snprintf(path,
+		    sizeof(path), "%s/%s", dir, de->d_name) < sizeof(path))
+			(void)unlink(path);
+	closedir(d);
+}
+
+/* Puts whatever the last run journaled into queue/, then empties it. */
+static int
+journal_replay(struct journal *j, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	unsigned long long seq, maxseq = 0;
+	unsigned int count = 0, skipped = 0;
+	DIR *d;
+	int r = 0;
+
+	clean_dir(j->tmpdir);
+	if ((d = opendir(j->dir)) == NULL) {
+		snprintf(err, errlen, "spool %.200s: %s", j->dir, strerror(errno));
+		return -1;
+	}
+	/* Order does not matter: each record names its own queue file. */
+	while ((de = readdir(d)) != NULL && r == 0) {
+		if (sscanf(de->d_name, "%llu.j", &seq) != 1)
+			continue;
+		if (seq >= maxseq)
+			maxseq = seq + 1;
+		if (segment_path(j, seq, path, sizeof(path)) == -1)
+			continue;
+		if (replay_segment(j, path, &count, &skipped) == -1) {
+			snprintf(err, errlen, "spool journal %.200s: %s", path,
+			    strerror(errno));
+			r = -1;
+		}
+	}
+	closedir(d);
+	if (r == -1)
+		return -1;
+	if (replay_publish(j) == -1) {
+		snprintf(err, errlen, "spool %.200s: %s", j->queuedir,
+		    strerror(errno));
+		return -1;
+	}
+	if ((d = opendir(j->dir)) != NULL) {
+		while ((de = readdir(d)) != NULL)
+			if (sscanf(de->d_name, "%llu.j", &seq) == 1 &&
+			    segment_path(j, seq, path, sizeof(path)) == 0)
+				(void)unlink(path);
+		closedir(d);
+		(void)fs_sync_dir(j->dir);
+	}
+	if (count > 0 || skipped > 0)
+		log_info("spool: recovered %u messages from the journal "
+		    "(%u already queued)", count, skipped);
+	j->nextseq = maxseq;
+	return 0;
+}
+
+/* Starts a journal thread; signals belong to the daemon's main thread. */
+static int
+start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	sigset_t all, old;
+	int e;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	e = pthread_create(t, NULL, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return e;
+}
+
+static void
+journal_free(struct journal *j)
+{
+	if (j->queuefd != -1)
+		close(j->queuefd);
+	if (j->lockfd != -1)
+		close(j->lockfd);
+	free(j);
+}
+
+struct journal *
+journal_open(const char *dir, journal_published_fn fn, void *arg, char *err,
+    size_t errlen)
+{
+	char path[PATH_MAX];
+	pthread_condattr_t ca;
+	struct journal *j;
+
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
+		snprintf(err, errlen, "spool: out of memory");
+		return NULL;
+	}
+	j->queuefd = j->lockfd = j->segfd = -1;
+	j->published = fn;
+	j->arg = arg;
+	if ((size_t)snprintf(j->dir, sizeof(j->dir), "%s/journal", dir) >=
+	    sizeof(j->dir) ||
+	    (size_t)snprintf(j->tmpdir, sizeof(j->tmpdir), "%s/journal/tmp",
+	    dir) >= sizeof(j->tmpdir) ||
+	    (size_t)snprintf(j->queuedir, sizeof(j->queuedir), "%s/queue",
+	    dir) >= sizeof(j->queuedir) ||
+	    (size_t)snprintf(path, sizeof(path), "%s/lock", j->dir) >=
+	    sizeof(path)) {
+		snprintf(err, errlen, "spool %.100s: path too long", dir);
+		goto fail;
+	}
+	if (fs_mkdirs(j->tmpdir, 0700) == -1 ||
+	    (j->queuefd = open(j->queuedir, O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) == -1 ||
+	    (j->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) ==
+	    -1) {
+		snprintf(err, errlen, "spool %.200s: %s", dir, strerror(errno));
+		goto fail;
+	}
+	if (flock(j->lockfd, LOCK_EX | LOCK_NB) == -1) {
+		snprintf(err, errlen, "spool %.200s is in use by another smtpd",
+		    dir);
+		goto fail;
+	}
+	if (journal_replay(j, err, errlen) == -1)
+		goto fail;
+	pthread_mutex_init(&j->mu, NULL);
+	pthread_cond_init(&j->work, NULL);
+	pthread_cond_init(&j->mat, NULL);
+	/* Sessions wait with deadlines on the monotonic clock. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&j->done, &ca);
+	pthread_cond_init(&j->space, &ca);
+	pthread_condattr_destroy(&ca);
+	if (start_thread(&j->committer, committer_main, j) != 0) {
+		snprintf(err, errlen, "spool: cannot start the journal thread");
+		goto fail_sync;
+	}
+	if (start_thread(&j->writer, writer_main, j) != 0) {
+		snprintf(err, errlen, "spool: cannot start the queue writer");
+		pthread_mutex_lock(&j->mu);
+		j->stop = 1;
+		pthread_cond_broadcast(&j->work);
+		pthread_mutex_unlock(&j->mu);
+		pthread_join(j->committer, NULL);
+		goto fail_sync;
+	}
+	return j;
+fail_sync:
+	pthread_mutex_destroy(&j->mu);
+	pthread_cond_destroy(&j->work);
+	pthread_cond_destroy(&j->done);
+	pthread_cond_destroy(&j->mat);
+	pthread_cond_destroy(&j->space);
+fail:
+	journal_free(j);
+	return NULL;
+}
+
+void
+journal_close(struct journal **jp)
+{
+	struct journal *j = *jp;
+	struct segment *s;
+
+	if (j == NULL)
+		return;
+	*jp = NULL;
+	pthread_mutex_lock(&j->mu);
+	j->stop = 1;
+	pthread_cond_broadcast(&j->work);
+	pthread_cond_broadcast(&j->space);
+	pthread_mutex_unlock(&j->mu);
+	pthread_join(j->committer, NULL);
+	pthread_mutex_lock(&j->mu);
+	pthread_cond_broadcast(&j->mat);
+	pthread_mutex_unlock(&j->mu);
+	pthread_join(j->writer, NULL);
+	if (j->segfd != -1)
+		close(j->segfd);
+	/* Segments with records not yet written out stay for the replay. */
+	for (s = j->segs; s != NULL; s = s->next)
+		s->closed = 1;
+	segment_delete(j, segment_reap_take(j));
+	while ((s = j->segs) != NULL) {
+		j->segs = s->next;
+		close(s->fd);
+		free(s);
+	}
+	pthread_mutex_destroy(&j->mu);
+	pthread_cond_destroy(&j->work);
+	pthread_cond_destroy(&j->done);
+	pthread_cond_destroy(&j->mat);
+	pthread_cond_destroy(&j->space);
+	journal_free(j);
+}
