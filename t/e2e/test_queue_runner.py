@@ -376,3 +376,42 @@ class Damaged(QueueCase):
             self.spool, "corrupt", "1DDDDDDDDDDDDDDD")))
         self.assertIn("damaged message moved to corrupt/", self.log())
         self.assertIn("damaged state discarded", self.log())
+
+
+class InSmtpd(QueueCase):
+    """The runner in smtpd's own threads (queue.runner = true)."""
+
+    def test_first_failure_is_one_attempt_and_retried_after_retry_min(self):
+        # The spool's hook and inotify both tell the runner of a new
+        # message: it must still be tried once, and retried only after
+        # retry_min (60 s, +-25 %).
+        out = self.outdir()
+        prog = self.script("busy", 'cat > /dev/null\necho try >> %s/tries\n'
+                           'echo "mailbox busy" >&2\nexit 75\n' % out)
+        self.setup_queue('{ domain = "example.com"; action = "pipe"; '
+                         'command = [ "%s" ]; }' % prog,
+                         queue="retry_min = 60; retry_max = 600;",
+                         in_smtpd=True)
+        tries = os.path.join(out, "tries")
+        for n in range(3):
+            self.send("alice@example.org", ["u%d@example.com" % n])
+        self.assertTrue(wait_for(lambda: os.path.exists(tries) and
+                                 read_bytes(tries).count(b"try") >= 3),
+                        self.log())
+        # Long enough for a second attempt to show, were there one.
+        wait_for(lambda: False, 1.5)
+        self.assertEqual(read_bytes(tries).count(b"try"), 3, self.log())
+        log = self.log()
+        for n in range(3):
+            self.assertEqual(log.count("queue deferred to=<u%d@example.com>"
+                                       % n), 1, log)
+        for qid in self.queue_ids():
+            show = self.smtpq("show", qid).stdout
+            m = re.search(r"attempts=(\d+) next=(\d+)s ", show)
+            self.assertIsNotNone(m, show)
+            self.assertEqual(m.group(1), "1", show)
+            self.assertGreaterEqual(int(m.group(2)), 45 - 3, show)
+            self.assertLessEqual(int(m.group(2)), 75, show)
+            m = re.search(r"attempts=1 next=(\d+)s", log)
+            self.assertIsNotNone(m, log)
+            self.assertTrue(45 <= int(m.group(1)) <= 75, log)
