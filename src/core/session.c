@@ -432,6 +432,14 @@ do_rcpt(struct session *s, struct cmd *c)
 		(void)reply_verdict(s, &v);
 		return 0;
 	}
+	/* A bare <Postmaster> is queued as postmaster@hostname, routable. */
+	if (strchr(a.mailbox, '@') == NULL &&
+	    (size_t)snprintf(a.mailbox, sizeof(a.mailbox), "postmaster@%s",
+	    s->pol->hostname) >= sizeof(a.mailbox)) {
+		reply(s, 553, "5.1.3", "hostname too long to qualify "
+		    "<Postmaster>, give a domain");
+		return 0;
+	}
 	if (s->nrcpts == s->rcptcap) {
 		size_t ncap = s->rcptcap ? s->rcptcap * 2 : 8;
 		struct spool_rcpt *n;

@@ -736,16 +736,22 @@ initial_state(struct round *rd)
 {
 	struct qstore_state *st;
 	struct qstore_rcpt *q;
-	char **list, err[256];
+	const char *mailbox;
+	char **list, err[256], qualified[300];
 	size_t i, j, k, n;
 
 	if ((st = qstore_state_new()) == NULL)
 		return NULL;
 	for (i = 0; i < rd->env->nrcpts; i++) {
-		if (queueconf_expand(rd->qc, rd->env->rcpts[i].mailbox, &list,
-		    &n, err, sizeof(err)) == -1) {
-			if (qstore_state_add(st, rd->env->rcpts[i].mailbox, i) ==
-			    -1)
+		mailbox = rd->env->rcpts[i].mailbox;
+		/* A bare <Postmaster> queued by an older smtpd. */
+		if (strchr(mailbox, '@') == NULL &&
+		    (size_t)snprintf(qualified, sizeof(qualified),
+		    "postmaster@%s", rd->qc->hostname) < sizeof(qualified))
+			mailbox = qualified;
+		if (queueconf_expand(rd->qc, mailbox, &list, &n, err,
+		    sizeof(err)) == -1) {
+			if (qstore_state_add(st, mailbox, i) == -1)
 				goto fail;
 			q = &st->r[st->n - 1];
 			q->state = QS_FAILED;
