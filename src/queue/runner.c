@@ -1593,7 +1593,7 @@ runner_new(const char *spooldir, struct queue_conf *qc, int once,
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	if ((r->qs = qstore_open(spooldir, err, errlen)) == NULL)
+	if ((r->qs = qstore_open(spooldir, QSTORE_CREATE, err, errlen)) == NULL)
 		goto fail;
 	if ((r->lockfd = qstore_runner_lock(r->qs, err, errlen)) == -1)
 		goto fail;
