@@ -730,28 +730,46 @@ save_state(struct round *rd)
 	return rc;
 }
 
+/*
+ * A bare <Postmaster> that an older smtpd queued as it came is ours:
+ * postmaster@hostname, routed like our other addresses.  0 or -1.
+ */
+static int
+qualify_postmaster(struct round *rd)
+{
+	char buf[300], *q;
+	size_t i;
+
+	for (i = 0; i < rd->env->nrcpts; i++) {
+		if (strchr(rd->env->rcpts[i].mailbox, '@') != NULL)
+			continue;
+		if ((size_t)snprintf(buf, sizeof(buf), "postmaster@%s",
+		    rd->qc->hostname) >= sizeof(buf))
+			continue;	/* cannot be: hostname is a domain */
+		if ((q = strdup(buf)) == NULL)
+			return -1;
+		free(rd->env->rcpts[i].mailbox);
+		rd->env->rcpts[i].mailbox = q;
+	}
+	return 0;
+}
+
 /* The state of a message seen for the first time: aliases expanded. */
 static struct qstore_state *
 initial_state(struct round *rd)
 {
 	struct qstore_state *st;
 	struct qstore_rcpt *q;
-	const char *mailbox;
-	char **list, err[256], qualified[300];
+	char **list, err[256];
 	size_t i, j, k, n;
 
 	if ((st = qstore_state_new()) == NULL)
 		return NULL;
 	for (i = 0; i < rd->env->nrcpts; i++) {
-		mailbox = rd->env->rcpts[i].mailbox;
-		/* A bare <Postmaster> queued by an older smtpd. */
-		if (strchr(mailbox, '@') == NULL &&
-		    (size_t)snprintf(qualified, sizeof(qualified),
-		    "postmaster@%s", rd->qc->hostname) < sizeof(qualified))
-			mailbox = qualified;
-		if (queueconf_expand(rd->qc, mailbox, &list, &n, err,
-		    sizeof(err)) == -1) {
-			if (qstore_state_add(st, mailbox, i) == -1)
+		if (queueconf_expand(rd->qc, rd->env->rcpts[i].mailbox, &list,
+		    &n, err, sizeof(err)) == -1) {
+			if (qstore_state_add(st, rd->env->rcpts[i].mailbox, i) ==
+			    -1)
 				goto fail;
 			q = &st->r[st->n - 1];
 			q->state = QS_FAILED;
@@ -936,6 +954,12 @@ load_round(struct runner *r, struct rmsg *m)
 				msg_forget(r, m);
 		}
 		pthread_mutex_unlock(&r->mu);
+		free_round(rd);
+		return;
+	}
+	if (qualify_postmaster(rd) == -1) {
+		log_err("%s queue out of memory", m->id);
+		requeue(r, m, now + 60);
 		free_round(rd);
 		return;
 	}

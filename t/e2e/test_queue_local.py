@@ -92,7 +92,7 @@ class Maildir(QueueCase):
         self.deliver()
         box = self.box("postmaster", self.hostname)
         self.assertTrue(wait_for(lambda: maildir_files(box)), self.diag())
-        self.assertIn("queue delivered to=<postmaster@%s> orig=<Postmaster>"
+        self.assertIn("queue delivered to=<postmaster@%s> reply="
                       % self.hostname, self.log())
 
     def test_unknown_mailbox_bounces_to_sender(self):
