@@ -68,6 +68,7 @@ struct session {
 	size_t		 nrcpts, rcptcap;
 	struct spool_msg *msg;		/* open while BDAT chunks arrive */
 	struct datain	 din;
+	size_t		 added;		/* bytes of Received: and tags we add */
 	int		 bdat_failed;	/* refuse the rest of this transfer */
 
 	struct policy_session ps;
@@ -381,6 +382,7 @@ do_mail(struct session *s, struct cmd *c)
 	const char *why = "syntax error";
 	enum path_status st;
 	struct verdict v;
+	char declared[32] = "";
 
 	st = cmd_parse_mail(c->arg, &s->sender, &s->mparams, &why);
 	if (path_refused(s, st, why, "sender", "5.1.7"))
@@ -416,9 +418,11 @@ do_mail(struct session *s, struct cmd *c)
 		return 0;
 	}
 	s->bdat_failed = 0;
-	log_info("%s smtp mail from=<%.256s> size=%lld%s", s->id,
-	    s->sender.mailbox, s->mparams.size,
-	    s->mparams.smtputf8 ? " smtputf8" : "");
+	if (s->mparams.size != -1)
+		snprintf(declared, sizeof(declared), " size=%lld",
+		    s->mparams.size);
+	log_info("%s smtp mail from=<%.256s>%s%s", s->id, s->sender.mailbox,
+	    declared, s->mparams.smtputf8 ? " smtputf8" : "");
 	session_enter(s, ST_MAIL);
 	reply(s, 250, "2.1.0", "Ok");
 	return 0;
@@ -449,6 +453,14 @@ do_rcpt(struct session *s, struct cmd *c)
 	/* The mailer gets recipients as arguments: none may look like an option. */
 	if (s->conf->mailer != NULL && a.mailbox[0] == '-') {
 		reply(s, 553, "5.1.3", "Recipient may not begin with '-'");
+		return 0;
+	}
+	/* A bare <Postmaster> is queued as postmaster@hostname, routable. */
+	if (strchr(a.mailbox, '@') == NULL &&
+	    (size_t)snprintf(a.mailbox, sizeof(a.mailbox), "postmaster@%s",
+	    s->pol->hostname) >= sizeof(a.mailbox)) {
+		reply(s, 553, "5.1.3", "hostname too long to qualify "
+		    "<Postmaster>, give a domain");
 		return 0;
 	}
 	if (s->nrcpts == s->rcptcap) {
@@ -508,6 +520,7 @@ write_received(struct session *s, struct spool_msg *m)
 	rc = str_appendf(&r, "; %s\r\n", date);
 	if (rc == 0)
 		rc = spool_write(m, r.s, r.len);
+	s->added = r.len;
 	str_free(&r);
 	return rc;
 }
@@ -517,8 +530,10 @@ static void
 header_checks(void *arg, const char *hdr, size_t len, struct str *tags)
 {
 	struct session *s = arg;
+	size_t before = tags->len;
 
 	(void)policy_headers(&s->ps, hdr, len, tags, &s->hv);
+	s->added += tags->len - before;
 }
 
 static struct spool_msg *
@@ -667,7 +682,8 @@ static void
 finish_message(struct session *s, enum data_verdict v)
 {
 	char id[SPOOL_ID_LEN + 1];
-	size_t size = s->din.size;
+	/* The message as stored (as smtpq list shows it). */
+	size_t size = s->added + s->din.size;
 
 	if (v == DATA_OK && s->hv.kind == VERDICT_CONTINUE)
 		(void)policy_data_end(&s->ps, &s->hv);

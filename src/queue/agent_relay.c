@@ -43,6 +43,7 @@ struct relay_sess {
 	int			 by_mx;
 	int			 has_auth;	/* the route has credentials */
 	unsigned int		 route;		/* its number, for messages */
+	int			 announced;	/* "connected" is logged */
 	char			 dest[RELAY_DIAL_MAX];
 	char			 mta[AGENT_MTA_MAX];
 	/* What opts points to: the route may go with a reload. */
@@ -250,11 +251,6 @@ relay_open(const struct route *r, const char *dest,
 		return NULL;
 	}
 	relay_mta(client_peer(s->conn), s->mta, sizeof(s->mta));
-	log_info("queue relay connected to %.200s for %.200s (route %u): "
-	    "%s%s%s", client_peer(s->conn), s->dest, s->route,
-	    client_tls_active(s->conn) ? "TLS" : "no TLS",
-	    s->has_auth ? ", authenticated with key " : "",
-	    s->has_auth ? r->auth : "");
 	return s;
 }
 
@@ -355,6 +351,15 @@ relay_deliver(void *sess, const struct route *r, const struct agent_msg *m,
 			    "the queue runner is stopping");
 		return -1;
 	}
+	/* Logged with the first message, so that the line names it. */
+	if (!s->announced) {
+		s->announced = 1;
+		log_info("%s queue relay connected to %.200s for %.200s "
+		    "(route %u): %s%s%s", m->id, client_peer(s->conn),
+		    s->dest, s->route, client_tls_active(s->conn) ? "TLS" :
+		    "no TLS", s->has_auth ? ", authenticated with key " : "",
+		    s->has_auth && r->auth != NULL ? r->auth : "");
+	}
 	if ((cr = calloc(n, sizeof(*cr))) == NULL ||
 	    (p = calloc(n, sizeof(*p))) == NULL) {
 		free(cr);
@@ -411,7 +416,6 @@ relay_deliver(void *sess, const struct route *r, const struct agent_msg *m,
 	if (!usable)
 		log_debug("%s queue relay connection to %.200s closed: %.300s",
 		    m->id, s->mta, res.text);
-	(void)r;
 	return usable ? 0 : -1;
 }
 

@@ -51,9 +51,13 @@ path_in(char *buf, size_t len, const char *dir, const char *name,
 }
 
 struct qstore *
-qstore_open(const char *dir, char *err, size_t errlen)
+qstore_open(const char *dir, enum qstore_mode mode, char *err,
+    size_t errlen)
 {
 	struct qstore *qs;
+	struct stat sb;
+	const char *path;
+	int e;
 
 	if ((qs = calloc(1, sizeof(*qs))) == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -71,14 +75,32 @@ qstore_open(const char *dir, char *err, size_t errlen)
 	    "")) {
 		snprintf(err, errlen, "spool %.100s: path too long", dir);
 		free(qs);
+		errno = ENAMETOOLONG;
 		return NULL;
 	}
+	/* Only the runner makes a spool: elsewhere a typo would pass. */
+	if (mode != QSTORE_CREATE) {
+		/* Name the spool itself when that is what is missing. */
+		path = stat(dir, &sb) == -1 ? dir : qs->queuedir;
+		e = stat(path, &sb) == -1 ? errno :
+		    !S_ISDIR(sb.st_mode) ? ENOTDIR : 0;
+		if (e != 0) {
+			snprintf(err, errlen, "%.200s: %s", path, strerror(e));
+			free(qs);
+			errno = e;
+			return NULL;
+		}
+	}
+	if (mode == QSTORE_READ)
+		return qs;
 	if (fs_mkdirs(qs->queuedir, 0700) == -1 ||
 	    fs_mkdirs(qs->statedir, 0700) == -1 ||
 	    fs_mkdirs(qs->holddir, 0700) == -1 ||
 	    fs_mkdirs(qs->corruptdir, 0700) == -1) {
-		snprintf(err, errlen, "spool %.200s: %s", dir, strerror(errno));
+		e = errno;
+		snprintf(err, errlen, "spool %.200s: %s", dir, strerror(e));
 		free(qs);
+		errno = e;
 		return NULL;
 	}
 	return qs;
@@ -641,12 +663,14 @@ qstore_set_hold(struct qstore *qs, const char *id, int on)
 	if (path_in(path, sizeof(path), qs->holddir, id, "") == -1)
 		return -1;
 	if (on) {
-		fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
-		    0600);
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		    O_CLOEXEC, 0600);
+		if (fd == -1 && errno == EEXIST)
+			return 1;
 		if (fd == -1 || close(fd) == -1)
 			return -1;
-	} else if (unlink(path) == -1 && errno != ENOENT)
-		return -1;
+	} else if (unlink(path) == -1)
+		return errno == ENOENT ? 1 : -1;
 	return fs_sync_dir(qs->holddir);
 }
 

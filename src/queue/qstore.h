@@ -56,11 +56,20 @@ struct qstore_state {
 
 struct qstore;
 
+/* How qstore_open treats a spool that is not all there. */
+enum qstore_mode {
+	QSTORE_READ,	/* dir/queue must exist; nothing is made */
+	QSTORE_WRITE,	/* dir/queue must exist; state/, hold/, corrupt/ made */
+	QSTORE_CREATE,	/* everything made as needed (the runner) */
+};
+
 /*
- * Opens the spool's queue at dir (creating state/, hold/ and corrupt/ as
- * needed).  NULL with err.
+ * Opens the spool's queue at dir.  NULL with err (naming the path) and
+ * errno, e.g. ENOENT when dir/queue does not exist and mode does not
+ * allow to make it.
  */
-struct qstore *qstore_open(const char *dir, char *err, size_t errlen);
+struct qstore *qstore_open(const char *dir, enum qstore_mode mode,
+	    char *err, size_t errlen);
 void	qstore_close(struct qstore **);
 const char *qstore_dir(const struct qstore *);
 
@@ -117,7 +126,10 @@ int	qstore_quarantine(struct qstore *, const char *id);
 
 /* 1 if the message is on hold, 0 if not. */
 int	qstore_held(struct qstore *, const char *id);
-/* Puts the message on hold (on = 1) or releases it.  0 or -1. */
+/*
+ * Puts the message on hold (on = 1) or releases it.  0; 1 when there was
+ * nothing to do (already held, or not held); -1 on error.
+ */
 int	qstore_set_hold(struct qstore *, const char *id, int on);
 
 /*

@@ -86,6 +86,7 @@ struct rdest {
 
 struct kick {
 	char		 id[SPOOL_ID_LEN + 1];
+	int		 force;		/* 0: only news of a new message */
 	struct kick	*next;
 };
 
@@ -134,6 +135,8 @@ static int		 heap_push(struct runner *, struct rmsg *);
 static struct rmsg	*heap_pop(struct runner *);
 static void		 heap_fix(struct runner *, size_t);
 static void		 wake_locked(struct runner *, const char *, time_t);
+static void		 notice_locked(struct runner *, const char *, time_t);
+static void		 kick(struct runner *, const char *, int);
 static void		 wake_scheduler(struct runner *);
 static void		 scan_queue(struct runner *);
 static void		*sched_main(void *);
@@ -355,8 +358,21 @@ wake_scheduler(struct runner *r)
 		    strerror(errno));
 }
 
-void
-runner_kick(struct runner *r, const char *id)
+/*
+ * A message is new to the runner only once: the spool's hook and inotify
+ * both report it, and a second report must not try it again (runner lock
+ * held).
+ */
+static void
+notice_locked(struct runner *r, const char *id, time_t now)
+{
+	if (msg_find(r, id) == NULL && qstore_valid_id(id) &&
+	    msg_add(r, id, now) == NULL)
+		r->kick_scan = 1;
+}
+
+static void
+kick(struct runner *r, const char *id, int force)
 {
 	struct kick *k;
 
@@ -370,6 +386,7 @@ runner_kick(struct runner *r, const char *id)
 		r->kick_scan = 1;
 	} else {
 		str_lcpy(k->id, id, sizeof(k->id));
+		k->force = force;
 		k->next = r->kicks;
 		r->kicks = k;
 		r->nkicks++;
@@ -379,9 +396,15 @@ runner_kick(struct runner *r, const char *id)
 }
 
 void
+runner_kick(struct runner *r, const char *id)
+{
+	kick(r, id, 1);
+}
+
+void
 runner_spool_hook(void *arg, const char *id)
 {
-	runner_kick(arg, id);
+	kick(arg, id, 0);
 }
 
 void
@@ -443,10 +466,8 @@ read_notify(struct runner *r)
 			ev = (const struct inotify_event *)p;
 			if (ev->mask & IN_Q_OVERFLOW)
 				r->kick_scan = 1;
-			else if (ev->len > 0 && qstore_valid_id(ev->name) &&
-			    msg_find(r, ev->name) == NULL &&
-			    msg_add(r, ev->name, now) == NULL)
-				r->kick_scan = 1;
+			else if (ev->len > 0)
+				notice_locked(r, ev->name, now);
 		}
 		pthread_mutex_unlock(&r->mu);
 	}
@@ -531,7 +552,10 @@ sched_main(void *arg)
 					wake_locked(r, m->id, now);
 		while ((k = kicks) != NULL) {
 			kicks = k->next;
-			wake_locked(r, k->id, now);
+			if (k->force)
+				wake_locked(r, k->id, now);
+			else
+				notice_locked(r, k->id, now);
 			free(k);
 		}
 
@@ -704,6 +728,30 @@ save_state(struct round *rd)
 	if (rc == -1)
 		log_err("%s queue cannot save state: %s", rd->m->id, err);
 	return rc;
+}
+
+/*
+ * A bare <Postmaster> that an older smtpd queued as it came is ours:
+ * postmaster@hostname, routed like our other addresses.  0 or -1.
+ */
+static int
+qualify_postmaster(struct round *rd)
+{
+	char buf[300], *q;
+	size_t i;
+
+	for (i = 0; i < rd->env->nrcpts; i++) {
+		if (strchr(rd->env->rcpts[i].mailbox, '@') != NULL)
+			continue;
+		if ((size_t)snprintf(buf, sizeof(buf), "postmaster@%s",
+		    rd->qc->hostname) >= sizeof(buf))
+			continue;	/* cannot be: hostname is a domain */
+		if ((q = strdup(buf)) == NULL)
+			return -1;
+		free(rd->env->rcpts[i].mailbox);
+		rd->env->rcpts[i].mailbox = q;
+	}
+	return 0;
 }
 
 /* The state of a message seen for the first time: aliases expanded. */
@@ -919,6 +967,12 @@ load_round(struct runner *r, struct rmsg *m)
 				msg_forget(r, m);
 		}
 		pthread_mutex_unlock(&r->mu);
+		free_round(rd);
+		return;
+	}
+	if (qualify_postmaster(rd) == -1) {
+		log_err("%s queue out of memory", m->id);
+		requeue(r, m, now + 60);
 		free_round(rd);
 		return;
 	}
@@ -1590,7 +1644,7 @@ runner_new(const char *spooldir, struct queue_conf *qc, int once,
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	if ((r->qs = qstore_open(spooldir, err, errlen)) == NULL)
+	if ((r->qs = qstore_open(spooldir, QSTORE_CREATE, err, errlen)) == NULL)
 		goto fail;
 	if ((r->lockfd = qstore_runner_lock(r->qs, err, errlen)) == -1)
 		goto fail;

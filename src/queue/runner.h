@@ -44,12 +44,15 @@ struct runner *runner_start(const char *spooldir, struct queue_conf *qc,
  */
 void	runner_stop(struct runner **rp);
 /*
- * Tells the runner about message id (new, or to be tried now whatever
- * its schedule); NULL: look for new messages in queue/.  Cheap and safe
- * from any thread.
+ * Makes message id due now whatever its schedule (smtpq flush, release);
+ * NULL: look for new messages in queue/.  Cheap and safe from any thread.
  */
 void	runner_kick(struct runner *, const char *id);
-/* For spool_set_hook(sp, runner_spool_hook, runner). */
+/*
+ * For spool_set_hook(sp, runner_spool_hook, runner): news of a new
+ * message, which is tried at once unless the runner knows it already
+ * (inotify may have reported it first).
+ */
 void	runner_spool_hook(void *runner, const char *id);
 /* Uses qc for deliveries that start from now on (SIGHUP). */
 void	runner_reconfigure(struct runner *, struct queue_conf *qc);

@@ -58,6 +58,8 @@ struct msginfo {
 static struct queue_conf	*qc;
 static struct qstore		*qs;
 
+static void	usage(void) __attribute__((noreturn));
+
 static void
 usage(void)
 {
@@ -355,6 +357,13 @@ flush_one(const char *id)
 	return rc;
 }
 
+/* As flush_one, but 2 (and nothing done) if the message is held. */
+static int
+flush_one_unheld(const char *id)
+{
+	return qstore_held(qs, id) ? 2 : flush_one(id);
+}
+
 static int
 has_domain(const struct msginfo *mi, const char *domain)
 {
@@ -394,14 +403,19 @@ cmd_flush(const char *arg)
 {
 	struct msginfo mi;
 	char (*ids)[32], id[SPOOL_ID_LEN + 1], line[64];
-	size_t i, n, done = 0;
+	size_t i, n, done = 0, held = 0;
 	int rc, wake = 1, status = EX_OK;
 
 	if (arg != NULL && norm_id(arg, id)) {
-		rc = flush_one(id);
+		rc = flush_one_unheld(id);
 		if (rc == 1) {
 			fprintf(stderr, "smtpq: %s: no such message\n", id);
 			return EX_NOINPUT;
+		}
+		if (rc == 2) {
+			fprintf(stderr, "smtpq: %s: held, not flushed (release "
+			    "it to deliver it)\n", id);
+			return EX_DATAERR;
 		}
 		if (rc == -1)
 			return EX_IOERR;
@@ -424,9 +438,11 @@ cmd_flush(const char *arg)
 			if (!rc)
 				continue;
 		}
-		rc = flush_one(ids[i]);
+		rc = flush_one_unheld(ids[i]);
 		if (rc == -1)
 			status = EX_IOERR;
+		if (rc == 2)
+			held++;
 		if (rc != 0)
 			continue;
 		done++;
@@ -440,7 +456,8 @@ cmd_flush(const char *arg)
 		wake = qstore_wake(qs, "wake *");
 	if (done > 0 || arg == NULL)
 		report_wake(wake);
-	printf("flushed %zu message%s\n", done, done == 1 ? "" : "s");
+	printf("flushed %zu message%s, skipped %zu held\n", done,
+	    done == 1 ? "" : "s", held);
 	return status;
 }
 
@@ -488,7 +505,7 @@ static int
 cmd_hold(int argc, char **argv, int on)
 {
 	char id[SPOOL_ID_LEN + 1], line[64];
-	int i, fd, status = EX_OK;
+	int i, fd, rc, status = EX_OK;
 
 	for (i = 0; i < argc; i++) {
 		if (!norm_id(argv[i], id)) {
@@ -502,9 +519,18 @@ cmd_hold(int argc, char **argv, int on)
 			continue;
 		}
 		close(fd);
-		if (qstore_set_hold(qs, id, on) == -1) {
+		if ((rc = qstore_set_hold(qs, id, on)) == -1) {
 			fprintf(stderr, "smtpq: %s: %s\n", id, strerror(errno));
 			status = EX_IOERR;
+			continue;
+		}
+		if (rc == 1 && on) {
+			printf("%s: already held\n", id);
+			continue;
+		}
+		if (rc == 1) {
+			fprintf(stderr, "smtpq: %s: not held\n", id);
+			status = EX_DATAERR;
 			continue;
 		}
 		log_info("%s queue %s by smtpq", id, on ? "held" : "released");
@@ -830,10 +856,29 @@ cmd_passwd(int argc, char **argv, const char *conffile)
 	return rc;
 }
 
+/*
+ * Only the runner makes a missing spool: the other commands would
+ * otherwise report a mistyped spool as an empty queue.
+ */
+static enum qstore_mode
+store_mode(const char *cmd)
+{
+	if (strcmp(cmd, "run") == 0)
+		return QSTORE_CREATE;
+	if (strcmp(cmd, "list") == 0 || strcmp(cmd, "show") == 0 ||
+	    strcmp(cmd, "stats") == 0)
+		return QSTORE_READ;
+	if (strcmp(cmd, "flush") == 0 || strcmp(cmd, "hold") == 0 ||
+	    strcmp(cmd, "release") == 0 || strcmp(cmd, "remove") == 0)
+		return QSTORE_WRITE;
+	usage();
+}
+
 int
 main(int argc, char *argv[])
 {
 	const char *conffile = SMTPD_CONF, *cmd;
+	enum qstore_mode mode;
 	char err[1024];
 	int ch, debug = 0, conf_given = 0, rc;
 
@@ -888,10 +933,14 @@ main(int argc, char *argv[])
 		queueconf_unref(&qc);
 		return EX_OK;
 	}
-	if ((qs = qstore_open(qc->spool, err, sizeof(err))) == NULL) {
+	mode = store_mode(cmd);
+	if ((qs = qstore_open(qc->spool, mode, err, sizeof(err))) == NULL) {
+		rc = mode != QSTORE_CREATE && (errno == ENOENT ||
+		    errno == ENOTDIR) ? EX_NOINPUT : EX_CANTCREAT;
 		fprintf(stderr, "smtpq: %s\n", err);
 		queueconf_unref(&qc);
-		return EX_CANTCREAT;
+		gnutls_global_deinit();
+		return rc;
 	}
 	if (strcmp(cmd, "list") == 0 && argc == 1)
 		rc = cmd_list();

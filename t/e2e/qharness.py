@@ -107,16 +107,19 @@ class QueueCase(SmtpdCase):
 
     # --- set-up ---
 
-    def setup_queue(self, routes, aliases="", queue="", start_smtpd=True):
+    def setup_queue(self, routes, aliases="", queue="", start_smtpd=True,
+                    in_smtpd=False):
         """Starts smtpd and writes the queue config.  routes, aliases and
-        queue are libconfig text for those settings' values."""
+        queue are libconfig text for those settings' values.  in_smtpd:
+        the daemon runs the queue runner itself (queue.runner = true)."""
         self.d = self.smtpd(start=False, hostname=self.hostname)
         self.spool = self.d.spool
         snippet = "routes = ( %s );\n" % routes
         if aliases:
             snippet += "aliases = ( %s );\n" % aliases
-        # smtpq run is the runner in these tests, not smtpd.
-        snippet += "queue = { runner = false; %s };\n" % queue
+        # smtpq run is the runner in these tests, unless in_smtpd.
+        snippet += "queue = { runner = %s; %s };\n" % (
+            "true" if in_smtpd else "false", queue)
         with open(self.d.conf) as f:
             base = f.read().replace(RUNNER_OFF + "\n", "")
         probe = os.path.join(self.workdir, "probe.conf")

@@ -4,6 +4,7 @@ DSNs read back with Python's email package)."""
 import os
 import pwd
 
+from harness import parse_spool
 from qharness import (alive, QueueCase, dsn_fields, maildir_files, parse_mail,
                       read_bytes, wait_for)
 
@@ -58,6 +59,41 @@ class Maildir(QueueCase):
         self.assertEqual(maildir_files(self.box("postmaster")), [])
         raw = read_bytes(maildir_files(self.box("carol"))[0])
         self.assertIn(b"Delivered-To: carol@example.com\n", raw)
+
+    def test_bare_postmaster_is_ours(self):
+        """RCPT TO:<Postmaster> is queued as postmaster@hostname and goes
+        by that domain's route."""
+        self.setup_queue(self.routes().replace('"example.com"',
+                                               '"%s"' % self.hostname),
+                         queue=FAST)
+        self.send("alice@example.org", ["Postmaster"],
+                  b"Subject: to the postmaster\r\n\r\nhello\r\n")
+        queued = list(self.d.queued().values())
+        self.assertEqual(len(queued), 1)
+        env, _ = parse_spool(queued[0])
+        self.assertEqual(env["rcpt"], ["<postmaster@%s>" % self.hostname])
+        self.assertIn("smtp rcpt to=<postmaster@%s>" % self.hostname,
+                      self.log())
+        self.deliver()
+        box = self.box("postmaster", self.hostname)
+        self.assertTrue(wait_for(lambda: maildir_files(box)), self.diag())
+        raw = read_bytes(maildir_files(box)[0])
+        self.assertIn(b"Delivered-To: postmaster@%s\n"
+                      % self.hostname.encode(), raw)
+        self.assertTrue(wait_for(lambda: self.queue_ids() == []), self.log())
+
+    def test_bare_postmaster_in_an_old_spool_file(self):
+        # Queued unqualified (by an older smtpd): the queue qualifies it.
+        self.setup_queue(self.routes().replace('"example.com"',
+                                               '"%s"' % self.hostname),
+                         queue=FAST, start_smtpd=False)
+        self.write_spool("1PPPPPPPPPPPPPPP", "alice@example.org",
+                         ["<Postmaster>"], b"Subject: old\r\n\r\nx\r\n")
+        self.deliver()
+        box = self.box("postmaster", self.hostname)
+        self.assertTrue(wait_for(lambda: maildir_files(box)), self.diag())
+        self.assertIn("queue delivered to=<postmaster@%s> reply="
+                      % self.hostname, self.log())
 
     def test_unknown_mailbox_bounces_to_sender(self):
         self.setup_queue(self.routes(create="false"), queue=FAST)

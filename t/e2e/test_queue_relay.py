@@ -8,8 +8,10 @@ no test asks the machine's resolver anything.  DSNs come back into the
 sender's Maildir and are read with Python's email package.
 """
 import os
+import re
 import shutil
 import signal
+import smtplib
 import socket
 import subprocess
 import tempfile
@@ -176,6 +178,40 @@ class RelayAiosmtpd(RelayCase):
         self.assertIn("queue relayed to=<bob@example.net> relay=[127.0.0.1]",
                       log)
         self.assertEqual(self.dsns(), [])
+
+    def test_log_lines_name_the_message_and_its_stored_size(self):
+        h = Hop()
+        s = self.aio(h)
+        self.setup_queue(self.relay(s.port), queue=FAST)
+        body = b"Subject: sized\r\n\r\n" + b"x" * 1000 + b"\r\n"
+        with smtplib.SMTP(self.d.host, self.d.port, timeout=10) as c:
+            c.ehlo()
+            self.assertEqual(c.mail("alice@example.org")[0], 250)  # no SIZE
+            self.assertEqual(c.rcpt("bob@example.net")[0], 250)
+            self.assertEqual(c.data(body)[0], 250)
+        self.send("alice@example.org", ["carol@example.net"], body)
+        log = self.d.logtext()
+        mails = re.findall(r"smtp mail from=<alice@example\.org>(.*)", log)
+        self.assertEqual(len(mails), 2, log)
+        self.assertNotIn("size=", mails[0])
+        self.assertEqual(mails[1], " size=%d" % len(body))
+        queued = dict(re.findall(r"smtp queued id=(\S+) .* size=(\d+)$",
+                                 log, re.M))
+        self.assertEqual(sorted(queued), self.queue_ids(), log)
+        listing = self.listing()
+        for qid, size in queued.items():
+            # The size as stored: our Received: line included.
+            self.assertGreater(int(size), len(body))
+            self.assertRegex(listing, r"(?m)^%s +%s " % (qid, size))
+        self.run_all()
+        self.assertTrue(wait_for(lambda: self.queue_ids() == []), self.log())
+        lines = [l for l in self.log().splitlines() if "queue relay" in l]
+        self.assertTrue(lines, self.log())
+        for line in lines:
+            self.assertRegex(line, r"smtpq\[\d+\]: (%s) queue relay "
+                             % "|".join(queued), line)
+        self.assertRegex(self.log(), r"smtpq\[\d+\]: (%s) queue relay "
+                         r"connected to \[127\.0\.0\.1\]" % "|".join(queued))
 
     def test_4xx_then_accept_delivers_once(self):
         h = Hop(tempfail=1)

@@ -215,6 +215,43 @@ class Commands(QueueCase):
         self.assertIn("%s: flushed" % qid, r.stdout)
         self.assertIn("next=now", self.smtpq("show", qid).stdout)
 
+    def test_flush_skips_held_messages(self):
+        self.send("alice@example.org", ["x@example.net"])
+        self.send("alice@example.org", ["y@example.net"])
+        self.deliver()
+        held, other = self.queue_ids()
+        self.assertEqual(self.smtpq("hold", held).returncode, 0)
+        state = os.path.join(self.spool, "state", held)
+        before = read_bytes(state)
+        for arg in ((), ("example.net",)):
+            r = self.smtpq("flush", *arg)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("flushed 1 message, skipped 1 held", r.stdout)
+            self.assertIn("next=now", self.smtpq("show", other).stdout)
+            # The held message's schedule is left alone.
+            self.assertEqual(read_bytes(state), before)
+        r = self.smtpq("flush", held)
+        self.assertEqual(r.returncode, 65)
+        self.assertEqual(r.stdout, "")
+        self.assertEqual(r.stderr, "smtpq: %s: held, not flushed (release it "
+                         "to deliver it)\n" % held)
+
+    def test_release_of_a_message_not_held(self):
+        self.send("alice@example.org", ["x@example.net"])
+        qid = self.queue_ids()[0]
+        r = self.smtpq("release", qid)
+        self.assertEqual(r.returncode, 65)
+        self.assertEqual(r.stdout, "")
+        self.assertEqual(r.stderr, "smtpq: %s: not held\n" % qid)
+        self.assertEqual(self.smtpq("hold", qid).stdout, "%s: held\n" % qid)
+        r = self.smtpq("hold", qid)
+        self.assertEqual((r.returncode, r.stdout), (0, "%s: already held\n"
+                                                    % qid))
+        r = self.smtpq("release", qid)
+        self.assertEqual((r.returncode, r.stdout), (0, "%s: released\n"
+                                                    % qid))
+        self.assertEqual(self.smtpq("release", qid).returncode, 65)
+
     def test_only_one_runner_per_spool(self):
         self.start_runner()
         p = subprocess.run([SMTPQ, "-C", self.qconf, "run", "-o"],
@@ -237,6 +274,48 @@ class Commands(QueueCase):
                            text=True)
         self.assertEqual(p.returncode, 78)
         self.assertIn("bad.conf:3: unknown action", p.stderr)
+
+
+class MissingSpool(QueueCase):
+    """A spool that does not exist is an error, not an empty queue; only
+    the runner makes one."""
+
+    def test_commands_on_a_missing_spool(self):
+        self.setup_queue(maildir_route(self.path("mail")), start_smtpd=False)
+        missing = self.path("nowhere", "spool")
+        conf = self.path("missing.conf")
+        with open(self.qconf) as f:
+            text = f.read().replace('"%s"' % self.spool, '"%s"' % missing)
+        with open(conf, "w") as f:
+            f.write(text)
+        qid = "1K1375QXW1J630BV"
+        for args in (["list"], ["show", qid], ["stats"], ["flush"],
+                     ["flush", qid], ["hold", qid], ["release", qid],
+                     ["remove", qid]):
+            p = subprocess.run([SMTPQ, "-C", conf] + args,
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.returncode, 66, (args, p.stderr))
+            self.assertEqual(p.stdout, "", args)
+            self.assertEqual(p.stderr, "smtpq: %s: No such file or directory"
+                             "\n" % missing, args)
+            self.assertFalse(os.path.exists(self.path("nowhere")), args)
+        p = subprocess.run([SMTPQ, "-C", conf, "check"], capture_output=True,
+                           text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertFalse(os.path.exists(self.path("nowhere")))
+        # A directory that is no spool is named by its queue/.
+        os.makedirs(missing)
+        p = subprocess.run([SMTPQ, "-C", conf, "list"], capture_output=True,
+                           text=True, timeout=30)
+        self.assertEqual((p.returncode, p.stderr), (66, "smtpq: %s/queue: No "
+                         "such file or directory\n" % missing))
+        os.rmdir(missing)
+        p = subprocess.run([SMTPQ, "-C", conf, "run", "-o"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = subprocess.run([SMTPQ, "-C", conf, "list"], capture_output=True,
+                           text=True, timeout=30)
+        self.assertEqual((p.returncode, p.stdout), (0, "queue is empty\n"))
 
 
 class Limits(QueueCase):
@@ -376,3 +455,42 @@ class Damaged(QueueCase):
             self.spool, "corrupt", "1DDDDDDDDDDDDDDD")))
         self.assertIn("damaged message moved to corrupt/", self.log())
         self.assertIn("damaged state discarded", self.log())
+
+
+class InSmtpd(QueueCase):
+    """The runner in smtpd's own threads (queue.runner = true)."""
+
+    def test_first_failure_is_one_attempt_and_retried_after_retry_min(self):
+        # The spool's hook and inotify both tell the runner of a new
+        # message: it must still be tried once, and retried only after
+        # retry_min (60 s, +-25 %).
+        out = self.outdir()
+        prog = self.script("busy", 'cat > /dev/null\necho try >> %s/tries\n'
+                           'echo "mailbox busy" >&2\nexit 75\n' % out)
+        self.setup_queue('{ domain = "example.com"; action = "pipe"; '
+                         'command = [ "%s" ]; }' % prog,
+                         queue="retry_min = 60; retry_max = 600;",
+                         in_smtpd=True)
+        tries = os.path.join(out, "tries")
+        for n in range(3):
+            self.send("alice@example.org", ["u%d@example.com" % n])
+        self.assertTrue(wait_for(lambda: os.path.exists(tries) and
+                                 read_bytes(tries).count(b"try") >= 3),
+                        self.log())
+        # Long enough for a second attempt to show, were there one.
+        wait_for(lambda: False, 1.5)
+        self.assertEqual(read_bytes(tries).count(b"try"), 3, self.log())
+        log = self.log()
+        for n in range(3):
+            self.assertEqual(log.count("queue deferred to=<u%d@example.com>"
+                                       % n), 1, log)
+        for qid in self.queue_ids():
+            show = self.smtpq("show", qid).stdout
+            m = re.search(r"attempts=(\d+) next=(\d+)s ", show)
+            self.assertIsNotNone(m, show)
+            self.assertEqual(m.group(1), "1", show)
+            self.assertGreaterEqual(int(m.group(2)), 45 - 3, show)
+            self.assertLessEqual(int(m.group(2)), 75, show)
+            m = re.search(r"attempts=1 next=(\d+)s", log)
+            self.assertIsNotNone(m, log)
+            self.assertTrue(45 <= int(m.group(1)) <= 75, log)

@@ -100,7 +100,7 @@ test_store(void)
 	const char *id = "1K1375QXW1J630BV";
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
-	CU_ASSERT_PTR_NOT_NULL_FATAL(qs = qstore_open(dir, err, sizeof(err)));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(qs = qstore_open(dir, QSTORE_CREATE, err, sizeof(err)));
 	snprintf(path, sizeof(path), "%s/queue/%s", dir, id);
 	CU_ASSERT((fd = open(path, O_WRONLY | O_CREAT, 0600)) != -1);
 	close(fd);
@@ -126,8 +126,10 @@ test_store(void)
 	qstore_state_free(&st);
 
 	CU_ASSERT_EQUAL(qstore_held(qs, id), 0);
+	CU_ASSERT_EQUAL(qstore_set_hold(qs, id, 0), 1);	/* not held */
 	CU_ASSERT_EQUAL(qstore_set_hold(qs, id, 1), 0);
 	CU_ASSERT_EQUAL(qstore_held(qs, id), 1);
+	CU_ASSERT_EQUAL(qstore_set_hold(qs, id, 1), 1);	/* already */
 	CU_ASSERT_EQUAL(qstore_set_hold(qs, id, 0), 0);
 	CU_ASSERT_EQUAL(qstore_held(qs, id), 0);
 
@@ -157,6 +159,52 @@ test_store(void)
 	CU_ASSERT_EQUAL(system(path), 0);
 }
 
+/* Only QSTORE_CREATE makes a spool; the others name what is missing. */
+static void
+test_open_modes(void)
+{
+	char dir[] = "/tmp/qstore-test.XXXXXX", path[512], err[256];
+	struct qstore *qs;
+	struct stat sb;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/spool", dir);
+	CU_ASSERT_PTR_NULL(qs = qstore_open(path, QSTORE_READ, err,
+	    sizeof(err)));
+	CU_ASSERT_EQUAL(errno, ENOENT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, path));
+	CU_ASSERT_PTR_NULL(qstore_open(path, QSTORE_WRITE, err, sizeof(err)));
+	CU_ASSERT_EQUAL(errno, ENOENT);
+	CU_ASSERT_EQUAL(stat(path, &sb), -1);
+
+	/* A spool without queue/ is named with it. */
+	CU_ASSERT_EQUAL_FATAL(mkdir(path, 0700), 0);
+	CU_ASSERT_PTR_NULL(qstore_open(path, QSTORE_READ, err, sizeof(err)));
+	CU_ASSERT_EQUAL(errno, ENOENT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "/spool/queue"));
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(qs = qstore_open(path, QSTORE_CREATE,
+	    err, sizeof(err)));
+	qstore_close(&qs);
+	snprintf(path, sizeof(path), "%s/spool/hold", dir);
+	CU_ASSERT_EQUAL(rmdir(path), 0);
+	snprintf(path, sizeof(path), "%s/spool", dir);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(qs = qstore_open(path, QSTORE_READ, err,
+	    sizeof(err)));
+	qstore_close(&qs);
+	snprintf(path, sizeof(path), "%s/spool/hold", dir);
+	CU_ASSERT_EQUAL(stat(path, &sb), -1);	/* reading makes nothing */
+	snprintf(path, sizeof(path), "%s/spool", dir);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(qs = qstore_open(path, QSTORE_WRITE,
+	    err, sizeof(err)));
+	qstore_close(&qs);
+	snprintf(path, sizeof(path), "%s/spool/hold", dir);
+	CU_ASSERT_EQUAL(stat(path, &sb), 0);
+
+	snprintf(path, sizeof(path), "rm -rf '%s'", dir);
+	CU_ASSERT_EQUAL(system(path), 0);
+}
+
 static void
 test_ids(void)
 {
@@ -176,6 +224,7 @@ suite_qstore(void)
 	    CU_add_test(s, "state round trip", test_roundtrip) == NULL ||
 	    CU_add_test(s, "damaged state", test_damaged) == NULL ||
 	    CU_add_test(s, "store operations", test_store) == NULL ||
+	    CU_add_test(s, "open modes", test_open_modes) == NULL ||
 	    CU_add_test(s, "queue ids", test_ids) == NULL)
 		return -1;
 	return 0;
