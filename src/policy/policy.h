@@ -127,6 +127,7 @@ struct policy {
 	int		 auth_cleartext;		/* -p */
 	struct senders	*auth_senders;			/* NULL: any sender */
 	struct throttle_conf auth_throttle;
+	char		 auth_throttle_file[PATH_MAX];	/* stdio mode's table */
 
 	struct queue_conf *queue;	/* routes, aliases, queue { } */
 
@@ -170,6 +171,8 @@ struct policy *policy_load(const char *path, int missing_ok,
 	    const struct policy_overrides *, char *err, size_t errlen);
 /* Writes the effective policy in plain words (smtpd -t). */
 void	policy_print(const struct policy *, FILE *);
+/* Its AUTH lines: mechanisms, senders map, throttle (authprint.c). */
+void	policy_print_auth(const struct policy *, FILE *);
 
 struct policy *policy_ref(struct policy *);
 void	policy_unref(struct policy **);
