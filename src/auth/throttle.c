@@ -826,8 +826,8 @@ throttle_attach_file(struct throttle *t, const char *path, char *err,
 	/* Whoever else may write it could unblock anyone. */
 	if (!S_ISREG(st.st_mode) || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0 ||
 	    (st.st_uid != 0 && st.st_uid != geteuid())) {
-		snprintf(err, errlen, "%s: not a regular file of ours that only "
-		    "we may write", path);
+		snprintf(err, errlen, "%s: not a regular file of ours that "
+		    "only we may write", path);
 		(void)close(fd);
 		return -1;
 	}
@@ -914,7 +914,8 @@ disk_save(struct throttle *t, time_t off)
 		r.blocked_until = to_wall(x->blocked_until, off);
 		r.gseq = x->gseq;
 		at = sizeof(h) + (size_t)k * sizeof(r);
-		if (pwrite(t->fd, &r, sizeof(r), (off_t)at) != (ssize_t)sizeof(r))
+		if (pwrite(t->fd, &r, sizeof(r), (off_t)at) !=
+		    (ssize_t)sizeof(r))
 			return -1;
 		k++;
 	}

@@ -944,7 +944,8 @@ do_auth(struct session *s, struct cmd *c)
 		n = lineio_getline(s->io, &line, &len);
 		if (n == 0 || n == -1) {
 			if (th != NULL)
-				(void)throttle_release(th, peer, throttle_now());
+				(void)throttle_release(th, peer,
+				    throttle_now());
 			sasl_free(&sa);
 			secrets_unref(&sc.secrets);
 			return -1;

@@ -120,7 +120,8 @@ resname(enum sasl_result r)
 	static const char *const names[] = {
 		"CONTINUE", "OK", "FAIL", "TEMPFAIL", "CANCELLED",
 		"BAD_BASE64", "MALFORMED", "SYNTAX", "UNKNOWN_MECH",
-		"TOO_WEAK", "ENCRYPT_REQUIRED", "TOO_LONG", "NO_SECRET", "ALREADY",
+		"TOO_WEAK", "ENCRYPT_REQUIRED", "TOO_LONG", "NO_SECRET",
+		"ALREADY",
 		"IN_TRANSACTION", "AUTH_REQUIRED", "SENDER_DENIED", "BLOCKED"
 	};
 
