@@ -80,6 +80,9 @@ static const struct {
 	    "Encryption required for requested authentication mechanism" },
 	[SASL_TOO_LONG] = { 500, "5.5.6",
 	    "Authentication exchange line is too long" },
+	/* The same words as SASL_FAIL: the reply tells nothing more. */
+	[SASL_NO_SECRET] = { 535, "5.7.8",
+	    "Authentication credentials invalid" },
 	[SASL_ALREADY] = { 503, "5.5.1", "Already authenticated" },
 	[SASL_IN_TRANSACTION] = { 503, "5.5.1",
 	    "AUTH not permitted during a mail transaction" },
@@ -286,6 +289,9 @@ verdict(struct sasl *sa, int st, struct sasl_reply *rep)
 	case SECRETS_FAIL:
 		return finish(sa, SASL_FAIL, "bad password or unknown user",
 		    rep);
+	case SECRETS_NO_CLEAR:
+		return finish(sa, SASL_NO_SECRET,
+		    "CRAM-MD5 needs a {PLAIN} secret", rep);
 	default:
 		return finish(sa, SASL_TEMPFAIL, "cannot check credentials",
 		    rep);

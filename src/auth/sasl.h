@@ -14,6 +14,7 @@
  *		r = sasl_step(sa, line, len, &rep);
  *	}
  *	SASL_FAIL: count it (throttle), wait the delay, then reply;
+ *	SASL_NO_SECRET: do not count it; wait as for a failure, reply;
  *	send rep.code rep.ecode rep.text;
  *	SASL_OK: the session is authenticated as sasl_user(sa);
  *	sasl_free(&sa);
@@ -40,6 +41,8 @@ struct secrets;
 #define SASL_M_LOGIN		0x02
 #define SASL_M_CRAM_MD5		0x04
 #define SASL_M_ALL		(SASL_M_PLAIN | SASL_M_LOGIN | SASL_M_CRAM_MD5)
+/* Without auth.mechanisms: what works with every kind of secret. */
+#define SASL_M_DEFAULT		(SASL_M_PLAIN | SASL_M_LOGIN)
 
 /* Connection facts (sasl_conf.flags). */
 #define SASL_F_TLS		0x01	/* the session is under TLS */
@@ -71,6 +74,9 @@ enum sasl_result {
 	SASL_TOO_WEAK,		/* 534 5.7.9 disabled by the config */
 	SASL_ENCRYPT_REQUIRED,	/* 538 5.7.11 PLAIN/LOGIN without TLS */
 	SASL_TOO_LONG,		/* 500 5.5.6 response line too long */
+	SASL_NO_SECRET,		/* 535 5.7.8 like SASL_FAIL, but the account's
+				 * secret cannot serve the mechanism (CRAM-MD5
+				 * without {PLAIN}): not a wrong password */
 	/* Decided by the session: */
 	SASL_ALREADY,		/* 503 5.5.1 already authenticated */
 	SASL_IN_TRANSACTION,	/* 503 5.5.1 AUTH during a transaction */

@@ -60,8 +60,12 @@ struct secrets {
 	struct entry	*e;
 	size_t		 n;
 	int		 any_clear;
-	/* Hashed for unknown users so that they cost what a known one does. */
+	/*
+	 * Hashed for unknown users and {PLAIN} accounts so that they cost
+	 * what a {CRYPT} one does: an entry's hash, or dummy_setting.
+	 */
 	const char	*dummy_crypt;
+	char		 dummy_setting[CRYPT_GENSALT_OUTPUT_SIZE];
 };
 
 static void	fileid_of(const struct stat *, struct fileid *);
@@ -80,6 +84,7 @@ static void	table_free(struct secrets *);
 static enum secrets_status check_plain(const char *, size_t, const void *,
 		    size_t);
 static enum secrets_status check_crypt(const char *, const void *, size_t);
+static int	dummy_init(struct secrets *, char *, size_t);
 static int	gate_enter(void);
 static void	gate_leave(void);
 
@@ -154,6 +159,13 @@ read_file(const char *path, struct fileid *id, char **bufp, size_t *lenp,
 	}
 	if (!S_ISREG(st.st_mode)) {
 		snprintf(err, errlen, "%s: not a regular file", path);
+		goto fail;
+	}
+	/* Whoever owns it can make up accounts. */
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		snprintf(err, errlen, "%s: owned by uid %u, neither root nor "
+		    "the user smtpd runs as; refusing it", path,
+		    (unsigned int)st.st_uid);
 		goto fail;
 	}
 	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
@@ -300,7 +312,9 @@ parse_line(struct secrets *t, const char *p, size_t len, unsigned int line,
 	}
 	if (sch == SCHEME_PLAIN)
 		t->any_clear = 1;
-	else if (t->dummy_crypt == NULL)
+	/* The first yescrypt hash (what `smtpq passwd` writes), else any. */
+	else if (t->dummy_crypt == NULL || (strncmp(e->value, "$y$", 3) == 0 &&
+	    strncmp(t->dummy_crypt, "$y$", 3) != 0))
 		t->dummy_crypt = e->value;
 	return 0;
 }
@@ -379,6 +393,23 @@ parse(struct secrets *t, char *buf, size_t len, char *err, size_t errlen)
 	return 0;
 }
 
+/* A yescrypt setting to hash against when no entry has a crypt(3) hash. */
+static int
+dummy_init(struct secrets *t, char *err, size_t errlen)
+{
+	unsigned char rnd[16];
+
+	if (gnutls_rnd(GNUTLS_RND_NONCE, rnd, sizeof(rnd)) != 0 ||
+	    crypt_gensalt_rn("$y$", 0, (const char *)rnd, (int)sizeof(rnd),
+	    t->dummy_setting, (int)sizeof(t->dummy_setting)) == NULL) {
+		snprintf(err, errlen, "%s: cannot make a yescrypt setting",
+		    t->path);
+		return -1;
+	}
+	t->dummy_crypt = t->dummy_setting;
+	return 0;
+}
+
 static void
 table_free(struct secrets *t)
 {
@@ -419,6 +450,8 @@ secrets_load(const char *path, char *err, size_t errlen)
 	r = parse(t, buf, len, err, errlen);
 	str_wipe(buf, len);
 	free(buf);
+	if (r == 0 && t->dummy_crypt == NULL)
+		r = dummy_init(t, err, errlen);
 	if (r == -1) {
 		table_free(t);
 		return NULL;
@@ -550,6 +583,14 @@ gate_leave(void)
 	pthread_mutex_unlock(&gate_mu);
 }
 
+static unsigned long	hash_calls;
+
+unsigned long
+secrets_hash_calls(void)
+{
+	return __atomic_load_n(&hash_calls, __ATOMIC_RELAXED);
+}
+
 static enum secrets_status
 check_crypt(const char *stored, const void *pass, size_t plen)
 {
@@ -558,9 +599,18 @@ check_crypt(const char *stored, const void *pass, size_t plen)
 	const char *out;
 	size_t slen = strlen(stored);
 	enum secrets_status st = SECRETS_TEMPFAIL;
+	int toolong = 0;
 
 	if (plen > SECRETS_PASS_MAX)
 		return SECRETS_FAIL;
+	/*
+	 * libcrypt refuses longer passphrases, so no stored hash can match
+	 * one; hash a prefix all the same, so that it costs the usual time.
+	 */
+	if (plen >= CRYPT_MAX_PASSPHRASE_SIZE) {
+		plen = CRYPT_MAX_PASSPHRASE_SIZE - 1;
+		toolong = 1;
+	}
 	/* 32 KB: too much for a worker thread's small stack. */
 	if ((cd = calloc(1, sizeof(*cd))) == NULL)
 		return SECRETS_TEMPFAIL;
@@ -572,10 +622,11 @@ check_crypt(const char *stored, const void *pass, size_t plen)
 	pw[plen] = '\0';
 	out = crypt_r(pw, stored, cd);
 	gate_leave();
+	__atomic_add_fetch(&hash_calls, 1, __ATOMIC_RELAXED);
 	/* libcrypt's failure tokens start with '*'; the hash is unusable. */
 	if (out != NULL && out[0] != '*')
-		st = strlen(out) == slen && gnutls_memcmp(out, stored,
-		    slen) == 0 ? SECRETS_OK : SECRETS_FAIL;
+		st = !toolong && strlen(out) == slen && gnutls_memcmp(out,
+		    stored, slen) == 0 ? SECRETS_OK : SECRETS_FAIL;
 	str_wipe(pw, sizeof(pw));
 	str_wipe(cd, sizeof(*cd));
 	free(cd);
@@ -586,9 +637,8 @@ enum secrets_status
 secrets_verify(const struct secrets *t, const char *user, const void *pass,
     size_t passlen)
 {
-	static const char dummy[] = "no such user: compared for timing only";
 	const struct entry *e;
-	enum secrets_status st;
+	enum secrets_status st, dst;
 	int bad_input;
 
 	if (t == NULL)
@@ -598,18 +648,21 @@ secrets_verify(const struct secrets *t, const char *user, const void *pass,
 	    memchr(pass, '\0', passlen) != NULL;
 	if (bad_input)
 		passlen = 0;
+	/*
+	 * One crypt(3) hash whoever the user is: without it a {PLAIN}
+	 * account or an unknown user answers measurably sooner than a
+	 * {CRYPT} account.  A dummy that cannot run now (too many hashes
+	 * at once) is a temporary failure, as the real one would be.
+	 */
 	e = find(t, user);
-	if (e == NULL) {
-		if (t->dummy_crypt != NULL)
-			(void)check_crypt(t->dummy_crypt, pass, passlen);
-		else
-			(void)check_plain(dummy, sizeof(dummy) - 1, pass,
-			    passlen);
-		return SECRETS_FAIL;
-	}
-	if (e->scheme == SCHEME_PLAIN)
+	if (e == NULL || e->scheme == SCHEME_PLAIN) {
+		dst = check_crypt(t->dummy_crypt, pass, passlen);
+		if (dst == SECRETS_TEMPFAIL)
+			return SECRETS_TEMPFAIL;
+		if (e == NULL)
+			return SECRETS_FAIL;
 		st = check_plain(e->value, e->vlen, pass, passlen);
-	else
+	} else
 		st = check_crypt(e->value, pass, passlen);
 	return bad_input && st == SECRETS_OK ? SECRETS_FAIL : st;
 }
@@ -638,6 +691,8 @@ secrets_verify_cram(const struct secrets *t, const char *user,
 		return SECRETS_TEMPFAIL;
 	ok = gnutls_memcmp(mac, digest, sizeof(mac)) == 0;
 	str_wipe(mac, sizeof(mac));
+	if (e != NULL && !usable)
+		return SECRETS_NO_CLEAR;
 	return usable && ok ? SECRETS_OK : SECRETS_FAIL;
 }
 

@@ -21,8 +21,9 @@
  * use it.  There is no precomputed CRAM-MD5 form: it would be MD5's
  * internal state after the HMAC pads, which no library we use exposes.
  *
- * The file must be a regular file that neither the group nor others may
- * read or write; anything else is refused.  A bad line makes the whole load
+ * The file must be a regular file, owned by root or by the user smtpd
+ * runs as, that neither the group nor others may read or write; anything
+ * else is refused.  A bad line makes the whole load
  * fail with "file:line: message", so a typo never locks out everyone else
  * silently.
  */
@@ -44,6 +45,7 @@ enum secrets_status {
 	SECRETS_OK = 0,		/* the credentials are right */
 	SECRETS_FAIL,		/* unknown user or wrong password */
 	SECRETS_TEMPFAIL,	/* cannot check now (454 4.7.0) */
+	SECRETS_NO_CLEAR,	/* CRAM-MD5 for a user without a clear secret */
 };
 
 struct secrets;
@@ -66,19 +68,24 @@ size_t	secrets_count(const struct secrets *);
 int	secrets_changed(const struct secrets *);
 
 /*
- * Checks a password (passlen bytes, need not be NUL-terminated).  The
- * comparison takes the same time whatever the bytes; an unknown user costs
- * about what a known one does.
+ * Checks a password (passlen bytes, need not be NUL-terminated).  Every
+ * call computes exactly one crypt(3) hash: the account's for {CRYPT}, a
+ * dummy one of the same kind for {PLAIN} accounts (then compared in
+ * constant time) and for unknown users, so that the time taken does not
+ * tell the three apart.
  */
 enum secrets_status secrets_verify(const struct secrets *, const char *user,
 	    const void *pass, size_t passlen);
 /*
  * Checks a CRAM-MD5 answer: digest must be HMAC-MD5(secret, challenge).
- * Users without a clear secret fail like a wrong digest.
+ * A known user without a clear secret gives SECRETS_NO_CLEAR (after the
+ * same work), an unknown user SECRETS_FAIL.
  */
 enum secrets_status secrets_verify_cram(const struct secrets *,
 	    const char *user, const void *challenge, size_t chlen,
 	    const unsigned char digest[16]);
+/* How many crypt(3) hashes this process has computed (for tests). */
+unsigned long secrets_hash_calls(void);
 /* 1 when at least one entry has a clear secret (CRAM-MD5 can work). */
 int	secrets_any_clear(const struct secrets *);
 /*

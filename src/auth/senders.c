@@ -141,6 +141,17 @@ senders_finish(struct senders *m)
 	return 0;
 }
 
+int
+senders_get(const struct senders *m, size_t i, const char **login,
+    const char **pattern)
+{
+	if (m == NULL || i >= m->n)
+		return -1;
+	*login = m->p[i].login;
+	*pattern = m->p[i].pattern;
+	return 0;
+}
+
 /* Does sender (never "") match pattern? */
 static int
 matches(const char *pattern, const char *sender)

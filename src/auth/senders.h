@@ -38,6 +38,13 @@ void	senders_free(struct senders **);
 size_t	senders_count(const struct senders *);
 
 /*
+ * The i-th (login, pattern) pair in login order (after senders_finish()),
+ * for listing the map.  0, or -1 when i is out of range.
+ */
+int	senders_get(const struct senders *, size_t i, const char **login,
+	    const char **pattern);
+
+/*
  * 1 when login may use sender ("local@domain" without angle brackets,
  * "" for the null sender), else 0.
  */

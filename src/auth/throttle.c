@@ -4,13 +4,21 @@
  * A fixed array of entries, found through a chained hash table (keyed
  * with a random seed, so nobody can aim addresses at one chain) and kept
  * on a least-recently-used list for eviction.  Indexes are 1-based so
- * that 0 can mean "none".
+ * that 0 can mean "none".  An entry is a client (an IPv4 address, an
+ * IPv6 /64) or, for the global count, an IPv4 /24; an IPv6 /64 is both.
+ *
+ * With a state file (throttle_attach_file()) every call reads the table
+ * from the file under an fcntl() lock, works on it, and writes it back
+ * before the lock is dropped, so that processes share one count.
  */
 #include "config.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <netinet/in.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -18,21 +26,28 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <gnutls/gnutls.h>
 #include <gnutls/crypto.h>
 
+#include "lib/str.h"
 #include "throttle.h"
 
-#define KEYLEN	9	/* family byte + at most 8 address bytes (v4, v6/64) */
+#define KEYLEN	9	/* kind byte + at most 8 address bytes (v4, v6/64) */
+#define KEY_V4		4
+#define KEY_V6		6
+#define KEY_NET4	0x44	/* an IPv4 /24, for the global count */
 
 struct tentry {
 	unsigned char	 key[KEYLEN];
 	uint32_t	 hnext;		/* hash chain, or the free list */
 	uint32_t	 newer, older;	/* LRU list */
-	unsigned int	 failures;
-	time_t		 last;		/* last failure */
+	unsigned int	 failures;	/* including reserved attempts */
+	unsigned int	 inflight;	/* reserved, not yet decided */
+	time_t		 last;		/* last failure or reservation */
 	time_t		 blocked_until;
+	uint64_t	 gseq;		/* global window it was counted in */
 };
 
 struct throttle {
@@ -45,23 +60,61 @@ struct throttle {
 	uint32_t	 newest, oldest;
 	uint32_t	 freelist;
 	uint64_t	 seed;
-	/* All clients together. */
+	/* All clients together: networks with failures in this window. */
 	unsigned int	 gfailures;
 	time_t		 gstart;
 	time_t		 gblocked_until;
+	uint64_t	 gseq;		/* numbers the global windows */
+	enum throttle_news news;	/* not yet fetched by the caller */
+	unsigned int	 news_count;
+	int		 fd;		/* the state file; -1 none, -2 broken */
+	char		 path[PATH_MAX];
 };
 
+/* The state file: a header, then the entries from oldest to newest. */
+#define DISK_MAGIC	"SMTPDTH1"
+
+struct disk_head {
+	char		 magic[8];
+	uint32_t	 recsize;
+	uint32_t	 n;
+	uint32_t	 gfailures;
+	uint32_t	 pad;
+	int64_t		 gstart, gblocked_until;	/* wall clock */
+	uint64_t	 gseq;
+};
+
+struct disk_rec {
+	unsigned char	 key[KEYLEN];
+	unsigned char	 pad[3];
+	uint32_t	 failures, inflight;
+	int64_t		 last, blocked_until;		/* wall clock */
+	uint64_t	 gseq;
+};
+
+static void	table_reset(struct throttle *);
 static void	make_key(const struct sockaddr *, unsigned char *);
+static void	net_key(const unsigned char *, unsigned char *);
 static uint32_t	hash(const struct throttle *, const unsigned char *);
 static uint32_t	lookup(struct throttle *, const unsigned char *);
 static uint32_t	insert(struct throttle *, const unsigned char *);
+static uint32_t	touch(struct throttle *, const unsigned char *);
 static void	unlink_hash(struct throttle *, uint32_t);
 static void	lru_unlink(struct throttle *, uint32_t);
 static void	lru_push(struct throttle *, uint32_t);
 static void	release(struct throttle *, uint32_t);
 static void	expire(struct throttle *, struct tentry *, time_t);
 static void	global_roll(struct throttle *, time_t);
+static enum throttle_state global_state(struct throttle *, time_t,
+		    unsigned int *);
+static unsigned int global_count(struct throttle *, const unsigned char *,
+		    time_t, int *);
 static unsigned int client_delay(const struct throttle_conf *, unsigned int);
+static int	enter(struct throttle *, time_t *);
+static void	leave(struct throttle *, time_t);
+static int	disk_load(struct throttle *, time_t);
+static int	disk_save(struct throttle *, time_t);
+static time_t	clock_offset(void);
 
 #define E(t, i)	(&(t)->e[(i) - 1])
 
@@ -112,16 +165,36 @@ throttle_conf_check(const struct throttle_conf *c, char *err, size_t errlen)
 	return -1;
 }
 
+/* Empties the table and the global count. */
+static void
+table_reset(struct throttle *t)
+{
+	uint32_t i;
+
+	memset(t->e, 0, t->size * sizeof(*t->e));
+	memset(t->bucket, 0, (t->mask + 1) * sizeof(*t->bucket));
+	for (i = 1; i <= t->size; i++)
+		E(t, i)->hnext = i < t->size ? i + 1 : 0;
+	t->freelist = 1;
+	t->used = 0;
+	t->newest = t->oldest = 0;
+	t->gfailures = 0;
+	t->gstart = 0;
+	t->gblocked_until = 0;
+	t->gseq = 1;
+}
+
 struct throttle *
 throttle_new(const struct throttle_conf *c, char *err, size_t errlen)
 {
 	struct throttle *t;
-	uint32_t i, nb;
+	uint32_t nb;
 
 	if (throttle_conf_check(c, err, errlen) == -1)
 		return NULL;
 	if ((t = calloc(1, sizeof(*t))) == NULL)
 		goto nomem;
+	t->fd = -1;
 	t->c = *c;
 	t->size = c->table_size;
 	for (nb = 16; nb < t->size; nb <<= 1)
@@ -130,9 +203,7 @@ throttle_new(const struct throttle_conf *c, char *err, size_t errlen)
 	if ((t->e = calloc(t->size, sizeof(*t->e))) == NULL ||
 	    (t->bucket = calloc(nb, sizeof(*t->bucket))) == NULL)
 		goto nomem;
-	for (i = 1; i <= t->size; i++)
-		E(t, i)->hnext = i < t->size ? i + 1 : 0;
-	t->freelist = 1;
+	table_reset(t);
 	if (gnutls_rnd(GNUTLS_RND_NONCE, &t->seed, sizeof(t->seed)) != 0)
 		t->seed = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ULL;
 	if (pthread_mutex_init(&t->mu, NULL) != 0)
@@ -169,6 +240,8 @@ throttle_free(struct throttle **tp)
 	if (t == NULL)
 		return;
 	*tp = NULL;
+	if (t->fd >= 0)
+		(void)close(t->fd);
 	pthread_mutex_destroy(&t->mu);
 	free(t->e);
 	free(t->bucket);
@@ -196,17 +269,31 @@ make_key(const struct sockaddr *sa, unsigned char *key)
 		return;
 	if (sa->sa_family == AF_INET) {
 		sin = (const struct sockaddr_in *)(const void *)sa;
-		key[0] = 4;
+		key[0] = KEY_V4;
 		memcpy(key + 1, &sin->sin_addr, 4);
 	} else if (sa->sa_family == AF_INET6) {
 		sin6 = (const struct sockaddr_in6 *)(const void *)sa;
 		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
-			key[0] = 4;
+			key[0] = KEY_V4;
 			memcpy(key + 1, sin6->sin6_addr.s6_addr + 12, 4);
 		} else {
-			key[0] = 6;
+			key[0] = KEY_V6;
 			memcpy(key + 1, sin6->sin6_addr.s6_addr, 8);
 		}
+	}
+}
+
+/*
+ * The network a client key belongs to for the global count: the /24 of
+ * an IPv4 address; an IPv6 key is its /64 already.
+ */
+static void
+net_key(const unsigned char *key, unsigned char *net)
+{
+	memcpy(net, key, KEYLEN);
+	if (key[0] == KEY_V4) {
+		net[0] = KEY_NET4;
+		net[4] = 0;
 	}
 }
 
@@ -307,6 +394,19 @@ insert(struct throttle *t, const unsigned char *key)
 	return i;
 }
 
+/* The entry for key, made the most recently seen; created if need be. */
+static uint32_t
+touch(struct throttle *t, const unsigned char *key)
+{
+	uint32_t i;
+
+	if ((i = lookup(t, key)) == 0)
+		return insert(t, key);
+	lru_unlink(t, i);
+	lru_push(t, i);
+	return i;
+}
+
 static void
 release(struct throttle *t, uint32_t i)
 {
@@ -318,17 +418,24 @@ release(struct throttle *t, uint32_t i)
 	t->used--;
 }
 
-/* Forgets what has run out: an ended block, failures long ago. */
+/*
+ * Forgets what has run out: an ended block, failures long ago.  A
+ * reservation older than the window belongs to an exchange that never
+ * ended (a process that died), so it goes too.
+ */
 static void
 expire(struct throttle *t, struct tentry *x, time_t now)
 {
 	if (x->blocked_until != 0 && now >= x->blocked_until) {
 		x->blocked_until = 0;
 		x->failures = 0;
+		x->inflight = 0;
 	}
 	if (x->blocked_until == 0 && x->failures > 0 &&
-	    now - x->last >= (time_t)t->c.window)
+	    (now < x->last || now - x->last >= (time_t)t->c.window)) {
 		x->failures = 0;
+		x->inflight = 0;
+	}
 }
 
 static void
@@ -338,13 +445,64 @@ global_roll(struct throttle *t, time_t now)
 		t->gblocked_until = 0;
 		t->gfailures = 0;
 		t->gstart = now;
+		t->gseq++;
+		t->news = THROTTLE_NEWS_GLOBAL_END;
 	}
 	if (t->gblocked_until == 0 &&
 	    (now < t->gstart ||
 	    now - t->gstart >= (time_t)t->c.global_window)) {
 		t->gfailures = 0;
 		t->gstart = now;
+		t->gseq++;
 	}
+}
+
+static enum throttle_state
+global_state(struct throttle *t, time_t now, unsigned int *left)
+{
+	if (t->c.global_failures == 0)
+		return THROTTLE_OK;
+	global_roll(t, now);
+	if (t->gblocked_until == 0)
+		return THROTTLE_OK;
+	if (left != NULL)
+		*left = (unsigned int)(t->gblocked_until - now);
+	return THROTTLE_BLOCKED_GLOBAL;
+}
+
+/*
+ * Counts a failure from the network of client key into the global count,
+ * once per network and window: many addresses of one network weigh what
+ * one does.  Returns the global delay; sets *blocked when everyone is.
+ */
+static unsigned int
+global_count(struct throttle *t, const unsigned char *key, time_t now,
+    int *blocked)
+{
+	unsigned char net[KEYLEN];
+	struct tentry *n;
+
+	if (t->c.global_failures == 0)
+		return 0;
+	global_roll(t, now);
+	net_key(key, net);
+	n = E(t, touch(t, net));
+	if (n->gseq != t->gseq) {
+		n->gseq = t->gseq;
+		if (t->gfailures < t->c.global_failures)
+			t->gfailures++;
+	}
+	if (t->gblocked_until != 0)
+		*blocked = 1;
+	else if (t->gfailures >= t->c.global_failures) {
+		t->gblocked_until = now + (time_t)t->c.global_block;
+		t->news = THROTTLE_NEWS_GLOBAL_START;
+		t->news_count = t->gfailures;
+		*blocked = 1;
+	}
+	/* Grows linearly with the pressure, up to the cap. */
+	return (unsigned int)((unsigned long long)t->c.max_delay_ms *
+	    t->gfailures / t->c.global_failures);
 }
 
 /* delay_ms * 2^(n-1), capped. */
@@ -360,27 +518,72 @@ client_delay(const struct throttle_conf *c, unsigned int n)
 	return d > c->max_delay_ms ? c->max_delay_ms : (unsigned int)d;
 }
 
+/*
+ * Takes the lock (and the file's, reading the table from it).  *offp
+ * gets the wall clock's offset from the monotonic one.  0, or -1 when
+ * the file failed (the mutex is then not held).
+ */
+static int
+enter(struct throttle *t, time_t *offp)
+{
+	struct flock fl;
+
+	pthread_mutex_lock(&t->mu);
+	*offp = 0;
+	if (t->fd == -1)
+		return 0;
+	if (t->fd < 0)
+		goto fail;
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	while (fcntl(t->fd, F_SETLKW, &fl) == -1)
+		if (errno != EINTR)
+			goto fail;
+	*offp = clock_offset();
+	if (disk_load(t, *offp) == 0)
+		return 0;
+	fl.l_type = F_UNLCK;
+	(void)fcntl(t->fd, F_SETLK, &fl);
+fail:
+	pthread_mutex_unlock(&t->mu);
+	return -1;
+}
+
+/* Writes the table back (with a file) and drops the locks. */
+static void
+leave(struct throttle *t, time_t off)
+{
+	struct flock fl;
+
+	if (t->fd >= 0) {
+		/* A failed write leaves the old state: fewer counts, no harm
+		 * beyond that, and the next call tries again. */
+		(void)disk_save(t, off);
+		memset(&fl, 0, sizeof(fl));
+		fl.l_type = F_UNLCK;
+		fl.l_whence = SEEK_SET;
+		(void)fcntl(t->fd, F_SETLK, &fl);
+	}
+	pthread_mutex_unlock(&t->mu);
+}
+
 enum throttle_state
 throttle_check(struct throttle *t, const struct sockaddr *sa, time_t now,
     unsigned int *left)
 {
 	unsigned char key[KEYLEN];
-	enum throttle_state st = THROTTLE_OK;
+	enum throttle_state st;
 	struct tentry *x;
 	uint32_t i;
+	time_t off;
 
 	if (left != NULL)
 		*left = 0;
 	make_key(sa, key);
-	pthread_mutex_lock(&t->mu);
-	if (t->c.global_failures > 0) {
-		global_roll(t, now);
-		if (t->gblocked_until != 0) {
-			st = THROTTLE_BLOCKED_GLOBAL;
-			if (left != NULL)
-				*left = (unsigned int)(t->gblocked_until - now);
-		}
-	}
+	if (enter(t, &off) == -1)
+		return THROTTLE_ERROR;
+	st = global_state(t, now, left);
 	if ((i = lookup(t, key)) != 0) {
 		x = E(t, i);
 		expire(t, x, now);
@@ -393,7 +596,45 @@ throttle_check(struct throttle *t, const struct sockaddr *sa, time_t now,
 		lru_unlink(t, i);
 		lru_push(t, i);
 	}
-	pthread_mutex_unlock(&t->mu);
+	leave(t, off);
+	return st;
+}
+
+enum throttle_state
+throttle_reserve(struct throttle *t, const struct sockaddr *sa, time_t now,
+    unsigned int *left)
+{
+	unsigned char key[KEYLEN];
+	enum throttle_state st;
+	struct tentry *x;
+	time_t off;
+
+	if (left != NULL)
+		*left = 0;
+	make_key(sa, key);
+	if (enter(t, &off) == -1)
+		return THROTTLE_ERROR;
+	st = global_state(t, now, left);
+	x = E(t, touch(t, key));
+	expire(t, x, now);
+	if (x->blocked_until != 0) {
+		st = THROTTLE_BLOCKED;
+		if (left != NULL)
+			*left = (unsigned int)(x->blocked_until - now);
+	} else if (st == THROTTLE_OK && t->c.max_failures > 0 &&
+	    x->failures >= t->c.max_failures) {
+		/* Attempts still running hold every allowed try. */
+		st = THROTTLE_BLOCKED;
+		if (left != NULL)
+			*left = t->c.block;
+	}
+	if (st == THROTTLE_OK) {
+		if (x->failures < UINT_MAX)
+			x->failures++;
+		x->inflight++;
+		x->last = now;
+	}
+	leave(t, off);
 	return st;
 }
 
@@ -402,22 +643,23 @@ throttle_fail(struct throttle *t, const struct sockaddr *sa, time_t now,
     int *blocked)
 {
 	unsigned char key[KEYLEN];
-	unsigned int d, gd = 0;
+	unsigned int d, gd;
 	struct tentry *x;
-	uint32_t i;
+	time_t off;
 	int b = 0;
 
 	make_key(sa, key);
-	pthread_mutex_lock(&t->mu);
-	if ((i = lookup(t, key)) == 0)
-		i = insert(t, key);
-	else {
-		lru_unlink(t, i);
-		lru_push(t, i);
+	if (enter(t, &off) == -1) {
+		if (blocked != NULL)
+			*blocked = 1;
+		return t->c.max_delay_ms;
 	}
-	x = E(t, i);
+	x = E(t, touch(t, key));
 	expire(t, x, now);
-	if (x->failures < UINT_MAX)
+	/* A reserved attempt was counted when it began. */
+	if (x->inflight > 0)
+		x->inflight--;
+	else if (x->failures < UINT_MAX)
 		x->failures++;
 	x->last = now;
 	d = client_delay(&t->c, x->failures);
@@ -427,38 +669,86 @@ throttle_fail(struct throttle *t, const struct sockaddr *sa, time_t now,
 		x->blocked_until = now + (time_t)t->c.block;
 		b = 1;
 	}
-	if (t->c.global_failures > 0) {
-		global_roll(t, now);
-		if (t->gfailures < t->c.global_failures)
-			t->gfailures++;
-		/* Grows linearly with the pressure, up to the cap. */
-		gd = (unsigned int)((unsigned long long)t->c.max_delay_ms *
-		    t->gfailures / t->c.global_failures);
-		if (t->gblocked_until != 0)
-			b = 1;
-		else if (t->gfailures >= t->c.global_failures) {
-			t->gblocked_until = now + (time_t)t->c.global_block;
-			b = 1;
-		}
-	}
-	pthread_mutex_unlock(&t->mu);
+	gd = global_count(t, key, now, &b);
+	leave(t, off);
 	if (blocked != NULL)
 		*blocked = b;
 	return d > gd ? d : gd;
 }
 
-void
-throttle_success(struct throttle *t, const struct sockaddr *sa)
+int
+throttle_success(struct throttle *t, const struct sockaddr *sa, time_t now)
 {
 	unsigned char key[KEYLEN];
+	struct tentry *x;
 	uint32_t i;
+	time_t off;
+	int blocked;
 
 	make_key(sa, key);
+	if (enter(t, &off) == -1)
+		return 1;
+	blocked = global_state(t, now, NULL) != THROTTLE_OK;
+	if ((i = lookup(t, key)) != 0) {
+		x = E(t, i);
+		expire(t, x, now);
+		/* A block stays, and this success is answered as a failure. */
+		if (x->blocked_until != 0)
+			blocked = 1;
+		else if (!blocked && x->inflight > 1) {
+			/* Forget the failures, not the other running tries. */
+			x->inflight--;
+			x->failures = x->inflight;
+		} else if (!blocked)
+			release(t, i);
+	}
+	leave(t, off);
+	return blocked;
+}
+
+unsigned int
+throttle_release(struct throttle *t, const struct sockaddr *sa, time_t now)
+{
+	unsigned char key[KEYLEN];
+	unsigned int n = 0, gd = 0, d;
+	struct tentry *x;
+	uint32_t i;
+	time_t off;
+
+	make_key(sa, key);
+	if (enter(t, &off) == -1)
+		return t->c.max_delay_ms;
+	if ((i = lookup(t, key)) != 0) {
+		x = E(t, i);
+		expire(t, x, now);
+		if (x->inflight > 0) {
+			x->inflight--;
+			if (x->failures > 0)
+				x->failures--;
+		}
+		n = x->failures;
+	}
+	if (t->c.global_failures > 0)
+		gd = (unsigned int)((unsigned long long)t->c.max_delay_ms *
+		    t->gfailures / t->c.global_failures);
+	leave(t, off);
+	/* What a failure would have waited. */
+	d = client_delay(&t->c, n + 1);
+	return d > gd ? d : gd;
+}
+
+enum throttle_news
+throttle_news(struct throttle *t, unsigned int *networks)
+{
+	enum throttle_news n;
+
 	pthread_mutex_lock(&t->mu);
-	/* A block stays: only a client that was let in can succeed. */
-	if ((i = lookup(t, key)) != 0 && E(t, i)->blocked_until == 0)
-		release(t, i);
+	n = t->news;
+	if (networks != NULL)
+		*networks = t->news_count;
+	t->news = THROTTLE_NEWS_NONE;
 	pthread_mutex_unlock(&t->mu);
+	return n;
 }
 
 unsigned int
@@ -467,14 +757,16 @@ throttle_failures(struct throttle *t, const struct sockaddr *sa, time_t now)
 	unsigned char key[KEYLEN];
 	unsigned int n = 0;
 	uint32_t i;
+	time_t off;
 
 	make_key(sa, key);
-	pthread_mutex_lock(&t->mu);
+	if (enter(t, &off) == -1)
+		return 0;
 	if ((i = lookup(t, key)) != 0) {
 		expire(t, E(t, i), now);
 		n = E(t, i)->failures;
 	}
-	pthread_mutex_unlock(&t->mu);
+	leave(t, off);
 	return n;
 }
 
@@ -482,9 +774,158 @@ size_t
 throttle_clients(struct throttle *t)
 {
 	size_t n;
+	time_t off;
 
-	pthread_mutex_lock(&t->mu);
+	if (enter(t, &off) == -1)
+		return 0;
 	n = t->used;
-	pthread_mutex_unlock(&t->mu);
+	leave(t, off);
 	return n;
+}
+
+/* Wall clock minus monotonic clock, in seconds. */
+static time_t
+clock_offset(void)
+{
+	struct timespec rt, mt;
+
+	if (clock_gettime(CLOCK_REALTIME, &rt) == -1 ||
+	    clock_gettime(CLOCK_MONOTONIC, &mt) == -1)
+		return 0;
+	return rt.tv_sec - mt.tv_sec;
+}
+
+int
+throttle_attach_file(struct throttle *t, const char *path, char *err,
+    size_t errlen)
+{
+	struct stat st;
+	int fd;
+
+	/* Until it works, AUTH is refused rather than left unthrottled. */
+	pthread_mutex_lock(&t->mu);
+	if (t->fd >= 0)
+		(void)close(t->fd);
+	t->fd = -2;
+	pthread_mutex_unlock(&t->mu);
+	if (str_lcpy(t->path, path, sizeof(t->path)) >= sizeof(t->path)) {
+		snprintf(err, errlen, "%.100s...: path too long", path);
+		return -1;
+	}
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW |
+	    O_NOCTTY | O_NONBLOCK, 0600);
+	if (fd == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		(void)close(fd);
+		return -1;
+	}
+	/* Whoever else may write it could unblock anyone. */
+	if (!S_ISREG(st.st_mode) || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0 ||
+	    (st.st_uid != 0 && st.st_uid != geteuid())) {
+		snprintf(err, errlen, "%s: not a regular file of ours that "
+		    "only we may write", path);
+		(void)close(fd);
+		return -1;
+	}
+	pthread_mutex_lock(&t->mu);
+	t->fd = fd;
+	pthread_mutex_unlock(&t->mu);
+	return 0;
+}
+
+static time_t
+to_mono(int64_t wall, time_t off)
+{
+	return wall == 0 ? 0 : (time_t)wall - off;
+}
+
+static int64_t
+to_wall(time_t mono, time_t off)
+{
+	return mono == 0 ? 0 : (int64_t)(mono + off);
+}
+
+/*
+ * Replaces the table with the file's.  A file that is empty, of another
+ * format or damaged counts as an empty table: 0.  -1 on a read error.
+ */
+static int
+disk_load(struct throttle *t, time_t off)
+{
+	struct disk_head h;
+	struct disk_rec r;
+	struct tentry *x;
+	ssize_t n;
+	uint32_t k;
+
+	table_reset(t);
+	n = pread(t->fd, &h, sizeof(h), 0);
+	if (n == -1)
+		return -1;
+	if ((size_t)n < sizeof(h) || memcmp(h.magic, DISK_MAGIC, 8) != 0 ||
+	    h.recsize != sizeof(r) || h.n > t->size)
+		return 0;
+	for (k = 0; k < h.n; k++) {
+		n = pread(t->fd, &r, sizeof(r), (off_t)(sizeof(h) +
+		    (size_t)k * sizeof(r)));
+		if (n == -1)
+			return -1;
+		if ((size_t)n < sizeof(r))
+			break;
+		/* Oldest first, so the LRU order comes back as it was. */
+		x = E(t, touch(t, r.key));
+		x->failures = r.failures;
+		x->inflight = r.inflight;
+		x->last = to_mono(r.last, off);
+		x->blocked_until = to_mono(r.blocked_until, off);
+		x->gseq = r.gseq;
+	}
+	t->gfailures = h.gfailures;
+	t->gstart = to_mono(h.gstart, off);
+	t->gblocked_until = to_mono(h.gblocked_until, off);
+	t->gseq = h.gseq;
+	return 0;
+}
+
+/* Writes the table, entries oldest first.  0 or -1. */
+static int
+disk_save(struct throttle *t, time_t off)
+{
+	struct disk_head h;
+	struct disk_rec r;
+	struct tentry *x;
+	uint32_t i, k = 0;
+	size_t at;
+
+	memset(&h, 0, sizeof(h));
+	memcpy(h.magic, DISK_MAGIC, 8);
+	h.recsize = sizeof(r);
+	for (i = t->oldest; i != 0; i = E(t, i)->newer) {
+		x = E(t, i);
+		memset(&r, 0, sizeof(r));
+		memcpy(r.key, x->key, KEYLEN);
+		r.failures = x->failures;
+		r.inflight = x->inflight;
+		r.last = to_wall(x->last, off);
+		r.blocked_until = to_wall(x->blocked_until, off);
+		r.gseq = x->gseq;
+		at = sizeof(h) + (size_t)k * sizeof(r);
+		if (pwrite(t->fd, &r, sizeof(r), (off_t)at) !=
+		    (ssize_t)sizeof(r))
+			return -1;
+		k++;
+	}
+	h.n = k;
+	h.gfailures = t->gfailures;
+	h.gstart = to_wall(t->gstart, off);
+	h.gblocked_until = to_wall(t->gblocked_until, off);
+	h.gseq = t->gseq;
+	if (pwrite(t->fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
+	    ftruncate(t->fd, (off_t)(sizeof(h) + (size_t)k * sizeof(r))) == -1)
+		return -1;
+	return 0;
 }

@@ -127,6 +127,8 @@ load_credentials(const struct policy *p, int strict)
 		} else {
 			if (tls_server_describe(ts, err, sizeof(err)) == 1)
 				log_warn("TLS certificate: %s", err);
+			if (tls_server_warning(ts)[0] != '\0')
+				log_warn("TLS: %s", tls_server_warning(ts));
 			tls_server_install(ts);
 		}
 	} else
@@ -288,6 +290,16 @@ main(int argc, char *argv[])
 		log_err("out of memory");
 		exit(EX_OSERR);
 	}
+	/*
+	 * Each stdio session is its own process: AUTH failures add up only
+	 * in a file they share.  Without it AUTH is refused (454), never
+	 * left unthrottled.
+	 */
+	if (stdio_mode && pol->auth_secrets[0] != '\0' &&
+	    throttle_attach_file(th, pol->auth_throttle_file, err,
+	    sizeof(err)) == -1)
+		log_err("AUTH throttle state: %s; AUTH refused in this "
+		    "session", err);
 	if (stdio_mode) {
 		struct session_conf sc;
 

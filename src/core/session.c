@@ -910,22 +910,43 @@ pause_ms(unsigned int ms)
 		;
 }
 
+/* Logs the start and end of the global AUTH lock-out. */
+static void
+auth_news(struct session *s, struct throttle *th)
+{
+	const struct throttle_conf *tc = &s->pol->auth_throttle;
+	unsigned int n;
+
+	switch (throttle_news(th, &n)) {
+	case THROTTLE_NEWS_GLOBAL_START:
+		log_warn("%s auth global lock-out started: failures from %u "
+		    "networks within %u s; AUTH refused to every client for "
+		    "%u s", s->id, n, tc->global_window, tc->global_block);
+		break;
+	case THROTTLE_NEWS_GLOBAL_END:
+		log_warn("%s auth global lock-out ended", s->id);
+		break;
+	default:
+		break;
+	}
+}
+
 static int
 do_auth(struct session *s, struct cmd *c)
 {
 	const struct sockaddr *peer = (const struct sockaddr *)&s->conf->peer;
-	struct throttle *th = peer->sa_family != AF_UNSPEC ?
-	    s->conf->throttle : NULL;
+	struct throttle *th = s->conf->throttle;
 	char mech[SASL_MECH_MAX + 1], user[SASL_USER_MAX * 4 + 1];
 	struct sasl_conf sc;
 	struct sasl_reply rep;
 	struct sasl *sa = NULL;
 	enum sasl_result r;
+	enum throttle_state ts = THROTTLE_OK;
 	const char *ir;
-	unsigned int left, delay;
+	unsigned int left, delay = 0;
 	char *line;
 	size_t len;
-	int n, blocked = 0;
+	int n, blocked = 0, late = 0;
 
 	if (s->pol->auth_secrets[0] == '\0') {
 		reply(s, 502, "5.5.1", "Error: authentication not enabled");
@@ -943,16 +964,26 @@ do_auth(struct session *s, struct cmd *c)
 		auth_reply(s, SASL_IN_TRANSACTION);
 		return 0;
 	}
-	if (th != NULL && throttle_check(th, peer, throttle_now(), &left) !=
-	    THROTTLE_OK) {
+	if (sasl_split(c->arg, mech, sizeof(mech), &ir) == -1) {
+		auth_reply(s, SASL_SYNTAX);
+		return 0;
+	}
+	/* The attempt counts before any password is checked. */
+	if (th != NULL) {
+		ts = throttle_reserve(th, peer, throttle_now(), &left);
+		auth_news(s, th);
+	}
+	if (ts == THROTTLE_ERROR) {
+		log_err("%s auth refused: the AUTH throttle state is unusable",
+		    s->id);
+		auth_reply(s, SASL_TEMPFAIL);
+		return 0;
+	}
+	if (ts != THROTTLE_OK) {
 		log_info("%s auth refused: too many failures from %s", s->id,
 		    s->peer_addr);
 		auth_reply(s, SASL_BLOCKED);
 		session_close(s, END_AUTH_BLOCKED);
-		return 0;
-	}
-	if (sasl_split(c->arg, mech, sizeof(mech), &ir) == -1) {
-		auth_reply(s, SASL_SYNTAX);
 		return 0;
 	}
 	auth_conf(s, &sc);
@@ -961,6 +992,9 @@ do_auth(struct session *s, struct cmd *c)
 		(void)lineio_printf(s->io, "334 %s\r\n", rep.text);
 		n = lineio_getline(s->io, &line, &len);
 		if (n == 0 || n == -1) {
+			if (th != NULL)
+				(void)throttle_release(th, peer,
+				    throttle_now());
 			sasl_free(&sa);
 			secrets_unref(&sc.secrets);
 			return -1;
@@ -976,33 +1010,49 @@ do_auth(struct session *s, struct cmd *c)
 	}
 	str_printable(user, sizeof(user), sa ? sasl_user(sa) : "",
 	    sa ? strlen(sasl_user(sa)) : 0);
+	/*
+	 * Blocked while this exchange ran: a right guess is no way in, and
+	 * its answer must not stand out from the failures around it.
+	 */
+	if (r == SASL_OK && th != NULL &&
+	    throttle_success(th, peer, throttle_now())) {
+		log_info("%s auth refused user=%.100s: too many failures from "
+		    "%s (right password, answered as a failure)", s->id, user,
+		    s->peer_addr);
+		r = SASL_FAIL;
+		late = 1;
+	}
 	if (r == SASL_FAIL) {
 		delay = th != NULL ? throttle_fail(th, peer, throttle_now(),
 		    &blocked) : 1000;
-		log_info("%s auth failed user=%.100s mechanism=%s address=%s "
-		    "reason=\"%s\"", s->id, user, sa ? sasl_mech(sa) : mech,
-		    s->peer_addr, sa ? sasl_why(sa) : "");
-		(void)lineio_flush(s->io);
-		pause_ms(delay);
-		if (blocked) {
-			sasl_reply_for(SASL_BLOCKED, &rep);
+		if (!late)
+			log_info("%s auth failed user=%.100s mechanism=%s "
+			    "address=%s reason=\"%s\"", s->id, user,
+			    sa ? sasl_mech(sa) : mech, s->peer_addr,
+			    sa ? sasl_why(sa) : "");
+		sasl_reply_for(blocked ? SASL_BLOCKED : SASL_FAIL, &rep);
+		if (blocked)
 			session_close(s, END_AUTH_BLOCKED);
-		}
-	} else if (r == SASL_OK && th != NULL &&
-	    throttle_check(th, peer, throttle_now(), &left) != THROTTLE_OK) {
-		/* Blocked while this exchange ran: a right guess is no way in. */
-		log_info("%s auth refused user=%.100s: too many failures from %s",
-		    s->id, user, s->peer_addr);
-		sasl_reply_for(SASL_BLOCKED, &rep);
-		session_close(s, END_AUTH_BLOCKED);
+	} else if (r == SASL_NO_SECRET) {
+		/* Not a wrong password, but it waits like one. */
+		delay = th != NULL ? throttle_release(th, peer,
+		    throttle_now()) : 1000;
+		log_info("%s auth unusable user=%.100s mechanism=%s address=%s "
+		    "reason=\"%s\"", s->id, user, sasl_mech(sa), s->peer_addr,
+		    sasl_why(sa));
 	} else if (r == SASL_OK) {
-		if (th != NULL)
-			throttle_success(th, peer);
 		str_lcpy(s->auth_user, sasl_user(sa), sizeof(s->auth_user));
 		s->authenticated = 1;
 		policy_session_trust(&s->ps, 1);
 		log_info("%s auth ok user=%.100s mechanism=%s", s->id, user,
 		    sasl_mech(sa));
+	} else if (th != NULL)
+		(void)throttle_release(th, peer, throttle_now());
+	if (th != NULL)
+		auth_news(s, th);
+	if (delay > 0) {
+		(void)lineio_flush(s->io);
+		pause_ms(delay);
 	}
 	reply(s, rep.code, rep.ecode, "%s", rep.text);
 	sasl_free(&sa);

@@ -43,10 +43,11 @@ struct tls_server {
 	int		 client_ca;	/* ask for client certificates */
 	char		 subject[TLS_DN_MAX];
 	time_t		 expires;
+	char		 warning[1200];	/* "" when none */
 };
 
 static int	read_file(const char *, const char *, gnutls_datum_t *,
-		    char *, size_t);
+		    mode_t *, char *, size_t);
 static void	datum_free(gnutls_datum_t *, int);
 static void	server_free(struct tls_server *);
 static void	own_cert_facts(struct tls_server *);
@@ -62,11 +63,12 @@ static void	client_cert_info(gnutls_session_t, struct tls_info *);
 
 /*
  * Reads a whole PEM file, at most TLS_FILE_MAX bytes, into d (malloc'd;
- * free with datum_free()).  what names the config key in errors.
+ * free with datum_free()).  what names the config key in errors.  *modep
+ * (unless NULL) gets the file's mode.
  */
 static int
-read_file(const char *what, const char *path, gnutls_datum_t *d, char *err,
-    size_t errlen)
+read_file(const char *what, const char *path, gnutls_datum_t *d,
+    mode_t *modep, char *err, size_t errlen)
 {
 	struct stat st;
 	size_t len = 0;
@@ -94,6 +96,8 @@ read_file(const char *what, const char *path, gnutls_datum_t *d, char *err,
 		(void)close(fd);
 		return -1;
 	}
+	if (modep != NULL)
+		*modep = st.st_mode;
 	if ((d->data = malloc((size_t)st.st_size + 1)) == NULL) {
 		snprintf(err, errlen, "%s %s: out of memory", what, path);
 		(void)close(fd);
@@ -169,6 +173,7 @@ tls_server_new(const struct tls_conf *conf, char *err, size_t errlen)
 	gnutls_datum_t cert = { NULL, 0 }, chain = { NULL, 0 };
 	gnutls_datum_t key = { NULL, 0 }, both = { NULL, 0 };
 	const char *prio, *errpos = NULL;
+	mode_t kmode = 0;
 	int r;
 
 	if (conf->certificate == NULL || conf->key == NULL) {
@@ -187,12 +192,17 @@ tls_server_new(const struct tls_conf *conf, char *err, size_t errlen)
 		    gnutls_strerror(r));
 		goto fail;
 	}
-	if (read_file("tls.certificate", conf->certificate, &cert, err,
+	if (read_file("tls.certificate", conf->certificate, &cert, NULL, err,
 	    errlen) == -1 ||
-	    read_file("tls.key", conf->key, &key, err, errlen) == -1)
+	    read_file("tls.key", conf->key, &key, &kmode, err, errlen) == -1)
 		goto fail;
+	/* Used all the same (refusing would stop mail), but said loudly. */
+	if ((kmode & (S_IRWXG | S_IRWXO)) != 0)
+		snprintf(srv->warning, sizeof(srv->warning), "tls.key %s: "
+		    "group or others have access (mode %04o); chmod 600 it",
+		    conf->key, (unsigned int)(kmode & 07777));
 	if (conf->chain != NULL) {
-		if (read_file("tls.chain", conf->chain, &chain, err,
+		if (read_file("tls.chain", conf->chain, &chain, NULL, err,
 		    errlen) == -1)
 			goto fail;
 		/* GnuTLS takes the chain as PEM blocks after the leaf. */
@@ -292,6 +302,12 @@ tls_server_describe(const struct tls_server *srv, char *buf, size_t len)
 	snprintf(buf, len, "subject %s, %s %s", srv->subject[0] != '\0' ?
 	    srv->subject : "(unknown)", expired ? "EXPIRED" : "expires", when);
 	return expired;
+}
+
+const char *
+tls_server_warning(const struct tls_server *srv)
+{
+	return srv->warning;
 }
 
 static pthread_mutex_t	 cur_mu = PTHREAD_MUTEX_INITIALIZER;

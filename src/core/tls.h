@@ -58,6 +58,8 @@ void	tls_server_unref(struct tls_server **);
  * Returns 1 when it has expired, else 0.
  */
 int	tls_server_describe(const struct tls_server *, char *buf, size_t len);
+/* A problem to log, such as a key that others may read; "" if none. */
+const char *tls_server_warning(const struct tls_server *);
 
 /* The process-wide server new handshakes use: a reference, or NULL. */
 struct tls_server *tls_server_current(void);

@@ -45,7 +45,8 @@ static const char *const auth_keys[] = {
 };
 static const char *const throttle_keys[] = {
 	"failures", "window", "block", "delay", "max_delay",
-	"global_failures", "global_window", "global_block", "table_size", NULL
+	"global_failures", "global_window", "global_block", "table_size",
+	"file", NULL
 };
 static const char *const limit_keys[] = {
 	"message_size", "recipients", "sessions", "sessions_per_ip", "errors",
@@ -112,7 +113,7 @@ policy_defaults(struct policy *p)
 	p->grey_entries = DEF_GREY_ENTRIES;
 	p->tls_tickets = 1;
 	p->tls_handshake_timeout = 30;
-	p->auth_mechs = SASL_M_ALL;
+	p->auth_mechs = SASL_M_DEFAULT;
 	throttle_conf_defaults(&p->auth_throttle);
 	str_lcpy(p->spool, SMTPD_SPOOL, sizeof(p->spool));
 }
@@ -728,6 +729,9 @@ load_auth(struct policy *p, config_setting_t *g, const char *path, char *err,
 				    "auth.mechanisms: PLAIN, LOGIN or CRAM-MD5");
 			p->auth_mechs |= bit;
 		}
+		if (p->auth_mechs == 0)
+			return seterr(err, errlen, path, s,
+			    "auth.mechanisms: name at least one mechanism");
 	}
 	if ((s = config_setting_get_member(g, "senders")) != NULL) {
 		if (!config_setting_is_list(s))
@@ -790,7 +794,9 @@ load_auth(struct policy *p, config_setting_t *g, const char *path, char *err,
 		    get_uint(t, "global_block", 1, 86400, &tc->global_block, path,
 		    err, errlen) == -1 ||
 		    get_uint(t, "table_size", 16, 1000000, &tc->table_size, path,
-		    err, errlen) == -1)
+		    err, errlen) == -1 ||
+		    get_path(t, "file", p->auth_throttle_file,
+		    sizeof(p->auth_throttle_file), path, err, errlen) == -1)
 			return -1;
 		if (throttle_conf_check(tc, msg, sizeof(msg)) == -1)
 			return seterr(err, errlen, path, t, "auth.throttle: %s", msg);
@@ -1113,6 +1119,13 @@ policy_load(const char *path, int missing_ok,
 		snprintf(err, errlen, "%s: dump path too long", path);
 		goto fail;
 	}
+	if (p->auth_throttle_file[0] == '\0' &&
+	    (size_t)snprintf(p->auth_throttle_file,
+	    sizeof(p->auth_throttle_file), "%s/auth-throttle", p->spool) >=
+	    sizeof(p->auth_throttle_file)) {
+		snprintf(err, errlen, "%s: auth-throttle path too long", path);
+		goto fail;
+	}
 	if (p->grey_file[0] == '\0' &&
 	    (size_t)snprintf(p->grey_file, sizeof(p->grey_file), "%s/greylist",
 	    p->spool) >= sizeof(p->grey_file)) {
@@ -1191,15 +1204,7 @@ print_policy_modules(const struct policy *p, FILE *f)
 			    p->tls_listen[i]);
 	} else
 		fprintf(f, "TLS: off (no certificate)\n");
-	if (p->auth_secrets[0] != '\0')
-		fprintf(f, "AUTH: secrets %s; PLAIN and LOGIN %s; %s\n",
-		    p->auth_secrets, p->auth_cleartext ?
-		    "also without TLS (-p)" : "only under TLS",
-		    p->auth_required ? "required before MAIL (-a)" :
-		    "optional");
-	else
-		fprintf(f, "AUTH: off (no secrets file)%s\n", p->auth_required ?
-		    "; -a: MAIL will be refused to everyone" : "");
+	policy_print_auth(p, f);
 	fprintf(f, "HELO checks: %s\n", p->helo_checks ? "on" : "off");
 	if (p->greylist)
 		fprintf(f, "greylisting: on, retry after %u s within %u s, "

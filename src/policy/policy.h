@@ -142,6 +142,7 @@ struct policy {
 	int		 auth_cleartext;		/* -p */
 	struct senders	*auth_senders;			/* NULL: any sender */
 	struct throttle_conf auth_throttle;
+	char		 auth_throttle_file[PATH_MAX];	/* stdio mode's table */
 
 	struct queue_conf *queue;	/* routes, aliases, queue { } */
 
@@ -198,6 +199,8 @@ void	policy_print(const struct policy *, FILE *);
  * tls.listen, a spool that cannot be used.  Returns how many.
  */
 int	policy_warnings(const struct policy *, FILE *);
+/* Its AUTH lines: mechanisms, senders map, throttle (authprint.c). */
+void	policy_print_auth(const struct policy *, FILE *);
 
 struct policy *policy_ref(struct policy *);
 void	policy_unref(struct policy **);

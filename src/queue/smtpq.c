@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include <ctype.h>
+#include <libgen.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -777,7 +778,9 @@ config_secrets(const char *conffile, char *buf, size_t len)
 /*
  * smtpq passwd: writes user's line with a freshly hashed password into the
  * secrets file, replacing an old one, as a whole new file (mode 0600)
- * renamed over the old.
+ * renamed over the old.  The new file is FILE.new, made with O_EXCL and
+ * O_NOFOLLOW: nothing planted there is followed or reused, and two runs
+ * at once cannot lose each other's change (the second one stops).
  */
 static int
 cmd_passwd(int argc, char **argv, const char *conffile)
@@ -811,9 +814,11 @@ cmd_passwd(int argc, char **argv, const char *conffile)
 		file = path;
 	}
 	if (read_password("Password: ", pass, sizeof(pass)) == -1 ||
+	    pass[0] == '\0' || strlen(pass) > SECRETS_PASS_MAX ||
 	    (isatty(0) && (read_password("Again: ", again, sizeof(again)) == -1 ||
 	    strcmp(pass, again) != 0))) {
-		fprintf(stderr, "smtpq: no password, or they differ\n");
+		fprintf(stderr, "smtpq: no password (1 to %d bytes), or they "
+		    "differ\n", SECRETS_PASS_MAX);
 		str_wipe(pass, sizeof(pass));
 		str_wipe(again, sizeof(again));
 		return EX_DATAERR;
@@ -826,10 +831,25 @@ cmd_passwd(int argc, char **argv, const char *conffile)
 		return EX_SOFTWARE;
 	}
 	str_wipe(pass, sizeof(pass));
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.new", file) >= sizeof(tmp) ||
-	    (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) == -1 ||
-	    (out = fdopen(fd, "w")) == NULL) {
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.new", file) >= sizeof(tmp)) {
+		fprintf(stderr, "smtpq: %s: path too long\n", file);
+		return EX_USAGE;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    0600);
+	if (fd == -1) {
+		fprintf(stderr, "smtpq: %s: %s%s\n", tmp, strerror(errno),
+		    errno == EEXIST ? " (another smtpq passwd running, or left "
+		    "over: check and remove it)" : "");
+		str_wipe(entry, sizeof(entry));
+		return EX_CANTCREAT;
+	}
+	/* The umask may have taken bits away; it must not have added any. */
+	if (fchmod(fd, 0600) == -1 || (out = fdopen(fd, "w")) == NULL) {
 		fprintf(stderr, "smtpq: %s: %s\n", tmp, strerror(errno));
+		(void)close(fd);
+		(void)unlink(tmp);
+		str_wipe(entry, sizeof(entry));
 		return EX_CANTCREAT;
 	}
 	ulen = strlen(user);
@@ -842,6 +862,7 @@ cmd_passwd(int argc, char **argv, const char *conffile)
 		fprintf(stderr, "smtpq: %s: %s\n", file, strerror(errno));
 		fclose(out);
 		(void)unlink(tmp);
+		str_wipe(entry, sizeof(entry));
 		return EX_NOINPUT;
 	}
 	fprintf(out, "%s\n", entry);
@@ -850,6 +871,12 @@ cmd_passwd(int argc, char **argv, const char *conffile)
 	    fclose(out) == EOF || rename(tmp, file) == -1) {
 		fprintf(stderr, "smtpq: %s: %s\n", file, strerror(errno));
 		(void)unlink(tmp);
+		return EX_IOERR;
+	}
+	/* The rename itself must survive a crash. */
+	str_lcpy(tmp, file, sizeof(tmp));
+	if (fs_sync_dir(dirname(tmp)) == -1) {
+		fprintf(stderr, "smtpq: %s: %s\n", file, strerror(errno));
 		return EX_IOERR;
 	}
 	printf("smtpq: password for %s set in %s\n", user, file);

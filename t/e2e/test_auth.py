@@ -10,13 +10,18 @@ import re
 import shutil
 import signal
 import smtplib
+import stat
 import subprocess
+import time
 import unittest
 
 import certs
 from certs import (CRYPT_PASS, CRYPT_USER, HOSTNAME, PLAIN_PASS, PLAIN_USER,
                    TlsAuthCase, b64)
 from harness import SMTPD, parse_spool
+
+# CRAM-MD5 is offered only when the config names it.
+CRAM_ON = 'mechanisms = [ "PLAIN", "LOGIN", "CRAM-MD5" ];'
 
 MSG = (b"From: alice@example.org\r\nTo: bob@elsewhere.example\r\n"
        b"Subject: authenticated\r\n\r\nbody\r\n.\r\n")
@@ -68,7 +73,7 @@ class SwaksMechanisms(AuthCase):
             capture_output=True, text=True, timeout=30)
 
     def run_cases(self, mech, cases):
-        d = self.server(extra="ournets = [];")
+        d = self.server(extra="ournets = [];", auth_extra=CRAM_ON)
         good = 0
         for user, password, ok in cases:
             with self.subTest(mech=mech, user=user, ok=ok):
@@ -119,7 +124,7 @@ class AuthReplies(AuthCase):
 
     def setUp(self):
         super().setUp()
-        self.d = self.server()
+        self.d = self.server(auth_extra=CRAM_ON)
         self.c = self.tls_client(self.d)
 
     def test_success_plain(self):
@@ -285,19 +290,27 @@ class Cleartext(AuthCase):
     """PLAIN and LOGIN need TLS unless -p (auth.cleartext)."""
 
     def test_refused_in_clear(self):
-        """Without -p, before STARTTLS: EHLO offers only CRAM-MD5; PLAIN
-        and LOGIN get 538 5.7.11 (even with the right password)."""
-        d = self.server()
+        """Without -p, before STARTTLS: EHLO offers only CRAM-MD5 (when
+        configured; otherwise no AUTH at all); PLAIN and LOGIN get 538
+        5.7.11 (even with the right password)."""
+        d = self.server(auth_extra=CRAM_ON)
         c = self.client(d, source="127.0.0.1", helo=None)
         self.assertEqual(auth_line(self.ehlo(c)), {"CRAM-MD5"})
         self.assertReply(self.auth_plain(c), 538, "5.7.11")
         self.assertReply(c.cmd("AUTH LOGIN"), 538, "5.7.11")
         self.assertReply(c.cmd("AUTH LOGIN " + b64(PLAIN_USER)), 538, "5.7.11")
 
+    def test_refused_in_clear_default(self):
+        """By default (no CRAM-MD5) EHLO in clear offers no AUTH at all."""
+        d = self.server()
+        c = self.client(d, source="127.0.0.1", helo=None)
+        self.assertIsNone(auth_line(self.ehlo(c)))
+        self.assertReply(self.auth_plain(c), 538, "5.7.11")
+
     def test_cram_md5_in_clear(self):
         """CRAM-MD5 needs no TLS: 235 in clear; the message is ESMTPA with
         no TLS in Received."""
-        d = self.server()
+        d = self.server(auth_extra=CRAM_ON)
         c = self.client(d, source="127.0.0.1")
         self.assertReply(self.cram(c, PLAIN_USER, PLAIN_PASS), 235, "2.7.0")
         self.start_mail(c)
@@ -308,9 +321,9 @@ class Cleartext(AuthCase):
         self.assertIn(b"with ESMTPA id " + qid.encode(), body)
 
     def test_dash_p(self):
-        """With -p: EHLO in clear offers PLAIN LOGIN CRAM-MD5 and PLAIN
-        works without TLS."""
-        d = self.server(args=["-p"])
+        """With -p: EHLO in clear offers PLAIN LOGIN (and CRAM-MD5 when
+        configured) and PLAIN works without TLS."""
+        d = self.server(args=["-p"], auth_extra=CRAM_ON)
         c = self.client(d, source="127.0.0.1", helo=None)
         self.assertEqual(auth_line(self.ehlo(c)), {"PLAIN", "LOGIN", "CRAM-MD5"})
         self.assertReply(self.auth_plain(c), 235, "2.7.0")
@@ -325,7 +338,7 @@ class Cleartext(AuthCase):
         """smtplib login() in clear without -p picks CRAM-MD5 (the only
         mechanism offered) and succeeds for the {PLAIN} account, but
         cannot log in the {CRYPT} account."""
-        d = self.server()
+        d = self.server(auth_extra=CRAM_ON)
         with smtplib.SMTP(d.host, d.port, timeout=10) as s:
             code, _ = s.login(PLAIN_USER, PLAIN_PASS)
             self.assertEqual(code, 235)
@@ -376,7 +389,7 @@ class Relay(AuthCase):
 
     def relay_server(self, **kw):
         return self.server(extra='ournets = []; ourdomains = [ "%s" ];' % HOSTNAME,
-                           **kw)
+                           auth_extra=CRAM_ON, **kw)
 
     def test_refused_without_auth(self):
         """ournets = []: RCPT to another domain gets 554 5.7.1; to our
@@ -506,7 +519,7 @@ class Throttle(AuthCase):
 
     def setUp(self):
         super().setUp()
-        self.d = self.server(throttle=self.THROTTLE)
+        self.d = self.server(throttle=self.THROTTLE, auth_extra=CRAM_ON)
 
     def fail(self, c, expect=535):
         rep = self.auth_plain(c, password="Guess-%d" % id(c))
@@ -570,29 +583,56 @@ class Throttle(AuthCase):
         self.assertReply(self.auth_plain(c), 235, "2.7.0")
 
     def test_exchange_started_before_block(self):
-        """An AUTH exchange opened before the block and finished after it
-        is refused too: while the address is blocked even the right
-        password gets 421 4.7.0, not 235."""
+        """An AUTH exchange counts from its start: one left open holds one
+        of the three tries, so the second failure of another session
+        blocks the address; the open one's right password then gets 421
+        4.7.0, not 235, and is logged as answered like a failure."""
         early = self.tls_client(self.d, source="127.0.0.27")
         self.assertReply(early.cmd("AUTH PLAIN"), 334)
         c = self.tls_client(self.d, source="127.0.0.27")
-        for expect in (535, 535, 421):
+        for expect in (535, 421):
             self.fail(c, expect)
         rep = early.cmd(b64("\0%s\0%s" % (PLAIN_USER, PLAIN_PASS)))
         self.assertReply(rep, 421, "4.7.0")
+        self.assertTrue(early.closed())
+        self.wait_log(self.d, "right password, answered as a failure")
 
     def test_parallel_guesses_limited(self):
-        """Guesses sent in parallel sessions (each AUTH begun before the
-        first answer) still end in a block after 'failures' of them: the
-        fourth and later guesses get 421 4.7.0."""
-        conns = [self.tls_client(self.d, source="127.0.0.28") for _ in range(5)]
-        for c in conns:
-            self.assertReply(c.cmd("AUTH PLAIN"), 334)
+        """50 sessions from one address send a wrong password at once:
+        only 'failures' (3) of the passwords are checked (3 'auth failed'
+        lines); every other session gets 421 4.7.0 without a check."""
+        conns = [self.tls_client(self.d, source="127.0.0.28")
+                 for _ in range(50)]
         for i, c in enumerate(conns):
-            c.send(b64("\0%s\0Guess-%d" % (PLAIN_USER, i)) + "\r\n")
+            c.send("AUTH PLAIN %s\r\n" % b64("\0%s\0Guess-%d" % (PLAIN_USER, i)))
         codes = [c.reply()[0] for c in conns]
-        self.assertEqual(codes.count(535), 2, codes)
-        self.assertEqual(codes.count(421), 3, codes)
+        self.assertNotIn(235, codes)
+        self.assertEqual(codes.count(421) + codes.count(535), 50, codes)
+        self.assertGreaterEqual(codes.count(421), 47, codes)
+        text = self.wait_log(self.d, "too many failures from 127.0.0.28",
+                             count=47)
+        self.assertEqual(len(re.findall(
+            r"auth failed user=\S+ mechanism=PLAIN address=127\.0\.0\.28 ",
+            text)), 3, text)
+
+    def test_blocked_success_answered_as_failure(self):
+        """A right password from a client blocked while its exchange ran
+        gets what a failure gets at that point: 421 4.7.0 after the
+        failure delay (max_delay here, 200 ms), not a quick reply."""
+        early = self.tls_client(self.d, source="127.0.0.30")
+        self.assertReply(early.cmd("AUTH PLAIN"), 334)
+        c = self.tls_client(self.d, source="127.0.0.30")
+        self.fail(c)
+        t0 = time.monotonic()
+        self.fail(c, expect=421)
+        failure_took = time.monotonic() - t0
+        t0 = time.monotonic()
+        rep = early.cmd(b64("\0%s\0%s" % (PLAIN_USER, PLAIN_PASS)))
+        success_took = time.monotonic() - t0
+        self.assertReply(rep, 421, "4.7.0")
+        # The delay is a lower bound that holds however slow the host.
+        self.assertGreaterEqual(failure_took, 0.19)
+        self.assertGreaterEqual(success_took, 0.19)
 
     def test_reload_applies_new_limit(self):
         """SIGHUP with failures = 2: a client with one failure is blocked
@@ -612,17 +652,34 @@ class GlobalThrottle(AuthCase):
     """auth.throttle.global_failures: a block for everyone."""
 
     def test_global_block(self):
-        """global_failures = 3: one failure each from three addresses
-        blocks AUTH for all, even a fresh address with the right
-        password."""
+        """global_failures = 3: one failure each from three networks
+        (/24s) blocks AUTH for all, even a fresh address with the right
+        password; the start of the lock-out is logged, and its end."""
         d = self.server(throttle="failures = 50; delay = 10; max_delay = 20; "
-                                 "global_failures = 3; global_block = 60;")
+                                 "global_failures = 3; global_block = 2;")
         for i, expect in ((31, 535), (32, 535), (33, 421)):
-            c = self.tls_client(d, source="127.0.0.%d" % i)
+            c = self.tls_client(d, source="127.0.%d.1" % i)
             rep = self.auth_plain(c, password="wrong")
             self.assertEqual(rep[0], expect, rep)
-        c = self.tls_client(d, source="127.0.0.34")
+        c = self.tls_client(d, source="127.0.34.1")
         self.assertReply(self.auth_plain(c), 421, "4.7.0")
+        self.wait_log(d, "global lock-out started: failures from 3 networks")
+        time.sleep(3)
+        c = self.tls_client(d, source="127.0.34.1")
+        self.assertReply(self.auth_plain(c), 235, "2.7.0")
+        self.wait_log(d, "global lock-out ended")
+
+    def test_one_network_is_one(self):
+        """Failures from 20 addresses of one /24 weigh as one network:
+        global_failures = 3 is not reached."""
+        d = self.server(throttle="failures = 50; delay = 10; max_delay = 20; "
+                                 "global_failures = 3; global_block = 60;")
+        for i in range(1, 21):
+            c = self.tls_client(d, source="127.0.41.%d" % i)
+            self.assertReply(self.auth_plain(c, password="wrong"), 535, "5.7.8")
+        c = self.tls_client(d, source="127.0.42.1")
+        self.assertReply(self.auth_plain(c), 235, "2.7.0")
+        self.assertNotIn("global lock-out", d.logtext())
 
     def test_global_off(self):
         """failures = 0 and global_failures = 0: never blocked."""
@@ -641,7 +698,7 @@ class NoPasswordsInLog(AuthCase):
         """After PLAIN, LOGIN and CRAM-MD5 exchanges, good and bad, the log
         names users and outcomes but holds no password in clear or in
         base64, and no client AUTH line."""
-        d = self.server(args=["-p"])
+        d = self.server(args=["-p"], auth_extra=CRAM_ON)
         wrong = ["Wrong-Guess-%d-xyzzy" % i for i in range(4)]
         sent = []
 
@@ -802,7 +859,7 @@ class SecretsFile(AuthCase):
         path = os.path.join(self.workdir, "late-secrets")
         with open(d.conf, "a") as f:
             f.write('auth = { secrets = "%s"; throttle = { delay = 10; '
-                    'max_delay = 20; }; };\n' % path)
+                    'max_delay = 20; }; %s };\n' % (path, CRAM_ON))
         d.proc.send_signal(signal.SIGHUP)
         self.wait_log(d, "reloaded")
         self.assertIn("reload: AUTH secrets", d.logtext())
@@ -818,8 +875,8 @@ class SecretsFile(AuthCase):
         so CRAM-MD5 is not advertised (smtpd.conf(5), auth.mechanisms)."""
         d = self.server(auth=False)
         with open(d.conf, "a") as f:
-            f.write('auth = { secrets = "%s"; };\n'
-                    % os.path.join(self.workdir, "late-secrets"))
+            f.write('auth = { secrets = "%s"; %s };\n'
+                    % (os.path.join(self.workdir, "late-secrets"), CRAM_ON))
         d.proc.send_signal(signal.SIGHUP)
         self.wait_log(d, "reloaded")
         c = self.client(d, source="127.0.0.1", helo=None)
@@ -833,6 +890,237 @@ class SecretsFile(AuthCase):
         c = self.tls_client(d)
         self.assertReply(self.auth_plain(c), 535, "5.7.8")
         self.assertReply(self.auth_plain(c, CRYPT_USER, CRYPT_PASS), 235, "2.7.0")
+
+
+
+class FirstTry(AuthCase):
+    """With the default mechanisms (PLAIN, LOGIN) independent clients log
+    in on their first try, {CRYPT} account included: one AUTH exchange,
+    no failure logged (so no failure delay either)."""
+
+    def assertOneExchange(self, d, user):
+        text = self.wait_log(d, "auth ok user=%s" % user)
+        self.assertEqual(text.count(" auth "), 1, text)
+        self.assertNotIn("auth failed", text)
+        self.assertNotIn("auth unusable", text)
+
+    @need("curl")
+    def test_curl(self):
+        """curl --user over STARTTLS sends a message as the {CRYPT}
+        account."""
+        d = self.server(extra="ournets = [];")
+        p = subprocess.run(
+            ["curl", "-sS", "--url", "smtp://127.0.0.1:%d" % d.port,
+             "--ssl-reqd", "--cacert", self.certs["ca"].cert,
+             "--user", "%s:%s" % (CRYPT_USER, CRYPT_PASS),
+             "--mail-from", "bob@example.org",
+             "--mail-rcpt", "carol@elsewhere.example", "--upload-file", "-"],
+            input=b"Subject: curl\r\n\r\nbody\r\n", capture_output=True,
+            timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertOneExchange(d, CRYPT_USER)
+
+    def test_smtplib(self):
+        """/usr/bin/python3 smtplib login() after starttls(), both
+        accounts."""
+        d = self.server()
+        for user, pw in ((CRYPT_USER, CRYPT_PASS), (PLAIN_USER, PLAIN_PASS)):
+            with smtplib.SMTP(d.host, d.port, timeout=30) as s:
+                s.starttls(context=self.client_ctx())
+                code, _ = s.login(user, pw)
+                self.assertEqual(code, 235)
+        text = self.wait_log(d, "auth ok", count=2)
+        self.assertNotIn("auth failed", text)
+        self.assertEqual(text.count(" auth "), 2, text)
+
+    @need("swaks")
+    def test_swaks(self):
+        """swaks --auth without a mechanism picks one that works."""
+        d = self.server(extra="ournets = [];")
+        p = subprocess.run(
+            ["swaks", "--server", "127.0.0.1", "--port", str(d.port),
+             "--tls", "--tls-ca-path", self.certs["ca"].cert,
+             "--auth", "--auth-user", CRYPT_USER, "--auth-password",
+             CRYPT_PASS, "--from", "bob@example.org",
+             "--to", "carol@elsewhere.example"],
+            capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertOneExchange(d, CRYPT_USER)
+
+
+class CramUnusable(AuthCase):
+    """CRAM-MD5, when configured, for an account without a {PLAIN}
+    secret: 535 5.7.8, logged as such, not counted as a failure."""
+
+    def test_not_counted(self):
+        """failures = 2: three CRAM-MD5 attempts of the {CRYPT} account
+        all get 535 (never 421) and the log says why; PLAIN then works."""
+        d = self.server(auth_extra=CRAM_ON,
+                        throttle="failures = 2; delay = 10; max_delay = 20;")
+        c = self.tls_client(d, source="127.0.0.51")
+        for _ in range(3):
+            self.assertReply(self.cram(c, CRYPT_USER, CRYPT_PASS), 535, "5.7.8")
+        text = self.wait_log(d, "auth unusable", count=3)
+        self.assertIn('reason="CRAM-MD5 needs a {PLAIN} secret"', text)
+        self.assertNotIn("auth failed", text)
+        self.assertReply(self.auth_plain(c, CRYPT_USER, CRYPT_PASS), 235, "2.7.0")
+
+
+class ConfigCheck(AuthCase):
+    """smtpd -t shows the AUTH settings and warns about the TLS key."""
+
+    def check(self, d):
+        p = subprocess.run([SMTPD, "-t", "-C", d.conf], capture_output=True,
+                           text=True, timeout=20)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        return p
+
+    def test_auth_printed(self):
+        """Mechanisms, the senders map and the throttle settings."""
+        d = self.server(start=False, auth_extra=CRAM_ON +
+                        ' senders = ( { login = "alice"; senders = '
+                        '[ "alice@example.org", "@example.net" ]; } );',
+                        throttle="failures = 7; block = 120; "
+                                 "global_failures = 40;")
+        out = self.check(d).stdout
+        self.assertIn("AUTH mechanisms (auth.mechanisms): PLAIN LOGIN "
+                      "CRAM-MD5", out)
+        self.assertIn("AUTH senders: alice may use alice@example.org, "
+                      "@example.net", out)
+        self.assertIn("blocked for 120 s after 7 failures", out)
+        self.assertIn("when 40 networks", out)
+        self.assertIn("auth-throttle", out)
+        d = self.server(start=False)
+        out = self.check(d).stdout
+        self.assertIn("AUTH mechanisms (auth.mechanisms): PLAIN LOGIN\n", out)
+        self.assertIn("no map; a login may use any sender", out)
+
+    def test_empty_mechanisms_refused(self):
+        """auth.mechanisms = [] is a configuration error (78)."""
+        d = self.server(start=False, auth_extra="mechanisms = [];")
+        p = subprocess.run([SMTPD, "-t", "-C", d.conf], capture_output=True,
+                           text=True, timeout=20)
+        self.assertEqual(p.returncode, 78, p.stdout + p.stderr)
+        self.assertIn("auth.mechanisms", p.stderr)
+
+    def test_tls_key_readable_warned(self):
+        """A key that others may read is used, but warned about in -t and
+        in the daemon's log; a 0600 key draws no warning."""
+        key = os.path.join(self.workdir, "key.pem")
+        shutil.copy(self.certs["server"].key, key)
+        os.chmod(key, 0o644)
+        pair = certs.Pair(self.certs["server"].cert, key)
+        d = self.server(start=False, server_cert=pair)
+        p = self.check(d)
+        self.assertIn("tls.key %s: group or others have access (mode 0644)"
+                      % key, p.stderr)
+        d.start()
+        self.wait_log(d, "group or others have access (mode 0644)")
+        d.stop()
+        os.chmod(key, 0o600)
+        self.assertNotIn("group or others", self.check(d).stderr)
+
+
+class StdioThrottle(AuthCase):
+    """stdio mode (one process per session) shares the AUTH throttle in
+    a file."""
+
+    def session(self, d, n_guesses, env_ip="192.0.2.77"):
+        env = dict(os.environ, TCPREMOTEIP=env_ip)
+        lines = ["EHLO client.example.org"]
+        lines += ["AUTH PLAIN " + b64("\0%s\0Wrong-%d" % (PLAIN_USER, i))
+                  for i in range(n_guesses)]
+        lines.append("QUIT")
+        rc, out, err = d.stdio(("\r\n".join(lines) + "\r\n").encode(),
+                               env=env, extra_args=["-p"])
+        self.assertEqual(rc, 0, err)
+        return [int(l[:3]) for l in out.decode().split("\r\n")
+                if l[:3] in ("535", "421", "454")], err.decode()
+
+    def test_sessions_share_counts(self):
+        """10 sessions of 4 wrong passwords each from one address: the
+        first 4 get 535, the fifth blocks (421), and every later session
+        is refused at its first AUTH, without a password check."""
+        d = self.server(start=False,
+                        throttle="failures = 5; delay = 10; max_delay = 20; "
+                                 "block = 600;")
+        runs = [self.session(d, 4) for _ in range(10)]
+        codes = [r[0] for r in runs]
+        self.assertEqual(codes[0], [535] * 4)
+        # The fifth password is checked, fails and blocks.
+        self.assertEqual(codes[1], [421])
+        self.assertIn("auth failed", runs[1][1])
+        for c, err in runs[2:]:
+            self.assertEqual(c, [421])
+            self.assertIn("auth refused: too many failures", err)
+            self.assertNotIn("auth failed", err)
+        self.assertTrue(os.path.exists(os.path.join(d.spool, "auth-throttle")))
+        # Another address is not affected.
+        self.assertEqual(self.session(d, 1, env_ip="192.0.2.78")[0], [535])
+
+    def test_unusable_file_refuses_auth(self):
+        """When the shared file cannot be opened, AUTH gets 454 4.7.0 and
+        the reason is logged, rather than guesses going uncounted."""
+        d = self.server(start=False, throttle='file = "%s";' % os.path.join(
+            self.workdir, "no-such-dir", "auth-throttle"))
+        codes, err = self.session(d, 2)
+        self.assertEqual(codes, [454, 454])
+        self.assertIn("AUTH throttle state", err)
+        self.assertIn("No such file or directory", err)
+
+
+class SmtpqPasswdSafety(AuthCase):
+    """smtpq passwd: exit statuses and the temporary file."""
+
+    def passwd(self, secrets, pw, user="carol"):
+        return subprocess.run(
+            [os.path.join(os.path.dirname(SMTPD), "smtpq"), "passwd", "-f",
+             secrets, user], input=pw, capture_output=True, text=True,
+            timeout=30)
+
+    def test_empty_password_65(self):
+        """An empty password is a data error (65), not 70; nothing is
+        written."""
+        secrets = os.path.join(self.workdir, "secrets")
+        p = self.passwd(secrets, "\n")
+        self.assertEqual(p.returncode, 65, p.stderr)
+        self.assertFalse(os.path.exists(secrets))
+        self.assertFalse(os.path.exists(secrets + ".new"))
+
+    def test_symlink_at_new_not_followed(self):
+        """A symlink planted at SECRETS.new is neither followed nor
+        replaced: the target stays as it was, the secrets file too, and
+        smtpq exits 73; without it the result is a 0600 file."""
+        secrets = self.write_secrets()
+        with open(secrets) as f:
+            before = f.read()
+        victim = os.path.join(self.workdir, "victim")
+        with open(victim, "w") as f:
+            f.write("precious\n")
+        os.chmod(victim, 0o666)
+        os.symlink(victim, secrets + ".new")
+        p = self.passwd(secrets, "new password\n")
+        self.assertEqual(p.returncode, 73, p.stderr)
+        with open(victim) as f:
+            self.assertEqual(f.read(), "precious\n")
+        self.assertEqual(stat.S_IMODE(os.stat(victim).st_mode), 0o666)
+        self.assertTrue(os.path.islink(secrets + ".new"))
+        with open(secrets) as f:
+            self.assertEqual(f.read(), before)
+        os.unlink(secrets + ".new")
+        os.chmod(secrets, 0o600)
+        old = os.umask(0)
+        try:
+            p = self.passwd(secrets, "new password\n")
+        finally:
+            os.umask(old)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(stat.S_IMODE(os.stat(secrets).st_mode), 0o600)
+        self.assertFalse(os.path.exists(secrets + ".new"))
+        with open(secrets) as f:
+            text = f.read()
+        self.assertIn("carol:{CRYPT}$y$", text)
+        self.assertIn("%s:{PLAIN}%s" % (PLAIN_USER, PLAIN_PASS), text)
 
 
 if __name__ == "__main__":

@@ -37,9 +37,11 @@ class StartTlsDialogue(TlsAuthCase):
     """What the server says around STARTTLS."""
 
     def test_ehlo_before_and_after_tls(self):
-        """Before TLS, EHLO lists STARTTLS and AUTH CRAM-MD5 only; after the
-        handshake STARTTLS is gone and AUTH lists PLAIN and LOGIN too."""
-        d = self.server()
+        """Before TLS, EHLO lists STARTTLS and AUTH CRAM-MD5 only (when
+        configured); after the handshake STARTTLS is gone and AUTH lists
+        PLAIN and LOGIN too."""
+        d = self.server(auth_extra='mechanisms = [ "PLAIN", "LOGIN", '
+                                   '"CRAM-MD5" ];')
         c = self.client(d, source="127.0.0.1", helo=None)
         kw = ehlo_keywords(self.ehlo(c))
         self.assertIn("STARTTLS", kw)

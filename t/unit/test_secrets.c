@@ -261,6 +261,19 @@ test_file_checks(void)
 	CU_ASSERT_PTR_NULL(t);
 	TU_CHECK(strstr(err, "not a regular file") != NULL, "got \"%s\"",
 	    err);
+	/* Owned by someone else than root or us: whoever owns it could
+	 * add accounts.  (Only root can give a file away.) */
+	if (geteuid() == 0) {
+		CU_ASSERT_EQUAL(tu_write_file(file, "a:{PLAIN}x\n",
+		    (size_t)-1, 0600), 0);
+		CU_ASSERT_EQUAL(chown(file, 65534, (gid_t)-1), 0);
+		t = secrets_load(file, err, sizeof(err));
+		TU_CHECK(t == NULL, "a file of uid 65534 accepted");
+		TU_CHECK(strstr(err, "owned by uid 65534") != NULL,
+		    "got \"%s\"", err);
+		secrets_unref(&t);
+		CU_ASSERT_EQUAL(chown(file, 0, (gid_t)-1), 0);
+	}
 	/* An empty file is a valid table with nobody in it. */
 	t = load_text("", err, sizeof(err));
 	TU_CHECK(t != NULL, "empty file: %s", err);
@@ -270,6 +283,56 @@ test_file_checks(void)
 		CU_ASSERT_EQUAL(secrets_any_clear(t), 0);
 	}
 	secrets_unref(&t);
+}
+
+/*
+ * Every check computes exactly one crypt(3) hash, whether the user is
+ * unknown, has a {PLAIN} or a {CRYPT} secret, and whether the password
+ * is right: the time taken cannot tell them apart.
+ */
+static void
+test_equal_work(void)
+{
+	static const struct {
+		const char	*user, *pass;
+		enum secrets_status want;
+	} rows[] = {
+		{ "nobody", "x", SECRETS_FAIL },
+		{ "tim", "tanstaaftanstaaf", SECRETS_OK },
+		{ "tim", "wrong", SECRETS_FAIL },
+		{ "carol", "wrong", SECRETS_FAIL },
+		{ "nobody", "", SECRETS_FAIL },
+	};
+	static const char *const tables[] = {
+		"tim:{PLAIN}tanstaaftanstaaf\ncarol:{CRYPT}" HASH_YESCRYPT "\n",
+		"tim:{PLAIN}tanstaaftanstaaf\n",	/* no hash to borrow */
+	};
+	struct secrets *t;
+	char err[512];
+	unsigned long before;
+	enum secrets_status st;
+	size_t i, k;
+
+	for (k = 0; k < sizeof(tables) / sizeof(tables[0]); k++) {
+		t = load_text(tables[k], err, sizeof(err));
+		TU_CHECK(t != NULL, "load: %s", err);
+		if (t == NULL)
+			continue;
+		for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+			if (k == 1 && strcmp(rows[i].user, "carol") == 0)
+				continue;
+			before = secrets_hash_calls();
+			st = secrets_verify(t, rows[i].user, rows[i].pass,
+			    strlen(rows[i].pass));
+			TU_CHECK(st == rows[i].want, "table %zu %s: got %d, "
+			    "want %d", k, rows[i].user, st, rows[i].want);
+			TU_CHECK(secrets_hash_calls() - before == 1,
+			    "table %zu %s/%s: %lu hashes, want 1", k,
+			    rows[i].user, rows[i].pass,
+			    secrets_hash_calls() - before);
+		}
+		secrets_unref(&t);
+	}
 }
 
 /* RFC 2195 section 2's example, and users who cannot use CRAM-MD5. */
@@ -301,7 +364,7 @@ test_cram(void)
 	CU_ASSERT_EQUAL(secrets_verify_cram(t, "tim", chal, strlen(chal) - 1,
 	    digest), SECRETS_FAIL);
 	CU_ASSERT_EQUAL(secrets_verify_cram(t, "bob", chal, strlen(chal),
-	    digest), SECRETS_FAIL);
+	    digest), SECRETS_NO_CLEAR);
 	CU_ASSERT_EQUAL(secrets_verify_cram(t, "nobody", chal, strlen(chal),
 	    digest), SECRETS_FAIL);
 	CU_ASSERT_EQUAL(secrets_verify_cram(NULL, "tim", chal, strlen(chal),
@@ -524,6 +587,8 @@ suite_secrets(void)
 	    test_bad_bytes_and_sizes) == NULL ||
 	    CU_add_test(s, "file type and mode", test_file_checks) == NULL ||
 	    CU_add_test(s, "CRAM-MD5", test_cram) == NULL ||
+	    CU_add_test(s, "equal work for every user", test_equal_work) ==
+	    NULL ||
 	    CU_add_test(s, "changed on disk", test_changed) == NULL ||
 	    CU_add_test(s, "crypt line", test_crypt_line) == NULL ||
 	    CU_add_test(s, "refresh", test_refresh) == NULL ||

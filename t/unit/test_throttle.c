@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "auth/throttle.h"
 #include "tests.h"
@@ -176,7 +178,7 @@ test_block(void)
 	CU_ASSERT_EQUAL(throttle_check(t, b, 1050, &left), THROTTLE_OK);
 	CU_ASSERT_EQUAL(left, 0);
 	/* A success cannot lift a block. */
-	throttle_success(t, a);
+	CU_ASSERT_EQUAL(throttle_success(t, a, 1050), 1);
 	CU_ASSERT_EQUAL(throttle_check(t, a, 1050, NULL), THROTTLE_BLOCKED);
 	/* A failure while blocked says blocked again. */
 	(void)throttle_fail(t, a, 1050, &blocked);
@@ -206,7 +208,7 @@ test_window_and_success(void)
 
 	CU_ASSERT_EQUAL(throttle_fail(t, a, 152, NULL), 20);
 	CU_ASSERT_EQUAL(throttle_clients(t), 1);
-	throttle_success(t, a);
+	CU_ASSERT_EQUAL(throttle_success(t, a, 152), 0);
 	CU_ASSERT_EQUAL(throttle_failures(t, a, 153), 0);
 	CU_ASSERT_EQUAL(throttle_clients(t), 0);
 	CU_ASSERT_EQUAL(throttle_fail(t, a, 153, NULL), 10);
@@ -261,18 +263,22 @@ test_global(void)
 	int blocked;
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
-	/* Nine clients, one failure each: the delay grows for everyone. */
+	/* Nine networks, one failure each: the delay grows for everyone. */
 	for (i = 1; i <= 9; i++) {
-		snprintf(ip, sizeof(ip), "198.51.100.%u", i);
+		snprintf(ip, sizeof(ip), "198.51.%u.1", i);
 		d = throttle_fail(t, addr(ip), 1000, &blocked);
 		TU_CHECK(d == (i * 100 > 100 ? i * 100 : 100) && !blocked,
 		    "global failure %u: got %u ms, blocked %d", i, d, blocked);
 	}
 	CU_ASSERT_EQUAL(throttle_check(t, addr("203.0.113.1"), 1000, NULL),
 	    THROTTLE_OK);
-	d = throttle_fail(t, addr("198.51.100.10"), 1001, &blocked);
+	CU_ASSERT_EQUAL(throttle_news(t, NULL), THROTTLE_NEWS_NONE);
+	d = throttle_fail(t, addr("198.51.10.1"), 1001, &blocked);
 	CU_ASSERT_EQUAL(d, 1000);
 	CU_ASSERT_EQUAL(blocked, 1);
+	CU_ASSERT_EQUAL(throttle_news(t, &i), THROTTLE_NEWS_GLOBAL_START);
+	CU_ASSERT_EQUAL(i, 10);
+	CU_ASSERT_EQUAL(throttle_news(t, NULL), THROTTLE_NEWS_NONE);
 	/* Now nobody may try, not even a newcomer. */
 	CU_ASSERT_EQUAL(throttle_check(t, addr("203.0.113.1"), 1001, &left),
 	    THROTTLE_BLOCKED_GLOBAL);
@@ -281,6 +287,7 @@ test_global(void)
 	    THROTTLE_BLOCKED_GLOBAL);
 	CU_ASSERT_EQUAL(throttle_check(t, addr("203.0.113.1"), 1031, &left),
 	    THROTTLE_OK);
+	CU_ASSERT_EQUAL(throttle_news(t, NULL), THROTTLE_NEWS_GLOBAL_END);
 	/* Afterwards the global count starts over. */
 	CU_ASSERT_EQUAL(throttle_fail(t, addr("203.0.113.1"), 1032, &blocked),
 	    100);
@@ -291,13 +298,146 @@ test_global(void)
 	t = make(0, 600, 100, 100, 1000, 10, 64);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
 	for (i = 1; i <= 9; i++) {
-		snprintf(ip, sizeof(ip), "198.51.100.%u", i);
+		snprintf(ip, sizeof(ip), "198.51.%u.1", i);
 		(void)throttle_fail(t, addr(ip), 1000, NULL);
 	}
-	d = throttle_fail(t, addr("198.51.100.10"), 1060, &blocked);
+	d = throttle_fail(t, addr("198.51.10.1"), 1060, &blocked);
 	CU_ASSERT_EQUAL(d, 100);
 	CU_ASSERT_EQUAL(blocked, 0);
 	throttle_free(&t);
+}
+
+/*
+ * Attempts are counted when they begin: with failures = 3, parallel
+ * attempts beyond the third are refused before any password is checked.
+ */
+static void
+test_reserve(void)
+{
+	struct throttle *t = make(3, 600, 100, 10, 1000, 0, 64);
+	const struct sockaddr *a = addr("192.0.2.7");
+	unsigned int i, ok = 0, d;
+	int blocked;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	for (i = 0; i < 50; i++)
+		if (throttle_reserve(t, a, 1000, NULL) == THROTTLE_OK)
+			ok++;
+	TU_CHECK(ok == 3, "reserved %u of 50 parallel attempts, want 3", ok);
+	CU_ASSERT_EQUAL(throttle_failures(t, a, 1000), 3);
+	/* The three fail: not counted twice; the last one blocks. */
+	d = throttle_fail(t, a, 1001, &blocked);
+	CU_ASSERT_EQUAL(blocked, 1);
+	CU_ASSERT_EQUAL(d, 40);
+	(void)throttle_fail(t, a, 1001, &blocked);
+	(void)throttle_fail(t, a, 1001, &blocked);
+	CU_ASSERT_EQUAL(throttle_failures(t, a, 1001), 3);
+	CU_ASSERT_EQUAL(throttle_reserve(t, a, 1002, NULL), THROTTLE_BLOCKED);
+	throttle_free(&t);
+
+	/* A success releases its own reservation, not the others'. */
+	t = make(3, 600, 100, 10, 1000, 0, 64);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	CU_ASSERT_EQUAL(throttle_reserve(t, a, 1000, NULL), THROTTLE_OK);
+	CU_ASSERT_EQUAL(throttle_reserve(t, a, 1000, NULL), THROTTLE_OK);
+	CU_ASSERT_EQUAL(throttle_success(t, a, 1000), 0);
+	CU_ASSERT_EQUAL(throttle_failures(t, a, 1000), 1);
+	/* An exchange that judged no password gives its slot back. */
+	CU_ASSERT_EQUAL(throttle_release(t, a, 1000), 10);
+	CU_ASSERT_EQUAL(throttle_failures(t, a, 1000), 0);
+	throttle_free(&t);
+
+	/* Blocked while it ran: the success is to be answered as a failure,
+	 * with the delay a failure gets. */
+	t = make(2, 600, 100, 10, 1000, 0, 64);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	CU_ASSERT_EQUAL(throttle_reserve(t, a, 1000, NULL), THROTTLE_OK);
+	CU_ASSERT_EQUAL(throttle_reserve(t, a, 1000, NULL), THROTTLE_OK);
+	(void)throttle_fail(t, a, 1000, &blocked);
+	CU_ASSERT_EQUAL(blocked, 1);
+	CU_ASSERT_EQUAL(throttle_success(t, a, 1001), 1);
+	CU_ASSERT_EQUAL(throttle_fail(t, a, 1001, &blocked), 20);
+	CU_ASSERT_EQUAL(blocked, 1);
+	throttle_free(&t);
+}
+
+/* The global count weighs networks (IPv4 /24, IPv6 /64), not addresses. */
+static void
+test_networks(void)
+{
+	struct throttle *t = make(0, 600, 100, 10, 1000, 5, 256);
+	unsigned int i;
+	char ip[64];
+	int blocked = 0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	/* 200 addresses of one /24, 100 of one /64: two networks. */
+	for (i = 0; i < 200 && !blocked; i++) {
+		snprintf(ip, sizeof(ip), "203.0.113.%u", i);
+		(void)throttle_fail(t, addr(ip), 1000, &blocked);
+	}
+	for (i = 0; i < 100 && !blocked; i++) {
+		snprintf(ip, sizeof(ip), "2001:db8:1:2::%x", i);
+		(void)throttle_fail(t, addr(ip), 1000, &blocked);
+	}
+	CU_ASSERT_EQUAL(blocked, 0);
+	CU_ASSERT_EQUAL(throttle_check(t, addr("192.0.2.1"), 1000, NULL),
+	    THROTTLE_OK);
+	/* Three more networks make five. */
+	(void)throttle_fail(t, addr("203.0.114.1"), 1000, &blocked);
+	(void)throttle_fail(t, addr("2001:db8:1:3::1"), 1000, &blocked);
+	CU_ASSERT_EQUAL(blocked, 0);
+	(void)throttle_fail(t, addr("::ffff:198.51.100.9"), 1000, &blocked);
+	CU_ASSERT_EQUAL(blocked, 1);
+	CU_ASSERT_EQUAL(throttle_reserve(t, addr("192.0.2.1"), 1000, NULL),
+	    THROTTLE_BLOCKED_GLOBAL);
+	throttle_free(&t);
+}
+
+/* Two throttles on one file count together, as two processes would. */
+static void
+test_file(void)
+{
+	struct throttle *t1 = make(3, 600, 100, 10, 1000, 0, 64);
+	struct throttle *t2 = make(3, 600, 100, 10, 1000, 0, 64);
+	const struct sockaddr *a = addr("192.0.2.9");
+	char path[] = "/tmp/test_throttle.XXXXXX", err[256];
+	time_t now = throttle_now();
+	int fd, blocked;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t2);
+	fd = mkstemp(path);
+	CU_ASSERT_FATAL(fd != -1);
+	(void)close(fd);
+	TU_CHECK(throttle_attach_file(t1, path, err, sizeof(err)) == 0,
+	    "attach: %s", err);
+	TU_CHECK(throttle_attach_file(t2, path, err, sizeof(err)) == 0,
+	    "attach: %s", err);
+	CU_ASSERT_EQUAL(throttle_reserve(t1, a, now, NULL), THROTTLE_OK);
+	(void)throttle_fail(t1, a, now, &blocked);
+	CU_ASSERT_EQUAL(throttle_reserve(t2, a, now, NULL), THROTTLE_OK);
+	(void)throttle_fail(t2, a, now, &blocked);
+	CU_ASSERT_EQUAL(blocked, 0);
+	CU_ASSERT_EQUAL(throttle_failures(t1, a, now), 2);
+	CU_ASSERT_EQUAL(throttle_reserve(t1, a, now, NULL), THROTTLE_OK);
+	(void)throttle_fail(t1, a, now, &blocked);
+	CU_ASSERT_EQUAL(blocked, 1);
+	CU_ASSERT_EQUAL(throttle_reserve(t2, a, now, NULL), THROTTLE_BLOCKED);
+	throttle_free(&t1);
+	throttle_free(&t2);
+
+	/* A file we cannot use: every call says so, nothing goes unchecked. */
+	t1 = make(3, 600, 100, 10, 1000, 0, 64);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t1);
+	CU_ASSERT_EQUAL(chmod(path, 0666), 0);
+	CU_ASSERT_EQUAL(throttle_attach_file(t1, path, err, sizeof(err)), -1);
+	CU_ASSERT_EQUAL(throttle_reserve(t1, a, now, NULL), THROTTLE_ERROR);
+	CU_ASSERT_EQUAL(throttle_attach_file(t1, "/nonexistent/dir/x", err,
+	    sizeof(err)), -1);
+	CU_ASSERT_EQUAL(throttle_reserve(t1, a, now, NULL), THROTTLE_ERROR);
+	throttle_free(&t1);
+	(void)unlink(path);
 }
 
 static void
@@ -336,7 +476,7 @@ test_lru(void)
 	/* Successes free their slots. */
 	for (i = 984; i < 1000; i++) {
 		snprintf(ip, sizeof(ip), "10.1.%u.%u", i / 256, i % 256);
-		throttle_success(t, addr(ip));
+		(void)throttle_success(t, addr(ip), 1003);
 	}
 	CU_ASSERT_EQUAL(throttle_clients(t), 0);
 	throttle_free(&t);
@@ -390,7 +530,8 @@ hammer_thread(void *arg)
 		    NULL);
 		(void)throttle_fail(h->t, (struct sockaddr *)&sin, 1000, NULL);
 		if (i % 2 == 1 && i % 7 == 1)
-			throttle_success(h->t, (struct sockaddr *)&sin);
+			(void)throttle_success(h->t, (struct sockaddr *)&sin,
+			    1000);
 	}
 	return NULL;
 }
@@ -457,6 +598,9 @@ suite_throttle(void)
 	    test_window_and_success) == NULL ||
 	    CU_add_test(s, "address keys", test_keys) == NULL ||
 	    CU_add_test(s, "global", test_global) == NULL ||
+	    CU_add_test(s, "reservation", test_reserve) == NULL ||
+	    CU_add_test(s, "global count by network", test_networks) == NULL ||
+	    CU_add_test(s, "shared state file", test_file) == NULL ||
 	    CU_add_test(s, "bounded table", test_lru) == NULL ||
 	    CU_add_test(s, "reconfigure", test_configure) == NULL ||
 	    CU_add_test(s, "threads", test_threads) == NULL)
