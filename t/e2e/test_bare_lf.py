@@ -148,9 +148,14 @@ class Smtplib(LfCase):
         # smtplib dot-stuffs after any LF, and adds CRLF after data that
         # does not end in CRLF.
         self.assertEqual(body, crlf(DOT_FILE) + b"\r\n")
+        # The size logged is the message as stored, our Received line
+        # included (the size smtpq list shows), counted with CRLF.
+        q = self.wait_queued(d, 1)
+        _, stored = parse_spool(next(iter(q.values())))
         m = re.search(r"smtp queued id=\S+ .* size=(\d+)", d.logtext())
         self.assertIsNotNone(m, d.logtext())
-        self.assertEqual(int(m.group(1)), len(body))
+        self.assertEqual(int(m.group(1)), len(stored))
+        self.assertGreater(len(stored), len(body))
 
     def test_sendmail_bytes_submission(self):
         """sendmail() with bytes after STARTTLS and AUTH (login() picks
