@@ -23,7 +23,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: sendmail [-tiv] [-a account] [-B type] "
-	    "[-bm | -bs | -bp | -bi] [-C conffile] [-F fullname] [-f sender] "
+	    "[-b mode] [-C conffile] [-F fullname] [-f sender] "
 	    "[-N dsn] [-q] [-R ret] [-V envid] [--] [recipient ...]\n");
 	exit(EX_USAGE);
 }
@@ -145,17 +145,19 @@ sm_parse_args(int argc, char **argv, struct sm_opts *o)
 		case 'e':
 			break;	/* -em, -ee ...: how to report errors */
 		case 'b':
-			if (strcmp(a, "-bm") == 0)
+			/* -bm, -bs, -bp, -bi (or -b m ...). */
+			v = value(argc, argv, &i, a + 2);
+			if (strcmp(v, "m") == 0)
 				o->action = SM_DELIVER;
-			else if (strcmp(a, "-bs") == 0)
+			else if (strcmp(v, "s") == 0)
 				o->action = SM_SMTP;
-			else if (strcmp(a, "-bp") == 0)
+			else if (strcmp(v, "p") == 0)
 				o->action = SM_LIST;
-			else if (strcmp(a, "-bi") == 0)
+			else if (strcmp(v, "i") == 0)
 				o->action = SM_ALIASES;
 			else {
-				fprintf(stderr, "sendmail: %s is not "
-				    "supported\n", a);
+				fprintf(stderr, "sendmail: -b%s is not "
+				    "supported\n", v);
 				usage();
 			}
 			break;
