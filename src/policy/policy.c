@@ -33,7 +33,8 @@ static const char *const top_keys[] = {
 	"limits", "norelay", "verifysenderdom", "saveblockedmsg", "dump",
 	"ournets", "ourdomains", "block", "access", "access_file",
 	"helo_checks", "greylist", "rules", "tls", "auth",
-	"routes", "aliases", "queue", "log", "bare_newline", NULL
+	"routes", "aliases", "queue", "log", "bare_newline", "sendmail",
+	NULL
 };
 static const char *const tls_keys[] = {
 	"certificate", "key", "chain", "priority", "tickets", "client_ca",

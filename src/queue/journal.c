@@ -171,7 +171,7 @@ write_queue_file(struct journal *j, const char *id, const char *data,
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 	if (fd == -1)
 		return -1;
 	if (fs_write_all(fd, data, len) == -1 || close(fd) == -1) {

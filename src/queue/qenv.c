@@ -228,6 +228,7 @@ qenv_parse(const char *buf, size_t len, struct qenv **ep, char *err,
 		{ "peer-name", offsetof(struct qenv, peer_name) },
 		{ "protocol", offsetof(struct qenv, protocol) },
 		{ "body", offsetof(struct qenv, body) },
+		{ "user", offsetof(struct qenv, user) },
 	};
 	struct qenv *e;
 	const char *p = buf, *end = buf + len, *nl, *v;
@@ -442,6 +443,7 @@ qenv_free(struct qenv **ep)
 	free(e->sender);
 	free(e->envid);
 	free(e->auth);
+	free(e->user);
 	free(e->helo);
 	free(e->peer);
 	free(e->peer_name);

@@ -27,6 +27,7 @@
 #include "lib/str.h"
 #include "agent.h"
 #include "dsn.h"
+#include "maildrop.h"
 #include "qenv.h"
 #include "qstore.h"
 #include "runner.h"
@@ -96,6 +97,7 @@ struct runner {
 	struct spool	*sp;		/* DSNs are queued through it */
 	int		 lockfd, fifofd;
 	int		 notifyfd;	/* inotify on queue/, -1 without */
+	int		 dropwd;	/* its watch on maildrop/, or -1 */
 	int		 wakep[2];
 	int		 once;
 
@@ -423,10 +425,15 @@ runner_reconfigure(struct runner *r, struct queue_conf *qc)
 static void
 scan_queue(struct runner *r)
 {
-	char (*ids)[32];
+	char (*ids)[32], conffile[PATH_MAX];
 	size_t i, n;
 	time_t now = time(NULL);
 
+	/* Local submissions (sendmail) become queue files first. */
+	pthread_mutex_lock(&r->mu);
+	str_lcpy(conffile, r->qc->file, sizeof(conffile));
+	pthread_mutex_unlock(&r->mu);
+	(void)maildrop_pickup(r->sp, r->spooldir, conffile);
 	if (qstore_list(r->qs, &ids, &n) == -1) {
 		log_err("queue: cannot list %s/queue: %s", r->spooldir,
 		    strerror(errno));
@@ -464,7 +471,7 @@ read_notify(struct runner *r)
 		pthread_mutex_lock(&r->mu);
 		for (p = buf; p < buf + n; p += sizeof(*ev) + ev->len) {
 			ev = (const struct inotify_event *)p;
-			if (ev->mask & IN_Q_OVERFLOW)
+			if (ev->mask & IN_Q_OVERFLOW || ev->wd == r->dropwd)
 				r->kick_scan = 1;
 			else if (ev->len > 0)
 				notice_locked(r, ev->name, now);
@@ -1633,6 +1640,7 @@ runner_new(const char *spooldir, struct queue_conf *qc, int once,
 		return NULL;
 	}
 	r->lockfd = r->fifofd = r->notifyfd = r->wakep[0] = r->wakep[1] = -1;
+	r->dropwd = -1;
 	r->once = once;
 	r->qc = queueconf_ref(qc);
 	pthread_mutex_init(&r->mu, NULL);
@@ -1671,6 +1679,10 @@ runner_new(const char *spooldir, struct queue_conf *qc, int once,
 			close(r->notifyfd);
 			r->notifyfd = -1;
 		}
+		snprintf(qdir, sizeof(qdir), "%s/%s", spooldir, MAILDROP_DIR);
+		if (r->notifyfd != -1)
+			r->dropwd = inotify_add_watch(r->notifyfd, qdir,
+			    IN_ATTRIB | IN_MOVED_TO);
 	}
 #endif
 	r->max_rounds = rounds_limit(qc->concurrency);

@@ -283,8 +283,10 @@ open_tmp(struct spool_msg *m)
 			errno = ENAMETOOLONG;
 			return -1;
 		}
+		/* Group-readable for mailq where the admin gives queue/ the
+		 * maildrop group (smtpd-spool(5)); the directories are 0700. */
 		m->fd = open(m->tmppath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-		    0600);
+		    0640);
 		if (m->fd != -1)
 			break;
 		if (errno != EEXIST)
@@ -366,6 +368,8 @@ spool_begin(struct spool *sp, const struct spool_envelope *env)
 		put_line(&hdr, "body", env->body);
 	if (env->smtputf8)
 		(void)str_appends(&hdr, "smtputf8\n");
+	if (env->user != NULL)
+		put_line(&hdr, "user", env->user);
 	m->envlen = hdr.len + 1;
 	if (str_appendc(&hdr, '\n') == -1 ||
 	    spool_write(m, hdr.s, hdr.len) == -1) {

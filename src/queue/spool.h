@@ -43,6 +43,7 @@ struct spool_envelope {
 	const char	 *body;		/* "7BIT", "8BITMIME" or NULL */
 	int		  smtputf8;
 	time_t		  arrival;
+	const char	 *user;		/* local submitter's login, or NULL */
 };
 
 /* spool_open() flags. */

@@ -12,7 +12,8 @@ from harness import BUILDDIR
 SRCDIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # program -> its man page
-PAGES = {"smtpd": "doc/smtpd.8", "smtp": "doc/smtp.1", "smtpq": "doc/smtpq.8"}
+PAGES = {"smtpd": "doc/smtpd.8", "smtp": "doc/smtp.1", "smtpq": "doc/smtpq.8",
+         "sendmail": "doc/sendmail.8"}
 
 
 def usage_flags(prog):
@@ -57,6 +58,9 @@ class ManPages(unittest.TestCase):
 
     def test_smtpd(self):
         self.check("smtpd")
+
+    def test_sendmail(self):
+        self.check("sendmail")
 
     def test_smtp(self):
         self.check("smtp")
