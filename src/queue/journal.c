@@ -46,8 +46,13 @@
 #define SEGMENT_HDR		64	/* magic, two mark slots, padding */
 #define MARK_SLOT0		16
 #define MARK_SLOT_LEN		16	/* counter, offset (64 bits), crc32 */
-/* A commit not taken by the journal in this time is refused (4xx). */
-#define JOURNAL_WAIT_SECS	30
+/*
+ * A commit not taken by the journal in this time is refused (4xx): long
+ * enough for a disk that is only slow under load, well inside the ten
+ * minutes a client waits for the reply to the end of data (RFC 5321
+ * 4.5.3.2.6).
+ */
+#define JOURNAL_WAIT_SECS	120
 #define SPOOL_VERSION_ID	"smtpd-spool 1\nid "
 
 struct segment {
