@@ -30,6 +30,7 @@
 #include "cmdparse.h"
 #include "data.h"
 #include "guard.h"
+#include "proxy.h"
 #include "session.h"
 #include "tls.h"
 
@@ -81,6 +82,7 @@ struct session {
 
 	/* Counts for the disconnect line. */
 	unsigned int	 n_msgs, n_rcpts, n_cmds;
+	unsigned int	 v2_lines;	/* first lines like a PROXY v2 header */
 };
 
 struct command {
@@ -1222,10 +1224,10 @@ session_run(const struct session_conf *conf)
 		s.tlss = tls_server_current();
 	policy_session_init(&s.ps, s.pol, conf->state, &conf->peer, s.id);
 	s.ps.single = conf->single;
-	log_info("%s smtp connect address=%s port=%d name=%s%s", s.id,
+	log_info("%s smtp connect address=%s port=%d name=%s%s%s", s.id,
 	    s.peer_addr[0] ? s.peer_addr : "unknown", s.peer_port,
 	    s.peer_name[0] ? s.peer_name : "unknown",
-	    s.ps.trusted ? " trusted" : "");
+	    s.ps.trusted ? " trusted" : "", conf->via ? conf->via : "");
 	if (conf->implicit_tls && (s.tlss == NULL || start_tls(&s) == -1)) {
 		if (s.tlss == NULL)
 			log_err("%s smtp no TLS certificate for an implicit TLS "
@@ -1271,6 +1273,21 @@ session_run(const struct session_conf *conf)
 		if (len > 0 && line[len - 1] == '\r')
 			len--;
 		line[len] = '\0';
+		/*
+		 * A balancer's header sent here after the greeting: a v1
+		 * line, or the three lines a v2 signature starts with.
+		 */
+		if (s.n_cmds == s.v2_lines + 1 &&
+		    proxy_v2_line(s.n_cmds, line, len))
+			s.v2_lines++;
+		if ((s.n_cmds == 1 && len >= 6 &&
+		    proxy_looks_like((const unsigned char *)line, len)) ||
+		    s.v2_lines == 3) {
+			log_info("%s smtp PROXY header on a listener not "
+			    "configured for it", s.id);
+			s.end = END_PROXY_HEADER;
+			break;
+		}
 		if (cmd_split(line, len, &c) == -1) {
 			reply(&s, 500, "5.5.2", "Error: bad character in command");
 			goto check_errors;
