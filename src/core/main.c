@@ -30,6 +30,7 @@
 #include "policy/policy.h"
 #include "queue/runner.h"
 #include "queue/spool.h"
+#include "metricsd.h"
 #include "server.h"
 #include "session.h"
 #include "tls.h"
@@ -174,6 +175,7 @@ main(int argc, char *argv[])
 	int lflags[MAIN_MAX_LISTEN], nfds = 0;
 	const char *conffile = SMTPD_CONF, *netdir = NULL, *mailer = NULL;
 	struct runner *runner = NULL;
+	struct metricsd *md = NULL;
 	char err[1024];
 	int ch, debug = 0, stdio_mode = 0, check_only = 0, conf_given = 0;
 	int fds[MAIN_MAX_LISTEN], i, sig;
@@ -356,6 +358,15 @@ main(int argc, char *argv[])
 		log_err("%s", err);
 		exit(EX_OSERR);
 	}
+	if (pol->front.metrics_listen[0] != '\0') {
+		if ((md = metricsd_start(pol->front.metrics_listen, pol->spool,
+		    err, sizeof(err))) == NULL) {
+			log_err("metrics: %s", err);
+			exit(EX_OSERR);
+		}
+		log_info("metrics on http://%s/metrics",
+		    pol->front.metrics_listen);
+	}
 	if (!pol->have_file)
 		log_warn("%s does not exist: running on built-in defaults",
 		    conffile);
@@ -387,6 +398,7 @@ main(int argc, char *argv[])
 	policy_unref(&pol);
 	pol = policy_current();
 	i = server_stop(&sv, pol->shutdown_timeout);
+	metricsd_stop(&md);
 	spool_set_hook(sp, NULL, NULL);
 	runner_stop(&runner);
 	policy_state_flush(st, pol);

@@ -25,6 +25,7 @@
 #include "lib/fsutil.h"
 #include "lib/lineio.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/net.h"
 #include "lib/str.h"
 #include "cmdparse.h"
@@ -164,6 +165,7 @@ reply(struct session *s, int code, const char *ecode, const char *fmt, ...)
 	va_end(ap);
 	if (code >= 400) {
 		s->errors++;
+		metrics_reply_refused(code, ecode);
 		log_info("%s smtp reply code=%d status=%s text=\"%s\"", s->id,
 		    code, ecode ? ecode : "-", text);
 		tarpit(s);
@@ -670,7 +672,9 @@ finish_message(struct session *s, enum data_verdict v)
 {
 	char id[SPOOL_ID_LEN + 1];
 	size_t size = s->din.size;
+	struct timespec t0, t1;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (v == DATA_OK && s->hv.kind == VERDICT_CONTINUE)
 		(void)policy_data_end(&s->ps, &s->hv);
 	if (v == DATA_OK && s->hv.kind != VERDICT_CONTINUE &&
@@ -695,6 +699,10 @@ finish_message(struct session *s, enum data_verdict v)
 			break;
 		}
 		s->n_msgs++;
+		metrics_message_accepted();
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		metrics_accept_latency((double)(t1.tv_sec - t0.tv_sec) +
+		    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 		log_info("%s smtp queued id=%s from=<%.256s> nrcpt=%zu size=%zu",
 		    s->id, id, s->sender.mailbox, s->nrcpts, size);
 		reply(s, 250, "2.0.0", "Ok: queued as %s", id);
@@ -959,6 +967,7 @@ do_auth(struct session *s, struct cmd *c)
 	if (r == SASL_FAIL) {
 		delay = th != NULL ? throttle_fail(th, peer, throttle_now(),
 		    &blocked) : 1000;
+		metrics_auth(0);
 		log_info("%s auth failed user=%.100s mechanism=%s address=%s "
 		    "reason=\"%s\"", s->id, user, sa ? sasl_mech(sa) : mech,
 		    s->peer_addr, sa ? sasl_why(sa) : "");
@@ -981,6 +990,7 @@ do_auth(struct session *s, struct cmd *c)
 		str_lcpy(s->auth_user, sasl_user(sa), sizeof(s->auth_user));
 		s->authenticated = 1;
 		policy_session_trust(&s->ps, 1);
+		metrics_auth(1);
 		log_info("%s auth ok user=%.100s mechanism=%s", s->id, user,
 		    sasl_mech(sa));
 	}
@@ -1224,6 +1234,7 @@ session_run(const struct session_conf *conf)
 		s.tlss = tls_server_current();
 	policy_session_init(&s.ps, s.pol, conf->state, &conf->peer, s.id);
 	s.ps.single = conf->single;
+	metrics_session_open();
 	log_info("%s smtp connect address=%s port=%d name=%s%s%s", s.id,
 	    s.peer_addr[0] ? s.peer_addr : "unknown", s.peer_port,
 	    s.peer_name[0] ? s.peer_name : "unknown",
@@ -1326,6 +1337,7 @@ done:
 	(void)lineio_flush(s.io);
 	reset_transaction(&s);
 	free(s.rcpts);
+	metrics_session_close();
 	log_info("%s smtp disconnect reason=%s commands=%u messages=%u "
 	    "recipients=%u errors=%u", s.id, guard_end_name(s.end), s.n_cmds,
 	    s.n_msgs, s.n_rcpts, s.errors);
