@@ -30,6 +30,7 @@
 #include "policy/policy.h"
 #include "queue/runner.h"
 #include "queue/spool.h"
+#include "metricsd.h"
 #include "server.h"
 #include "session.h"
 #include "tls.h"
@@ -39,6 +40,7 @@
 #endif
 #define SMTPD_OPTS	"C:adfh:ik:l:m:n:prst"
 #define LISTEN_BACKLOG	1024
+#define MAIN_MAX_LISTEN	(2 * POLICY_LISTEN_MAX + 2 * FRONT_LISTEN_MAX)
 
 static void
 usage(void)
@@ -144,6 +146,24 @@ load_credentials(const struct policy *p, int strict)
 	return 0;
 }
 
+/* Binds one listener or exits. */
+static void
+open_listener(const char *addr, int flags, int *fds, int *lflags, int *nfds)
+{
+	char err[1024];
+	int fd;
+
+	if ((fd = net_listen(addr, LISTEN_BACKLOG, err, sizeof(err))) == -1) {
+		log_err("%s", err);
+		exit(EX_OSERR);
+	}
+	fds[*nfds] = fd;
+	lflags[(*nfds)++] = flags;
+	log_info("listening on %s%s%s", addr, flags & LISTEN_PROXY ?
+	    " (PROXY header first)" : "", flags & LISTEN_TLS ?
+	    " (implicit TLS)" : "");
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -154,12 +174,13 @@ main(int argc, char *argv[])
 	struct policy_state *st;
 	struct throttle *th;
 	struct session_conf tmpl;
-	int implicit[2 * POLICY_LISTEN_MAX], nfds = 0;
+	int lflags[MAIN_MAX_LISTEN], nfds = 0;
 	const char *conffile = SMTPD_CONF, *netdir = NULL, *mailer = NULL;
 	struct runner *runner = NULL;
+	struct metricsd *md = NULL;
 	char err[1024];
 	int ch, debug = 0, stdio_mode = 0, check_only = 0, conf_given = 0;
-	int fds[2 * POLICY_LISTEN_MAX], i, sig;
+	int fds[MAIN_MAX_LISTEN], i, sig;
 	sigset_t sigs, oldsigs;
 
 	/*
@@ -258,7 +279,8 @@ main(int argc, char *argv[])
 	}
 	if (load_credentials(pol, 1) == -1)
 		exit(EX_CONFIG);
-	if (pol->nlisten + pol->ntls_listen == 0)
+	if (pol->nlisten + pol->ntls_listen + pol->front.nproxy_listen +
+	    pol->front.nproxy_tls_listen == 0)
 		stdio_mode = 1;
 	/*
 	 * Said once, where someone may see it; not in stdio mode, whose
@@ -324,19 +346,17 @@ main(int argc, char *argv[])
 		exit(EX_OK);
 	}
 
-	for (i = 0; i < pol->nlisten + pol->ntls_listen; i++) {
-		const char *addr = i < pol->nlisten ? pol->listen[i] :
-		    pol->tls_listen[i - pol->nlisten];
-
-		if ((fds[nfds] = net_listen(addr, LISTEN_BACKLOG, err,
-		    sizeof(err))) == -1) {
-			log_err("%s", err);
-			exit(EX_OSERR);
-		}
-		implicit[nfds++] = i >= pol->nlisten;
-		log_info("listening on %s%s", addr, i >= pol->nlisten ?
-		    " (implicit TLS)" : "");
-	}
+	for (i = 0; i < pol->nlisten; i++)
+		open_listener(pol->listen[i], 0, fds, lflags, &nfds);
+	for (i = 0; i < pol->ntls_listen; i++)
+		open_listener(pol->tls_listen[i], LISTEN_TLS, fds, lflags,
+		    &nfds);
+	for (i = 0; i < pol->front.nproxy_listen; i++)
+		open_listener(pol->front.proxy_listen[i],
+		    LISTEN_PROXY, fds, lflags, &nfds);
+	for (i = 0; i < pol->front.nproxy_tls_listen; i++)
+		open_listener(pol->front.proxy_tls_listen[i],
+		    LISTEN_PROXY | LISTEN_TLS, fds, lflags, &nfds);
 	policy_install(policy_ref(pol));
 	/*
 	 * The queue runner delivers what the sessions commit; with -m the
@@ -354,10 +374,19 @@ main(int argc, char *argv[])
 	tmpl.state = st;
 	tmpl.throttle = th;
 	tmpl.mailer = mailer;
-	if ((sv = server_start(fds, implicit, nfds, &tmpl, err,
+	if ((sv = server_start(fds, lflags, nfds, &tmpl, err,
 	    sizeof(err))) == NULL) {
 		log_err("%s", err);
 		exit(EX_OSERR);
+	}
+	if (pol->front.metrics_listen[0] != '\0') {
+		if ((md = metricsd_start(pol->front.metrics_listen, pol->spool,
+		    err, sizeof(err))) == NULL) {
+			log_err("metrics: %s", err);
+			exit(EX_OSERR);
+		}
+		log_info("metrics on http://%s/metrics",
+		    pol->front.metrics_listen);
 	}
 	if (!pol->have_file)
 		log_warn("%s does not exist: running on built-in defaults",
@@ -390,6 +419,7 @@ main(int argc, char *argv[])
 	policy_unref(&pol);
 	pol = policy_current();
 	i = server_stop(&sv, pol->shutdown_timeout);
+	metricsd_stop(&md);
 	spool_set_hook(sp, NULL, NULL);
 	runner_stop(&runner);
 	policy_state_flush(st, pol);

@@ -12,12 +12,14 @@ struct server;
 
 /* Starts accepting on the given sockets (the server takes them over). */
 struct session_conf;
+/* What a listener does before SMTP starts: flags[i] for fds[i]. */
+#define LISTEN_TLS	0x01	/* TLS before the greeting */
+#define LISTEN_PROXY	0x02	/* a PROXY header before anything */
 /*
- * implicit_tls[i] says whether fds[i] starts TLS before the greeting.
  * Sessions get a copy of tmpl (spool, shared state) with their own
  * connection filled in.
  */
-struct server *server_start(const int *fds, const int *implicit_tls, int nfds,
+struct server *server_start(const int *fds, const int *flags, int nfds,
 	    const struct session_conf *tmpl, char *err, size_t errlen);
 /*
  * Stops accepting, gives running sessions up to grace seconds to finish,

@@ -25,11 +25,13 @@
 #include "lib/fsutil.h"
 #include "lib/lineio.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/net.h"
 #include "lib/str.h"
 #include "cmdparse.h"
 #include "data.h"
 #include "guard.h"
+#include "proxy.h"
 #include "session.h"
 #include "tls.h"
 
@@ -82,6 +84,7 @@ struct session {
 
 	/* Counts for the disconnect line. */
 	unsigned int	 n_msgs, n_rcpts, n_cmds;
+	unsigned int	 v2_lines;	/* first lines like a PROXY v2 header */
 };
 
 struct command {
@@ -163,6 +166,7 @@ reply(struct session *s, int code, const char *ecode, const char *fmt, ...)
 	va_end(ap);
 	if (code >= 400) {
 		s->errors++;
+		metrics_reply_refused(code, ecode);
 		log_info("%s smtp reply code=%d status=%s text=\"%s\"", s->id,
 		    code, ecode ? ecode : "-", text);
 		tarpit(s);
@@ -684,7 +688,9 @@ finish_message(struct session *s, enum data_verdict v)
 	char id[SPOOL_ID_LEN + 1];
 	/* The message as stored (as smtpq list shows it). */
 	size_t size = s->added + s->din.size;
+	struct timespec t0, t1;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (v == DATA_OK && s->hv.kind == VERDICT_CONTINUE)
 		(void)policy_data_end(&s->ps, &s->hv);
 	if (v == DATA_OK && s->hv.kind != VERDICT_CONTINUE &&
@@ -715,6 +721,10 @@ finish_message(struct session *s, enum data_verdict v)
 			break;
 		}
 		s->n_msgs++;
+		metrics_message_accepted();
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		metrics_accept_latency((double)(t1.tv_sec - t0.tv_sec) +
+		    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 		log_info("%s smtp queued id=%s from=<%.256s> nrcpt=%zu size=%zu",
 		    s->id, id, s->sender.mailbox, s->nrcpts, size);
 		reply(s, 250, "2.0.0", "Ok: queued as %s", id);
@@ -1025,6 +1035,7 @@ do_auth(struct session *s, struct cmd *c)
 	if (r == SASL_FAIL) {
 		delay = th != NULL ? throttle_fail(th, peer, throttle_now(),
 		    &blocked) : 1000;
+		metrics_auth(0);
 		if (!late)
 			log_info("%s auth failed user=%.100s mechanism=%s "
 			    "address=%s reason=\"%s\"", s->id, user,
@@ -1044,6 +1055,7 @@ do_auth(struct session *s, struct cmd *c)
 		str_lcpy(s->auth_user, sasl_user(sa), sizeof(s->auth_user));
 		s->authenticated = 1;
 		policy_session_trust(&s->ps, 1);
+		metrics_auth(1);
 		log_info("%s auth ok user=%.100s mechanism=%s", s->id, user,
 		    sasl_mech(sa));
 	} else if (th != NULL)
@@ -1294,10 +1306,11 @@ session_run(const struct session_conf *conf)
 		s.tlss = tls_server_current();
 	policy_session_init(&s.ps, s.pol, conf->state, &conf->peer, s.id);
 	s.ps.single = conf->single;
-	log_info("%s smtp connect address=%s port=%d name=%s%s", s.id,
+	metrics_session_open();
+	log_info("%s smtp connect address=%s port=%d name=%s%s%s", s.id,
 	    s.peer_addr[0] ? s.peer_addr : "unknown", s.peer_port,
 	    s.peer_name[0] ? s.peer_name : "unknown",
-	    s.ps.trusted ? " trusted" : "");
+	    s.ps.trusted ? " trusted" : "", conf->via ? conf->via : "");
 	if (conf->implicit_tls && (s.tlss == NULL || start_tls(&s) == -1)) {
 		if (s.tlss == NULL)
 			log_err("%s smtp no TLS certificate for an implicit TLS "
@@ -1343,6 +1356,21 @@ session_run(const struct session_conf *conf)
 		if (len > 0 && line[len - 1] == '\r')
 			len--;
 		line[len] = '\0';
+		/*
+		 * A balancer's header sent here after the greeting: a v1
+		 * line, or the three lines a v2 signature starts with.
+		 */
+		if (s.n_cmds == s.v2_lines + 1 &&
+		    proxy_v2_line(s.n_cmds, line, len))
+			s.v2_lines++;
+		if ((s.n_cmds == 1 && len >= 6 &&
+		    proxy_looks_like((const unsigned char *)line, len)) ||
+		    s.v2_lines == 3) {
+			log_info("%s smtp PROXY header on a listener not "
+			    "configured for it", s.id);
+			s.end = END_PROXY_HEADER;
+			break;
+		}
 		if (cmd_split(line, len, &c) == -1) {
 			reply(&s, 500, "5.5.2", "Error: bad character in command");
 			goto check_errors;
@@ -1381,6 +1409,7 @@ done:
 	(void)lineio_flush(s.io);
 	reset_transaction(&s);
 	free(s.rcpts);
+	metrics_session_close();
 	log_info("%s smtp disconnect reason=%s commands=%u messages=%u "
 	    "recipients=%u errors=%u", s.id, guard_end_name(s.end), s.n_cmds,
 	    s.n_msgs, s.n_rcpts, s.errors);

@@ -19,6 +19,8 @@ struct session_conf {
 	struct policy_state	*state;		/* greylisting, rates; may be NULL */
 	struct throttle		*throttle;	/* AUTH failures; may be NULL */
 	int			 implicit_tls;	/* TLS before the greeting (465) */
+	/* " proxy=addr:port ..." for the connect line, or NULL. */
+	const char		*via;
 	const char		*mailer;	/* -m: hand messages to this program */
 	int			 single;	/* the only session in this process */
 	/* Set by the server when it is shutting down: the session says 421. */

@@ -418,10 +418,21 @@ rules_mail(struct policy_session *ps, const char *sender, struct verdict *v)
 
 /* --- relay control --- */
 
+/* The client's address for a log line (fail2ban matches on it). */
+static const char *
+peer_str(const struct policy_session *ps, char *buf, size_t len)
+{
+	if (ps->peer.ss_family == AF_UNSPEC ||
+	    net_ntop((const struct sockaddr *)&ps->peer, buf, len, NULL) == -1)
+		str_lcpy(buf, "unknown", len);
+	return buf;
+}
+
 static enum verdict_kind
 relay_rcpt(struct policy_session *ps, const char *rcpt, struct verdict *v)
 {
 	const char *at = strrchr(rcpt, '@');
+	char addr[NET_ADDRSTR_MAX];
 	size_t ll;
 
 	if (ps->trusted)
@@ -439,14 +450,16 @@ relay_rcpt(struct policy_session *ps, const char *rcpt, struct verdict *v)
 	ll = (size_t)(at - rcpt);
 	if (memchr(rcpt, '%', ll) != NULL || memchr(rcpt, '!', ll) != NULL ||
 	    memchr(rcpt, '@', ll) != NULL) {
-		log_info("%s policy relay refused to=<%.256s>: routing in the "
-		    "local part", ps->id, rcpt);
+		log_info("%s policy relay refused to=<%.256s> address=%s: "
+		    "routing in the local part", ps->id, rcpt,
+		    peer_str(ps, addr, sizeof(addr)));
 		return set(v, VERDICT_REJECT, 554, "5.7.1",
 		    "Relaying denied: address routing is not allowed");
 	}
 	return VERDICT_CONTINUE;
 deny:
-	log_info("%s policy relay refused to=<%.256s>", ps->id, rcpt);
+	log_info("%s policy relay refused to=<%.256s> address=%s", ps->id,
+	    rcpt, peer_str(ps, addr, sizeof(addr)));
 	return set(v, VERDICT_REJECT, 554, "5.7.1", "Relaying denied");
 }
 

@@ -34,7 +34,7 @@ static const char *const top_keys[] = {
 	"ournets", "ourdomains", "block", "access", "access_file",
 	"helo_checks", "greylist", "rules", "tls", "auth",
 	"routes", "aliases", "queue", "log", "bare_newline", "sendmail",
-	NULL
+	"proxy", "metrics", NULL
 };
 static const char *const tls_keys[] = {
 	"certificate", "key", "chain", "priority", "tickets", "client_ca",
@@ -875,6 +875,10 @@ load_policy_keys(struct policy *p, config_setting_t *root, const char *path,
 	if ((g = config_setting_get_member(root, "tls")) != NULL &&
 	    load_tls(p, g, path, err, errlen) == -1)
 		return -1;
+	if (p->front.nproxy_tls_listen > 0 && p->tls_certificate[0] == '\0')
+		return seterr(err, errlen, path, config_setting_get_member(root,
+		    "proxy"), "proxy.tls_listen needs tls.certificate and "
+		    "tls.key");
 	if ((g = config_setting_get_member(root, "auth")) != NULL &&
 	    load_auth(p, g, path, err, errlen) == -1)
 		return -1;
@@ -994,6 +998,8 @@ policy_load(const char *path, int missing_ok,
 				goto fail;
 			}
 		}
+		if (frontconf_load(&p->front, root, path, err, errlen) == -1)
+			goto fail;
 		if ((g = config_setting_get_member(root, "limits")) != NULL) {
 			if (!config_setting_is_group(g)) {
 				seterr(err, errlen, path, g,
@@ -1243,10 +1249,12 @@ policy_print(const struct policy *p, FILE *f)
 		fprintf(f, "config file: none (%s does not exist); built-in "
 		    "defaults\n", p->conffile);
 	fprintf(f, "hostname: %s\n", p->hostname);
-	if (p->nlisten == 0)
+	if (p->nlisten + p->ntls_listen + p->front.nproxy_listen +
+	    p->front.nproxy_tls_listen == 0)
 		fprintf(f, "listen: none (one session on standard input and output)\n");
 	for (i = 0; i < p->nlisten; i++)
 		fprintf(f, "listen: %s\n", p->listen[i]);
+	frontconf_print(&p->front, f);
 	fprintf(f, "spool: %s\n", p->spool);
 	fprintf(f, "log: %s\n", p->log_stderr ? "standard error" :
 	    "syslog (facility mail)");
@@ -1303,6 +1311,7 @@ policy_free(struct policy *p)
 		free(p->listen[i]);
 	for (i = 0; i < p->ntls_listen; i++)
 		free(p->tls_listen[i]);
+	frontconf_free(&p->front);
 	senders_free(&p->auth_senders);
 	queueconf_unref(&p->queue);
 	free(p->ournets);

@@ -18,6 +18,7 @@
 #include <stdio.h>
 
 #include "cidr.h"
+#include "frontconf.h"
 #include "auth/throttle.h"
 
 struct senders;
@@ -134,6 +135,8 @@ struct policy {
 	unsigned int	 tls_handshake_timeout;		/* seconds */
 	char		*tls_listen[POLICY_LISTEN_MAX];	/* implicit TLS */
 	int		 ntls_listen;
+
+	struct front_conf front;	/* proxy { }, metrics { } */
 
 	/* auth { } */
 	char		 auth_secrets[PATH_MAX];	/* "" = no AUTH */

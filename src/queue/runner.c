@@ -24,6 +24,7 @@
 #include <gnutls/crypto.h>
 
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/str.h"
 #include "agent.h"
 #include "dsn.h"
@@ -703,6 +704,7 @@ apply_result(struct round *rd, struct qstore_rcpt *q,
 		}
 		break;
 	}
+	metrics_delivery(what, q->mta[0] != '\0');
 	orig[0] = '\0';
 	if (strcmp(o->mailbox, q->mailbox) != 0)
 		snprintf(orig, sizeof(orig), " orig=<%.200s>", o->mailbox);

@@ -32,6 +32,7 @@
 #include "lib/log.h"
 #include "lib/str.h"
 #include "qenv.h"
+#include "qstats.h"
 #include "qstore.h"
 #include <libconfig.h>
 
@@ -75,6 +76,7 @@ usage(void)
 	    "  release ID ...        resume delivering a held message\n"
 	    "  remove ID ...         delete a message without a bounce\n"
 	    "  stats                 counts, sizes, ages, busiest destinations\n"
+	    "  stats --prometheus    queue sizes for a textfile collector\n"
 	    "  run [-o]              be the queue runner (-o: one pass)\n"
 	    "  check                 print the queue settings and routes\n"
 	    "  passwd [-f file] user set user's AUTH password (read from\n"
@@ -983,6 +985,9 @@ main(int argc, char *argv[])
 		rc = cmd_hold(argc - 1, argv + 1, 0);
 	else if (strcmp(cmd, "stats") == 0 && argc == 1)
 		rc = cmd_stats();
+	else if (strcmp(cmd, "stats") == 0 && argc == 2 &&
+	    strcmp(argv[1], "--prometheus") == 0)
+		rc = qstats_print_prometheus(qstore_dir(qs));
 	else if (strcmp(cmd, "run") == 0)
 		rc = cmd_run(argc, argv, conffile, conf_given);
 	else

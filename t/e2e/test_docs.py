@@ -70,7 +70,7 @@ class ManPages(unittest.TestCase):
 
 
 ALL_PAGES = ["doc/smtpd.8", "doc/smtpd.conf.5", "doc/smtpd-spool.5",
-             "doc/smtpq.8", "doc/smtp.1"]
+             "doc/smtpq.8", "doc/smtp.1", "doc/smtpd-log.7"]
 
 
 class Paths(unittest.TestCase):

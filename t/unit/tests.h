@@ -11,6 +11,7 @@ int	suite_cmdparse(void);
 int	suite_data(void);
 int	suite_policy(void);
 int	suite_cidr(void);
+int	suite_proxy(void);
 int	suite_modules(void);
 int	suite_secrets(void);
 int	suite_sasl(void);
