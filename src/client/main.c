@@ -50,6 +50,8 @@ struct smtp_conf {
 	char			*keyfile, *netrc, *password_command;
 	char			*tls_cafile, *tls_pin;
 	int			 tls_verify;
+	enum client_tls_policy	 tls_policy;
+	char			*sts_cache;
 	int			 auth_cleartext;
 	enum client_auth_mech	 auth_mech;
 	unsigned		 connect_timeout, command_timeout;
@@ -207,6 +209,7 @@ conf_free(struct smtp_conf *cf)
 	free(cf->password_command);
 	free(cf->tls_cafile);
 	free(cf->tls_pin);
+	free(cf->sts_cache);
 	memset(cf, 0, sizeof(*cf));
 }
 
@@ -236,6 +239,16 @@ conf_set(struct smtp_conf *cf, const char *key, const char *v, char *err,
 		return set_str(&cf->password_command, v);
 	if (strcmp(key, "tls_cafile") == 0)
 		return set_str(&cf->tls_cafile, v);
+	if (strcmp(key, "tls_policy") == 0) {
+		if (client_tls_policy_parse(v, &cf->tls_policy) == -1) {
+			snprintf(err, errlen, "tls_policy: want none, may, "
+			    "encrypt, verify, dane, mta-sts or auto");
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(key, "mta_sts_cache") == 0)
+		return set_str(&cf->sts_cache, v);
 	if (strcmp(key, "tls_pin") == 0) {
 		if (*v != '\0' && !pin_valid(v)) {
 			snprintf(err, errlen, "tls_pin: want sha256: and 64 "
@@ -727,6 +740,8 @@ main(int argc, char **argv)
 	o.tls_verify = cf.tls_verify;
 	o.tls_cafile = cf.tls_cafile;
 	o.tls_pin = cf.tls_pin;
+	o.tls_policy = cf.tls_policy;
+	o.sts_cache = cf.sts_cache;
 	o.auth_cleartext_ok = cf.auth_cleartext;
 	o.auth_mech = cf.auth_mech;
 	o.connect_timeout = cf.connect_timeout;
