@@ -64,6 +64,7 @@ cconf_free(struct cconf *cf)
 	free(cf->password_command);
 	free(cf->tls_cafile);
 	free(cf->tls_pin);
+	free(cf->sts_cache);
 	free(cf->queue_dir);
 	memset(cf, 0, sizeof(*cf));
 }
@@ -145,6 +146,16 @@ cconf_set(struct cconf *cf, const char *key, const char *v, char *err,
 		return set_str(&cf->password_command, v);
 	if (strcmp(key, "tls_cafile") == 0)
 		return set_str(&cf->tls_cafile, v);
+	if (strcmp(key, "tls_policy") == 0) {
+		if (client_tls_policy_parse(v, &cf->tls_policy) == -1) {
+			snprintf(err, errlen, "tls_policy: want none, may, "
+			    "encrypt, verify, dane, mta-sts or auto");
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(key, "mta_sts_cache") == 0)
+		return set_str(&cf->sts_cache, v);
 	if (strcmp(key, "queue_dir") == 0) {
 		if (*v != '\0' && *v != '/') {
 			snprintf(err, errlen, "queue_dir: want an absolute "

@@ -21,6 +21,8 @@ struct cconf {
 	char			*keyfile, *netrc, *password_command;
 	char			*tls_cafile, *tls_pin;
 	int			 tls_verify;
+	enum client_tls_policy	 tls_policy;
+	char			*sts_cache;	/* MTA-STS policy cache directory */
 	int			 auth_cleartext;
 	enum client_auth_mech	 auth_mech;
 	unsigned		 connect_timeout, command_timeout;

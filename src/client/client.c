@@ -28,6 +28,7 @@
 #include "client.h"
 #include "dial.h"
 #include "pin.h"
+#include "tlspolicy.h"
 #include "lib/dns.h"
 #include "lib/lineio.h"
 #include "lib/net.h"
@@ -83,6 +84,7 @@ struct client_conn {
 	 * means the server does not speak TLS on connect. */
 	char			 tls_first[4];
 	size_t			 tls_seen;
+	struct tlsplan		*plan;		/* TLS policy per host */
 };
 
 /* One connection attempt's verdict. */
@@ -128,6 +130,7 @@ static enum try_result client_auth(struct client_conn *,
 static int	client_route(struct client_conn *, const struct dial *,
 		    struct client_result *, int *);
 static int	client_host_eq(const char *, const char *);
+static void	client_plan_debug(void *, const char *);
 static int	client_b64(const void *, size_t, struct str *);
 static int	client_send_data(struct client_conn *, struct client_msg *,
 		    char *, size_t);
@@ -709,7 +712,7 @@ client_tls_start(struct client_conn *c, int implicit,
 			    "TLS: %s", gnutls_strerror(r));
 			return TRY_STOP;
 		}
-		if (verify && (r =
+		if ((verify || tlsplan_wants_trust(c->plan)) && (r =
 		    gnutls_certificate_set_x509_system_trust(c->cred)) < 0) {
 			client_set(res, EX_CONFIG, 0, NULL, c->peer,
 			    "TLS: cannot load the system trust store: %s",
@@ -759,6 +762,8 @@ client_tls_start(struct client_conn *c, int implicit,
 		    "TLS: certificate of %s not accepted: %s", c->host,
 		    desc != NULL ? desc : "verification failed");
 		gnutls_free(desc);
+		tlsplan_fail(c->plan, c->host, c->addr, "validation-failure",
+		    res->text);
 		certs = gnutls_certificate_get_peers(c->tls, &ncerts);
 		if (status & GNUTLS_CERT_SIGNER_NOT_FOUND) {
 			res->hint = CLIENT_HINT_UNKNOWN_CA;
@@ -778,6 +783,8 @@ client_tls_start(struct client_conn *c, int implicit,
 
 		client_set(res, temp ? EX_TEMPFAIL : EX_PROTOCOL, 0, NULL,
 		    c->peer, "TLS handshake failed: %s", gnutls_strerror(r));
+		tlsplan_fail(c->plan, c->host, c->addr, "validation-failure",
+		    res->text);
 		if (implicit && client_tls_got_smtp(c)) {
 			snprintf(res->text, sizeof(res->text), "TLS handshake "
 			    "failed: the server greeted in plain text "
@@ -806,13 +813,21 @@ client_tls_start(struct client_conn *c, int implicit,
 			return TRY_NEXT;
 		}
 	}
+	if (tlsplan_check(c->plan, c->tls, c->host, c->addr, c->peer,
+	    res) == -1) {
+		c->broken = 1;
+		return TRY_NEXT;
+	}
 	lineio_set_tls(c->io, c->tls);
 	if (c->opts.debug && (desc = gnutls_session_get_desc(c->tls)) != NULL) {
 		char note[256];
-		int n = snprintf(note, sizeof(note), "TLS %s%s", desc,
+		const char *how = tlsplan_auth(c->plan, 1);
+		int n = snprintf(note, sizeof(note), "TLS %s%s%s", desc,
 		    verify ? ", certificate verified" :
 		    o->tls_pin != NULL ? ", certificate matches the pin" :
-		    ", certificate not checked");
+		    how[0] == 'u' ? ", certificate not checked" :
+		    ", certificate authenticated by ", verify ||
+		    o->tls_pin != NULL || how[0] == 'u' ? "" : how);
 
 		client_debug(c, "*", note, n > 0 ? (size_t)n : 0);
 		gnutls_free(desc);
@@ -1111,6 +1126,8 @@ client_try(struct client_conn *c, const struct sockaddr_storage *ss,
 	if ((o->tls == CLIENT_TLS_OPPORTUNISTIC ||
 	    o->tls == CLIENT_TLS_REQUIRE) && c->tls == NULL && !c->cleartext) {
 		if (!(c->caps & CAP_STARTTLS)) {
+			tlsplan_fail(c->plan, c->host, c->addr,
+			    "starttls-not-supported", "no STARTTLS offered");
 			if (o->tls == CLIENT_TLS_REQUIRE) {
 				client_set(res, EX_UNAVAILABLE, 0, "5.7.10",
 				    c->peer, "the server does not offer "
@@ -1228,6 +1245,12 @@ client_mx_self(const struct client_conn *c, struct dns_mx *mx, size_t nmx)
 	return j;
 }
 
+static void
+client_plan_debug(void *arg, const char *s)
+{
+	client_debug(arg, "*", s, strlen(s));
+}
+
 static int
 client_host_eq(const char *a, const char *b)
 {
@@ -1256,8 +1279,8 @@ client_route(struct client_conn *c, const struct dial *d,
 	enum dns_status st;
 	enum try_result t;
 	char port[8], note[CLIENT_HOST_MAX + 64];
-	size_t nmx, na, i, j, nbusted = 0;
-	int tries = 0, r, n, any_temp_dns = 0;
+	size_t nmx, na, i, j, nbusted = 0, nrefused = 0;
+	int tries = 0, r, n, any_temp_dns = 0, secure = 0;
 	int implicit = d->implicit_tls || c->opts.tls == CLIENT_TLS_IMPLICIT;
 
 	*unresolved = 0;
@@ -1284,6 +1307,13 @@ client_route(struct client_conn *c, const struct dial *d,
 				    gai_strerror(r));
 			return -1;
 		}
+		tlsplan_domain(c->plan, d->host, 0, !d->literal,
+		    client_plan_debug, c);
+		if (tlsplan_host(c->plan, &c->opts, d->host, d->port,
+		    res) == -1) {
+			freeaddrinfo(ai);
+			return -1;
+		}
 		for (a = ai; a != NULL && tries < CLIENT_TRIES_MAX;
 		    a = a->ai_next) {
 			struct sockaddr_storage ss;
@@ -1307,7 +1337,7 @@ client_route(struct client_conn *c, const struct dial *d,
 		return -1;
 	}
 
-	st = dns_mx(d->host, mx, DNS_MX_MAX, &nmx);
+	st = dns_mx_secure(d->host, mx, DNS_MX_MAX, &nmx, &secure);
 	switch (st) {
 	case DNS_OK:
 		break;
@@ -1337,6 +1367,9 @@ client_route(struct client_conn *c, const struct dial *d,
 		    "host)", d->host, c->opts.self);
 		return -1;
 	}
+	/* RFC 7672 2.2.1: DANE only behind a validated MX answer. */
+	tlsplan_domain(c->plan, d->host, 1, st == DNS_OK && secure,
+	    client_plan_debug, c);
 	for (i = 0; i < nmx && tries < CLIENT_TRIES_MAX; i++) {
 		int busted = 0;
 
@@ -1349,6 +1382,13 @@ client_route(struct client_conn *c, const struct dial *d,
 			    "skipping busted MX %s", mx[i].host);
 			client_debug(c, "*", note, n > 0 ? (size_t)n : 0);
 			nbusted++;
+			continue;
+		}
+		if (tlsplan_host(c->plan, &c->opts, mx[i].host, d->port,
+		    &one) == -1) {
+			client_debug(c, "*", one.text, strlen(one.text));
+			client_merge(res, &one);
+			nrefused++;
 			continue;
 		}
 		st = dns_addrs(mx[i].host, d->port, addrs, DNS_ADDR_MAX, &na);
@@ -1378,6 +1418,8 @@ client_route(struct client_conn *c, const struct dial *d,
 			    res->text);
 		return -1;
 	}
+	if (nrefused > 0)
+		return -1;	/* res says why the policy refused them */
 	if (any_temp_dns)
 		client_set(res, EX_TEMPFAIL, 0, "4.4.3", d->host,
 		    "DNS lookup of the mail hosts of %s failed; will retry",
@@ -1425,7 +1467,13 @@ client_connect(const char *dest, const struct client_opts *opts,
 		free(c);
 		return NULL;
 	}
+	if ((c->plan = tlsplan_new(&c->opts)) == NULL) {
+		client_set(res, EX_OSERR, 0, NULL, dest, "out of memory");
+		free(c);
+		return NULL;
+	}
 	if (dial_parse(dest, &d, err, sizeof(err)) == -1) {
+		tlsplan_free(c->plan);
 		client_set(res, EX_USAGE, 0, NULL, dest,
 		    "bad destination \"%.100s\": %s", dest, err);
 		free(c);
@@ -1453,6 +1501,12 @@ const char *
 client_peer(const struct client_conn *c)
 {
 	return c->peer;
+}
+
+const char *
+client_tls_auth(const struct client_conn *c)
+{
+	return tlsplan_auth(c->plan, c->tls != NULL);
 }
 
 int
@@ -1499,6 +1553,7 @@ client_quit(struct client_conn **cp)
 		gnutls_certificate_free_credentials(c->cred);
 	if (c->tls_inited)
 		gnutls_global_deinit();
+	tlsplan_free(c->plan);
 	free(c);
 	*cp = NULL;
 }

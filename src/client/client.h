@@ -33,6 +33,36 @@ enum client_tls {
 	CLIENT_TLS_IMPLICIT,		/* TLS before the banner (smtps, port 465, smtp -t) */
 };
 
+/*
+ * Which TLS a destination gets (smtp(1) -o tls_policy, the relay routes'
+ * tls); CLIENT_TLSPOL_DEFAULT leaves tls and tls_verify as they are.
+ */
+enum client_tls_policy {
+	CLIENT_TLSPOL_DEFAULT,
+	CLIENT_TLSPOL_NONE,	/* no STARTTLS */
+	CLIENT_TLSPOL_MAY,	/* STARTTLS when offered, any certificate */
+	CLIENT_TLSPOL_ENCRYPT,	/* STARTTLS required, any certificate */
+	CLIENT_TLSPOL_VERIFY,	/* STARTTLS, certificate and name checked */
+	CLIENT_TLSPOL_DANE,	/* DANE (RFC 7672) where TLSA records are
+				   validated, else as MAY */
+	CLIENT_TLSPOL_MTA_STS,	/* MTA-STS (RFC 8461) where published,
+				   else as MAY */
+	CLIENT_TLSPOL_AUTO,	/* DANE, else MTA-STS, else MAY */
+};
+
+/* One TLS outcome, for TLS reporting (RFC 8460). */
+struct client_tls_event {
+	const char	*domain;	/* the policy domain */
+	const char	*policy_type;	/* "tlsa", "sts", "no-policy-found" */
+	const char	*policy;	/* the policy's strings, "\n" between
+					   them; "" for no-policy-found */
+	const char	*mx_host;	/* the host connected to */
+	const char	*addr;		/* its address */
+	const char	*failure;	/* NULL: success; else an RFC 8460
+					   result type */
+	const char	*detail;	/* what happened, or "" */
+};
+
 /* The AUTH mechanism to use; CLIENT_AUTH_AUTO picks the best offered. */
 enum client_auth_mech {
 	CLIENT_AUTH_AUTO,
@@ -64,6 +94,13 @@ struct client_opts {
 	const char	*self;		/* our host name, or NULL: MX hosts as
 					   preferred as it, or less, are not
 					   tried (RFC 5321 5.1) */
+	enum client_tls_policy tls_policy;
+	const char	*sts_cache;	/* MTA-STS policy cache directory,
+					   or NULL: fetched every time */
+	unsigned	 sts_timeout;	/* policy fetch, seconds (0: 30) */
+	/* Each TLS outcome under a policy, for TLS reports; NULL: none. */
+	void		(*tls_event)(void *, const struct client_tls_event *);
+	void		*tls_event_arg;
 };
 
 /* What a failure suggests trying, for the caller to put in its words. */
@@ -147,6 +184,13 @@ void	client_quit(struct client_conn **cp);
 
 /* "name [address]" of the server we are talking to. */
 const char *client_peer(const struct client_conn *);
+/* The policy's name ("dane", ...), NULL if unknown; and the reverse. */
+const char *client_tls_policy_name(enum client_tls_policy);
+int	client_tls_policy_parse(const char *, enum client_tls_policy *);
+/* What authenticated the session: "DANE", "MTA-STS", "verified",
+ * "unverified", or "none" without TLS. */
+const char *client_tls_auth(const struct client_conn *);
+
 /* 1 if the session is encrypted. */
 int	client_tls_active(const struct client_conn *);
 /* 1 if the server's EHLO reply listed the extension ("DSN", "AUTH", ...). */

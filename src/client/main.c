@@ -415,6 +415,8 @@ main(int argc, char **argv)
 	o.tls_verify = cf.tls_verify;
 	o.tls_cafile = cf.tls_cafile;
 	o.tls_pin = cf.tls_pin;
+	o.tls_policy = cf.tls_policy;
+	o.sts_cache = cf.sts_cache;
 	o.auth_cleartext_ok = cf.auth_cleartext;
 	o.auth_mech = cf.auth_mech;
 	o.connect_timeout = cf.connect_timeout;

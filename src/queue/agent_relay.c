@@ -19,6 +19,7 @@
 
 #include <sys/types.h>
 
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,7 @@
 #include "lib/log.h"
 #include "lib/str.h"
 #include "agent.h"
+#include "tlsrpt.h"
 
 #define RELAY_DIAL_MAX	300
 #define RELAY_USER_MAX	256
@@ -49,6 +51,8 @@ struct relay_sess {
 	/* What opts points to: the route may go with a reload. */
 	char			 helo[256];
 	char			 cafile[PATH_MAX];
+	char			 sts_cache[PATH_MAX];
+	char			 tlsrpt[PATH_MAX];	/* TLS report records */
 	char			 pin[RELAY_PIN_MAX];
 	char			 user[RELAY_USER_MAX];
 	struct creds		 cred;
@@ -77,6 +81,7 @@ static int	 relay_rcpt_result(const struct relay_sess *,
 static void	 relay_notify(int, char *, size_t);
 static int	 relay_ascii(const char *);
 static void	 relay_free(struct relay_sess *);
+static void	 relay_tls_event(void *, const struct client_tls_event *);
 
 const struct agent_ops agent_relay_ops = {
 	"relay", relay_open, relay_deliver, relay_close
@@ -209,13 +214,36 @@ relay_open(const struct route *r, const char *dest,
 	str_lcpy(s->helo, qc->hostname, sizeof(s->helo));
 	s->opts.helo = s->helo;
 	s->opts.self = s->helo;
-	if (r->tls == ROUTE_TLS_REQUIRE) {
-		s->opts.tls = CLIENT_TLS_REQUIRE;
-		s->opts.tls_verify = r->tls_verify;
-	} else {
-		/* RFC 7435: any TLS beats none, and none beats no delivery. */
-		s->opts.tls = CLIENT_TLS_OPPORTUNISTIC;
-		s->opts.tls_fallback = 1;
+	/* RFC 7435: any TLS beats none, and none beats no delivery,
+	 * unless the domain publishes better (DANE, MTA-STS). */
+	switch (r->tls) {
+	case ROUTE_TLS_REQUIRE:
+		s->opts.tls_policy = r->tls_verify ? CLIENT_TLSPOL_VERIFY :
+		    CLIENT_TLSPOL_ENCRYPT;
+		break;
+	case ROUTE_TLS_NONE:
+		s->opts.tls_policy = CLIENT_TLSPOL_NONE;
+		break;
+	case ROUTE_TLS_DANE:
+		s->opts.tls_policy = CLIENT_TLSPOL_DANE;
+		break;
+	case ROUTE_TLS_MTA_STS:
+		s->opts.tls_policy = CLIENT_TLSPOL_MTA_STS;
+		break;
+	case ROUTE_TLS_AUTO:
+		s->opts.tls_policy = CLIENT_TLSPOL_AUTO;
+		break;
+	default:
+		s->opts.tls_policy = CLIENT_TLSPOL_MAY;
+		break;
+	}
+	if ((size_t)snprintf(s->sts_cache, sizeof(s->sts_cache), "%s/mta-sts",
+	    qc->spool) < sizeof(s->sts_cache))
+		s->opts.sts_cache = s->sts_cache;
+	if (s->by_mx && (size_t)snprintf(s->tlsrpt, sizeof(s->tlsrpt),
+	    "%s/tlsrpt", qc->spool) < sizeof(s->tlsrpt)) {
+		s->opts.tls_event = relay_tls_event;
+		s->opts.tls_event_arg = s->tlsrpt;
 	}
 	if (r->tls_cafile != NULL) {
 		str_lcpy(s->cafile, r->tls_cafile, sizeof(s->cafile));
@@ -252,6 +280,22 @@ relay_open(const struct route *r, const char *dest,
 	}
 	relay_mta(client_peer(s->conn), s->mta, sizeof(s->mta));
 	return s;
+}
+
+/* A TLS outcome under the destination's policy: logged when it failed,
+ * counted for the daily TLS report. */
+static void
+relay_tls_event(void *arg, const struct client_tls_event *ev)
+{
+	if (ev->failure != NULL)
+		log_warn("queue relay: TLS policy failure for %.200s (%s): "
+		    "%s%s%.200s%s%s%s: %.300s", ev->domain, ev->policy_type,
+		    ev->failure, ev->mx_host[0] != '\0' ? " at " : "",
+		    ev->mx_host, ev->addr[0] != '\0' ? " [" : "", ev->addr,
+		    ev->addr[0] != '\0' ? "]" : "", ev->detail);
+	if (tlsrpt_record(arg, ev, time(NULL)) == -1)
+		log_warn("queue relay: cannot record a TLS outcome for "
+		    "%.200s: %s", ev->domain, strerror(errno));
 }
 
 /* NOTIFY's value (RFC 3461 4.1) for QENV_NOTIFY_* bits, "" for none. */
@@ -355,10 +399,13 @@ relay_deliver(void *sess, const struct route *r, const struct agent_msg *m,
 	if (!s->announced) {
 		s->announced = 1;
 		log_info("%s queue relay connected to %.200s for %.200s "
-		    "(route %u): %s%s%s", m->id, client_peer(s->conn),
+		    "(route %u): %s%s%s%s%s", m->id, client_peer(s->conn),
 		    s->dest, s->route, client_tls_active(s->conn) ? "TLS" :
 		    "no TLS", s->has_auth ? ", authenticated with key " : "",
-		    s->has_auth && r->auth != NULL ? r->auth : "");
+		    s->has_auth && r->auth != NULL ? r->auth : "",
+		    client_tls_active(s->conn) ? "; certificate " : "",
+		    client_tls_active(s->conn) ? client_tls_auth(s->conn) :
+		    "");
 	}
 	if ((cr = calloc(n, sizeof(*cr))) == NULL ||
 	    (p = calloc(n, sizeof(*p))) == NULL) {

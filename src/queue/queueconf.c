@@ -28,6 +28,7 @@
 #endif
 #define DEF_SPOOL	SMTPD_SPOOL
 
+static const char *route_tls_name(const struct route *);
 static const char *const route_keys[] = {
 	"domain", "local", "action", "concurrency",
 	"path", "create", "user",			/* maildir */
@@ -544,15 +545,33 @@ parse_route(struct pctx *pc, const config_setting_t *g, struct route *r,
 		v = NULL;
 		if (get_string(pc, g, "tls", &v) == -1)
 			return -1;
-		if (v == NULL || strcmp(v, "opportunistic") == 0)
+		r->tls_verify = 0;
+		if (v == NULL)	/* by MX: what the domain publishes */
+			r->tls = r->host == NULL ? ROUTE_TLS_AUTO :
+			    ROUTE_TLS_OPPORTUNISTIC;
+		else if (strcmp(v, "opportunistic") == 0 ||
+		    strcmp(v, "may") == 0)
 			r->tls = ROUTE_TLS_OPPORTUNISTIC;
-		else if (strcmp(v, "require") == 0)
+		else if (strcmp(v, "require") == 0 ||
+		    strcmp(v, "verify") == 0) {
 			r->tls = ROUTE_TLS_REQUIRE;
+			r->tls_verify = 1;
+		} else if (strcmp(v, "encrypt") == 0)
+			r->tls = ROUTE_TLS_REQUIRE;
+		else if (strcmp(v, "none") == 0)
+			r->tls = ROUTE_TLS_NONE;
+		else if (strcmp(v, "dane") == 0)
+			r->tls = ROUTE_TLS_DANE;
+		else if (strcmp(v, "mta-sts") == 0)
+			r->tls = ROUTE_TLS_MTA_STS;
+		else if (strcmp(v, "auto") == 0)
+			r->tls = ROUTE_TLS_AUTO;
 		else
 			return seterr(pc, config_setting_get_member(g, "tls"),
-			    "tls must be \"opportunistic\" or \"require\"");
+			    "tls must be \"none\", \"may\", \"encrypt\", "
+			    "\"verify\", \"dane\", \"mta-sts\" or \"auto\" "
+			    "(or \"opportunistic\", \"require\")");
 		/* Opportunistic TLS takes any certificate (RFC 7435). */
-		r->tls_verify = r->tls == ROUTE_TLS_REQUIRE;
 		if (get_bool(pc, g, "tls_verify", &r->tls_verify) == -1)
 			return -1;
 		if (r->tls_verify && r->tls != ROUTE_TLS_REQUIRE)
@@ -584,10 +603,13 @@ parse_route(struct pctx *pc, const config_setting_t *g, struct route *r,
 			if ((r->tls_pin = strdup(v)) == NULL)
 				return seterr(pc, g, "out of memory");
 		}
-		if ((r->tls_cafile != NULL || r->tls_pin != NULL) &&
-		    !r->tls_verify)
+		/* A CA file also serves the web PKI checks of MTA-STS. */
+		if ((r->tls_cafile != NULL && !r->tls_verify &&
+		    r->tls != ROUTE_TLS_MTA_STS && r->tls != ROUTE_TLS_AUTO) ||
+		    (r->tls_pin != NULL && !r->tls_verify))
 			return seterr(pc, g, "tls_cafile and tls_pin need "
-			    "tls = \"require\" with the certificate checked");
+			    "tls = \"require\" with the certificate checked "
+			    "(tls_cafile: or \"mta-sts\", \"auto\")");
 		v = NULL;
 		if (get_string(pc, g, "auth", &v) == -1)
 			return -1;
@@ -1010,11 +1032,8 @@ queueconf_print(const struct queue_conf *qc, FILE *f)
 			fprintf(f, " (as %s, %u s)", r->user.name, r->timeout);
 			break;
 		case ROUTE_RELAY:
-			fprintf(f, " %s tls=%s%s", r->host ? r->host : "by MX",
-			    r->tls == ROUTE_TLS_REQUIRE ? "require" :
-			    "opportunistic", r->tls != ROUTE_TLS_REQUIRE ? "" :
-			    r->tls_verify ? " (certificate checked)" :
-			    " (certificate not checked)");
+			fprintf(f, " %s tls=%s", r->host ? r->host : "by MX",
+			    route_tls_name(r));
 			if (r->tls_cafile != NULL)
 				fprintf(f, " tls_cafile=%s", r->tls_cafile);
 			if (r->tls_pin != NULL)
@@ -1273,4 +1292,25 @@ queueconf_expand(const struct queue_conf *qc, const char *mailbox,
 	*out = x.out;
 	*nout = x.n;
 	return 0;
+}
+
+static const char *
+route_tls_name(const struct route *r)
+{
+	switch (r->tls) {
+	case ROUTE_TLS_OPPORTUNISTIC:
+		return "opportunistic";
+	case ROUTE_TLS_REQUIRE:
+		return r->tls_verify ? "require (certificate checked)" :
+		    "require (certificate not checked)";
+	case ROUTE_TLS_NONE:
+		return "none";
+	case ROUTE_TLS_DANE:
+		return "dane";
+	case ROUTE_TLS_MTA_STS:
+		return "mta-sts";
+	case ROUTE_TLS_AUTO:
+		return "auto";
+	}
+	return "?";
 }

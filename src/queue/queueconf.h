@@ -50,6 +50,10 @@ enum route_action {
 enum route_tls {
 	ROUTE_TLS_OPPORTUNISTIC,	/* STARTTLS when offered */
 	ROUTE_TLS_REQUIRE,		/* no TLS, no delivery */
+	ROUTE_TLS_NONE,			/* never */
+	ROUTE_TLS_DANE,			/* DANE where validated, else may */
+	ROUTE_TLS_MTA_STS,		/* MTA-STS where published */
+	ROUTE_TLS_AUTO,			/* DANE, else MTA-STS, else may */
 };
 
 /* A user to run programs as (or to own maildir files), resolved at load. */
