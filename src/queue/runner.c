@@ -26,6 +26,7 @@
 #include "lib/log.h"
 #include "lib/str.h"
 #include "agent.h"
+#include "alias.h"
 #include "dsn.h"
 #include "qenv.h"
 #include "qstore.h"
