@@ -1494,7 +1494,8 @@ worker_main(void *arg)
 
 		ops = agent_for(j->route->action);
 		memset(&res, 0, sizeof(res));
-		sess = ops->open(j->route, d->dest, j->rd->qc, &res);
+		sess = ops->open(j->route, d->dest, j->rd->m->id, j->rd->qc,
+		    &res);
 		if (sess == NULL) {
 			/* Everybody waiting for d would meet the same fate. */
 			fail_job(j, &res);
