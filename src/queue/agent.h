@@ -5,7 +5,7 @@
  * route plus, for relaying, the domain or smarthost) and hands each group
  * to the route's agent:
  *
- *	sess = ops->open(route, dest, qc, &res);	once per destination
+ *	sess = ops->open(route, dest, id, qc, &res);	once per destination
  *	ops->deliver(sess, msg, rcpts, n);		per message, reusing sess
  *	ops->close(&sess);
  *
@@ -63,12 +63,14 @@ struct agent_ops {
 	const char	*name;
 	/*
 	 * Opens a session to dest (agent-specific: a domain for relaying by
-	 * MX, the smarthost, "" for local agents).  NULL when that fails,
-	 * with *res saying why; the runner then gives every recipient
-	 * waiting for dest that result.
+	 * MX, the smarthost, "" for local agents) for the message id, the
+	 * first to go, which log lines about the opening name.  NULL when
+	 * that fails, with *res saying why; the runner then gives every
+	 * recipient waiting for dest that result.
 	 */
 	void	*(*open)(const struct route *, const char *dest,
-		    const struct queue_conf *, struct agent_result *res);
+		    const char *id, const struct queue_conf *,
+		    struct agent_result *res);
 	/*
 	 * Delivers msg to rcpts[0..n-1], filling each rcpts[i].res.
 	 * Returns 0, or -1 when the session cannot be used again.

@@ -41,7 +41,7 @@
 #define MD_NAME_MAX	256	/* a file name in tmp/ */
 #define MD_HDR_LEN	(2 * ADDR_PATH_MAX + 64)
 
-static void	*md_open(const struct route *, const char *,
+static void	*md_open(const struct route *, const char *, const char *,
 		    const struct queue_conf *, struct agent_result *);
 static int	 md_deliver(void *, const struct route *,
 		    const struct agent_msg *, struct agent_rcpt *, size_t);
@@ -55,7 +55,7 @@ const struct agent_ops agent_maildir_ops = {
 static unsigned long	md_seq;
 
 static void *
-md_open(const struct route *r, const char *dest,
+md_open(const struct route *r, const char *dest, const char *id,
     const struct queue_conf *qc, struct agent_result *res)
 {
 	/* Nothing to connect to; any non-NULL pointer will do. */

@@ -28,7 +28,7 @@
 #define PIPE_ENV_MAX	16
 #define PIPE_ARG_MAX	8192	/* bytes in one expanded argument */
 
-static void	*pipe_open(const struct route *, const char *,
+static void	*pipe_open(const struct route *, const char *, const char *,
 		    const struct queue_conf *, struct agent_result *);
 static int	 pipe_deliver(void *, const struct route *,
 		    const struct agent_msg *, struct agent_rcpt *, size_t);
@@ -45,7 +45,7 @@ struct pipe_feed {
 };
 
 static void *
-pipe_open(const struct route *r, const char *dest,
+pipe_open(const struct route *r, const char *dest, const char *id,
     const struct queue_conf *qc, struct agent_result *res)
 {
 	return (void *)&agent_pipe_ops;

@@ -64,7 +64,7 @@ struct relay_param {
 	char	*orcpt;		/* malloc'd, when we make one up */
 };
 
-static void	*relay_open(const struct route *, const char *,
+static void	*relay_open(const struct route *, const char *, const char *,
 		    const struct queue_conf *, struct agent_result *);
 static int	 relay_deliver(void *, const struct route *,
 		    const struct agent_msg *, struct agent_rcpt *, size_t);
@@ -74,7 +74,7 @@ static int	 relay_dial(const struct route *, const char *, char *,
 static void	 relay_mta(const char *, char *, size_t);
 static void	 relay_temp(struct agent_result *, int, const char *,
 		    const char *, const char *, const char *);
-static void	 relay_open_failed(const struct relay_sess *,
+static void	 relay_open_failed(const struct relay_sess *, const char *,
 		    const struct client_result *, struct agent_result *);
 static int	 relay_rcpt_result(const struct relay_sess *,
 		    const struct client_rcpt *, struct agent_result *);
@@ -144,8 +144,8 @@ relay_temp(struct agent_result *res, int code, const char *status,
 
 /* The result for every recipient when no connection could be made. */
 static void
-relay_open_failed(const struct relay_sess *s, const struct client_result *cr,
-    struct agent_result *res)
+relay_open_failed(const struct relay_sess *s, const char *id,
+    const struct client_result *cr, struct agent_result *res)
 {
 	char mta[AGENT_MTA_MAX];
 
@@ -165,8 +165,8 @@ relay_open_failed(const struct relay_sess *s, const struct client_result *cr,
 		return;
 	}
 	if (cr->exit_status == EX_NOPERM) {
-		log_err("queue relay to %.200s (route %u): authentication "
-		    "failed: %.300s", s->dest, s->route, cr->text);
+		log_err("%s queue relay to %.200s (route %u): authentication "
+		    "failed: %.300s", id, s->dest, s->route, cr->text);
 		relay_temp(res, cr->code, cr->status, "4.7.0", mta, cr->text);
 		return;
 	}
@@ -178,13 +178,13 @@ relay_open_failed(const struct relay_sess *s, const struct client_result *cr,
 	    cr->exit_status == EX_SOFTWARE ||
 	    (!s->by_mx && cr->exit_status == EX_NOHOST) ||
 	    (cr->status[0] != '\0' && strncmp(cr->status + 1, ".7.", 3) == 0))
-		log_err("queue relay to %.200s (route %u): %.300s", s->dest,
-		    s->route, cr->text);
+		log_err("%s queue relay to %.200s (route %u): %.300s", id,
+		    s->dest, s->route, cr->text);
 	relay_temp(res, cr->code, cr->status, "4.4.1", mta, cr->text);
 }
 
 static void *
-relay_open(const struct route *r, const char *dest,
+relay_open(const struct route *r, const char *dest, const char *id,
     const struct queue_conf *qc, struct agent_result *res)
 {
 	struct relay_sess *s;
@@ -203,8 +203,8 @@ relay_open(const struct route *r, const char *dest,
 			agent_set(res, AGENT_PERM, 550, "5.1.2", "no domain to "
 			    "relay \"%.200s\" to", dest);
 		else {
-			log_err("queue relay (route %u): the host dial string "
-			    "is too long", s->route);
+			log_err("%s queue relay (route %u): the host dial "
+			    "string is too long", id, s->route);
 			agent_set(res, AGENT_TEMP, 451, "4.3.5", "the route's "
 			    "host dial string is too long");
 		}
@@ -262,8 +262,8 @@ relay_open(const struct route *r, const char *dest,
 				snprintf(err, sizeof(err), "no key labelled "
 				    "\"%.100s\" in %.300s", r->auth,
 				    qc->relay_keys);
-			log_err("queue relay to %.200s (route %u): no "
-			    "credentials: %s", s->dest, s->route, err);
+			log_err("%s queue relay to %.200s (route %u): no "
+			    "credentials: %s", id, s->dest, s->route, err);
 			agent_set(res, AGENT_TEMP, 454, "4.7.0", "no "
 			    "credentials for the smarthost: %s", err);
 			relay_free(s);
@@ -274,7 +274,7 @@ relay_open(const struct route *r, const char *dest,
 		s->opts.auth_xoauth2 = s->cred.is_token;
 	}
 	if ((s->conn = client_connect(s->dest, &s->opts, &cr)) == NULL) {
-		relay_open_failed(s, &cr, res);
+		relay_open_failed(s, id, &cr, res);
 		relay_free(s);
 		return NULL;
 	}

@@ -162,27 +162,18 @@ const struct route *queueconf_route(const struct queue_conf *,
 	    const char *mailbox);
 
 /*
- * Expands mailbox through the aliases (recursively, for recipients whose
- * route delivers locally).  *out gets a malloc'd array of malloc'd
- * addresses (free with queueconf_free_list), duplicates removed.
- * 0 on success; -1 with a reason in err (an alias loop, too many
- * addresses, out of memory).
+ * The alias named name ("local@domain" or "local", lower case), or NULL.
+ * Expansion through it: alias.h.
  */
-int	queueconf_expand(const struct queue_conf *, const char *mailbox,
-	    char ***out, size_t *nout, char *err, size_t errlen);
-void	queueconf_free_list(char ***list, size_t n);
-
+const struct alias *queueconf_alias(const struct queue_conf *,
+	    const char *name);
 /*
- * A set of addresses compared without regard to case (zeroed to start),
- * for removing duplicates in linear time.  add: 1 when s is new (a copy
- * is kept), 0 when it is there already, -1 when out of memory.
+ * mailbox's local part and domain (hostname's for a bare local part),
+ * lower case, the domain without a trailing dot.
  */
-struct qc_addrset {
-	char	**slot;
-	size_t	  cap, n;
-};
-int	queueconf_addrset_add(struct qc_addrset *, const char *s);
-void	queueconf_addrset_free(struct qc_addrset *);
+void	queueconf_split_mailbox(const struct queue_conf *, const char *mailbox,
+	    char *local, size_t llen, char *domain, size_t dlen);
+void	queueconf_free_list(char ***list, size_t n);
 
 /* Parses "90", "90s", "15m", "2h", "5d", "1w" into seconds.  0 or -1. */
 int	queueconf_duration(const char *s, unsigned int *out);

@@ -27,6 +27,7 @@
 #include "lib/metrics.h"
 #include "lib/str.h"
 #include "agent.h"
+#include "alias.h"
 #include "dsn.h"
 #include "maildrop.h"
 #include "qenv.h"
@@ -49,6 +50,7 @@ struct rmsg {
 	int		 force;		/* try all pending recipients now */
 	int		 wake;		/* woken while busy */
 	struct rmsg	*hnext;
+	struct rmsg	*lnext;		/* the queue of rounds to load */
 };
 
 /* One message's delivery round, shared by its jobs. */
@@ -120,6 +122,7 @@ struct runner {
 
 	struct rdest	*dtab[DEST_BUCKETS];
 	struct rdest	*ready_head, *ready_tail;
+	struct rmsg	*load_head, *load_tail;	/* due, for workers to read */
 	int		 busy_rounds;
 	int		 max_rounds;	/* each holds its message file open */
 	int		 throttled;	/* due messages wait for a free round */
@@ -567,21 +570,24 @@ sched_main(void *arg)
 			free(k);
 		}
 
-		/* Everything that is due, as far as open files allow. */
+		/*
+		 * Everything that is due, as far as open files allow, goes to
+		 * the workers to be read: a message that takes long to read
+		 * or expand holds up no other.
+		 */
 		while (!r->stopping && r->nheap > 0 && r->heap[0]->due <= now &&
 		    r->busy_rounds < r->max_rounds) {
 			m = heap_pop(r);
 			m->busy = 1;
 			r->busy_rounds++;
-			pthread_mutex_unlock(&r->mu);
-			load_round(r, m);
-			pthread_mutex_lock(&r->mu);
-			now = time(NULL);
-			if (r->kicks != NULL || r->kick_scan || r->kick_all)
-				break;
+			m->lnext = NULL;
+			if (r->load_tail != NULL)
+				r->load_tail->lnext = m;
+			else
+				r->load_head = m;
+			r->load_tail = m;
+			pthread_cond_signal(&r->work_cv);
 		}
-		if (r->kicks != NULL || r->kick_scan || r->kick_all)
-			continue;
 		if (r->once && r->busy_rounds == 0 &&
 		    (r->nheap == 0 || r->heap[0]->due > now)) {
 			r->once_done = 1;
@@ -763,9 +769,12 @@ qualify_postmaster(struct round *rd)
 	return 0;
 }
 
-/* The state of a message seen for the first time: aliases expanded. */
+/*
+ * The state of a message seen for the first time: aliases expanded.
+ * *aliased counts the recipients that were aliases.
+ */
 static struct qstore_state *
-initial_state(struct round *rd)
+initial_state(struct round *rd, size_t *aliased)
 {
 	struct qstore_state *st;
 	struct qstore_rcpt *q;
@@ -776,6 +785,7 @@ initial_state(struct round *rd)
 
 	memset(&rcpts, 0, sizeof(rcpts));
 	memset(&addrs, 0, sizeof(addrs));
+	*aliased = 0;
 	if ((st = qstore_state_new()) == NULL)
 		return NULL;
 	for (i = 0; i < rd->env->nrcpts; i++) {
@@ -804,6 +814,8 @@ initial_state(struct round *rd)
 			    "%s\"", rd->m->id, q->mailbox, err);
 			continue;
 		}
+		if (n != 1 || strcmp(list[0], rd->env->rcpts[i].mailbox) != 0)
+			(*aliased)++;
 		for (j = 0; j < n; j++) {
 			/* One copy per address, however many ways lead to it. */
 			if ((rc = queueconf_addrset_add(&addrs, list[j])) == 0)
@@ -899,7 +911,10 @@ job_free(struct job *j)
 	free(j);
 }
 
-/* Reads message m and queues jobs for its due recipients. */
+/*
+ * Reads message m and queues jobs for its due recipients (in a worker,
+ * runner lock not held).
+ */
 static void
 load_round(struct runner *r, struct rmsg *m)
 {
@@ -909,7 +924,7 @@ load_round(struct runner *r, struct rmsg *m)
 	struct agent_result res;
 	const struct route *route;
 	char err[512], dest[DEST_MAX], key[KEY_MAX];
-	size_t i, *nr;
+	size_t i, *nr, aliased;
 	time_t now = time(NULL);
 	int rc, force, njobs = 0;
 
@@ -1010,12 +1025,15 @@ load_round(struct runner *r, struct rmsg *m)
 		free_round(rd);
 		return;
 	}
-	if (rc == 1 && (rd->st = initial_state(rd)) == NULL) {
+	if (rc == 1 && (rd->st = initial_state(rd, &aliased)) == NULL) {
 		log_err("%s queue out of memory", m->id);
 		requeue(r, m, now + 60);
 		free_round(rd);
 		return;
 	}
+	if (rc == 1 && aliased > 0)
+		log_info("%s queue expanded nrcpt=%zu aliases=%zu addresses=%zu",
+		    m->id, rd->env->nrcpts, aliased, rd->st->n);
 
 	/* Group the due recipients by destination. */
 	for (i = 0; i < rd->st->n; i++) {
@@ -1454,16 +1472,28 @@ worker_main(void *arg)
 	const struct agent_ops *ops;
 	struct agent_result res;
 	struct rdest *d;
+	struct rmsg *m;
 	struct job *j;
 	unsigned int count, max;
 	void *sess;
 
 	pthread_mutex_lock(&r->mu);
 	for (;;) {
-		while (!r->stopping && r->ready_head == NULL)
+		while (!r->stopping && r->ready_head == NULL &&
+		    r->load_head == NULL)
 			pthread_cond_wait(&r->work_cv, &r->mu);
 		if (r->stopping)
 			break;
+		/* Reading a message comes first: it makes the jobs. */
+		if ((m = r->load_head) != NULL) {
+			if ((r->load_head = m->lnext) == NULL)
+				r->load_tail = NULL;
+			m->lnext = NULL;
+			pthread_mutex_unlock(&r->mu);
+			load_round(r, m);
+			pthread_mutex_lock(&r->mu);
+			continue;
+		}
 		d = r->ready_head;
 		d->active++;
 		j = dest_pop(d);
@@ -1473,7 +1503,8 @@ worker_main(void *arg)
 
 		ops = agent_for(j->route->action);
 		memset(&res, 0, sizeof(res));
-		sess = ops->open(j->route, d->dest, j->rd->qc, &res);
+		sess = ops->open(j->route, d->dest, j->rd->m->id, j->rd->qc,
+		    &res);
 		if (sess == NULL) {
 			/* Everybody waiting for d would meet the same fate. */
 			fail_job(j, &res);

@@ -373,3 +373,40 @@ class Pipe(QueueCase):
         self.deliver()
         self.assertEqual(len(self.queue_ids()), 1)
         self.assertIn("No such file or directory", self.smtpq("list").stdout)
+
+    def test_big_expansion_does_not_hold_up_other_mail(self):
+        """1,000 recipients that each expand through a 1,000-member alias
+        (a million addresses to weigh) are worked out by a worker: a
+        message queued after it, for another route, is delivered before
+        that expansion is done, and the list still gets one copy each."""
+        out = self.outdir()
+        prog = self.script("list", 'cat > /dev/null\n'
+                           'printf "%%s\\n" "$@" >> %s/rcpts\n' % out)
+        routes = ('{ domain = "lists.example.com"; action = "pipe"; '
+                  'batch = true; command = [ "%s", "%%r" ]; }, '
+                  '{ domain = "*.example.com"; action = "maildir"; '
+                  'path = "%s/%%d/%%u"; create = true; }, %s'
+                  % (prog, self.path("mail"), self.sender_box()))
+        members = ", ".join('"m%d@lists.example.com"' % i
+                            for i in range(1000))
+        self.setup_queue(routes, queue=FAST, aliases=(
+            '{ name = "big"; to = [ %s ]; }' % members))
+        self.start_runner()
+        big = "2BBBBBBBBBBBBBBB"
+        self.write_spool(big, "alice@example.org",
+                         ["<big@l%d.example.com>" % i for i in range(1000)],
+                         b"Subject: to the list\r\n\r\nhello\r\n")
+        self.send("carol@example.org", ["alice@example.org"],
+                  b"Subject: meanwhile\r\n\r\nstill flowing\r\n")
+        self.assertTrue(wait_for(lambda: self.queue_ids() == [], 120),
+                        self.diag())
+        log = self.log()
+        expanded = log.find("%s queue expanded nrcpt=1000 aliases=1000 "
+                            "addresses=1000" % big)
+        other = log.find("queue delivered to=<alice@example.org>")
+        self.assertNotEqual(expanded, -1, log)
+        self.assertNotEqual(other, -1, log)
+        self.assertLess(other, expanded, log)
+        got = read_bytes(os.path.join(out, "rcpts")).decode().split()
+        self.assertEqual(sorted(got), sorted("m%d@lists.example.com" % i
+                                             for i in range(1000)))

@@ -7,6 +7,7 @@
 #include <libconfig.h>
 
 #include "lib/str.h"
+#include "queue/alias.h"
 #include "queue/queueconf.h"
 #include "tests.h"
 
