@@ -26,6 +26,14 @@
 #define LISTEN_BACKLOG		1024
 #define SD_LISTEN_FDS_START	3	/* sd_listen_fds(3) */
 
+/*
+ * What systemd passed, taken once from the environment by the main
+ * thread before any other starts (setenv and getenv are not thread-safe).
+ */
+static int	sd_taken;
+static int	sd_count;
+static char	sd_names[LISTENERS_MAX * (LISTEN_NAME_MAX + 1) + 1];
+
 static int	activated_count(void);
 static int	wildcard(const struct sockaddr *);
 static int	same_address(const char *conf, const struct sockaddr_storage *);
@@ -57,7 +65,22 @@ activated_count(void)
 int
 listeners_activated(void)
 {
-	return activated_count() > 0;
+	const char *names;
+
+	if (!sd_taken) {
+		sd_taken = 1;
+		sd_count = activated_count();
+		names = getenv("LISTEN_FDNAMES");
+		if (sd_count > 0 && names != NULL)
+			str_lcpy(sd_names, names, sizeof(sd_names));
+		/* Not for our children: the runner's programs are no daemons. */
+		if (sd_count > 0) {
+			unsetenv("LISTEN_PID");
+			unsetenv("LISTEN_FDS");
+			unsetenv("LISTEN_FDNAMES");
+		}
+	}
+	return sd_count > 0;
 }
 
 int
@@ -232,8 +255,7 @@ listeners_open(const struct policy *p, int *fds, int *flags, int max,
 	socklen_t alen;
 
 	memset(taken, 0, sizeof(taken));
-	nsd = activated_count();
-	/* Not for our children: the runner's programs are no daemons. */
+	nsd = listeners_activated() ? sd_count : 0;
 	for (i = 0; i < nsd; i++) {
 		fd = SD_LISTEN_FDS_START + i;
 		acc = 0;
@@ -249,7 +271,7 @@ listeners_open(const struct policy *p, int *fds, int *flags, int max,
 			goto fail;
 		}
 		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
-		fd_name(getenv("LISTEN_FDNAMES"), i, name, sizeof(name));
+		fd_name(sd_names, i, name, sizeof(name));
 		l = match_socket(t, fd, name, desc, sizeof(desc));
 		if (l != NULL)
 			taken[l - t->l] = 1;
@@ -262,11 +284,6 @@ listeners_open(const struct policy *p, int *fds, int *flags, int max,
 		flags[n] = l != NULL ? listeners_flags(l) : 0;
 		log_listener(desc, " (from systemd)", flags[n], l);
 		n++;
-	}
-	if (nsd > 0) {
-		unsetenv("LISTEN_PID");
-		unsetenv("LISTEN_FDS");
-		unsetenv("LISTEN_FDNAMES");
 	}
 	for (i = 0; i < t->n; i++) {
 		if (taken[i])

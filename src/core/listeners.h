@@ -13,7 +13,11 @@
 
 #define LISTENERS_MAX	LISTEN_TABLE_MAX
 
-/* 1 if systemd passed this process listening sockets. */
+/*
+ * 1 if systemd passed this process listening sockets.  The first call
+ * takes systemd's variables out of the environment: make it before any
+ * thread starts.
+ */
 int	listeners_activated(void);
 /*
  * Takes over systemd's sockets (each gets the settings of the listener

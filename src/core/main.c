@@ -32,6 +32,7 @@
 #include "queue/spool.h"
 #include "listeners.h"
 #include "metricsd.h"
+#include "sdnotify.h"
 #include "server.h"
 #include "session.h"
 #include "tls.h"
@@ -261,7 +262,7 @@ main(int argc, char *argv[])
 	}
 	if (load_credentials(pol, 1) == -1)
 		exit(EX_CONFIG);
-	if (pol->listeners.n == 0 && !listeners_activated())
+	if (!listeners_activated() && pol->listeners.n == 0)
 		stdio_mode = 1;
 	/*
 	 * Said once, where someone may see it; not in stdio mode, whose
@@ -368,15 +369,18 @@ main(int argc, char *argv[])
 		    conffile);
 	log_info("started: config=%s hostname=%s spool=%s", pol->have_file ?
 	    conffile : "none", pol->hostname, pol->spool);
+	(void)sdnotify("READY=1");
 	for (;;) {
 		if (sigwait(&sigs, &sig) != 0)
 			continue;
 		if (sig != SIGHUP)
 			break;
+		(void)sdnotify_reloading();
 		np = policy_load(conffile, !conf_given, &ov, err, sizeof(err));
 		if (np == NULL) {
 			log_err("reload failed, keeping the running config: %s",
 			    err);
+			(void)sdnotify("READY=1");
 			continue;
 		}
 		listeners_reload_check(pol, np);
@@ -390,8 +394,10 @@ main(int argc, char *argv[])
 			log_err("reload: auth.throttle: %s", err);
 		policy_install(np);
 		log_info("reloaded %s", conffile);
+		(void)sdnotify("READY=1");
 	}
 	log_info("stopping on signal %d", sig);
+	(void)sdnotify("STOPPING=1");
 	policy_unref(&pol);
 	pol = policy_current();
 	i = server_stop(&sv, pol->shutdown_timeout);
