@@ -30,7 +30,9 @@
 #include "policy/policy.h"
 #include "queue/runner.h"
 #include "queue/spool.h"
+#include "listeners.h"
 #include "metricsd.h"
+#include "sdnotify.h"
 #include "server.h"
 #include "session.h"
 #include "tls.h"
@@ -39,8 +41,7 @@
 #define SMTPD_CONF "/etc/smtpd.conf"
 #endif
 #define SMTPD_OPTS	"C:adfh:ik:l:m:n:prst"
-#define LISTEN_BACKLOG	1024
-#define MAIN_MAX_LISTEN	(2 * POLICY_LISTEN_MAX + 2 * FRONT_LISTEN_MAX)
+#define MAIN_MAX_LISTEN	LISTENERS_MAX
 
 static void
 usage(void)
@@ -144,24 +145,6 @@ load_credentials(const struct policy *p, int strict)
 		log_err("reload: AUTH secrets: %s; keeping the old ones", err);
 	}
 	return 0;
-}
-
-/* Binds one listener or exits. */
-static void
-open_listener(const char *addr, int flags, int *fds, int *lflags, int *nfds)
-{
-	char err[1024];
-	int fd;
-
-	if ((fd = net_listen(addr, LISTEN_BACKLOG, err, sizeof(err))) == -1) {
-		log_err("%s", err);
-		exit(EX_OSERR);
-	}
-	fds[*nfds] = fd;
-	lflags[(*nfds)++] = flags;
-	log_info("listening on %s%s%s", addr, flags & LISTEN_PROXY ?
-	    " (PROXY header first)" : "", flags & LISTEN_TLS ?
-	    " (implicit TLS)" : "");
 }
 
 int
@@ -279,8 +262,7 @@ main(int argc, char *argv[])
 	}
 	if (load_credentials(pol, 1) == -1)
 		exit(EX_CONFIG);
-	if (pol->nlisten + pol->ntls_listen + pol->front.nproxy_listen +
-	    pol->front.nproxy_tls_listen == 0)
+	if (!listeners_activated() && pol->listeners.n == 0)
 		stdio_mode = 1;
 	/*
 	 * Said once, where someone may see it; not in stdio mode, whose
@@ -346,17 +328,11 @@ main(int argc, char *argv[])
 		exit(EX_OK);
 	}
 
-	for (i = 0; i < pol->nlisten; i++)
-		open_listener(pol->listen[i], 0, fds, lflags, &nfds);
-	for (i = 0; i < pol->ntls_listen; i++)
-		open_listener(pol->tls_listen[i], LISTEN_TLS, fds, lflags,
-		    &nfds);
-	for (i = 0; i < pol->front.nproxy_listen; i++)
-		open_listener(pol->front.proxy_listen[i],
-		    LISTEN_PROXY, fds, lflags, &nfds);
-	for (i = 0; i < pol->front.nproxy_tls_listen; i++)
-		open_listener(pol->front.proxy_tls_listen[i],
-		    LISTEN_PROXY | LISTEN_TLS, fds, lflags, &nfds);
+	if ((nfds = listeners_open(pol, fds, lflags, MAIN_MAX_LISTEN, err,
+	    sizeof(err))) == -1) {
+		log_err("%s", err);
+		exit(EX_OSERR);
+	}
 	policy_install(policy_ref(pol));
 	/*
 	 * The queue runner delivers what the sessions commit; with -m the
@@ -393,17 +369,21 @@ main(int argc, char *argv[])
 		    conffile);
 	log_info("started: config=%s hostname=%s spool=%s", pol->have_file ?
 	    conffile : "none", pol->hostname, pol->spool);
+	(void)sdnotify("READY=1");
 	for (;;) {
 		if (sigwait(&sigs, &sig) != 0)
 			continue;
 		if (sig != SIGHUP)
 			break;
+		(void)sdnotify_reloading();
 		np = policy_load(conffile, !conf_given, &ov, err, sizeof(err));
 		if (np == NULL) {
 			log_err("reload failed, keeping the running config: %s",
 			    err);
+			(void)sdnotify("READY=1");
 			continue;
 		}
+		listeners_reload_check(pol, np);
 		if (strcmp(np->spool, pol->spool) != 0)
 			log_warn("reload: a new spool takes a restart");
 		(void)load_credentials(np, 0);
@@ -414,8 +394,10 @@ main(int argc, char *argv[])
 			log_err("reload: auth.throttle: %s", err);
 		policy_install(np);
 		log_info("reloaded %s", conffile);
+		(void)sdnotify("READY=1");
 	}
 	log_info("stopping on signal %d", sig);
+	(void)sdnotify("STOPPING=1");
 	policy_unref(&pol);
 	pol = policy_current();
 	i = server_stop(&sv, pol->shutdown_timeout);

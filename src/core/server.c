@@ -330,6 +330,7 @@ worker_main(void *arg)
 		sc.rfd = sc.wfd = c->fd;
 		sc.peer = c->peer;
 		sc.implicit_tls = (c->flags & LISTEN_TLS) != 0;
+		sc.listen_flags = c->flags;
 		sc.via = via[0] != '\0' ? via : NULL;
 		sc.policy = policy_current();
 		sc.stopping = &sv->stopping;

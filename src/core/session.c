@@ -32,6 +32,7 @@
 #include "data.h"
 #include "guard.h"
 #include "proxy.h"
+#include "server.h"
 #include "session.h"
 #include "tls.h"
 
@@ -81,6 +82,8 @@ struct session {
 	struct tls_info	 tlsinfo;
 	int		 authenticated;
 	char		 auth_user[SASL_USER_MAX + 1];
+	/* The listener's settings, or the policy's (listen_flags). */
+	int		 auth_offered, auth_required, auth_cleartext;
 
 	/* Counts for the disconnect line. */
 	unsigned int	 n_msgs, n_rcpts, n_cmds;
@@ -340,7 +343,7 @@ do_ehlo(struct session *s, struct cmd *c)
 	(void)lineio_printf(io, "250-DSN\r\n");
 	if (s->tlss != NULL && s->tls == NULL)
 		(void)lineio_printf(io, "250-STARTTLS\r\n");
-	if (s->pol->auth_secrets[0] != '\0' && !s->authenticated) {
+	if (s->auth_offered && !s->authenticated) {
 		struct sasl_conf sc;
 		char mechs[128];
 
@@ -404,7 +407,7 @@ do_mail(struct session *s, struct cmd *c)
 		    s->pol->message_size);
 		return 0;
 	}
-	if (s->pol->auth_required && !s->authenticated) {
+	if (s->auth_required && !s->authenticated) {
 		auth_reply(s, SASL_AUTH_REQUIRED);
 		return 0;
 	}
@@ -903,7 +906,7 @@ auth_conf(struct session *s, struct sasl_conf *sc)
 		log_err("%s auth: %s", s->id, err);
 	sc->secrets = secrets_current();
 	sc->flags = (s->tls != NULL ? SASL_F_TLS : 0) |
-	    (s->pol->auth_cleartext ? SASL_F_CLEARTEXT : 0);
+	    (s->auth_cleartext ? SASL_F_CLEARTEXT : 0);
 	sc->mechs = s->pol->auth_mechs;
 	sc->hostname = s->pol->hostname;
 }
@@ -958,7 +961,7 @@ do_auth(struct session *s, struct cmd *c)
 	size_t len;
 	int n, blocked = 0, late = 0;
 
-	if (s->pol->auth_secrets[0] == '\0') {
+	if (!s->auth_offered) {
 		reply(s, 502, "5.5.1", "Error: authentication not enabled");
 		return 0;
 	}
@@ -1112,7 +1115,8 @@ do_starttls(struct session *s, struct cmd *c)
 		return 0;
 	}
 	if (s->tlss == NULL) {
-		if (s->pol->tls_certificate[0] != '\0')
+		if (s->pol->tls_certificate[0] != '\0' &&
+		    !(s->conf->listen_flags & LISTEN_NO_STARTTLS))
 			reply(s, 454, "4.7.0", "TLS not available due to "
 			    "local problem");
 		else
@@ -1260,6 +1264,20 @@ dispatch(struct session *s, struct cmd *c)
 	return t->fn(s, c);
 }
 
+/* What AUTH does on this listener: its own settings, else the policy's. */
+static void
+listener_settings(struct session *s)
+{
+	int f = s->conf->listen_flags;
+
+	s->auth_offered = s->pol->auth_secrets[0] != '\0' &&
+	    !(f & LISTEN_AUTH_OFF);
+	s->auth_required = f & LISTEN_AUTH_SET ?
+	    (f & LISTEN_AUTH_REQUIRED) != 0 : s->pol->auth_required;
+	s->auth_cleartext = f & LISTEN_CLEARTEXT_SET ?
+	    (f & LISTEN_CLEARTEXT) != 0 : s->pol->auth_cleartext;
+}
+
 /* The client's address and, when wanted, its verified reverse name. */
 static void
 identify_peer(struct session *s)
@@ -1302,8 +1320,10 @@ session_run(const struct session_conf *conf)
 		return -1;
 	}
 	identify_peer(&s);
-	if (s.pol->tls_certificate[0] != '\0')
+	if (s.pol->tls_certificate[0] != '\0' && (conf->implicit_tls ||
+	    !(conf->listen_flags & LISTEN_NO_STARTTLS)))
 		s.tlss = tls_server_current();
+	listener_settings(&s);
 	policy_session_init(&s.ps, s.pol, conf->state, &conf->peer, s.id);
 	s.ps.single = conf->single;
 	metrics_session_open();

@@ -19,6 +19,7 @@ struct session_conf {
 	struct policy_state	*state;		/* greylisting, rates; may be NULL */
 	struct throttle		*throttle;	/* AUTH failures; may be NULL */
 	int			 implicit_tls;	/* TLS before the greeting (465) */
+	int			 listen_flags;	/* LISTEN_* (server.h); 0: policy's */
 	/* " proxy=addr:port ..." for the connect line, or NULL. */
 	const char		*via;
 	const char		*mailer;	/* -m: hand messages to this program */

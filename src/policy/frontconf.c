@@ -216,19 +216,13 @@ frontconf_print(const struct front_conf *fc, FILE *f)
 {
 	char net[64];
 	size_t j;
-	int i;
 
-	for (i = 0; i < fc->nproxy_listen; i++)
-		fprintf(f, "listen behind a PROXY balancer: %s\n",
-		    fc->proxy_listen[i]);
-	for (i = 0; i < fc->nproxy_tls_listen; i++)
-		fprintf(f, "listen behind a PROXY balancer, implicit TLS: %s\n",
-		    fc->proxy_tls_listen[i]);
+	/* The proxy listeners are printed with the others (listenconf.c). */
 	for (j = 0; j < fc->nproxy_trusted; j++) {
 		cidr_format(&fc->proxy_trusted[j], net, sizeof(net));
 		fprintf(f, "PROXY headers taken from: %s\n", net);
 	}
-	if (fc->nproxy_listen + fc->nproxy_tls_listen > 0)
+	if (fc->nproxy_trusted > 0)
 		fprintf(f, "PROXY header timeout: %u s\n", fc->proxy_timeout);
 	if (fc->metrics_listen[0] != '\0')
 		fprintf(f, "metrics: http://%s/metrics\n", fc->metrics_listen);

@@ -894,6 +894,33 @@ load_policy_keys(struct policy *p, config_setting_t *root, const char *path,
 	return 0;
 }
 
+/*
+ * tls.listen and the proxy listeners join the listener table after listen
+ * (or -l), and the table is checked against the rest of the config.
+ */
+static int
+add_other_listeners(struct policy *p, const char *path, char *err,
+    size_t errlen)
+{
+	struct listen_defaults d;
+	int i, r = 0;
+
+	for (i = 0; r == 0 && i < p->ntls_listen; i++)
+		r = listenconf_add(&p->listeners, p->tls_listen[i],
+		    LTLS_IMPLICIT, 0, "tls.listen", path, 0, err, errlen);
+	for (i = 0; r == 0 && i < p->front.nproxy_listen; i++)
+		r = listenconf_add(&p->listeners, p->front.proxy_listen[i],
+		    LTLS_STARTTLS, 1, "proxy.listen", path, 0, err, errlen);
+	for (i = 0; r == 0 && i < p->front.nproxy_tls_listen; i++)
+		r = listenconf_add(&p->listeners, p->front.proxy_tls_listen[i],
+		    LTLS_IMPLICIT, 1, "proxy.tls_listen", path, 0, err,
+		    errlen);
+	if (r == -1)
+		return -1;
+	policy_listen_defaults(p, &d);
+	return listenconf_check(&p->listeners, &d, path, err, errlen);
+}
+
 struct policy *
 policy_load(const char *path, int missing_ok,
     const struct policy_overrides *ov, char *err, size_t errlen)
@@ -974,29 +1001,13 @@ policy_load(const char *path, int missing_ok,
 			goto fail;
 		}
 		if ((s = config_setting_get_member(root, "listen")) != NULL) {
-			if (config_setting_type(s) == CONFIG_TYPE_STRING) {
-				if (add_listen(p, config_setting_get_string(s),
+			if (listenconf_load(&p->listeners, s, path, err,
+			    errlen) == -1)
+				goto fail;
+			for (i = 0; i < p->listeners.n; i++)
+				if (add_listen(p, p->listeners.l[i].address,
 				    path, s, err, errlen) == -1)
 					goto fail;
-			} else if (config_setting_is_aggregate(s)) {
-				for (i = 0; i < config_setting_length(s); i++) {
-					config_setting_t *e =
-					    config_setting_get_elem(s, (unsigned)i);
-
-					if (config_setting_type(e) != CONFIG_TYPE_STRING) {
-						seterr(err, errlen, path, e,
-						    "listen entries must be strings");
-						goto fail;
-					}
-					if (add_listen(p, config_setting_get_string(e),
-					    path, e, err, errlen) == -1)
-						goto fail;
-				}
-			} else {
-				seterr(err, errlen, path, s,
-				    "listen must be a string or a list of strings");
-				goto fail;
-			}
 		}
 		if (frontconf_load(&p->front, root, path, err, errlen) == -1)
 			goto fail;
@@ -1092,8 +1103,11 @@ policy_load(const char *path, int missing_ok,
 		for (i = 0; i < p->nlisten; i++)
 			free(p->listen[i]);
 		p->nlisten = 0;
+		p->listeners.n = 0;
 		for (i = 0; i < ov->nlisten; i++)
 			if (add_listen(p, ov->listen[i], "-l", NULL, err,
+			    errlen) == -1 || listenconf_add(&p->listeners,
+			    ov->listen[i], LTLS_STARTTLS, 0, "-l", "-l", 0, err,
 			    errlen) == -1)
 				goto fail;
 	}
@@ -1108,6 +1122,8 @@ policy_load(const char *path, int missing_ok,
 			    errlen) == -1)
 				goto fail;
 	}
+	if (add_other_listeners(p, path, err, errlen) == -1)
+		goto fail;
 	if (p->hostname[0] == '\0' &&
 	    default_hostname(p->hostname, sizeof(p->hostname)) == -1)
 		str_lcpy(p->hostname, "localhost", sizeof(p->hostname));
@@ -1206,9 +1222,6 @@ print_policy_modules(const struct policy *p, FILE *f)
 			fprintf(f, "TLS client certificates checked against %s%s\n",
 			    p->tls_client_ca, p->tls_client_cert_trusted ?
 			    "; a verified one is trusted" : "");
-		for (i = 0; i < (size_t)p->ntls_listen; i++)
-			fprintf(f, "listen with implicit TLS: %s\n",
-			    p->tls_listen[i]);
 	} else
 		fprintf(f, "TLS: off (no certificate)\n");
 	policy_print_auth(p, f);
@@ -1241,7 +1254,7 @@ print_policy_modules(const struct policy *p, FILE *f)
 void
 policy_print(const struct policy *p, FILE *f)
 {
-	int i;
+	struct listen_defaults ld;
 
 	if (p->have_file)
 		fprintf(f, "config file: %s\n", p->conffile);
@@ -1249,11 +1262,8 @@ policy_print(const struct policy *p, FILE *f)
 		fprintf(f, "config file: none (%s does not exist); built-in "
 		    "defaults\n", p->conffile);
 	fprintf(f, "hostname: %s\n", p->hostname);
-	if (p->nlisten + p->ntls_listen + p->front.nproxy_listen +
-	    p->front.nproxy_tls_listen == 0)
-		fprintf(f, "listen: none (one session on standard input and output)\n");
-	for (i = 0; i < p->nlisten; i++)
-		fprintf(f, "listen: %s\n", p->listen[i]);
+	policy_listen_defaults(p, &ld);
+	listenconf_print(&p->listeners, &ld, f);
 	frontconf_print(&p->front, f);
 	fprintf(f, "spool: %s\n", p->spool);
 	fprintf(f, "log: %s\n", p->log_stderr ? "standard error" :

@@ -19,6 +19,7 @@
 
 #include "cidr.h"
 #include "frontconf.h"
+#include "listenconf.h"
 #include "auth/throttle.h"
 
 struct senders;
@@ -137,6 +138,8 @@ struct policy {
 	int		 ntls_listen;
 
 	struct front_conf front;	/* proxy { }, metrics { } */
+	/* Every listener with its settings, the forms above included. */
+	struct listen_table listeners;
 
 	/* auth { } */
 	char		 auth_secrets[PATH_MAX];	/* "" = no AUTH */
@@ -202,6 +205,8 @@ void	policy_print(const struct policy *, FILE *);
  * tls.listen, a spool that cannot be used.  Returns how many.
  */
 int	policy_warnings(const struct policy *, FILE *);
+/* The global settings each listener falls back on (listenconf.c). */
+void	policy_listen_defaults(const struct policy *, struct listen_defaults *);
 /* Its AUTH lines: mechanisms, senders map, throttle (authprint.c). */
 void	policy_print_auth(const struct policy *, FILE *);
 
