@@ -1001,6 +1001,7 @@ do_auth(struct session *s, struct cmd *c)
 		str_lcpy(s->auth_user, sasl_user(sa), sizeof(s->auth_user));
 		s->authenticated = 1;
 		policy_session_trust(&s->ps, 1);
+		policy_session_login(&s->ps, s->auth_user);
 		log_info("%s auth ok user=%.100s mechanism=%s", s->id, user,
 		    sasl_mech(sa));
 	}

@@ -612,6 +612,98 @@ rules_headers(struct policy_session *ps, struct hdrctx *h, struct verdict *v)
 	return VERDICT_CONTINUE;
 }
 
+/* --- recipients: is there such a user here? --- */
+
+static enum verdict_kind
+rcpt_verify(struct policy_session *ps, const char *rcpt, struct verdict *v)
+{
+	const char *at = strrchr(rcpt, '@');
+	char why[400];
+	int ours;
+
+	if (ps->pol->rcpt_check == NULL)
+		return VERDICT_CONTINUE;
+	ours = at == NULL || policy_our_domain(ps->pol, at + 1);
+	switch (ps->pol->rcpt_check(ps->pol->rcpt_check_arg, rcpt, ps->sender,
+	    ps->login[0] ? ps->login : NULL, ours, why, sizeof(why))) {
+	case POLICY_RCPT_UNKNOWN:
+		log_info("%s policy unknown recipient to=<%.256s>", ps->id,
+		    rcpt);
+		return set(v, VERDICT_REJECT, 550, "5.1.1",
+		    "<%.256s>: Recipient address rejected: no such user here",
+		    rcpt);
+	case POLICY_RCPT_TEMP:
+		log_err("%s policy recipient lookup failed to=<%.256s>: %s",
+		    ps->id, rcpt, why);
+		return set(v, VERDICT_DEFER, 451, "4.3.0",
+		    "<%.256s>: Recipient lookup failed, try again later", rcpt);
+	default:
+		return VERDICT_CONTINUE;
+	}
+}
+
+/* --- user limits: messages and recipients per login or sender --- */
+
+/* "login:alice", or "sender:bob@x" for a trusted client; 0 if neither. */
+static int
+user_key(const struct policy_session *ps, char *buf, size_t len)
+{
+	size_t i;
+
+	if (ps->login[0] != '\0')
+		snprintf(buf, len, "login:%s", ps->login);
+	else if (ps->trusted && !ps->authenticated)
+		snprintf(buf, len, "sender:%s", ps->sender[0] ? ps->sender :
+		    "<>");
+	else
+		return 0;
+	for (i = 0; buf[i] != '\0'; i++)
+		buf[i] = (char)tolower((unsigned char)buf[i]);
+	return 1;
+}
+
+static enum verdict_kind
+user_count(struct policy_session *ps, int what, struct verdict *v)
+{
+	const struct policy *p = ps->pol;
+	unsigned int limit, msgs, rcpts;
+	char who[300];
+
+	limit = what == USER_MSG ? p->user_messages : p->user_recipients;
+	if (ps->state == NULL || (p->user_messages == 0 &&
+	    p->user_recipients == 0) || !user_key(ps, who, sizeof(who)))
+		return VERDICT_CONTINUE;
+	if (!state_user_count(ps->state, who, what, limit, p->user_window,
+	    &msgs, &rcpts)) {
+		if (what == USER_MSG)
+			log_info("%s policy user %s messages=%u/%u "
+			    "recipients=%u/%u window=%us", ps->id, who, msgs,
+			    p->user_messages, rcpts, p->user_recipients,
+			    p->user_window);
+		return VERDICT_CONTINUE;
+	}
+	log_info("%s policy user limit %s messages=%u/%u recipients=%u/%u "
+	    "window=%us", ps->id, who, msgs, p->user_messages, rcpts,
+	    p->user_recipients, p->user_window);
+	return set(v, VERDICT_DEFER, 451, "4.7.1", "Too many %s from %.200s, "
+	    "try again later", what == USER_MSG ? "messages" : "recipients",
+	    strchr(who, ':') + 1);
+}
+
+static enum verdict_kind
+user_mail(struct policy_session *ps, const char *sender, struct verdict *v)
+{
+	(void)sender;
+	return user_count(ps, USER_MSG, v);
+}
+
+static enum verdict_kind
+user_rcpt(struct policy_session *ps, const char *rcpt, struct verdict *v)
+{
+	(void)rcpt;
+	return user_count(ps, USER_RCPT, v);
+}
+
 /* The order matters: the first final answer wins. */
 static const struct module modules[] = {
 	{ "limits", limits_connect, NULL, limits_mail, NULL, NULL, NULL },
@@ -620,10 +712,13 @@ static const struct module modules[] = {
 	{ "helo", NULL, helo_check, NULL, NULL, NULL, NULL },
 	{ "dns", NULL, NULL, dns_mail, NULL, NULL, NULL },
 	{ "relay", NULL, NULL, NULL, relay_rcpt, NULL, NULL },
+	{ "recipients", NULL, NULL, NULL, rcpt_verify, NULL, NULL },
 	{ "rules", NULL, rules_helo, rules_mail, rules_rcpt, rules_headers,
 	    NULL },
 	{ "greylist", NULL, NULL, NULL, grey_rcpt, NULL, NULL },
 	{ "spoof", NULL, NULL, NULL, NULL, spoof_headers, NULL },
+	/* Last: only what every other module let through is counted. */
+	{ "userlimits", NULL, NULL, user_mail, user_rcpt, NULL, NULL },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, NULL }
 };
 
@@ -651,6 +746,12 @@ policy_session_trust(struct policy_session *ps, int authenticated)
 	ps->trusted = 1;
 	ps->authenticated |= authenticated;
 	ps->hardreject = 0;
+}
+
+void
+policy_session_login(struct policy_session *ps, const char *login)
+{
+	str_lcpy(ps->login, login != NULL ? login : "", sizeof(ps->login));
 }
 
 void

@@ -21,7 +21,12 @@
 #include "auth/sasl.h"
 #include "auth/senders.h"
 #include "queue/queueconf.h"
+#include "queue/recipients.h"
 #include "policy.h"
+
+_Static_assert((int)QV_OK == POLICY_RCPT_OK &&
+    (int)QV_UNKNOWN == POLICY_RCPT_UNKNOWN &&
+    (int)QV_TEMP == POLICY_RCPT_TEMP, "recipient verdicts differ");
 
 #ifndef SMTPD_SPOOL
 #define SMTPD_SPOOL	"/var/spool/smtpd"
@@ -33,7 +38,8 @@ static const char *const top_keys[] = {
 	"limits", "norelay", "verifysenderdom", "saveblockedmsg", "dump",
 	"ournets", "ourdomains", "block", "access", "access_file",
 	"helo_checks", "greylist", "rules", "tls", "auth",
-	"routes", "aliases", "queue", "log", "bare_newline", NULL
+	"routes", "aliases", "queue", "log", "bare_newline", "users",
+	"relay_recipients", "recipient_delimiter", NULL
 };
 static const char *const tls_keys[] = {
 	"certificate", "key", "chain", "priority", "tickets", "client_ca",
@@ -53,7 +59,8 @@ static const char *const limit_keys[] = {
 	"header_size", "dump_size", "connections_per_minute",
 	"messages_per_minute", "tarpit_after", "tarpit_delay",
 	"sessions_per_net", "data_deadline", "data_rate", "data_rate_window",
-	"dump_max_age", "dump_max_total", NULL
+	"dump_max_age", "dump_max_total", "user_messages", "user_recipients",
+	"user_window", NULL
 };
 static const char *const grey_keys[] = {
 	"enabled", "delay", "retry", "expire", "entries", "file", NULL
@@ -106,6 +113,7 @@ policy_defaults(struct policy *p)
 	p->dump_size = DEF_DUMP_SIZE;
 	p->tarpit_after = DEF_TARPIT_AFTER;
 	p->tarpit_delay = DEF_TARPIT_DELAY;
+	p->user_window = DEF_USER_WINDOW;
 	p->grey_delay = DEF_GREY_DELAY;
 	p->grey_retry = DEF_GREY_RETRY;
 	p->grey_expire = DEF_GREY_EXPIRE;
@@ -1055,7 +1063,13 @@ policy_load(const char *path, int missing_ok,
 			    get_uint(g, "data_rate_window", 1, 3600,
 			    &p->data_rate_window, path, err, errlen) == -1 ||
 			    get_uint(g, "dump_max_age", 0, 3650 * 86400,
-			    &p->dump_max_age, path, err, errlen) == -1)
+			    &p->dump_max_age, path, err, errlen) == -1 ||
+			    get_uint(g, "user_messages", 0, 100000000,
+			    &p->user_messages, path, err, errlen) == -1 ||
+			    get_uint(g, "user_recipients", 0, 100000000,
+			    &p->user_recipients, path, err, errlen) == -1 ||
+			    get_uint(g, "user_window", 1, 7 * 86400,
+			    &p->user_window, path, err, errlen) == -1)
 				goto fail;
 			u = (unsigned int)p->dump_max_total;
 			if (get_uint(g, "dump_max_total", 0, 0xffffffffu, &u,
@@ -1123,6 +1137,9 @@ policy_load(const char *path, int missing_ok,
 	    path, p->hostname, p->spool, err, errlen);
 	if (p->queue == NULL)
 		goto fail;
+	/* RCPT verification asks the queue's tables, through a function. */
+	p->rcpt_check = queueconf_verify_hook;
+	p->rcpt_check_arg = p->queue;
 	p->have_file = have_file;
 	config_destroy(&cf);
 	return p;
@@ -1279,6 +1296,10 @@ policy_print(const struct policy *p, FILE *f)
 	if (p->messages_per_minute)
 		fprintf(f, "messages per client and minute: %u\n",
 		    p->messages_per_minute);
+	if (p->user_messages || p->user_recipients)
+		fprintf(f, "per login (or trusted sender) and %u s: %u "
+		    "messages, %u recipients (0: any)\n", p->user_window,
+		    p->user_messages, p->user_recipients);
 	if (p->tarpit_delay && p->tarpit_after)
 		fprintf(f, "tarpit: %u ms more per error after %u errors\n",
 		    p->tarpit_delay, p->tarpit_after);

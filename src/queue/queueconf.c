@@ -22,6 +22,7 @@
 #include "lib/fsutil.h"
 #include "lib/str.h"
 #include "queueconf.h"
+#include "recipients.h"
 
 #ifndef SMTPD_SPOOL
 #define SMTPD_SPOOL	"/var/spool/smtpd"
@@ -29,7 +30,8 @@
 #define DEF_SPOOL	SMTPD_SPOOL
 
 static const char *const route_keys[] = {
-	"domain", "local", "action", "concurrency",
+	"domain", "local", "sender", "login", "catchall", "action",
+	"concurrency",
 	"path", "create", "user",			/* maildir */
 	"command", "timeout", "batch", "from_line",	/* pipe (and user) */
 	"host", "tls", "tls_verify", "tls_cafile", "tls_pin", "auth", /* relay */
@@ -396,6 +398,30 @@ only_for(struct pctx *pc, const config_setting_t *g, const char *key,
 	return 0;
 }
 
+/* sender, login and catchall: who a route is for. */
+static int
+route_match_keys(struct pctx *pc, const config_setting_t *g, struct route *r)
+{
+	const char *v;
+
+	v = NULL;
+	if (get_string(pc, g, "sender", &v) == -1)
+		return -1;
+	if (v != NULL && (*v == '\0' || (r->sender = strdup(v)) == NULL))
+		return seterr(pc, config_setting_get_member(g, "sender"),
+		    *v ? "out of memory" : "sender must not be empty (\"<>\" "
+		    "is the null sender)");
+	if (r->sender != NULL)
+		lower(r->sender);
+	v = NULL;
+	if (get_string(pc, g, "login", &v) == -1)
+		return -1;
+	if (v != NULL && (*v == '\0' || (r->login = strdup(v)) == NULL))
+		return seterr(pc, config_setting_get_member(g, "login"),
+		    *v ? "out of memory" : "login must not be empty");
+	return get_bool(pc, g, "catchall", &r->catchall);
+}
+
 static int
 parse_route(struct pctx *pc, const config_setting_t *g, struct route *r,
     const struct queue_conf *qc)
@@ -435,6 +461,8 @@ parse_route(struct pctx *pc, const config_setting_t *g, struct route *r,
 			return seterr(pc, g, "out of memory");
 		lower(r->local);
 	}
+	if (route_match_keys(pc, g, r) == -1)
+		return -1;
 	v = NULL;
 	if (get_string(pc, g, "action", &v) == -1)
 		return -1;
@@ -467,7 +495,9 @@ parse_route(struct pctx *pc, const config_setting_t *g, struct route *r,
 	    only_for(pc, g, "tls_verify", r->action == ROUTE_RELAY, "relay") ||
 	    only_for(pc, g, "tls_cafile", r->action == ROUTE_RELAY, "relay") ||
 	    only_for(pc, g, "tls_pin", r->action == ROUTE_RELAY, "relay") ||
-	    only_for(pc, g, "auth", r->action == ROUTE_RELAY, "relay"))
+	    only_for(pc, g, "auth", r->action == ROUTE_RELAY, "relay") ||
+	    only_for(pc, g, "catchall", r->action != ROUTE_RELAY,
+	    "maildir and pipe"))
 		return -1;
 
 	switch (r->action) {
@@ -821,7 +851,8 @@ queueconf_parse(const config_setting_t *root, const char *file,
 		qc->routes[0].concurrency = qc->dest_concurrency;
 	}
 
-	if (root != NULL && (g = config_setting_get_member(root, "aliases"))) {
+	if (root != NULL && (g = config_setting_get_member(root, "aliases")) &&
+	    config_setting_type(g) != CONFIG_TYPE_STRING) {
 		if (!config_setting_is_list(g) && !config_setting_is_array(g)) {
 			seterr(&pc, g, "aliases must be a list ( { name = ...; "
 			    "to = ...; }, ... )");
@@ -855,6 +886,8 @@ queueconf_parse(const config_setting_t *root, const char *file,
 				goto fail;
 			}
 	}
+	if (qc_tables_parse(root, qc, file, err, errlen) == -1)
+		goto fail;
 	return qc;
 fail:
 	queueconf_free(qc);
@@ -921,6 +954,8 @@ free_route(struct route *r)
 	if (r->domains != builtin_domains)
 		queueconf_free_list(&r->domains, r->ndomains);
 	free(r->local);
+	free(r->sender);
+	free(r->login);
 	free(r->path);
 	queueconf_free_list(&r->argv, r->argc);
 	free(r->host);
@@ -944,6 +979,7 @@ queueconf_free(struct queue_conf *qc)
 		queueconf_free_list(&qc->aliases[i].to, qc->aliases[i].nto);
 	}
 	free(qc->aliases);
+	qc_tables_free(qc);
 	free(qc);
 }
 
@@ -998,6 +1034,12 @@ queueconf_print(const struct queue_conf *qc, FILE *f)
 			fprintf(f, " %s", r->domains[j]);
 		if (r->local)
 			fprintf(f, " local=%s", r->local);
+		if (r->sender)
+			fprintf(f, " sender=%s", r->sender);
+		if (r->login)
+			fprintf(f, " login=%s", r->login);
+		if (r->catchall)
+			fprintf(f, " catchall");
 		fprintf(f, " -> %s", queueconf_action_name(r->action));
 		switch (r->action) {
 		case ROUTE_MAILDIR:
@@ -1026,6 +1068,7 @@ queueconf_print(const struct queue_conf *qc, FILE *f)
 		}
 		fprintf(f, "\n");
 	}
+	qc_tables_print(qc, f);
 	for (i = 0; i < qc->naliases; i++) {
 		fprintf(f, "alias %s ->", qc->aliases[i].name);
 		for (j = 0; j < qc->aliases[i].nto; j++)
@@ -1063,6 +1106,33 @@ split_mailbox(const struct queue_conf *qc, const char *mailbox, char *local,
 const struct route *
 queueconf_route(const struct queue_conf *qc, const char *mailbox)
 {
+	return queueconf_route_from(qc, mailbox, NULL, NULL);
+}
+
+/* A route's sender and login conditions (a NULL sender matches none). */
+static int
+route_from(const struct route *r, const char *sender, const char *login)
+{
+	char s[ADDR_PATH_MAX + 1];
+
+	if (r->sender != NULL) {
+		if (sender == NULL)
+			return 0;
+		str_lcpy(s, sender[0] ? sender : "<>", sizeof(s));
+		lower(s);
+		if (fnmatch(r->sender, s, 0) != 0)
+			return 0;
+	}
+	if (r->login != NULL && (login == NULL || login[0] == '\0' ||
+	    fnmatch(r->login, login, 0) != 0))
+		return 0;
+	return 1;
+}
+
+const struct route *
+queueconf_route_from(const struct queue_conf *qc, const char *mailbox,
+    const char *sender, const char *login)
+{
 	char local[ADDR_PATH_MAX + 1], domain[ADDR_PATH_MAX + 1];
 	const struct route *r;
 	size_t i, j;
@@ -1078,9 +1148,17 @@ queueconf_route(const struct queue_conf *qc, const char *mailbox)
 			continue;
 		if (r->local != NULL && fnmatch(r->local, local, 0) != 0)
 			continue;
+		if (!route_from(r, sender, login))
+			continue;
 		return r;
 	}
 	return NULL;
+}
+
+const struct alias *
+queueconf_alias(const struct queue_conf *qc, const char *name)
+{
+	return alias_find(qc, name);
 }
 
 static const struct alias *
@@ -1161,6 +1239,7 @@ struct expansion {
 	struct qc_addrset seen;		/* what out holds */
 	const char	 *chain[QC_ALIAS_DEPTH + 1];
 	size_t		  depth;
+	int		  temp;		/* an alias table could not be read */
 	char		 *err;
 	size_t		  errlen;
 };
@@ -1212,33 +1291,37 @@ expand_one(const struct queue_conf *qc, struct expansion *x,
     const char *mailbox)
 {
 	char local[ADDR_PATH_MAX + 1], domain[ADDR_PATH_MAX + 1];
-	char key[2 * ADDR_PATH_MAX + 2], target[2 * ADDR_PATH_MAX + 2];
+	char target[2 * ADDR_PATH_MAX + 2], **to;
 	const struct route *r;
-	const struct alias *a;
-	size_t i, j;
-	int loop;
+	size_t i, j, nto;
+	int loop, rc;
 
 	r = queueconf_route(qc, mailbox);
 	if (r == NULL || r->action == ROUTE_RELAY)
 		return expand_add(x, mailbox);
 	split_mailbox(qc, mailbox, local, sizeof(local), domain,
 	    sizeof(domain));
-	snprintf(key, sizeof(key), "%s@%s", local, domain);
-	if ((a = alias_find(qc, key)) == NULL)
-		a = alias_find(qc, local);
-	if (a == NULL)
+	rc = qc_alias_targets(qc, local, domain, &to, &nto, x->err, x->errlen);
+	if (rc == -1) {
+		x->temp = 1;
+		return -1;
+	}
+	if (rc == -2)
+		return -1;
+	if (rc == 0)
 		return expand_add(x, mailbox);
 	if (x->depth >= QC_ALIAS_DEPTH) {
 		snprintf(x->err, x->errlen, "aliases nest deeper than %d "
 		    "levels at %.100s", QC_ALIAS_DEPTH, mailbox);
+		queueconf_free_list(&to, nto);
 		return -1;
 	}
 	x->chain[x->depth++] = mailbox;
-	for (i = 0; i < a->nto; i++) {
-		if (strchr(a->to[i], '@') != NULL)
-			str_lcpy(target, a->to[i], sizeof(target));
+	for (i = 0; i < nto; i++) {
+		if (strchr(to[i], '@') != NULL)
+			str_lcpy(target, to[i], sizeof(target));
 		else
-			snprintf(target, sizeof(target), "%s@%s", a->to[i],
+			snprintf(target, sizeof(target), "%s@%s", to[i],
 			    domain);
 		/* "root: root, backup" delivers to root itself. */
 		for (loop = 0, j = 0; j < x->depth; j++)
@@ -1247,10 +1330,12 @@ expand_one(const struct queue_conf *qc, struct expansion *x,
 		if ((loop ? expand_add(x, target) :
 		    expand_one(qc, x, target)) == -1) {
 			x->depth--;
+			queueconf_free_list(&to, nto);
 			return -1;
 		}
 	}
 	x->depth--;
+	queueconf_free_list(&to, nto);
 	return 0;
 }
 
@@ -1268,7 +1353,7 @@ queueconf_expand(const struct queue_conf *qc, const char *mailbox,
 	queueconf_addrset_free(&x.seen);
 	if (rc == -1) {
 		queueconf_free_list(&x.out, x.n);
-		return -1;
+		return x.temp ? -2 : -1;
 	}
 	*out = x.out;
 	*nout = x.n;
