@@ -18,6 +18,7 @@
 #include "lib/fsutil.h"
 #include "lib/net.h"
 #include "lib/str.h"
+#include "lib/table.h"
 #include "auth/sasl.h"
 #include "auth/senders.h"
 #include "queue/queueconf.h"
@@ -737,7 +738,21 @@ load_auth(struct policy *p, config_setting_t *g, const char *path, char *err,
 			p->auth_mechs |= bit;
 		}
 	}
-	if ((s = config_setting_get_member(g, "senders")) != NULL) {
+	if ((s = config_setting_get_member(g, "senders")) != NULL &&
+	    config_setting_type(s) == CONFIG_TYPE_STRING) {
+		/* A table: login -> sender patterns. */
+		struct table *tb;
+
+		if ((tb = qc_table_open(path, config_setting_get_string(s),
+		    msg, sizeof(msg))) == NULL)
+			return seterr(err, errlen, path, s, "auth.senders: %s",
+			    msg);
+		if ((p->auth_senders = senders_new()) == NULL) {
+			table_free(&tb);
+			return seterr(err, errlen, path, s, "out of memory");
+		}
+		senders_use_table(p->auth_senders, tb);
+	} else if (s != NULL) {
 		if (!config_setting_is_list(s))
 			return seterr(err, errlen, path, s,
 			    "auth.senders must be a list ( { login = ...; "

@@ -54,9 +54,8 @@ lower(char *s)
 		*s = (char)tolower((unsigned char)*s);
 }
 
-/* Opens ref, taking a relative file path from the config's directory. */
-static struct table *
-open_ref(const char *conffile, const char *ref, char *err, size_t errlen)
+struct table *
+qc_table_open(const char *conffile, const char *ref, char *err, size_t errlen)
 {
 	char buf[TABLE_REF_MAX], abspath[PATH_MAX];
 	const char *kinds[] = { "file:", "cdb:", "socketmap:unix:", NULL };
@@ -107,7 +106,7 @@ get_table(const config_setting_t *root, const char *name, int inline_ok,
 		return 0;
 	if (config_setting_type(g) == CONFIG_TYPE_STRING) {
 		v = config_setting_get_string(g);
-		if ((*t = open_ref(file, v, why, sizeof(why))) == NULL)
+		if ((*t = qc_table_open(file, v, why, sizeof(why))) == NULL)
 			return seterr(err, errlen, file, g, "%s", why);
 		return 0;
 	}

@@ -325,6 +325,37 @@ class SenderRoutes(TableCase):
         self.assertEqual([a[1] for a in he.auth], ["eng"])
 
 
+class SendersTable(TableCase):
+    def auth_start(self, senders):
+        secrets = self.write("secrets", "ann:{PLAIN}pw-ann\n")
+        os.chmod(secrets, 0o600)
+        self.start(self.maildir(extra="catchall = true;"),
+                   extra='auth = { secrets = "%s"; cleartext = true; '
+                         'senders = "%s"; };' % (secrets, senders))
+
+    def mail_as_ann(self, sender):
+        with smtplib.SMTP(self.d.host, self.d.port, timeout=30) as c:
+            c.ehlo("client.test")
+            c.login("ann", "pw-ann")
+            code, msg = c.mail(sender)
+            return code, msg.decode()
+
+    def test_login_sender_map_in_a_file(self):
+        self.write("senders", "ann  ann@example.org, @sales.example\n")
+        self.auth_start("file:senders")
+        self.assertEqual(self.mail_as_ann("ann@example.org")[0], 250)
+        self.assertEqual(self.mail_as_ann("x@Sales.Example")[0], 250)
+        code, text = self.mail_as_ann("boss@example.org")
+        self.assertEqual((code, text[:5]), (553, "5.7.1"), text)
+
+    def test_login_sender_map_down_defers(self):
+        self.auth_start("socketmap:unix:%s:senders" % self.path("none.sock"))
+        code, text = self.mail_as_ann("ann@example.org")
+        self.assertEqual((code, text[:5]), (451, "4.3.0"), text)
+        self.assertIn("auth.senders lookup failed for login ann",
+                      self.d.logtext())
+
+
 class UserLimits(TableCase):
     def test_trusted_sender_limits_hit_and_reset(self):
         self.start(self.maildir(extra="catchall = true;"),
