@@ -395,6 +395,9 @@ queueconf_verify(const struct queue_conf *qc, const char *mailbox,
 	    sizeof(domain)) == -1)
 		return QV_OK;	/* the queue reports it; nothing to look up */
 	(void)qc_base_local(qc, local, base, sizeof(base));
+	/* postmaster is always a recipient (RFC 5321 4.5.1). */
+	if (strcmp(base, "postmaster") == 0)
+		return QV_OK;
 
 	if (r->action == ROUTE_RELAY) {
 		if (!ours || qc->relay_rcpts == NULL)
@@ -422,8 +425,7 @@ queueconf_verify(const struct queue_conf *qc, const char *mailbox,
 	}
 
 	/* Delivered here: catch-alls and pattern pipes take anything. */
-	if (r->catchall || (r->action == ROUTE_PIPE && r->local != NULL) ||
-	    strcmp(base, "postmaster") == 0)
+	if (r->catchall || (r->action == ROUTE_PIPE && r->local != NULL))
 		return QV_OK;
 	rc = qc_alias_targets(qc, local, domain, &to, &nto, why, whylen);
 	if (rc == 1)
