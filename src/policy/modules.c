@@ -214,9 +214,18 @@ hard_reject(struct policy_session *ps, struct verdict *v)
 static enum verdict_kind
 access_connect(struct policy_session *ps, struct verdict *v)
 {
+	char why[400];
+
 	if (ps->trusted || ps->peer.ss_family == AF_UNSPEC)
 		return VERDICT_CONTINUE;
 	ps->ip_action = access_ip(ps->pol, (struct sockaddr *)&ps->peer);
+	if (ps->ip_action == ACCESS_NONE && access_table_ip(ps->pol,
+	    (struct sockaddr *)&ps->peer, &ps->ip_action, why,
+	    sizeof(why)) == -1) {
+		/* Told at MAIL: a connection is not refused on a guess. */
+		log_err("%s policy access table: %s", ps->id, why);
+		ps->access_temp = 1;
+	}
 	if (ps->ip_action == ACCESS_DIAL)
 		ps->hardreject = 1;
 	return VERDICT_CONTINUE;
@@ -226,14 +235,24 @@ static enum verdict_kind
 access_mail(struct policy_session *ps, const char *sender, struct verdict *v)
 {
 	enum access_action a;
+	char why[400];
+	int temp = ps->access_temp;	/* the client's verb is unknown */
 
 	if (ps->trusted)
 		return VERDICT_CONTINUE;
 	a = ps->ip_action;
-	if (a == ACCESS_NONE || a == ACCESS_ALLOW) {
+	if (!temp && (a == ACCESS_NONE || a == ACCESS_ALLOW)) {
 		a = access_sender(ps->pol, sender);
+		if (a == ACCESS_NONE && access_table_sender(ps->pol, sender,
+		    &a, why, sizeof(why)) == -1) {
+			log_err("%s policy access table: %s", ps->id, why);
+			temp = 1;
+		}
 		ps->sender_action = a;
 	}
+	if (temp)
+		return set(v, VERDICT_DEFER, 451, "4.3.0",
+		    "Access lookup failed, try again later");
 	if (a == ACCESS_DIAL) {
 		ps->hardreject = 1;
 		return hard_reject(ps, v);

@@ -40,7 +40,7 @@ static const char *const top_keys[] = {
 	"ournets", "ourdomains", "block", "access", "access_file",
 	"helo_checks", "greylist", "rules", "tls", "auth",
 	"routes", "aliases", "queue", "log", "bare_newline", "users",
-	"relay_recipients", "recipient_delimiter", NULL
+	"relay_recipients", "recipient_delimiter", "access_table", NULL
 };
 static const char *const tls_keys[] = {
 	"certificate", "key", "chain", "priority", "tickets", "client_ca",
@@ -404,6 +404,17 @@ access_action_name(enum access_action a)
 		if (access_names[i].action == a)
 			return access_names[i].name;
 	return "none";
+}
+
+enum access_action
+access_action_parse(const char *name)
+{
+	int i;
+
+	for (i = 0; access_names[i].name != NULL; i++)
+		if (strcasecmp(access_names[i].name, name) == 0)
+			return access_names[i].action;
+	return ACCESS_NONE;
 }
 
 /*
@@ -868,6 +879,18 @@ load_policy_keys(struct policy *p, config_setting_t *root, const char *path,
 	    config_setting_get_member(root, "access_file"), path, err,
 	    errlen) == -1)
 		return -1;
+	if ((s = config_setting_get_member(root, "access_table")) != NULL) {
+		char why[512];
+
+		if (config_setting_type(s) != CONFIG_TYPE_STRING)
+			return seterr(err, errlen, path, s, "access_table must "
+			    "be a table (\"file:/path\", \"cdb:/path\", "
+			    "\"socketmap:...\")");
+		if ((p->access_table = qc_table_open(path,
+		    config_setting_get_string(s), why, sizeof(why))) == NULL)
+			return seterr(err, errlen, path, s, "access_table: %s",
+			    why);
+	}
 	if ((g = config_setting_get_member(root, "greylist")) != NULL) {
 		if (!config_setting_is_group(g))
 			return seterr(err, errlen, path, g,
@@ -1206,6 +1229,8 @@ print_policy_modules(const struct policy *p, FILE *f)
 			fprintf(f, "access: %s sender %s!%s\n",
 			    access_action_name(a->action), a->domain, a->user);
 	}
+	if (p->access_table != NULL)
+		fprintf(f, "access: table %s\n", table_ref(p->access_table));
 	if (p->tls_certificate[0] != '\0') {
 		fprintf(f, "TLS: certificate %s, key %s%s%s\n",
 		    p->tls_certificate, p->tls_key,
@@ -1334,6 +1359,7 @@ policy_free(struct policy *p)
 	for (i = 0; i < p->ntls_listen; i++)
 		free(p->tls_listen[i]);
 	senders_free(&p->auth_senders);
+	table_free(&p->access_table);
 	queueconf_unref(&p->queue);
 	free(p->ournets);
 	free(p->block);

@@ -22,6 +22,7 @@
 
 struct senders;
 struct queue_conf;
+struct table;
 
 #define POLICY_LISTEN_MAX	16
 #define POLICY_HOST_MAX		255
@@ -121,6 +122,7 @@ struct policy {
 	size_t		 nblock;
 	struct access_rule *access;
 	size_t		 naccess;
+	struct table	*access_table;	/* access_table = ..., or NULL */
 
 	int		 helo_checks;
 	int		 greylist;
@@ -266,6 +268,7 @@ struct policy_session {
 	int			 single;	/* one session per process (stdio) */
 	char			 sender[257];
 	char			 login[256];	/* AUTH login, "" without */
+	int			 access_temp;	/* access_table unreadable */
 };
 
 /* 1 if the client address is on the block list (-k): drop, unlogged. */
@@ -307,5 +310,7 @@ void	policy_reset(struct policy_session *);
 
 /* For the tests and smtpd -t. */
 const char *access_action_name(enum access_action);
+/* "allow", "block", ... as a verb; ACCESS_NONE if it is none. */
+enum access_action access_action_parse(const char *);
 
 #endif

@@ -46,4 +46,14 @@ int	state_user_count(struct policy_state *, const char *who, int what,
 /* How many clients the rate table holds (for tests); the oldest go. */
 void	state_set_rate_max(struct policy_state *, size_t);
 
+/*
+ * The access verb of the client's address or of a sender in
+ * access_table (*a is ACCESS_NONE when absent).  0, or -1 when the table
+ * cannot be read or holds no verb (why says).  accesstab.c.
+ */
+int	access_table_ip(const struct policy *, const struct sockaddr *,
+	    enum access_action *a, char *why, size_t whylen);
+int	access_table_sender(const struct policy *, const char *sender,
+	    enum access_action *a, char *why, size_t whylen);
+
 #endif

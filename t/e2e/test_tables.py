@@ -356,6 +356,38 @@ class SendersTable(TableCase):
                       self.d.logtext())
 
 
+class AccessTable(TableCase):
+    UNTRUSTED = 'ournets = [ "192.0.2.0/24" ];\n'
+
+    def mail(self, sender):
+        with smtplib.SMTP(self.d.host, self.d.port, timeout=30) as c:
+            c.ehlo("client.test")
+            code, msg = c.mail(sender)
+            return code, msg.decode()
+
+    def test_verbs_from_a_file(self):
+        self.write("access", "spammer@example.org deny\n"
+                             "@bad.example deny\n")
+        self.start(self.maildir(extra="catchall = true;"),
+                   extra=self.UNTRUSTED + 'access_table = "file:access";')
+        self.assertEqual(self.mail("spammer@example.org")[0], 554)
+        self.assertEqual(self.mail("x@bad.example")[0], 554)
+        self.assertEqual(self.mail("friend@example.org")[0], 250)
+        time.sleep(1.1)
+        self.write("access", "127.0.0.1 dial\n")
+        self.assertTrue(wait_for(lambda: self.mail("friend@example.org")[0]
+                                 == 554, 10), self.d.logtext())
+
+    def test_unreadable_access_table_defers(self):
+        self.start(self.maildir(extra="catchall = true;"),
+                   extra=self.UNTRUSTED + 'access_table = '
+                   '"socketmap:unix:%s:access";' % self.path("none.sock"))
+        code, text = self.mail("friend@example.org")
+        self.assertEqual((code, text[:5]), (451, "4.3.0"), text)
+        self.assertIn("policy access table: socketmap:unix:",
+                      self.d.logtext())
+
+
 class UserLimits(TableCase):
     def test_trusted_sender_limits_hit_and_reset(self):
         self.start(self.maildir(extra="catchall = true;"),
