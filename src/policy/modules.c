@@ -23,6 +23,7 @@
 #include "lib/log.h"
 #include "lib/net.h"
 #include "lib/str.h"
+#include "lib/table.h"
 #include "policy.h"
 #include "state.h"
 
@@ -84,13 +85,28 @@ policy_trusted_peer(const struct policy *p, const struct sockaddr *sa)
 int
 policy_our_domain(const struct policy *p, const char *domain)
 {
-	size_t i;
+	char err[256], d[POLICY_HOST_MAX + 1];
+	size_t i, n;
 
 	/* "*.dom" is below dom only, as in routes: dom is listed itself. */
 	for (i = 0; i < p->nourdomains; i++)
 		if (addr_domain_match(p->ourdomains[i], domain))
 			return 1;
-	return 0;
+	if (p->ourdomains_table == NULL ||
+	    (n = str_lcpy(d, domain, sizeof(d))) >= sizeof(d))
+		return 0;
+	if (n > 1 && d[n - 1] == '.')
+		d[n - 1] = '\0';
+	switch (table_lookup(p->ourdomains_table, d, NULL, 0, err,
+	    sizeof(err))) {
+	case TABLE_FOUND:
+		return 1;
+	case TABLE_TEMP:
+		log_err("ourdomains: %s", err);
+		return 0;
+	default:
+		return 0;
+	}
 }
 
 /* Plan 9's sender pattern parts: "*", "*.dom", "prefix*", or exact. */

@@ -363,9 +363,23 @@ static int
 add_ourdomain(struct policy *p, const char *v, const config_setting_t *s,
     const char *file, char *err, size_t errlen)
 {
-	char buf[POLICY_HOST_MAX + 3], *d;
+	char buf[POLICY_HOST_MAX + 3], why[512], *d;
 	size_t n, i;
 
+	if (table_is_ref(v)) {
+		/* Virtual domains: the keys of a file or CDB table. */
+		if (strncmp(v, "file:", 5) != 0 && strncmp(v, "cdb:", 4) != 0)
+			return seterr(err, errlen, file, s, "ourdomains tables "
+			    "are file: or cdb: tables");
+		if (p->ourdomains_table != NULL)
+			return seterr(err, errlen, file, s, "ourdomains names "
+			    "one table at most");
+		if ((p->ourdomains_table = qc_table_open(file, v, why,
+		    sizeof(why))) == NULL)
+			return seterr(err, errlen, file, s, "ourdomains: %s",
+			    why);
+		return 0;
+	}
 	if (str_lcpy(buf, v, sizeof(buf)) >= sizeof(buf))
 		return seterr(err, errlen, file, s, "ourdomains entry too long");
 	n = strlen(buf);
@@ -1156,7 +1170,7 @@ policy_load(const char *path, int missing_ok,
 		    add_ournet(p, "::1", NULL, path, err, errlen) == -1)
 			goto fail;
 	}
-	if (p->nourdomains == 0 &&
+	if (p->nourdomains == 0 && p->ourdomains_table == NULL &&
 	    add_ourdomain(p, p->hostname, NULL, path, err, errlen) == -1)
 		goto fail;
 	if (p->dump[0] == '\0' &&
@@ -1204,6 +1218,9 @@ print_policy_modules(const struct policy *p, FILE *f)
 	}
 	for (i = 0; i < p->nourdomains; i++)
 		fprintf(f, "our domain (ourdomains): %s\n", p->ourdomains[i]);
+	if (p->ourdomains_table != NULL)
+		fprintf(f, "our domains (ourdomains): the keys of %s\n",
+		    table_ref(p->ourdomains_table));
 	fprintf(f, "relaying: only from trusted networks or after AUTH\n");
 	fprintf(f, "spoofed-domain tagging (norelay, -f): %s\n",
 	    p->norelay ? "on" : "off");
@@ -1360,6 +1377,7 @@ policy_free(struct policy *p)
 		free(p->tls_listen[i]);
 	senders_free(&p->auth_senders);
 	table_free(&p->access_table);
+	table_free(&p->ourdomains_table);
 	queueconf_unref(&p->queue);
 	free(p->ournets);
 	free(p->block);

@@ -118,6 +118,7 @@ struct policy {
 	size_t		 nournets;
 	char		**ourdomains;	/* lower case; "*.x" for subdomains */
 	size_t		 nourdomains;
+	struct table	*ourdomains_table;	/* virtual domains, or NULL */
 	struct cidr	*block;		/* -k and block: dropped at accept */
 	size_t		 nblock;
 	struct access_rule *access;

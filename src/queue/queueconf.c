@@ -20,7 +20,9 @@
 #include "client/pin.h"
 #include "lib/addr.h"
 #include "lib/fsutil.h"
+#include "lib/log.h"
 #include "lib/str.h"
+#include "lib/table.h"
 #include "queueconf.h"
 #include "recipients.h"
 
@@ -398,6 +400,26 @@ only_for(struct pctx *pc, const config_setting_t *g, const char *key,
 	return 0;
 }
 
+/* Virtual domains: a route's domain may name a file or CDB table. */
+static int
+route_domain_table(struct pctx *pc, const config_setting_t *g,
+    struct route *r, const char *ref)
+{
+	char why[512];
+
+	if (strncmp(ref, "file:", 5) != 0 && strncmp(ref, "cdb:", 4) != 0)
+		return seterr(pc, config_setting_get_member(g, "domain"),
+		    "domain tables are file: or cdb: tables");
+	if (r->domain_table != NULL)
+		return seterr(pc, config_setting_get_member(g, "domain"),
+		    "a route names one domain table at most");
+	if ((r->domain_table = qc_table_open(pc->file, ref, why,
+	    sizeof(why))) == NULL)
+		return seterr(pc, config_setting_get_member(g, "domain"),
+		    "domain: %s", why);
+	return 0;
+}
+
 /* sender, login and catchall: who a route is for. */
 static int
 route_match_keys(struct pctx *pc, const config_setting_t *g, struct route *r)
@@ -444,6 +466,11 @@ parse_route(struct pctx *pc, const config_setting_t *g, struct route *r,
 	if (r->ndomains == 0)
 		return seterr(pc, g, "a route needs a domain (\"*\" for all)");
 	for (i = 0; i < r->ndomains; i++) {
+		if (table_is_ref(r->domains[i])) {
+			if (route_domain_table(pc, g, r, r->domains[i]) == -1)
+				return -1;
+			continue;
+		}
 		lower(r->domains[i]);
 		if (!valid_pattern(r->domains[i]))
 			return seterr(pc, config_setting_get_member(g, "domain"),
@@ -954,6 +981,7 @@ free_route(struct route *r)
 	if (r->domains != builtin_domains)
 		queueconf_free_list(&r->domains, r->ndomains);
 	free(r->local);
+	table_free(&r->domain_table);
 	free(r->sender);
 	free(r->login);
 	free(r->path);
@@ -1129,6 +1157,26 @@ route_from(const struct route *r, const char *sender, const char *login)
 	return 1;
 }
 
+/* 1 if domain is a key of the route's domain table. */
+static int
+in_domain_table(const struct route *r, const char *domain)
+{
+	char err[256];
+
+	if (r->domain_table == NULL)
+		return 0;
+	switch (table_lookup(r->domain_table, domain, NULL, 0, err,
+	    sizeof(err))) {
+	case TABLE_FOUND:
+		return 1;
+	case TABLE_TEMP:
+		log_err("route %u: %s", r->index + 1, err);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
 const struct route *
 queueconf_route_from(const struct queue_conf *qc, const char *mailbox,
     const char *sender, const char *login)
@@ -1144,7 +1192,7 @@ queueconf_route_from(const struct queue_conf *qc, const char *mailbox,
 		for (j = 0; j < r->ndomains; j++)
 			if (addr_domain_match(r->domains[j], domain))
 				break;
-		if (j == r->ndomains)
+		if (j == r->ndomains && !in_domain_table(r, domain))
 			continue;
 		if (r->local != NULL && fnmatch(r->local, local, 0) != 0)
 			continue;

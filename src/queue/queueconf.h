@@ -65,6 +65,7 @@ struct route {
 	unsigned int	 line;		/* in the config file */
 	char		**domains;	/* "example.com", "*.example.com", "*" */
 	size_t		 ndomains;
+	struct table	*domain_table;	/* virtual domains: its keys, or NULL */
 	char		*local;		/* fnmatch(3) pattern, NULL = any */
 	char		*sender;	/* fnmatch(3) on the envelope sender */
 	char		*login;		/* fnmatch(3) on the AUTH login */

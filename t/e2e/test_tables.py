@@ -325,6 +325,25 @@ class SenderRoutes(TableCase):
         self.assertEqual([a[1] for a in he.auth], ["eng"])
 
 
+class VirtualDomains(TableCase):
+    def test_domains_from_a_table(self):
+        self.write("vdomains", "one.example\ntwo.example\n")
+        routes = ('{ domain = "file:vdomains"; action = "maildir"; '
+                  'path = "%s/%%d/%%u"; create = true; }' % self.path("mail"))
+        self.start(routes, extra='ournets = [ "192.0.2.0/24" ];\n'
+                   'ourdomains = [ "file:vdomains" ];\n'
+                   'users = [ "ann@one.example", "bo@two.example" ];')
+        self.assertEqual(self.rcpt("ann@one.example")[0], 250)
+        self.assertEqual(self.rcpt("bo@two.example")[0], 250)
+        self.assertEqual(self.rcpt("ann@two.example")[0], 550)
+        # Not ours: relaying is refused to an untrusted client.
+        self.assertEqual(self.rcpt("ann@three.example")[0], 554)
+        self.send("x@example.org", ["ann@one.example"])
+        self.deliver()
+        self.assertEqual(len(wait_for(lambda: maildir_files(
+            self.path("mail", "one.example", "ann")))), 1, self.log())
+
+
 class SendersTable(TableCase):
     def auth_start(self, senders):
         secrets = self.write("secrets", "ann:{PLAIN}pw-ann\n")
