@@ -270,8 +270,6 @@ table_size(const struct table *t)
 		pthread_mutex_unlock(&ft->mu);
 		return n;
 	}
-	if (t->be == &table_cdb_backend)
-		return 1;	/* not counted; not empty either */
 	return 0;
 }
 

@@ -69,7 +69,7 @@ enum table_result table_lookup(struct table *, const char *key, char *val,
 	    size_t vallen, char *err, size_t errlen);
 /* The reference as written (or "inline"), for messages and smtpd -t. */
 const char *table_ref(const struct table *);
-/* Entries in an inline, file or cdb table; 0 for a socketmap. */
+/* Entries in an inline or text-file table; 0 for the others. */
 size_t	table_size(const struct table *);
 void	table_free(struct table **);
 
