@@ -390,6 +390,7 @@ do_mail(struct session *s, struct cmd *c)
 	enum path_status st;
 	struct verdict v;
 	char declared[32] = "";
+	int allowed;
 
 	st = cmd_parse_mail(c->arg, &s->sender, &s->mparams, &why);
 	if (path_refused(s, st, why, "sender", "5.1.7"))
@@ -412,8 +413,15 @@ do_mail(struct session *s, struct cmd *c)
 		return 0;
 	}
 	if (s->authenticated && s->pol->auth_senders != NULL &&
-	    !senders_allowed(s->pol->auth_senders, s->auth_user,
-	    s->sender.mailbox)) {
+	    (allowed = senders_allowed(s->pol->auth_senders, s->auth_user,
+	    s->sender.mailbox)) != 1) {
+		if (allowed == -1) {
+			log_err("%s smtp auth.senders lookup failed for login "
+			    "%.100s", s->id, s->auth_user);
+			reply(s, 451, "4.3.0", "Sender lookup failed, try "
+			    "again later");
+			return 0;
+		}
 		log_info("%s smtp sender <%.256s> refused for login %.100s",
 		    s->id, s->sender.mailbox, s->auth_user);
 		auth_reply(s, SASL_SENDER_DENIED);
@@ -1059,6 +1067,7 @@ do_auth(struct session *s, struct cmd *c)
 		s->authenticated = 1;
 		policy_session_trust(&s->ps, 1);
 		metrics_auth(1);
+		policy_session_login(&s->ps, s->auth_user);
 		log_info("%s auth ok user=%.100s mechanism=%s", s->id, user,
 		    sasl_mech(sa));
 	} else if (th != NULL)

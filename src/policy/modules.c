@@ -23,6 +23,7 @@
 #include "lib/log.h"
 #include "lib/net.h"
 #include "lib/str.h"
+#include "lib/table.h"
 #include "policy.h"
 #include "state.h"
 
@@ -84,13 +85,28 @@ policy_trusted_peer(const struct policy *p, const struct sockaddr *sa)
 int
 policy_our_domain(const struct policy *p, const char *domain)
 {
-	size_t i;
+	char err[256], d[POLICY_HOST_MAX + 1];
+	size_t i, n;
 
 	/* "*.dom" is below dom only, as in routes: dom is listed itself. */
 	for (i = 0; i < p->nourdomains; i++)
 		if (addr_domain_match(p->ourdomains[i], domain))
 			return 1;
-	return 0;
+	if (p->ourdomains_table == NULL ||
+	    (n = str_lcpy(d, domain, sizeof(d))) >= sizeof(d))
+		return 0;
+	if (n > 1 && d[n - 1] == '.')
+		d[n - 1] = '\0';
+	switch (table_lookup(p->ourdomains_table, d, NULL, 0, err,
+	    sizeof(err))) {
+	case TABLE_FOUND:
+		return 1;
+	case TABLE_TEMP:
+		log_err("ourdomains: %s", err);
+		return 0;
+	default:
+		return 0;
+	}
 }
 
 /* Plan 9's sender pattern parts: "*", "*.dom", "prefix*", or exact. */
@@ -214,9 +230,18 @@ hard_reject(struct policy_session *ps, struct verdict *v)
 static enum verdict_kind
 access_connect(struct policy_session *ps, struct verdict *v)
 {
+	char why[400];
+
 	if (ps->trusted || ps->peer.ss_family == AF_UNSPEC)
 		return VERDICT_CONTINUE;
 	ps->ip_action = access_ip(ps->pol, (struct sockaddr *)&ps->peer);
+	if (ps->ip_action == ACCESS_NONE && access_table_ip(ps->pol,
+	    (struct sockaddr *)&ps->peer, &ps->ip_action, why,
+	    sizeof(why)) == -1) {
+		/* Told at MAIL: a connection is not refused on a guess. */
+		log_err("%s policy access table: %s", ps->id, why);
+		ps->access_temp = 1;
+	}
 	if (ps->ip_action == ACCESS_DIAL)
 		ps->hardreject = 1;
 	return VERDICT_CONTINUE;
@@ -226,14 +251,24 @@ static enum verdict_kind
 access_mail(struct policy_session *ps, const char *sender, struct verdict *v)
 {
 	enum access_action a;
+	char why[400];
+	int temp = ps->access_temp;	/* the client's verb is unknown */
 
 	if (ps->trusted)
 		return VERDICT_CONTINUE;
 	a = ps->ip_action;
-	if (a == ACCESS_NONE || a == ACCESS_ALLOW) {
+	if (!temp && (a == ACCESS_NONE || a == ACCESS_ALLOW)) {
 		a = access_sender(ps->pol, sender);
+		if (a == ACCESS_NONE && access_table_sender(ps->pol, sender,
+		    &a, why, sizeof(why)) == -1) {
+			log_err("%s policy access table: %s", ps->id, why);
+			temp = 1;
+		}
 		ps->sender_action = a;
 	}
+	if (temp)
+		return set(v, VERDICT_DEFER, 451, "4.3.0",
+		    "Access lookup failed, try again later");
 	if (a == ACCESS_DIAL) {
 		ps->hardreject = 1;
 		return hard_reject(ps, v);
@@ -625,6 +660,98 @@ rules_headers(struct policy_session *ps, struct hdrctx *h, struct verdict *v)
 	return VERDICT_CONTINUE;
 }
 
+/* --- recipients: is there such a user here? --- */
+
+static enum verdict_kind
+rcpt_verify(struct policy_session *ps, const char *rcpt, struct verdict *v)
+{
+	const char *at = strrchr(rcpt, '@');
+	char why[400];
+	int ours;
+
+	if (ps->pol->rcpt_check == NULL)
+		return VERDICT_CONTINUE;
+	ours = at == NULL || policy_our_domain(ps->pol, at + 1);
+	switch (ps->pol->rcpt_check(ps->pol->rcpt_check_arg, rcpt, ps->sender,
+	    ps->login[0] ? ps->login : NULL, ours, why, sizeof(why))) {
+	case POLICY_RCPT_UNKNOWN:
+		log_info("%s policy unknown recipient to=<%.256s>", ps->id,
+		    rcpt);
+		return set(v, VERDICT_REJECT, 550, "5.1.1",
+		    "<%.256s>: Recipient address rejected: no such user here",
+		    rcpt);
+	case POLICY_RCPT_TEMP:
+		log_err("%s policy recipient lookup failed to=<%.256s>: %s",
+		    ps->id, rcpt, why);
+		return set(v, VERDICT_DEFER, 451, "4.3.0",
+		    "<%.256s>: Recipient lookup failed, try again later", rcpt);
+	default:
+		return VERDICT_CONTINUE;
+	}
+}
+
+/* --- user limits: messages and recipients per login or sender --- */
+
+/* "login:alice", or "sender:bob@x" for a trusted client; 0 if neither. */
+static int
+user_key(const struct policy_session *ps, char *buf, size_t len)
+{
+	size_t i;
+
+	if (ps->login[0] != '\0')
+		snprintf(buf, len, "login:%s", ps->login);
+	else if (ps->trusted && !ps->authenticated)
+		snprintf(buf, len, "sender:%s", ps->sender[0] ? ps->sender :
+		    "<>");
+	else
+		return 0;
+	for (i = 0; buf[i] != '\0'; i++)
+		buf[i] = (char)tolower((unsigned char)buf[i]);
+	return 1;
+}
+
+static enum verdict_kind
+user_count(struct policy_session *ps, int what, struct verdict *v)
+{
+	const struct policy *p = ps->pol;
+	unsigned int limit, msgs, rcpts;
+	char who[300];
+
+	limit = what == USER_MSG ? p->user_messages : p->user_recipients;
+	if (ps->state == NULL || (p->user_messages == 0 &&
+	    p->user_recipients == 0) || !user_key(ps, who, sizeof(who)))
+		return VERDICT_CONTINUE;
+	if (!state_user_count(ps->state, who, what, limit, p->user_window,
+	    &msgs, &rcpts)) {
+		if (what == USER_MSG)
+			log_info("%s policy user %s messages=%u/%u "
+			    "recipients=%u/%u window=%us", ps->id, who, msgs,
+			    p->user_messages, rcpts, p->user_recipients,
+			    p->user_window);
+		return VERDICT_CONTINUE;
+	}
+	log_info("%s policy user limit %s messages=%u/%u recipients=%u/%u "
+	    "window=%us", ps->id, who, msgs, p->user_messages, rcpts,
+	    p->user_recipients, p->user_window);
+	return set(v, VERDICT_DEFER, 451, "4.7.1", "Too many %s from %.200s, "
+	    "try again later", what == USER_MSG ? "messages" : "recipients",
+	    strchr(who, ':') + 1);
+}
+
+static enum verdict_kind
+user_mail(struct policy_session *ps, const char *sender, struct verdict *v)
+{
+	(void)sender;
+	return user_count(ps, USER_MSG, v);
+}
+
+static enum verdict_kind
+user_rcpt(struct policy_session *ps, const char *rcpt, struct verdict *v)
+{
+	(void)rcpt;
+	return user_count(ps, USER_RCPT, v);
+}
+
 /* The order matters: the first final answer wins. */
 static const struct module modules[] = {
 	{ "limits", limits_connect, NULL, limits_mail, NULL, NULL, NULL },
@@ -633,10 +760,13 @@ static const struct module modules[] = {
 	{ "helo", NULL, helo_check, NULL, NULL, NULL, NULL },
 	{ "dns", NULL, NULL, dns_mail, NULL, NULL, NULL },
 	{ "relay", NULL, NULL, NULL, relay_rcpt, NULL, NULL },
+	{ "recipients", NULL, NULL, NULL, rcpt_verify, NULL, NULL },
 	{ "rules", NULL, rules_helo, rules_mail, rules_rcpt, rules_headers,
 	    NULL },
 	{ "greylist", NULL, NULL, NULL, grey_rcpt, NULL, NULL },
 	{ "spoof", NULL, NULL, NULL, NULL, spoof_headers, NULL },
+	/* Last: only what every other module let through is counted. */
+	{ "userlimits", NULL, NULL, user_mail, user_rcpt, NULL, NULL },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, NULL }
 };
 
@@ -664,6 +794,12 @@ policy_session_trust(struct policy_session *ps, int authenticated)
 	ps->trusted = 1;
 	ps->authenticated |= authenticated;
 	ps->hardreject = 0;
+}
+
+void
+policy_session_login(struct policy_session *ps, const char *login)
+{
+	str_lcpy(ps->login, login != NULL ? login : "", sizeof(ps->login));
 }
 
 void

@@ -18,10 +18,16 @@
 #include "lib/fsutil.h"
 #include "lib/net.h"
 #include "lib/str.h"
+#include "lib/table.h"
 #include "auth/sasl.h"
 #include "auth/senders.h"
 #include "queue/queueconf.h"
+#include "queue/recipients.h"
 #include "policy.h"
+
+_Static_assert((int)QV_OK == POLICY_RCPT_OK &&
+    (int)QV_UNKNOWN == POLICY_RCPT_UNKNOWN &&
+    (int)QV_TEMP == POLICY_RCPT_TEMP, "recipient verdicts differ");
 
 #ifndef SMTPD_SPOOL
 #define SMTPD_SPOOL	"/var/spool/smtpd"
@@ -34,7 +40,8 @@ static const char *const top_keys[] = {
 	"ournets", "ourdomains", "block", "access", "access_file",
 	"helo_checks", "greylist", "rules", "tls", "auth",
 	"routes", "aliases", "queue", "log", "bare_newline", "sendmail",
-	"proxy", "metrics", NULL
+	"proxy", "metrics", "users", "relay_recipients", "recipient_delimiter",
+	"access_table", NULL
 };
 static const char *const tls_keys[] = {
 	"certificate", "key", "chain", "priority", "tickets", "client_ca",
@@ -55,7 +62,8 @@ static const char *const limit_keys[] = {
 	"header_size", "dump_size", "connections_per_minute",
 	"messages_per_minute", "tarpit_after", "tarpit_delay",
 	"sessions_per_net", "data_deadline", "data_rate", "data_rate_window",
-	"dump_max_age", "dump_max_total", NULL
+	"dump_max_age", "dump_max_total", "user_messages", "user_recipients",
+	"user_window", NULL
 };
 static const char *const grey_keys[] = {
 	"enabled", "delay", "retry", "expire", "entries", "file", NULL
@@ -108,6 +116,7 @@ policy_defaults(struct policy *p)
 	p->dump_size = DEF_DUMP_SIZE;
 	p->tarpit_after = DEF_TARPIT_AFTER;
 	p->tarpit_delay = DEF_TARPIT_DELAY;
+	p->user_window = DEF_USER_WINDOW;
 	p->grey_delay = DEF_GREY_DELAY;
 	p->grey_retry = DEF_GREY_RETRY;
 	p->grey_expire = DEF_GREY_EXPIRE;
@@ -356,9 +365,23 @@ static int
 add_ourdomain(struct policy *p, const char *v, const config_setting_t *s,
     const char *file, char *err, size_t errlen)
 {
-	char buf[POLICY_HOST_MAX + 3], *d;
+	char buf[POLICY_HOST_MAX + 3], why[512], *d;
 	size_t n, i;
 
+	if (table_is_ref(v)) {
+		/* Virtual domains: the keys of a file or CDB table. */
+		if (strncmp(v, "file:", 5) != 0 && strncmp(v, "cdb:", 4) != 0)
+			return seterr(err, errlen, file, s, "ourdomains tables "
+			    "are file: or cdb: tables");
+		if (p->ourdomains_table != NULL)
+			return seterr(err, errlen, file, s, "ourdomains names "
+			    "one table at most");
+		if ((p->ourdomains_table = qc_table_open(file, v, why,
+		    sizeof(why))) == NULL)
+			return seterr(err, errlen, file, s, "ourdomains: %s",
+			    why);
+		return 0;
+	}
 	if (str_lcpy(buf, v, sizeof(buf)) >= sizeof(buf))
 		return seterr(err, errlen, file, s, "ourdomains entry too long");
 	n = strlen(buf);
@@ -397,6 +420,17 @@ access_action_name(enum access_action a)
 		if (access_names[i].action == a)
 			return access_names[i].name;
 	return "none";
+}
+
+enum access_action
+access_action_parse(const char *name)
+{
+	int i;
+
+	for (i = 0; access_names[i].name != NULL; i++)
+		if (strcasecmp(access_names[i].name, name) == 0)
+			return access_names[i].action;
+	return ACCESS_NONE;
 }
 
 /*
@@ -734,7 +768,21 @@ load_auth(struct policy *p, config_setting_t *g, const char *path, char *err,
 			return seterr(err, errlen, path, s,
 			    "auth.mechanisms: name at least one mechanism");
 	}
-	if ((s = config_setting_get_member(g, "senders")) != NULL) {
+	if ((s = config_setting_get_member(g, "senders")) != NULL &&
+	    config_setting_type(s) == CONFIG_TYPE_STRING) {
+		/* A table: login -> sender patterns. */
+		struct table *tb;
+
+		if ((tb = qc_table_open(path, config_setting_get_string(s),
+		    msg, sizeof(msg))) == NULL)
+			return seterr(err, errlen, path, s, "auth.senders: %s",
+			    msg);
+		if ((p->auth_senders = senders_new()) == NULL) {
+			table_free(&tb);
+			return seterr(err, errlen, path, s, "out of memory");
+		}
+		senders_use_table(p->auth_senders, tb);
+	} else if (s != NULL) {
 		if (!config_setting_is_list(s))
 			return seterr(err, errlen, path, s,
 			    "auth.senders must be a list ( { login = ...; "
@@ -852,6 +900,18 @@ load_policy_keys(struct policy *p, config_setting_t *root, const char *path,
 	    config_setting_get_member(root, "access_file"), path, err,
 	    errlen) == -1)
 		return -1;
+	if ((s = config_setting_get_member(root, "access_table")) != NULL) {
+		char why[512];
+
+		if (config_setting_type(s) != CONFIG_TYPE_STRING)
+			return seterr(err, errlen, path, s, "access_table must "
+			    "be a table (\"file:/path\", \"cdb:/path\", "
+			    "\"socketmap:...\")");
+		if ((p->access_table = qc_table_open(path,
+		    config_setting_get_string(s), why, sizeof(why))) == NULL)
+			return seterr(err, errlen, path, s, "access_table: %s",
+			    why);
+	}
 	if ((g = config_setting_get_member(root, "greylist")) != NULL) {
 		if (!config_setting_is_group(g))
 			return seterr(err, errlen, path, g,
@@ -1079,7 +1139,13 @@ policy_load(const char *path, int missing_ok,
 			    get_uint(g, "data_rate_window", 1, 3600,
 			    &p->data_rate_window, path, err, errlen) == -1 ||
 			    get_uint(g, "dump_max_age", 0, 3650 * 86400,
-			    &p->dump_max_age, path, err, errlen) == -1)
+			    &p->dump_max_age, path, err, errlen) == -1 ||
+			    get_uint(g, "user_messages", 0, 100000000,
+			    &p->user_messages, path, err, errlen) == -1 ||
+			    get_uint(g, "user_recipients", 0, 100000000,
+			    &p->user_recipients, path, err, errlen) == -1 ||
+			    get_uint(g, "user_window", 1, 7 * 86400,
+			    &p->user_window, path, err, errlen) == -1)
 				goto fail;
 			u = (unsigned int)p->dump_max_total;
 			if (get_uint(g, "dump_max_total", 0, 0xffffffffu, &u,
@@ -1133,7 +1199,7 @@ policy_load(const char *path, int missing_ok,
 		    add_ournet(p, "::1", NULL, path, err, errlen) == -1)
 			goto fail;
 	}
-	if (p->nourdomains == 0 &&
+	if (p->nourdomains == 0 && p->ourdomains_table == NULL &&
 	    add_ourdomain(p, p->hostname, NULL, path, err, errlen) == -1)
 		goto fail;
 	if (p->dump[0] == '\0' &&
@@ -1159,6 +1225,9 @@ policy_load(const char *path, int missing_ok,
 	    path, p->hostname, p->spool, err, errlen);
 	if (p->queue == NULL)
 		goto fail;
+	/* RCPT verification asks the queue's tables, through a function. */
+	p->rcpt_check = queueconf_verify_hook;
+	p->rcpt_check_arg = p->queue;
 	p->have_file = have_file;
 	config_destroy(&cf);
 	return p;
@@ -1185,6 +1254,9 @@ print_policy_modules(const struct policy *p, FILE *f)
 	}
 	for (i = 0; i < p->nourdomains; i++)
 		fprintf(f, "our domain (ourdomains): %s\n", p->ourdomains[i]);
+	if (p->ourdomains_table != NULL)
+		fprintf(f, "our domains (ourdomains): the keys of %s\n",
+		    table_ref(p->ourdomains_table));
 	fprintf(f, "relaying: only from trusted networks or after AUTH\n");
 	fprintf(f, "spoofed-domain tagging (norelay, -f): %s\n",
 	    p->norelay ? "on" : "off");
@@ -1210,6 +1282,8 @@ print_policy_modules(const struct policy *p, FILE *f)
 			fprintf(f, "access: %s sender %s!%s\n",
 			    access_action_name(a->action), a->domain, a->user);
 	}
+	if (p->access_table != NULL)
+		fprintf(f, "access: table %s\n", table_ref(p->access_table));
 	if (p->tls_certificate[0] != '\0') {
 		fprintf(f, "TLS: certificate %s, key %s%s%s\n",
 		    p->tls_certificate, p->tls_key,
@@ -1303,6 +1377,10 @@ policy_print(const struct policy *p, FILE *f)
 	if (p->messages_per_minute)
 		fprintf(f, "messages per client and minute: %u\n",
 		    p->messages_per_minute);
+	if (p->user_messages || p->user_recipients)
+		fprintf(f, "per login (or trusted sender) and %u s: %u "
+		    "messages, %u recipients (0: any)\n", p->user_window,
+		    p->user_messages, p->user_recipients);
 	if (p->tarpit_delay && p->tarpit_after)
 		fprintf(f, "tarpit: %u ms more per error after %u errors\n",
 		    p->tarpit_delay, p->tarpit_after);
@@ -1323,6 +1401,8 @@ policy_free(struct policy *p)
 		free(p->tls_listen[i]);
 	frontconf_free(&p->front);
 	senders_free(&p->auth_senders);
+	table_free(&p->access_table);
+	table_free(&p->ourdomains_table);
 	queueconf_unref(&p->queue);
 	free(p->ournets);
 	free(p->block);

@@ -24,6 +24,7 @@
 
 struct senders;
 struct queue_conf;
+struct table;
 
 #define POLICY_LISTEN_MAX	16
 #define POLICY_HOST_MAX		255
@@ -54,6 +55,12 @@ struct queue_conf;
 #define DEF_GREY_EXPIRE		(36 * 24 * 3600)
 #define DEF_GREY_ENTRIES	100000
 #define MIN_RECIPIENTS		100	/* RFC 5321 4.5.3.1.8 */
+#define DEF_USER_WINDOW		3600	/* user_messages, user_recipients */
+
+/* What rcpt_check answers. */
+#define POLICY_RCPT_OK		0
+#define POLICY_RCPT_UNKNOWN	1	/* 550 5.1.1 */
+#define POLICY_RCPT_TEMP	2	/* 451 4.3.0 */
 
 /* Plan 9's verbs for client addresses and sender accounts. */
 enum access_action {
@@ -113,10 +120,12 @@ struct policy {
 	size_t		 nournets;
 	char		**ourdomains;	/* lower case; "*.x" for subdomains */
 	size_t		 nourdomains;
+	struct table	*ourdomains_table;	/* virtual domains, or NULL */
 	struct cidr	*block;		/* -k and block: dropped at accept */
 	size_t		 nblock;
 	struct access_rule *access;
 	size_t		 naccess;
+	struct table	*access_table;	/* access_table = ..., or NULL */
 
 	int		 helo_checks;
 	int		 greylist;
@@ -151,6 +160,14 @@ struct policy {
 	char		 auth_throttle_file[PATH_MAX];	/* stdio mode's table */
 
 	struct queue_conf *queue;	/* routes, aliases, queue { } */
+	/*
+	 * Recipient verification (POLICY_RCPT_*): the queue's knowledge of
+	 * users and aliases, reached through this function only.
+	 */
+	int		(*rcpt_check)(const void *arg, const char *rcpt,
+			    const char *sender, const char *login, int ours,
+			    char *why, size_t whylen);
+	const void	*rcpt_check_arg;
 
 	size_t		 message_size;	/* bytes, 0 = no limit */
 	unsigned int	 recipients;	/* per transaction */
@@ -173,6 +190,9 @@ struct policy {
 	size_t		 dump_size;	/* bytes kept of a refused message */
 	unsigned int	 dump_max_age;	/* seconds a saved message is kept */
 	size_t		 dump_max_total;	/* bytes under dump, 0 = any */
+	unsigned int	 user_messages;	/* per login (or trusted sender) */
+	unsigned int	 user_recipients;	/* ... and user_window */
+	unsigned int	 user_window;	/* seconds */
 };
 
 /* What the command line says; it wins over the file.  NULL/0 = unset. */
@@ -259,6 +279,8 @@ struct policy_session {
 	int			 hardreject;	/* dial: refuse everything */
 	int			 single;	/* one session per process (stdio) */
 	char			 sender[257];
+	char			 login[256];	/* AUTH login, "" without */
+	int			 access_temp;	/* access_table unreadable */
 };
 
 /* 1 if the client address is on the block list (-k): drop, unlogged. */
@@ -273,6 +295,9 @@ void	policy_session_init(struct policy_session *, const struct policy *,
 	    const char *id);
 /* The session authenticated (or has a trusted client certificate). */
 void	policy_session_trust(struct policy_session *, int authenticated);
+
+/* The AUTH login, for per-user limits and sender-dependent routes. */
+void	policy_session_login(struct policy_session *, const char *login);
 
 /* Each step; fills v and returns v->kind. */
 enum verdict_kind policy_connect(struct policy_session *, struct verdict *);
@@ -297,5 +322,7 @@ void	policy_reset(struct policy_session *);
 
 /* For the tests and smtpd -t. */
 const char *access_action_name(enum access_action);
+/* "allow", "block", ... as a verb; ACCESS_NONE if it is none. */
+enum access_action access_action_parse(const char *);
 
 #endif

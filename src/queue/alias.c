@@ -9,6 +9,7 @@
 #include "lib/addr.h"
 #include "lib/str.h"
 #include "alias.h"
+#include "recipients.h"
 
 static unsigned long
 addr_hash(const char *s)
@@ -76,6 +77,7 @@ struct expansion {
 	struct qc_addrset seen;		/* what out holds */
 	const char	 *chain[QC_ALIAS_DEPTH + 1];
 	size_t		  depth;
+	int		  temp;		/* an alias table could not be read */
 	char		 *err;
 	size_t		  errlen;
 };
@@ -127,33 +129,37 @@ expand_one(const struct queue_conf *qc, struct expansion *x,
     const char *mailbox)
 {
 	char local[ADDR_PATH_MAX + 1], domain[ADDR_PATH_MAX + 1];
-	char key[2 * ADDR_PATH_MAX + 2], target[2 * ADDR_PATH_MAX + 2];
+	char target[2 * ADDR_PATH_MAX + 2], **to;
 	const struct route *r;
-	const struct alias *a;
-	size_t i, j;
-	int loop;
+	size_t i, j, nto;
+	int loop, rc;
 
 	r = queueconf_route(qc, mailbox);
 	if (r == NULL || r->action == ROUTE_RELAY)
 		return expand_add(x, mailbox);
 	queueconf_split_mailbox(qc, mailbox, local, sizeof(local), domain,
 	    sizeof(domain));
-	snprintf(key, sizeof(key), "%s@%s", local, domain);
-	if ((a = queueconf_alias(qc, key)) == NULL)
-		a = queueconf_alias(qc, local);
-	if (a == NULL)
+	rc = qc_alias_targets(qc, local, domain, &to, &nto, x->err, x->errlen);
+	if (rc == -1) {
+		x->temp = 1;
+		return -1;
+	}
+	if (rc == -2)
+		return -1;
+	if (rc == 0)
 		return expand_add(x, mailbox);
 	if (x->depth >= QC_ALIAS_DEPTH) {
 		snprintf(x->err, x->errlen, "aliases nest deeper than %d "
 		    "levels at %.100s", QC_ALIAS_DEPTH, mailbox);
+		queueconf_free_list(&to, nto);
 		return -1;
 	}
 	x->chain[x->depth++] = mailbox;
-	for (i = 0; i < a->nto; i++) {
-		if (strchr(a->to[i], '@') != NULL)
-			str_lcpy(target, a->to[i], sizeof(target));
+	for (i = 0; i < nto; i++) {
+		if (strchr(to[i], '@') != NULL)
+			str_lcpy(target, to[i], sizeof(target));
 		else
-			snprintf(target, sizeof(target), "%s@%s", a->to[i],
+			snprintf(target, sizeof(target), "%s@%s", to[i],
 			    domain);
 		/* "root: root, backup" delivers to root itself. */
 		for (loop = 0, j = 0; j < x->depth; j++)
@@ -162,10 +168,12 @@ expand_one(const struct queue_conf *qc, struct expansion *x,
 		if ((loop ? expand_add(x, target) :
 		    expand_one(qc, x, target)) == -1) {
 			x->depth--;
+			queueconf_free_list(&to, nto);
 			return -1;
 		}
 	}
 	x->depth--;
+	queueconf_free_list(&to, nto);
 	return 0;
 }
 
@@ -183,7 +191,7 @@ queueconf_expand(const struct queue_conf *qc, const char *mailbox,
 	queueconf_addrset_free(&x.seen);
 	if (rc == -1) {
 		queueconf_free_list(&x.out, x.n);
-		return -1;
+		return x.temp ? -2 : -1;
 	}
 	*out = x.out;
 	*nout = x.n;

@@ -15,7 +15,7 @@
  * route delivers locally).  *out gets a malloc'd array of malloc'd
  * addresses (free with queueconf_free_list), duplicates removed.
  * 0 on success; -1 with a reason in err (an alias loop, too many
- * addresses, out of memory).
+ * addresses, out of memory); -2 when an alias table cannot be read now.
  */
 int	queueconf_expand(const struct queue_conf *, const char *mailbox,
 	    char ***out, size_t *nout, char *err, size_t errlen);

@@ -19,8 +19,11 @@
 #include "client/pin.h"
 #include "lib/addr.h"
 #include "lib/fsutil.h"
+#include "lib/log.h"
 #include "lib/str.h"
+#include "lib/table.h"
 #include "queueconf.h"
+#include "recipients.h"
 
 #ifndef SMTPD_SPOOL
 #define SMTPD_SPOOL	"/var/spool/smtpd"
@@ -29,7 +32,8 @@
 
 static const char *route_tls_name(const struct route *);
 static const char *const route_keys[] = {
-	"domain", "local", "action", "concurrency",
+	"domain", "local", "sender", "login", "catchall", "action",
+	"concurrency",
 	"path", "create", "user",			/* maildir */
 	"command", "timeout", "batch", "from_line",	/* pipe (and user) */
 	"host", "tls", "tls_verify", "tls_cafile", "tls_pin", "auth", /* relay */
@@ -392,6 +396,50 @@ only_for(struct pctx *pc, const config_setting_t *g, const char *key,
 	return 0;
 }
 
+/* Virtual domains: a route's domain may name a file or CDB table. */
+static int
+route_domain_table(struct pctx *pc, const config_setting_t *g,
+    struct route *r, const char *ref)
+{
+	char why[512];
+
+	if (strncmp(ref, "file:", 5) != 0 && strncmp(ref, "cdb:", 4) != 0)
+		return seterr(pc, config_setting_get_member(g, "domain"),
+		    "domain tables are file: or cdb: tables");
+	if (r->domain_table != NULL)
+		return seterr(pc, config_setting_get_member(g, "domain"),
+		    "a route names one domain table at most");
+	if ((r->domain_table = qc_table_open(pc->file, ref, why,
+	    sizeof(why))) == NULL)
+		return seterr(pc, config_setting_get_member(g, "domain"),
+		    "domain: %s", why);
+	return 0;
+}
+
+/* sender, login and catchall: who a route is for. */
+static int
+route_match_keys(struct pctx *pc, const config_setting_t *g, struct route *r)
+{
+	const char *v;
+
+	v = NULL;
+	if (get_string(pc, g, "sender", &v) == -1)
+		return -1;
+	if (v != NULL && (*v == '\0' || (r->sender = strdup(v)) == NULL))
+		return seterr(pc, config_setting_get_member(g, "sender"),
+		    *v ? "out of memory" : "sender must not be empty (\"<>\" "
+		    "is the null sender)");
+	if (r->sender != NULL)
+		lower(r->sender);
+	v = NULL;
+	if (get_string(pc, g, "login", &v) == -1)
+		return -1;
+	if (v != NULL && (*v == '\0' || (r->login = strdup(v)) == NULL))
+		return seterr(pc, config_setting_get_member(g, "login"),
+		    *v ? "out of memory" : "login must not be empty");
+	return get_bool(pc, g, "catchall", &r->catchall);
+}
+
 static int
 parse_route(struct pctx *pc, const config_setting_t *g, struct route *r,
     const struct queue_conf *qc)
@@ -414,6 +462,11 @@ parse_route(struct pctx *pc, const config_setting_t *g, struct route *r,
 	if (r->ndomains == 0)
 		return seterr(pc, g, "a route needs a domain (\"*\" for all)");
 	for (i = 0; i < r->ndomains; i++) {
+		if (table_is_ref(r->domains[i])) {
+			if (route_domain_table(pc, g, r, r->domains[i]) == -1)
+				return -1;
+			continue;
+		}
 		lower(r->domains[i]);
 		if (!valid_pattern(r->domains[i]))
 			return seterr(pc, config_setting_get_member(g, "domain"),
@@ -431,6 +484,8 @@ parse_route(struct pctx *pc, const config_setting_t *g, struct route *r,
 			return seterr(pc, g, "out of memory");
 		lower(r->local);
 	}
+	if (route_match_keys(pc, g, r) == -1)
+		return -1;
 	v = NULL;
 	if (get_string(pc, g, "action", &v) == -1)
 		return -1;
@@ -463,7 +518,9 @@ parse_route(struct pctx *pc, const config_setting_t *g, struct route *r,
 	    only_for(pc, g, "tls_verify", r->action == ROUTE_RELAY, "relay") ||
 	    only_for(pc, g, "tls_cafile", r->action == ROUTE_RELAY, "relay") ||
 	    only_for(pc, g, "tls_pin", r->action == ROUTE_RELAY, "relay") ||
-	    only_for(pc, g, "auth", r->action == ROUTE_RELAY, "relay"))
+	    only_for(pc, g, "auth", r->action == ROUTE_RELAY, "relay") ||
+	    only_for(pc, g, "catchall", r->action != ROUTE_RELAY,
+	    "maildir and pipe"))
 		return -1;
 
 	switch (r->action) {
@@ -838,7 +895,8 @@ queueconf_parse(const config_setting_t *root, const char *file,
 		qc->routes[0].concurrency = qc->dest_concurrency;
 	}
 
-	if (root != NULL && (g = config_setting_get_member(root, "aliases"))) {
+	if (root != NULL && (g = config_setting_get_member(root, "aliases")) &&
+	    config_setting_type(g) != CONFIG_TYPE_STRING) {
 		if (!config_setting_is_list(g) && !config_setting_is_array(g)) {
 			seterr(&pc, g, "aliases must be a list ( { name = ...; "
 			    "to = ...; }, ... )");
@@ -872,6 +930,8 @@ queueconf_parse(const config_setting_t *root, const char *file,
 				goto fail;
 			}
 	}
+	if (qc_tables_parse(root, qc, file, err, errlen) == -1)
+		goto fail;
 	return qc;
 fail:
 	queueconf_free(qc);
@@ -938,6 +998,9 @@ free_route(struct route *r)
 	if (r->domains != builtin_domains)
 		queueconf_free_list(&r->domains, r->ndomains);
 	free(r->local);
+	table_free(&r->domain_table);
+	free(r->sender);
+	free(r->login);
 	free(r->path);
 	queueconf_free_list(&r->argv, r->argc);
 	free(r->host);
@@ -961,6 +1024,7 @@ queueconf_free(struct queue_conf *qc)
 		queueconf_free_list(&qc->aliases[i].to, qc->aliases[i].nto);
 	}
 	free(qc->aliases);
+	qc_tables_free(qc);
 	free(qc);
 }
 
@@ -1015,6 +1079,12 @@ queueconf_print(const struct queue_conf *qc, FILE *f)
 			fprintf(f, " %s", r->domains[j]);
 		if (r->local)
 			fprintf(f, " local=%s", r->local);
+		if (r->sender)
+			fprintf(f, " sender=%s", r->sender);
+		if (r->login)
+			fprintf(f, " login=%s", r->login);
+		if (r->catchall)
+			fprintf(f, " catchall");
 		fprintf(f, " -> %s", queueconf_action_name(r->action));
 		switch (r->action) {
 		case ROUTE_MAILDIR:
@@ -1040,6 +1110,7 @@ queueconf_print(const struct queue_conf *qc, FILE *f)
 		}
 		fprintf(f, "\n");
 	}
+	qc_tables_print(qc, f);
 	for (i = 0; i < qc->naliases; i++) {
 		fprintf(f, "alias %s ->", qc->aliases[i].name);
 		for (j = 0; j < qc->aliases[i].nto; j++)
@@ -1076,6 +1147,53 @@ queueconf_split_mailbox(const struct queue_conf *qc, const char *mailbox,
 const struct route *
 queueconf_route(const struct queue_conf *qc, const char *mailbox)
 {
+	return queueconf_route_from(qc, mailbox, NULL, NULL);
+}
+
+/* A route's sender and login conditions (a NULL sender matches none). */
+static int
+route_from(const struct route *r, const char *sender, const char *login)
+{
+	char s[ADDR_PATH_MAX + 1];
+
+	if (r->sender != NULL) {
+		if (sender == NULL)
+			return 0;
+		str_lcpy(s, sender[0] ? sender : "<>", sizeof(s));
+		lower(s);
+		if (fnmatch(r->sender, s, 0) != 0)
+			return 0;
+	}
+	if (r->login != NULL && (login == NULL || login[0] == '\0' ||
+	    fnmatch(r->login, login, 0) != 0))
+		return 0;
+	return 1;
+}
+
+/* 1 if domain is a key of the route's domain table. */
+static int
+in_domain_table(const struct route *r, const char *domain)
+{
+	char err[256];
+
+	if (r->domain_table == NULL)
+		return 0;
+	switch (table_lookup(r->domain_table, domain, NULL, 0, err,
+	    sizeof(err))) {
+	case TABLE_FOUND:
+		return 1;
+	case TABLE_TEMP:
+		log_err("route %u: %s", r->index + 1, err);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+const struct route *
+queueconf_route_from(const struct queue_conf *qc, const char *mailbox,
+    const char *sender, const char *login)
+{
 	char local[ADDR_PATH_MAX + 1], domain[ADDR_PATH_MAX + 1];
 	const struct route *r;
 	size_t i, j;
@@ -1087,9 +1205,11 @@ queueconf_route(const struct queue_conf *qc, const char *mailbox)
 		for (j = 0; j < r->ndomains; j++)
 			if (addr_domain_match(r->domains[j], domain))
 				break;
-		if (j == r->ndomains)
+		if (j == r->ndomains && !in_domain_table(r, domain))
 			continue;
 		if (r->local != NULL && fnmatch(r->local, local, 0) != 0)
+			continue;
+		if (!route_from(r, sender, login))
 			continue;
 		return r;
 	}

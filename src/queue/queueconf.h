@@ -19,6 +19,8 @@
 
 #include "mailer.h"
 
+struct table;
+
 /* Defaults; each has a key in queue { } and a line in smtpd.conf(5). */
 #define QC_DEF_RETRY_MIN	300		/* 5 minutes */
 #define QC_DEF_RETRY_MAX	3600		/* 1 hour */
@@ -67,7 +69,11 @@ struct route {
 	unsigned int	 line;		/* in the config file */
 	char		**domains;	/* "example.com", "*.example.com", "*" */
 	size_t		 ndomains;
+	struct table	*domain_table;	/* virtual domains: its keys, or NULL */
 	char		*local;		/* fnmatch(3) pattern, NULL = any */
+	char		*sender;	/* fnmatch(3) on the envelope sender */
+	char		*login;		/* fnmatch(3) on the AUTH login */
+	int		 catchall;	/* any local part is a recipient */
 	enum route_action action;
 	unsigned int	 concurrency;	/* per destination */
 
@@ -112,6 +118,10 @@ struct queue_conf {
 	size_t		 nroutes;
 	struct alias	*aliases;	/* sorted by name */
 	size_t		 naliases;
+	struct table	*alias_table;	/* aliases = "cdb:...", or NULL */
+	struct table	*users;		/* users = ..., or NULL */
+	struct table	*relay_rcpts;	/* relay_recipients = ..., or NULL */
+	char		 delimiter[8];	/* recipient_delimiter, "" = off */
 
 	unsigned int	 retry_min;	/* seconds */
 	unsigned int	 retry_max;
@@ -162,8 +172,16 @@ const struct route *queueconf_route(const struct queue_conf *,
 	    const char *mailbox);
 
 /*
+ * The same, for a message from sender (NULL: unknown) sent by an AUTH
+ * login (NULL: none).  Routes naming a sender or login pattern match only
+ * when it does.
+ */
+const struct route *queueconf_route_from(const struct queue_conf *,
+	    const char *mailbox, const char *sender, const char *login);
+
+/*
  * The alias named name ("local@domain" or "local", lower case), or NULL.
- * Expansion through it: alias.h.
+ * Expansion through it (and through alias tables): alias.h.
  */
 const struct alias *queueconf_alias(const struct queue_conf *,
 	    const char *name);

@@ -795,8 +795,15 @@ initial_state(struct round *rd, size_t *aliased)
 			goto fail;
 		if (rc == 0)
 			continue;
-		if (queueconf_expand(rd->qc, rd->env->rcpts[i].mailbox, &list,
-		    &n, err, sizeof(err)) == -1) {
+		rc = queueconf_expand(rd->qc, rd->env->rcpts[i].mailbox, &list,
+		    &n, err, sizeof(err));
+		if (rc == -2) {
+			/* An alias table is down: try the message later. */
+			log_err("%s queue deferred: %s", rd->m->id, err);
+			errno = EAGAIN;
+			goto fail;
+		}
+		if (rc == -1) {
 			if (queueconf_addrset_add(&addrs,
 			    rd->env->rcpts[i].mailbox) == -1 ||
 			    qstore_state_add(st, rd->env->rcpts[i].mailbox, i) ==
@@ -1026,7 +1033,8 @@ load_round(struct runner *r, struct rmsg *m)
 		return;
 	}
 	if (rc == 1 && (rd->st = initial_state(rd, &aliased)) == NULL) {
-		log_err("%s queue out of memory", m->id);
+		if (errno != EAGAIN)
+			log_err("%s queue out of memory", m->id);
 		requeue(r, m, now + 60);
 		free_round(rd);
 		return;
@@ -1040,7 +1048,8 @@ load_round(struct runner *r, struct rmsg *m)
 		q = &rd->st->r[i];
 		if (q->state != QS_PENDING || (!force && q->next > now))
 			continue;
-		if ((route = queueconf_route(rd->qc, q->mailbox)) == NULL) {
+		if ((route = queueconf_route_from(rd->qc, q->mailbox,
+		    rd->env->sender, rd->env->auth)) == NULL) {
 			agent_set(&res, AGENT_TEMP, 451, "4.3.5", "no route for "
 			    "this recipient in %.200s", rd->qc->file);
 			res.mta[0] = '\0';

@@ -31,6 +31,7 @@
 #include "qenv.h"
 #include "qstats.h"
 #include "qstore.h"
+#include "makemap.h"
 #include <libconfig.h>
 
 #include "queueconf.h"
@@ -75,7 +76,9 @@ usage(void)
 	    "  run [-o]              be the queue runner (-o: one pass)\n"
 	    "  check                 print the queue settings and routes\n"
 	    "  passwd [-f file] user set user's AUTH password (read from\n"
-	    "                        standard input) in the secrets file\n");
+	    "                        standard input) in the secrets file\n"
+	    "  makemap [-t cdb] file compile a \"key value\" file into "
+	    "file.cdb\n");
 	exit(EX_USAGE);
 }
 
@@ -777,6 +780,11 @@ main(int argc, char *argv[])
 	if (gnutls_global_init() < 0) {
 		fprintf(stderr, "smtpq: cannot initialise GnuTLS\n");
 		return EX_SOFTWARE;
+	}
+	if (strcmp(cmd, "makemap") == 0) {
+		rc = makemap_main(argc, argv);
+		gnutls_global_deinit();
+		return rc;
 	}
 	if (strcmp(cmd, "passwd") == 0) {
 		rc = smtpq_passwd(argc, argv, conffile);

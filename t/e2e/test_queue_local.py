@@ -13,7 +13,7 @@ FAST = "retry_min = 1; retry_max = 2; scan_interval = 1;"
 
 class Maildir(QueueCase):
     def routes(self, create="true"):
-        return ('{ domain = "example.com"; action = "maildir"; '
+        return ('{ domain = "example.com"; action = "maildir"; catchall = true; '
                 'path = "%s/%%d/%%u"; create = %s; }'
                 % (self.path("mail"), create))
 
@@ -151,12 +151,12 @@ class Maildir(QueueCase):
 
 class Pipe(QueueCase):
     def pipe_route(self, script, extra=""):
-        return ('{ domain = "example.com"; action = "pipe"; '
+        return ('{ domain = "example.com"; action = "pipe"; catchall = true; '
                 'command = [ "%s", "-f", "%%s", "--", "%%r" ]; %s }'
                 % (script, extra))
 
     def sender_box(self):
-        return ('{ domain = "example.org"; action = "maildir"; '
+        return ('{ domain = "example.org"; action = "maildir"; catchall = true; '
                 'path = "%s/%%d/%%u"; create = true; }' % self.path("mail"))
 
     def test_pipe_gets_envelope_and_message(self):
@@ -206,7 +206,7 @@ class Pipe(QueueCase):
         out = self.outdir()
         prog = self.script("deliver", 'printf "%%s\\n" "$@" >> %s/args\n'
                            'cat > /dev/null\n' % out)
-        route = ('{ domain = "example.com"; action = "pipe"; '
+        route = ('{ domain = "example.com"; action = "pipe"; catchall = true; '
                  'command = [ "%s", "%%r" ]; }' % prog)
         self.setup_queue(route + "," + self.sender_box(), queue=FAST)
         self.send("alice@example.org", ["-oQ/tmp/x@example.com",
@@ -228,7 +228,7 @@ class Pipe(QueueCase):
         first ones and counting the rest, and the message leaves."""
         prog = self.script("refuse", 'cat >/dev/null\n'
                            'echo "%s" >&2\nexit 1\n' % ("no " * 120))
-        route = ('{ domain = "example.com"; action = "pipe"; batch = true; '
+        route = ('{ domain = "example.com"; action = "pipe"; catchall = true; batch = true; '
                  'command = [ "%s", "--", "%%r" ]; }' % prog)
         self.setup_queue(route + "," + self.sender_box(), queue=FAST)
         rcpts = ["<user%04d@example.com>" % i for i in range(1000)]
@@ -255,7 +255,7 @@ class Pipe(QueueCase):
         out = self.outdir()
         prog = self.script("list", 'cat > /dev/null\n'
                            'printf "%%s\\n" "$@" >> %s/rcpts\n' % out)
-        route = ('{ domain = "lists.example.com"; action = "pipe"; '
+        route = ('{ domain = "lists.example.com"; action = "pipe"; catchall = true; '
                  'batch = true; command = [ "%s", "%%r" ]; }' % prog)
         big = ", ".join('"m%d"' % i for i in range(1000))
         again = ", ".join('"M%d@Lists.Example.COM"' % i for i in range(1000))

@@ -118,7 +118,7 @@ class RelayCase(QueueCase):
         return s
 
     def sender_box(self):
-        return ('{ domain = "example.org"; action = "maildir"; '
+        return ('{ domain = "example.org"; action = "maildir"; catchall = true; '
                 'path = "%s/%%d/%%u"; create = true; }' % self.path("mail"))
 
     def relay(self, port, extra="", domain="*"):

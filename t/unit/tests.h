@@ -18,6 +18,8 @@ int	suite_sasl(void);
 int	suite_throttle(void);
 int	suite_tls(void);
 int	suite_senders(void);
+int	suite_table(void);
+int	suite_recipients(void);
 int	suite_qenv(void);
 int	suite_queueconf(void);
 int	suite_qstore(void);
