@@ -292,7 +292,8 @@ class LocalQueue(QueueCase):
         self.setup_queue('{ domain = "defer.test"; action = "relay"; '
                          'host = "127.0.0.1:%d"; }, '
                          '{ domain = "*"; action = "maildir"; '
-                         'path = "%s/%%d/%%u"; create = true; }'
+                         'path = "%s/%%d/%%u"; create = true; '
+                         'catchall = true; }'
                          % (free_port(), self.path("mail")), queue=FAST,
                          start_smtpd=False)
         with open(self.qconf, "a") as f:
