@@ -336,13 +336,14 @@ do_ehlo(struct session *s, struct cmd *c)
 	(void)lineio_printf(io, "250-DSN\r\n");
 	if (s->tlss != NULL && s->tls == NULL)
 		(void)lineio_printf(io, "250-STARTTLS\r\n");
-	if (s->pol->auth_secrets[0] != '\0' && !s->authenticated) {
+	if ((s->pol->auth_secrets[0] != '\0' ||
+	    s->pol->auth_dovecot[0] != '\0') && !s->authenticated) {
 		struct sasl_conf sc;
 		char mechs[128];
 
 		auth_conf(s, &sc);
 		/* No secrets could be loaded: AUTH would only say 454. */
-		if (sc.secrets != NULL &&
+		if ((sc.secrets != NULL || sc.dovecot != NULL) &&
 		    sasl_mechlist(&sc, mechs, sizeof(mechs)) > 0)
 			(void)lineio_printf(io, "250-AUTH %s\r\n", mechs);
 		secrets_unref(&sc.secrets);
@@ -888,10 +889,14 @@ auth_conf(struct session *s, struct sasl_conf *sc)
 	char err[512];
 
 	memset(sc, 0, sizeof(*sc));
+	if (s->pol->auth_dovecot[0] != '\0')
+		sc->dovecot = s->pol->auth_dovecot;
 	/* Picks up a changed file; a broken one is reported once. */
-	if (secrets_refresh(s->pol->auth_secrets, err, sizeof(err)) == -1)
+	else if (secrets_refresh(s->pol->auth_secrets, err,
+	    sizeof(err)) == -1)
 		log_err("%s auth: %s", s->id, err);
-	sc->secrets = secrets_current();
+	if (sc->dovecot == NULL)
+		sc->secrets = secrets_current();
 	sc->flags = (s->tls != NULL ? SASL_F_TLS : 0) |
 	    (s->pol->auth_cleartext ? SASL_F_CLEARTEXT : 0);
 	sc->mechs = s->pol->auth_mechs;
@@ -948,7 +953,8 @@ do_auth(struct session *s, struct cmd *c)
 	size_t len;
 	int n, blocked = 0, late = 0;
 
-	if (s->pol->auth_secrets[0] == '\0') {
+	if (s->pol->auth_secrets[0] == '\0' &&
+	    s->pol->auth_dovecot[0] == '\0') {
 		reply(s, 502, "5.5.1", "Error: authentication not enabled");
 		return 0;
 	}
