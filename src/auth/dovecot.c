@@ -390,7 +390,8 @@ dovecot_auth_verify(const char *path, const char *user, const void *pass,
 	else if (strncmp(line, "FAIL\t" DOVECOT_REQ_ID, 6) == 0 &&
 	    (line[6] == '\0' || line[6] == '\t')) {
 		/* "temp" (2.3) or "code=temp_fail" (2.4): not the user's. */
-		if (dc_field(line, "temp") || dc_field(line, "code=temp_fail")) {
+		if (dc_field(line, "temp") ||
+		    dc_field(line, "code=temp_fail")) {
 			log_err("dovecot auth %.200s: temporary failure in "
 			    "Dovecot's passdb", path);
 			st = SECRETS_TEMPFAIL;

@@ -1991,10 +1991,10 @@ client_lmtp_replies(struct client_conn *c, struct client_msg *m,
 			continue;
 		rc = client_reply(c, &r, NULL, c->opts.data_timeout);
 		if (rc != 0) {
-			snprintf(err, sizeof(err), "%s after the message data%s%s",
-			    rc == -2 ? "garbled reply" : "connection lost",
-			    rc == -1 ? ": " : "", rc == -1 ? strerror(errno) :
-			    "");
+			snprintf(err, sizeof(err), "%s after the message "
+			    "data%s%s", rc == -2 ? "garbled reply" :
+			    "connection lost", rc == -1 ? ": " : "",
+			    rc == -1 ? strerror(errno) : "");
 			c->broken = 1;
 			for (j = i; j < m->nrcpts; j++)
 				if (m->rcpts[j].code / 100 == 2)

@@ -748,8 +748,8 @@ load_auth(struct policy *p, config_setting_t *g, const char *path, char *err,
 	    get_path(g, "secrets", p->auth_secrets, sizeof(p->auth_secrets),
 	    path, err, errlen) == -1 ||
 	    get_bool(g, "required", &p->auth_required, path, err, errlen) == -1 ||
-	    get_bool(g, "cleartext", &p->auth_cleartext, path, err, errlen) == -1 ||
-	    load_auth_backend(p, g, path, err, errlen) == -1)
+	    get_bool(g, "cleartext", &p->auth_cleartext, path, err,
+	    errlen) == -1 || load_auth_backend(p, g, path, err, errlen) == -1)
 		return -1;
 	if ((s = config_setting_get_member(g, "mechanisms")) != NULL) {
 		if (!config_setting_is_aggregate(s))

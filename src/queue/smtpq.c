@@ -919,8 +919,8 @@ main(int argc, char *argv[])
 			debug = 1;
 			break;
 		case 'V':
-			printf("smtpq %s; delivery agents: maildir pipe relay lmtp "
-			    "(relay: by MX and smarthost, STARTTLS, AUTH, "
+			printf("smtpq %s; delivery agents: maildir pipe relay "
+			    "lmtp (relay: by MX and smarthost, STARTTLS, AUTH, "
 			    "DSN)\n", PACKAGE_VERSION);
 			return EX_OK;
 		default:
