@@ -3,6 +3,7 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
@@ -134,6 +135,8 @@ static void	client_plan_debug(void *, const char *);
 static int	client_b64(const void *, size_t, struct str *);
 static int	client_send_data(struct client_conn *, struct client_msg *,
 		    char *, size_t);
+static int	client_lmtp_replies(struct client_conn *,
+		    struct client_msg *, struct client_result *);
 static void	client_merge(struct client_result *,
 		    const struct client_result *);
 
@@ -514,6 +517,7 @@ client_dial(const struct sockaddr_storage *ss, unsigned timeout, char *err,
 	int fd, on = 1, e = 0, r, flags;
 
 	salen = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    ss->ss_family == AF_UNIX ? sizeof(struct sockaddr_un) :
 	    sizeof(struct sockaddr_in);
 	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
 	    0);
@@ -591,18 +595,20 @@ client_ehlo(struct client_conn *c, struct client_result *res)
 	struct str lines;
 	int rc;
 
+	const char *verb = c->opts.lmtp ? "LHLO" : "EHLO";
+
 	str_init(&lines, 65536);
-	if (client_cmd(c, NULL, "EHLO %s", c->opts.helo) == -1 ||
+	if (client_cmd(c, NULL, "%s %s", verb, c->opts.helo) == -1 ||
 	    (rc = client_reply(c, &r, &lines, c->opts.command_timeout)) == -1) {
 		str_free(&lines);
 		client_set(res, EX_TEMPFAIL, 0, NULL, c->peer,
-		    "EHLO: connection lost: %s", strerror(errno));
+		    "%s: connection lost: %s", verb, strerror(errno));
 		return TRY_NEXT;
 	}
 	if (rc == -2) {
 		str_free(&lines);
 		client_set(res, EX_PROTOCOL, 0, NULL, c->peer,
-		    "EHLO: the reply is not SMTP");
+		    "%s: the reply is not SMTP", verb);
 		return TRY_NEXT;
 	}
 	if (r.code / 100 == 2) {
@@ -611,7 +617,8 @@ client_ehlo(struct client_conn *c, struct client_result *res)
 		return TRY_OK;
 	}
 	str_free(&lines);
-	if (r.code / 100 == 5 && !c->broken) {
+	/* RFC 2033 4.1: LMTP has no HELO to fall back to. */
+	if (r.code / 100 == 5 && !c->broken && !c->opts.lmtp) {
 		/* An old server: RFC 5321 3.2. */
 		c->caps = 0;
 		if (client_cmd(c, NULL, "HELO %s", c->opts.helo) == -1 ||
@@ -632,7 +639,7 @@ client_ehlo(struct client_conn *c, struct client_result *res)
 		    c->opts.helo);
 		return TRY_NEXT;
 	}
-	client_set_reply(res, c->peer, CLIENT_PH_EHLO, &r, "EHLO %s",
+	client_set_reply(res, c->peer, CLIENT_PH_EHLO, &r, "%s %s", verb,
 	    c->opts.helo);
 	return TRY_NEXT;
 }
@@ -1074,7 +1081,9 @@ client_try(struct client_conn *c, const struct sockaddr_storage *ss,
 	if (net_ntop((const struct sockaddr *)ss, c->addr, sizeof(c->addr),
 	    &port) == -1)
 		str_lcpy(c->addr, "?", sizeof(c->addr));
-	if (literal)
+	if (ss->ss_family == AF_UNIX)
+		str_lcpy(c->peer, host, sizeof(c->peer));
+	else if (literal)
 		snprintf(c->peer, sizeof(c->peer), "[%s]", c->addr);
 	else
 		snprintf(c->peer, sizeof(c->peer), "%s [%s]", host, c->addr);
@@ -1918,6 +1927,11 @@ client_send(struct client_conn *c, struct client_msg *m,
 		client_set(res, EX_IOERR, 0, NULL, NULL, "%s", err);
 		return EX_IOERR;
 	}
+	if (rc == 0 && c->opts.lmtp) {
+		/* Who got the message is settled per recipient. */
+		(void)client_lmtp_replies(c, m, res);
+		goto summary;
+	}
 	if (rc == 0)
 		rc = client_reply(c, &r, NULL, c->opts.data_timeout);
 	if (rc != 0) {
@@ -1969,4 +1983,87 @@ allfail:
 		m->rcpts[i].exit_status = res->exit_status;
 	}
 	return res->exit_status;
+}
+
+/* ---------------------------------------------------------------- */
+/* LMTP (RFC 2033) */
+
+struct client_conn *
+client_connect_unix(const char *path, const struct client_opts *opts,
+    struct client_result *res)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_un *sun = (struct sockaddr_un *)&ss;
+	struct client_conn *c;
+
+	memset(res, 0, sizeof(*res));
+	memset(&ss, 0, sizeof(ss));
+	sun->sun_family = AF_UNIX;
+	if (path[0] != '/' || str_lcpy(sun->sun_path, path,
+	    sizeof(sun->sun_path)) >= sizeof(sun->sun_path)) {
+		client_set(res, EX_USAGE, 0, NULL, path, "bad socket path "
+		    "\"%.100s\": not absolute, or too long", path);
+		return NULL;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		client_set(res, EX_OSERR, 0, NULL, path, "out of memory");
+		return NULL;
+	}
+	c->opts = *opts;
+	c->opts.tls = CLIENT_TLS_NONE;
+	c->opts.auth_user = NULL;
+	c->fd = -1;
+	if (c->opts.helo == NULL || c->opts.helo[0] == '\0')
+		c->opts.helo = "localhost";
+	if (c->opts.connect_timeout == 0)
+		c->opts.connect_timeout = DEF_CONNECT_TIMEOUT;
+	if (c->opts.command_timeout == 0)
+		c->opts.command_timeout = DEF_COMMAND_TIMEOUT;
+	if (c->opts.data_timeout == 0)
+		c->opts.data_timeout = DEF_DATA_TIMEOUT;
+	if (client_try(c, &ss, path, 1, 0, res) == TRY_OK)
+		return c;
+	client_quit(&c);
+	return NULL;
+}
+
+/*
+ * RFC 2033 4.2: after the data, one reply for each recipient that RCPT
+ * accepted, in RCPT order.  0 when all came; -1 when the connection
+ * failed on the way (those left get that failure, res says it).
+ */
+static int
+client_lmtp_replies(struct client_conn *c, struct client_msg *m,
+    struct client_result *res)
+{
+	struct client_reply r;
+	char err[256];
+	size_t i, j;
+	int rc;
+
+	for (i = 0; i < m->nrcpts; i++) {
+		if (m->rcpts[i].code / 100 != 2)
+			continue;
+		rc = client_reply(c, &r, NULL, c->opts.data_timeout);
+		if (rc != 0) {
+			snprintf(err, sizeof(err), "%s after the message "
+			    "data%s%s", rc == -2 ? "garbled reply" :
+			    "connection lost", rc == -1 ? ": " : "",
+			    rc == -1 ? strerror(errno) : "");
+			c->broken = 1;
+			for (j = i; j < m->nrcpts; j++)
+				if (m->rcpts[j].code / 100 == 2)
+					client_rcpt_fail(&m->rcpts[j],
+					    rc == -2 ? EX_PROTOCOL :
+					    EX_TEMPFAIL, err);
+			client_set(res, rc == -2 ? EX_PROTOCOL : EX_TEMPFAIL,
+			    0, NULL, c->peer, "%s", err);
+			return -1;
+		}
+		client_rcpt_set(&m->rcpts[i], &r, CLIENT_PH_DOT);
+		if (r.code / 100 == 2)
+			client_set(res, EX_OK, r.code, r.status, c->peer,
+			    "sent: %d %s", r.code, r.text);
+	}
+	return 0;
 }

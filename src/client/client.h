@@ -101,6 +101,9 @@ struct client_opts {
 	/* Each TLS outcome under a policy, for TLS reports; NULL: none. */
 	void		(*tls_event)(void *, const struct client_tls_event *);
 	void		*tls_event_arg;
+	int		 lmtp;		/* speak LMTP (RFC 2033): LHLO, and
+					   a reply per recipient after the
+					   data */
 };
 
 /* What a failure suggests trying, for the caller to put in its words. */
@@ -170,12 +173,19 @@ struct client_conn;
 struct client_conn *client_connect(const char *dest,
 	    const struct client_opts *, struct client_result *res);
 /*
+ * As client_connect(), to a stream socket at path in the file system (an
+ * LMTP server such as /run/dovecot/lmtp).  No TLS: it is a local peer.
+ */
+struct client_conn *client_connect_unix(const char *path,
+	    const struct client_opts *, struct client_result *res);
+/*
  * Sends one message on an open connection (RSET between messages is the
  * library's job).  Returns the sysexits status of the worst outcome (a
  * permanent failure ranks above a temporary one); per-recipient results
  * in msg->rcpts.  When MAIL or the data is refused, every recipient gets
  * that reply.  res describes the deciding reply (the final 250 when all
- * went well).
+ * went well).  Under LMTP each recipient accepted at RCPT gets its own
+ * reply to the data (RFC 2033 4.2).
  */
 int	client_send(struct client_conn *, struct client_msg *,
 	    struct client_result *res);

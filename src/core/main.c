@@ -299,7 +299,8 @@ main(int argc, char *argv[])
 	 * in a file they share.  Without it AUTH is refused (454), never
 	 * left unthrottled.
 	 */
-	if (stdio_mode && pol->auth_secrets[0] != '\0' &&
+	if (stdio_mode && (pol->auth_secrets[0] != '\0' ||
+	    pol->auth_dovecot[0] != '\0') &&
 	    throttle_attach_file(th, pol->auth_throttle_file, err,
 	    sizeof(err)) == -1)
 		log_err("AUTH throttle state: %s; AUTH refused in this "

@@ -349,7 +349,7 @@ do_ehlo(struct session *s, struct cmd *c)
 
 		auth_conf(s, &sc);
 		/* No secrets could be loaded: AUTH would only say 454. */
-		if (sc.secrets != NULL &&
+		if ((sc.secrets != NULL || sc.dovecot != NULL) &&
 		    sasl_mechlist(&sc, mechs, sizeof(mechs)) > 0)
 			(void)lineio_printf(io, "250-AUTH %s\r\n", mechs);
 		secrets_unref(&sc.secrets);
@@ -909,10 +909,14 @@ auth_conf(struct session *s, struct sasl_conf *sc)
 	char err[512];
 
 	memset(sc, 0, sizeof(*sc));
+	if (s->pol->auth_dovecot[0] != '\0')
+		sc->dovecot = s->pol->auth_dovecot;
 	/* Picks up a changed file; a broken one is reported once. */
-	if (secrets_refresh(s->pol->auth_secrets, err, sizeof(err)) == -1)
+	else if (secrets_refresh(s->pol->auth_secrets, err,
+	    sizeof(err)) == -1)
 		log_err("%s auth: %s", s->id, err);
-	sc->secrets = secrets_current();
+	if (sc->dovecot == NULL)
+		sc->secrets = secrets_current();
 	sc->flags = (s->tls != NULL ? SASL_F_TLS : 0) |
 	    (s->auth_cleartext ? SASL_F_CLEARTEXT : 0);
 	sc->mechs = s->pol->auth_mechs;
@@ -1279,7 +1283,8 @@ listener_settings(struct session *s)
 {
 	int f = s->conf->listen_flags;
 
-	s->auth_offered = s->pol->auth_secrets[0] != '\0' &&
+	s->auth_offered = (s->pol->auth_secrets[0] != '\0' ||
+	    s->pol->auth_dovecot[0] != '\0') &&
 	    !(f & LISTEN_AUTH_OFF);
 	s->auth_required = f & LISTEN_AUTH_SET ?
 	    (f & LISTEN_AUTH_REQUIRED) != 0 : s->pol->auth_required;

@@ -19,6 +19,7 @@
 #include "lib/net.h"
 #include "lib/str.h"
 #include "lib/table.h"
+#include "auth/dovecot.h"
 #include "auth/sasl.h"
 #include "auth/senders.h"
 #include "queue/queueconf.h"
@@ -49,7 +50,7 @@ static const char *const tls_keys[] = {
 };
 static const char *const auth_keys[] = {
 	"secrets", "mechanisms", "senders", "throttle", "required",
-	"cleartext", NULL
+	"cleartext", "backend", "dovecot_socket", NULL
 };
 static const char *const throttle_keys[] = {
 	"failures", "window", "block", "delay", "max_delay",
@@ -732,6 +733,38 @@ load_tls(struct policy *p, config_setting_t *g, const char *path, char *err,
 	return 0;
 }
 
+/* auth.backend: "file" (auth.secrets) or "dovecot" (its auth socket). */
+static int
+load_auth_backend(struct policy *p, config_setting_t *g, const char *path,
+    char *err, size_t errlen)
+{
+	const char *v = NULL;
+
+	if (get_string(g, "backend", &v, path, err, errlen) == -1 ||
+	    get_path(g, "dovecot_socket", p->auth_dovecot,
+	    sizeof(p->auth_dovecot), path, err, errlen) == -1)
+		return -1;
+	if (v == NULL || strcmp(v, "file") == 0) {
+		if (p->auth_dovecot[0] != '\0')
+			return seterr(err, errlen, path,
+			    config_setting_get_member(g, "dovecot_socket"),
+			    "auth.dovecot_socket needs auth.backend = "
+			    "\"dovecot\"");
+		return 0;
+	}
+	if (strcmp(v, "dovecot") != 0)
+		return seterr(err, errlen, path,
+		    config_setting_get_member(g, "backend"),
+		    "auth.backend must be \"file\" or \"dovecot\"");
+	if (p->auth_secrets[0] != '\0')
+		return seterr(err, errlen, path, g, "auth.secrets and "
+		    "auth.backend = \"dovecot\" exclude each other");
+	if (p->auth_dovecot[0] == '\0')
+		str_lcpy(p->auth_dovecot, DOVECOT_DEF_SOCKET,
+		    sizeof(p->auth_dovecot));
+	return 0;
+}
+
 /* auth { ... } */
 static int
 load_auth(struct policy *p, config_setting_t *g, const char *path, char *err,
@@ -749,7 +782,8 @@ load_auth(struct policy *p, config_setting_t *g, const char *path, char *err,
 	    get_path(g, "secrets", p->auth_secrets, sizeof(p->auth_secrets),
 	    path, err, errlen) == -1 ||
 	    get_bool(g, "required", &p->auth_required, path, err, errlen) == -1 ||
-	    get_bool(g, "cleartext", &p->auth_cleartext, path, err, errlen) == -1)
+	    get_bool(g, "cleartext", &p->auth_cleartext, path, err,
+	    errlen) == -1 || load_auth_backend(p, g, path, err, errlen) == -1)
 		return -1;
 	if ((s = config_setting_get_member(g, "mechanisms")) != NULL) {
 		if (!config_setting_is_aggregate(s))

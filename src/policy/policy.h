@@ -151,7 +151,9 @@ struct policy {
 	struct listen_table listeners;
 
 	/* auth { } */
-	char		 auth_secrets[PATH_MAX];	/* "" = no AUTH */
+	char		 auth_secrets[PATH_MAX];	/* "" = no AUTH ... */
+	char		 auth_dovecot[PATH_MAX];	/* ... unless Dovecot's
+							   auth-client socket */
 	unsigned int	 auth_mechs;			/* SASL_M_* */
 	int		 auth_required;			/* -a */
 	int		 auth_cleartext;		/* -p */

@@ -9,8 +9,8 @@
  *	ops->deliver(sess, msg, rcpts, n);		per message, reusing sess
  *	ops->close(&sess);
  *
- * deliver() fills one result per recipient.  A relay agent keeps an SMTP
- * connection in sess; maildir and pipe keep nothing.
+ * deliver() fills one result per recipient.  The relay and LMTP agents
+ * keep a connection in sess; maildir and pipe keep nothing.
  */
 #ifndef AGENT_H
 #define AGENT_H
@@ -110,5 +110,6 @@ ssize_t	agent_lf_read(struct agent_lf *, char *buf, size_t len);
 extern const struct agent_ops agent_maildir_ops;
 extern const struct agent_ops agent_pipe_ops;
 extern const struct agent_ops agent_relay_ops;
+extern const struct agent_ops agent_lmtp_ops;
 
 #endif

@@ -37,6 +37,7 @@ static const char *const route_keys[] = {
 	"path", "create", "user",			/* maildir */
 	"command", "timeout", "batch", "from_line",	/* pipe (and user) */
 	"host", "tls", "tls_verify", "tls_cafile", "tls_pin", "auth", /* relay */
+	"lmtp",
 	NULL
 };
 static const char *const alias_keys[] = { "name", "to", NULL };
@@ -380,6 +381,8 @@ queueconf_action_name(enum route_action a)
 		return "pipe";
 	case ROUTE_RELAY:
 		return "relay";
+	case ROUTE_LMTP:
+		return "lmtp";
 	}
 	return "?";
 }
@@ -490,25 +493,28 @@ parse_route(struct pctx *pc, const config_setting_t *g, struct route *r,
 	if (get_string(pc, g, "action", &v) == -1)
 		return -1;
 	if (v == NULL)
-		return seterr(pc, g, "a route needs an action (maildir, pipe "
-		    "or relay)");
+		return seterr(pc, g, "a route needs an action (maildir, pipe, "
+		    "relay or lmtp)");
 	if (strcmp(v, "maildir") == 0)
 		r->action = ROUTE_MAILDIR;
 	else if (strcmp(v, "pipe") == 0)
 		r->action = ROUTE_PIPE;
 	else if (strcmp(v, "relay") == 0)
 		r->action = ROUTE_RELAY;
+	else if (strcmp(v, "lmtp") == 0)
+		r->action = ROUTE_LMTP;
 	else
 		return seterr(pc, config_setting_get_member(g, "action"),
-		    "unknown action \"%.50s\" (want maildir, pipe or relay)", v);
+		    "unknown action \"%.50s\" (want maildir, pipe, relay or "
+		    "lmtp)", v);
 	if (get_uint(pc, g, "concurrency", 1, QC_MAX_CONCURRENCY,
 	    &r->concurrency) == -1)
 		return -1;
 
 	if (only_for(pc, g, "path", r->action == ROUTE_MAILDIR, "maildir") ||
 	    only_for(pc, g, "create", r->action == ROUTE_MAILDIR, "maildir") ||
-	    only_for(pc, g, "user", r->action != ROUTE_RELAY,
-	    "maildir and pipe") ||
+	    only_for(pc, g, "user", r->action == ROUTE_MAILDIR ||
+	    r->action == ROUTE_PIPE, "maildir and pipe") ||
 	    only_for(pc, g, "command", r->action == ROUTE_PIPE, "pipe") ||
 	    only_for(pc, g, "timeout", r->action == ROUTE_PIPE, "pipe") ||
 	    only_for(pc, g, "batch", r->action == ROUTE_PIPE, "pipe") ||
@@ -520,7 +526,8 @@ parse_route(struct pctx *pc, const config_setting_t *g, struct route *r,
 	    only_for(pc, g, "tls_pin", r->action == ROUTE_RELAY, "relay") ||
 	    only_for(pc, g, "auth", r->action == ROUTE_RELAY, "relay") ||
 	    only_for(pc, g, "catchall", r->action != ROUTE_RELAY,
-	    "maildir and pipe"))
+	    "maildir and pipe") ||
+	    only_for(pc, g, "lmtp", r->action == ROUTE_LMTP, "lmtp"))
 		return -1;
 
 	switch (r->action) {
@@ -681,6 +688,23 @@ parse_route(struct pctx *pc, const config_setting_t *g, struct route *r,
 			if ((r->auth = strdup(v)) == NULL)
 				return seterr(pc, g, "out of memory");
 		}
+		break;
+	case ROUTE_LMTP:
+		v = NULL;
+		if (get_string(pc, g, "lmtp", &v) == -1)
+			return -1;
+		if (v == NULL)
+			return seterr(pc, g, "an lmtp route needs lmtp = "
+			    "\"unix:/path\" or \"inet:host:port\"");
+		if (!(strncmp(v, "unix:/", 6) == 0 || (strncmp(v, "inet:",
+		    5) == 0 && strrchr(v + 5, ':') != NULL &&
+		    strrchr(v + 5, ':') != v + 5)) ||
+		    strpbrk(v, " \t") != NULL)
+			return seterr(pc, config_setting_get_member(g, "lmtp"),
+			    "lmtp must be \"unix:/path\" or "
+			    "\"inet:host:port\"");
+		if ((r->lmtp = strdup(v)) == NULL)
+			return seterr(pc, g, "out of memory");
 		break;
 	}
 	return 0;
@@ -1006,6 +1030,7 @@ free_route(struct route *r)
 	free(r->host);
 	free(r->tls_cafile);
 	free(r->tls_pin);
+	free(r->lmtp);
 	free(r->auth);
 }
 
@@ -1106,6 +1131,9 @@ queueconf_print(const struct queue_conf *qc, FILE *f)
 			if (r->auth != NULL)
 				fprintf(f, " auth=%s (from %s)", r->auth,
 				    qc->relay_keys);
+			break;
+		case ROUTE_LMTP:
+			fprintf(f, " %s", r->lmtp);
 			break;
 		}
 		fprintf(f, "\n");

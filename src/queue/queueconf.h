@@ -47,6 +47,7 @@ enum route_action {
 	ROUTE_MAILDIR,
 	ROUTE_PIPE,
 	ROUTE_RELAY,
+	ROUTE_LMTP,
 };
 
 enum route_tls {
@@ -98,6 +99,9 @@ struct route {
 	char		*tls_cafile;	/* CAs trusted besides the system's */
 	char		*tls_pin;	/* "sha256:HEX" instead of CAs */
 	char		*auth;		/* credential label, NULL = none */
+
+	/* lmtp */
+	char		*lmtp;		/* "unix:/path" or "inet:host:port" */
 };
 
 struct alias {

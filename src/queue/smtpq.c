@@ -763,7 +763,7 @@ main(int argc, char *argv[])
 			break;
 		case 'V':
 			printf("smtpq %s; delivery agents: maildir pipe relay "
-			    "(relay: by MX and smarthost, STARTTLS, AUTH, "
+			    "lmtp (relay: by MX and smarthost, STARTTLS, AUTH, "
 			    "DSN)\n", PACKAGE_VERSION);
 			return EX_OK;
 		default:
