@@ -488,6 +488,8 @@ sts_lookup(const char *domain, const char *cachedir, const char *cafile,
 		free(b.buf);
 		return have_cache ? (*p = cached, 1) : 0;
 	}
+	/* Fetched and valid: no failure to report. */
+	*failure = NULL;
 	str_lcpy(p->id, id, sizeof(p->id));
 	p->fetched = now;
 	sts_cache_store(cachedir, domain, p, b.buf, b.len);
