@@ -164,13 +164,17 @@ sts_parse(const char *text, size_t len, struct sts_policy *p, char *err,
 			}
 			have_mode = 1;
 		} else if (KEY("max_age")) {
-			if (vl == 0 || vl > 10 || vl >= sizeof(num) ||
-			    strspn(v, "0123456789") < vl) {
+			if (vl == 0 || vl > 10 || vl >= sizeof(num)) {
 				snprintf(err, errlen, "bad max_age");
 				return -1;
 			}
+			/* Copied first: the body need not end in a NUL. */
 			memcpy(num, v, vl);
 			num[vl] = '\0';
+			if (strspn(num, "0123456789") < vl) {
+				snprintf(err, errlen, "bad max_age");
+				return -1;
+			}
 			p->max_age = strtoul(num, NULL, 10);
 			if (p->max_age > STS_MAX_AGE_MAX)
 				p->max_age = STS_MAX_AGE_MAX;
@@ -488,6 +492,8 @@ sts_lookup(const char *domain, const char *cachedir, const char *cafile,
 		free(b.buf);
 		return have_cache ? (*p = cached, 1) : 0;
 	}
+	/* Fetched and valid: no failure to report. */
+	*failure = NULL;
 	str_lcpy(p->id, id, sizeof(p->id));
 	p->fetched = now;
 	sts_cache_store(cachedir, domain, p, b.buf, b.len);

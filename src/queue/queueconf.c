@@ -45,7 +45,7 @@ static const char *const queue_keys[] = {
 	"retry_min", "retry_max", "lifetime", "delay_warning", "concurrency",
 	"destination_concurrency", "session_messages", "scan_interval",
 	"bounce_size", "pipe_timeout", "pipe_user", "mailer_user", "runner", "relay_keys",
-	NULL
+	"tlsrpt", NULL
 };
 
 /* Used when no routes are configured: relay everything by MX. */
@@ -76,6 +76,8 @@ static int	parse_route(struct pctx *, const config_setting_t *,
 static int	parse_alias(struct pctx *, const config_setting_t *,
 		    struct alias *);
 static int	parse_queue(struct pctx *, const config_setting_t *,
+		    struct queue_conf *);
+static int	parse_tlsrpt(struct pctx *, const config_setting_t *,
 		    struct queue_conf *);
 static int	check_template(const char *, const char *);
 static int	valid_pattern(const char *);
@@ -813,6 +815,46 @@ parse_queue(struct pctx *pc, const config_setting_t *g, struct queue_conf *qc)
 	    qc->relay_keys, sizeof(qc->relay_keys)) == -1))
 		return seterr(pc, config_setting_get_member(g, "relay_keys"),
 		    "relay_keys must be a path");
+	if ((s = config_setting_get_member(g, "tlsrpt")) != NULL)
+		return parse_tlsrpt(pc, s, qc);
+	return 0;
+}
+
+/* queue.tlsrpt: who sends the TLS reports (RFC 8460). */
+static int
+parse_tlsrpt(struct pctx *pc, const config_setting_t *g,
+    struct queue_conf *qc)
+{
+	static const char *const keys[] = { "from", "organization", NULL };
+	const char *from = NULL, *org = NULL, *why = NULL;
+	struct addr a;
+	size_t used, i;
+
+	if (!config_setting_is_group(g))
+		return seterr(pc, g, "tlsrpt must be a group { from = ...; "
+		    "organization = ...; }");
+	if (check_keys(pc, g, keys, "queue.tlsrpt") == -1 ||
+	    get_string(pc, g, "from", &from) == -1 ||
+	    get_string(pc, g, "organization", &org) == -1)
+		return -1;
+	if (from == NULL || org == NULL)
+		return seterr(pc, g, "tlsrpt needs from and organization");
+	if (addr_parse_path(from, strlen(from), ADDR_NOBRACKETS_OK, &a, &used,
+	    &why) !=
+	    ADDR_OK || used != strlen(from) || a.is_null ||
+	    a.local_len == 0 || a.literal || a.quoted)
+		return seterr(pc, config_setting_get_member(g, "from"),
+		    "tlsrpt.from: not a plain mailbox (local@domain)");
+	for (i = 0; org[i] != '\0'; i++)
+		if ((unsigned char)org[i] < 0x20 || org[i] == 0x7f)
+			break;
+	if (org[0] == '\0' || org[i] != '\0' ||
+	    strlen(org) >= sizeof(qc->tlsrpt_org))
+		return seterr(pc, config_setting_get_member(g, "organization"),
+		    "tlsrpt.organization: one line of 1 to %zu characters",
+		    sizeof(qc->tlsrpt_org) - 1);
+	str_lcpy(qc->tlsrpt_from, a.mailbox, sizeof(qc->tlsrpt_from));
+	str_lcpy(qc->tlsrpt_org, org, sizeof(qc->tlsrpt_org));
 	return 0;
 }
 
@@ -1094,6 +1136,11 @@ queueconf_print(const struct queue_conf *qc, FILE *f)
 	    qc->bounce_size);
 	fprintf(f, "smtpd -m runs the mailer as: %s\n",
 	    qc->mailer_user.name[0] ? qc->mailer_user.name : "(no such user)");
+	if (qc->tlsrpt_from[0] != '\0')
+		fprintf(f, "TLS reports: from %s, organization %s\n",
+		    qc->tlsrpt_from, qc->tlsrpt_org);
+	else
+		fprintf(f, "TLS reports: off\n");
 	for (i = 0; i < qc->nroutes; i++) {
 		r = &qc->routes[i];
 		if (r->line)

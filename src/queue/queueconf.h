@@ -17,6 +17,7 @@
 
 #include <libconfig.h>
 
+#include "lib/addr.h"
 #include "mailer.h"
 
 struct table;
@@ -142,6 +143,9 @@ struct queue_conf {
 					   name "" if it does not exist */
 	int		 runner;	/* smtpd runs the queue runner itself */
 	char		 relay_keys[PATH_MAX];	/* relay credentials, "" if none */
+	char		 tlsrpt_from[ADDR_PATH_MAX + 1];	/* TLS reports'
+						   sender, "" = no reports */
+	char		 tlsrpt_org[256];	/* organization-name */
 };
 
 /*

@@ -33,6 +33,7 @@
 #include "qenv.h"
 #include "qstore.h"
 #include "runner.h"
+#include "tlsrpt.h"
 #include "spool.h"
 
 #define NOHEAP		SIZE_MAX
@@ -430,14 +431,18 @@ static void
 scan_queue(struct runner *r)
 {
 	char (*ids)[32], conffile[PATH_MAX];
+	struct queue_conf *qc;
 	size_t i, n;
 	time_t now = time(NULL);
 
 	/* Local submissions (sendmail) become queue files first. */
 	pthread_mutex_lock(&r->mu);
 	str_lcpy(conffile, r->qc->file, sizeof(conffile));
+	qc = queueconf_ref(r->qc);
 	pthread_mutex_unlock(&r->mu);
 	(void)maildrop_pickup(r->sp, r->spooldir, conffile);
+	tlsrpt_daily(r->sp, qc, now);	/* once a day */
+	queueconf_unref(&qc);
 	if (qstore_list(r->qs, &ids, &n) == -1) {
 		log_err("queue: cannot list %s/queue: %s", r->spooldir,
 		    strerror(errno));

@@ -38,6 +38,7 @@
 #include "runner.h"
 #include "smtpq.h"
 #include "spool.h"
+#include "tlsrpt.h"
 
 #ifndef SMTPD_CONF
 #define SMTPD_CONF "/etc/smtpd.conf"
@@ -75,6 +76,8 @@ usage(void)
 	    "  stats --prometheus    queue sizes for a textfile collector\n"
 	    "  run [-o]              be the queue runner (-o: one pass)\n"
 	    "  check                 print the queue settings and routes\n"
+	    "  tlsrpt [--now] [--day YYYY-MM-DD]\n"
+	    "                        queue the TLS reports of finished days\n"
 	    "  passwd [-f file] user set user's AUTH password (read from\n"
 	    "                        standard input) in the secrets file\n"
 	    "  makemap [-t cdb] file compile a \"key value\" file into "
@@ -739,7 +742,8 @@ store_mode(const char *cmd)
 	    strcmp(cmd, "stats") == 0)
 		return QSTORE_READ;
 	if (strcmp(cmd, "flush") == 0 || strcmp(cmd, "hold") == 0 ||
-	    strcmp(cmd, "release") == 0 || strcmp(cmd, "remove") == 0)
+	    strcmp(cmd, "release") == 0 || strcmp(cmd, "remove") == 0 ||
+	    strcmp(cmd, "tlsrpt") == 0)
 		return QSTORE_WRITE;
 	usage();
 }
@@ -836,6 +840,10 @@ main(int argc, char *argv[])
 		rc = qstats_print_prometheus(qstore_dir(qs));
 	else if (strcmp(cmd, "run") == 0)
 		rc = cmd_run(argc, argv, conffile, conf_given);
+	else if (strcmp(cmd, "tlsrpt") == 0) {
+		if ((rc = tlsrpt_main(argc, argv, qc)) == EX_OK)
+			(void)qstore_wake(qs, "scan");
+	}
 	else
 		usage();
 	qstore_close(&qs);

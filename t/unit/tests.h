@@ -30,5 +30,7 @@ int	suite_dial(void);
 int	suite_convert(void);
 int	suite_creds(void);
 int	suite_client(void);
+int	suite_mtasts(void);
+int	suite_tlsrpt(void);
 
 #endif
