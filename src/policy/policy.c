@@ -21,6 +21,7 @@
 #include "auth/sasl.h"
 #include "auth/senders.h"
 #include "queue/queueconf.h"
+#include "delegate.h"
 #include "policy.h"
 
 #ifndef SMTPD_SPOOL
@@ -34,7 +35,7 @@ static const char *const top_keys[] = {
 	"ournets", "ourdomains", "block", "access", "access_file",
 	"helo_checks", "greylist", "rules", "tls", "auth",
 	"routes", "aliases", "queue", "log", "bare_newline", "sendmail",
-	"proxy", "metrics", NULL
+	"proxy", "metrics", "policy_services", NULL
 };
 static const char *const tls_keys[] = {
 	"certificate", "key", "chain", "priority", "tickets", "client_ca",
@@ -998,6 +999,8 @@ policy_load(const char *path, int missing_ok,
 				goto fail;
 			}
 		}
+		if (delegate_load(&p->delegate, root, path, err, errlen) == -1)
+			goto fail;
 		if (frontconf_load(&p->front, root, path, err, errlen) == -1)
 			goto fail;
 		if ((g = config_setting_get_member(root, "limits")) != NULL) {
@@ -1255,6 +1258,7 @@ policy_print(const struct policy *p, FILE *f)
 	for (i = 0; i < p->nlisten; i++)
 		fprintf(f, "listen: %s\n", p->listen[i]);
 	frontconf_print(&p->front, f);
+	delegate_print(p->delegate, f);
 	fprintf(f, "spool: %s\n", p->spool);
 	fprintf(f, "log: %s\n", p->log_stderr ? "standard error" :
 	    "syslog (facility mail)");
@@ -1312,6 +1316,7 @@ policy_free(struct policy *p)
 	for (i = 0; i < p->ntls_listen; i++)
 		free(p->tls_listen[i]);
 	frontconf_free(&p->front);
+	delegate_free(&p->delegate);
 	senders_free(&p->auth_senders);
 	queueconf_unref(&p->queue);
 	free(p->ournets);
