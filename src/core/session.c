@@ -33,6 +33,7 @@
 #include "guard.h"
 #include "proxy.h"
 #include "session.h"
+#include "signing.h"
 #include "tls.h"
 
 /* Input buffer: the longest command line (AUTH) and then some. */
@@ -71,6 +72,7 @@ struct session {
 	size_t		 nrcpts, rcptcap;
 	struct spool_msg *msg;		/* open while BDAT chunks arrive */
 	struct datain	 din;
+	struct signing	*sign;		/* DKIM, for trusted senders */
 	size_t		 added;		/* bytes of Received: and tags we add */
 	int		 bdat_failed;	/* refuse the rest of this transfer */
 
@@ -265,6 +267,7 @@ reset_transaction(struct session *s)
 	memset(&s->mparams, 0, sizeof(s->mparams));
 	spool_abort(&s->msg);
 	datain_free(&s->din);
+	signing_free(&s->sign);
 	s->bdat_failed = 0;
 	memset(&s->hv, 0, sizeof(s->hv));
 	policy_reset(&s->ps);
@@ -617,6 +620,10 @@ begin_message(struct session *s)
 	datain_init(&s->din, m, s->pol->message_size, s->pol->line_length,
 	    s->pol->header_size, s->pol->bare_newline == BARE_NEWLINE_REJECT ?
 	    DATA_LF_REJECT : DATA_LF_NORMALIZE, header_checks, s);
+	signing_free(&s->sign);
+	if ((s->sign = signing_start(s->pol, &s->ps, s->sender.mailbox,
+	    s->id)) != NULL)
+		datain_tap(&s->din, signing_feed, s->sign);
 	return m;
 }
 
@@ -739,6 +746,9 @@ seal_message(struct session *s)
 			return -1;
 		s->added += n;
 	}
+	/* Signed last, so the signature covers those lines too, on top. */
+	if (s->sign != NULL && signing_finish(s->sign, s->msg, &s->added) == -1)
+		return -1;
 	if (s->ps.hold && spool_hold(s->msg) == -1)
 		return -1;
 	return 0;

@@ -22,6 +22,7 @@
 #include "auth/senders.h"
 #include "queue/queueconf.h"
 #include "delegate.h"
+#include "dkimconf.h"
 #include "policy.h"
 
 #ifndef SMTPD_SPOOL
@@ -35,7 +36,8 @@ static const char *const top_keys[] = {
 	"ournets", "ourdomains", "block", "access", "access_file",
 	"helo_checks", "greylist", "rules", "tls", "auth",
 	"routes", "aliases", "queue", "log", "bare_newline", "sendmail",
-	"proxy", "metrics", "policy_services", NULL
+	"proxy", "metrics", "policy_services",
+	"dkim", NULL
 };
 static const char *const tls_keys[] = {
 	"certificate", "key", "chain", "priority", "tickets", "client_ca",
@@ -999,7 +1001,8 @@ policy_load(const char *path, int missing_ok,
 				goto fail;
 			}
 		}
-		if (delegate_load(&p->delegate, root, path, err, errlen) == -1)
+		if (delegate_load(&p->delegate, root, path, err, errlen) == -1 ||
+		    dkimconf_load(&p->dkim, root, path, err, errlen) == -1)
 			goto fail;
 		if (frontconf_load(&p->front, root, path, err, errlen) == -1)
 			goto fail;
@@ -1259,6 +1262,7 @@ policy_print(const struct policy *p, FILE *f)
 		fprintf(f, "listen: %s\n", p->listen[i]);
 	frontconf_print(&p->front, f);
 	delegate_print(p->delegate, f);
+	dkimconf_print(p->dkim, f);
 	fprintf(f, "spool: %s\n", p->spool);
 	fprintf(f, "log: %s\n", p->log_stderr ? "standard error" :
 	    "syslog (facility mail)");
@@ -1317,6 +1321,7 @@ policy_free(struct policy *p)
 		free(p->tls_listen[i]);
 	frontconf_free(&p->front);
 	delegate_free(&p->delegate);
+	dkimconf_free(&p->dkim);
 	senders_free(&p->auth_senders);
 	queueconf_unref(&p->queue);
 	free(p->ournets);

@@ -22,6 +22,7 @@
 #include "auth/throttle.h"
 
 struct delegate_conf;
+struct dkim_conf;
 struct senders;
 struct queue_conf;
 
@@ -139,6 +140,7 @@ struct policy {
 
 	struct front_conf front;	/* proxy { }, metrics { } */
 	struct delegate_conf *delegate;	/* policy_services, or NULL */
+	struct dkim_conf *dkim;		/* dkim { }, or NULL */
 
 	/* auth { } */
 	char		 auth_secrets[PATH_MAX];	/* "" = no AUTH */

@@ -31,6 +31,7 @@
 #include "lib/fsutil.h"
 #include "lib/log.h"
 #include "lib/str.h"
+#include "keygen.h"
 #include "qenv.h"
 #include "qstats.h"
 #include "qstore.h"
@@ -80,7 +81,9 @@ usage(void)
 	    "  run [-o]              be the queue runner (-o: one pass)\n"
 	    "  check                 print the queue settings and routes\n"
 	    "  passwd [-f file] user set user's AUTH password (read from\n"
-	    "                        standard input) in the secrets file\n");
+	    "                        standard input) in the secrets file\n"
+	    "  dkim-keygen [-t rsa|ed25519] [-b bits] domain selector keyfile\n"
+	    "                        make a DKIM key, print its DNS record\n");
 	exit(EX_USAGE);
 }
 
@@ -939,6 +942,11 @@ main(int argc, char *argv[])
 	if (gnutls_global_init() < 0) {
 		fprintf(stderr, "smtpq: cannot initialise GnuTLS\n");
 		return EX_SOFTWARE;
+	}
+	if (strcmp(cmd, "dkim-keygen") == 0) {
+		rc = keygen_main(argc, argv);
+		gnutls_global_deinit();
+		return rc;
 	}
 	if (strcmp(cmd, "passwd") == 0) {
 		rc = cmd_passwd(argc, argv, conffile);

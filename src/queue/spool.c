@@ -477,25 +477,29 @@ insert_file(struct spool_msg *m, const void *p, size_t n)
 {
 	char path[PATH_MAX];
 	off_t end;
-	int fd = -1, e;
+	int fd = -1, in = -1, e;
 
 	if (spool_flush(m) == -1 || (end = lseek(m->fd, 0, SEEK_END)) == -1 ||
 	    (size_t)snprintf(path, sizeof(path), "%s.new", m->tmppath) >=
-	    sizeof(path))
+	    sizeof(path) ||
+	    (in = open(m->tmppath, O_RDONLY | O_CLOEXEC)) == -1)
 		goto fail;
-	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
 	if (fd == -1 || flock(fd, LOCK_EX) == -1)
 		goto fail;
-	if (copy_from(m, m->fd, 0, (off_t)m->envlen, fd) == -1 ||
+	if (copy_from(m, in, 0, (off_t)m->envlen, fd) == -1 ||
 	    fs_write_all(fd, p, n) == -1 ||
-	    copy_from(m, m->fd, (off_t)m->envlen, end, fd) == -1 ||
+	    copy_from(m, in, (off_t)m->envlen, end, fd) == -1 ||
 	    rename(path, m->tmppath) == -1)
 		goto fail;
+	close(in);
 	close(m->fd);
 	m->fd = fd;
 	return 0;
 fail:
 	e = errno;
+	if (in != -1)
+		close(in);
 	if (fd != -1) {
 		(void)unlink(path);
 		close(fd);
