@@ -810,8 +810,8 @@ finish_message(struct session *s, enum data_verdict v)
 		metrics_accept_latency((double)(t1.tv_sec - t0.tv_sec) +
 		    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 		/* The size as stored (as smtpq list shows it). */
-		log_info("%s smtp queued id=%s from=<%.256s> nrcpt=%zu size=%zu%s",
-		    s->id, id, s->sender.mailbox, s->nrcpts, s->added +
+		log_info("%s smtp queued id=%s from=<%.256s> nrcpt=%zu "
+		    "size=%zu%s", s->id, id, s->sender.mailbox, s->nrcpts, s->added +
 		    s->din.size, s->ps.hold ? " hold" : "");
 		reply(s, 250, "2.0.0", "Ok: queued as %s", id);
 		break;

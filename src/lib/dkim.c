@@ -256,7 +256,7 @@ dkim_key_record(const struct dkim_key *k, struct str *out)
 	if (gnutls_pubkey_import_privkey(pub, k->key, 0, 0) < 0)
 		rc = -1;
 	else if (k->ed25519)
-		/* RFC 8463 3: the bare 32-byte key, not SubjectPublicKeyInfo. */
+		/* RFC 8463 3: the bare 32-byte key, not an SPKI. */
 		rc = gnutls_pubkey_export_ecc_raw2(pub, &curve, &d, NULL, 0);
 	else
 		rc = gnutls_pubkey_export2(pub, GNUTLS_X509_FMT_DER, &d);
@@ -424,7 +424,6 @@ dkim_sign_final(struct dkim_sign *s, time_t now, struct str *out,
 	struct str sig, data;
 	unsigned char bh[32], hash[32];
 	gnutls_datum_t d, b = { NULL, 0 };
-	char num[64];
 	size_t nf, i, j, col, nsigned = 0;
 	int used[FIELDS_MAX], rc = -1, k;
 
@@ -512,8 +511,7 @@ dkim_sign_final(struct dkim_sign *s, time_t now, struct str *out,
 		fold_add(&sig, &col, data.s + i, j);
 		col = FOLD_AT;	/* the next piece on a line of its own */
 	}
-	snprintf(num, sizeof(num), "\r\n");
-	if (str_appends(&sig, num) == -1 ||
+	if (str_append(&sig, "\r\n", 2) == -1 ||
 	    str_append(out, sig.s, sig.len) == -1) {
 		snprintf(err, errlen, "signature too long");
 		goto out;

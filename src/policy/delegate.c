@@ -45,12 +45,12 @@ struct delegate_service {
 	char		 host[256];
 	char		 port[32];
 	char		 path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	unsigned int	 stages;		/* DELEGATE_RCPT, DELEGATE_EOM */
+	unsigned int	 stages;		/* DELEGATE_RCPT, _EOM */
 	unsigned int	 timeout;		/* seconds for a reply */
 	unsigned int	 connect_timeout;
 	unsigned int	 max_idle;		/* seconds */
 	int		 defer_on_error;	/* default_action = "defer" */
-	int		 check_trusted;		/* ask for trusted clients too */
+	int		 check_trusted;		/* trusted clients too */
 
 	pthread_mutex_t	 mu;
 	int		 idle[DELEGATE_POOL_MAX];
@@ -129,8 +129,8 @@ get_seconds(const config_setting_t *g, const char *name, unsigned int *out,
 	} else
 		n = -1;
 	if (n < 1 || n > 3600)
-		return fail(err, errlen, file, s, "%s must be 1 to 3600 seconds "
-		    "(10, \"10s\", \"2m\")", name);
+		return fail(err, errlen, file, s, "%s must be 1 to 3600 "
+		    "seconds (10, \"10s\", \"2m\")", name);
 	*out = (unsigned int)n;
 	return 0;
 }
@@ -192,8 +192,8 @@ load_service(struct delegate_conf *c, const config_setting_t *g,
 	int i, j;
 
 	if (config_setting_type(g) != CONFIG_TYPE_GROUP)
-		return fail(err, errlen, file, g, "policy_services entries must "
-		    "be groups: { address = \"inet:127.0.0.1:10023\"; }");
+		return fail(err, errlen, file, g, "policy_services entries "
+		    "must be groups: { address = \"inet:127.0.0.1:10023\"; }");
 	for (i = 0; i < config_setting_length(g); i++) {
 		const char *n = config_setting_name(
 		    config_setting_get_elem(g, (unsigned)i));
@@ -202,12 +202,13 @@ load_service(struct delegate_conf *c, const config_setting_t *g,
 			if (strcmp(n, service_keys[j]) == 0)
 				break;
 		if (service_keys[j] == NULL)
-			return fail(err, errlen, file, config_setting_get_elem(g,
-			    (unsigned)i), "unknown setting \"%s\"", n);
+			return fail(err, errlen, file,
+			    config_setting_get_elem(g, (unsigned)i),
+			    "unknown setting \"%s\"", n);
 	}
 	if (c->nsvc >= DELEGATE_SERVICES_MAX)
-		return fail(err, errlen, file, g, "more than %d policy services",
-		    DELEGATE_SERVICES_MAX);
+		return fail(err, errlen, file, g, "more than %d policy "
+		    "services", DELEGATE_SERVICES_MAX);
 	if ((sv = calloc(1, sizeof(*sv))) == NULL)
 		return fail(err, errlen, file, g, "out of memory");
 	c->svc[c->nsvc++] = sv;
@@ -269,8 +270,8 @@ delegate_load(struct delegate_conf **out, const config_setting_t *root,
 		return 0;
 	if (config_setting_type(s) != CONFIG_TYPE_LIST &&
 	    config_setting_type(s) != CONFIG_TYPE_GROUP)
-		return fail(err, errlen, file, s, "policy_services must be a list "
-		    "of groups: ( { address = \"inet:127.0.0.1:10023\"; } )");
+		return fail(err, errlen, file, s, "policy_services must be a "
+		    "list of groups: ( { address = \"inet:host:port\"; } )");
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return fail(err, errlen, file, s, "out of memory");
 	if (config_setting_type(s) == CONFIG_TYPE_GROUP) {
@@ -443,6 +444,16 @@ pool_take(struct delegate_service *sv)
 	}
 	pthread_mutex_unlock(&sv->mu);
 	return fd;
+}
+
+/* The service closed one: the others were opened before, close them. */
+static void
+pool_drain(struct delegate_service *sv)
+{
+	pthread_mutex_lock(&sv->mu);
+	while (sv->nidle > 0)
+		close(sv->idle[--sv->nidle]);
+	pthread_mutex_unlock(&sv->mu);
 }
 
 static void
@@ -634,8 +645,10 @@ ask(struct delegate_service *sv, const struct str *req, char *act,
 		close(fd);
 		fd = -1;
 		/* A pooled connection the service had closed: once more. */
-		if (pooled && got == 0 && errno != ETIMEDOUT)
+		if (pooled && got == 0 && errno != ETIMEDOUT) {
+			pool_drain(sv);
 			continue;
+		}
 		log_err("%s policy service %s: %s", id, sv->name,
 		    errno == ETIMEDOUT ? "no reply in time" :
 		    errno == EMSGSIZE ? "reply too long" : strerror(errno));
@@ -816,7 +829,8 @@ run(struct policy_session *ps, const char *rcpt, int stage,
 		return VERDICT_CONTINUE;
 	for (i = 0; i < c->nsvc; i++) {
 		sv = c->svc[i];
-		if (!(sv->stages & stage) || (ps->trusted && !sv->check_trusted))
+		if (!(sv->stages & stage) ||
+		    (ps->trusted && !sv->check_trusted))
 			continue;
 		str_init(&req, REQUEST_MAX);
 		build_request(&req, ps, rcpt, stage == DELEGATE_EOM);

@@ -115,7 +115,8 @@ load_entry(struct dkim_conf *c, const config_setting_t *e, const char *file,
 	k = &c->keys[c->nkeys];
 	if (!dns_name(dom, sizeof(k->domain)) ||
 	    !dns_name(sel, sizeof(k->selector)))
-		return fail(err, errlen, file, e, "bad dkim domain or selector");
+		return fail(err, errlen, file, e,
+		    "bad dkim domain or selector");
 	for (i = 0; dom[i] != '\0'; i++)
 		k->domain[i] = (char)tolower((unsigned char)dom[i]);
 	k->domain[i] = '\0';
@@ -152,8 +153,8 @@ load_headers(struct dkim_conf *c, const config_setting_t *s,
 		for (p = name; *p > ' ' && *p < 0x7f && *p != ':'; p++)
 			;
 		if (*p != '\0' || p == name)
-			return fail(err, errlen, file, e, "bad header field name "
-			    "\"%.100s\"", name);
+			return fail(err, errlen, file, e,
+			    "bad header field name \"%.100s\"", name);
 		if ((c->owned[c->nheaders] = strdup(name)) == NULL)
 			return fail(err, errlen, file, e, "out of memory");
 		c->headers[c->nheaders] = c->owned[c->nheaders];
@@ -233,8 +234,8 @@ dkimconf_print(const struct dkim_conf *c, FILE *f)
 		return;
 	}
 	for (i = 0; i < c->nkeys; i++)
-		fprintf(f, "DKIM signing: mail from %s with %s key %s, selector "
-		    "%s\n", c->keys[i].domain,
+		fprintf(f, "DKIM signing: mail from %s with %s key %s, "
+		    "selector %s\n", c->keys[i].domain,
 		    dkim_key_algorithm(c->keys[i].key), c->keys[i].keyfile,
 		    c->keys[i].selector);
 	fprintf(f, "DKIM signed header fields:");

@@ -97,8 +97,8 @@ keygen_main(int argc, char **argv)
 	/* Zone file syntax; a long record is split in 255-byte strings. */
 	printf("%s._domainkey.%s. IN TXT (", sel, dom);
 	for (i = 0; i < rec.len; i += TXT_CHUNK)
-		printf(" \"%.*s\"", (int)(rec.len - i < TXT_CHUNK ? rec.len - i :
-		    TXT_CHUNK), rec.s + i);
+		printf(" \"%.*s\"", (int)(rec.len - i < TXT_CHUNK ?
+		    rec.len - i : TXT_CHUNK), rec.s + i);
 	printf(" )\n");
 	str_free(&rec);
 	dkim_key_free(&k);

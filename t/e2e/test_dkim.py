@@ -78,7 +78,12 @@ class Dkim(PolicyCase):
         self.rsa, self.rsa_rec = keygen(self.workdir, "rsa", "s1")
         self.ed, self.ed_rec = keygen(self.workdir, "ed25519", "s2")
         self.records = {"s1": self.rsa_rec, "s2": self.ed_rec}
-        conf = BASE + ('dkim = { keys = (\n'
+        secrets = os.path.join(self.workdir, "secrets")
+        with open(secrets, "w") as f:
+            f.write("alice:{PLAIN}wonderland\n")
+        os.chmod(secrets, 0o600)
+        conf = BASE + ('auth = { secrets = "%s"; cleartext = true; };\n'
+                       % secrets) + ('dkim = { keys = (\n'
                        ' { domain = "example.com"; selector = "s1"; '
                        'key = "%s"; },\n'
                        ' { domain = "Example.COM"; selector = "s2"; '
@@ -134,6 +139,18 @@ class Dkim(PolicyCase):
         self.assertGreater(len(body), 300000)
         self.assertEqual(dkim_verify_all(body, self.records), [True, True])
         self.assertEqual(self.d.tmpfiles(), [])
+
+    def test_authenticated_signed(self):
+        """An untrusted client that authenticates gets its mail signed."""
+        import smtplib
+        s = smtplib.SMTP(self.d.host, self.d.port,
+                         source_address=(UNTRUSTED_ADDR, 0), timeout=20)
+        s.login("alice", "wonderland")
+        s.sendmail("alice@example.com", ["bob@ours.example"], MSG)
+        s.quit()
+        (body,) = [parse_spool(raw)[1] for raw in
+                   self.wait_queued(self.d, 1).values()]
+        self.assertEqual(dkim_verify_all(body, self.records), [True, True])
 
     def test_untrusted_not_signed(self):
         """Mail from an untrusted, unauthenticated client, and mail from

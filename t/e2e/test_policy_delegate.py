@@ -68,6 +68,9 @@ class PolicyServer:
                     return
                 if a == "close":
                     return
+                if isinstance(a, str) and a.startswith("then-close "):
+                    c.sendall(("action=%s\n\n" % a[11:]).encode())
+                    return
                 if isinstance(a, bytes):
                     c.sendall(a)
                 else:
@@ -225,6 +228,22 @@ class Delegate(PolicyCase):
         d.settle()
         self.assertEqual(list(d.queued()), [qid])
         self.assertEqual(len(srv.requests), 2)
+
+    def test_stale_pooled_connection(self):
+        """A service that closes each connection after its reply (as
+        after a restart): the pooled connection is found closed and the
+        request goes again on a new one, unnoticed by the client."""
+        srv = self.service(lambda a: "then-close REJECT no "
+                           + a["recipient"])
+        d = self.daemon(srv, default_action='"defer"')
+        c = self.client(d)
+        self.assertReply(c.cmd("MAIL FROM:<a@isp.net>"), 250)
+        for i in range(3):
+            rep = c.cmd("RCPT TO:<u%d@ours.example>" % i)
+            self.assertReply(rep, 554, "5.7.1")
+            self.assertIn("u%d@ours.example" % i, rep[1][-1])
+        self.assertEqual(srv.connections, 3)
+        self.assertNotIn("unavailable", d.logtext())
 
     def test_trusted_clients_not_asked(self):
         """Trusted clients are not asked unless check_trusted = true."""

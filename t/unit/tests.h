@@ -28,5 +28,6 @@ int	suite_dial(void);
 int	suite_convert(void);
 int	suite_creds(void);
 int	suite_client(void);
+int	suite_dkim(void);
 
 #endif
