@@ -34,6 +34,7 @@
 #include "proxy.h"
 #include "server.h"
 #include "session.h"
+#include "signing.h"
 #include "tls.h"
 
 /* Input buffer: the longest command line (AUTH) and then some. */
@@ -57,6 +58,7 @@ struct session {
 	char		 peer_addr[NET_ADDRSTR_MAX];
 	int		 peer_port;
 	char		 peer_name[256];	/* verified reverse name, or "" */
+	char		 local_addr[NET_ADDRSTR_MAX];	/* for describe() */
 	enum state	 st;
 	char		 helo[HELO_MAX + 1];
 	int		 esmtp;
@@ -71,6 +73,7 @@ struct session {
 	size_t		 nrcpts, rcptcap;
 	struct spool_msg *msg;		/* open while BDAT chunks arrive */
 	struct datain	 din;
+	struct signing	*sign;		/* DKIM, for trusted senders */
 	size_t		 added;		/* bytes of Received: and tags we add */
 	int		 bdat_failed;	/* refuse the rest of this transfer */
 
@@ -84,6 +87,7 @@ struct session {
 	char		 auth_user[SASL_USER_MAX + 1];
 	/* The listener's settings, or the policy's (listen_flags). */
 	int		 auth_offered, auth_required, auth_cleartext;
+	char		 auth_mech[24];
 
 	/* Counts for the disconnect line. */
 	unsigned int	 n_msgs, n_rcpts, n_cmds;
@@ -141,6 +145,7 @@ static int	write_received(struct session *, struct spool_msg *);
 static struct spool_msg *begin_message(struct session *);
 static void	finish_message(struct session *, enum data_verdict);
 static const char *protocol_name(const struct session *);
+static void	describe(void *, struct policy_facts *);
 static int	reply_verdict(struct session *, const struct verdict *);
 static void	auth_reply(struct session *, enum sasl_result);
 static void	auth_conf(struct session *, struct sasl_conf *);
@@ -265,6 +270,7 @@ reset_transaction(struct session *s)
 	memset(&s->mparams, 0, sizeof(s->mparams));
 	spool_abort(&s->msg);
 	datain_free(&s->din);
+	signing_free(&s->sign);
 	s->bdat_failed = 0;
 	memset(&s->hv, 0, sizeof(s->hv));
 	policy_reset(&s->ps);
@@ -284,6 +290,45 @@ protocol_name(const struct session *s)
 		return "SMTP";
 	return names[s->mparams.smtputf8 != 0][(s->tls != NULL) +
 	    2 * (s->authenticated != 0)];
+}
+
+/* What a policy service may ask about (policy_facts in policy.h). */
+static void
+describe(void *arg, struct policy_facts *f)
+{
+	struct session *s = arg;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	f->protocol = protocol_name(s);
+	f->client_addr = s->peer_addr;
+	f->client_name = f->reverse_name = s->peer_name;
+	f->helo = s->helo;
+	if (s->authenticated) {
+		f->sasl_method = s->auth_mech;
+		f->sasl_username = s->auth_user;
+	}
+	if (s->tls != NULL) {
+		f->tls_version = s->tlsinfo.version;
+		f->tls_cipher = s->tlsinfo.cipher;
+		f->tls_bits = s->tlsinfo.bits;
+		if (s->tlsinfo.client_cert) {
+			f->ccert_subject = s->tlsinfo.client_subject;
+			f->ccert_issuer = s->tlsinfo.client_issuer;
+			f->ccert_fingerprint = s->tlsinfo.client_sha256;
+		}
+	}
+	if (getsockname(s->conf->rfd, (struct sockaddr *)&ss, &sl) == 0 &&
+	    net_ntop((struct sockaddr *)&ss, s->local_addr,
+	    sizeof(s->local_addr), &f->server_port) == 0)
+		f->server_addr = s->local_addr;
+	f->size = s->msg != NULL ? (long long)(s->added + s->din.size) :
+	    s->mparams.size;
+	f->nrcpts = s->nrcpts;
+	if (s->nrcpts == 1)
+		f->rcpt = s->rcpts[0].addr;
+	if (s->msg != NULL)
+		f->queue_id = spool_msg_id(s->msg);
 }
 
 /* Takes the HELO/EHLO argument: one domain or address literal. */
@@ -586,6 +631,10 @@ begin_message(struct session *s)
 	datain_init(&s->din, m, s->pol->message_size, s->pol->line_length,
 	    s->pol->header_size, s->pol->bare_newline == BARE_NEWLINE_REJECT ?
 	    DATA_LF_REJECT : DATA_LF_NORMALIZE, header_checks, s);
+	signing_free(&s->sign);
+	if ((s->sign = signing_start(s->pol, &s->ps, s->sender.mailbox,
+	    s->id)) != NULL)
+		datain_tap(&s->din, signing_feed, s->sign);
 	return m;
 }
 
@@ -692,13 +741,35 @@ refuse_message(struct session *s, const struct verdict *v)
 	reset_transaction(s);
 }
 
+/*
+ * What policy services asked for once the data ended: header lines that
+ * go in front, and the hold mark.  0 or -1 (the message cannot be kept).
+ */
+static int
+seal_message(struct session *s)
+{
+	const char *late;
+	size_t n;
+
+	late = policy_late_headers(&s->ps, &n);
+	if (n > 0) {
+		if (spool_insert(s->msg, late, n) == -1)
+			return -1;
+		s->added += n;
+	}
+	/* Signed last, so the signature covers those lines too, on top. */
+	if (s->sign != NULL && signing_finish(s->sign, s->msg, &s->added) == -1)
+		return -1;
+	if (s->ps.hold && spool_hold(s->msg) == -1)
+		return -1;
+	return 0;
+}
+
 /* The reply to the end of a message; the transaction is over either way. */
 static void
 finish_message(struct session *s, enum data_verdict v)
 {
 	char id[SPOOL_ID_LEN + 1];
-	/* The message as stored (as smtpq list shows it). */
-	size_t size = s->added + s->din.size;
 	struct timespec t0, t1;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -714,6 +785,19 @@ finish_message(struct session *s, enum data_verdict v)
 		spool_abort(&s->msg);
 		reset_transaction(s);
 		return;
+	}
+	if (v == DATA_OK && s->ps.discard) {
+		/* A policy service said so: the client hears it went well. */
+		log_info("%s smtp discarded id=%s from=<%.256s> nrcpt=%zu",
+		    s->id, spool_msg_id(s->msg), s->sender.mailbox, s->nrcpts);
+		reply(s, 250, "2.0.0", "Ok: queued as %s", spool_msg_id(s->msg));
+		spool_abort(&s->msg);
+		reset_transaction(s);
+		return;
+	}
+	if (v == DATA_OK && seal_message(s) == -1) {
+		log_err("%s smtp spool: %s", s->id, strerror(errno));
+		v = DATA_WRITE_ERROR;
 	}
 	switch (v) {
 	case DATA_OK:
@@ -736,8 +820,10 @@ finish_message(struct session *s, enum data_verdict v)
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		metrics_accept_latency((double)(t1.tv_sec - t0.tv_sec) +
 		    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
-		log_info("%s smtp queued id=%s from=<%.256s> nrcpt=%zu size=%zu",
-		    s->id, id, s->sender.mailbox, s->nrcpts, size);
+		/* The size as stored (as smtpq list shows it). */
+		log_info("%s smtp queued id=%s from=<%.256s> nrcpt=%zu "
+		    "size=%zu%s", s->id, id, s->sender.mailbox, s->nrcpts, s->added +
+		    s->din.size, s->ps.hold ? " hold" : "");
 		reply(s, 250, "2.0.0", "Ok: queued as %s", id);
 		break;
 	case DATA_BARE_NEWLINE:
@@ -1068,6 +1154,7 @@ do_auth(struct session *s, struct cmd *c)
 		    sasl_why(sa));
 	} else if (r == SASL_OK) {
 		str_lcpy(s->auth_user, sasl_user(sa), sizeof(s->auth_user));
+		str_lcpy(s->auth_mech, sasl_mech(sa), sizeof(s->auth_mech));
 		s->authenticated = 1;
 		policy_session_trust(&s->ps, 1);
 		metrics_auth(1);
@@ -1339,6 +1426,8 @@ session_run(const struct session_conf *conf)
 		s.tlss = tls_server_current();
 	listener_settings(&s);
 	policy_session_init(&s.ps, s.pol, conf->state, &conf->peer, s.id);
+	s.ps.describe = describe;
+	s.ps.describe_arg = &s;
 	s.ps.single = conf->single;
 	metrics_session_open();
 	log_info("%s smtp connect address=%s port=%d name=%s%s%s", s.id,

@@ -24,6 +24,7 @@
 #include "lib/net.h"
 #include "lib/str.h"
 #include "lib/table.h"
+#include "delegate.h"
 #include "policy.h"
 #include "state.h"
 
@@ -764,6 +765,8 @@ static const struct module modules[] = {
 	{ "rules", NULL, rules_helo, rules_mail, rules_rcpt, rules_headers,
 	    NULL },
 	{ "greylist", NULL, NULL, NULL, grey_rcpt, NULL, NULL },
+	{ "delegate", NULL, NULL, NULL, delegate_rcpt, NULL,
+	    delegate_data_end },
 	{ "spoof", NULL, NULL, NULL, NULL, spoof_headers, NULL },
 	/* Last: only what every other module let through is counted. */
 	{ "userlimits", NULL, NULL, user_mail, user_rcpt, NULL, NULL },
@@ -807,6 +810,9 @@ policy_reset(struct policy_session *ps)
 {
 	ps->sender_action = ACCESS_NONE;
 	ps->sender[0] = '\0';
+	ps->prependlen = ps->prepended = 0;
+	ps->hold = ps->discard = 0;
+	ps->transaction++;
 }
 
 /* Runs one kind of hook over the modules. */
@@ -873,6 +879,7 @@ policy_headers(struct policy_session *ps, const char *hdr, size_t len,
 	h.hdr = hdr;
 	h.len = len;
 	h.tags = tags;
+	delegate_tags(ps, tags);	/* PREPEND from policy services */
 	RUN(headers, ps, &h, v);
 }
 

@@ -24,6 +24,8 @@
 #include "auth/senders.h"
 #include "queue/queueconf.h"
 #include "queue/recipients.h"
+#include "delegate.h"
+#include "dkimconf.h"
 #include "policy.h"
 
 _Static_assert((int)QV_OK == POLICY_RCPT_OK &&
@@ -42,7 +44,7 @@ static const char *const top_keys[] = {
 	"helo_checks", "greylist", "rules", "tls", "auth",
 	"routes", "aliases", "queue", "log", "bare_newline", "sendmail",
 	"proxy", "metrics", "users", "relay_recipients", "recipient_delimiter",
-	"access_table", NULL
+	"access_table", "policy_services", "dkim", NULL
 };
 static const char *const tls_keys[] = {
 	"certificate", "key", "chain", "priority", "tickets", "client_ca",
@@ -1103,6 +1105,9 @@ policy_load(const char *path, int missing_ok,
 				    path, s, err, errlen) == -1)
 					goto fail;
 		}
+		if (delegate_load(&p->delegate, root, path, err, errlen) == -1 ||
+		    dkimconf_load(&p->dkim, root, path, err, errlen) == -1)
+			goto fail;
 		if (frontconf_load(&p->front, root, path, err, errlen) == -1)
 			goto fail;
 		if ((g = config_setting_get_member(root, "limits")) != NULL) {
@@ -1373,6 +1378,8 @@ policy_print(const struct policy *p, FILE *f)
 	policy_listen_defaults(p, &ld);
 	listenconf_print(&p->listeners, &ld, f);
 	frontconf_print(&p->front, f);
+	delegate_print(p->delegate, f);
+	dkimconf_print(p->dkim, f);
 	fprintf(f, "spool: %s\n", p->spool);
 	fprintf(f, "log: %s\n", p->log_stderr ? "standard error" :
 	    "syslog (facility mail)");
@@ -1434,6 +1441,8 @@ policy_free(struct policy *p)
 	for (i = 0; i < p->ntls_listen; i++)
 		free(p->tls_listen[i]);
 	frontconf_free(&p->front);
+	delegate_free(&p->delegate);
+	dkimconf_free(&p->dkim);
 	senders_free(&p->auth_senders);
 	table_free(&p->access_table);
 	table_free(&p->ourdomains_table);

@@ -22,6 +22,8 @@
 #include "listenconf.h"
 #include "auth/throttle.h"
 
+struct delegate_conf;
+struct dkim_conf;
 struct senders;
 struct queue_conf;
 struct table;
@@ -149,6 +151,8 @@ struct policy {
 	struct front_conf front;	/* proxy { }, metrics { } */
 	/* Every listener with its settings, the forms above included. */
 	struct listen_table listeners;
+	struct delegate_conf *delegate;	/* policy_services, or NULL */
+	struct dkim_conf *dkim;		/* dkim { }, or NULL */
 
 	/* auth { } */
 	char		 auth_secrets[PATH_MAX];	/* "" = no AUTH ... */
@@ -268,6 +272,34 @@ void	policy_state_free(struct policy_state **);
 /* Writes the greylist file now (also done by the checks as needed). */
 void	policy_state_flush(struct policy_state *, const struct policy *);
 
+/*
+ * What a session can say about itself to a policy service (delegate.c).
+ * Strings are "" when unknown, never NULL.
+ */
+struct policy_facts {
+	const char	*protocol;	/* "ESMTP", "ESMTPSA", ... */
+	const char	*client_addr;
+	const char	*client_name;	/* verified reverse name */
+	const char	*reverse_name;	/* PTR name, even unverified */
+	const char	*helo;
+	const char	*sasl_method;
+	const char	*sasl_username;
+	const char	*tls_version;	/* "TLS1.3" */
+	const char	*tls_cipher;
+	unsigned int	 tls_bits;
+	const char	*ccert_subject;
+	const char	*ccert_issuer;
+	const char	*ccert_fingerprint;	/* SHA-256, hex */
+	const char	*server_addr;
+	int		 server_port;
+	long long	 size;		/* SIZE given, then the message's */
+	size_t		 nrcpts;	/* recipients accepted so far */
+	const char	*rcpt;		/* the one recipient, or "" */
+	const char	*queue_id;	/* "" before the data */
+};
+
+#define POLICY_PREPEND_MAX	4096	/* header bytes services may add */
+
 /* One session's view: what it has learnt so far. */
 struct policy_session {
 	const struct policy	*pol;
@@ -283,6 +315,17 @@ struct policy_session {
 	char			 sender[257];
 	char			 login[256];	/* AUTH login, "" without */
 	int			 access_temp;	/* access_table unreadable */
+
+	/* Fills in what the session knows, for policy services. */
+	void			(*describe)(void *, struct policy_facts *);
+	void			*describe_arg;
+	/* What policy services asked of this transaction (delegate.c). */
+	char			 prepend[POLICY_PREPEND_MAX];	/* CRLF lines */
+	size_t			 prependlen;
+	size_t			 prepended;	/* of those, written already */
+	int			 hold;		/* queue it on hold */
+	int			 discard;	/* accept it, then drop it */
+	unsigned int		 transaction;	/* counts MAIL commands */
 };
 
 /* 1 if the client address is on the block list (-k): drop, unlogged. */
@@ -319,6 +362,11 @@ enum verdict_kind policy_headers(struct policy_session *, const char *hdr,
 	    size_t len, struct str *tags, struct verdict *);
 /* The end of the data: Plan 9's block and delay verbs act here. */
 enum verdict_kind policy_data_end(struct policy_session *, struct verdict *);
+/*
+ * Header lines policy services asked for after the header was written
+ * (END-OF-MESSAGE): the caller puts them in front of the message.
+ */
+const char *policy_late_headers(struct policy_session *, size_t *len);
 /* A transaction ended (RSET, a new MAIL, or after DATA). */
 void	policy_reset(struct policy_session *);
 

@@ -28,6 +28,7 @@
 #include "lib/fsutil.h"
 #include "lib/log.h"
 #include "lib/str.h"
+#include "keygen.h"
 #include "qenv.h"
 #include "qstats.h"
 #include "qstore.h"
@@ -81,7 +82,9 @@ usage(void)
 	    "  passwd [-f file] user set user's AUTH password (read from\n"
 	    "                        standard input) in the secrets file\n"
 	    "  makemap [-t cdb] file compile a \"key value\" file into "
-	    "file.cdb\n");
+	    "file.cdb\n"
+	    "  dkim-keygen [-t rsa|ed25519] [-b bits] domain selector keyfile\n"
+	    "                        make a DKIM key, print its DNS record\n");
 	exit(EX_USAGE);
 }
 
@@ -787,6 +790,11 @@ main(int argc, char *argv[])
 	}
 	if (strcmp(cmd, "makemap") == 0) {
 		rc = makemap_main(argc, argv);
+		gnutls_global_deinit();
+		return rc;
+	}
+	if (strcmp(cmd, "dkim-keygen") == 0) {
+		rc = keygen_main(argc, argv);
 		gnutls_global_deinit();
 		return rc;
 	}

@@ -32,5 +32,6 @@ int	suite_creds(void);
 int	suite_client(void);
 int	suite_mtasts(void);
 int	suite_tlsrpt(void);
+int	suite_dkim(void);
 
 #endif
