@@ -157,6 +157,9 @@ struct client_msg {
 					   leaving its offset alone (a file
 					   that other threads read too) */
 	off_t		 data_off;
+	int		 requiretls;	/* RFC 8689: only over verified TLS
+					   to a server offering REQUIRETLS;
+					   else 5.7.30 for every recipient */
 };
 
 struct client_conn;
@@ -171,7 +174,8 @@ struct client_conn *client_connect(const char *dest,
 	    const struct client_opts *, struct client_result *res);
 /*
  * Sends one message on an open connection (RSET between messages is the
- * library's job).  Returns the sysexits status of the worst outcome (a
+ * library's job); in several transactions when the server's LIMITS
+ * RCPTMAX (RFC 9422) is smaller than the recipient list.  Returns the sysexits status of the worst outcome (a
  * permanent failure ranks above a temporary one); per-recipient results
  * in msg->rcpts.  When MAIL or the data is refused, every recipient gets
  * that reply.  res describes the deciding reply (the final 250 when all
@@ -195,7 +199,8 @@ const char *client_tls_auth(const struct client_conn *);
 int	client_tls_active(const struct client_conn *);
 /* 1 if the server's EHLO reply listed the extension ("DSN", "AUTH", ...). */
 int	client_offers(const struct client_conn *, const char *ext);
-/* 1 if another message may be sent on the connection. */
+/* 1 if another message may be sent on the connection (LIMITS MAILMAX
+ * counted). */
 int	client_usable(const struct client_conn *);
 
 /*
