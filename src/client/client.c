@@ -42,6 +42,7 @@
 #define CLIENT_TRIES_MAX	32	/* addresses tried per connect */
 #define CLIENT_QUIT_WAIT	10	/* seconds to wait for QUIT's reply */
 #define CLIENT_AUTH_LIST_MAX	256
+#define CLIENT_EHLO_KEEP	2048	/* EHLO reply kept for smtp -p */
 
 #define DEF_CONNECT_TIMEOUT	30	/* seconds */
 #define DEF_COMMAND_TIMEOUT	300	/* RFC 5321 4.5.3.2: 5 minutes */
@@ -77,6 +78,9 @@ struct client_conn {
 	unsigned		 caps;
 	unsigned long long	 size_max;
 	struct clientext_limits	 limits;	/* RFC 9422 */
+	char			 greeting[CLIENT_TEXT_MAX];
+	char			 ehlo[CLIENT_EHLO_KEEP];	/* the last EHLO
+							   reply's lines */
 	char			 auth[CLIENT_AUTH_LIST_MAX];
 	int			 ntrans;	/* transactions begun */
 	int			 broken;	/* no more commands */
@@ -616,6 +620,7 @@ client_ehlo(struct client_conn *c, struct client_result *res)
 	}
 	if (r.code / 100 == 2) {
 		client_parse_caps(c, &lines);
+		str_lcpy(c->ehlo, str_cstr(&lines), sizeof(c->ehlo));
 		str_free(&lines);
 		return TRY_OK;
 	}
@@ -623,6 +628,7 @@ client_ehlo(struct client_conn *c, struct client_result *res)
 	if (r.code / 100 == 5 && !c->broken) {
 		/* An old server: RFC 5321 3.2. */
 		c->caps = 0;
+		c->ehlo[0] = '\0';
 		if (client_cmd(c, NULL, "HELO %s", c->opts.helo) == -1 ||
 		    (rc = client_reply(c, &r, NULL,
 		    c->opts.command_timeout)) == -1) {
@@ -1128,6 +1134,7 @@ client_try(struct client_conn *c, const struct sockaddr_storage *ss,
 		client_close(c, rc == 0);
 		return TRY_NEXT;
 	}
+	str_lcpy(c->greeting, r.text, sizeof(c->greeting));
 	if ((t = client_ehlo(c, res)) != TRY_OK) {
 		client_close(c, 1);
 		return t;
@@ -1516,6 +1523,24 @@ const char *
 client_tls_auth(const struct client_conn *c)
 {
 	return tlsplan_auth(c->plan, c->tls != NULL);
+}
+
+const char *
+client_greeting(const struct client_conn *c)
+{
+	return c->greeting;
+}
+
+const char *
+client_ehlo_reply(const struct client_conn *c)
+{
+	return c->ehlo;
+}
+
+gnutls_session_t
+client_tls_session(const struct client_conn *c)
+{
+	return c->tls;
 }
 
 int

@@ -20,6 +20,8 @@
 
 #include <stddef.h>
 
+#include <gnutls/gnutls.h>
+
 #include "lib/str.h"
 
 #define CLIENT_HOST_MAX		256
@@ -194,6 +196,13 @@ int	client_tls_policy_parse(const char *, enum client_tls_policy *);
 /* What authenticated the session: "DANE", "MTA-STS", "verified",
  * "unverified", or "none" without TLS. */
 const char *client_tls_auth(const struct client_conn *);
+
+/* For smtp -p: the greeting's text; the last EHLO reply's lines without
+ * their codes, each ended by "\n" ("" after HELO); the TLS session, or
+ * NULL. */
+const char *client_greeting(const struct client_conn *);
+const char *client_ehlo_reply(const struct client_conn *);
+gnutls_session_t client_tls_session(const struct client_conn *);
 
 /* 1 if the session is encrypted. */
 int	client_tls_active(const struct client_conn *);
