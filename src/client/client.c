@@ -1776,7 +1776,8 @@ client_transaction(struct client_conn *c, struct client_msg *m,
 	if (m->smtputf8 && !(c->caps & CAP_SMTPUTF8)) {
 		/* RFC 6531 3.4: no downgrade; say so. */
 		client_set(res, EX_DATAERR, 0, "5.6.7", NULL,
-		    "the addresses need SMTPUTF8, which %s does not offer",
+		    "the message needs SMTPUTF8 (RFC 6531), which %s does "
+		    "not offer",
 		    c->peer);
 		goto allfail;
 	}

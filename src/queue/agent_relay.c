@@ -26,6 +26,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #include "auth/creds.h"
 #include "client/client.h"
@@ -86,6 +87,8 @@ static int	 relay_rcpt_result(const struct relay_sess *,
 		    const struct client_rcpt *, struct agent_result *);
 static void	 relay_notify(int, char *, size_t);
 static int	 relay_ascii(const char *);
+static int	 relay_needs_utf8(const struct agent_msg *,
+		    const struct agent_rcpt *, size_t);
 static void	 relay_free(struct relay_sess *);
 static void	 relay_tls_event(void *, const struct client_tls_event *);
 static int	 relay_relax(struct relay_sess *, const char *,
@@ -367,6 +370,53 @@ relay_ascii(const char *s)
 }
 
 /*
+ * RFC 6531 3.4: a message that came with SMTPUTF8 needs it only when an
+ * envelope address or the header is not ASCII; one that does not may go
+ * to a next hop without SMTPUTF8 as it is.  When the header cannot be
+ * read, it is taken to need it.
+ */
+static int
+relay_needs_utf8(const struct agent_msg *m, const struct agent_rcpt *rcpts,
+    size_t n)
+{
+	char buf[4096];
+	size_t i, seen = 0;
+	ssize_t got;
+	int nl = 0;
+
+	if (!m->env->smtputf8)
+		return 0;
+	if (!relay_ascii(m->env->sender))
+		return 1;
+	for (i = 0; i < n; i++)
+		if (!relay_ascii(rcpts[i].mailbox))
+			return 1;
+	/* The header, up to the empty line that ends it. */
+	while (seen < TLSREQ_HEADER_MAX) {
+		got = pread(m->fd, buf, sizeof(buf), m->env->body_off +
+		    (off_t)seen);
+		if (got == -1 && errno == EINTR)
+			continue;
+		if (got == -1)
+			return 1;
+		if (got == 0)
+			return 0;
+		for (i = 0; i < (size_t)got; i++) {
+			if ((unsigned char)buf[i] > 0x7f)
+				return 1;
+			if (buf[i] == '\n') {
+				if (nl)
+					return 0;
+				nl = 1;
+			} else if (buf[i] != '\r')
+				nl = 0;
+		}
+		seen += (size_t)got;
+	}
+	return 1;
+}
+
+/*
  * One recipient's outcome as the next hop gave it.  1 when it is that the
  * next hop demands AUTH of a route without credentials, else 0.
  */
@@ -490,7 +540,7 @@ relay_deliver(void *sess, const struct route *r, const struct agent_msg *m,
 	cm.envid = env->envid;
 	cm.ret = env->ret == QENV_RET_FULL ? "FULL" :
 	    env->ret == QENV_RET_HDRS ? "HDRS" : NULL;
-	cm.smtputf8 = env->smtputf8;
+	cm.smtputf8 = relay_needs_utf8(m, rcpts, n);
 	cm.requiretls = env->requiretls;
 	cm.eightbit = env->body != NULL && strcasecmp(env->body,
 	    "8BITMIME") == 0;

@@ -264,6 +264,27 @@ class Utf8(ExtCase):
         self.assertEqual(fields[0]["status"], "5.6.7", fields)
         self.assertIn("SMTPUTF8", fields[0].get("diagnostic-code", ""))
 
+    def test_ascii_message_goes_without_smtputf8(self):
+        """SMTPUTF8 asked for, but nothing in the envelope or header needs
+        it: no downgrade is needed, so it goes as it is; a UTF-8 header
+        does need it and bounces."""
+        hop = Recorder()
+        s = self.aio(hop)               # enable_SMTPUTF8=False
+        self.start(self.routes(s.port))
+        self.send("alice@example.org", ["bob@example.net"],
+                  b"Subject: plain\r\n\r\nhello\r\n",
+                  mail_options=["SMTPUTF8"])
+        self.send("alice@example.org", ["carol@example.net"],
+                  "Subject: gr\u00fc\u00dfe\r\n\r\nhello\r\n".encode(),
+                  mail_options=["SMTPUTF8"])
+        self.run_all()
+        self.assertTrue(wait_for(lambda: self.queue_ids() == []), self.log())
+        self.assertEqual([m["rcpt"] for m in hop.messages],
+                         [["bob@example.net"]])
+        self.assertNotIn("SMTPUTF8", hop.messages[0]["mail_options"])
+        _, fields = self.failure_dsn()
+        self.assertEqual(fields[0]["status"], "5.6.7", fields)
+
     def test_local_delivery_keeps_the_local_part(self):
         self.start(self.routes(9))
         self.send("alice@example.org", ["\u00e9l\u00e8ve@example.org"],
