@@ -221,7 +221,7 @@ probe_verify(gnutls_session_t s, const char *host,
 	}
 out:
 	if (tl != NULL)
-		gnutls_x509_trust_list_deinit(tl, 0);
+		gnutls_x509_trust_list_deinit(tl, 1);
 	for (i = 0; i < ncrt; i++)
 		gnutls_x509_crt_deinit(crts[i]);
 }
