@@ -27,6 +27,7 @@
 #include <gnutls/x509.h>
 
 #include "client.h"
+#include "clientext.h"
 #include "dial.h"
 #include "pin.h"
 #include "tlspolicy.h"
@@ -42,6 +43,7 @@
 #define CLIENT_TRIES_MAX	32	/* addresses tried per connect */
 #define CLIENT_QUIT_WAIT	10	/* seconds to wait for QUIT's reply */
 #define CLIENT_AUTH_LIST_MAX	256
+#define CLIENT_EHLO_KEEP	2048	/* EHLO reply kept for smtp -p */
 
 #define DEF_CONNECT_TIMEOUT	30	/* seconds */
 #define DEF_COMMAND_TIMEOUT	300	/* RFC 5321 4.5.3.2: 5 minutes */
@@ -54,6 +56,7 @@
 #define CAP_STARTTLS	0x10
 #define CAP_AUTH	0x20
 #define CAP_DSN		0x40
+#define CAP_REQUIRETLS	0x80
 
 struct client_reply {
 	int	code;
@@ -75,6 +78,10 @@ struct client_conn {
 	char			 peer[CLIENT_HOST_MAX];
 	unsigned		 caps;
 	unsigned long long	 size_max;
+	struct clientext_limits	 limits;	/* RFC 9422 */
+	char			 greeting[CLIENT_TEXT_MAX];
+	char			 ehlo[CLIENT_EHLO_KEEP];	/* the last EHLO
+							   reply's lines */
 	char			 auth[CLIENT_AUTH_LIST_MAX];
 	int			 ntrans;	/* transactions begun */
 	int			 broken;	/* no more commands */
@@ -461,6 +468,7 @@ client_parse_caps(struct client_conn *c, const struct str *lines)
 
 	c->caps = 0;
 	c->size_max = 0;
+	memset(&c->limits, 0, sizeof(c->limits));
 	c->auth[0] = '\0';
 	for (; *p != '\0'; p = nl + 1) {
 		if ((nl = strchr(p, '\n')) == NULL)
@@ -485,6 +493,11 @@ client_parse_caps(struct client_conn *c, const struct str *lines)
 			c->caps |= CAP_STARTTLS;
 		else if (strcmp(word, "DSN") == 0)
 			c->caps |= CAP_DSN;
+		else if (strcmp(word, "REQUIRETLS") == 0)
+			c->caps |= CAP_REQUIRETLS;
+		else if (strcmp(word, "LIMITS") == 0 && kw < nl)
+			clientext_limits_parse(kw + 1, (size_t)(nl - kw - 1),
+			    &c->limits);
 		else if (strcmp(word, "SIZE") == 0) {
 			c->caps |= CAP_SIZE;
 			if (kw < nl && *kw == ' ')
@@ -613,6 +626,7 @@ client_ehlo(struct client_conn *c, struct client_result *res)
 	}
 	if (r.code / 100 == 2) {
 		client_parse_caps(c, &lines);
+		str_lcpy(c->ehlo, str_cstr(&lines), sizeof(c->ehlo));
 		str_free(&lines);
 		return TRY_OK;
 	}
@@ -621,6 +635,7 @@ client_ehlo(struct client_conn *c, struct client_result *res)
 	if (r.code / 100 == 5 && !c->broken && !c->opts.lmtp) {
 		/* An old server: RFC 5321 3.2. */
 		c->caps = 0;
+		c->ehlo[0] = '\0';
 		if (client_cmd(c, NULL, "HELO %s", c->opts.helo) == -1 ||
 		    (rc = client_reply(c, &r, NULL,
 		    c->opts.command_timeout)) == -1) {
@@ -1128,6 +1143,7 @@ client_try(struct client_conn *c, const struct sockaddr_storage *ss,
 		client_close(c, rc == 0);
 		return TRY_NEXT;
 	}
+	str_lcpy(c->greeting, r.text, sizeof(c->greeting));
 	if ((t = client_ehlo(c, res)) != TRY_OK) {
 		client_close(c, 1);
 		return t;
@@ -1518,6 +1534,24 @@ client_tls_auth(const struct client_conn *c)
 	return tlsplan_auth(c->plan, c->tls != NULL);
 }
 
+const char *
+client_greeting(const struct client_conn *c)
+{
+	return c->greeting;
+}
+
+const char *
+client_ehlo_reply(const struct client_conn *c)
+{
+	return c->ehlo;
+}
+
+gnutls_session_t
+client_tls_session(const struct client_conn *c)
+{
+	return c->tls;
+}
+
 int
 client_tls_active(const struct client_conn *c)
 {
@@ -1534,7 +1568,7 @@ client_offers(const struct client_conn *c, const char *ext)
 		{ "PIPELINING", CAP_PIPELINING }, { "SIZE", CAP_SIZE },
 		{ "8BITMIME", CAP_8BITMIME }, { "SMTPUTF8", CAP_SMTPUTF8 },
 		{ "STARTTLS", CAP_STARTTLS }, { "AUTH", CAP_AUTH },
-		{ "DSN", CAP_DSN },
+		{ "DSN", CAP_DSN }, { "REQUIRETLS", CAP_REQUIRETLS },
 	};
 	size_t i;
 
@@ -1547,7 +1581,8 @@ client_offers(const struct client_conn *c, const char *ext)
 int
 client_usable(const struct client_conn *c)
 {
-	return c->io != NULL && !c->broken;
+	return c->io != NULL && !c->broken && (c->limits.mailmax == 0 ||
+	    (unsigned)c->ntrans < c->limits.mailmax);
 }
 
 void
@@ -1714,8 +1749,8 @@ client_rcpt_fail(struct client_rcpt *rc, int ex, const char *text)
 	rc->exit_status = ex;
 }
 
-int
-client_send(struct client_conn *c, struct client_msg *m,
+static int
+client_transaction(struct client_conn *c, struct client_msg *m,
     struct client_result *res)
 {
 	enum { CMD_RSET, CMD_MAIL, CMD_RCPT, CMD_DATA };
@@ -1750,8 +1785,17 @@ client_send(struct client_conn *c, struct client_msg *m,
 	if (m->smtputf8 && !(c->caps & CAP_SMTPUTF8)) {
 		/* RFC 6531 3.4: no downgrade; say so. */
 		client_set(res, EX_DATAERR, 0, "5.6.7", NULL,
-		    "the addresses need SMTPUTF8, which %s does not offer",
+		    "the message needs SMTPUTF8 (RFC 6531), which %s does "
+		    "not offer",
 		    c->peer);
+		goto allfail;
+	}
+	if (m->requiretls && !clientext_requiretls_ok(c->tls != NULL,
+	    client_tls_auth(c), c->opts.tls_pin != NULL,
+	    (c->caps & CAP_REQUIRETLS) != 0, err, sizeof(err))) {
+		/* RFC 8689 4.2.1: no delivery on lesser terms. */
+		client_set(res, EX_UNAVAILABLE, 0, "5.7.30", NULL,
+		    "REQUIRETLS support required: %s: %s", c->peer, err);
 		goto allfail;
 	}
 	if (m->fd != -1) {
@@ -1777,6 +1821,8 @@ client_send(struct client_conn *c, struct client_msg *m,
 		(void)str_appends(&params, " BODY=8BITMIME");
 	if (m->smtputf8)
 		(void)str_appends(&params, " SMTPUTF8");
+	if (m->requiretls)
+		(void)str_appends(&params, " REQUIRETLS");
 	if ((c->caps & CAP_DSN) && m->ret != NULL)
 		(void)str_appendf(&params, " RET=%s", m->ret);
 	if ((c->caps & CAP_DSN) && m->envid != NULL)
@@ -2066,4 +2112,74 @@ client_lmtp_replies(struct client_conn *c, struct client_msg *m,
 			    "sent: %d %s", r.code, r.text);
 	}
 	return 0;
+}
+
+/* Gives recipients rcpts[from..to) the outcome r, never tried. */
+static void
+client_rcpts_fail(struct client_msg *m, size_t from,
+    const struct client_result *r)
+{
+	size_t i;
+
+	for (i = from; i < m->nrcpts; i++) {
+		m->rcpts[i].code = 0;
+		str_lcpy(m->rcpts[i].status, r->status,
+		    sizeof(m->rcpts[i].status));
+		str_lcpy(m->rcpts[i].text, r->text, sizeof(m->rcpts[i].text));
+		m->rcpts[i].exit_status = r->exit_status;
+	}
+}
+
+/*
+ * RFC 9422: a server's RCPTMAX is met by splitting the recipients over
+ * transactions, each with the whole message; the worst outcome decides.
+ */
+int
+client_send(struct client_conn *c, struct client_msg *m,
+    struct client_result *res)
+{
+	struct client_msg part;
+	struct client_result r;
+	size_t off, n, max = c->limits.rcptmax;
+	off_t start = -1;
+	int worst = -1, stop = 0;
+
+	if (max == 0 || m->nrcpts <= max)
+		return client_transaction(c, m, res);
+	/* Data read from a descriptor must be read again from its start;
+	 * one that cannot seek goes in one piece, as before LIMITS. */
+	if (m->fd != -1 && !m->data_pread &&
+	    (start = lseek(m->fd, 0, SEEK_CUR)) == -1)
+		return client_transaction(c, m, res);
+	memset(res, 0, sizeof(*res));
+	for (off = 0; off < m->nrcpts && !stop; off += n) {
+		n = m->nrcpts - off < max ? m->nrcpts - off : max;
+		part = *m;
+		part.rcpts = m->rcpts + off;
+		part.nrcpts = n;
+		if (off > 0 && !client_usable(c)) {
+			/* MAILMAX reached, or the connection is gone: the
+			 * rest wait for another connection. */
+			client_set(&r, EX_TEMPFAIL, 0, "4.5.3", c->peer,
+			    "%s takes no more transactions on this "
+			    "connection (LIMITS)", c->peer);
+			client_rcpts_fail(m, off, &r);
+			stop = 1;
+		} else if (start != -1 && lseek(m->fd, start, SEEK_SET) ==
+		    -1) {
+			client_set(&r, EX_IOERR, 0, NULL, NULL,
+			    "rewinding the message: %s", strerror(errno));
+			client_rcpts_fail(m, off, &r);
+			stop = 1;
+		} else
+			(void)client_transaction(c, &part, &r);
+		/* The worst decides; among successes, the last. */
+		if (worst == -1 || client_severity(r.exit_status) >
+		    client_severity(worst) || (r.exit_status == EX_OK &&
+		    worst == EX_OK)) {
+			worst = r.exit_status;
+			*res = r;
+		}
+	}
+	return res->exit_status;
 }

@@ -20,6 +20,8 @@
 
 #include <stddef.h>
 
+#include <gnutls/gnutls.h>
+
 #include "lib/str.h"
 
 #define CLIENT_HOST_MAX		256
@@ -160,6 +162,9 @@ struct client_msg {
 					   leaving its offset alone (a file
 					   that other threads read too) */
 	off_t		 data_off;
+	int		 requiretls;	/* RFC 8689: only over verified TLS
+					   to a server offering REQUIRETLS;
+					   else 5.7.30 for every recipient */
 };
 
 struct client_conn;
@@ -180,7 +185,8 @@ struct client_conn *client_connect_unix(const char *path,
 	    const struct client_opts *, struct client_result *res);
 /*
  * Sends one message on an open connection (RSET between messages is the
- * library's job).  Returns the sysexits status of the worst outcome (a
+ * library's job); in several transactions when the server's LIMITS
+ * RCPTMAX (RFC 9422) is smaller than the recipient list.  Returns the sysexits status of the worst outcome (a
  * permanent failure ranks above a temporary one); per-recipient results
  * in msg->rcpts.  When MAIL or the data is refused, every recipient gets
  * that reply.  res describes the deciding reply (the final 250 when all
@@ -201,11 +207,19 @@ int	client_tls_policy_parse(const char *, enum client_tls_policy *);
  * "unverified", or "none" without TLS. */
 const char *client_tls_auth(const struct client_conn *);
 
+/* For smtp -p: the greeting's text; the last EHLO reply's lines without
+ * their codes, each ended by "\n" ("" after HELO); the TLS session, or
+ * NULL. */
+const char *client_greeting(const struct client_conn *);
+const char *client_ehlo_reply(const struct client_conn *);
+gnutls_session_t client_tls_session(const struct client_conn *);
+
 /* 1 if the session is encrypted. */
 int	client_tls_active(const struct client_conn *);
 /* 1 if the server's EHLO reply listed the extension ("DSN", "AUTH", ...). */
 int	client_offers(const struct client_conn *, const char *ext);
-/* 1 if another message may be sent on the connection. */
+/* 1 if another message may be sent on the connection (LIMITS MAILMAX
+ * counted). */
 int	client_usable(const struct client_conn *);
 
 /*

@@ -35,10 +35,11 @@
 #include "client/convert.h"
 #include "client/dial.h"
 #include "client/pin.h"
+#include "client/probe.h"
 #include "lib/addr.h"
 #include "lib/str.h"
 
-#define SMTP_OPTS		"ab:C:dfg:h:o:stu:"
+#define SMTP_OPTS		"ab:C:dfg:h:o:pstu:"
 #define SMTP_OVERRIDES_MAX	64
 #define SMTP_RCPTS_MAX		10000
 #define SMTP_ADDR_MAX		(ADDR_PATH_MAX + 1)
@@ -59,7 +60,9 @@ usage(void)
 {
 	fprintf(stderr, "usage: smtp [-adfst] [-b busted-mx]... [-C config] "
 	    "[-g gateway] [-h host] [-o key=value]... [-u user] [.domain] "
-	    "destaddr sender rcpt...\n");
+	    "destaddr sender rcpt...\n"
+	    "       smtp -p [-dt] [-C config] [-h host] [-o key=value]... "
+	    "destaddr\n");
 	exit(EX_USAGE);
 }
 
@@ -94,31 +97,7 @@ die_connect(const struct client_result *res, int tflag, const struct dial *d)
 	while (n > 0 && (isspace((unsigned char)res->text[n - 1]) ||
 	    res->text[n - 1] == '.'))
 		n--;
-	tip[0] = '\0';
-	switch (res->hint) {
-	case CLIENT_HINT_IMPLICIT_TLS:
-		if (d->kind == DIAL_HOST)
-			snprintf(tip, sizeof(tip), "the server may expect "
-			    "implicit TLS: try -t");
-		break;
-	case CLIENT_HINT_PLAIN_SMTP:
-		snprintf(tip, sizeof(tip), "%s", tflag ?
-		    "try without -t (with -s for STARTTLS)" :
-		    "this port takes plain SMTP: try -s on it, or port 587");
-		break;
-	case CLIENT_HINT_UNKNOWN_CA:
-		if (res->peer_pin[0] != '\0')
-			snprintf(tip, sizeof(tip), "give its CA with -o "
-			    "tls_cafile=FILE, or check the server's key and "
-			    "pin it with -o tls_pin=%s", res->peer_pin);
-		else
-			snprintf(tip, sizeof(tip), "give its CA with -o "
-			    "tls_cafile=FILE, or pin the server's key with -o "
-			    "tls_pin=...");
-		break;
-	case CLIENT_HINT_NONE:
-		break;
-	}
+	probe_tip(res, tflag, d, tip, sizeof(tip));
 	if (tip[0] != '\0')
 		die(res->exit_status, "%s: %.*s; %s", res->host, (int)n,
 		    res->text, tip);
@@ -256,6 +235,7 @@ main(int argc, char **argv)
 	char msgid[33], key[64];
 	unsigned char rnd[16];
 	int ch, aflag = 0, dflag = 0, fflag = 0, sflag = 0, tflag = 0;
+	int pflag = 0;
 	int nbusted = 0, nover = 0, i, r, nrcpt, status, smtputf8, same;
 
 	(void)signal(SIGPIPE, SIG_IGN);
@@ -293,6 +273,9 @@ main(int argc, char **argv)
 				    SMTP_OVERRIDES_MAX);
 			overrides[nover++] = optarg;
 			break;
+		case 'p':
+			pflag = 1;
+			break;
 		case 's':
 			sflag = 1;
 			break;
@@ -316,7 +299,8 @@ main(int argc, char **argv)
 		argc--;
 		argv++;
 	}
-	if (argc < 3)
+	if ((pflag && (argc != 1 || aflag || fflag || domain != NULL)) ||
+	    (!pflag && argc < 3))
 		usage();
 	if (argc - 2 > SMTP_RCPTS_MAX)
 		die(EX_USAGE, "too many recipients (at most %d)",
@@ -354,6 +338,31 @@ main(int argc, char **argv)
 		my_host_name(helo, sizeof(helo));
 	if (domain == NULL)
 		domain = helo;
+
+	memset(&o, 0, sizeof(o));
+	o.helo = helo;
+	o.tls = tflag ? CLIENT_TLS_IMPLICIT :
+	    aflag ? (cf.auth_cleartext ? CLIENT_TLS_OPPORTUNISTIC :
+	    CLIENT_TLS_REQUIRE) :
+	    sflag ? CLIENT_TLS_OPPORTUNISTIC : CLIENT_TLS_NONE;
+	o.tls_verify = cf.tls_verify;
+	o.tls_cafile = cf.tls_cafile;
+	o.tls_pin = cf.tls_pin;
+	o.tls_policy = cf.tls_policy;
+	o.sts_cache = cf.sts_cache;
+	o.auth_cleartext_ok = cf.auth_cleartext;
+	o.auth_mech = cf.auth_mech;
+	o.connect_timeout = cf.connect_timeout;
+	o.command_timeout = cf.command_timeout;
+	o.data_timeout = cf.data_timeout;
+	o.debug = dflag;
+	o.busted_mx = busted;
+	o.gateway = gateway;
+	if (pflag) {
+		status = probe_run(dest, &d, &o, tflag);
+		cconf_free(&cf);
+		return status;
+	}
 	/* The envelope, qualified as Plan 9 does. */
 	nrcpt = argc - 2;
 	if ((rcpts = calloc((size_t)nrcpt, sizeof(*rcpts))) == NULL ||
@@ -406,25 +415,6 @@ main(int argc, char **argv)
 		return EX_OK;
 	}
 
-	memset(&o, 0, sizeof(o));
-	o.helo = helo;
-	o.tls = tflag ? CLIENT_TLS_IMPLICIT :
-	    aflag ? (cf.auth_cleartext ? CLIENT_TLS_OPPORTUNISTIC :
-	    CLIENT_TLS_REQUIRE) :
-	    sflag ? CLIENT_TLS_OPPORTUNISTIC : CLIENT_TLS_NONE;
-	o.tls_verify = cf.tls_verify;
-	o.tls_cafile = cf.tls_cafile;
-	o.tls_pin = cf.tls_pin;
-	o.tls_policy = cf.tls_policy;
-	o.sts_cache = cf.sts_cache;
-	o.auth_cleartext_ok = cf.auth_cleartext;
-	o.auth_mech = cf.auth_mech;
-	o.connect_timeout = cf.connect_timeout;
-	o.command_timeout = cf.command_timeout;
-	o.data_timeout = cf.data_timeout;
-	o.debug = dflag;
-	o.busted_mx = busted;
-	o.gateway = gateway;
 
 	memset(&cr, 0, sizeof(cr));
 	if (aflag) {

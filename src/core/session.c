@@ -386,8 +386,15 @@ do_ehlo(struct session *s, struct cmd *c)
 	(void)lineio_printf(io, "250-ENHANCEDSTATUSCODES\r\n");
 	(void)lineio_printf(io, "250-SMTPUTF8\r\n");
 	(void)lineio_printf(io, "250-DSN\r\n");
+	/* RFC 9422; there is no limit of messages a session: no MAILMAX. */
+	if (s->pol->recipients > 0)
+		(void)lineio_printf(io, "250-LIMITS RCPTMAX=%u\r\n",
+		    s->pol->recipients);
 	if (s->tlss != NULL && s->tls == NULL)
 		(void)lineio_printf(io, "250-STARTTLS\r\n");
+	/* RFC 8689 3: offered only once the session is encrypted. */
+	if (s->tls != NULL)
+		(void)lineio_printf(io, "250-REQUIRETLS\r\n");
 	if (s->auth_offered && !s->authenticated) {
 		struct sasl_conf sc;
 		char mechs[128];
@@ -442,8 +449,14 @@ do_mail(struct session *s, struct cmd *c)
 		return 0;
 	if (!s->esmtp && (s->mparams.size != -1 || s->mparams.body ||
 	    s->mparams.smtputf8 || s->mparams.ret || s->mparams.envid[0] ||
-	    s->mparams.auth[0])) {
+	    s->mparams.auth[0] || s->mparams.requiretls)) {
 		reply(s, 555, "5.5.4", "MAIL parameters need EHLO");
+		return 0;
+	}
+	if (s->mparams.requiretls && s->tls == NULL) {
+		/* RFC 8689 3: the promise means nothing in the clear. */
+		reply(s, 530, "5.7.10", "REQUIRETLS needs an encrypted "
+		    "session: STARTTLS first");
 		return 0;
 	}
 	if (s->pol->message_size != 0 && s->mparams.size != -1 &&
@@ -481,8 +494,9 @@ do_mail(struct session *s, struct cmd *c)
 	if (s->mparams.size != -1)
 		snprintf(declared, sizeof(declared), " size=%lld",
 		    s->mparams.size);
-	log_info("%s smtp mail from=<%.256s>%s%s", s->id, s->sender.mailbox,
-	    declared, s->mparams.smtputf8 ? " smtputf8" : "");
+	log_info("%s smtp mail from=<%.256s>%s%s%s", s->id,
+	    s->sender.mailbox, declared, s->mparams.smtputf8 ? " smtputf8" :
+	    "", s->mparams.requiretls ? " requiretls" : "");
 	session_enter(s, ST_MAIL);
 	reply(s, 250, "2.1.0", "Ok");
 	return 0;
@@ -617,6 +631,7 @@ begin_message(struct session *s)
 	env.body = s->mparams.body == BODY_8BITMIME ? "8BITMIME" :
 	    s->mparams.body == BODY_7BIT ? "7BIT" : NULL;
 	env.smtputf8 = s->mparams.smtputf8;
+	env.requiretls = s->mparams.requiretls;
 	env.arrival = time(NULL);
 	if ((m = spool_begin(s->conf->spool, &env)) == NULL) {
 		log_err("%s smtp spool: cannot start a message: %s", s->id,

@@ -26,12 +26,14 @@
 #include <string.h>
 #include <strings.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #include "auth/creds.h"
 #include "client/client.h"
 #include "lib/log.h"
 #include "lib/str.h"
 #include "agent.h"
+#include "tlsreq.h"
 #include "tlsrpt.h"
 
 #define RELAY_DIAL_MAX	300
@@ -46,6 +48,11 @@ struct relay_sess {
 	int			 has_auth;	/* the route has credentials */
 	unsigned int		 route;		/* its number, for messages */
 	int			 announced;	/* "connected" is logged */
+	/* The route's TLS could not be had; this connection is for
+	 * messages marked "TLS-Required: No" only, the others get
+	 * strict_res (RFC 8689 5). */
+	int			 relaxed;
+	struct agent_result	 strict_res;
 	char			 dest[RELAY_DIAL_MAX];
 	char			 mta[AGENT_MTA_MAX];
 	/* What opts points to: the route may go with a reload. */
@@ -80,8 +87,12 @@ static int	 relay_rcpt_result(const struct relay_sess *,
 		    const struct client_rcpt *, struct agent_result *);
 static void	 relay_notify(int, char *, size_t);
 static int	 relay_ascii(const char *);
+static int	 relay_needs_utf8(const struct agent_msg *,
+		    const struct agent_rcpt *, size_t);
 static void	 relay_free(struct relay_sess *);
 static void	 relay_tls_event(void *, const struct client_tls_event *);
+static int	 relay_relax(struct relay_sess *, const char *,
+		    const struct client_result *);
 
 const struct agent_ops agent_relay_ops = {
 	"relay", relay_open, relay_deliver, relay_close
@@ -273,13 +284,45 @@ relay_open(const struct route *r, const char *dest, const char *id,
 		s->opts.auth_secret = s->cred.secret;
 		s->opts.auth_xoauth2 = s->cred.is_token;
 	}
-	if ((s->conn = client_connect(s->dest, &s->opts, &cr)) == NULL) {
+	if ((s->conn = client_connect(s->dest, &s->opts, &cr)) == NULL &&
+	    relay_relax(s, id, &cr) == -1) {
 		relay_open_failed(s, id, &cr, res);
 		relay_free(s);
 		return NULL;
 	}
 	relay_mta(client_peer(s->conn), s->mta, sizeof(s->mta));
 	return s;
+}
+
+/*
+ * The route's TLS policy failed: a second connection with opportunistic
+ * TLS, any certificate, carries the messages whose senders said
+ * "TLS-Required: No" (RFC 8689 5).  0 when it is open, -1 when the
+ * failure had nothing to do with TLS or the second try failed too.
+ */
+static int
+relay_relax(struct relay_sess *s, const char *id,
+    const struct client_result *strict)
+{
+	struct client_result cr;
+
+	/* X.7.Y other than AUTH (RFC 3463): TLS, or a TLS policy. */
+	if (strict->exit_status == EX_NOPERM || strict->status[0] == '\0' ||
+	    strncmp(strict->status + 1, ".7.", 3) != 0 ||
+	    s->opts.tls_policy == CLIENT_TLSPOL_MAY ||
+	    s->opts.tls_policy == CLIENT_TLSPOL_NONE)
+		return -1;
+	s->opts.tls_policy = CLIENT_TLSPOL_MAY;
+	s->opts.tls_pin = NULL;
+	s->opts.tls_event = NULL;	/* the failure is reported already */
+	if ((s->conn = client_connect(s->dest, &s->opts, &cr)) == NULL)
+		return -1;
+	relay_open_failed(s, id, strict, &s->strict_res);
+	s->relaxed = 1;
+	log_info("%s queue relay to %.200s (route %u): connected without "
+	    "the route's TLS for messages marked TLS-Required: No", id,
+	    s->dest, s->route);
+	return 0;
 }
 
 /* A TLS outcome under the destination's policy: logged when it failed,
@@ -323,6 +366,53 @@ relay_ascii(const char *s)
 	for (; *s != '\0'; s++)
 		if ((unsigned char)*s > 0x7e)
 			return 0;
+	return 1;
+}
+
+/*
+ * RFC 6531 3.4: a message that came with SMTPUTF8 needs it only when an
+ * envelope address or the header is not ASCII; one that does not may go
+ * to a next hop without SMTPUTF8 as it is.  When the header cannot be
+ * read, it is taken to need it.
+ */
+static int
+relay_needs_utf8(const struct agent_msg *m, const struct agent_rcpt *rcpts,
+    size_t n)
+{
+	char buf[4096];
+	size_t i, seen = 0;
+	ssize_t got;
+	int nl = 0;
+
+	if (!m->env->smtputf8)
+		return 0;
+	if (!relay_ascii(m->env->sender))
+		return 1;
+	for (i = 0; i < n; i++)
+		if (!relay_ascii(rcpts[i].mailbox))
+			return 1;
+	/* The header, up to the empty line that ends it. */
+	while (seen < TLSREQ_HEADER_MAX) {
+		got = pread(m->fd, buf, sizeof(buf), m->env->body_off +
+		    (off_t)seen);
+		if (got == -1 && errno == EINTR)
+			continue;
+		if (got == -1)
+			return 1;
+		if (got == 0)
+			return 0;
+		for (i = 0; i < (size_t)got; i++) {
+			if ((unsigned char)buf[i] > 0x7f)
+				return 1;
+			if (buf[i] == '\n') {
+				if (nl)
+					return 0;
+				nl = 1;
+			} else if (buf[i] != '\r')
+				nl = 0;
+		}
+		seen += (size_t)got;
+	}
 	return 1;
 }
 
@@ -395,6 +485,14 @@ relay_deliver(void *sess, const struct route *r, const struct agent_msg *m,
 			    "the queue runner is stopping");
 		return -1;
 	}
+	/* Only "TLS-Required: No" lets a message go on lesser TLS; REQUIRETLS
+	 * overrides it (RFC 8689 5). */
+	if (s->relaxed && (env->requiretls ||
+	    tlsreq_msg_no(m->fd, env->body_off) != 1)) {
+		for (i = 0; i < n; i++)
+			rcpts[i].res = s->strict_res;
+		return 0;
+	}
 	/* Logged with the first message, so that the line names it. */
 	if (!s->announced) {
 		s->announced = 1;
@@ -442,7 +540,8 @@ relay_deliver(void *sess, const struct route *r, const struct agent_msg *m,
 	cm.envid = env->envid;
 	cm.ret = env->ret == QENV_RET_FULL ? "FULL" :
 	    env->ret == QENV_RET_HDRS ? "HDRS" : NULL;
-	cm.smtputf8 = env->smtputf8;
+	cm.smtputf8 = relay_needs_utf8(m, rcpts, n);
+	cm.requiretls = env->requiretls;
 	cm.eightbit = env->body != NULL && strcasecmp(env->body,
 	    "8BITMIME") == 0;
 	cm.fd = m->fd;

@@ -328,6 +328,8 @@ qenv_parse(const char *buf, size_t len, struct qenv **ep, char *err,
 			}
 		} else if (KEY("smtputf8")) {
 			e->smtputf8 = 1;
+		} else if (KEY("requiretls")) {
+			e->requiretls = 1;
 		} else {
 			for (i = 0; i < sizeof(string_keys) /
 			    sizeof(string_keys[0]); i++)

@@ -370,6 +370,8 @@ spool_begin(struct spool *sp, const struct spool_envelope *env)
 		put_line(&hdr, "body", env->body);
 	if (env->smtputf8)
 		(void)str_appends(&hdr, "smtputf8\n");
+	if (env->requiretls)
+		(void)str_appends(&hdr, "requiretls\n");
 	if (env->user != NULL)
 		put_line(&hdr, "user", env->user);
 	m->envlen = hdr.len + 1;

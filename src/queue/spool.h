@@ -42,6 +42,8 @@ struct spool_envelope {
 	const char	 *protocol;	/* "ESMTP", ... */
 	const char	 *body;		/* "7BIT", "8BITMIME" or NULL */
 	int		  smtputf8;
+	int		  requiretls;	/* RFC 8689: relay only over verified
+					   TLS */
 	time_t		  arrival;
 	const char	 *user;		/* local submitter's login, or NULL */
 };

@@ -21,12 +21,14 @@ def usage_flags(prog):
     p = subprocess.run([os.path.join(BUILDDIR, prog), "-?"],
                        capture_output=True, text=True, timeout=10)
     usage = p.stderr + p.stdout
-    m = re.search(r"usage: \S+ (.*)", usage)
+    # The usage line, and its second forms on indented lines.
+    m = re.search(r"usage: \S+ (.*(?:\n\s+\S+ .*)*)", usage)
     assert m, "no usage line from %s: %r" % (prog, usage)
     flags = set()
     for grp in re.findall(r"\[-([A-Za-z]+)\]", m.group(1)):
         flags.update(grp)
     flags.update(re.findall(r"\[-([A-Za-z]) ", m.group(1)))
+    flags.update(re.findall(r"\s-([A-Za-z])\s", m.group(1)))
     return p.returncode, flags
 
 
@@ -41,7 +43,7 @@ def synopsis_flags(page):
         text = f.read()
     syn = text.split(".Sh SYNOPSIS", 1)[1].split(".Sh ", 1)[0]
     flags = set()
-    for arg in re.findall(r"^\.Op Fl (\S+)", syn, re.M):
+    for arg in re.findall(r"^\.(?:Op )?Fl (\S+)", syn, re.M):
         flags.update(arg)
     return flags
 
