@@ -258,6 +258,18 @@ main(int argc, char *argv[])
 		    "will be logged; log = \"stderr\" in the config or -d "
 		    "logs to standard error\n", err);
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * The daemon takes its signals in this thread alone, through
+	 * sigwait().  They are blocked before the spool starts its threads,
+	 * which inherit the mask: otherwise a SIGHUP or SIGTERM that comes
+	 * while this thread is busy goes to one of them and kills smtpd.
+	 */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	if (!stdio_mode)
+		pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
 	if ((sp = spool_open(pol->spool, stdio_mode ? 0 : SPOOL_JOURNAL, err,
 	    sizeof(err))) == NULL) {
@@ -310,12 +322,6 @@ main(int argc, char *argv[])
 		log_info("listening on %s%s", addr, i >= pol->nlisten ?
 		    " (implicit TLS)" : "");
 	}
-	/* Signals go to this thread alone, through sigwait(). */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGHUP);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	policy_install(policy_ref(pol));
 	/*
 	 * The queue runner delivers what the sessions commit; with -m the
