@@ -1,46 +1,295 @@
 #!/usr/bin/python3
-"""Runs every t/e2e/test_*.py (unittest) and ends with 'N passed, N failed'.
+"""Runs every t/e2e/test_*.py (unittest) and ends with
+'N passed, N failed, N skipped'.
 
-usage: run.py [-k substring] [test_file.py ...]
+usage: run.py [-j N] [-k substring] [test_file.py ...]
+
+Without file arguments it runs the files named in $E2E_FILES, else all.
+Each test file runs in a python process of its own, N of them at once
+(-j, default $E2E_JOBS, else 4); a file that took long on the last run
+in this build directory is split into its test classes.  The output of
+each part is printed whole when it finishes, and every failure is listed
+again at the end.  A file saying SERIAL = True at module level (it mounts
+file systems, or measures time) runs alone, after the others.  Every test
+already has its own port and work directory (harness.py).
 """
+import argparse
+import concurrent.futures
+import json
 import os
+import re
+import shutil
+import signal
+import subprocess
 import sys
+import tempfile
+import threading
 import time
+import traceback
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+# A part that runs longer than this is stopped and counted as failed.
+PART_TIMEOUT = float(os.environ.get("E2E_PART_TIMEOUT", "900"))
+# A file whose classes took longer than this together is split.
+SPLIT_SECONDS = 6.0
+SERIAL_RE = re.compile(r"^SERIAL\s*=\s*True\b", re.M)
 
-class Counting(unittest.TextTestResult):
-    pass
+
+def durations_path():
+    build = os.environ.get("BUILDDIR")
+    if not build:
+        return None
+    return os.path.join(build, "t", "e2e", "durations.json")
 
 
-def main():
-    args = sys.argv[1:]
-    pattern = None
-    if len(args) >= 2 and args[0] == "-k":
-        pattern = args[1]
-        args = args[2:]
+def load_durations():
+    p = durations_path()
+    try:
+        with open(p) as f:
+            return json.load(f)
+    except (TypeError, OSError, ValueError):
+        return {}
+
+
+def save_durations(d):
+    p = durations_path()
+    if p is None:
+        return
+    try:
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        tmp = p + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(d, f, indent=0, sort_keys=True)
+        os.replace(tmp, p)
+    except OSError:
+        pass
+
+
+def make_loader(pattern):
     loader = unittest.TestLoader()
     if pattern:
         loader.testNamePatterns = ["*%s*" % pattern]
-    files = args or sorted(f for f in os.listdir(HERE)
-                           if f.startswith("test_") and f.endswith(".py"))
-    suite = unittest.TestSuite()
+    return loader
+
+
+class Part:
+    """Tests run by one process: a whole module or some of its classes."""
+
+    def __init__(self, module, classes, serial, estimate):
+        self.module = module
+        self.classes = classes          # None: the whole module
+        self.serial = serial
+        self.estimate = estimate
+
+    def names(self):
+        if self.classes is None:
+            return [self.module]
+        return ["%s.%s" % (self.module, c) for c in self.classes]
+
+    def label(self):
+        if self.classes is None:
+            return self.module + ".py"
+        return "%s.py (%s)" % (self.module, ", ".join(self.classes))
+
+
+def plan(files, pattern, durations):
+    """The parts to run: [(parallel parts, longest first), serial parts]."""
+    loader = make_loader(pattern)
+    parts = []
     for f in files:
-        name = os.path.splitext(os.path.basename(f))[0]
-        suite.addTests(loader.loadTestsFromName(name))
-    start = time.time()
-    runner = unittest.TextTestRunner(verbosity=2, resultclass=Counting,
+        module = os.path.splitext(os.path.basename(f))[0]
+        with open(os.path.join(HERE, module + ".py")) as fh:
+            serial = SERIAL_RE.search(fh.read()) is not None
+        mod = __import__(module)
+        classes = []
+        for name in sorted(dir(mod)):
+            obj = getattr(mod, name)
+            if (isinstance(obj, type) and issubclass(obj, unittest.TestCase)
+                    and loader.loadTestsFromTestCase(obj).countTestCases()):
+                classes.append(name)
+        if not classes:
+            continue
+        # A class never timed counts as one second.
+        est = {c: durations.get("%s.%s" % (module, c), 1.0) for c in classes}
+        total = sum(est.values())
+        if serial or total <= SPLIT_SECONDS or len(classes) == 1:
+            parts.append(Part(module, None, serial, total))
+        else:
+            for c in classes:
+                parts.append(Part(module, [c], serial, est[c]))
+    par = sorted((p for p in parts if not p.serial),
+                 key=lambda p: -p.estimate)
+    ser = [p for p in parts if p.serial]
+    return par, ser
+
+
+# --- a child process: runs one part, writes its result as JSON ---
+
+class Timed(unittest.TextTestResult):
+    """Remembers how long each test class took."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.class_time = {}
+        self._t0 = None
+
+    def startTest(self, test):
+        self._t0 = time.monotonic()
+        super().startTest(test)
+
+    def stopTest(self, test):
+        super().stopTest(test)
+        key = "%s.%s" % (type(test).__module__, type(test).__name__)
+        self.class_time[key] = (self.class_time.get(key, 0.0)
+                                + time.monotonic() - self._t0)
+
+
+def run_child(names, pattern, result_path):
+    loader = make_loader(pattern)
+    suite = unittest.TestSuite()
+    for n in names:
+        suite.addTests(loader.loadTestsFromName(n))
+    runner = unittest.TextTestRunner(verbosity=2, resultclass=Timed,
                                      stream=sys.stdout)
     res = runner.run(suite)
-    failed = len(res.failures) + len(res.errors) + len(res.unexpectedSuccesses)
-    skipped = len(res.skipped)
-    passed = res.testsRun - failed - skipped
-    print("e2e: %.1f s" % (time.time() - start))
-    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
-    return 1 if failed else 0
+    bad = [(str(t), tb) for t, tb in res.failures + res.errors]
+    bad += [(str(t), "unexpected success\n") for t in res.unexpectedSuccesses]
+    out = {"run": res.testsRun, "failures": bad, "skipped": len(res.skipped),
+           "times": res.class_time}
+    with open(result_path, "w") as f:
+        json.dump(out, f)
+    return 0
+
+
+# --- the parent: runs parts in child processes ---
+
+class Totals:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.passed = self.failed = self.skipped = 0
+        self.failures = []
+        self.times = {}
+
+
+def run_part(part, pattern, totals, live):
+    fd, result_path = tempfile.mkstemp(prefix="result-", suffix=".json")
+    os.close(fd)
+    cmd = [sys.executable, os.path.abspath(__file__), "--result", result_path]
+    if pattern:
+        cmd += ["-k", pattern]
+    cmd += ["--part"] + part.names()
+    start = time.monotonic()
+    out = b""
+    note = None
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                            stdout=None if live else subprocess.PIPE,
+                            stderr=None if live else subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=PART_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        # The whole process group: daemons the tests started go too.
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        note = "stopped after %.0f s" % PART_TIMEOUT
+    elapsed = time.monotonic() - start
+    try:
+        with open(result_path) as f:
+            res = json.load(f)
+    except (OSError, ValueError):
+        res = None
+    finally:
+        os.unlink(result_path)
+    if res is None:
+        note = note or "exited %s without a result" % proc.returncode
+        res = {"run": 1, "failures": [(part.label(), note + "\n")],
+               "skipped": 0, "times": {}}
+    nfail = len(res["failures"])
+    with totals.lock:
+        if out:
+            sys.stdout.write(out.decode("utf-8", "replace"))
+        print("e2e: %s: %d run, %d failed, %.1f s%s" % (
+            part.label(), res["run"], nfail, elapsed,
+            " (%s)" % note if note else ""))
+        sys.stdout.flush()
+        totals.passed += res["run"] - nfail - res["skipped"]
+        totals.failed += nfail
+        totals.skipped += res["skipped"]
+        totals.failures += res["failures"]
+        totals.times.update(res["times"])
+
+
+def run_parts(parts, jobs, pattern, totals):
+    live = jobs == 1 and len(parts) == 1
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        futs = [pool.submit(run_part, p, pattern, totals, live)
+                for p in parts]
+        for f in futs:
+            try:
+                f.result()
+            except Exception:
+                with totals.lock:
+                    totals.failed += 1
+                    totals.failures.append(("run.py",
+                                            traceback.format_exc()))
+
+
+def default_jobs():
+    try:
+        return max(1, int(os.environ.get("E2E_JOBS", "4")))
+    except ValueError:
+        return 4
+
+
+def main():
+    ap = argparse.ArgumentParser(usage="run.py [-j N] [-k substring] "
+                                 "[test_file.py ...]")
+    ap.add_argument("-j", type=int, default=default_jobs(), dest="jobs")
+    ap.add_argument("-k", dest="pattern")
+    ap.add_argument("--part", nargs="+", help=argparse.SUPPRESS)
+    ap.add_argument("--result", help=argparse.SUPPRESS)
+    ap.add_argument("files", nargs="*")
+    a = ap.parse_args()
+    if a.part:
+        return run_child(a.part, a.pattern, a.result)
+    files = a.files or os.environ.get("E2E_FILES", "").split() or sorted(
+        f for f in os.listdir(HERE)
+        if f.startswith("test_") and f.endswith(".py"))
+    start = time.monotonic()
+    # The tests' work directories go into one of this run's own, removed
+    # at the end: nothing is left behind by a part that was killed, and
+    # other runs on the machine never touch it.  Pipe programs run as
+    # nobody and must be able to get in.
+    rundir = tempfile.mkdtemp(prefix="e2e-")
+    os.chmod(rundir, 0o755)
+    os.environ["TMPDIR"] = tempfile.tempdir = rundir
+    durations = load_durations()
+    par, ser = plan(files, a.pattern, durations)
+    totals = Totals()
+    jobs = max(1, a.jobs)
+    run_parts(par, jobs, a.pattern, totals)
+    for p in ser:
+        run_parts([p], 1, a.pattern, totals)
+    durations.update(totals.times)
+    save_durations(durations)
+    if os.environ.get("KEEP_E2E") is None:
+        shutil.rmtree(rundir, ignore_errors=True)
+    else:
+        print("e2e: work directories kept in %s" % rundir)
+    if totals.failures:
+        print("e2e: %d failed:" % len(totals.failures))
+    for name, tb in totals.failures:
+        print("=" * 70)
+        print("FAIL: %s" % name)
+        print("-" * 70)
+        print(tb.rstrip("\n"))
+    print("e2e: %.1f s with -j %d" % (time.monotonic() - start, jobs))
+    print("%d passed, %d failed, %d skipped" % (
+        totals.passed, totals.failed, totals.skipped))
+    return 1 if totals.failed else 0
 
 
 if __name__ == "__main__":
