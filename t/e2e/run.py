@@ -7,7 +7,7 @@ usage: run.py [-j N] [-k substring] [test_file.py ...]
 Without file arguments it runs the files named in $E2E_FILES, else all.
 Each test file runs in a python process of its own, N of them at once
 (-j, default $E2E_JOBS, else 4); a file that took long on the last run
-in this build directory is split into its test classes.  The output of
+in this build directory is split into parts, by test class.  The output of
 each part is printed whole when it finishes, and every failure is listed
 again at the end.  A file saying SERIAL = True at module level (it mounts
 file systems, or measures time) runs alone, after the others.  Every test
@@ -16,6 +16,7 @@ already has its own port and work directory (harness.py).
 import argparse
 import concurrent.futures
 import json
+import math
 import os
 import re
 import shutil
@@ -33,8 +34,9 @@ sys.path.insert(0, HERE)
 
 # A part that runs longer than this is stopped and counted as failed.
 PART_TIMEOUT = float(os.environ.get("E2E_PART_TIMEOUT", "900"))
-# A file whose classes took longer than this together is split.
-SPLIT_SECONDS = 6.0
+# A file whose classes took longer than this together is split into
+# parts of about this length.
+SPLIT_SECONDS = 5.0
 SERIAL_RE = re.compile(r"^SERIAL\s*=\s*True\b", re.M)
 
 
@@ -115,11 +117,19 @@ def plan(files, pattern, durations):
         # A class never timed counts as one second.
         est = {c: durations.get("%s.%s" % (module, c), 1.0) for c in classes}
         total = sum(est.values())
-        if serial or total <= SPLIT_SECONDS or len(classes) == 1:
+        n = min(len(classes), math.ceil(total / SPLIT_SECONDS))
+        if serial or n <= 1:
             parts.append(Part(module, None, serial, total))
-        else:
-            for c in classes:
-                parts.append(Part(module, [c], serial, est[c]))
+            continue
+        # n parts of about the same length: each class, longest first,
+        # goes to the part that is shortest so far.
+        bins = [[0.0, []] for _ in range(n)]
+        for c in sorted(classes, key=lambda c: -est[c]):
+            b = min(bins, key=lambda b: b[0])
+            b[0] += est[c]
+            b[1].append(c)
+        for t, cs in bins:
+            parts.append(Part(module, sorted(cs), serial, t))
     par = sorted((p for p in parts if not p.serial),
                  key=lambda p: -p.estimate)
     ser = [p for p in parts if p.serial]
