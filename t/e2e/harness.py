@@ -73,6 +73,8 @@ class Smtpd:
         self.proc = None
         self.args = list(args)
         self.stdio_report = None
+        # Other ports of ours (implicit TLS) that start() waits for too.
+        self.more_ports = []
         lines = ['hostname = "%s";' % hostname,
                  'spool = "%s";' % self.spool,
                  'reverse_lookup = false;']
@@ -97,7 +99,8 @@ class Smtpd:
         self.proc = subprocess.Popen([SMTPD, "-d", "-C", self.conf] + self.args,
                                      stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=self.log)
-        if not wait_port(self.host, self.port):
+        if not all(wait_port(self.host, p)
+                   for p in [self.port] + self.more_ports):
             self.stop()
             raise RuntimeError("smtpd did not start:\n" + self.logtext())
         return self
