@@ -144,10 +144,12 @@ class Timed(unittest.TextTestResult):
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
         self.class_time = {}
+        self.started = set()
         self._t0 = None
 
     def startTest(self, test):
         self._t0 = time.monotonic()
+        self.started.add(test.id())
         super().startTest(test)
 
     def stopTest(self, test):
@@ -155,6 +157,11 @@ class Timed(unittest.TextTestResult):
         key = "%s.%s" % (type(test).__module__, type(test).__name__)
         self.class_time[key] = (self.class_time.get(key, 0.0)
                                 + time.monotonic() - self._t0)
+
+
+def test_id(test):
+    """The id of a test, or of the test a subtest belongs to."""
+    return getattr(test, "test_case", test).id()
 
 
 def run_child(names, pattern, result_path):
@@ -167,8 +174,13 @@ def run_child(names, pattern, result_path):
     res = runner.run(suite)
     bad = [(str(t), tb) for t, tb in res.failures + res.errors]
     bad += [(str(t), "unexpected success\n") for t in res.unexpectedSuccesses]
-    out = {"run": res.testsRun, "failures": bad, "skipped": len(res.skipped),
-           "times": res.class_time}
+    # Tests, not subtests, are counted; a failed setUpClass counts as one.
+    failed = {test_id(t) for t, _ in res.failures + res.errors}
+    failed |= {test_id(t) for t in res.unexpectedSuccesses}
+    skipped = {test_id(t) for t, _ in res.skipped} - failed
+    out = {"passed": len(res.started - failed - skipped),
+           "failed": len(failed), "skipped": len(skipped),
+           "failures": bad, "times": res.class_time}
     with open(result_path, "w") as f:
         json.dump(out, f)
     return 0
@@ -215,18 +227,18 @@ def run_part(part, pattern, totals, live):
         os.unlink(result_path)
     if res is None:
         note = note or "exited %s without a result" % proc.returncode
-        res = {"run": 1, "failures": [(part.label(), note + "\n")],
-               "skipped": 0, "times": {}}
-    nfail = len(res["failures"])
+        res = {"passed": 0, "failed": 1, "skipped": 0,
+               "failures": [(part.label(), note + "\n")], "times": {}}
     with totals.lock:
         if out:
-            sys.stdout.write(out.decode("utf-8", "replace"))
-        print("e2e: %s: %d run, %d failed, %.1f s%s" % (
-            part.label(), res["run"], nfail, elapsed,
+            text = out.decode("utf-8", "replace")
+            sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        print("e2e: %s: %d passed, %d failed, %.1f s%s" % (
+            part.label(), res["passed"], res["failed"], elapsed,
             " (%s)" % note if note else ""))
         sys.stdout.flush()
-        totals.passed += res["run"] - nfail - res["skipped"]
-        totals.failed += nfail
+        totals.passed += res["passed"]
+        totals.failed += res["failed"]
         totals.skipped += res["skipped"]
         totals.failures += res["failures"]
         totals.times.update(res["times"])
@@ -290,7 +302,7 @@ def main():
     else:
         print("e2e: work directories kept in %s" % rundir)
     if totals.failures:
-        print("e2e: %d failed:" % len(totals.failures))
+        print("e2e: failures:")
     for name, tb in totals.failures:
         print("=" * 70)
         print("FAIL: %s" % name)
