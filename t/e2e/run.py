@@ -5,13 +5,14 @@
 usage: run.py [-j N] [-k substring] [test_file.py ...]
 
 Without file arguments it runs the files named in $E2E_FILES, else all.
-Each test file runs in a python process of its own, N of them at once
-(-j, default $E2E_JOBS, else 4); a file that took long on the last run
-in this build directory is split into parts, by test class.  The output of
-each part is printed whole when it finishes, and every failure is listed
-again at the end.  A file saying SERIAL = True at module level (it mounts
-file systems, or measures time) runs alone, after the others.  Every test
-already has its own port and work directory (harness.py).
+The tests run in python processes of their own, N at once (-j, default
+$E2E_JOBS, else 4), each taking about SPLIT_SECONDS of work going by the
+last run in this build directory: a long file is split by test class,
+short ones share a process.  The output of each part is printed whole
+when it finishes, and every failure is listed again at the end.  A file
+saying SERIAL = True at module level (it mounts file systems, or measures
+time) runs alone, after the others.  Every test already has its own port
+and work directory (harness.py).
 """
 import argparse
 import concurrent.futures
@@ -77,13 +78,12 @@ def make_loader(pattern):
     return loader
 
 
-class Part:
-    """Tests run by one process: a whole module or some of its classes."""
+class Piece:
+    """A whole module, or some of its classes."""
 
-    def __init__(self, module, classes, serial, estimate):
+    def __init__(self, module, classes, estimate):
         self.module = module
         self.classes = classes          # None: the whole module
-        self.serial = serial
         self.estimate = estimate
 
     def names(self):
@@ -97,14 +97,46 @@ class Part:
         return "%s.py (%s)" % (self.module, ", ".join(self.classes))
 
 
+class Part:
+    """Tests run by one process: one or more pieces."""
+
+    def __init__(self, pieces):
+        self.pieces = pieces
+        self.estimate = sum(p.estimate for p in pieces)
+
+    def names(self):
+        return [n for p in self.pieces for n in p.names()]
+
+    def label(self):
+        return " + ".join(p.label() for p in self.pieces)
+
+
+def pieces_of(module, classes, durations):
+    """A module cut into pieces of about SPLIT_SECONDS each, going by how
+    long its classes took last time (one second for one never timed)."""
+    est = {c: durations.get("%s.%s" % (module, c), 1.0) for c in classes}
+    total = sum(est.values())
+    n = min(len(classes), math.ceil(total / SPLIT_SECONDS))
+    if n <= 1:
+        return [Piece(module, None, total)]
+    # Each class, longest first, goes to the piece shortest so far.
+    bins = [[0.0, []] for _ in range(n)]
+    for c in sorted(classes, key=lambda c: -est[c]):
+        b = min(bins, key=lambda b: b[0])
+        b[0] += est[c]
+        b[1].append(c)
+    return [Piece(module, sorted(cs), t) for t, cs in bins]
+
+
 def plan(files, pattern, durations):
-    """The parts to run: [(parallel parts, longest first), serial parts]."""
+    """The parts to run: (parallel parts, longest first; serial parts).
+    Short pieces share a process: starting one costs about 0.1 s."""
     loader = make_loader(pattern)
-    parts = []
+    pieces, serial = [], []
     for f in files:
         module = os.path.splitext(os.path.basename(f))[0]
         with open(os.path.join(HERE, module + ".py")) as fh:
-            serial = SERIAL_RE.search(fh.read()) is not None
+            alone = SERIAL_RE.search(fh.read()) is not None
         mod = __import__(module)
         classes = []
         for name in sorted(dir(mod)):
@@ -114,26 +146,22 @@ def plan(files, pattern, durations):
                 classes.append(name)
         if not classes:
             continue
-        # A class never timed counts as one second.
-        est = {c: durations.get("%s.%s" % (module, c), 1.0) for c in classes}
-        total = sum(est.values())
-        n = min(len(classes), math.ceil(total / SPLIT_SECONDS))
-        if serial or n <= 1:
-            parts.append(Part(module, None, serial, total))
-            continue
-        # n parts of about the same length: each class, longest first,
-        # goes to the part that is shortest so far.
-        bins = [[0.0, []] for _ in range(n)]
-        for c in sorted(classes, key=lambda c: -est[c]):
-            b = min(bins, key=lambda b: b[0])
-            b[0] += est[c]
-            b[1].append(c)
-        for t, cs in bins:
-            parts.append(Part(module, sorted(cs), serial, t))
-    par = sorted((p for p in parts if not p.serial),
-                 key=lambda p: -p.estimate)
-    ser = [p for p in parts if p.serial]
-    return par, ser
+        if alone:
+            serial.append(Part([Piece(module, None, 0.0)]))
+        else:
+            pieces += pieces_of(module, classes, durations)
+    # First fit, longest first, into parts of up to SPLIT_SECONDS.
+    par = []
+    for p in sorted(pieces, key=lambda p: -p.estimate):
+        for part in par:
+            if part.estimate + p.estimate <= SPLIT_SECONDS:
+                part.pieces.append(p)
+                part.estimate += p.estimate
+                break
+        else:
+            par.append(Part([p]))
+    par.sort(key=lambda p: -p.estimate)
+    return par, serial
 
 
 # --- a child process: runs one part, writes its result as JSON ---
