@@ -56,7 +56,7 @@ struct server {
 	int			 wake[2];	/* tells the acceptor to stop */
 	pthread_t		 acceptor;
 	struct session_conf	 tmpl;
-	volatile int		 stopping;
+	atomic_int		 stopping;	/* read by sessions unlocked */
 
 	pthread_mutex_t		 mu;
 	pthread_cond_t		 work;		/* a connection is queued */

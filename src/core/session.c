@@ -1477,7 +1477,7 @@ session_run(const struct session_conf *conf)
 		 * Shutting down: a transaction under way may finish; a
 		 * session between transactions is told to come back later.
 		 */
-		if (conf->stopping != NULL && *conf->stopping &&
+		if (conf->stopping != NULL && atomic_load(conf->stopping) &&
 		    !(s.st & (ST_MAIL | ST_RCPT | ST_BDAT)) &&
 		    !(len >= 4 && strncasecmp(line, "QUIT", 4) == 0)) {
 			reply(&s, 421, "4.3.2", "%s Service shutting down",

@@ -7,6 +7,8 @@
 
 #include <sys/socket.h>
 
+#include <stdatomic.h>
+
 #include "policy/policy.h"
 #include "queue/spool.h"
 
@@ -25,7 +27,7 @@ struct session_conf {
 	const char		*mailer;	/* -m: hand messages to this program */
 	int			 single;	/* the only session in this process */
 	/* Set by the server when it is shutting down: the session says 421. */
-	const volatile int	*stopping;
+	const atomic_int	*stopping;
 	/*
 	 * Called once the session is over, before its last reply is sent:
 	 * a client that reconnects on reading it must find its connection
