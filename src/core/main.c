@@ -279,18 +279,6 @@ main(int argc, char *argv[])
 	if (stdio_mode)
 		pthread_sigmask(SIG_SETMASK, &oldsigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	/*
-	 * The daemon takes its signals in this thread alone, through
-	 * sigwait().  They are blocked before the spool starts its threads,
-	 * which inherit the mask: otherwise a SIGHUP or SIGTERM that comes
-	 * while this thread is busy goes to one of them and kills smtpd.
-	 */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGHUP);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	if (!stdio_mode)
-		pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
 	if ((sp = spool_open(pol->spool, stdio_mode ? 0 : SPOOL_JOURNAL, err,
 	    sizeof(err))) == NULL) {
