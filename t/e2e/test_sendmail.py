@@ -317,6 +317,13 @@ class LocalQueue(QueueCase):
     def setgid_copy(self):
         """A copy of sendmail, setgid to the maildrop group, with smtpq
         and smtpd beside it."""
+        # A setgid program cannot be ptraced, which LeakSanitizer needs
+        # at exit: a sanitizer build of it fails for that reason alone.
+        # The normal build runs these tests.
+        with open(SENDMAIL, "rb") as f:
+            if b"__asan_init" in f.read():
+                self.skipTest("setgid programs do not run under the "
+                              "sanitizers")
         bindir = self.path("bin")
         os.makedirs(bindir, exist_ok=True)
         os.chmod(bindir, 0o755)
