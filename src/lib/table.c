@@ -53,7 +53,7 @@ struct filetab {
 static const struct table_backend inline_backend;
 static const struct table_backend *const backends[] = {
 	&table_file_backend, &table_cdb_backend, &table_socketmap_backend,
-	NULL
+	&table_dovecot_backend, NULL
 };
 
 void *
@@ -107,7 +107,8 @@ table_open(const char *ref, char *err, size_t errlen)
 	}
 	if (backends[i] == NULL) {
 		snprintf(err, errlen, "\"%.100s\" is not a table: use "
-		    "file:/path, cdb:/path or socketmap:...", ref);
+		    "file:/path, cdb:/path, socketmap:... or dovecot:/path",
+		    ref);
 		return NULL;
 	}
 	if (strlen(ref) >= TABLE_REF_MAX) {

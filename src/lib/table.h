@@ -7,6 +7,8 @@
  *   "cdb:/path"                       a CDB file (smtpq makemap)
  *   "socketmap:unix:/path:name"       Postfix socketmap protocol over a
  *   "socketmap:inet:host:port:name"   unix or TCP socket
+ *   "dovecot:/path"                   Dovecot's userdb (its auth-userdb
+ *                                     socket): known users, no values
  * or built from an inline list by the config compiler (table_inline_*).
  * Keys are compared without regard to case (they are lower-cased).
  * Lookups are thread-safe.  Documented in smtpd.conf(5), TABLES.
@@ -51,7 +53,7 @@ struct table_backend {
  * ...").
  */
 struct table *table_open(const char *ref, char *err, size_t errlen);
-/* 1 if s looks like a table reference ("file:", "cdb:", "socketmap:"). */
+/* 1 if s looks like a table reference ("file:", "cdb:", "socketmap:", ...). */
 int	table_is_ref(const char *s);
 
 /* An inline table: add entries, then table_inline_finish(). */
@@ -87,11 +89,12 @@ int	table_parse_file(const char *path, int (*fn)(void *, const char *,
 int	table_make_cdb(const char *src, const char *dst, size_t *count,
 	    char *err, size_t errlen);
 
-/* For backends (table.c, table_cdb.c, table_socketmap.c). */
+/* For backends (table.c, table_cdb.c, table_socketmap.c, table_dovecot.c). */
 void	*table_priv(struct table *);
 void	 table_set_priv(struct table *, void *);
 extern const struct table_backend table_file_backend;
 extern const struct table_backend table_cdb_backend;
 extern const struct table_backend table_socketmap_backend;
+extern const struct table_backend table_dovecot_backend;
 
 #endif

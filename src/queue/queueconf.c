@@ -575,10 +575,10 @@ parse_route(struct pctx *pc, const config_setting_t *g, struct route *r,
 			    "command"), "command: \"%.100s\" must be an "
 			    "absolute path (no shell is involved)", r->argv[0]);
 		for (i = 0; i < r->argc; i++)
-			if (check_template(r->argv[i], "srudi") == -1)
+			if (check_template(r->argv[i], "srutldi") == -1)
 				return seterr(pc, config_setting_get_member(g,
-				    "command"), "command: only %%s %%r %%u %%d "
-				    "%%i and %%%% may follow a %%");
+				    "command"), "command: only %%s %%r %%u %%t "
+				    "%%l %%d %%i and %%%% may follow a %%");
 		if (get_duration(pc, g, "timeout", 1, 86400, &r->timeout) == -1 ||
 		    get_bool(pc, g, "batch", &r->batch) == -1 ||
 		    get_bool(pc, g, "from_line", &r->from_line) == -1)

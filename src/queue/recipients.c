@@ -58,7 +58,8 @@ struct table *
 qc_table_open(const char *conffile, const char *ref, char *err, size_t errlen)
 {
 	char buf[TABLE_REF_MAX], abspath[PATH_MAX];
-	const char *kinds[] = { "file:", "cdb:", "socketmap:unix:", NULL };
+	const char *kinds[] = { "file:", "cdb:", "socketmap:unix:", "dovecot:",
+	    NULL };
 	size_t i, n;
 
 	for (i = 0; kinds[i] != NULL; i++) {
@@ -113,8 +114,8 @@ get_table(const config_setting_t *root, const char *name, int inline_ok,
 	if (!inline_ok || (!config_setting_is_array(g) &&
 	    !config_setting_is_list(g))) {
 		snprintf(why, sizeof(why), "%s must be a table (\"file:/path\", "
-		    "\"cdb:/path\", \"socketmap:...\")%s", name, inline_ok ?
-		    " or a list of strings" : "");
+		    "\"cdb:/path\", \"socketmap:...\", \"dovecot:/path\")%s",
+		    name, inline_ok ? " or a list of strings" : "");
 		return seterr(err, errlen, file, g, "%s", why);
 	}
 	if ((*t = table_inline_new(name)) == NULL)

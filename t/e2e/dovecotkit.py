@@ -37,8 +37,11 @@ def usable():
 
 
 class Dovecot:
-    def __init__(self, workdir, users, quota_tempfail=False, extra=""):
-        """users: {name: (password, "extra userdb fields")}."""
+    def __init__(self, workdir, users, quota_tempfail=False, extra="",
+                 username_format="%n"):
+        """users: {name: (password, "extra userdb fields")};
+        username_format: how Dovecot turns a login into a passwd-file key
+        ("%n" drops the domain, "%u" keeps it)."""
         self.dir = os.path.join(workdir, "dovecot")
         self.run = os.path.join(self.dir, "run")
         self.maildir = os.path.join(self.dir, "mail")
@@ -59,7 +62,8 @@ class Dovecot:
                 "log": self.logfile, "users": self.users,
                 "port": self.lmtp_port,
                 "tempfail": "yes" if quota_tempfail else "no",
-                "extra": extra})
+                "extra": extra,
+                "fmt": username_format})
         self.proc = None
 
     def write_users(self, users):
@@ -92,6 +96,10 @@ class Dovecot:
         return os.path.join(self.run, "auth-client")
 
     @property
+    def userdb_socket(self):
+        return os.path.join(self.run, "auth-userdb")
+
+    @property
     def master_socket(self):
         return os.path.join(self.run, "auth-master")
 
@@ -106,7 +114,8 @@ class Dovecot:
                 raise RuntimeError("dovecot exited %s:\n%s" % (
                     self.proc.returncode, self.logtext()))
             if all(self.connectable(p) for p in (
-                    self.lmtp_socket, self.auth_socket, self.master_socket)):
+                    self.lmtp_socket, self.auth_socket, self.master_socket,
+                    self.userdb_socket)):
                 return self
             time.sleep(0.05)
         raise RuntimeError("dovecot did not start:\n" + self.logtext())
@@ -182,11 +191,11 @@ plugin {
 }
 passdb {
   driver = passwd-file
-  args = scheme=PLAIN username_format=%%n %(users)s
+  args = scheme=PLAIN username_format=%(fmt)s %(users)s
 }
 userdb {
   driver = passwd-file
-  args = username_format=%%n %(users)s
+  args = username_format=%(fmt)s %(users)s
 }
 service lmtp {
   unix_listener lmtp {

@@ -183,6 +183,35 @@ class Pipe(QueueCase):
         self.assertTrue(msg.endswith(b"Subject: piped\n\nbody\n"))
         self.assertTrue(msg.startswith(b"Received: from "))
 
+    def test_user_tag_and_local_part(self):
+        """With recipient_delimiter "+", %u is the user without the tag
+        (as in Maildir paths and Postfix's ${user}), %t the tag
+        (${extension}, empty when there is none) and %l the whole local
+        part; a tag that starts with '-' never reaches the program."""
+        out = self.outdir()
+        prog = self.script("deliver", 'printf "[%%s]" "$@" >> %s/args\n'
+                           'echo >> %s/args\ncat > /dev/null\n' % (out, out))
+        route = ('{ domain = "example.com"; action = "pipe"; catchall = true; '
+                 'command = [ "%s", "%%u", "%%t", "%%l", "%%d" ]; }' % prog)
+        self.setup_queue(route + "," + self.sender_box(), queue=FAST,
+                         start_smtpd=False)
+        with open(self.qconf, "a") as f:
+            f.write('recipient_delimiter = "+";\n')
+        self.d.start()
+        for r in ("bob+lists@example.com", "carol@example.com",
+                  "dave+-x@example.com"):
+            self.send("alice@example.org", [r])
+            self.deliver()
+        self.assertTrue(wait_for(lambda: self.queue_ids() == []), self.log())
+        self.assertEqual(read_bytes(os.path.join(out, "args")).decode(),
+                         "[bob][lists][bob+lists][example.com]\n"
+                         "[carol][][carol][example.com]\n")
+        files = wait_for(lambda: maildir_files(self.path("mail", "example.org",
+                                                         "alice")))
+        self.assertEqual(len(files), 1, self.log())
+        _, rcpts = dsn_fields(parse_mail(read_bytes(files[0])))
+        self.assertEqual(rcpts[0]["status"], "5.1.3")
+
     def test_no_control_characters_reach_the_program(self):
         """A CR LF in the sender's ORCPT (xtext +0D+0A) is not passed on
         into the program's environment."""

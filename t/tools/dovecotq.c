@@ -1,8 +1,9 @@
 /*
- * dovecotq: asks Dovecot what src/auth/dovecot.c asks it, for the
- * end-to-end tests against a private Dovecot.
+ * dovecotq: asks Dovecot what smtpd and smtpq ask it, for the end-to-end
+ * tests against a private Dovecot.
  *
- *   dovecotq user SOCKET NAME	userdb lookup: prints yes, no or tempfail
+ *   dovecotq user SOCKET NAME	userdb lookup through the "dovecot:SOCKET"
+ *				table: prints yes, no or tempfail
  *   dovecotq auth SOCKET NAME	password check, the password read from
  *				the first line of standard input: prints
  *				ok, fail or tempfail
@@ -19,11 +20,14 @@
 #include "auth/dovecot.h"
 #include "lib/log.h"
 #include "lib/str.h"
+#include "lib/table.h"
 
 int
 main(int argc, char **argv)
 {
-	char pass[SECRETS_PASS_MAX + 2];
+	char pass[SECRETS_PASS_MAX + 2], ref[TABLE_REF_MAX], err[512];
+	struct table *t;
+	enum table_result r;
 	size_t len;
 
 	log_init("dovecotq", 1, 0);
@@ -32,14 +36,22 @@ main(int argc, char **argv)
 		return EX_USAGE;
 	}
 	if (strcmp(argv[1], "user") == 0) {
-		switch (dovecot_user_exists(argv[2], argv[3])) {
-		case DOVECOT_USER_YES:
+		snprintf(ref, sizeof(ref), "dovecot:%s", argv[2]);
+		if ((t = table_open(ref, err, sizeof(err))) == NULL) {
+			fprintf(stderr, "dovecotq: %s\n", err);
+			return EX_USAGE;
+		}
+		r = table_lookup(t, argv[3], NULL, 0, err, sizeof(err));
+		table_free(&t);
+		switch (r) {
+		case TABLE_FOUND:
 			printf("yes\n");
 			return 0;
-		case DOVECOT_USER_NO:
+		case TABLE_NOTFOUND:
 			printf("no\n");
 			return 1;
 		default:
+			fprintf(stderr, "dovecotq: %s\n", err);
 			printf("tempfail\n");
 			return EX_TEMPFAIL;
 		}

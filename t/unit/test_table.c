@@ -125,6 +125,29 @@ test_socketmap_down(void)
 	table_free(&t);
 }
 
+static void
+test_dovecot_refs_and_down(void)
+{
+	char err[256];
+	struct table *t;
+
+	CU_ASSERT(table_is_ref("dovecot:/run/dovecot/auth-userdb"));
+	CU_ASSERT(table_open("dovecot:run/auth-userdb", err, sizeof(err)) ==
+	    NULL);
+	TU_CHECK(strstr(err, "absolute") != NULL, "err: %s", err);
+	/* Dovecot not there: a temporary failure, never NOTFOUND. */
+	t = table_open("dovecot:/nonexistent/auth-userdb", err, sizeof(err));
+	CU_ASSERT_FATAL(t != NULL);
+	CU_ASSERT(table_lookup(t, "bob@example.com", NULL, 0, err,
+	    sizeof(err)) == TABLE_TEMP);
+	TU_CHECK(strstr(err, "dovecot userdb /nonexistent/auth-userdb") !=
+	    NULL, "err: %s", err);
+	/* A name Dovecot cannot be asked for is nobody. */
+	CU_ASSERT(table_lookup(t, "", NULL, 0, err, sizeof(err)) ==
+	    TABLE_NOTFOUND);
+	table_free(&t);
+}
+
 int
 suite_table(void)
 {
@@ -135,7 +158,9 @@ suite_table(void)
 	if (CU_add_test(s, "inline", test_inline) == NULL ||
 	    CU_add_test(s, "file and cdb", test_file_and_cdb) == NULL ||
 	    CU_add_test(s, "references", test_refs) == NULL ||
-	    CU_add_test(s, "socketmap down", test_socketmap_down) == NULL)
+	    CU_add_test(s, "socketmap down", test_socketmap_down) == NULL ||
+	    CU_add_test(s, "dovecot refs and down",
+	    test_dovecot_refs_and_down) == NULL)
 		return -1;
 	return 0;
 }
