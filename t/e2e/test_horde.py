@@ -159,3 +159,37 @@ class IdleHorde(ProtoCase):
         finally:
             sys.stderr.write("\n")
             horde.close()
+
+
+class DescriptorLimit(ProtoCase):
+    def test_soft_limit_raised(self):
+        """smtpd started with a soft RLIMIT_NOFILE of 256 raises it to the
+        hard limit itself: 600 idle sessions are all greeted, not left
+        waiting behind accept() failing with EMFILE."""
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard != resource.RLIM_INFINITY and hard < 2000:
+            self.skipTest("hard RLIMIT_NOFILE %d is too low" % hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+        try:
+            d = self.smtpd(config_extra=BASE, limits={
+                "sessions": 1000, "sessions_per_ip": 1000,
+                "sessions_per_net": 1000})
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        horde = Horde(d.port)
+        self.addCleanup(horde.close)
+        self.assertEqual(horde.grow(600, time.time() + 30), 600)
+        with open("/proc/%d/limits" % d.proc.pid) as f:
+            line = [l for l in f if l.startswith("Max open files")][0]
+        self.assertNotEqual(line.split()[3], "256", line)
+        horde.close()
+
+    def test_warns_when_hard_limit_too_low(self):
+        """limits.sessions above what RLIMIT_NOFILE allows: smtpd says so
+        at start (it cannot raise a hard limit)."""
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        if hard == resource.RLIM_INFINITY or hard > 99000:
+            self.skipTest("hard RLIMIT_NOFILE is above any sessions limit")
+        d = self.smtpd(config_extra=BASE, limits={"sessions": hard + 1000})
+        self.wait_log(d, r"limits\.sessions = %d, but only %d open files "
+                      r"are allowed" % (hard + 1000, hard))
