@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <netinet/in.h>
@@ -27,6 +28,8 @@
 #define WORKER_STACK		(256 * 1024)
 #define WORKER_IDLE_SECS	60	/* an idle worker this long exits */
 #define PERIP_BUCKETS		1024
+#define NOFILE_WANT		(1 << 20)	/* as many as the system allows */
+#define NOFILE_SPARE		256	/* listeners, spool, DNS, logs */
 
 /*
  * How many sessions a client (IPv4 address, IPv6 /64) or a client network
@@ -512,11 +515,39 @@ acceptor_main(void *arg)
 	return NULL;
 }
 
+/*
+ * Every session holds a socket, so the soft limit on open files is raised
+ * as far as the hard limit allows; if even that is too low for the
+ * configured sessions, say so once rather than fail accept() later.
+ */
+static void
+raise_nofile(unsigned int sessions)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < NOFILE_WANT &&
+	    rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ||
+		    rl.rlim_max > NOFILE_WANT ? NOFILE_WANT : rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1 ||
+		    getrlimit(RLIMIT_NOFILE, &rl) == -1)
+			return;
+	}
+	if (rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < (rlim_t)sessions + NOFILE_SPARE)
+		log_warn("limits.sessions = %u, but only %llu open files are "
+		    "allowed (RLIMIT_NOFILE): some sessions will be refused",
+		    sessions, (unsigned long long)rl.rlim_cur);
+}
+
 struct server *
 server_start(const int *fds, const int *flags, int nfds,
     const struct session_conf *tmpl, char *err, size_t errlen)
 {
 	struct server *sv;
+	struct policy *pol;
 	int i;
 
 	if (nfds > SERVER_MAX_LISTEN) {
@@ -535,6 +566,9 @@ server_start(const int *fds, const int *flags, int nfds,
 	}
 	sv->nlfds = nfds;
 	sv->tmpl = *tmpl;
+	pol = policy_current();
+	raise_nofile(pol->sessions);
+	policy_unref(&pol);
 	pthread_mutex_init(&sv->mu, NULL);
 	pthread_cond_init(&sv->work, NULL);
 	pthread_cond_init(&sv->idle, NULL);
