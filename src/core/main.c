@@ -329,6 +329,8 @@ main(int argc, char *argv[])
 		exit(EX_OK);
 	}
 
+	if (policy_state_user_file(st, pol->spool, err, sizeof(err)) == -1)
+		log_warn("user limits are not shown by smtpq stats: %s", err);
 	if ((nfds = listeners_open(pol, fds, lflags, MAIN_MAX_LISTEN, err,
 	    sizeof(err))) == -1) {
 		log_err("%s", err);

@@ -24,11 +24,12 @@
 #include "lib/net.h"
 #include "lib/str.h"
 #include "queue/qstats.h"
+#include "queue/ulimits.h"
 #include "metricsd.h"
 
 #define REQ_MAX		4096
 #define REQ_TIMEOUT_MS	5000
-#define BODY_MAX	(256 * 1024)
+#define BODY_MAX	(1024 * 1024)
 
 struct metricsd {
 	int		 lfd;
@@ -154,7 +155,8 @@ serve(struct metricsd *md, int fd)
 	str_init(&body, BODY_MAX);
 	if (metrics_render(&body) == -1 ||
 	    (qstats_count(md->spool, &qs) == 0 &&
-	    qstats_render(&qs, &body) == -1)) {
+	    qstats_render(&qs, &body) == -1) ||
+	    ulimits_render(md->spool, &body) == -1) {
 		str_free(&body);
 		respond(fd, 500, "Internal Server Error", "text/plain",
 		    "cannot render\n", 14, deadline);

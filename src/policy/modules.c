@@ -715,15 +715,13 @@ static enum verdict_kind
 user_count(struct policy_session *ps, int what, struct verdict *v)
 {
 	const struct policy *p = ps->pol;
-	unsigned int limit, msgs, rcpts;
+	unsigned int msgs, rcpts;
 	char who[300];
 
-	limit = what == USER_MSG ? p->user_messages : p->user_recipients;
 	if (ps->state == NULL || (p->user_messages == 0 &&
 	    p->user_recipients == 0) || !user_key(ps, who, sizeof(who)))
 		return VERDICT_CONTINUE;
-	if (!state_user_count(ps->state, who, what, limit, p->user_window,
-	    &msgs, &rcpts)) {
+	if (!state_user_count(ps->state, p, who, what, &msgs, &rcpts)) {
 		if (what == USER_MSG)
 			log_info("%s policy user %s messages=%u/%u "
 			    "recipients=%u/%u window=%us", ps->id, who, msgs,

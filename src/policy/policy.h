@@ -269,8 +269,17 @@ struct verdict {
 struct policy_state;
 struct policy_state *policy_state_new(void);
 void	policy_state_free(struct policy_state **);
-/* Writes the greylist file now (also done by the checks as needed). */
+/*
+ * Writes the greylist and user-limits files now (also done by the checks
+ * and the writer as needed).
+ */
 void	policy_state_flush(struct policy_state *, const struct policy *);
+/*
+ * The daemon's per-user counts go to spool/user-limits (state.c), at most
+ * once a second, from a thread policy_state_free() stops.  0 or -1.
+ */
+int	policy_state_user_file(struct policy_state *, const char *spool,
+	    char *err, size_t errlen);
 
 /*
  * What a session can say about itself to a policy service (delegate.c).

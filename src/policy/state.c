@@ -30,6 +30,7 @@
 #define RATE_BUCKETS	4096
 #define RATE_WINDOW	60
 #define USER_BUCKETS	1024
+#define USER_FILE_MAX	1000	/* the busiest users written to the file */
 
 struct grey {
 	struct grey	*next;
@@ -66,6 +67,13 @@ struct policy_state {
 	size_t		 nrate, rate_max;
 	struct ucount	*user[USER_BUCKETS];
 	size_t		 nuser;
+	/* The counts as the daemon last saw the limits, for user_save(). */
+	unsigned int	 user_mlimit, user_rlimit, user_window;
+	char		 user_file[PATH_MAX];	/* "": not written */
+	int		 user_dirty;
+	int		 saver_on, saver_stop;
+	pthread_t	 saver;
+	pthread_cond_t	 saver_cv;
 };
 
 static unsigned int
@@ -87,6 +95,7 @@ policy_state_new(void)
 	if ((st = calloc(1, sizeof(*st))) == NULL)
 		return NULL;
 	pthread_mutex_init(&st->mu, NULL);
+	pthread_cond_init(&st->saver_cv, NULL);
 	st->rate_max = STATE_RATE_MAX;
 	return st;
 }
@@ -127,18 +136,23 @@ user_drop(struct policy_state *st, time_t horizon)
 }
 
 int
-state_user_count(struct policy_state *st, const char *who, int what,
-    unsigned int limit, unsigned int window, unsigned int *msgs,
-    unsigned int *rcpts)
+state_user_count(struct policy_state *st, const struct policy *p,
+    const char *who, int what, unsigned int *msgs, unsigned int *rcpts)
 {
 	struct ucount *u;
 	time_t now = time(NULL);
 	size_t n = strlen(who);
 	unsigned int h = hash(who, n) % USER_BUCKETS, *c;
+	unsigned int window = p->user_window;
+	unsigned int limit = what == USER_MSG ? p->user_messages :
+	    p->user_recipients;
 	int over = 0;
 
 	*msgs = *rcpts = 0;
 	pthread_mutex_lock(&st->mu);
+	st->user_mlimit = p->user_messages;
+	st->user_rlimit = p->user_recipients;
+	st->user_window = window;
 	for (u = st->user[h]; u != NULL; u = u->next)
 		if (strcmp(u->key, who) == 0)
 			break;
@@ -164,12 +178,134 @@ state_user_count(struct policy_state *st, const char *who, int what,
 	c = what == USER_MSG ? &u->msgs : &u->rcpts;
 	if (limit != 0 && *c >= limit)
 		over = 1;
-	else
+	else {
 		(*c)++;
+		st->user_dirty = 1;
+	}
 	*msgs = u->msgs;
 	*rcpts = u->rcpts;
 	pthread_mutex_unlock(&st->mu);
 	return over;
+}
+
+/* Busiest first: messages, then recipients, then the name. */
+static int
+ucount_cmp(const void *a, const void *b)
+{
+	const struct ucount *x = *(const struct ucount *const *)a;
+	const struct ucount *y = *(const struct ucount *const *)b;
+
+	if (x->msgs != y->msgs)
+		return x->msgs < y->msgs ? 1 : -1;
+	if (x->rcpts != y->rcpts)
+		return x->rcpts < y->rcpts ? 1 : -1;
+	return strcmp(x->key, y->key);
+}
+
+/*
+ * Writes the counts of the current window (the busiest USER_FILE_MAX) to
+ * a new file renamed over the old, for `smtpq stats`.  Locked.  A line:
+ * "start window messages limit recipients limit who"; who is last and
+ * may hold spaces.
+ */
+static void
+user_save(struct policy_state *st, time_t now)
+{
+	char tmp[PATH_MAX + 16];
+	struct ucount **all, *u;
+	size_t i, n = 0;
+	FILE *f;
+	int fd, ok;
+
+	st->user_dirty = 0;
+	if (st->user_file[0] == '\0')
+		return;
+	if ((all = calloc(st->nuser + 1, sizeof(*all))) == NULL)
+		return;
+	for (i = 0; i < USER_BUCKETS; i++)
+		for (u = st->user[i]; u != NULL && n < st->nuser; u = u->next)
+			if (now >= u->start &&
+			    now - u->start < (time_t)st->user_window)
+				all[n++] = u;
+	qsort(all, n, sizeof(*all), ucount_cmp);
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", st->user_file) >=
+	    sizeof(tmp) || (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC |
+	    O_CLOEXEC, 0600)) == -1) {
+		log_warn("user limits: %s: %s", tmp, strerror(errno));
+		free(all);
+		return;
+	}
+	if ((f = fdopen(fd, "w")) == NULL) {
+		close(fd);
+		(void)unlink(tmp);
+		free(all);
+		return;
+	}
+	ok = fprintf(f, "# start window messages limit recipients limit "
+	    "who\n") > 0;
+	for (i = 0; i < n && i < USER_FILE_MAX && ok; i++) {
+		const char *c;
+
+		ok = fprintf(f, "%lld %u %u %u %u %u ",
+		    (long long)all[i]->start, st->user_window, all[i]->msgs,
+		    st->user_mlimit, all[i]->rcpts, st->user_rlimit) > 0;
+		/* One line each, whatever the login holds. */
+		for (c = all[i]->key; *c != '\0' && ok; c++)
+			ok = putc(iscntrl((unsigned char)*c) ? '?' : *c,
+			    f) != EOF;
+		ok = ok && putc('\n', f) != EOF;
+	}
+	free(all);
+	if (fclose(f) != 0 || !ok || rename(tmp, st->user_file) == -1) {
+		log_warn("user limits: cannot write %s: %s", st->user_file,
+		    strerror(errno));
+		(void)unlink(tmp);
+	}
+}
+
+/* Writes the file at most once a second, when a count changed. */
+static void *
+user_saver(void *arg)
+{
+	struct policy_state *st = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&st->mu);
+	while (!st->saver_stop) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec++;
+		(void)pthread_cond_timedwait(&st->saver_cv, &st->mu, &ts);
+		if (st->user_dirty)
+			user_save(st, time(NULL));
+	}
+	pthread_mutex_unlock(&st->mu);
+	return NULL;
+}
+
+int
+policy_state_user_file(struct policy_state *st, const char *spool,
+    char *err, size_t errlen)
+{
+	int e;
+
+	if ((size_t)snprintf(st->user_file, sizeof(st->user_file),
+	    "%s/user-limits", spool) >= sizeof(st->user_file)) {
+		st->user_file[0] = '\0';
+		snprintf(err, errlen, "%s/user-limits: path too long", spool);
+		return -1;
+	}
+	/* What an earlier daemon counted is not this one's. */
+	if (unlink(st->user_file) == -1 && errno != ENOENT) {
+		snprintf(err, errlen, "%s: %s", st->user_file,
+		    strerror(errno));
+		return -1;
+	}
+	if ((e = pthread_create(&st->saver, NULL, user_saver, st)) != 0) {
+		snprintf(err, errlen, "user limits writer: %s", strerror(e));
+		return -1;
+	}
+	st->saver_on = 1;
+	return 0;
 }
 
 void
@@ -182,6 +318,13 @@ policy_state_free(struct policy_state **stp)
 	if (st == NULL)
 		return;
 	*stp = NULL;
+	if (st->saver_on) {
+		pthread_mutex_lock(&st->mu);
+		st->saver_stop = 1;
+		pthread_cond_signal(&st->saver_cv);
+		pthread_mutex_unlock(&st->mu);
+		pthread_join(st->saver, NULL);
+	}
 	grey_clear(st);
 	user_drop(st, 0);
 	for (i = 0; i < RATE_BUCKETS; i++)
@@ -189,6 +332,7 @@ policy_state_free(struct policy_state **stp)
 			n = r->next;
 			free(r);
 		}
+	pthread_cond_destroy(&st->saver_cv);
 	pthread_mutex_destroy(&st->mu);
 	free(st);
 }
@@ -329,11 +473,13 @@ grey_save(struct policy_state *st, const struct policy *p, time_t now)
 void
 policy_state_flush(struct policy_state *st, const struct policy *p)
 {
-	if (st == NULL || !p->greylist)
+	if (st == NULL)
 		return;
 	pthread_mutex_lock(&st->mu);
-	if (st->grey_dirty)
+	if (p->greylist && st->grey_dirty)
 		grey_save(st, p, time(NULL));
+	if (st->user_dirty)
+		user_save(st, time(NULL));
 	pthread_mutex_unlock(&st->mu);
 }
 

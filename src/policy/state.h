@@ -35,12 +35,12 @@ int	state_rate(struct policy_state *, const struct sockaddr_storage *peer,
 #define STATE_USER_MAX	65536	/* logins and senders counted at once */
 /*
  * Counts one message or recipient for who ("login:..." or "sender:...")
- * in the current window of window seconds, unless that count has reached
- * limit (0: none): then 1 and nothing counted.  *msgs and *rcpts get the
- * window's counts.
+ * in the current window of user_window seconds, unless that count has
+ * reached its limit (0: none): then 1 and nothing counted.  *msgs and
+ * *rcpts get the window's counts.
  */
-int	state_user_count(struct policy_state *, const char *who, int what,
-	    unsigned int limit, unsigned int window, unsigned int *msgs,
+int	state_user_count(struct policy_state *, const struct policy *,
+	    const char *who, int what, unsigned int *msgs,
 	    unsigned int *rcpts);
 
 /* How many clients the rate table holds (for tests); the oldest go. */

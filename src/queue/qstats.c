@@ -13,6 +13,7 @@
 #include <sysexits.h>
 
 #include "qstats.h"
+#include "ulimits.h"
 
 /* Entries of spool/sub not starting with "." and not ending in suffix. */
 static long
@@ -81,8 +82,8 @@ qstats_print_prometheus(const char *spool)
 		fprintf(stderr, "smtpq: %s: %s\n", spool, strerror(errno));
 		return EX_IOERR;
 	}
-	str_init(&o, 64 * 1024);
-	if (qstats_render(&qs, &o) == -1 ||
+	str_init(&o, 1024 * 1024);
+	if (qstats_render(&qs, &o) == -1 || ulimits_render(spool, &o) == -1 ||
 	    fwrite(str_cstr(&o), 1, o.len, stdout) != o.len ||
 	    fflush(stdout) == EOF) {
 		str_free(&o);

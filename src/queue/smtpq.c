@@ -31,6 +31,7 @@
 #include "keygen.h"
 #include "qenv.h"
 #include "qstats.h"
+#include "ulimits.h"
 #include "qstore.h"
 #include "makemap.h"
 #include <libconfig.h>
@@ -586,6 +587,23 @@ domcmp(const void *a, const void *b)
 	    strcmp(x->domain, y->domain);
 }
 
+/* smtpd's counts for limits.user_messages and user_recipients. */
+static int
+print_user_limits(const char *spool)
+{
+	struct str o;
+	int rc = EX_OK;
+
+	str_init(&o, 1024 * 1024);
+	if (ulimits_text(spool, &o) == -1 ||
+	    fwrite(str_cstr(&o), 1, o.len, stdout) != o.len) {
+		fprintf(stderr, "smtpq: cannot write the user limits\n");
+		rc = EX_IOERR;
+	}
+	str_free(&o);
+	return rc;
+}
+
 static int
 cmd_stats(void)
 {
@@ -668,7 +686,7 @@ cmd_stats(void)
 	for (i = 0; i < ndoms && i < TOP_DOMAINS; i++)
 		printf("  %-40s %lu\n", doms[i].domain, doms[i].n);
 	free(doms);
-	return EX_OK;
+	return print_user_limits(qstore_dir(qs));
 }
 
 static int

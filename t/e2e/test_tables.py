@@ -6,6 +6,7 @@ here (answering, slow, talking nonsense, down), relay_recipients,
 sender-dependent smarthosts with their own credentials, and per-user
 message and recipient limits."""
 import os
+import re
 import smtplib
 import socket
 import subprocess
@@ -447,3 +448,42 @@ class UserLimits(TableCase):
             self.assertEqual((code, msg[:5]), (451, b"4.7.1"), msg)
         self.assertIn("policy user limit login:ann messages=1/1",
                       self.d.logtext())
+
+    def test_login_at_its_limit_in_smtpq_stats(self):
+        # A quote and a backslash in the login, for the label escapes.
+        secrets = self.write("secrets", 'ann"q\\x:{PLAIN}pw-ann\n')
+        os.chmod(secrets, 0o600)
+        self.start(self.maildir(extra="catchall = true;"),
+                   extra='auth = { secrets = "%s"; cleartext = true; };\n'
+                         "limits = { user_messages = 1; user_recipients = 2;"
+                         " user_window = 4; };" % secrets)
+        with smtplib.SMTP(self.d.host, self.d.port, timeout=10) as c:
+            c.ehlo("client.test")
+            c.login('ann"q\\x', "pw-ann")
+            self.assertEqual(c.mail("any@example.org")[0], 250)
+            for i in range(2):
+                self.assertEqual(c.rcpt("r%d@example.com" % i)[0], 250)
+            c.rset()
+            code, msg = c.mail("other@example.org")
+            self.assertEqual((code, msg[:5]), (451, b"4.7.1"), msg)
+        # The text escapes the backslash as the log does.
+        line = r'login:ann"q\\x5cx +1/1 +2/2 +[1-4]s'
+        self.assertTrue(wait_for(lambda: re.search(
+            line, self.smtpq("stats").stdout), 10),
+            self.smtpq("stats").stdout)
+        out = self.smtpq("stats").stdout
+        self.assertIn("per-user limits", out)
+        prom = self.smtpq("stats", "--prometheus")
+        self.assertEqual(prom.returncode, 0, prom.stderr)
+        label = '{kind="login",user="ann\\"q\\\\x"}'
+        self.assertIn("smtpd_user_messages%s 1\n" % label, prom.stdout)
+        self.assertIn("smtpd_user_recipients%s 2\n" % label, prom.stdout)
+        self.assertIn("smtpd_user_messages_limit 1\n", prom.stdout)
+        self.assertRegex(prom.stdout, r"smtpd_user_window_seconds\{kind="
+                         r'"login",user="[^\n]*"\} [1-4]\n')
+        # Once the window has ended the login is gone from both.
+        self.assertTrue(wait_for(lambda: "login:ann" not in
+                                 self.smtpq("stats").stdout, 15), out)
+        self.assertNotIn("smtpd_user_messages{",
+                         self.smtpq("stats", "--prometheus").stdout)
+        self.assertNotIn("per-user limits", self.smtpq("stats").stdout)
