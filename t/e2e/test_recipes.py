@@ -35,6 +35,7 @@ SENDMAIL = os.path.join(BUILDDIR, "sendmail")
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 PLACEHOLDER = re.compile(r"@[A-Z][A-Z_]*@")
 OUTSIDE = "127.0.0.9"
+RATED = "127.0.0.10"            # the scale-out rate limit's client
 HELO = "mail.isp.net"           # passes helo_checks
 ZONE = dict(records=[dnsns.mx("partner.test", "mx.partner.test", 10),
                      dnsns.host("mx.partner.test", "127.0.0.5")],
@@ -349,10 +350,35 @@ class InboundMx(RecipeCase):
 
 @unittest.skipUnless(os.path.exists(HAPROXY), "haproxy is not installed")
 @unittest.skipUnless(shutil.which("postgrey"), "postgrey is not installed")
+@unittest.skipUnless(shutil.which("postfwd2"), "postfwd is not installed")
 @unittest.skipIf(dovecotkit.usable(), dovecotkit.usable())
 class ScaleOut(RecipeCase):
     """Two nodes of scale-out-node.conf behind scale-out-haproxy.cfg,
-    sharing postgrey, delivering to Dovecot by LMTP."""
+    sharing postgrey and postfwd (scale-out-postfwd.cf), delivering to
+    Dovecot by LMTP."""
+
+    def start_postfwd(self):
+        # postfwd2 forks into the background; -k with its pid file stops
+        # it and its children.
+        run = tempfile.mkdtemp(prefix="postfwd-")
+        os.chmod(run, 0o777)
+        self.addCleanup(shutil.rmtree, run, True)
+        rules = write(os.path.join(run, "rules.cf"),
+                      recipe("scale-out-postfwd.cf"))
+        port = free_port()
+        pidfile = os.path.join(run, "pid")
+        p = subprocess.run(
+            ["postfwd2", "-f", rules, "--server_socket",
+             "tcp:127.0.0.1:%d" % port, "--cache_socket",
+             "unix::" + os.path.join(run, "cache.sock"),
+             "--pidfile", pidfile, "-u", "nobody", "-g", "nogroup",
+             "--nodns"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.addCleanup(subprocess.run, ["postfwd2", "-k", "--pidfile",
+                                         pidfile, "-f", rules],
+                        capture_output=True, timeout=30)
+        self.assertTrue(wait_port("127.0.0.1", port, 30), "postfwd")
+        return port
 
     def start_postgrey(self):
         # Outside the work directory (mode 700): postgrey runs as nobody.
@@ -380,14 +406,15 @@ class ScaleOut(RecipeCase):
                 p.kill()
                 p.wait()
 
-    def node(self, name, policy, lmtp_port):
+    def node(self, name, postgrey, postfwd, lmtp_port):
         d = os.path.join(self.workdir, name)
         smtp, proxy, metrics = free_port(), free_port(), free_port()
         text = recipe("scale-out-node.conf", NODE=name, ADDR="127.0.0.1",
                       PORT_SMTP=smtp, PORT_PROXY=proxy,
                       BALANCER="127.0.0.1/32",
                       SPOOL=os.path.join(d, "spool"),
-                      POLICY="127.0.0.1:%d" % policy,
+                      POSTGREY="127.0.0.1:%d" % postgrey,
+                      POSTFWD="127.0.0.1:%d" % postfwd,
                       MAILSTORE="127.0.0.1:%d" % lmtp_port,
                       PORT_METRICS=metrics)
         n = RecipeSmtpd(self, d, text, smtp, [proxy, metrics]).start()
@@ -425,14 +452,15 @@ class ScaleOut(RecipeCase):
 
     @dnsns.inside(**ZONE)
     def test_shared_greylisting_and_a_lost_node(self):
-        policy = self.start_postgrey()
+        postgrey = self.start_postgrey()
+        postfwd = self.start_postfwd()
         # Dovecot's auth process (user dovecot) reads its files in here.
         os.chmod(self.workdir, 0o755)
         dv = dovecotkit.Dovecot(self.workdir, {"alice": ("pw", ""),
                                                "bob": ("pw", "")})
         self.addCleanup(dv.stop)
-        a = self.node("mx-a", policy, dv.lmtp_port)
-        b = self.node("mx-b", policy, dv.lmtp_port)
+        a = self.node("mx-a", postgrey, postfwd, dv.lmtp_port)
+        b = self.node("mx-b", postgrey, postfwd, dv.lmtp_port)
         front = self.start_haproxy(a, b)
         # Greylisted by node A; the retry after the delay passes at node
         # B: the greylist is postgrey's, shared.
@@ -448,6 +476,29 @@ class ScaleOut(RecipeCase):
         self.start_mail(c, "<bob@isp.net>", ["<alice@example.org>"])
         self.assertReply(c.cmd("RSET"), 250)
         c.cmd("QUIT")
+        # Rate limits over both nodes: another client of that network
+        # (greylisting passed already) sends three sessions of 40
+        # recipients through the balancer.  Each node sees at most 80,
+        # but the 101st recipient of the minute is refused.  (Two
+        # refusals are enough: from the fourth error on, each reply is
+        # slowed down by the tarpit.)
+        replies = []
+        for _ in range(3):
+            with smtplib.SMTP("127.0.0.1", front, timeout=20,
+                              source_address=(RATED, 0)) as s:
+                s.ehlo(HELO)
+                self.assertEqual(s.mail("bob@isp.net")[0], 250)
+                for _ in range(40):
+                    replies.append(s.rcpt("alice@example.org"))
+                    if [r[0] for r in replies[-2:]] == [450, 450]:
+                        break
+                s.rset()
+        codes = [r[0] for r in replies]
+        self.assertEqual(codes, [250] * 100 + [450] * 2, replies[95:105])
+        self.assertIn(b"4.7.1 Too many recipients from 127.0.0.10",
+                      replies[100][1])
+        for n in (a, b):
+            self.assertIn("address=%s " % RATED, n.logtext())
         # Through the balancer, with the mail store down: the nodes take
         # turns, see the real client, and keep the mail queued.
         for i in range(4):
