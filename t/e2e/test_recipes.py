@@ -544,5 +544,63 @@ class ScaleOut(RecipeCase):
                         b.logtext())
 
 
+class MoveQueue(unittest.TestCase):
+    """move-queue.sh on its own: what it copies, what it leaves alone,
+    and that it will not run past journal segments not yet replayed."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="move-queue-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.old = os.path.join(self.dir, "old")
+        self.new = os.path.join(self.dir, "new")
+        for d in ("queue", "state", "hold", "tmp", "journal"):
+            os.makedirs(os.path.join(self.new, d))
+            os.makedirs(os.path.join(self.old, d))
+
+    def put(self, spool, sub, name, text):
+        return write(os.path.join(spool, sub, name), text, 0o640)
+
+    def move(self):
+        return subprocess.run(["sh", os.path.join(RECIPES, "move-queue.sh"),
+                               self.old, self.new], capture_output=True,
+                              text=True, timeout=30)
+
+    def test_copies_queue_state_hold_and_keeps_what_is_there(self):
+        self.put(self.old, "queue", "AAAAAAAAAAAAAAAA", "message a")
+        self.put(self.old, "state", "AAAAAAAAAAAAAAAA", "state a")
+        self.put(self.old, "queue", "BBBBBBBBBBBBBBBB", "message b")
+        self.put(self.old, "hold", "BBBBBBBBBBBBBBBB", "")
+        self.put(self.old, "state", "CCCCCCCCCCCCCCCC.tmp", "torn")
+        self.put(self.old, "queue", "DDDDDDDDDDDDDDDD", "old copy")
+        self.put(self.new, "queue", "DDDDDDDDDDDDDDDD", "live copy")
+        # Segments wait for smtpd's replay: nothing is moved.
+        self.put(self.old, "journal", "000000000001.j", "segment")
+        p = self.move()
+        self.assertEqual(p.returncode, 75, p.stderr)
+        self.assertIn("journal holds segments", p.stderr)
+        self.assertEqual(os.listdir(os.path.join(self.new, "state")), [])
+        os.unlink(os.path.join(self.old, "journal", "000000000001.j"))
+        p = self.move()
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("moved 2 messages", p.stdout)
+        ls = {d: sorted(os.listdir(os.path.join(self.new, d)))
+              for d in ("queue", "state", "hold", "tmp")}
+        self.assertEqual(ls, {
+            "queue": ["AAAAAAAAAAAAAAAA", "BBBBBBBBBBBBBBBB",
+                      "DDDDDDDDDDDDDDDD"],
+            "state": ["AAAAAAAAAAAAAAAA"], "hold": ["BBBBBBBBBBBBBBBB"],
+            "tmp": []})
+        with open(os.path.join(self.new, "queue", "DDDDDDDDDDDDDDDD")) as f:
+            self.assertEqual(f.read(), "live copy")
+        with open(os.path.join(self.new, "state", "AAAAAAAAAAAAAAAA")) as f:
+            self.assertEqual(f.read(), "state a")
+
+    def test_not_a_spool(self):
+        shutil.rmtree(os.path.join(self.new, "tmp"))
+        p = self.move()
+        self.assertEqual(p.returncode, 66, p.stderr)
+        self.assertEqual(len(p.stderr.splitlines()), 1, p.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
