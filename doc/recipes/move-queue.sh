@@ -6,8 +6,9 @@
 #
 # A message is queue/ID (the message and its envelope), state/ID (which
 # recipients are done; without it they would get the message again) and
-# hold/ID (held).  Queue ids are unique across nodes, so the files go in
-# beside the live node's own; one already there is left alone.  Each file
+# hold/ID (held).  Queue ids (arrival time in microseconds and 25 random
+# bits) do not collide across nodes, so the files go in beside the live
+# node's own; one already there is left alone.  Each file
 # is copied into NEW/tmp/ and renamed into place, so the runner never
 # sees half a file; queue/ goes last, as that is what makes a message
 # visible.  The files get the owner of NEW/queue.
