@@ -180,8 +180,7 @@ milter_replycode(const char *p, size_t n, struct verdict *v)
 	size_t len, i;
 	int code = -1;
 
-	memset(v, 0, sizeof(v->text));
-	v->text[0] = '\0';
+	memset(v, 0, sizeof(*v));
 	while (n > 0 && (p[n - 1] == '\0' || p[n - 1] == '\r' ||
 	    p[n - 1] == '\n'))
 		n--;
