@@ -12,7 +12,7 @@ import threading
 import time
 import unittest
 
-from harness import (BUILDDIR, PolicyCase, TRUSTED_ADDR, free_port,
+from harness import (BUILDDIR, PolicyCase, SMTPD, TRUSTED_ADDR, free_port,
                      parse_spool)
 
 SMTPQ = os.path.join(BUILDDIR, "smtpq")
@@ -42,7 +42,7 @@ class Milter:
     command that takes an answer: None (continue), a list of packets, or
     "hang", "close", or raw bytes sent as they are."""
 
-    def __init__(self, script, actions=0x1ff, pflags=0):
+    def __init__(self, script, actions=0x1ff, pflags=0, path=None):
         self.script = script
         self.actions = actions
         self.pflags = pflags
@@ -51,10 +51,15 @@ class Milter:
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.conns = []
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+        if path:
+            self.sock = socket.socket(socket.AF_UNIX)
+            self.sock.bind(path)
+            self.port = None
+        else:
+            self.sock = socket.socket()
+            self.sock.bind(("127.0.0.1", 0))
+            self.port = self.sock.getsockname()[1]
         self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
         threading.Thread(target=self.accept, daemon=True).start()
 
     def accept(self):
@@ -99,6 +104,8 @@ class Milter:
                     c.sendall(packet(b"O", struct.pack(
                         ">III", 6, self.actions, self.pflags)))
                     continue
+                if cmd == b"L" and self.pflags & 0x80:
+                    continue    # NR_HDR: no reply to header fields
                 a = self.script(cmd, data, self)
                 if a == "hang":
                     self.stop.wait(30)
@@ -360,6 +367,66 @@ class MilterCase(PolicyCase):
         qid = self.queued_id(self.send_data(c, MSG))
         self.spooled(d, qid)
         self.assertIn("default action accept", d.logtext())
+
+    def test_unix_socket_bdat(self):
+        """A milter on a unix socket, a message sent with BDAT: the
+        milter sees the header and body; its field is added; a milter
+        that leaves out stages and replies (negotiated) is not asked."""
+        def script(cmd, data, m):
+            if cmd == b"E":
+                return [packet(b"h", b"X-Unix\0seen\0"), packet(b"c")]
+            return None
+        path = os.path.join(self.workdir, "milter.sock")
+        m = self.milter(script, path=path)
+        # NOHELO | NORCPT | NR_HDR: no HELO, no RCPT, headers unanswered.
+        m2 = self.milter(lambda cmd, data, m: None,
+                         pflags=0x02 | 0x08 | 0x80)
+        d = self.smtpd(config_extra=BASE + milters(
+            {"address": '"unix:%s"' % path},
+            {"address": '"inet:127.0.0.1:%d"' % m2.port}))
+        c = self.client(d)
+        self.start_mail(c, "<a@isp.net>", ["<bob@ours.example>"])
+        body = MSG[:-3].replace(b"\r\n..", b"\r\n.")
+        c.send(b"BDAT %d LAST\r\n" % len(body) + body)
+        qid = self.queued_id(c.reply())
+        env, stored = parse_spool(self.spooled(d, qid))
+        self.assertTrue(stored.startswith(b"X-Unix: seen\r\nReceived:"))
+        self.assertIn((b"B", b"body line\r\n.a dot-stuffed line\r\n"),
+                      m.seen)
+        self.assertNotIn(b"H", m2.commands())
+        self.assertNotIn(b"R", m2.commands())
+        self.assertIn(b"L", m2.commands())
+        self.assertIn(b"E", m2.commands())
+
+    def test_config(self):
+        """Bad milters settings are refused with file:line; smtpd -t
+        prints the list."""
+        for extra, msg in (
+                ('milters = ( { address = "127.0.0.1:1"; } );',
+                 "bad address"),
+                ('milters = ( { address = "inet:h:1"; '
+                 'default_action = "reject"; } );', "default_action"),
+                ('milters = ( { address = "inet:h:1"; timeout = "0s"; } );',
+                 "timeout"),
+                ('milters = ( { address = "inet:h:1"; colour = 1; } );',
+                 "unknown setting colour"),
+                ('milters = { address = "inet:h:1"; };', "list of groups")):
+            conf = os.path.join(self.workdir, "bad.conf")
+            with open(conf, "w") as f:
+                f.write(extra + "\n")
+            p = subprocess.run([SMTPD, "-t", "-C", conf],
+                               capture_output=True, text=True, timeout=20)
+            self.assertEqual(p.returncode, 78, p.stdout + p.stderr)
+            self.assertIn(msg, p.stderr)
+            self.assertRegex(p.stderr, r"bad\.conf:\d+: ")
+        with open(conf, "w") as f:
+            f.write('milters = ( { address = "inet:1234@127.0.0.1"; '
+                    'timeout = "1m"; default_action = "accept"; } );\n')
+        p = subprocess.run([SMTPD, "-t", "-C", conf], capture_output=True,
+                           text=True, timeout=20)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("Milter inet:1234@127.0.0.1: timeout 60s, connect "
+                      "timeout 5s, default action accept", p.stdout)
 
     def daemon_down(self):
         port = free_port()
