@@ -34,6 +34,7 @@
 #include "proxy.h"
 #include "server.h"
 #include "session.h"
+#include "milter.h"
 #include "signing.h"
 #include "tls.h"
 
@@ -74,6 +75,7 @@ struct session {
 	struct spool_msg *msg;		/* open while BDAT chunks arrive */
 	struct datain	 din;
 	struct signing	*sign;		/* DKIM, for trusted senders */
+	struct milter_session *milt;	/* content filters, or NULL */
 	size_t		 added;		/* bytes of Received: and tags we add */
 	int		 bdat_failed;	/* refuse the rest of this transfer */
 
@@ -271,6 +273,7 @@ reset_transaction(struct session *s)
 	spool_abort(&s->msg);
 	datain_free(&s->din);
 	signing_free(&s->sign);
+	milter_abort(s->milt);
 	s->bdat_failed = 0;
 	memset(&s->hv, 0, sizeof(s->hv));
 	policy_reset(&s->ps);
@@ -349,7 +352,8 @@ set_helo(struct session *s, struct cmd *c, const char *verb)
 		reply(s, 501, "5.5.4", "Syntax: %s hostname (%s)", verb, why);
 		return -1;
 	}
-	if (policy_helo(&s->ps, name, &v) != VERDICT_CONTINUE) {
+	if (policy_helo(&s->ps, name, &v) != VERDICT_CONTINUE ||
+	    milter_helo(&s->milt, &s->ps, name, &v) != VERDICT_CONTINUE) {
 		(void)reply_verdict(s, &v);
 		return -1;
 	}
@@ -485,7 +489,8 @@ do_mail(struct session *s, struct cmd *c)
 		auth_reply(s, SASL_SENDER_DENIED);
 		return 0;
 	}
-	if (policy_mail(&s->ps, s->sender.mailbox, &v) != VERDICT_CONTINUE) {
+	if (policy_mail(&s->ps, s->sender.mailbox, &v) != VERDICT_CONTINUE ||
+	    milter_mail(s->milt, s->sender.mailbox, &v) != VERDICT_CONTINUE) {
 		(void)reply_verdict(s, &v);
 		policy_reset(&s->ps);
 		return 0;
@@ -520,7 +525,8 @@ do_rcpt(struct session *s, struct cmd *c)
 		reply(s, 452, "4.5.3", "Too many recipients");
 		return 0;
 	}
-	if (policy_rcpt(&s->ps, a.mailbox, &v) != VERDICT_CONTINUE) {
+	if (policy_rcpt(&s->ps, a.mailbox, &v) != VERDICT_CONTINUE ||
+	    milter_rcpt(s->milt, a.mailbox, &v) != VERDICT_CONTINUE) {
 		(void)reply_verdict(s, &v);
 		return 0;
 	}
@@ -650,6 +656,7 @@ begin_message(struct session *s)
 	if ((s->sign = signing_start(s->pol, &s->ps, s->sender.mailbox,
 	    s->id)) != NULL)
 		datain_tap(&s->din, signing_feed, s->sign);
+	milter_data(s->milt, &s->din, spool_msg_id(m));
 	return m;
 }
 
@@ -786,10 +793,18 @@ finish_message(struct session *s, enum data_verdict v)
 {
 	char id[SPOOL_ID_LEN + 1];
 	struct timespec t0, t1;
+	struct verdict mv;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (v == DATA_OK && s->hv.kind == VERDICT_CONTINUE)
 		(void)policy_data_end(&s->ps, &s->hv);
+	if (v == DATA_OK && (s->hv.kind == VERDICT_CONTINUE ||
+	    s->hv.kind == VERDICT_TAG)) {
+		if (milter_eom(s->milt, s->msg, &s->added, &mv) == -1)
+			v = DATA_WRITE_ERROR;
+		else if (mv.kind != VERDICT_CONTINUE)
+			s->hv = mv;
+	}
 	if (v == DATA_OK && s->hv.kind != VERDICT_CONTINUE &&
 	    s->hv.kind != VERDICT_ACCEPT && s->hv.kind != VERDICT_TAG) {
 		refuse_message(s, &s->hv);
@@ -1546,6 +1561,7 @@ done:
 		conf->release(conf->release_arg);
 	(void)lineio_flush(s.io);
 	reset_transaction(&s);
+	milter_close(&s.milt);
 	free(s.rcpts);
 	metrics_session_close();
 	log_info("%s smtp disconnect reason=%s commands=%u messages=%u "

@@ -26,6 +26,7 @@
 #include "queue/recipients.h"
 #include "delegate.h"
 #include "dkimconf.h"
+#include "milterconf.h"
 #include "policy.h"
 
 _Static_assert((int)QV_OK == POLICY_RCPT_OK &&
@@ -44,7 +45,7 @@ static const char *const top_keys[] = {
 	"helo_checks", "greylist", "rules", "tls", "auth",
 	"routes", "aliases", "queue", "log", "bare_newline", "sendmail",
 	"proxy", "metrics", "users", "relay_recipients", "recipient_delimiter",
-	"access_table", "policy_services", "dkim", NULL
+	"access_table", "policy_services", "dkim", "milters", NULL
 };
 static const char *const tls_keys[] = {
 	"certificate", "key", "chain", "priority", "tickets", "client_ca",
@@ -1106,7 +1107,8 @@ policy_load(const char *path, int missing_ok,
 					goto fail;
 		}
 		if (delegate_load(&p->delegate, root, path, err, errlen) == -1 ||
-		    dkimconf_load(&p->dkim, root, path, err, errlen) == -1)
+		    dkimconf_load(&p->dkim, root, path, err, errlen) == -1 ||
+		    milterconf_load(&p->milters, root, path, err, errlen) == -1)
 			goto fail;
 		if (frontconf_load(&p->front, root, path, err, errlen) == -1)
 			goto fail;
@@ -1380,6 +1382,7 @@ policy_print(const struct policy *p, FILE *f)
 	frontconf_print(&p->front, f);
 	delegate_print(p->delegate, f);
 	dkimconf_print(p->dkim, f);
+	milterconf_print(p->milters, f);
 	fprintf(f, "spool: %s\n", p->spool);
 	fprintf(f, "log: %s\n", p->log_stderr ? "standard error" :
 	    "syslog (facility mail)");
@@ -1443,6 +1446,7 @@ policy_free(struct policy *p)
 	frontconf_free(&p->front);
 	delegate_free(&p->delegate);
 	dkimconf_free(&p->dkim);
+	milterconf_free(&p->milters);
 	senders_free(&p->auth_senders);
 	table_free(&p->access_table);
 	table_free(&p->ourdomains_table);

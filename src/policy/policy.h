@@ -23,6 +23,7 @@
 #include "auth/throttle.h"
 
 struct delegate_conf;
+struct milter_conf;
 struct dkim_conf;
 struct senders;
 struct queue_conf;
@@ -153,6 +154,7 @@ struct policy {
 	struct listen_table listeners;
 	struct delegate_conf *delegate;	/* policy_services, or NULL */
 	struct dkim_conf *dkim;		/* dkim { }, or NULL */
+	struct milter_conf *milters;	/* milters, or NULL */
 
 	/* auth { } */
 	char		 auth_secrets[PATH_MAX];	/* "" = no AUTH ... */

@@ -33,5 +33,6 @@ int	suite_client(void);
 int	suite_mtasts(void);
 int	suite_tlsrpt(void);
 int	suite_dkim(void);
+int	suite_milter(void);
 
 #endif

@@ -1,0 +1,79 @@
+/*
+ * milter: the client side of the Sendmail/Postfix milter protocol,
+ * version 6, for the content filters of the milters list (OpenDKIM,
+ * rspamd's proxy, amavis's milter, ...).
+ *
+ * Each session opens one connection to every configured milter when
+ * the client first says HELO/EHLO, and keeps it for the session: one
+ * message after another, with an abort in between.  Every reply is
+ * awaited for at most the milter's timeout; a milter that cannot be
+ * reached, goes silent, closes or says something that is not the
+ * protocol gets its default action (tempfail: the session's mail is
+ * refused with 451 4.7.1 from then on; accept: the milter is left out
+ * for the rest of the session), with a log line.
+ *
+ * The message streams to the spool as it arrives, so the header and
+ * body reach the milters through a datain tap; their verdict and the
+ * changes they ask for are applied at the end of the data.  Supported
+ * changes: header fields added or inserted (put in front of the
+ * message, below our Received:, with spool_insert), quarantine (the
+ * message is queued on hold).  Changing or deleting a header field,
+ * replacing the body, adding or removing recipients and changing the
+ * sender are logged as not done; the rest of the milter's answer holds.
+ */
+#ifndef MILTER_H
+#define MILTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "data.h"
+#include "lib/str.h"
+#include "policy/policy.h"
+#include "queue/spool.h"
+
+#define MILTER_VERSION		6
+#define MILTER_PACKET_MAX	(256 * 1024)	/* longest reply taken */
+#define MILTER_CHUNK		65535		/* body bytes a packet */
+
+struct milter_session;
+
+/*
+ * HELO/EHLO: connects to the milters the first time (negotiation and
+ * the connect stage), then the helo stage.  *mp stays NULL when no
+ * milter is configured.  Continue, or a verdict to answer with.
+ */
+enum verdict_kind milter_helo(struct milter_session **mp,
+	    struct policy_session *, const char *helo, struct verdict *);
+/* MAIL and RCPT: continue, or the verdict for this command. */
+enum verdict_kind milter_mail(struct milter_session *, const char *sender,
+	    struct verdict *);
+enum verdict_kind milter_rcpt(struct milter_session *, const char *rcpt,
+	    struct verdict *);
+/*
+ * The data begins: the milters see the message through a tap put in
+ * front of the one the reader has (if any), which it then calls.
+ */
+void	milter_data(struct milter_session *, struct datain *,
+	    const char *queue_id);
+/*
+ * The data ended: the milters' verdict in v (continue, reject, defer);
+ * header fields go in front of m (*added grows), quarantine sets the
+ * hold mark and discard ps->discard.  -1 only when m cannot be written.
+ */
+int	milter_eom(struct milter_session *, struct spool_msg *m,
+	    size_t *added, struct verdict *v);
+/* The transaction ends without a message (RSET, refusal, after EOM). */
+void	milter_abort(struct milter_session *);
+void	milter_close(struct milter_session **);
+
+/* The I/O-free part, for tests. */
+/* Appends one packet: length, command, data. 0 or -1. */
+int	milter_packet(struct str *, char cmd, const void *, size_t);
+/*
+ * An SMFIR_REPLYCODE text ("550 5.7.1 text", possibly several lines)
+ * into v.  0, or -1 when it is not a 4xx/5xx reply.
+ */
+int	milter_replycode(const char *, size_t, struct verdict *);
+
+#endif

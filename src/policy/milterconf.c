@@ -1,0 +1,220 @@
+/*
+ * The milters list of smtpd.conf.  See milterconf.h.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/str.h"
+#include "milterconf.h"
+
+static const char *const milter_keys[] = {
+	"address", "timeout", "connect_timeout", "default_action", NULL
+};
+
+static int
+fail(char *err, size_t errlen, const char *file, const config_setting_t *s,
+    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static int
+fail(char *err, size_t errlen, const char *file, const config_setting_t *s,
+    const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	snprintf(err, errlen, "%s:%d: %s", file,
+	    s != NULL ? config_setting_source_line(s) : 0, msg);
+	return -1;
+}
+
+/* A number of seconds: 10, "10", "10s", "2m"; 1 to 3600. */
+static int
+get_seconds(const config_setting_t *g, const char *name, unsigned int *out,
+    const char *file, char *err, size_t errlen)
+{
+	config_setting_t *s = config_setting_get_member(g, name);
+	const char *v;
+	char *end;
+	long long n = -1;
+
+	if (s == NULL)
+		return 0;
+	if (config_setting_type(s) == CONFIG_TYPE_INT ||
+	    config_setting_type(s) == CONFIG_TYPE_INT64)
+		n = config_setting_get_int64(s);
+	else if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+		v = config_setting_get_string(s);
+		errno = 0;
+		n = strtoll(v, &end, 10);
+		if (end == v || errno != 0)
+			n = -1;
+		else if (strcmp(end, "m") == 0)
+			n *= 60;
+		else if (*end != '\0' && strcmp(end, "s") != 0)
+			n = -1;
+	}
+	if (n < 1 || n > 3600)
+		return fail(err, errlen, file, s, "milters: %s must be 1 to "
+		    "3600 seconds (10, \"10s\", \"2m\")", name);
+	*out = (unsigned int)n;
+	return 0;
+}
+
+/* "inet:host:port", "inet:[v6]:port", "inet:port@host" or "unix:/path". */
+static int
+parse_address(struct milter_def *d, const char *a)
+{
+	const char *colon, *at;
+	size_t hl;
+
+	if (strncmp(a, "unix:", 5) == 0 || strncmp(a, "local:", 6) == 0) {
+		a = strchr(a, ':') + 1;
+		d->unix_socket = 1;
+		return a[0] == '/' && str_lcpy(d->path, a, sizeof(d->path)) <
+		    sizeof(d->path) ? 0 : -1;
+	}
+	if (strncmp(a, "inet:", 5) == 0 || strncmp(a, "inet6:", 6) == 0)
+		a = strchr(a, ':') + 1;
+	else
+		return -1;
+	if ((at = strchr(a, '@')) != NULL) {
+		/* Sendmail's form: port@host. */
+		hl = (size_t)(at - a);
+		if (hl == 0 || hl >= sizeof(d->port) || at[1] == '\0' ||
+		    str_lcpy(d->host, at + 1, sizeof(d->host)) >=
+		    sizeof(d->host))
+			return -1;
+		memcpy(d->port, a, hl);
+		d->port[hl] = '\0';
+		return 0;
+	}
+	if (*a == '[') {
+		if ((colon = strchr(a, ']')) == NULL || colon[1] != ':')
+			return -1;
+		a++;
+		hl = (size_t)(colon - a);
+		colon++;
+	} else {
+		if ((colon = strrchr(a, ':')) == NULL)
+			return -1;
+		hl = (size_t)(colon - a);
+	}
+	if (hl == 0 || hl >= sizeof(d->host) || colon[1] == '\0' ||
+	    str_lcpy(d->port, colon + 1, sizeof(d->port)) >= sizeof(d->port))
+		return -1;
+	memcpy(d->host, a, hl);
+	d->host[hl] = '\0';
+	return 0;
+}
+
+static int
+load_one(struct milter_def *d, const config_setting_t *g, const char *file,
+    char *err, size_t errlen)
+{
+	config_setting_t *s;
+	const char *v;
+	int i, j;
+
+	if (config_setting_type(g) != CONFIG_TYPE_GROUP)
+		return fail(err, errlen, file, g, "milters entries must be "
+		    "groups: { address = \"inet:127.0.0.1:8891\"; }");
+	for (i = 0; i < config_setting_length(g); i++) {
+		const char *n = config_setting_name(
+		    config_setting_get_elem(g, (unsigned)i));
+
+		for (j = 0; milter_keys[j] != NULL; j++)
+			if (strcmp(n, milter_keys[j]) == 0)
+				break;
+		if (milter_keys[j] == NULL)
+			return fail(err, errlen, file, g, "milters: unknown "
+			    "setting %s", n);
+	}
+	d->timeout = DEF_MILTER_TIMEOUT;
+	d->connect_timeout = DEF_MILTER_CONNECT;
+	if ((s = config_setting_get_member(g, "address")) == NULL ||
+	    config_setting_type(s) != CONFIG_TYPE_STRING)
+		return fail(err, errlen, file, g, "milters: address = "
+		    "\"inet:host:port\" or \"unix:/path\" is needed");
+	v = config_setting_get_string(s);
+	if (str_lcpy(d->address, v, sizeof(d->address)) >=
+	    sizeof(d->address) || parse_address(d, v) == -1)
+		return fail(err, errlen, file, s, "milters: bad address %.100s "
+		    "(inet:host:port, inet:[v6]:port or unix:/path)", v);
+	if ((s = config_setting_get_member(g, "default_action")) != NULL) {
+		v = config_setting_type(s) == CONFIG_TYPE_STRING ?
+		    config_setting_get_string(s) : "";
+		if (strcmp(v, "accept") == 0)
+			d->accept_on_fail = 1;
+		else if (strcmp(v, "tempfail") != 0)
+			return fail(err, errlen, file, s, "milters: "
+			    "default_action must be \"tempfail\" or "
+			    "\"accept\"");
+	}
+	if (get_seconds(g, "timeout", &d->timeout, file, err, errlen) == -1 ||
+	    get_seconds(g, "connect_timeout", &d->connect_timeout, file, err,
+	    errlen) == -1)
+		return -1;
+	return 0;
+}
+
+int
+milterconf_load(struct milter_conf **out, const config_setting_t *root,
+    const char *file, char *err, size_t errlen)
+{
+	config_setting_t *s;
+	struct milter_conf *c;
+	int i, n;
+
+	*out = NULL;
+	if ((s = config_setting_get_member(root, "milters")) == NULL)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_LIST)
+		return fail(err, errlen, file, s, "milters must be a list of "
+		    "groups: ( { address = \"inet:127.0.0.1:8891\"; } )");
+	if ((n = config_setting_length(s)) == 0)
+		return 0;
+	if (n > MILTERS_MAX)
+		return fail(err, errlen, file, s, "milters: at most %d",
+		    MILTERS_MAX);
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return fail(err, errlen, file, s, "out of memory");
+	for (i = 0; i < n; i++)
+		if (load_one(&c->m[i], config_setting_get_elem(s, (unsigned)i),
+		    file, err, errlen) == -1) {
+			free(c);
+			return -1;
+		}
+	c->n = n;
+	*out = c;
+	return 0;
+}
+
+void
+milterconf_free(struct milter_conf **cp)
+{
+	free(*cp);
+	*cp = NULL;
+}
+
+void
+milterconf_print(const struct milter_conf *c, FILE *f)
+{
+	int i;
+
+	if (c == NULL) {
+		fprintf(f, "Milters: none\n");
+		return;
+	}
+	for (i = 0; i < c->n; i++)
+		fprintf(f, "Milter %s: timeout %us, connect timeout %us, "
+		    "default action %s\n", c->m[i].address, c->m[i].timeout,
+		    c->m[i].connect_timeout, c->m[i].accept_on_fail ?
+		    "accept" : "tempfail");
+}
