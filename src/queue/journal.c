@@ -50,11 +50,14 @@
 /*
  * A session's wait for its record.  It lives on the session's stack: a
  * durable record belongs to the writer thread, which may free it before
- * the session wakes up to look.
+ * the session wakes up to look.  Each has its own condition variable, so
+ * that a flush wakes only the sessions whose records it carried, not every
+ * session waiting on the journal.  Set and signalled under j->mu.
  */
 struct jwait {
 	int		 state;		/* 0 waiting, 1 durable, -1 failed */
 	int		 err;
+	pthread_cond_t	 cv;
 };
 
 struct jrec {
@@ -293,6 +296,7 @@ fail_batch(struct jrec *batch, int e)
 		batch = r->next;
 		r->wait->state = -1;
 		r->wait->err = e;
+		pthread_cond_signal(&r->wait->cv);
 	}
 }
 
@@ -429,6 +433,7 @@ committer_main(void *arg)
 			/* From here on the journal holds them: free the memory. */
 			for (r = batch; r != NULL; r = r->next) {
 				r->wait->state = 1;
+				pthread_cond_signal(&r->wait->cv);
 				r->wait = NULL;
 				r->seg = cur;
 				r->off = off + JOURNAL_HDR;
@@ -446,7 +451,6 @@ committer_main(void *arg)
 			pthread_cond_signal(&j->mat);
 		}
 		j->cbusy = 0;
-		pthread_cond_broadcast(&j->done);
 	}
 	pthread_mutex_unlock(&j->mu);
 	return NULL;
@@ -626,13 +630,20 @@ unqueue(struct journal *j, struct jrec *r)
 int
 journal_commit(struct journal *j, const char *id, struct str *data)
 {
-	struct jwait w = { 0, 0 };
+	struct jwait w;
 	struct timespec deadline;
 	struct jrec *r;
 	int e = 0, late = 0;
 
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
 		str_free(data);
+		return -1;
+	}
+	w.state = w.err = 0;
+	if ((e = pthread_cond_init(&w.cv, &j->waitattr)) != 0) {
+		free(r);
+		str_free(data);
+		errno = e;
 		return -1;
 	}
 	r->wait = &w;
@@ -674,10 +685,10 @@ journal_commit(struct journal *j, const char *id, struct str *data)
 	while (w.state == 0) {
 		if (late) {
 			/* The committer has it: its write ends either way. */
-			pthread_cond_wait(&j->done, &j->mu);
+			pthread_cond_wait(&w.cv, &j->mu);
 			continue;
 		}
-		if (pthread_cond_timedwait(&j->done, &j->mu, &deadline) !=
+		if (pthread_cond_timedwait(&w.cv, &j->mu, &deadline) !=
 		    ETIMEDOUT)
 			continue;
 		late = 1;
@@ -694,9 +705,11 @@ journal_commit(struct journal *j, const char *id, struct str *data)
 		goto refused;
 	}
 	pthread_mutex_unlock(&j->mu);
+	pthread_cond_destroy(&w.cv);
 	return 0;
 refused:
 	pthread_mutex_unlock(&j->mu);
+	pthread_cond_destroy(&w.cv);
 	str_free(&r->data);
 	free(r);
 	errno = e;
@@ -774,9 +787,10 @@ journal_open(const char *dir, journal_published_fn fn, void *arg, char *err,
 	/* Sessions wait with deadlines on the monotonic clock. */
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&j->done, &ca);
 	pthread_cond_init(&j->space, &ca);
 	pthread_condattr_destroy(&ca);
+	pthread_condattr_init(&j->waitattr);
+	pthread_condattr_setclock(&j->waitattr, CLOCK_MONOTONIC);
 	if (start_thread(&j->committer, committer_main, j) != 0) {
 		snprintf(err, errlen, "spool: cannot start the journal thread");
 		goto fail_sync;
@@ -794,7 +808,7 @@ journal_open(const char *dir, journal_published_fn fn, void *arg, char *err,
 fail_sync:
 	pthread_mutex_destroy(&j->mu);
 	pthread_cond_destroy(&j->work);
-	pthread_cond_destroy(&j->done);
+	pthread_condattr_destroy(&j->waitattr);
 	pthread_cond_destroy(&j->mat);
 	pthread_cond_destroy(&j->space);
 fail:
@@ -834,7 +848,7 @@ journal_close(struct journal **jp)
 	}
 	pthread_mutex_destroy(&j->mu);
 	pthread_cond_destroy(&j->work);
-	pthread_cond_destroy(&j->done);
+	pthread_condattr_destroy(&j->waitattr);
 	pthread_cond_destroy(&j->mat);
 	pthread_cond_destroy(&j->space);
 	journal_free(j);

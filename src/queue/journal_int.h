@@ -45,7 +45,7 @@ struct journal {
 	pthread_t	 committer, writer;
 	pthread_mutex_t	 mu;
 	pthread_cond_t	 work;		/* committer: records to write */
-	pthread_cond_t	 done;		/* sessions: a batch is durable */
+	pthread_condattr_t waitattr;	/* sessions' waits: monotonic clock */
 	pthread_cond_t	 mat;		/* writer: records to write out */
 	pthread_cond_t	 space;		/* sessions: backlog went down */
 	struct jrec	*pend_head, *pend_tail;
