@@ -37,6 +37,9 @@ struct lineio {
 	int			 timeout_set;	/* the socket options are set */
 	/* The sockets' own timeouts, set once; 0 when not a socket. */
 	int			 rcv_ms, snd_ms;
+	int			 stream;	/* rfd is a stream socket */
+	/* The last read of rfd emptied it: the peer had sent no more. */
+	int			 drained;
 	char			*in;
 	size_t			 incap, inoff, inend;
 	int			 eof;
@@ -83,6 +86,7 @@ lineio_new(int rfd, int wfd, size_t inmax)
 	l->wfd = wfd;
 	l->incap = inmax;
 	l->timeout_ms = 300 * 1000;
+	l->drained = 1;
 	str_init(&l->out, LINEIO_OUT_MAX);
 	return l;
 }
@@ -102,9 +106,11 @@ void
 lineio_set_timeout(struct lineio *l, int ms)
 {
 	struct timeval tv;
+	int type;
+	socklen_t len = sizeof(type);
 
 	l->timeout_ms = ms;
-	if (l->timeout_set)
+	if (l->timeout_set || ms <= 0)
 		return;
 	l->timeout_set = 1;
 	/*
@@ -115,12 +121,14 @@ lineio_set_timeout(struct lineio *l, int ms)
 	 * is served by waiting again; a shorter one by poll().  Not a socket
 	 * (a pipe in stdio mode): nothing to set, poll() does it all.
 	 */
-	if (ms <= 0)
-		return;
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
 	if (setsockopt(l->rfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0)
 		l->rcv_ms = ms;
+	/* Where a short read says the peer had sent nothing more. */
+	if (l->rcv_ms > 0 && getsockopt(l->rfd, SOL_SOCKET, SO_TYPE, &type,
+	    &len) == 0)
+		l->stream = type == SOCK_STREAM;
 	if (setsockopt(l->wfd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == 0)
 		l->snd_ms = ms;
 }
@@ -450,6 +458,7 @@ lineio_raw_write(struct lineio *l, const void *p, size_t n)
 static int
 lineio_fill(struct lineio *l)
 {
+	size_t space;
 	ssize_t r;
 
 	if (l->eof) {
@@ -467,10 +476,17 @@ lineio_fill(struct lineio *l)
 	}
 	if (l->tls == NULL && l->rcv_ms > 0) {
 		/*
-		 * A socket: a non-blocking read tells whether the peer has
-		 * more (no reply goes out yet) and takes it in one go.
+		 * A socket: the replies go out when the peer has sent no
+		 * more.  On a stream a short read told that already (a
+		 * client waiting for a reply sends nothing meanwhile); else a
+		 * non-blocking read tells, and takes what there is.
 		 */
-		if (l->out.len > 0) {
+		space = l->incap - l->inend;
+		if (l->out.len > 0 && l->drained) {
+			if (lineio_flush(l) == -1)
+				return -1;
+			r = lineio_sock_read(l, SOCK_WAIT);
+		} else if (l->out.len > 0) {
 			r = lineio_sock_read(l, SOCK_TRY);
 			if (r == -1 && errno == EAGAIN) {
 				if (lineio_flush(l) == -1)
@@ -479,6 +495,7 @@ lineio_fill(struct lineio *l)
 			}
 		} else
 			r = lineio_sock_read(l, SOCK_PROBE);
+		l->drained = l->stream && r >= 0 && (size_t)r < space;
 	} else {
 		if (l->tls == NULL || gnutls_record_check_pending(l->tls) == 0) {
 			if (l->out.len > 0 &&

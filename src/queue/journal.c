@@ -13,6 +13,11 @@
 #include "config.h"
 
 #include <sys/file.h>
+#ifdef __linux__
+#include <sys/syscall.h>
+#include <linux/futex.h>
+#define JWAIT_FUTEX	1
+#endif
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -22,6 +27,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,14 +56,18 @@
 /*
  * A session's wait for its record.  It lives on the session's stack: a
  * durable record belongs to the writer thread, which may free it before
- * the session wakes up to look.  Each has its own condition variable, so
- * that a flush wakes only the sessions whose records it carried, not every
- * session waiting on the journal.  Set and signalled under j->mu.
+ * the session wakes up to look.  A flush wakes only the sessions whose
+ * records it carried, each on its own futex (elsewhere its own condition
+ * variable), not every session waiting on the journal; with the futex the
+ * committer wakes them after letting go of the lock, so that they do not
+ * wake only to wait for it.
  */
 struct jwait {
-	int		 state;		/* 0 waiting, 1 durable, -1 failed */
+	atomic_int	 state;		/* 0 waiting, 1 durable, -1 failed */
 	int		 err;
+#ifndef JWAIT_FUTEX
 	pthread_cond_t	 cv;
+#endif
 };
 
 struct jrec {
@@ -113,6 +123,68 @@ deadline_in(struct timespec *ts, int secs)
 {
 	clock_gettime(CLOCK_MONOTONIC, ts);
 	ts->tv_sec += secs;
+}
+
+/*
+ * Tells a session how its commit ended: state 1 durable, -1 failed with
+ * err.  With the futex, called unlocked, and w may be gone as soon as
+ * state is stored: a wake-up at a stale address is at most a spurious one
+ * for whoever waits there.  Else under j->mu.
+ */
+static void
+jwait_post(struct jwait *w, int state, int err)
+{
+	w->err = err;
+	atomic_store_explicit(&w->state, state, memory_order_release);
+#ifdef JWAIT_FUTEX
+	(void)syscall(SYS_futex, &w->state, FUTEX_WAKE_PRIVATE, 1, NULL,
+	    NULL, 0);
+#else
+	pthread_cond_signal(&w->cv);
+#endif
+}
+
+static void
+jwait_post_all(struct jwait **ws, int n, int state, int err)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		jwait_post(ws[i], state, err);
+}
+
+/*
+ * Waits until w is posted or the deadline (CLOCK_MONOTONIC; NULL for
+ * none) passes.  With the futex, unlocked; else under j->mu.  The state,
+ * 0 on timeout.
+ */
+static int
+jwait_wait(struct journal *j, struct jwait *w, const struct timespec *dl)
+{
+	int st;
+
+#ifdef JWAIT_FUTEX
+	(void)j;
+	while ((st = atomic_load_explicit(&w->state,
+	    memory_order_acquire)) == 0) {
+		if (syscall(SYS_futex, &w->state, FUTEX_WAIT_BITSET_PRIVATE, 0,
+		    dl, NULL, FUTEX_BITSET_MATCH_ANY) == -1 &&
+		    errno == ETIMEDOUT)
+			return atomic_load_explicit(&w->state,
+			    memory_order_acquire);
+	}
+#else
+	while ((st = atomic_load_explicit(&w->state,
+	    memory_order_relaxed)) == 0) {
+		if (dl == NULL)
+			pthread_cond_wait(&w->cv, &j->mu);
+		else if (pthread_cond_timedwait(&w->cv, &j->mu, dl) ==
+		    ETIMEDOUT)
+			return atomic_load_explicit(&w->state,
+			    memory_order_relaxed);
+	}
+#endif
+	return st;
 }
 
 /* Writes a queue file into the journal's own temporary directory. */
@@ -286,18 +358,18 @@ segment_mark(struct segment *s, off_t off)
 	return fdatasync(s->fd);
 }
 
-static void
-fail_batch(struct jrec *batch, int e)
+/* The waits of a batch's sessions, to post once the batch is done. */
+static int
+batch_waits(struct jrec *batch, struct jwait **ws)
 {
 	struct jrec *r;
+	int n = 0;
 
-	/* The sessions free failed records themselves. */
-	for (r = batch; r != NULL; r = batch) {
-		batch = r->next;
-		r->wait->state = -1;
-		r->wait->err = e;
-		pthread_cond_signal(&r->wait->cv);
+	for (r = batch; r != NULL; r = r->next) {
+		ws[n++] = r->wait;
+		r->wait = NULL;
 	}
+	return n;
 }
 
 /* Appends a batch at the current segment's end and flushes it. */
@@ -381,11 +453,12 @@ static void *
 committer_main(void *arg)
 {
 	struct journal *j = arg;
+	struct jwait *ws[JOURNAL_BATCH];
 	struct jrec *batch, *r, *last;
 	struct segment *cur;
 	size_t total = 0;
 	off_t off;
-	int n, e, rotate;
+	int n, nw, e, rotate, wake_writer;
 
 	pthread_mutex_lock(&j->mu);
 	for (;;) {
@@ -418,6 +491,9 @@ committer_main(void *arg)
 			e = errno;
 
 		pthread_mutex_lock(&j->mu);
+		/* The sessions free failed records themselves: no more use. */
+		nw = batch_waits(batch, ws);
+		wake_writer = 0;
 		if (e != 0) {
 			log_err("spool journal: %s", strerror(e));
 			/* What we wrote may be torn: start a new segment. */
@@ -425,16 +501,12 @@ committer_main(void *arg)
 				close(j->segfd);
 				j->segfd = -1;
 			}
-			fail_batch(batch, e);
 		} else {
 			cur = current_segment(j);
 			off = j->segoff;
 			j->segoff += (off_t)total;
 			/* From here on the journal holds them: free the memory. */
 			for (r = batch; r != NULL; r = r->next) {
-				r->wait->state = 1;
-				pthread_cond_signal(&r->wait->cv);
-				r->wait = NULL;
 				r->seg = cur;
 				r->off = off + JOURNAL_HDR;
 				r->len = r->data.len;
@@ -448,9 +520,20 @@ committer_main(void *arg)
 			else
 				j->mat_head = batch;
 			j->mat_tail = last;
-			pthread_cond_signal(&j->mat);
+			wake_writer = 1;
 		}
 		j->cbusy = 0;
+#ifdef JWAIT_FUTEX
+		pthread_mutex_unlock(&j->mu);
+		jwait_post_all(ws, nw, e != 0 ? -1 : 1, e);
+		if (wake_writer)
+			pthread_cond_signal(&j->mat);
+		pthread_mutex_lock(&j->mu);
+#else
+		jwait_post_all(ws, nw, e != 0 ? -1 : 1, e);
+		if (wake_writer)
+			pthread_cond_signal(&j->mat);
+#endif
 	}
 	pthread_mutex_unlock(&j->mu);
 	return NULL;
@@ -633,19 +716,22 @@ journal_commit(struct journal *j, const char *id, struct str *data)
 	struct jwait w;
 	struct timespec deadline;
 	struct jrec *r;
-	int e = 0, late = 0;
+	int e = 0, st;
 
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
 		str_free(data);
 		return -1;
 	}
-	w.state = w.err = 0;
+	atomic_init(&w.state, 0);
+	w.err = 0;
+#ifndef JWAIT_FUTEX
 	if ((e = pthread_cond_init(&w.cv, &j->waitattr)) != 0) {
 		free(r);
 		str_free(data);
 		errno = e;
 		return -1;
 	}
+#endif
 	r->wait = &w;
 	str_lcpy(r->id, id, sizeof(r->id));
 	r->data = *data;
@@ -681,35 +767,48 @@ journal_commit(struct journal *j, const char *id, struct str *data)
 	else
 		j->pend_head = r;
 	j->pend_tail = r;
+#ifdef JWAIT_FUTEX
+	/* Woken unlocked, the committer does not wait for our lock. */
+	pthread_mutex_unlock(&j->mu);
 	pthread_cond_signal(&j->work);
-	while (w.state == 0) {
-		if (late) {
-			/* The committer has it: its write ends either way. */
-			pthread_cond_wait(&w.cv, &j->mu);
-			continue;
-		}
-		if (pthread_cond_timedwait(&w.cv, &j->mu, &deadline) !=
-		    ETIMEDOUT)
-			continue;
-		late = 1;
-		if (unqueue(j, r)) {
-			w.state = -1;
+#else
+	pthread_cond_signal(&j->work);
+#endif
+	if ((st = jwait_wait(j, &w, &deadline)) == 0) {
+		/* Too late, unless the committer has it already. */
+#ifdef JWAIT_FUTEX
+		pthread_mutex_lock(&j->mu);
+#endif
+		if (atomic_load(&w.state) == 0 && unqueue(j, r)) {
 			w.err = ETIMEDOUT;
+			atomic_store(&w.state, -1);
 		}
+#ifdef JWAIT_FUTEX
+		pthread_mutex_unlock(&j->mu);
+#endif
+		/* The committer has it: its write ends either way. */
+		st = jwait_wait(j, &w, NULL);
 	}
-	if (w.state == -1) {
+	if (st == -1) {
 		/* Failed records are ours to free; durable ones the writer's. */
+#ifdef JWAIT_FUTEX
+		pthread_mutex_lock(&j->mu);
+#endif
 		j->backlog -= r->data.len;
 		pthread_cond_broadcast(&j->space);
 		e = w.err;
 		goto refused;
 	}
+#ifndef JWAIT_FUTEX
 	pthread_mutex_unlock(&j->mu);
 	pthread_cond_destroy(&w.cv);
+#endif
 	return 0;
 refused:
 	pthread_mutex_unlock(&j->mu);
+#ifndef JWAIT_FUTEX
 	pthread_cond_destroy(&w.cv);
+#endif
 	str_free(&r->data);
 	free(r);
 	errno = e;
