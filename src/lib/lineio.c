@@ -394,7 +394,7 @@ lineio_sock_read(struct lineio *l, int how)
 				l->end = LINEIO_ERROR;
 				return -1;
 			}
-			/* The socket's timeout: the budget says if it was ours. */
+			/* The socket's timeout: was it the budget's? */
 			if (lineio_now() - now >= ms)
 				break;
 			continue;
@@ -409,7 +409,8 @@ lineio_sock_read(struct lineio *l, int how)
 			do {
 				r = read(l->rfd, p, n);
 			} while (r == -1 && errno == EINTR);
-			if (r == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			if (r == -1 &&
+			    (errno == EAGAIN || errno == EWOULDBLOCK))
 				continue;
 			if (r == -1)
 				l->end = LINEIO_ERROR;
@@ -497,7 +498,8 @@ lineio_fill(struct lineio *l)
 			r = lineio_sock_read(l, SOCK_PROBE);
 		l->drained = l->stream && r >= 0 && (size_t)r < space;
 	} else {
-		if (l->tls == NULL || gnutls_record_check_pending(l->tls) == 0) {
+		if (l->tls == NULL ||
+		    gnutls_record_check_pending(l->tls) == 0) {
 			if (l->out.len > 0 &&
 			    lineio_wait(l->rfd, POLLIN, 0) != 1 &&
 			    lineio_flush(l) == -1)
@@ -691,7 +693,7 @@ lineio_flush(struct lineio *l)
 		r = lineio_raw_write(l, l->out.s + off, l->out.len - off);
 		if (r == -1 && errno == ETIMEDOUT && l->tls == NULL &&
 		    l->snd_ms > 0) {
-			/* That timeout is the first one set; now's may be longer. */
+			/* That is the first timeout; the current may be longer. */
 			now = lineio_now();
 			if (deadline == 0)
 				deadline = now - l->snd_ms + l->timeout_ms;

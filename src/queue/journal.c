@@ -13,11 +13,6 @@
 #include "config.h"
 
 #include <sys/file.h>
-#ifdef __linux__
-#include <sys/syscall.h>
-#include <linux/futex.h>
-#define JWAIT_FUTEX	1
-#endif
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -27,7 +22,6 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,22 +47,6 @@
  */
 #define JOURNAL_WAIT_SECS	120
 
-/*
- * A session's wait for its record.  It lives on the session's stack: a
- * durable record belongs to the writer thread, which may free it before
- * the session wakes up to look.  A flush wakes only the sessions whose
- * records it carried, each on its own futex (elsewhere its own condition
- * variable), not every session waiting on the journal; with the futex the
- * committer wakes them after letting go of the lock, so that they do not
- * wake only to wait for it.
- */
-struct jwait {
-	atomic_int	 state;		/* 0 waiting, 1 durable, -1 failed */
-	int		 err;
-#ifndef JWAIT_FUTEX
-	pthread_cond_t	 cv;
-#endif
-};
 
 struct jrec {
 	struct jrec	*next;
@@ -125,67 +103,6 @@ deadline_in(struct timespec *ts, int secs)
 	ts->tv_sec += secs;
 }
 
-/*
- * Tells a session how its commit ended: state 1 durable, -1 failed with
- * err.  With the futex, called unlocked, and w may be gone as soon as
- * state is stored: a wake-up at a stale address is at most a spurious one
- * for whoever waits there.  Else under j->mu.
- */
-static void
-jwait_post(struct jwait *w, int state, int err)
-{
-	w->err = err;
-	atomic_store_explicit(&w->state, state, memory_order_release);
-#ifdef JWAIT_FUTEX
-	(void)syscall(SYS_futex, &w->state, FUTEX_WAKE_PRIVATE, 1, NULL,
-	    NULL, 0);
-#else
-	pthread_cond_signal(&w->cv);
-#endif
-}
-
-static void
-jwait_post_all(struct jwait **ws, int n, int state, int err)
-{
-	int i;
-
-	for (i = 0; i < n; i++)
-		jwait_post(ws[i], state, err);
-}
-
-/*
- * Waits until w is posted or the deadline (CLOCK_MONOTONIC; NULL for
- * none) passes.  With the futex, unlocked; else under j->mu.  The state,
- * 0 on timeout.
- */
-static int
-jwait_wait(struct journal *j, struct jwait *w, const struct timespec *dl)
-{
-	int st;
-
-#ifdef JWAIT_FUTEX
-	(void)j;
-	while ((st = atomic_load_explicit(&w->state,
-	    memory_order_acquire)) == 0) {
-		if (syscall(SYS_futex, &w->state, FUTEX_WAIT_BITSET_PRIVATE, 0,
-		    dl, NULL, FUTEX_BITSET_MATCH_ANY) == -1 &&
-		    errno == ETIMEDOUT)
-			return atomic_load_explicit(&w->state,
-			    memory_order_acquire);
-	}
-#else
-	while ((st = atomic_load_explicit(&w->state,
-	    memory_order_relaxed)) == 0) {
-		if (dl == NULL)
-			pthread_cond_wait(&w->cv, &j->mu);
-		else if (pthread_cond_timedwait(&w->cv, &j->mu, dl) ==
-		    ETIMEDOUT)
-			return atomic_load_explicit(&w->state,
-			    memory_order_relaxed);
-	}
-#endif
-	return st;
-}
 
 /* Writes a queue file into the journal's own temporary directory. */
 int
