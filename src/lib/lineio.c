@@ -18,14 +18,28 @@
 /* Output is written once this much is buffered, even mid-group. */
 #define LINEIO_OUT_FLUSH	16384
 #define LINEIO_OUT_MAX		(1024 * 1024)
+/* How lineio_sock_read() may try a non-blocking read. */
+#define SOCK_WAIT	0	/* not: wait for input */
+#define SOCK_PROBE	1	/* first, where it would poll() */
+#define SOCK_TRY	2	/* only: EAGAIN when there is nothing yet */
 /* Non-data TLS records read in a row before giving up. */
 #define LINEIO_TLS_RETRIES	64
+/*
+ * A blocking read bounded by the socket's receive timeout may stand in for
+ * poll() when that timeout ends at most this much after the budget does.
+ */
+#define LINEIO_SLACK_MS		50
 
 struct lineio {
 	int			 rfd, wfd;
 	gnutls_session_t	 tls;
 	int			 timeout_ms;
 	int			 timeout_set;	/* the socket options are set */
+	/* The sockets' own timeouts, set once; 0 when not a socket. */
+	int			 rcv_ms, snd_ms;
+	int			 stream;	/* rfd is a stream socket */
+	/* The last read of rfd emptied it: the peer had sent no more. */
+	int			 drained;
 	char			*in;
 	size_t			 incap, inoff, inend;
 	int			 eof;
@@ -52,6 +66,8 @@ static int	lineio_budget(struct lineio *, long long now,
 static int	lineio_rate_ok(struct lineio *, long long now);
 static int	lineio_wait_input(struct lineio *);
 static int	lineio_wait(int fd, short ev, int ms);
+static ssize_t	lineio_sock_try(struct lineio *);
+static ssize_t	lineio_sock_read(struct lineio *, int how);
 static ssize_t	lineio_raw_read(struct lineio *, void *, size_t);
 static ssize_t	lineio_raw_write(struct lineio *, const void *, size_t);
 
@@ -70,6 +86,7 @@ lineio_new(int rfd, int wfd, size_t inmax)
 	l->wfd = wfd;
 	l->incap = inmax;
 	l->timeout_ms = 300 * 1000;
+	l->drained = 1;
 	str_init(&l->out, LINEIO_OUT_MAX);
 	return l;
 }
@@ -89,20 +106,31 @@ void
 lineio_set_timeout(struct lineio *l, int ms)
 {
 	struct timeval tv;
+	int type;
+	socklen_t len = sizeof(type);
 
-	if (l->timeout_ms == ms && l->timeout_set)
-		return;
 	l->timeout_ms = ms;
+	if (l->timeout_set || ms <= 0)
+		return;
 	l->timeout_set = 1;
 	/*
-	 * A backstop for reads and writes that poll() cannot bound (a write
-	 * larger than the socket buffer, a TLS record arriving in pieces).
-	 * Not a socket (a pipe in stdio mode): nothing to set.
+	 * Once per connection, not at every change of phase: these bound
+	 * the plain reads and writes that stand in for poll(), and are the
+	 * backstop where poll() cannot bound (a write larger than the socket
+	 * buffer, a TLS record arriving in pieces).  A later, longer timeout
+	 * is served by waiting again; a shorter one by poll().  Not a socket
+	 * (a pipe in stdio mode): nothing to set, poll() does it all.
 	 */
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
-	(void)setsockopt(l->rfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	(void)setsockopt(l->wfd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (setsockopt(l->rfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0)
+		l->rcv_ms = ms;
+	/* Where a short read says the peer had sent nothing more. */
+	if (l->rcv_ms > 0 && getsockopt(l->rfd, SOL_SOCKET, SO_TYPE, &type,
+	    &len) == 0)
+		l->stream = type == SOCK_STREAM;
+	if (setsockopt(l->wfd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == 0)
+		l->snd_ms = ms;
 }
 
 void
@@ -304,6 +332,102 @@ lineio_raw_read(struct lineio *l, void *p, size_t n)
 	return r;
 }
 
+/*
+ * Reads what a plain socket has for the input buffer without waiting.
+ * Like read(), -1 with errno EAGAIN when there is nothing yet.
+ */
+static ssize_t
+lineio_sock_try(struct lineio *l)
+{
+	ssize_t r;
+
+	do {
+		r = recv(l->rfd, l->in + l->inend, l->incap - l->inend,
+		    MSG_DONTWAIT);
+	} while (r == -1 && errno == EINTR);
+	if (r == -1 && errno == EWOULDBLOCK)
+		errno = EAGAIN;
+	if (r == -1 && errno != EAGAIN)
+		l->end = LINEIO_ERROR;
+	return r;
+}
+
+/*
+ * Reads from a plain socket into the input buffer, within the budget and
+ * the rate rule, with as few system calls as will do: a plain read bounded
+ * by the socket's timeout where that ends with the budget; else poll()
+ * then read.  how (SOCK_*) says when to try a non-blocking read first
+ * (input is often there already).  Like read(); on timeout -1 with errno
+ * ETIMEDOUT and l->end set.
+ */
+static ssize_t
+lineio_sock_read(struct lineio *l, int how)
+{
+	enum lineio_end why;
+	char *p = l->in + l->inend;
+	size_t n = l->incap - l->inend;
+	long long now;
+	ssize_t r;
+	int ms, w, rate_check;
+
+	for (;;) {
+		now = lineio_now();
+		if (!lineio_rate_ok(l, now)) {
+			why = LINEIO_TOO_SLOW;
+			break;
+		}
+		ms = lineio_budget(l, now, &why);
+		rate_check = l->window_end != 0 && l->window_end - now < ms;
+		if (rate_check)
+			ms = (int)(l->window_end - now);
+		if (ms == 0 && !rate_check)
+			break;
+		if (how == SOCK_TRY)
+			return lineio_sock_try(l);
+		if (!rate_check && l->rcv_ms <= ms + LINEIO_SLACK_MS) {
+			r = read(l->rfd, p, n);
+			if (r >= 0)
+				return r;
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK) {
+				l->end = LINEIO_ERROR;
+				return -1;
+			}
+			/* The socket's timeout: was it the budget's? */
+			if (lineio_now() - now >= ms)
+				break;
+			continue;
+		}
+		if (how == SOCK_PROBE) {
+			how = SOCK_WAIT;
+			if ((r = lineio_sock_try(l)) != -1 || errno != EAGAIN)
+				return r;
+		}
+		w = lineio_wait(l->rfd, POLLIN, ms);
+		if (w == 1) {
+			do {
+				r = read(l->rfd, p, n);
+			} while (r == -1 && errno == EINTR);
+			if (r == -1 &&
+			    (errno == EAGAIN || errno == EWOULDBLOCK))
+				continue;
+			if (r == -1)
+				l->end = LINEIO_ERROR;
+			return r;
+		}
+		if (w == -1) {
+			l->end = LINEIO_ERROR;
+			return -1;
+		}
+		if (!rate_check)
+			break;
+	}
+	l->end = why;
+	errno = ETIMEDOUT;
+	return -1;
+}
+
 static ssize_t
 lineio_raw_write(struct lineio *l, const void *p, size_t n)
 {
@@ -335,6 +459,7 @@ lineio_raw_write(struct lineio *l, const void *p, size_t n)
 static int
 lineio_fill(struct lineio *l)
 {
+	size_t space;
 	ssize_t r;
 
 	if (l->eof) {
@@ -350,14 +475,40 @@ lineio_fill(struct lineio *l)
 		l->inend -= l->inoff;
 		l->inoff = 0;
 	}
-	if (l->tls == NULL || gnutls_record_check_pending(l->tls) == 0) {
-		if (l->out.len > 0 && lineio_wait(l->rfd, POLLIN, 0) != 1 &&
-		    lineio_flush(l) == -1)
-			return -1;
-		if (lineio_wait_input(l) == -1)
-			return -1;
+	if (l->tls == NULL && l->rcv_ms > 0) {
+		/*
+		 * A socket: the replies go out when the peer has sent no
+		 * more.  On a stream a short read told that already (a
+		 * client waiting for a reply sends nothing meanwhile); else a
+		 * non-blocking read tells, and takes what there is.
+		 */
+		space = l->incap - l->inend;
+		if (l->out.len > 0 && l->drained) {
+			if (lineio_flush(l) == -1)
+				return -1;
+			r = lineio_sock_read(l, SOCK_WAIT);
+		} else if (l->out.len > 0) {
+			r = lineio_sock_read(l, SOCK_TRY);
+			if (r == -1 && errno == EAGAIN) {
+				if (lineio_flush(l) == -1)
+					return -1;
+				r = lineio_sock_read(l, SOCK_WAIT);
+			}
+		} else
+			r = lineio_sock_read(l, SOCK_PROBE);
+		l->drained = l->stream && r >= 0 && (size_t)r < space;
+	} else {
+		if (l->tls == NULL ||
+		    gnutls_record_check_pending(l->tls) == 0) {
+			if (l->out.len > 0 &&
+			    lineio_wait(l->rfd, POLLIN, 0) != 1 &&
+			    lineio_flush(l) == -1)
+				return -1;
+			if (lineio_wait_input(l) == -1)
+				return -1;
+		}
+		r = lineio_raw_read(l, l->in + l->inend, l->incap - l->inend);
 	}
-	r = lineio_raw_read(l, l->in + l->inend, l->incap - l->inend);
 	if (r == -1)
 		return -1;
 	if (r == 0) {
@@ -523,10 +674,12 @@ int
 lineio_flush(struct lineio *l)
 {
 	size_t off = 0;
+	long long deadline = 0, now;
 	ssize_t r;
 
 	while (off < l->out.len) {
-		if (l->tls == NULL) {
+		/* A socket's own timeout bounds a plain write: no poll(). */
+		if (l->tls == NULL && l->snd_ms == 0) {
 			int w = lineio_wait(l->wfd, POLLOUT, l->timeout_ms);
 
 			if (w <= 0) {
@@ -538,6 +691,17 @@ lineio_flush(struct lineio *l)
 			}
 		}
 		r = lineio_raw_write(l, l->out.s + off, l->out.len - off);
+		if (r == -1 && errno == ETIMEDOUT && l->tls == NULL &&
+		    l->snd_ms > 0) {
+			/* That is the first timeout; the current may be longer. */
+			now = lineio_now();
+			if (deadline == 0)
+				deadline = now - l->snd_ms + l->timeout_ms;
+			if (deadline > now && lineio_wait(l->wfd, POLLOUT,
+			    (int)(deadline - now)) == 1)
+				continue;
+			errno = ETIMEDOUT;
+		}
 		if (r <= 0) {
 			l->end = r == -1 && errno == ETIMEDOUT ? LINEIO_IDLE :
 			    LINEIO_ERROR;

@@ -4,7 +4,9 @@
 #include <sys/un.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
@@ -22,6 +24,37 @@
 static int	 log_to_stderr = 1;
 static int	 log_debug_on;
 static char	 log_ident[32] = "smtpd";
+/*
+ * The pid in every stderr line, asked for once rather than per line (the
+ * C library no longer caches it); a forked child asks again.
+ */
+static atomic_long log_pid;
+static pthread_once_t log_pid_once = PTHREAD_ONCE_INIT;
+
+static void
+log_pid_forked(void)
+{
+	atomic_store_explicit(&log_pid, 0, memory_order_relaxed);
+}
+
+static void
+log_pid_watch(void)
+{
+	(void)pthread_atfork(NULL, NULL, log_pid_forked);
+}
+
+static long
+log_getpid(void)
+{
+	long pid = atomic_load_explicit(&log_pid, memory_order_relaxed);
+
+	if (pid == 0) {
+		(void)pthread_once(&log_pid_once, log_pid_watch);
+		pid = (long)getpid();
+		atomic_store_explicit(&log_pid, pid, memory_order_relaxed);
+	}
+	return pid;
+}
 
 void
 log_init(const char *ident, int to_stderr, int debug)
@@ -83,7 +116,7 @@ log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 		gmtime_r(&ts.tv_sec, &tm);
 		n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
 		r = snprintf(line + n, sizeof(line) - n, ".%03ldZ %s[%ld]: ",
-		    ts.tv_nsec / 1000000L, log_ident, (long)getpid());
+		    ts.tv_nsec / 1000000L, log_ident, log_getpid());
 		if (r > 0)
 			n += (size_t)r;
 	}

@@ -47,15 +47,6 @@
  */
 #define JOURNAL_WAIT_SECS	120
 
-/*
- * A session's wait for its record.  It lives on the session's stack: a
- * durable record belongs to the writer thread, which may free it before
- * the session wakes up to look.
- */
-struct jwait {
-	int		 state;		/* 0 waiting, 1 durable, -1 failed */
-	int		 err;
-};
 
 struct jrec {
 	struct jrec	*next;
@@ -111,6 +102,7 @@ deadline_in(struct timespec *ts, int secs)
 	clock_gettime(CLOCK_MONOTONIC, ts);
 	ts->tv_sec += secs;
 }
+
 
 /* Writes a queue file into the journal's own temporary directory. */
 int
@@ -283,17 +275,18 @@ segment_mark(struct segment *s, off_t off)
 	return fdatasync(s->fd);
 }
 
-static void
-fail_batch(struct jrec *batch, int e)
+/* The waits of a batch's sessions, to post once the batch is done. */
+static int
+batch_waits(struct jrec *batch, struct jwait **ws)
 {
 	struct jrec *r;
+	int n = 0;
 
-	/* The sessions free failed records themselves. */
-	for (r = batch; r != NULL; r = batch) {
-		batch = r->next;
-		r->wait->state = -1;
-		r->wait->err = e;
+	for (r = batch; r != NULL; r = r->next) {
+		ws[n++] = r->wait;
+		r->wait = NULL;
 	}
+	return n;
 }
 
 /* Appends a batch at the current segment's end and flushes it. */
@@ -377,11 +370,12 @@ static void *
 committer_main(void *arg)
 {
 	struct journal *j = arg;
+	struct jwait *ws[JOURNAL_BATCH];
 	struct jrec *batch, *r, *last;
 	struct segment *cur;
 	size_t total = 0;
 	off_t off;
-	int n, e, rotate;
+	int n, nw, e, rotate, wake_writer;
 
 	pthread_mutex_lock(&j->mu);
 	for (;;) {
@@ -414,6 +408,9 @@ committer_main(void *arg)
 			e = errno;
 
 		pthread_mutex_lock(&j->mu);
+		/* The sessions free failed records themselves: no more use. */
+		nw = batch_waits(batch, ws);
+		wake_writer = 0;
 		if (e != 0) {
 			log_err("spool journal: %s", strerror(e));
 			/* What we wrote may be torn: start a new segment. */
@@ -421,15 +418,12 @@ committer_main(void *arg)
 				close(j->segfd);
 				j->segfd = -1;
 			}
-			fail_batch(batch, e);
 		} else {
 			cur = current_segment(j);
 			off = j->segoff;
 			j->segoff += (off_t)total;
 			/* From here on the journal holds them: free the memory. */
 			for (r = batch; r != NULL; r = r->next) {
-				r->wait->state = 1;
-				r->wait = NULL;
 				r->seg = cur;
 				r->off = off + JOURNAL_HDR;
 				r->len = r->data.len;
@@ -443,10 +437,20 @@ committer_main(void *arg)
 			else
 				j->mat_head = batch;
 			j->mat_tail = last;
-			pthread_cond_signal(&j->mat);
+			wake_writer = 1;
 		}
 		j->cbusy = 0;
-		pthread_cond_broadcast(&j->done);
+#ifdef JWAIT_FUTEX
+		pthread_mutex_unlock(&j->mu);
+		jwait_post_all(ws, nw, e != 0 ? -1 : 1, e);
+		if (wake_writer)
+			pthread_cond_signal(&j->mat);
+		pthread_mutex_lock(&j->mu);
+#else
+		jwait_post_all(ws, nw, e != 0 ? -1 : 1, e);
+		if (wake_writer)
+			pthread_cond_signal(&j->mat);
+#endif
 	}
 	pthread_mutex_unlock(&j->mu);
 	return NULL;
@@ -626,15 +630,25 @@ unqueue(struct journal *j, struct jrec *r)
 int
 journal_commit(struct journal *j, const char *id, struct str *data)
 {
-	struct jwait w = { 0, 0 };
+	struct jwait w;
 	struct timespec deadline;
 	struct jrec *r;
-	int e = 0, late = 0;
+	int e = 0, st;
 
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
 		str_free(data);
 		return -1;
 	}
+	atomic_init(&w.state, 0);
+	w.err = 0;
+#ifndef JWAIT_FUTEX
+	if ((e = pthread_cond_init(&w.cv, &j->waitattr)) != 0) {
+		free(r);
+		str_free(data);
+		errno = e;
+		return -1;
+	}
+#endif
 	r->wait = &w;
 	str_lcpy(r->id, id, sizeof(r->id));
 	r->data = *data;
@@ -670,33 +684,48 @@ journal_commit(struct journal *j, const char *id, struct str *data)
 	else
 		j->pend_head = r;
 	j->pend_tail = r;
+#ifdef JWAIT_FUTEX
+	/* Woken unlocked, the committer does not wait for our lock. */
+	pthread_mutex_unlock(&j->mu);
 	pthread_cond_signal(&j->work);
-	while (w.state == 0) {
-		if (late) {
-			/* The committer has it: its write ends either way. */
-			pthread_cond_wait(&j->done, &j->mu);
-			continue;
-		}
-		if (pthread_cond_timedwait(&j->done, &j->mu, &deadline) !=
-		    ETIMEDOUT)
-			continue;
-		late = 1;
-		if (unqueue(j, r)) {
-			w.state = -1;
+#else
+	pthread_cond_signal(&j->work);
+#endif
+	if ((st = jwait_wait(j, &w, &deadline)) == 0) {
+		/* Too late, unless the committer has it already. */
+#ifdef JWAIT_FUTEX
+		pthread_mutex_lock(&j->mu);
+#endif
+		if (atomic_load(&w.state) == 0 && unqueue(j, r)) {
 			w.err = ETIMEDOUT;
+			atomic_store(&w.state, -1);
 		}
+#ifdef JWAIT_FUTEX
+		pthread_mutex_unlock(&j->mu);
+#endif
+		/* The committer has it: its write ends either way. */
+		st = jwait_wait(j, &w, NULL);
 	}
-	if (w.state == -1) {
+	if (st == -1) {
 		/* Failed records are ours to free; durable ones the writer's. */
+#ifdef JWAIT_FUTEX
+		pthread_mutex_lock(&j->mu);
+#endif
 		j->backlog -= r->data.len;
 		pthread_cond_broadcast(&j->space);
 		e = w.err;
 		goto refused;
 	}
+#ifndef JWAIT_FUTEX
 	pthread_mutex_unlock(&j->mu);
+	pthread_cond_destroy(&w.cv);
+#endif
 	return 0;
 refused:
 	pthread_mutex_unlock(&j->mu);
+#ifndef JWAIT_FUTEX
+	pthread_cond_destroy(&w.cv);
+#endif
 	str_free(&r->data);
 	free(r);
 	errno = e;
@@ -774,9 +803,10 @@ journal_open(const char *dir, journal_published_fn fn, void *arg, char *err,
 	/* Sessions wait with deadlines on the monotonic clock. */
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&j->done, &ca);
 	pthread_cond_init(&j->space, &ca);
 	pthread_condattr_destroy(&ca);
+	pthread_condattr_init(&j->waitattr);
+	pthread_condattr_setclock(&j->waitattr, CLOCK_MONOTONIC);
 	if (start_thread(&j->committer, committer_main, j) != 0) {
 		snprintf(err, errlen, "spool: cannot start the journal thread");
 		goto fail_sync;
@@ -794,7 +824,7 @@ journal_open(const char *dir, journal_published_fn fn, void *arg, char *err,
 fail_sync:
 	pthread_mutex_destroy(&j->mu);
 	pthread_cond_destroy(&j->work);
-	pthread_cond_destroy(&j->done);
+	pthread_condattr_destroy(&j->waitattr);
 	pthread_cond_destroy(&j->mat);
 	pthread_cond_destroy(&j->space);
 fail:
@@ -834,7 +864,7 @@ journal_close(struct journal **jp)
 	}
 	pthread_mutex_destroy(&j->mu);
 	pthread_cond_destroy(&j->work);
-	pthread_cond_destroy(&j->done);
+	pthread_condattr_destroy(&j->waitattr);
 	pthread_cond_destroy(&j->mat);
 	pthread_cond_destroy(&j->space);
 	journal_free(j);

@@ -10,8 +10,10 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "journal.h"
 
@@ -23,6 +25,27 @@
 #define MARK_SLOT0		16
 #define MARK_SLOT_LEN		16	/* counter, offset (64 bits), crc32 */
 #define SPOOL_VERSION_ID	"smtpd-spool 1\nid "
+
+#ifdef __linux__
+#define JWAIT_FUTEX	1	/* journal_wait.c: sessions wait on futexes */
+#endif
+
+/*
+ * A session's wait for its record.  It lives on the session's stack: a
+ * durable record belongs to the writer thread, which may free it before
+ * the session wakes up to look.  A flush wakes only the sessions whose
+ * records it carried, each on its own futex (elsewhere its own condition
+ * variable), not every session waiting on the journal; with the futex the
+ * committer wakes them after letting go of the lock, so that they do not
+ * wake only to wait for it.
+ */
+struct jwait {
+	atomic_int	 state;		/* 0 waiting, 1 durable, -1 failed */
+	int		 err;
+#ifndef JWAIT_FUTEX
+	pthread_cond_t	 cv;
+#endif
+};
 
 struct segment {
 	struct segment	*next;
@@ -45,7 +68,7 @@ struct journal {
 	pthread_t	 committer, writer;
 	pthread_mutex_t	 mu;
 	pthread_cond_t	 work;		/* committer: records to write */
-	pthread_cond_t	 done;		/* sessions: a batch is durable */
+	pthread_condattr_t waitattr;	/* sessions' waits: monotonic clock */
 	pthread_cond_t	 mat;		/* writer: records to write out */
 	pthread_cond_t	 space;		/* sessions: backlog went down */
 	struct jrec	*pend_head, *pend_tail;
@@ -72,6 +95,18 @@ int	journal_write_file(struct journal *, const char *id,
 int	journal_publish_file(struct journal *, const char *id);
 /* Flushes every file written on the spool's filesystem.  0 or -1. */
 int	journal_sync_all(struct journal *);
+/*
+ * Tells a session how its commit ended (journal_wait.c): state 1 durable,
+ * -1 failed with err.  With JWAIT_FUTEX unlocked, else under j->mu.
+ */
+void	jwait_post(struct jwait *, int state, int err);
+void	jwait_post_all(struct jwait **, int n, int state, int err);
+/*
+ * Waits for w's post or the deadline (CLOCK_MONOTONIC; NULL for none):
+ * the state, 0 on timeout.  With JWAIT_FUTEX unlocked, else under j->mu.
+ */
+int	jwait_wait(struct journal *, struct jwait *,
+	    const struct timespec *deadline);
 /*
  * Puts whatever the last run journaled into queue/, then empties the
  * journal; sets nextseq.  0, or -1 with a message in err.

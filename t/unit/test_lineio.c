@@ -1,9 +1,11 @@
 #include "config.h"
 
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/lineio.h"
@@ -116,6 +118,69 @@ test_timeout(void)
 	close(sv[1]);
 }
 
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * The socket's own timeouts are set once, to the first value: a shorter
+ * timeout set later still holds (the 2 s of pair() must not bound it).
+ */
+static void
+test_shorter_timeout_later(void)
+{
+	int sv[2];
+	struct lineio *l = pair(sv, NULL, 64);
+	long long t0;
+	char *p;
+	size_t n;
+
+	lineio_set_timeout(l, 50);
+	t0 = now_ms();
+	CU_ASSERT_EQUAL(lineio_getline(l, &p, &n), -1);
+	CU_ASSERT_EQUAL(errno, ETIMEDOUT);
+	CU_ASSERT_EQUAL(lineio_end(l), LINEIO_IDLE);
+	CU_ASSERT(now_ms() - t0 < 1500);
+	lineio_free(&l);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/* ... and a longer one is not cut short by the socket's first. */
+static void
+test_longer_timeout_later(void)
+{
+	int sv[2];
+	struct lineio *l;
+	pid_t child;
+	char *p;
+	size_t n;
+	int status;
+
+	CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	l = lineio_new(sv[0], sv[0], 64);
+	CU_ASSERT_FATAL(l != NULL);
+	lineio_set_timeout(l, 100);
+	lineio_set_timeout(l, 5000);
+	if ((child = fork()) == 0) {
+		usleep(400 * 1000);
+		_exit(write(sv[1], "late\r\n", 6) == 6 ? 0 : 1);
+	}
+	CU_ASSERT_FATAL(child > 0);
+	CU_ASSERT_EQUAL(lineio_getline(l, &p, &n), 1);
+	CU_ASSERT_EQUAL(n, 6);
+	CU_ASSERT(waitpid(child, &status, 0) == child && WIFEXITED(status) &&
+	    WEXITSTATUS(status) == 0);
+	lineio_free(&l);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 static void
 test_output_flushed_before_blocking(void)
 {
@@ -171,6 +236,8 @@ suite_lineio(void)
 	    CU_add_test(s, "too long line is discarded", test_too_long_is_discarded) == NULL ||
 	    CU_add_test(s, "chunks keep CR with LF", test_chunks_never_split_crlf) == NULL ||
 	    CU_add_test(s, "read timeout", test_timeout) == NULL ||
+	    CU_add_test(s, "shorter timeout later", test_shorter_timeout_later) == NULL ||
+	    CU_add_test(s, "longer timeout later", test_longer_timeout_later) == NULL ||
 	    CU_add_test(s, "pipelined output flushed before blocking", test_output_flushed_before_blocking) == NULL ||
 	    CU_add_test(s, "read exact counts", test_read_exact) == NULL)
 		return -1;

@@ -6,6 +6,7 @@
 
 int	suite_str(void);
 int	suite_lineio(void);
+int	suite_log(void);
 int	suite_addr(void);
 int	suite_cmdparse(void);
 int	suite_data(void);

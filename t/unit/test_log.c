@@ -1,0 +1,73 @@
+#include "config.h"
+
+#include <sys/wait.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "tests.h"
+
+/* Logs one line to standard error and returns it, read from a pipe. */
+static ssize_t
+logged(const char *what, char *buf, size_t len)
+{
+	int p[2], saved;
+	ssize_t n;
+
+	CU_ASSERT_FATAL(pipe(p) == 0);
+	saved = dup(2);
+	CU_ASSERT_FATAL(saved != -1 && dup2(p[1], 2) != -1);
+	close(p[1]);
+	log_info("%s", what);
+	CU_ASSERT_FATAL(dup2(saved, 2) != -1);
+	close(saved);
+	n = read(p[0], buf, len - 1);
+	close(p[0]);
+	buf[n > 0 ? n : 0] = '\0';
+	return n;
+}
+
+/* The pid in each line is the logging process's, in a forked child too. */
+static void
+test_pid_after_fork(void)
+{
+	char line[512], want[64];
+	int p[2], status;
+	pid_t child;
+	ssize_t n;
+
+	log_init("unit", 1, 0);
+	CU_ASSERT(logged("parent", line, sizeof(line)) > 0);
+	snprintf(want, sizeof(want), " unit[%ld]: parent\n", (long)getpid());
+	CU_ASSERT_PTR_NOT_NULL(strstr(line, want));
+
+	CU_ASSERT_FATAL(pipe(p) == 0);
+	if ((child = fork()) == 0) {
+		close(p[0]);
+		n = logged("child", line, sizeof(line));
+		_exit(n > 0 && write(p[1], line, (size_t)n) == n ? 0 : 1);
+	}
+	CU_ASSERT_FATAL(child > 0);
+	close(p[1]);
+	n = read(p[0], line, sizeof(line) - 1);
+	close(p[0]);
+	line[n > 0 ? n : 0] = '\0';
+	CU_ASSERT(waitpid(child, &status, 0) == child && WIFEXITED(status) &&
+	    WEXITSTATUS(status) == 0);
+	snprintf(want, sizeof(want), " unit[%ld]: child\n", (long)child);
+	CU_ASSERT_PTR_NOT_NULL(strstr(line, want));
+}
+
+int
+suite_log(void)
+{
+	CU_pSuite s = CU_add_suite("log", NULL, NULL);
+
+	if (s == NULL ||
+	    CU_add_test(s, "pid after fork", test_pid_after_fork) == NULL)
+		return -1;
+	return 0;
+}
