@@ -33,7 +33,7 @@ static const char *const top_keys[] = {
 	"limits", "norelay", "verifysenderdom", "saveblockedmsg", "dump",
 	"ournets", "ourdomains", "block", "access", "access_file",
 	"helo_checks", "greylist", "rules", "tls", "auth",
-	"routes", "aliases", "queue", "log", "bare_newline", NULL
+	"routes", "aliases", "queue", "log", "bare_newline", "user", NULL
 };
 static const char *const tls_keys[] = {
 	"certificate", "key", "chain", "priority", "tickets", "client_ca",
@@ -116,6 +116,7 @@ policy_defaults(struct policy *p)
 	p->auth_mechs = SASL_M_DEFAULT;
 	throttle_conf_defaults(&p->auth_throttle);
 	str_lcpy(p->spool, SMTPD_SPOOL, sizeof(p->spool));
+	str_lcpy(p->user, SMTPD_USER, sizeof(p->user));
 }
 
 /* The host's fully-qualified name; the short name if that is all there is. */
@@ -947,6 +948,15 @@ policy_load(const char *path, int missing_ok,
 		    err, errlen) == -1)
 			goto fail;
 		v = NULL;
+		if (get_string(root, "user", &v, path, err, errlen) == -1)
+			goto fail;
+		if (v != NULL && (v[0] == '\0' ||
+		    str_lcpy(p->user, v, sizeof(p->user)) >= sizeof(p->user))) {
+			seterr(err, errlen, path, config_setting_get_member(root,
+			    "user"), "user must be a user name");
+			goto fail;
+		}
+		v = NULL;
 		if (get_string(root, "log", &v, path, err, errlen) == -1)
 			goto fail;
 		if (v != NULL && strcmp(v, "stderr") == 0)
@@ -1247,6 +1257,8 @@ policy_print(const struct policy *p, FILE *f)
 	for (i = 0; i < p->nlisten; i++)
 		fprintf(f, "listen: %s\n", p->listen[i]);
 	fprintf(f, "spool: %s\n", p->spool);
+	fprintf(f, "user: %s (the SMTP front; queue runner: %s)\n", p->user,
+	    p->queue->user[0] != '\0' ? p->queue->user : p->user);
 	fprintf(f, "log: %s\n", p->log_stderr ? "standard error" :
 	    "syslog (facility mail)");
 	fprintf(f, "reverse DNS lookups of clients: %s\n",
