@@ -169,6 +169,8 @@ class SmtpdCase(unittest.TestCase):
 
     def setUp(self):
         self.workdir = tempfile.mkdtemp(prefix="smtpd-e2e-")
+        # smtpd started as root works in it as an unprivileged user.
+        os.chmod(self.workdir, 0o755)
         self._daemons = []
 
     def tearDown(self):
