@@ -183,6 +183,8 @@ child_main(struct parent *pp, enum role role)
 	sigemptyset(&chld);
 	sigaddset(&chld, SIGCHLD);
 	pthread_sigmask(SIG_UNBLOCK, &chld, NULL);
+	/* A Ctrl-C at smtpd -d's terminal reaches the parent alone. */
+	(void)setpgid(0, 0);
 	if (role != R_FRONT) {
 		close_all(pp->front.listen, pp->front.nlisten);
 		close_all(pp->front.key, pp->front.nkey);
