@@ -16,7 +16,7 @@
 /* What the command line said, for every process to read the config. */
 struct smtpd_args {
 	const char		*conffile;
-	int			 missing_ok;	/* no -C: defaults if missing */
+	int			 missing_ok;	/* no -C given */
 	struct policy_overrides	 ov;
 	const char		*mailer;	/* -m, or NULL */
 	int			 debug;		/* -d */

@@ -49,7 +49,8 @@ load_credentials(const struct policy *p, int strict, int remote_key)
 				fprintf(stderr, "smtpd: %s\n", err);
 				return -1;
 			}
-			log_err("reload: TLS: %s; keeping the old certificate", err);
+			log_err("reload: TLS: %s; keeping the old certificate",
+			    err);
 		} else {
 			if (tls_server_describe(ts, err, sizeof(err)) == 1)
 				log_warn("TLS certificate: %s", err);

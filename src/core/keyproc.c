@@ -44,7 +44,7 @@ struct kp_key {
 static pthread_rwlock_t	 keys_lock = PTHREAD_RWLOCK_INITIALIZER;
 static struct kp_key	 keys[KP_KEYS_MAX];
 static int		 nkeys;
-static unsigned char	*cert_pem;	/* the newest key's certificates */
+static unsigned char	*cert_pem;	/* the newest key's chain */
 static size_t		 cert_len;
 static uint32_t		 cert_gen;
 static pthread_mutex_t	 paths_mu = PTHREAD_MUTEX_INITIALIZER;

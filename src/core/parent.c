@@ -6,8 +6,8 @@
  *			AUTH secrets, which only root may read
  *	queue runner	queue.user (default: user) with the capabilities
  *			local delivery needs, or root
- *	front		user (_smtpd), no capabilities: every byte from the
- *			network is parsed here
+ *	front		user (_smtpd), no capabilities: every byte from
+ *			the network is parsed here
  *
  * A child that ends is started again after a pause that doubles from
  * 1 s to 60 s while it keeps dying (reset once it has run for a minute).
@@ -82,7 +82,7 @@ struct parent {
 	struct policy		*pol;
 	struct privs_user	 user, quser;
 	struct front_fds	 front;
-	int			 keyfds[KEYPROC_CHANNELS];	/* its ends */
+	int			 keyfds[KEYPROC_CHANNELS]; /* its ends */
 	struct child		 ch[R_COUNT];
 	int			 notify[R_COUNT][2];	/* child -> us */
 	pid_t			 self;
