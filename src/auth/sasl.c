@@ -18,6 +18,7 @@
 #include <gnutls/crypto.h>
 
 #include "lib/str.h"
+#include "auth/dovecot.h"
 #include "auth/secrets.h"
 #include "sasl.h"
 
@@ -37,6 +38,7 @@ struct sasl {
 	enum step	 step;
 	unsigned int	 mech;		/* SASL_M_* */
 	struct secrets	*secrets;
+	const char	*dovecot;	/* checks passwords instead, or NULL */
 	char		 user[SASL_USER_MAX + 1];
 	char		 chal[SASL_CHAL_MAX + 1];
 	size_t		 chlen;
@@ -103,6 +105,8 @@ static enum sasl_result finish(struct sasl *, enum sasl_result,
 static enum sasl_result challenge(struct sasl *, const void *, size_t,
 		    enum step, struct sasl_reply *);
 static enum sasl_result verdict(struct sasl *, int, struct sasl_reply *);
+static enum secrets_status check_pass(const struct sasl *, const void *,
+		    size_t);
 static enum sasl_result do_plain(struct sasl *, const unsigned char *,
 		    size_t, struct sasl_reply *);
 static enum sasl_result do_login_user(struct sasl *, const unsigned char *,
@@ -298,6 +302,15 @@ verdict(struct sasl *sa, int st, struct sasl_reply *rep)
 	}
 }
 
+/* The password check: the secrets table, or Dovecot. */
+static enum secrets_status
+check_pass(const struct sasl *sa, const void *pass, size_t len)
+{
+	if (sa->dovecot != NULL)
+		return dovecot_auth_verify(sa->dovecot, sa->user, pass, len);
+	return secrets_verify(sa->secrets, sa->user, pass, len);
+}
+
 /* RFC 4616 section 2: [authzid] NUL authcid NUL passwd. */
 static enum sasl_result
 do_plain(struct sasl *sa, const unsigned char *m, size_t len,
@@ -324,8 +337,7 @@ do_plain(struct sasl *sa, const unsigned char *m, size_t len,
 	if (zlen != 0 && (zlen != ulen || memcmp(m, n1 + 1, ulen) != 0))
 		return finish(sa, SASL_FAIL,
 		    "authorization identity differs from the user", rep);
-	return verdict(sa, secrets_verify(sa->secrets, sa->user, n2 + 1, plen),
-	    rep);
+	return verdict(sa, check_pass(sa, n2 + 1, plen), rep);
 }
 
 static enum sasl_result
@@ -348,7 +360,7 @@ do_login_pass(struct sasl *sa, const unsigned char *m, size_t len,
 {
 	if (len == 0)
 		return finish(sa, SASL_FAIL, "empty password", rep);
-	return verdict(sa, secrets_verify(sa->secrets, sa->user, m, len), rep);
+	return verdict(sa, check_pass(sa, m, len), rep);
 }
 
 static int
@@ -468,9 +480,16 @@ sasl_start(struct sasl **sap, const char *mech, const char *ir,
 	if (m->bit == SASL_M_CRAM_MD5 && ir != NULL)
 		return finish(sa, SASL_SYNTAX,
 		    "initial response with CRAM-MD5", rep);
-	if (conf->secrets == NULL)
+	if (conf->dovecot != NULL) {
+		/* Dovecot gets a password, never a CRAM-MD5 digest. */
+		if (m->bit == SASL_M_CRAM_MD5)
+			return finish(sa, SASL_TOO_WEAK, "CRAM-MD5 with the "
+			    "Dovecot backend", rep);
+		sa->dovecot = conf->dovecot;
+	} else if (conf->secrets == NULL)
 		return finish(sa, SASL_TEMPFAIL, "no secrets table", rep);
-	sa->secrets = secrets_ref(conf->secrets);
+	else
+		sa->secrets = secrets_ref(conf->secrets);
 
 	switch (m->bit) {
 	case SASL_M_PLAIN:
@@ -581,8 +600,9 @@ sasl_mechlist(const struct sasl_conf *conf, char *buf, size_t len)
 		    (conf->flags & (SASL_F_TLS | SASL_F_CLEARTEXT)) == 0)
 			continue;
 		/* Without a clear secret, CRAM-MD5 can never succeed. */
-		if (mechs[i].bit == SASL_M_CRAM_MD5 && conf->secrets != NULL &&
-		    !secrets_any_clear(conf->secrets))
+		if (mechs[i].bit == SASL_M_CRAM_MD5 && (conf->dovecot != NULL ||
+		    (conf->secrets != NULL &&
+		    !secrets_any_clear(conf->secrets))))
 			continue;
 		l = strlen(mechs[i].name);
 		if (n + (n > 0) + l >= len)

@@ -55,6 +55,10 @@ struct sasl_conf {
 	 * could not be loaded: AUTH then answers 454 4.7.0. */
 	struct secrets	*secrets;
 	const char	*hostname;	/* for the CRAM-MD5 challenge */
+	/* Dovecot's auth-client socket, or NULL: when set, PLAIN and LOGIN
+	 * are checked by Dovecot (dovecot.h) instead of the secrets table,
+	 * and CRAM-MD5 is not offered.  Must stay valid until sasl_free(). */
+	const char	*dovecot;
 };
 
 /*

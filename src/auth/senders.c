@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/table.h"
 #include "senders.h"
 
 struct pair {
@@ -23,6 +24,7 @@ struct senders {
 	struct pair	*p;
 	size_t		 n, cap;
 	int		 sorted;
+	struct table	*table;		/* instead of p: login -> patterns */
 };
 
 static int	pattern_ok(const char *);
@@ -47,6 +49,7 @@ senders_free(struct senders **mp)
 	for (i = 0; i < m->n; i++)
 		free(m->p[i].login);
 	free(m->p);
+	table_free(&m->table);
 	free(m);
 }
 
@@ -168,6 +171,44 @@ matches(const char *pattern, const char *sender)
 	return strcasecmp(pattern, sender) == 0;
 }
 
+/* Does one pattern let sender ("" for <>) through? */
+static int
+allows(const char *pattern, const char *sender)
+{
+	if (sender[0] == '\0')
+		return strcmp(pattern, "<>") == 0 || strcmp(pattern, "*") == 0;
+	return strcmp(pattern, "<>") != 0 && matches(pattern, sender);
+}
+
+void
+senders_use_table(struct senders *m, struct table *t)
+{
+	m->table = t;
+	m->sorted = 1;
+}
+
+/* The table's value for login: patterns separated by commas or blanks. */
+static int
+table_allowed(const struct senders *m, const char *login, const char *sender)
+{
+	char val[TABLE_VALUE_MAX + 1], err[256], *p, *w;
+
+	switch (table_lookup(m->table, login, val, sizeof(val), err,
+	    sizeof(err))) {
+	case TABLE_TEMP:
+		return -1;
+	case TABLE_NOTFOUND:
+		return sender[0] != '\0' && strchr(login, '@') != NULL &&
+		    strcasecmp(login, sender) == 0;
+	case TABLE_FOUND:
+		break;
+	}
+	for (p = val; (w = strsep(&p, ", \t")) != NULL;)
+		if (*w != '\0' && pattern_ok(w) && allows(w, sender))
+			return 1;
+	return 0;
+}
+
 int
 senders_allowed(const struct senders *m, const char *login,
     const char *sender)
@@ -177,6 +218,8 @@ senders_allowed(const struct senders *m, const char *login,
 
 	if (m == NULL)
 		return 1;
+	if (m->table != NULL && login != NULL && sender != NULL)
+		return table_allowed(m, login, sender);
 	if (!m->sorted || login == NULL || sender == NULL)
 		return 0;
 	/* The first pair for login, by binary search. */
@@ -191,12 +234,7 @@ senders_allowed(const struct senders *m, const char *login,
 	}
 	for (i = lo; i < m->n && strcmp(m->p[i].login, login) == 0; i++) {
 		found = 1;
-		if (sender[0] == '\0') {
-			if (strcmp(m->p[i].pattern, "<>") == 0 ||
-			    strcmp(m->p[i].pattern, "*") == 0)
-				return 1;
-		} else if (strcmp(m->p[i].pattern, "<>") != 0 &&
-		    matches(m->p[i].pattern, sender))
+		if (allows(m->p[i].pattern, sender))
 			return 1;
 	}
 	/* Not in the map: only as itself, if it is an address. */

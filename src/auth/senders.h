@@ -27,6 +27,13 @@
 #define SENDERS_ENTRIES_MAX	100000	/* (login, pattern) pairs */
 
 struct senders;
+struct table;
+
+/*
+ * Takes the map from a table (auth.senders = "file:..."): login -> sender
+ * patterns separated by commas or blanks.  m owns t from now on.
+ */
+void	senders_use_table(struct senders *m, struct table *t);
 
 struct senders *senders_new(void);
 /* 0, or -1 with err ("bad pattern ...", "too many entries"). */
@@ -46,7 +53,7 @@ int	senders_get(const struct senders *, size_t i, const char **login,
 
 /*
  * 1 when login may use sender ("local@domain" without angle brackets,
- * "" for the null sender), else 0.
+ * "" for the null sender), else 0; -1 when the table cannot be read now.
  */
 int	senders_allowed(const struct senders *, const char *login,
 	    const char *sender);

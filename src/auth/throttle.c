@@ -9,16 +9,14 @@
  *
  * With a state file (throttle_attach_file()) every call reads the table
  * from the file under an fcntl() lock, works on it, and writes it back
- * before the lock is dropped, so that processes share one count.
+ * before the lock is dropped, so that processes share one count
+ * (throttle_file.c).
  */
 #include "config.h"
 
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <netinet/in.h>
 
-#include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -31,74 +29,13 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/crypto.h>
 
-#include "lib/str.h"
-#include "throttle.h"
+#include "throttle_int.h"
 
-#define KEYLEN	9	/* kind byte + at most 8 address bytes (v4, v6/64) */
-#define KEY_V4		4
-#define KEY_V6		6
-#define KEY_NET4	0x44	/* an IPv4 /24, for the global count */
-
-struct tentry {
-	unsigned char	 key[KEYLEN];
-	uint32_t	 hnext;		/* hash chain, or the free list */
-	uint32_t	 newer, older;	/* LRU list */
-	unsigned int	 failures;	/* including reserved attempts */
-	unsigned int	 inflight;	/* reserved, not yet decided */
-	time_t		 last;		/* last failure or reservation */
-	time_t		 blocked_until;
-	uint64_t	 gseq;		/* global window it was counted in */
-};
-
-struct throttle {
-	pthread_mutex_t	 mu;
-	struct throttle_conf c;
-	struct tentry	*e;
-	uint32_t	 size, used;
-	uint32_t	*bucket;
-	uint32_t	 mask;		/* buckets - 1, a power of two */
-	uint32_t	 newest, oldest;
-	uint32_t	 freelist;
-	uint64_t	 seed;
-	/* All clients together: networks with failures in this window. */
-	unsigned int	 gfailures;
-	time_t		 gstart;
-	time_t		 gblocked_until;
-	uint64_t	 gseq;		/* numbers the global windows */
-	enum throttle_news news;	/* not yet fetched by the caller */
-	unsigned int	 news_count;
-	int		 fd;		/* the state file; -1 none, -2 broken */
-	char		 path[PATH_MAX];
-};
-
-/* The state file: a header, then the entries from oldest to newest. */
-#define DISK_MAGIC	"SMTPDTH1"
-
-struct disk_head {
-	char		 magic[8];
-	uint32_t	 recsize;
-	uint32_t	 n;
-	uint32_t	 gfailures;
-	uint32_t	 pad;
-	int64_t		 gstart, gblocked_until;	/* wall clock */
-	uint64_t	 gseq;
-};
-
-struct disk_rec {
-	unsigned char	 key[KEYLEN];
-	unsigned char	 pad[3];
-	uint32_t	 failures, inflight;
-	int64_t		 last, blocked_until;		/* wall clock */
-	uint64_t	 gseq;
-};
-
-static void	table_reset(struct throttle *);
 static void	make_key(const struct sockaddr *, unsigned char *);
 static void	net_key(const unsigned char *, unsigned char *);
 static uint32_t	hash(const struct throttle *, const unsigned char *);
 static uint32_t	lookup(struct throttle *, const unsigned char *);
 static uint32_t	insert(struct throttle *, const unsigned char *);
-static uint32_t	touch(struct throttle *, const unsigned char *);
 static void	unlink_hash(struct throttle *, uint32_t);
 static void	lru_unlink(struct throttle *, uint32_t);
 static void	lru_push(struct throttle *, uint32_t);
@@ -112,11 +49,6 @@ static unsigned int global_count(struct throttle *, const unsigned char *,
 static unsigned int client_delay(const struct throttle_conf *, unsigned int);
 static int	enter(struct throttle *, time_t *);
 static void	leave(struct throttle *, time_t);
-static int	disk_load(struct throttle *, time_t);
-static int	disk_save(struct throttle *, time_t);
-static time_t	clock_offset(void);
-
-#define E(t, i)	(&(t)->e[(i) - 1])
 
 void
 throttle_conf_defaults(struct throttle_conf *c)
@@ -166,8 +98,8 @@ throttle_conf_check(const struct throttle_conf *c, char *err, size_t errlen)
 }
 
 /* Empties the table and the global count. */
-static void
-table_reset(struct throttle *t)
+void
+throttle_table_reset(struct throttle *t)
 {
 	uint32_t i;
 
@@ -203,7 +135,7 @@ throttle_new(const struct throttle_conf *c, char *err, size_t errlen)
 	if ((t->e = calloc(t->size, sizeof(*t->e))) == NULL ||
 	    (t->bucket = calloc(nb, sizeof(*t->bucket))) == NULL)
 		goto nomem;
-	table_reset(t);
+	throttle_table_reset(t);
 	if (gnutls_rnd(GNUTLS_RND_NONCE, &t->seed, sizeof(t->seed)) != 0)
 		t->seed = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ULL;
 	if (pthread_mutex_init(&t->mu, NULL) != 0)
@@ -395,8 +327,8 @@ insert(struct throttle *t, const unsigned char *key)
 }
 
 /* The entry for key, made the most recently seen; created if need be. */
-static uint32_t
-touch(struct throttle *t, const unsigned char *key)
+uint32_t
+throttle_touch(struct throttle *t, const unsigned char *key)
 {
 	uint32_t i;
 
@@ -486,7 +418,7 @@ global_count(struct throttle *t, const unsigned char *key, time_t now,
 		return 0;
 	global_roll(t, now);
 	net_key(key, net);
-	n = E(t, touch(t, net));
+	n = E(t, throttle_touch(t, net));
 	if (n->gseq != t->gseq) {
 		n->gseq = t->gseq;
 		if (t->gfailures < t->c.global_failures)
@@ -526,26 +458,10 @@ client_delay(const struct throttle_conf *c, unsigned int n)
 static int
 enter(struct throttle *t, time_t *offp)
 {
-	struct flock fl;
-
 	pthread_mutex_lock(&t->mu);
 	*offp = 0;
-	if (t->fd == -1)
+	if (t->fd == -1 || throttle_file_lock(t, offp) == 0)
 		return 0;
-	if (t->fd < 0)
-		goto fail;
-	memset(&fl, 0, sizeof(fl));
-	fl.l_type = F_WRLCK;
-	fl.l_whence = SEEK_SET;
-	while (fcntl(t->fd, F_SETLKW, &fl) == -1)
-		if (errno != EINTR)
-			goto fail;
-	*offp = clock_offset();
-	if (disk_load(t, *offp) == 0)
-		return 0;
-	fl.l_type = F_UNLCK;
-	(void)fcntl(t->fd, F_SETLK, &fl);
-fail:
 	pthread_mutex_unlock(&t->mu);
 	return -1;
 }
@@ -554,17 +470,8 @@ fail:
 static void
 leave(struct throttle *t, time_t off)
 {
-	struct flock fl;
-
-	if (t->fd >= 0) {
-		/* A failed write leaves the old state: fewer counts, no harm
-		 * beyond that, and the next call tries again. */
-		(void)disk_save(t, off);
-		memset(&fl, 0, sizeof(fl));
-		fl.l_type = F_UNLCK;
-		fl.l_whence = SEEK_SET;
-		(void)fcntl(t->fd, F_SETLK, &fl);
-	}
+	if (t->fd >= 0)
+		throttle_file_unlock(t, off);
 	pthread_mutex_unlock(&t->mu);
 }
 
@@ -615,7 +522,7 @@ throttle_reserve(struct throttle *t, const struct sockaddr *sa, time_t now,
 	if (enter(t, &off) == -1)
 		return THROTTLE_ERROR;
 	st = global_state(t, now, left);
-	x = E(t, touch(t, key));
+	x = E(t, throttle_touch(t, key));
 	expire(t, x, now);
 	if (x->blocked_until != 0) {
 		st = THROTTLE_BLOCKED;
@@ -654,7 +561,7 @@ throttle_fail(struct throttle *t, const struct sockaddr *sa, time_t now,
 			*blocked = 1;
 		return t->c.max_delay_ms;
 	}
-	x = E(t, touch(t, key));
+	x = E(t, throttle_touch(t, key));
 	expire(t, x, now);
 	/* A reserved attempt was counted when it began. */
 	if (x->inflight > 0)
@@ -783,149 +690,3 @@ throttle_clients(struct throttle *t)
 	return n;
 }
 
-/* Wall clock minus monotonic clock, in seconds. */
-static time_t
-clock_offset(void)
-{
-	struct timespec rt, mt;
-
-	if (clock_gettime(CLOCK_REALTIME, &rt) == -1 ||
-	    clock_gettime(CLOCK_MONOTONIC, &mt) == -1)
-		return 0;
-	return rt.tv_sec - mt.tv_sec;
-}
-
-int
-throttle_attach_file(struct throttle *t, const char *path, char *err,
-    size_t errlen)
-{
-	struct stat st;
-	int fd;
-
-	/* Until it works, AUTH is refused rather than left unthrottled. */
-	pthread_mutex_lock(&t->mu);
-	if (t->fd >= 0)
-		(void)close(t->fd);
-	t->fd = -2;
-	pthread_mutex_unlock(&t->mu);
-	if (str_lcpy(t->path, path, sizeof(t->path)) >= sizeof(t->path)) {
-		snprintf(err, errlen, "%.100s...: path too long", path);
-		return -1;
-	}
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW |
-	    O_NOCTTY | O_NONBLOCK, 0600);
-	if (fd == -1) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, &st) == -1) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		(void)close(fd);
-		return -1;
-	}
-	/* Whoever else may write it could unblock anyone. */
-	if (!S_ISREG(st.st_mode) || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0 ||
-	    (st.st_uid != 0 && st.st_uid != geteuid())) {
-		snprintf(err, errlen, "%s: not a regular file of ours that "
-		    "only we may write", path);
-		(void)close(fd);
-		return -1;
-	}
-	pthread_mutex_lock(&t->mu);
-	t->fd = fd;
-	pthread_mutex_unlock(&t->mu);
-	return 0;
-}
-
-static time_t
-to_mono(int64_t wall, time_t off)
-{
-	return wall == 0 ? 0 : (time_t)wall - off;
-}
-
-static int64_t
-to_wall(time_t mono, time_t off)
-{
-	return mono == 0 ? 0 : (int64_t)(mono + off);
-}
-
-/*
- * Replaces the table with the file's.  A file that is empty, of another
- * format or damaged counts as an empty table: 0.  -1 on a read error.
- */
-static int
-disk_load(struct throttle *t, time_t off)
-{
-	struct disk_head h;
-	struct disk_rec r;
-	struct tentry *x;
-	ssize_t n;
-	uint32_t k;
-
-	table_reset(t);
-	n = pread(t->fd, &h, sizeof(h), 0);
-	if (n == -1)
-		return -1;
-	if ((size_t)n < sizeof(h) || memcmp(h.magic, DISK_MAGIC, 8) != 0 ||
-	    h.recsize != sizeof(r) || h.n > t->size)
-		return 0;
-	for (k = 0; k < h.n; k++) {
-		n = pread(t->fd, &r, sizeof(r), (off_t)(sizeof(h) +
-		    (size_t)k * sizeof(r)));
-		if (n == -1)
-			return -1;
-		if ((size_t)n < sizeof(r))
-			break;
-		/* Oldest first, so the LRU order comes back as it was. */
-		x = E(t, touch(t, r.key));
-		x->failures = r.failures;
-		x->inflight = r.inflight;
-		x->last = to_mono(r.last, off);
-		x->blocked_until = to_mono(r.blocked_until, off);
-		x->gseq = r.gseq;
-	}
-	t->gfailures = h.gfailures;
-	t->gstart = to_mono(h.gstart, off);
-	t->gblocked_until = to_mono(h.gblocked_until, off);
-	t->gseq = h.gseq;
-	return 0;
-}
-
-/* Writes the table, entries oldest first.  0 or -1. */
-static int
-disk_save(struct throttle *t, time_t off)
-{
-	struct disk_head h;
-	struct disk_rec r;
-	struct tentry *x;
-	uint32_t i, k = 0;
-	size_t at;
-
-	memset(&h, 0, sizeof(h));
-	memcpy(h.magic, DISK_MAGIC, 8);
-	h.recsize = sizeof(r);
-	for (i = t->oldest; i != 0; i = E(t, i)->newer) {
-		x = E(t, i);
-		memset(&r, 0, sizeof(r));
-		memcpy(r.key, x->key, KEYLEN);
-		r.failures = x->failures;
-		r.inflight = x->inflight;
-		r.last = to_wall(x->last, off);
-		r.blocked_until = to_wall(x->blocked_until, off);
-		r.gseq = x->gseq;
-		at = sizeof(h) + (size_t)k * sizeof(r);
-		if (pwrite(t->fd, &r, sizeof(r), (off_t)at) !=
-		    (ssize_t)sizeof(r))
-			return -1;
-		k++;
-	}
-	h.n = k;
-	h.gfailures = t->gfailures;
-	h.gstart = to_wall(t->gstart, off);
-	h.gblocked_until = to_wall(t->gblocked_until, off);
-	h.gseq = t->gseq;
-	if (pwrite(t->fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
-	    ftruncate(t->fd, (off_t)(sizeof(h) + (size_t)k * sizeof(r))) == -1)
-		return -1;
-	return 0;
-}

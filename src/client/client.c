@@ -3,6 +3,7 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
@@ -26,8 +27,10 @@
 #include <gnutls/x509.h>
 
 #include "client.h"
+#include "clientext.h"
 #include "dial.h"
 #include "pin.h"
+#include "tlspolicy.h"
 #include "lib/dns.h"
 #include "lib/lineio.h"
 #include "lib/net.h"
@@ -40,6 +43,7 @@
 #define CLIENT_TRIES_MAX	32	/* addresses tried per connect */
 #define CLIENT_QUIT_WAIT	10	/* seconds to wait for QUIT's reply */
 #define CLIENT_AUTH_LIST_MAX	256
+#define CLIENT_EHLO_KEEP	2048	/* EHLO reply kept for smtp -p */
 
 #define DEF_CONNECT_TIMEOUT	30	/* seconds */
 #define DEF_COMMAND_TIMEOUT	300	/* RFC 5321 4.5.3.2: 5 minutes */
@@ -52,6 +56,7 @@
 #define CAP_STARTTLS	0x10
 #define CAP_AUTH	0x20
 #define CAP_DSN		0x40
+#define CAP_REQUIRETLS	0x80
 
 struct client_reply {
 	int	code;
@@ -73,6 +78,10 @@ struct client_conn {
 	char			 peer[CLIENT_HOST_MAX];
 	unsigned		 caps;
 	unsigned long long	 size_max;
+	struct clientext_limits	 limits;	/* RFC 9422 */
+	char			 greeting[CLIENT_TEXT_MAX];
+	char			 ehlo[CLIENT_EHLO_KEEP];	/* the last EHLO
+							   reply's lines */
 	char			 auth[CLIENT_AUTH_LIST_MAX];
 	int			 ntrans;	/* transactions begun */
 	int			 broken;	/* no more commands */
@@ -83,6 +92,7 @@ struct client_conn {
 	 * means the server does not speak TLS on connect. */
 	char			 tls_first[4];
 	size_t			 tls_seen;
+	struct tlsplan		*plan;		/* TLS policy per host */
 };
 
 /* One connection attempt's verdict. */
@@ -128,9 +138,12 @@ static enum try_result client_auth(struct client_conn *,
 static int	client_route(struct client_conn *, const struct dial *,
 		    struct client_result *, int *);
 static int	client_host_eq(const char *, const char *);
+static void	client_plan_debug(void *, const char *);
 static int	client_b64(const void *, size_t, struct str *);
 static int	client_send_data(struct client_conn *, struct client_msg *,
 		    char *, size_t);
+static int	client_lmtp_replies(struct client_conn *,
+		    struct client_msg *, struct client_result *);
 static void	client_merge(struct client_result *,
 		    const struct client_result *);
 
@@ -455,6 +468,7 @@ client_parse_caps(struct client_conn *c, const struct str *lines)
 
 	c->caps = 0;
 	c->size_max = 0;
+	memset(&c->limits, 0, sizeof(c->limits));
 	c->auth[0] = '\0';
 	for (; *p != '\0'; p = nl + 1) {
 		if ((nl = strchr(p, '\n')) == NULL)
@@ -479,6 +493,11 @@ client_parse_caps(struct client_conn *c, const struct str *lines)
 			c->caps |= CAP_STARTTLS;
 		else if (strcmp(word, "DSN") == 0)
 			c->caps |= CAP_DSN;
+		else if (strcmp(word, "REQUIRETLS") == 0)
+			c->caps |= CAP_REQUIRETLS;
+		else if (strcmp(word, "LIMITS") == 0 && kw < nl)
+			clientext_limits_parse(kw + 1, (size_t)(nl - kw - 1),
+			    &c->limits);
 		else if (strcmp(word, "SIZE") == 0) {
 			c->caps |= CAP_SIZE;
 			if (kw < nl && *kw == ' ')
@@ -511,6 +530,7 @@ client_dial(const struct sockaddr_storage *ss, unsigned timeout, char *err,
 	int fd, on = 1, e = 0, r, flags;
 
 	salen = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    ss->ss_family == AF_UNIX ? sizeof(struct sockaddr_un) :
 	    sizeof(struct sockaddr_in);
 	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
 	    0);
@@ -588,29 +608,34 @@ client_ehlo(struct client_conn *c, struct client_result *res)
 	struct str lines;
 	int rc;
 
+	const char *verb = c->opts.lmtp ? "LHLO" : "EHLO";
+
 	str_init(&lines, 65536);
-	if (client_cmd(c, NULL, "EHLO %s", c->opts.helo) == -1 ||
+	if (client_cmd(c, NULL, "%s %s", verb, c->opts.helo) == -1 ||
 	    (rc = client_reply(c, &r, &lines, c->opts.command_timeout)) == -1) {
 		str_free(&lines);
 		client_set(res, EX_TEMPFAIL, 0, NULL, c->peer,
-		    "EHLO: connection lost: %s", strerror(errno));
+		    "%s: connection lost: %s", verb, strerror(errno));
 		return TRY_NEXT;
 	}
 	if (rc == -2) {
 		str_free(&lines);
 		client_set(res, EX_PROTOCOL, 0, NULL, c->peer,
-		    "EHLO: the reply is not SMTP");
+		    "%s: the reply is not SMTP", verb);
 		return TRY_NEXT;
 	}
 	if (r.code / 100 == 2) {
 		client_parse_caps(c, &lines);
+		str_lcpy(c->ehlo, str_cstr(&lines), sizeof(c->ehlo));
 		str_free(&lines);
 		return TRY_OK;
 	}
 	str_free(&lines);
-	if (r.code / 100 == 5 && !c->broken) {
+	/* RFC 2033 4.1: LMTP has no HELO to fall back to. */
+	if (r.code / 100 == 5 && !c->broken && !c->opts.lmtp) {
 		/* An old server: RFC 5321 3.2. */
 		c->caps = 0;
+		c->ehlo[0] = '\0';
 		if (client_cmd(c, NULL, "HELO %s", c->opts.helo) == -1 ||
 		    (rc = client_reply(c, &r, NULL,
 		    c->opts.command_timeout)) == -1) {
@@ -629,7 +654,7 @@ client_ehlo(struct client_conn *c, struct client_result *res)
 		    c->opts.helo);
 		return TRY_NEXT;
 	}
-	client_set_reply(res, c->peer, CLIENT_PH_EHLO, &r, "EHLO %s",
+	client_set_reply(res, c->peer, CLIENT_PH_EHLO, &r, "%s %s", verb,
 	    c->opts.helo);
 	return TRY_NEXT;
 }
@@ -709,7 +734,7 @@ client_tls_start(struct client_conn *c, int implicit,
 			    "TLS: %s", gnutls_strerror(r));
 			return TRY_STOP;
 		}
-		if (verify && (r =
+		if ((verify || tlsplan_wants_trust(c->plan)) && (r =
 		    gnutls_certificate_set_x509_system_trust(c->cred)) < 0) {
 			client_set(res, EX_CONFIG, 0, NULL, c->peer,
 			    "TLS: cannot load the system trust store: %s",
@@ -759,6 +784,8 @@ client_tls_start(struct client_conn *c, int implicit,
 		    "TLS: certificate of %s not accepted: %s", c->host,
 		    desc != NULL ? desc : "verification failed");
 		gnutls_free(desc);
+		tlsplan_fail(c->plan, c->host, c->addr, "validation-failure",
+		    res->text);
 		certs = gnutls_certificate_get_peers(c->tls, &ncerts);
 		if (status & GNUTLS_CERT_SIGNER_NOT_FOUND) {
 			res->hint = CLIENT_HINT_UNKNOWN_CA;
@@ -778,6 +805,8 @@ client_tls_start(struct client_conn *c, int implicit,
 
 		client_set(res, temp ? EX_TEMPFAIL : EX_PROTOCOL, 0, NULL,
 		    c->peer, "TLS handshake failed: %s", gnutls_strerror(r));
+		tlsplan_fail(c->plan, c->host, c->addr, "validation-failure",
+		    res->text);
 		if (implicit && client_tls_got_smtp(c)) {
 			snprintf(res->text, sizeof(res->text), "TLS handshake "
 			    "failed: the server greeted in plain text "
@@ -806,13 +835,21 @@ client_tls_start(struct client_conn *c, int implicit,
 			return TRY_NEXT;
 		}
 	}
+	if (tlsplan_check(c->plan, c->tls, c->host, c->addr, c->peer,
+	    res) == -1) {
+		c->broken = 1;
+		return TRY_NEXT;
+	}
 	lineio_set_tls(c->io, c->tls);
 	if (c->opts.debug && (desc = gnutls_session_get_desc(c->tls)) != NULL) {
 		char note[256];
-		int n = snprintf(note, sizeof(note), "TLS %s%s", desc,
+		const char *how = tlsplan_auth(c->plan, 1);
+		int n = snprintf(note, sizeof(note), "TLS %s%s%s", desc,
 		    verify ? ", certificate verified" :
 		    o->tls_pin != NULL ? ", certificate matches the pin" :
-		    ", certificate not checked");
+		    how[0] == 'u' ? ", certificate not checked" :
+		    ", certificate authenticated by ", verify ||
+		    o->tls_pin != NULL || how[0] == 'u' ? "" : how);
 
 		client_debug(c, "*", note, n > 0 ? (size_t)n : 0);
 		gnutls_free(desc);
@@ -1059,7 +1096,9 @@ client_try(struct client_conn *c, const struct sockaddr_storage *ss,
 	if (net_ntop((const struct sockaddr *)ss, c->addr, sizeof(c->addr),
 	    &port) == -1)
 		str_lcpy(c->addr, "?", sizeof(c->addr));
-	if (literal)
+	if (ss->ss_family == AF_UNIX)
+		str_lcpy(c->peer, host, sizeof(c->peer));
+	else if (literal)
 		snprintf(c->peer, sizeof(c->peer), "[%s]", c->addr);
 	else
 		snprintf(c->peer, sizeof(c->peer), "%s [%s]", host, c->addr);
@@ -1104,6 +1143,7 @@ client_try(struct client_conn *c, const struct sockaddr_storage *ss,
 		client_close(c, rc == 0);
 		return TRY_NEXT;
 	}
+	str_lcpy(c->greeting, r.text, sizeof(c->greeting));
 	if ((t = client_ehlo(c, res)) != TRY_OK) {
 		client_close(c, 1);
 		return t;
@@ -1111,6 +1151,8 @@ client_try(struct client_conn *c, const struct sockaddr_storage *ss,
 	if ((o->tls == CLIENT_TLS_OPPORTUNISTIC ||
 	    o->tls == CLIENT_TLS_REQUIRE) && c->tls == NULL && !c->cleartext) {
 		if (!(c->caps & CAP_STARTTLS)) {
+			tlsplan_fail(c->plan, c->host, c->addr,
+			    "starttls-not-supported", "no STARTTLS offered");
 			if (o->tls == CLIENT_TLS_REQUIRE) {
 				client_set(res, EX_UNAVAILABLE, 0, "5.7.10",
 				    c->peer, "the server does not offer "
@@ -1228,6 +1270,12 @@ client_mx_self(const struct client_conn *c, struct dns_mx *mx, size_t nmx)
 	return j;
 }
 
+static void
+client_plan_debug(void *arg, const char *s)
+{
+	client_debug(arg, "*", s, strlen(s));
+}
+
 static int
 client_host_eq(const char *a, const char *b)
 {
@@ -1256,8 +1304,8 @@ client_route(struct client_conn *c, const struct dial *d,
 	enum dns_status st;
 	enum try_result t;
 	char port[8], note[CLIENT_HOST_MAX + 64];
-	size_t nmx, na, i, j, nbusted = 0;
-	int tries = 0, r, n, any_temp_dns = 0;
+	size_t nmx, na, i, j, nbusted = 0, nrefused = 0;
+	int tries = 0, r, n, any_temp_dns = 0, secure = 0;
 	int implicit = d->implicit_tls || c->opts.tls == CLIENT_TLS_IMPLICIT;
 
 	*unresolved = 0;
@@ -1284,6 +1332,13 @@ client_route(struct client_conn *c, const struct dial *d,
 				    gai_strerror(r));
 			return -1;
 		}
+		tlsplan_domain(c->plan, d->host, 0, !d->literal,
+		    client_plan_debug, c);
+		if (tlsplan_host(c->plan, &c->opts, d->host, d->port,
+		    res) == -1) {
+			freeaddrinfo(ai);
+			return -1;
+		}
 		for (a = ai; a != NULL && tries < CLIENT_TRIES_MAX;
 		    a = a->ai_next) {
 			struct sockaddr_storage ss;
@@ -1307,7 +1362,7 @@ client_route(struct client_conn *c, const struct dial *d,
 		return -1;
 	}
 
-	st = dns_mx(d->host, mx, DNS_MX_MAX, &nmx);
+	st = dns_mx_secure(d->host, mx, DNS_MX_MAX, &nmx, &secure);
 	switch (st) {
 	case DNS_OK:
 		break;
@@ -1337,6 +1392,9 @@ client_route(struct client_conn *c, const struct dial *d,
 		    "host)", d->host, c->opts.self);
 		return -1;
 	}
+	/* RFC 7672 2.2.1: DANE only behind a validated MX answer. */
+	tlsplan_domain(c->plan, d->host, 1, st == DNS_OK && secure,
+	    client_plan_debug, c);
 	for (i = 0; i < nmx && tries < CLIENT_TRIES_MAX; i++) {
 		int busted = 0;
 
@@ -1349,6 +1407,13 @@ client_route(struct client_conn *c, const struct dial *d,
 			    "skipping busted MX %s", mx[i].host);
 			client_debug(c, "*", note, n > 0 ? (size_t)n : 0);
 			nbusted++;
+			continue;
+		}
+		if (tlsplan_host(c->plan, &c->opts, mx[i].host, d->port,
+		    &one) == -1) {
+			client_debug(c, "*", one.text, strlen(one.text));
+			client_merge(res, &one);
+			nrefused++;
 			continue;
 		}
 		st = dns_addrs(mx[i].host, d->port, addrs, DNS_ADDR_MAX, &na);
@@ -1378,6 +1443,8 @@ client_route(struct client_conn *c, const struct dial *d,
 			    res->text);
 		return -1;
 	}
+	if (nrefused > 0)
+		return -1;	/* res says why the policy refused them */
 	if (any_temp_dns)
 		client_set(res, EX_TEMPFAIL, 0, "4.4.3", d->host,
 		    "DNS lookup of the mail hosts of %s failed; will retry",
@@ -1425,7 +1492,13 @@ client_connect(const char *dest, const struct client_opts *opts,
 		free(c);
 		return NULL;
 	}
+	if ((c->plan = tlsplan_new(&c->opts)) == NULL) {
+		client_set(res, EX_OSERR, 0, NULL, dest, "out of memory");
+		free(c);
+		return NULL;
+	}
 	if (dial_parse(dest, &d, err, sizeof(err)) == -1) {
+		tlsplan_free(c->plan);
 		client_set(res, EX_USAGE, 0, NULL, dest,
 		    "bad destination \"%.100s\": %s", dest, err);
 		free(c);
@@ -1455,6 +1528,30 @@ client_peer(const struct client_conn *c)
 	return c->peer;
 }
 
+const char *
+client_tls_auth(const struct client_conn *c)
+{
+	return tlsplan_auth(c->plan, c->tls != NULL);
+}
+
+const char *
+client_greeting(const struct client_conn *c)
+{
+	return c->greeting;
+}
+
+const char *
+client_ehlo_reply(const struct client_conn *c)
+{
+	return c->ehlo;
+}
+
+gnutls_session_t
+client_tls_session(const struct client_conn *c)
+{
+	return c->tls;
+}
+
 int
 client_tls_active(const struct client_conn *c)
 {
@@ -1471,7 +1568,7 @@ client_offers(const struct client_conn *c, const char *ext)
 		{ "PIPELINING", CAP_PIPELINING }, { "SIZE", CAP_SIZE },
 		{ "8BITMIME", CAP_8BITMIME }, { "SMTPUTF8", CAP_SMTPUTF8 },
 		{ "STARTTLS", CAP_STARTTLS }, { "AUTH", CAP_AUTH },
-		{ "DSN", CAP_DSN },
+		{ "DSN", CAP_DSN }, { "REQUIRETLS", CAP_REQUIRETLS },
 	};
 	size_t i;
 
@@ -1484,7 +1581,8 @@ client_offers(const struct client_conn *c, const char *ext)
 int
 client_usable(const struct client_conn *c)
 {
-	return c->io != NULL && !c->broken;
+	return c->io != NULL && !c->broken && (c->limits.mailmax == 0 ||
+	    (unsigned)c->ntrans < c->limits.mailmax);
 }
 
 void
@@ -1499,6 +1597,7 @@ client_quit(struct client_conn **cp)
 		gnutls_certificate_free_credentials(c->cred);
 	if (c->tls_inited)
 		gnutls_global_deinit();
+	tlsplan_free(c->plan);
 	free(c);
 	*cp = NULL;
 }
@@ -1650,8 +1749,8 @@ client_rcpt_fail(struct client_rcpt *rc, int ex, const char *text)
 	rc->exit_status = ex;
 }
 
-int
-client_send(struct client_conn *c, struct client_msg *m,
+static int
+client_transaction(struct client_conn *c, struct client_msg *m,
     struct client_result *res)
 {
 	enum { CMD_RSET, CMD_MAIL, CMD_RCPT, CMD_DATA };
@@ -1686,8 +1785,17 @@ client_send(struct client_conn *c, struct client_msg *m,
 	if (m->smtputf8 && !(c->caps & CAP_SMTPUTF8)) {
 		/* RFC 6531 3.4: no downgrade; say so. */
 		client_set(res, EX_DATAERR, 0, "5.6.7", NULL,
-		    "the addresses need SMTPUTF8, which %s does not offer",
+		    "the message needs SMTPUTF8 (RFC 6531), which %s does "
+		    "not offer",
 		    c->peer);
+		goto allfail;
+	}
+	if (m->requiretls && !clientext_requiretls_ok(c->tls != NULL,
+	    client_tls_auth(c), c->opts.tls_pin != NULL,
+	    (c->caps & CAP_REQUIRETLS) != 0, err, sizeof(err))) {
+		/* RFC 8689 4.2.1: no delivery on lesser terms. */
+		client_set(res, EX_UNAVAILABLE, 0, "5.7.30", NULL,
+		    "REQUIRETLS support required: %s: %s", c->peer, err);
 		goto allfail;
 	}
 	if (m->fd != -1) {
@@ -1713,6 +1821,8 @@ client_send(struct client_conn *c, struct client_msg *m,
 		(void)str_appends(&params, " BODY=8BITMIME");
 	if (m->smtputf8)
 		(void)str_appends(&params, " SMTPUTF8");
+	if (m->requiretls)
+		(void)str_appends(&params, " REQUIRETLS");
 	if ((c->caps & CAP_DSN) && m->ret != NULL)
 		(void)str_appendf(&params, " RET=%s", m->ret);
 	if ((c->caps & CAP_DSN) && m->envid != NULL)
@@ -1863,6 +1973,11 @@ client_send(struct client_conn *c, struct client_msg *m,
 		client_set(res, EX_IOERR, 0, NULL, NULL, "%s", err);
 		return EX_IOERR;
 	}
+	if (rc == 0 && c->opts.lmtp) {
+		/* Who got the message is settled per recipient. */
+		(void)client_lmtp_replies(c, m, res);
+		goto summary;
+	}
 	if (rc == 0)
 		rc = client_reply(c, &r, NULL, c->opts.data_timeout);
 	if (rc != 0) {
@@ -1912,6 +2027,159 @@ allfail:
 		str_lcpy(m->rcpts[i].text, res->text,
 		    sizeof(m->rcpts[i].text));
 		m->rcpts[i].exit_status = res->exit_status;
+	}
+	return res->exit_status;
+}
+
+/* ---------------------------------------------------------------- */
+/* LMTP (RFC 2033) */
+
+struct client_conn *
+client_connect_unix(const char *path, const struct client_opts *opts,
+    struct client_result *res)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_un *sun = (struct sockaddr_un *)&ss;
+	struct client_conn *c;
+
+	memset(res, 0, sizeof(*res));
+	memset(&ss, 0, sizeof(ss));
+	sun->sun_family = AF_UNIX;
+	if (path[0] != '/' || str_lcpy(sun->sun_path, path,
+	    sizeof(sun->sun_path)) >= sizeof(sun->sun_path)) {
+		client_set(res, EX_USAGE, 0, NULL, path, "bad socket path "
+		    "\"%.100s\": not absolute, or too long", path);
+		return NULL;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		client_set(res, EX_OSERR, 0, NULL, path, "out of memory");
+		return NULL;
+	}
+	c->opts = *opts;
+	c->opts.tls = CLIENT_TLS_NONE;
+	c->opts.auth_user = NULL;
+	c->fd = -1;
+	if (c->opts.helo == NULL || c->opts.helo[0] == '\0')
+		c->opts.helo = "localhost";
+	if (c->opts.connect_timeout == 0)
+		c->opts.connect_timeout = DEF_CONNECT_TIMEOUT;
+	if (c->opts.command_timeout == 0)
+		c->opts.command_timeout = DEF_COMMAND_TIMEOUT;
+	if (c->opts.data_timeout == 0)
+		c->opts.data_timeout = DEF_DATA_TIMEOUT;
+	if (client_try(c, &ss, path, 1, 0, res) == TRY_OK)
+		return c;
+	client_quit(&c);
+	return NULL;
+}
+
+/*
+ * RFC 2033 4.2: after the data, one reply for each recipient that RCPT
+ * accepted, in RCPT order.  0 when all came; -1 when the connection
+ * failed on the way (those left get that failure, res says it).
+ */
+static int
+client_lmtp_replies(struct client_conn *c, struct client_msg *m,
+    struct client_result *res)
+{
+	struct client_reply r;
+	char err[256];
+	size_t i, j;
+	int rc;
+
+	for (i = 0; i < m->nrcpts; i++) {
+		if (m->rcpts[i].code / 100 != 2)
+			continue;
+		rc = client_reply(c, &r, NULL, c->opts.data_timeout);
+		if (rc != 0) {
+			snprintf(err, sizeof(err), "%s after the message "
+			    "data%s%s", rc == -2 ? "garbled reply" :
+			    "connection lost", rc == -1 ? ": " : "",
+			    rc == -1 ? strerror(errno) : "");
+			c->broken = 1;
+			for (j = i; j < m->nrcpts; j++)
+				if (m->rcpts[j].code / 100 == 2)
+					client_rcpt_fail(&m->rcpts[j],
+					    rc == -2 ? EX_PROTOCOL :
+					    EX_TEMPFAIL, err);
+			client_set(res, rc == -2 ? EX_PROTOCOL : EX_TEMPFAIL,
+			    0, NULL, c->peer, "%s", err);
+			return -1;
+		}
+		client_rcpt_set(&m->rcpts[i], &r, CLIENT_PH_DOT);
+		if (r.code / 100 == 2)
+			client_set(res, EX_OK, r.code, r.status, c->peer,
+			    "sent: %d %s", r.code, r.text);
+	}
+	return 0;
+}
+
+/* Gives recipients rcpts[from..to) the outcome r, never tried. */
+static void
+client_rcpts_fail(struct client_msg *m, size_t from,
+    const struct client_result *r)
+{
+	size_t i;
+
+	for (i = from; i < m->nrcpts; i++) {
+		m->rcpts[i].code = 0;
+		str_lcpy(m->rcpts[i].status, r->status,
+		    sizeof(m->rcpts[i].status));
+		str_lcpy(m->rcpts[i].text, r->text, sizeof(m->rcpts[i].text));
+		m->rcpts[i].exit_status = r->exit_status;
+	}
+}
+
+/*
+ * RFC 9422: a server's RCPTMAX is met by splitting the recipients over
+ * transactions, each with the whole message; the worst outcome decides.
+ */
+int
+client_send(struct client_conn *c, struct client_msg *m,
+    struct client_result *res)
+{
+	struct client_msg part;
+	struct client_result r;
+	size_t off, n, max = c->limits.rcptmax;
+	off_t start = -1;
+	int worst = -1, stop = 0;
+
+	if (max == 0 || m->nrcpts <= max)
+		return client_transaction(c, m, res);
+	/* Data read from a descriptor must be read again from its start;
+	 * one that cannot seek goes in one piece, as before LIMITS. */
+	if (m->fd != -1 && !m->data_pread &&
+	    (start = lseek(m->fd, 0, SEEK_CUR)) == -1)
+		return client_transaction(c, m, res);
+	memset(res, 0, sizeof(*res));
+	for (off = 0; off < m->nrcpts && !stop; off += n) {
+		n = m->nrcpts - off < max ? m->nrcpts - off : max;
+		part = *m;
+		part.rcpts = m->rcpts + off;
+		part.nrcpts = n;
+		if (off > 0 && !client_usable(c)) {
+			/* MAILMAX reached, or the connection is gone: the
+			 * rest wait for another connection. */
+			client_set(&r, EX_TEMPFAIL, 0, "4.5.3", c->peer,
+			    "%s takes no more transactions on this "
+			    "connection (LIMITS)", c->peer);
+			client_rcpts_fail(m, off, &r);
+			stop = 1;
+		} else if (start != -1 && lseek(m->fd, start, SEEK_SET) ==
+		    -1) {
+			client_set(&r, EX_IOERR, 0, NULL, NULL,
+			    "rewinding the message: %s", strerror(errno));
+			client_rcpts_fail(m, off, &r);
+			stop = 1;
+		} else
+			(void)client_transaction(c, &part, &r);
+		/* The worst decides; among successes, the last. */
+		if (worst == -1 || client_severity(r.exit_status) >
+		    client_severity(worst) || (r.exit_status == EX_OK &&
+		    worst == EX_OK)) {
+			worst = r.exit_status;
+			*res = r;
+		}
 	}
 	return res->exit_status;
 }

@@ -20,6 +20,8 @@
 
 #include <stddef.h>
 
+#include <gnutls/gnutls.h>
+
 #include "lib/str.h"
 
 #define CLIENT_HOST_MAX		256
@@ -31,6 +33,36 @@ enum client_tls {
 	CLIENT_TLS_OPPORTUNISTIC,	/* STARTTLS when offered (smtp -s) */
 	CLIENT_TLS_REQUIRE,		/* STARTTLS or fail */
 	CLIENT_TLS_IMPLICIT,		/* TLS before the banner (smtps, port 465, smtp -t) */
+};
+
+/*
+ * Which TLS a destination gets (smtp(1) -o tls_policy, the relay routes'
+ * tls); CLIENT_TLSPOL_DEFAULT leaves tls and tls_verify as they are.
+ */
+enum client_tls_policy {
+	CLIENT_TLSPOL_DEFAULT,
+	CLIENT_TLSPOL_NONE,	/* no STARTTLS */
+	CLIENT_TLSPOL_MAY,	/* STARTTLS when offered, any certificate */
+	CLIENT_TLSPOL_ENCRYPT,	/* STARTTLS required, any certificate */
+	CLIENT_TLSPOL_VERIFY,	/* STARTTLS, certificate and name checked */
+	CLIENT_TLSPOL_DANE,	/* DANE (RFC 7672) where TLSA records are
+				   validated, else as MAY */
+	CLIENT_TLSPOL_MTA_STS,	/* MTA-STS (RFC 8461) where published,
+				   else as MAY */
+	CLIENT_TLSPOL_AUTO,	/* DANE, else MTA-STS, else MAY */
+};
+
+/* One TLS outcome, for TLS reporting (RFC 8460). */
+struct client_tls_event {
+	const char	*domain;	/* the policy domain */
+	const char	*policy_type;	/* "tlsa", "sts", "no-policy-found" */
+	const char	*policy;	/* the policy's strings, "\n" between
+					   them; "" for no-policy-found */
+	const char	*mx_host;	/* the host connected to */
+	const char	*addr;		/* its address */
+	const char	*failure;	/* NULL: success; else an RFC 8460
+					   result type */
+	const char	*detail;	/* what happened, or "" */
 };
 
 /* The AUTH mechanism to use; CLIENT_AUTH_AUTO picks the best offered. */
@@ -64,6 +96,16 @@ struct client_opts {
 	const char	*self;		/* our host name, or NULL: MX hosts as
 					   preferred as it, or less, are not
 					   tried (RFC 5321 5.1) */
+	enum client_tls_policy tls_policy;
+	const char	*sts_cache;	/* MTA-STS policy cache directory,
+					   or NULL: fetched every time */
+	unsigned	 sts_timeout;	/* policy fetch, seconds (0: 30) */
+	/* Each TLS outcome under a policy, for TLS reports; NULL: none. */
+	void		(*tls_event)(void *, const struct client_tls_event *);
+	void		*tls_event_arg;
+	int		 lmtp;		/* speak LMTP (RFC 2033): LHLO, and
+					   a reply per recipient after the
+					   data */
 };
 
 /* What a failure suggests trying, for the caller to put in its words. */
@@ -120,6 +162,9 @@ struct client_msg {
 					   leaving its offset alone (a file
 					   that other threads read too) */
 	off_t		 data_off;
+	int		 requiretls;	/* RFC 8689: only over verified TLS
+					   to a server offering REQUIRETLS;
+					   else 5.7.30 for every recipient */
 };
 
 struct client_conn;
@@ -133,12 +178,20 @@ struct client_conn;
 struct client_conn *client_connect(const char *dest,
 	    const struct client_opts *, struct client_result *res);
 /*
+ * As client_connect(), to a stream socket at path in the file system (an
+ * LMTP server such as /run/dovecot/lmtp).  No TLS: it is a local peer.
+ */
+struct client_conn *client_connect_unix(const char *path,
+	    const struct client_opts *, struct client_result *res);
+/*
  * Sends one message on an open connection (RSET between messages is the
- * library's job).  Returns the sysexits status of the worst outcome (a
+ * library's job); in several transactions when the server's LIMITS
+ * RCPTMAX (RFC 9422) is smaller than the recipient list.  Returns the sysexits status of the worst outcome (a
  * permanent failure ranks above a temporary one); per-recipient results
  * in msg->rcpts.  When MAIL or the data is refused, every recipient gets
  * that reply.  res describes the deciding reply (the final 250 when all
- * went well).
+ * went well).  Under LMTP each recipient accepted at RCPT gets its own
+ * reply to the data (RFC 2033 4.2).
  */
 int	client_send(struct client_conn *, struct client_msg *,
 	    struct client_result *res);
@@ -147,11 +200,26 @@ void	client_quit(struct client_conn **cp);
 
 /* "name [address]" of the server we are talking to. */
 const char *client_peer(const struct client_conn *);
+/* The policy's name ("dane", ...), NULL if unknown; and the reverse. */
+const char *client_tls_policy_name(enum client_tls_policy);
+int	client_tls_policy_parse(const char *, enum client_tls_policy *);
+/* What authenticated the session: "DANE", "MTA-STS", "verified",
+ * "unverified", or "none" without TLS. */
+const char *client_tls_auth(const struct client_conn *);
+
+/* For smtp -p: the greeting's text; the last EHLO reply's lines without
+ * their codes, each ended by "\n" ("" after HELO); the TLS session, or
+ * NULL. */
+const char *client_greeting(const struct client_conn *);
+const char *client_ehlo_reply(const struct client_conn *);
+gnutls_session_t client_tls_session(const struct client_conn *);
+
 /* 1 if the session is encrypted. */
 int	client_tls_active(const struct client_conn *);
 /* 1 if the server's EHLO reply listed the extension ("DSN", "AUTH", ...). */
 int	client_offers(const struct client_conn *, const char *ext);
-/* 1 if another message may be sent on the connection. */
+/* 1 if another message may be sent on the connection (LIMITS MAILMAX
+ * counted). */
 int	client_usable(const struct client_conn *);
 
 /*

@@ -25,6 +25,7 @@ static size_t	conv_next_line(const char *, size_t, size_t *);
 static int	conv_is_field(const char *, size_t);
 static int	conv_is_addr_field(const char *, size_t);
 static int	conv_flush_field(struct conv_state *);
+static int	add_named_from(struct str *, const char *, const char *);
 static int	conv_add_missing(struct conv_state *);
 static int	conv_body(const char *, size_t, struct str *);
 static int	conv_finish_seg(struct str *, struct str *, int, int, size_t,
@@ -345,6 +346,27 @@ conv_flush_field(struct conv_state *st)
 	return r;
 }
 
+/* From: "Full Name" <sender>, the name as a quoted string. */
+static int
+add_named_from(struct str *out, const char *name, const char *sender)
+{
+	const char *p;
+	int r;
+
+	r = str_appends(out, "From: \"");
+	for (p = name; r == 0 && *p != '\0'; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			continue;	/* no line breaks into the header */
+		if (*p == '"' || *p == '\\')
+			r = str_appendc(out, '\\');
+		if (r == 0)
+			r = str_appendc(out, *p);
+	}
+	if (r == 0)
+		r = str_appendf(out, "\" <%s>\r\n", sender);
+	return r;
+}
+
 static int
 conv_add_missing(struct conv_state *st)
 {
@@ -356,6 +378,8 @@ conv_add_missing(struct conv_state *st)
 		if (o->sender[0] == '\0')
 			r = str_appendf(st->out, "From: Postmaster%s%s\r\n",
 			    o->domain ? "@" : "", o->domain ? o->domain : "");
+		else if (o->fullname != NULL && *o->fullname != '\0')
+			r = add_named_from(st->out, o->fullname, o->sender);
 		else
 			r = str_appendf(st->out, "From: %s\r\n", o->sender);
 		st->info->added_from = 1;

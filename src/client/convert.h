@@ -30,6 +30,8 @@ struct conv_opts {
 					   Message-ID; NULL: leave them */
 	time_t		 now;		/* for a missing Date: */
 	const char	*msgid_local;	/* left of the @ in a new Message-ID */
+	const char	*fullname;	/* a new From: gets "fullname" <sender>;
+					   NULL: the bare sender */
 };
 
 struct conv_info {

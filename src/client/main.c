@@ -14,7 +14,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <libconfig.h>
 #include <limits.h>
 #include <netdb.h>
 #include <pwd.h>
@@ -31,48 +30,28 @@
 #include <gnutls/crypto.h>
 
 #include "auth/creds.h"
+#include "client/cconf.h"
 #include "client/client.h"
 #include "client/convert.h"
 #include "client/dial.h"
 #include "client/pin.h"
+#include "client/probe.h"
 #include "lib/addr.h"
 #include "lib/str.h"
 
-#define SMTP_OPTS		"ab:C:dfg:h:o:stu:"
+#define SMTP_OPTS		"ab:C:dfg:h:o:pstu:"
 #define SMTP_OVERRIDES_MAX	64
 #define SMTP_RCPTS_MAX		10000
-#define DEF_MAX_MESSAGE		(64ULL * 1024 * 1024)
-#define DEF_PASSWORD_TIMEOUT	120
 #define SMTP_ADDR_MAX		(ADDR_PATH_MAX + 1)
-
-/* Settings from the config file and -o. */
-struct smtp_conf {
-	char			*keyfile, *netrc, *password_command;
-	char			*tls_cafile, *tls_pin;
-	int			 tls_verify;
-	int			 auth_cleartext;
-	enum client_auth_mech	 auth_mech;
-	unsigned		 connect_timeout, command_timeout;
-	unsigned		 data_timeout, password_timeout;
-	unsigned long long	 max_message_size;
-};
 
 static void	usage(void) __attribute__((noreturn));
 static void	die(int, const char *, ...)
 		    __attribute__((format(printf, 2, 3), noreturn));
-static int	conf_set(struct smtp_conf *, const char *, const char *,
-		    char *, size_t);
-static int	conf_apply_group(struct smtp_conf *, config_setting_t *,
-		    const char *, const char *, char *, size_t);
-static int	conf_load(struct smtp_conf *, const char *, int,
-		    const char *, char *, size_t);
 static void	my_host_name(char *, size_t);
 static void	login_name(char *, size_t);
 static int	read_all(int, struct str *);
 static int	write_all(int, const char *, size_t);
 static int	check_addr(const char *, int);
-static void	conf_free(struct smtp_conf *);
-static int	conf_host_matches(config_setting_t *, const char *);
 static void	die_connect(const struct client_result *, int,
 		    const struct dial *) __attribute__((noreturn));
 
@@ -81,7 +60,9 @@ usage(void)
 {
 	fprintf(stderr, "usage: smtp [-adfst] [-b busted-mx]... [-C config] "
 	    "[-g gateway] [-h host] [-o key=value]... [-u user] [.domain] "
-	    "destaddr sender rcpt...\n");
+	    "destaddr sender rcpt...\n"
+	    "       smtp -p [-dt] [-C config] [-h host] [-o key=value]... "
+	    "destaddr\n");
 	exit(EX_USAGE);
 }
 
@@ -116,311 +97,11 @@ die_connect(const struct client_result *res, int tflag, const struct dial *d)
 	while (n > 0 && (isspace((unsigned char)res->text[n - 1]) ||
 	    res->text[n - 1] == '.'))
 		n--;
-	tip[0] = '\0';
-	switch (res->hint) {
-	case CLIENT_HINT_IMPLICIT_TLS:
-		if (d->kind == DIAL_HOST)
-			snprintf(tip, sizeof(tip), "the server may expect "
-			    "implicit TLS: try -t");
-		break;
-	case CLIENT_HINT_PLAIN_SMTP:
-		snprintf(tip, sizeof(tip), "%s", tflag ?
-		    "try without -t (with -s for STARTTLS)" :
-		    "this port takes plain SMTP: try -s on it, or port 587");
-		break;
-	case CLIENT_HINT_UNKNOWN_CA:
-		if (res->peer_pin[0] != '\0')
-			snprintf(tip, sizeof(tip), "give its CA with -o "
-			    "tls_cafile=FILE, or check the server's key and "
-			    "pin it with -o tls_pin=%s", res->peer_pin);
-		else
-			snprintf(tip, sizeof(tip), "give its CA with -o "
-			    "tls_cafile=FILE, or pin the server's key with -o "
-			    "tls_pin=...");
-		break;
-	case CLIENT_HINT_NONE:
-		break;
-	}
+	probe_tip(res, tflag, d, tip, sizeof(tip));
 	if (tip[0] != '\0')
 		die(res->exit_status, "%s: %.*s; %s", res->host, (int)n,
 		    res->text, tip);
 	die(res->exit_status, "%s: %.*s", res->host, (int)n, res->text);
-}
-
-static int
-parse_bool(const char *v, int *out)
-{
-	if (strcasecmp(v, "yes") == 0 || strcasecmp(v, "true") == 0 ||
-	    strcasecmp(v, "on") == 0 || strcmp(v, "1") == 0)
-		*out = 1;
-	else if (strcasecmp(v, "no") == 0 || strcasecmp(v, "false") == 0 ||
-	    strcasecmp(v, "off") == 0 || strcmp(v, "0") == 0)
-		*out = 0;
-	else
-		return -1;
-	return 0;
-}
-
-static int
-parse_uint(const char *v, unsigned long long max, unsigned long long *out)
-{
-	unsigned long long n, mult = 1;
-	char *end;
-
-	if (!isdigit((unsigned char)*v))
-		return -1;
-	errno = 0;
-	n = strtoull(v, &end, 10);
-	if (errno != 0)
-		return -1;
-	if (*end == 'k' || *end == 'K')
-		mult = 1024;
-	else if (*end == 'm' || *end == 'M')
-		mult = 1024 * 1024;
-	else if (*end == 'g' || *end == 'G')
-		mult = 1024ULL * 1024 * 1024;
-	if (mult != 1)
-		end++;
-	if (*end != '\0' || n == 0 || n > max / mult)
-		return -1;
-	*out = n * mult;
-	return 0;
-}
-
-static int
-set_str(char **dst, const char *v)
-{
-	char *p = NULL;
-
-	if (*v != '\0' && (p = strdup(v)) == NULL)
-		return -1;
-	free(*dst);
-	*dst = p;
-	return 0;
-}
-
-static void
-conf_free(struct smtp_conf *cf)
-{
-	free(cf->keyfile);
-	free(cf->netrc);
-	free(cf->password_command);
-	free(cf->tls_cafile);
-	free(cf->tls_pin);
-	memset(cf, 0, sizeof(*cf));
-}
-
-/* One setting, from the file or -o.  0 or -1 with err. */
-static int
-conf_set(struct smtp_conf *cf, const char *key, const char *v, char *err,
-    size_t errlen)
-{
-	static const struct {
-		const char		*name;
-		enum client_auth_mech	 mech;
-	} mechs[] = {
-		{ "auto", CLIENT_AUTH_AUTO }, { "plain", CLIENT_AUTH_PLAIN },
-		{ "login", CLIENT_AUTH_LOGIN },
-		{ "cram-md5", CLIENT_AUTH_CRAM_MD5 },
-		{ "xoauth2", CLIENT_AUTH_XOAUTH2 },
-	};
-	unsigned long long n;
-	unsigned *tp = NULL;
-	size_t i;
-
-	if (strcmp(key, "keyfile") == 0)
-		return set_str(&cf->keyfile, v);
-	if (strcmp(key, "netrc") == 0)
-		return set_str(&cf->netrc, v);
-	if (strcmp(key, "password_command") == 0)
-		return set_str(&cf->password_command, v);
-	if (strcmp(key, "tls_cafile") == 0)
-		return set_str(&cf->tls_cafile, v);
-	if (strcmp(key, "tls_pin") == 0) {
-		if (*v != '\0' && !pin_valid(v)) {
-			snprintf(err, errlen, "tls_pin: want sha256: and 64 "
-			    "hex digits (colons allowed) or pin-sha256: and 44 "
-			    "base64 digits, several separated by commas");
-			return -1;
-		}
-		return set_str(&cf->tls_pin, v);
-	}
-	if (strcmp(key, "tls_verify") == 0 ||
-	    strcmp(key, "auth_cleartext") == 0) {
-		int b;
-
-		if (parse_bool(v, &b) == -1) {
-			snprintf(err, errlen, "%s: want yes or no", key);
-			return -1;
-		}
-		if (key[0] == 't')
-			cf->tls_verify = b;
-		else
-			cf->auth_cleartext = b;
-		return 0;
-	}
-	if (strcmp(key, "auth_mechanism") == 0) {
-		for (i = 0; i < sizeof(mechs) / sizeof(mechs[0]); i++)
-			if (strcasecmp(v, mechs[i].name) == 0) {
-				cf->auth_mech = mechs[i].mech;
-				return 0;
-			}
-		snprintf(err, errlen, "auth_mechanism: want auto, plain, "
-		    "login, cram-md5 or xoauth2");
-		return -1;
-	}
-	if (strcmp(key, "max_message_size") == 0) {
-		if (parse_uint(v, 1ULL << 40, &n) == -1) {
-			snprintf(err, errlen, "max_message_size: want a size "
-			    "in bytes (k, m, g suffixes)");
-			return -1;
-		}
-		cf->max_message_size = n;
-		return 0;
-	}
-	if (strcmp(key, "connect_timeout") == 0)
-		tp = &cf->connect_timeout;
-	else if (strcmp(key, "command_timeout") == 0)
-		tp = &cf->command_timeout;
-	else if (strcmp(key, "data_timeout") == 0)
-		tp = &cf->data_timeout;
-	else if (strcmp(key, "password_timeout") == 0)
-		tp = &cf->password_timeout;
-	if (tp != NULL) {
-		if (parse_uint(v, 86400, &n) == -1) {
-			snprintf(err, errlen, "%s: want seconds (1 to 86400)",
-			    key);
-			return -1;
-		}
-		*tp = (unsigned)n;
-		return 0;
-	}
-	snprintf(err, errlen, "unknown setting \"%.64s\"", key);
-	return -1;
-}
-
-/* Applies the scalar settings of a group ("hosts" entries skip "host"). */
-static int
-conf_apply_group(struct smtp_conf *cf, config_setting_t *g, const char *file,
-    const char *skip, char *err, size_t errlen)
-{
-	config_setting_t *s;
-	char val[64], e[256];
-	const char *name, *v;
-	int i, n = config_setting_length(g);
-
-	for (i = 0; i < n; i++) {
-		s = config_setting_get_elem(g, (unsigned)i);
-		name = config_setting_name(s);
-		if (name == NULL || (skip != NULL && strcmp(name, skip) == 0))
-			continue;
-		if (strcmp(name, "hosts") == 0 && skip == NULL)
-			continue;	/* handled by the caller */
-		switch (config_setting_type(s)) {
-		case CONFIG_TYPE_STRING:
-			v = config_setting_get_string(s);
-			break;
-		case CONFIG_TYPE_INT:
-		case CONFIG_TYPE_INT64:
-			snprintf(val, sizeof(val), "%lld",
-			    config_setting_get_int64(s));
-			v = val;
-			break;
-		case CONFIG_TYPE_BOOL:
-			v = config_setting_get_bool(s) ? "yes" : "no";
-			break;
-		default:
-			snprintf(err, errlen, "%s:%d: %s: want a string, "
-			    "number or boolean", file,
-			    config_setting_source_line(s), name);
-			return -1;
-		}
-		if (conf_set(cf, name, v, e, sizeof(e)) == -1) {
-			snprintf(err, errlen, "%s:%d: %s", file,
-			    config_setting_source_line(s), e);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/* A hosts entry's host: a name or a list of names. */
-static int
-conf_host_matches(config_setting_t *hn, const char *dest_host)
-{
-	const char *s;
-	int j;
-
-	if (config_setting_type(hn) == CONFIG_TYPE_STRING)
-		return strcasecmp(config_setting_get_string(hn),
-		    dest_host) == 0;
-	if (!config_setting_is_aggregate(hn))
-		return 0;
-	for (j = 0; j < config_setting_length(hn); j++) {
-		s = config_setting_get_string_elem(hn, j);
-		if (s != NULL && strcasecmp(s, dest_host) == 0)
-			return 1;
-	}
-	return 0;
-}
-
-/*
- * Reads the config file: global settings, then those of the "hosts"
- * entries whose host matches dest_host.  0, 1 if the file does not exist
- * (and !must), -1 with err.
- */
-static int
-conf_load(struct smtp_conf *cf, const char *path, int must,
-    const char *dest_host, char *err, size_t errlen)
-{
-	config_t cfg;
-	config_setting_t *hosts, *h, *hn;
-	int i, n, r = -1;
-
-	if (access(path, F_OK) == -1 && errno == ENOENT && !must)
-		return 1;
-	config_init(&cfg);
-	if (config_read_file(&cfg, path) != CONFIG_TRUE) {
-		if (config_error_type(&cfg) == CONFIG_ERR_FILE_IO)
-			snprintf(err, errlen, "%s: cannot read it", path);
-		else
-			snprintf(err, errlen, "%s:%d: %s",
-			    config_error_file(&cfg) ? config_error_file(&cfg) :
-			    path, config_error_line(&cfg),
-			    config_error_text(&cfg));
-		goto out;
-	}
-	if (conf_apply_group(cf, config_root_setting(&cfg), path, NULL, err,
-	    errlen) == -1)
-		goto out;
-	if ((hosts = config_lookup(&cfg, "hosts")) != NULL) {
-		if (!config_setting_is_list(hosts)) {
-			snprintf(err, errlen, "%s:%d: hosts: want a list ( { "
-			    "host = \"...\"; ... } )", path,
-			    config_setting_source_line(hosts));
-			goto out;
-		}
-		n = config_setting_length(hosts);
-		for (i = 0; i < n; i++) {
-			h = config_setting_get_elem(hosts, (unsigned)i);
-			hn = config_setting_is_group(h) ?
-			    config_setting_get_member(h, "host") : NULL;
-			if (hn == NULL) {
-				snprintf(err, errlen, "%s:%d: hosts entries "
-				    "need host = \"name\"", path,
-				    config_setting_source_line(h));
-				goto out;
-			}
-			if (conf_host_matches(hn, dest_host) &&
-			    conf_apply_group(cf, h, path, "host", err,
-			    errlen) == -1)
-				goto out;
-		}
-	}
-	r = 0;
-out:
-	config_destroy(&cfg);
-	return r;
 }
 
 /* $site, else the fully qualified name of this host. */
@@ -532,7 +213,7 @@ has_8bit(const char *s)
 int
 main(int argc, char **argv)
 {
-	struct smtp_conf cf;
+	struct cconf cf;
 	struct client_opts o;
 	struct client_result res;
 	struct client_msg msg;
@@ -554,13 +235,11 @@ main(int argc, char **argv)
 	char msgid[33], key[64];
 	unsigned char rnd[16];
 	int ch, aflag = 0, dflag = 0, fflag = 0, sflag = 0, tflag = 0;
+	int pflag = 0;
 	int nbusted = 0, nover = 0, i, r, nrcpt, status, smtputf8, same;
 
 	(void)signal(SIGPIPE, SIG_IGN);
-	memset(&cf, 0, sizeof(cf));
-	cf.tls_verify = 1;
-	cf.max_message_size = DEF_MAX_MESSAGE;
-	cf.password_timeout = DEF_PASSWORD_TIMEOUT;
+	cconf_init(&cf);
 
 	while ((ch = getopt(argc, argv, SMTP_OPTS)) != -1) {
 		switch (ch) {
@@ -594,6 +273,9 @@ main(int argc, char **argv)
 				    SMTP_OVERRIDES_MAX);
 			overrides[nover++] = optarg;
 			break;
+		case 'p':
+			pflag = 1;
+			break;
 		case 's':
 			sflag = 1;
 			break;
@@ -617,7 +299,8 @@ main(int argc, char **argv)
 		argc--;
 		argv++;
 	}
-	if (argc < 3)
+	if ((pflag && (argc != 1 || aflag || fflag || domain != NULL)) ||
+	    (!pflag && argc < 3))
 		usage();
 	if (argc - 2 > SMTP_RCPTS_MAX)
 		die(EX_USAGE, "too many recipients (at most %d)",
@@ -630,22 +313,11 @@ main(int argc, char **argv)
 
 	/* Settings: the config file, then -o. */
 	if (conffile != NULL)
-		r = conf_load(&cf, conffile, 1, d.host, err, sizeof(err));
-	else {
-		const char *x = getenv("XDG_CONFIG_HOME");
-		const char *home = getenv("HOME");
-
+		r = cconf_load(&cf, conffile, 1, d.host, err, sizeof(err));
+	else if (cconf_user_path(path, sizeof(path)) == 0)
+		r = cconf_load(&cf, path, 0, d.host, err, sizeof(err));
+	else
 		r = 1;
-		if (x != NULL && *x == '/')
-			snprintf(path, sizeof(path), "%s/smtp/smtp.conf", x);
-		else if (home != NULL && *home == '/')
-			snprintf(path, sizeof(path),
-			    "%s/.config/smtp/smtp.conf", home);
-		else
-			path[0] = '\0';
-		if (path[0] != '\0')
-			r = conf_load(&cf, path, 0, d.host, err, sizeof(err));
-	}
 	if (r == -1)
 		die(EX_CONFIG, "%s", err);
 	for (i = 0; i < nover; i++) {
@@ -656,7 +328,7 @@ main(int argc, char **argv)
 		}
 		memcpy(key, overrides[i], (size_t)(eq - overrides[i]));
 		key[eq - overrides[i]] = '\0';
-		if (conf_set(&cf, key, eq + 1, err, sizeof(err)) == -1)
+		if (cconf_set(&cf, key, eq + 1, err, sizeof(err)) == -1)
 			die(EX_USAGE, "-o %s", err);
 	}
 
@@ -666,6 +338,31 @@ main(int argc, char **argv)
 		my_host_name(helo, sizeof(helo));
 	if (domain == NULL)
 		domain = helo;
+
+	memset(&o, 0, sizeof(o));
+	o.helo = helo;
+	o.tls = tflag ? CLIENT_TLS_IMPLICIT :
+	    aflag ? (cf.auth_cleartext ? CLIENT_TLS_OPPORTUNISTIC :
+	    CLIENT_TLS_REQUIRE) :
+	    sflag ? CLIENT_TLS_OPPORTUNISTIC : CLIENT_TLS_NONE;
+	o.tls_verify = cf.tls_verify;
+	o.tls_cafile = cf.tls_cafile;
+	o.tls_pin = cf.tls_pin;
+	o.tls_policy = cf.tls_policy;
+	o.sts_cache = cf.sts_cache;
+	o.auth_cleartext_ok = cf.auth_cleartext;
+	o.auth_mech = cf.auth_mech;
+	o.connect_timeout = cf.connect_timeout;
+	o.command_timeout = cf.command_timeout;
+	o.data_timeout = cf.data_timeout;
+	o.debug = dflag;
+	o.busted_mx = busted;
+	o.gateway = gateway;
+	if (pflag) {
+		status = probe_run(dest, &d, &o, tflag);
+		cconf_free(&cf);
+		return status;
+	}
 	/* The envelope, qualified as Plan 9 does. */
 	nrcpt = argc - 2;
 	if ((rcpts = calloc((size_t)nrcpt, sizeof(*rcpts))) == NULL ||
@@ -714,27 +411,10 @@ main(int argc, char **argv)
 		str_free(&out);
 		free(rcpts);
 		free(addrs);
-		conf_free(&cf);
+		cconf_free(&cf);
 		return EX_OK;
 	}
 
-	memset(&o, 0, sizeof(o));
-	o.helo = helo;
-	o.tls = tflag ? CLIENT_TLS_IMPLICIT :
-	    aflag ? (cf.auth_cleartext ? CLIENT_TLS_OPPORTUNISTIC :
-	    CLIENT_TLS_REQUIRE) :
-	    sflag ? CLIENT_TLS_OPPORTUNISTIC : CLIENT_TLS_NONE;
-	o.tls_verify = cf.tls_verify;
-	o.tls_cafile = cf.tls_cafile;
-	o.tls_pin = cf.tls_pin;
-	o.auth_cleartext_ok = cf.auth_cleartext;
-	o.auth_mech = cf.auth_mech;
-	o.connect_timeout = cf.connect_timeout;
-	o.command_timeout = cf.command_timeout;
-	o.data_timeout = cf.data_timeout;
-	o.debug = dflag;
-	o.busted_mx = busted;
-	o.gateway = gateway;
 
 	memset(&cr, 0, sizeof(cr));
 	if (aflag) {
@@ -838,6 +518,6 @@ main(int argc, char **argv)
 	}
 	free(rcpts);
 	free(addrs);
-	conf_free(&cf);
+	cconf_free(&cf);
 	return status;
 }

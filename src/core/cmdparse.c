@@ -219,6 +219,14 @@ mail_param(void *ctx, const char *k, size_t klen, const char *v, size_t vlen,
 		mp->smtputf8 = 1;
 		return PATH_OK;
 	}
+	if (keyis(k, klen, "REQUIRETLS")) {
+		if (mp->requiretls || v != NULL) {
+			*why = "bad REQUIRETLS parameter";
+			return PATH_PARAM_SYNTAX;
+		}
+		mp->requiretls = 1;
+		return PATH_OK;
+	}
 	if (keyis(k, klen, "RET")) {
 		if (mp->ret != RET_NONE || v == NULL) {
 			*why = "bad RET parameter";

@@ -42,6 +42,7 @@ struct mail_params {
 	long long	 size;		/* SIZE=, -1 when not given */
 	enum body_type	 body;
 	int		 smtputf8;
+	int		 requiretls;	/* RFC 8689 REQUIRETLS */
 	enum dsn_ret	 ret;		/* RFC 3461 RET= */
 	char		 envid[ENVID_MAX + 1];	/* RFC 3461 ENVID=, as xtext */
 	char		 auth[AUTHPARAM_MAX + 1];	/* RFC 4954 AUTH=, as xtext */

@@ -9,9 +9,8 @@
 #ifndef DAEMON_H
 #define DAEMON_H
 
+#include "listeners.h"
 #include "policy/policy.h"
-
-#define LISTEN_BACKLOG	1024
 
 /* What the command line said, for every process to read the config. */
 struct smtpd_args {
@@ -24,8 +23,8 @@ struct smtpd_args {
 
 /* The front's sockets: listeners and, split, the key process's. */
 struct front_fds {
-	int	 listen[2 * POLICY_LISTEN_MAX];
-	int	 implicit_tls[2 * POLICY_LISTEN_MAX];
+	int	 listen[LISTENERS_MAX];
+	int	 lflags[LISTENERS_MAX];	/* LISTEN_* (server.h) */
 	int	 nlisten;
 	int	 key[8];	/* KEYPROC_CHANNELS; none: in-process */
 	int	 nkey;
@@ -43,12 +42,11 @@ int	load_credentials(const struct policy *p, int strict, int remote_key);
 /* Writes one byte to fd (a pipe to the parent), unless fd is -1. */
 void	notify_parent(int fd);
 /*
- * Binds every listener of p into fds; with listen_now they listen at
- * once, else front_main() makes them listen when it is ready.  0, or -1
- * (logged).
+ * Opens every listener of p into fds (listeners_open(): bound and
+ * listening, or taken over from systemd).  Clients that come before the
+ * front is ready wait in the backlog.  0, or -1 (logged).
  */
-int	bind_listeners(const struct policy *p, struct front_fds *fds,
-	    int listen_now);
+int	bind_listeners(const struct policy *p, struct front_fds *fds);
 /*
  * Runs the daemon's SMTP side until SIGTERM: with fds->nkey, as the front
  * of a split daemon; without, as the whole daemon in one process (with

@@ -12,6 +12,7 @@ static void	header_byte(struct datain *, char);
 static int	end_line(struct datain *, int, int);
 static size_t	scan(struct datain *, const char *, size_t, int, int *);
 static void	flush_header(struct datain *);
+static int	put(struct datain *, const char *, size_t);
 
 void
 datain_init(struct datain *d, struct spool_msg *m, size_t max_size,
@@ -37,6 +38,22 @@ datain_free(struct datain *d)
 	str_free(&d->hdr);
 }
 
+void
+datain_tap(struct datain *d, datain_tap_fn fn, void *arg)
+{
+	d->tap = fn;
+	d->tap_arg = arg;
+}
+
+/* Spools bytes, showing them to the tap (a DKIM signer) first. */
+static int
+put(struct datain *d, const char *p, size_t n)
+{
+	if (d->tap != NULL)
+		d->tap(d->tap_arg, p, n);
+	return spool_write(d->msg, p, n);
+}
+
 /* Writes the tags and the held-back header; from now on bytes stream. */
 static void
 flush_header(struct datain *d)
@@ -50,8 +67,8 @@ flush_header(struct datain *d)
 	if (d->verdict == DATA_OK)
 		d->on_header(d->arg, str_cstr(&d->hdr), d->hdr.len, &tags);
 	if (d->verdict == DATA_OK && ((tags.len > 0 &&
-	    spool_write(d->msg, tags.s, tags.len) == -1) || (d->hdr.len > 0 &&
-	    spool_write(d->msg, d->hdr.s, d->hdr.len) == -1)))
+	    put(d, tags.s, tags.len) == -1) || (d->hdr.len > 0 &&
+	    put(d, d->hdr.s, d->hdr.len) == -1)))
 		flag(d, DATA_WRITE_ERROR);
 	str_free(&tags);
 	str_free(&d->hdr);
@@ -82,7 +99,7 @@ take(struct datain *d, const char *p, size_t n)
 		if (d->verdict != DATA_OK)
 			return;
 	}
-	if (spool_write(d->msg, p, n) == -1)
+	if (put(d, p, n) == -1)
 		flag(d, DATA_WRITE_ERROR);
 }
 

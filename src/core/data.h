@@ -41,8 +41,13 @@ enum data_bare_lf {
 typedef void (*datain_header_fn)(void *arg, const char *hdr, size_t len,
     struct str *tags);
 
+/* Sees every byte the reader spools, in order (tags, header, body). */
+typedef void (*datain_tap_fn)(void *arg, const char *, size_t);
+
 struct datain {
 	struct spool_msg	*msg;
+	datain_tap_fn		 tap;
+	void			*tap_arg;
 	datain_header_fn	 on_header;
 	void			*arg;
 	struct str		 hdr;		/* the header, held back */
@@ -77,6 +82,8 @@ size_t	datain_data(struct datain *, const char *, size_t, int *end_r);
 void	datain_bdat(struct datain *, const char *, size_t);
 /* Ends the message: the verdict, after the last bytes. */
 enum data_verdict datain_finish(struct datain *);
+/* Installs a tap, after datain_init(). */
+void	datain_tap(struct datain *, datain_tap_fn, void *arg);
 /* Frees what the reader holds (not the message). */
 void	datain_free(struct datain *);
 

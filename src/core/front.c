@@ -20,9 +20,13 @@
 #include "daemon.h"
 #include "keyproc.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/net.h"
+#include "listeners.h"
+#include "metricsd.h"
 #include "queue/runner.h"
 #include "queue/spool.h"
+#include "sdnotify.h"
 #include "server.h"
 #include "session.h"
 #include "tls.h"
@@ -81,25 +85,18 @@ notify_parent(int fd)
 }
 
 int
-bind_listeners(const struct policy *pol, struct front_fds *f, int listen_now)
+bind_listeners(const struct policy *pol, struct front_fds *f)
 {
 	char err[1024];
-	int i;
+	int n;
 
 	f->nlisten = 0;
-	for (i = 0; i < pol->nlisten + pol->ntls_listen; i++) {
-		const char *addr = i < pol->nlisten ? pol->listen[i] :
-		    pol->tls_listen[i - pol->nlisten];
-
-		if ((f->listen[f->nlisten] = net_listen(addr, listen_now ?
-		    LISTEN_BACKLOG : -1, err, sizeof(err))) == -1) {
-			log_err("%s", err);
-			return -1;
-		}
-		f->implicit_tls[f->nlisten++] = i >= pol->nlisten;
-		log_info("listening on %s%s", addr, i >= pol->nlisten ?
-		    " (implicit TLS)" : "");
+	if ((n = listeners_open(pol, f->listen, f->lflags, LISTENERS_MAX, err,
+	    sizeof(err))) == -1) {
+		log_err("%s", err);
+		return -1;
 	}
+	f->nlisten = n;
 	return 0;
 }
 
@@ -114,6 +111,7 @@ front_main(const struct smtpd_args *a, struct policy *pol,
 	struct throttle *th;
 	struct session_conf tmpl;
 	struct runner *runner = NULL;
+	struct metricsd *md = NULL;
 	char err[1024];
 	int i, sig, split = f->nkey > 0;
 	const char *who = split ? "front: " : "";
@@ -152,21 +150,27 @@ front_main(const struct smtpd_args *a, struct policy *pol,
 			spool_set_hook(sp, runner_spool_hook, runner);
 	}
 	/*
-	 * Clients are let in once the spool (and its journal) is ready.  A
-	 * restarted front finds them listening already, with what came
-	 * meanwhile waiting in the backlog.
+	 * Up before the first greeting: whoever saw the SMTP banner finds
+	 * the metrics too.  Split, the runner is another process: its
+	 * counts are not here.
 	 */
-	for (i = 0; i < f->nlisten; i++)
-		if (listen(f->listen[i], LISTEN_BACKLOG) == -1) {
-			log_err("listen: %s", strerror(errno));
+	if (split)
+		metrics_no_deliveries();
+	if (pol->front.metrics_listen[0] != '\0') {
+		if ((md = metricsd_start(pol->front.metrics_listen, pol->spool,
+		    err, sizeof(err))) == NULL) {
+			log_err("metrics: %s", err);
 			return EX_OSERR;
 		}
+		log_info("metrics on http://%s/metrics",
+		    pol->front.metrics_listen);
+	}
 	memset(&tmpl, 0, sizeof(tmpl));
 	tmpl.spool = sp;
 	tmpl.state = st;
 	tmpl.throttle = th;
 	tmpl.mailer = a->mailer;
-	if ((sv = server_start(f->listen, f->implicit_tls, f->nlisten, &tmpl,
+	if ((sv = server_start(f->listen, f->lflags, f->nlisten, &tmpl,
 	    err, sizeof(err))) == NULL) {
 		log_err("%s", err);
 		return EX_OSERR;
@@ -176,12 +180,17 @@ front_main(const struct smtpd_args *a, struct policy *pol,
 		    a->conffile);
 	log_info("%sstarted: config=%s hostname=%s spool=%s", who,
 	    pol->have_file ? a->conffile : "none", pol->hostname, pol->spool);
+	/* Split, the parent speaks to systemd for the daemon. */
+	if (!split)
+		(void)sdnotify("READY=1");
 	notify_parent(f->notify);
 	for (;;) {
 		if (sigwait(&sigs, &sig) != 0)
 			continue;
 		if (sig != SIGHUP)
 			break;
+		if (!split)
+			(void)sdnotify_reloading();
 		np = policy_load(a->conffile, a->missing_ok, &a->ov, err,
 		    sizeof(err));
 		if (np == NULL) {
@@ -191,9 +200,13 @@ front_main(const struct smtpd_args *a, struct policy *pol,
 			else
 				log_err("reload failed, keeping the running "
 				    "config: %s", err);
+			if (!split)
+				(void)sdnotify("READY=1");
 			notify_parent(f->notify);
 			continue;
 		}
+		if (!split)
+			listeners_reload_check(pol, np);
 		if (strcmp(np->spool, pol->spool) != 0)
 			log_warn("reload: a new spool takes a restart");
 		(void)load_credentials(np, 0, split);
@@ -206,14 +219,19 @@ front_main(const struct smtpd_args *a, struct policy *pol,
 		/* Split, the parent says "reloaded" once all are done. */
 		if (split)
 			log_info("front: reload done");
-		else
+		else {
 			log_info("reloaded %s", a->conffile);
+			(void)sdnotify("READY=1");
+		}
 		notify_parent(f->notify);
 	}
 	log_info("%sstopping on signal %d", who, sig);
+	if (!split)
+		(void)sdnotify("STOPPING=1");
 	policy_unref(&pol);
 	pol = policy_current();
 	i = server_stop(&sv, pol->shutdown_timeout);
+	metricsd_stop(&md);
 	spool_set_hook(sp, NULL, NULL);
 	runner_stop(&runner);
 	policy_state_flush(st, pol);

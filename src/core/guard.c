@@ -27,6 +27,7 @@ static const char *const end_names[] = {
 	[END_BDAT_ERROR] = "bdat-error",
 	[END_HTTP_REQUEST] = "http-request",
 	[END_SHUTDOWN] = "shutdown",
+	[END_PROXY_HEADER] = "proxy-header",
 };
 
 const char *

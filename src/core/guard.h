@@ -28,6 +28,7 @@ enum session_end {
 	END_BDAT_ERROR,		/* a BDAT without a usable size */
 	END_HTTP_REQUEST,	/* a web request on the mail port */
 	END_SHUTDOWN,		/* the server is shutting down */
+	END_PROXY_HEADER,	/* a PROXY header where none is expected */
 };
 
 /* The word for the disconnect line: "quit", "client-closed", ... */

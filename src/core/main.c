@@ -33,6 +33,7 @@
 #include "lib/str.h"
 #include "policy/policy.h"
 #include "queue/spool.h"
+#include "listeners.h"
 #include "session.h"
 #include "tls.h"
 
@@ -244,7 +245,7 @@ main(int argc, char *argv[])
 	}
 	if (load_credentials(pol, 1, 0) == -1)
 		exit(EX_CONFIG);
-	if (pol->nlisten + pol->ntls_listen == 0)
+	if (!listeners_activated() && pol->listeners.n == 0)
 		stdio_mode = 1;
 	/*
 	 * Said once, where someone may see it; not in stdio mode, whose
@@ -268,7 +269,7 @@ main(int argc, char *argv[])
 			exit(parent_main(&a, pol));
 		memset(&ff, 0, sizeof(ff));
 		ff.notify = -1;
-		if (bind_listeners(pol, &ff, 1) == -1)
+		if (bind_listeners(pol, &ff) == -1)
 			exit(EX_OSERR);
 		exit(front_main(&a, pol, &ff));
 	}
@@ -290,7 +291,8 @@ main(int argc, char *argv[])
 	 * in a file they share.  Without it AUTH is refused (454), never
 	 * left unthrottled.
 	 */
-	if (pol->auth_secrets[0] != '\0' &&
+	if ((pol->auth_secrets[0] != '\0' ||
+	    pol->auth_dovecot[0] != '\0') &&
 	    throttle_attach_file(th, pol->auth_throttle_file, err,
 	    sizeof(err)) == -1)
 		log_err("AUTH throttle state: %s; AUTH refused in this "

@@ -40,8 +40,10 @@
 #include "lib/log.h"
 #include "lib/privs.h"
 #include "lib/str.h"
+#include "listeners.h"
 #include "queue/queueconf.h"
 #include "queue/runner.h"
+#include "sdnotify.h"
 #include "tls.h"
 
 #define BACKOFF_MIN	1	/* seconds before a restart */
@@ -399,17 +401,16 @@ reload(struct parent *pp)
 	char err[1024];
 	int r;
 
+	(void)sdnotify_reloading();
 	np = policy_load(pp->args->conffile, pp->args->missing_ok,
 	    &pp->args->ov, err, sizeof(err));
 	if (np == NULL)
 		log_err("reload failed, keeping the running config: %s", err);
 	else {
 		if (strcmp(np->user, pp->pol->user) != 0 ||
-		    strcmp(np->queue->user, pp->pol->queue->user) != 0 ||
-		    np->nlisten != pp->pol->nlisten ||
-		    np->ntls_listen != pp->pol->ntls_listen)
-			log_warn("reload: new listeners or users take a "
-			    "restart");
+		    strcmp(np->queue->user, pp->pol->queue->user) != 0)
+			log_warn("reload: new users take a restart");
+		listeners_reload_check(pp->pol, np);
 		/* Children started from now on start with it. */
 		policy_unref(&pp->pol);
 		pp->pol = np;
@@ -429,6 +430,7 @@ reload(struct parent *pp)
 	}
 	if (np != NULL)
 		log_info("reloaded %s", pp->args->conffile);
+	(void)sdnotify("READY=1");
 }
 
 int
@@ -495,7 +497,7 @@ parent_main(const struct smtpd_args *a, struct policy *pol)
 	for (r = 0; r < R_COUNT; r++) {
 		if (!pp.ch[r].wanted)
 			continue;
-		if (r == R_FRONT && bind_listeners(pol, &pp.front, 0) == -1) {
+		if (r == R_FRONT && bind_listeners(pol, &pp.front) == -1) {
 			stop_children(&pp, R_KEY, R_COUNT, KILL_GRACE);
 			return EX_OSERR;
 		}
@@ -517,6 +519,8 @@ parent_main(const struct smtpd_args *a, struct policy *pol)
 	}
 	log_info("started: user=%s queue.user=%s", pp.user.name,
 	    pp.quser.name);
+	/* systemd knows the parent's pid: it speaks for every process. */
+	(void)sdnotify("READY=1");
 	for (;;) {
 		for (r = 0; r < R_COUNT; r++)
 			if (pp.ch[r].wanted && pp.ch[r].pid == 0 &&
@@ -534,6 +538,7 @@ parent_main(const struct smtpd_args *a, struct policy *pol)
 		break;
 	}
 	log_info("stopping on signal %d", sig);
+	(void)sdnotify("STOPPING=1");
 	/* New clients are refused once the front has let go too. */
 	close_all(pp.front.listen, pp.front.nlisten);
 	pp.front.nlisten = 0;

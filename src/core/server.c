@@ -18,10 +18,12 @@
 #include "lib/net.h"
 #include "lib/str.h"
 #include "policy/policy.h"
+#include "proxyio.h"
 #include "server.h"
 #include "session.h"
 
-#define SERVER_MAX_LISTEN	(2 * POLICY_LISTEN_MAX)	/* plain and TLS */
+/* plain and TLS, direct and behind a balancer */
+#define SERVER_MAX_LISTEN	(2 * POLICY_LISTEN_MAX + 2 * FRONT_LISTEN_MAX)
 #define WORKER_STACK		(256 * 1024)
 #define WORKER_IDLE_SECS	60	/* an idle worker this long exits */
 #define PERIP_BUCKETS		1024
@@ -42,19 +44,19 @@ struct conn {
 	struct conn		*next;
 	struct server		*sv;
 	int			 released;	/* no longer counted */
-	int			 implicit_tls;
+	int			 flags;		/* LISTEN_* */
 	int			 fd;
 	struct sockaddr_storage	 peer;
 };
 
 struct server {
 	int			 lfds[SERVER_MAX_LISTEN];
-	int			 implicit[SERVER_MAX_LISTEN];
+	int			 lflags[SERVER_MAX_LISTEN];
 	int			 nlfds;
 	int			 wake[2];	/* tells the acceptor to stop */
 	pthread_t		 acceptor;
 	struct session_conf	 tmpl;
-	volatile int		 stopping;
+	atomic_int		 stopping;	/* read by sessions unlocked */
 
 	pthread_mutex_t		 mu;
 	pthread_cond_t		 work;		/* a connection is queued */
@@ -76,6 +78,8 @@ static int	perip_add(struct server *, const struct sockaddr_storage *,
 		    unsigned int max_client, unsigned int max_net);
 static void	perip_del(struct server *, const struct sockaddr_storage *);
 static void	refuse(int fd, const char *host, const char *why);
+static int	take_proxy_header(struct server *, struct conn *, char *via,
+		    size_t vialen);
 
 static int
 perip_key(const struct sockaddr_storage *ss, int which, unsigned char *key)
@@ -199,6 +203,90 @@ release_conn(void *arg)
 	pthread_mutex_unlock(&sv->mu);
 }
 
+/*
+ * A connection on a proxy listener: only a trusted balancer may use one,
+ * and the client its header names takes the balancer's place -- in the
+ * per-client session counts too, so those limits still mean one client.
+ * 0, or -1 when the connection is to be closed (logged).
+ */
+static int
+take_proxy_header(struct server *sv, struct conn *c, char *via,
+    size_t vialen)
+{
+	struct policy *pol = policy_current();
+	struct proxy_info pi;
+	char real[NET_ADDRSTR_MAX], client[NET_ADDRSTR_MAX], desc[512];
+	const char *why;
+	int port = 0, over;
+
+	if (net_ntop((struct sockaddr *)&c->peer, real, sizeof(real),
+	    &port) == -1)
+		str_lcpy(real, "unknown", sizeof(real));
+	if (!cidr_list_match(pol->front.proxy_trusted,
+	    pol->front.nproxy_trusted, (struct sockaddr *)&c->peer)) {
+		log_warn("refused %s port %d: PROXY listener, not a trusted "
+		    "balancer", real, port);
+		policy_unref(&pol);
+		return -1;
+	}
+	if (proxy_read(c->fd, (int)pol->front.proxy_timeout * 1000, &pi,
+	    &why) == -1) {
+		log_warn("refused %s port %d: bad PROXY header: %s", real, port,
+		    why);
+		policy_unref(&pol);
+		return -1;
+	}
+	proxy_describe(&pi, desc, sizeof(desc));
+	snprintf(via, vialen, " proxy=%s proxy_port=%d %s", real, port, desc);
+	if (!pi.has_addr) {
+		/* LOCAL (a health check) or no address: the balancer's own. */
+		policy_unref(&pol);
+		return 0;
+	}
+	net_unmap(&pi.src);
+	pthread_mutex_lock(&sv->mu);
+	perip_del(sv, &c->peer);
+	over = perip_add(sv, &pi.src, pol->sessions_per_ip,
+	    pol->sessions_per_net);
+	if (over == 0)
+		c->peer = pi.src;
+	else {
+		c->released = 1;
+		sv->nsessions--;
+	}
+	pthread_mutex_unlock(&sv->mu);
+	if (over != 0) {
+		(void)net_ntop((struct sockaddr *)&pi.src, client,
+		    sizeof(client), NULL);
+		log_warn("refused %s (through %s): %u sessions per client%s is "
+		    "the limit", client, real, over == PERIP_CLIENT ?
+		    pol->sessions_per_ip : pol->sessions_per_net,
+		    over == PERIP_CLIENT ? "" : " network");
+		refuse(c->fd, pol->hostname, over == PERIP_CLIENT ?
+		    "Too many connections from your address" :
+		    "Too many connections from your network");
+		c->fd = -1;
+		policy_unref(&pol);
+		return -1;
+	}
+	policy_unref(&pol);
+	return 0;
+}
+
+/* A header already waiting on a listener that takes none. */
+static void
+log_stray_header(const struct conn *c)
+{
+	char a[NET_ADDRSTR_MAX];
+	int port = 0;
+
+	if (net_ntop((const struct sockaddr *)&c->peer, a, sizeof(a),
+	    &port) == -1)
+		str_lcpy(a, "unknown", sizeof(a));
+	log_warn("refused %s port %d: PROXY header on a listener not "
+	    "configured for it", a, port);
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -206,6 +294,7 @@ worker_main(void *arg)
 	struct session_conf sc;
 	struct conn *c;
 	struct timespec deadline;
+	char via[768];
 
 	pthread_mutex_lock(&sv->mu);
 	for (;;) {
@@ -230,16 +319,26 @@ worker_main(void *arg)
 		pthread_mutex_unlock(&sv->mu);
 
 		sc = sv->tmpl;
+		via[0] = '\0';
+		if (c->flags & LISTEN_PROXY) {
+			if (take_proxy_header(sv, c, via, sizeof(via)) == -1)
+				goto closed;
+		} else if (proxy_sniff(c->fd)) {
+			log_stray_header(c);
+			goto closed;
+		}
 		sc.rfd = sc.wfd = c->fd;
 		sc.peer = c->peer;
-		sc.implicit_tls = c->implicit_tls;
+		sc.implicit_tls = (c->flags & LISTEN_TLS) != 0;
+		sc.listen_flags = c->flags;
+		sc.via = via[0] != '\0' ? via : NULL;
 		sc.policy = policy_current();
 		sc.stopping = &sv->stopping;
 		sc.release = release_conn;
 		sc.release_arg = c;
 		(void)session_run(&sc);
 		policy_unref(&sc.policy);
-
+closed:
 		pthread_mutex_lock(&sv->mu);
 		struct conn **cp;
 		for (cp = &sv->active; *cp != NULL; cp = &(*cp)->next)
@@ -247,7 +346,8 @@ worker_main(void *arg)
 				*cp = c->next;
 				break;
 			}
-		close(c->fd);
+		if (c->fd != -1)
+			close(c->fd);
 		if (!c->released) {
 			perip_del(sv, &c->peer);
 			sv->nsessions--;
@@ -298,7 +398,7 @@ hand_off(struct server *sv, struct conn *c, unsigned int max_threads)
 }
 
 static void
-accept_one(struct server *sv, int lfd, int implicit_tls)
+accept_one(struct server *sv, int lfd, int flags)
 {
 	struct sockaddr_storage peer;
 	socklen_t plen = sizeof(peer);
@@ -363,7 +463,7 @@ accept_one(struct server *sv, int lfd, int implicit_tls)
 	c->fd = fd;
 	c->peer = peer;
 	c->sv = sv;
-	c->implicit_tls = implicit_tls;
+	c->flags = flags;
 	sv->nsessions++;
 	if (hand_off(sv, c, pol->sessions) == -1) {
 		sv->nsessions--;
@@ -405,7 +505,7 @@ acceptor_main(void *arg)
 			break;
 		for (i = 0; i < sv->nlfds; i++)
 			if (pfd[i].revents & POLLIN)
-				accept_one(sv, pfd[i].fd, sv->implicit[i]);
+				accept_one(sv, pfd[i].fd, sv->lflags[i]);
 	}
 	for (i = 0; i < sv->nlfds; i++)
 		close(sv->lfds[i]);
@@ -413,7 +513,7 @@ acceptor_main(void *arg)
 }
 
 struct server *
-server_start(const int *fds, const int *implicit_tls, int nfds,
+server_start(const int *fds, const int *flags, int nfds,
     const struct session_conf *tmpl, char *err, size_t errlen)
 {
 	struct server *sv;
@@ -429,7 +529,7 @@ server_start(const int *fds, const int *implicit_tls, int nfds,
 	}
 	for (i = 0; i < nfds; i++) {
 		sv->lfds[i] = fds[i];
-		sv->implicit[i] = implicit_tls[i];
+		sv->lflags[i] = flags[i];
 		/* accept() must never block the acceptor on a vanished client. */
 		(void)fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
 	}

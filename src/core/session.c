@@ -25,12 +25,16 @@
 #include "lib/fsutil.h"
 #include "lib/lineio.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/net.h"
 #include "lib/str.h"
 #include "cmdparse.h"
 #include "data.h"
 #include "guard.h"
+#include "proxy.h"
+#include "server.h"
 #include "session.h"
+#include "signing.h"
 #include "tls.h"
 
 /* Input buffer: the longest command line (AUTH) and then some. */
@@ -54,6 +58,7 @@ struct session {
 	char		 peer_addr[NET_ADDRSTR_MAX];
 	int		 peer_port;
 	char		 peer_name[256];	/* verified reverse name, or "" */
+	char		 local_addr[NET_ADDRSTR_MAX];	/* for describe() */
 	enum state	 st;
 	char		 helo[HELO_MAX + 1];
 	int		 esmtp;
@@ -68,6 +73,7 @@ struct session {
 	size_t		 nrcpts, rcptcap;
 	struct spool_msg *msg;		/* open while BDAT chunks arrive */
 	struct datain	 din;
+	struct signing	*sign;		/* DKIM, for trusted senders */
 	size_t		 added;		/* bytes of Received: and tags we add */
 	int		 bdat_failed;	/* refuse the rest of this transfer */
 
@@ -79,9 +85,13 @@ struct session {
 	struct tls_info	 tlsinfo;
 	int		 authenticated;
 	char		 auth_user[SASL_USER_MAX + 1];
+	/* The listener's settings, or the policy's (listen_flags). */
+	int		 auth_offered, auth_required, auth_cleartext;
+	char		 auth_mech[24];
 
 	/* Counts for the disconnect line. */
 	unsigned int	 n_msgs, n_rcpts, n_cmds;
+	unsigned int	 v2_lines;	/* first lines like a PROXY v2 header */
 };
 
 struct command {
@@ -135,6 +145,7 @@ static int	write_received(struct session *, struct spool_msg *);
 static struct spool_msg *begin_message(struct session *);
 static void	finish_message(struct session *, enum data_verdict);
 static const char *protocol_name(const struct session *);
+static void	describe(void *, struct policy_facts *);
 static int	reply_verdict(struct session *, const struct verdict *);
 static void	auth_reply(struct session *, enum sasl_result);
 static void	auth_conf(struct session *, struct sasl_conf *);
@@ -163,6 +174,7 @@ reply(struct session *s, int code, const char *ecode, const char *fmt, ...)
 	va_end(ap);
 	if (code >= 400) {
 		s->errors++;
+		metrics_reply_refused(code, ecode);
 		log_info("%s smtp reply code=%d status=%s text=\"%s\"", s->id,
 		    code, ecode ? ecode : "-", text);
 		tarpit(s);
@@ -258,6 +270,7 @@ reset_transaction(struct session *s)
 	memset(&s->mparams, 0, sizeof(s->mparams));
 	spool_abort(&s->msg);
 	datain_free(&s->din);
+	signing_free(&s->sign);
 	s->bdat_failed = 0;
 	memset(&s->hv, 0, sizeof(s->hv));
 	policy_reset(&s->ps);
@@ -277,6 +290,45 @@ protocol_name(const struct session *s)
 		return "SMTP";
 	return names[s->mparams.smtputf8 != 0][(s->tls != NULL) +
 	    2 * (s->authenticated != 0)];
+}
+
+/* What a policy service may ask about (policy_facts in policy.h). */
+static void
+describe(void *arg, struct policy_facts *f)
+{
+	struct session *s = arg;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	f->protocol = protocol_name(s);
+	f->client_addr = s->peer_addr;
+	f->client_name = f->reverse_name = s->peer_name;
+	f->helo = s->helo;
+	if (s->authenticated) {
+		f->sasl_method = s->auth_mech;
+		f->sasl_username = s->auth_user;
+	}
+	if (s->tls != NULL) {
+		f->tls_version = s->tlsinfo.version;
+		f->tls_cipher = s->tlsinfo.cipher;
+		f->tls_bits = s->tlsinfo.bits;
+		if (s->tlsinfo.client_cert) {
+			f->ccert_subject = s->tlsinfo.client_subject;
+			f->ccert_issuer = s->tlsinfo.client_issuer;
+			f->ccert_fingerprint = s->tlsinfo.client_sha256;
+		}
+	}
+	if (getsockname(s->conf->rfd, (struct sockaddr *)&ss, &sl) == 0 &&
+	    net_ntop((struct sockaddr *)&ss, s->local_addr,
+	    sizeof(s->local_addr), &f->server_port) == 0)
+		f->server_addr = s->local_addr;
+	f->size = s->msg != NULL ? (long long)(s->added + s->din.size) :
+	    s->mparams.size;
+	f->nrcpts = s->nrcpts;
+	if (s->nrcpts == 1)
+		f->rcpt = s->rcpts[0].addr;
+	if (s->msg != NULL)
+		f->queue_id = spool_msg_id(s->msg);
 }
 
 /* Takes the HELO/EHLO argument: one domain or address literal. */
@@ -334,15 +386,22 @@ do_ehlo(struct session *s, struct cmd *c)
 	(void)lineio_printf(io, "250-ENHANCEDSTATUSCODES\r\n");
 	(void)lineio_printf(io, "250-SMTPUTF8\r\n");
 	(void)lineio_printf(io, "250-DSN\r\n");
+	/* RFC 9422; there is no limit of messages a session: no MAILMAX. */
+	if (s->pol->recipients > 0)
+		(void)lineio_printf(io, "250-LIMITS RCPTMAX=%u\r\n",
+		    s->pol->recipients);
 	if (s->tlss != NULL && s->tls == NULL)
 		(void)lineio_printf(io, "250-STARTTLS\r\n");
-	if (s->pol->auth_secrets[0] != '\0' && !s->authenticated) {
+	/* RFC 8689 3: offered only once the session is encrypted. */
+	if (s->tls != NULL)
+		(void)lineio_printf(io, "250-REQUIRETLS\r\n");
+	if (s->auth_offered && !s->authenticated) {
 		struct sasl_conf sc;
 		char mechs[128];
 
 		auth_conf(s, &sc);
 		/* No secrets could be loaded: AUTH would only say 454. */
-		if (sc.secrets != NULL &&
+		if ((sc.secrets != NULL || sc.dovecot != NULL) &&
 		    sasl_mechlist(&sc, mechs, sizeof(mechs)) > 0)
 			(void)lineio_printf(io, "250-AUTH %s\r\n", mechs);
 		secrets_unref(&sc.secrets);
@@ -383,14 +442,21 @@ do_mail(struct session *s, struct cmd *c)
 	enum path_status st;
 	struct verdict v;
 	char declared[32] = "";
+	int allowed;
 
 	st = cmd_parse_mail(c->arg, &s->sender, &s->mparams, &why);
 	if (path_refused(s, st, why, "sender", "5.1.7"))
 		return 0;
 	if (!s->esmtp && (s->mparams.size != -1 || s->mparams.body ||
 	    s->mparams.smtputf8 || s->mparams.ret || s->mparams.envid[0] ||
-	    s->mparams.auth[0])) {
+	    s->mparams.auth[0] || s->mparams.requiretls)) {
 		reply(s, 555, "5.5.4", "MAIL parameters need EHLO");
+		return 0;
+	}
+	if (s->mparams.requiretls && s->tls == NULL) {
+		/* RFC 8689 3: the promise means nothing in the clear. */
+		reply(s, 530, "5.7.10", "REQUIRETLS needs an encrypted "
+		    "session: STARTTLS first");
 		return 0;
 	}
 	if (s->pol->message_size != 0 && s->mparams.size != -1 &&
@@ -400,13 +466,20 @@ do_mail(struct session *s, struct cmd *c)
 		    s->pol->message_size);
 		return 0;
 	}
-	if (s->pol->auth_required && !s->authenticated) {
+	if (s->auth_required && !s->authenticated) {
 		auth_reply(s, SASL_AUTH_REQUIRED);
 		return 0;
 	}
 	if (s->authenticated && s->pol->auth_senders != NULL &&
-	    !senders_allowed(s->pol->auth_senders, s->auth_user,
-	    s->sender.mailbox)) {
+	    (allowed = senders_allowed(s->pol->auth_senders, s->auth_user,
+	    s->sender.mailbox)) != 1) {
+		if (allowed == -1) {
+			log_err("%s smtp auth.senders lookup failed for login "
+			    "%.100s", s->id, s->auth_user);
+			reply(s, 451, "4.3.0", "Sender lookup failed, try "
+			    "again later");
+			return 0;
+		}
 		log_info("%s smtp sender <%.256s> refused for login %.100s",
 		    s->id, s->sender.mailbox, s->auth_user);
 		auth_reply(s, SASL_SENDER_DENIED);
@@ -421,8 +494,9 @@ do_mail(struct session *s, struct cmd *c)
 	if (s->mparams.size != -1)
 		snprintf(declared, sizeof(declared), " size=%lld",
 		    s->mparams.size);
-	log_info("%s smtp mail from=<%.256s>%s%s", s->id, s->sender.mailbox,
-	    declared, s->mparams.smtputf8 ? " smtputf8" : "");
+	log_info("%s smtp mail from=<%.256s>%s%s%s", s->id,
+	    s->sender.mailbox, declared, s->mparams.smtputf8 ? " smtputf8" :
+	    "", s->mparams.requiretls ? " requiretls" : "");
 	session_enter(s, ST_MAIL);
 	reply(s, 250, "2.1.0", "Ok");
 	return 0;
@@ -557,6 +631,7 @@ begin_message(struct session *s)
 	env.body = s->mparams.body == BODY_8BITMIME ? "8BITMIME" :
 	    s->mparams.body == BODY_7BIT ? "7BIT" : NULL;
 	env.smtputf8 = s->mparams.smtputf8;
+	env.requiretls = s->mparams.requiretls;
 	env.arrival = time(NULL);
 	if ((m = spool_begin(s->conf->spool, &env)) == NULL) {
 		log_err("%s smtp spool: cannot start a message: %s", s->id,
@@ -571,6 +646,10 @@ begin_message(struct session *s)
 	datain_init(&s->din, m, s->pol->message_size, s->pol->line_length,
 	    s->pol->header_size, s->pol->bare_newline == BARE_NEWLINE_REJECT ?
 	    DATA_LF_REJECT : DATA_LF_NORMALIZE, header_checks, s);
+	signing_free(&s->sign);
+	if ((s->sign = signing_start(s->pol, &s->ps, s->sender.mailbox,
+	    s->id)) != NULL)
+		datain_tap(&s->din, signing_feed, s->sign);
 	return m;
 }
 
@@ -677,14 +756,38 @@ refuse_message(struct session *s, const struct verdict *v)
 	reset_transaction(s);
 }
 
+/*
+ * What policy services asked for once the data ended: header lines that
+ * go in front, and the hold mark.  0 or -1 (the message cannot be kept).
+ */
+static int
+seal_message(struct session *s)
+{
+	const char *late;
+	size_t n;
+
+	late = policy_late_headers(&s->ps, &n);
+	if (n > 0) {
+		if (spool_insert(s->msg, late, n) == -1)
+			return -1;
+		s->added += n;
+	}
+	/* Signed last, so the signature covers those lines too, on top. */
+	if (s->sign != NULL && signing_finish(s->sign, s->msg, &s->added) == -1)
+		return -1;
+	if (s->ps.hold && spool_hold(s->msg) == -1)
+		return -1;
+	return 0;
+}
+
 /* The reply to the end of a message; the transaction is over either way. */
 static void
 finish_message(struct session *s, enum data_verdict v)
 {
 	char id[SPOOL_ID_LEN + 1];
-	/* The message as stored (as smtpq list shows it). */
-	size_t size = s->added + s->din.size;
+	struct timespec t0, t1;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (v == DATA_OK && s->hv.kind == VERDICT_CONTINUE)
 		(void)policy_data_end(&s->ps, &s->hv);
 	if (v == DATA_OK && s->hv.kind != VERDICT_CONTINUE &&
@@ -697,6 +800,19 @@ finish_message(struct session *s, enum data_verdict v)
 		spool_abort(&s->msg);
 		reset_transaction(s);
 		return;
+	}
+	if (v == DATA_OK && s->ps.discard) {
+		/* A policy service said so: the client hears it went well. */
+		log_info("%s smtp discarded id=%s from=<%.256s> nrcpt=%zu",
+		    s->id, spool_msg_id(s->msg), s->sender.mailbox, s->nrcpts);
+		reply(s, 250, "2.0.0", "Ok: queued as %s", spool_msg_id(s->msg));
+		spool_abort(&s->msg);
+		reset_transaction(s);
+		return;
+	}
+	if (v == DATA_OK && seal_message(s) == -1) {
+		log_err("%s smtp spool: %s", s->id, strerror(errno));
+		v = DATA_WRITE_ERROR;
 	}
 	switch (v) {
 	case DATA_OK:
@@ -715,8 +831,14 @@ finish_message(struct session *s, enum data_verdict v)
 			break;
 		}
 		s->n_msgs++;
-		log_info("%s smtp queued id=%s from=<%.256s> nrcpt=%zu size=%zu",
-		    s->id, id, s->sender.mailbox, s->nrcpts, size);
+		metrics_message_accepted();
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		metrics_accept_latency((double)(t1.tv_sec - t0.tv_sec) +
+		    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+		/* The size as stored (as smtpq list shows it). */
+		log_info("%s smtp queued id=%s from=<%.256s> nrcpt=%zu "
+		    "size=%zu%s", s->id, id, s->sender.mailbox, s->nrcpts, s->added +
+		    s->din.size, s->ps.hold ? " hold" : "");
 		reply(s, 250, "2.0.0", "Ok: queued as %s", id);
 		break;
 	case DATA_BARE_NEWLINE:
@@ -888,12 +1010,16 @@ auth_conf(struct session *s, struct sasl_conf *sc)
 	char err[512];
 
 	memset(sc, 0, sizeof(*sc));
+	if (s->pol->auth_dovecot[0] != '\0')
+		sc->dovecot = s->pol->auth_dovecot;
 	/* Picks up a changed file; a broken one is reported once. */
-	if (secrets_refresh(s->pol->auth_secrets, err, sizeof(err)) == -1)
+	else if (secrets_refresh(s->pol->auth_secrets, err,
+	    sizeof(err)) == -1)
 		log_err("%s auth: %s", s->id, err);
-	sc->secrets = secrets_current();
+	if (sc->dovecot == NULL)
+		sc->secrets = secrets_current();
 	sc->flags = (s->tls != NULL ? SASL_F_TLS : 0) |
-	    (s->pol->auth_cleartext ? SASL_F_CLEARTEXT : 0);
+	    (s->auth_cleartext ? SASL_F_CLEARTEXT : 0);
 	sc->mechs = s->pol->auth_mechs;
 	sc->hostname = s->pol->hostname;
 }
@@ -948,7 +1074,7 @@ do_auth(struct session *s, struct cmd *c)
 	size_t len;
 	int n, blocked = 0, late = 0;
 
-	if (s->pol->auth_secrets[0] == '\0') {
+	if (!s->auth_offered) {
 		reply(s, 502, "5.5.1", "Error: authentication not enabled");
 		return 0;
 	}
@@ -1025,6 +1151,7 @@ do_auth(struct session *s, struct cmd *c)
 	if (r == SASL_FAIL) {
 		delay = th != NULL ? throttle_fail(th, peer, throttle_now(),
 		    &blocked) : 1000;
+		metrics_auth(0);
 		if (!late)
 			log_info("%s auth failed user=%.100s mechanism=%s "
 			    "address=%s reason=\"%s\"", s->id, user,
@@ -1042,8 +1169,11 @@ do_auth(struct session *s, struct cmd *c)
 		    sasl_why(sa));
 	} else if (r == SASL_OK) {
 		str_lcpy(s->auth_user, sasl_user(sa), sizeof(s->auth_user));
+		str_lcpy(s->auth_mech, sasl_mech(sa), sizeof(s->auth_mech));
 		s->authenticated = 1;
 		policy_session_trust(&s->ps, 1);
+		metrics_auth(1);
+		policy_session_login(&s->ps, s->auth_user);
 		log_info("%s auth ok user=%.100s mechanism=%s", s->id, user,
 		    sasl_mech(sa));
 	} else if (th != NULL)
@@ -1100,7 +1230,8 @@ do_starttls(struct session *s, struct cmd *c)
 		return 0;
 	}
 	if (s->tlss == NULL) {
-		if (s->pol->tls_certificate[0] != '\0')
+		if (s->pol->tls_certificate[0] != '\0' &&
+		    !(s->conf->listen_flags & LISTEN_NO_STARTTLS))
 			reply(s, 454, "4.7.0", "TLS not available due to "
 			    "local problem");
 		else
@@ -1248,6 +1379,21 @@ dispatch(struct session *s, struct cmd *c)
 	return t->fn(s, c);
 }
 
+/* What AUTH does on this listener: its own settings, else the policy's. */
+static void
+listener_settings(struct session *s)
+{
+	int f = s->conf->listen_flags;
+
+	s->auth_offered = (s->pol->auth_secrets[0] != '\0' ||
+	    s->pol->auth_dovecot[0] != '\0') &&
+	    !(f & LISTEN_AUTH_OFF);
+	s->auth_required = f & LISTEN_AUTH_SET ?
+	    (f & LISTEN_AUTH_REQUIRED) != 0 : s->pol->auth_required;
+	s->auth_cleartext = f & LISTEN_CLEARTEXT_SET ?
+	    (f & LISTEN_CLEARTEXT) != 0 : s->pol->auth_cleartext;
+}
+
 /* The client's address and, when wanted, its verified reverse name. */
 static void
 identify_peer(struct session *s)
@@ -1290,14 +1436,19 @@ session_run(const struct session_conf *conf)
 		return -1;
 	}
 	identify_peer(&s);
-	if (s.pol->tls_certificate[0] != '\0')
+	if (s.pol->tls_certificate[0] != '\0' && (conf->implicit_tls ||
+	    !(conf->listen_flags & LISTEN_NO_STARTTLS)))
 		s.tlss = tls_server_current();
+	listener_settings(&s);
 	policy_session_init(&s.ps, s.pol, conf->state, &conf->peer, s.id);
+	s.ps.describe = describe;
+	s.ps.describe_arg = &s;
 	s.ps.single = conf->single;
-	log_info("%s smtp connect address=%s port=%d name=%s%s", s.id,
+	metrics_session_open();
+	log_info("%s smtp connect address=%s port=%d name=%s%s%s", s.id,
 	    s.peer_addr[0] ? s.peer_addr : "unknown", s.peer_port,
 	    s.peer_name[0] ? s.peer_name : "unknown",
-	    s.ps.trusted ? " trusted" : "");
+	    s.ps.trusted ? " trusted" : "", conf->via ? conf->via : "");
 	if (conf->implicit_tls && (s.tlss == NULL || start_tls(&s) == -1)) {
 		if (s.tlss == NULL)
 			log_err("%s smtp no TLS certificate for an implicit TLS "
@@ -1326,7 +1477,7 @@ session_run(const struct session_conf *conf)
 		 * Shutting down: a transaction under way may finish; a
 		 * session between transactions is told to come back later.
 		 */
-		if (conf->stopping != NULL && *conf->stopping &&
+		if (conf->stopping != NULL && atomic_load(conf->stopping) &&
 		    !(s.st & (ST_MAIL | ST_RCPT | ST_BDAT)) &&
 		    !(len >= 4 && strncasecmp(line, "QUIT", 4) == 0)) {
 			reply(&s, 421, "4.3.2", "%s Service shutting down",
@@ -1343,6 +1494,21 @@ session_run(const struct session_conf *conf)
 		if (len > 0 && line[len - 1] == '\r')
 			len--;
 		line[len] = '\0';
+		/*
+		 * A balancer's header sent here after the greeting: a v1
+		 * line, or the three lines a v2 signature starts with.
+		 */
+		if (s.n_cmds == s.v2_lines + 1 &&
+		    proxy_v2_line(s.n_cmds, line, len))
+			s.v2_lines++;
+		if ((s.n_cmds == 1 && len >= 6 &&
+		    proxy_looks_like((const unsigned char *)line, len)) ||
+		    s.v2_lines == 3) {
+			log_info("%s smtp PROXY header on a listener not "
+			    "configured for it", s.id);
+			s.end = END_PROXY_HEADER;
+			break;
+		}
 		if (cmd_split(line, len, &c) == -1) {
 			reply(&s, 500, "5.5.2", "Error: bad character in command");
 			goto check_errors;
@@ -1381,6 +1547,7 @@ done:
 	(void)lineio_flush(s.io);
 	reset_transaction(&s);
 	free(s.rcpts);
+	metrics_session_close();
 	log_info("%s smtp disconnect reason=%s commands=%u messages=%u "
 	    "recipients=%u errors=%u", s.id, guard_end_name(s.end), s.n_cmds,
 	    s.n_msgs, s.n_rcpts, s.errors);

@@ -7,6 +7,8 @@
 
 #include <sys/socket.h>
 
+#include <stdatomic.h>
+
 #include "policy/policy.h"
 #include "queue/spool.h"
 
@@ -19,10 +21,13 @@ struct session_conf {
 	struct policy_state	*state;		/* greylisting, rates; may be NULL */
 	struct throttle		*throttle;	/* AUTH failures; may be NULL */
 	int			 implicit_tls;	/* TLS before the greeting (465) */
+	int			 listen_flags;	/* LISTEN_* (server.h); 0: policy's */
+	/* " proxy=addr:port ..." for the connect line, or NULL. */
+	const char		*via;
 	const char		*mailer;	/* -m: hand messages to this program */
 	int			 single;	/* the only session in this process */
 	/* Set by the server when it is shutting down: the session says 421. */
-	const volatile int	*stopping;
+	const atomic_int	*stopping;
 	/*
 	 * Called once the session is over, before its last reply is sent:
 	 * a client that reconnects on reading it must find its connection

@@ -22,6 +22,8 @@
 
 static enum dns_status	dns_query(const char *, int, unsigned char *,
 			    size_t, size_t *);
+static enum dns_status	dns_query_ad(const char *, int, unsigned char *,
+			    size_t, size_t *, int *);
 static int		dns_parse_addrs(const unsigned char *, size_t, int,
 			    uint16_t, struct sockaddr_storage *, size_t,
 			    size_t *);
@@ -53,6 +55,19 @@ static enum dns_status
 dns_query(const char *name, int type, unsigned char *buf, size_t size,
     size_t *len)
 {
+	return dns_query_ad(name, type, buf, size, len, NULL);
+}
+
+/*
+ * The same; with ad, asks for DNSSEC data (the DO bit) and sets *ad when
+ * the resolver vouched for the answer (the AD bit).  glibc clears that bit
+ * unless resolv.conf says "options trust-ad": only a resolver the
+ * administrator trusts, on a trusted path, can make an answer secure.
+ */
+static enum dns_status
+dns_query_ad(const char *name, int type, unsigned char *buf, size_t size,
+    size_t *len, int *ad)
+{
 	struct __res_state rs;
 	enum dns_status st;
 	size_t nlen;
@@ -65,6 +80,10 @@ dns_query(const char *name, int type, unsigned char *buf, size_t size,
 	if (res_ninit(&rs) == -1) {
 		res_nclose(&rs);
 		return DNS_TEMPFAIL;
+	}
+	if (ad != NULL) {
+		*ad = 0;
+		rs.options |= RES_USE_EDNS0 | RES_USE_DNSSEC;
 	}
 	r = res_nquery(&rs, name, ns_c_in, type, buf, (int)size);
 	if (r < 0) {
@@ -86,6 +105,8 @@ dns_query(const char *name, int type, unsigned char *buf, size_t size,
 	}
 	res_nclose(&rs);
 	*len = (size_t)r < size ? (size_t)r : size;
+	if (ad != NULL && *len >= HFIXEDSZ)
+		*ad = ((const HEADER *)(const void *)buf)->ad;
 	return DNS_OK;
 }
 
@@ -175,14 +196,23 @@ dns_random(void *arg)
 enum dns_status
 dns_mx(const char *domain, struct dns_mx *mx, size_t max, size_t *n)
 {
+	return dns_mx_secure(domain, mx, max, n, NULL);
+}
+
+enum dns_status
+dns_mx_secure(const char *domain, struct dns_mx *mx, size_t max, size_t *n,
+    int *secure)
+{
 	unsigned char *buf;
 	enum dns_status st;
 	size_t len, nullmx;
 
 	*n = 0;
+	if (secure != NULL)
+		*secure = 0;
 	if ((buf = malloc(DNS_REPLY_MAX)) == NULL)
 		return DNS_TEMPFAIL;
-	st = dns_query(domain, ns_t_mx, buf, DNS_REPLY_MAX, &len);
+	st = dns_query_ad(domain, ns_t_mx, buf, DNS_REPLY_MAX, &len, secure);
 	if (st == DNS_OK) {
 		if (dns_parse_mx(buf, len, mx, max, n, &nullmx) == -1)
 			st = DNS_TEMPFAIL;
@@ -362,5 +392,136 @@ dns_ptr(const struct sockaddr *sa, char *out, size_t outlen)
 	free(buf);
 	if (st != DNS_OK && outlen > 0)
 		out[0] = '\0';
+	return st;
+}
+
+int
+dns_parse_tlsa(const unsigned char *buf, size_t len, struct dns_tlsa *t,
+    size_t max, size_t *n)
+{
+	const unsigned char *rd;
+	ns_msg msg;
+	ns_rr rr;
+	int i, count;
+	size_t dl;
+
+	*n = 0;
+	if (ns_initparse(buf, (int)len, &msg) == -1)
+		return -1;
+	count = ns_msg_count(msg, ns_s_an);
+	for (i = 0; i < count; i++) {
+		if (ns_parserr(&msg, ns_s_an, i, &rr) == -1)
+			return -1;
+		if (ns_rr_type(rr) != DNS_T_TLSA || ns_rr_class(rr) != ns_c_in)
+			continue;	/* the CNAMEs that led here */
+		rd = ns_rr_rdata(rr);
+		if (ns_rr_rdlen(rr) < 4)
+			return -1;
+		dl = ns_rr_rdlen(rr) - 3u;
+		/* Too long for us: a full certificate of unusual size. */
+		if (dl > DNS_TLSA_DATA_MAX || *n >= max)
+			continue;
+		t[*n].usage = rd[0];
+		t[*n].selector = rd[1];
+		t[*n].mtype = rd[2];
+		t[*n].len = dl;
+		memcpy(t[*n].data, rd + 3, dl);
+		(*n)++;
+	}
+	return 0;
+}
+
+enum dns_status
+dns_tlsa(const char *host, uint16_t port, struct dns_tlsa *t, size_t max,
+    size_t *n, int *secure)
+{
+	char name[DNS_NAME_MAX + 16];
+	unsigned char *buf;
+	enum dns_status st;
+	size_t len;
+	int r;
+
+	*n = 0;
+	*secure = 0;
+	r = snprintf(name, sizeof(name), "_%u._tcp.%s", (unsigned)port, host);
+	if (r < 0 || (size_t)r >= sizeof(name))
+		return DNS_NXDOMAIN;
+	if ((buf = malloc(DNS_REPLY_MAX)) == NULL)
+		return DNS_TEMPFAIL;
+	st = dns_query_ad(name, DNS_T_TLSA, buf, DNS_REPLY_MAX, &len, secure);
+	if (st == DNS_OK) {
+		if (dns_parse_tlsa(buf, len, t, max, n) == -1)
+			st = DNS_TEMPFAIL;
+		else if (*n == 0)
+			st = DNS_NODATA;
+	}
+	free(buf);
+	return st;
+}
+
+int
+dns_parse_txt(const unsigned char *buf, size_t len, char (*txt)[DNS_TXT_MAX],
+    size_t max, size_t *n)
+{
+	const unsigned char *rd, *end;
+	ns_msg msg;
+	ns_rr rr;
+	int i, count;
+	size_t off, k, too_long;
+
+	*n = 0;
+	if (ns_initparse(buf, (int)len, &msg) == -1)
+		return -1;
+	count = ns_msg_count(msg, ns_s_an);
+	for (i = 0; i < count; i++) {
+		if (ns_parserr(&msg, ns_s_an, i, &rr) == -1)
+			return -1;
+		if (ns_rr_type(rr) != ns_t_txt || ns_rr_class(rr) != ns_c_in)
+			continue;
+		if (*n >= max)
+			continue;
+		rd = ns_rr_rdata(rr);
+		end = rd + ns_rr_rdlen(rr);
+		off = 0;
+		too_long = 0;
+		/* RFC 7208 3.3 style: the strings of one record joined. */
+		while (rd < end) {
+			k = *rd++;
+			if (k > (size_t)(end - rd))
+				return -1;
+			if (off + k >= DNS_TXT_MAX)
+				too_long = 1;
+			else {
+				memcpy(txt[*n] + off, rd, k);
+				off += k;
+			}
+			rd += k;
+		}
+		if (too_long)
+			continue;
+		txt[*n][off] = '\0';
+		(*n)++;
+	}
+	return 0;
+}
+
+enum dns_status
+dns_txt(const char *name, char (*txt)[DNS_TXT_MAX], size_t max, size_t *n)
+{
+	unsigned char *buf;
+	enum dns_status st;
+	size_t len;
+
+	*n = 0;
+	if ((buf = malloc(DNS_REPLY_MAX)) == NULL)
+		return DNS_TEMPFAIL;
+	st = dns_query(name, ns_t_txt, buf, DNS_REPLY_MAX, &len);
+	if (st == DNS_OK) {
+		if (dns_parse_txt(buf, len, txt, max, n) == -1)
+			st = DNS_TEMPFAIL;
+		else if (*n == 0)
+			st = DNS_NODATA;
+	}
+	free(buf);
 	return st;
 }

@@ -16,6 +16,11 @@
 #define DNS_NAME_MAX	255	/* RFC 1035 2.3.4 */
 #define DNS_MX_MAX	32	/* MX records kept per domain */
 #define DNS_ADDR_MAX	16	/* addresses kept per host */
+#define DNS_T_TLSA	52	/* RFC 6698 */
+#define DNS_TLSA_MAX	16	/* TLSA records kept per name */
+#define DNS_TLSA_DATA_MAX 1024	/* longer data (a whole large cert) is
+				   skipped */
+#define DNS_TXT_MAX	1024	/* one TXT record's strings, joined */
 
 enum dns_status {
 	DNS_OK = 0,	/* found what was asked for */
@@ -30,6 +35,13 @@ struct dns_mx {
 	unsigned	pref;
 };
 
+/* One TLSA record (RFC 6698 2.1). */
+struct dns_tlsa {
+	uint8_t		usage, selector, mtype;
+	size_t		len;
+	unsigned char	data[DNS_TLSA_DATA_MAX];
+};
+
 /* "ok", "nxdomain", ... for messages. */
 const char *dns_status_str(enum dns_status);
 
@@ -42,6 +54,26 @@ const char *dns_status_str(enum dns_status);
  */
 enum dns_status dns_mx(const char *domain, struct dns_mx *mx, size_t max,
 	    size_t *n);
+
+/*
+ * dns_mx, and with secure non-NULL: *secure is 1 when the answer was
+ * DNSSEC-validated (the AD bit of a resolver trusted with "options
+ * trust-ad" in resolv.conf).
+ */
+enum dns_status dns_mx_secure(const char *domain, struct dns_mx *mx,
+	    size_t max, size_t *n, int *secure);
+
+/*
+ * The TLSA records of _port._tcp.host (RFC 7672 2.2).  DNS_OK with *n > 0;
+ * *secure as for dns_mx_secure().
+ */
+enum dns_status dns_tlsa(const char *host, uint16_t port, struct dns_tlsa *t,
+	    size_t max, size_t *n, int *secure);
+
+/* The TXT records of name, each record's strings joined; records longer
+ * than DNS_TXT_MAX - 1 are skipped.  DNS_OK with *n > 0. */
+enum dns_status dns_txt(const char *name, char (*txt)[DNS_TXT_MAX],
+	    size_t max, size_t *n);
 
 /*
  * The AAAA and then the A addresses of host, with port (host order) set in
@@ -72,6 +104,10 @@ int	dns_parse_mx(const unsigned char *msg, size_t len, struct dns_mx *mx,
  * number; NULL: never reordered) picks. */
 void	dns_sort_mx(struct dns_mx *mx, size_t n,
 	    uint32_t (*rnd)(void *), void *arg);
+int	dns_parse_tlsa(const unsigned char *msg, size_t len, struct dns_tlsa *t,
+	    size_t max, size_t *n);
+int	dns_parse_txt(const unsigned char *msg, size_t len,
+	    char (*txt)[DNS_TXT_MAX], size_t max, size_t *n);
 /* The in-addr.arpa or ip6.arpa name of sa's address.  0 or -1. */
 int	dns_reverse_name(const struct sockaddr *sa, char *buf, size_t len);
 

@@ -85,13 +85,15 @@ print_throttle(const struct policy *p, FILE *f)
 void
 policy_print_auth(const struct policy *p, FILE *f)
 {
-	if (p->auth_secrets[0] == '\0') {
+	if (p->auth_secrets[0] == '\0' && p->auth_dovecot[0] == '\0') {
 		fprintf(f, "AUTH: off (no secrets file)%s\n", p->auth_required ?
 		    "; -a: MAIL will be refused to everyone" : "");
 		return;
 	}
-	fprintf(f, "AUTH: secrets %s; PLAIN and LOGIN %s; %s\n",
-	    p->auth_secrets, p->auth_cleartext ?
+	fprintf(f, "AUTH: %s %s; PLAIN and LOGIN %s; %s\n",
+	    p->auth_dovecot[0] != '\0' ? "checked by Dovecot at" : "secrets",
+	    p->auth_dovecot[0] != '\0' ? p->auth_dovecot : p->auth_secrets,
+	    p->auth_cleartext ?
 	    "also without TLS (-p)" : "only under TLS",
 	    p->auth_required ? "required before MAIL (-a)" : "optional");
 	print_mechanisms(p, f);

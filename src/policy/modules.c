@@ -23,6 +23,8 @@
 #include "lib/log.h"
 #include "lib/net.h"
 #include "lib/str.h"
+#include "lib/table.h"
+#include "delegate.h"
 #include "policy.h"
 #include "state.h"
 
@@ -84,13 +86,28 @@ policy_trusted_peer(const struct policy *p, const struct sockaddr *sa)
 int
 policy_our_domain(const struct policy *p, const char *domain)
 {
-	size_t i;
+	char err[256], d[POLICY_HOST_MAX + 1];
+	size_t i, n;
 
 	/* "*.dom" is below dom only, as in routes: dom is listed itself. */
 	for (i = 0; i < p->nourdomains; i++)
 		if (addr_domain_match(p->ourdomains[i], domain))
 			return 1;
-	return 0;
+	if (p->ourdomains_table == NULL ||
+	    (n = str_lcpy(d, domain, sizeof(d))) >= sizeof(d))
+		return 0;
+	if (n > 1 && d[n - 1] == '.')
+		d[n - 1] = '\0';
+	switch (table_lookup(p->ourdomains_table, d, NULL, 0, err,
+	    sizeof(err))) {
+	case TABLE_FOUND:
+		return 1;
+	case TABLE_TEMP:
+		log_err("ourdomains: %s", err);
+		return 0;
+	default:
+		return 0;
+	}
 }
 
 /* Plan 9's sender pattern parts: "*", "*.dom", "prefix*", or exact. */
@@ -214,9 +231,18 @@ hard_reject(struct policy_session *ps, struct verdict *v)
 static enum verdict_kind
 access_connect(struct policy_session *ps, struct verdict *v)
 {
+	char why[400];
+
 	if (ps->trusted || ps->peer.ss_family == AF_UNSPEC)
 		return VERDICT_CONTINUE;
 	ps->ip_action = access_ip(ps->pol, (struct sockaddr *)&ps->peer);
+	if (ps->ip_action == ACCESS_NONE && access_table_ip(ps->pol,
+	    (struct sockaddr *)&ps->peer, &ps->ip_action, why,
+	    sizeof(why)) == -1) {
+		/* Told at MAIL: a connection is not refused on a guess. */
+		log_err("%s policy access table: %s", ps->id, why);
+		ps->access_temp = 1;
+	}
 	if (ps->ip_action == ACCESS_DIAL)
 		ps->hardreject = 1;
 	return VERDICT_CONTINUE;
@@ -226,14 +252,24 @@ static enum verdict_kind
 access_mail(struct policy_session *ps, const char *sender, struct verdict *v)
 {
 	enum access_action a;
+	char why[400];
+	int temp = ps->access_temp;	/* the client's verb is unknown */
 
 	if (ps->trusted)
 		return VERDICT_CONTINUE;
 	a = ps->ip_action;
-	if (a == ACCESS_NONE || a == ACCESS_ALLOW) {
+	if (!temp && (a == ACCESS_NONE || a == ACCESS_ALLOW)) {
 		a = access_sender(ps->pol, sender);
+		if (a == ACCESS_NONE && access_table_sender(ps->pol, sender,
+		    &a, why, sizeof(why)) == -1) {
+			log_err("%s policy access table: %s", ps->id, why);
+			temp = 1;
+		}
 		ps->sender_action = a;
 	}
+	if (temp)
+		return set(v, VERDICT_DEFER, 451, "4.3.0",
+		    "Access lookup failed, try again later");
 	if (a == ACCESS_DIAL) {
 		ps->hardreject = 1;
 		return hard_reject(ps, v);
@@ -418,10 +454,21 @@ rules_mail(struct policy_session *ps, const char *sender, struct verdict *v)
 
 /* --- relay control --- */
 
+/* The client's address for a log line (fail2ban matches on it). */
+static const char *
+peer_str(const struct policy_session *ps, char *buf, size_t len)
+{
+	if (ps->peer.ss_family == AF_UNSPEC ||
+	    net_ntop((const struct sockaddr *)&ps->peer, buf, len, NULL) == -1)
+		str_lcpy(buf, "unknown", len);
+	return buf;
+}
+
 static enum verdict_kind
 relay_rcpt(struct policy_session *ps, const char *rcpt, struct verdict *v)
 {
 	const char *at = strrchr(rcpt, '@');
+	char addr[NET_ADDRSTR_MAX];
 	size_t ll;
 
 	if (ps->trusted)
@@ -439,14 +486,16 @@ relay_rcpt(struct policy_session *ps, const char *rcpt, struct verdict *v)
 	ll = (size_t)(at - rcpt);
 	if (memchr(rcpt, '%', ll) != NULL || memchr(rcpt, '!', ll) != NULL ||
 	    memchr(rcpt, '@', ll) != NULL) {
-		log_info("%s policy relay refused to=<%.256s>: routing in the "
-		    "local part", ps->id, rcpt);
+		log_info("%s policy relay refused to=<%.256s> address=%s: "
+		    "routing in the local part", ps->id, rcpt,
+		    peer_str(ps, addr, sizeof(addr)));
 		return set(v, VERDICT_REJECT, 554, "5.7.1",
 		    "Relaying denied: address routing is not allowed");
 	}
 	return VERDICT_CONTINUE;
 deny:
-	log_info("%s policy relay refused to=<%.256s>", ps->id, rcpt);
+	log_info("%s policy relay refused to=<%.256s> address=%s", ps->id,
+	    rcpt, peer_str(ps, addr, sizeof(addr)));
 	return set(v, VERDICT_REJECT, 554, "5.7.1", "Relaying denied");
 }
 
@@ -612,6 +661,98 @@ rules_headers(struct policy_session *ps, struct hdrctx *h, struct verdict *v)
 	return VERDICT_CONTINUE;
 }
 
+/* --- recipients: is there such a user here? --- */
+
+static enum verdict_kind
+rcpt_verify(struct policy_session *ps, const char *rcpt, struct verdict *v)
+{
+	const char *at = strrchr(rcpt, '@');
+	char why[400];
+	int ours;
+
+	if (ps->pol->rcpt_check == NULL)
+		return VERDICT_CONTINUE;
+	ours = at == NULL || policy_our_domain(ps->pol, at + 1);
+	switch (ps->pol->rcpt_check(ps->pol->rcpt_check_arg, rcpt, ps->sender,
+	    ps->login[0] ? ps->login : NULL, ours, why, sizeof(why))) {
+	case POLICY_RCPT_UNKNOWN:
+		log_info("%s policy unknown recipient to=<%.256s>", ps->id,
+		    rcpt);
+		return set(v, VERDICT_REJECT, 550, "5.1.1",
+		    "<%.256s>: Recipient address rejected: no such user here",
+		    rcpt);
+	case POLICY_RCPT_TEMP:
+		log_err("%s policy recipient lookup failed to=<%.256s>: %s",
+		    ps->id, rcpt, why);
+		return set(v, VERDICT_DEFER, 451, "4.3.0",
+		    "<%.256s>: Recipient lookup failed, try again later", rcpt);
+	default:
+		return VERDICT_CONTINUE;
+	}
+}
+
+/* --- user limits: messages and recipients per login or sender --- */
+
+/* "login:alice", or "sender:bob@x" for a trusted client; 0 if neither. */
+static int
+user_key(const struct policy_session *ps, char *buf, size_t len)
+{
+	size_t i;
+
+	if (ps->login[0] != '\0')
+		snprintf(buf, len, "login:%s", ps->login);
+	else if (ps->trusted && !ps->authenticated)
+		snprintf(buf, len, "sender:%s", ps->sender[0] ? ps->sender :
+		    "<>");
+	else
+		return 0;
+	for (i = 0; buf[i] != '\0'; i++)
+		buf[i] = (char)tolower((unsigned char)buf[i]);
+	return 1;
+}
+
+static enum verdict_kind
+user_count(struct policy_session *ps, int what, struct verdict *v)
+{
+	const struct policy *p = ps->pol;
+	unsigned int limit, msgs, rcpts;
+	char who[300];
+
+	limit = what == USER_MSG ? p->user_messages : p->user_recipients;
+	if (ps->state == NULL || (p->user_messages == 0 &&
+	    p->user_recipients == 0) || !user_key(ps, who, sizeof(who)))
+		return VERDICT_CONTINUE;
+	if (!state_user_count(ps->state, who, what, limit, p->user_window,
+	    &msgs, &rcpts)) {
+		if (what == USER_MSG)
+			log_info("%s policy user %s messages=%u/%u "
+			    "recipients=%u/%u window=%us", ps->id, who, msgs,
+			    p->user_messages, rcpts, p->user_recipients,
+			    p->user_window);
+		return VERDICT_CONTINUE;
+	}
+	log_info("%s policy user limit %s messages=%u/%u recipients=%u/%u "
+	    "window=%us", ps->id, who, msgs, p->user_messages, rcpts,
+	    p->user_recipients, p->user_window);
+	return set(v, VERDICT_DEFER, 451, "4.7.1", "Too many %s from %.200s, "
+	    "try again later", what == USER_MSG ? "messages" : "recipients",
+	    strchr(who, ':') + 1);
+}
+
+static enum verdict_kind
+user_mail(struct policy_session *ps, const char *sender, struct verdict *v)
+{
+	(void)sender;
+	return user_count(ps, USER_MSG, v);
+}
+
+static enum verdict_kind
+user_rcpt(struct policy_session *ps, const char *rcpt, struct verdict *v)
+{
+	(void)rcpt;
+	return user_count(ps, USER_RCPT, v);
+}
+
 /* The order matters: the first final answer wins. */
 static const struct module modules[] = {
 	{ "limits", limits_connect, NULL, limits_mail, NULL, NULL, NULL },
@@ -620,10 +761,15 @@ static const struct module modules[] = {
 	{ "helo", NULL, helo_check, NULL, NULL, NULL, NULL },
 	{ "dns", NULL, NULL, dns_mail, NULL, NULL, NULL },
 	{ "relay", NULL, NULL, NULL, relay_rcpt, NULL, NULL },
+	{ "recipients", NULL, NULL, NULL, rcpt_verify, NULL, NULL },
 	{ "rules", NULL, rules_helo, rules_mail, rules_rcpt, rules_headers,
 	    NULL },
 	{ "greylist", NULL, NULL, NULL, grey_rcpt, NULL, NULL },
+	{ "delegate", NULL, NULL, NULL, delegate_rcpt, NULL,
+	    delegate_data_end },
 	{ "spoof", NULL, NULL, NULL, NULL, spoof_headers, NULL },
+	/* Last: only what every other module let through is counted. */
+	{ "userlimits", NULL, NULL, user_mail, user_rcpt, NULL, NULL },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, NULL }
 };
 
@@ -654,10 +800,19 @@ policy_session_trust(struct policy_session *ps, int authenticated)
 }
 
 void
+policy_session_login(struct policy_session *ps, const char *login)
+{
+	str_lcpy(ps->login, login != NULL ? login : "", sizeof(ps->login));
+}
+
+void
 policy_reset(struct policy_session *ps)
 {
 	ps->sender_action = ACCESS_NONE;
 	ps->sender[0] = '\0';
+	ps->prependlen = ps->prepended = 0;
+	ps->hold = ps->discard = 0;
+	ps->transaction++;
 }
 
 /* Runs one kind of hook over the modules. */
@@ -724,6 +879,7 @@ policy_headers(struct policy_session *ps, const char *hdr, size_t len,
 	h.hdr = hdr;
 	h.len = len;
 	h.tags = tags;
+	delegate_tags(ps, tags);	/* PREPEND from policy services */
 	RUN(headers, ps, &h, v);
 }
 

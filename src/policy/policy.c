@@ -18,10 +18,19 @@
 #include "lib/fsutil.h"
 #include "lib/net.h"
 #include "lib/str.h"
+#include "lib/table.h"
+#include "auth/dovecot.h"
 #include "auth/sasl.h"
 #include "auth/senders.h"
 #include "queue/queueconf.h"
+#include "queue/recipients.h"
+#include "delegate.h"
+#include "dkimconf.h"
 #include "policy.h"
+
+_Static_assert((int)QV_OK == POLICY_RCPT_OK &&
+    (int)QV_UNKNOWN == POLICY_RCPT_UNKNOWN &&
+    (int)QV_TEMP == POLICY_RCPT_TEMP, "recipient verdicts differ");
 
 #ifndef SMTPD_SPOOL
 #define SMTPD_SPOOL	"/var/spool/smtpd"
@@ -33,7 +42,9 @@ static const char *const top_keys[] = {
 	"limits", "norelay", "verifysenderdom", "saveblockedmsg", "dump",
 	"ournets", "ourdomains", "block", "access", "access_file",
 	"helo_checks", "greylist", "rules", "tls", "auth",
-	"routes", "aliases", "queue", "log", "bare_newline", "user", NULL
+	"routes", "aliases", "queue", "log", "bare_newline", "sendmail",
+	"proxy", "metrics", "users", "relay_recipients", "recipient_delimiter",
+	"access_table", "policy_services", "dkim", "user", NULL
 };
 static const char *const tls_keys[] = {
 	"certificate", "key", "chain", "priority", "tickets", "client_ca",
@@ -41,7 +52,7 @@ static const char *const tls_keys[] = {
 };
 static const char *const auth_keys[] = {
 	"secrets", "mechanisms", "senders", "throttle", "required",
-	"cleartext", NULL
+	"cleartext", "backend", "dovecot_socket", NULL
 };
 static const char *const throttle_keys[] = {
 	"failures", "window", "block", "delay", "max_delay",
@@ -54,7 +65,8 @@ static const char *const limit_keys[] = {
 	"header_size", "dump_size", "connections_per_minute",
 	"messages_per_minute", "tarpit_after", "tarpit_delay",
 	"sessions_per_net", "data_deadline", "data_rate", "data_rate_window",
-	"dump_max_age", "dump_max_total", NULL
+	"dump_max_age", "dump_max_total", "user_messages", "user_recipients",
+	"user_window", NULL
 };
 static const char *const grey_keys[] = {
 	"enabled", "delay", "retry", "expire", "entries", "file", NULL
@@ -107,6 +119,7 @@ policy_defaults(struct policy *p)
 	p->dump_size = DEF_DUMP_SIZE;
 	p->tarpit_after = DEF_TARPIT_AFTER;
 	p->tarpit_delay = DEF_TARPIT_DELAY;
+	p->user_window = DEF_USER_WINDOW;
 	p->grey_delay = DEF_GREY_DELAY;
 	p->grey_retry = DEF_GREY_RETRY;
 	p->grey_expire = DEF_GREY_EXPIRE;
@@ -356,9 +369,23 @@ static int
 add_ourdomain(struct policy *p, const char *v, const config_setting_t *s,
     const char *file, char *err, size_t errlen)
 {
-	char buf[POLICY_HOST_MAX + 3], *d;
+	char buf[POLICY_HOST_MAX + 3], why[512], *d;
 	size_t n, i;
 
+	if (table_is_ref(v)) {
+		/* Virtual domains: the keys of a file or CDB table. */
+		if (strncmp(v, "file:", 5) != 0 && strncmp(v, "cdb:", 4) != 0)
+			return seterr(err, errlen, file, s, "ourdomains tables "
+			    "are file: or cdb: tables");
+		if (p->ourdomains_table != NULL)
+			return seterr(err, errlen, file, s, "ourdomains names "
+			    "one table at most");
+		if ((p->ourdomains_table = qc_table_open(file, v, why,
+		    sizeof(why))) == NULL)
+			return seterr(err, errlen, file, s, "ourdomains: %s",
+			    why);
+		return 0;
+	}
 	if (str_lcpy(buf, v, sizeof(buf)) >= sizeof(buf))
 		return seterr(err, errlen, file, s, "ourdomains entry too long");
 	n = strlen(buf);
@@ -397,6 +424,17 @@ access_action_name(enum access_action a)
 		if (access_names[i].action == a)
 			return access_names[i].name;
 	return "none";
+}
+
+enum access_action
+access_action_parse(const char *name)
+{
+	int i;
+
+	for (i = 0; access_names[i].name != NULL; i++)
+		if (strcasecmp(access_names[i].name, name) == 0)
+			return access_names[i].action;
+	return ACCESS_NONE;
 }
 
 /*
@@ -698,6 +736,38 @@ load_tls(struct policy *p, config_setting_t *g, const char *path, char *err,
 	return 0;
 }
 
+/* auth.backend: "file" (auth.secrets) or "dovecot" (its auth socket). */
+static int
+load_auth_backend(struct policy *p, config_setting_t *g, const char *path,
+    char *err, size_t errlen)
+{
+	const char *v = NULL;
+
+	if (get_string(g, "backend", &v, path, err, errlen) == -1 ||
+	    get_path(g, "dovecot_socket", p->auth_dovecot,
+	    sizeof(p->auth_dovecot), path, err, errlen) == -1)
+		return -1;
+	if (v == NULL || strcmp(v, "file") == 0) {
+		if (p->auth_dovecot[0] != '\0')
+			return seterr(err, errlen, path,
+			    config_setting_get_member(g, "dovecot_socket"),
+			    "auth.dovecot_socket needs auth.backend = "
+			    "\"dovecot\"");
+		return 0;
+	}
+	if (strcmp(v, "dovecot") != 0)
+		return seterr(err, errlen, path,
+		    config_setting_get_member(g, "backend"),
+		    "auth.backend must be \"file\" or \"dovecot\"");
+	if (p->auth_secrets[0] != '\0')
+		return seterr(err, errlen, path, g, "auth.secrets and "
+		    "auth.backend = \"dovecot\" exclude each other");
+	if (p->auth_dovecot[0] == '\0')
+		str_lcpy(p->auth_dovecot, DOVECOT_DEF_SOCKET,
+		    sizeof(p->auth_dovecot));
+	return 0;
+}
+
 /* auth { ... } */
 static int
 load_auth(struct policy *p, config_setting_t *g, const char *path, char *err,
@@ -715,7 +785,8 @@ load_auth(struct policy *p, config_setting_t *g, const char *path, char *err,
 	    get_path(g, "secrets", p->auth_secrets, sizeof(p->auth_secrets),
 	    path, err, errlen) == -1 ||
 	    get_bool(g, "required", &p->auth_required, path, err, errlen) == -1 ||
-	    get_bool(g, "cleartext", &p->auth_cleartext, path, err, errlen) == -1)
+	    get_bool(g, "cleartext", &p->auth_cleartext, path, err,
+	    errlen) == -1 || load_auth_backend(p, g, path, err, errlen) == -1)
 		return -1;
 	if ((s = config_setting_get_member(g, "mechanisms")) != NULL) {
 		if (!config_setting_is_aggregate(s))
@@ -734,7 +805,21 @@ load_auth(struct policy *p, config_setting_t *g, const char *path, char *err,
 			return seterr(err, errlen, path, s,
 			    "auth.mechanisms: name at least one mechanism");
 	}
-	if ((s = config_setting_get_member(g, "senders")) != NULL) {
+	if ((s = config_setting_get_member(g, "senders")) != NULL &&
+	    config_setting_type(s) == CONFIG_TYPE_STRING) {
+		/* A table: login -> sender patterns. */
+		struct table *tb;
+
+		if ((tb = qc_table_open(path, config_setting_get_string(s),
+		    msg, sizeof(msg))) == NULL)
+			return seterr(err, errlen, path, s, "auth.senders: %s",
+			    msg);
+		if ((p->auth_senders = senders_new()) == NULL) {
+			table_free(&tb);
+			return seterr(err, errlen, path, s, "out of memory");
+		}
+		senders_use_table(p->auth_senders, tb);
+	} else if (s != NULL) {
 		if (!config_setting_is_list(s))
 			return seterr(err, errlen, path, s,
 			    "auth.senders must be a list ( { login = ...; "
@@ -852,6 +937,18 @@ load_policy_keys(struct policy *p, config_setting_t *root, const char *path,
 	    config_setting_get_member(root, "access_file"), path, err,
 	    errlen) == -1)
 		return -1;
+	if ((s = config_setting_get_member(root, "access_table")) != NULL) {
+		char why[512];
+
+		if (config_setting_type(s) != CONFIG_TYPE_STRING)
+			return seterr(err, errlen, path, s, "access_table must "
+			    "be a table (\"file:/path\", \"cdb:/path\", "
+			    "\"socketmap:...\")");
+		if ((p->access_table = qc_table_open(path,
+		    config_setting_get_string(s), why, sizeof(why))) == NULL)
+			return seterr(err, errlen, path, s, "access_table: %s",
+			    why);
+	}
 	if ((g = config_setting_get_member(root, "greylist")) != NULL) {
 		if (!config_setting_is_group(g))
 			return seterr(err, errlen, path, g,
@@ -875,6 +972,10 @@ load_policy_keys(struct policy *p, config_setting_t *root, const char *path,
 	if ((g = config_setting_get_member(root, "tls")) != NULL &&
 	    load_tls(p, g, path, err, errlen) == -1)
 		return -1;
+	if (p->front.nproxy_tls_listen > 0 && p->tls_certificate[0] == '\0')
+		return seterr(err, errlen, path, config_setting_get_member(root,
+		    "proxy"), "proxy.tls_listen needs tls.certificate and "
+		    "tls.key");
 	if ((g = config_setting_get_member(root, "auth")) != NULL &&
 	    load_auth(p, g, path, err, errlen) == -1)
 		return -1;
@@ -888,6 +989,33 @@ load_policy_keys(struct policy *p, config_setting_t *root, const char *path,
 				return -1;
 	}
 	return 0;
+}
+
+/*
+ * tls.listen and the proxy listeners join the listener table after listen
+ * (or -l), and the table is checked against the rest of the config.
+ */
+static int
+add_other_listeners(struct policy *p, const char *path, char *err,
+    size_t errlen)
+{
+	struct listen_defaults d;
+	int i, r = 0;
+
+	for (i = 0; r == 0 && i < p->ntls_listen; i++)
+		r = listenconf_add(&p->listeners, p->tls_listen[i],
+		    LTLS_IMPLICIT, 0, "tls.listen", path, 0, err, errlen);
+	for (i = 0; r == 0 && i < p->front.nproxy_listen; i++)
+		r = listenconf_add(&p->listeners, p->front.proxy_listen[i],
+		    LTLS_STARTTLS, 1, "proxy.listen", path, 0, err, errlen);
+	for (i = 0; r == 0 && i < p->front.nproxy_tls_listen; i++)
+		r = listenconf_add(&p->listeners, p->front.proxy_tls_listen[i],
+		    LTLS_IMPLICIT, 1, "proxy.tls_listen", path, 0, err,
+		    errlen);
+	if (r == -1)
+		return -1;
+	policy_listen_defaults(p, &d);
+	return listenconf_check(&p->listeners, &d, path, err, errlen);
 }
 
 struct policy *
@@ -979,30 +1107,19 @@ policy_load(const char *path, int missing_ok,
 			goto fail;
 		}
 		if ((s = config_setting_get_member(root, "listen")) != NULL) {
-			if (config_setting_type(s) == CONFIG_TYPE_STRING) {
-				if (add_listen(p, config_setting_get_string(s),
+			if (listenconf_load(&p->listeners, s, path, err,
+			    errlen) == -1)
+				goto fail;
+			for (i = 0; i < p->listeners.n; i++)
+				if (add_listen(p, p->listeners.l[i].address,
 				    path, s, err, errlen) == -1)
 					goto fail;
-			} else if (config_setting_is_aggregate(s)) {
-				for (i = 0; i < config_setting_length(s); i++) {
-					config_setting_t *e =
-					    config_setting_get_elem(s, (unsigned)i);
-
-					if (config_setting_type(e) != CONFIG_TYPE_STRING) {
-						seterr(err, errlen, path, e,
-						    "listen entries must be strings");
-						goto fail;
-					}
-					if (add_listen(p, config_setting_get_string(e),
-					    path, e, err, errlen) == -1)
-						goto fail;
-				}
-			} else {
-				seterr(err, errlen, path, s,
-				    "listen must be a string or a list of strings");
-				goto fail;
-			}
 		}
+		if (delegate_load(&p->delegate, root, path, err, errlen) == -1 ||
+		    dkimconf_load(&p->dkim, root, path, err, errlen) == -1)
+			goto fail;
+		if (frontconf_load(&p->front, root, path, err, errlen) == -1)
+			goto fail;
 		if ((g = config_setting_get_member(root, "limits")) != NULL) {
 			if (!config_setting_is_group(g)) {
 				seterr(err, errlen, path, g,
@@ -1071,7 +1188,13 @@ policy_load(const char *path, int missing_ok,
 			    get_uint(g, "data_rate_window", 1, 3600,
 			    &p->data_rate_window, path, err, errlen) == -1 ||
 			    get_uint(g, "dump_max_age", 0, 3650 * 86400,
-			    &p->dump_max_age, path, err, errlen) == -1)
+			    &p->dump_max_age, path, err, errlen) == -1 ||
+			    get_uint(g, "user_messages", 0, 100000000,
+			    &p->user_messages, path, err, errlen) == -1 ||
+			    get_uint(g, "user_recipients", 0, 100000000,
+			    &p->user_recipients, path, err, errlen) == -1 ||
+			    get_uint(g, "user_window", 1, 7 * 86400,
+			    &p->user_window, path, err, errlen) == -1)
 				goto fail;
 			u = (unsigned int)p->dump_max_total;
 			if (get_uint(g, "dump_max_total", 0, 0xffffffffu, &u,
@@ -1095,8 +1218,11 @@ policy_load(const char *path, int missing_ok,
 		for (i = 0; i < p->nlisten; i++)
 			free(p->listen[i]);
 		p->nlisten = 0;
+		p->listeners.n = 0;
 		for (i = 0; i < ov->nlisten; i++)
 			if (add_listen(p, ov->listen[i], "-l", NULL, err,
+			    errlen) == -1 || listenconf_add(&p->listeners,
+			    ov->listen[i], LTLS_STARTTLS, 0, "-l", "-l", 0, err,
 			    errlen) == -1)
 				goto fail;
 	}
@@ -1111,6 +1237,8 @@ policy_load(const char *path, int missing_ok,
 			    errlen) == -1)
 				goto fail;
 	}
+	if (add_other_listeners(p, path, err, errlen) == -1)
+		goto fail;
 	if (p->hostname[0] == '\0' &&
 	    default_hostname(p->hostname, sizeof(p->hostname)) == -1)
 		str_lcpy(p->hostname, "localhost", sizeof(p->hostname));
@@ -1120,7 +1248,7 @@ policy_load(const char *path, int missing_ok,
 		    add_ournet(p, "::1", NULL, path, err, errlen) == -1)
 			goto fail;
 	}
-	if (p->nourdomains == 0 &&
+	if (p->nourdomains == 0 && p->ourdomains_table == NULL &&
 	    add_ourdomain(p, p->hostname, NULL, path, err, errlen) == -1)
 		goto fail;
 	if (p->dump[0] == '\0' &&
@@ -1146,6 +1274,9 @@ policy_load(const char *path, int missing_ok,
 	    path, p->hostname, p->spool, err, errlen);
 	if (p->queue == NULL)
 		goto fail;
+	/* RCPT verification asks the queue's tables, through a function. */
+	p->rcpt_check = queueconf_verify_hook;
+	p->rcpt_check_arg = p->queue;
 	p->have_file = have_file;
 	config_destroy(&cf);
 	return p;
@@ -1172,6 +1303,9 @@ print_policy_modules(const struct policy *p, FILE *f)
 	}
 	for (i = 0; i < p->nourdomains; i++)
 		fprintf(f, "our domain (ourdomains): %s\n", p->ourdomains[i]);
+	if (p->ourdomains_table != NULL)
+		fprintf(f, "our domains (ourdomains): the keys of %s\n",
+		    table_ref(p->ourdomains_table));
 	fprintf(f, "relaying: only from trusted networks or after AUTH\n");
 	fprintf(f, "spoofed-domain tagging (norelay, -f): %s\n",
 	    p->norelay ? "on" : "off");
@@ -1197,6 +1331,8 @@ print_policy_modules(const struct policy *p, FILE *f)
 			fprintf(f, "access: %s sender %s!%s\n",
 			    access_action_name(a->action), a->domain, a->user);
 	}
+	if (p->access_table != NULL)
+		fprintf(f, "access: table %s\n", table_ref(p->access_table));
 	if (p->tls_certificate[0] != '\0') {
 		fprintf(f, "TLS: certificate %s, key %s%s%s\n",
 		    p->tls_certificate, p->tls_key,
@@ -1209,9 +1345,6 @@ print_policy_modules(const struct policy *p, FILE *f)
 			fprintf(f, "TLS client certificates checked against %s%s\n",
 			    p->tls_client_ca, p->tls_client_cert_trusted ?
 			    "; a verified one is trusted" : "");
-		for (i = 0; i < (size_t)p->ntls_listen; i++)
-			fprintf(f, "listen with implicit TLS: %s\n",
-			    p->tls_listen[i]);
 	} else
 		fprintf(f, "TLS: off (no certificate)\n");
 	policy_print_auth(p, f);
@@ -1244,7 +1377,7 @@ print_policy_modules(const struct policy *p, FILE *f)
 void
 policy_print(const struct policy *p, FILE *f)
 {
-	int i;
+	struct listen_defaults ld;
 
 	if (p->have_file)
 		fprintf(f, "config file: %s\n", p->conffile);
@@ -1252,10 +1385,11 @@ policy_print(const struct policy *p, FILE *f)
 		fprintf(f, "config file: none (%s does not exist); built-in "
 		    "defaults\n", p->conffile);
 	fprintf(f, "hostname: %s\n", p->hostname);
-	if (p->nlisten == 0)
-		fprintf(f, "listen: none (one session on standard input and output)\n");
-	for (i = 0; i < p->nlisten; i++)
-		fprintf(f, "listen: %s\n", p->listen[i]);
+	policy_listen_defaults(p, &ld);
+	listenconf_print(&p->listeners, &ld, f);
+	frontconf_print(&p->front, f);
+	delegate_print(p->delegate, f);
+	dkimconf_print(p->dkim, f);
 	fprintf(f, "spool: %s\n", p->spool);
 	fprintf(f, "user: %s (the SMTP front; queue runner: %s)\n", p->user,
 	    p->queue->user[0] != '\0' ? p->queue->user : p->user);
@@ -1296,6 +1430,10 @@ policy_print(const struct policy *p, FILE *f)
 	if (p->messages_per_minute)
 		fprintf(f, "messages per client and minute: %u\n",
 		    p->messages_per_minute);
+	if (p->user_messages || p->user_recipients)
+		fprintf(f, "per login (or trusted sender) and %u s: %u "
+		    "messages, %u recipients (0: any)\n", p->user_window,
+		    p->user_messages, p->user_recipients);
 	if (p->tarpit_delay && p->tarpit_after)
 		fprintf(f, "tarpit: %u ms more per error after %u errors\n",
 		    p->tarpit_delay, p->tarpit_after);
@@ -1314,7 +1452,12 @@ policy_free(struct policy *p)
 		free(p->listen[i]);
 	for (i = 0; i < p->ntls_listen; i++)
 		free(p->tls_listen[i]);
+	frontconf_free(&p->front);
+	delegate_free(&p->delegate);
+	dkimconf_free(&p->dkim);
 	senders_free(&p->auth_senders);
+	table_free(&p->access_table);
+	table_free(&p->ourdomains_table);
 	queueconf_unref(&p->queue);
 	free(p->ournets);
 	free(p->block);

@@ -18,10 +18,15 @@
 #include <stdio.h>
 
 #include "cidr.h"
+#include "frontconf.h"
+#include "listenconf.h"
 #include "auth/throttle.h"
 
+struct delegate_conf;
+struct dkim_conf;
 struct senders;
 struct queue_conf;
+struct table;
 
 #define POLICY_LISTEN_MAX	16
 #ifndef SMTPD_USER
@@ -55,6 +60,12 @@ struct queue_conf;
 #define DEF_GREY_EXPIRE		(36 * 24 * 3600)
 #define DEF_GREY_ENTRIES	100000
 #define MIN_RECIPIENTS		100	/* RFC 5321 4.5.3.1.8 */
+#define DEF_USER_WINDOW		3600	/* user_messages, user_recipients */
+
+/* What rcpt_check answers. */
+#define POLICY_RCPT_OK		0
+#define POLICY_RCPT_UNKNOWN	1	/* 550 5.1.1 */
+#define POLICY_RCPT_TEMP	2	/* 451 4.3.0 */
 
 /* Plan 9's verbs for client addresses and sender accounts. */
 enum access_action {
@@ -115,10 +126,12 @@ struct policy {
 	size_t		 nournets;
 	char		**ourdomains;	/* lower case; "*.x" for subdomains */
 	size_t		 nourdomains;
+	struct table	*ourdomains_table;	/* virtual domains, or NULL */
 	struct cidr	*block;		/* -k and block: dropped at accept */
 	size_t		 nblock;
 	struct access_rule *access;
 	size_t		 naccess;
+	struct table	*access_table;	/* access_table = ..., or NULL */
 
 	int		 helo_checks;
 	int		 greylist;
@@ -139,8 +152,16 @@ struct policy {
 	char		*tls_listen[POLICY_LISTEN_MAX];	/* implicit TLS */
 	int		 ntls_listen;
 
+	struct front_conf front;	/* proxy { }, metrics { } */
+	/* Every listener with its settings, the forms above included. */
+	struct listen_table listeners;
+	struct delegate_conf *delegate;	/* policy_services, or NULL */
+	struct dkim_conf *dkim;		/* dkim { }, or NULL */
+
 	/* auth { } */
-	char		 auth_secrets[PATH_MAX];	/* "" = no AUTH */
+	char		 auth_secrets[PATH_MAX];	/* "" = no AUTH ... */
+	char		 auth_dovecot[PATH_MAX];	/* ... unless Dovecot's
+							   auth-client socket */
 	unsigned int	 auth_mechs;			/* SASL_M_* */
 	int		 auth_required;			/* -a */
 	int		 auth_cleartext;		/* -p */
@@ -149,6 +170,14 @@ struct policy {
 	char		 auth_throttle_file[PATH_MAX];	/* stdio mode's table */
 
 	struct queue_conf *queue;	/* routes, aliases, queue { } */
+	/*
+	 * Recipient verification (POLICY_RCPT_*): the queue's knowledge of
+	 * users and aliases, reached through this function only.
+	 */
+	int		(*rcpt_check)(const void *arg, const char *rcpt,
+			    const char *sender, const char *login, int ours,
+			    char *why, size_t whylen);
+	const void	*rcpt_check_arg;
 
 	size_t		 message_size;	/* bytes, 0 = no limit */
 	unsigned int	 recipients;	/* per transaction */
@@ -171,6 +200,9 @@ struct policy {
 	size_t		 dump_size;	/* bytes kept of a refused message */
 	unsigned int	 dump_max_age;	/* seconds a saved message is kept */
 	size_t		 dump_max_total;	/* bytes under dump, 0 = any */
+	unsigned int	 user_messages;	/* per login (or trusted sender) */
+	unsigned int	 user_recipients;	/* ... and user_window */
+	unsigned int	 user_window;	/* seconds */
 };
 
 /* What the command line says; it wins over the file.  NULL/0 = unset. */
@@ -203,6 +235,8 @@ void	policy_print(const struct policy *, FILE *);
  * tls.listen, a spool that cannot be used.  Returns how many.
  */
 int	policy_warnings(const struct policy *, FILE *);
+/* The global settings each listener falls back on (listenconf.c). */
+void	policy_listen_defaults(const struct policy *, struct listen_defaults *);
 /* Its AUTH lines: mechanisms, senders map, throttle (authprint.c). */
 void	policy_print_auth(const struct policy *, FILE *);
 
@@ -242,6 +276,34 @@ void	policy_state_free(struct policy_state **);
 /* Writes the greylist file now (also done by the checks as needed). */
 void	policy_state_flush(struct policy_state *, const struct policy *);
 
+/*
+ * What a session can say about itself to a policy service (delegate.c).
+ * Strings are "" when unknown, never NULL.
+ */
+struct policy_facts {
+	const char	*protocol;	/* "ESMTP", "ESMTPSA", ... */
+	const char	*client_addr;
+	const char	*client_name;	/* verified reverse name */
+	const char	*reverse_name;	/* PTR name, even unverified */
+	const char	*helo;
+	const char	*sasl_method;
+	const char	*sasl_username;
+	const char	*tls_version;	/* "TLS1.3" */
+	const char	*tls_cipher;
+	unsigned int	 tls_bits;
+	const char	*ccert_subject;
+	const char	*ccert_issuer;
+	const char	*ccert_fingerprint;	/* SHA-256, hex */
+	const char	*server_addr;
+	int		 server_port;
+	long long	 size;		/* SIZE given, then the message's */
+	size_t		 nrcpts;	/* recipients accepted so far */
+	const char	*rcpt;		/* the one recipient, or "" */
+	const char	*queue_id;	/* "" before the data */
+};
+
+#define POLICY_PREPEND_MAX	4096	/* header bytes services may add */
+
 /* One session's view: what it has learnt so far. */
 struct policy_session {
 	const struct policy	*pol;
@@ -255,6 +317,19 @@ struct policy_session {
 	int			 hardreject;	/* dial: refuse everything */
 	int			 single;	/* one session per process (stdio) */
 	char			 sender[257];
+	char			 login[256];	/* AUTH login, "" without */
+	int			 access_temp;	/* access_table unreadable */
+
+	/* Fills in what the session knows, for policy services. */
+	void			(*describe)(void *, struct policy_facts *);
+	void			*describe_arg;
+	/* What policy services asked of this transaction (delegate.c). */
+	char			 prepend[POLICY_PREPEND_MAX];	/* CRLF lines */
+	size_t			 prependlen;
+	size_t			 prepended;	/* of those, written already */
+	int			 hold;		/* queue it on hold */
+	int			 discard;	/* accept it, then drop it */
+	unsigned int		 transaction;	/* counts MAIL commands */
 };
 
 /* 1 if the client address is on the block list (-k): drop, unlogged. */
@@ -269,6 +344,9 @@ void	policy_session_init(struct policy_session *, const struct policy *,
 	    const char *id);
 /* The session authenticated (or has a trusted client certificate). */
 void	policy_session_trust(struct policy_session *, int authenticated);
+
+/* The AUTH login, for per-user limits and sender-dependent routes. */
+void	policy_session_login(struct policy_session *, const char *login);
 
 /* Each step; fills v and returns v->kind. */
 enum verdict_kind policy_connect(struct policy_session *, struct verdict *);
@@ -288,10 +366,17 @@ enum verdict_kind policy_headers(struct policy_session *, const char *hdr,
 	    size_t len, struct str *tags, struct verdict *);
 /* The end of the data: Plan 9's block and delay verbs act here. */
 enum verdict_kind policy_data_end(struct policy_session *, struct verdict *);
+/*
+ * Header lines policy services asked for after the header was written
+ * (END-OF-MESSAGE): the caller puts them in front of the message.
+ */
+const char *policy_late_headers(struct policy_session *, size_t *len);
 /* A transaction ended (RSET, a new MAIL, or after DATA). */
 void	policy_reset(struct policy_session *);
 
 /* For the tests and smtpd -t. */
 const char *access_action_name(enum access_action);
+/* "allow", "block", ... as a verb; ACCESS_NONE if it is none. */
+enum access_action access_action_parse(const char *);
 
 #endif

@@ -29,6 +29,7 @@
 #define GREY_SAVE_SECS	60	/* the daemon writes the file this often */
 #define RATE_BUCKETS	4096
 #define RATE_WINDOW	60
+#define USER_BUCKETS	1024
 
 struct grey {
 	struct grey	*next;
@@ -45,6 +46,14 @@ struct rate {
 	unsigned int	 conns, msgs;
 };
 
+/* Per-user counts: one AUTH login or trusted sender, one window. */
+struct ucount {
+	struct ucount	*next;
+	time_t		 start;
+	unsigned int	 msgs, rcpts;
+	char		 key[];
+};
+
 struct policy_state {
 	pthread_mutex_t	 mu;
 	struct grey	*grey[GREY_BUCKETS];
@@ -55,6 +64,8 @@ struct policy_state {
 	struct rate	*rate[RATE_BUCKETS];
 	struct rate	*rate_newest, *rate_oldest;
 	size_t		 nrate, rate_max;
+	struct ucount	*user[USER_BUCKETS];
+	size_t		 nuser;
 };
 
 static unsigned int
@@ -96,6 +107,71 @@ grey_clear(struct policy_state *st)
 	st->ngrey = 0;
 }
 
+/* Forgets the users whose window ended before horizon (0: all). */
+static void
+user_drop(struct policy_state *st, time_t horizon)
+{
+	struct ucount **up, *u;
+	size_t i;
+
+	for (i = 0; i < USER_BUCKETS; i++)
+		for (up = &st->user[i]; (u = *up) != NULL;) {
+			if (horizon != 0 && u->start >= horizon) {
+				up = &u->next;
+				continue;
+			}
+			*up = u->next;
+			free(u);
+			st->nuser--;
+		}
+}
+
+int
+state_user_count(struct policy_state *st, const char *who, int what,
+    unsigned int limit, unsigned int window, unsigned int *msgs,
+    unsigned int *rcpts)
+{
+	struct ucount *u;
+	time_t now = time(NULL);
+	size_t n = strlen(who);
+	unsigned int h = hash(who, n) % USER_BUCKETS, *c;
+	int over = 0;
+
+	*msgs = *rcpts = 0;
+	pthread_mutex_lock(&st->mu);
+	for (u = st->user[h]; u != NULL; u = u->next)
+		if (strcmp(u->key, who) == 0)
+			break;
+	if (u == NULL) {
+		if (st->nuser >= STATE_USER_MAX)
+			user_drop(st, now - (time_t)window);
+		/* Still full: this one goes uncounted rather than grow. */
+		if (st->nuser >= STATE_USER_MAX ||
+		    (u = calloc(1, sizeof(*u) + n + 1)) == NULL) {
+			pthread_mutex_unlock(&st->mu);
+			return 0;
+		}
+		memcpy(u->key, who, n + 1);
+		u->start = now;
+		u->next = st->user[h];
+		st->user[h] = u;
+		st->nuser++;
+	}
+	if (now - u->start >= (time_t)window || now < u->start) {
+		u->start = now;
+		u->msgs = u->rcpts = 0;
+	}
+	c = what == USER_MSG ? &u->msgs : &u->rcpts;
+	if (limit != 0 && *c >= limit)
+		over = 1;
+	else
+		(*c)++;
+	*msgs = u->msgs;
+	*rcpts = u->rcpts;
+	pthread_mutex_unlock(&st->mu);
+	return over;
+}
+
 void
 policy_state_free(struct policy_state **stp)
 {
@@ -107,6 +183,7 @@ policy_state_free(struct policy_state **stp)
 		return;
 	*stp = NULL;
 	grey_clear(st);
+	user_drop(st, 0);
 	for (i = 0; i < RATE_BUCKETS; i++)
 		for (r = st->rate[i]; r != NULL; r = n) {
 			n = r->next;

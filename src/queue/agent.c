@@ -23,6 +23,8 @@ agent_for(enum route_action a)
 		return &agent_pipe_ops;
 	case ROUTE_RELAY:
 		return &agent_relay_ops;
+	case ROUTE_LMTP:
+		return &agent_lmtp_ops;
 	}
 	return NULL;
 }

@@ -5,12 +5,12 @@
  * route plus, for relaying, the domain or smarthost) and hands each group
  * to the route's agent:
  *
- *	sess = ops->open(route, dest, qc, &res);	once per destination
+ *	sess = ops->open(route, dest, id, qc, &res);	once per destination
  *	ops->deliver(sess, msg, rcpts, n);		per message, reusing sess
  *	ops->close(&sess);
  *
- * deliver() fills one result per recipient.  A relay agent keeps an SMTP
- * connection in sess; maildir and pipe keep nothing.
+ * deliver() fills one result per recipient.  The relay and LMTP agents
+ * keep a connection in sess; maildir and pipe keep nothing.
  */
 #ifndef AGENT_H
 #define AGENT_H
@@ -63,12 +63,14 @@ struct agent_ops {
 	const char	*name;
 	/*
 	 * Opens a session to dest (agent-specific: a domain for relaying by
-	 * MX, the smarthost, "" for local agents).  NULL when that fails,
-	 * with *res saying why; the runner then gives every recipient
-	 * waiting for dest that result.
+	 * MX, the smarthost, "" for local agents) for the message id, the
+	 * first to go, which log lines about the opening name.  NULL when
+	 * that fails, with *res saying why; the runner then gives every
+	 * recipient waiting for dest that result.
 	 */
 	void	*(*open)(const struct route *, const char *dest,
-		    const struct queue_conf *, struct agent_result *res);
+		    const char *id, const struct queue_conf *,
+		    struct agent_result *res);
 	/*
 	 * Delivers msg to rcpts[0..n-1], filling each rcpts[i].res.
 	 * Returns 0, or -1 when the session cannot be used again.
@@ -108,5 +110,6 @@ ssize_t	agent_lf_read(struct agent_lf *, char *buf, size_t len);
 extern const struct agent_ops agent_maildir_ops;
 extern const struct agent_ops agent_pipe_ops;
 extern const struct agent_ops agent_relay_ops;
+extern const struct agent_ops agent_lmtp_ops;
 
 #endif

@@ -35,6 +35,7 @@
 #include "lib/str.h"
 #include "agent.h"
 #include "mailer.h"
+#include "recipients.h"
 
 #define MD_BUF		65536
 #define MD_HDR_MAX	65536	/* header bytes searched for Delivered-To */
@@ -42,7 +43,7 @@
 #define MD_NAME_MAX	256	/* a file name in tmp/ */
 #define MD_HDR_LEN	(2 * ADDR_PATH_MAX + 64)
 
-static void	*md_open(const struct route *, const char *,
+static void	*md_open(const struct route *, const char *, const char *,
 		    const struct queue_conf *, struct agent_result *);
 static int	 md_deliver(void *, const struct route *,
 		    const struct agent_msg *, struct agent_rcpt *, size_t);
@@ -56,7 +57,7 @@ const struct agent_ops agent_maildir_ops = {
 static unsigned long	md_seq;
 
 static void *
-md_open(const struct route *r, const char *dest,
+md_open(const struct route *r, const char *dest, const char *id,
     const struct queue_conf *qc, struct agent_result *res)
 {
 	/* Nothing to connect to; any non-NULL pointer will do. */
@@ -453,8 +454,8 @@ md_write_as(struct md_job *j, const struct mailer_cred *cred,
  * the last one was made here.  The descriptor, or -1 with res set.
  */
 static int
-md_walk(const struct route *r, const char *dir, size_t baselen, int *made,
-    struct agent_result *res)
+md_walk(const struct route *r, const char *dir, size_t baselen, int create,
+    int *made, struct agent_result *res)
 {
 	char part[NAME_MAX + 1], base[PATH_MAX];
 	const char *p, *e;
@@ -499,7 +500,7 @@ md_walk(const struct route *r, const char *dir, size_t baselen, int *made,
 		}
 		next = openat(fd, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 		    O_CLOEXEC);
-		if (next == -1 && errno == ENOENT && r->create) {
+		if (next == -1 && errno == ENOENT && create) {
 			if (mkdirat(fd, part, last ? 0700 : 0755) == 0) {
 				*made = last;
 				/*
@@ -637,13 +638,14 @@ md_result(const struct md_report *rep, const char *dir, uid_t uid,
  * the route's user.  The descriptor, or -1 with res set.
  */
 static int
-md_open_box(const struct route *r, const char *dir, struct mailer_cred *cred,
-    struct agent_result *res)
+md_open_box(const struct route *r, const char *dir, int create,
+    struct mailer_cred *cred, struct agent_result *res)
 {
 	struct stat st;
 	int fd, made, root = privs_can_switch();
 
-	if ((fd = md_walk(r, dir, md_baselen(r->path), &made, res)) == -1)
+	if ((fd = md_walk(r, dir, md_baselen(r->path), create, &made,
+	    res)) == -1)
 		return -1;
 	if (fstat(fd, &st) == -1) {
 		md_syserr(res, "cannot look at the maildir", errno);
@@ -684,7 +686,7 @@ md_deliver_one(const struct route *r, const struct agent_msg *m,
     struct agent_rcpt *rc)
 {
 	char local[ADDR_PATH_MAX + 1], domain[ADDR_PATH_MAX + 1], dir[PATH_MAX];
-	char host[300];
+	char host[300], base[ADDR_PATH_MAX + 1], why[300];
 	struct agent_result *res = &rc->res;
 	struct mailer_cred cred;
 	struct md_report rep;
@@ -692,7 +694,7 @@ md_deliver_one(const struct route *r, const struct agent_msg *m,
 	struct timespec ts;
 	char *hdr = NULL;
 	unsigned long seq;
-	int i, n;
+	int i, n, create;
 
 	if (md_split(m->qc, rc->mailbox, local, sizeof(local), domain,
 	    sizeof(domain)) == -1) {
@@ -700,7 +702,16 @@ md_deliver_one(const struct route *r, const struct agent_msg *m,
 		    "usable for a maildir");
 		return;
 	}
-	if (md_expand(r->path, local, domain, dir, sizeof(dir)) == -1) {
+	/* user+tag is delivered to user; Delivered-To keeps the tag. */
+	(void)qc_base_local(m->qc, local, base, sizeof(base));
+	/* A Maildir is made only for a listed user: never for a guess. */
+	create = r->create ? queueconf_may_create(m->qc, r, rc->mailbox, why,
+	    sizeof(why)) : 0;
+	if (create == -1) {
+		agent_set(res, AGENT_TEMP, 451, "4.3.0", "%s", why);
+		return;
+	}
+	if (md_expand(r->path, base, domain, dir, sizeof(dir)) == -1) {
 		agent_set(res, AGENT_PERM, 550, "5.1.3", "mailbox path too "
 		    "long");
 		return;
@@ -727,7 +738,7 @@ md_deliver_one(const struct route *r, const struct agent_msg *m,
 	j->hdrlen = (size_t)n;
 	j->msgfd = m->fd;
 	j->body_off = m->env->body_off;
-	j->create = r->create;
+	j->create = create;
 	md_hostpart(m->qc->hostname, host, sizeof(host));
 	for (i = 0; i < MD_TRIES; i++) {
 		clock_gettime(CLOCK_REALTIME, &ts);
@@ -741,7 +752,7 @@ md_deliver_one(const struct route *r, const struct agent_msg *m,
 			goto out;
 		}
 	}
-	if ((j->mdfd = md_open_box(r, dir, &cred, res)) == -1)
+	if ((j->mdfd = md_open_box(r, dir, create, &cred, res)) == -1)
 		goto out;
 	memset(&rep, 0, sizeof(rep));
 	if (privs_can_switch()) {

@@ -24,11 +24,12 @@
 #include "lib/str.h"
 #include "agent.h"
 #include "mailer.h"
+#include "recipients.h"
 
 #define PIPE_ENV_MAX	16
 #define PIPE_ARG_MAX	8192	/* bytes in one expanded argument */
 
-static void	*pipe_open(const struct route *, const char *,
+static void	*pipe_open(const struct route *, const char *, const char *,
 		    const struct queue_conf *, struct agent_result *);
 static int	 pipe_deliver(void *, const struct route *,
 		    const struct agent_msg *, struct agent_rcpt *, size_t);
@@ -45,7 +46,7 @@ struct pipe_feed {
 };
 
 static void *
-pipe_open(const struct route *r, const char *dest,
+pipe_open(const struct route *r, const char *dest, const char *id,
     const struct queue_conf *qc, struct agent_result *res)
 {
 	return (void *)&agent_pipe_ops;
@@ -89,16 +90,25 @@ pipe_split(const struct agent_msg *m, const char *mailbox, char *local,
 	str_lcpy(domain, at ? at + 1 : m->qc->hostname, dlen);
 }
 
-/* Expands one template word for recipient rcpt.  A new string or NULL. */
+/*
+ * Expands one template word for recipient rcpt.  A new string or NULL.
+ * %u is the user without the tag, as for Maildir paths (Postfix's
+ * ${user}), %t the tag (${extension}) and %l the whole local part.
+ */
 static char *
 pipe_word(const char *t, const struct agent_msg *m, const char *rcpt)
 {
 	char local[ADDR_PATH_MAX + 1], domain[ADDR_PATH_MAX + 1];
+	char user[ADDR_PATH_MAX + 1];
+	const char *tag = "";
 	struct str s;
 	const char *p;
 	int rc = 0;
 
 	pipe_split(m, rcpt, local, sizeof(local), domain, sizeof(domain));
+	/* The delimiter itself belongs to neither part. */
+	if (qc_base_local(m->qc, local, user, sizeof(user)))
+		tag = local + strlen(user) + 1;
 	str_init(&s, PIPE_ARG_MAX);
 	for (p = t; *p != '\0' && rc == 0; p++) {
 		if (*p != '%') {
@@ -113,6 +123,12 @@ pipe_word(const char *t, const struct agent_msg *m, const char *rcpt)
 			rc = str_appends(&s, rcpt);
 			break;
 		case 'u':
+			rc = str_appends(&s, user);
+			break;
+		case 't':
+			rc = str_appends(&s, tag);
+			break;
+		case 'l':
 			rc = str_appends(&s, local);
 			break;
 		case 'd':
@@ -167,14 +183,15 @@ pipe_env(const char *name, const char *value)
 }
 
 /*
- * 1 if template word t starts with an envelope value (%s %r %u %d) that
+ * 1 if template word t starts with an envelope value (%s %r %u %t %l %d)
+ * that
  * expands to something beginning with '-': the program would take it for
  * an option.
  */
 static int
 pipe_optionlike(const char *t, const char *word)
 {
-	return t[0] == '%' && strchr("srud", t[1]) != NULL && t[1] != '\0' &&
+	return t[0] == '%' && strchr("srutld", t[1]) != NULL && t[1] != '\0' &&
 	    word[0] == '-';
 }
 

@@ -19,18 +19,22 @@
 
 #include <sys/types.h>
 
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #include "auth/creds.h"
 #include "client/client.h"
 #include "lib/log.h"
 #include "lib/str.h"
 #include "agent.h"
+#include "tlsreq.h"
+#include "tlsrpt.h"
 
 #define RELAY_DIAL_MAX	300
 #define RELAY_USER_MAX	256
@@ -44,11 +48,18 @@ struct relay_sess {
 	int			 has_auth;	/* the route has credentials */
 	unsigned int		 route;		/* its number, for messages */
 	int			 announced;	/* "connected" is logged */
+	/* The route's TLS could not be had; this connection is for
+	 * messages marked "TLS-Required: No" only, the others get
+	 * strict_res (RFC 8689 5). */
+	int			 relaxed;
+	struct agent_result	 strict_res;
 	char			 dest[RELAY_DIAL_MAX];
 	char			 mta[AGENT_MTA_MAX];
 	/* What opts points to: the route may go with a reload. */
 	char			 helo[256];
 	char			 cafile[PATH_MAX];
+	char			 sts_cache[PATH_MAX];
+	char			 tlsrpt[PATH_MAX];	/* TLS report records */
 	char			 pin[RELAY_PIN_MAX];
 	char			 user[RELAY_USER_MAX];
 	struct creds		 cred;
@@ -60,7 +71,7 @@ struct relay_param {
 	char	*orcpt;		/* malloc'd, when we make one up */
 };
 
-static void	*relay_open(const struct route *, const char *,
+static void	*relay_open(const struct route *, const char *, const char *,
 		    const struct queue_conf *, struct agent_result *);
 static int	 relay_deliver(void *, const struct route *,
 		    const struct agent_msg *, struct agent_rcpt *, size_t);
@@ -70,13 +81,18 @@ static int	 relay_dial(const struct route *, const char *, char *,
 static void	 relay_mta(const char *, char *, size_t);
 static void	 relay_temp(struct agent_result *, int, const char *,
 		    const char *, const char *, const char *);
-static void	 relay_open_failed(const struct relay_sess *,
+static void	 relay_open_failed(const struct relay_sess *, const char *,
 		    const struct client_result *, struct agent_result *);
 static int	 relay_rcpt_result(const struct relay_sess *,
 		    const struct client_rcpt *, struct agent_result *);
 static void	 relay_notify(int, char *, size_t);
 static int	 relay_ascii(const char *);
+static int	 relay_needs_utf8(const struct agent_msg *,
+		    const struct agent_rcpt *, size_t);
 static void	 relay_free(struct relay_sess *);
+static void	 relay_tls_event(void *, const struct client_tls_event *);
+static int	 relay_relax(struct relay_sess *, const char *,
+		    const struct client_result *);
 
 const struct agent_ops agent_relay_ops = {
 	"relay", relay_open, relay_deliver, relay_close
@@ -139,8 +155,8 @@ relay_temp(struct agent_result *res, int code, const char *status,
 
 /* The result for every recipient when no connection could be made. */
 static void
-relay_open_failed(const struct relay_sess *s, const struct client_result *cr,
-    struct agent_result *res)
+relay_open_failed(const struct relay_sess *s, const char *id,
+    const struct client_result *cr, struct agent_result *res)
 {
 	char mta[AGENT_MTA_MAX];
 
@@ -160,8 +176,8 @@ relay_open_failed(const struct relay_sess *s, const struct client_result *cr,
 		return;
 	}
 	if (cr->exit_status == EX_NOPERM) {
-		log_err("queue relay to %.200s (route %u): authentication "
-		    "failed: %.300s", s->dest, s->route, cr->text);
+		log_err("%s queue relay to %.200s (route %u): authentication "
+		    "failed: %.300s", id, s->dest, s->route, cr->text);
 		relay_temp(res, cr->code, cr->status, "4.7.0", mta, cr->text);
 		return;
 	}
@@ -173,13 +189,13 @@ relay_open_failed(const struct relay_sess *s, const struct client_result *cr,
 	    cr->exit_status == EX_SOFTWARE ||
 	    (!s->by_mx && cr->exit_status == EX_NOHOST) ||
 	    (cr->status[0] != '\0' && strncmp(cr->status + 1, ".7.", 3) == 0))
-		log_err("queue relay to %.200s (route %u): %.300s", s->dest,
-		    s->route, cr->text);
+		log_err("%s queue relay to %.200s (route %u): %.300s", id,
+		    s->dest, s->route, cr->text);
 	relay_temp(res, cr->code, cr->status, "4.4.1", mta, cr->text);
 }
 
 static void *
-relay_open(const struct route *r, const char *dest,
+relay_open(const struct route *r, const char *dest, const char *id,
     const struct queue_conf *qc, struct agent_result *res)
 {
 	struct relay_sess *s;
@@ -198,8 +214,8 @@ relay_open(const struct route *r, const char *dest,
 			agent_set(res, AGENT_PERM, 550, "5.1.2", "no domain to "
 			    "relay \"%.200s\" to", dest);
 		else {
-			log_err("queue relay (route %u): the host dial string "
-			    "is too long", s->route);
+			log_err("%s queue relay (route %u): the host dial "
+			    "string is too long", id, s->route);
 			agent_set(res, AGENT_TEMP, 451, "4.3.5", "the route's "
 			    "host dial string is too long");
 		}
@@ -209,13 +225,36 @@ relay_open(const struct route *r, const char *dest,
 	str_lcpy(s->helo, qc->hostname, sizeof(s->helo));
 	s->opts.helo = s->helo;
 	s->opts.self = s->helo;
-	if (r->tls == ROUTE_TLS_REQUIRE) {
-		s->opts.tls = CLIENT_TLS_REQUIRE;
-		s->opts.tls_verify = r->tls_verify;
-	} else {
-		/* RFC 7435: any TLS beats none, and none beats no delivery. */
-		s->opts.tls = CLIENT_TLS_OPPORTUNISTIC;
-		s->opts.tls_fallback = 1;
+	/* RFC 7435: any TLS beats none, and none beats no delivery,
+	 * unless the domain publishes better (DANE, MTA-STS). */
+	switch (r->tls) {
+	case ROUTE_TLS_REQUIRE:
+		s->opts.tls_policy = r->tls_verify ? CLIENT_TLSPOL_VERIFY :
+		    CLIENT_TLSPOL_ENCRYPT;
+		break;
+	case ROUTE_TLS_NONE:
+		s->opts.tls_policy = CLIENT_TLSPOL_NONE;
+		break;
+	case ROUTE_TLS_DANE:
+		s->opts.tls_policy = CLIENT_TLSPOL_DANE;
+		break;
+	case ROUTE_TLS_MTA_STS:
+		s->opts.tls_policy = CLIENT_TLSPOL_MTA_STS;
+		break;
+	case ROUTE_TLS_AUTO:
+		s->opts.tls_policy = CLIENT_TLSPOL_AUTO;
+		break;
+	default:
+		s->opts.tls_policy = CLIENT_TLSPOL_MAY;
+		break;
+	}
+	if ((size_t)snprintf(s->sts_cache, sizeof(s->sts_cache), "%s/mta-sts",
+	    qc->spool) < sizeof(s->sts_cache))
+		s->opts.sts_cache = s->sts_cache;
+	if (s->by_mx && (size_t)snprintf(s->tlsrpt, sizeof(s->tlsrpt),
+	    "%s/tlsrpt", qc->spool) < sizeof(s->tlsrpt)) {
+		s->opts.tls_event = relay_tls_event;
+		s->opts.tls_event_arg = s->tlsrpt;
 	}
 	if (r->tls_cafile != NULL) {
 		str_lcpy(s->cafile, r->tls_cafile, sizeof(s->cafile));
@@ -234,8 +273,8 @@ relay_open(const struct route *r, const char *dest,
 				snprintf(err, sizeof(err), "no key labelled "
 				    "\"%.100s\" in %.300s", r->auth,
 				    qc->relay_keys);
-			log_err("queue relay to %.200s (route %u): no "
-			    "credentials: %s", s->dest, s->route, err);
+			log_err("%s queue relay to %.200s (route %u): no "
+			    "credentials: %s", id, s->dest, s->route, err);
 			agent_set(res, AGENT_TEMP, 454, "4.7.0", "no "
 			    "credentials for the smarthost: %s", err);
 			relay_free(s);
@@ -245,13 +284,61 @@ relay_open(const struct route *r, const char *dest,
 		s->opts.auth_secret = s->cred.secret;
 		s->opts.auth_xoauth2 = s->cred.is_token;
 	}
-	if ((s->conn = client_connect(s->dest, &s->opts, &cr)) == NULL) {
-		relay_open_failed(s, &cr, res);
+	if ((s->conn = client_connect(s->dest, &s->opts, &cr)) == NULL &&
+	    relay_relax(s, id, &cr) == -1) {
+		relay_open_failed(s, id, &cr, res);
 		relay_free(s);
 		return NULL;
 	}
 	relay_mta(client_peer(s->conn), s->mta, sizeof(s->mta));
 	return s;
+}
+
+/*
+ * The route's TLS policy failed: a second connection with opportunistic
+ * TLS, any certificate, carries the messages whose senders said
+ * "TLS-Required: No" (RFC 8689 5).  0 when it is open, -1 when the
+ * failure had nothing to do with TLS or the second try failed too.
+ */
+static int
+relay_relax(struct relay_sess *s, const char *id,
+    const struct client_result *strict)
+{
+	struct client_result cr;
+
+	/* X.7.Y other than AUTH (RFC 3463): TLS, or a TLS policy. */
+	if (strict->exit_status == EX_NOPERM || strict->status[0] == '\0' ||
+	    strncmp(strict->status + 1, ".7.", 3) != 0 ||
+	    s->opts.tls_policy == CLIENT_TLSPOL_MAY ||
+	    s->opts.tls_policy == CLIENT_TLSPOL_NONE)
+		return -1;
+	s->opts.tls_policy = CLIENT_TLSPOL_MAY;
+	s->opts.tls_pin = NULL;
+	s->opts.tls_event = NULL;	/* the failure is reported already */
+	if ((s->conn = client_connect(s->dest, &s->opts, &cr)) == NULL)
+		return -1;
+	relay_open_failed(s, id, strict, &s->strict_res);
+	s->relaxed = 1;
+	log_info("%s queue relay to %.200s (route %u): connected without "
+	    "the route's TLS for messages marked TLS-Required: No", id,
+	    s->dest, s->route);
+	return 0;
+}
+
+/* A TLS outcome under the destination's policy: logged when it failed,
+ * counted for the daily TLS report. */
+static void
+relay_tls_event(void *arg, const struct client_tls_event *ev)
+{
+	if (ev->failure != NULL)
+		log_warn("queue relay: TLS policy failure for %.200s (%s): "
+		    "%s%s%.200s%s%s%s: %.300s", ev->domain, ev->policy_type,
+		    ev->failure, ev->mx_host[0] != '\0' ? " at " : "",
+		    ev->mx_host, ev->addr[0] != '\0' ? " [" : "", ev->addr,
+		    ev->addr[0] != '\0' ? "]" : "", ev->detail);
+	if (tlsrpt_record(arg, ev, time(NULL)) == -1)
+		log_warn("queue relay: cannot record a TLS outcome for "
+		    "%.200s: %s", ev->domain, strerror(errno));
 }
 
 /* NOTIFY's value (RFC 3461 4.1) for QENV_NOTIFY_* bits, "" for none. */
@@ -279,6 +366,53 @@ relay_ascii(const char *s)
 	for (; *s != '\0'; s++)
 		if ((unsigned char)*s > 0x7e)
 			return 0;
+	return 1;
+}
+
+/*
+ * RFC 6531 3.4: a message that came with SMTPUTF8 needs it only when an
+ * envelope address or the header is not ASCII; one that does not may go
+ * to a next hop without SMTPUTF8 as it is.  When the header cannot be
+ * read, it is taken to need it.
+ */
+static int
+relay_needs_utf8(const struct agent_msg *m, const struct agent_rcpt *rcpts,
+    size_t n)
+{
+	char buf[4096];
+	size_t i, seen = 0;
+	ssize_t got;
+	int nl = 0;
+
+	if (!m->env->smtputf8)
+		return 0;
+	if (!relay_ascii(m->env->sender))
+		return 1;
+	for (i = 0; i < n; i++)
+		if (!relay_ascii(rcpts[i].mailbox))
+			return 1;
+	/* The header, up to the empty line that ends it. */
+	while (seen < TLSREQ_HEADER_MAX) {
+		got = pread(m->fd, buf, sizeof(buf), m->env->body_off +
+		    (off_t)seen);
+		if (got == -1 && errno == EINTR)
+			continue;
+		if (got == -1)
+			return 1;
+		if (got == 0)
+			return 0;
+		for (i = 0; i < (size_t)got; i++) {
+			if ((unsigned char)buf[i] > 0x7f)
+				return 1;
+			if (buf[i] == '\n') {
+				if (nl)
+					return 0;
+				nl = 1;
+			} else if (buf[i] != '\r')
+				nl = 0;
+		}
+		seen += (size_t)got;
+	}
 	return 1;
 }
 
@@ -351,14 +485,25 @@ relay_deliver(void *sess, const struct route *r, const struct agent_msg *m,
 			    "the queue runner is stopping");
 		return -1;
 	}
+	/* Only "TLS-Required: No" lets a message go on lesser TLS; REQUIRETLS
+	 * overrides it (RFC 8689 5). */
+	if (s->relaxed && (env->requiretls ||
+	    tlsreq_msg_no(m->fd, env->body_off) != 1)) {
+		for (i = 0; i < n; i++)
+			rcpts[i].res = s->strict_res;
+		return 0;
+	}
 	/* Logged with the first message, so that the line names it. */
 	if (!s->announced) {
 		s->announced = 1;
 		log_info("%s queue relay connected to %.200s for %.200s "
-		    "(route %u): %s%s%s", m->id, client_peer(s->conn),
+		    "(route %u): %s%s%s%s%s", m->id, client_peer(s->conn),
 		    s->dest, s->route, client_tls_active(s->conn) ? "TLS" :
 		    "no TLS", s->has_auth ? ", authenticated with key " : "",
-		    s->has_auth && r->auth != NULL ? r->auth : "");
+		    s->has_auth && r->auth != NULL ? r->auth : "",
+		    client_tls_active(s->conn) ? "; certificate " : "",
+		    client_tls_active(s->conn) ? client_tls_auth(s->conn) :
+		    "");
 	}
 	if ((cr = calloc(n, sizeof(*cr))) == NULL ||
 	    (p = calloc(n, sizeof(*p))) == NULL) {
@@ -395,7 +540,8 @@ relay_deliver(void *sess, const struct route *r, const struct agent_msg *m,
 	cm.envid = env->envid;
 	cm.ret = env->ret == QENV_RET_FULL ? "FULL" :
 	    env->ret == QENV_RET_HDRS ? "HDRS" : NULL;
-	cm.smtputf8 = env->smtputf8;
+	cm.smtputf8 = relay_needs_utf8(m, rcpts, n);
+	cm.requiretls = env->requiretls;
 	cm.eightbit = env->body != NULL && strcasecmp(env->body,
 	    "8BITMIME") == 0;
 	cm.fd = m->fd;

@@ -110,7 +110,10 @@ dsn_build(const struct dsn_report *r, const char *msgid, struct str *out,
 	eightbit = r->env->body != NULL &&
 	    strcmp(r->env->body, "8BITMIME") == 0;
 	eightbit |= r->env->smtputf8;
+	/* A REQUIRETLS message's content does not come back, only its
+	 * header: the report may travel another path (RFC 8689 4.3). */
 	whole = r->kind == DSN_FAILURE && r->env->ret != QENV_RET_HDRS &&
+	    !r->env->requiretls &&
 	    (size_t)r->env->size <= r->bounce_size && !r->minimal;
 	listmax = r->minimal ? 1 : DSN_LIST_MAX;
 	limit = DSN_TEXT_MAX + (whole ? (size_t)r->env->size :
@@ -307,6 +310,8 @@ dsn_queue(struct spool *sp, const struct dsn_report *r, char *id,
 	env.body = (r->env->body && strcmp(r->env->body, "8BITMIME") == 0) ||
 	    r->env->smtputf8 ? "8BITMIME" : NULL;
 	env.smtputf8 = r->env->smtputf8;
+	/* RFC 8689 4.3: the report is sent with REQUIRETLS too. */
+	env.requiretls = r->env->requiretls;
 	env.arrival = time(NULL);
 	if ((m = spool_begin(sp, &env)) == NULL) {
 		snprintf(err, errlen, "cannot queue the report: %s",

@@ -7,7 +7,8 @@
  * A writer thread then writes each journaled message out as its queue file
  * (batched, one syncfs), records in the segment's header how far it got
  * (the mark), and deletes a segment once all of its messages are safely in
- * queue/.  At start-up the journal is replayed from each segment's mark.
+ * queue/.  At start-up the journal is replayed from each segment's mark
+ * (journal_replay.c).
  */
 #include "config.h"
 
@@ -16,7 +17,6 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -32,32 +32,20 @@
 #include "lib/fsutil.h"
 #include "lib/log.h"
 #include "lib/str.h"
-#include "journal.h"
+#include "journal_int.h"
 #include "spool.h"
 
 #define JOURNAL_SEGMENT_MAX	(32 * 1024 * 1024)
 #define JOURNAL_BACKLOG_MAX	(256 * 1024 * 1024)	/* on disk */
 #define JOURNAL_BATCH		512	/* records per flush */
 #define WRITER_BATCH		1024	/* queue files per syncfs */
-#define JOURNAL_MAGIC		"SJR1"
-#define JOURNAL_HDR		12	/* magic, length, crc32 */
-#define JOURNAL_RECORD_MAX	(JOURNAL_INLINE + 1024 * 1024)
-#define SEGMENT_MAGIC		"SJH1"
-#define SEGMENT_HDR		64	/* magic, two mark slots, padding */
-#define MARK_SLOT0		16
-#define MARK_SLOT_LEN		16	/* counter, offset (64 bits), crc32 */
-/* A commit not taken by the journal in this time is refused (4xx). */
-#define JOURNAL_WAIT_SECS	30
-#define SPOOL_VERSION_ID	"smtpd-spool 1\nid "
-
-struct segment {
-	struct segment	*next;
-	int		 fd;		/* read and mark by the writer */
-	unsigned long long seq;
-	unsigned int	 outstanding;	/* records not yet in queue/ */
-	int		 closed;	/* no more records will be added */
-	uint32_t	 markctr;	/* the writer's */
-};
+/*
+ * A commit not taken by the journal in this time is refused (4xx): long
+ * enough for a disk that is only slow under load, well inside the ten
+ * minutes a client waits for the reply to the end of data (RFC 5321
+ * 4.5.3.2.6).
+ */
+#define JOURNAL_WAIT_SECS	120
 
 /*
  * A session's wait for its record.  It lives on the session's stack: a
@@ -80,33 +68,6 @@ struct jrec {
 	struct jwait	*wait;		/* the session's; NULL once durable */
 };
 
-struct journal {
-	char		 dir[PATH_MAX];
-	char		 tmpdir[PATH_MAX];
-	char		 queuedir[PATH_MAX];
-	int		 queuefd;
-	int		 lockfd;
-	journal_published_fn published;
-	void		*arg;
-
-	pthread_t	 committer, writer;
-	pthread_mutex_t	 mu;
-	pthread_cond_t	 work;		/* committer: records to write */
-	pthread_cond_t	 done;		/* sessions: a batch is durable */
-	pthread_cond_t	 mat;		/* writer: records to write out */
-	pthread_cond_t	 space;		/* sessions: backlog went down */
-	struct jrec	*pend_head, *pend_tail;
-	struct jrec	*mat_head, *mat_tail;
-	size_t		 backlog;	/* bytes not yet in queue/ */
-	int		 stop;
-	int		 cbusy;		/* the committer is writing a batch */
-	int		 werr;		/* the writer's trouble, 0 when fine */
-	int		 segfd;		/* the committer's current segment */
-	off_t		 segoff;
-	struct segment	*segs;		/* oldest first; last is current */
-	unsigned long long nextseq;
-};
-
 static uint32_t crc_table[256];
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 
@@ -125,8 +86,8 @@ crc_init(void)
 }
 
 /* CRC-32 (IEEE 802.3), to spot a torn record or mark after a crash. */
-static uint32_t
-crc32_update(uint32_t crc, const unsigned char *p, size_t n)
+uint32_t
+journal_crc32(uint32_t crc, const unsigned char *p, size_t n)
 {
 	(void)pthread_once(&crc_once, crc_init);
 	crc = ~crc;
@@ -144,13 +105,6 @@ put32(unsigned char *p, uint32_t v)
 	p[3] = (unsigned char)(v >> 24);
 }
 
-static uint32_t
-get32(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	    (uint32_t)p[3] << 24;
-}
-
 static void
 deadline_in(struct timespec *ts, int secs)
 {
@@ -159,8 +113,8 @@ deadline_in(struct timespec *ts, int secs)
 }
 
 /* Writes a queue file into the journal's own temporary directory. */
-static int
-write_queue_file(struct journal *j, const char *id, const char *data,
+int
+journal_write_file(struct journal *j, const char *id, const char *data,
     size_t len)
 {
 	char tmp[PATH_MAX];
@@ -171,7 +125,7 @@ write_queue_file(struct journal *j, const char *id, const char *data,
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 	if (fd == -1)
 		return -1;
 	if (fs_write_all(fd, data, len) == -1 || close(fd) == -1) {
@@ -185,8 +139,8 @@ write_queue_file(struct journal *j, const char *id, const char *data,
 }
 
 /* Moves a written queue file from journal/tmp into queue/. */
-static int
-publish_queue_file(struct journal *j, const char *id)
+int
+journal_publish_file(struct journal *j, const char *id)
 {
 	char tmp[PATH_MAX], path[PATH_MAX];
 
@@ -201,8 +155,8 @@ publish_queue_file(struct journal *j, const char *id)
 }
 
 /* Flushes every file written on the spool's filesystem. */
-static int
-sync_all(struct journal *j)
+int
+journal_sync_all(struct journal *j)
 {
 #ifdef HAVE_SYNCFS
 	return syncfs(j->queuefd);
@@ -213,9 +167,9 @@ sync_all(struct journal *j)
 #endif
 }
 
-static int
-segment_path(const struct journal *j, unsigned long long seq, char *buf,
-    size_t len)
+int
+journal_segment_path(const struct journal *j, unsigned long long seq,
+    char *buf, size_t len)
 {
 	return (size_t)snprintf(buf, len, "%s/%012llu.j", j->dir, seq) >= len ?
 	    -1 : 0;
@@ -239,7 +193,7 @@ segment_create(struct journal *j, int *wfd)
 	s->fd = *wfd = -1;
 	memset(hdr, 0, sizeof(hdr));
 	memcpy(hdr, SEGMENT_MAGIC, 4);
-	if (segment_path(j, s->seq, path, sizeof(path)) == -1) {
+	if (journal_segment_path(j, s->seq, path, sizeof(path)) == -1) {
 		errno = ENAMETOOLONG;
 		goto fail;
 	}
@@ -302,7 +256,7 @@ segment_delete(struct journal *j, struct segment *dead)
 
 	for (; dead != NULL; dead = n) {
 		n = dead->next;
-		if (segment_path(j, dead->seq, path, sizeof(path)) == 0)
+		if (journal_segment_path(j, dead->seq, path, sizeof(path)) == 0)
 			(void)unlink(path);
 		close(dead->fd);
 		free(dead);
@@ -322,36 +276,11 @@ segment_mark(struct segment *s, off_t off)
 	put32(slot, ctr);
 	put32(slot + 4, (uint32_t)((unsigned long long)off & 0xffffffffu));
 	put32(slot + 8, (uint32_t)((unsigned long long)off >> 32));
-	put32(slot + 12, crc32_update(0, slot, 12));
+	put32(slot + 12, journal_crc32(0, slot, 12));
 	if (pwrite(s->fd, slot, sizeof(slot), MARK_SLOT0 +
 	    (off_t)(ctr & 1) * MARK_SLOT_LEN) != (ssize_t)sizeof(slot))
 		return -1;
 	return fdatasync(s->fd);
-}
-
-/* Where replay starts in a segment: after its last whole mark. */
-static off_t
-segment_start(const unsigned char *hdr, off_t size)
-{
-	const unsigned char *slot;
-	uint32_t ctr, best = 0;
-	off_t start = SEGMENT_HDR, off;
-	int k;
-
-	for (k = 0; k < 2; k++) {
-		slot = hdr + MARK_SLOT0 + k * MARK_SLOT_LEN;
-		ctr = get32(slot);
-		if (ctr == 0 || ctr <= best ||
-		    crc32_update(0, slot, 12) != get32(slot + 12))
-			continue;
-		off = (off_t)((unsigned long long)get32(slot + 4) |
-		    (unsigned long long)get32(slot + 8) << 32);
-		if (off < SEGMENT_HDR || off > size)
-			continue;
-		best = ctr;
-		start = off;
-	}
-	return start;
 }
 
 static void
@@ -539,7 +468,7 @@ materialize(struct journal *j, const struct jrec *r)
 		errno = n == -1 ? errno : EIO;
 		return -1;
 	}
-	rc = write_queue_file(j, r->id, buf, r->len);
+	rc = journal_write_file(j, r->id, buf, r->len);
 	e = errno;
 	free(buf);
 	errno = e;
@@ -560,10 +489,10 @@ write_out(struct journal *j, struct jrec *batch)
 		if (materialize(j, r) == -1)
 			return errno;
 	/* One flush for the whole batch of new files. */
-	if (sync_all(j) == -1)
+	if (journal_sync_all(j) == -1)
 		return errno;
 	for (r = batch; r != NULL; r = r->next)
-		if (publish_queue_file(j, r->id) == -1)
+		if (journal_publish_file(j, r->id) == -1)
 			return errno;
 	if (fsync(j->queuefd) == -1)
 		return errno;
@@ -712,7 +641,7 @@ journal_commit(struct journal *j, const char *id, struct str *data)
 	str_init(data, 0);
 	memcpy(r->hdr, JOURNAL_MAGIC, 4);
 	put32(r->hdr + 4, (uint32_t)r->data.len);
-	put32(r->hdr + 8, crc32_update(0, (const unsigned char *)r->data.s,
+	put32(r->hdr + 8, journal_crc32(0, (const unsigned char *)r->data.s,
 	    r->data.len));
 	deadline_in(&deadline, JOURNAL_WAIT_SECS);
 
@@ -772,175 +701,6 @@ refused:
 	free(r);
 	errno = e;
 	return -1;
-}
-
-/* Is queue/id there already?  Then a replay need not write it again. */
-static int
-queued_already(struct journal *j, const char *id)
-{
-	struct stat st;
-
-	return fstatat(j->queuefd, id, &st, AT_SYMLINK_NOFOLLOW) == 0;
-}
-
-/*
- * Writes every whole record after the segment's mark into journal/tmp.
- * Records before the mark were written out already, and may since have
- * been delivered and removed: they are skipped.
- */
-static int
-replay_segment(struct journal *j, const char *path, unsigned int *count,
-    unsigned int *skipped)
-{
-	unsigned char hdr[SEGMENT_HDR];
-	char id[SPOOL_ID_LEN + 1], *data = NULL;
-	struct stat st;
-	uint32_t len;
-	off_t start = 0;
-	ssize_t n;
-	int fd, r = 0;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return -1;
-	if (fstat(fd, &st) == -1) {
-		close(fd);
-		return -1;
-	}
-	n = pread(fd, hdr, sizeof(hdr), 0);
-	/* A segment without a header (an older smtpd) has no mark. */
-	if (n == (ssize_t)sizeof(hdr) && memcmp(hdr, SEGMENT_MAGIC, 4) == 0)
-		start = segment_start(hdr, st.st_size);
-	else if (n >= 4 && memcmp(hdr, SEGMENT_MAGIC, 4) == 0)
-		start = st.st_size;	/* a torn header: no records yet */
-	if (lseek(fd, start, SEEK_SET) == -1) {
-		close(fd);
-		return -1;
-	}
-	for (;;) {
-		n = read(fd, hdr, JOURNAL_HDR);
-		if (n != JOURNAL_HDR || memcmp(hdr, JOURNAL_MAGIC, 4) != 0)
-			break;	/* end, or a torn tail never acknowledged */
-		len = get32(hdr + 4);
-		if (len > JOURNAL_RECORD_MAX || (data = malloc(len + 1)) == NULL)
-			break;
-		if (read(fd, data, len) != (ssize_t)len ||
-		    crc32_update(0, (unsigned char *)data, len) != get32(hdr + 8)) {
-			free(data);
-			break;
-		}
-		data[len] = '\0';
-		/* The id is on the second line: "id XXXX\n". */
-		if (len > sizeof(SPOOL_VERSION_ID) - 1 + SPOOL_ID_LEN &&
-		    strncmp(data, SPOOL_VERSION_ID,
-		    sizeof(SPOOL_VERSION_ID) - 1) == 0) {
-			memcpy(id, data + sizeof(SPOOL_VERSION_ID) - 1,
-			    SPOOL_ID_LEN);
-			id[SPOOL_ID_LEN] = '\0';
-			if (strchr(id, '/') != NULL || strchr(id, '\n') != NULL)
-				;	/* not a queue id */
-			else if (queued_already(j, id))
-				(*skipped)++;
-			else if (write_queue_file(j, id, data, len) == -1)
-				r = -1;
-			else
-				(*count)++;
-		}
-		free(data);
-		if (r == -1)
-			break;
-	}
-	close(fd);
-	return r;
-}
-
-/* Moves everything replay wrote into journal/tmp on to queue/. */
-static int
-replay_publish(struct journal *j)
-{
-	struct dirent *de;
-	DIR *d;
-	int r = 0;
-
-	if (sync_all(j) == -1 || (d = opendir(j->tmpdir)) == NULL)
-		return -1;
-	while (r == 0 && (de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.' && publish_queue_file(j,
-		    de->d_name) == -1)
-			r = -1;
-	closedir(d);
-	if (r == 0 && fsync(j->queuefd) == -1)
-		r = -1;
-	return r;
-}
-
-/* Removes every file in dir (one only this process uses). */
-static void
-clean_dir(const char *dir)
-{
-	char path[PATH_MAX];
-	struct dirent *de;
-	DIR *d;
-
-	if ((d = opendir(dir)) == NULL)
-		return;
-	while ((de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.' && (size_t)snprintf(path,
-		    sizeof(path), "%s/%s", dir, de->d_name) < sizeof(path))
-			(void)unlink(path);
-	closedir(d);
-}
-
-/* Puts whatever the last run journaled into queue/, then empties it. */
-static int
-journal_replay(struct journal *j, char *err, size_t errlen)
-{
-	char path[PATH_MAX];
-	struct dirent *de;
-	unsigned long long seq, maxseq = 0;
-	unsigned int count = 0, skipped = 0;
-	DIR *d;
-	int r = 0;
-
-	clean_dir(j->tmpdir);
-	if ((d = opendir(j->dir)) == NULL) {
-		snprintf(err, errlen, "spool %.200s: %s", j->dir, strerror(errno));
-		return -1;
-	}
-	/* Order does not matter: each record names its own queue file. */
-	while ((de = readdir(d)) != NULL && r == 0) {
-		if (sscanf(de->d_name, "%llu.j", &seq) != 1)
-			continue;
-		if (seq >= maxseq)
-			maxseq = seq + 1;
-		if (segment_path(j, seq, path, sizeof(path)) == -1)
-			continue;
-		if (replay_segment(j, path, &count, &skipped) == -1) {
-			snprintf(err, errlen, "spool journal %.200s: %s", path,
-			    strerror(errno));
-			r = -1;
-		}
-	}
-	closedir(d);
-	if (r == -1)
-		return -1;
-	if (replay_publish(j) == -1) {
-		snprintf(err, errlen, "spool %.200s: %s", j->queuedir,
-		    strerror(errno));
-		return -1;
-	}
-	if ((d = opendir(j->dir)) != NULL) {
-		while ((de = readdir(d)) != NULL)
-			if (sscanf(de->d_name, "%llu.j", &seq) == 1 &&
-			    segment_path(j, seq, path, sizeof(path)) == 0)
-				(void)unlink(path);
-		closedir(d);
-		(void)fs_sync_dir(j->dir);
-	}
-	if (count > 0 || skipped > 0)
-		log_info("spool: recovered %u messages from the journal "
-		    "(%u already queued)", count, skipped);
-	j->nextseq = maxseq;
-	return 0;
 }
 
 /* Starts a journal thread; signals belong to the daemon's main thread. */

@@ -228,6 +228,7 @@ qenv_parse(const char *buf, size_t len, struct qenv **ep, char *err,
 		{ "peer-name", offsetof(struct qenv, peer_name) },
 		{ "protocol", offsetof(struct qenv, protocol) },
 		{ "body", offsetof(struct qenv, body) },
+		{ "user", offsetof(struct qenv, user) },
 	};
 	struct qenv *e;
 	const char *p = buf, *end = buf + len, *nl, *v;
@@ -327,6 +328,8 @@ qenv_parse(const char *buf, size_t len, struct qenv **ep, char *err,
 			}
 		} else if (KEY("smtputf8")) {
 			e->smtputf8 = 1;
+		} else if (KEY("requiretls")) {
+			e->requiretls = 1;
 		} else {
 			for (i = 0; i < sizeof(string_keys) /
 			    sizeof(string_keys[0]); i++)
@@ -442,6 +445,7 @@ qenv_free(struct qenv **ep)
 	free(e->sender);
 	free(e->envid);
 	free(e->auth);
+	free(e->user);
 	free(e->helo);
 	free(e->peer);
 	free(e->peer_name);

@@ -44,6 +44,8 @@ struct qenv {
 	char		 *protocol;
 	char		 *body;		/* "7BIT", "8BITMIME" or NULL */
 	int		  smtputf8;
+	int		  requiretls;	/* RFC 8689 REQUIRETLS */
+	char		 *user;		/* local submitter (sendmail), or NULL */
 	off_t		  body_off;	/* where the message starts */
 	off_t		  size;		/* message bytes (qenv_read only) */
 };

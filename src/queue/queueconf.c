@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include <libconfig.h>
@@ -20,19 +19,25 @@
 #include "client/pin.h"
 #include "lib/addr.h"
 #include "lib/fsutil.h"
+#include "lib/log.h"
 #include "lib/str.h"
+#include "lib/table.h"
 #include "queueconf.h"
+#include "recipients.h"
 
 #ifndef SMTPD_SPOOL
 #define SMTPD_SPOOL	"/var/spool/smtpd"
 #endif
 #define DEF_SPOOL	SMTPD_SPOOL
 
+static const char *route_tls_name(const struct route *);
 static const char *const route_keys[] = {
-	"domain", "local", "action", "concurrency",
+	"domain", "local", "sender", "login", "catchall", "action",
+	"concurrency",
 	"path", "create", "user",			/* maildir */
 	"command", "timeout", "batch", "from_line",	/* pipe (and user) */
 	"host", "tls", "tls_verify", "tls_cafile", "tls_pin", "auth", /* relay */
+	"lmtp",
 	NULL
 };
 static const char *const alias_keys[] = { "name", "to", NULL };
@@ -40,7 +45,7 @@ static const char *const queue_keys[] = {
 	"retry_min", "retry_max", "lifetime", "delay_warning", "concurrency",
 	"destination_concurrency", "session_messages", "scan_interval",
 	"bounce_size", "pipe_timeout", "pipe_user", "mailer_user", "runner", "relay_keys",
-	"user", NULL
+	"user", "tlsrpt", NULL
 };
 
 /* Used when no routes are configured: relay everything by MX. */
@@ -72,16 +77,14 @@ static int	parse_alias(struct pctx *, const config_setting_t *,
 		    struct alias *);
 static int	parse_queue(struct pctx *, const config_setting_t *,
 		    struct queue_conf *);
+static int	parse_tlsrpt(struct pctx *, const config_setting_t *,
+		    struct queue_conf *);
 static int	check_template(const char *, const char *);
 static int	valid_pattern(const char *);
 static void	lower(char *);
 static void	free_route(struct route *);
 static void	queueconf_free(struct queue_conf *);
 static int	alias_cmp(const void *, const void *);
-static const struct alias *alias_find(const struct queue_conf *,
-		    const char *);
-static void	split_mailbox(const struct queue_conf *, const char *,
-		    char *, size_t, char *, size_t);
 
 static int
 seterr(struct pctx *pc, const config_setting_t *s, const char *fmt, ...)
@@ -380,6 +383,8 @@ queueconf_action_name(enum route_action a)
 		return "pipe";
 	case ROUTE_RELAY:
 		return "relay";
+	case ROUTE_LMTP:
+		return "lmtp";
 	}
 	return "?";
 }
@@ -394,6 +399,50 @@ only_for(struct pctx *pc, const config_setting_t *g, const char *key,
 	if (s != NULL && !ok)
 		return seterr(pc, s, "%s applies only to %s routes", key, what);
 	return 0;
+}
+
+/* Virtual domains: a route's domain may name a file or CDB table. */
+static int
+route_domain_table(struct pctx *pc, const config_setting_t *g,
+    struct route *r, const char *ref)
+{
+	char why[512];
+
+	if (strncmp(ref, "file:", 5) != 0 && strncmp(ref, "cdb:", 4) != 0)
+		return seterr(pc, config_setting_get_member(g, "domain"),
+		    "domain tables are file: or cdb: tables");
+	if (r->domain_table != NULL)
+		return seterr(pc, config_setting_get_member(g, "domain"),
+		    "a route names one domain table at most");
+	if ((r->domain_table = qc_table_open(pc->file, ref, why,
+	    sizeof(why))) == NULL)
+		return seterr(pc, config_setting_get_member(g, "domain"),
+		    "domain: %s", why);
+	return 0;
+}
+
+/* sender, login and catchall: who a route is for. */
+static int
+route_match_keys(struct pctx *pc, const config_setting_t *g, struct route *r)
+{
+	const char *v;
+
+	v = NULL;
+	if (get_string(pc, g, "sender", &v) == -1)
+		return -1;
+	if (v != NULL && (*v == '\0' || (r->sender = strdup(v)) == NULL))
+		return seterr(pc, config_setting_get_member(g, "sender"),
+		    *v ? "out of memory" : "sender must not be empty (\"<>\" "
+		    "is the null sender)");
+	if (r->sender != NULL)
+		lower(r->sender);
+	v = NULL;
+	if (get_string(pc, g, "login", &v) == -1)
+		return -1;
+	if (v != NULL && (*v == '\0' || (r->login = strdup(v)) == NULL))
+		return seterr(pc, config_setting_get_member(g, "login"),
+		    *v ? "out of memory" : "login must not be empty");
+	return get_bool(pc, g, "catchall", &r->catchall);
 }
 
 static int
@@ -418,6 +467,11 @@ parse_route(struct pctx *pc, const config_setting_t *g, struct route *r,
 	if (r->ndomains == 0)
 		return seterr(pc, g, "a route needs a domain (\"*\" for all)");
 	for (i = 0; i < r->ndomains; i++) {
+		if (table_is_ref(r->domains[i])) {
+			if (route_domain_table(pc, g, r, r->domains[i]) == -1)
+				return -1;
+			continue;
+		}
 		lower(r->domains[i]);
 		if (!valid_pattern(r->domains[i]))
 			return seterr(pc, config_setting_get_member(g, "domain"),
@@ -435,29 +489,34 @@ parse_route(struct pctx *pc, const config_setting_t *g, struct route *r,
 			return seterr(pc, g, "out of memory");
 		lower(r->local);
 	}
+	if (route_match_keys(pc, g, r) == -1)
+		return -1;
 	v = NULL;
 	if (get_string(pc, g, "action", &v) == -1)
 		return -1;
 	if (v == NULL)
-		return seterr(pc, g, "a route needs an action (maildir, pipe "
-		    "or relay)");
+		return seterr(pc, g, "a route needs an action (maildir, pipe, "
+		    "relay or lmtp)");
 	if (strcmp(v, "maildir") == 0)
 		r->action = ROUTE_MAILDIR;
 	else if (strcmp(v, "pipe") == 0)
 		r->action = ROUTE_PIPE;
 	else if (strcmp(v, "relay") == 0)
 		r->action = ROUTE_RELAY;
+	else if (strcmp(v, "lmtp") == 0)
+		r->action = ROUTE_LMTP;
 	else
 		return seterr(pc, config_setting_get_member(g, "action"),
-		    "unknown action \"%.50s\" (want maildir, pipe or relay)", v);
+		    "unknown action \"%.50s\" (want maildir, pipe, relay or "
+		    "lmtp)", v);
 	if (get_uint(pc, g, "concurrency", 1, QC_MAX_CONCURRENCY,
 	    &r->concurrency) == -1)
 		return -1;
 
 	if (only_for(pc, g, "path", r->action == ROUTE_MAILDIR, "maildir") ||
 	    only_for(pc, g, "create", r->action == ROUTE_MAILDIR, "maildir") ||
-	    only_for(pc, g, "user", r->action != ROUTE_RELAY,
-	    "maildir and pipe") ||
+	    only_for(pc, g, "user", r->action == ROUTE_MAILDIR ||
+	    r->action == ROUTE_PIPE, "maildir and pipe") ||
 	    only_for(pc, g, "command", r->action == ROUTE_PIPE, "pipe") ||
 	    only_for(pc, g, "timeout", r->action == ROUTE_PIPE, "pipe") ||
 	    only_for(pc, g, "batch", r->action == ROUTE_PIPE, "pipe") ||
@@ -467,7 +526,10 @@ parse_route(struct pctx *pc, const config_setting_t *g, struct route *r,
 	    only_for(pc, g, "tls_verify", r->action == ROUTE_RELAY, "relay") ||
 	    only_for(pc, g, "tls_cafile", r->action == ROUTE_RELAY, "relay") ||
 	    only_for(pc, g, "tls_pin", r->action == ROUTE_RELAY, "relay") ||
-	    only_for(pc, g, "auth", r->action == ROUTE_RELAY, "relay"))
+	    only_for(pc, g, "auth", r->action == ROUTE_RELAY, "relay") ||
+	    only_for(pc, g, "catchall", r->action != ROUTE_RELAY,
+	    "maildir and pipe") ||
+	    only_for(pc, g, "lmtp", r->action == ROUTE_LMTP, "lmtp"))
 		return -1;
 
 	switch (r->action) {
@@ -513,10 +575,10 @@ parse_route(struct pctx *pc, const config_setting_t *g, struct route *r,
 			    "command"), "command: \"%.100s\" must be an "
 			    "absolute path (no shell is involved)", r->argv[0]);
 		for (i = 0; i < r->argc; i++)
-			if (check_template(r->argv[i], "srudi") == -1)
+			if (check_template(r->argv[i], "srutldi") == -1)
 				return seterr(pc, config_setting_get_member(g,
-				    "command"), "command: only %%s %%r %%u %%d "
-				    "%%i and %%%% may follow a %%");
+				    "command"), "command: only %%s %%r %%u %%t "
+				    "%%l %%d %%i and %%%% may follow a %%");
 		if (get_duration(pc, g, "timeout", 1, 86400, &r->timeout) == -1 ||
 		    get_bool(pc, g, "batch", &r->batch) == -1 ||
 		    get_bool(pc, g, "from_line", &r->from_line) == -1)
@@ -544,15 +606,33 @@ parse_route(struct pctx *pc, const config_setting_t *g, struct route *r,
 		v = NULL;
 		if (get_string(pc, g, "tls", &v) == -1)
 			return -1;
-		if (v == NULL || strcmp(v, "opportunistic") == 0)
+		r->tls_verify = 0;
+		if (v == NULL)	/* by MX: what the domain publishes */
+			r->tls = r->host == NULL ? ROUTE_TLS_AUTO :
+			    ROUTE_TLS_OPPORTUNISTIC;
+		else if (strcmp(v, "opportunistic") == 0 ||
+		    strcmp(v, "may") == 0)
 			r->tls = ROUTE_TLS_OPPORTUNISTIC;
-		else if (strcmp(v, "require") == 0)
+		else if (strcmp(v, "require") == 0 ||
+		    strcmp(v, "verify") == 0) {
 			r->tls = ROUTE_TLS_REQUIRE;
+			r->tls_verify = 1;
+		} else if (strcmp(v, "encrypt") == 0)
+			r->tls = ROUTE_TLS_REQUIRE;
+		else if (strcmp(v, "none") == 0)
+			r->tls = ROUTE_TLS_NONE;
+		else if (strcmp(v, "dane") == 0)
+			r->tls = ROUTE_TLS_DANE;
+		else if (strcmp(v, "mta-sts") == 0)
+			r->tls = ROUTE_TLS_MTA_STS;
+		else if (strcmp(v, "auto") == 0)
+			r->tls = ROUTE_TLS_AUTO;
 		else
 			return seterr(pc, config_setting_get_member(g, "tls"),
-			    "tls must be \"opportunistic\" or \"require\"");
+			    "tls must be \"none\", \"may\", \"encrypt\", "
+			    "\"verify\", \"dane\", \"mta-sts\" or \"auto\" "
+			    "(or \"opportunistic\", \"require\")");
 		/* Opportunistic TLS takes any certificate (RFC 7435). */
-		r->tls_verify = r->tls == ROUTE_TLS_REQUIRE;
 		if (get_bool(pc, g, "tls_verify", &r->tls_verify) == -1)
 			return -1;
 		if (r->tls_verify && r->tls != ROUTE_TLS_REQUIRE)
@@ -584,10 +664,13 @@ parse_route(struct pctx *pc, const config_setting_t *g, struct route *r,
 			if ((r->tls_pin = strdup(v)) == NULL)
 				return seterr(pc, g, "out of memory");
 		}
-		if ((r->tls_cafile != NULL || r->tls_pin != NULL) &&
-		    !r->tls_verify)
+		/* A CA file also serves the web PKI checks of MTA-STS. */
+		if ((r->tls_cafile != NULL && !r->tls_verify &&
+		    r->tls != ROUTE_TLS_MTA_STS && r->tls != ROUTE_TLS_AUTO) ||
+		    (r->tls_pin != NULL && !r->tls_verify))
 			return seterr(pc, g, "tls_cafile and tls_pin need "
-			    "tls = \"require\" with the certificate checked");
+			    "tls = \"require\" with the certificate checked "
+			    "(tls_cafile: or \"mta-sts\", \"auto\")");
 		v = NULL;
 		if (get_string(pc, g, "auth", &v) == -1)
 			return -1;
@@ -607,6 +690,23 @@ parse_route(struct pctx *pc, const config_setting_t *g, struct route *r,
 			if ((r->auth = strdup(v)) == NULL)
 				return seterr(pc, g, "out of memory");
 		}
+		break;
+	case ROUTE_LMTP:
+		v = NULL;
+		if (get_string(pc, g, "lmtp", &v) == -1)
+			return -1;
+		if (v == NULL)
+			return seterr(pc, g, "an lmtp route needs lmtp = "
+			    "\"unix:/path\" or \"inet:host:port\"");
+		if (!(strncmp(v, "unix:/", 6) == 0 || (strncmp(v, "inet:",
+		    5) == 0 && strrchr(v + 5, ':') != NULL &&
+		    strrchr(v + 5, ':') != v + 5)) ||
+		    strpbrk(v, " \t") != NULL)
+			return seterr(pc, config_setting_get_member(g, "lmtp"),
+			    "lmtp must be \"unix:/path\" or "
+			    "\"inet:host:port\"");
+		if ((r->lmtp = strdup(v)) == NULL)
+			return seterr(pc, g, "out of memory");
 		break;
 	}
 	return 0;
@@ -722,6 +822,46 @@ parse_queue(struct pctx *pc, const config_setting_t *g, struct queue_conf *qc)
 	    qc->relay_keys, sizeof(qc->relay_keys)) == -1))
 		return seterr(pc, config_setting_get_member(g, "relay_keys"),
 		    "relay_keys must be a path");
+	if ((s = config_setting_get_member(g, "tlsrpt")) != NULL)
+		return parse_tlsrpt(pc, s, qc);
+	return 0;
+}
+
+/* queue.tlsrpt: who sends the TLS reports (RFC 8460). */
+static int
+parse_tlsrpt(struct pctx *pc, const config_setting_t *g,
+    struct queue_conf *qc)
+{
+	static const char *const keys[] = { "from", "organization", NULL };
+	const char *from = NULL, *org = NULL, *why = NULL;
+	struct addr a;
+	size_t used, i;
+
+	if (!config_setting_is_group(g))
+		return seterr(pc, g, "tlsrpt must be a group { from = ...; "
+		    "organization = ...; }");
+	if (check_keys(pc, g, keys, "queue.tlsrpt") == -1 ||
+	    get_string(pc, g, "from", &from) == -1 ||
+	    get_string(pc, g, "organization", &org) == -1)
+		return -1;
+	if (from == NULL || org == NULL)
+		return seterr(pc, g, "tlsrpt needs from and organization");
+	if (addr_parse_path(from, strlen(from), ADDR_NOBRACKETS_OK, &a, &used,
+	    &why) !=
+	    ADDR_OK || used != strlen(from) || a.is_null ||
+	    a.local_len == 0 || a.literal || a.quoted)
+		return seterr(pc, config_setting_get_member(g, "from"),
+		    "tlsrpt.from: not a plain mailbox (local@domain)");
+	for (i = 0; org[i] != '\0'; i++)
+		if ((unsigned char)org[i] < 0x20 || org[i] == 0x7f)
+			break;
+	if (org[0] == '\0' || org[i] != '\0' ||
+	    strlen(org) >= sizeof(qc->tlsrpt_org))
+		return seterr(pc, config_setting_get_member(g, "organization"),
+		    "tlsrpt.organization: one line of 1 to %zu characters",
+		    sizeof(qc->tlsrpt_org) - 1);
+	str_lcpy(qc->tlsrpt_from, a.mailbox, sizeof(qc->tlsrpt_from));
+	str_lcpy(qc->tlsrpt_org, org, sizeof(qc->tlsrpt_org));
 	return 0;
 }
 
@@ -828,7 +968,8 @@ queueconf_parse(const config_setting_t *root, const char *file,
 		qc->routes[0].concurrency = qc->dest_concurrency;
 	}
 
-	if (root != NULL && (g = config_setting_get_member(root, "aliases"))) {
+	if (root != NULL && (g = config_setting_get_member(root, "aliases")) &&
+	    config_setting_type(g) != CONFIG_TYPE_STRING) {
 		if (!config_setting_is_list(g) && !config_setting_is_array(g)) {
 			seterr(&pc, g, "aliases must be a list ( { name = ...; "
 			    "to = ...; }, ... )");
@@ -862,6 +1003,8 @@ queueconf_parse(const config_setting_t *root, const char *file,
 				goto fail;
 			}
 	}
+	if (qc_tables_parse(root, qc, file, err, errlen) == -1)
+		goto fail;
 	return qc;
 fail:
 	queueconf_free(qc);
@@ -928,11 +1071,15 @@ free_route(struct route *r)
 	if (r->domains != builtin_domains)
 		queueconf_free_list(&r->domains, r->ndomains);
 	free(r->local);
+	table_free(&r->domain_table);
+	free(r->sender);
+	free(r->login);
 	free(r->path);
 	queueconf_free_list(&r->argv, r->argc);
 	free(r->host);
 	free(r->tls_cafile);
 	free(r->tls_pin);
+	free(r->lmtp);
 	free(r->auth);
 }
 
@@ -951,6 +1098,7 @@ queueconf_free(struct queue_conf *qc)
 		queueconf_free_list(&qc->aliases[i].to, qc->aliases[i].nto);
 	}
 	free(qc->aliases);
+	qc_tables_free(qc);
 	free(qc);
 }
 
@@ -995,6 +1143,11 @@ queueconf_print(const struct queue_conf *qc, FILE *f)
 	    qc->bounce_size);
 	fprintf(f, "smtpd -m runs the mailer as: %s\n",
 	    qc->mailer_user.name[0] ? qc->mailer_user.name : "(no such user)");
+	if (qc->tlsrpt_from[0] != '\0')
+		fprintf(f, "TLS reports: from %s, organization %s\n",
+		    qc->tlsrpt_from, qc->tlsrpt_org);
+	else
+		fprintf(f, "TLS reports: off\n");
 	for (i = 0; i < qc->nroutes; i++) {
 		r = &qc->routes[i];
 		if (r->line)
@@ -1005,6 +1158,12 @@ queueconf_print(const struct queue_conf *qc, FILE *f)
 			fprintf(f, " %s", r->domains[j]);
 		if (r->local)
 			fprintf(f, " local=%s", r->local);
+		if (r->sender)
+			fprintf(f, " sender=%s", r->sender);
+		if (r->login)
+			fprintf(f, " login=%s", r->login);
+		if (r->catchall)
+			fprintf(f, " catchall");
 		fprintf(f, " -> %s", queueconf_action_name(r->action));
 		switch (r->action) {
 		case ROUTE_MAILDIR:
@@ -1017,11 +1176,8 @@ queueconf_print(const struct queue_conf *qc, FILE *f)
 			fprintf(f, " (as %s, %u s)", r->user.name, r->timeout);
 			break;
 		case ROUTE_RELAY:
-			fprintf(f, " %s tls=%s%s", r->host ? r->host : "by MX",
-			    r->tls == ROUTE_TLS_REQUIRE ? "require" :
-			    "opportunistic", r->tls != ROUTE_TLS_REQUIRE ? "" :
-			    r->tls_verify ? " (certificate checked)" :
-			    " (certificate not checked)");
+			fprintf(f, " %s tls=%s", r->host ? r->host : "by MX",
+			    route_tls_name(r));
 			if (r->tls_cafile != NULL)
 				fprintf(f, " tls_cafile=%s", r->tls_cafile);
 			if (r->tls_pin != NULL)
@@ -1030,9 +1186,13 @@ queueconf_print(const struct queue_conf *qc, FILE *f)
 				fprintf(f, " auth=%s (from %s)", r->auth,
 				    qc->relay_keys);
 			break;
+		case ROUTE_LMTP:
+			fprintf(f, " %s", r->lmtp);
+			break;
 		}
 		fprintf(f, "\n");
 	}
+	qc_tables_print(qc, f);
 	for (i = 0; i < qc->naliases; i++) {
 		fprintf(f, "alias %s ->", qc->aliases[i].name);
 		for (j = 0; j < qc->aliases[i].nto; j++)
@@ -1041,10 +1201,9 @@ queueconf_print(const struct queue_conf *qc, FILE *f)
 	}
 }
 
-/* Lower-cased local part and domain (without a trailing dot). */
-static void
-split_mailbox(const struct queue_conf *qc, const char *mailbox, char *local,
-    size_t llen, char *domain, size_t dlen)
+void
+queueconf_split_mailbox(const struct queue_conf *qc, const char *mailbox,
+    char *local, size_t llen, char *domain, size_t dlen)
 {
 	const char *at = strrchr(mailbox, '@');
 	size_t n;
@@ -1070,28 +1229,77 @@ split_mailbox(const struct queue_conf *qc, const char *mailbox, char *local,
 const struct route *
 queueconf_route(const struct queue_conf *qc, const char *mailbox)
 {
+	return queueconf_route_from(qc, mailbox, NULL, NULL);
+}
+
+/* A route's sender and login conditions (a NULL sender matches none). */
+static int
+route_from(const struct route *r, const char *sender, const char *login)
+{
+	char s[ADDR_PATH_MAX + 1];
+
+	if (r->sender != NULL) {
+		if (sender == NULL)
+			return 0;
+		str_lcpy(s, sender[0] ? sender : "<>", sizeof(s));
+		lower(s);
+		if (fnmatch(r->sender, s, 0) != 0)
+			return 0;
+	}
+	if (r->login != NULL && (login == NULL || login[0] == '\0' ||
+	    fnmatch(r->login, login, 0) != 0))
+		return 0;
+	return 1;
+}
+
+/* 1 if domain is a key of the route's domain table. */
+static int
+in_domain_table(const struct route *r, const char *domain)
+{
+	char err[256];
+
+	if (r->domain_table == NULL)
+		return 0;
+	switch (table_lookup(r->domain_table, domain, NULL, 0, err,
+	    sizeof(err))) {
+	case TABLE_FOUND:
+		return 1;
+	case TABLE_TEMP:
+		log_err("route %u: %s", r->index + 1, err);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+const struct route *
+queueconf_route_from(const struct queue_conf *qc, const char *mailbox,
+    const char *sender, const char *login)
+{
 	char local[ADDR_PATH_MAX + 1], domain[ADDR_PATH_MAX + 1];
 	const struct route *r;
 	size_t i, j;
 
-	split_mailbox(qc, mailbox, local, sizeof(local), domain,
+	queueconf_split_mailbox(qc, mailbox, local, sizeof(local), domain,
 	    sizeof(domain));
 	for (i = 0; i < qc->nroutes; i++) {
 		r = &qc->routes[i];
 		for (j = 0; j < r->ndomains; j++)
 			if (addr_domain_match(r->domains[j], domain))
 				break;
-		if (j == r->ndomains)
+		if (j == r->ndomains && !in_domain_table(r, domain))
 			continue;
 		if (r->local != NULL && fnmatch(r->local, local, 0) != 0)
+			continue;
+		if (!route_from(r, sender, login))
 			continue;
 		return r;
 	}
 	return NULL;
 }
 
-static const struct alias *
-alias_find(const struct queue_conf *qc, const char *name)
+const struct alias *
+queueconf_alias(const struct queue_conf *qc, const char *name)
 {
 	struct alias key;
 
@@ -1102,182 +1310,23 @@ alias_find(const struct queue_conf *qc, const char *name)
 	    alias_cmp);
 }
 
-static unsigned long
-addr_hash(const char *s)
+static const char *
+route_tls_name(const struct route *r)
 {
-	unsigned long h = 2166136261UL;
-
-	for (; *s != '\0'; s++)
-		h = (h ^ (unsigned char)tolower((unsigned char)*s)) *
-		    16777619UL;
-	return h;
-}
-
-/* Open addressing, kept at most half full. */
-int
-queueconf_addrset_add(struct qc_addrset *set, const char *s)
-{
-	char **nslot, **old;
-	size_t i, j, ncap;
-
-	if (set->slot != NULL)
-		for (i = addr_hash(s) & (set->cap - 1); set->slot[i] != NULL;
-		    i = (i + 1) & (set->cap - 1))
-			if (strcasecmp(set->slot[i], s) == 0)
-				return 0;
-	if (2 * (set->n + 1) > set->cap) {
-		ncap = set->cap ? set->cap * 2 : 64;
-		if ((nslot = calloc(ncap, sizeof(*nslot))) == NULL)
-			return -1;
-		for (j = 0; j < set->cap; j++) {
-			if (set->slot[j] == NULL)
-				continue;
-			for (i = addr_hash(set->slot[j]) & (ncap - 1);
-			    nslot[i] != NULL; i = (i + 1) & (ncap - 1))
-				;
-			nslot[i] = set->slot[j];
-		}
-		old = set->slot;
-		set->slot = nslot;
-		set->cap = ncap;
-		free(old);
+	switch (r->tls) {
+	case ROUTE_TLS_OPPORTUNISTIC:
+		return "opportunistic";
+	case ROUTE_TLS_REQUIRE:
+		return r->tls_verify ? "require (certificate checked)" :
+		    "require (certificate not checked)";
+	case ROUTE_TLS_NONE:
+		return "none";
+	case ROUTE_TLS_DANE:
+		return "dane";
+	case ROUTE_TLS_MTA_STS:
+		return "mta-sts";
+	case ROUTE_TLS_AUTO:
+		return "auto";
 	}
-	for (i = addr_hash(s) & (set->cap - 1); set->slot[i] != NULL;
-	    i = (i + 1) & (set->cap - 1))
-		;
-	if ((set->slot[i] = strdup(s)) == NULL)
-		return -1;
-	set->n++;
-	return 1;
-}
-
-void
-queueconf_addrset_free(struct qc_addrset *set)
-{
-	size_t i;
-
-	for (i = 0; i < set->cap; i++)
-		free(set->slot[i]);
-	free(set->slot);
-	memset(set, 0, sizeof(*set));
-}
-
-struct expansion {
-	char		**out;
-	size_t		  n, cap;
-	struct qc_addrset seen;		/* what out holds */
-	const char	 *chain[QC_ALIAS_DEPTH + 1];
-	size_t		  depth;
-	char		 *err;
-	size_t		  errlen;
-};
-
-static int
-same_address(const char *a, const char *b)
-{
-	const char *ap = strrchr(a, '@'), *bp = strrchr(b, '@');
-
-	if (ap == NULL || bp == NULL)
-		return strcasecmp(a, b) == 0;
-	/* Local parts compare case-insensitively here too: aliases do. */
-	return ap - a == bp - b && strncasecmp(a, b, (size_t)(ap - a)) == 0 &&
-	    strcasecmp(ap, bp) == 0;
-}
-
-static int
-expand_add(struct expansion *x, const char *mailbox)
-{
-	char **nv;
-	int rc;
-
-	if ((rc = queueconf_addrset_add(&x->seen, mailbox)) == -1)
-		goto nomem;
-	if (rc == 0)
-		return 0;
-	if (x->n >= QC_MAX_EXPANSION) {
-		snprintf(x->err, x->errlen, "alias expansion gives more than "
-		    "%d addresses", QC_MAX_EXPANSION);
-		return -1;
-	}
-	if (x->n == x->cap) {
-		x->cap = x->cap ? x->cap * 2 : 16;
-		if ((nv = realloc(x->out, x->cap * sizeof(*nv))) == NULL)
-			goto nomem;
-		x->out = nv;
-	}
-	if ((x->out[x->n] = strdup(mailbox)) == NULL)
-		goto nomem;
-	x->n++;
-	return 0;
-nomem:
-	snprintf(x->err, x->errlen, "out of memory");
-	return -1;
-}
-
-static int
-expand_one(const struct queue_conf *qc, struct expansion *x,
-    const char *mailbox)
-{
-	char local[ADDR_PATH_MAX + 1], domain[ADDR_PATH_MAX + 1];
-	char key[2 * ADDR_PATH_MAX + 2], target[2 * ADDR_PATH_MAX + 2];
-	const struct route *r;
-	const struct alias *a;
-	size_t i, j;
-	int loop;
-
-	r = queueconf_route(qc, mailbox);
-	if (r == NULL || r->action == ROUTE_RELAY)
-		return expand_add(x, mailbox);
-	split_mailbox(qc, mailbox, local, sizeof(local), domain,
-	    sizeof(domain));
-	snprintf(key, sizeof(key), "%s@%s", local, domain);
-	if ((a = alias_find(qc, key)) == NULL)
-		a = alias_find(qc, local);
-	if (a == NULL)
-		return expand_add(x, mailbox);
-	if (x->depth >= QC_ALIAS_DEPTH) {
-		snprintf(x->err, x->errlen, "aliases nest deeper than %d "
-		    "levels at %.100s", QC_ALIAS_DEPTH, mailbox);
-		return -1;
-	}
-	x->chain[x->depth++] = mailbox;
-	for (i = 0; i < a->nto; i++) {
-		if (strchr(a->to[i], '@') != NULL)
-			str_lcpy(target, a->to[i], sizeof(target));
-		else
-			snprintf(target, sizeof(target), "%s@%s", a->to[i],
-			    domain);
-		/* "root: root, backup" delivers to root itself. */
-		for (loop = 0, j = 0; j < x->depth; j++)
-			if (same_address(x->chain[j], target))
-				loop = 1;
-		if ((loop ? expand_add(x, target) :
-		    expand_one(qc, x, target)) == -1) {
-			x->depth--;
-			return -1;
-		}
-	}
-	x->depth--;
-	return 0;
-}
-
-int
-queueconf_expand(const struct queue_conf *qc, const char *mailbox,
-    char ***out, size_t *nout, char *err, size_t errlen)
-{
-	struct expansion x;
-	int rc;
-
-	memset(&x, 0, sizeof(x));
-	x.err = err;
-	x.errlen = errlen;
-	rc = expand_one(qc, &x, mailbox);
-	queueconf_addrset_free(&x.seen);
-	if (rc == -1) {
-		queueconf_free_list(&x.out, x.n);
-		return -1;
-	}
-	*out = x.out;
-	*nout = x.n;
-	return 0;
+	return "?";
 }

@@ -17,7 +17,10 @@
 
 #include <libconfig.h>
 
+#include "lib/addr.h"
 #include "mailer.h"
+
+struct table;
 
 /* Defaults; each has a key in queue { } and a line in smtpd.conf(5). */
 #define QC_DEF_RETRY_MIN	300		/* 5 minutes */
@@ -45,11 +48,16 @@ enum route_action {
 	ROUTE_MAILDIR,
 	ROUTE_PIPE,
 	ROUTE_RELAY,
+	ROUTE_LMTP,
 };
 
 enum route_tls {
 	ROUTE_TLS_OPPORTUNISTIC,	/* STARTTLS when offered */
 	ROUTE_TLS_REQUIRE,		/* no TLS, no delivery */
+	ROUTE_TLS_NONE,			/* never */
+	ROUTE_TLS_DANE,			/* DANE where validated, else may */
+	ROUTE_TLS_MTA_STS,		/* MTA-STS where published */
+	ROUTE_TLS_AUTO,			/* DANE, else MTA-STS, else may */
 };
 
 /* A user to run programs as (or to own maildir files), resolved at load. */
@@ -63,7 +71,11 @@ struct route {
 	unsigned int	 line;		/* in the config file */
 	char		**domains;	/* "example.com", "*.example.com", "*" */
 	size_t		 ndomains;
+	struct table	*domain_table;	/* virtual domains: its keys, or NULL */
 	char		*local;		/* fnmatch(3) pattern, NULL = any */
+	char		*sender;	/* fnmatch(3) on the envelope sender */
+	char		*login;		/* fnmatch(3) on the AUTH login */
+	int		 catchall;	/* any local part is a recipient */
 	enum route_action action;
 	unsigned int	 concurrency;	/* per destination */
 
@@ -88,6 +100,9 @@ struct route {
 	char		*tls_cafile;	/* CAs trusted besides the system's */
 	char		*tls_pin;	/* "sha256:HEX" instead of CAs */
 	char		*auth;		/* credential label, NULL = none */
+
+	/* lmtp */
+	char		*lmtp;		/* "unix:/path" or "inet:host:port" */
 };
 
 struct alias {
@@ -108,6 +123,10 @@ struct queue_conf {
 	size_t		 nroutes;
 	struct alias	*aliases;	/* sorted by name */
 	size_t		 naliases;
+	struct table	*alias_table;	/* aliases = "cdb:...", or NULL */
+	struct table	*users;		/* users = ..., or NULL */
+	struct table	*relay_rcpts;	/* relay_recipients = ..., or NULL */
+	char		 delimiter[8];	/* recipient_delimiter, "" = off */
 
 	unsigned int	 retry_min;	/* seconds */
 	unsigned int	 retry_max;
@@ -125,6 +144,9 @@ struct queue_conf {
 	int		 runner;	/* smtpd runs the queue runner itself */
 	char		 relay_keys[PATH_MAX];	/* relay credentials, "" if none */
 	char		 user[64];	/* the runner runs as; "" = smtpd's */
+	char		 tlsrpt_from[ADDR_PATH_MAX + 1];	/* TLS reports'
+						   sender, "" = no reports */
+	char		 tlsrpt_org[256];	/* organization-name */
 };
 
 /*
@@ -159,27 +181,26 @@ const struct route *queueconf_route(const struct queue_conf *,
 	    const char *mailbox);
 
 /*
- * Expands mailbox through the aliases (recursively, for recipients whose
- * route delivers locally).  *out gets a malloc'd array of malloc'd
- * addresses (free with queueconf_free_list), duplicates removed.
- * 0 on success; -1 with a reason in err (an alias loop, too many
- * addresses, out of memory).
+ * The same, for a message from sender (NULL: unknown) sent by an AUTH
+ * login (NULL: none).  Routes naming a sender or login pattern match only
+ * when it does.
  */
-int	queueconf_expand(const struct queue_conf *, const char *mailbox,
-	    char ***out, size_t *nout, char *err, size_t errlen);
-void	queueconf_free_list(char ***list, size_t n);
+const struct route *queueconf_route_from(const struct queue_conf *,
+	    const char *mailbox, const char *sender, const char *login);
 
 /*
- * A set of addresses compared without regard to case (zeroed to start),
- * for removing duplicates in linear time.  add: 1 when s is new (a copy
- * is kept), 0 when it is there already, -1 when out of memory.
+ * The alias named name ("local@domain" or "local", lower case), or NULL.
+ * Expansion through it (and through alias tables): alias.h.
  */
-struct qc_addrset {
-	char	**slot;
-	size_t	  cap, n;
-};
-int	queueconf_addrset_add(struct qc_addrset *, const char *s);
-void	queueconf_addrset_free(struct qc_addrset *);
+const struct alias *queueconf_alias(const struct queue_conf *,
+	    const char *name);
+/*
+ * mailbox's local part and domain (hostname's for a bare local part),
+ * lower case, the domain without a trailing dot.
+ */
+void	queueconf_split_mailbox(const struct queue_conf *, const char *mailbox,
+	    char *local, size_t llen, char *domain, size_t dlen);
+void	queueconf_free_list(char ***list, size_t n);
 
 /* Parses "90", "90s", "15m", "2h", "5d", "1w" into seconds.  0 or -1. */
 int	queueconf_duration(const char *s, unsigned int *out);

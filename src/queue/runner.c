@@ -24,12 +24,16 @@
 #include <gnutls/crypto.h>
 
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/str.h"
 #include "agent.h"
+#include "alias.h"
 #include "dsn.h"
+#include "maildrop.h"
 #include "qenv.h"
 #include "qstore.h"
 #include "runner.h"
+#include "tlsrpt.h"
 #include "spool.h"
 
 #define NOHEAP		SIZE_MAX
@@ -47,6 +51,7 @@ struct rmsg {
 	int		 force;		/* try all pending recipients now */
 	int		 wake;		/* woken while busy */
 	struct rmsg	*hnext;
+	struct rmsg	*lnext;		/* the queue of rounds to load */
 };
 
 /* One message's delivery round, shared by its jobs. */
@@ -96,6 +101,7 @@ struct runner {
 	struct spool	*sp;		/* DSNs are queued through it */
 	int		 lockfd, fifofd;
 	int		 notifyfd;	/* inotify on queue/, -1 without */
+	int		 dropwd;	/* its watch on maildrop/, or -1 */
 	int		 wakep[2];
 	int		 once;
 
@@ -117,6 +123,7 @@ struct runner {
 
 	struct rdest	*dtab[DEST_BUCKETS];
 	struct rdest	*ready_head, *ready_tail;
+	struct rmsg	*load_head, *load_tail;	/* due, for workers to read */
 	int		 busy_rounds;
 	int		 max_rounds;	/* each holds its message file open */
 	int		 throttled;	/* due messages wait for a free round */
@@ -423,10 +430,19 @@ runner_reconfigure(struct runner *r, struct queue_conf *qc)
 static void
 scan_queue(struct runner *r)
 {
-	char (*ids)[32];
+	char (*ids)[32], conffile[PATH_MAX];
+	struct queue_conf *qc;
 	size_t i, n;
 	time_t now = time(NULL);
 
+	/* Local submissions (sendmail) become queue files first. */
+	pthread_mutex_lock(&r->mu);
+	str_lcpy(conffile, r->qc->file, sizeof(conffile));
+	qc = queueconf_ref(r->qc);
+	pthread_mutex_unlock(&r->mu);
+	(void)maildrop_pickup(r->sp, r->spooldir, conffile);
+	tlsrpt_daily(r->sp, qc, now);	/* once a day */
+	queueconf_unref(&qc);
 	if (qstore_list(r->qs, &ids, &n) == -1) {
 		log_err("queue: cannot list %s/queue: %s", r->spooldir,
 		    strerror(errno));
@@ -464,7 +480,7 @@ read_notify(struct runner *r)
 		pthread_mutex_lock(&r->mu);
 		for (p = buf; p < buf + n; p += sizeof(*ev) + ev->len) {
 			ev = (const struct inotify_event *)p;
-			if (ev->mask & IN_Q_OVERFLOW)
+			if (ev->mask & IN_Q_OVERFLOW || ev->wd == r->dropwd)
 				r->kick_scan = 1;
 			else if (ev->len > 0)
 				notice_locked(r, ev->name, now);
@@ -559,21 +575,24 @@ sched_main(void *arg)
 			free(k);
 		}
 
-		/* Everything that is due, as far as open files allow. */
+		/*
+		 * Everything that is due, as far as open files allow, goes to
+		 * the workers to be read: a message that takes long to read
+		 * or expand holds up no other.
+		 */
 		while (!r->stopping && r->nheap > 0 && r->heap[0]->due <= now &&
 		    r->busy_rounds < r->max_rounds) {
 			m = heap_pop(r);
 			m->busy = 1;
 			r->busy_rounds++;
-			pthread_mutex_unlock(&r->mu);
-			load_round(r, m);
-			pthread_mutex_lock(&r->mu);
-			now = time(NULL);
-			if (r->kicks != NULL || r->kick_scan || r->kick_all)
-				break;
+			m->lnext = NULL;
+			if (r->load_tail != NULL)
+				r->load_tail->lnext = m;
+			else
+				r->load_head = m;
+			r->load_tail = m;
+			pthread_cond_signal(&r->work_cv);
 		}
-		if (r->kicks != NULL || r->kick_scan || r->kick_all)
-			continue;
 		if (r->once && r->busy_rounds == 0 &&
 		    (r->nheap == 0 || r->heap[0]->due > now)) {
 			r->once_done = 1;
@@ -696,6 +715,7 @@ apply_result(struct round *rd, struct qstore_rcpt *q,
 		}
 		break;
 	}
+	metrics_delivery(what, q->mta[0] != '\0');
 	orig[0] = '\0';
 	if (strcmp(o->mailbox, q->mailbox) != 0)
 		snprintf(orig, sizeof(orig), " orig=<%.200s>", o->mailbox);
@@ -754,9 +774,12 @@ qualify_postmaster(struct round *rd)
 	return 0;
 }
 
-/* The state of a message seen for the first time: aliases expanded. */
+/*
+ * The state of a message seen for the first time: aliases expanded.
+ * *aliased counts the recipients that were aliases.
+ */
 static struct qstore_state *
-initial_state(struct round *rd)
+initial_state(struct round *rd, size_t *aliased)
 {
 	struct qstore_state *st;
 	struct qstore_rcpt *q;
@@ -767,6 +790,7 @@ initial_state(struct round *rd)
 
 	memset(&rcpts, 0, sizeof(rcpts));
 	memset(&addrs, 0, sizeof(addrs));
+	*aliased = 0;
 	if ((st = qstore_state_new()) == NULL)
 		return NULL;
 	for (i = 0; i < rd->env->nrcpts; i++) {
@@ -776,8 +800,15 @@ initial_state(struct round *rd)
 			goto fail;
 		if (rc == 0)
 			continue;
-		if (queueconf_expand(rd->qc, rd->env->rcpts[i].mailbox, &list,
-		    &n, err, sizeof(err)) == -1) {
+		rc = queueconf_expand(rd->qc, rd->env->rcpts[i].mailbox, &list,
+		    &n, err, sizeof(err));
+		if (rc == -2) {
+			/* An alias table is down: try the message later. */
+			log_err("%s queue deferred: %s", rd->m->id, err);
+			errno = EAGAIN;
+			goto fail;
+		}
+		if (rc == -1) {
 			if (queueconf_addrset_add(&addrs,
 			    rd->env->rcpts[i].mailbox) == -1 ||
 			    qstore_state_add(st, rd->env->rcpts[i].mailbox, i) ==
@@ -795,6 +826,8 @@ initial_state(struct round *rd)
 			    "%s\"", rd->m->id, q->mailbox, err);
 			continue;
 		}
+		if (n != 1 || strcmp(list[0], rd->env->rcpts[i].mailbox) != 0)
+			(*aliased)++;
 		for (j = 0; j < n; j++) {
 			/* One copy per address, however many ways lead to it. */
 			if ((rc = queueconf_addrset_add(&addrs, list[j])) == 0)
@@ -890,7 +923,10 @@ job_free(struct job *j)
 	free(j);
 }
 
-/* Reads message m and queues jobs for its due recipients. */
+/*
+ * Reads message m and queues jobs for its due recipients (in a worker,
+ * runner lock not held).
+ */
 static void
 load_round(struct runner *r, struct rmsg *m)
 {
@@ -900,7 +936,7 @@ load_round(struct runner *r, struct rmsg *m)
 	struct agent_result res;
 	const struct route *route;
 	char err[512], dest[DEST_MAX], key[KEY_MAX];
-	size_t i, *nr;
+	size_t i, *nr, aliased;
 	time_t now = time(NULL);
 	int rc, force, njobs = 0;
 
@@ -1001,19 +1037,24 @@ load_round(struct runner *r, struct rmsg *m)
 		free_round(rd);
 		return;
 	}
-	if (rc == 1 && (rd->st = initial_state(rd)) == NULL) {
-		log_err("%s queue out of memory", m->id);
+	if (rc == 1 && (rd->st = initial_state(rd, &aliased)) == NULL) {
+		if (errno != EAGAIN)
+			log_err("%s queue out of memory", m->id);
 		requeue(r, m, now + 60);
 		free_round(rd);
 		return;
 	}
+	if (rc == 1 && aliased > 0)
+		log_info("%s queue expanded nrcpt=%zu aliases=%zu addresses=%zu",
+		    m->id, rd->env->nrcpts, aliased, rd->st->n);
 
 	/* Group the due recipients by destination. */
 	for (i = 0; i < rd->st->n; i++) {
 		q = &rd->st->r[i];
 		if (q->state != QS_PENDING || (!force && q->next > now))
 			continue;
-		if ((route = queueconf_route(rd->qc, q->mailbox)) == NULL) {
+		if ((route = queueconf_route_from(rd->qc, q->mailbox,
+		    rd->env->sender, rd->env->auth)) == NULL) {
 			agent_set(&res, AGENT_TEMP, 451, "4.3.5", "no route for "
 			    "this recipient in %.200s", rd->qc->file);
 			res.mta[0] = '\0';
@@ -1445,16 +1486,28 @@ worker_main(void *arg)
 	const struct agent_ops *ops;
 	struct agent_result res;
 	struct rdest *d;
+	struct rmsg *m;
 	struct job *j;
 	unsigned int count, max;
 	void *sess;
 
 	pthread_mutex_lock(&r->mu);
 	for (;;) {
-		while (!r->stopping && r->ready_head == NULL)
+		while (!r->stopping && r->ready_head == NULL &&
+		    r->load_head == NULL)
 			pthread_cond_wait(&r->work_cv, &r->mu);
 		if (r->stopping)
 			break;
+		/* Reading a message comes first: it makes the jobs. */
+		if ((m = r->load_head) != NULL) {
+			if ((r->load_head = m->lnext) == NULL)
+				r->load_tail = NULL;
+			m->lnext = NULL;
+			pthread_mutex_unlock(&r->mu);
+			load_round(r, m);
+			pthread_mutex_lock(&r->mu);
+			continue;
+		}
 		d = r->ready_head;
 		d->active++;
 		j = dest_pop(d);
@@ -1464,7 +1517,8 @@ worker_main(void *arg)
 
 		ops = agent_for(j->route->action);
 		memset(&res, 0, sizeof(res));
-		sess = ops->open(j->route, d->dest, j->rd->qc, &res);
+		sess = ops->open(j->route, d->dest, j->rd->m->id, j->rd->qc,
+		    &res);
 		if (sess == NULL) {
 			/* Everybody waiting for d would meet the same fate. */
 			fail_job(j, &res);
@@ -1633,6 +1687,7 @@ runner_new(const char *spooldir, struct queue_conf *qc, int once,
 		return NULL;
 	}
 	r->lockfd = r->fifofd = r->notifyfd = r->wakep[0] = r->wakep[1] = -1;
+	r->dropwd = -1;
 	r->once = once;
 	r->qc = queueconf_ref(qc);
 	pthread_mutex_init(&r->mu, NULL);
@@ -1671,6 +1726,10 @@ runner_new(const char *spooldir, struct queue_conf *qc, int once,
 			close(r->notifyfd);
 			r->notifyfd = -1;
 		}
+		snprintf(qdir, sizeof(qdir), "%s/%s", spooldir, MAILDROP_DIR);
+		if (r->notifyfd != -1)
+			r->dropwd = inotify_add_watch(r->notifyfd, qdir,
+			    IN_ATTRIB | IN_MOVED_TO);
 	}
 #endif
 	r->max_rounds = rounds_limit(qc->concurrency);

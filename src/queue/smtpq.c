@@ -12,9 +12,7 @@
 #include <sys/types.h>
 
 #include <ctype.h>
-#include <libgen.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,7 +21,6 @@
 #include <strings.h>
 #include <sysexits.h>
 #include <time.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include <gnutls/gnutls.h>
@@ -31,14 +28,18 @@
 #include "lib/fsutil.h"
 #include "lib/log.h"
 #include "lib/str.h"
+#include "keygen.h"
 #include "qenv.h"
+#include "qstats.h"
 #include "qstore.h"
+#include "makemap.h"
 #include <libconfig.h>
 
 #include "queueconf.h"
-#include "auth/secrets.h"
 #include "runner.h"
+#include "smtpq.h"
 #include "spool.h"
+#include "tlsrpt.h"
 
 #ifndef SMTPD_CONF
 #define SMTPD_CONF "/etc/smtpd.conf"
@@ -59,9 +60,7 @@ struct msginfo {
 static struct queue_conf	*qc;
 static struct qstore		*qs;
 
-static void	usage(void) __attribute__((noreturn));
-
-static void
+void
 usage(void)
 {
 	fprintf(stderr,
@@ -75,10 +74,17 @@ usage(void)
 	    "  release ID ...        resume delivering a held message\n"
 	    "  remove ID ...         delete a message without a bounce\n"
 	    "  stats                 counts, sizes, ages, busiest destinations\n"
+	    "  stats --prometheus    queue sizes for a textfile collector\n"
 	    "  run [-o]              be the queue runner (-o: one pass)\n"
 	    "  check                 print the queue settings and routes\n"
+	    "  tlsrpt [--now] [--day YYYY-MM-DD]\n"
+	    "                        queue the TLS reports of finished days\n"
 	    "  passwd [-f file] user set user's AUTH password (read from\n"
-	    "                        standard input) in the secrets file\n");
+	    "                        standard input) in the secrets file\n"
+	    "  makemap [-t cdb] file compile a \"key value\" file into "
+	    "file.cdb\n"
+	    "  dkim-keygen [-t rsa|ed25519] [-b bits] domain selector keyfile\n"
+	    "                        make a DKIM key, print its DNS record\n");
 	exit(EX_USAGE);
 }
 
@@ -726,163 +732,6 @@ cmd_run(int argc, char **argv, const char *conffile, int conf_given)
 	return EX_OK;
 }
 
-/* Reads one line of password, without echo when it comes from a terminal. */
-static int
-read_password(const char *prompt, char *buf, size_t len)
-{
-	struct termios old, quiet;
-	int tty = isatty(0), r = 0;
-	size_t n;
-
-	if (tty) {
-		fprintf(stderr, "%s", prompt);
-		if (tcgetattr(0, &old) == 0) {
-			quiet = old;
-			quiet.c_lflag &= ~(tcflag_t)ECHO;
-			(void)tcsetattr(0, TCSAFLUSH, &quiet);
-		} else
-			tty = 0;
-	}
-	if (fgets(buf, (int)len, stdin) == NULL)
-		r = -1;
-	if (tty) {
-		(void)tcsetattr(0, TCSAFLUSH, &old);
-		fprintf(stderr, "\n");
-	}
-	if (r == -1)
-		return -1;
-	n = strcspn(buf, "\r\n");
-	if (buf[n] == '\0' && n == len - 1)
-		return -1;	/* longer than the buffer */
-	buf[n] = '\0';
-	return 0;
-}
-
-/* The secrets file named by auth.secrets in the config. */
-static int
-config_secrets(const char *conffile, char *buf, size_t len)
-{
-	const char *v = NULL;
-	config_t cf;
-	int r = -1;
-
-	config_init(&cf);
-	if (config_read_file(&cf, conffile) == CONFIG_TRUE &&
-	    config_lookup_string(&cf, "auth.secrets", &v) == CONFIG_TRUE &&
-	    v[0] != '\0' && fs_conf_path(conffile, v, buf, len) == 0)
-		r = 0;
-	config_destroy(&cf);
-	return r;
-}
-
-/*
- * smtpq passwd: writes user's line with a freshly hashed password into the
- * secrets file, replacing an old one, as a whole new file (mode 0600)
- * renamed over the old.  The new file is FILE.new, made with O_EXCL and
- * O_NOFOLLOW: nothing planted there is followed or reused, and two runs
- * at once cannot lose each other's change (the second one stops).
- */
-static int
-cmd_passwd(int argc, char **argv, const char *conffile)
-{
-	char path[PATH_MAX], tmp[PATH_MAX + 16], line[4096], entry[1024];
-	char pass[1100], again[1100], err[256];
-	const char *user, *file = NULL;
-	FILE *in, *out;
-	size_t ulen;
-	int ch, fd, rc = EX_OK;
-
-	optind = 1;
-	while ((ch = getopt(argc, argv, "f:")) != -1) {
-		if (ch != 'f')
-			usage();
-		file = optarg;
-	}
-	if (argc - optind != 1)
-		usage();
-	user = argv[optind];
-	if (secrets_check_user(user) == -1) {
-		fprintf(stderr, "smtpq: %s: not a valid user name\n", user);
-		return EX_USAGE;
-	}
-	if (file == NULL) {
-		if (config_secrets(conffile, path, sizeof(path)) == -1) {
-			fprintf(stderr, "smtpq: %s names no auth.secrets; use -f\n",
-			    conffile);
-			return EX_CONFIG;
-		}
-		file = path;
-	}
-	if (read_password("Password: ", pass, sizeof(pass)) == -1 ||
-	    pass[0] == '\0' || strlen(pass) > SECRETS_PASS_MAX ||
-	    (isatty(0) && (read_password("Again: ", again, sizeof(again)) == -1 ||
-	    strcmp(pass, again) != 0))) {
-		fprintf(stderr, "smtpq: no password (1 to %d bytes), or they "
-		    "differ\n", SECRETS_PASS_MAX);
-		str_wipe(pass, sizeof(pass));
-		str_wipe(again, sizeof(again));
-		return EX_DATAERR;
-	}
-	str_wipe(again, sizeof(again));
-	if (secrets_crypt_line(user, pass, entry, sizeof(entry), err,
-	    sizeof(err)) == -1) {
-		str_wipe(pass, sizeof(pass));
-		fprintf(stderr, "smtpq: %s\n", err);
-		return EX_SOFTWARE;
-	}
-	str_wipe(pass, sizeof(pass));
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.new", file) >= sizeof(tmp)) {
-		fprintf(stderr, "smtpq: %s: path too long\n", file);
-		return EX_USAGE;
-	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-	    0600);
-	if (fd == -1) {
-		fprintf(stderr, "smtpq: %s: %s%s\n", tmp, strerror(errno),
-		    errno == EEXIST ? " (another smtpq passwd running, or left "
-		    "over: check and remove it)" : "");
-		str_wipe(entry, sizeof(entry));
-		return EX_CANTCREAT;
-	}
-	/* The umask may have taken bits away; it must not have added any. */
-	if (fchmod(fd, 0600) == -1 || (out = fdopen(fd, "w")) == NULL) {
-		fprintf(stderr, "smtpq: %s: %s\n", tmp, strerror(errno));
-		(void)close(fd);
-		(void)unlink(tmp);
-		str_wipe(entry, sizeof(entry));
-		return EX_CANTCREAT;
-	}
-	ulen = strlen(user);
-	if ((in = fopen(file, "r")) != NULL) {
-		while (fgets(line, sizeof(line), in) != NULL)
-			if (!(strncmp(line, user, ulen) == 0 && line[ulen] == ':'))
-				fputs(line, out);
-		fclose(in);
-	} else if (errno != ENOENT) {
-		fprintf(stderr, "smtpq: %s: %s\n", file, strerror(errno));
-		fclose(out);
-		(void)unlink(tmp);
-		str_wipe(entry, sizeof(entry));
-		return EX_NOINPUT;
-	}
-	fprintf(out, "%s\n", entry);
-	str_wipe(entry, sizeof(entry));
-	if (fflush(out) == EOF || fsync(fileno(out)) == -1 ||
-	    fclose(out) == EOF || rename(tmp, file) == -1) {
-		fprintf(stderr, "smtpq: %s: %s\n", file, strerror(errno));
-		(void)unlink(tmp);
-		return EX_IOERR;
-	}
-	/* The rename itself must survive a crash. */
-	str_lcpy(tmp, file, sizeof(tmp));
-	if (fs_sync_dir(dirname(tmp)) == -1) {
-		fprintf(stderr, "smtpq: %s: %s\n", file, strerror(errno));
-		return EX_IOERR;
-	}
-	printf("smtpq: password for %s set in %s\n", user, file);
-	return rc;
-}
-
 /*
  * Only the runner makes a missing spool: the other commands would
  * otherwise report a mistyped spool as an empty queue.
@@ -896,7 +745,8 @@ store_mode(const char *cmd)
 	    strcmp(cmd, "stats") == 0)
 		return QSTORE_READ;
 	if (strcmp(cmd, "flush") == 0 || strcmp(cmd, "hold") == 0 ||
-	    strcmp(cmd, "release") == 0 || strcmp(cmd, "remove") == 0)
+	    strcmp(cmd, "release") == 0 || strcmp(cmd, "remove") == 0 ||
+	    strcmp(cmd, "tlsrpt") == 0)
 		return QSTORE_WRITE;
 	usage();
 }
@@ -920,7 +770,7 @@ main(int argc, char *argv[])
 			break;
 		case 'V':
 			printf("smtpq %s; delivery agents: maildir pipe relay "
-			    "(relay: by MX and smarthost, STARTTLS, AUTH, "
+			    "lmtp (relay: by MX and smarthost, STARTTLS, AUTH, "
 			    "DSN)\n", PACKAGE_VERSION);
 			return EX_OK;
 		default:
@@ -938,8 +788,18 @@ main(int argc, char *argv[])
 		fprintf(stderr, "smtpq: cannot initialise GnuTLS\n");
 		return EX_SOFTWARE;
 	}
+	if (strcmp(cmd, "makemap") == 0) {
+		rc = makemap_main(argc, argv);
+		gnutls_global_deinit();
+		return rc;
+	}
+	if (strcmp(cmd, "dkim-keygen") == 0) {
+		rc = keygen_main(argc, argv);
+		gnutls_global_deinit();
+		return rc;
+	}
 	if (strcmp(cmd, "passwd") == 0) {
-		rc = cmd_passwd(argc, argv, conffile);
+		rc = smtpq_passwd(argc, argv, conffile);
 		gnutls_global_deinit();
 		return rc;
 	}
@@ -983,8 +843,15 @@ main(int argc, char *argv[])
 		rc = cmd_hold(argc - 1, argv + 1, 0);
 	else if (strcmp(cmd, "stats") == 0 && argc == 1)
 		rc = cmd_stats();
+	else if (strcmp(cmd, "stats") == 0 && argc == 2 &&
+	    strcmp(argv[1], "--prometheus") == 0)
+		rc = qstats_print_prometheus(qstore_dir(qs));
 	else if (strcmp(cmd, "run") == 0)
 		rc = cmd_run(argc, argv, conffile, conf_given);
+	else if (strcmp(cmd, "tlsrpt") == 0) {
+		if ((rc = tlsrpt_main(argc, argv, qc)) == EX_OK)
+			(void)qstore_wake(qs, "scan");
+	}
 	else
 		usage();
 	qstore_close(&qs);

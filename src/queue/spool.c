@@ -57,6 +57,7 @@ struct spool_msg {
 	int		 failed;
 	char		 id[SPOOL_ID_LEN + 1];
 	char		 tmppath[PATH_MAX];
+	int		 hold;		/* hold/ID made: undo on failure */
 	struct str	 mem;		/* journal mode: the message so far */
 	char		 buf[SPOOL_BUF];
 	size_t		 buflen;
@@ -283,8 +284,10 @@ open_tmp(struct spool_msg *m)
 			errno = ENAMETOOLONG;
 			return -1;
 		}
+		/* Group-readable for mailq where the admin gives queue/ the
+		 * maildrop group (smtpd-spool(5)); the directories are 0700. */
 		m->fd = open(m->tmppath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-		    0600);
+		    0640);
 		if (m->fd != -1)
 			break;
 		if (errno != EEXIST)
@@ -316,6 +319,7 @@ spool_begin(struct spool *sp, const struct spool_envelope *env)
 		return NULL;
 	m->sp = sp;
 	m->failed = 0;
+	m->hold = 0;
 	m->buflen = 0;
 	m->fd = -1;
 	m->id[0] = '\0';
@@ -366,6 +370,10 @@ spool_begin(struct spool *sp, const struct spool_envelope *env)
 		put_line(&hdr, "body", env->body);
 	if (env->smtputf8)
 		(void)str_appends(&hdr, "smtputf8\n");
+	if (env->requiretls)
+		(void)str_appends(&hdr, "requiretls\n");
+	if (env->user != NULL)
+		put_line(&hdr, "user", env->user);
 	m->envlen = hdr.len + 1;
 	if (str_appendc(&hdr, '\n') == -1 ||
 	    spool_write(m, hdr.s, hdr.len) == -1) {
@@ -437,6 +445,125 @@ spool_write(struct spool_msg *m, const void *p, size_t n)
 	memcpy(m->buf + m->buflen, p, n);
 	m->buflen += n;
 	return 0;
+}
+
+/* The file's bytes from off on, appended to fd.  0 or -1. */
+static int
+copy_from(struct spool_msg *m, int in, off_t off, off_t end, int fd)
+{
+	ssize_t n;
+
+	while (off < end) {
+		n = pread(in, m->buf, end - off < (off_t)sizeof(m->buf) ?
+		    (size_t)(end - off) : sizeof(m->buf), off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			return -1;
+		}
+		if (fs_write_all(fd, m->buf, (size_t)n) == -1)
+			return -1;
+		off += n;
+	}
+	return 0;
+}
+
+/*
+ * A message in its file: a new file gets envelope, bytes and the rest,
+ * then takes the old one's name.  Both are locked against the cleaner.
+ */
+static int
+insert_file(struct spool_msg *m, const void *p, size_t n)
+{
+	char path[PATH_MAX];
+	off_t end;
+	int fd = -1, in = -1, e;
+
+	if (spool_flush(m) == -1 || (end = lseek(m->fd, 0, SEEK_END)) == -1 ||
+	    (size_t)snprintf(path, sizeof(path), "%s.new", m->tmppath) >=
+	    sizeof(path) ||
+	    (in = open(m->tmppath, O_RDONLY | O_CLOEXEC)) == -1)
+		goto fail;
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	if (fd == -1 || flock(fd, LOCK_EX) == -1)
+		goto fail;
+	if (copy_from(m, in, 0, (off_t)m->envlen, fd) == -1 ||
+	    fs_write_all(fd, p, n) == -1 ||
+	    copy_from(m, in, (off_t)m->envlen, end, fd) == -1 ||
+	    rename(path, m->tmppath) == -1)
+		goto fail;
+	close(in);
+	close(m->fd);
+	m->fd = fd;
+	return 0;
+fail:
+	e = errno;
+	if (in != -1)
+		close(in);
+	if (fd != -1) {
+		(void)unlink(path);
+		close(fd);
+	}
+	m->failed = e;
+	errno = e;
+	return -1;
+}
+
+int
+spool_insert(struct spool_msg *m, const void *p, size_t n)
+{
+	if (m->failed) {
+		errno = m->failed;
+		return -1;
+	}
+	if (n == 0)
+		return 0;
+	if (m->fd == -1) {
+		if (str_append(&m->mem, p, n) == 0) {
+			memmove(m->mem.s + m->envlen + n, m->mem.s + m->envlen,
+			    m->mem.len - n - m->envlen);
+			memcpy(m->mem.s + m->envlen, p, n);
+			return 0;
+		}
+		if (spool_to_file(m) == -1)
+			return -1;
+	}
+	return insert_file(m, p, n);
+}
+
+int
+spool_hold(struct spool_msg *m)
+{
+	char path[PATH_MAX], dir[PATH_MAX];
+	int fd;
+
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/hold", m->sp->dir) >=
+	    sizeof(dir) || (size_t)snprintf(path, sizeof(path), "%s/%s", dir,
+	    m->id) >= sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (fs_mkdirs(dir, 0700) == -1)
+		return -1;
+	fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd == -1 || close(fd) == -1 || fs_sync_dir(dir) == -1)
+		return -1;
+	m->hold = 1;
+	return 0;
+}
+
+/* A held message that did not make it: its mark goes too. */
+static void
+unhold(struct spool_msg *m)
+{
+	char path[PATH_MAX];
+
+	if (m->hold && (size_t)snprintf(path, sizeof(path), "%s/hold/%s",
+	    m->sp->dir, m->id) < sizeof(path))
+		(void)unlink(path);
+	m->hold = 0;
 }
 
 /*
@@ -530,6 +657,7 @@ spool_commit(struct spool_msg **mp)
 	*mp = NULL;
 	if (m->failed) {
 		e = m->failed;
+		unhold(m);
 		if (m->fd != -1) {
 			close(m->fd);
 			(void)unlink(m->tmppath);
@@ -544,6 +672,8 @@ spool_commit(struct spool_msg **mp)
 	else
 		r = commit_file(m);
 	e = errno;
+	if (r == -1)
+		unhold(m);
 	if (m->fd != -1)
 		close(m->fd);
 	str_free(&m->mem);
@@ -560,6 +690,7 @@ spool_abort(struct spool_msg **mp)
 	if (m == NULL)
 		return;
 	*mp = NULL;
+	unhold(m);
 	if (m->fd != -1) {
 		(void)unlink(m->tmppath);
 		close(m->fd);

@@ -42,7 +42,10 @@ struct spool_envelope {
 	const char	 *protocol;	/* "ESMTP", ... */
 	const char	 *body;		/* "7BIT", "8BITMIME" or NULL */
 	int		  smtputf8;
+	int		  requiretls;	/* RFC 8689: relay only over verified
+					   TLS */
 	time_t		  arrival;
+	const char	 *user;		/* local submitter's login, or NULL */
 };
 
 /* spool_open() flags. */
@@ -72,6 +75,20 @@ struct spool_msg *spool_begin(struct spool *, const struct spool_envelope *);
 const char *spool_msg_id(const struct spool_msg *);
 /* Appends message bytes.  0 or -1 (errno set; the message is then unusable). */
 int	spool_write(struct spool_msg *, const void *, size_t);
+/*
+ * Puts bytes in front of the message written so far (just after the
+ * envelope): header fields that can only be made once the whole message
+ * is known, such as a DKIM-Signature.  A message still in memory moves
+ * its bytes; one already in its file is copied once into a new file.
+ * 0 or -1 (errno set; the message is then unusable).
+ */
+int	spool_insert(struct spool_msg *, const void *, size_t);
+/*
+ * Marks the message to be queued on hold (smtpq release lets it go): the
+ * mark is made before the message enters the queue, so no delivery can
+ * start first.  0 or -1.
+ */
+int	spool_hold(struct spool_msg *);
 /*
  * Makes the message durable and part of the queue.  0: it is queued;
  * -1: it is not (errno says why) and nothing of it is left.  Frees *mp.

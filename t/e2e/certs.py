@@ -204,10 +204,12 @@ class TlsAuthCase(PolicyCase):
             parts.append('auth = { secrets = "%s"; throttle = { %s }; %s };'
                          % (secrets, throttle, auth_extra))
         parts.append(extra)
-        d = self.smtpd(start=start, config_extra="\n".join(parts),
+        d = self.smtpd(start=False, config_extra="\n".join(parts),
                        args=list(args), **kw)
         d.tls_port = tls_port
-        return d
+        if tls_port is not None:
+            d.more_ports.append(tls_port)
+        return d.start() if start else d
 
     def client_ctx(self, cert=None, check_hostname=True, ca="ca"):
         """An SSLContext that trusts the test CA and checks the name;

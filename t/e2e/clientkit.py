@@ -17,7 +17,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 import unittest
 
-from harness import BUILDDIR, free_port, wait_port
+from harness import BUILDDIR, free_port, sanitizer_report, wait_port
 
 SMTP = os.path.join(BUILDDIR, "smtp")
 SMTP_SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
@@ -39,8 +39,12 @@ def smtp(args, data=MESSAGE, env=None, timeout=60, home=None):
          "LANG": "C"}
     if env:
         e.update(env)
-    return subprocess.run([SMTP] + list(args), input=data,
-                          capture_output=True, timeout=timeout, env=e)
+    p = subprocess.run([SMTP] + list(args), input=data,
+                       capture_output=True, timeout=timeout, env=e)
+    report = sanitizer_report(p.stderr.decode("utf-8", "replace"))
+    if report is not None:
+        raise AssertionError("smtp: " + report)
+    return p
 
 
 class Recorder:

@@ -21,6 +21,22 @@ BUILDDIR = os.environ.get("BUILDDIR", os.path.dirname(os.path.dirname(HERE)))
 SMTPD = os.path.join(BUILDDIR, "smtpd")
 
 
+# What the sanitizers (ASan, LSan, TSan, UBSan) print when they find
+# something; a build without them never prints these.
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "WARNING: ThreadSanitizer",
+                   "runtime error:")
+
+
+def sanitizer_report(text):
+    """The first sanitizer complaint in text, or None."""
+    for mark in SANITIZER_MARKS:
+        i = text.find(mark)
+        if i != -1:
+            return text[max(0, i - 200):i + 2000]
+    return None
+
+
 def free_port(host="127.0.0.1"):
     """A TCP port nobody listens on right now."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -58,6 +74,9 @@ class Smtpd:
         self.port = None
         self.proc = None
         self.args = list(args)
+        self.stdio_report = None
+        # Other ports of ours (implicit TLS) that start() waits for too.
+        self.more_ports = []
         lines = ['hostname = "%s";' % hostname,
                  'spool = "%s";' % self.spool,
                  'reverse_lookup = false;']
@@ -82,7 +101,8 @@ class Smtpd:
         self.proc = subprocess.Popen([SMTPD, "-d", "-C", self.conf] + self.args,
                                      stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=self.log)
-        if not wait_port(self.host, self.port):
+        if not all(wait_port(self.host, p)
+                   for p in [self.port] + self.more_ports):
             self.stop()
             raise RuntimeError("smtpd did not start:\n" + self.logtext())
         return self
@@ -92,6 +112,8 @@ class Smtpd:
         p = subprocess.run([SMTPD, "-d", "-i", "-C", self.conf] + list(extra_args),
                            input=input_bytes, capture_output=True,
                            timeout=timeout, env=env)
+        self.stdio_report = self.stdio_report or sanitizer_report(
+            p.stderr.decode("utf-8", "replace"))
         return p.returncode, p.stdout, p.stderr
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
@@ -115,6 +137,10 @@ class Smtpd:
                 return f.read().decode("utf-8", "replace")
         except OSError:
             return ""
+
+    def sanitizer_report(self):
+        """A sanitizer's complaint in the log or a stdio session, or None."""
+        return self.stdio_report or sanitizer_report(self.logtext())
 
     def settle(self, timeout=10.0):
         """Waits until the journal is empty: every message acknowledged so
@@ -176,8 +202,13 @@ class SmtpdCase(unittest.TestCase):
     def tearDown(self):
         for d in self._daemons:
             d.stop()
+        # A sanitizer build fails the test on any report in smtpd's log.
+        reports = [r for r in (d.sanitizer_report() for d in self._daemons)
+                   if r is not None]
         if os.environ.get("KEEP_E2E") is None:
             shutil.rmtree(self.workdir, ignore_errors=True)
+        if reports:
+            self.fail("a sanitizer report in smtpd's output:\n" + reports[0])
 
     def smtpd(self, start=True, **kw):
         d = Smtpd(self.workdir, **kw)

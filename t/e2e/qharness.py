@@ -16,23 +16,9 @@ import smtplib
 import subprocess
 import time
 
-from harness import RUNNER_OFF, BUILDDIR, SmtpdCase
+from harness import RUNNER_OFF, BUILDDIR, SmtpdCase, sanitizer_report
 
 SMTPQ = os.path.join(BUILDDIR, "smtpq")
-
-
-SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-                   "WARNING: ThreadSanitizer",
-                   "runtime error:")
-
-
-def sanitizer_report(text):
-    """The first sanitizer complaint in text, or None."""
-    for mark in SANITIZER_MARKS:
-        i = text.find(mark)
-        if i != -1:
-            return text[max(0, i - 200):i + 2000]
-    return None
 
 
 def wait_for(pred, timeout=15.0, step=0.05):

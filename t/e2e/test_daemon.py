@@ -354,6 +354,20 @@ class Shutdown(ProtoCase):
         d.proc.send_signal(signal.SIGINT)
         self.assertEqual(d.proc.wait(20), 0)
 
+    def test_signals_during_reload(self):
+        """SIGHUPs and a SIGTERM coming while smtpd is still busy with
+        the one before are all taken in turn: it reloads, answers, and
+        then stops cleanly (exit 0), never killed by one of them."""
+        d = self.smtpd()
+        for _ in range(20):
+            d.proc.send_signal(signal.SIGHUP)
+        c = self.open(d)
+        self.assertEqual(c.cmd("QUIT")[0], 221)
+        self.wait_log(d, r"reloaded ")
+        d.proc.send_signal(signal.SIGHUP)
+        d.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(d.proc.wait(20), 0, d.logtext()[-2000:])
+
 
 class Signals(ProtoCase):
     """Signals arriving while smtpd is busy reloading.  The reload is made

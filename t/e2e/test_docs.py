@@ -12,7 +12,8 @@ from harness import BUILDDIR
 SRCDIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # program -> its man page
-PAGES = {"smtpd": "doc/smtpd.8", "smtp": "doc/smtp.1", "smtpq": "doc/smtpq.8"}
+PAGES = {"smtpd": "doc/smtpd.8", "smtp": "doc/smtp.1", "smtpq": "doc/smtpq.8",
+         "sendmail": "doc/sendmail.8"}
 
 
 def usage_flags(prog):
@@ -20,12 +21,14 @@ def usage_flags(prog):
     p = subprocess.run([os.path.join(BUILDDIR, prog), "-?"],
                        capture_output=True, text=True, timeout=10)
     usage = p.stderr + p.stdout
-    m = re.search(r"usage: \S+ (.*)", usage)
+    # The usage line, and its second forms on indented lines.
+    m = re.search(r"usage: \S+ (.*(?:\n\s+\S+ .*)*)", usage)
     assert m, "no usage line from %s: %r" % (prog, usage)
     flags = set()
     for grp in re.findall(r"\[-([A-Za-z]+)\]", m.group(1)):
         flags.update(grp)
     flags.update(re.findall(r"\[-([A-Za-z]) ", m.group(1)))
+    flags.update(re.findall(r"\s-([A-Za-z])\s", m.group(1)))
     return p.returncode, flags
 
 
@@ -40,7 +43,7 @@ def synopsis_flags(page):
         text = f.read()
     syn = text.split(".Sh SYNOPSIS", 1)[1].split(".Sh ", 1)[0]
     flags = set()
-    for arg in re.findall(r"^\.Op Fl (\S+)", syn, re.M):
+    for arg in re.findall(r"^\.(?:Op )?Fl (\S+)", syn, re.M):
         flags.update(arg)
     return flags
 
@@ -58,6 +61,9 @@ class ManPages(unittest.TestCase):
     def test_smtpd(self):
         self.check("smtpd")
 
+    def test_sendmail(self):
+        self.check("sendmail")
+
     def test_smtp(self):
         self.check("smtp")
 
@@ -66,7 +72,7 @@ class ManPages(unittest.TestCase):
 
 
 ALL_PAGES = ["doc/smtpd.8", "doc/smtpd.conf.5", "doc/smtpd-spool.5",
-             "doc/smtpq.8", "doc/smtp.1"]
+             "doc/smtpq.8", "doc/smtp.1", "doc/smtpd-log.7"]
 
 
 class Paths(unittest.TestCase):

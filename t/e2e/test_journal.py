@@ -228,7 +228,7 @@ class Replay(SmtpdCase):
         d = self.smtpd(
             limits={"sessions": 100, "sessions_per_ip": 100},
             config_extra='routes = ( { domain = "example.com"; '
-            'action = "maildir"; path = "%s/%%d/%%u"; create = true; } );\n'
+            'action = "maildir"; catchall = true; path = "%s/%%d/%%u"; create = true; } );\n'
             'queue = { runner = true; retry_min = 1; scan_interval = 1; };'
             % mail)
         acked = []

@@ -13,7 +13,7 @@ FAST = "retry_min = 1; retry_max = 2; scan_interval = 1;"
 
 class Maildir(QueueCase):
     def routes(self, create="true"):
-        return ('{ domain = "example.com"; action = "maildir"; '
+        return ('{ domain = "example.com"; action = "maildir"; catchall = true; '
                 'path = "%s/%%d/%%u"; create = %s; }'
                 % (self.path("mail"), create))
 
@@ -151,12 +151,12 @@ class Maildir(QueueCase):
 
 class Pipe(QueueCase):
     def pipe_route(self, script, extra=""):
-        return ('{ domain = "example.com"; action = "pipe"; '
+        return ('{ domain = "example.com"; action = "pipe"; catchall = true; '
                 'command = [ "%s", "-f", "%%s", "--", "%%r" ]; %s }'
                 % (script, extra))
 
     def sender_box(self):
-        return ('{ domain = "example.org"; action = "maildir"; '
+        return ('{ domain = "example.org"; action = "maildir"; catchall = true; '
                 'path = "%s/%%d/%%u"; create = true; }' % self.path("mail"))
 
     def test_pipe_gets_envelope_and_message(self):
@@ -183,6 +183,35 @@ class Pipe(QueueCase):
         self.assertTrue(msg.endswith(b"Subject: piped\n\nbody\n"))
         self.assertTrue(msg.startswith(b"Received: from "))
 
+    def test_user_tag_and_local_part(self):
+        """With recipient_delimiter "+", %u is the user without the tag
+        (as in Maildir paths and Postfix's ${user}), %t the tag
+        (${extension}, empty when there is none) and %l the whole local
+        part; a tag that starts with '-' never reaches the program."""
+        out = self.outdir()
+        prog = self.script("deliver", 'printf "[%%s]" "$@" >> %s/args\n'
+                           'echo >> %s/args\ncat > /dev/null\n' % (out, out))
+        route = ('{ domain = "example.com"; action = "pipe"; catchall = true; '
+                 'command = [ "%s", "%%u", "%%t", "%%l", "%%d" ]; }' % prog)
+        self.setup_queue(route + "," + self.sender_box(), queue=FAST,
+                         start_smtpd=False)
+        with open(self.qconf, "a") as f:
+            f.write('recipient_delimiter = "+";\n')
+        self.d.start()
+        for r in ("bob+lists@example.com", "carol@example.com",
+                  "dave+-x@example.com"):
+            self.send("alice@example.org", [r])
+            self.deliver()
+        self.assertTrue(wait_for(lambda: self.queue_ids() == []), self.log())
+        self.assertEqual(read_bytes(os.path.join(out, "args")).decode(),
+                         "[bob][lists][bob+lists][example.com]\n"
+                         "[carol][][carol][example.com]\n")
+        files = wait_for(lambda: maildir_files(self.path("mail", "example.org",
+                                                         "alice")))
+        self.assertEqual(len(files), 1, self.log())
+        _, rcpts = dsn_fields(parse_mail(read_bytes(files[0])))
+        self.assertEqual(rcpts[0]["status"], "5.1.3")
+
     def test_no_control_characters_reach_the_program(self):
         """A CR LF in the sender's ORCPT (xtext +0D+0A) is not passed on
         into the program's environment."""
@@ -206,7 +235,7 @@ class Pipe(QueueCase):
         out = self.outdir()
         prog = self.script("deliver", 'printf "%%s\\n" "$@" >> %s/args\n'
                            'cat > /dev/null\n' % out)
-        route = ('{ domain = "example.com"; action = "pipe"; '
+        route = ('{ domain = "example.com"; action = "pipe"; catchall = true; '
                  'command = [ "%s", "%%r" ]; }' % prog)
         self.setup_queue(route + "," + self.sender_box(), queue=FAST)
         self.send("alice@example.org", ["-oQ/tmp/x@example.com",
@@ -228,7 +257,7 @@ class Pipe(QueueCase):
         first ones and counting the rest, and the message leaves."""
         prog = self.script("refuse", 'cat >/dev/null\n'
                            'echo "%s" >&2\nexit 1\n' % ("no " * 120))
-        route = ('{ domain = "example.com"; action = "pipe"; batch = true; '
+        route = ('{ domain = "example.com"; action = "pipe"; catchall = true; batch = true; '
                  'command = [ "%s", "--", "%%r" ]; }' % prog)
         self.setup_queue(route + "," + self.sender_box(), queue=FAST)
         rcpts = ["<user%04d@example.com>" % i for i in range(1000)]
@@ -255,7 +284,7 @@ class Pipe(QueueCase):
         out = self.outdir()
         prog = self.script("list", 'cat > /dev/null\n'
                            'printf "%%s\\n" "$@" >> %s/rcpts\n' % out)
-        route = ('{ domain = "lists.example.com"; action = "pipe"; '
+        route = ('{ domain = "lists.example.com"; action = "pipe"; catchall = true; '
                  'batch = true; command = [ "%s", "%%r" ]; }' % prog)
         big = ", ".join('"m%d"' % i for i in range(1000))
         again = ", ".join('"M%d@Lists.Example.COM"' % i for i in range(1000))
@@ -373,3 +402,40 @@ class Pipe(QueueCase):
         self.deliver()
         self.assertEqual(len(self.queue_ids()), 1)
         self.assertIn("No such file or directory", self.smtpq("list").stdout)
+
+    def test_big_expansion_does_not_hold_up_other_mail(self):
+        """1,000 recipients that each expand through a 1,000-member alias
+        (a million addresses to weigh) are worked out by a worker: a
+        message queued after it, for another route, is delivered before
+        that expansion is done, and the list still gets one copy each."""
+        out = self.outdir()
+        prog = self.script("list", 'cat > /dev/null\n'
+                           'printf "%%s\\n" "$@" >> %s/rcpts\n' % out)
+        routes = ('{ domain = "lists.example.com"; action = "pipe"; '
+                  'batch = true; command = [ "%s", "%%r" ]; }, '
+                  '{ domain = "*.example.com"; action = "maildir"; '
+                  'path = "%s/%%d/%%u"; create = true; }, %s'
+                  % (prog, self.path("mail"), self.sender_box()))
+        members = ", ".join('"m%d@lists.example.com"' % i
+                            for i in range(1000))
+        self.setup_queue(routes, queue=FAST, aliases=(
+            '{ name = "big"; to = [ %s ]; }' % members))
+        self.start_runner()
+        big = "2BBBBBBBBBBBBBBB"
+        self.write_spool(big, "alice@example.org",
+                         ["<big@l%d.example.com>" % i for i in range(1000)],
+                         b"Subject: to the list\r\n\r\nhello\r\n")
+        self.send("carol@example.org", ["alice@example.org"],
+                  b"Subject: meanwhile\r\n\r\nstill flowing\r\n")
+        self.assertTrue(wait_for(lambda: self.queue_ids() == [], 120),
+                        self.diag())
+        log = self.log()
+        expanded = log.find("%s queue expanded nrcpt=1000 aliases=1000 "
+                            "addresses=1000" % big)
+        other = log.find("queue delivered to=<alice@example.org>")
+        self.assertNotEqual(expanded, -1, log)
+        self.assertNotEqual(other, -1, log)
+        self.assertLess(other, expanded, log)
+        got = read_bytes(os.path.join(out, "rcpts")).decode().split()
+        self.assertEqual(sorted(got), sorted("m%d@lists.example.com" % i
+                                             for i in range(1000)))

@@ -26,7 +26,7 @@ class MaildirSafety(QueueCase):
         os.chmod(self.secret, 0o700)
 
     def route(self, create="true"):
-        return ('{ domain = "example.com"; action = "maildir"; '
+        return ('{ domain = "example.com"; action = "maildir"; catchall = true; '
                 'path = "%s/%%d/%%u"; create = %s; user = "%s"; }'
                 % (self.path("mail"), create, USER))
 

@@ -118,7 +118,7 @@ class RelayCase(QueueCase):
         return s
 
     def sender_box(self):
-        return ('{ domain = "example.org"; action = "maildir"; '
+        return ('{ domain = "example.org"; action = "maildir"; catchall = true; '
                 'path = "%s/%%d/%%u"; create = true; }' % self.path("mail"))
 
     def relay(self, port, extra="", domain="*"):
@@ -212,6 +212,17 @@ class RelayAiosmtpd(RelayCase):
                              % "|".join(queued), line)
         self.assertRegex(self.log(), r"smtpq\[\d+\]: (%s) queue relay "
                          r"connected to \[127\.0\.0\.1\]" % "|".join(queued))
+        # An error opening the connection names the message it was for.
+        keys = self.keys("key proto=pass label=isp user=alice "
+                         "!password=secret\n")
+        self.reconfigure(self.relay(s.port, 'auth = "other";'),
+                         queue=FAST + keys)
+        self.send("alice@example.org", ["dave@example.net"], body)
+        (qid,) = self.queue_ids()
+        self.run_all()
+        self.assertRegex(self.log(), r"smtpq\[\d+\]: %s queue relay to "
+                         r"127\.0\.0\.1:%d \(route 2\): no credentials: "
+                         r"no key labelled \"other\"" % (qid, s.port))
 
     def test_4xx_then_accept_delivers_once(self):
         h = Hop(tempfail=1)

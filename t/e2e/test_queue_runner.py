@@ -14,7 +14,7 @@ FAST = "retry_min = 1; retry_max = 2; scan_interval = 1;"
 
 
 def maildir_route(base, domain="example.com"):
-    return ('{ domain = "%s"; action = "maildir"; path = "%s/%%d/%%u"; '
+    return ('{ domain = "%s"; action = "maildir"; catchall = true; path = "%s/%%d/%%u"; '
             'create = true; }' % (domain, base))
 
 
@@ -28,7 +28,7 @@ class Crash(QueueCase):
             '  echo $$ > %s/started; exec sleep 60\n'
             'fi\n'
             'cat >> %s/mbox\n') % (out, out, out))
-        self.setup_queue('{ domain = "example.com"; action = "pipe"; '
+        self.setup_queue('{ domain = "example.com"; action = "pipe"; catchall = true; '
                          'command = [ "%s" ]; }' % prog, queue=FAST)
         self.send("alice@example.org", ["bob@example.com"],
                   b"Subject: survivor\r\n\r\nstill here\r\n")
@@ -61,7 +61,7 @@ class Crash(QueueCase):
             '  echo $$ > %s/started; exec sleep 600\n'
             'fi\n'
             'cat >> %s/mbox\n') % (out, out, out))
-        self.setup_queue('{ domain = "example.com"; action = "pipe"; '
+        self.setup_queue('{ domain = "example.com"; action = "pipe"; catchall = true; '
                          'command = [ "%s" ]; }' % prog, queue=FAST)
         self.send("alice@example.org", ["bob@example.com"])
         self.start_runner()
@@ -327,7 +327,7 @@ class Limits(QueueCase):
             'ls -d %s/run.* | wc -l >> %s/seen\n'
             'sleep 0.3\ncat > /dev/null\nrmdir %s/run.$$\n')
             % (out, out, out, out))
-        self.setup_queue('{ domain = "example.com"; action = "pipe"; '
+        self.setup_queue('{ domain = "example.com"; action = "pipe"; catchall = true; '
                          'command = [ "%s" ]; concurrency = 2; }' % prog,
                          queue=FAST + " concurrency = 8;")
         for i in range(8):
@@ -374,7 +374,7 @@ class DsnParameters(QueueCase):
         self.prog = self.script("refuse", 'cat >/dev/null\n'
                                 'echo "no thanks" >&2\nexit 1\n')
         self.setup_queue(
-            '{ domain = "fail.example"; action = "pipe"; command = [ "%s" ]; },'
+            '{ domain = "fail.example"; action = "pipe"; catchall = true; command = [ "%s" ]; },'
             % self.prog + maildir_route(self.mail, "*"), queue=FAST)
 
     def sender_files(self):
@@ -467,7 +467,7 @@ class InSmtpd(QueueCase):
         out = self.outdir()
         prog = self.script("busy", 'cat > /dev/null\necho try >> %s/tries\n'
                            'echo "mailbox busy" >&2\nexit 75\n' % out)
-        self.setup_queue('{ domain = "example.com"; action = "pipe"; '
+        self.setup_queue('{ domain = "example.com"; action = "pipe"; catchall = true; '
                          'command = [ "%s" ]; }' % prog,
                          queue="retry_min = 60; retry_max = 600;",
                          in_smtpd=True)

@@ -2,7 +2,7 @@
  * dnsq: prints what src/lib/dns.c answers, for the end-to-end DNS tests
  * (run inside a namespace with a dnsmasq of known records).
  *
- *   dnsq mx DOMAIN | addrs HOST | mail DOMAIN | ptr ADDRESS
+ *   dnsq mx DOMAIN | addrs HOST | mail DOMAIN | ptr ADDRESS | txt NAME
  *
  * First line: the status; then one line per record.
  */
@@ -42,7 +42,7 @@ main(int argc, char **argv)
 	size_t n = 0, i;
 
 	if (argc != 3) {
-		fprintf(stderr, "usage: dnsq mx|addrs|mail|ptr name\n");
+		fprintf(stderr, "usage: dnsq mx|addrs|mail|ptr|txt name\n");
 		return 2;
 	}
 	if (strcmp(argv[1], "mx") == 0) {
@@ -57,6 +57,13 @@ main(int argc, char **argv)
 			if (net_ntop((struct sockaddr *)&addrs[i], buf,
 			    sizeof(buf), NULL) == 0)
 				printf("%s\n", buf);
+	} else if (strcmp(argv[1], "txt") == 0) {
+		static char txt[8][DNS_TXT_MAX];
+
+		st = dns_txt(argv[2], txt, 8, &n);
+		printf("%s\n", name(st));
+		for (i = 0; i < n; i++)
+			printf("%s\n", txt[i]);
 	} else if (strcmp(argv[1], "mail") == 0) {
 		printf("%s\n", name(dns_mail_domain(argv[2])));
 	} else if (strcmp(argv[1], "ptr") == 0) {

@@ -5,6 +5,7 @@
 #include <sysexits.h>
 
 #include "client/client.h"
+#include "client/clientext.h"
 #include "client/pin.h"
 #include "tests.h"
 
@@ -254,6 +255,60 @@ test_pin_valid(void)
 		}
 }
 
+static void
+test_limits_parse(void)
+{
+	static const struct {
+		const char	*in;
+		unsigned int	 rcptmax, mailmax;
+	} cases[] = {
+		{ "RCPTMAX=3", 3, 0 },
+		{ "MAILMAX=5 RCPTMAX=10", 10, 5 },
+		{ "rcptmax=7  RCPTDOMAINMAX=2 MAILMAX=1", 7, 1 },
+		{ "RCPTMAX=0 MAILMAX=x", 0, 0 },
+		{ "RCPTMAX=99999999999", 0, 0 },
+		{ "RCPTMAX= RCPTMAX3", 0, 0 },
+		{ "", 0, 0 },
+	};
+	struct clientext_limits l;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		clientext_limits_parse(cases[i].in, strlen(cases[i].in), &l);
+		if (l.rcptmax != cases[i].rcptmax ||
+		    l.mailmax != cases[i].mailmax)
+			fprintf(stderr, "\"%s\": got %u/%u, want %u/%u\n",
+			    cases[i].in, l.rcptmax, l.mailmax,
+			    cases[i].rcptmax, cases[i].mailmax);
+		CU_ASSERT_EQUAL(l.rcptmax, cases[i].rcptmax);
+		CU_ASSERT_EQUAL(l.mailmax, cases[i].mailmax);
+	}
+}
+
+static void
+test_requiretls_ok(void)
+{
+	char why[128];
+
+	CU_ASSERT_EQUAL(clientext_requiretls_ok(1, "verified", 0, 1, why,
+	    sizeof(why)), 1);
+	CU_ASSERT_EQUAL(clientext_requiretls_ok(1, "DANE", 0, 1, why,
+	    sizeof(why)), 1);
+	CU_ASSERT_EQUAL(clientext_requiretls_ok(1, "MTA-STS", 0, 1, why,
+	    sizeof(why)), 1);
+	CU_ASSERT_EQUAL(clientext_requiretls_ok(0, "none", 0, 1, why,
+	    sizeof(why)), 0);
+	CU_ASSERT_EQUAL(clientext_requiretls_ok(1, "unverified", 0, 1, why,
+	    sizeof(why)), 0);
+	CU_ASSERT_EQUAL(clientext_requiretls_ok(1, "unverified (MTA-STS "
+	    "testing)", 0, 1, why, sizeof(why)), 0);
+	CU_ASSERT_EQUAL(clientext_requiretls_ok(1, "verified", 1, 1, why,
+	    sizeof(why)), 0);
+	CU_ASSERT_EQUAL(clientext_requiretls_ok(1, "verified", 0, 0, why,
+	    sizeof(why)), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "REQUIRETLS"));
+}
+
 int
 suite_client(void)
 {
@@ -264,7 +319,9 @@ suite_client(void)
 	    CU_add_test(s, "dot-stuffing", test_stuff) == NULL ||
 	    CU_add_test(s, "AUTH mechanism choice", test_pick_mech) == NULL ||
 	    CU_add_test(s, "connect errors", test_connect_errors) == NULL ||
-	    CU_add_test(s, "pin syntax", test_pin_valid) == NULL)
+	    CU_add_test(s, "pin syntax", test_pin_valid) == NULL ||
+	    CU_add_test(s, "LIMITS parameters", test_limits_parse) == NULL ||
+	    CU_add_test(s, "REQUIRETLS terms", test_requiretls_ok) == NULL)
 		return -1;
 	return 0;
 }

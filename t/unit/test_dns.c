@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lib/dns.h"
@@ -17,7 +18,7 @@
  * with libresolv).
  */
 struct pkt {
-	unsigned char	b[1024];
+	unsigned char	b[4096];
 	size_t		len;
 };
 
@@ -245,6 +246,101 @@ test_mail_domain_literal(void)
 	CU_ASSERT_EQUAL(dns_mail_domain("[192.0.2.1]"), DNS_OK);
 }
 
+/* One record of type type owned by the question name, rdata as given. */
+static void
+raw_rr(struct pkt *p, unsigned type, const void *rdata, size_t len)
+{
+	put16(p, 0xc00c);
+	put16(p, type);
+	put16(p, 1);
+	put32(p, 300);
+	put16(p, (unsigned)len);
+	memcpy(p->b + p->len, rdata, len);
+	p->len += len;
+}
+
+static void
+test_parse_tlsa(void)
+{
+	static const unsigned char ee[] = { 3, 1, 1, 0xab, 0xcd, 0xef };
+	static const unsigned char ta[] = { 2, 0, 0, 0x30, 0x82 };
+	static const unsigned char shorty[] = { 3, 1 };
+	unsigned char big[3 + DNS_TLSA_DATA_MAX + 1];
+	struct dns_tlsa *t;
+	struct pkt p;
+	size_t n;
+
+	CU_ASSERT_FATAL((t = calloc(4, sizeof(*t))) != NULL);
+	header(&p, 3, "_25._tcp.mx.test", DNS_T_TLSA);
+	raw_rr(&p, 5, "\2mx\4test", 9);	/* a CNAME on the way: skipped */
+	raw_rr(&p, DNS_T_TLSA, ee, sizeof(ee));
+	raw_rr(&p, DNS_T_TLSA, ta, sizeof(ta));
+	CU_ASSERT_EQUAL(dns_parse_tlsa(p.b, p.len, t, 4, &n), 0);
+	CU_ASSERT_EQUAL(n, 2);
+	CU_ASSERT_EQUAL(t[0].usage, 3);
+	CU_ASSERT_EQUAL(t[0].selector, 1);
+	CU_ASSERT_EQUAL(t[0].mtype, 1);
+	CU_ASSERT_EQUAL(t[0].len, 3);
+	CU_ASSERT(memcmp(t[0].data, "\xab\xcd\xef", 3) == 0);
+	CU_ASSERT_EQUAL(t[1].usage, 2);
+	CU_ASSERT_EQUAL(t[1].len, 2);
+	/* Only max kept. */
+	CU_ASSERT_EQUAL(dns_parse_tlsa(p.b, p.len, t, 1, &n), 0);
+	CU_ASSERT_EQUAL(n, 1);
+	/* rdata shorter than usage, selector and type: malformed. */
+	header(&p, 1, "_25._tcp.mx.test", DNS_T_TLSA);
+	raw_rr(&p, DNS_T_TLSA, shorty, sizeof(shorty));
+	CU_ASSERT_EQUAL(dns_parse_tlsa(p.b, p.len, t, 4, &n), -1);
+	/* Data longer than we keep: skipped, not cut. */
+	memset(big, 0x11, sizeof(big));
+	big[0] = 3;
+	header(&p, 2, "_25._tcp.mx.test", DNS_T_TLSA);
+	raw_rr(&p, DNS_T_TLSA, big, sizeof(big));
+	raw_rr(&p, DNS_T_TLSA, ee, sizeof(ee));
+	CU_ASSERT_EQUAL(dns_parse_tlsa(p.b, p.len, t, 4, &n), 0);
+	CU_ASSERT_EQUAL(n, 1);
+	CU_ASSERT_EQUAL(t[0].len, 3);
+	/* Truncated: an error. */
+	CU_ASSERT_EQUAL(dns_parse_tlsa(p.b, p.len - 2, t, 4, &n), -1);
+	free(t);
+}
+
+static void
+test_parse_txt(void)
+{
+	static const unsigned char two[] = "\7v=STSv1\13; id=abc123";
+	static const unsigned char over[] = "\20short";
+	char (*txt)[DNS_TXT_MAX];
+	unsigned char longrec[5 * 256];
+	struct pkt p;
+	size_t n, i;
+
+	CU_ASSERT_FATAL((txt = calloc(4, sizeof(*txt))) != NULL);
+	header(&p, 2, "_mta-sts.example.test", 16);
+	/* Two strings of one record are joined (RFC 7208 3.3). */
+	raw_rr(&p, 16, two, sizeof(two) - 1);
+	raw_rr(&p, 16, "", 0);
+	CU_ASSERT_EQUAL(dns_parse_txt(p.b, p.len, txt, 4, &n), 0);
+	CU_ASSERT_EQUAL(n, 2);
+	CU_ASSERT_STRING_EQUAL(txt[0], "v=STSv1; id=abc123");
+	CU_ASSERT_STRING_EQUAL(txt[1], "");
+	/* A string running past its record: malformed. */
+	header(&p, 1, "t.test", 16);
+	raw_rr(&p, 16, over, sizeof(over) - 1);
+	CU_ASSERT_EQUAL(dns_parse_txt(p.b, p.len, txt, 4, &n), -1);
+	/* A record longer than DNS_TXT_MAX - 1: skipped. */
+	for (i = 0; i < 5; i++) {
+		longrec[i * 256] = 255;
+		memset(longrec + i * 256 + 1, 'a', 255);
+	}
+	header(&p, 2, "t.test", 16);
+	raw_rr(&p, 16, longrec, sizeof(longrec));
+	raw_rr(&p, 16, two, sizeof(two) - 1);
+	CU_ASSERT_EQUAL(dns_parse_txt(p.b, p.len, txt, 4, &n), 0);
+	CU_ASSERT_EQUAL(n, 1);
+	free(txt);
+}
+
 int
 suite_dns(void)
 {
@@ -256,7 +352,9 @@ suite_dns(void)
 	    CU_add_test(s, "sort and shuffle MX", test_sort_mx) == NULL ||
 	    CU_add_test(s, "reverse names", test_reverse_name) == NULL ||
 	    CU_add_test(s, "status strings", test_status_str) == NULL ||
-	    CU_add_test(s, "address literal", test_mail_domain_literal) == NULL)
+	    CU_add_test(s, "address literal", test_mail_domain_literal) == NULL ||
+	    CU_add_test(s, "parse TLSA replies", test_parse_tlsa) == NULL ||
+	    CU_add_test(s, "parse TXT replies", test_parse_txt) == NULL)
 		return -1;
 	return 0;
 }

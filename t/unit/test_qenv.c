@@ -1,11 +1,16 @@
 #include "config.h"
 
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "queue/qenv.h"
+#include "queue/spool.h"
+#include "queue/tlsreq.h"
 #include "tests.h"
+#include "testutil.h"
 
 static void
 test_parse_full(void)
@@ -166,6 +171,80 @@ test_notify(void)
 	CU_ASSERT_EQUAL(qenv_parse_notify(""), -1);
 }
 
+/* What spool_begin() writes, qenv_read() reads back: the flags too. */
+static void
+test_round_trip(void)
+{
+	const struct spool_rcpt rcpt = { "b\xc3\xbcro@example.com",
+	    "FAILURE", NULL };
+	struct spool_envelope env;
+	struct spool_msg *m;
+	struct spool *sp;
+	struct qenv *e;
+	char dir[256], path[512], err[256], id[SPOOL_ID_LEN + 1];
+	int fd, flags;
+
+	CU_ASSERT_EQUAL_FATAL(tu_mkdtemp(dir, sizeof(dir)), 0);
+	sp = spool_open(dir, 0, err, sizeof(err));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(sp);
+	for (flags = 0; flags < 4; flags++) {
+		memset(&env, 0, sizeof(env));
+		env.sender = "alice@example.org";
+		env.rcpts = &rcpt;
+		env.nrcpts = 1;
+		env.smtputf8 = flags & 1;
+		env.requiretls = (flags & 2) != 0;
+		env.arrival = 1700000000;
+		m = spool_begin(sp, &env);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+		snprintf(id, sizeof(id), "%s", spool_msg_id(m));
+		CU_ASSERT_EQUAL(spool_write(m, "Subject: x\r\n\r\nhi\r\n",
+		    19), 0);
+		CU_ASSERT_EQUAL_FATAL(spool_commit(&m), 0);
+		snprintf(path, sizeof(path), "%s/queue/%s", dir, id);
+		CU_ASSERT_FATAL((fd = open(path, O_RDONLY)) != -1);
+		CU_ASSERT_EQUAL_FATAL(qenv_read(fd, &e, err, sizeof(err)), 0);
+		close(fd);
+		TU_CHECK(e->smtputf8 == (flags & 1), "flags %d: smtputf8 "
+		    "got %d", flags, e->smtputf8);
+		TU_CHECK(e->requiretls == ((flags & 2) != 0), "flags %d: "
+		    "requiretls got %d", flags, e->requiretls);
+		CU_ASSERT_STRING_EQUAL(e->rcpts[0].mailbox, rcpt.addr);
+		CU_ASSERT_EQUAL(e->rcpts[0].notify, QENV_NOTIFY_FAILURE);
+		CU_ASSERT_EQUAL(e->size, 19);
+		qenv_free(&e);
+	}
+	spool_close(&sp);
+	/* The spool has directories of its own: more than one level. */
+	snprintf(path, sizeof(path), "rm -rf '%s'", dir);
+	CU_ASSERT_EQUAL(system(path), 0);
+}
+
+static void
+test_tls_required(void)
+{
+	static const struct {
+		const char	*hdr;
+		int		 want;
+	} cases[] = {
+		{ "Subject: x\r\nTLS-Required: No\r\n\r\nbody", 1 },
+		{ "tls-required:no\n\n", 1 },
+		{ "TLS-Required :\r\n  No \r\n\r\n", 1 },
+		{ "TLS-Required: Yes\r\n\r\n", 0 },
+		{ "TLS-Required: Nope\r\n\r\n", 0 },
+		{ "X-TLS-Required: No\r\n\r\n", 0 },
+		{ "Subject: x\r\n TLS-Required: No\r\n\r\n", 0 },
+		{ "Subject: x\r\n\r\nTLS-Required: No\r\n", 0 },
+		{ "TLS-Required: No", 1 },
+		{ "", 0 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		TU_CHECK(tlsreq_header_no(cases[i].hdr, strlen(cases[i].hdr)) ==
+		    cases[i].want, "case %zu: want %d", i, cases[i].want);
+}
+
 int
 suite_qenv(void)
 {
@@ -177,7 +256,9 @@ suite_qenv(void)
 	    CU_add_test(s, "damaged envelopes", test_parse_damaged) == NULL ||
 	    CU_add_test(s, "read from a file", test_read_file) == NULL ||
 	    CU_add_test(s, "xtext", test_xtext) == NULL ||
-	    CU_add_test(s, "notify", test_notify) == NULL)
+	    CU_add_test(s, "notify", test_notify) == NULL ||
+	    CU_add_test(s, "spool round trip", test_round_trip) == NULL ||
+	    CU_add_test(s, "TLS-Required header", test_tls_required) == NULL)
 		return -1;
 	return 0;
 }

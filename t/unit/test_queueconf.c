@@ -7,6 +7,7 @@
 #include <libconfig.h>
 
 #include "lib/str.h"
+#include "queue/alias.h"
 #include "queue/queueconf.h"
 #include "tests.h"
 
@@ -83,7 +84,8 @@ test_settings(void)
 	CU_ASSERT_EQUAL(qc->routes[2].tls_verify, 1);
 	CU_ASSERT_STRING_EQUAL(qc->routes[2].tls_cafile, "/etc/ssl/corp.pem");
 	CU_ASSERT_PTR_NULL(qc->routes[2].tls_pin);
-	CU_ASSERT_EQUAL(qc->routes[3].tls, ROUTE_TLS_OPPORTUNISTIC);
+	/* By MX: DANE, else MTA-STS, else opportunistic. */
+	CU_ASSERT_EQUAL(qc->routes[3].tls, ROUTE_TLS_AUTO);
 	CU_ASSERT_EQUAL(qc->routes[3].tls_verify, 0);
 	CU_ASSERT_STRING_EQUAL(qc->relay_keys, "/etc/smtpd/relay.keys");
 	CU_ASSERT_STRING_EQUAL(qc->routes[0].user.name, "nobody");
@@ -280,7 +282,8 @@ test_errors(void)
 		{ "routes = ( { domain = \"x.example\"; action = \"relay\"; "
 		    "tls_verify = true; } );", "tls_verify needs tls" },
 		{ "routes = ( { domain = \"x.example\"; action = \"relay\"; "
-		    "tls_cafile = \"/ca.pem\"; } );", "need tls = \"require\"" },
+		    "tls = \"may\"; tls_cafile = \"/ca.pem\"; } );",
+		    "need tls = \"require\"" },
 		{ "routes = ( { domain = \"x.example\"; action = \"relay\"; "
 		    "tls = \"require\"; tls_verify = false; "
 		    "tls_pin = \"sha256:AB\"; } );", "tls_pin must be" },

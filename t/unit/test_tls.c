@@ -696,8 +696,13 @@ test_chain(void)
 			    GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR,
 			    "row %zu: client got %s", i,
 			    gnutls_strerror(c.handshake));
-			/* The server names the client's alert. */
-			TU_CHECK(sv.r == -1 && strstr(sv.err, "alert") != NULL,
+			/*
+			 * The server names the client's alert, or, when the
+			 * client has hung up before the server wrote again,
+			 * the broken pipe.
+			 */
+			TU_CHECK(sv.r == -1 && (strstr(sv.err, "alert") != NULL ||
+			    strstr(sv.err, "Broken pipe") != NULL),
 			    "row %zu: server got %d \"%s\"", i, sv.r, sv.err);
 		}
 		client_done(&c);

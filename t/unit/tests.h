@@ -11,12 +11,15 @@ int	suite_cmdparse(void);
 int	suite_data(void);
 int	suite_policy(void);
 int	suite_cidr(void);
+int	suite_proxy(void);
 int	suite_modules(void);
 int	suite_secrets(void);
 int	suite_sasl(void);
 int	suite_throttle(void);
 int	suite_tls(void);
 int	suite_senders(void);
+int	suite_table(void);
+int	suite_recipients(void);
 int	suite_qenv(void);
 int	suite_queueconf(void);
 int	suite_qstore(void);
@@ -27,5 +30,8 @@ int	suite_dial(void);
 int	suite_convert(void);
 int	suite_creds(void);
 int	suite_client(void);
+int	suite_mtasts(void);
+int	suite_tlsrpt(void);
+int	suite_dkim(void);
 
 #endif

@@ -1,0 +1,887 @@
+/*
+ * Policy delegation: the policy_services of smtpd.conf, asked over the
+ * Postfix SMTPD access policy protocol.  See delegate.h and smtpd.conf(5).
+ *
+ * Each service keeps up to DELEGATE_POOL_MAX idle connections; a session
+ * thread takes one (or connects), asks, and gives it back.  A connection
+ * taken from the pool may have been closed by the service meanwhile: a
+ * request on it that fails before any reply byte is sent once more on a
+ * fresh connection.  Anything else that goes wrong (no connection, no
+ * reply in time, a reply that is not the protocol) gives the service's
+ * default_action, and the connection is closed.
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <netdb.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "lib/str.h"
+#include "delegate.h"
+
+#define REQUEST_MAX	16384	/* bytes of one request */
+#define REPLY_MAX	4096	/* bytes of one reply, all lines */
+#define REPLY_ATTRS_MAX	32	/* name=value lines in one reply */
+#define VALUE_MAX	1000	/* bytes of one attribute value sent */
+#define TEXT_MAX	400	/* bytes of a reply text passed on */
+
+struct delegate_service {
+	char		 name[300];	/* the address as configured */
+	int		 unix_socket;
+	char		 host[256];
+	char		 port[32];
+	char		 path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	unsigned int	 stages;		/* DELEGATE_RCPT, _EOM */
+	unsigned int	 timeout;		/* seconds for a reply */
+	unsigned int	 connect_timeout;
+	unsigned int	 max_idle;		/* seconds */
+	int		 defer_on_error;	/* default_action = "defer" */
+	int		 check_trusted;		/* trusted clients too */
+
+	pthread_mutex_t	 mu;
+	int		 idle[DELEGATE_POOL_MAX];
+	time_t		 idle_since[DELEGATE_POOL_MAX];
+	int		 nidle;
+};
+
+static const char *const service_keys[] = {
+	"address", "stage", "timeout", "connect_timeout", "max_idle",
+	"default_action", "check_trusted", NULL
+};
+
+static enum verdict_kind
+set(struct verdict *v, enum verdict_kind k, int code, const char *status,
+    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static enum verdict_kind
+set(struct verdict *v, enum verdict_kind k, int code, const char *status,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	v->kind = k;
+	v->code = code;
+	str_lcpy(v->status, status, sizeof(v->status));
+	va_start(ap, fmt);
+	vsnprintf(v->text, sizeof(v->text), fmt, ap);
+	va_end(ap);
+	return k;
+}
+
+static int
+fail(char *err, size_t errlen, const char *file, const config_setting_t *s,
+    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static int
+fail(char *err, size_t errlen, const char *file, const config_setting_t *s,
+    const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	snprintf(err, errlen, "%s:%d: %s", file,
+	    s != NULL ? config_setting_source_line(s) : 0, msg);
+	return -1;
+}
+
+/* A number of seconds: 10, "10", "10s", "2m". */
+static int
+get_seconds(const config_setting_t *g, const char *name, unsigned int *out,
+    const char *file, char *err, size_t errlen)
+{
+	config_setting_t *s = config_setting_get_member(g, name);
+	const char *v;
+	char *end;
+	long long n;
+
+	if (s == NULL)
+		return 0;
+	if (config_setting_type(s) == CONFIG_TYPE_INT ||
+	    config_setting_type(s) == CONFIG_TYPE_INT64)
+		n = config_setting_get_int64(s);
+	else if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+		v = config_setting_get_string(s);
+		errno = 0;
+		n = strtoll(v, &end, 10);
+		if (end == v || errno != 0)
+			n = -1;
+		else if (strcmp(end, "m") == 0)
+			n *= 60;
+		else if (*end != '\0' && strcmp(end, "s") != 0)
+			n = -1;
+	} else
+		n = -1;
+	if (n < 1 || n > 3600)
+		return fail(err, errlen, file, s, "%s must be 1 to 3600 "
+		    "seconds (10, \"10s\", \"2m\")", name);
+	*out = (unsigned int)n;
+	return 0;
+}
+
+static int
+get_str(const config_setting_t *g, const char *name, const char **out,
+    const char *file, char *err, size_t errlen)
+{
+	config_setting_t *s = config_setting_get_member(g, name);
+
+	if (s == NULL)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return fail(err, errlen, file, s, "%s must be a string", name);
+	*out = config_setting_get_string(s);
+	return 0;
+}
+
+/* "inet:host:port", "inet:[v6]:port", "host:port" or "unix:/path". */
+static int
+parse_address(struct delegate_service *sv, const char *a)
+{
+	const char *colon;
+	size_t hl;
+
+	if (strncmp(a, "unix:", 5) == 0) {
+		sv->unix_socket = 1;
+		return a[5] == '/' && str_lcpy(sv->path, a + 5,
+		    sizeof(sv->path)) < sizeof(sv->path) ? 0 : -1;
+	}
+	if (strncmp(a, "inet:", 5) == 0)
+		a += 5;
+	if (*a == '[') {
+		if ((colon = strchr(a, ']')) == NULL || colon[1] != ':')
+			return -1;
+		a++;
+		hl = (size_t)(colon - a);
+		colon++;
+	} else {
+		if ((colon = strrchr(a, ':')) == NULL)
+			return -1;
+		hl = (size_t)(colon - a);
+	}
+	if (hl == 0 || hl >= sizeof(sv->host) || colon[1] == '\0' ||
+	    str_lcpy(sv->port, colon + 1, sizeof(sv->port)) >= sizeof(sv->port))
+		return -1;
+	memcpy(sv->host, a, hl);
+	sv->host[hl] = '\0';
+	return 0;
+}
+
+static int
+load_service(struct delegate_conf *c, const config_setting_t *g,
+    const char *file, char *err, size_t errlen)
+{
+	struct delegate_service *sv;
+	const char *addr = NULL, *stage = "rcpt", *action = "defer";
+	config_setting_t *b;
+	int i, j;
+
+	if (config_setting_type(g) != CONFIG_TYPE_GROUP)
+		return fail(err, errlen, file, g, "policy_services entries "
+		    "must be groups: { address = \"inet:127.0.0.1:10023\"; }");
+	for (i = 0; i < config_setting_length(g); i++) {
+		const char *n = config_setting_name(
+		    config_setting_get_elem(g, (unsigned)i));
+
+		for (j = 0; service_keys[j] != NULL; j++)
+			if (strcmp(n, service_keys[j]) == 0)
+				break;
+		if (service_keys[j] == NULL)
+			return fail(err, errlen, file,
+			    config_setting_get_elem(g, (unsigned)i),
+			    "unknown setting \"%s\"", n);
+	}
+	if (c->nsvc >= DELEGATE_SERVICES_MAX)
+		return fail(err, errlen, file, g, "more than %d policy "
+		    "services", DELEGATE_SERVICES_MAX);
+	if ((sv = calloc(1, sizeof(*sv))) == NULL)
+		return fail(err, errlen, file, g, "out of memory");
+	c->svc[c->nsvc++] = sv;
+	pthread_mutex_init(&sv->mu, NULL);
+	sv->timeout = DEF_DELEGATE_TIMEOUT;
+	sv->connect_timeout = DEF_DELEGATE_CONNECT;
+	sv->max_idle = DEF_DELEGATE_IDLE;
+	if (get_str(g, "address", &addr, file, err, errlen) == -1 ||
+	    get_str(g, "stage", &stage, file, err, errlen) == -1 ||
+	    get_str(g, "default_action", &action, file, err, errlen) == -1 ||
+	    get_seconds(g, "timeout", &sv->timeout, file, err, errlen) == -1 ||
+	    get_seconds(g, "connect_timeout", &sv->connect_timeout, file, err,
+	    errlen) == -1 ||
+	    get_seconds(g, "max_idle", &sv->max_idle, file, err, errlen) == -1)
+		return -1;
+	if (addr == NULL)
+		return fail(err, errlen, file, g, "a policy service needs an "
+		    "address");
+	str_lcpy(sv->name, addr, sizeof(sv->name));
+	if (parse_address(sv, addr) == -1)
+		return fail(err, errlen, file, config_setting_get_member(g,
+		    "address"), "bad policy service address \"%.100s\" (want "
+		    "inet:host:port or unix:/path)", addr);
+	if (strcmp(stage, "rcpt") == 0)
+		sv->stages = DELEGATE_RCPT;
+	else if (strcmp(stage, "data") == 0 ||
+	    strcmp(stage, "end-of-message") == 0)
+		sv->stages = DELEGATE_EOM;
+	else if (strcmp(stage, "both") == 0)
+		sv->stages = DELEGATE_RCPT | DELEGATE_EOM;
+	else
+		return fail(err, errlen, file, config_setting_get_member(g,
+		    "stage"), "stage must be \"rcpt\", \"data\" or \"both\"");
+	if (strcasecmp(action, "defer") == 0)
+		sv->defer_on_error = 1;
+	else if (strcasecmp(action, "dunno") != 0)
+		return fail(err, errlen, file, config_setting_get_member(g,
+		    "default_action"), "default_action must be \"defer\" or "
+		    "\"dunno\"");
+	if ((b = config_setting_get_member(g, "check_trusted")) != NULL) {
+		if (config_setting_type(b) != CONFIG_TYPE_BOOL)
+			return fail(err, errlen, file, b,
+			    "check_trusted must be true or false");
+		sv->check_trusted = config_setting_get_bool(b);
+	}
+	return 0;
+}
+
+int
+delegate_load(struct delegate_conf **out, const config_setting_t *root,
+    const char *file, char *err, size_t errlen)
+{
+	config_setting_t *s;
+	struct delegate_conf *c;
+	int i;
+
+	*out = NULL;
+	if ((s = config_setting_get_member(root, "policy_services")) == NULL)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_LIST &&
+	    config_setting_type(s) != CONFIG_TYPE_GROUP)
+		return fail(err, errlen, file, s, "policy_services must be a "
+		    "list of groups: ( { address = \"inet:host:port\"; } )");
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return fail(err, errlen, file, s, "out of memory");
+	if (config_setting_type(s) == CONFIG_TYPE_GROUP) {
+		if (load_service(c, s, file, err, errlen) == -1)
+			goto bad;
+	} else
+		for (i = 0; i < config_setting_length(s); i++)
+			if (load_service(c, config_setting_get_elem(s,
+			    (unsigned)i), file, err, errlen) == -1)
+				goto bad;
+	*out = c;
+	return 0;
+bad:
+	delegate_free(&c);
+	return -1;
+}
+
+void
+delegate_free(struct delegate_conf **cp)
+{
+	struct delegate_conf *c = *cp;
+	int i, j;
+
+	if (c == NULL)
+		return;
+	*cp = NULL;
+	for (i = 0; i < c->nsvc; i++) {
+		for (j = 0; j < c->svc[i]->nidle; j++)
+			close(c->svc[i]->idle[j]);
+		pthread_mutex_destroy(&c->svc[i]->mu);
+		free(c->svc[i]);
+	}
+	free(c);
+}
+
+void
+delegate_print(const struct delegate_conf *c, FILE *f)
+{
+	const struct delegate_service *sv;
+	int i;
+
+	if (c == NULL) {
+		fprintf(f, "policy services: none\n");
+		return;
+	}
+	for (i = 0; i < c->nsvc; i++) {
+		sv = c->svc[i];
+		fprintf(f, "policy service %s: asked at %s%s%s, reply within "
+		    "%u s (connect %u s), when it fails: %s%s\n", sv->name,
+		    sv->stages & DELEGATE_RCPT ? "RCPT" : "",
+		    sv->stages == (DELEGATE_RCPT | DELEGATE_EOM) ? " and " : "",
+		    sv->stages & DELEGATE_EOM ? "end of data" : "",
+		    sv->timeout, sv->connect_timeout,
+		    sv->defer_on_error ? "defer (451 4.3.0)" : "dunno",
+		    sv->check_trusted ? "; trusted clients too" : "");
+	}
+}
+
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits for events on fd until deadline (ms, monotonic).  1, 0, -1. */
+static int
+wait_fd(int fd, short events, long long deadline)
+{
+	struct pollfd pfd;
+	long long left;
+	int r;
+
+	for (;;) {
+		if ((left = deadline - now_ms()) <= 0) {
+			errno = ETIMEDOUT;
+			return 0;
+		}
+		pfd.fd = fd;
+		pfd.events = events;
+		pfd.revents = 0;
+		r = poll(&pfd, 1, left > 60000 ? 60000 : (int)left);
+		if (r > 0)
+			return 1;
+		if (r == -1 && errno != EINTR)
+			return -1;
+	}
+}
+
+/* A non-blocking connect that gives up at the deadline.  fd or -1. */
+static int
+connect_to(const struct sockaddr *sa, socklen_t len, long long deadline)
+{
+	socklen_t elen = sizeof(int);
+	int fd, e = 0;
+
+	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	if (fd == -1)
+		return -1;
+	if (connect(fd, sa, len) == -1) {
+		if (errno != EINPROGRESS && errno != EAGAIN)
+			goto bad;
+		if (wait_fd(fd, POLLOUT, deadline) != 1)
+			goto bad;
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &elen) == -1)
+			goto bad;
+		if (e != 0) {
+			errno = e;
+			goto bad;
+		}
+	}
+	return fd;
+bad:
+	e = errno;
+	close(fd);
+	errno = e;
+	return -1;
+}
+
+static int
+service_connect(struct delegate_service *sv)
+{
+	long long deadline = now_ms() + (long long)sv->connect_timeout * 1000;
+	struct addrinfo hints, *res, *ai;
+	struct sockaddr_un sun;
+	int fd = -1, e = ECONNREFUSED;
+
+	if (sv->unix_socket) {
+		memset(&sun, 0, sizeof(sun));
+		sun.sun_family = AF_UNIX;
+		str_lcpy(sun.sun_path, sv->path, sizeof(sun.sun_path));
+		return connect_to((struct sockaddr *)&sun, sizeof(sun),
+		    deadline);
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_family = AF_UNSPEC;
+	if (getaddrinfo(sv->host, sv->port, &hints, &res) != 0) {
+		errno = EHOSTUNREACH;
+		return -1;
+	}
+	for (ai = res; ai != NULL && fd == -1; ai = ai->ai_next)
+		if ((fd = connect_to(ai->ai_addr, ai->ai_addrlen,
+		    deadline)) == -1)
+			e = errno;
+	freeaddrinfo(res);
+	if (fd == -1)
+		errno = e;
+	return fd;
+}
+
+/* An idle connection young enough to use, or -1. */
+static int
+pool_take(struct delegate_service *sv)
+{
+	time_t now = time(NULL);
+	int fd = -1;
+
+	pthread_mutex_lock(&sv->mu);
+	while (sv->nidle > 0 && fd == -1) {
+		sv->nidle--;
+		fd = sv->idle[sv->nidle];
+		if (now - sv->idle_since[sv->nidle] > (time_t)sv->max_idle) {
+			close(fd);
+			fd = -1;
+		}
+	}
+	pthread_mutex_unlock(&sv->mu);
+	return fd;
+}
+
+/* The service closed one: the others were opened before, close them. */
+static void
+pool_drain(struct delegate_service *sv)
+{
+	pthread_mutex_lock(&sv->mu);
+	while (sv->nidle > 0)
+		close(sv->idle[--sv->nidle]);
+	pthread_mutex_unlock(&sv->mu);
+}
+
+static void
+pool_give(struct delegate_service *sv, int fd)
+{
+	pthread_mutex_lock(&sv->mu);
+	if (sv->nidle < DELEGATE_POOL_MAX) {
+		sv->idle[sv->nidle] = fd;
+		sv->idle_since[sv->nidle] = time(NULL);
+		sv->nidle++;
+		fd = -1;
+	}
+	pthread_mutex_unlock(&sv->mu);
+	if (fd != -1)
+		close(fd);
+}
+
+static int
+send_all(int fd, const char *p, size_t n, long long deadline)
+{
+	ssize_t w;
+
+	while (n > 0) {
+		w = send(fd, p, n, MSG_NOSIGNAL);
+		if (w > 0) {
+			p += w;
+			n -= (size_t)w;
+			continue;
+		}
+		if (w == -1 && errno == EINTR)
+			continue;
+		if (w == -1 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+		    wait_fd(fd, POLLOUT, deadline) == 1)
+			continue;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Reads one reply (lines up to an empty line) into buf.  0; -1 with *got
+ * telling whether any byte came.  Bytes after the empty line are not
+ * the protocol: the caller must not reuse the connection (*extra).
+ */
+static int
+read_reply(int fd, char *buf, size_t len, long long deadline, size_t *got,
+    int *extra)
+{
+	char *end;
+	ssize_t r;
+
+	*got = 0;
+	*extra = 0;
+	for (;;) {
+		if (*got >= len - 1) {
+			errno = EMSGSIZE;
+			return -1;
+		}
+		r = recv(fd, buf + *got, len - 1 - *got, 0);
+		if (r == 0) {
+			errno = ECONNRESET;
+			return -1;
+		}
+		if (r == -1) {
+			if (errno == EINTR)
+				continue;
+			if ((errno == EAGAIN || errno == EWOULDBLOCK) &&
+			    wait_fd(fd, POLLIN, deadline) == 1)
+				continue;
+			return -1;
+		}
+		*got += (size_t)r;
+		buf[*got] = '\0';
+		if (memchr(buf, '\0', *got) != NULL) {
+			errno = EPROTO;
+			return -1;
+		}
+		if (strcmp(buf, "\n") == 0 ||
+		    (end = strstr(buf, "\n\n")) != NULL) {
+			end = buf[0] == '\n' ? buf : end + 1;
+			*extra = end[1] != '\0';
+			end[1] = '\0';
+			return 0;
+		}
+	}
+}
+
+/* One attribute; a value loses its control characters and is bounded. */
+static void
+attr(struct str *r, const char *name, const char *value)
+{
+	size_t i;
+
+	(void)str_appends(r, name);
+	(void)str_appendc(r, '=');
+	for (i = 0; value != NULL && value[i] != '\0' && i < VALUE_MAX; i++)
+		(void)str_appendc(r, (unsigned char)value[i] < 0x20 ||
+		    value[i] == 0x7f ? '?' : value[i]);
+	(void)str_appendc(r, '\n');
+}
+
+static void
+attr_num(struct str *r, const char *name, long long n)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%lld", n);
+	attr(r, name, buf);
+}
+
+static void
+build_request(struct str *r, struct policy_session *ps, const char *rcpt,
+    int eom)
+{
+	struct policy_facts f;
+	char instance[64];
+	const char *empty = "";
+
+	memset(&f, 0, sizeof(f));
+	f.protocol = f.client_addr = f.client_name = f.reverse_name = empty;
+	f.helo = f.sasl_method = f.sasl_username = f.tls_version = empty;
+	f.tls_cipher = f.ccert_subject = f.ccert_issuer = empty;
+	f.ccert_fingerprint = f.server_addr = f.rcpt = f.queue_id = empty;
+	if (ps->describe != NULL)
+		ps->describe(ps->describe_arg, &f);
+	/* One value per transaction, as policy services cache on it. */
+	snprintf(instance, sizeof(instance), "%s.%u", ps->id ? ps->id : "0",
+	    ps->transaction);
+	attr(r, "request", "smtpd_access_policy");
+	attr(r, "protocol_state", eom ? "END-OF-MESSAGE" : "RCPT");
+	attr(r, "protocol_name", f.protocol);
+	attr(r, "client_address", f.client_addr);
+	attr(r, "client_name", f.client_name[0] ? f.client_name : "unknown");
+	attr(r, "reverse_client_name", f.reverse_name[0] ? f.reverse_name :
+	    "unknown");
+	attr(r, "helo_name", f.helo);
+	attr(r, "sender", ps->sender);
+	attr(r, "recipient", eom ? f.rcpt : rcpt);
+	attr_num(r, "recipient_count", eom ? (long long)f.nrcpts : 0);
+	attr(r, "queue_id", f.queue_id);
+	attr(r, "instance", instance);
+	attr_num(r, "size", f.size > 0 ? f.size : 0);
+	attr(r, "etrn_domain", "");
+	attr(r, "stress", "");
+	attr(r, "sasl_method", f.sasl_method);
+	attr(r, "sasl_username", f.sasl_username);
+	attr(r, "sasl_sender", "");
+	attr(r, "ccert_subject", f.ccert_subject);
+	attr(r, "ccert_issuer", f.ccert_issuer);
+	attr(r, "ccert_fingerprint", f.ccert_fingerprint);
+	attr(r, "ccert_pubkey_fingerprint", "");
+	attr(r, "encryption_protocol", f.tls_version);
+	attr(r, "encryption_cipher", f.tls_cipher);
+	attr_num(r, "encryption_keysize", f.tls_bits);
+	attr(r, "server_address", f.server_addr);
+	attr_num(r, "server_port", f.server_port);
+	(void)str_appendc(r, '\n');
+}
+
+/*
+ * Sends the request and reads the action into act.  0, or -1 (logged)
+ * when the service could not be asked or did not answer the protocol.
+ */
+static int
+ask(struct delegate_service *sv, const struct str *req, char *act,
+    size_t actlen, const char *id)
+{
+	char buf[REPLY_MAX + 1], *line, *next;
+	long long deadline;
+	size_t got;
+	int fd, pooled, tries, extra, nattrs = 0;
+
+	act[0] = '\0';
+	for (tries = 0; tries < 2; tries++) {
+		pooled = 1;
+		if ((fd = pool_take(sv)) == -1) {
+			pooled = 0;
+			if ((fd = service_connect(sv)) == -1) {
+				log_err("%s policy service %s: cannot connect: "
+				    "%s", id, sv->name, strerror(errno));
+				return -1;
+			}
+		}
+		deadline = now_ms() + (long long)sv->timeout * 1000;
+		if (send_all(fd, req->s, req->len, deadline) == 0 &&
+		    read_reply(fd, buf, sizeof(buf), deadline, &got,
+		    &extra) == 0)
+			break;
+		close(fd);
+		fd = -1;
+		/* A pooled connection the service had closed: once more. */
+		if (pooled && got == 0 && errno != ETIMEDOUT) {
+			pool_drain(sv);
+			continue;
+		}
+		log_err("%s policy service %s: %s", id, sv->name,
+		    errno == ETIMEDOUT ? "no reply in time" :
+		    errno == EMSGSIZE ? "reply too long" : strerror(errno));
+		return -1;
+	}
+	if (fd == -1)
+		return -1;
+	for (line = buf; *line != '\0'; line = next) {
+		next = strchr(line, '\n');
+		*next++ = '\0';
+		if (*line == '\0')
+			break;
+		if (++nattrs > REPLY_ATTRS_MAX || strchr(line, '=') == NULL)
+			goto garbage;
+		if (strncmp(line, "action=", 7) == 0)
+			str_lcpy(act, line + 7, actlen);
+	}
+	if (act[0] == '\0')
+		goto garbage;
+	if (extra)
+		close(fd);
+	else
+		pool_give(sv, fd);
+	return 0;
+garbage:
+	close(fd);
+	log_err("%s policy service %s: not a policy reply", id, sv->name);
+	return -1;
+}
+
+/* Reply text from a service: printable, bounded, never empty. */
+static void
+clean_text(char *dst, size_t len, const char *src, const char *dflt)
+{
+	size_t i, n = 0;
+
+	while (*src == ' ' || *src == '\t')
+		src++;
+	if (*src == '\0')
+		src = dflt;
+	for (i = 0; src[i] != '\0' && n + 1 < len && n < TEXT_MAX; i++)
+		dst[n++] = (unsigned char)src[i] < 0x20 || src[i] == 0x7f ?
+		    '?' : src[i];
+	dst[n] = '\0';
+}
+
+/* "4xx text" or "5xx x.y.z text"; -1 if it is not a reply. */
+static enum verdict_kind
+numeric(const char *act, struct verdict *v)
+{
+	char text[TEXT_MAX + 1], status[8];
+	const char *p = act + 3;
+	size_t n;
+	int code;
+
+	if (!isdigit((unsigned char)act[0]) ||
+	    !isdigit((unsigned char)act[1]) ||
+	    !isdigit((unsigned char)act[2]) || (act[3] != ' ' &&
+	    act[3] != '\0') || (act[0] != '4' && act[0] != '5'))
+		return (enum verdict_kind)-1;
+	code = (act[0] - '0') * 100 + (act[1] - '0') * 10 + (act[2] - '0');
+	while (*p == ' ')
+		p++;
+	/* An enhanced status code of the same class, when given. */
+	snprintf(status, sizeof(status), "%c.7.1", act[0]);
+	n = strspn(p, "0123456789.");
+	if (n >= 5 && n < sizeof(status) && p[0] == act[0] && p[1] == '.' &&
+	    (p[n] == ' ' || p[n] == '\0')) {
+		memcpy(status, p, n);
+		status[n] = '\0';
+		p += n;
+	}
+	clean_text(text, sizeof(text), p, code >= 500 ? "Access denied" :
+	    "Try again later");
+	return set(v, act[0] == '5' ? VERDICT_REJECT : VERDICT_DEFER, code,
+	    status, "%s", text);
+}
+
+/* Adds one header line (from PREPEND) to the transaction's list. */
+static void
+prepend(struct policy_session *ps, const char *line, const char *svc)
+{
+	const char *colon = strchr(line, ':'), *p;
+	size_t n = strlen(line);
+
+	for (p = line; p < colon; p++)
+		if ((unsigned char)*p <= ' ' || (unsigned char)*p > '~')
+			break;
+	if (colon == NULL || colon == line || p != colon) {
+		log_info("%s policy service %s: PREPEND of a bad header "
+		    "ignored", ps->id, svc);
+		return;
+	}
+	for (p = line; *p != '\0'; p++)
+		if ((unsigned char)*p < ' ' && *p != '\t')
+			return;
+	if (ps->prependlen + n + 2 > sizeof(ps->prepend)) {
+		log_info("%s policy service %s: too many header lines to "
+		    "add, one ignored", ps->id, svc);
+		return;
+	}
+	memcpy(ps->prepend + ps->prependlen, line, n);
+	memcpy(ps->prepend + ps->prependlen + n, "\r\n", 2);
+	ps->prependlen += n + 2;
+}
+
+/*
+ * What an action means here.  DEFER_IF_PERMIT and DEFER_IF_REJECT are
+ * conditional on the rest of the checks; this module runs after the
+ * relay and rule checks that could refuse, so DEFER_IF_PERMIT defers
+ * and DEFER_IF_REJECT does nothing.  FILTER, REDIRECT and BCC change
+ * where mail goes, which the queue decides by its routes: logged only.
+ */
+static enum verdict_kind
+apply(struct policy_session *ps, const struct delegate_service *sv,
+    const char *act, struct verdict *v)
+{
+	char text[TEXT_MAX + 1];
+	size_t wl = strcspn(act, " \t");
+	const char *arg = act + wl;
+	enum verdict_kind k;
+
+#define IS(w)	(wl == sizeof(w) - 1 && strncasecmp(act, w, wl) == 0)
+	if ((int)(k = numeric(act, v)) != -1)
+		return k;
+	if (IS("OK") || IS("DUNNO") || IS("DEFER_IF_REJECT")) {
+		if (IS("OK"))
+			return set(v, VERDICT_ACCEPT, 0, "", "ok");
+		return VERDICT_CONTINUE;
+	}
+	if (IS("REJECT")) {
+		clean_text(text, sizeof(text), arg, "Access denied");
+		return set(v, VERDICT_REJECT, 554, "5.7.1", "%s", text);
+	}
+	if (IS("DEFER") || IS("DEFER_IF_PERMIT")) {
+		clean_text(text, sizeof(text), arg, "Try again later");
+		return set(v, VERDICT_DEFER, 450, "4.7.1", "%s", text);
+	}
+	if (IS("PREPEND")) {
+		clean_text(text, sizeof(text), arg, "");
+		prepend(ps, text, sv->name);
+		return VERDICT_CONTINUE;
+	}
+	if (IS("HOLD")) {
+		log_info("%s policy service %s: hold%s", ps->id, sv->name, arg);
+		ps->hold = 1;
+		return VERDICT_CONTINUE;
+	}
+	if (IS("DISCARD")) {
+		log_info("%s policy service %s: discard%s", ps->id, sv->name,
+		    arg);
+		ps->discard = 1;
+		return set(v, VERDICT_ACCEPT, 0, "", "discard");
+	}
+	if (IS("WARN") || IS("INFO") || IS("FILTER") || IS("REDIRECT") ||
+	    IS("BCC")) {
+		clean_text(text, sizeof(text), act, "");
+		log_info("%s policy service %s: %s%s", ps->id, sv->name, text,
+		    IS("WARN") || IS("INFO") ? "" : " (not done here)");
+		return VERDICT_CONTINUE;
+	}
+#undef IS
+	return (enum verdict_kind)-1;
+}
+
+static enum verdict_kind
+run(struct policy_session *ps, const char *rcpt, int stage,
+    struct verdict *v)
+{
+	const struct delegate_conf *c = ps->pol->delegate;
+	struct delegate_service *sv;
+	char act[REPLY_MAX + 1], shown[120];
+	enum verdict_kind k;
+	struct str req;
+	int i;
+
+	if (c == NULL)
+		return VERDICT_CONTINUE;
+	for (i = 0; i < c->nsvc; i++) {
+		sv = c->svc[i];
+		if (!(sv->stages & stage) ||
+		    (ps->trusted && !sv->check_trusted))
+			continue;
+		str_init(&req, REQUEST_MAX);
+		build_request(&req, ps, rcpt, stage == DELEGATE_EOM);
+		if (ask(sv, &req, act, sizeof(act), ps->id ? ps->id : "-") ==
+		    -1)
+			k = (enum verdict_kind)-1;
+		else if ((int)(k = apply(ps, sv, act, v)) == -1) {
+			str_printable(shown, sizeof(shown), act, strlen(act));
+			log_err("%s policy service %s: unknown action \"%s\"",
+			    ps->id, sv->name, shown);
+		}
+		str_free(&req);
+		if ((int)k == -1) {
+			if (!sv->defer_on_error)
+				continue;
+			return set(v, VERDICT_DEFER, 451, "4.3.0", "Policy "
+			    "service unavailable, try again later");
+		}
+		if (k != VERDICT_CONTINUE)
+			return k;
+	}
+	return VERDICT_CONTINUE;
+}
+
+enum verdict_kind
+delegate_rcpt(struct policy_session *ps, const char *rcpt, struct verdict *v)
+{
+	return run(ps, rcpt, DELEGATE_RCPT, v);
+}
+
+enum verdict_kind
+delegate_data_end(struct policy_session *ps, struct verdict *v)
+{
+	return run(ps, "", DELEGATE_EOM, v);
+}
+
+void
+delegate_tags(struct policy_session *ps, struct str *tags)
+{
+	if (ps->prependlen > ps->prepended &&
+	    str_append(tags, ps->prepend + ps->prepended, ps->prependlen -
+	    ps->prepended) == 0)
+		ps->prepended = ps->prependlen;
+}
+
+const char *
+policy_late_headers(struct policy_session *ps, size_t *len)
+{
+	const char *p = ps->prepend + ps->prepended;
+
+	*len = ps->prependlen - ps->prepended;
+	ps->prepended = ps->prependlen;
+	return p;
+}

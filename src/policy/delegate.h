@@ -1,0 +1,53 @@
+/*
+ * delegate: policy delegation to external services that speak the
+ * Postfix SMTPD access policy protocol (postgrey, policyd-spf, ...).
+ *
+ * A request is lines of name=value ending in an empty line; the reply is
+ * "action=..." and an empty line.  Services are asked at RCPT and, when
+ * configured, at the end of the message; connections are kept for reuse
+ * in a small pool per service, shared by the session threads.
+ */
+#ifndef DELEGATE_H
+#define DELEGATE_H
+
+#include <libconfig.h>
+#include <stdio.h>
+
+#include "policy.h"
+
+#define DELEGATE_SERVICES_MAX	16
+#define DELEGATE_POOL_MAX	8	/* idle connections kept per service */
+#define DEF_DELEGATE_TIMEOUT	10	/* seconds for a reply */
+#define DEF_DELEGATE_CONNECT	5	/* seconds to connect */
+#define DEF_DELEGATE_IDLE	60	/* seconds an idle connection is kept */
+
+/* When a service is asked (stage = ...). */
+#define DELEGATE_RCPT		0x01
+#define DELEGATE_EOM		0x02	/* protocol_state=END-OF-MESSAGE */
+
+struct delegate_service;
+
+struct delegate_conf {
+	struct delegate_service	*svc[DELEGATE_SERVICES_MAX];
+	int			 nsvc;
+};
+
+/*
+ * Reads policy_services from the root group into *out (NULL when there
+ * are none).  0, or -1 with "file:line: message" in err.
+ */
+int	delegate_load(struct delegate_conf **out, const config_setting_t *root,
+	    const char *file, char *err, size_t errlen);
+/* Closes the pooled connections and frees the services; *cp = NULL. */
+void	delegate_free(struct delegate_conf **cp);
+void	delegate_print(const struct delegate_conf *, FILE *);
+
+/* The module's hooks (modules.c lists them). */
+enum verdict_kind delegate_rcpt(struct policy_session *, const char *rcpt,
+	    struct verdict *);
+enum verdict_kind delegate_data_end(struct policy_session *,
+	    struct verdict *);
+/* Header lines asked for at RCPT go with the header, into tags. */
+void	delegate_tags(struct policy_session *, struct str *tags);
+
+#endif

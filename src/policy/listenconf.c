@@ -1,0 +1,347 @@
+/*
+ * The listener table: listen (strings and groups), tls.listen,
+ * proxy.listen, proxy.tls_listen and -l in one list.  See listenconf.h.
+ */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lib/net.h"
+#include "lib/str.h"
+#include "policy.h"
+
+static const char *const listener_keys[] = {
+	"address", "name", "tls", "auth", "proxy", NULL
+};
+static const char *const listener_auth_keys[] = {
+	"required", "cleartext", NULL
+};
+
+static int
+fail(char *err, size_t errlen, const char *file, int line,
+    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static int
+fail(char *err, size_t errlen, const char *file, int line,
+    const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	snprintf(err, errlen, "%s:%d: %s", file, line, msg);
+	return -1;
+}
+
+static int
+line_of(const config_setting_t *s)
+{
+	return s != NULL ? (int)config_setting_source_line(s) : 0;
+}
+
+int
+listenconf_add(struct listen_table *t, const char *address,
+    enum listen_tls tls, int proxy, const char *origin, const char *file,
+    int line, char *err, size_t errlen)
+{
+	struct listen_conf *l;
+	char host[256], port[32];
+
+	if (t->n >= LISTEN_TABLE_MAX)
+		return fail(err, errlen, file, line, "more than %d listeners",
+		    LISTEN_TABLE_MAX);
+	if (net_split_hostport(address, host, sizeof(host), port,
+	    sizeof(port)) == -1)
+		return fail(err, errlen, file, line, "bad listen address "
+		    "\"%.100s\" in %s (want addr:port, [v6]:port or :port)",
+		    address, origin);
+	l = &t->l[t->n];
+	memset(l, 0, sizeof(*l));
+	if (str_lcpy(l->address, address, sizeof(l->address)) >=
+	    sizeof(l->address))
+		return fail(err, errlen, file, line, "listen address too long");
+	l->tls = tls;
+	l->tls_explicit = tls != LTLS_STARTTLS;
+	l->auth = LAUTH_DEFAULT;
+	l->cleartext = -1;
+	l->proxy = proxy;
+	l->origin = origin;
+	l->line = line;
+	t->n++;
+	return 0;
+}
+
+/* auth = "required" | "optional" | "off", or { required; cleartext; } */
+static int
+listener_auth(struct listen_conf *l, const config_setting_t *a,
+    const char *file, char *err, size_t errlen)
+{
+	const config_setting_t *e;
+	const char *v;
+	int i, j;
+
+	if (config_setting_type(a) == CONFIG_TYPE_STRING) {
+		v = config_setting_get_string(a);
+		if (strcmp(v, "required") == 0)
+			l->auth = LAUTH_REQUIRED;
+		else if (strcmp(v, "optional") == 0)
+			l->auth = LAUTH_OPTIONAL;
+		else if (strcmp(v, "off") == 0)
+			l->auth = LAUTH_OFF;
+		else
+			return fail(err, errlen, file, line_of(a), "listener "
+			    "auth must be \"required\", \"optional\", \"off\" "
+			    "or { required = ...; cleartext = ...; }");
+		return 0;
+	}
+	if (!config_setting_is_group(a))
+		return fail(err, errlen, file, line_of(a), "listener auth must "
+		    "be a string or a group { required; cleartext; }");
+	for (i = 0; i < config_setting_length(a); i++) {
+		e = config_setting_get_elem(a, (unsigned)i);
+		for (j = 0; listener_auth_keys[j] != NULL; j++)
+			if (strcmp(listener_auth_keys[j],
+			    config_setting_name(e)) == 0)
+				break;
+		if (listener_auth_keys[j] == NULL)
+			return fail(err, errlen, file, line_of(e), "unknown "
+			    "setting \"%s\" in a listener's auth",
+			    config_setting_name(e));
+		if (config_setting_type(e) != CONFIG_TYPE_BOOL)
+			return fail(err, errlen, file, line_of(e), "auth.%s "
+			    "must be true or false", config_setting_name(e));
+		if (j == 0)
+			l->auth = config_setting_get_bool(e) ? LAUTH_REQUIRED :
+			    LAUTH_OPTIONAL;
+		else
+			l->cleartext = config_setting_get_bool(e);
+	}
+	return 0;
+}
+
+/* One { address = ...; ... } entry of listen. */
+static int
+listener_group(struct listen_table *t, const config_setting_t *g,
+    const char *file, char *err, size_t errlen)
+{
+	const config_setting_t *e;
+	struct listen_conf *l;
+	const char *v;
+	int i, j;
+
+	for (i = 0; i < config_setting_length(g); i++) {
+		e = config_setting_get_elem(g, (unsigned)i);
+		for (j = 0; listener_keys[j] != NULL; j++)
+			if (strcmp(listener_keys[j],
+			    config_setting_name(e)) == 0)
+				break;
+		if (listener_keys[j] == NULL)
+			return fail(err, errlen, file, line_of(e), "unknown "
+			    "setting \"%s\" in a listener",
+			    config_setting_name(e));
+	}
+	if ((e = config_setting_get_member(g, "address")) == NULL ||
+	    config_setting_type(e) != CONFIG_TYPE_STRING)
+		return fail(err, errlen, file, line_of(e != NULL ? e : g),
+		    "a listener needs address = \"addr:port\"");
+	if (listenconf_add(t, config_setting_get_string(e), LTLS_STARTTLS, 0,
+	    "listen", file, line_of(g), err, errlen) == -1)
+		return -1;
+	l = &t->l[t->n - 1];
+	if ((e = config_setting_get_member(g, "name")) != NULL) {
+		if (config_setting_type(e) != CONFIG_TYPE_STRING ||
+		    (v = config_setting_get_string(e))[0] == '\0' ||
+		    strlen(v) > LISTEN_NAME_MAX || strchr(v, ':') != NULL)
+			return fail(err, errlen, file, line_of(e), "a "
+			    "listener's name is a string of 1 to %d "
+			    "characters without ':'", LISTEN_NAME_MAX);
+		str_lcpy(l->name, v, sizeof(l->name));
+	}
+	if ((e = config_setting_get_member(g, "tls")) != NULL) {
+		v = config_setting_type(e) == CONFIG_TYPE_STRING ?
+		    config_setting_get_string(e) : "";
+		if (strcmp(v, "starttls") == 0)
+			l->tls = LTLS_STARTTLS;
+		else if (strcmp(v, "implicit") == 0)
+			l->tls = LTLS_IMPLICIT;
+		else if (strcmp(v, "none") == 0)
+			l->tls = LTLS_NONE;
+		else
+			return fail(err, errlen, file, line_of(e), "a "
+			    "listener's tls must be \"starttls\", "
+			    "\"implicit\" or \"none\"");
+		l->tls_explicit = l->tls != LTLS_NONE;
+	}
+	if ((e = config_setting_get_member(g, "auth")) != NULL &&
+	    listener_auth(l, e, file, err, errlen) == -1)
+		return -1;
+	if ((e = config_setting_get_member(g, "proxy")) != NULL) {
+		if (config_setting_type(e) != CONFIG_TYPE_BOOL)
+			return fail(err, errlen, file, line_of(e), "a "
+			    "listener's proxy must be true or false");
+		l->proxy = config_setting_get_bool(e);
+	}
+	return 0;
+}
+
+int
+listenconf_load(struct listen_table *t, const config_setting_t *s,
+    const char *file, char *err, size_t errlen)
+{
+	const config_setting_t *e;
+	int i;
+
+	if (config_setting_type(s) == CONFIG_TYPE_STRING)
+		return listenconf_add(t, config_setting_get_string(s),
+		    LTLS_STARTTLS, 0, "listen", file, line_of(s), err, errlen);
+	/*
+	 * A libconfig array holds scalars of one type only; a list ( ... )
+	 * may mix strings and groups.
+	 */
+	if (!config_setting_is_aggregate(s) || config_setting_is_group(s))
+		return fail(err, errlen, file, line_of(s), "listen must be a "
+		    "string, a list of strings [ ... ], or a list ( ... ) of "
+		    "strings and groups { address = ...; }");
+	if (config_setting_length(s) > 16)
+		return fail(err, errlen, file, line_of(s), "more than %d "
+		    "listen addresses", 16);
+	for (i = 0; i < config_setting_length(s); i++) {
+		e = config_setting_get_elem(s, (unsigned)i);
+		if (config_setting_type(e) == CONFIG_TYPE_STRING) {
+			if (listenconf_add(t, config_setting_get_string(e),
+			    LTLS_STARTTLS, 0, "listen", file, line_of(e), err,
+			    errlen) == -1)
+				return -1;
+		} else if (config_setting_is_group(e)) {
+			if (listener_group(t, e, file, err, errlen) == -1)
+				return -1;
+		} else
+			return fail(err, errlen, file, line_of(e), "listen "
+			    "entries must be strings or groups "
+			    "{ address = ...; }");
+	}
+	return 0;
+}
+
+int
+listenconf_check(const struct listen_table *t,
+    const struct listen_defaults *d, const char *file, char *err,
+    size_t errlen)
+{
+	const struct listen_conf *l;
+	int i, j;
+
+	for (i = 0; i < t->n; i++) {
+		l = &t->l[i];
+		if (l->tls_explicit && !d->have_certificate)
+			return fail(err, errlen, file, l->line, "listener %s: "
+			    "tls = \"%s\" needs tls.certificate and tls.key",
+			    l->address, l->tls == LTLS_IMPLICIT ? "implicit" :
+			    "starttls");
+		if (l->auth == LAUTH_REQUIRED && !d->have_secrets)
+			return fail(err, errlen, file, l->line, "listener %s: "
+			    "AUTH required needs auth.secrets", l->address);
+		if (l->proxy && !d->have_trusted)
+			return fail(err, errlen, file, l->line, "listener %s: "
+			    "proxy needs proxy.trusted (the balancers' "
+			    "addresses)", l->address);
+		for (j = 0; j < i && l->name[0] != '\0'; j++)
+			if (strcmp(t->l[j].name, l->name) == 0)
+				return fail(err, errlen, file, l->line, "two "
+				    "listeners named \"%s\"", l->name);
+	}
+	return 0;
+}
+
+int
+listenconf_auth_required(const struct listen_conf *l,
+    const struct listen_defaults *d)
+{
+	if (l->auth == LAUTH_DEFAULT)
+		return d->auth_required;
+	return l->auth == LAUTH_REQUIRED;
+}
+
+int
+listenconf_auth_cleartext(const struct listen_conf *l,
+    const struct listen_defaults *d)
+{
+	return l->cleartext == -1 ? d->auth_cleartext : l->cleartext;
+}
+
+void
+listenconf_print(const struct listen_table *t,
+    const struct listen_defaults *d, FILE *f)
+{
+	const struct listen_conf *l;
+	const char *tls, *auth;
+	int i;
+
+	if (t->n == 0)
+		fprintf(f, "listen: none (one session on standard input and "
+		    "output, unless systemd passes sockets)\n");
+	for (i = 0; i < t->n; i++) {
+		l = &t->l[i];
+		if (l->tls == LTLS_IMPLICIT)
+			tls = "implicit TLS";
+		else if (l->tls == LTLS_NONE)
+			tls = "no TLS";
+		else
+			tls = d->have_certificate ? "STARTTLS" :
+			    "no TLS (no certificate)";
+		if (!d->have_secrets)
+			auth = "AUTH off (no secrets)";
+		else if (l->auth == LAUTH_OFF)
+			auth = "AUTH off";
+		else if (listenconf_auth_required(l, d))
+			auth = "AUTH required";
+		else
+			auth = "AUTH optional";
+		fprintf(f, "listen: %s%s%s%s (%s): %s; %s", l->address,
+		    l->name[0] ? " name \"" : "", l->name,
+		    l->name[0] ? "\"" : "", l->origin, tls, auth);
+		if (d->have_secrets && l->auth != LAUTH_OFF)
+			fprintf(f, ", %s", l->tls == LTLS_IMPLICIT ?
+			    "over TLS" : listenconf_auth_cleartext(l, d) ?
+			    "cleartext allowed" : l->tls == LTLS_NONE ?
+			    "never (no TLS here, cleartext refused)" :
+			    "after STARTTLS only");
+		fprintf(f, "%s\n", l->proxy ?
+		    "; PROXY header first, from proxy.trusted" : "");
+	}
+}
+
+int
+listenconf_equal(const struct listen_table *a, const struct listen_table *b)
+{
+	const struct listen_conf *x, *y;
+	int i;
+
+	if (a->n != b->n)
+		return 0;
+	for (i = 0; i < a->n; i++) {
+		x = &a->l[i];
+		y = &b->l[i];
+		if (strcmp(x->address, y->address) != 0 ||
+		    strcmp(x->name, y->name) != 0 || x->tls != y->tls ||
+		    x->auth != y->auth || x->cleartext != y->cleartext ||
+		    x->proxy != y->proxy)
+			return 0;
+	}
+	return 1;
+}
+
+void
+policy_listen_defaults(const struct policy *p, struct listen_defaults *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->have_certificate = p->tls_certificate[0] != '\0';
+	d->have_secrets = p->auth_secrets[0] != '\0';
+	d->have_trusted = p->front.nproxy_trusted > 0;
+	d->auth_required = p->auth_required;
+	d->auth_cleartext = p->auth_cleartext;
+}

@@ -1,0 +1,81 @@
+/*
+ * What the journal's parts share (journal.c: commits and writing out;
+ * journal_replay.c: the replay at start-up): the on-disk format
+ * (doc/smtpd-spool.5) and the journal itself.  Not for other modules.
+ */
+#ifndef JOURNAL_INT_H
+#define JOURNAL_INT_H
+
+#include <sys/types.h>
+
+#include <limits.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "journal.h"
+
+#define JOURNAL_MAGIC		"SJR1"
+#define JOURNAL_HDR		12	/* magic, length, crc32 */
+#define JOURNAL_RECORD_MAX	(JOURNAL_INLINE + 1024 * 1024)
+#define SEGMENT_MAGIC		"SJH1"
+#define SEGMENT_HDR		64	/* magic, two mark slots, padding */
+#define MARK_SLOT0		16
+#define MARK_SLOT_LEN		16	/* counter, offset (64 bits), crc32 */
+#define SPOOL_VERSION_ID	"smtpd-spool 1\nid "
+
+struct segment {
+	struct segment	*next;
+	int		 fd;		/* read and mark by the writer */
+	unsigned long long seq;
+	unsigned int	 outstanding;	/* records not yet in queue/ */
+	int		 closed;	/* no more records will be added */
+	uint32_t	 markctr;	/* the writer's */
+};
+
+struct journal {
+	char		 dir[PATH_MAX];
+	char		 tmpdir[PATH_MAX];
+	char		 queuedir[PATH_MAX];
+	int		 queuefd;
+	int		 lockfd;
+	journal_published_fn published;
+	void		*arg;
+
+	pthread_t	 committer, writer;
+	pthread_mutex_t	 mu;
+	pthread_cond_t	 work;		/* committer: records to write */
+	pthread_cond_t	 done;		/* sessions: a batch is durable */
+	pthread_cond_t	 mat;		/* writer: records to write out */
+	pthread_cond_t	 space;		/* sessions: backlog went down */
+	struct jrec	*pend_head, *pend_tail;
+	struct jrec	*mat_head, *mat_tail;
+	size_t		 backlog;	/* bytes not yet in queue/ */
+	int		 stop;
+	int		 cbusy;		/* the committer is writing a batch */
+	int		 werr;		/* the writer's trouble, 0 when fine */
+	int		 segfd;		/* the committer's current segment */
+	off_t		 segoff;
+	struct segment	*segs;		/* oldest first; last is current */
+	unsigned long long nextseq;
+};
+
+/* CRC-32 (IEEE 802.3), to spot a torn record or mark after a crash. */
+uint32_t journal_crc32(uint32_t crc, const unsigned char *p, size_t n);
+/* The path of segment seq. 0, or -1 when it does not fit. */
+int	journal_segment_path(const struct journal *, unsigned long long seq,
+	    char *buf, size_t len);
+/* Writes a queue file into journal/tmp.  0 or -1 (errno). */
+int	journal_write_file(struct journal *, const char *id,
+	    const char *data, size_t len);
+/* Moves a written queue file from journal/tmp into queue/.  0 or -1. */
+int	journal_publish_file(struct journal *, const char *id);
+/* Flushes every file written on the spool's filesystem.  0 or -1. */
+int	journal_sync_all(struct journal *);
+/*
+ * Puts whatever the last run journaled into queue/, then empties the
+ * journal; sets nextseq.  0, or -1 with a message in err.
+ */
+int	journal_replay(struct journal *, char *err, size_t errlen);
+
+#endif
