@@ -79,7 +79,7 @@ class Privsep(SmtpdCase):
         conf = ('tls = { certificate = "%s"; key = "%s"; };\n'
                 'auth = { secrets = "%s"; throttle = { failures = 50; }; };\n'
                 'ourdomains = [ "example.com" ];\n'
-                'routes = ( { domain = "example.com"; action = "maildir"; '
+                'routes = ( { domain = "example.com"; action = "maildir"; catchall = true; '
                 'path = "%s/%%u"; create = true; } );\n'
                 'queue = { runner = %s; retry_min = 1; retry_max = 2; '
                 'scan_interval = 1; };\n'
