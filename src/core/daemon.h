@@ -42,9 +42,9 @@ int	load_credentials(const struct policy *p, int strict, int remote_key);
 /* Writes one byte to fd (a pipe to the parent), unless fd is -1. */
 void	notify_parent(int fd);
 /*
- * Opens every listener of p into fds (listeners_open(): bound and
- * listening, or taken over from systemd).  Clients that come before the
- * front is ready wait in the backlog.  0, or -1 (logged).
+ * Opens every listener of p into fds (listeners_open(): bound, or taken
+ * over from systemd); front_main() makes them listen when it is ready.
+ * 0, or -1 (logged).
  */
 int	bind_listeners(const struct policy *p, struct front_fds *fds);
 /*

@@ -91,8 +91,8 @@ bind_listeners(const struct policy *pol, struct front_fds *f)
 	int n;
 
 	f->nlisten = 0;
-	if ((n = listeners_open(pol, f->listen, f->lflags, LISTENERS_MAX, err,
-	    sizeof(err))) == -1) {
+	if ((n = listeners_open(pol, f->listen, f->lflags, LISTENERS_MAX, 0,
+	    err, sizeof(err))) == -1) {
 		log_err("%s", err);
 		return -1;
 	}
@@ -149,11 +149,7 @@ front_main(const struct smtpd_args *a, struct policy *pol,
 		else
 			spool_set_hook(sp, runner_spool_hook, runner);
 	}
-	/*
-	 * Up before the first greeting: whoever saw the SMTP banner finds
-	 * the metrics too.  Split, the runner is another process: its
-	 * counts are not here.
-	 */
+	/* Split, the runner is another process: its counts are not here. */
 	if (split)
 		metrics_no_deliveries();
 	if (pol->front.metrics_listen[0] != '\0') {
@@ -164,6 +160,15 @@ front_main(const struct smtpd_args *a, struct policy *pol,
 		}
 		log_info("metrics on http://%s/metrics",
 		    pol->front.metrics_listen);
+	}
+	/*
+	 * Clients are let in once the spool (and its journal) and the
+	 * metrics are ready.  A restarted front finds them listening
+	 * already, with what came meanwhile waiting in the backlog.
+	 */
+	if (listeners_listen(f->listen, f->nlisten) == -1) {
+		log_err("listen: %s", strerror(errno));
+		return EX_OSERR;
 	}
 	memset(&tmpl, 0, sizeof(tmpl));
 	tmpl.spool = sp;
