@@ -65,7 +65,8 @@ struct secrets {
 	 * what a {CRYPT} one does: an entry's hash, or dummy_setting.
 	 */
 	const char	*dummy_crypt;
-	char		 dummy_setting[CRYPT_GENSALT_OUTPUT_SIZE];
+	char		 dummy_setting[CRYPT_GENSALT_OUTPUT_SIZE];	/* Set in the one table that stands for another process's. */
+	const struct secrets_remote *remote;
 };
 
 static void	fileid_of(const struct stat *, struct fileid *);
@@ -643,6 +644,8 @@ secrets_verify(const struct secrets *t, const char *user, const void *pass,
 
 	if (t == NULL)
 		return SECRETS_TEMPFAIL;
+	if (t->remote != NULL)
+		return t->remote->verify(user, pass, passlen);
 	/* A NUL cannot be in any secret (RFC 4616 forbids it in PLAIN). */
 	bad_input = passlen > SECRETS_PASS_MAX ||
 	    memchr(pass, '\0', passlen) != NULL;
@@ -680,6 +683,8 @@ secrets_verify_cram(const struct secrets *t, const char *user,
 
 	if (t == NULL)
 		return SECRETS_TEMPFAIL;
+	if (t->remote != NULL)
+		return t->remote->verify_cram(user, challenge, chlen, digest);
 	e = find(t, user);
 	usable = e != NULL && e->scheme == SCHEME_PLAIN;
 	if (usable) {
@@ -699,6 +704,8 @@ secrets_verify_cram(const struct secrets *t, const char *user,
 int
 secrets_any_clear(const struct secrets *t)
 {
+	if (t != NULL && t->remote != NULL)
+		return t->remote->any_clear();
 	return t != NULL && t->any_clear;
 }
 
@@ -708,7 +715,7 @@ secrets_get_clear(const struct secrets *t, const char *user, char *buf,
 {
 	const struct entry *e;
 
-	if (t == NULL || (e = find(t, user)) == NULL ||
+	if (t == NULL || t->remote != NULL || (e = find(t, user)) == NULL ||
 	    e->scheme != SCHEME_PLAIN)
 		return 0;
 	if (e->vlen + 1 > len)
@@ -775,12 +782,25 @@ static pthread_mutex_t	 reload_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct secrets	*cur;
 static char		 failed_path[PATH_MAX];
 static struct fileid	 failed_id;
+/* The stand-in for another process's table; never freed. */
+static struct secrets	 remote_table = { .refs = 1 << 30 };
+
+void
+secrets_set_remote(const struct secrets_remote *r)
+{
+	str_lcpy(remote_table.path, "(remote)", sizeof(remote_table.path));
+	__atomic_store_n(&remote_table.remote, r, __ATOMIC_RELEASE);
+}
 
 struct secrets *
 secrets_current(void)
 {
 	struct secrets *t;
+	const struct secrets_remote *r;
 
+	if ((r = __atomic_load_n(&remote_table.remote,
+	    __ATOMIC_ACQUIRE)) != NULL)
+		return r->available() ? secrets_ref(&remote_table) : NULL;
 	pthread_mutex_lock(&cur_mu);
 	t = cur != NULL ? secrets_ref(cur) : NULL;
 	pthread_mutex_unlock(&cur_mu);
@@ -807,6 +827,9 @@ secrets_refresh(const char *path, char *err, size_t errlen)
 	struct fileid id;
 	int r = 0;
 
+	/* The other process reloads its own table. */
+	if (__atomic_load_n(&remote_table.remote, __ATOMIC_ACQUIRE) != NULL)
+		return 0;
 	/* One reload at a time; the others go on with the current table. */
 	if (pthread_mutex_trylock(&reload_mu) != 0)
 		return 0;

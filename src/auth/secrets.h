@@ -107,6 +107,26 @@ int	secrets_crypt_line(const char *user, const char *pass, char *buf,
 int	secrets_check_user(const char *name);
 
 /*
+ * Where the table lives in another process (the key and secrets process
+ * of smtpd): the checks are asked of it.  Each function must be safe
+ * from any thread and answer SECRETS_TEMPFAIL when it cannot ask.
+ */
+struct secrets_remote {
+	enum secrets_status (*verify)(const char *user, const void *pass,
+	    size_t passlen);
+	enum secrets_status (*verify_cram)(const char *user,
+	    const void *challenge, size_t chlen,
+	    const unsigned char digest[16]);
+	int	(*any_clear)(void);
+	int	(*available)(void);	/* 0: it has no table (454) */
+};
+/*
+ * From now on secrets_current() returns a table whose checks go to r,
+ * and secrets_refresh() does nothing (the other process reloads).
+ */
+void	secrets_set_remote(const struct secrets_remote *r);
+
+/*
  * The process-wide table that AUTH uses: a new reference, or NULL when
  * none could be loaded (AUTH then answers 454 4.7.0).
  */

@@ -245,7 +245,7 @@ fd_name(const char *names, int n, char *buf, size_t len)
 
 int
 listeners_open(const struct policy *p, int *fds, int *flags, int max,
-    char *err, size_t errlen)
+    int listen_now, char *err, size_t errlen)
 {
 	const struct listen_table *t = &p->listeners;
 	const struct listen_conf *l;
@@ -292,8 +292,8 @@ listeners_open(const struct policy *p, int *fds, int *flags, int max,
 			snprintf(err, errlen, "more than %d listeners", max);
 			goto fail;
 		}
-		if ((fd = net_listen(t->l[i].address, LISTEN_BACKLOG, err,
-		    errlen)) == -1)
+		if ((fd = net_listen(t->l[i].address, listen_now ?
+		    LISTEN_BACKLOG : -1, err, errlen)) == -1)
 			goto fail;
 		fds[n] = fd;
 		flags[n] = listeners_flags(&t->l[i]);
@@ -305,6 +305,25 @@ fail:
 	while (n > 0)
 		close(fds[--n]);
 	return -1;
+}
+
+int
+listeners_listen(const int *fds, int n)
+{
+	socklen_t alen;
+	int i, acc;
+
+	for (i = 0; i < n; i++) {
+		acc = 0;
+		alen = sizeof(acc);
+		/* systemd's keep the backlog its unit gave them. */
+		if (getsockopt(fds[i], SOL_SOCKET, SO_ACCEPTCONN, &acc,
+		    &alen) == 0 && acc)
+			continue;
+		if (listen(fds[i], LISTEN_BACKLOG) == -1)
+			return -1;
+	}
+	return 0;
 }
 
 void

@@ -22,12 +22,15 @@ int	listeners_activated(void);
 /*
  * Takes over systemd's sockets (each gets the settings of the listener
  * with its FileDescriptorName as name, else with its address, else the
- * defaults) and binds every configured listener systemd did not pass.
- * Fills fds[] and flags[]; returns how many, or -1 with a message in err
- * (nothing left open).
+ * defaults) and binds every configured listener systemd did not pass;
+ * those listen at once with listen_now, else listeners_listen() does it
+ * later.  Fills fds[] and flags[]; returns how many, or -1 with a
+ * message in err (nothing left open).
  */
 int	listeners_open(const struct policy *, int *fds, int *flags, int max,
-	    char *err, size_t errlen);
+	    int listen_now, char *err, size_t errlen);
+/* Makes the sockets of fds[] listen that do not yet.  0, or -1 (errno). */
+int	listeners_listen(const int *fds, int n);
 /* The LISTEN_* flags for one listener. */
 int	listeners_flags(const struct listen_conf *);
 /* Logs that changed listeners take a restart (a reload keeps the old). */

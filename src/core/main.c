@@ -22,18 +22,18 @@
 
 #include <gnutls/gnutls.h>
 
+#include <linux/capability.h>
+
 #include "auth/secrets.h"
 #include "auth/throttle.h"
+#include "daemon.h"
 #include "lib/log.h"
 #include "lib/net.h"
+#include "lib/privs.h"
 #include "lib/str.h"
 #include "policy/policy.h"
-#include "queue/runner.h"
 #include "queue/spool.h"
 #include "listeners.h"
-#include "metricsd.h"
-#include "sdnotify.h"
-#include "server.h"
 #include "session.h"
 #include "tls.h"
 
@@ -41,7 +41,6 @@
 #define SMTPD_CONF "/etc/smtpd.conf"
 #endif
 #define SMTPD_OPTS	"C:adfh:ik:l:m:n:prst"
-#define MAIN_MAX_LISTEN	LISTENERS_MAX
 
 static void
 usage(void)
@@ -102,47 +101,33 @@ stdio_peer(const char *netdir, struct sockaddr_storage *ss)
 
 
 /*
- * Loads the TLS credentials and the AUTH secrets the policy names and
- * makes them current.  At start-up (strict) a failure is fatal; on SIGHUP
- * it is logged and the running ones stay.  0 or -1.
+ * Stdio mode started as root: the session runs as the unprivileged user,
+ * with what it needs loaded or opened before.  The spool is given to
+ * that user the first time.  With -m the mailer's user must still be
+ * reachable: CAP_SETUID and CAP_SETGID stay.  0 or -1.
  */
 static int
-load_credentials(const struct policy *p, int strict)
+stdio_drop(const struct policy *pol, int mailer)
 {
-	struct tls_server *ts;
-	struct tls_conf tc;
+	struct privs_user u;
 	char err[1024];
 
-	if (p->tls_certificate[0] != '\0') {
-		memset(&tc, 0, sizeof(tc));
-		tc.certificate = p->tls_certificate;
-		tc.key = p->tls_key;
-		tc.chain = p->tls_chain[0] ? p->tls_chain : NULL;
-		tc.priority = p->tls_priority[0] ? p->tls_priority : NULL;
-		tc.tickets = p->tls_tickets;
-		tc.client_ca = p->tls_client_ca[0] ? p->tls_client_ca : NULL;
-		if ((ts = tls_server_new(&tc, err, sizeof(err))) == NULL) {
-			if (strict) {
-				fprintf(stderr, "smtpd: %s\n", err);
-				return -1;
-			}
-			log_err("reload: TLS: %s; keeping the old certificate", err);
-		} else {
-			if (tls_server_describe(ts, err, sizeof(err)) == 1)
-				log_warn("TLS certificate: %s", err);
-			if (tls_server_warning(ts)[0] != '\0')
-				log_warn("TLS: %s", tls_server_warning(ts));
-			tls_server_install(ts);
-		}
-	} else
-		tls_server_install(NULL);
-	if (p->auth_secrets[0] != '\0' &&
-	    secrets_refresh(p->auth_secrets, err, sizeof(err)) == -1) {
-		if (strict) {
-			fprintf(stderr, "smtpd: %s\n", err);
-			return -1;
-		}
-		log_err("reload: AUTH secrets: %s; keeping the old ones", err);
+	if (geteuid() != 0)
+		return 0;
+	if (privs_lookup(pol->user, &u, err, sizeof(err)) == -1 ||
+	    u.uid == 0) {
+		log_err("%s", u.uid == 0 ? "user: the session must not run as "
+		    "root" : err);
+		return -1;
+	}
+	if (privs_own_dir(pol->spool, &u, 0, err, sizeof(err)) == -1) {
+		log_err("cannot give the spool to %s: %s", u.name, err);
+		return -1;
+	}
+	if (privs_drop(&u, mailer ? PRIVS_CAP(CAP_SETUID) |
+	    PRIVS_CAP(CAP_SETGID) : 0, err, sizeof(err)) == -1) {
+		log_err("%s", err);
+		return -1;
 	}
 	return 0;
 }
@@ -150,22 +135,20 @@ load_credentials(const struct policy *p, int strict)
 int
 main(int argc, char *argv[])
 {
-	struct policy_overrides ov;
-	struct policy *pol, *np;
-	struct spool *sp;
-	struct server *sv;
+	struct smtpd_args a;
+	struct policy_overrides *ovp = &a.ov;
+	struct front_fds ff;
+	struct policy *pol;
+	struct spool *sp = NULL;
 	struct policy_state *st;
 	struct throttle *th;
-	struct session_conf tmpl;
-	int lflags[MAIN_MAX_LISTEN], nfds = 0;
-	const char *conffile = SMTPD_CONF, *netdir = NULL, *mailer = NULL;
-	struct runner *runner = NULL;
-	struct metricsd *md = NULL;
+	const char *netdir = NULL;
 	char err[1024];
-	int ch, debug = 0, stdio_mode = 0, check_only = 0, conf_given = 0;
-	int fds[MAIN_MAX_LISTEN], i, sig;
+	int ch, stdio_mode = 0, check_only = 0, conf_given = 0;
 	sigset_t sigs, oldsigs;
 
+	memset(&a, 0, sizeof(a));
+	a.conffile = SMTPD_CONF;
 	/*
 	 * Signals are taken in one place, the sigwait() loop below.  Block
 	 * them before anything starts a thread (the journal's start in
@@ -178,55 +161,54 @@ main(int argc, char *argv[])
 	sigaddset(&sigs, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &sigs, &oldsigs);
 
-	memset(&ov, 0, sizeof(ov));
 	while ((ch = getopt(argc, argv, SMTPD_OPTS)) != -1) {
 		switch (ch) {
 		case 'C':
-			conffile = optarg;
+			a.conffile = optarg;
 			conf_given = 1;
 			break;
 		case 'a':
-			ov.auth_required = 1;
+			ovp->auth_required = 1;
 			break;
 		case 'p':
-			ov.auth_cleartext = 1;
+			ovp->auth_cleartext = 1;
 			break;
 		case 'd':
-			debug = 1;
+			a.debug = 1;
 			break;
 		case 'f':
-			ov.norelay = 1;
+			ovp->norelay = 1;
 			break;
 		case 'h':
-			ov.hostname = optarg;
+			ovp->hostname = optarg;
 			break;
 		case 'k':
-			if (ov.nblock >= POLICY_LISTEN_MAX) {
+			if (ovp->nblock >= POLICY_LISTEN_MAX) {
 				fprintf(stderr, "smtpd: at most %d -k options\n",
 				    POLICY_LISTEN_MAX);
 				exit(EX_USAGE);
 			}
-			ov.block[ov.nblock++] = optarg;
+			ovp->block[ovp->nblock++] = optarg;
 			break;
 		case 'r':
-			ov.verifysenderdom = 1;
+			ovp->verifysenderdom = 1;
 			break;
 		case 's':
-			ov.saveblockedmsg = 1;
+			ovp->saveblockedmsg = 1;
 			break;
 		case 'i':
 			stdio_mode = 1;
 			break;
 		case 'l':
-			if (ov.nlisten >= POLICY_LISTEN_MAX) {
+			if (ovp->nlisten >= POLICY_LISTEN_MAX) {
 				fprintf(stderr, "smtpd: at most %d -l options\n",
 				    POLICY_LISTEN_MAX);
 				exit(EX_USAGE);
 			}
-			ov.listen[ov.nlisten++] = optarg;
+			ovp->listen[ovp->nlisten++] = optarg;
 			break;
 		case 'm':
-			mailer = optarg;
+			a.mailer = optarg;
 			break;
 		case 'n':
 			netdir = optarg;
@@ -241,18 +223,19 @@ main(int argc, char *argv[])
 	if (optind != argc)
 		usage();
 
-	log_init("smtpd", debug || check_only, debug);
+	a.missing_ok = !conf_given;
+	log_init("smtpd", a.debug || check_only, a.debug);
 	if (gnutls_global_init() < 0) {
 		fprintf(stderr, "smtpd: cannot initialise GnuTLS\n");
 		exit(EX_SOFTWARE);
 	}
-	pol = policy_load(conffile, !conf_given, &ov, err, sizeof(err));
+	pol = policy_load(a.conffile, a.missing_ok, &a.ov, err, sizeof(err));
 	if (pol == NULL) {
 		fprintf(stderr, "smtpd: %s\n", err);
 		exit(EX_CONFIG);
 	}
 	if (check_only) {
-		if (load_credentials(pol, 1) == -1)
+		if (load_credentials(pol, 1, 0) == -1)
 			exit(EX_CONFIG);
 		policy_print(pol, stdout);
 		fflush(stdout);
@@ -260,7 +243,7 @@ main(int argc, char *argv[])
 		policy_unref(&pol);
 		exit(EX_OK);
 	}
-	if (load_credentials(pol, 1) == -1)
+	if (load_credentials(pol, 1, 0) == -1)
 		exit(EX_CONFIG);
 	if (!listeners_activated() && pol->listeners.n == 0)
 		stdio_mode = 1;
@@ -268,9 +251,9 @@ main(int argc, char *argv[])
 	 * Said once, where someone may see it; not in stdio mode, whose
 	 * standard error may be the client's connection.
 	 */
-	if (pol->log_stderr && !debug)
+	if (pol->log_stderr && !a.debug)
 		log_init("smtpd", 1, 0);
-	else if (!debug && !stdio_mode &&
+	else if (!a.debug && !stdio_mode &&
 	    log_syslog_check(err, sizeof(err)) == -1)
 		fprintf(stderr, "smtpd: syslog is not reachable (%s): nothing "
 		    "will be logged; log = \"stderr\" in the config or -d "
@@ -280,32 +263,41 @@ main(int argc, char *argv[])
 		pthread_sigmask(SIG_SETMASK, &oldsigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if ((sp = spool_open(pol->spool, stdio_mode ? 0 : SPOOL_JOURNAL, err,
-	    sizeof(err))) == NULL) {
-		log_err("%s", err);
-		if (stdio_mode)
-			printf("421 4.3.0 %s Service not available\r\n",
-			    pol->hostname);
-		exit(EX_CANTCREAT);
+	if (!stdio_mode) {
+		/* As root: a parent and its unprivileged children. */
+		if (geteuid() == 0)
+			exit(parent_main(&a, pol));
+		memset(&ff, 0, sizeof(ff));
+		ff.notify = -1;
+		if (bind_listeners(pol, &ff) == -1)
+			exit(EX_OSERR);
+		exit(front_main(&a, pol, &ff));
 	}
-
 	if ((st = policy_state_new()) == NULL ||
 	    (th = throttle_new(&pol->auth_throttle, err, sizeof(err))) == NULL) {
 		log_err("out of memory");
 		exit(EX_OSERR);
+	}
+	if (stdio_drop(pol, a.mailer != NULL) == -1 ||
+	    (sp = spool_open(pol->spool, 0, err, sizeof(err))) == NULL) {
+		if (sp == NULL)
+			log_err("%s", err);
+		printf("421 4.3.0 %s Service not available\r\n",
+		    pol->hostname);
+		exit(EX_CANTCREAT);
 	}
 	/*
 	 * Each stdio session is its own process: AUTH failures add up only
 	 * in a file they share.  Without it AUTH is refused (454), never
 	 * left unthrottled.
 	 */
-	if (stdio_mode && (pol->auth_secrets[0] != '\0' ||
+	if ((pol->auth_secrets[0] != '\0' ||
 	    pol->auth_dovecot[0] != '\0') &&
 	    throttle_attach_file(th, pol->auth_throttle_file, err,
 	    sizeof(err)) == -1)
 		log_err("AUTH throttle state: %s; AUTH refused in this "
 		    "session", err);
-	if (stdio_mode) {
+	{
 		struct session_conf sc;
 
 		memset(&sc, 0, sizeof(sc));
@@ -316,9 +308,9 @@ main(int argc, char *argv[])
 		sc.spool = sp;
 		sc.state = st;
 		sc.throttle = th;
-		sc.mailer = mailer;
+		sc.mailer = a.mailer;
 		sc.single = 1;
-		i = session_run(&sc);
+		(void)session_run(&sc);
 		policy_state_flush(st, pol);
 		policy_state_free(&st);
 		throttle_free(&th);
@@ -328,96 +320,4 @@ main(int argc, char *argv[])
 		spool_close(&sp);
 		exit(EX_OK);
 	}
-
-	if (policy_state_user_file(st, pol->spool, err, sizeof(err)) == -1)
-		log_warn("user limits are not shown by smtpq stats: %s", err);
-	if ((nfds = listeners_open(pol, fds, lflags, MAIN_MAX_LISTEN, err,
-	    sizeof(err))) == -1) {
-		log_err("%s", err);
-		exit(EX_OSERR);
-	}
-	policy_install(policy_ref(pol));
-	/*
-	 * The queue runner delivers what the sessions commit; with -m the
-	 * mailer does, and a stdio-mode spool has `smtpq run`.
-	 */
-	if (mailer == NULL && pol->queue->runner) {
-		if ((runner = runner_start(pol->spool, pol->queue, err,
-		    sizeof(err))) == NULL)
-			log_warn("no queue runner in smtpd: %s", err);
-		else
-			spool_set_hook(sp, runner_spool_hook, runner);
-	}
-	memset(&tmpl, 0, sizeof(tmpl));
-	tmpl.spool = sp;
-	tmpl.state = st;
-	tmpl.throttle = th;
-	tmpl.mailer = mailer;
-	if ((sv = server_start(fds, lflags, nfds, &tmpl, err,
-	    sizeof(err))) == NULL) {
-		log_err("%s", err);
-		exit(EX_OSERR);
-	}
-	if (pol->front.metrics_listen[0] != '\0') {
-		if ((md = metricsd_start(pol->front.metrics_listen, pol->spool,
-		    err, sizeof(err))) == NULL) {
-			log_err("metrics: %s", err);
-			exit(EX_OSERR);
-		}
-		log_info("metrics on http://%s/metrics",
-		    pol->front.metrics_listen);
-	}
-	if (!pol->have_file)
-		log_warn("%s does not exist: running on built-in defaults",
-		    conffile);
-	log_info("started: config=%s hostname=%s spool=%s", pol->have_file ?
-	    conffile : "none", pol->hostname, pol->spool);
-	(void)sdnotify("READY=1");
-	for (;;) {
-		if (sigwait(&sigs, &sig) != 0)
-			continue;
-		if (sig != SIGHUP)
-			break;
-		(void)sdnotify_reloading();
-		np = policy_load(conffile, !conf_given, &ov, err, sizeof(err));
-		if (np == NULL) {
-			log_err("reload failed, keeping the running config: %s",
-			    err);
-			(void)sdnotify("READY=1");
-			continue;
-		}
-		listeners_reload_check(pol, np);
-		if (strcmp(np->spool, pol->spool) != 0)
-			log_warn("reload: a new spool takes a restart");
-		(void)load_credentials(np, 0);
-		if (runner != NULL)
-			runner_reconfigure(runner, np->queue);
-		if (throttle_configure(th, &np->auth_throttle, err,
-		    sizeof(err)) == -1)
-			log_err("reload: auth.throttle: %s", err);
-		policy_install(np);
-		log_info("reloaded %s", conffile);
-		(void)sdnotify("READY=1");
-	}
-	log_info("stopping on signal %d", sig);
-	(void)sdnotify("STOPPING=1");
-	policy_unref(&pol);
-	pol = policy_current();
-	i = server_stop(&sv, pol->shutdown_timeout);
-	metricsd_stop(&md);
-	spool_set_hook(sp, NULL, NULL);
-	runner_stop(&runner);
-	policy_state_flush(st, pol);
-	policy_unref(&pol);
-	policy_install(NULL);
-	tls_server_install(NULL);
-	secrets_install(NULL);
-	if (i == 0) {
-		spool_close(&sp);
-		policy_state_free(&st);
-		throttle_free(&th);
-	}
-	gnutls_global_deinit();
-	log_info("stopped");
-	return EX_OK;
 }

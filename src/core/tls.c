@@ -192,6 +192,12 @@ tls_server_new(const struct tls_conf *conf, char *err, size_t errlen)
 		    gnutls_strerror(r));
 		goto fail;
 	}
+	/* Certificates and key from elsewhere: nothing to read here. */
+	if (conf->set_key != NULL) {
+		if (conf->set_key(srv->cred, err, errlen) == -1)
+			goto fail;
+		goto loaded;
+	}
 	if (read_file("tls.certificate", conf->certificate, &cert, NULL, err,
 	    errlen) == -1 ||
 	    read_file("tls.key", conf->key, &key, &kmode, err, errlen) == -1)
@@ -225,6 +231,7 @@ tls_server_new(const struct tls_conf *conf, char *err, size_t errlen)
 		    conf->certificate, conf->key, gnutls_strerror(r));
 		goto fail;
 	}
+loaded:
 	own_cert_facts(srv);
 	/* RFC 7919 groups for DHE, should a client want plain DHE. */
 	(void)gnutls_certificate_set_known_dh_params(srv->cred,

@@ -38,7 +38,13 @@ struct tls_conf {
 	int		 tickets;	/* offer session tickets (resumption) */
 	const char	*client_ca;	/* PEM CAs: ask clients for a
 					 * certificate and check it against
-					 * these; NULL: do not ask */
+					 * these; NULL: do not ask */	/*
+	 * NULL: the certificates and the key are read from the files named
+	 * above.  Else nothing is read here: set_key() installs in cred the
+	 * certificates and a key whose operations run elsewhere.  0 or -1.
+	 */
+	int		(*set_key)(gnutls_certificate_credentials_t cred,
+			    char *err, size_t errlen);
 };
 
 struct tls_server;

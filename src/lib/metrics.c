@@ -41,6 +41,7 @@ static atomic_ulong	auth_ok, auth_fail;
 static atomic_ulong	deliveries[NRESULTS][2];	/* [result][remote] */
 static atomic_ulong	lat_buckets[NBOUNDS + 1];	/* the last is +Inf */
 static atomic_ulong	lat_sum_us;
+static atomic_int	no_deliveries;
 
 static pthread_mutex_t	refuse_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct refuse_slot refuse[REFUSE_SLOTS];
@@ -149,6 +150,12 @@ header(struct str *o, const char *name, const char *type, const char *help)
 	    type);
 }
 
+void
+metrics_no_deliveries(void)
+{
+	atomic_store(&no_deliveries, 1);
+}
+
 int
 metrics_render(struct str *o)
 {
@@ -186,10 +193,11 @@ metrics_render(struct str *o)
 	rc |= str_appendf(o, "smtpd_auth_total{result=\"success\"} %lu\n"
 	    "smtpd_auth_total{result=\"failure\"} %lu\n",
 	    atomic_load(&auth_ok), atomic_load(&auth_fail));
-	rc |= header(o, "smtpd_deliveries_total", "counter",
-	    "Delivery attempts by the queue runner, by result and "
-	    "destination.");
-	for (r = 0; r < NRESULTS; r++)
+	if (!atomic_load(&no_deliveries))
+		rc |= header(o, "smtpd_deliveries_total", "counter",
+		    "Delivery attempts by the queue runner, by result and "
+		    "destination.");
+	for (r = 0; r < NRESULTS && !atomic_load(&no_deliveries); r++)
 		rc |= str_appendf(o, "smtpd_deliveries_total{result=\"%s\","
 		    "destination=\"local\"} %lu\n"
 		    "smtpd_deliveries_total{result=\"%s\","

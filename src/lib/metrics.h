@@ -17,6 +17,11 @@ void	metrics_auth(int ok);
 void	metrics_delivery(const char *result, int remote);
 /* From the end of DATA (or the last BDAT) to the 250. */
 void	metrics_accept_latency(double seconds);
+/*
+ * The runner is another process: smtpd_deliveries_total is left out
+ * rather than served as zeros.  Call before any render.
+ */
+void	metrics_no_deliveries(void);
 /* Appends every counter in the text format, version 0.0.4.  0 or -1. */
 int	metrics_render(struct str *);
 

@@ -106,7 +106,7 @@ net_listen(const char *s, int backlog, char *err, size_t errlen)
 		    sizeof(v6only));
 	}
 	if (bind(fd, ai->ai_addr, ai->ai_addrlen) == -1 ||
-	    listen(fd, backlog) == -1) {
+	    (backlog >= 0 && listen(fd, backlog) == -1)) {
 		snprintf(err, errlen, "listen on %.100s: %s", s, strerror(errno));
 		close(fd);
 		freeaddrinfo(res);

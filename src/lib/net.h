@@ -22,6 +22,7 @@ int	net_valid_port(const char *p);
 /*
  * Opens, binds and listens on s (as above; the host must be numeric).
  * Returns the fd or -1 with a message in err.
+ * A negative backlog leaves the socket bound but not listening yet.
  */
 int	net_listen(const char *s, int backlog, char *err, size_t errlen);
 /*

@@ -45,7 +45,7 @@ static const char *const top_keys[] = {
 	"helo_checks", "greylist", "rules", "tls", "auth",
 	"routes", "aliases", "queue", "log", "bare_newline", "sendmail",
 	"proxy", "metrics", "users", "relay_recipients", "recipient_delimiter",
-	"access_table", "policy_services", "dkim", "milters", NULL
+	"access_table", "policy_services", "dkim", "milters", "user", NULL
 };
 static const char *const tls_keys[] = {
 	"certificate", "key", "chain", "priority", "tickets", "client_ca",
@@ -130,6 +130,7 @@ policy_defaults(struct policy *p)
 	p->auth_mechs = SASL_M_DEFAULT;
 	throttle_conf_defaults(&p->auth_throttle);
 	str_lcpy(p->spool, SMTPD_SPOOL, sizeof(p->spool));
+	str_lcpy(p->user, SMTPD_USER, sizeof(p->user));
 }
 
 /* The host's fully-qualified name; the short name if that is all there is. */
@@ -1076,6 +1077,15 @@ policy_load(const char *path, int missing_ok,
 		    err, errlen) == -1)
 			goto fail;
 		v = NULL;
+		if (get_string(root, "user", &v, path, err, errlen) == -1)
+			goto fail;
+		if (v != NULL && (v[0] == '\0' ||
+		    str_lcpy(p->user, v, sizeof(p->user)) >= sizeof(p->user))) {
+			seterr(err, errlen, path, config_setting_get_member(root,
+			    "user"), "user must be a user name");
+			goto fail;
+		}
+		v = NULL;
 		if (get_string(root, "log", &v, path, err, errlen) == -1)
 			goto fail;
 		if (v != NULL && strcmp(v, "stderr") == 0)
@@ -1384,6 +1394,8 @@ policy_print(const struct policy *p, FILE *f)
 	dkimconf_print(p->dkim, f);
 	milterconf_print(p->milters, f);
 	fprintf(f, "spool: %s\n", p->spool);
+	fprintf(f, "user: %s (the SMTP front; queue runner: %s)\n", p->user,
+	    p->queue->user[0] != '\0' ? p->queue->user : p->user);
 	fprintf(f, "log: %s\n", p->log_stderr ? "standard error" :
 	    "syslog (facility mail)");
 	fprintf(f, "reverse DNS lookups of clients: %s\n",

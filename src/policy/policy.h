@@ -30,6 +30,9 @@ struct queue_conf;
 struct table;
 
 #define POLICY_LISTEN_MAX	16
+#ifndef SMTPD_USER
+#define SMTPD_USER		"_smtpd"
+#endif
 #define POLICY_HOST_MAX		255
 #define POLICY_LIST_MAX		4096	/* entries in any one list */
 
@@ -108,6 +111,7 @@ struct policy {
 	int		 have_file;	/* 0: no conffile, built-in defaults */
 	char		 hostname[POLICY_HOST_MAX + 1];
 	char		 spool[PATH_MAX];
+	char		 user[64];	/* the SMTP front runs as */
 	char		*listen[POLICY_LISTEN_MAX];
 	int		 nlisten;
 	int		 reverse_lookup;

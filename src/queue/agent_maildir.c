@@ -31,6 +31,7 @@
 #include "lib/addr.h"
 #include "lib/fsutil.h"
 #include "lib/log.h"
+#include "lib/privs.h"
 #include "lib/str.h"
 #include "agent.h"
 #include "mailer.h"
@@ -418,8 +419,10 @@ md_write_as(struct md_job *j, const struct mailer_cred *cred,
 	if (pid == 0) {
 		memset(&crep, 0, sizeof(crep));
 		close(p[0]);
+		/* Capabilities a non-root runner kept go too. */
 		if (setgroups((size_t)cred->ngroups, cred->groups) == -1 ||
 		    setgid(cred->gid) == -1 || setuid(cred->uid) == -1 ||
+		    privs_clear_caps() == -1 ||
 		    getuid() != cred->uid || geteuid() != cred->uid ||
 		    getegid() != cred->gid ||
 		    (cred->uid != 0 && setuid(0) != -1))
@@ -498,9 +501,16 @@ md_walk(const struct route *r, const char *dir, size_t baselen, int create,
 		next = openat(fd, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 		    O_CLOEXEC);
 		if (next == -1 && errno == ENOENT && create) {
-			if (mkdirat(fd, part, last ? 0700 : 0755) == 0)
+			if (mkdirat(fd, part, last ? 0700 : 0755) == 0) {
 				*made = last;
-			else if (errno != EEXIST) {
+				/*
+				 * A runner that is not root but may switch
+				 * users makes them root's all the same.
+				 */
+				if (geteuid() != 0 && privs_can_switch())
+					(void)fchownat(fd, part, 0, 0,
+					    AT_SYMLINK_NOFOLLOW);
+			} else if (errno != EEXIST) {
 				agent_set(res, AGENT_TEMP, 451, "4.3.0",
 				    "cannot create %.200s: %s", dir,
 				    strerror(errno));
@@ -632,7 +642,7 @@ md_open_box(const struct route *r, const char *dir, int create,
     struct mailer_cred *cred, struct agent_result *res)
 {
 	struct stat st;
-	int fd, made, root = geteuid() == 0;
+	int fd, made, root = privs_can_switch();
 
 	if ((fd = md_walk(r, dir, md_baselen(r->path), create, &made,
 	    res)) == -1)
@@ -745,10 +755,10 @@ md_deliver_one(const struct route *r, const struct agent_msg *m,
 	if ((j->mdfd = md_open_box(r, dir, create, &cred, res)) == -1)
 		goto out;
 	memset(&rep, 0, sizeof(rep));
-	if (geteuid() == 0) {
+	if (privs_can_switch()) {
 		j->check_owner = 1;
 		j->uid = cred.uid;
-		if (cred.uid == 0)
+		if (cred.uid == 0 && geteuid() == 0)
 			(void)md_write(j, &rep);
 		else
 			md_write_as(j, &cred, &rep);

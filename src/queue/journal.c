@@ -756,6 +756,28 @@ journal_free(struct journal *j)
 	free(j);
 }
 
+/*
+ * Takes the journal's lock.  A short, bounded wait: something that only
+ * looks at the lock (a monitoring probe, a restarted daemon's
+ * predecessor finishing its exit) must not make a start fail; another
+ * daemon that holds it does.  0 or -1.
+ */
+static int
+journal_lock(int fd)
+{
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	int i;
+
+	for (i = 0; i < 50; i++) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			return -1;
+		(void)nanosleep(&ts, NULL);
+	}
+	return -1;
+}
+
 struct journal *
 journal_open(const char *dir, journal_published_fn fn, void *arg, char *err,
     size_t errlen)
@@ -790,7 +812,7 @@ journal_open(const char *dir, journal_published_fn fn, void *arg, char *err,
 		snprintf(err, errlen, "spool %.200s: %s", dir, strerror(errno));
 		goto fail;
 	}
-	if (flock(j->lockfd, LOCK_EX | LOCK_NB) == -1) {
+	if (journal_lock(j->lockfd) == -1) {
 		snprintf(err, errlen, "spool %.200s is in use by another smtpd",
 		    dir);
 		goto fail;

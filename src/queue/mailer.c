@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "lib/privs.h"
 #include "lib/str.h"
 #include "mailer.h"
 
@@ -110,9 +111,10 @@ child(const char *path, char *const argv[], char *const envp[], int infd,
 #endif
 		for (fd = 4; fd < CHILD_FD_MAX; fd++)
 			(void)close(fd);
-	if (cred != NULL && geteuid() == 0) {
+	if (cred != NULL && privs_can_switch()) {
 		if (setgroups((size_t)cred->ngroups, cred->groups) == -1 ||
-		    setgid(cred->gid) == -1 || setuid(cred->uid) == -1)
+		    setgid(cred->gid) == -1 || setuid(cred->uid) == -1 ||
+		    privs_clear_caps() == -1)
 			goto fail;
 	}
 #if defined(HAVE_SYS_PRCTL_H) && defined(PR_SET_PDEATHSIG)

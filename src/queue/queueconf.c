@@ -45,7 +45,7 @@ static const char *const queue_keys[] = {
 	"retry_min", "retry_max", "lifetime", "delay_warning", "concurrency",
 	"destination_concurrency", "session_messages", "scan_interval",
 	"bounce_size", "pipe_timeout", "pipe_user", "mailer_user", "runner", "relay_keys",
-	"tlsrpt", NULL
+	"user", "tlsrpt", NULL
 };
 
 /* Used when no routes are configured: relay everything by MX. */
@@ -808,6 +808,13 @@ parse_queue(struct pctx *pc, const config_setting_t *g, struct queue_conf *qc)
 	    sizeof(uerr)) == -1)
 		return seterr(pc, config_setting_get_member(g, "mailer_user"),
 		    "mailer_user: %s", uerr);
+	v = NULL;
+	if (get_string(pc, g, "user", &v) == -1)
+		return -1;
+	if (v != NULL && (v[0] == '\0' ||
+	    str_lcpy(qc->user, v, sizeof(qc->user)) >= sizeof(qc->user)))
+		return seterr(pc, config_setting_get_member(g, "user"),
+		    "user must be a user name");
 	v = NULL;
 	if (get_string(pc, g, "relay_keys", &v) == -1)
 		return -1;

@@ -143,6 +143,7 @@ struct queue_conf {
 					   name "" if it does not exist */
 	int		 runner;	/* smtpd runs the queue runner itself */
 	char		 relay_keys[PATH_MAX];	/* relay credentials, "" if none */
+	char		 user[64];	/* the runner runs as; "" = smtpd's */
 	char		 tlsrpt_from[ADDR_PATH_MAX + 1];	/* TLS reports'
 						   sender, "" = no reports */
 	char		 tlsrpt_org[256];	/* organization-name */

@@ -100,6 +100,9 @@ def get():
     if _pairs is not None and _intact(_pairs):
         return _pairs
     _dir = tempfile.mkdtemp(prefix="e2e-tlscerts-")
+    # Certificates are public (smtpd's front reads them as its own user);
+    # the keys stay 0600 root's.
+    os.chmod(_dir, 0o755)
     atexit.register(shutil.rmtree, _dir, True)
     p = {}
     p["ca"] = _make("ca", CA_TMPL % "smtpd e2e test CA")

@@ -63,6 +63,7 @@ class Dovecot:
                 "port": self.lmtp_port,
                 "tempfail": "yes" if quota_tempfail else "no",
                 "extra": extra,
+                "userdb_owner": userdb_owner(),
                 "fmt": username_format})
         self.proc = None
 
@@ -169,6 +170,20 @@ class Dovecot:
                       if line.lower().startswith("hdr.subject:"))
 
 
+def userdb_owner():
+    """The auth-userdb listener's owner and mode.  smtpd started as root
+    looks recipients up from its front, as _smtpd: the socket is that
+    user's, as a Postfix setup gives it to postfix (with a 0666 socket
+    Dovecot lets a client see only the users of its own uid)."""
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("_smtpd")
+            return "    mode = 0600\n    user = _smtpd"
+        except KeyError:
+            pass
+    return "    mode = 0666"
+
+
 CONF = """
 base_dir = %(run)s
 state_dir = %(dir)s/state
@@ -214,7 +229,7 @@ service auth {
     mode = 0600
   }
   unix_listener auth-userdb {
-    mode = 0666
+%(userdb_owner)s
   }
 }
 %(extra)s

@@ -65,6 +65,8 @@ class Smtpd:
     def __init__(self, workdir, config_extra="", hostname="mx.test.example",
                  listen=None, args=(), limits=None):
         self.workdir = workdir
+        # smtpd started as root works in it as an unprivileged user.
+        os.chmod(workdir, 0o755)
         self.spool = os.path.join(workdir, "spool")
         self.conf = os.path.join(workdir, "smtpd.conf")
         self.logfile = os.path.join(workdir, "smtpd.log")
@@ -193,6 +195,8 @@ class SmtpdCase(unittest.TestCase):
 
     def setUp(self):
         self.workdir = tempfile.mkdtemp(prefix="smtpd-e2e-")
+        # smtpd started as root works in it as an unprivileged user.
+        os.chmod(self.workdir, 0o755)
         self._daemons = []
 
     def tearDown(self):

@@ -107,6 +107,11 @@ class Metrics(PolicyCase):
         self.assertEqual(m[("smtpd_sessions_open", frozenset())], 0)
         self.assertEqual(m[("smtpd_accept_latency_seconds_count",
                             frozenset())], 3)
+        # Started as root the runner is a process of its own: its
+        # delivery counts are not the front's to serve.
+        if os.geteuid() == 0:
+            self.assertFalse([k for k in m
+                              if k[0] == "smtpd_deliveries_total"])
         self.assertEqual(m[("smtpd_accept_latency_seconds_bucket",
                             frozenset({"le": "+Inf"}.items()))], 3)
         d.settle()

@@ -54,6 +54,8 @@ class Milter:
         if path:
             self.sock = socket.socket(socket.AF_UNIX)
             self.sock.bind(path)
+            # smtpd's front may run as another user (started as root).
+            os.chmod(path, 0o666)
             self.port = None
         else:
             self.sock = socket.socket()

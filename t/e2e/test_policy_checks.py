@@ -86,7 +86,8 @@ class Greylisting(PolicyCase):
 
     def setUp(self):
         super().setUp()
-        self.grey = os.path.join(self.workdir, "grey.db")
+        # In the spool: smtpd started as root writes it as its own user.
+        self.grey = os.path.join(self.workdir, "spool", "grey.db")
         self.d = self.smtpd(config_extra=BASE + (
             'greylist = { delay = %d; file = "%s"; };' % (self.DELAY,
                                                           self.grey)),

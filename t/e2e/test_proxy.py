@@ -189,7 +189,7 @@ class Refusals(PolicyCase):
         self.assertRegex(text, r"connect address=127\.0\.0\.1 port=\d+ "
                          r"name=unknown trusted proxy=127\.0\.0\.1 "
                          r"proxy_port=\d+ version=2 command=local")
-        line = [l for l in text.splitlines() if "port=5555" in l][0]
+        line = [l for l in text.splitlines() if "port=5555 " in l][0]
         for want in ('ssl=yes', 'client_cert=yes', 'verify=0',
                      'tls_version="TLSv1.3"', 'cn="client.cert"',
                      'cipher="TLS_AES_256_GCM_SHA384"',

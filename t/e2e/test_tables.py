@@ -205,6 +205,8 @@ class SocketmapServer:
         if path:
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self.sock.bind(path)
+            # smtpd started as root looks up from its unprivileged front.
+            os.chmod(path, 0o666)
         else:
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             self.sock.bind(("127.0.0.1", 0))

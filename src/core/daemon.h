@@ -1,0 +1,61 @@
+/*
+ * daemon: smtpd's processes.  Started as root, smtpd is a small parent
+ * (parent.c) that binds the listeners and supervises three children: the
+ * SMTP front (front.c: acceptor and worker threads, as an unprivileged
+ * user), the key process (keyproc.c: TLS private key and AUTH secrets)
+ * and the queue runner.  Started as another user, it is one process:
+ * the front with the key, the secrets and the runner inside.
+ */
+#ifndef DAEMON_H
+#define DAEMON_H
+
+#include "listeners.h"
+#include "policy/policy.h"
+
+/* What the command line said, for every process to read the config. */
+struct smtpd_args {
+	const char		*conffile;
+	int			 missing_ok;	/* no -C given */
+	struct policy_overrides	 ov;
+	const char		*mailer;	/* -m, or NULL */
+	int			 debug;		/* -d */
+};
+
+/* The front's sockets: listeners and, split, the key process's. */
+struct front_fds {
+	int	 listen[LISTENERS_MAX];
+	int	 lflags[LISTENERS_MAX];	/* LISTEN_* (server.h) */
+	int	 nlisten;
+	int	 key[8];	/* KEYPROC_CHANNELS; none: in-process */
+	int	 nkey;
+	int	 notify;	/* a byte when started and reloaded, or -1 */
+};
+
+/*
+ * Loads the TLS credentials and the AUTH secrets p names and makes them
+ * current.  remote_key: the key stays in the key process (the front of a
+ * split daemon), and the secrets too.  At start-up (strict) a failure is
+ * said on stderr; on SIGHUP it is logged and the running ones stay.
+ * 0 or -1.
+ */
+int	load_credentials(const struct policy *p, int strict, int remote_key);
+/* Writes one byte to fd (a pipe to the parent), unless fd is -1. */
+void	notify_parent(int fd);
+/*
+ * Opens every listener of p into fds (listeners_open(): bound, or taken
+ * over from systemd); front_main() makes them listen when it is ready.
+ * 0, or -1 (logged).
+ */
+int	bind_listeners(const struct policy *p, struct front_fds *fds);
+/*
+ * Runs the daemon's SMTP side until SIGTERM: with fds->nkey, as the front
+ * of a split daemon; without, as the whole daemon in one process (with
+ * the queue runner unless -m or queue.runner = false).  Returns the exit
+ * status.
+ */
+int	front_main(const struct smtpd_args *, struct policy *pol,
+	    struct front_fds *fds);
+/* The parent of a split daemon (started as root).  Returns the status. */
+int	parent_main(const struct smtpd_args *, struct policy *pol);
+
+#endif

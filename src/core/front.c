@@ -1,0 +1,258 @@
+/*
+ * front: the daemon's SMTP side -- listeners, acceptor and worker
+ * threads, the spool -- and its SIGHUP/SIGTERM loop.  See daemon.h.
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include <gnutls/gnutls.h>
+
+#include "auth/secrets.h"
+#include "auth/throttle.h"
+#include "daemon.h"
+#include "keyproc.h"
+#include "lib/log.h"
+#include "lib/metrics.h"
+#include "lib/net.h"
+#include "listeners.h"
+#include "metricsd.h"
+#include "queue/runner.h"
+#include "queue/spool.h"
+#include "sdnotify.h"
+#include "server.h"
+#include "session.h"
+#include "tls.h"
+
+int
+load_credentials(const struct policy *p, int strict, int remote_key)
+{
+	struct tls_server *ts;
+	struct tls_conf tc;
+	char err[1024];
+
+	if (p->tls_certificate[0] != '\0') {
+		memset(&tc, 0, sizeof(tc));
+		tc.certificate = p->tls_certificate;
+		tc.key = p->tls_key;
+		tc.chain = p->tls_chain[0] ? p->tls_chain : NULL;
+		tc.priority = p->tls_priority[0] ? p->tls_priority : NULL;
+		tc.tickets = p->tls_tickets;
+		tc.client_ca = p->tls_client_ca[0] ? p->tls_client_ca : NULL;
+		if (remote_key)
+			tc.set_key = keyproc_set_key;
+		if ((ts = tls_server_new(&tc, err, sizeof(err))) == NULL) {
+			if (strict) {
+				fprintf(stderr, "smtpd: %s\n", err);
+				return -1;
+			}
+			log_err("reload: TLS: %s; keeping the old certificate",
+			    err);
+		} else {
+			if (tls_server_describe(ts, err, sizeof(err)) == 1)
+				log_warn("TLS certificate: %s", err);
+			if (tls_server_warning(ts)[0] != '\0')
+				log_warn("TLS: %s", tls_server_warning(ts));
+			tls_server_install(ts);
+		}
+	} else
+		tls_server_install(NULL);
+	/* Split, the key process reads the secrets. */
+	if (!remote_key && p->auth_secrets[0] != '\0' &&
+	    secrets_refresh(p->auth_secrets, err, sizeof(err)) == -1) {
+		if (strict) {
+			fprintf(stderr, "smtpd: %s\n", err);
+			return -1;
+		}
+		log_err("reload: AUTH secrets: %s; keeping the old ones", err);
+	}
+	return 0;
+}
+
+void
+notify_parent(int fd)
+{
+	if (fd != -1)
+		while (write(fd, "", 1) == -1 && errno == EINTR)
+			;
+}
+
+int
+bind_listeners(const struct policy *pol, struct front_fds *f)
+{
+	char err[1024];
+	int n;
+
+	f->nlisten = 0;
+	if ((n = listeners_open(pol, f->listen, f->lflags, LISTENERS_MAX, 0,
+	    err, sizeof(err))) == -1) {
+		log_err("%s", err);
+		return -1;
+	}
+	f->nlisten = n;
+	return 0;
+}
+
+int
+front_main(const struct smtpd_args *a, struct policy *pol,
+    struct front_fds *f)
+{
+	struct policy *np;
+	struct spool *sp;
+	struct server *sv;
+	struct policy_state *st;
+	struct throttle *th;
+	struct session_conf tmpl;
+	struct runner *runner = NULL;
+	struct metricsd *md = NULL;
+	char err[1024];
+	int i, sig, split = f->nkey > 0;
+	const char *who = split ? "front: " : "";
+	sigset_t sigs;
+
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	if (split) {
+		if (keyproc_client(f->key, f->nkey) == -1 ||
+		    load_credentials(pol, 1, 1) == -1)
+			return EX_CONFIG;
+	}
+	if ((sp = spool_open(pol->spool, SPOOL_JOURNAL, err,
+	    sizeof(err))) == NULL) {
+		log_err("%s", err);
+		return EX_CANTCREAT;
+	}
+	if ((st = policy_state_new()) == NULL ||
+	    (th = throttle_new(&pol->auth_throttle, err, sizeof(err))) == NULL) {
+		log_err("out of memory");
+		return EX_OSERR;
+	}
+	/* The per-user counts, for smtpq stats (written by this process). */
+	if (policy_state_user_file(st, pol->spool, err, sizeof(err)) == -1)
+		log_warn("user limits are not shown by smtpq stats: %s", err);
+	policy_install(policy_ref(pol));
+	/*
+	 * The queue runner delivers what the sessions commit; with -m the
+	 * mailer does.  Split, the runner is a process of its own and
+	 * learns of new messages from inotify.
+	 */
+	if (!split && a->mailer == NULL && pol->queue->runner) {
+		if ((runner = runner_start(pol->spool, pol->queue, err,
+		    sizeof(err))) == NULL)
+			log_warn("no queue runner in smtpd: %s", err);
+		else
+			spool_set_hook(sp, runner_spool_hook, runner);
+	}
+	/* Split, the runner is another process: its counts are not here. */
+	if (split)
+		metrics_no_deliveries();
+	if (pol->front.metrics_listen[0] != '\0') {
+		if ((md = metricsd_start(pol->front.metrics_listen, pol->spool,
+		    err, sizeof(err))) == NULL) {
+			log_err("metrics: %s", err);
+			return EX_OSERR;
+		}
+		log_info("metrics on http://%s/metrics",
+		    pol->front.metrics_listen);
+	}
+	/*
+	 * Clients are let in once the spool (and its journal) and the
+	 * metrics are ready.  A restarted front finds them listening
+	 * already, with what came meanwhile waiting in the backlog.
+	 */
+	if (listeners_listen(f->listen, f->nlisten) == -1) {
+		log_err("listen: %s", strerror(errno));
+		return EX_OSERR;
+	}
+	memset(&tmpl, 0, sizeof(tmpl));
+	tmpl.spool = sp;
+	tmpl.state = st;
+	tmpl.throttle = th;
+	tmpl.mailer = a->mailer;
+	if ((sv = server_start(f->listen, f->lflags, f->nlisten, &tmpl,
+	    err, sizeof(err))) == NULL) {
+		log_err("%s", err);
+		return EX_OSERR;
+	}
+	if (!pol->have_file)
+		log_warn("%s does not exist: running on built-in defaults",
+		    a->conffile);
+	log_info("%sstarted: config=%s hostname=%s spool=%s", who,
+	    pol->have_file ? a->conffile : "none", pol->hostname, pol->spool);
+	/* Split, the parent speaks to systemd for the daemon. */
+	if (!split)
+		(void)sdnotify("READY=1");
+	notify_parent(f->notify);
+	for (;;) {
+		if (sigwait(&sigs, &sig) != 0)
+			continue;
+		if (sig != SIGHUP)
+			break;
+		if (!split)
+			(void)sdnotify_reloading();
+		np = policy_load(a->conffile, a->missing_ok, &a->ov, err,
+		    sizeof(err));
+		if (np == NULL) {
+			if (split)
+				log_err("front: the config does not load, "
+				    "keeping the running one: %s", err);
+			else
+				log_err("reload failed, keeping the running "
+				    "config: %s", err);
+			if (!split)
+				(void)sdnotify("READY=1");
+			notify_parent(f->notify);
+			continue;
+		}
+		if (!split)
+			listeners_reload_check(pol, np);
+		if (strcmp(np->spool, pol->spool) != 0)
+			log_warn("reload: a new spool takes a restart");
+		(void)load_credentials(np, 0, split);
+		if (runner != NULL)
+			runner_reconfigure(runner, np->queue);
+		if (throttle_configure(th, &np->auth_throttle, err,
+		    sizeof(err)) == -1)
+			log_err("reload: auth.throttle: %s", err);
+		policy_install(np);
+		/* Split, the parent says "reloaded" once all are done. */
+		if (split)
+			log_info("front: reload done");
+		else {
+			log_info("reloaded %s", a->conffile);
+			(void)sdnotify("READY=1");
+		}
+		notify_parent(f->notify);
+	}
+	log_info("%sstopping on signal %d", who, sig);
+	if (!split)
+		(void)sdnotify("STOPPING=1");
+	policy_unref(&pol);
+	pol = policy_current();
+	i = server_stop(&sv, pol->shutdown_timeout);
+	metricsd_stop(&md);
+	spool_set_hook(sp, NULL, NULL);
+	runner_stop(&runner);
+	policy_state_flush(st, pol);
+	policy_unref(&pol);
+	policy_install(NULL);
+	tls_server_install(NULL);
+	secrets_install(NULL);
+	if (i == 0) {
+		spool_close(&sp);
+		policy_state_free(&st);
+		throttle_free(&th);
+	}
+	gnutls_global_deinit();
+	log_info("%sstopped", who);
+	return EX_OK;
+}
