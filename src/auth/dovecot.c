@@ -432,6 +432,7 @@ dovecot_user_exists(const char *path, const char *user)
 		return DOVECOT_USER_NO;
 	if ((dc = malloc(sizeof(*dc))) == NULL)
 		return DOVECOT_USER_TEMPFAIL;
+	dc->fd = -1;	/* "out" closes it, even before dc_open() */
 	reqlen = strlen(esc) + 64;
 	if ((req = malloc(reqlen)) == NULL)
 		goto out;

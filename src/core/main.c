@@ -318,7 +318,7 @@ main(int argc, char *argv[])
 		sc.throttle = th;
 		sc.mailer = mailer;
 		sc.single = 1;
-		i = session_run(&sc);
+		(void)session_run(&sc);
 		policy_state_flush(st, pol);
 		policy_state_free(&st);
 		throttle_free(&th);

@@ -1298,6 +1298,7 @@ queueconf_alias(const struct queue_conf *qc, const char *name)
 
 	if (qc->naliases == 0)
 		return NULL;
+	memset(&key, 0, sizeof(key));
 	key.name = (char *)name;
 	return bsearch(&key, qc->aliases, qc->naliases, sizeof(key),
 	    alias_cmp);
