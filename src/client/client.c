@@ -30,13 +30,13 @@
 #include "clientext.h"
 #include "dial.h"
 #include "pin.h"
+#include "reply.h"
 #include "tlspolicy.h"
 #include "lib/dns.h"
 #include "lib/lineio.h"
 #include "lib/net.h"
 
 #define CLIENT_LINE_MAX		4096	/* a reply line (RFC: 512) */
-#define CLIENT_REPLY_LINES	200	/* lines in one reply */
 #define CLIENT_CMD_MAX		16384	/* a command line */
 #define CLIENT_PIPE_GROUP	64	/* commands per pipelined write */
 #define CLIENT_CHUNK		65536	/* message data sent at once */
@@ -57,12 +57,6 @@
 #define CAP_AUTH	0x20
 #define CAP_DSN		0x40
 #define CAP_REQUIRETLS	0x80
-
-struct client_reply {
-	int	code;
-	char	status[16];
-	char	text[CLIENT_TEXT_MAX];	/* the lines' text */
-};
 
 struct client_conn {
 	struct client_opts	 opts;
@@ -115,8 +109,6 @@ static int	client_cmd(struct client_conn *, const char *, const char *,
 		    ...) __attribute__((format(printf, 3, 4)));
 static int	client_reply(struct client_conn *, struct client_reply *,
 		    struct str *, unsigned);
-static void	client_parse_status(const char *, size_t, int, char *,
-		    size_t);
 static void	client_parse_caps(struct client_conn *, const struct str *);
 static int	client_dial(const struct sockaddr_storage *, unsigned, char *,
 		    size_t);
@@ -344,37 +336,6 @@ client_cmd(struct client_conn *c, const char *shown, const char *fmt, ...)
 	return r;
 }
 
-/* "2.1.5" at the start of a reply's text, if it matches the code. */
-static void
-client_parse_status(const char *t, size_t n, int code, char *out,
-    size_t outlen)
-{
-	size_t i = 0, part, digits;
-
-	out[0] = '\0';
-	if (n < 5 || t[0] != '0' + code / 100 || t[1] != '.')
-		return;
-	i = 2;
-	for (part = 0; part < 2; part++) {
-		for (digits = 0; i < n && isdigit((unsigned char)t[i]) &&
-		    digits < 3; digits++)
-			i++;
-		if (digits == 0)
-			return;
-		if (part == 0) {
-			if (i >= n || t[i] != '.')
-				return;
-			i++;
-		}
-	}
-	if (i < n && t[i] != ' ')
-		return;
-	if (i < outlen) {
-		memcpy(out, t, i);
-		out[i] = '\0';
-	}
-}
-
 /*
  * Reads one reply (flushing queued commands first).  lines, if not NULL,
  * gets each line's text followed by '\n' (for EHLO).
@@ -384,19 +345,18 @@ static int
 client_reply(struct client_conn *c, struct client_reply *r, struct str *lines,
     unsigned timeout)
 {
-	char joined[CLIENT_TEXT_MAX], *line;
-	size_t len, jlen = 0, tlen;
-	int n, rc, code;
+	struct reply_parser p;
+	char *line;
+	size_t len;
+	int rc;
 
-	r->code = 0;
-	r->status[0] = '\0';
-	r->text[0] = '\0';
+	reply_init(&p, r, lines);
 	lineio_set_timeout(c->io, (int)timeout * 1000);
 	if (lineio_flush(c->io) == -1) {
 		c->broken = 1;
 		return -1;
 	}
-	for (n = 0; n < CLIENT_REPLY_LINES; n++) {
+	for (;;) {
 		rc = lineio_getline(c->io, &line, &len);
 		if (rc == 0) {
 			errno = ECONNRESET;
@@ -412,49 +372,16 @@ client_reply(struct client_conn *c, struct client_reply *r, struct str *lines,
 			return -2;
 		}
 		client_debug(c, "<-", line, len);
-		while (len > 0 && (line[len - 1] == '\n' ||
-		    line[len - 1] == '\r'))
-			len--;
-		if (len < 3 || !isdigit((unsigned char)line[0]) ||
-		    !isdigit((unsigned char)line[1]) ||
-		    !isdigit((unsigned char)line[2]) ||
-		    (len > 3 && line[3] != ' ' && line[3] != '-')) {
+		if ((rc = reply_line(&p, line, len)) == -2) {
 			c->broken = 1;
 			return -2;
 		}
-		code = (line[0] - '0') * 100 + (line[1] - '0') * 10 +
-		    (line[2] - '0');
-		if (code < 200 || code > 599 || (n > 0 && code != r->code)) {
-			c->broken = 1;
-			return -2;
-		}
-		r->code = code;
-		tlen = len > 4 ? len - 4 : 0;
-		if (n == 0)
-			client_parse_status(line + 4, tlen, code, r->status,
-			    sizeof(r->status));
-		if (lines != NULL && (str_append(lines, line + len - tlen,
-		    tlen) == -1 || str_appendc(lines, '\n') == -1)) {
-			c->broken = 1;
-			return -2;
-		}
-		if (jlen + 1 < sizeof(joined)) {
-			if (n > 0)
-				joined[jlen++] = ' ';
-			if (tlen > sizeof(joined) - 1 - jlen)
-				tlen = sizeof(joined) - 1 - jlen;
-			memcpy(joined + jlen, line + 4, tlen);
-			jlen += tlen;
-		}
-		if (len <= 3 || line[3] == ' ') {
-			str_printable(r->text, sizeof(r->text), joined, jlen);
-			if (code == 421)
+		if (rc == 1) {
+			if (r->code == 421)
 				c->broken = 1;	/* RFC 5321 3.8 */
 			return 0;
 		}
 	}
-	c->broken = 1;
-	return -2;
 }
 
 /* The EHLO reply's extensions (RFC 5321 4.1.1.1). */

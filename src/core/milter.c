@@ -561,6 +561,7 @@ open_all(struct milter_session *s)
 	struct milter *m;
 	struct str b;
 	char host[NI_MAXHOST];
+	const char *addr;
 	uint16_t port = 0;
 	int i;
 
@@ -587,7 +588,8 @@ open_all(struct milter_session *s)
 		    ((struct sockaddr_in6 *)ss)->sin6_port;
 		(void)str_appendc(&b, ss->ss_family == AF_INET ? '4' : '6');
 		(void)str_append(&b, &port, 2);
-		(void)str_append(&b, f.client_addr, strlen(f.client_addr) + 1);
+		addr = f.client_addr != NULL ? f.client_addr : "";
+		(void)str_append(&b, addr, strlen(addr) + 1);
 	} else
 		(void)str_appendc(&b, 'U');
 	milter_stage(s, C_CONNECT, b.s, b.len, P_NOCONNECT, P_NR_CONN, 1, NULL);

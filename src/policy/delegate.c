@@ -531,9 +531,12 @@ read_reply(int fd, char *buf, size_t len, long long deadline, size_t *got,
 			errno = EPROTO;
 			return -1;
 		}
-		if (strcmp(buf, "\n") == 0 ||
-		    (end = strstr(buf, "\n\n")) != NULL) {
-			end = buf[0] == '\n' ? buf : end + 1;
+		/* The reply ends at its first empty line. */
+		if (buf[0] == '\n')
+			end = buf;
+		else if ((end = strstr(buf, "\n\n")) != NULL)
+			end++;
+		if (end != NULL) {
 			*extra = end[1] != '\0';
 			end[1] = '\0';
 			return 0;
@@ -638,6 +641,7 @@ ask(struct delegate_service *sv, const struct str *req, char *act,
 			}
 		}
 		deadline = now_ms() + (long long)sv->timeout * 1000;
+		got = 0;	/* a failed send read nothing */
 		if (send_all(fd, req->s, req->len, deadline) == 0 &&
 		    read_reply(fd, buf, sizeof(buf), deadline, &got,
 		    &extra) == 0)

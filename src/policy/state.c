@@ -220,6 +220,8 @@ user_save(struct policy_state *st, time_t now)
 	st->user_dirty = 0;
 	if (st->user_file[0] == '\0')
 		return;
+	/* An array of pointers: sizeof(*all) is meant. */
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression) */
 	if ((all = calloc(st->nuser + 1, sizeof(*all))) == NULL)
 		return;
 	for (i = 0; i < USER_BUCKETS; i++)
@@ -227,7 +229,7 @@ user_save(struct policy_state *st, time_t now)
 			if (now >= u->start &&
 			    now - u->start < (time_t)st->user_window)
 				all[n++] = u;
-	qsort(all, n, sizeof(*all), ucount_cmp);
+	qsort(all, n, sizeof(*all), ucount_cmp); /* NOLINT(bugprone-sizeof-expression) */
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", st->user_file) >=
 	    sizeof(tmp) || (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC |
 	    O_CLOEXEC, 0600)) == -1) {
@@ -586,6 +588,8 @@ rate_evict_oldest(struct policy_state *st)
 
 	if (old == NULL)
 		return;
+	/* rate_unlink() moves rate_oldest on; the analyzer loses that. */
+	/* NOLINTNEXTLINE(clang-analyzer-unix.Malloc) */
 	rate_unlink(st, old);
 	for (rp = &st->rate[hash(old->key, sizeof(old->key)) % RATE_BUCKETS];
 	    *rp != NULL; rp = &(*rp)->next)

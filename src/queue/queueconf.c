@@ -991,8 +991,10 @@ queueconf_parse(const config_setting_t *root, const char *file,
 			    (unsigned)i), &qc->aliases[i]) == -1)
 				goto fail;
 		}
-		qsort(qc->aliases, qc->naliases, sizeof(*qc->aliases),
-		    alias_cmp);
+		/* "aliases = ()" leaves no table: qsort() wants one. */
+		if (qc->naliases > 1)
+			qsort(qc->aliases, qc->naliases, sizeof(*qc->aliases),
+			    alias_cmp);
 		for (i = 1; i < qc->naliases; i++)
 			if (strcmp(qc->aliases[i - 1].name,
 			    qc->aliases[i].name) == 0) {
@@ -1305,6 +1307,7 @@ queueconf_alias(const struct queue_conf *qc, const char *name)
 
 	if (qc->naliases == 0)
 		return NULL;
+	memset(&key, 0, sizeof(key));
 	key.name = (char *)name;
 	return bsearch(&key, qc->aliases, qc->naliases, sizeof(key),
 	    alias_cmp);

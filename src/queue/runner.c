@@ -202,6 +202,7 @@ msg_add(struct runner *r, const char *id, time_t due)
 
 	if (r->nmsgs >= r->msize) {
 		nsize = r->msize * 2;
+		/* NOLINTNEXTLINE(bugprone-sizeof-expression): pointers */
 		if ((nt = calloc(nsize, sizeof(*nt))) != NULL) {
 			for (i = 0; i < r->msize; i++)
 				for (m = r->mtab[i]; m != NULL; m = next) {
@@ -294,6 +295,7 @@ heap_push(struct runner *r, struct rmsg *m)
 		return 0;
 	if (r->nheap == r->heapcap) {
 		ncap = r->heapcap ? r->heapcap * 2 : 1024;
+		/* NOLINTNEXTLINE(bugprone-sizeof-expression): pointers */
 		if ((nh = realloc(r->heap, ncap * sizeof(*nh))) == NULL) {
 			log_err("queue: out of memory; %s waits for a rescan",
 			    m->id);
@@ -1412,7 +1414,9 @@ job_done(struct job *j, struct agent_rcpt *ar)
 	int last;
 
 	pthread_mutex_lock(&rd->mu);
+	/* ar is NULL only with j->n == 0 (fail_job() out of memory). */
 	for (i = 0; i < j->n; i++)
+		/* cppcheck-suppress nullPointer */
 		apply_result(rd, &rd->st->r[j->ridx[i]], &ar[i].res, now);
 	last = --rd->jobs_left == 0;
 	/* Other destinations still to go: keep what we know. */
@@ -1695,6 +1699,7 @@ runner_new(const char *spooldir, struct queue_conf *qc, int once,
 	pthread_cond_init(&r->done_cv, NULL);
 	str_lcpy(r->spooldir, spooldir, sizeof(r->spooldir));
 	r->msize = 1024;
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): pointers */
 	if ((r->mtab = calloc(r->msize, sizeof(*r->mtab))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;

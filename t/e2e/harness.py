@@ -19,6 +19,9 @@ RUNNER_OFF = "queue = { runner = false; };"
 # Binaries live at the top of the build tree; run.py sets BUILDDIR.
 BUILDDIR = os.environ.get("BUILDDIR", os.path.dirname(os.path.dirname(HERE)))
 SMTPD = os.path.join(BUILDDIR, "smtpd")
+# A command smtpd runs under, e.g. SMTPD_WRAPPER="valgrind -q
+# --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite".
+SMTPD_WRAPPER = os.environ.get("SMTPD_WRAPPER", "").split()
 
 
 # What the sanitizers (ASan, LSan, TSan, UBSan) print when they find
@@ -26,6 +29,12 @@ SMTPD = os.path.join(BUILDDIR, "smtpd")
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                    "WARNING: ThreadSanitizer",
                    "runtime error:")
+# What valgrind (SMTPD_WRAPPER) prints when it finds errors, with or
+# without -q.
+VALGRIND_ERRORS = re.compile(
+    r"^==\d+== (ERROR SUMMARY: [1-9]|Invalid |Conditional jump|"
+    r"Use of uninitialised|Syscall param|Mismatched free|"
+    r"Source and destination overlap|.* definitely lost in )", re.M)
 
 
 def sanitizer_report(text):
@@ -34,6 +43,9 @@ def sanitizer_report(text):
         i = text.find(mark)
         if i != -1:
             return text[max(0, i - 200):i + 2000]
+    m = VALGRIND_ERRORS.search(text)
+    if m:
+        return text[max(0, m.start() - 200):m.end() + 4000]
     return None
 
 
@@ -98,10 +110,12 @@ class Smtpd:
 
     def start(self):
         self.log = open(self.logfile, "ab")
-        self.proc = subprocess.Popen([SMTPD, "-d", "-C", self.conf] + self.args,
+        self.proc = subprocess.Popen(SMTPD_WRAPPER +
+                                     [SMTPD, "-d", "-C", self.conf] + self.args,
                                      stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=self.log)
-        if not all(wait_port(self.host, p)
+        wait = 60.0 if SMTPD_WRAPPER else 10.0
+        if not all(wait_port(self.host, p, wait)
                    for p in [self.port] + self.more_ports):
             self.stop()
             raise RuntimeError("smtpd did not start:\n" + self.logtext())
@@ -109,7 +123,8 @@ class Smtpd:
 
     def stdio(self, input_bytes, timeout=20, env=None, extra_args=()):
         """Runs one stdio-mode session; returns (returncode, stdout, stderr)."""
-        p = subprocess.run([SMTPD, "-d", "-i", "-C", self.conf] + list(extra_args),
+        p = subprocess.run(SMTPD_WRAPPER +
+                           [SMTPD, "-d", "-i", "-C", self.conf] + list(extra_args),
                            input=input_bytes, capture_output=True,
                            timeout=timeout, env=env)
         self.stdio_report = self.stdio_report or sanitizer_report(
@@ -208,7 +223,8 @@ class SmtpdCase(unittest.TestCase):
         if os.environ.get("KEEP_E2E") is None:
             shutil.rmtree(self.workdir, ignore_errors=True)
         if reports:
-            self.fail("a sanitizer report in smtpd's output:\n" + reports[0])
+            self.fail("a sanitizer (or valgrind) report in smtpd's output:\n"
+                      + reports[0])
 
     def smtpd(self, start=True, **kw):
         d = Smtpd(self.workdir, **kw)
