@@ -2,6 +2,7 @@
 and policyd-spf (SPF, with its records served by dnsmasq inside a private
 network namespace, see dnsns.py)."""
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -69,7 +70,6 @@ class Postgrey(PolicyCase):
         self.assertIn("Greylisted", rep[1][-1])
         c.cmd("QUIT")
         c.close()
-        first = time.monotonic()
         qid = None
         for _ in range(20):
             time.sleep(1)
@@ -83,10 +83,13 @@ class Postgrey(PolicyCase):
             c.cmd("QUIT")
             c.close()
         self.assertIsNotNone(qid, "still greylisted")
-        self.assertGreaterEqual(time.monotonic() - first, 1.5)
         env, body = parse_spool(self.spooled(d, qid))
-        self.assertRegex(body, rb"(?m)^X-Greylist: delayed \d+ seconds by "
-                         rb"postgrey")
+        # postgrey counts whole seconds: its own header says the message
+        # was held back, not a clock here.
+        m = re.search(rb"(?m)^X-Greylist: delayed (\d+) seconds by "
+                      rb"postgrey", body)
+        self.assertIsNotNone(m, body[:500])
+        self.assertGreaterEqual(int(m.group(1)), 1)
         self.assertIn(b"\r\nFrom: a@isp.example\r\n", body)
 
 
