@@ -24,6 +24,7 @@
 #include "keyproto.h"
 #include "lib/log.h"
 #include "lib/str.h"
+#include "lib/net.h"
 #include "tls.h"
 
 struct kp_chan {
@@ -38,15 +39,6 @@ static unsigned int	 next_chan;
 static int		 any_clear_cache;
 static int		 available_cache;
 static long long	 any_clear_at;	/* ms; 0: never asked */
-
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Sends q and waits for its answer in a.  0, or -1 (no answer). */
 static int
@@ -81,9 +73,9 @@ ask(struct kp_req *q, struct kp_resp *a)
 		    n == -1 ? strerror(errno) : "short");
 		goto out;
 	}
-	deadline = now_ms() + KEYPROC_TIMEOUT;
+	deadline = net_now_ms() + KEYPROC_TIMEOUT;
 	for (;;) {
-		long long left = deadline - now_ms();
+		long long left = deadline - net_now_ms();
 
 		if (left <= 0) {
 			log_err("key process: no answer in %d s",
@@ -131,7 +123,7 @@ auth_ask(struct kp_req *q)
 		    __ATOMIC_RELAXED);
 		__atomic_store_n(&available_cache, st != SECRETS_TEMPFAIL,
 		    __ATOMIC_RELAXED);
-		__atomic_store_n(&any_clear_at, now_ms(), __ATOMIC_RELAXED);
+		__atomic_store_n(&any_clear_at, net_now_ms(), __ATOMIC_RELAXED);
 	}
 	free(a);
 	return st;
@@ -197,7 +189,7 @@ remote_any_clear(void)
 {
 	struct kp_req *q;
 
-	if (now_ms() - __atomic_load_n(&any_clear_at, __ATOMIC_RELAXED) >
+	if (net_now_ms() - __atomic_load_n(&any_clear_at, __ATOMIC_RELAXED) >
 	    1000 && (q = auth_req(KP_INFO, NULL)) != NULL) {
 		(void)auth_ask(q);
 		free(q);
@@ -215,7 +207,7 @@ remote_available(void)
 	struct kp_req *q;
 
 	if ((!__atomic_load_n(&available_cache, __ATOMIC_RELAXED) ||
-	    now_ms() - __atomic_load_n(&any_clear_at, __ATOMIC_RELAXED) >
+	    net_now_ms() - __atomic_load_n(&any_clear_at, __ATOMIC_RELAXED) >
 	    1000) && (q = auth_req(KP_INFO, NULL)) != NULL) {
 		(void)auth_ask(q);
 		free(q);

@@ -21,40 +21,8 @@
 
 #include "lib/log.h"
 #include "lib/str.h"
+#include "lib/net.h"
 #include "milter_int.h"
-
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* 1 when fd is ready, 0 at the deadline (errno ETIMEDOUT), -1. */
-static int
-wait_fd(int fd, short events, long long deadline)
-{
-	struct pollfd pfd;
-	long long left;
-	int r;
-
-	for (;;) {
-		if ((left = deadline - now_ms()) <= 0) {
-			errno = ETIMEDOUT;
-			return 0;
-		}
-		pfd.fd = fd;
-		pfd.events = events;
-		pfd.revents = 0;
-		r = poll(&pfd, 1, left > 60000 ? 60000 : (int)left);
-		if (r > 0)
-			return 1;
-		if (r == -1 && errno != EINTR)
-			return -1;
-	}
-}
 
 int
 milter_packet(struct str *out, char cmd, const void *p, size_t n)
@@ -176,7 +144,7 @@ send_all(int fd, const char *p, size_t n, long long deadline)
 		} else if (w == -1 && errno == EINTR)
 			continue;
 		else if (w == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			if (wait_fd(fd, POLLOUT, deadline) != 1)
+			if (net_wait(fd, POLLOUT, deadline) != 1)
 				return -1;
 		} else
 			return -1;
@@ -200,7 +168,7 @@ recv_all(int fd, char *p, size_t n, long long deadline)
 		} else if (errno == EINTR)
 			continue;
 		else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-			if (wait_fd(fd, POLLIN, deadline) != 1)
+			if (net_wait(fd, POLLIN, deadline) != 1)
 				return -1;
 		} else
 			return -1;
@@ -220,7 +188,7 @@ milter_put(struct milter_session *s, struct milter *m, char cmd,
 	errno = 0;
 	rc = milter_packet(&out, cmd, p, n);
 	if (rc == 0)
-		rc = send_all(m->fd, out.s, out.len, now_ms() +
+		rc = send_all(m->fd, out.s, out.len, net_now_ms() +
 		    (long long)m->d->timeout * 1000);
 	str_free(&out);
 	if (rc == -1)
@@ -236,7 +204,7 @@ int
 milter_get(struct milter_session *s, struct milter *m, char **buf,
     size_t *len)
 {
-	long long deadline = now_ms() + (long long)m->d->timeout * 1000;
+	long long deadline = net_now_ms() + (long long)m->d->timeout * 1000;
 	uint32_t nl;
 	size_t n;
 	char *p;
@@ -273,7 +241,7 @@ milter_get(struct milter_session *s, struct milter *m, char **buf,
 			return (unsigned char)p[0];
 		}
 		free(p);
-		deadline = now_ms() + (long long)m->d->timeout * 1000;
+		deadline = net_now_ms() + (long long)m->d->timeout * 1000;
 	}
 	errno = 0;
 	milter_broken(s, m, "too many progress reports");
@@ -292,7 +260,7 @@ connect_to(const struct sockaddr *sa, socklen_t len, long long deadline)
 		return -1;
 	if (connect(fd, sa, len) == -1) {
 		if ((errno != EINPROGRESS && errno != EAGAIN) ||
-		    wait_fd(fd, POLLOUT, deadline) != 1 ||
+		    net_wait(fd, POLLOUT, deadline) != 1 ||
 		    getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &elen) == -1)
 			goto bad;
 		if (e != 0) {
@@ -311,7 +279,7 @@ bad:
 static int
 dial(const struct milter_def *d)
 {
-	long long deadline = now_ms() + (long long)d->connect_timeout * 1000;
+	long long deadline = net_now_ms() + (long long)d->connect_timeout * 1000;
 	struct addrinfo hints, *res, *ai;
 	struct sockaddr_un sun;
 	int fd = -1, e = ECONNREFUSED;

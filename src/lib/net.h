@@ -24,6 +24,13 @@ int	net_valid_port(const char *p);
  * Returns the fd or -1 with a message in err.
  * A negative backlog leaves the socket bound but not listening yet.
  */
+/* Milliseconds on the monotonic clock, for deadlines. */
+long long net_now_ms(void);
+/*
+ * Waits for events (poll(2)) on fd until deadline, a net_now_ms() time:
+ * 1 when ready, 0 at the deadline (errno ETIMEDOUT), -1 on an error.
+ */
+int	net_wait(int fd, short events, long long deadline);
 int	net_listen(const char *s, int backlog, char *err, size_t errlen);
 /*
  * Writes the numeric address of sa to buf; IPv4-mapped IPv6 addresses are

@@ -31,6 +31,7 @@
 
 #include "lib/log.h"
 #include "lib/str.h"
+#include "lib/net.h"
 #include "delegate.h"
 
 #define REQUEST_MAX	16384	/* bytes of one request */
@@ -330,39 +331,6 @@ delegate_print(const struct delegate_conf *c, FILE *f)
 	}
 }
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Waits for events on fd until deadline (ms, monotonic).  1, 0, -1. */
-static int
-wait_fd(int fd, short events, long long deadline)
-{
-	struct pollfd pfd;
-	long long left;
-	int r;
-
-	for (;;) {
-		if ((left = deadline - now_ms()) <= 0) {
-			errno = ETIMEDOUT;
-			return 0;
-		}
-		pfd.fd = fd;
-		pfd.events = events;
-		pfd.revents = 0;
-		r = poll(&pfd, 1, left > 60000 ? 60000 : (int)left);
-		if (r > 0)
-			return 1;
-		if (r == -1 && errno != EINTR)
-			return -1;
-	}
-}
-
 /* A non-blocking connect that gives up at the deadline.  fd or -1. */
 static int
 connect_to(const struct sockaddr *sa, socklen_t len, long long deadline)
@@ -377,7 +345,7 @@ connect_to(const struct sockaddr *sa, socklen_t len, long long deadline)
 	if (connect(fd, sa, len) == -1) {
 		if (errno != EINPROGRESS && errno != EAGAIN)
 			goto bad;
-		if (wait_fd(fd, POLLOUT, deadline) != 1)
+		if (net_wait(fd, POLLOUT, deadline) != 1)
 			goto bad;
 		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &elen) == -1)
 			goto bad;
@@ -397,7 +365,7 @@ bad:
 static int
 service_connect(struct delegate_service *sv)
 {
-	long long deadline = now_ms() + (long long)sv->connect_timeout * 1000;
+	long long deadline = net_now_ms() + (long long)sv->connect_timeout * 1000;
 	struct addrinfo hints, *res, *ai;
 	struct sockaddr_un sun;
 	int fd = -1, e = ECONNREFUSED;
@@ -486,7 +454,7 @@ send_all(int fd, const char *p, size_t n, long long deadline)
 		if (w == -1 && errno == EINTR)
 			continue;
 		if (w == -1 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
-		    wait_fd(fd, POLLOUT, deadline) == 1)
+		    net_wait(fd, POLLOUT, deadline) == 1)
 			continue;
 		return -1;
 	}
@@ -521,7 +489,7 @@ read_reply(int fd, char *buf, size_t len, long long deadline, size_t *got,
 			if (errno == EINTR)
 				continue;
 			if ((errno == EAGAIN || errno == EWOULDBLOCK) &&
-			    wait_fd(fd, POLLIN, deadline) == 1)
+			    net_wait(fd, POLLIN, deadline) == 1)
 				continue;
 			return -1;
 		}
@@ -640,7 +608,7 @@ ask(struct delegate_service *sv, const struct str *req, char *act,
 				return -1;
 			}
 		}
-		deadline = now_ms() + (long long)sv->timeout * 1000;
+		deadline = net_now_ms() + (long long)sv->timeout * 1000;
 		got = 0;	/* a failed send read nothing */
 		if (send_all(fd, req->s, req->len, deadline) == 0 &&
 		    read_reply(fd, buf, sizeof(buf), deadline, &got,

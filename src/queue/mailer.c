@@ -21,6 +21,7 @@
 #include "lib/log.h"
 #include "lib/privs.h"
 #include "lib/str.h"
+#include "lib/net.h"
 #include "mailer.h"
 
 #define FEED_BUF	65536
@@ -35,22 +36,12 @@ static char *default_env[] = {
 	NULL
 };
 
-static long long	now_ms(void);
 static int		find_program(const char *, char *, size_t);
 static void		child(const char *, char *const[], char *const[],
 			    int, int, int, int, const struct mailer_cred *,
 			    pid_t) __attribute__((noreturn));
 static void		keep_errline(struct mailer_result *, size_t *, int *,
 			    const char *, size_t);
-
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Resolves name like execvp would, but before fork. */
 static int
@@ -243,7 +234,7 @@ mailer_run(char *const argv[], int infd, mailer_feed_fn feed, void *arg,
 	feeding = inp[1] != -1;
 	if (feeding && fcntl(inp[1], F_SETFL, O_NONBLOCK) == -1)
 		feeding = 0;
-	deadline = now_ms() + (long long)timeout * 1000;
+	deadline = net_now_ms() + (long long)timeout * 1000;
 	for (;;) {
 		/* Refill the feed buffer. */
 		if (feeding && foff == flen) {
@@ -276,7 +267,7 @@ mailer_run(char *const argv[], int infd, mailer_feed_fn feed, void *arg,
 			pfd[np].events = POLLOUT;
 			np++;
 		}
-		left = deadline - now_ms();
+		left = deadline - net_now_ms();
 		if (left <= 0) {
 			res->timed_out = 1;
 			(void)kill(-pid, SIGKILL);
@@ -346,7 +337,7 @@ mailer_run(char *const argv[], int infd, mailer_feed_fn feed, void *arg,
 		if (w == 0) {
 			struct timespec ts = { 0, 0 };
 
-			if (now_ms() >= deadline) {
+			if (net_now_ms() >= deadline) {
 				res->timed_out = 1;
 				(void)kill(-pid, SIGKILL);
 				continue;
