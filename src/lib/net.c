@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
@@ -292,4 +293,68 @@ net_wait(int fd, short events, long long deadline)
 		if (r == -1 && errno != EINTR)
 			return -1;
 	}
+}
+
+static int
+connect_to(const struct sockaddr *sa, socklen_t len, long long deadline)
+{
+	socklen_t elen = sizeof(int);
+	int fd, e = 0;
+
+	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	if (fd == -1)
+		return -1;
+	if (connect(fd, sa, len) == -1) {
+		if ((errno != EINPROGRESS && errno != EAGAIN) ||
+		    net_wait(fd, POLLOUT, deadline) != 1 ||
+		    getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &elen) == -1)
+			goto bad;
+		if (e != 0) {
+			errno = e;
+			goto bad;
+		}
+	}
+	return fd;
+bad:
+	e = errno;
+	close(fd);
+	errno = e;
+	return -1;
+}
+
+int
+net_connect(const char *path, const char *host, const char *port,
+    long long deadline)
+{
+	struct addrinfo hints, *res, *ai;
+	struct sockaddr_un sun;
+	int fd = -1, e = ECONNREFUSED;
+
+	if (path != NULL) {
+		memset(&sun, 0, sizeof(sun));
+		sun.sun_family = AF_UNIX;
+		if (str_lcpy(sun.sun_path, path, sizeof(sun.sun_path)) >=
+		    sizeof(sun.sun_path)) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		return connect_to((struct sockaddr *)&sun, sizeof(sun),
+		    deadline);
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_family = AF_UNSPEC;
+	if (getaddrinfo(host, port, &hints, &res) != 0) {
+		errno = EHOSTUNREACH;
+		return -1;
+	}
+	for (ai = res; ai != NULL && fd == -1; ai = ai->ai_next)
+		if ((fd = connect_to(ai->ai_addr, ai->ai_addrlen,
+		    deadline)) == -1)
+			e = errno;
+	freeaddrinfo(res);
+	if (fd == -1)
+		errno = e;
+	return fd;
 }

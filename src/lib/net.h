@@ -31,6 +31,14 @@ long long net_now_ms(void);
  * 1 when ready, 0 at the deadline (errno ETIMEDOUT), -1 on an error.
  */
 int	net_wait(int fd, short events, long long deadline);
+/*
+ * A non-blocking stream connection to the unix socket path, or when path
+ * is NULL to host:port (every address it has, in turn), given up at
+ * deadline (a net_now_ms() time).  The descriptor (O_NONBLOCK, close on
+ * exec), or -1 with errno.
+ */
+int	net_connect(const char *path, const char *host, const char *port,
+	    long long deadline);
 int	net_listen(const char *s, int backlog, char *err, size_t errlen);
 /*
  * Writes the numeric address of sa to buf; IPv4-mapped IPv6 addresses are

@@ -331,67 +331,11 @@ delegate_print(const struct delegate_conf *c, FILE *f)
 	}
 }
 
-/* A non-blocking connect that gives up at the deadline.  fd or -1. */
-static int
-connect_to(const struct sockaddr *sa, socklen_t len, long long deadline)
-{
-	socklen_t elen = sizeof(int);
-	int fd, e = 0;
-
-	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0);
-	if (fd == -1)
-		return -1;
-	if (connect(fd, sa, len) == -1) {
-		if (errno != EINPROGRESS && errno != EAGAIN)
-			goto bad;
-		if (net_wait(fd, POLLOUT, deadline) != 1)
-			goto bad;
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &elen) == -1)
-			goto bad;
-		if (e != 0) {
-			errno = e;
-			goto bad;
-		}
-	}
-	return fd;
-bad:
-	e = errno;
-	close(fd);
-	errno = e;
-	return -1;
-}
-
 static int
 service_connect(struct delegate_service *sv)
 {
-	long long deadline = net_now_ms() + (long long)sv->connect_timeout * 1000;
-	struct addrinfo hints, *res, *ai;
-	struct sockaddr_un sun;
-	int fd = -1, e = ECONNREFUSED;
-
-	if (sv->unix_socket) {
-		memset(&sun, 0, sizeof(sun));
-		sun.sun_family = AF_UNIX;
-		str_lcpy(sun.sun_path, sv->path, sizeof(sun.sun_path));
-		return connect_to((struct sockaddr *)&sun, sizeof(sun),
-		    deadline);
-	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_family = AF_UNSPEC;
-	if (getaddrinfo(sv->host, sv->port, &hints, &res) != 0) {
-		errno = EHOSTUNREACH;
-		return -1;
-	}
-	for (ai = res; ai != NULL && fd == -1; ai = ai->ai_next)
-		if ((fd = connect_to(ai->ai_addr, ai->ai_addrlen,
-		    deadline)) == -1)
-			e = errno;
-	freeaddrinfo(res);
-	if (fd == -1)
-		errno = e;
-	return fd;
+	return net_connect(sv->unix_socket ? sv->path : NULL, sv->host,
+	    sv->port, net_now_ms() + (long long)sv->connect_timeout * 1000);
 }
 
 /* An idle connection young enough to use, or -1. */
