@@ -524,11 +524,19 @@ lineio_fill(struct lineio *l)
 int
 lineio_getline(struct lineio *l, char **line, size_t *len)
 {
-	int r;
+	unsigned long long nin = l->nin;
+	int empty = l->inoff == l->inend, r;
 
 	l->line_deadline = l->line_ms ? lineio_now() + l->line_ms : 0;
 	r = lineio_getline_raw(l, line, len);
 	l->line_deadline = 0;
+	/*
+	 * The line deadline and the idle timeout are often the same length
+	 * and either may expire first; a client that sent nothing of the
+	 * line was idle, not slow.
+	 */
+	if (r == -1 && l->end == LINEIO_LINE_DEADLINE && empty && l->nin == nin)
+		l->end = LINEIO_IDLE;
 	return r;
 }
 

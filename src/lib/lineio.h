@@ -23,7 +23,8 @@ void	lineio_set_timeout(struct lineio *, int ms);
 /*
  * From now on, each lineio_getline() must see its whole line within ms
  * (0: no such limit): a client sending a byte now and then cannot hold
- * a line open forever by resetting the per-wait timeout.
+ * a line open forever by resetting the per-wait timeout.  A line of which
+ * nothing at all arrived ends as LINEIO_IDLE, whichever limit expired.
  */
 void	lineio_set_line_deadline(struct lineio *, int ms);
 /*

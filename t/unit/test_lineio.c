@@ -118,6 +118,30 @@ test_timeout(void)
 	close(sv[1]);
 }
 
+/*
+ * A line deadline shorter than the idle timeout: silence ends the line as
+ * idle, half a line as the deadline.
+ */
+static void
+test_line_deadline_names_the_end(void)
+{
+	int sv[2];
+	struct lineio *l = pair(sv, NULL, 64);
+	char *p;
+	size_t n;
+
+	lineio_set_timeout(l, 400);
+	lineio_set_line_deadline(l, 50);
+	CU_ASSERT_EQUAL(lineio_getline(l, &p, &n), -1);
+	CU_ASSERT_EQUAL(lineio_end(l), LINEIO_IDLE);
+	CU_ASSERT_FATAL(write(sv[1], "MAIL FROM", 9) == 9);
+	CU_ASSERT_EQUAL(lineio_getline(l, &p, &n), -1);
+	CU_ASSERT_EQUAL(lineio_end(l), LINEIO_LINE_DEADLINE);
+	lineio_free(&l);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 static long long
 now_ms(void)
 {
@@ -236,6 +260,7 @@ suite_lineio(void)
 	    CU_add_test(s, "too long line is discarded", test_too_long_is_discarded) == NULL ||
 	    CU_add_test(s, "chunks keep CR with LF", test_chunks_never_split_crlf) == NULL ||
 	    CU_add_test(s, "read timeout", test_timeout) == NULL ||
+	    CU_add_test(s, "line deadline or idle", test_line_deadline_names_the_end) == NULL ||
 	    CU_add_test(s, "shorter timeout later", test_shorter_timeout_later) == NULL ||
 	    CU_add_test(s, "longer timeout later", test_longer_timeout_later) == NULL ||
 	    CU_add_test(s, "pipelined output flushed before blocking", test_output_flushed_before_blocking) == NULL ||
