@@ -20,7 +20,7 @@
 #include "auth/throttle.h"
 #include "lib/addr.h"
 #include "queue/dump.h"
-#include "queue/mailer.h"
+#include "queue/agent.h"
 #include "queue/queueconf.h"
 #include "lib/fsutil.h"
 #include "lib/lineio.h"
@@ -661,22 +661,18 @@ begin_message(struct session *s)
 }
 
 /*
- * -m: Plan 9's synchronous hand-off.  The mailer gets the message with a
- * Unix "From " line naming the sender and LF line ends, as upas/send
- * wants it, and its exit decides the reply.
+ * -m: Plan 9's synchronous hand-off.  The pipe agent runs the mailer with
+ * the spooled message, and its exit decides the reply.
  */
 static void
 hand_off(struct session *s)
 {
-	char reply_text[512], buf[16384], date[64], tmpl[] = "/tmp/smtpd-mXXXXXX";
 	const struct qc_user *mu = &s->pol->queue->mailer_user;
+	struct agent_handoff h;
+	char reply_text[512];
 	const char **rcpts;
-	struct tm tm;
-	time_t now = time(NULL);
-	ssize_t n;
 	size_t i;
-	int in = -1, out = -1, code, cr = 0;
-	FILE *f = NULL;
+	int code, fd;
 
 	if (mu->name[0] == '\0' && geteuid() == 0) {
 		log_err("%s smtp mailer not run: queue.mailer_user does not "
@@ -685,35 +681,29 @@ hand_off(struct session *s)
 		    "again later");
 		return;
 	}
-	if ((rcpts = calloc(s->nrcpts, sizeof(*rcpts))) == NULL)
-		goto fail;
+	if ((rcpts = calloc(s->nrcpts, sizeof(*rcpts))) == NULL ||
+	    (fd = spool_msg_read_fd(s->msg)) == -1) {
+		log_err("%s smtp cannot hand the message to %s: %s", s->id,
+		    s->conf->mailer, strerror(errno));
+		reply(s, 451, "4.3.0", "We're busy right now, try later");
+		free(rcpts);
+		return;
+	}
 	for (i = 0; i < s->nrcpts; i++)
 		rcpts[i] = s->rcpts[i].addr;
-	if ((in = spool_msg_read_fd(s->msg)) == -1 ||
-	    (out = mkstemp(tmpl)) == -1)
-		goto fail;
-	(void)unlink(tmpl);
-	if ((f = fdopen(out, "w+")) == NULL)
-		goto fail;
-	out = -1;
-	localtime_r(&now, &tm);
-	strftime(date, sizeof(date), "%a %b %e %H:%M:%S %Y", &tm);
-	fprintf(f, "From %s %s\n", s->sender.mailbox[0] ? s->sender.mailbox :
-	    "MAILER-DAEMON", date);
-	while ((n = read(in, buf, sizeof(buf))) > 0) {
-		for (i = 0; i < (size_t)n; i++) {
-			/* CR LF becomes LF; nothing else changes. */
-			if (cr && buf[i] != '\n')
-				putc('\r', f);
-			cr = buf[i] == '\r';
-			if (!cr)
-				putc(buf[i], f);
-		}
-	}
-	if (n == -1 || fflush(f) == EOF || fseek(f, 0, SEEK_SET) == -1)
-		goto fail;
-	code = mailer_handoff(s->conf->mailer, rcpts, s->nrcpts, fileno(f),
-	    mu->name[0] ? &mu->cred : NULL, s->pol->data_timeout, reply_text, sizeof(reply_text));
+	memset(&h, 0, sizeof(h));
+	h.mailer = s->conf->mailer;
+	h.user = mu->name[0] ? mu : NULL;
+	h.timeout = s->pol->data_timeout;
+	h.qc = s->pol->queue;
+	h.id = spool_msg_id(s->msg);
+	h.sender = s->sender.mailbox;
+	h.rcpts = rcpts;
+	h.nrcpts = s->nrcpts;
+	h.fd = fd;
+	code = agent_pipe_handoff(&h, reply_text, sizeof(reply_text));
+	close(fd);
+	free(rcpts);
 	log_info("%s smtp mailer %s answered: %s", s->id, s->conf->mailer,
 	    reply_text);
 	if (code == 250)
@@ -722,19 +712,6 @@ hand_off(struct session *s)
 	(void)lineio_printf(s->io, "%s\r\n", reply_text);
 	if (code >= 400)
 		s->errors++;
-	goto out;
-fail:
-	log_err("%s smtp cannot hand the message to %s: %s", s->id,
-	    s->conf->mailer, strerror(errno));
-	reply(s, 451, "4.3.0", "We're busy right now, try later");
-out:
-	if (f != NULL)
-		fclose(f);
-	if (out != -1)
-		close(out);
-	if (in != -1)
-		close(in);
-	free(rcpts);
 }
 
 /* Policy said no after the data: keep a copy if asked to, and answer. */

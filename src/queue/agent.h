@@ -106,6 +106,28 @@ void	agent_lf_init(struct agent_lf *, int fd, off_t off);
 /* Up to len bytes of LF text: >0, 0 at the end, -1 on a read error. */
 ssize_t	agent_lf_read(struct agent_lf *, char *buf, size_t len);
 
+/*
+ * smtpd -m, Plan 9's synchronous hand-off: runs "mailer -r -- rcpt..."
+ * through the pipe agent (no shell, a "From " line, LF line ends) with the
+ * message open on fd from its current offset, as user (NULL: as
+ * ourselves), for at most timeout seconds.  Writes the reply to the data
+ * into reply (no CRLF; see mailer_reply()) and returns its code: 250, 451
+ * or 554.
+ */
+struct agent_handoff {
+	const char		*mailer;
+	const struct qc_user	*user;
+	unsigned int		 timeout;
+	const struct queue_conf	*qc;		/* the hostname, for %d */
+	const char		*id;
+	const char		*sender;
+	const char *const	*rcpts;
+	size_t			 nrcpts;
+	int			 fd;
+};
+int	agent_pipe_handoff(const struct agent_handoff *, char *reply,
+	    size_t len);
+
 /* The agents. */
 extern const struct agent_ops agent_maildir_ops;
 extern const struct agent_ops agent_pipe_ops;

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lib/addr.h"
 #include "lib/log.h"
@@ -207,28 +208,30 @@ free_vec(char **v)
 	free(v);
 }
 
-/* Runs the command once for rcpts[0..n-1] and records the outcome in all. */
-static void
-pipe_run(const struct route *r, const struct agent_msg *m,
-    struct agent_rcpt *rcpts, size_t n)
+/*
+ * Runs the command once for rcpts[0..n-1]: 0 when it ran (*mr says how it
+ * ended), -1 when it could not (*res says why).
+ */
+static int
+pipe_exec(const struct route *r, const struct agent_msg *m,
+    struct agent_rcpt *rcpts, size_t n, struct mailer_result *mr,
+    struct agent_result *res)
 {
-	struct agent_result res;
-	struct mailer_result mr;
 	struct mailer_opts opts;
 	struct pipe_feed *feed = NULL;
 	char **argv = NULL, *envp[PIPE_ENV_MAX], orcpt[ADDR_PATH_MAX + 64];
 	char err[512], date[64];
-	const char *enh, *semi;
+	const char *semi;
 	size_t i, j, ac = 0, maxargs;
-	int ne = 0, ok = 1;
+	int ne = 0, ok = 1, rc = -1;
 	time_t now;
 
 	memset(envp, 0, sizeof(envp));
-	memset(&res, 0, sizeof(res));
+	memset(res, 0, sizeof(*res));
 	maxargs = r->argc + (r->batch ? n : 0) + 1;
 	if ((argv = calloc(maxargs, sizeof(*argv))) == NULL ||
 	    (feed = calloc(1, sizeof(*feed))) == NULL) {
-		agent_set(&res, AGENT_TEMP, 451, "4.3.0", "out of memory");
+		agent_set(res, AGENT_TEMP, 451, "4.3.0", "out of memory");
 		goto done;
 	}
 	for (i = 0; i < r->argc && ok; i++) {
@@ -242,7 +245,7 @@ pipe_run(const struct route *r, const struct agent_msg *m,
 		ok = (argv[ac++] = pipe_clean(pipe_word(r->argv[i], m,
 		    rcpts[0].mailbox))) != NULL;
 		if (ok && pipe_optionlike(r->argv[i], argv[ac - 1])) {
-			agent_set(&res, AGENT_PERM, 553, r->argv[i][1] == 's' ?
+			agent_set(res, AGENT_PERM, 553, r->argv[i][1] == 's' ?
 			    "5.1.7" : "5.1.3", "%s begins with '-' and would be "
 			    "an option to %.100s", r->argv[i][1] == 's' ?
 			    "the sender" : "the recipient", r->argv[0]);
@@ -268,7 +271,7 @@ pipe_run(const struct route *r, const struct agent_msg *m,
 		    (envp[ne++] = pipe_env("USER", r->user.name)) != NULL;
 	}
 	if (!ok) {
-		agent_set(&res, AGENT_PERM, 550, "5.3.0", "command arguments "
+		agent_set(res, AGENT_PERM, 550, "5.3.0", "command arguments "
 		    "too long");
 		goto done;
 	}
@@ -290,11 +293,33 @@ pipe_run(const struct route *r, const struct agent_msg *m,
 	opts.timeout = r->timeout;
 	opts.envp = envp;
 	opts.cancel = m->cancel;
-	if (mailer_run(argv, -1, pipe_feed, feed, &opts, &mr, err,
+	if (mailer_run(argv, -1, pipe_feed, feed, &opts, mr, err,
 	    sizeof(err)) == -1) {
-		agent_set(&res, AGENT_TEMP, 451, "4.3.0", "%s", err);
+		agent_set(res, AGENT_TEMP, 451, "4.3.0", "%s", err);
 		goto done;
 	}
+	rc = 0;
+done:
+	free_vec(argv);
+	for (i = 0; i < PIPE_ENV_MAX; i++)
+		free(envp[i]);
+	free(feed);
+	return rc;
+}
+
+/* Runs the command once for rcpts[0..n-1] and records the outcome in all. */
+static void
+pipe_run(const struct route *r, const struct agent_msg *m,
+    struct agent_rcpt *rcpts, size_t n)
+{
+	struct agent_result res;
+	struct mailer_result mr;
+	const char *enh;
+	size_t i;
+
+	memset(&res, 0, sizeof(res));
+	if (pipe_exec(r, m, rcpts, n, &mr, &res) == -1)
+		goto done;
 	if (mr.cancelled)
 		agent_set(&res, AGENT_TEMP, 451, "4.3.2", "command %.100s "
 		    "interrupted: the queue runner is stopping", r->argv[0]);
@@ -340,10 +365,6 @@ pipe_run(const struct route *r, const struct agent_msg *m,
 done:
 	for (i = 0; i < n; i++)
 		rcpts[i].res = res;
-	free_vec(argv);
-	for (i = 0; i < PIPE_ENV_MAX; i++)
-		free(envp[i]);
-	free(feed);
 }
 
 /* Batch mode: recipients that would be options fail alone. */
@@ -391,4 +412,78 @@ pipe_deliver(void *sess, const struct route *r, const struct agent_msg *m,
 	for (i = 0; i < n; i++)
 		pipe_run(r, m, &rcpts[i], 1);
 	return 0;
+}
+
+/*
+ * smtpd -m: the message goes through this agent at once, as a route
+ * "pipe mailer -r -- %r" with batch and from_line would take it, and the
+ * program's exit is the reply to the data.
+ */
+int
+agent_pipe_handoff(const struct agent_handoff *h, char *reply, size_t len)
+{
+	struct route r;
+	struct qenv env;
+	struct agent_msg msg;
+	struct agent_rcpt *rcpts = NULL;
+	struct agent_result res;
+	struct mailer_result mr;
+	struct str prog;
+	char *argv[4];
+	const char *p;
+	off_t off;
+	size_t i;
+	int code = 451;
+
+	memset(&r, 0, sizeof(r));
+	memset(&env, 0, sizeof(env));
+	str_init(&prog, PIPE_ARG_MAX);
+	/* The program's name is no template: a '%' in it stays. */
+	for (p = h->mailer; *p != '\0'; p++)
+		if ((*p == '%' && str_appendc(&prog, '%') == -1) ||
+		    str_appendc(&prog, *p) == -1)
+			break;
+	if (*p != '\0' || str_appends(&prog, "") == -1 || prog.s == NULL ||
+	    h->nrcpts > 100000 ||
+	    (rcpts = calloc(h->nrcpts, sizeof(*rcpts))) == NULL ||
+	    (off = lseek(h->fd, 0, SEEK_CUR)) == -1) {
+		snprintf(reply, len, "451 4.3.0 Out of memory, try again later");
+		goto out;
+	}
+	argv[0] = prog.s;
+	argv[1] = (char *)"-r";
+	/* A recipient is never an option, whatever the client sent. */
+	argv[2] = (char *)"--";
+	argv[3] = (char *)"%r";
+	r.action = ROUTE_PIPE;
+	r.argv = argv;
+	r.argc = 4;
+	if (h->user != NULL)
+		r.user = *h->user;
+	r.timeout = h->timeout;
+	r.batch = 1;
+	r.from_line = 1;
+	env.sender = (char *)h->sender;
+	env.body_off = off;
+	msg.id = h->id;
+	msg.env = &env;
+	msg.fd = h->fd;
+	msg.qc = h->qc;
+	msg.cancel = NULL;
+	for (i = 0; i < h->nrcpts; i++)
+		rcpts[i].mailbox = h->rcpts[i];
+	if (pipe_exec(&r, &msg, rcpts, h->nrcpts, &mr, &res) == -1) {
+		log_err("mailer: %s", res.text);
+		snprintf(reply, len, "451 4.3.0 Local delivery is not "
+		    "available, try again later");
+		goto out;
+	}
+	code = mailer_reply(&mr, reply, len);
+	if (code != 250)
+		log_warn("mailer %.200s: status=%d signal=%d timeout=%d: %s",
+		    h->mailer, mr.status, mr.signal, mr.timed_out, mr.errline);
+out:
+	free(rcpts);
+	str_free(&prog);
+	return code;
 }

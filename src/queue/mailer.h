@@ -1,7 +1,7 @@
 /*
  * mailer: runs a delivery program without a shell, with a message on its
- * standard input, for a bounded time -- the pipe delivery agent and
- * smtpd's Plan 9 style "-m mailer" hand-off.
+ * standard input, for a bounded time: the pipe delivery agent (which
+ * smtpd's Plan 9 style "-m mailer" hand-off also goes through).
  *
  * Safe to call from any thread: everything the child needs is prepared
  * before fork(); the child only calls async-signal-safe functions.  The
@@ -70,16 +70,5 @@ int	mailer_run(char *const argv[], int infd, mailer_feed_fn feed,
  * Returns the reply code.
  */
 int	mailer_reply(const struct mailer_result *, char *buf, size_t len);
-
-/*
- * Plan 9's hand-off for smtpd -m: runs "mailer -r -- rcpt..." (no shell)
- * with the message open on msgfd as its standard input, as cred (when we
- * are root; NULL: as ourselves), for at most timeout seconds, and writes
- * the reply to DATA into reply (no CRLF).  Returns the reply code (250,
- * 451 or 554).
- */
-int	mailer_handoff(const char *mailer, const char *const *rcpts,
-	    size_t nrcpts, int msgfd, const struct mailer_cred *cred,
-	    unsigned int timeout, char *reply, size_t replylen);
 
 #endif

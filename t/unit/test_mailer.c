@@ -10,6 +10,7 @@
 
 #include "queue/agent.h"
 #include "queue/mailer.h"
+#include "queue/queueconf.h"
 #include "tests.h"
 
 static int
@@ -146,25 +147,44 @@ test_handoff(void)
 	static const char text[] = "#!/bin/sh\n[ \"$1\" = -r ] || exit 64\n"
 	    "[ \"$2\" = -- ] || exit 64\n"
 	    "[ \"$4\" = b@example.com ] || exit 64\n"
+	    "read -r from sender rest\n"
+	    "[ \"$from $sender\" = \"From s@example.org\" ] || exit 66\n"
 	    "[ \"$(cat)\" = hello ] || { echo wrong input >&2; exit 65; }\n";
+	static struct queue_conf qc;
+	struct agent_handoff h;
 	char reply[300], script[] = "/tmp/mailer-test.XXXXXX";
 	FILE *msg;
 	int fd;
 
-	/* "mailer -r -- rcpt..." with the message on stdin. */
+	/* "mailer -r -- rcpt..." with the message on stdin, CRLF made LF. */
 	CU_ASSERT((fd = mkstemp(script)) != -1);
 	CU_ASSERT(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
 	close(fd);
 	CU_ASSERT_EQUAL(chmod(script, 0700), 0);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(msg = tmpfile());
-	fputs("hello\n", msg);
+	fputs("envelope\nhello\r\n", msg);
 	fflush(msg);
-	rewind(msg);
-	CU_ASSERT_EQUAL(mailer_handoff(script, rcpts, 2, fileno(msg), NULL,
-	    10, reply, sizeof(reply)), 250);
-	rewind(msg);
-	CU_ASSERT_EQUAL(mailer_handoff(script, rcpts, 1, fileno(msg), NULL,
-	    10, reply, sizeof(reply)), 554);
+	memset(&h, 0, sizeof(h));
+	h.mailer = script;
+	h.timeout = 10;
+	h.qc = &qc;
+	h.id = "test";
+	h.sender = "s@example.org";
+	h.rcpts = rcpts;
+	h.nrcpts = 2;
+	h.fd = fileno(msg);
+	/* From the current offset: what is before is not the message. */
+	CU_ASSERT_EQUAL(lseek(h.fd, 9, SEEK_SET), 9);
+	CU_ASSERT_EQUAL(agent_pipe_handoff(&h, reply, sizeof(reply)), 250);
+	CU_ASSERT_STRING_EQUAL(reply, "250 2.0.0 Ok: delivered");
+	h.nrcpts = 1;
+	CU_ASSERT_EQUAL(agent_pipe_handoff(&h, reply, sizeof(reply)), 554);
+	CU_ASSERT_STRING_EQUAL(reply, "554 5.3.0 Delivery failed (mailer exit "
+	    "status 64)");
+	h.nrcpts = 2;
+	CU_ASSERT_EQUAL(lseek(h.fd, 0, SEEK_SET), 0);
+	CU_ASSERT_EQUAL(agent_pipe_handoff(&h, reply, sizeof(reply)), 554);
+	CU_ASSERT_STRING_EQUAL(reply, "554 5.3.0 wrong input");
 	fclose(msg);
 	unlink(script);
 }
