@@ -132,7 +132,7 @@ static void
 job_done(struct job *j, struct agent_rcpt *ar)
 {
 	struct round *rd = j->rd;
-	time_t now = time(NULL);
+	time_t now = sched_now(&rd->r->q);
 	size_t i;
 	int last;
 
@@ -213,7 +213,7 @@ worker_main(void *arg)
 	const struct agent_ops *ops;
 	struct agent_result res;
 	struct rdest *d;
-	struct rmsg *m;
+	struct sched_msg *m;
 	struct job *j;
 	unsigned int count, max;
 	void *sess;
@@ -306,7 +306,6 @@ runner_free(struct runner *r)
 	struct rdest *d, *dn;
 	struct job *j;
 	struct round *rd;
-	struct rmsg *m, *mn;
 	struct kick *k;
 	size_t i;
 
@@ -322,17 +321,11 @@ runner_free(struct runner *r)
 			}
 			free(d);
 		}
-	for (i = 0; i < r->msize; i++)
-		for (m = r->mtab[i]; m != NULL; m = mn) {
-			mn = m->hnext;
-			free(m);
-		}
+	sched_free(&r->q);
 	while ((k = r->kicks) != NULL) {
 		r->kicks = k->next;
 		free(k);
 	}
-	free(r->mtab);
-	free(r->heap);
 	free(r->workers);
 	if (r->fifofd != -1)
 		close(r->fifofd);
@@ -421,9 +414,7 @@ runner_new(const char *spooldir, struct queue_conf *qc, int once,
 	pthread_cond_init(&r->work_cv, NULL);
 	pthread_cond_init(&r->done_cv, NULL);
 	str_lcpy(r->spooldir, spooldir, sizeof(r->spooldir));
-	r->msize = 1024;
-	/* NOLINTNEXTLINE(bugprone-sizeof-expression): pointers */
-	if ((r->mtab = calloc(r->msize, sizeof(*r->mtab))) == NULL) {
+	if (sched_init(&r->q, NULL) == -1) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -473,7 +464,7 @@ runner_new(const char *spooldir, struct queue_conf *qc, int once,
 			r->nworkers = i;
 			goto fail;
 		}
-	if ((e = start_thread(&r->sched, sched_main, r)) != 0) {
+	if ((e = start_thread(&r->sched_thread, sched_main, r)) != 0) {
 		snprintf(err, errlen, "cannot start a thread: %s", strerror(e));
 		goto fail;
 	}
@@ -514,7 +505,7 @@ runner_stop(struct runner **rp)
 		sched_wakeup(r);
 	pthread_mutex_unlock(&r->mu);
 	if (r->sched_started)
-		pthread_join(r->sched, NULL);
+		pthread_join(r->sched_thread, NULL);
 	for (i = 0; i < r->nworkers; i++)
 		pthread_join(r->workers[i], NULL);
 	if (r->sched_started)

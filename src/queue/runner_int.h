@@ -18,30 +18,18 @@
 #include "qstore.h"
 #include "queueconf.h"
 #include "runner.h"
+#include "sched.h"
 #include "spool.h"
 
-#define NOHEAP		SIZE_MAX
 #define DEST_MAX	300
 #define KEY_MAX		(DEST_MAX + 16)
 #define DEST_BUCKETS	4096
 #define FIFO_LINE_MAX	128
 
-struct rmsg {
-	char		 id[SPOOL_ID_LEN + 1];
-	time_t		 due;
-	size_t		 hidx;		/* place in the heap, NOHEAP if none */
-	int		 busy;		/* a delivery round is under way */
-	int		 held;		/* on hold: out of the heap */
-	int		 force;		/* try all pending recipients now */
-	int		 wake;		/* woken while busy */
-	struct rmsg	*hnext;
-	struct rmsg	*lnext;		/* the queue of rounds to load */
-};
-
 /* One message's delivery round, shared by its jobs. */
 struct round {
 	struct runner		*r;
-	struct rmsg		*m;
+	struct sched_msg	*m;
 	struct queue_conf	*qc;
 	struct qenv		*env;
 	struct qstore_state	*st;
@@ -96,10 +84,7 @@ struct runner {
 	int		 stopping;
 	int		 once_done;
 
-	struct rmsg	**mtab;
-	size_t		 msize, nmsgs;
-	struct rmsg	**heap;
-	size_t		 nheap, heapcap;
+	struct sched	 q;		/* every message we know of */
 	struct kick	*kicks;
 	size_t		 nkicks;
 	int		 kick_scan, kick_all, wake_sent;
@@ -107,12 +92,12 @@ struct runner {
 
 	struct rdest	*dtab[DEST_BUCKETS];
 	struct rdest	*ready_head, *ready_tail;
-	struct rmsg	*load_head, *load_tail;	/* due, for workers to read */
+	struct sched_msg	*load_head, *load_tail;	/* due, for workers to read */
 	int		 busy_rounds;
 	int		 max_rounds;	/* each holds its message file open */
 	int		 throttled;	/* due messages wait for a free round */
 
-	pthread_t	 sched;
+	pthread_t	 sched_thread;
 	pthread_t	*workers;
 	size_t		 nworkers;
 	int		 sched_started;
@@ -120,14 +105,11 @@ struct runner {
 
 /* runner_sched.c (runner lock held unless said) */
 unsigned long	 runner_hash(const char *);
-void		 sched_forget(struct runner *, struct rmsg *);
-int		 sched_push(struct runner *, struct rmsg *);
 void		 sched_wakeup(struct runner *);
 void		*sched_main(void *);
-time_t		 sched_backoff(const struct queue_conf *, unsigned int);
 
 /* runner_round.c (runner lock not held) */
-void		 round_load(struct runner *, struct rmsg *);
+void		 round_load(struct runner *, struct sched_msg *);
 void		 round_finish(struct round *);
 void		 round_free(struct round *);
 void		 round_job_free(struct job *);

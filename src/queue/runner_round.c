@@ -24,7 +24,7 @@
 #include "qstore.h"
 #include "runner_int.h"
 
-static void	 requeue(struct runner *, struct rmsg *, time_t);
+static void	 requeue(struct runner *, struct sched_msg *, time_t);
 static void	 round_ended(struct runner *);
 
 static int
@@ -72,7 +72,8 @@ round_apply(struct round *rd, struct qstore_rcpt *q,
 		what = "bounced";
 		break;
 	case AGENT_TEMP:
-		if (now - env->arrival >= (time_t)rd->qc->lifetime) {
+		if (sched_give_up(&rd->r->q, rd->qc, env->arrival, q->attempts,
+		    &q->next)) {
 			q->state = QS_FAILED;
 			if (q->status[0] != '4')
 				str_lcpy(q->status, "4.4.7", sizeof(q->status));
@@ -80,8 +81,7 @@ round_apply(struct round *rd, struct qstore_rcpt *q,
 			    QS_DSN_NONE;
 			what = "expired";
 		} else {
-			next = sched_backoff(rd->qc, q->attempts);
-			q->next = now + next;
+			next = q->next > now ? q->next - now : 1;
 			what = "deferred";
 		}
 		break;
@@ -192,7 +192,7 @@ initial_state(struct round *rd, size_t *aliased)
 			q->code = 550;
 			str_lcpy(q->status, "5.4.6", sizeof(q->status));
 			str_lcpy(q->text, err, sizeof(q->text));
-			q->last = time(NULL);
+			q->last = sched_now(&rd->r->q);
 			log_info("%s queue bounced to=<%.256s> reply=\"550 5.4.6 "
 			    "%s\"", rd->m->id, q->mailbox, err);
 			continue;
@@ -261,17 +261,17 @@ round_ended(struct runner *r)
 }
 
 static void
-requeue(struct runner *r, struct rmsg *m, time_t due)
+requeue(struct runner *r, struct sched_msg *m, time_t due)
 {
 	pthread_mutex_lock(&r->mu);
 	round_ended(r);
 	m->busy = 0;
-	m->due = m->wake ? time(NULL) : due;
+	m->due = m->wake ? sched_now(&r->q) : due;
 	m->wake = 0;
 	if (r->once || m->due < r->sleep_until)
 		sched_wakeup(r);
-	if (sched_push(r, m) == -1)
-		sched_forget(r, m);
+	if (sched_push(&r->q, m) == -1)
+		sched_forget(&r->q, m);
 	pthread_mutex_unlock(&r->mu);
 }
 
@@ -299,7 +299,7 @@ round_job_free(struct job *j)
  * runner lock not held).
  */
 void
-round_load(struct runner *r, struct rmsg *m)
+round_load(struct runner *r, struct sched_msg *m)
 {
 	struct round *rd;
 	struct job *jobs = NULL, *j, *next;
@@ -308,7 +308,7 @@ round_load(struct runner *r, struct rmsg *m)
 	const struct route *route;
 	char err[512], dest[DEST_MAX], key[KEY_MAX];
 	size_t i, *nr, aliased;
-	time_t now = time(NULL);
+	time_t now = sched_now(&r->q);
 	int rc, force, njobs = 0;
 
 	if ((rd = calloc(1, sizeof(*rd))) == NULL) {
@@ -333,7 +333,7 @@ round_load(struct runner *r, struct rmsg *m)
 		} else {
 			pthread_mutex_lock(&r->mu);
 			round_ended(r);
-			sched_forget(r, m);
+			sched_forget(&r->q, m);
 			pthread_mutex_unlock(&r->mu);
 		}
 		round_free(rd);
@@ -346,7 +346,7 @@ round_load(struct runner *r, struct rmsg *m)
 			if (qstore_quarantine(r->qs, m->id) == 0) {
 				pthread_mutex_lock(&r->mu);
 				round_ended(r);
-				sched_forget(r, m);
+				sched_forget(&r->q, m);
 				pthread_mutex_unlock(&r->mu);
 				round_free(rd);
 				return;
@@ -370,8 +370,8 @@ round_load(struct runner *r, struct rmsg *m)
 			m->wake = 0;
 			m->held = 0;
 			m->due = now;
-			if (sched_push(r, m) == -1)
-				sched_forget(r, m);
+			if (sched_push(&r->q, m) == -1)
+				sched_forget(&r->q, m);
 		}
 		pthread_mutex_unlock(&r->mu);
 		round_free(rd);
@@ -588,9 +588,9 @@ void
 round_finish(struct round *rd)
 {
 	struct runner *r = rd->r;
-	struct rmsg *m = rd->m;
+	struct sched_msg *m = rd->m;
 	struct qstore_rcpt *q;
-	time_t now = time(NULL), due = 0;
+	time_t now = sched_now(&r->q), due = 0;
 	char err[512];
 	size_t i;
 	int rc, final = 1, owed = 0, pending = 0;
@@ -601,7 +601,7 @@ round_finish(struct round *rd)
 			    m->id);
 			pthread_mutex_lock(&r->mu);
 			round_ended(r);
-			sched_forget(r, m);
+			sched_forget(&r->q, m);
 			if (r->once)
 				sched_wakeup(r);
 			pthread_mutex_unlock(&r->mu);
@@ -672,7 +672,7 @@ round_finish(struct round *rd)
 		log_info("%s queue removed: every recipient is done", m->id);
 		pthread_mutex_lock(&r->mu);
 		round_ended(r);
-		sched_forget(r, m);
+		sched_forget(&r->q, m);
 		if (r->once)
 			sched_wakeup(r);
 		pthread_mutex_unlock(&r->mu);

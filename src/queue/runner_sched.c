@@ -22,8 +22,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <gnutls/crypto.h>
-
 #include "lib/log.h"
 #include "lib/str.h"
 #include "maildrop.h"
@@ -31,10 +29,6 @@
 #include "runner_int.h"
 #include "tlsrpt.h"
 
-static struct rmsg	*msg_find(struct runner *, const char *);
-static struct rmsg	*msg_add(struct runner *, const char *, time_t);
-static struct rmsg	*heap_pop(struct runner *);
-static void		 heap_fix(struct runner *, size_t);
 static void		 wake_locked(struct runner *, const char *, time_t);
 static void		 notice_locked(struct runner *, const char *, time_t);
 static void		 kick(struct runner *, const char *, int);
@@ -51,177 +45,19 @@ runner_hash(const char *s)
 	return h;
 }
 
-/* --- messages: a hash by id and a heap by due time (runner lock held) --- */
-
-static struct rmsg *
-msg_find(struct runner *r, const char *id)
-{
-	struct rmsg *m;
-
-	for (m = r->mtab[runner_hash(id) & (r->msize - 1)]; m != NULL;
-	    m = m->hnext)
-		if (strcmp(m->id, id) == 0)
-			return m;
-	return NULL;
-}
-
-static struct rmsg *
-msg_add(struct runner *r, const char *id, time_t due)
-{
-	struct rmsg *m, **nt, *next;
-	size_t i, nsize;
-
-	if (r->nmsgs >= r->msize) {
-		nsize = r->msize * 2;
-		/* NOLINTNEXTLINE(bugprone-sizeof-expression): pointers */
-		if ((nt = calloc(nsize, sizeof(*nt))) != NULL) {
-			for (i = 0; i < r->msize; i++)
-				for (m = r->mtab[i]; m != NULL; m = next) {
-					next = m->hnext;
-					m->hnext = nt[runner_hash(m->id) &
-					    (nsize - 1)];
-					nt[runner_hash(m->id) & (nsize - 1)] = m;
-				}
-			free(r->mtab);
-			r->mtab = nt;
-			r->msize = nsize;
-		}
-	}
-	if ((m = calloc(1, sizeof(*m))) == NULL)
-		return NULL;
-	str_lcpy(m->id, id, sizeof(m->id));
-	m->due = due;
-	m->hidx = NOHEAP;
-	i = runner_hash(id) & (r->msize - 1);
-	m->hnext = r->mtab[i];
-	r->mtab[i] = m;
-	r->nmsgs++;
-	if (sched_push(r, m) == -1) {
-		sched_forget(r, m);
-		return NULL;
-	}
-	return m;
-}
-
-void
-sched_forget(struct runner *r, struct rmsg *m)
-{
-	struct rmsg **pp;
-
-	for (pp = &r->mtab[runner_hash(m->id) & (r->msize - 1)]; *pp != NULL;
-	    pp = &(*pp)->hnext)
-		if (*pp == m) {
-			*pp = m->hnext;
-			r->nmsgs--;
-			break;
-		}
-	free(m);
-}
-
-static void
-heap_swap(struct runner *r, size_t a, size_t b)
-{
-	struct rmsg *t = r->heap[a];
-
-	r->heap[a] = r->heap[b];
-	r->heap[b] = t;
-	r->heap[a]->hidx = a;
-	r->heap[b]->hidx = b;
-}
-
-/* Restores the heap order around position i. */
-static void
-heap_fix(struct runner *r, size_t i)
-{
-	size_t c;
-
-	while (i > 0 && r->heap[(i - 1) / 2]->due > r->heap[i]->due) {
-		heap_swap(r, i, (i - 1) / 2);
-		i = (i - 1) / 2;
-	}
-	for (;;) {
-		c = 2 * i + 1;
-		if (c >= r->nheap)
-			break;
-		if (c + 1 < r->nheap && r->heap[c + 1]->due < r->heap[c]->due)
-			c++;
-		if (r->heap[i]->due <= r->heap[c]->due)
-			break;
-		heap_swap(r, i, c);
-		i = c;
-	}
-}
-
-/*
- * 0, or -1 when the heap cannot grow: the caller then forgets m, and the
- * next scan of queue/ finds it again.
- */
-int
-sched_push(struct runner *r, struct rmsg *m)
-{
-	struct rmsg **nh;
-	size_t ncap;
-
-	if (m->hidx != NOHEAP)
-		return 0;
-	if (r->nheap == r->heapcap) {
-		ncap = r->heapcap ? r->heapcap * 2 : 1024;
-		/* NOLINTNEXTLINE(bugprone-sizeof-expression): pointers */
-		if ((nh = realloc(r->heap, ncap * sizeof(*nh))) == NULL) {
-			log_err("queue: out of memory; %s waits for a rescan",
-			    m->id);
-			return -1;
-		}
-		r->heap = nh;
-		r->heapcap = ncap;
-	}
-	m->hidx = r->nheap;
-	r->heap[r->nheap++] = m;
-	heap_fix(r, m->hidx);
-	return 0;
-}
-
-static struct rmsg *
-heap_pop(struct runner *r)
-{
-	struct rmsg *m;
-
-	if (r->nheap == 0)
-		return NULL;
-	m = r->heap[0];
-	r->nheap--;
-	if (r->nheap > 0) {
-		r->heap[0] = r->heap[r->nheap];
-		r->heap[0]->hidx = 0;
-		heap_fix(r, 0);
-	}
-	m->hidx = NOHEAP;
-	return m;
-}
-
 /* Makes id due now (runner lock held). */
 static void
 wake_locked(struct runner *r, const char *id, time_t now)
 {
-	struct rmsg *m;
+	struct sched_msg *m;
 
-	if ((m = msg_find(r, id)) == NULL) {
-		if (qstore_valid_id(id) && msg_add(r, id, now) == NULL)
+	if ((m = sched_find(&r->q, id)) == NULL) {
+		if (qstore_valid_id(id) && sched_add(&r->q, id, now) == NULL)
 			log_err("queue: out of memory; %s waits for a rescan",
 			    id);
 		return;
 	}
-	m->force = 1;
-	if (m->busy) {
-		m->wake = 1;
-		return;
-	}
-	m->held = 0;
-	m->due = now;
-	if (m->hidx != NOHEAP)
-		heap_fix(r, m->hidx);
-	else if (sched_push(r, m) == -1)
-		sched_forget(r, m);
+	(void)sched_wake(&r->q, m);
 }
 
 /* Nudges the scheduler out of its sleep (runner lock held). */
@@ -246,8 +82,8 @@ sched_wakeup(struct runner *r)
 static void
 notice_locked(struct runner *r, const char *id, time_t now)
 {
-	if (msg_find(r, id) == NULL && qstore_valid_id(id) &&
-	    msg_add(r, id, now) == NULL)
+	if (sched_find(&r->q, id) == NULL && qstore_valid_id(id) &&
+	    sched_add(&r->q, id, now) == NULL)
 		r->kick_scan = 1;
 }
 
@@ -306,7 +142,7 @@ scan_queue(struct runner *r)
 	char (*ids)[32], conffile[PATH_MAX];
 	struct queue_conf *qc;
 	size_t i, n;
-	time_t now = time(NULL);
+	time_t now = sched_now(&r->q);
 
 	/* Local submissions (sendmail) become queue files first. */
 	pthread_mutex_lock(&r->mu);
@@ -323,8 +159,8 @@ scan_queue(struct runner *r)
 	}
 	pthread_mutex_lock(&r->mu);
 	for (i = 0; i < n; i++)
-		if (msg_find(r, ids[i]) == NULL && msg_add(r, ids[i], now) ==
-		    NULL) {
+		if (sched_find(&r->q, ids[i]) == NULL &&
+		    sched_add(&r->q, ids[i], now) == NULL) {
 			log_err("queue: out of memory while scanning");
 			break;
 		}
@@ -342,7 +178,7 @@ read_notify(struct runner *r)
 #ifdef HAVE_SYS_INOTIFY_H
 	char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
 	const struct inotify_event *ev;
-	time_t now = time(NULL);
+	time_t now = sched_now(&r->q);
 	ssize_t n;
 	char *p;
 
@@ -406,17 +242,17 @@ sched_main(void *arg)
 {
 	struct runner *r = arg;
 	struct kick *kicks, *k;
-	struct rmsg *m;
+	struct sched_msg *m;
 	struct pollfd pfd[3];
 	char fifobuf[FIFO_LINE_MAX], drain[64];
 	size_t fifolen = 0, i;
-	time_t now, next_scan;
+	time_t now, next_scan, due = 0;
 	long long wait_ms;
-	int scan, all;
+	int scan, all, any;
 
 	qstore_clean_orphans(r->qs);
 	scan_queue(r);
-	now = time(NULL);
+	now = sched_now(&r->q);
 	pthread_mutex_lock(&r->mu);
 	next_scan = now + (time_t)r->qc->scan_interval;
 	while (!r->stopping) {
@@ -428,7 +264,7 @@ sched_main(void *arg)
 		all = r->kick_all;
 		r->kick_scan = r->kick_all = 0;
 		r->wake_sent = 0;
-		now = time(NULL);
+		now = sched_now(&r->q);
 		if (scan || now >= next_scan) {
 			pthread_mutex_unlock(&r->mu);
 			scan_queue(r);
@@ -436,8 +272,8 @@ sched_main(void *arg)
 			next_scan = now + (time_t)r->qc->scan_interval;
 		}
 		if (all)
-			for (i = 0; i < r->msize; i++)
-				for (m = r->mtab[i]; m != NULL; m = m->hnext)
+			for (i = 0; i < r->q.msize; i++)
+				for (m = r->q.mtab[i]; m != NULL; m = m->hnext)
 					wake_locked(r, m->id, now);
 		while ((k = kicks) != NULL) {
 			kicks = k->next;
@@ -453,9 +289,8 @@ sched_main(void *arg)
 		 * the workers to be read: a message that takes long to read
 		 * or expand holds up no other.
 		 */
-		while (!r->stopping && r->nheap > 0 && r->heap[0]->due <= now &&
-		    r->busy_rounds < r->max_rounds) {
-			m = heap_pop(r);
+		while (!r->stopping && r->busy_rounds < r->max_rounds &&
+		    (m = sched_pop_due(&r->q)) != NULL) {
 			m->busy = 1;
 			r->busy_rounds++;
 			m->lnext = NULL;
@@ -466,8 +301,8 @@ sched_main(void *arg)
 			r->load_tail = m;
 			pthread_cond_signal(&r->work_cv);
 		}
-		if (r->once && r->busy_rounds == 0 &&
-		    (r->nheap == 0 || r->heap[0]->due > now)) {
+		any = sched_next_due(&r->q, &due);
+		if (r->once && r->busy_rounds == 0 && (!any || due > now)) {
 			r->once_done = 1;
 			pthread_cond_broadcast(&r->done_cv);
 			break;
@@ -477,11 +312,10 @@ sched_main(void *arg)
 		 * Sleep until the next due message, a scan or a request; when
 		 * due messages wait for rounds to end, until one ends.
 		 */
-		r->throttled = r->nheap > 0 && r->heap[0]->due <= now;
+		r->throttled = any && due <= now;
 		r->sleep_until = next_scan;
-		if (!r->throttled && r->nheap > 0 &&
-		    r->heap[0]->due < r->sleep_until)
-			r->sleep_until = r->heap[0]->due;
+		if (!r->throttled && any && due < r->sleep_until)
+			r->sleep_until = due;
 		wait_ms = ((long long)r->sleep_until - (long long)now) * 1000;
 		if (wait_ms < 0)
 			wait_ms = 0;
@@ -508,21 +342,4 @@ sched_main(void *arg)
 	}
 	pthread_mutex_unlock(&r->mu);
 	return NULL;
-}
-
-time_t
-sched_backoff(const struct queue_conf *qc, unsigned int attempts)
-{
-	unsigned long long d = qc->retry_min;
-	unsigned int i, rnd = 0;
-
-	for (i = 1; i < attempts && d < qc->retry_max; i++)
-		d *= 2;
-	if (d > qc->retry_max)
-		d = qc->retry_max;
-	/* Jitter of +-25% keeps retries from marching in step. */
-	if (gnutls_rnd(GNUTLS_RND_NONCE, &rnd, sizeof(rnd)) != 0)
-		rnd = (unsigned int)time(NULL);
-	d = d - d / 4 + rnd % (d / 2 + 1);
-	return d < 1 ? 1 : (time_t)d;
 }
