@@ -36,5 +36,6 @@ int	suite_tlsrpt(void);
 int	suite_dkim(void);
 int	suite_milter(void);
 int	suite_sched(void);
+int	suite_journal(void);
 
 #endif
