@@ -19,6 +19,7 @@
 
 #include <stddef.h>
 
+#include "lib/spawn.h"
 #include "qenv.h"
 #include "queueconf.h"
 
@@ -107,12 +108,21 @@ void	agent_lf_init(struct agent_lf *, int fd, off_t off);
 ssize_t	agent_lf_read(struct agent_lf *, char *buf, size_t len);
 
 /*
+ * The SMTP reply to DATA for a hand-off result (no CRLF):
+ * exit 0 -> 250, 75 (EX_TEMPFAIL) -> 451, a timeout or a signal -> 451,
+ * any other status -> 554 with the program's first stderr line.
+ * Returns the reply code.
+ */
+int	agent_pipe_reply(const struct spawn_result *, char *buf,
+	    size_t len);
+
+/*
  * smtpd -m, Plan 9's synchronous hand-off: runs "mailer -r -- rcpt..."
  * through the pipe agent (no shell, a "From " line, LF line ends) with the
  * message open on fd from its current offset, as user (NULL: as
  * ourselves), for at most timeout seconds.  Writes the reply to the data
- * into reply (no CRLF; see mailer_reply()) and returns its code: 250, 451
- * or 554.
+ * into reply (no CRLF; see agent_pipe_reply()) and returns its code:
+ * 250, 451 or 554.
  */
 struct agent_handoff {
 	const char		*mailer;

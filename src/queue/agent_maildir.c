@@ -34,7 +34,7 @@
 #include "lib/privs.h"
 #include "lib/str.h"
 #include "agent.h"
-#include "mailer.h"
+#include "lib/spawn.h"
 #include "recipients.h"
 
 #define MD_BUF		65536
@@ -398,7 +398,7 @@ out:
  * so that nothing in the Maildir is ever touched with root's rights.
  */
 static void
-md_write_as(struct md_job *j, const struct mailer_cred *cred,
+md_write_as(struct md_job *j, const struct spawn_cred *cred,
     struct md_report *rep)
 {
 	struct md_report crep;
@@ -639,7 +639,7 @@ md_result(const struct md_report *rep, const char *dir, uid_t uid,
  */
 static int
 md_open_box(const struct route *r, const char *dir, int create,
-    struct mailer_cred *cred, struct agent_result *res)
+    struct spawn_cred *cred, struct agent_result *res)
 {
 	struct stat st;
 	int fd, made, root = privs_can_switch();
@@ -688,7 +688,7 @@ md_deliver_one(const struct route *r, const struct agent_msg *m,
 	char local[ADDR_PATH_MAX + 1], domain[ADDR_PATH_MAX + 1], dir[PATH_MAX];
 	char host[300], base[ADDR_PATH_MAX + 1], why[300];
 	struct agent_result *res = &rc->res;
-	struct mailer_cred cred;
+	struct spawn_cred cred;
 	struct md_report rep;
 	struct md_job *j = NULL;
 	struct timespec ts;

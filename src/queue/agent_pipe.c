@@ -24,7 +24,7 @@
 #include "lib/log.h"
 #include "lib/str.h"
 #include "agent.h"
-#include "mailer.h"
+#include "lib/spawn.h"
 #include "recipients.h"
 
 #define PIPE_ENV_MAX	16
@@ -214,10 +214,10 @@ free_vec(char **v)
  */
 static int
 pipe_exec(const struct route *r, const struct agent_msg *m,
-    struct agent_rcpt *rcpts, size_t n, struct mailer_result *mr,
+    struct agent_rcpt *rcpts, size_t n, struct spawn_result *mr,
     struct agent_result *res)
 {
-	struct mailer_opts opts;
+	struct spawn_opts opts;
 	struct pipe_feed *feed = NULL;
 	char **argv = NULL, *envp[PIPE_ENV_MAX], orcpt[ADDR_PATH_MAX + 64];
 	char err[512], date[64];
@@ -293,7 +293,7 @@ pipe_exec(const struct route *r, const struct agent_msg *m,
 	opts.timeout = r->timeout;
 	opts.envp = envp;
 	opts.cancel = m->cancel;
-	if (mailer_run(argv, -1, pipe_feed, feed, &opts, mr, err,
+	if (spawn_run(argv, -1, pipe_feed, feed, &opts, mr, err,
 	    sizeof(err)) == -1) {
 		agent_set(res, AGENT_TEMP, 451, "4.3.0", "%s", err);
 		goto done;
@@ -313,7 +313,7 @@ pipe_run(const struct route *r, const struct agent_msg *m,
     struct agent_rcpt *rcpts, size_t n)
 {
 	struct agent_result res;
-	struct mailer_result mr;
+	struct spawn_result mr;
 	const char *enh;
 	size_t i;
 
@@ -414,6 +414,42 @@ pipe_deliver(void *sess, const struct route *r, const struct agent_msg *m,
 	return 0;
 }
 
+int
+agent_pipe_reply(const struct spawn_result *res, char *buf, size_t len)
+{
+	if (res->cancelled) {
+		snprintf(buf, len, "451 4.3.2 Shutting down, try again later");
+		return 451;
+	}
+	if (res->timed_out) {
+		snprintf(buf, len, "451 4.4.7 Mailer timed out, try again later");
+		return 451;
+	}
+	if (res->status == -1) {
+		snprintf(buf, len, "451 4.3.0 Mailer ended by signal %d, try "
+		    "again later", res->signal);
+		return 451;
+	}
+	if (res->status == 0) {
+		snprintf(buf, len, "250 2.0.0 Ok: delivered");
+		return 250;
+	}
+	if (res->status == 75) {
+		if (res->errline[0] != '\0')
+			snprintf(buf, len, "451 4.3.0 %s", res->errline);
+		else
+			snprintf(buf, len, "451 4.3.0 Temporary failure, try "
+			    "again later");
+		return 451;
+	}
+	if (res->errline[0] != '\0')
+		snprintf(buf, len, "554 5.3.0 %s", res->errline);
+	else
+		snprintf(buf, len, "554 5.3.0 Delivery failed (mailer exit "
+		    "status %d)", res->status);
+	return 554;
+}
+
 /*
  * smtpd -m: the message goes through this agent at once, as a route
  * "pipe mailer -r -- %r" with batch and from_line would take it, and the
@@ -427,7 +463,7 @@ agent_pipe_handoff(const struct agent_handoff *h, char *reply, size_t len)
 	struct agent_msg msg;
 	struct agent_rcpt *rcpts = NULL;
 	struct agent_result res;
-	struct mailer_result mr;
+	struct spawn_result mr;
 	struct str prog;
 	char *argv[4];
 	const char *p;
@@ -478,7 +514,7 @@ agent_pipe_handoff(const struct agent_handoff *h, char *reply, size_t len)
 		    "available, try again later");
 		goto out;
 	}
-	code = mailer_reply(&mr, reply, len);
+	code = agent_pipe_reply(&mr, reply, len);
 	if (code != 250)
 		log_warn("mailer %.200s: status=%d signal=%d timeout=%d: %s",
 		    h->mailer, mr.status, mr.signal, mr.timed_out, mr.errline);

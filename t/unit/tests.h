@@ -24,7 +24,7 @@ int	suite_recipients(void);
 int	suite_qenv(void);
 int	suite_queueconf(void);
 int	suite_qstore(void);
-int	suite_mailer(void);
+int	suite_spawn(void);
 int	suite_dsn(void);
 int	suite_dns(void);
 int	suite_dial(void);

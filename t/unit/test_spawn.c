@@ -9,23 +9,23 @@
 #include <unistd.h>
 
 #include "queue/agent.h"
-#include "queue/mailer.h"
+#include "lib/spawn.h"
 #include "queue/queueconf.h"
 #include "tests.h"
 
 static int
-sh(const char *script, unsigned int timeout, struct mailer_result *res,
-    mailer_feed_fn feed, void *arg, int infd)
+sh(const char *script, unsigned int timeout, struct spawn_result *res,
+    spawn_feed_fn feed, void *arg, int infd)
 {
 	char *argv[] = { (char *)"/bin/sh", (char *)"-c", (char *)script, NULL };
-	struct mailer_opts opts;
+	struct spawn_opts opts;
 	char err[256];
 
 	memset(&opts, 0, sizeof(opts));
 	opts.timeout = timeout;
 	if (infd < 0 && feed == NULL)
 		infd = STDIN_FILENO;
-	return mailer_run(argv, infd, feed, arg, &opts, res, err, sizeof(err));
+	return spawn_run(argv, infd, feed, arg, &opts, res, err, sizeof(err));
 }
 
 struct counter {
@@ -46,7 +46,7 @@ feed_x(void *arg, char *buf, size_t len)
 static void
 test_exit_and_stderr(void)
 {
-	struct mailer_result res;
+	struct spawn_result res;
 
 	CU_ASSERT_EQUAL_FATAL(sh("exit 3", 10, &res, NULL, NULL, -1), 0);
 	CU_ASSERT_EQUAL(res.status, 3);
@@ -63,7 +63,7 @@ test_exit_and_stderr(void)
 static void
 test_feed(void)
 {
-	struct mailer_result res;
+	struct spawn_result res;
 	struct counter c = { 300000 };
 
 	/* More than a pipe holds: the feeding must interleave. */
@@ -79,7 +79,7 @@ test_feed(void)
 static void
 test_timeout(void)
 {
-	struct mailer_result res;
+	struct spawn_result res;
 
 	CU_ASSERT_EQUAL_FATAL(sh("sleep 30", 1, &res, NULL, NULL, -1), 0);
 	CU_ASSERT_EQUAL(res.timed_out, 1);
@@ -97,13 +97,13 @@ test_not_started(void)
 {
 	char *argv[] = { (char *)"/nonexistent/prog", NULL };
 	char *argv2[] = { (char *)"no-such-program-anywhere", NULL };
-	struct mailer_result res;
+	struct spawn_result res;
 	char err[256];
 
-	CU_ASSERT_EQUAL(mailer_run(argv, 0, NULL, NULL, NULL, &res, err,
+	CU_ASSERT_EQUAL(spawn_run(argv, 0, NULL, NULL, NULL, &res, err,
 	    sizeof(err)), -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "No such file"));
-	CU_ASSERT_EQUAL(mailer_run(argv2, 0, NULL, NULL, NULL, &res, err,
+	CU_ASSERT_EQUAL(spawn_run(argv2, 0, NULL, NULL, NULL, &res, err,
 	    sizeof(err)), -1);
 }
 
@@ -124,7 +124,7 @@ test_reply(void)
 		{ -1, 1, "", 451, "451 4.4.7 Mailer timed out" },
 		{ -1, 0, "", 451, "451 4.3.0 Mailer ended by signal" },
 	};
-	struct mailer_result res;
+	struct spawn_result res;
 	char buf[300];
 	size_t i;
 
@@ -133,7 +133,7 @@ test_reply(void)
 		res.status = cases[i].status;
 		res.timed_out = cases[i].timed_out;
 		snprintf(res.errline, sizeof(res.errline), "%s", cases[i].errline);
-		CU_ASSERT_EQUAL(mailer_reply(&res, buf, sizeof(buf)),
+		CU_ASSERT_EQUAL(agent_pipe_reply(&res, buf, sizeof(buf)),
 		    cases[i].code);
 		CU_ASSERT_EQUAL(strncmp(buf, cases[i].want,
 		    strlen(cases[i].want)), 0);
@@ -212,9 +212,9 @@ test_lf(void)
 }
 
 int
-suite_mailer(void)
+suite_spawn(void)
 {
-	CU_pSuite s = CU_add_suite("mailer", NULL, NULL);
+	CU_pSuite s = CU_add_suite("spawn", NULL, NULL);
 
 	signal(SIGPIPE, SIG_IGN);
 	if (s == NULL ||

@@ -18,11 +18,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lib/log.h"
-#include "lib/privs.h"
-#include "lib/str.h"
-#include "lib/net.h"
-#include "mailer.h"
+#include "net.h"
+#include "privs.h"
+#include "spawn.h"
+#include "str.h"
 
 #define FEED_BUF	65536
 #define CHILD_FD_BASE	10	/* where the child parks fds before dup2 */
@@ -38,9 +37,9 @@ static char *default_env[] = {
 
 static int		find_program(const char *, char *, size_t);
 static void		child(const char *, char *const[], char *const[],
-			    int, int, int, int, const struct mailer_cred *,
+			    int, int, int, int, const struct spawn_cred *,
 			    pid_t) __attribute__((noreturn));
-static void		keep_errline(struct mailer_result *, size_t *, int *,
+static void		keep_errline(struct spawn_result *, size_t *, int *,
 			    const char *, size_t);
 
 /* Resolves name like execvp would, but before fork. */
@@ -78,7 +77,7 @@ find_program(const char *name, char *out, size_t outlen)
  */
 static void
 child(const char *path, char *const argv[], char *const envp[], int infd,
-    int outfd, int errfd, int execfd, const struct mailer_cred *cred,
+    int outfd, int errfd, int execfd, const struct spawn_cred *cred,
     pid_t parent)
 {
 	struct sigaction sa;
@@ -135,7 +134,7 @@ fail:
 
 /* Keeps the first line of stderr, printable; the rest is read and dropped. */
 static void
-keep_errline(struct mailer_result *res, size_t *len, int *done,
+keep_errline(struct spawn_result *res, size_t *len, int *done,
     const char *p, size_t n)
 {
 	size_t i;
@@ -159,8 +158,8 @@ keep_errline(struct mailer_result *res, size_t *len, int *done,
 }
 
 int
-mailer_run(char *const argv[], int infd, mailer_feed_fn feed, void *arg,
-    const struct mailer_opts *opts, struct mailer_result *res, char *err,
+spawn_run(char *const argv[], int infd, spawn_feed_fn feed, void *arg,
+    const struct spawn_opts *opts, struct spawn_result *res, char *err,
     size_t errlen)
 {
 	char path[PATH_MAX], ebuf[4096], *fbuf = NULL;
@@ -176,11 +175,11 @@ mailer_run(char *const argv[], int infd, mailer_feed_fn feed, void *arg,
 
 	memset(res, 0, sizeof(*res));
 	res->status = -1;
-	timeout = opts && opts->timeout ? opts->timeout : MAILER_DEF_TIMEOUT;
-	if (timeout > MAILER_MAX_TIMEOUT)
-		timeout = MAILER_MAX_TIMEOUT;
+	timeout = opts && opts->timeout ? opts->timeout : SPAWN_DEF_TIMEOUT;
+	if (timeout > SPAWN_MAX_TIMEOUT)
+		timeout = SPAWN_MAX_TIMEOUT;
 	if (argv == NULL || argv[0] == NULL || (infd < 0 && feed == NULL)) {
-		snprintf(err, errlen, "mailer: nothing to run");
+		snprintf(err, errlen, "spawn: nothing to run");
 		return -1;
 	}
 	if (find_program(argv[0], path, sizeof(path)) == -1) {
@@ -389,40 +388,4 @@ fail:
 	free(fbuf);
 	errno = e;
 	return -1;
-}
-
-int
-mailer_reply(const struct mailer_result *res, char *buf, size_t len)
-{
-	if (res->cancelled) {
-		snprintf(buf, len, "451 4.3.2 Shutting down, try again later");
-		return 451;
-	}
-	if (res->timed_out) {
-		snprintf(buf, len, "451 4.4.7 Mailer timed out, try again later");
-		return 451;
-	}
-	if (res->status == -1) {
-		snprintf(buf, len, "451 4.3.0 Mailer ended by signal %d, try "
-		    "again later", res->signal);
-		return 451;
-	}
-	if (res->status == 0) {
-		snprintf(buf, len, "250 2.0.0 Ok: delivered");
-		return 250;
-	}
-	if (res->status == 75) {
-		if (res->errline[0] != '\0')
-			snprintf(buf, len, "451 4.3.0 %s", res->errline);
-		else
-			snprintf(buf, len, "451 4.3.0 Temporary failure, try "
-			    "again later");
-		return 451;
-	}
-	if (res->errline[0] != '\0')
-		snprintf(buf, len, "554 5.3.0 %s", res->errline);
-	else
-		snprintf(buf, len, "554 5.3.0 Delivery failed (mailer exit "
-		    "status %d)", res->status);
-	return 554;
 }
