@@ -2,12 +2,10 @@
 
 #include <sys/types.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,6 +16,7 @@
 #include <unistd.h>
 
 #include "creds.h"
+#include "lib/spawn.h"
 #include "lib/str.h"
 
 #define CREDS_FILE_MAX		(1024 * 1024)
@@ -715,14 +714,10 @@ creds_from_command(const struct creds_query *q, struct creds *c, char *err,
     size_t errlen)
 {
 	char *argv[4], **envp = NULL, *srv = NULL, *usr = NULL, *nl;
-	char buf[CREDS_SECRET_MAX + 2];
-	size_t nenv = 0, i, off = 0;
-	struct timespec start, now;
-	struct pollfd pfd;
-	int p[2], status, ms, done = 0, timedout = 0, devnull;
-	long elapsed;
-	ssize_t n;
-	pid_t pid;
+	char buf[CREDS_SECRET_MAX + 2], serr[256];
+	struct spawn_opts opts;
+	struct spawn_result res;
+	size_t nenv = 0, i, off;
 
 	/* Everything the child needs is built before fork (threads). */
 	while (environ != NULL && environ[nenv] != NULL)
@@ -743,83 +738,45 @@ creds_from_command(const struct creds_query *q, struct creds *c, char *err,
 		envp[i] = environ[i];
 	envp[nenv] = srv;
 	envp[nenv + 1] = usr;
-	argv[0] = "sh";
+	argv[0] = "/bin/sh";
 	argv[1] = "-c";
 	argv[2] = (char *)q->command;
 	argv[3] = NULL;
 
-	if (pipe2(p, O_CLOEXEC) == -1) {
-		snprintf(err, errlen, "password command: pipe: %s",
-		    strerror(errno));
+	memset(&opts, 0, sizeof(opts));
+	/* At least a second: 0 would mean spawn's default. */
+	opts.timeout = q->command_timeout > 0 ? q->command_timeout : 1;
+	opts.envp = envp;
+	opts.out = buf;
+	opts.outlen = sizeof(buf);
+	/* A relative path in the command means the caller's directory. */
+	opts.dir = ".";
+	buf[0] = '\0';
+	if (spawn_run(argv, -1, NULL, NULL, &opts, &res, serr,
+	    sizeof(serr)) == -1) {
+		snprintf(err, errlen, "password command: %s", serr);
 		goto fail;
 	}
-	if ((pid = fork()) == -1) {
-		snprintf(err, errlen, "password command: fork: %s",
-		    strerror(errno));
-		close(p[0]);
-		close(p[1]);
-		goto fail;
-	}
-	if (pid == 0) {
-		devnull = open("/dev/null", O_RDONLY);
-		if (devnull != -1)
-			(void)dup2(devnull, 0);
-		if (dup2(p[1], 1) == -1)
-			_exit(127);
-		execve("/bin/sh", argv, envp);
-		_exit(127);
-	}
-	close(p[1]);
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	pfd.fd = p[0];
-	pfd.events = POLLIN;
-	while (!done) {
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		elapsed = (long)(now.tv_sec - start.tv_sec) * 1000 +
-		    (now.tv_nsec - start.tv_nsec) / 1000000;
-		ms = (int)((long)q->command_timeout * 1000 - elapsed);
-		if (ms <= 0) {
-			timedout = 1;
-			break;
-		}
-		if (poll(&pfd, 1, ms) == -1) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (pfd.revents == 0)
-			continue;
-		n = read(p[0], buf + off, sizeof(buf) - 1 - off);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			done = 1;
-		else if ((off += (size_t)n) == sizeof(buf) - 1)
-			done = 1;	/* only the first line counts */
-	}
-	close(p[0]);
-	if (timedout)
-		(void)kill(pid, SIGKILL);
-	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
-		;
-	buf[off] = '\0';
+	/* Only the first line counts. */
+	off = res.outlen;
 	if ((nl = memchr(buf, '\n', off)) != NULL)
 		*nl = '\0';
 	off = strlen(buf);
 	if (off > 0 && buf[off - 1] == '\r')
 		buf[--off] = '\0';
-	if (timedout) {
+	if (res.timed_out) {
 		snprintf(err, errlen, "password command timed out after %u s",
 		    q->command_timeout);
 		goto fail;
 	}
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		if (WIFEXITED(status))
+	if (res.status != 0) {
+		if (res.status > 0)
 			snprintf(err, errlen, "password command exited with "
-			    "status %d", WEXITSTATUS(status));
+			    "status %d%s%s", res.status, res.errline[0] ?
+			    ": " : "", res.errline);
 		else
 			snprintf(err, errlen, "password command killed by "
-			    "signal %d", WTERMSIG(status));
+			    "signal %d", res.signal);
 		goto fail;
 	}
 	if (off == 0) {

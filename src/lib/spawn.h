@@ -34,6 +34,14 @@ struct spawn_opts {
 	unsigned int	 timeout;	/* seconds; 0 = SPAWN_DEF_TIMEOUT */
 	char *const	*envp;		/* NULL: a minimal PATH/HOME/LANG */
 	const int	*cancel;	/* non-zero: stop now (read atomically) */
+	/*
+	 * Where standard output goes: out[0..outlen-1], NUL-terminated,
+	 * what does not fit read and dropped; NULL: /dev/null.  The
+	 * caller wipes it when it holds a secret: it is never copied.
+	 */
+	char		*out;
+	size_t		 outlen;
+	const char	*dir;		/* where it runs; NULL: "/" */
 };
 
 /*
@@ -49,13 +57,15 @@ struct spawn_result {
 	int	 cancelled;	/* it was killed because *cancel was set */
 	int	 feed_error;	/* the feed function failed */
 	char	 errline[SPAWN_ERRLINE_MAX];	/* first stderr line, printable */
+	size_t	 outlen;	/* bytes of standard output in opts->out */
 };
 
 /*
  * Runs argv[0] (an absolute path, or a name looked up in PATH) with argv.
  * Its standard input is infd when infd >= 0 (passed as it is: position it
- * first), otherwise what feed produces.  Standard output goes to
- * /dev/null; the first line of standard error is kept.  The program runs
+ * first), otherwise what feed produces, or /dev/null without a feed.
+ * Standard output goes to opts->out or /dev/null; the first line of
+ * standard error is kept.  The program runs
  * in its own process group, which is killed when the timeout passes.
  * Returns 0 when the program ran (see *res), -1 when it could not be
  * started (err says why: no such program, fork failed, ...).

@@ -12,6 +12,7 @@
 #include "lib/spawn.h"
 #include "queue/queueconf.h"
 #include "tests.h"
+#include "testutil.h"
 
 static int
 sh(const char *script, unsigned int timeout, struct spawn_result *res,
@@ -90,6 +91,50 @@ test_timeout(void)
 	CU_ASSERT_EQUAL(res.timed_out, 0);
 	CU_ASSERT_EQUAL(res.status, 4);
 	CU_ASSERT_STRING_EQUAL(res.errline, "done");
+}
+
+static void
+test_output_and_group(void)
+{
+	char *argv[] = { (char *)"/bin/sh", (char *)"-c", NULL, NULL };
+	char out[8], pidfile[] = "/tmp/spawn-test.XXXXXX", cmd[256];
+	struct spawn_opts opts;
+	struct spawn_result res;
+	char err[256];
+	FILE *f;
+	long bg = 0;
+	int fd;
+
+	/* Standard output kept as far as it fits; no feed: /dev/null in. */
+	memset(&opts, 0, sizeof(opts));
+	opts.timeout = 10;
+	opts.out = out;
+	opts.outlen = sizeof(out);
+	argv[2] = (char *)"cat; echo 0123456789; echo more >&2";
+	CU_ASSERT_EQUAL_FATAL(spawn_run(argv, -1, NULL, NULL, &opts, &res,
+	    err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(res.status, 0);
+	CU_ASSERT_EQUAL(res.outlen, 7);
+	CU_ASSERT_STRING_EQUAL(out, "0123456");
+	CU_ASSERT_STRING_EQUAL(res.errline, "more");
+
+	/* The timeout kills the whole group, not only the program. */
+	CU_ASSERT_FATAL((fd = mkstemp(pidfile)) != -1);
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "sleep 60 & echo $! > %s; exec sleep 60",
+	    pidfile);
+	argv[2] = cmd;
+	opts.timeout = 1;
+	CU_ASSERT_EQUAL_FATAL(spawn_run(argv, -1, NULL, NULL, &opts, &res,
+	    err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(res.timed_out, 1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f = fopen(pidfile, "r"));
+	CU_ASSERT_EQUAL(fscanf(f, "%ld", &bg), 1);
+	fclose(f);
+	unlink(pidfile);
+	CU_ASSERT(bg > 1 && tu_pid_gone((pid_t)bg));
+	if (bg > 1 && !tu_pid_gone((pid_t)bg))
+		(void)kill((pid_t)bg, SIGKILL);
 }
 
 static void
@@ -222,6 +267,8 @@ suite_spawn(void)
 	    NULL ||
 	    CU_add_test(s, "feeding input", test_feed) == NULL ||
 	    CU_add_test(s, "timeout", test_timeout) == NULL ||
+	    CU_add_test(s, "output and the process group",
+	    test_output_and_group) == NULL ||
 	    CU_add_test(s, "cannot start", test_not_started) == NULL ||
 	    CU_add_test(s, "SMTP replies", test_reply) == NULL ||
 	    CU_add_test(s, "Plan 9 hand-off", test_handoff) == NULL ||
