@@ -29,7 +29,6 @@ static int	creds_home(char *, size_t);
 static int	creds_read_file(const char *, int, struct str *, int *,
 		    char *, size_t);
 static int	creds_tokenize(const char *, char *, size_t, char **, int);
-static int	creds_host_eq(const char *, const char *);
 static enum creds_status creds_scan(const char *, int,
 		    int (*)(const char *, void *, struct creds *), void *,
 		    struct creds *, const char *, char *, size_t);
@@ -107,9 +106,7 @@ creds_read_file(const char *path, int private, struct str *out, int *loose,
     char *err, size_t errlen)
 {
 	struct stat sb;
-	char buf[8192];
-	ssize_t n;
-	int fd;
+	int fd, rc, e;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
 		if (errno == ENOENT)
@@ -129,27 +126,14 @@ creds_read_file(const char *path, int private, struct str *out, int *loose,
 		close(fd);
 		return -1;
 	}
-	for (;;) {
-		n = read(fd, buf, sizeof(buf));
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		if (str_append(out, buf, (size_t)n) == -1) {
-			snprintf(err, errlen, "%s: too large", path);
-			n = -1;
-			errno = EFBIG;
-			break;
-		}
-	}
-	str_wipe(buf, sizeof(buf));
+	rc = str_read_fd(out, fd);
+	e = errno;
 	close(fd);
-	if (n == -1) {
-		if (errno != EFBIG)
-			snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	return 1;
+	if (rc == -2)
+		snprintf(err, errlen, "%s: too large", path);
+	else if (rc == -1)
+		snprintf(err, errlen, "%s: %s", path, strerror(e));
+	return rc == 0 ? 1 : -1;
 }
 
 /*
@@ -192,18 +176,6 @@ creds_tokenize(const char *s, char *buf, size_t buflen, char **words, int max)
 	}
 }
 
-static int
-creds_host_eq(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-
-	if (la > 0 && a[la - 1] == '.')
-		la--;
-	if (lb > 0 && b[lb - 1] == '.')
-		lb--;
-	return la == lb && strncasecmp(a, b, la) == 0;
-}
-
 int
 creds_key_match(const char *line, const struct creds_query *q,
     struct creds *c)
@@ -230,7 +202,7 @@ creds_key_match(const char *line, const struct creds_query *q,
 			if (strcasecmp(eq, q->service) != 0)
 				goto out;
 		} else if (strcmp(w[i], "server") == 0) {
-			if (!creds_host_eq(eq, q->server))
+			if (!str_host_eq(eq, q->server))
 				goto out;
 		} else if (strcmp(w[i], "user") == 0) {
 			if (q->user == NULL || strcmp(eq, q->user) != 0)
@@ -284,7 +256,7 @@ creds_key_user(const char *line, const struct creds_query *q, char *user,
 		else if ((strcmp(w[i], "service") == 0 &&
 		    strcasecmp(eq, q->service) != 0) ||
 		    (strcmp(w[i], "server") == 0 &&
-		    !creds_host_eq(eq, q->server)))
+		    !str_host_eq(eq, q->server)))
 			goto out;
 		else if (strcmp(w[i], "user") == 0)
 			u = eq;
@@ -354,7 +326,7 @@ creds_netrc_find(const char *text, size_t len, const char *host,
 			/* The previous entry is complete: does it fit? */
 			if (inentry && havepass && (!havelogin ||
 			    (user != NULL && strcmp(login, user) == 0)) &&
-			    (isdefault || creds_host_eq(machine, host))) {
+			    (isdefault || str_host_eq(machine, host))) {
 				r = str_lcpy(pw, pass, pwlen) < pwlen ? 1 : -1;
 				break;
 			}
@@ -410,7 +382,7 @@ creds_netrc_login(const char *text, size_t len, const char *host,
 			if (!creds_netrc_word(&p, end, machine,
 			    sizeof(machine)))
 				break;
-			mine = creds_host_eq(machine, host);
+			mine = str_host_eq(machine, host);
 		} else if (strcmp(word, "default") == 0) {
 			isdefault = 1;
 			mine = 0;

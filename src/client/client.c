@@ -55,7 +55,6 @@ static size_t	client_mx_self(const struct client_conn *, struct dns_mx *,
 		    size_t);
 static int	client_route(struct client_conn *, const struct dial *,
 		    struct client_result *, int *);
-static int	client_host_eq(const char *, const char *);
 static void	client_plan_debug(void *, const char *);
 
 void
@@ -426,7 +425,7 @@ client_mx_self(const struct client_conn *c, struct dns_mx *mx, size_t nmx)
 	if (c->opts.self == NULL || c->opts.self[0] == '\0')
 		return nmx;
 	for (i = 0; i < nmx; i++)
-		if (client_host_eq(mx[i].host, c->opts.self))
+		if (str_host_eq(mx[i].host, c->opts.self))
 			break;
 	if (i == nmx)
 		return nmx;
@@ -439,18 +438,6 @@ static void
 client_plan_debug(void *arg, const char *s)
 {
 	client_debug(arg, "*", s, strlen(s));
-}
-
-static int
-client_host_eq(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-
-	if (la > 0 && a[la - 1] == '.')
-		la--;
-	if (lb > 0 && b[lb - 1] == '.')
-		lb--;
-	return la == lb && strncasecmp(a, b, la) == 0;
 }
 
 /*
@@ -565,7 +552,7 @@ client_route(struct client_conn *c, const struct dial *d,
 
 		for (j = 0; c->opts.busted_mx != NULL &&
 		    c->opts.busted_mx[j] != NULL && j < CLIENT_BUSTED_MAX; j++)
-			if (client_host_eq(c->opts.busted_mx[j], mx[i].host))
+			if (str_host_eq(c->opts.busted_mx[j], mx[i].host))
 				busted = 1;
 		if (busted) {
 			n = snprintf(note, sizeof(note),

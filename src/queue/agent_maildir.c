@@ -106,26 +106,12 @@ static int
 md_expand(const char *tmpl, const char *local, const char *domain,
     char *out, size_t len)
 {
+	struct str_var vars[] = { { 'u', local }, { 'd', domain } };
 	struct str s;
-	const char *p;
-	int rc = 0;
+	int rc;
 
 	str_init(&s, len - 1);
-	for (p = tmpl; *p != '\0' && rc == 0; p++) {
-		if (*p != '%') {
-			rc = str_appendc(&s, *p);
-			continue;
-		}
-		p++;
-		if (*p == 'u')
-			rc = str_appends(&s, local);
-		else if (*p == 'd')
-			rc = str_appends(&s, domain);
-		else if (*p == '%')
-			rc = str_appendc(&s, '%');
-		else
-			rc = -1;
-	}
+	rc = str_expand(&s, tmpl, vars, sizeof(vars) / sizeof(vars[0]));
 	if (rc == 0)
 		str_lcpy(out, str_cstr(&s), len);
 	str_free(&s);

@@ -102,51 +102,24 @@ pipe_word(const char *t, const struct agent_msg *m, const char *rcpt)
 	char local[ADDR_PATH_MAX + 1], domain[ADDR_PATH_MAX + 1];
 	char user[ADDR_PATH_MAX + 1];
 	const char *tag = "";
+	struct str_var vars[] = { { 's', NULL }, { 'r', NULL }, { 'u', NULL },
+	    { 't', NULL }, { 'l', NULL }, { 'd', NULL }, { 'i', NULL } };
 	struct str s;
-	const char *p;
-	int rc = 0;
+	int rc;
 
 	pipe_split(m, rcpt, local, sizeof(local), domain, sizeof(domain));
 	/* The delimiter itself belongs to neither part. */
 	if (qc_base_local(m->qc, local, user, sizeof(user)))
 		tag = local + strlen(user) + 1;
 	str_init(&s, PIPE_ARG_MAX);
-	for (p = t; *p != '\0' && rc == 0; p++) {
-		if (*p != '%') {
-			rc = str_appendc(&s, *p);
-			continue;
-		}
-		switch (*++p) {
-		case 's':
-			rc = str_appends(&s, m->env->sender);
-			break;
-		case 'r':
-			rc = str_appends(&s, rcpt);
-			break;
-		case 'u':
-			rc = str_appends(&s, user);
-			break;
-		case 't':
-			rc = str_appends(&s, tag);
-			break;
-		case 'l':
-			rc = str_appends(&s, local);
-			break;
-		case 'd':
-			rc = str_appends(&s, domain);
-			break;
-		case 'i':
-			rc = str_appends(&s, m->id);
-			break;
-		case '%':
-			rc = str_appendc(&s, '%');
-			break;
-		default:
-			rc = -1;
-			p--;
-			break;
-		}
-	}
+	vars[0].value = m->env->sender;
+	vars[1].value = rcpt;
+	vars[2].value = user;
+	vars[3].value = tag;
+	vars[4].value = local;
+	vars[5].value = domain;
+	vars[6].value = m->id;
+	rc = str_expand(&s, t, vars, sizeof(vars) / sizeof(vars[0]));
 	if (rc == -1 || str_appends(&s, "") == -1) {
 		str_free(&s);
 		return NULL;
