@@ -92,20 +92,6 @@ void	agent_set(struct agent_result *, enum agent_status, int code,
 	    const char *enhanced, const char *fmt, ...)
 	    __attribute__((format(printf, 5, 6)));
 
-/*
- * Reads the message body from the spool file with CRLF line ends turned
- * into LF, for agents that write to local files and programs.
- */
-struct agent_lf {
-	int	 fd;
-	off_t	 off;		/* next byte to read */
-	int	 cr;		/* a CR ended the last chunk */
-	int	 eof;
-	char	 in[65536];
-};
-void	agent_lf_init(struct agent_lf *, int fd, off_t off);
-/* Up to len bytes of LF text: >0, 0 at the end, -1 on a read error. */
-ssize_t	agent_lf_read(struct agent_lf *, char *buf, size_t len);
 
 /*
  * The SMTP reply to DATA for a hand-off result (no CRLF):

@@ -195,7 +195,7 @@ struct md_job {
 	char			 names[MD_TRIES][MD_NAME_MAX];
 	char			 dst[MD_NAME_MAX + 32];
 	char			*buf;
-	struct agent_lf		*lf;
+	struct fs_lf		*lf;
 };
 
 /* Where the writer stopped, for the parent to word. */
@@ -319,8 +319,8 @@ md_write(struct md_job *j, struct md_report *rep)
 		goto discard;
 	}
 	size = (long long)j->hdrlen;
-	agent_lf_init(j->lf, j->msgfd, j->body_off);
-	while ((n = agent_lf_read(j->lf, j->buf, MD_BUF)) > 0) {
+	fs_lf_init(j->lf, j->msgfd, j->body_off);
+	while ((n = fs_lf_read(j->lf, j->buf, MD_BUF)) > 0) {
 		if (fs_write_all(fd, j->buf, (size_t)n) == -1) {
 			md_fail(rep, MD_E_WRITE, NULL);
 			goto discard;

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "lib/addr.h"
+#include "lib/fsutil.h"
 #include "lib/log.h"
 #include "lib/str.h"
 #include "agent.h"
@@ -41,7 +42,7 @@ const struct agent_ops agent_pipe_ops = {
 };
 
 struct pipe_feed {
-	struct agent_lf	 lf;
+	struct fs_lf	 lf;
 	char		 from[ADDR_PATH_MAX + 64];
 	size_t		 fromlen, fromoff;
 };
@@ -73,7 +74,7 @@ pipe_feed(void *arg, char *buf, size_t len)
 		f->fromoff += n;
 		return (ssize_t)n;
 	}
-	return agent_lf_read(&f->lf, buf, len);
+	return fs_lf_read(&f->lf, buf, len);
 }
 
 /* The local part and domain of a mailbox, for %u and %d. */
@@ -248,7 +249,7 @@ pipe_exec(const struct route *r, const struct agent_msg *m,
 		    "too long");
 		goto done;
 	}
-	agent_lf_init(&feed->lf, m->fd, m->env->body_off);
+	fs_lf_init(&feed->lf, m->fd, m->env->body_off);
 	if (r->from_line) {
 		/* Plan 9 and mbox programs expect "From sender date". */
 		now = time(NULL);

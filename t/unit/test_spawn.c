@@ -234,28 +234,6 @@ test_handoff(void)
 	unlink(script);
 }
 
-static void
-test_lf(void)
-{
-	static const char data[] = "a\r\nb\rc\r\n\r\nend\r";
-	struct agent_lf lf;
-	char out[64];
-	ssize_t n;
-	size_t got = 0;
-	FILE *f;
-
-	CU_ASSERT_PTR_NOT_NULL_FATAL(f = tmpfile());
-	fputs(data, f);
-	fflush(f);
-	/* Two-byte reads put a CR at every chunk edge. */
-	agent_lf_init(&lf, fileno(f), 0);
-	while ((n = agent_lf_read(&lf, out + got, 2)) > 0)
-		got += (size_t)n;
-	out[got] = '\0';
-	CU_ASSERT_STRING_EQUAL(out, "a\nb\rc\n\nend\r");
-	fclose(f);
-}
-
 int
 suite_spawn(void)
 {
@@ -271,8 +249,7 @@ suite_spawn(void)
 	    test_output_and_group) == NULL ||
 	    CU_add_test(s, "cannot start", test_not_started) == NULL ||
 	    CU_add_test(s, "SMTP replies", test_reply) == NULL ||
-	    CU_add_test(s, "Plan 9 hand-off", test_handoff) == NULL ||
-	    CU_add_test(s, "CRLF to LF", test_lf) == NULL)
+	    CU_add_test(s, "Plan 9 hand-off", test_handoff) == NULL)
 		return -1;
 	return 0;
 }

@@ -37,5 +37,6 @@ int	suite_dkim(void);
 int	suite_milter(void);
 int	suite_sched(void);
 int	suite_journal(void);
+int	suite_fsutil(void);
 
 #endif
