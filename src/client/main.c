@@ -29,7 +29,7 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/crypto.h>
 
-#include "auth/creds.h"
+#include "creds.h"
 #include "client/cconf.h"
 #include "client/client.h"
 #include "client/convert.h"

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "auth/creds.h"
+#include "client/creds.h"
 #include "tests.h"
 #include "testutil.h"
 
