@@ -59,6 +59,7 @@ pool_dest_get(struct runner *r, const struct job *j)
 	str_lcpy(d->key, j->key, sizeof(d->key));
 	str_lcpy(d->dest, j->dest, sizeof(d->dest));
 	d->limit = j->route->concurrency ? j->route->concurrency : 1;
+	TAILQ_INIT(&d->jobs);
 	d->hnext = r->dtab[h];
 	r->dtab[h] = d;
 	return d;
@@ -67,15 +68,12 @@ pool_dest_get(struct runner *r, const struct job *j)
 static struct job *
 dest_pop(struct rdest *d)
 {
-	struct job *j = d->head;
+	struct job *j = TAILQ_FIRST(&d->jobs);
 
 	if (j == NULL)
 		return NULL;
-	d->head = j->next;
-	if (d->head == NULL)
-		d->tail = NULL;
+	TAILQ_REMOVE(&d->jobs, j, entry);
 	d->njobs--;
-	j->next = NULL;
 	return j;
 }
 
@@ -87,25 +85,10 @@ pool_dest_update(struct runner *r, struct rdest *d)
 
 	if (want == d->ready)
 		return;
-	if (want) {
-		d->rprev = r->ready_tail;
-		d->rnext = NULL;
-		if (r->ready_tail != NULL)
-			r->ready_tail->rnext = d;
-		else
-			r->ready_head = d;
-		r->ready_tail = d;
-	} else {
-		if (d->rprev != NULL)
-			d->rprev->rnext = d->rnext;
-		else
-			r->ready_head = d->rnext;
-		if (d->rnext != NULL)
-			d->rnext->rprev = d->rprev;
-		else
-			r->ready_tail = d->rprev;
-		d->rprev = d->rnext = NULL;
-	}
+	if (want)
+		TAILQ_INSERT_TAIL(&r->ready, d, rentry);
+	else
+		TAILQ_REMOVE(&r->ready, d, rentry);
 	d->ready = want;
 }
 
@@ -220,22 +203,20 @@ worker_main(void *arg)
 
 	pthread_mutex_lock(&r->mu);
 	for (;;) {
-		while (!r->stopping && r->ready_head == NULL &&
-		    r->load_head == NULL)
+		while (!r->stopping && TAILQ_EMPTY(&r->ready) &&
+		    TAILQ_EMPTY(&r->load))
 			pthread_cond_wait(&r->work_cv, &r->mu);
 		if (r->stopping)
 			break;
 		/* Reading a message comes first: it makes the jobs. */
-		if ((m = r->load_head) != NULL) {
-			if ((r->load_head = m->lnext) == NULL)
-				r->load_tail = NULL;
-			m->lnext = NULL;
+		if ((m = TAILQ_FIRST(&r->load)) != NULL) {
+			TAILQ_REMOVE(&r->load, m, lentry);
 			pthread_mutex_unlock(&r->mu);
 			round_load(r, m);
 			pthread_mutex_lock(&r->mu);
 			continue;
 		}
-		d = r->ready_head;
+		d = TAILQ_FIRST(&r->ready);
 		d->active++;
 		j = dest_pop(d);
 		pool_dest_update(r, d);
@@ -407,6 +388,8 @@ runner_new(const char *spooldir, struct queue_conf *qc, int once,
 		return NULL;
 	}
 	r->lockfd = r->fifofd = r->notifyfd = r->wakep[0] = r->wakep[1] = -1;
+	TAILQ_INIT(&r->ready);
+	TAILQ_INIT(&r->load);
 	r->dropwd = -1;
 	r->once = once;
 	r->qc = queueconf_ref(qc);

@@ -8,6 +8,8 @@
 #ifndef RUNNER_INT_H
 #define RUNNER_INT_H
 
+#include <sys/queue.h>
+
 #include <limits.h>
 #include <pthread.h>
 #include <stddef.h>
@@ -47,17 +49,18 @@ struct job {
 	char			 dest[DEST_MAX];
 	size_t			*ridx;	/* into rd->st->r */
 	size_t			 n, cap;
-	struct job		*next;
+	TAILQ_ENTRY(job)	 entry;		/* its destination's queue */
 };
+TAILQ_HEAD(job_list, job);
 
 struct rdest {
 	char		 key[KEY_MAX];
 	char		 dest[DEST_MAX];
-	struct job	*head, *tail;
+	struct job_list	 jobs;
 	size_t		 njobs;
 	unsigned int	 active, limit;
 	int		 ready;
-	struct rdest	*rprev, *rnext;	/* the ready list */
+	TAILQ_ENTRY(rdest) rentry;	/* the ready list */
 	struct rdest	*hnext;
 };
 
@@ -91,8 +94,8 @@ struct runner {
 	time_t		 sleep_until;	/* when the scheduler wakes by itself */
 
 	struct rdest	*dtab[DEST_BUCKETS];
-	struct rdest	*ready_head, *ready_tail;
-	struct sched_msg	*load_head, *load_tail;	/* due, for workers to read */
+	TAILQ_HEAD(, rdest) ready;	/* destinations a worker may take */
+	TAILQ_HEAD(, sched_msg) load;	/* due, for workers to read */
 	int		 busy_rounds;
 	int		 max_rounds;	/* each holds its message file open */
 	int		 throttled;	/* due messages wait for a free round */

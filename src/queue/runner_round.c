@@ -302,7 +302,8 @@ void
 round_load(struct runner *r, struct sched_msg *m)
 {
 	struct round *rd;
-	struct job *jobs = NULL, *j, *next;
+	struct job_list jobs = TAILQ_HEAD_INITIALIZER(jobs);
+	struct job *j;
 	struct qstore_rcpt *q;
 	struct agent_result res;
 	const struct route *route;
@@ -434,7 +435,7 @@ round_load(struct runner *r, struct sched_msg *m)
 		}
 		agent_dest(route, q->mailbox, dest, sizeof(dest));
 		snprintf(key, sizeof(key), "%u:%s", route->index, dest);
-		for (j = jobs; j != NULL; j = j->next)
+		TAILQ_FOREACH(j, &jobs, entry)
 			if (strcmp(j->key, key) == 0)
 				break;
 		if (j == NULL) {
@@ -444,8 +445,7 @@ round_load(struct runner *r, struct sched_msg *m)
 			j->route = route;
 			str_lcpy(j->key, key, sizeof(j->key));
 			str_lcpy(j->dest, dest, sizeof(j->dest));
-			j->next = jobs;
-			jobs = j;
+			TAILQ_INSERT_HEAD(&jobs, j, entry);
 			njobs++;
 		}
 		if (j->n == j->cap) {
@@ -471,22 +471,17 @@ round_load(struct runner *r, struct sched_msg *m)
 	}
 	rd->jobs_left = njobs;
 	pthread_mutex_lock(&r->mu);
-	for (j = jobs; j != NULL; j = next) {
+	while ((j = TAILQ_FIRST(&jobs)) != NULL) {
 		struct rdest *d;
 
-		next = j->next;
-		j->next = NULL;
+		TAILQ_REMOVE(&jobs, j, entry);
 		if ((d = pool_dest_get(r, j)) == NULL) {
 			/* Dropped job: its recipients wait for the next round. */
 			rd->jobs_left--;
 			round_job_free(j);
 			continue;
 		}
-		if (d->tail != NULL)
-			d->tail->next = j;
-		else
-			d->head = j;
-		d->tail = j;
+		TAILQ_INSERT_TAIL(&d->jobs, j, entry);
 		d->njobs++;
 		pool_dest_update(r, d);
 	}
@@ -500,8 +495,8 @@ round_load(struct runner *r, struct sched_msg *m)
 	return;
 nomem:
 	log_err("%s queue out of memory", m->id);
-	for (j = jobs; j != NULL; j = next) {
-		next = j->next;
+	while ((j = TAILQ_FIRST(&jobs)) != NULL) {
+		TAILQ_REMOVE(&jobs, j, entry);
 		round_job_free(j);
 	}
 	requeue(r, m, now + 60);

@@ -293,12 +293,7 @@ sched_main(void *arg)
 		    (m = sched_pop_due(&r->q)) != NULL) {
 			m->busy = 1;
 			r->busy_rounds++;
-			m->lnext = NULL;
-			if (r->load_tail != NULL)
-				r->load_tail->lnext = m;
-			else
-				r->load_head = m;
-			r->load_tail = m;
+			TAILQ_INSERT_TAIL(&r->load, m, lentry);
 			pthread_cond_signal(&r->work_cv);
 		}
 		any = sched_next_due(&r->q, &due);

@@ -9,6 +9,8 @@
 #ifndef SCHED_H
 #define SCHED_H
 
+#include <sys/queue.h>
+
 #include <stddef.h>
 #include <time.h>
 
@@ -32,7 +34,7 @@ struct sched_msg {
 	int		 force;		/* try all pending recipients now */
 	int		 wake;		/* woken while busy */
 	struct sched_msg *hnext;
-	struct sched_msg *lnext;	/* the owner's list of rounds to load */
+	TAILQ_ENTRY(sched_msg) lentry;	/* the owner's list of rounds to load */
 };
 
 struct sched {
