@@ -168,9 +168,11 @@ static int
 keep_out(const struct spawn_opts *opts, struct spawn_result *res, int fd)
 {
 	char drop[4096];
-	size_t room = opts->outlen > 0 ? opts->outlen - 1 - res->outlen : 0;
+	size_t room = 0;
 	ssize_t n;
 
+	if (opts != NULL && opts->out != NULL && opts->outlen > 0)
+		room = opts->outlen - 1 - res->outlen;
 	if (room > 0)
 		n = read(fd, opts->out + res->outlen, room);
 	else
@@ -241,8 +243,8 @@ spawn_run(char *const argv[], int infd, spawn_feed_fn feed, void *arg,
 		child(path, argv, opts && opts->envp ? opts->envp : default_env,
 		    infd >= 0 ? infd : inp[0] != -1 ? inp[0] : devnull,
 		    outp[1] != -1 ? outp[1] : devnull, errp[1], execp[1],
-		    opts ? opts->cred : NULL, opts && opts->dir ? opts->dir : "/",
-		    parent);
+		    opts ? opts->cred : NULL,
+		    opts && opts->dir ? opts->dir : "/", parent);
 
 	close(errp[1]);
 	close(execp[1]);

@@ -63,6 +63,8 @@ struct rdest {
 	TAILQ_ENTRY(rdest) rentry;	/* the ready list */
 	struct rdest	*hnext;
 };
+TAILQ_HEAD(rdest_list, rdest);
+TAILQ_HEAD(sched_list, sched_msg);
 
 struct kick {
 	char		 id[SPOOL_ID_LEN + 1];
@@ -94,8 +96,8 @@ struct runner {
 	time_t		 sleep_until;	/* when the scheduler wakes by itself */
 
 	struct rdest	*dtab[DEST_BUCKETS];
-	TAILQ_HEAD(, rdest) ready;	/* destinations a worker may take */
-	TAILQ_HEAD(, sched_msg) load;	/* due, for workers to read */
+	struct rdest_list ready;	/* destinations a worker may take */
+	struct sched_list load;		/* due, for workers to read */
 	int		 busy_rounds;
 	int		 max_rounds;	/* each holds its message file open */
 	int		 throttled;	/* due messages wait for a free round */

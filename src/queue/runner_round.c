@@ -435,7 +435,7 @@ round_load(struct runner *r, struct sched_msg *m)
 		}
 		agent_dest(route, q->mailbox, dest, sizeof(dest));
 		snprintf(key, sizeof(key), "%u:%s", route->index, dest);
-		TAILQ_FOREACH(j, &jobs, entry)
+		for (j = TAILQ_FIRST(&jobs); j != NULL; j = TAILQ_NEXT(j, entry))
 			if (strcmp(j->key, key) == 0)
 				break;
 		if (j == NULL) {
