@@ -29,7 +29,7 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/crypto.h>
 
-#include "auth/creds.h"
+#include "creds.h"
 #include "client/cconf.h"
 #include "client/client.h"
 #include "client/convert.h"
@@ -49,7 +49,6 @@ static void	die(int, const char *, ...)
 		    __attribute__((format(printf, 2, 3), noreturn));
 static void	my_host_name(char *, size_t);
 static void	login_name(char *, size_t);
-static int	read_all(int, struct str *);
 static int	write_all(int, const char *, size_t);
 static int	check_addr(const char *, int);
 static void	die_connect(const struct client_result *, int,
@@ -143,26 +142,6 @@ login_name(char *buf, size_t len)
 		str_lcpy(buf, e, len);
 	else
 		str_lcpy(buf, "unknown", len);
-}
-
-/* Reads fd to its end into s.  0, -1 read error, -2 over the limit. */
-static int
-read_all(int fd, struct str *s)
-{
-	char buf[65536];
-	ssize_t n;
-
-	for (;;) {
-		n = read(fd, buf, sizeof(buf));
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			return -1;
-		if (n == 0)
-			return 0;
-		if (str_append(s, buf, (size_t)n) == -1)
-			return -2;
-	}
 }
 
 static int
@@ -384,7 +363,7 @@ main(int argc, char **argv)
 
 	/* The message, converted. */
 	str_init(&raw, (size_t)cf.max_message_size);
-	if ((r = read_all(0, &raw)) == -1)
+	if ((r = str_read_fd(&raw, 0)) == -1)
 		die(EX_IOERR, "reading the message: %s", strerror(errno));
 	if (r == -2)
 		die(EX_DATAERR, "the message is larger than max_message_size "

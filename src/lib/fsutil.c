@@ -148,3 +148,58 @@ fs_conf_path(const char *conffile, const char *path, char *out, size_t len)
 	}
 	return 0;
 }
+
+void
+fs_lf_init(struct fs_lf *lf, int fd, off_t off)
+{
+	lf->fd = fd;
+	lf->off = off;
+	lf->cr = 0;
+	lf->eof = 0;
+}
+
+ssize_t
+fs_lf_read(struct fs_lf *lf, char *buf, size_t len)
+{
+	size_t i, o = 0, want;
+	ssize_t n;
+
+	if (len < 2)
+		return -1;
+	while (o == 0) {
+		if (lf->eof) {
+			if (lf->cr) {
+				buf[o++] = '\r';
+				lf->cr = 0;
+			}
+			return (ssize_t)o;
+		}
+		/* Leave room for a held-back CR. */
+		want = len - 1 < sizeof(lf->in) ? len - 1 : sizeof(lf->in);
+		n = pread(lf->fd, lf->in, want, lf->off);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0) {
+			lf->eof = 1;
+			continue;
+		}
+		lf->off += n;
+		for (i = 0; i < (size_t)n; i++) {
+			char c = lf->in[i];
+
+			if (lf->cr) {
+				lf->cr = 0;
+				if (c != '\n')
+					buf[o++] = '\r';
+			}
+			if (c == '\r')
+				lf->cr = 1;
+			else
+				buf[o++] = c;
+		}
+	}
+	return (ssize_t)o;
+}

@@ -5,6 +5,8 @@
 #ifndef FSUTIL_H
 #define FSUTIL_H
 
+#include <sys/types.h>
+
 #include <stddef.h>
 #include <time.h>
 
@@ -22,6 +24,21 @@ int	fs_mkdirs(const char *path, int mode);
  */
 int	fs_conf_path(const char *conffile, const char *path, char *out,
 	    size_t len);
+/*
+ * Reads a file from an offset with CRLF line ends turned into LF (a lone
+ * CR stays): a message in the spool, for local files, programs and
+ * people.  Reads with pread(), so the descriptor's offset is left alone.
+ */
+struct fs_lf {
+	int	 fd;
+	off_t	 off;		/* next byte to read */
+	int	 cr;		/* a CR ended the last chunk */
+	int	 eof;
+	char	 in[65536];
+};
+void	fs_lf_init(struct fs_lf *, int fd, off_t off);
+/* Up to len (>= 2) bytes of LF text: >0, 0 at the end, -1 on an error. */
+ssize_t	fs_lf_read(struct fs_lf *, char *buf, size_t len);
 /* Formats t as an RFC 5322 date ("Tue, 1 Jul 2003 10:52:37 +0200"). */
 void	fs_rfc5322_date(char *buf, size_t len, time_t t);
 

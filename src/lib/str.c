@@ -1,11 +1,13 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "str.h"
 
@@ -194,4 +196,71 @@ str_wipe(void *p, size_t n)
 	while (n-- > 0)
 		*v++ = 0;
 #endif
+}
+
+int
+str_read_fd(struct str *s, int fd)
+{
+	char buf[16384];
+	ssize_t n;
+	int rc = 0;
+
+	for (;;) {
+		n = read(fd, buf, sizeof(buf));
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = n == 0 ? 0 : -1;
+			break;
+		}
+		if (str_append(s, buf, (size_t)n) == -1) {
+			rc = -2;
+			break;
+		}
+	}
+	str_wipe(buf, sizeof(buf));
+	if (rc == -2)
+		errno = EFBIG;
+	return rc;
+}
+
+int
+str_expand(struct str *s, const char *tmpl, const struct str_var *vars,
+    size_t nvars)
+{
+	const char *p;
+	size_t i;
+
+	for (p = tmpl; *p != '\0'; p++) {
+		if (*p != '%') {
+			if (str_appendc(s, *p) == -1)
+				return -1;
+			continue;
+		}
+		if (*++p == '%') {
+			if (str_appendc(s, '%') == -1)
+				return -1;
+			continue;
+		}
+		for (i = 0; i < nvars; i++)
+			if (vars[i].key == *p)
+				break;
+		/* Unknown, or the template ends in '%'. */
+		if (*p == '\0' || i == nvars ||
+		    str_appends(s, vars[i].value) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+int
+str_host_eq(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (la > 0 && a[la - 1] == '.')
+		la--;
+	if (lb > 0 && b[lb - 1] == '.')
+		lb--;
+	return la == lb && strncasecmp(a, b, la) == 0;
 }

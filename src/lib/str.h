@@ -47,4 +47,30 @@ int	str_iprefix(const char *s, const char *prefix);
 /* Wipes memory that held secrets. */
 void	str_wipe(void *, size_t);
 
+/*
+ * Appends what fd has to its end.  0; -1 on a read error (errno); -2 when
+ * s would pass its maximum (errno EFBIG; what fit is in s).  The bounce
+ * buffer is wiped: fd may hold secrets.
+ */
+int	str_read_fd(struct str *, int fd);
+
+/* One %-variable of a template: %key becomes value. */
+struct str_var {
+	char		 key;
+	const char	*value;
+};
+/*
+ * Appends template tmpl with each %key replaced by its value in vars and
+ * %% by '%'.  0, or -1 on an unknown or missing key or when s would pass
+ * its maximum.
+ */
+int	str_expand(struct str *, const char *tmpl, const struct str_var *vars,
+	    size_t nvars);
+
+/*
+ * 1 when a and b name the same host: DNS names compare without regard to
+ * case (RFC 4343), and a trailing dot (the root) changes nothing.
+ */
+int	str_host_eq(const char *a, const char *b);
+
 #endif

@@ -19,6 +19,7 @@
 
 #include <stddef.h>
 
+#include "lib/spawn.h"
 #include "qenv.h"
 #include "queueconf.h"
 
@@ -91,20 +92,37 @@ void	agent_set(struct agent_result *, enum agent_status, int code,
 	    const char *enhanced, const char *fmt, ...)
 	    __attribute__((format(printf, 5, 6)));
 
+
 /*
- * Reads the message body from the spool file with CRLF line ends turned
- * into LF, for agents that write to local files and programs.
+ * The SMTP reply to DATA for a hand-off result (no CRLF):
+ * exit 0 -> 250, 75 (EX_TEMPFAIL) -> 451, a timeout or a signal -> 451,
+ * any other status -> 554 with the program's first stderr line.
+ * Returns the reply code.
  */
-struct agent_lf {
-	int	 fd;
-	off_t	 off;		/* next byte to read */
-	int	 cr;		/* a CR ended the last chunk */
-	int	 eof;
-	char	 in[65536];
+int	agent_pipe_reply(const struct spawn_result *, char *buf,
+	    size_t len);
+
+/*
+ * smtpd -m, Plan 9's synchronous hand-off: runs "mailer -r -- rcpt..."
+ * through the pipe agent (no shell, a "From " line, LF line ends) with the
+ * message open on fd from its current offset, as user (NULL: as
+ * ourselves), for at most timeout seconds.  Writes the reply to the data
+ * into reply (no CRLF; see agent_pipe_reply()) and returns its code:
+ * 250, 451 or 554.
+ */
+struct agent_handoff {
+	const char		*mailer;
+	const struct qc_user	*user;
+	unsigned int		 timeout;
+	const struct queue_conf	*qc;		/* the hostname, for %d */
+	const char		*id;
+	const char		*sender;
+	const char *const	*rcpts;
+	size_t			 nrcpts;
+	int			 fd;
 };
-void	agent_lf_init(struct agent_lf *, int fd, off_t off);
-/* Up to len bytes of LF text: >0, 0 at the end, -1 on a read error. */
-ssize_t	agent_lf_read(struct agent_lf *, char *buf, size_t len);
+int	agent_pipe_handoff(const struct agent_handoff *, char *reply,
+	    size_t len);
 
 /* The agents. */
 extern const struct agent_ops agent_maildir_ops;

@@ -34,7 +34,7 @@
 #include "lib/privs.h"
 #include "lib/str.h"
 #include "agent.h"
-#include "mailer.h"
+#include "lib/spawn.h"
 #include "recipients.h"
 
 #define MD_BUF		65536
@@ -106,26 +106,12 @@ static int
 md_expand(const char *tmpl, const char *local, const char *domain,
     char *out, size_t len)
 {
+	struct str_var vars[] = { { 'u', local }, { 'd', domain } };
 	struct str s;
-	const char *p;
-	int rc = 0;
+	int rc;
 
 	str_init(&s, len - 1);
-	for (p = tmpl; *p != '\0' && rc == 0; p++) {
-		if (*p != '%') {
-			rc = str_appendc(&s, *p);
-			continue;
-		}
-		p++;
-		if (*p == 'u')
-			rc = str_appends(&s, local);
-		else if (*p == 'd')
-			rc = str_appends(&s, domain);
-		else if (*p == '%')
-			rc = str_appendc(&s, '%');
-		else
-			rc = -1;
-	}
+	rc = str_expand(&s, tmpl, vars, sizeof(vars) / sizeof(vars[0]));
 	if (rc == 0)
 		str_lcpy(out, str_cstr(&s), len);
 	str_free(&s);
@@ -209,7 +195,7 @@ struct md_job {
 	char			 names[MD_TRIES][MD_NAME_MAX];
 	char			 dst[MD_NAME_MAX + 32];
 	char			*buf;
-	struct agent_lf		*lf;
+	struct fs_lf		*lf;
 };
 
 /* Where the writer stopped, for the parent to word. */
@@ -333,8 +319,8 @@ md_write(struct md_job *j, struct md_report *rep)
 		goto discard;
 	}
 	size = (long long)j->hdrlen;
-	agent_lf_init(j->lf, j->msgfd, j->body_off);
-	while ((n = agent_lf_read(j->lf, j->buf, MD_BUF)) > 0) {
+	fs_lf_init(j->lf, j->msgfd, j->body_off);
+	while ((n = fs_lf_read(j->lf, j->buf, MD_BUF)) > 0) {
 		if (fs_write_all(fd, j->buf, (size_t)n) == -1) {
 			md_fail(rep, MD_E_WRITE, NULL);
 			goto discard;
@@ -398,7 +384,7 @@ out:
  * so that nothing in the Maildir is ever touched with root's rights.
  */
 static void
-md_write_as(struct md_job *j, const struct mailer_cred *cred,
+md_write_as(struct md_job *j, const struct spawn_cred *cred,
     struct md_report *rep)
 {
 	struct md_report crep;
@@ -639,7 +625,7 @@ md_result(const struct md_report *rep, const char *dir, uid_t uid,
  */
 static int
 md_open_box(const struct route *r, const char *dir, int create,
-    struct mailer_cred *cred, struct agent_result *res)
+    struct spawn_cred *cred, struct agent_result *res)
 {
 	struct stat st;
 	int fd, made, root = privs_can_switch();
@@ -688,7 +674,7 @@ md_deliver_one(const struct route *r, const struct agent_msg *m,
 	char local[ADDR_PATH_MAX + 1], domain[ADDR_PATH_MAX + 1], dir[PATH_MAX];
 	char host[300], base[ADDR_PATH_MAX + 1], why[300];
 	struct agent_result *res = &rc->res;
-	struct mailer_cred cred;
+	struct spawn_cred cred;
 	struct md_report rep;
 	struct md_job *j = NULL;
 	struct timespec ts;

@@ -18,12 +18,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lib/addr.h"
+#include "lib/fsutil.h"
 #include "lib/log.h"
 #include "lib/str.h"
 #include "agent.h"
-#include "mailer.h"
+#include "lib/spawn.h"
 #include "recipients.h"
 
 #define PIPE_ENV_MAX	16
@@ -40,7 +42,7 @@ const struct agent_ops agent_pipe_ops = {
 };
 
 struct pipe_feed {
-	struct agent_lf	 lf;
+	struct fs_lf	 lf;
 	char		 from[ADDR_PATH_MAX + 64];
 	size_t		 fromlen, fromoff;
 };
@@ -72,7 +74,7 @@ pipe_feed(void *arg, char *buf, size_t len)
 		f->fromoff += n;
 		return (ssize_t)n;
 	}
-	return agent_lf_read(&f->lf, buf, len);
+	return fs_lf_read(&f->lf, buf, len);
 }
 
 /* The local part and domain of a mailbox, for %u and %d. */
@@ -101,51 +103,24 @@ pipe_word(const char *t, const struct agent_msg *m, const char *rcpt)
 	char local[ADDR_PATH_MAX + 1], domain[ADDR_PATH_MAX + 1];
 	char user[ADDR_PATH_MAX + 1];
 	const char *tag = "";
+	struct str_var vars[] = { { 's', NULL }, { 'r', NULL }, { 'u', NULL },
+	    { 't', NULL }, { 'l', NULL }, { 'd', NULL }, { 'i', NULL } };
 	struct str s;
-	const char *p;
-	int rc = 0;
+	int rc;
 
 	pipe_split(m, rcpt, local, sizeof(local), domain, sizeof(domain));
 	/* The delimiter itself belongs to neither part. */
 	if (qc_base_local(m->qc, local, user, sizeof(user)))
 		tag = local + strlen(user) + 1;
 	str_init(&s, PIPE_ARG_MAX);
-	for (p = t; *p != '\0' && rc == 0; p++) {
-		if (*p != '%') {
-			rc = str_appendc(&s, *p);
-			continue;
-		}
-		switch (*++p) {
-		case 's':
-			rc = str_appends(&s, m->env->sender);
-			break;
-		case 'r':
-			rc = str_appends(&s, rcpt);
-			break;
-		case 'u':
-			rc = str_appends(&s, user);
-			break;
-		case 't':
-			rc = str_appends(&s, tag);
-			break;
-		case 'l':
-			rc = str_appends(&s, local);
-			break;
-		case 'd':
-			rc = str_appends(&s, domain);
-			break;
-		case 'i':
-			rc = str_appends(&s, m->id);
-			break;
-		case '%':
-			rc = str_appendc(&s, '%');
-			break;
-		default:
-			rc = -1;
-			p--;
-			break;
-		}
-	}
+	vars[0].value = m->env->sender;
+	vars[1].value = rcpt;
+	vars[2].value = user;
+	vars[3].value = tag;
+	vars[4].value = local;
+	vars[5].value = domain;
+	vars[6].value = m->id;
+	rc = str_expand(&s, t, vars, sizeof(vars) / sizeof(vars[0]));
 	if (rc == -1 || str_appends(&s, "") == -1) {
 		str_free(&s);
 		return NULL;
@@ -207,28 +182,30 @@ free_vec(char **v)
 	free(v);
 }
 
-/* Runs the command once for rcpts[0..n-1] and records the outcome in all. */
-static void
-pipe_run(const struct route *r, const struct agent_msg *m,
-    struct agent_rcpt *rcpts, size_t n)
+/*
+ * Runs the command once for rcpts[0..n-1]: 0 when it ran (*mr says how it
+ * ended), -1 when it could not (*res says why).
+ */
+static int
+pipe_exec(const struct route *r, const struct agent_msg *m,
+    struct agent_rcpt *rcpts, size_t n, struct spawn_result *mr,
+    struct agent_result *res)
 {
-	struct agent_result res;
-	struct mailer_result mr;
-	struct mailer_opts opts;
+	struct spawn_opts opts;
 	struct pipe_feed *feed = NULL;
 	char **argv = NULL, *envp[PIPE_ENV_MAX], orcpt[ADDR_PATH_MAX + 64];
 	char err[512], date[64];
-	const char *enh, *semi;
+	const char *semi;
 	size_t i, j, ac = 0, maxargs;
-	int ne = 0, ok = 1;
+	int ne = 0, ok = 1, rc = -1;
 	time_t now;
 
 	memset(envp, 0, sizeof(envp));
-	memset(&res, 0, sizeof(res));
+	memset(res, 0, sizeof(*res));
 	maxargs = r->argc + (r->batch ? n : 0) + 1;
 	if ((argv = calloc(maxargs, sizeof(*argv))) == NULL ||
 	    (feed = calloc(1, sizeof(*feed))) == NULL) {
-		agent_set(&res, AGENT_TEMP, 451, "4.3.0", "out of memory");
+		agent_set(res, AGENT_TEMP, 451, "4.3.0", "out of memory");
 		goto done;
 	}
 	for (i = 0; i < r->argc && ok; i++) {
@@ -242,7 +219,7 @@ pipe_run(const struct route *r, const struct agent_msg *m,
 		ok = (argv[ac++] = pipe_clean(pipe_word(r->argv[i], m,
 		    rcpts[0].mailbox))) != NULL;
 		if (ok && pipe_optionlike(r->argv[i], argv[ac - 1])) {
-			agent_set(&res, AGENT_PERM, 553, r->argv[i][1] == 's' ?
+			agent_set(res, AGENT_PERM, 553, r->argv[i][1] == 's' ?
 			    "5.1.7" : "5.1.3", "%s begins with '-' and would be "
 			    "an option to %.100s", r->argv[i][1] == 's' ?
 			    "the sender" : "the recipient", r->argv[0]);
@@ -268,11 +245,11 @@ pipe_run(const struct route *r, const struct agent_msg *m,
 		    (envp[ne++] = pipe_env("USER", r->user.name)) != NULL;
 	}
 	if (!ok) {
-		agent_set(&res, AGENT_PERM, 550, "5.3.0", "command arguments "
+		agent_set(res, AGENT_PERM, 550, "5.3.0", "command arguments "
 		    "too long");
 		goto done;
 	}
-	agent_lf_init(&feed->lf, m->fd, m->env->body_off);
+	fs_lf_init(&feed->lf, m->fd, m->env->body_off);
 	if (r->from_line) {
 		/* Plan 9 and mbox programs expect "From sender date". */
 		now = time(NULL);
@@ -290,11 +267,33 @@ pipe_run(const struct route *r, const struct agent_msg *m,
 	opts.timeout = r->timeout;
 	opts.envp = envp;
 	opts.cancel = m->cancel;
-	if (mailer_run(argv, -1, pipe_feed, feed, &opts, &mr, err,
+	if (spawn_run(argv, -1, pipe_feed, feed, &opts, mr, err,
 	    sizeof(err)) == -1) {
-		agent_set(&res, AGENT_TEMP, 451, "4.3.0", "%s", err);
+		agent_set(res, AGENT_TEMP, 451, "4.3.0", "%s", err);
 		goto done;
 	}
+	rc = 0;
+done:
+	free_vec(argv);
+	for (i = 0; i < PIPE_ENV_MAX; i++)
+		free(envp[i]);
+	free(feed);
+	return rc;
+}
+
+/* Runs the command once for rcpts[0..n-1] and records the outcome in all. */
+static void
+pipe_run(const struct route *r, const struct agent_msg *m,
+    struct agent_rcpt *rcpts, size_t n)
+{
+	struct agent_result res;
+	struct spawn_result mr;
+	const char *enh;
+	size_t i;
+
+	memset(&res, 0, sizeof(res));
+	if (pipe_exec(r, m, rcpts, n, &mr, &res) == -1)
+		goto done;
 	if (mr.cancelled)
 		agent_set(&res, AGENT_TEMP, 451, "4.3.2", "command %.100s "
 		    "interrupted: the queue runner is stopping", r->argv[0]);
@@ -340,10 +339,6 @@ pipe_run(const struct route *r, const struct agent_msg *m,
 done:
 	for (i = 0; i < n; i++)
 		rcpts[i].res = res;
-	free_vec(argv);
-	for (i = 0; i < PIPE_ENV_MAX; i++)
-		free(envp[i]);
-	free(feed);
 }
 
 /* Batch mode: recipients that would be options fail alone. */
@@ -391,4 +386,114 @@ pipe_deliver(void *sess, const struct route *r, const struct agent_msg *m,
 	for (i = 0; i < n; i++)
 		pipe_run(r, m, &rcpts[i], 1);
 	return 0;
+}
+
+int
+agent_pipe_reply(const struct spawn_result *res, char *buf, size_t len)
+{
+	if (res->cancelled) {
+		snprintf(buf, len, "451 4.3.2 Shutting down, try again later");
+		return 451;
+	}
+	if (res->timed_out) {
+		snprintf(buf, len, "451 4.4.7 Mailer timed out, try again later");
+		return 451;
+	}
+	if (res->status == -1) {
+		snprintf(buf, len, "451 4.3.0 Mailer ended by signal %d, try "
+		    "again later", res->signal);
+		return 451;
+	}
+	if (res->status == 0) {
+		snprintf(buf, len, "250 2.0.0 Ok: delivered");
+		return 250;
+	}
+	if (res->status == 75) {
+		if (res->errline[0] != '\0')
+			snprintf(buf, len, "451 4.3.0 %s", res->errline);
+		else
+			snprintf(buf, len, "451 4.3.0 Temporary failure, try "
+			    "again later");
+		return 451;
+	}
+	if (res->errline[0] != '\0')
+		snprintf(buf, len, "554 5.3.0 %s", res->errline);
+	else
+		snprintf(buf, len, "554 5.3.0 Delivery failed (mailer exit "
+		    "status %d)", res->status);
+	return 554;
+}
+
+/*
+ * smtpd -m: the message goes through this agent at once, as a route
+ * "pipe mailer -r -- %r" with batch and from_line would take it, and the
+ * program's exit is the reply to the data.
+ */
+int
+agent_pipe_handoff(const struct agent_handoff *h, char *reply, size_t len)
+{
+	struct route r;
+	struct qenv env;
+	struct agent_msg msg;
+	struct agent_rcpt *rcpts = NULL;
+	struct agent_result res;
+	struct spawn_result mr;
+	struct str prog;
+	char *argv[4];
+	const char *p;
+	off_t off;
+	size_t i;
+	int code = 451;
+
+	memset(&r, 0, sizeof(r));
+	memset(&env, 0, sizeof(env));
+	str_init(&prog, PIPE_ARG_MAX);
+	/* The program's name is no template: a '%' in it stays. */
+	for (p = h->mailer; *p != '\0'; p++)
+		if ((*p == '%' && str_appendc(&prog, '%') == -1) ||
+		    str_appendc(&prog, *p) == -1)
+			break;
+	if (*p != '\0' || str_appends(&prog, "") == -1 || prog.s == NULL ||
+	    h->nrcpts > 100000 ||
+	    (rcpts = calloc(h->nrcpts, sizeof(*rcpts))) == NULL ||
+	    (off = lseek(h->fd, 0, SEEK_CUR)) == -1) {
+		snprintf(reply, len, "451 4.3.0 Out of memory, try again later");
+		goto out;
+	}
+	argv[0] = prog.s;
+	argv[1] = (char *)"-r";
+	/* A recipient is never an option, whatever the client sent. */
+	argv[2] = (char *)"--";
+	argv[3] = (char *)"%r";
+	r.action = ROUTE_PIPE;
+	r.argv = argv;
+	r.argc = 4;
+	if (h->user != NULL)
+		r.user = *h->user;
+	r.timeout = h->timeout;
+	r.batch = 1;
+	r.from_line = 1;
+	env.sender = (char *)h->sender;
+	env.body_off = off;
+	msg.id = h->id;
+	msg.env = &env;
+	msg.fd = h->fd;
+	msg.qc = h->qc;
+	msg.cancel = NULL;
+	for (i = 0; i < h->nrcpts; i++)
+		rcpts[i].mailbox = h->rcpts[i];
+	if (pipe_exec(&r, &msg, rcpts, h->nrcpts, &mr, &res) == -1) {
+		log_err("mailer: %s", res.text);
+		snprintf(reply, len, "451 4.3.0 Local delivery is not "
+		    "available, try again later");
+		goto out;
+	}
+	code = agent_pipe_reply(&mr, reply, len);
+	if (code != 250)
+		log_warn("mailer %.200s: status=%d signal=%d timeout=%d: %s",
+		    h->mailer, mr.status, mr.signal, mr.timed_out, mr.errline);
+out:
+	free(rcpts);
+	str_free(&prog);
+	return code;
 }

@@ -28,7 +28,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
-#include "auth/creds.h"
+#include "client/creds.h"
 #include "client/client.h"
 #include "lib/log.h"
 #include "lib/str.h"

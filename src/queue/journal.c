@@ -35,6 +35,9 @@
 #include "journal_int.h"
 #include "spool.h"
 
+static const struct journal_io system_io = { pwritev, fdatasync, rename };
+const struct journal_io *journal_io = &system_io;
+
 #define JOURNAL_SEGMENT_MAX	(32 * 1024 * 1024)
 #define JOURNAL_BACKLOG_MAX	(256 * 1024 * 1024)	/* on disk */
 #define JOURNAL_BATCH		512	/* records per flush */
@@ -143,7 +146,7 @@ journal_publish_file(struct journal *j, const char *id)
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	return rename(tmp, path);
+	return journal_io->rename(tmp, path);
 }
 
 /* Flushes every file written on the spool's filesystem. */
@@ -274,7 +277,7 @@ segment_mark(struct segment *s, off_t off)
 	if (pwrite(s->fd, slot, sizeof(slot), MARK_SLOT0 +
 	    (off_t)(ctr & 1) * MARK_SLOT_LEN) != (ssize_t)sizeof(slot))
 		return -1;
-	return fdatasync(s->fd);
+	return journal_io->fdatasync(s->fd);
 }
 
 /* The waits of a batch's sessions, to post once the batch is done. */
@@ -323,7 +326,7 @@ append_batch(struct journal *j, struct jrec *batch, size_t *totalp)
 		}
 		v->iov_base = (char *)v->iov_base + skip;
 		v->iov_len -= skip;
-		w = pwritev(j->segfd, v, nv > IOV_MAX ? IOV_MAX : nv,
+		w = journal_io->pwritev(j->segfd, v, nv > IOV_MAX ? IOV_MAX : nv,
 		    j->segoff + (off_t)done);
 		v->iov_base = (char *)v->iov_base - skip;
 		v->iov_len += skip;
@@ -334,7 +337,7 @@ append_batch(struct journal *j, struct jrec *batch, size_t *totalp)
 		}
 	}
 	*totalp = total;
-	return fdatasync(j->segfd);
+	return journal_io->fdatasync(j->segfd);
 }
 
 /*

@@ -7,6 +7,7 @@
 #define JOURNAL_INT_H
 
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include <limits.h>
 #include <pthread.h>
@@ -82,6 +83,18 @@ struct journal {
 	struct segment	*segs;		/* oldest first; last is current */
 	unsigned long long nextseq;
 };
+
+/*
+ * The calls through which records become durable and queue files appear:
+ * the system's, unless a unit test puts faults in (before journal_open,
+ * never while a journal is open).
+ */
+struct journal_io {
+	ssize_t	(*pwritev)(int, const struct iovec *, int, off_t);
+	int	(*fdatasync)(int);
+	int	(*rename)(const char *, const char *);
+};
+extern const struct journal_io *journal_io;
 
 /* CRC-32 (IEEE 802.3), to spot a torn record or mark after a crash. */
 uint32_t journal_crc32(uint32_t crc, const unsigned char *p, size_t n);

@@ -234,28 +234,15 @@ qstore_unlock(int fd)
 static int
 read_file(const char *path, struct str *s, size_t max)
 {
-	char buf[8192];
-	ssize_t n;
-	int fd, e;
+	int fd, e, rc;
 
 	str_init(s, max);
 	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
 		return -1;
-	for (;;) {
-		n = read(fd, buf, sizeof(buf));
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		if (str_append(s, buf, (size_t)n) == -1) {
-			n = -1;
-			errno = EFBIG;
-			break;
-		}
-	}
+	rc = str_read_fd(s, fd);
 	e = errno;
 	close(fd);
-	if (n == -1) {
+	if (rc != 0) {
 		str_free(s);
 		errno = e;
 		return -1;

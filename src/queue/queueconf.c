@@ -363,7 +363,7 @@ queueconf_user(const char *name, struct qc_user *u, char *err, size_t errlen)
 	}
 	u->cred.uid = pw.pw_uid;
 	u->cred.gid = pw.pw_gid;
-	n = MAILER_GROUPS_MAX;
+	n = SPAWN_GROUPS_MAX;
 	if (getgrouplist(name, pw.pw_gid, u->cred.groups, &n) == -1) {
 		/* More groups than we keep: the primary one is enough. */
 		u->cred.groups[0] = pw.pw_gid;

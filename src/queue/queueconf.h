@@ -18,7 +18,7 @@
 #include <libconfig.h>
 
 #include "lib/addr.h"
-#include "mailer.h"
+#include "lib/spawn.h"
 
 struct table;
 
@@ -63,7 +63,7 @@ enum route_tls {
 /* A user to run programs as (or to own maildir files), resolved at load. */
 struct qc_user {
 	char			 name[64];
-	struct mailer_cred	 cred;
+	struct spawn_cred	 cred;
 };
 
 struct route {

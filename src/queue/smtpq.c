@@ -238,9 +238,9 @@ cmd_show(const char *arg)
 	char id[SPOOL_ID_LEN + 1], date[64], age[32], buf[65536];
 	const struct qenv_rcpt *o;
 	time_t now = time(NULL);
+	struct fs_lf *lf;
 	size_t i, j;
 	ssize_t n;
-	off_t off;
 
 	if (!norm_id(arg, id)) {
 		fprintf(stderr, "smtpq: %s: not a queue id\n", arg);
@@ -305,19 +305,16 @@ cmd_show(const char *arg)
 	printf("\n");
 	fflush(stdout);
 	/* The message as queued, CRLF shown as LF. */
-	off = mi.env->body_off;
-	for (;;) {
-		n = pread(mi.fd, buf, sizeof(buf), off);
-		if (n <= 0)
-			break;
-		off += n;
-		for (i = j = 0; i < (size_t)n; i++)
-			if (!(buf[i] == '\r' && i + 1 < (size_t)n &&
-			    buf[i + 1] == '\n'))
-				buf[j++] = buf[i];
-		if (fwrite(buf, 1, j, stdout) != j)
-			break;
+	if ((lf = malloc(sizeof(*lf))) == NULL) {
+		fprintf(stderr, "smtpq: out of memory\n");
+		info_free(&mi);
+		return EX_OSERR;
 	}
+	fs_lf_init(lf, mi.fd, mi.env->body_off);
+	while ((n = fs_lf_read(lf, buf, sizeof(buf))) > 0)
+		if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n)
+			break;
+	free(lf);
 	info_free(&mi);
 	return EX_OK;
 }

@@ -14,7 +14,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
-#include "auth/creds.h"
+#include "client/creds.h"
 #include "client/cconf.h"
 #include "client/client.h"
 #include "sendmail/sendmail.h"

@@ -3,13 +3,16 @@
 #include <sys/stat.h>
 
 #include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "auth/creds.h"
+#include "client/creds.h"
 #include "tests.h"
+#include "testutil.h"
 
 static const struct creds_query q_alice = {
 	"smtp", "mail.example.test", "alice", NULL, NULL, NULL, 0, 5
@@ -118,7 +121,11 @@ static void
 test_lookup(void)
 {
 	char dir[] = "/tmp/creds-test-XXXXXX", keys[256], netrc[256];
-	char err[256], cmd[512];
+	char err[256], cmd[512], cwd[PATH_MAX];
+	char pidfile[] = "/tmp/creds-test.XXXXXX";
+	FILE *f;
+	long bg = 0;
+	int fd;
 	struct creds_query q = q_alice;
 	struct creds c;
 
@@ -167,7 +174,30 @@ test_lookup(void)
 	q.command_timeout = 1;
 	CU_ASSERT_EQUAL(creds_lookup(&q, &c, err, sizeof(err)), CREDS_ERROR);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "timed out"));
+	/* The timeout takes what the command started along. */
+	CU_ASSERT_FATAL((fd = mkstemp(pidfile)) != -1);
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "sleep 60 & echo $! > %s; exec sleep 60",
+	    pidfile);
+	q.command = cmd;
+	CU_ASSERT_EQUAL(creds_lookup(&q, &c, err, sizeof(err)), CREDS_ERROR);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "timed out"));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f = fopen(pidfile, "r"));
+	CU_ASSERT_EQUAL(fscanf(f, "%ld", &bg), 1);
+	fclose(f);
+	unlink(pidfile);
+	CU_ASSERT(bg > 1 && tu_pid_gone((pid_t)bg));
+	if (bg > 1 && !tu_pid_gone((pid_t)bg))
+		(void)kill((pid_t)bg, SIGKILL);
 	q.command_timeout = 5;
+	/* Its errors say why; it runs where we are. */
+	q.command = "cat ./no-such-file-here";
+	CU_ASSERT_EQUAL(creds_lookup(&q, &c, err, sizeof(err)), CREDS_ERROR);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "no-such-file-here"));
+	q.command = "pwd";
+	CU_ASSERT_PTR_NOT_NULL_FATAL(getcwd(cwd, sizeof(cwd)));
+	CU_ASSERT_EQUAL(creds_lookup(&q, &c, err, sizeof(err)), CREDS_OK);
+	CU_ASSERT_STRING_EQUAL(c.secret, cwd);
 
 	/* Nothing anywhere. */
 	q.command = NULL;

@@ -24,7 +24,7 @@ int	suite_recipients(void);
 int	suite_qenv(void);
 int	suite_queueconf(void);
 int	suite_qstore(void);
-int	suite_mailer(void);
+int	suite_spawn(void);
 int	suite_dsn(void);
 int	suite_dns(void);
 int	suite_dial(void);
@@ -35,5 +35,8 @@ int	suite_mtasts(void);
 int	suite_tlsrpt(void);
 int	suite_dkim(void);
 int	suite_milter(void);
+int	suite_sched(void);
+int	suite_journal(void);
+int	suite_fsutil(void);
 
 #endif

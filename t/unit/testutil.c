@@ -98,3 +98,28 @@ tu_path(char *buf, size_t len, const char *dir, const char *name)
 		abort();
 	return buf;
 }
+
+/* 1 when pid is gone or a zombie, within two seconds. */
+int
+tu_pid_gone(pid_t pid)
+{
+	char path[64], buf[256], *p;
+	FILE *f;
+	int i, dead = 0;
+
+	for (i = 0; i < 200 && !dead; i++) {
+		snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+		if ((f = fopen(path, "r")) == NULL) {
+			dead = 1;
+			break;
+		}
+		if (fgets(buf, sizeof(buf), f) != NULL &&
+		    (p = strrchr(buf, ')')) != NULL && p[1] == ' ' &&
+		    (p[2] == 'Z' || p[2] == 'X'))
+			dead = 1;
+		fclose(f);
+		if (!dead)
+			usleep(10000);
+	}
+	return dead;
+}

@@ -2,6 +2,8 @@
 #ifndef TESTUTIL_H
 #define TESTUTIL_H
 
+#include <sys/types.h>
+
 #include <stddef.h>
 
 #include <CUnit/CUnit.h>
@@ -19,5 +21,7 @@ void	tu_rmtree(const char *dir);
 int	tu_write_file(const char *path, const void *data, size_t len, int mode);
 /* dir/name into buf, aborting the test run if it does not fit. */
 const char *tu_path(char *buf, size_t len, const char *dir, const char *name);
+/* 1 when pid has ended (gone, or a zombie), waiting two seconds at most. */
+int	tu_pid_gone(pid_t pid);
 
 #endif

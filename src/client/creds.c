@@ -2,12 +2,10 @@
 
 #include <sys/types.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,6 +16,7 @@
 #include <unistd.h>
 
 #include "creds.h"
+#include "lib/spawn.h"
 #include "lib/str.h"
 
 #define CREDS_FILE_MAX		(1024 * 1024)
@@ -30,7 +29,6 @@ static int	creds_home(char *, size_t);
 static int	creds_read_file(const char *, int, struct str *, int *,
 		    char *, size_t);
 static int	creds_tokenize(const char *, char *, size_t, char **, int);
-static int	creds_host_eq(const char *, const char *);
 static enum creds_status creds_scan(const char *, int,
 		    int (*)(const char *, void *, struct creds *), void *,
 		    struct creds *, const char *, char *, size_t);
@@ -108,9 +106,7 @@ creds_read_file(const char *path, int private, struct str *out, int *loose,
     char *err, size_t errlen)
 {
 	struct stat sb;
-	char buf[8192];
-	ssize_t n;
-	int fd;
+	int fd, rc, e;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
 		if (errno == ENOENT)
@@ -130,27 +126,14 @@ creds_read_file(const char *path, int private, struct str *out, int *loose,
 		close(fd);
 		return -1;
 	}
-	for (;;) {
-		n = read(fd, buf, sizeof(buf));
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		if (str_append(out, buf, (size_t)n) == -1) {
-			snprintf(err, errlen, "%s: too large", path);
-			n = -1;
-			errno = EFBIG;
-			break;
-		}
-	}
-	str_wipe(buf, sizeof(buf));
+	rc = str_read_fd(out, fd);
+	e = errno;
 	close(fd);
-	if (n == -1) {
-		if (errno != EFBIG)
-			snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	return 1;
+	if (rc == -2)
+		snprintf(err, errlen, "%s: too large", path);
+	else if (rc == -1)
+		snprintf(err, errlen, "%s: %s", path, strerror(e));
+	return rc == 0 ? 1 : -1;
 }
 
 /*
@@ -193,18 +176,6 @@ creds_tokenize(const char *s, char *buf, size_t buflen, char **words, int max)
 	}
 }
 
-static int
-creds_host_eq(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-
-	if (la > 0 && a[la - 1] == '.')
-		la--;
-	if (lb > 0 && b[lb - 1] == '.')
-		lb--;
-	return la == lb && strncasecmp(a, b, la) == 0;
-}
-
 int
 creds_key_match(const char *line, const struct creds_query *q,
     struct creds *c)
@@ -231,7 +202,7 @@ creds_key_match(const char *line, const struct creds_query *q,
 			if (strcasecmp(eq, q->service) != 0)
 				goto out;
 		} else if (strcmp(w[i], "server") == 0) {
-			if (!creds_host_eq(eq, q->server))
+			if (!str_host_eq(eq, q->server))
 				goto out;
 		} else if (strcmp(w[i], "user") == 0) {
 			if (q->user == NULL || strcmp(eq, q->user) != 0)
@@ -285,7 +256,7 @@ creds_key_user(const char *line, const struct creds_query *q, char *user,
 		else if ((strcmp(w[i], "service") == 0 &&
 		    strcasecmp(eq, q->service) != 0) ||
 		    (strcmp(w[i], "server") == 0 &&
-		    !creds_host_eq(eq, q->server)))
+		    !str_host_eq(eq, q->server)))
 			goto out;
 		else if (strcmp(w[i], "user") == 0)
 			u = eq;
@@ -355,7 +326,7 @@ creds_netrc_find(const char *text, size_t len, const char *host,
 			/* The previous entry is complete: does it fit? */
 			if (inentry && havepass && (!havelogin ||
 			    (user != NULL && strcmp(login, user) == 0)) &&
-			    (isdefault || creds_host_eq(machine, host))) {
+			    (isdefault || str_host_eq(machine, host))) {
 				r = str_lcpy(pw, pass, pwlen) < pwlen ? 1 : -1;
 				break;
 			}
@@ -411,7 +382,7 @@ creds_netrc_login(const char *text, size_t len, const char *host,
 			if (!creds_netrc_word(&p, end, machine,
 			    sizeof(machine)))
 				break;
-			mine = creds_host_eq(machine, host);
+			mine = str_host_eq(machine, host);
 		} else if (strcmp(word, "default") == 0) {
 			isdefault = 1;
 			mine = 0;
@@ -715,14 +686,10 @@ creds_from_command(const struct creds_query *q, struct creds *c, char *err,
     size_t errlen)
 {
 	char *argv[4], **envp = NULL, *srv = NULL, *usr = NULL, *nl;
-	char buf[CREDS_SECRET_MAX + 2];
-	size_t nenv = 0, i, off = 0;
-	struct timespec start, now;
-	struct pollfd pfd;
-	int p[2], status, ms, done = 0, timedout = 0, devnull;
-	long elapsed;
-	ssize_t n;
-	pid_t pid;
+	char buf[CREDS_SECRET_MAX + 2], serr[256];
+	struct spawn_opts opts;
+	struct spawn_result res;
+	size_t nenv = 0, i, off;
 
 	/* Everything the child needs is built before fork (threads). */
 	while (environ != NULL && environ[nenv] != NULL)
@@ -743,83 +710,45 @@ creds_from_command(const struct creds_query *q, struct creds *c, char *err,
 		envp[i] = environ[i];
 	envp[nenv] = srv;
 	envp[nenv + 1] = usr;
-	argv[0] = "sh";
+	argv[0] = "/bin/sh";
 	argv[1] = "-c";
 	argv[2] = (char *)q->command;
 	argv[3] = NULL;
 
-	if (pipe2(p, O_CLOEXEC) == -1) {
-		snprintf(err, errlen, "password command: pipe: %s",
-		    strerror(errno));
+	memset(&opts, 0, sizeof(opts));
+	/* At least a second: 0 would mean spawn's default. */
+	opts.timeout = q->command_timeout > 0 ? q->command_timeout : 1;
+	opts.envp = envp;
+	opts.out = buf;
+	opts.outlen = sizeof(buf);
+	/* A relative path in the command means the caller's directory. */
+	opts.dir = ".";
+	buf[0] = '\0';
+	if (spawn_run(argv, -1, NULL, NULL, &opts, &res, serr,
+	    sizeof(serr)) == -1) {
+		snprintf(err, errlen, "password command: %s", serr);
 		goto fail;
 	}
-	if ((pid = fork()) == -1) {
-		snprintf(err, errlen, "password command: fork: %s",
-		    strerror(errno));
-		close(p[0]);
-		close(p[1]);
-		goto fail;
-	}
-	if (pid == 0) {
-		devnull = open("/dev/null", O_RDONLY);
-		if (devnull != -1)
-			(void)dup2(devnull, 0);
-		if (dup2(p[1], 1) == -1)
-			_exit(127);
-		execve("/bin/sh", argv, envp);
-		_exit(127);
-	}
-	close(p[1]);
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	pfd.fd = p[0];
-	pfd.events = POLLIN;
-	while (!done) {
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		elapsed = (long)(now.tv_sec - start.tv_sec) * 1000 +
-		    (now.tv_nsec - start.tv_nsec) / 1000000;
-		ms = (int)((long)q->command_timeout * 1000 - elapsed);
-		if (ms <= 0) {
-			timedout = 1;
-			break;
-		}
-		if (poll(&pfd, 1, ms) == -1) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (pfd.revents == 0)
-			continue;
-		n = read(p[0], buf + off, sizeof(buf) - 1 - off);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			done = 1;
-		else if ((off += (size_t)n) == sizeof(buf) - 1)
-			done = 1;	/* only the first line counts */
-	}
-	close(p[0]);
-	if (timedout)
-		(void)kill(pid, SIGKILL);
-	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
-		;
-	buf[off] = '\0';
+	/* Only the first line counts. */
+	off = res.outlen;
 	if ((nl = memchr(buf, '\n', off)) != NULL)
 		*nl = '\0';
 	off = strlen(buf);
 	if (off > 0 && buf[off - 1] == '\r')
 		buf[--off] = '\0';
-	if (timedout) {
+	if (res.timed_out) {
 		snprintf(err, errlen, "password command timed out after %u s",
 		    q->command_timeout);
 		goto fail;
 	}
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		if (WIFEXITED(status))
+	if (res.status != 0) {
+		if (res.status > 0)
 			snprintf(err, errlen, "password command exited with "
-			    "status %d", WEXITSTATUS(status));
+			    "status %d%s%s", res.status, res.errline[0] ?
+			    ": " : "", res.errline);
 		else
 			snprintf(err, errlen, "password command killed by "
-			    "signal %d", WTERMSIG(status));
+			    "signal %d", res.signal);
 		goto fail;
 	}
 	if (off == 0) {

@@ -9,22 +9,24 @@
 #include <unistd.h>
 
 #include "queue/agent.h"
-#include "queue/mailer.h"
+#include "lib/spawn.h"
+#include "queue/queueconf.h"
 #include "tests.h"
+#include "testutil.h"
 
 static int
-sh(const char *script, unsigned int timeout, struct mailer_result *res,
-    mailer_feed_fn feed, void *arg, int infd)
+sh(const char *script, unsigned int timeout, struct spawn_result *res,
+    spawn_feed_fn feed, void *arg, int infd)
 {
 	char *argv[] = { (char *)"/bin/sh", (char *)"-c", (char *)script, NULL };
-	struct mailer_opts opts;
+	struct spawn_opts opts;
 	char err[256];
 
 	memset(&opts, 0, sizeof(opts));
 	opts.timeout = timeout;
 	if (infd < 0 && feed == NULL)
 		infd = STDIN_FILENO;
-	return mailer_run(argv, infd, feed, arg, &opts, res, err, sizeof(err));
+	return spawn_run(argv, infd, feed, arg, &opts, res, err, sizeof(err));
 }
 
 struct counter {
@@ -45,7 +47,7 @@ feed_x(void *arg, char *buf, size_t len)
 static void
 test_exit_and_stderr(void)
 {
-	struct mailer_result res;
+	struct spawn_result res;
 
 	CU_ASSERT_EQUAL_FATAL(sh("exit 3", 10, &res, NULL, NULL, -1), 0);
 	CU_ASSERT_EQUAL(res.status, 3);
@@ -62,7 +64,7 @@ test_exit_and_stderr(void)
 static void
 test_feed(void)
 {
-	struct mailer_result res;
+	struct spawn_result res;
 	struct counter c = { 300000 };
 
 	/* More than a pipe holds: the feeding must interleave. */
@@ -78,7 +80,7 @@ test_feed(void)
 static void
 test_timeout(void)
 {
-	struct mailer_result res;
+	struct spawn_result res;
 
 	CU_ASSERT_EQUAL_FATAL(sh("sleep 30", 1, &res, NULL, NULL, -1), 0);
 	CU_ASSERT_EQUAL(res.timed_out, 1);
@@ -92,17 +94,61 @@ test_timeout(void)
 }
 
 static void
+test_output_and_group(void)
+{
+	char *argv[] = { (char *)"/bin/sh", (char *)"-c", NULL, NULL };
+	char out[8], pidfile[] = "/tmp/spawn-test.XXXXXX", cmd[256];
+	struct spawn_opts opts;
+	struct spawn_result res;
+	char err[256];
+	FILE *f;
+	long bg = 0;
+	int fd;
+
+	/* Standard output kept as far as it fits; no feed: /dev/null in. */
+	memset(&opts, 0, sizeof(opts));
+	opts.timeout = 10;
+	opts.out = out;
+	opts.outlen = sizeof(out);
+	argv[2] = (char *)"cat; echo 0123456789; echo more >&2";
+	CU_ASSERT_EQUAL_FATAL(spawn_run(argv, -1, NULL, NULL, &opts, &res,
+	    err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(res.status, 0);
+	CU_ASSERT_EQUAL(res.outlen, 7);
+	CU_ASSERT_STRING_EQUAL(out, "0123456");
+	CU_ASSERT_STRING_EQUAL(res.errline, "more");
+
+	/* The timeout kills the whole group, not only the program. */
+	CU_ASSERT_FATAL((fd = mkstemp(pidfile)) != -1);
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "sleep 60 & echo $! > %s; exec sleep 60",
+	    pidfile);
+	argv[2] = cmd;
+	opts.timeout = 1;
+	CU_ASSERT_EQUAL_FATAL(spawn_run(argv, -1, NULL, NULL, &opts, &res,
+	    err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(res.timed_out, 1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f = fopen(pidfile, "r"));
+	CU_ASSERT_EQUAL(fscanf(f, "%ld", &bg), 1);
+	fclose(f);
+	unlink(pidfile);
+	CU_ASSERT(bg > 1 && tu_pid_gone((pid_t)bg));
+	if (bg > 1 && !tu_pid_gone((pid_t)bg))
+		(void)kill((pid_t)bg, SIGKILL);
+}
+
+static void
 test_not_started(void)
 {
 	char *argv[] = { (char *)"/nonexistent/prog", NULL };
 	char *argv2[] = { (char *)"no-such-program-anywhere", NULL };
-	struct mailer_result res;
+	struct spawn_result res;
 	char err[256];
 
-	CU_ASSERT_EQUAL(mailer_run(argv, 0, NULL, NULL, NULL, &res, err,
+	CU_ASSERT_EQUAL(spawn_run(argv, 0, NULL, NULL, NULL, &res, err,
 	    sizeof(err)), -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "No such file"));
-	CU_ASSERT_EQUAL(mailer_run(argv2, 0, NULL, NULL, NULL, &res, err,
+	CU_ASSERT_EQUAL(spawn_run(argv2, 0, NULL, NULL, NULL, &res, err,
 	    sizeof(err)), -1);
 }
 
@@ -123,7 +169,7 @@ test_reply(void)
 		{ -1, 1, "", 451, "451 4.4.7 Mailer timed out" },
 		{ -1, 0, "", 451, "451 4.3.0 Mailer ended by signal" },
 	};
-	struct mailer_result res;
+	struct spawn_result res;
 	char buf[300];
 	size_t i;
 
@@ -132,7 +178,7 @@ test_reply(void)
 		res.status = cases[i].status;
 		res.timed_out = cases[i].timed_out;
 		snprintf(res.errline, sizeof(res.errline), "%s", cases[i].errline);
-		CU_ASSERT_EQUAL(mailer_reply(&res, buf, sizeof(buf)),
+		CU_ASSERT_EQUAL(agent_pipe_reply(&res, buf, sizeof(buf)),
 		    cases[i].code);
 		CU_ASSERT_EQUAL(strncmp(buf, cases[i].want,
 		    strlen(cases[i].want)), 0);
@@ -146,55 +192,52 @@ test_handoff(void)
 	static const char text[] = "#!/bin/sh\n[ \"$1\" = -r ] || exit 64\n"
 	    "[ \"$2\" = -- ] || exit 64\n"
 	    "[ \"$4\" = b@example.com ] || exit 64\n"
+	    "read -r from sender rest\n"
+	    "[ \"$from $sender\" = \"From s@example.org\" ] || exit 66\n"
 	    "[ \"$(cat)\" = hello ] || { echo wrong input >&2; exit 65; }\n";
+	static struct queue_conf qc;
+	struct agent_handoff h;
 	char reply[300], script[] = "/tmp/mailer-test.XXXXXX";
 	FILE *msg;
 	int fd;
 
-	/* "mailer -r -- rcpt..." with the message on stdin. */
+	/* "mailer -r -- rcpt..." with the message on stdin, CRLF made LF. */
 	CU_ASSERT((fd = mkstemp(script)) != -1);
 	CU_ASSERT(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
 	close(fd);
 	CU_ASSERT_EQUAL(chmod(script, 0700), 0);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(msg = tmpfile());
-	fputs("hello\n", msg);
+	fputs("envelope\nhello\r\n", msg);
 	fflush(msg);
-	rewind(msg);
-	CU_ASSERT_EQUAL(mailer_handoff(script, rcpts, 2, fileno(msg), NULL,
-	    10, reply, sizeof(reply)), 250);
-	rewind(msg);
-	CU_ASSERT_EQUAL(mailer_handoff(script, rcpts, 1, fileno(msg), NULL,
-	    10, reply, sizeof(reply)), 554);
+	memset(&h, 0, sizeof(h));
+	h.mailer = script;
+	h.timeout = 10;
+	h.qc = &qc;
+	h.id = "test";
+	h.sender = "s@example.org";
+	h.rcpts = rcpts;
+	h.nrcpts = 2;
+	h.fd = fileno(msg);
+	/* From the current offset: what is before is not the message. */
+	CU_ASSERT_EQUAL(lseek(h.fd, 9, SEEK_SET), 9);
+	CU_ASSERT_EQUAL(agent_pipe_handoff(&h, reply, sizeof(reply)), 250);
+	CU_ASSERT_STRING_EQUAL(reply, "250 2.0.0 Ok: delivered");
+	h.nrcpts = 1;
+	CU_ASSERT_EQUAL(agent_pipe_handoff(&h, reply, sizeof(reply)), 554);
+	CU_ASSERT_STRING_EQUAL(reply, "554 5.3.0 Delivery failed (mailer exit "
+	    "status 64)");
+	h.nrcpts = 2;
+	CU_ASSERT_EQUAL(lseek(h.fd, 0, SEEK_SET), 0);
+	CU_ASSERT_EQUAL(agent_pipe_handoff(&h, reply, sizeof(reply)), 554);
+	CU_ASSERT_STRING_EQUAL(reply, "554 5.3.0 wrong input");
 	fclose(msg);
 	unlink(script);
 }
 
-static void
-test_lf(void)
-{
-	static const char data[] = "a\r\nb\rc\r\n\r\nend\r";
-	struct agent_lf lf;
-	char out[64];
-	ssize_t n;
-	size_t got = 0;
-	FILE *f;
-
-	CU_ASSERT_PTR_NOT_NULL_FATAL(f = tmpfile());
-	fputs(data, f);
-	fflush(f);
-	/* Two-byte reads put a CR at every chunk edge. */
-	agent_lf_init(&lf, fileno(f), 0);
-	while ((n = agent_lf_read(&lf, out + got, 2)) > 0)
-		got += (size_t)n;
-	out[got] = '\0';
-	CU_ASSERT_STRING_EQUAL(out, "a\nb\rc\n\nend\r");
-	fclose(f);
-}
-
 int
-suite_mailer(void)
+suite_spawn(void)
 {
-	CU_pSuite s = CU_add_suite("mailer", NULL, NULL);
+	CU_pSuite s = CU_add_suite("spawn", NULL, NULL);
 
 	signal(SIGPIPE, SIG_IGN);
 	if (s == NULL ||
@@ -202,10 +245,11 @@ suite_mailer(void)
 	    NULL ||
 	    CU_add_test(s, "feeding input", test_feed) == NULL ||
 	    CU_add_test(s, "timeout", test_timeout) == NULL ||
+	    CU_add_test(s, "output and the process group",
+	    test_output_and_group) == NULL ||
 	    CU_add_test(s, "cannot start", test_not_started) == NULL ||
 	    CU_add_test(s, "SMTP replies", test_reply) == NULL ||
-	    CU_add_test(s, "Plan 9 hand-off", test_handoff) == NULL ||
-	    CU_add_test(s, "CRLF to LF", test_lf) == NULL)
+	    CU_add_test(s, "Plan 9 hand-off", test_handoff) == NULL)
 		return -1;
 	return 0;
 }

@@ -18,11 +18,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lib/log.h"
-#include "lib/privs.h"
-#include "lib/str.h"
-#include "lib/net.h"
-#include "mailer.h"
+#include "net.h"
+#include "privs.h"
+#include "spawn.h"
+#include "str.h"
 
 #define FEED_BUF	65536
 #define CHILD_FD_BASE	10	/* where the child parks fds before dup2 */
@@ -38,10 +37,12 @@ static char *default_env[] = {
 
 static int		find_program(const char *, char *, size_t);
 static void		child(const char *, char *const[], char *const[],
-			    int, int, int, int, const struct mailer_cred *,
-			    pid_t) __attribute__((noreturn));
-static void		keep_errline(struct mailer_result *, size_t *, int *,
+			    int, int, int, int, const struct spawn_cred *,
+			    const char *, pid_t) __attribute__((noreturn));
+static void		keep_errline(struct spawn_result *, size_t *, int *,
 			    const char *, size_t);
+static int		keep_out(const struct spawn_opts *,
+			    struct spawn_result *, int);
 
 /* Resolves name like execvp would, but before fork. */
 static int
@@ -78,8 +79,8 @@ find_program(const char *name, char *out, size_t outlen)
  */
 static void
 child(const char *path, char *const argv[], char *const envp[], int infd,
-    int outfd, int errfd, int execfd, const struct mailer_cred *cred,
-    pid_t parent)
+    int outfd, int errfd, int execfd, const struct spawn_cred *cred,
+    const char *dir, pid_t parent)
 {
 	struct sigaction sa;
 	sigset_t none;
@@ -118,7 +119,7 @@ child(const char *path, char *const argv[], char *const envp[], int infd,
 	if (getppid() != parent)
 		_exit(127);
 #endif
-	if (chdir("/") == -1)
+	if (chdir(dir) == -1)
 		goto fail;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_DFL;
@@ -135,7 +136,7 @@ fail:
 
 /* Keeps the first line of stderr, printable; the rest is read and dropped. */
 static void
-keep_errline(struct mailer_result *res, size_t *len, int *done,
+keep_errline(struct spawn_result *res, size_t *len, int *done,
     const char *p, size_t n)
 {
 	size_t i;
@@ -158,29 +159,62 @@ keep_errline(struct mailer_result *res, size_t *len, int *done,
 	}
 }
 
+/*
+ * Reads what the program wrote on its standard output into opts->out, as
+ * far as it fits; the rest is read and dropped.  -1 when nothing was
+ * there yet, 0 at the end, else 1.
+ */
+static int
+keep_out(const struct spawn_opts *opts, struct spawn_result *res, int fd)
+{
+	char drop[4096];
+	size_t room = 0;
+	ssize_t n;
+
+	if (opts != NULL && opts->out != NULL && opts->outlen > 0)
+		room = opts->outlen - 1 - res->outlen;
+	if (room > 0)
+		n = read(fd, opts->out + res->outlen, room);
+	else
+		n = read(fd, drop, sizeof(drop));
+	if (n == -1)
+		return errno == EINTR || errno == EAGAIN ? -1 : 0;
+	if (n == 0)
+		return 0;
+	if (room > 0) {
+		res->outlen += (size_t)n;
+		opts->out[res->outlen] = '\0';
+	}
+	return 1;
+}
+
 int
-mailer_run(char *const argv[], int infd, mailer_feed_fn feed, void *arg,
-    const struct mailer_opts *opts, struct mailer_result *res, char *err,
+spawn_run(char *const argv[], int infd, spawn_feed_fn feed, void *arg,
+    const struct spawn_opts *opts, struct spawn_result *res, char *err,
     size_t errlen)
 {
 	char path[PATH_MAX], ebuf[4096], *fbuf = NULL;
 	size_t foff = 0, flen = 0, elen = 0;
 	int errp[2] = { -1, -1 }, execp[2] = { -1, -1 }, inp[2] = { -1, -1 };
+	int outp[2] = { -1, -1 };
 	int devnull = -1, status, e, eline_done = 0, feeding, erropen = 1;
+	int outopen;
 	unsigned int timeout;
 	long long deadline, left;
-	struct pollfd pfd[2];
+	struct pollfd pfd[3];
 	ssize_t n;
 	pid_t pid, w, parent;
 	int np, child_err, naps = 0;
 
 	memset(res, 0, sizeof(*res));
 	res->status = -1;
-	timeout = opts && opts->timeout ? opts->timeout : MAILER_DEF_TIMEOUT;
-	if (timeout > MAILER_MAX_TIMEOUT)
-		timeout = MAILER_MAX_TIMEOUT;
-	if (argv == NULL || argv[0] == NULL || (infd < 0 && feed == NULL)) {
-		snprintf(err, errlen, "mailer: nothing to run");
+	if (opts != NULL && opts->out != NULL && opts->outlen > 0)
+		opts->out[0] = '\0';
+	timeout = opts && opts->timeout ? opts->timeout : SPAWN_DEF_TIMEOUT;
+	if (timeout > SPAWN_MAX_TIMEOUT)
+		timeout = SPAWN_MAX_TIMEOUT;
+	if (argv == NULL || argv[0] == NULL) {
+		snprintf(err, errlen, "spawn: nothing to run");
 		return -1;
 	}
 	if (find_program(argv[0], path, sizeof(path)) == -1) {
@@ -189,11 +223,13 @@ mailer_run(char *const argv[], int infd, mailer_feed_fn feed, void *arg,
 	}
 	if ((devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) == -1 ||
 	    pipe2(errp, O_CLOEXEC) == -1 || pipe2(execp, O_CLOEXEC) == -1 ||
-	    (infd < 0 && pipe2(inp, O_CLOEXEC) == -1)) {
+	    (infd < 0 && feed != NULL && pipe2(inp, O_CLOEXEC) == -1) ||
+	    (opts != NULL && opts->out != NULL &&
+	    pipe2(outp, O_CLOEXEC) == -1)) {
 		snprintf(err, errlen, "%.200s: %s", argv[0], strerror(errno));
 		goto fail;
 	}
-	if (infd < 0 && (fbuf = malloc(FEED_BUF)) == NULL) {
+	if (infd < 0 && feed != NULL && (fbuf = malloc(FEED_BUF)) == NULL) {
 		snprintf(err, errlen, "%.200s: out of memory", argv[0]);
 		goto fail;
 	}
@@ -205,8 +241,10 @@ mailer_run(char *const argv[], int infd, mailer_feed_fn feed, void *arg,
 	}
 	if (pid == 0)
 		child(path, argv, opts && opts->envp ? opts->envp : default_env,
-		    infd >= 0 ? infd : inp[0], devnull, errp[1], execp[1],
-		    opts ? opts->cred : NULL, parent);
+		    infd >= 0 ? infd : inp[0] != -1 ? inp[0] : devnull,
+		    outp[1] != -1 ? outp[1] : devnull, errp[1], execp[1],
+		    opts ? opts->cred : NULL,
+		    opts && opts->dir ? opts->dir : "/", parent);
 
 	close(errp[1]);
 	close(execp[1]);
@@ -214,6 +252,10 @@ mailer_run(char *const argv[], int infd, mailer_feed_fn feed, void *arg,
 	if (inp[0] != -1) {
 		close(inp[0]);
 		inp[0] = -1;
+	}
+	if (outp[1] != -1) {
+		close(outp[1]);
+		outp[1] = -1;
 	}
 	close(devnull);
 	devnull = -1;
@@ -232,6 +274,7 @@ mailer_run(char *const argv[], int infd, mailer_feed_fn feed, void *arg,
 	}
 
 	feeding = inp[1] != -1;
+	outopen = outp[0] != -1;
 	if (feeding && fcntl(inp[1], F_SETFL, O_NONBLOCK) == -1)
 		feeding = 0;
 	deadline = net_now_ms() + (long long)timeout * 1000;
@@ -254,7 +297,7 @@ mailer_run(char *const argv[], int infd, mailer_feed_fn feed, void *arg,
 				flen = (size_t)n;
 			}
 		}
-		if (!feeding && !erropen)
+		if (!feeding && !erropen && !outopen)
 			break;
 		np = 0;
 		if (erropen) {
@@ -265,6 +308,11 @@ mailer_run(char *const argv[], int infd, mailer_feed_fn feed, void *arg,
 		if (feeding) {
 			pfd[np].fd = inp[1];
 			pfd[np].events = POLLOUT;
+			np++;
+		}
+		if (outopen) {
+			pfd[np].fd = outp[0];
+			pfd[np].events = POLLIN;
 			np++;
 		}
 		left = deadline - net_now_ms();
@@ -300,6 +348,9 @@ mailer_run(char *const argv[], int infd, mailer_feed_fn feed, void *arg,
 					    ebuf, (size_t)n);
 				else if (n == 0 || errno != EINTR)
 					erropen = 0;
+			} else if (pfd[e].fd == outp[0]) {
+				if (keep_out(opts, res, outp[0]) == 0)
+					outopen = 0;
 			} else {
 				n = write(inp[1], fbuf + foff, flen - foff);
 				if (n > 0)
@@ -317,7 +368,7 @@ mailer_run(char *const argv[], int infd, mailer_feed_fn feed, void *arg,
 		 * A program whose own children keep stderr open has still
 		 * finished when it exits.
 		 */
-		if (erropen && !feeding) {
+		if ((erropen || outopen) && !feeding) {
 			w = waitpid(pid, &status, WNOHANG);
 			if (w == pid)
 				goto reaped;
@@ -364,6 +415,9 @@ reaped:
 			keep_errline(res, &elen, &eline_done, ebuf, (size_t)n);
 		}
 	}
+	if (outopen && fcntl(outp[0], F_SETFL, O_NONBLOCK) == 0)
+		for (e = 0; e < 16 && keep_out(opts, res, outp[0]) > 0; e++)
+			;
 	if (WIFEXITED(status))
 		res->status = WEXITSTATUS(status);
 	else if (WIFSIGNALED(status))
@@ -372,6 +426,8 @@ reaped:
 		close(errp[0]);
 	if (inp[1] != -1)
 		close(inp[1]);
+	if (outp[0] != -1)
+		close(outp[0]);
 	free(fbuf);
 	return 0;
 fail:
@@ -385,87 +441,10 @@ fail:
 			close(execp[np]);
 		if (inp[np] != -1)
 			close(inp[np]);
+		if (outp[np] != -1)
+			close(outp[np]);
 	}
 	free(fbuf);
 	errno = e;
 	return -1;
-}
-
-int
-mailer_reply(const struct mailer_result *res, char *buf, size_t len)
-{
-	if (res->cancelled) {
-		snprintf(buf, len, "451 4.3.2 Shutting down, try again later");
-		return 451;
-	}
-	if (res->timed_out) {
-		snprintf(buf, len, "451 4.4.7 Mailer timed out, try again later");
-		return 451;
-	}
-	if (res->status == -1) {
-		snprintf(buf, len, "451 4.3.0 Mailer ended by signal %d, try "
-		    "again later", res->signal);
-		return 451;
-	}
-	if (res->status == 0) {
-		snprintf(buf, len, "250 2.0.0 Ok: delivered");
-		return 250;
-	}
-	if (res->status == 75) {
-		if (res->errline[0] != '\0')
-			snprintf(buf, len, "451 4.3.0 %s", res->errline);
-		else
-			snprintf(buf, len, "451 4.3.0 Temporary failure, try "
-			    "again later");
-		return 451;
-	}
-	if (res->errline[0] != '\0')
-		snprintf(buf, len, "554 5.3.0 %s", res->errline);
-	else
-		snprintf(buf, len, "554 5.3.0 Delivery failed (mailer exit "
-		    "status %d)", res->status);
-	return 554;
-}
-
-int
-mailer_handoff(const char *mailer, const char *const *rcpts, size_t nrcpts,
-    int msgfd, const struct mailer_cred *cred, unsigned int timeout,
-    char *reply, size_t replylen)
-{
-	struct mailer_result res;
-	struct mailer_opts opts;
-	char **argv, err[512];
-	size_t i;
-	int code;
-
-	if (nrcpts > 100000 ||
-	    (argv = calloc(nrcpts + 4, sizeof(*argv))) == NULL) {
-		snprintf(reply, replylen, "451 4.3.0 Out of memory, try again "
-		    "later");
-		return 451;
-	}
-	argv[0] = (char *)mailer;
-	argv[1] = (char *)"-r";
-	/* A recipient is never an option, whatever the client sent. */
-	argv[2] = (char *)"--";
-	for (i = 0; i < nrcpts; i++)
-		argv[i + 3] = (char *)rcpts[i];
-	memset(&opts, 0, sizeof(opts));
-	opts.timeout = timeout;
-	opts.cred = cred;
-	if (mailer_run(argv, msgfd, NULL, NULL, &opts, &res, err,
-	    sizeof(err)) == -1) {
-		log_err("mailer: %s", err);
-		snprintf(reply, replylen, "451 4.3.0 Local delivery is not "
-		    "available, try again later");
-		free(argv);
-		return 451;
-	}
-	free(argv);
-	code = mailer_reply(&res, reply, replylen);
-	if (code != 250)
-		log_warn("mailer %.200s: status=%d signal=%d timeout=%d: %s",
-		    mailer, res.status, res.signal, res.timed_out,
-		    res.errline);
-	return code;
 }

@@ -1,0 +1,427 @@
+#include "config.h"
+
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/str.h"
+#include "queue/journal_int.h"
+#include "tests.h"
+#include "testutil.h"
+
+#define ID_A	"0123456789ABCDEF"
+#define ID_B	"0123456789ABCDEG"
+
+static const struct journal_io	*saved_io;
+static int			 fail_errno;	/* what the faults fail with */
+
+static ssize_t
+failing_pwritev(int fd, const struct iovec *v, int n, off_t off)
+{
+	(void)fd;
+	(void)v;
+	(void)n;
+	(void)off;
+	errno = fail_errno;
+	return -1;
+}
+
+/* Writes the first half only, then fails: a torn record on disk. */
+static ssize_t
+torn_pwritev(int fd, const struct iovec *v, int n, off_t off)
+{
+	size_t len = 0;
+	int i;
+
+	for (i = 0; i < n; i++)
+		len += v[i].iov_len;
+	if (len > 1 && saved_io->pwritev(fd, v, n, off) != -1)
+		(void)ftruncate(fd, off + (off_t)(len / 2));
+	errno = fail_errno;
+	return -1;
+}
+
+static int
+failing_fdatasync(int fd)
+{
+	(void)fd;
+	errno = fail_errno;
+	return -1;
+}
+
+/* A crash while the queue file is made: this thread stops for good. */
+static int __attribute__((noreturn))
+hanging_rename(const char *from, const char *to)
+{
+	(void)from;
+	(void)to;
+	for (;;)
+		pause();
+}
+
+/* A crash just after the queue file appeared, before the journal knew. */
+static int __attribute__((noreturn))
+rename_then_hang(const char *from, const char *to)
+{
+	(void)rename(from, to);
+	for (;;)
+		pause();
+}
+
+static ssize_t
+real_pwritev(int fd, const struct iovec *v, int n, off_t off)
+{
+	return saved_io->pwritev(fd, v, n, off);
+}
+
+static int
+real_fdatasync(int fd)
+{
+	return saved_io->fdatasync(fd);
+}
+
+static const struct journal_io write_fails = {
+	failing_pwritev, real_fdatasync, rename
+};
+static const struct journal_io write_tears = {
+	torn_pwritev, real_fdatasync, rename
+};
+static const struct journal_io sync_fails = {
+	real_pwritev, failing_fdatasync, rename
+};
+static const struct journal_io rename_hangs = {
+	real_pwritev, real_fdatasync, hanging_rename
+};
+static const struct journal_io renamed_then_hangs = {
+	real_pwritev, real_fdatasync, rename_then_hang
+};
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)st;
+	(void)flag;
+	(void)f;
+	return remove(path);
+}
+
+static void
+spool_dir(char *dir, size_t len)
+{
+	char q[PATH_MAX];
+
+	CU_ASSERT_EQUAL_FATAL(tu_mkdtemp(dir, len), 0);
+	CU_ASSERT_EQUAL_FATAL(mkdir(tu_path(q, sizeof(q), dir, "queue"),
+	    0700), 0);
+}
+
+static void
+spool_rm(const char *dir)
+{
+	(void)nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A queue file as the spool makes it: its id on the second line. */
+static int
+commit(struct journal *j, const char *id, const char *body)
+{
+	struct str s;
+
+	str_init(&s, JOURNAL_INLINE);
+	if (str_appendf(&s, "smtpd-spool 1\nid %s\n\n%s", id, body) == -1)
+		return -2;
+	return journal_commit(j, id, &s);
+}
+
+static int
+queued(const char *dir, const char *id)
+{
+	char q[PATH_MAX], path[PATH_MAX];
+	struct stat st;
+
+	tu_path(q, sizeof(q), dir, "queue");
+	return stat(tu_path(path, sizeof(path), q, id), &st) == 0;
+}
+
+/* Queue files in dir/queue. */
+static int
+count_queued(const char *dir)
+{
+	char q[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+
+	if ((d = opendir(tu_path(q, sizeof(q), dir, "queue"))) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* The last segment of dir's journal, into path.  0 or -1. */
+static int
+last_segment(const char *dir, char *path, size_t len)
+{
+	char jd[PATH_MAX], name[256];
+	struct dirent *de;
+	unsigned long long seq, best = 0;
+	int found = 0;
+	DIR *d;
+
+	if ((d = opendir(tu_path(jd, sizeof(jd), dir, "journal"))) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		if (sscanf(de->d_name, "%llu.j", &seq) == 1 &&
+		    (!found || seq > best)) {
+			best = seq;
+			found = 1;
+			snprintf(name, sizeof(name), "%s", de->d_name);
+		}
+	closedir(d);
+	if (!found)
+		return -1;
+	tu_path(path, len, jd, name);
+	return 0;
+}
+
+/* Opens the journal with io in force, on the system's I/O otherwise. */
+static struct journal *
+open_with(const char *dir, const struct journal_io *io)
+{
+	char err[256];
+	struct journal *j;
+
+	journal_io = io != NULL ? io : saved_io;
+	j = journal_open(dir, NULL, NULL, err, sizeof(err));
+	TU_CHECK(j != NULL, "journal_open: %s", err);
+	return j;
+}
+
+static void
+check_refused(const struct journal_io *io, int e)
+{
+	char dir[PATH_MAX];
+	struct journal *j;
+
+	spool_dir(dir, sizeof(dir));
+	fail_errno = e;
+	if ((j = open_with(dir, io)) != NULL) {
+		errno = 0;
+		/* The commit says so: the client hears 4xx, not 250. */
+		CU_ASSERT_EQUAL(commit(j, ID_A, "lost?\n"), -1);
+		CU_ASSERT_EQUAL(errno, e);
+		journal_close(&j);
+	}
+	journal_io = saved_io;
+	/* Not acknowledged, so not queued: not now, not after a restart. */
+	CU_ASSERT_FALSE(queued(dir, ID_A));
+	if ((j = open_with(dir, NULL)) != NULL) {
+		CU_ASSERT_FALSE(queued(dir, ID_A));
+		/* And the journal works again once the disk does. */
+		CU_ASSERT_EQUAL(commit(j, ID_B, "fine\n"), 0);
+		journal_close(&j);
+	}
+	CU_ASSERT_TRUE(queued(dir, ID_B));
+	spool_rm(dir);
+}
+
+static void
+test_write_fails(void)
+{
+	check_refused(&write_fails, ENOSPC);
+	check_refused(&write_fails, EIO);
+}
+
+static void
+test_torn_write_fails(void)
+{
+	check_refused(&write_tears, EIO);
+}
+
+static void
+test_sync_fails(void)
+{
+	check_refused(&sync_fails, EIO);
+}
+
+/*
+ * In a child, which stands for smtpd: commits A and B (acknowledged) and
+ * dies before the queue files are made.
+ */
+static void
+crash_after_commits(const char *dir, int a_queued)
+{
+	struct journal *j;
+	pid_t pid;
+	int i, st;
+
+	if ((pid = fork()) == 0) {
+		if ((j = open_with(dir, a_queued ? &renamed_then_hangs :
+		    &rename_hangs)) == NULL)
+			_exit(2);
+		if (commit(j, ID_A, "first\n") != 0)
+			_exit(3);
+		/* Optionally until queue/A is there, a second at most. */
+		for (i = 0; a_queued && !queued(dir, ID_A) && i < 100; i++)
+			usleep(10000);
+		if (a_queued && !queued(dir, ID_A))
+			_exit(4);
+		if (commit(j, ID_B, "second\n") != 0)
+			_exit(3);
+		_exit(0);	/* the crash: no close, threads and all */
+	}
+	CU_ASSERT_FATAL(pid != -1);
+	CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
+	CU_ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static void
+test_crash_replay(void)
+{
+	char dir[PATH_MAX], path[PATH_MAX];
+	struct journal *j;
+	int fd;
+	char buf[64];
+	ssize_t n;
+
+	spool_dir(dir, sizeof(dir));
+	crash_after_commits(dir, 0);
+	CU_ASSERT_FALSE(queued(dir, ID_A));
+	CU_ASSERT_FALSE(queued(dir, ID_B));
+	/* The restart puts each acknowledged message in queue/ once. */
+	if ((j = open_with(dir, NULL)) != NULL)
+		journal_close(&j);
+	CU_ASSERT_TRUE(queued(dir, ID_A));
+	CU_ASSERT_TRUE(queued(dir, ID_B));
+	CU_ASSERT_EQUAL(count_queued(dir), 2);
+	/* Whole, as committed. */
+	tu_path(path, sizeof(path), dir, "queue/" ID_B);
+	if ((fd = open(path, O_RDONLY)) != -1) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		buf[n > 0 ? n : 0] = '\0';
+		CU_ASSERT_STRING_EQUAL(buf, "smtpd-spool 1\nid " ID_B
+		    "\n\nsecond\n");
+		close(fd);
+	} else
+		CU_FAIL("no queue file");
+	/* A second restart replays nothing again. */
+	CU_ASSERT_EQUAL(unlink(path), 0);
+	if ((j = open_with(dir, NULL)) != NULL)
+		journal_close(&j);
+	CU_ASSERT_FALSE(queued(dir, ID_B));
+	CU_ASSERT_EQUAL(count_queued(dir), 1);
+	CU_ASSERT_EQUAL(last_segment(dir, path, sizeof(path)), -1);
+	spool_rm(dir);
+}
+
+/* queue/A made, but the journal not told: A is not queued twice. */
+static void
+test_crash_after_rename(void)
+{
+	char dir[PATH_MAX], path[PATH_MAX];
+	struct stat before, after;
+	struct journal *j;
+
+	spool_dir(dir, sizeof(dir));
+	crash_after_commits(dir, 1);
+	CU_ASSERT_TRUE(queued(dir, ID_A));
+	CU_ASSERT_FALSE(queued(dir, ID_B));
+	tu_path(path, sizeof(path), dir, "queue/" ID_A);
+	CU_ASSERT_EQUAL_FATAL(stat(path, &before), 0);
+	if ((j = open_with(dir, NULL)) != NULL)
+		journal_close(&j);
+	/* The very same file: not written a second time. */
+	CU_ASSERT_EQUAL_FATAL(stat(path, &after), 0);
+	CU_ASSERT_EQUAL(before.st_ino, after.st_ino);
+	CU_ASSERT_TRUE(queued(dir, ID_B));
+	CU_ASSERT_EQUAL(count_queued(dir), 2);
+	spool_rm(dir);
+}
+
+static void
+test_torn_tail_ignored(void)
+{
+	char dir[PATH_MAX], path[PATH_MAX];
+	struct journal *j;
+	struct stat st;
+
+	spool_dir(dir, sizeof(dir));
+	crash_after_commits(dir, 0);
+	/* The crash tore the last record: its last bytes never arrived. */
+	CU_ASSERT_EQUAL_FATAL(last_segment(dir, path, sizeof(path)), 0);
+	CU_ASSERT_EQUAL_FATAL(stat(path, &st), 0);
+	CU_ASSERT_EQUAL(truncate(path, st.st_size - 3), 0);
+	if ((j = open_with(dir, NULL)) != NULL)
+		journal_close(&j);
+	CU_ASSERT_TRUE(queued(dir, ID_A));
+	CU_ASSERT_FALSE(queued(dir, ID_B));
+	CU_ASSERT_EQUAL(count_queued(dir), 1);
+	spool_rm(dir);
+
+	/* A torn record with a wrong checksum is no better. */
+	spool_dir(dir, sizeof(dir));
+	crash_after_commits(dir, 0);
+	CU_ASSERT_EQUAL_FATAL(last_segment(dir, path, sizeof(path)), 0);
+	CU_ASSERT_EQUAL_FATAL(stat(path, &st), 0);
+	{
+		int fd = open(path, O_WRONLY);
+
+		CU_ASSERT(fd != -1 && pwrite(fd, "X", 1, st.st_size - 2) == 1);
+		if (fd != -1)
+			close(fd);
+	}
+	if ((j = open_with(dir, NULL)) != NULL)
+		journal_close(&j);
+	CU_ASSERT_TRUE(queued(dir, ID_A));
+	CU_ASSERT_FALSE(queued(dir, ID_B));
+	spool_rm(dir);
+}
+
+static int
+init(void)
+{
+	saved_io = journal_io;
+	return 0;
+}
+
+static int
+clean(void)
+{
+	journal_io = saved_io;
+	return 0;
+}
+
+int
+suite_journal(void)
+{
+	CU_pSuite s = CU_add_suite("journal", init, clean);
+
+	if (s == NULL ||
+	    CU_add_test(s, "a failed write acknowledges nothing",
+	    test_write_fails) == NULL ||
+	    CU_add_test(s, "a torn failed write acknowledges nothing",
+	    test_torn_write_fails) == NULL ||
+	    CU_add_test(s, "a failed fdatasync acknowledges nothing",
+	    test_sync_fails) == NULL ||
+	    CU_add_test(s, "crash before the queue files: each once",
+	    test_crash_replay) == NULL ||
+	    CU_add_test(s, "crash after a queue file: still once",
+	    test_crash_after_rename) == NULL ||
+	    CU_add_test(s, "a torn last record is ignored",
+	    test_torn_tail_ignored) == NULL)
+		return -1;
+	return 0;
+}
