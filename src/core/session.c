@@ -70,7 +70,7 @@ struct session {
 	/* The transaction. */
 	struct addr	 sender;
 	struct mail_params mparams;
-	struct spool_rcpt *rcpts;	/* strings owned by the session */
+	struct env_rcpt	*rcpts;		/* strings owned by the session */
 	size_t		 nrcpts, rcptcap;
 	struct spool_msg *msg;		/* open while BDAT chunks arrive */
 	struct datain	 din;
@@ -263,8 +263,7 @@ reset_transaction(struct session *s)
 	size_t i;
 
 	for (i = 0; i < s->nrcpts; i++) {
-		free((char *)s->rcpts[i].addr);
-		free((char *)s->rcpts[i].notify);
+		free((char *)s->rcpts[i].mailbox);
 		free((char *)s->rcpts[i].orcpt);
 	}
 	s->nrcpts = 0;
@@ -329,7 +328,7 @@ describe(void *arg, struct policy_facts *f)
 	    s->mparams.size;
 	f->nrcpts = s->nrcpts;
 	if (s->nrcpts == 1)
-		f->rcpt = s->rcpts[0].addr;
+		f->rcpt = s->rcpts[0].mailbox;
 	if (s->msg != NULL)
 		f->queue_id = spool_msg_id(s->msg);
 }
@@ -514,8 +513,7 @@ do_rcpt(struct session *s, struct cmd *c)
 	struct verdict v;
 	struct addr a;
 	struct rcpt_params rp;
-	struct spool_rcpt *r;
-	char notify[40];
+	struct env_rcpt *r;
 	enum path_status st;
 
 	st = cmd_parse_rcpt(c->arg, s->mparams.smtputf8, &a, &rp, &why);
@@ -545,7 +543,7 @@ do_rcpt(struct session *s, struct cmd *c)
 	}
 	if (s->nrcpts == s->rcptcap) {
 		size_t ncap = s->rcptcap ? s->rcptcap * 2 : 8;
-		struct spool_rcpt *n;
+		struct env_rcpt *n;
 
 		if (ncap > s->pol->recipients)
 			ncap = s->pol->recipients;
@@ -558,12 +556,10 @@ do_rcpt(struct session *s, struct cmd *c)
 	}
 	r = &s->rcpts[s->nrcpts];
 	memset(r, 0, sizeof(*r));
-	cmd_notify_string(rp.notify, notify, sizeof(notify));
-	if ((r->addr = strdup(a.mailbox)) == NULL ||
-	    (rp.notify && (r->notify = strdup(notify)) == NULL) ||
+	r->notify = rp.notify;
+	if ((r->mailbox = strdup(a.mailbox)) == NULL ||
 	    (rp.orcpt[0] && (r->orcpt = strdup(rp.orcpt)) == NULL)) {
-		free((char *)r->addr);
-		free((char *)r->notify);
+		free((char *)r->mailbox);
 		reply(s, 452, "4.3.0", "Out of memory, try again later");
 		return 0;
 	}
@@ -596,7 +592,7 @@ write_received(struct session *s, struct spool_msg *m)
 	(void)str_appendf(&r, "\tby %s with %s id %s", s->pol->hostname,
 	    protocol_name(s), spool_msg_id(m));
 	if (s->nrcpts == 1)
-		(void)str_appendf(&r, "\r\n\tfor <%s>", s->rcpts[0].addr);
+		(void)str_appendf(&r, "\r\n\tfor <%s>", s->rcpts[0].mailbox);
 	rc = str_appendf(&r, "; %s\r\n", date);
 	if (rc == 0)
 		rc = spool_write(m, r.s, r.len);
@@ -619,23 +615,22 @@ header_checks(void *arg, const char *hdr, size_t len, struct str *tags)
 static struct spool_msg *
 begin_message(struct session *s)
 {
-	struct spool_envelope env;
+	struct envelope env;
 	struct spool_msg *m;
 
+	/* The envelope borrows the session's strings. */
 	memset(&env, 0, sizeof(env));
 	env.sender = s->sender.mailbox;
 	env.rcpts = s->rcpts;
 	env.nrcpts = s->nrcpts;
-	env.ret = s->mparams.ret == RET_FULL ? "FULL" :
-	    s->mparams.ret == RET_HDRS ? "HDRS" : NULL;
+	env.ret = s->mparams.ret;
 	env.envid = s->mparams.envid[0] ? s->mparams.envid : NULL;
 	env.auth = s->authenticated ? s->auth_user : NULL;
 	env.helo = s->helo;
-	env.peer_addr = s->peer_addr[0] ? s->peer_addr : NULL;
+	env.peer = s->peer_addr[0] ? s->peer_addr : NULL;
 	env.peer_name = s->peer_name[0] ? s->peer_name : NULL;
 	env.protocol = protocol_name(s);
-	env.body = s->mparams.body == BODY_8BITMIME ? "8BITMIME" :
-	    s->mparams.body == BODY_7BIT ? "7BIT" : NULL;
+	env.body = s->mparams.body;
 	env.smtputf8 = s->mparams.smtputf8;
 	env.requiretls = s->mparams.requiretls;
 	env.arrival = time(NULL);
@@ -688,7 +683,7 @@ hand_off(struct session *s)
 	if ((rcpts = calloc(s->nrcpts, sizeof(*rcpts))) == NULL)
 		goto fail;
 	for (i = 0; i < s->nrcpts; i++)
-		rcpts[i] = s->rcpts[i].addr;
+		rcpts[i] = s->rcpts[i].mailbox;
 	if ((in = spool_msg_read_fd(s->msg)) == -1 ||
 	    (out = mkstemp(tmpl)) == -1)
 		goto fail;

@@ -252,7 +252,7 @@ pipe_run(const struct route *r, const struct agent_msg *m,
 	orcpt[0] = '\0';
 	if (rcpts[0].orig != NULL && rcpts[0].orig->orcpt != NULL &&
 	    (semi = strchr(rcpts[0].orig->orcpt, ';')) != NULL &&
-	    qenv_xtext_decode(semi + 1, orcpt, sizeof(orcpt)) == -1)
+	    env_xtext_decode(semi + 1, orcpt, sizeof(orcpt)) == -1)
 		orcpt[0] = '\0';
 	if (ok) {
 		ok = (envp[ne++] = pipe_env("PATH",
