@@ -66,6 +66,38 @@ name_list(config_setting_t *g, const char *key, char (*names)[64],
 	return 0;
 }
 
+/* The settings of the sendmail group (smtpd.conf(5), Local submission). */
+static const char *const sendmail_keys[] = {
+	"mode", "domain", "trusted", "sender_mismatch", "admins", "group",
+	"max_message_size", NULL
+};
+
+/* A name not in sendmail_keys is a typo: refused, like everywhere else. */
+static int
+known_keys(const config_setting_t *g, const char *path, char *err,
+    size_t errlen)
+{
+	const config_setting_t *c;
+	const char *n;
+	int i;
+	size_t j;
+
+	for (i = 0; (c = config_setting_get_elem(g, (unsigned)i)) != NULL;
+	    i++) {
+		n = config_setting_name(c);
+		for (j = 0; sendmail_keys[j] != NULL; j++)
+			if (n != NULL && strcmp(n, sendmail_keys[j]) == 0)
+				break;
+		if (sendmail_keys[j] == NULL) {
+			snprintf(err, errlen, "%s:%d: sendmail: unknown setting "
+			    "\"%s\"", path, config_setting_source_line(c),
+			    n != NULL ? n : "");
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int
 maildrop_conf_load(const char *path, struct maildrop_conf *mc, char *err,
     size_t errlen)
@@ -122,6 +154,8 @@ maildrop_conf_load(const char *path, struct maildrop_conf *mc, char *err,
 		    path, config_setting_source_line(g));
 		goto out;
 	}
+	if (known_keys(g, path, err, errlen) == -1)
+		goto out;
 	if (config_setting_lookup_string(g, "mode", &v) == CONFIG_TRUE) {
 		if (strcmp(v, "queue") == 0)
 			mc->mode = MAILDROP_QUEUE;
