@@ -510,7 +510,7 @@ parse_rcpt(struct envelope *e, const char *v, size_t len, char *err,
     size_t errlen)
 {
 	/* The parser owns what it builds: const only for the readers. */
-	struct env_rcpt *rw = (struct env_rcpt *)e->rcpts, *r;
+	struct env_rcpt *rw = (struct env_rcpt *)e->rcpts, *nr, *r;
 	const char *p, *end = v + len, *w;
 	size_t used, wl;
 	char *mb;
@@ -521,13 +521,13 @@ parse_rcpt(struct envelope *e, const char *v, size_t len, char *err,
 		return -1;
 	}
 	if ((e->nrcpts & (e->nrcpts - 1)) == 0) {
-		rw = realloc(rw, (e->nrcpts ? e->nrcpts * 2 : 1) *
-		    sizeof(*rw));
-		if (rw == NULL) {
+		nr = realloc(rw, (e->nrcpts ? e->nrcpts * 2 : 1) *
+		    sizeof(*nr));
+		if (nr == NULL) {
 			snprintf(err, errlen, "out of memory");
 			return -1;
 		}
-		e->rcpts = rw;
+		e->rcpts = rw = nr;
 	}
 	r = &rw[e->nrcpts];
 	memset(r, 0, sizeof(*r));
