@@ -197,14 +197,14 @@ mail_param(void *ctx, const char *k, size_t klen, const char *v, size_t vlen,
 		return PATH_OK;
 	}
 	if (keyis(k, klen, "BODY")) {
-		if (mp->body != BODY_NONE || v == NULL) {
+		if (mp->body != ENV_BODY_UNSET || v == NULL) {
 			*why = "bad BODY parameter";
 			return PATH_PARAM_SYNTAX;
 		}
 		if (keyis(v, vlen, "7BIT"))
-			mp->body = BODY_7BIT;
+			mp->body = ENV_BODY_7BIT;
 		else if (keyis(v, vlen, "8BITMIME"))
-			mp->body = BODY_8BITMIME;
+			mp->body = ENV_BODY_8BITMIME;
 		else {
 			*why = "unsupported BODY type";
 			return PATH_PARAM_UNKNOWN;
@@ -228,14 +228,14 @@ mail_param(void *ctx, const char *k, size_t klen, const char *v, size_t vlen,
 		return PATH_OK;
 	}
 	if (keyis(k, klen, "RET")) {
-		if (mp->ret != RET_NONE || v == NULL) {
+		if (mp->ret != ENV_RET_UNSET || v == NULL) {
 			*why = "bad RET parameter";
 			return PATH_PARAM_SYNTAX;
 		}
 		if (keyis(v, vlen, "FULL"))
-			mp->ret = RET_FULL;
+			mp->ret = ENV_RET_FULL;
 		else if (keyis(v, vlen, "HDRS"))
-			mp->ret = RET_HDRS;
+			mp->ret = ENV_RET_HDRS;
 		else {
 			*why = "RET must be FULL or HDRS";
 			return PATH_PARAM_SYNTAX;
@@ -244,7 +244,7 @@ mail_param(void *ctx, const char *k, size_t klen, const char *v, size_t vlen,
 	}
 	if (keyis(k, klen, "ENVID")) {
 		if (mp->envid[0] != '\0' || v == NULL || vlen > ENVID_MAX ||
-		    !cmd_valid_xtext(v, vlen)) {
+		    !env_xtext_valid(v, vlen)) {
 			*why = "bad ENVID parameter";
 			return PATH_PARAM_SYNTAX;
 		}
@@ -255,7 +255,7 @@ mail_param(void *ctx, const char *k, size_t klen, const char *v, size_t vlen,
 	if (keyis(k, klen, "AUTH")) {
 		/* RFC 4954 5: who submitted the message; "<>" when unknown. */
 		if (mp->auth[0] != '\0' || v == NULL || vlen > AUTHPARAM_MAX ||
-		    !cmd_valid_xtext(v, vlen)) {
+		    !env_xtext_valid(v, vlen)) {
 			*why = "bad AUTH parameter";
 			return PATH_PARAM_SYNTAX;
 		}
@@ -265,48 +265,6 @@ mail_param(void *ctx, const char *k, size_t klen, const char *v, size_t vlen,
 	}
 	*why = "unknown MAIL parameter";
 	return PATH_PARAM_UNKNOWN;
-}
-
-int
-cmd_valid_xtext(const char *s, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c == '+') {
-			/* "+" HEXCHAR HEXCHAR, upper-case hex. */
-			if (i + 2 >= n || !isxdigit((unsigned char)s[i + 1]) ||
-			    !isxdigit((unsigned char)s[i + 2]) ||
-			    islower((unsigned char)s[i + 1]) ||
-			    islower((unsigned char)s[i + 2]))
-				return 0;
-			i += 2;
-			continue;
-		}
-		if (c < 33 || c > 126 || c == '=')
-			return 0;
-	}
-	return 1;
-}
-
-void
-cmd_notify_string(int notify, char *buf, size_t len)
-{
-	buf[0] = '\0';
-	if (notify & NOTIFY_NEVER) {
-		snprintf(buf, len, "NEVER");
-		return;
-	}
-	if (notify & NOTIFY_SUCCESS)
-		snprintf(buf + strlen(buf), len - strlen(buf), "SUCCESS");
-	if (notify & NOTIFY_FAILURE)
-		snprintf(buf + strlen(buf), len - strlen(buf), "%sFAILURE",
-		    buf[0] ? "," : "");
-	if (notify & NOTIFY_DELAY)
-		snprintf(buf + strlen(buf), len - strlen(buf), "%sDELAY",
-		    buf[0] ? "," : "");
 }
 
 static enum path_status
@@ -331,13 +289,13 @@ rcpt_param(void *ctx, const char *k, size_t klen, const char *v, size_t vlen,
 			if (i < vlen && v[i] != ',')
 				continue;
 			if (keyis(v + start, i - start, "NEVER"))
-				bit = NOTIFY_NEVER;
+				bit = ENV_NOTIFY_NEVER;
 			else if (keyis(v + start, i - start, "SUCCESS"))
-				bit = NOTIFY_SUCCESS;
+				bit = ENV_NOTIFY_SUCCESS;
 			else if (keyis(v + start, i - start, "FAILURE"))
-				bit = NOTIFY_FAILURE;
+				bit = ENV_NOTIFY_FAILURE;
 			else if (keyis(v + start, i - start, "DELAY"))
-				bit = NOTIFY_DELAY;
+				bit = ENV_NOTIFY_DELAY;
 			else {
 				*why = "bad NOTIFY value";
 				return PATH_PARAM_SYNTAX;
@@ -349,7 +307,7 @@ rcpt_param(void *ctx, const char *k, size_t klen, const char *v, size_t vlen,
 			rp->notify |= bit;
 			start = i + 1;
 		}
-		if ((rp->notify & NOTIFY_NEVER) && rp->notify != NOTIFY_NEVER) {
+		if ((rp->notify & ENV_NOTIFY_NEVER) && rp->notify != ENV_NOTIFY_NEVER) {
 			*why = "NOTIFY=NEVER cannot be combined";
 			return PATH_PARAM_SYNTAX;
 		}
@@ -365,7 +323,7 @@ rcpt_param(void *ctx, const char *k, size_t klen, const char *v, size_t vlen,
 		for (i = 0; i < tl; i++)
 			if (!isalnum((unsigned char)v[i]) && v[i] != '-')
 				break;
-		if (tl == 0 || i != tl || !cmd_valid_xtext(semi + 1, vlen - tl - 1) ||
+		if (tl == 0 || i != tl || !env_xtext_valid(semi + 1, vlen - tl - 1) ||
 		    vlen - tl - 1 == 0) {
 			*why = "bad ORCPT parameter";
 			return PATH_PARAM_SYNTAX;
@@ -418,7 +376,7 @@ cmd_parse_mail(const char *arg, struct addr *a, struct mail_params *mp,
 
 	memset(mp, 0, sizeof(*mp));
 	mp->size = -1;
-	mp->body = BODY_NONE;
+	mp->body = ENV_BODY_UNSET;
 	if ((p = skip_prefix(arg, "FROM:")) == NULL) {
 		*why = "Syntax: MAIL FROM:<address>";
 		return PATH_SYNTAX;

@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "lib/addr.h"
+#include "queue/envelope.h"
 
 /* RFC 5321 4.5.3.1.4: 512 octets with CRLF; MAIL and RCPT may grow by
  * what their parameters need (RFC 1870 6, RFC 3461 5), AUTH by its
@@ -31,31 +32,22 @@ struct cmd {
 	size_t		 arglen;
 };
 
-enum body_type { BODY_NONE = 0, BODY_7BIT, BODY_8BITMIME };
-enum dsn_ret { RET_NONE = 0, RET_FULL, RET_HDRS };
-
 #define ENVID_MAX	100	/* RFC 3461 4.4 */
 #define ORCPT_MAX	500	/* RFC 3461 4.2 */
 #define AUTHPARAM_MAX	500
 
 struct mail_params {
 	long long	 size;		/* SIZE=, -1 when not given */
-	enum body_type	 body;
+	enum env_body	 body;
 	int		 smtputf8;
 	int		 requiretls;	/* RFC 8689 REQUIRETLS */
-	enum dsn_ret	 ret;		/* RFC 3461 RET= */
+	enum env_ret	 ret;		/* RFC 3461 RET= */
 	char		 envid[ENVID_MAX + 1];	/* RFC 3461 ENVID=, as xtext */
 	char		 auth[AUTHPARAM_MAX + 1];	/* RFC 4954 AUTH=, as xtext */
 };
 
-/* RFC 3461 NOTIFY bits. */
-#define NOTIFY_NEVER	0x01
-#define NOTIFY_SUCCESS	0x02
-#define NOTIFY_FAILURE	0x04
-#define NOTIFY_DELAY	0x08
-
 struct rcpt_params {
-	int		 notify;	/* NOTIFY_* bits, 0 when not given */
+	int		 notify;	/* ENV_NOTIFY_* bits, 0 when not given */
 	char		 orcpt[ORCPT_MAX + 1];	/* "type;xtext" as sent, or "" */
 };
 
@@ -94,10 +86,6 @@ enum path_status cmd_parse_mail(const char *arg, struct addr *,
 	    struct mail_params *, const char **why);
 enum path_status cmd_parse_rcpt(const char *arg, int utf8_ok, struct addr *,
 	    struct rcpt_params *, const char **why);
-/* 1 if s (n bytes) is valid RFC 3461 xtext. */
-int	cmd_valid_xtext(const char *s, size_t n);
-/* Writes the NOTIFY bits as RFC 3461 spells them ("SUCCESS,FAILURE"). */
-void	cmd_notify_string(int notify, char *buf, size_t len);
 /* Parses "BDAT size [LAST]".  0 or -1. */
 int	cmd_parse_bdat(const char *arg, unsigned long long *size, int *last);
 

@@ -191,8 +191,7 @@ reset_transaction(struct session *s)
 	size_t i;
 
 	for (i = 0; i < s->nrcpts; i++) {
-		free((char *)s->rcpts[i].addr);
-		free((char *)s->rcpts[i].notify);
+		free((char *)s->rcpts[i].mailbox);
 		free((char *)s->rcpts[i].orcpt);
 	}
 	s->nrcpts = 0;
@@ -257,7 +256,7 @@ describe(void *arg, struct policy_facts *f)
 	    s->mparams.size;
 	f->nrcpts = s->nrcpts;
 	if (s->nrcpts == 1)
-		f->rcpt = s->rcpts[0].addr;
+		f->rcpt = s->rcpts[0].mailbox;
 	if (s->msg != NULL)
 		f->queue_id = spool_msg_id(s->msg);
 }
@@ -442,8 +441,7 @@ do_rcpt(struct session *s, struct cmd *c)
 	struct verdict v;
 	struct addr a;
 	struct rcpt_params rp;
-	struct spool_rcpt *r;
-	char notify[40];
+	struct env_rcpt *r;
 	enum path_status st;
 
 	st = cmd_parse_rcpt(c->arg, s->mparams.smtputf8, &a, &rp, &why);
@@ -473,7 +471,7 @@ do_rcpt(struct session *s, struct cmd *c)
 	}
 	if (s->nrcpts == s->rcptcap) {
 		size_t ncap = s->rcptcap ? s->rcptcap * 2 : 8;
-		struct spool_rcpt *n;
+		struct env_rcpt *n;
 
 		if (ncap > s->pol->recipients)
 			ncap = s->pol->recipients;
@@ -486,12 +484,10 @@ do_rcpt(struct session *s, struct cmd *c)
 	}
 	r = &s->rcpts[s->nrcpts];
 	memset(r, 0, sizeof(*r));
-	cmd_notify_string(rp.notify, notify, sizeof(notify));
-	if ((r->addr = strdup(a.mailbox)) == NULL ||
-	    (rp.notify && (r->notify = strdup(notify)) == NULL) ||
+	r->notify = rp.notify;
+	if ((r->mailbox = strdup(a.mailbox)) == NULL ||
 	    (rp.orcpt[0] && (r->orcpt = strdup(rp.orcpt)) == NULL)) {
-		free((char *)r->addr);
-		free((char *)r->notify);
+		free((char *)r->mailbox);
 		reply(s, 452, "4.3.0", "Out of memory, try again later");
 		return 0;
 	}

@@ -68,7 +68,7 @@ write_received(struct session *s, struct spool_msg *m)
 	(void)str_appendf(&r, "\tby %s with %s id %s", s->pol->hostname,
 	    protocol_name(s), spool_msg_id(m));
 	if (s->nrcpts == 1)
-		(void)str_appendf(&r, "\r\n\tfor <%s>", s->rcpts[0].addr);
+		(void)str_appendf(&r, "\r\n\tfor <%s>", s->rcpts[0].mailbox);
 	rc = str_appendf(&r, "; %s\r\n", date);
 	if (rc == 0)
 		rc = spool_write(m, r.s, r.len);
@@ -91,23 +91,22 @@ header_checks(void *arg, const char *hdr, size_t len, struct str *tags)
 static struct spool_msg *
 begin_message(struct session *s)
 {
-	struct spool_envelope env;
+	struct envelope env;
 	struct spool_msg *m;
 
+	/* The envelope borrows the session's strings. */
 	memset(&env, 0, sizeof(env));
 	env.sender = s->sender.mailbox;
 	env.rcpts = s->rcpts;
 	env.nrcpts = s->nrcpts;
-	env.ret = s->mparams.ret == RET_FULL ? "FULL" :
-	    s->mparams.ret == RET_HDRS ? "HDRS" : NULL;
+	env.ret = s->mparams.ret;
 	env.envid = s->mparams.envid[0] ? s->mparams.envid : NULL;
 	env.auth = s->authenticated ? s->auth_user : NULL;
 	env.helo = s->helo;
-	env.peer_addr = s->peer_addr[0] ? s->peer_addr : NULL;
+	env.peer = s->peer_addr[0] ? s->peer_addr : NULL;
 	env.peer_name = s->peer_name[0] ? s->peer_name : NULL;
 	env.protocol = protocol_name(s);
-	env.body = s->mparams.body == BODY_8BITMIME ? "8BITMIME" :
-	    s->mparams.body == BODY_7BIT ? "7BIT" : NULL;
+	env.body = s->mparams.body;
 	env.smtputf8 = s->mparams.smtputf8;
 	env.requiretls = s->mparams.requiretls;
 	env.arrival = time(NULL);
@@ -162,7 +161,7 @@ hand_off(struct session *s)
 		return;
 	}
 	for (i = 0; i < s->nrcpts; i++)
-		rcpts[i] = s->rcpts[i].addr;
+		rcpts[i] = s->rcpts[i].mailbox;
 	memset(&h, 0, sizeof(h));
 	h.mailer = s->conf->mailer;
 	h.user = mu->name[0] ? mu : NULL;

@@ -53,7 +53,7 @@ struct session {
 	/* The transaction. */
 	struct addr	 sender;
 	struct mail_params mparams;
-	struct spool_rcpt *rcpts;	/* strings owned by the session */
+	struct env_rcpt	*rcpts;		/* strings owned by the session */
 	size_t		 nrcpts, rcptcap;
 	struct spool_msg *msg;		/* open while BDAT chunks arrive */
 	struct datain	 din;

@@ -22,6 +22,7 @@
 #include "auth/dovecot.h"
 #include "auth/sasl.h"
 #include "auth/senders.h"
+#include "queue/maildrop.h"
 #include "queue/queueconf.h"
 #include "queue/recipients.h"
 #include "delegate.h"
@@ -82,6 +83,8 @@ static struct policy	*current;
 
 static void	policy_defaults(struct policy *);
 static int	default_hostname(char *, size_t);
+static int	check_sendmail(const config_setting_t *, const char *, char *,
+		    size_t);
 static int	check_keys(const config_setting_t *, const char *const *,
 		    const char *, char *, size_t);
 static int	get_uint(const config_setting_t *, const char *, unsigned int,
@@ -1019,6 +1022,25 @@ add_other_listeners(struct policy *p, const char *path, char *err,
 	return listenconf_check(&p->listeners, &d, path, err, errlen);
 }
 
+/* The sendmail group is read by sendmail and the pickup; -t checks it too. */
+static int
+check_sendmail(const config_setting_t *root, const char *path, char *err,
+    size_t errlen)
+{
+	struct maildrop_conf *mc;
+	int r;
+
+	if (config_setting_get_member(root, "sendmail") == NULL)
+		return 0;
+	if ((mc = calloc(1, sizeof(*mc))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	r = maildrop_conf_load(path, mc, err, errlen);
+	free(mc);
+	return r;
+}
+
 struct policy *
 policy_load(const char *path, int missing_ok,
     const struct policy_overrides *ov, char *err, size_t errlen)
@@ -1053,7 +1075,8 @@ policy_load(const char *path, int missing_ok,
 
 	if (have_file) {
 		root = config_root_setting(&cf);
-		if (check_keys(root, top_keys, path, err, errlen) == -1)
+		if (check_keys(root, top_keys, path, err, errlen) == -1 ||
+		    check_sendmail(root, path, err, errlen) == -1)
 			goto fail;
 		v = NULL;
 		if (get_string(root, "defaultdomain", &v, path, err, errlen) == -1 ||

@@ -20,7 +20,7 @@
 #include <stddef.h>
 
 #include "lib/spawn.h"
-#include "qenv.h"
+#include "envelope.h"
 #include "queueconf.h"
 
 #define AGENT_TEXT_MAX	400
@@ -47,7 +47,7 @@ struct agent_result {
 /* One message as the agents see it. */
 struct agent_msg {
 	const char		*id;
-	const struct qenv	*env;	/* sender, DSN parameters, body type */
+	const struct envelope	*env;	/* sender, DSN parameters, body type */
 	int			 fd;	/* the spool file: use pread() */
 	const struct queue_conf	*qc;
 	const int		*cancel;	/* set when the runner stops:
@@ -56,7 +56,7 @@ struct agent_msg {
 
 struct agent_rcpt {
 	const char		*mailbox;	/* where to deliver */
-	const struct qenv_rcpt	*orig;		/* its rcpt line (NOTIFY, ORCPT) */
+	const struct env_rcpt	*orig;		/* its rcpt line (NOTIFY, ORCPT) */
 	struct agent_result	 res;		/* filled by deliver() */
 };
 

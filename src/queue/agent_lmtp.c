@@ -165,7 +165,7 @@ lmtp_deliver(void *sess, const struct route *r, const struct agent_msg *m,
     struct agent_rcpt *rcpts, size_t n)
 {
 	struct lmtp_sess *s = sess;
-	const struct qenv *env = m->env;
+	const struct envelope *env = m->env;
 	struct client_rcpt *cr;
 	struct client_result res;
 	struct client_msg cm;
@@ -196,8 +196,7 @@ lmtp_deliver(void *sess, const struct route *r, const struct agent_msg *m,
 	cm.rcpts = cr;
 	cm.nrcpts = n;
 	cm.smtputf8 = env->smtputf8;
-	cm.eightbit = env->body != NULL && strcasecmp(env->body,
-	    "8BITMIME") == 0;
+	cm.eightbit = env->body == ENV_BODY_8BITMIME;
 	cm.fd = m->fd;
 	cm.data_pread = 1;
 	cm.data_off = env->body_off;

@@ -229,7 +229,7 @@ pipe_exec(const struct route *r, const struct agent_msg *m,
 	orcpt[0] = '\0';
 	if (rcpts[0].orig != NULL && rcpts[0].orig->orcpt != NULL &&
 	    (semi = strchr(rcpts[0].orig->orcpt, ';')) != NULL &&
-	    qenv_xtext_decode(semi + 1, orcpt, sizeof(orcpt)) == -1)
+	    env_xtext_decode(semi + 1, orcpt, sizeof(orcpt)) == -1)
 		orcpt[0] = '\0';
 	if (ok) {
 		ok = (envp[ne++] = pipe_env("PATH",
@@ -433,7 +433,7 @@ int
 agent_pipe_handoff(const struct agent_handoff *h, char *reply, size_t len)
 {
 	struct route r;
-	struct qenv env;
+	struct envelope env;
 	struct agent_msg msg;
 	struct agent_rcpt *rcpts = NULL;
 	struct agent_result res;
@@ -473,7 +473,7 @@ agent_pipe_handoff(const struct agent_handoff *h, char *reply, size_t len)
 	r.timeout = h->timeout;
 	r.batch = 1;
 	r.from_line = 1;
-	env.sender = (char *)h->sender;
+	env.sender = h->sender;
 	env.body_off = off;
 	msg.id = h->id;
 	msg.env = &env;

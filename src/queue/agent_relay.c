@@ -85,7 +85,6 @@ static void	 relay_open_failed(const struct relay_sess *, const char *,
 		    const struct client_result *, struct agent_result *);
 static int	 relay_rcpt_result(const struct relay_sess *,
 		    const struct client_rcpt *, struct agent_result *);
-static void	 relay_notify(int, char *, size_t);
 static int	 relay_ascii(const char *);
 static int	 relay_needs_utf8(const struct agent_msg *,
 		    const struct agent_rcpt *, size_t);
@@ -341,25 +340,6 @@ relay_tls_event(void *arg, const struct client_tls_event *ev)
 		    "%.200s: %s", ev->domain, strerror(errno));
 }
 
-/* NOTIFY's value (RFC 3461 4.1) for QENV_NOTIFY_* bits, "" for none. */
-static void
-relay_notify(int bits, char *buf, size_t len)
-{
-	if (bits & QENV_NOTIFY_NEVER) {
-		str_lcpy(buf, "NEVER", len);
-		return;
-	}
-	/* At most "SUCCESS,FAILURE,DELAY": it fits. */
-	snprintf(buf, len, "%s%s%s%s%s",
-	    bits & QENV_NOTIFY_SUCCESS ? "SUCCESS" : "",
-	    (bits & QENV_NOTIFY_SUCCESS) && (bits & (QENV_NOTIFY_FAILURE |
-	    QENV_NOTIFY_DELAY)) ? "," : "",
-	    bits & QENV_NOTIFY_FAILURE ? "FAILURE" : "",
-	    (bits & QENV_NOTIFY_FAILURE) && (bits & QENV_NOTIFY_DELAY) ?
-	    "," : "",
-	    bits & QENV_NOTIFY_DELAY ? "DELAY" : "");
-}
-
 static int
 relay_ascii(const char *s)
 {
@@ -469,8 +449,8 @@ relay_deliver(void *sess, const struct route *r, const struct agent_msg *m,
     struct agent_rcpt *rcpts, size_t n)
 {
 	struct relay_sess *s = sess;
-	const struct qenv *env = m->env;
-	const struct qenv_rcpt *o;
+	const struct envelope *env = m->env;
+	const struct env_rcpt *o;
 	struct client_rcpt *cr = NULL;
 	struct relay_param *p = NULL;
 	struct client_result res;
@@ -516,7 +496,10 @@ relay_deliver(void *sess, const struct route *r, const struct agent_msg *m,
 	for (i = 0; i < n; i++) {
 		o = rcpts[i].orig;
 		cr[i].addr = rcpts[i].mailbox;
-		relay_notify(o->notify, p[i].notify, sizeof(p[i].notify));
+		/* The envelope's parser let only valid NOTIFY bits in. */
+		if (env_notify_format(o->notify, p[i].notify,
+		    sizeof(p[i].notify)) == -1)
+			p[i].notify[0] = '\0';
 		cr[i].notify = p[i].notify[0] != '\0' ? p[i].notify : NULL;
 		cr[i].orcpt = o->orcpt;
 		/*
@@ -527,7 +510,7 @@ relay_deliver(void *sess, const struct route *r, const struct agent_msg *m,
 		    rcpts[i].mailbox) != 0 && relay_ascii(o->mailbox)) {
 			memcpy(orcpt, "rfc822;", 8);
 			/* Without memory it goes without: a nicety. */
-			if (qenv_xtext_encode(o->mailbox, orcpt + 7,
+			if (env_xtext_encode(o->mailbox, orcpt + 7,
 			    sizeof(orcpt) - 7) != -1 &&
 			    (p[i].orcpt = strdup(orcpt)) != NULL)
 				cr[i].orcpt = p[i].orcpt;
@@ -538,12 +521,10 @@ relay_deliver(void *sess, const struct route *r, const struct agent_msg *m,
 	cm.rcpts = cr;
 	cm.nrcpts = n;
 	cm.envid = env->envid;
-	cm.ret = env->ret == QENV_RET_FULL ? "FULL" :
-	    env->ret == QENV_RET_HDRS ? "HDRS" : NULL;
+	cm.ret = env_ret_name(env->ret);
 	cm.smtputf8 = relay_needs_utf8(m, rcpts, n);
 	cm.requiretls = env->requiretls;
-	cm.eightbit = env->body != NULL && strcasecmp(env->body,
-	    "8BITMIME") == 0;
+	cm.eightbit = env->body == ENV_BODY_8BITMIME;
 	cm.fd = m->fd;
 	cm.data_pread = 1;
 	cm.data_off = env->body_off;

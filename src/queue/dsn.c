@@ -31,7 +31,7 @@ put_decoded(struct str *s, const char *xtext)
 	char buf[1024];
 	size_t i;
 
-	if (qenv_xtext_decode(xtext, buf, sizeof(buf)) == -1) {
+	if (env_xtext_decode(xtext, buf, sizeof(buf)) == -1) {
 		(void)str_appends(s, xtext);
 		return;
 	}
@@ -107,12 +107,11 @@ dsn_build(const struct dsn_report *r, const char *msgid, struct str *out,
 	int whole, eightbit, rc_ok;
 	struct str s;
 
-	eightbit = r->env->body != NULL &&
-	    strcmp(r->env->body, "8BITMIME") == 0;
+	eightbit = r->env->body == ENV_BODY_8BITMIME;
 	eightbit |= r->env->smtputf8;
 	/* A REQUIRETLS message's content does not come back, only its
 	 * header: the report may travel another path (RFC 8689 4.3). */
-	whole = r->kind == DSN_FAILURE && r->env->ret != QENV_RET_HDRS &&
+	whole = r->kind == DSN_FAILURE && r->env->ret != ENV_RET_HDRS &&
 	    !r->env->requiretls &&
 	    (size_t)r->env->size <= r->bounce_size && !r->minimal;
 	listmax = r->minimal ? 1 : DSN_LIST_MAX;
@@ -166,7 +165,7 @@ dsn_build(const struct dsn_report *r, const char *msgid, struct str *out,
 		(void)str_appends(&s, "It is attached below");
 		if (!whole)
 			(void)str_appends(&s, " (its header only");
-		if (!whole && r->env->ret != QENV_RET_HDRS && r->kind ==
+		if (!whole && r->env->ret != ENV_RET_HDRS && r->kind ==
 		    DSN_FAILURE)
 			(void)str_appendf(&s, ": the message is larger than "
 			    "%zu bytes", r->bounce_size);
@@ -289,9 +288,9 @@ int
 dsn_queue(struct spool *sp, const struct dsn_report *r, char *id,
     size_t idlen, char *err, size_t errlen)
 {
-	struct spool_envelope env;
+	struct envelope env;
 	struct spool_msg *m;
-	struct spool_rcpt rcpt = { r->env->sender, NULL, NULL };
+	struct env_rcpt rcpt = { r->env->sender, 0, NULL };
 	struct dsn_report minimal;
 	struct str s;
 	char ferr[256];
@@ -307,8 +306,8 @@ dsn_queue(struct spool *sp, const struct dsn_report *r, char *id,
 	env.rcpts = &rcpt;
 	env.nrcpts = 1;
 	env.protocol = "LOCAL";
-	env.body = (r->env->body && strcmp(r->env->body, "8BITMIME") == 0) ||
-	    r->env->smtputf8 ? "8BITMIME" : NULL;
+	env.body = r->env->body == ENV_BODY_8BITMIME || r->env->smtputf8 ?
+	    ENV_BODY_8BITMIME : ENV_BODY_UNSET;
 	env.smtputf8 = r->env->smtputf8;
 	/* RFC 8689 4.3: the report is sent with REQUIRETLS too. */
 	env.requiretls = r->env->requiretls;

@@ -15,7 +15,7 @@
 #include <time.h>
 
 #include "lib/str.h"
-#include "qenv.h"
+#include "envelope.h"
 #include "spool.h"
 
 #define DSN_HEADER_MAX	(64 * 1024)	/* header bytes returned at most */
@@ -42,7 +42,7 @@ struct dsn_report {
 	enum dsn_kind		 kind;
 	const char		*hostname;	/* the reporting MTA */
 	const char		*queue_id;	/* of the original message */
-	const struct qenv	*env;		/* the original envelope */
+	const struct envelope	*env;		/* the original envelope */
 	int			 fd;		/* the original spool file */
 	size_t			 bounce_size;	/* largest message returned whole */
 	time_t			 retry_until;	/* DSN_DELAY: when we give up */

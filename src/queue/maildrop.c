@@ -23,7 +23,7 @@
 #include "lib/log.h"
 #include "lib/str.h"
 #include "maildrop.h"
-#include "qenv.h"
+#include "envelope.h"
 
 #ifndef SMTPD_SPOOL
 #define SMTPD_SPOOL	"/var/spool/smtpd"
@@ -33,7 +33,6 @@ static int	name_list(config_setting_t *, const char *, char (*)[64],
 		    size_t *, char *, size_t);
 static int	pick_one(struct spool *, const struct maildrop_conf *, int,
 		    const char *, const char *);
-static void	put_clean(struct str *, const char *);
 static void	give_up(const char *, const char *, const char *,
 		    const char *);
 
@@ -63,6 +62,38 @@ name_list(config_setting_t *g, const char *key, char (*names)[64],
 			return -1;
 		}
 		(*n)++;
+	}
+	return 0;
+}
+
+/* The settings of the sendmail group (smtpd.conf(5), Local submission). */
+static const char *const sendmail_keys[] = {
+	"mode", "domain", "trusted", "sender_mismatch", "admins", "group",
+	"max_message_size", NULL
+};
+
+/* A name not in sendmail_keys is a typo: refused, like everywhere else. */
+static int
+known_keys(const config_setting_t *g, const char *path, char *err,
+    size_t errlen)
+{
+	const config_setting_t *c;
+	const char *n;
+	int i;
+	size_t j;
+
+	for (i = 0; (c = config_setting_get_elem(g, (unsigned)i)) != NULL;
+	    i++) {
+		n = config_setting_name(c);
+		for (j = 0; sendmail_keys[j] != NULL; j++)
+			if (n != NULL && strcmp(n, sendmail_keys[j]) == 0)
+				break;
+		if (sendmail_keys[j] == NULL) {
+			snprintf(err, errlen, "%s:%d: sendmail: unknown setting "
+			    "\"%s\"", path, config_setting_source_line(c),
+			    n != NULL ? n : "");
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -123,6 +154,8 @@ maildrop_conf_load(const char *path, struct maildrop_conf *mc, char *err,
 		    path, config_setting_source_line(g));
 		goto out;
 	}
+	if (known_keys(g, path, err, errlen) == -1)
+		goto out;
 	if (config_setting_lookup_string(g, "mode", &v) == CONFIG_TRUE) {
 		if (strcmp(v, "queue") == 0)
 			mc->mode = MAILDROP_QUEUE;
@@ -202,53 +235,6 @@ maildrop_own_sender(const struct maildrop_conf *mc, const char *login,
 	    strcasecmp(sender + ll + 1, mc->domain) == 0;
 }
 
-/* Envelope values never hold control characters. */
-static void
-put_clean(struct str *s, const char *v)
-{
-	for (; *v != '\0'; v++)
-		(void)str_appendc(s, (unsigned char)*v < 0x20 ||
-		    *v == 0x7f ? '?' : *v);
-}
-
-int
-maildrop_format(struct str *out, const char *id,
-    const struct maildrop_env *e)
-{
-	char xt[512];
-	size_t i;
-
-	(void)str_appendf(out, "smtpd-spool 1\nid %s\narrival %lld\nfrom <",
-	    id, (long long)e->arrival);
-	put_clean(out, e->sender);
-	(void)str_appends(out, ">\n");
-	for (i = 0; i < e->nrcpts; i++) {
-		(void)str_appends(out, "rcpt <");
-		put_clean(out, e->rcpts[i].addr);
-		(void)str_appendc(out, '>');
-		if (e->rcpts[i].notify != NULL) {
-			(void)str_appends(out, " notify=");
-			put_clean(out, e->rcpts[i].notify);
-		}
-		(void)str_appendc(out, '\n');
-	}
-	if (e->ret != NULL)
-		(void)str_appendf(out, "ret %s\n", e->ret);
-	if (e->envid != NULL) {
-		if (qenv_xtext_encode(e->envid, xt, sizeof(xt)) < 0)
-			return -1;
-		(void)str_appendf(out, "envid %s\n", xt);
-	}
-	if (e->eightbit)
-		(void)str_appends(out, "body 8BITMIME\n");
-	if (e->account != NULL) {
-		(void)str_appends(out, "account ");
-		put_clean(out, e->account);
-		(void)str_appendc(out, '\n');
-	}
-	return str_appendc(out, '\n');
-}
-
 /* Moves a refused file aside to corrupt/ and says why. */
 static void
 give_up(const char *spooldir, const char *dropdir, const char *name,
@@ -265,26 +251,6 @@ give_up(const char *spooldir, const char *dropdir, const char *name,
 	    name, name, why);
 }
 
-/* The RFC 3461 NOTIFY list for bits. */
-static const char *
-notify_list(int bits, char *buf, size_t len)
-{
-	buf[0] = '\0';
-	if (bits == 0)
-		return NULL;
-	if (bits & QENV_NOTIFY_NEVER)
-		return "NEVER";
-	if (bits & QENV_NOTIFY_SUCCESS)
-		str_lcat(buf, "SUCCESS,", len);
-	if (bits & QENV_NOTIFY_FAILURE)
-		str_lcat(buf, "FAILURE,", len);
-	if (bits & QENV_NOTIFY_DELAY)
-		str_lcat(buf, "DELAY,", len);
-	if (buf[0] != '\0')
-		buf[strlen(buf) - 1] = '\0';
-	return buf;
-}
-
 /*
  * One file: 1 queued, 0 not yet complete, -1 refused or failed (the
  * file is then moved aside, or left for the next scan on an I/O error).
@@ -293,17 +259,15 @@ static int
 pick_one(struct spool *sp, const struct maildrop_conf *mc, int dfd,
     const char *dropdir, const char *name)
 {
-	struct spool_envelope se;
-	struct spool_rcpt *rcpts = NULL;
+	struct envelope se;
 	struct spool_msg *m;
-	struct qenv *env = NULL;
+	struct envelope *env = NULL;
 	struct passwd pw, *pwp = NULL;
 	struct stat st;
 	struct str hdr;
-	char (*notes)[40] = NULL;
 	char pwbuf[4096], err[256], sender[ADDR_PATH_MAX + 1], date[64];
 	char *buf = NULL;
-	size_t i, got = 0;
+	size_t got = 0;
 	ssize_t n;
 	int fd, r = -1;
 
@@ -351,7 +315,7 @@ pick_one(struct spool *sp, const struct maildrop_conf *mc, int dfd,
 		give_up(mc->spool, dropdir, name, "short read");
 		goto out;
 	}
-	if (qenv_parse(buf, got, &env, err, sizeof(err)) == -1) {
+	if (envelope_parse(buf, got, &env, err, sizeof(err)) == -1) {
 		give_up(mc->spool, dropdir, name, err);
 		goto out;
 	}
@@ -376,21 +340,12 @@ pick_one(struct spool *sp, const struct maildrop_conf *mc, int dfd,
 		snprintf(sender, sizeof(sender), "%s@%s", pw.pw_name,
 		    mc->domain);
 	}
-	if ((rcpts = calloc(env->nrcpts, sizeof(*rcpts))) == NULL ||
-	    (notes = calloc(env->nrcpts, sizeof(*notes))) == NULL)
-		goto out;
-	for (i = 0; i < env->nrcpts; i++) {
-		rcpts[i].addr = env->rcpts[i].mailbox;
-		rcpts[i].notify = notify_list(env->rcpts[i].notify, notes[i],
-		    sizeof(notes[i]));
-		rcpts[i].orcpt = env->rcpts[i].orcpt;
-	}
+	/* What a local user may say; the rest is the queue's to write. */
 	memset(&se, 0, sizeof(se));
 	se.sender = sender;
-	se.rcpts = rcpts;
+	se.rcpts = env->rcpts;
 	se.nrcpts = env->nrcpts;
-	se.ret = env->ret == QENV_RET_FULL ? "FULL" :
-	    env->ret == QENV_RET_HDRS ? "HDRS" : NULL;
+	se.ret = env->ret;
 	se.envid = env->envid;
 	se.protocol = "local";
 	se.body = env->body;
@@ -426,9 +381,7 @@ pick_one(struct spool *sp, const struct maildrop_conf *mc, int dfd,
 	r = 1;
 out:
 	explicit_bzero(pwbuf, sizeof(pwbuf));
-	free(notes);
-	free(rcpts);
-	qenv_free(&env);
+	envelope_free(&env);
 	free(buf);
 	return r;
 }

@@ -48,18 +48,6 @@ struct maildrop_conf {
 	unsigned long long	 max_size;
 };
 
-/* The envelope of a file for the maildrop or sendmail's offline queue. */
-struct maildrop_env {
-	const char		*sender;	/* "" for the null sender */
-	const struct spool_rcpt	*rcpts;
-	size_t			 nrcpts;
-	const char		*ret;		/* "FULL", "HDRS" or NULL */
-	const char		*envid;		/* decoded, or NULL */
-	const char		*account;	/* offline queue only, or NULL */
-	int			 eightbit;
-	time_t			 arrival;
-};
-
 /*
  * Reads hostname, spool and the "sendmail" group of the smtpd.conf at
  * path.  A missing file gives the defaults (have_file 0).  0, or -1 with
@@ -75,12 +63,6 @@ int	maildrop_listed(char (*names)[64], size_t n, const char *login);
  */
 int	maildrop_own_sender(const struct maildrop_conf *, const char *login,
 	    const char *sender);
-/*
- * Appends the envelope (ended by its empty line) to out.  id names the
- * file.  0, or -1 when a value does not fit or out is full.
- */
-int	maildrop_format(struct str *out, const char *id,
-	    const struct maildrop_env *);
 /*
  * Turns every complete file in spooldir/maildrop into a queue file
  * through sp, and removes it; damaged or refused ones are moved to

@@ -33,7 +33,7 @@ struct round {
 	struct runner		*r;
 	struct sched_msg	*m;
 	struct queue_conf	*qc;
-	struct qenv		*env;
+	struct envelope		*env;
 	struct qstore_state	*st;
 	int			 fd;
 	int			 jobs_left;

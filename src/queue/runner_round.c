@@ -20,7 +20,7 @@
 #include "agent.h"
 #include "alias.h"
 #include "dsn.h"
-#include "qenv.h"
+#include "envelope.h"
 #include "qstore.h"
 #include "runner_int.h"
 
@@ -28,19 +28,19 @@ static void	 requeue(struct runner *, struct sched_msg *, time_t);
 static void	 round_ended(struct runner *);
 
 static int
-notify_failure(const struct qenv *env, const struct qenv_rcpt *o)
+notify_failure(const struct envelope *env, const struct env_rcpt *o)
 {
 	if (env->sender[0] == '\0')
 		return 0;	/* never a bounce to a bounce */
-	return o->notify == 0 || (o->notify & QENV_NOTIFY_FAILURE);
+	return o->notify == 0 || (o->notify & ENV_NOTIFY_FAILURE);
 }
 
 void
 round_apply(struct round *rd, struct qstore_rcpt *q,
     const struct agent_result *res, time_t now)
 {
-	const struct qenv *env = rd->env;
-	const struct qenv_rcpt *o = &env->rcpts[q->orig];
+	const struct envelope *env = rd->env;
+	const struct env_rcpt *o = &env->rcpts[q->orig];
 	const char *what = "?";
 	char orig[300];
 	time_t next = 0;
@@ -57,7 +57,7 @@ round_apply(struct round *rd, struct qstore_rcpt *q,
 	case AGENT_RELAYED:
 		q->state = res->status == AGENT_DELIVERED ? QS_DELIVERED :
 		    QS_RELAYED;
-		q->dsn = (o->notify & QENV_NOTIFY_SUCCESS) &&
+		q->dsn = (o->notify & ENV_NOTIFY_SUCCESS) &&
 		    env->sender[0] != '\0' ? QS_DSN_OWED : QS_DSN_NONE;
 		what = res->status == AGENT_DELIVERED ? "delivered" : "relayed";
 		break;
@@ -128,7 +128,7 @@ round_save(struct round *rd)
 static int
 qualify_postmaster(struct round *rd)
 {
-	char buf[300], *q;
+	char buf[300];
 	size_t i;
 
 	for (i = 0; i < rd->env->nrcpts; i++) {
@@ -137,10 +137,8 @@ qualify_postmaster(struct round *rd)
 		if ((size_t)snprintf(buf, sizeof(buf), "postmaster@%s",
 		    rd->qc->hostname) >= sizeof(buf))
 			continue;	/* cannot be: hostname is a domain */
-		if ((q = strdup(buf)) == NULL)
+		if (envelope_set_mailbox(rd->env, i, buf) == -1)
 			return -1;
-		free(rd->env->rcpts[i].mailbox);
-		rd->env->rcpts[i].mailbox = q;
 	}
 	return 0;
 }
@@ -280,7 +278,7 @@ round_free(struct round *rd)
 {
 	if (rd->fd != -1)
 		close(rd->fd);
-	qenv_free(&rd->env);
+	envelope_free(&rd->env);
 	qstore_state_free(&rd->st);
 	queueconf_unref(&rd->qc);
 	pthread_mutex_destroy(&rd->mu);
@@ -340,7 +338,7 @@ round_load(struct runner *r, struct sched_msg *m)
 		round_free(rd);
 		return;
 	}
-	if ((rc = qenv_read(rd->fd, &rd->env, err, sizeof(err))) != 0) {
+	if ((rc = envelope_read(rd->fd, &rd->env, err, sizeof(err))) != 0) {
 		if (rc == -2) {
 			log_err("%s queue damaged message moved to corrupt/: %s",
 			    m->id, err);
@@ -510,7 +508,7 @@ send_dsn(struct round *rd, enum dsn_kind kind, time_t now)
 	struct dsn_report rep;
 	struct dsn_rcpt *dr;
 	struct qstore_rcpt *q;
-	const struct qenv_rcpt *o;
+	const struct env_rcpt *o;
 	char id[SPOOL_ID_LEN + 1], err[512];
 	size_t i, n = 0;
 	int want;
@@ -530,7 +528,7 @@ send_dsn(struct round *rd, enum dsn_kind kind, time_t now)
 			break;
 		default:
 			want = q->state == QS_PENDING && (o->notify == 0 ||
-			    (o->notify & QENV_NOTIFY_DELAY));
+			    (o->notify & ENV_NOTIFY_DELAY));
 			break;
 		}
 		if (!want)

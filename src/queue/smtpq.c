@@ -29,7 +29,7 @@
 #include "lib/log.h"
 #include "lib/str.h"
 #include "keygen.h"
-#include "qenv.h"
+#include "envelope.h"
 #include "qstats.h"
 #include "ulimits.h"
 #include "qstore.h"
@@ -52,7 +52,7 @@
 struct msginfo {
 	char			 id[SPOOL_ID_LEN + 1];
 	int			 fd;
-	struct qenv		*env;
+	struct envelope		*env;
 	struct qstore_state	*st;	/* NULL: never attempted */
 	int			 held;
 	char			 err[256];	/* why env is NULL */
@@ -123,7 +123,7 @@ info_free(struct msginfo *mi)
 	if (mi->fd != -1)
 		close(mi->fd);
 	mi->fd = -1;
-	qenv_free(&mi->env);
+	envelope_free(&mi->env);
 	qstore_state_free(&mi->st);
 }
 
@@ -137,7 +137,7 @@ info_load(const char *id, struct msginfo *mi)
 	str_lcpy(mi->id, id, sizeof(mi->id));
 	if ((mi->fd = qstore_open_msg(qs, id)) == -1)
 		return -1;
-	if (qenv_read(mi->fd, &mi->env, mi->err, sizeof(mi->err)) != 0)
+	if (envelope_read(mi->fd, &mi->env, mi->err, sizeof(mi->err)) != 0)
 		return 0;
 	rc = qstore_state_load(qs, id, &mi->st, mi->err, sizeof(mi->err));
 	if (rc < 0) {
@@ -236,7 +236,8 @@ cmd_show(const char *arg)
 {
 	struct msginfo mi;
 	char id[SPOOL_ID_LEN + 1], date[64], age[32], buf[65536];
-	const struct qenv_rcpt *o;
+	char notify[ENV_NOTIFY_STRMAX];
+	const struct env_rcpt *o;
 	time_t now = time(NULL);
 	struct fs_lf *lf;
 	size_t i, j;
@@ -262,9 +263,8 @@ cmd_show(const char *arg)
 	printf("size: %lld\n", (long long)mi.env->size);
 	printf("arrival: %s (%s ago)\n", date, age);
 	printf("from: <%s>\n", mi.env->sender);
-	if (mi.env->ret != QENV_RET_UNSET)
-		printf("ret: %s\n", mi.env->ret == QENV_RET_FULL ? "FULL" :
-		    "HDRS");
+	if (mi.env->ret != ENV_RET_UNSET)
+		printf("ret: %s\n", env_ret_name(mi.env->ret));
 	if (mi.env->envid)
 		printf("envid: %s\n", mi.env->envid);
 	if (mi.env->auth)
@@ -278,17 +278,14 @@ cmd_show(const char *arg)
 		    mi.env->peer_name ? ")" : "");
 	if (mi.env->protocol)
 		printf("protocol: %s\n", mi.env->protocol);
-	if (mi.env->body)
-		printf("body: %s\n", mi.env->body);
+	if (mi.env->body != ENV_BODY_UNSET)
+		printf("body: %s\n", env_body_name(mi.env->body));
 	for (i = 0; i < mi.env->nrcpts; i++) {
 		o = &mi.env->rcpts[i];
 		printf("rcpt: <%s>", o->mailbox);
-		if (o->notify)
-			printf(" notify=%s%s%s%s",
-			    o->notify & QENV_NOTIFY_NEVER ? "NEVER" : "",
-			    o->notify & QENV_NOTIFY_SUCCESS ? "SUCCESS," : "",
-			    o->notify & QENV_NOTIFY_FAILURE ? "FAILURE," : "",
-			    o->notify & QENV_NOTIFY_DELAY ? "DELAY" : "");
+		if (o->notify != 0 && env_notify_format(o->notify, notify,
+		    sizeof(notify)) == 0)
+			printf(" notify=%s", notify);
 		if (o->orcpt)
 			printf(" orcpt=%s", o->orcpt);
 		printf("\n");

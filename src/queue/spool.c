@@ -24,7 +24,6 @@
 #include "spool.h"
 
 #define SPOOL_BUF	16384
-#define SPOOL_VERSION	"smtpd-spool 1"
 
 struct spool {
 	char		 dir[PATH_MAX];
@@ -70,9 +69,6 @@ static int	commit_file(struct spool_msg *);
 static void	clean_tmp(const char *, int all);
 static void	call_hook(struct spool *, const char *);
 static void	journal_published(void *, const char *);
-static void	put_clean(struct str *, const char *);
-static void	put_line(struct str *, const char *, const char *);
-static void	put_path(struct str *, const char *, const char *);
 
 void
 spool_new_id(char *buf)
@@ -236,35 +232,6 @@ journal_published(void *arg, const char *id)
 	call_hook(arg, id);
 }
 
-/* Envelope values are one line each: control characters become '?'. */
-static void
-put_clean(struct str *s, const char *val)
-{
-	const char *p;
-
-	for (p = val; *p != '\0'; p++)
-		(void)str_appendc(s, (unsigned char)*p < 0x20 || *p == 0x7f ?
-		    '?' : *p);
-}
-
-static void
-put_line(struct str *s, const char *key, const char *val)
-{
-	(void)str_appends(s, key);
-	(void)str_appendc(s, ' ');
-	put_clean(s, val);
-	(void)str_appendc(s, '\n');
-}
-
-static void
-put_path(struct str *s, const char *key, const char *mailbox)
-{
-	(void)str_appends(s, key);
-	(void)str_appends(s, " <");
-	put_clean(s, mailbox);
-	(void)str_appends(s, ">\n");
-}
-
 /* Creates the message's temporary file, locked against the tmp cleaner. */
 static int
 open_tmp(struct spool_msg *m)
@@ -308,12 +275,13 @@ open_tmp(struct spool_msg *m)
 }
 
 struct spool_msg *
-spool_begin(struct spool *sp, const struct spool_envelope *env)
+spool_begin(struct spool *sp, const struct envelope *env)
 {
 	struct spool_msg *m;
+	struct envelope e;
 	struct str hdr;
-	char num[32];
-	size_t i;
+	char err[256];
+	int e2;
 
 	if ((m = malloc(sizeof(*m))) == NULL)
 		return NULL;
@@ -332,54 +300,27 @@ spool_begin(struct spool *sp, const struct spool_envelope *env)
 		return NULL;
 	}
 
-	str_init(&hdr, 1024 * 1024);
-	(void)str_appends(&hdr, SPOOL_VERSION "\n");
-	put_line(&hdr, "id", m->id);
-	snprintf(num, sizeof(num), "%lld", (long long)env->arrival);
-	put_line(&hdr, "arrival", num);
-	put_path(&hdr, "from", env->sender);
-	for (i = 0; i < env->nrcpts; i++) {
-		(void)str_appends(&hdr, "rcpt <");
-		put_clean(&hdr, env->rcpts[i].addr);
-		(void)str_appendc(&hdr, '>');
-		if (env->rcpts[i].notify != NULL) {
-			(void)str_appends(&hdr, " notify=");
-			put_clean(&hdr, env->rcpts[i].notify);
-		}
-		if (env->rcpts[i].orcpt != NULL) {
-			(void)str_appends(&hdr, " orcpt=");
-			put_clean(&hdr, env->rcpts[i].orcpt);
-		}
-		(void)str_appendc(&hdr, '\n');
+	/* The envelope names the id the message will have. */
+	e = *env;
+	if (str_lcpy(e.id, m->id, sizeof(e.id)) >= sizeof(e.id)) {
+		spool_abort(&m);
+		errno = ENAMETOOLONG;
+		return NULL;
 	}
-	if (env->ret != NULL)
-		put_line(&hdr, "ret", env->ret);
-	if (env->envid != NULL)
-		put_line(&hdr, "envid", env->envid);
-	if (env->auth != NULL)
-		put_line(&hdr, "auth", env->auth);
-	if (env->helo != NULL)
-		put_line(&hdr, "helo", env->helo);
-	if (env->peer_addr != NULL)
-		put_line(&hdr, "peer", env->peer_addr);
-	if (env->peer_name != NULL)
-		put_line(&hdr, "peer-name", env->peer_name);
-	if (env->protocol != NULL)
-		put_line(&hdr, "protocol", env->protocol);
-	if (env->body != NULL)
-		put_line(&hdr, "body", env->body);
-	if (env->smtputf8)
-		(void)str_appends(&hdr, "smtputf8\n");
-	if (env->requiretls)
-		(void)str_appends(&hdr, "requiretls\n");
-	if (env->user != NULL)
-		put_line(&hdr, "user", env->user);
-	m->envlen = hdr.len + 1;
-	if (str_appendc(&hdr, '\n') == -1 ||
-	    spool_write(m, hdr.s, hdr.len) == -1) {
+	str_init(&hdr, ENVELOPE_MAX);
+	if (envelope_format(&e, &hdr, err, sizeof(err)) == -1) {
+		log_err("spool: message %s: %s", m->id, err);
 		str_free(&hdr);
 		spool_abort(&m);
-		errno = ENOMEM;
+		errno = EINVAL;
+		return NULL;
+	}
+	m->envlen = hdr.len;
+	if (spool_write(m, hdr.s, hdr.len) == -1) {
+		e2 = errno;
+		str_free(&hdr);
+		spool_abort(&m);
+		errno = e2;
 		return NULL;
 	}
 	str_free(&hdr);

@@ -15,38 +15,15 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "envelope.h"
+
 #define SPOOL_ID_LEN	16	/* characters in a queue id */
 
 struct spool;
 struct spool_msg;
 
-struct spool_rcpt {
-	const char	*addr;		/* mailbox */
-	const char	*notify;	/* RFC 3461 NOTIFY list, or NULL */
-	const char	*orcpt;		/* RFC 3461 ORCPT "type;xtext", or NULL */
-};
-
 /* Called after each successful commit with the new queue id. */
 typedef void (*spool_hook_fn)(void *arg, const char *id);
-
-struct spool_envelope {
-	const char	 *sender;	/* mailbox, "" for the null sender */
-	const struct spool_rcpt *rcpts;
-	size_t		  nrcpts;
-	const char	 *ret;		/* RFC 3461 "FULL" or "HDRS", or NULL */
-	const char	 *envid;	/* RFC 3461 ENVID xtext, or NULL */
-	const char	 *auth;		/* the login of an authenticated client */
-	const char	 *helo;		/* what the client said, may be NULL */
-	const char	 *peer_addr;	/* numeric address, may be NULL */
-	const char	 *peer_name;	/* verified reverse name, may be NULL */
-	const char	 *protocol;	/* "ESMTP", ... */
-	const char	 *body;		/* "7BIT", "8BITMIME" or NULL */
-	int		  smtputf8;
-	int		  requiretls;	/* RFC 8689: relay only over verified
-					   TLS */
-	time_t		  arrival;
-	const char	 *user;		/* local submitter's login, or NULL */
-};
 
 /* spool_open() flags. */
 #define SPOOL_JOURNAL	0x01	/* this process owns the journal (the daemon) */
@@ -69,8 +46,12 @@ const char *spool_dir(const struct spool *);
  */
 void	spool_set_hook(struct spool *, spool_hook_fn fn, void *arg);
 
-/* Starts a message with its envelope; NULL with errno set. */
-struct spool_msg *spool_begin(struct spool *, const struct spool_envelope *);
+/*
+ * Starts a message with its envelope (its id is the new queue id, not
+ * env's).  NULL with errno set; EINVAL, logged with the reason, for an
+ * envelope envelope_format() refuses.
+ */
+struct spool_msg *spool_begin(struct spool *, const struct envelope *env);
 /* The queue id the message will have. */
 const char *spool_msg_id(const struct spool_msg *);
 /* Appends message bytes.  0 or -1 (errno set; the message is then unusable). */

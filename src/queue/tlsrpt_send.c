@@ -179,8 +179,8 @@ static int
 queue_report(struct rctx *c, const char *rcpt, const char *domain,
     time_t start, time_t end, const char *json, const char *report_id)
 {
-	struct spool_envelope env;
-	struct spool_rcpt r = { rcpt, NULL, NULL };
+	struct envelope env;
+	struct env_rcpt r = { rcpt, 0, NULL };
 	struct spool_msg *m;
 	struct str s;
 	gnutls_datum_t in, b64 = { NULL, 0 };

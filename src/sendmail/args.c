@@ -13,7 +13,7 @@
 #include <strings.h>
 #include <sysexits.h>
 
-#include "queue/qenv.h"
+#include "queue/envelope.h"
 #include "sendmail/sendmail.h"
 
 static void	usage(void) __attribute__((noreturn));
@@ -94,7 +94,7 @@ sm_parse_args(int argc, char **argv, struct sm_opts *o)
 			break;
 		case 'N':
 			v = value(argc, argv, &i, a + 2);
-			if ((n = qenv_parse_notify(v)) <= 0) {
+			if ((n = env_notify_parse(v)) <= 0) {
 				fprintf(stderr, "sendmail: -N: want never, or "
 				    "success, failure and delay\n");
 				exit(EX_USAGE);
@@ -104,9 +104,9 @@ sm_parse_args(int argc, char **argv, struct sm_opts *o)
 		case 'R':
 			v = value(argc, argv, &i, a + 2);
 			if (strcasecmp(v, "full") == 0)
-				o->ret = "FULL";
+				o->ret = ENV_RET_FULL;
 			else if (strcasecmp(v, "hdrs") == 0)
-				o->ret = "HDRS";
+				o->ret = ENV_RET_HDRS;
 			else {
 				fprintf(stderr, "sendmail: -R: want full or "
 				    "hdrs\n");

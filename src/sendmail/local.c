@@ -23,7 +23,7 @@
 #include <gnutls/crypto.h>
 
 #include "lib/fsutil.h"
-#include "queue/qenv.h"
+#include "queue/envelope.h"
 #include "queue/qstore.h"
 #include "sendmail/sendmail.h"
 
@@ -98,10 +98,11 @@ int
 local_submit(const struct maildrop_conf *mc, const struct sm_opts *o,
     struct sm_msg *m, const char *login)
 {
-	struct maildrop_env e;
+	struct envelope e;
 	struct str env;
 	unsigned char rnd[8];
-	char name[32], path[PATH_MAX + 64];
+	char name[32], path[PATH_MAX + 64], err[256];
+	char envid[ENVELOPE_ENVID_MAX * 3 + 1];
 	size_t i;
 	int fd, saved;
 
@@ -120,16 +121,21 @@ local_submit(const struct maildrop_conf *mc, const struct sm_opts *o,
 	for (i = 0; i < sizeof(rnd); i++)
 		snprintf(name + 2 * i, sizeof(name) - 2 * i, "%02x", rnd[i]);
 	memset(&e, 0, sizeof(e));
+	str_lcpy(e.id, name, sizeof(e.id));
 	e.sender = m->sender;
 	e.rcpts = m->rcpts;
 	e.nrcpts = m->nrcpts;
 	e.ret = o->ret;
-	e.envid = o->envid;
-	e.eightbit = m->eightbit;
+	if (o->envid != NULL) {
+		if (env_xtext_encode(o->envid, envid, sizeof(envid)) == -1)
+			sm_die(EX_USAGE, "-V: envid too long");
+		e.envid = envid;
+	}
+	e.body = m->eightbit ? ENV_BODY_8BITMIME : ENV_BODY_UNSET;
 	e.arrival = time(NULL);
-	str_init(&env, (size_t)m->nrcpts * (SM_ADDR_MAX + 64) + 4096);
-	if (maildrop_format(&env, name, &e) == -1)
-		sm_die(EX_DATAERR, "the envelope does not fit");
+	str_init(&env, ENVELOPE_MAX);
+	if (envelope_format(&e, &env, err, sizeof(err)) == -1)
+		sm_die(EX_DATAERR, "the envelope: %s", err);
 	snprintf(path, sizeof(path), "%s/%s/%s", mc->spool, MAILDROP_DIR,
 	    name);
 
@@ -194,7 +200,7 @@ fmt_age(char *buf, size_t len, long long secs)
 int
 local_list(const struct maildrop_conf *mc, const char *login)
 {
-	struct qenv *env;
+	struct envelope *env;
 	struct dirent *de;
 	char path[PATH_MAX + 64], err[256], age[32];
 	char *args[] = { "smtpq", "-C", (char *)mc->file, "list", NULL };
@@ -217,7 +223,7 @@ local_list(const struct maildrop_conf *mc, const char *login)
 		if ((fd = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW |
 		    O_CLOEXEC)) == -1)
 			continue;	/* delivered since */
-		if (qenv_read(fd, &env, err, sizeof(err)) != 0) {
+		if (envelope_read(fd, &env, err, sizeof(err)) != 0) {
 			close(fd);
 			continue;
 		}
@@ -232,7 +238,7 @@ local_list(const struct maildrop_conf *mc, const char *login)
 			for (i = 0; i < env->nrcpts; i++)
 				printf("    <%s>\n", env->rcpts[i].mailbox);
 		}
-		qenv_free(&env);
+		envelope_free(&env);
 	}
 	closedir(d);
 	sm_priv_off();

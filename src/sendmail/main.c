@@ -25,7 +25,7 @@
 #include <gnutls/crypto.h>
 
 #include "client/convert.h"
-#include "queue/qenv.h"
+#include "queue/envelope.h"
 #include "queue/queueconf.h"
 #include "sendmail/sendmail.h"
 
@@ -206,7 +206,7 @@ build_message(const struct sm_opts *o, const char *login,
 	struct conv_info ci;
 	struct str raw;
 	unsigned char rnd[16];
-	char msgid[33], bits[64];
+	char msgid[33];
 	size_t i, n, cap;
 	int r, got;
 
@@ -263,27 +263,13 @@ build_message(const struct sm_opts *o, const char *login,
 		    "or Bcc:" : " (name them, or use -t)");
 	if ((m->rcpts = calloc(n, sizeof(*m->rcpts))) == NULL)
 		sm_die(EX_OSERR, "out of memory");
-	bits[0] = '\0';
-	if (o->notify & QENV_NOTIFY_NEVER)
-		str_lcpy(m->notify, "NEVER", sizeof(m->notify));
-	else {
-		if (o->notify & QENV_NOTIFY_SUCCESS)
-			str_lcat(bits, "SUCCESS,", sizeof(bits));
-		if (o->notify & QENV_NOTIFY_FAILURE)
-			str_lcat(bits, "FAILURE,", sizeof(bits));
-		if (o->notify & QENV_NOTIFY_DELAY)
-			str_lcat(bits, "DELAY,", sizeof(bits));
-		if (bits[0] != '\0')
-			bits[strlen(bits) - 1] = '\0';
-		str_lcpy(m->notify, bits, sizeof(m->notify));
-	}
 	m->smtputf8 = has_8bit(m->sender);
 	for (i = 0; i < n; i++) {
 		if (check_addr(m->addrs[i], 0) == -1)
 			sm_die(EX_USAGE, "bad recipient address \"%.100s\"",
 			    m->addrs[i]);
-		m->rcpts[i].addr = m->addrs[i];
-		m->rcpts[i].notify = m->notify[0] ? m->notify : NULL;
+		m->rcpts[i].mailbox = m->addrs[i];
+		m->rcpts[i].notify = o->notify;
 		m->smtputf8 |= has_8bit(m->addrs[i]);
 	}
 	m->nrcpts = n;

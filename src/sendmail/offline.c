@@ -72,13 +72,14 @@ check_dir(const char *dir)
 int
 offline_put(const char *dir, unsigned max, const char *account,
     const struct sm_opts *o, const struct sm_msg *m,
-    const struct spool_rcpt *rcpts, size_t nrcpts)
+    const struct env_rcpt *rcpts, size_t nrcpts)
 {
-	struct maildrop_env e;
+	struct envelope e;
 	struct dirent *de;
 	struct str env;
 	unsigned char rnd[6];
-	char name[64], path[PATH_MAX], tmp[PATH_MAX];
+	char name[64], path[PATH_MAX], tmp[PATH_MAX], err[256];
+	char envid[ENVELOPE_ENVID_MAX * 3 + 1];
 	size_t i, count = 0;
 	DIR *d;
 	int fd, n;
@@ -109,16 +110,20 @@ offline_put(const char *dir, unsigned max, const char *account,
 		n += snprintf(name + n, sizeof(name) - (size_t)n, "%02x",
 		    rnd[i]);
 	memset(&e, 0, sizeof(e));
+	str_lcpy(e.id, name, sizeof(e.id));
 	e.sender = m->sender;
 	e.rcpts = rcpts;
 	e.nrcpts = nrcpts;
 	e.ret = o->ret;
-	e.envid = o->envid;
+	if (o->envid != NULL && env_xtext_encode(o->envid, envid,
+	    sizeof(envid)) >= 0)
+		e.envid = envid;
 	e.account = account;
-	e.eightbit = m->eightbit;
+	e.body = m->eightbit ? ENV_BODY_8BITMIME : ENV_BODY_UNSET;
 	e.arrival = time(NULL);
-	str_init(&env, nrcpts * (SM_ADDR_MAX + 64) + 4096);
-	if (maildrop_format(&env, name, &e) == -1) {
+	str_init(&env, ENVELOPE_MAX);
+	if (envelope_format(&e, &env, err, sizeof(err)) == -1) {
+		fprintf(stderr, "sendmail: offline queue: %s\n", err);
 		str_free(&env);
 		return EX_DATAERR;
 	}
@@ -156,7 +161,7 @@ load(const char *dir, const char *name, struct offline_msg *om, char **bufp)
 {
 	struct stat st;
 	char path[PATH_MAX], err[256];
-	const char *a, *end;
+	const char *end;
 	char *buf;
 	size_t got = 0;
 	ssize_t n;
@@ -178,19 +183,19 @@ load(const char *dir, const char *name, struct offline_msg *om, char **bufp)
 		got += (size_t)n;
 	close(fd);
 	buf[got] = '\0';
-	if (qenv_parse(buf, got, &om->env, err, sizeof(err)) == -1) {
+	if (envelope_parse(buf, got, &om->env, err, sizeof(err)) == -1) {
 		fprintf(stderr, "sendmail: offline queue %s: %s\n", path, err);
 		free(buf);
 		return -1;
 	}
 	end = buf + om->env->body_off;
-	if ((a = strstr(buf, "\naccount ")) != NULL && a < end) {
-		a += 9;
-		n = (ssize_t)strcspn(a, "\n");
-		if ((size_t)n < sizeof(om->account)) {
-			memcpy(om->account, a, (size_t)n);
-			om->account[n] = '\0';
-		}
+	if (om->env->account != NULL && str_lcpy(om->account,
+	    om->env->account, sizeof(om->account)) >= sizeof(om->account)) {
+		fprintf(stderr, "sendmail: offline queue %s: account name "
+		    "longer than %zu bytes\n", path, sizeof(om->account) - 1);
+		envelope_free(&om->env);
+		free(buf);
+		return -1;
 	}
 	str_lcpy(om->name, name, sizeof(om->name));
 	om->data = end;
@@ -247,7 +252,7 @@ offline_each(const char *dir, int (*fn)(struct offline_msg *, void *),
 			status = EX_DATAERR;
 		else {
 			status = fn(&om, arg);
-			qenv_free(&om.env);
+			envelope_free(&om.env);
 			free(buf);
 		}
 		if (status == EX_OK)

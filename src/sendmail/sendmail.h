@@ -16,7 +16,7 @@
 #include "lib/addr.h"
 #include "lib/str.h"
 #include "queue/maildrop.h"
-#include "queue/qenv.h"
+#include "queue/envelope.h"
 
 #define SM_RCPTS_MAX	10000
 #define SM_ADDR_MAX	(ADDR_PATH_MAX + 1)
@@ -36,8 +36,8 @@ struct sm_opts {
 	int		 verbose;
 	const char	*sender;	/* -f / -r, or NULL */
 	const char	*fullname;	/* -F, or NULL */
-	int		 notify;	/* -N, QENV_NOTIFY_* bits, 0 unset */
-	const char	*ret;		/* -R: "FULL", "HDRS" or NULL */
+	int		 notify;	/* -N, ENV_NOTIFY_* bits, 0 unset */
+	enum env_ret	 ret;		/* -R */
 	const char	*envid;		/* -V, or NULL */
 	const char	*conffile;	/* -C, or NULL */
 	const char	*account;	/* -a, or NULL */
@@ -49,9 +49,8 @@ struct sm_opts {
 struct sm_msg {
 	char		  sender[SM_ADDR_MAX];
 	char		(*addrs)[SM_ADDR_MAX];
-	struct spool_rcpt *rcpts;	/* addr -> addrs[i], notify */
+	struct env_rcpt	 *rcpts;	/* mailbox -> addrs[i], -N's bits */
 	size_t		  nrcpts;
-	char		  notify[40];	/* -N as an RFC 3461 list, "" unset */
 	struct str	  data;		/* converted: CRLF, From/Date/... added */
 	int		  eightbit;
 	int		  smtputf8;
@@ -108,7 +107,7 @@ int	smarthost_conf_path(char *buf, size_t len);
 struct offline_msg {
 	char		 name[64];
 	char		 account[64];
-	struct qenv	*env;
+	struct envelope	*env;
 	const char	*data;		/* the message, CRLF */
 	size_t		 datalen;
 };
@@ -119,7 +118,7 @@ int	offline_dir(const char *configured, char *buf, size_t len);
  * exit status (75 when the queue is full or cannot be written). */
 int	offline_put(const char *dir, unsigned max, const char *account,
 	    const struct sm_opts *, const struct sm_msg *,
-	    const struct spool_rcpt *rcpts, size_t nrcpts);
+	    const struct env_rcpt *rcpts, size_t nrcpts);
 /*
  * Calls fn for each message, oldest first, under the queue's lock: its
  * EX_OK removes the message, EX_TEMPFAIL keeps it, anything else moves it

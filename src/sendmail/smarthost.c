@@ -150,7 +150,7 @@ deliver(const struct cconf *cf, const struct cconf_account *acct,
 	msg.sender = j->sender;
 	msg.rcpts = j->rcpts;
 	msg.nrcpts = j->nrcpts;
-	if (j->envid != NULL && qenv_xtext_encode(j->envid, xenvid,
+	if (j->envid != NULL && env_xtext_encode(j->envid, xenvid,
 	    sizeof(xenvid)) >= 0)
 		msg.envid = xenvid;
 	msg.ret = j->ret;
@@ -195,9 +195,9 @@ smarthost_send(const struct sm_opts *o, struct sm_msg *m, const char *login)
 	struct cconf_account acct;
 	struct client_result res;
 	struct client_rcpt *cr;
-	struct spool_rcpt *left;
+	struct env_rcpt *left;
 	struct job j;
-	char dir[PATH_MAX];
+	char dir[PATH_MAX], notify[ENV_NOTIFY_STRMAX];
 	size_t i, nleft = 0;
 	int status;
 
@@ -205,16 +205,19 @@ smarthost_send(const struct sm_opts *o, struct sm_msg *m, const char *login)
 	if ((cr = calloc(m->nrcpts, sizeof(*cr))) == NULL ||
 	    (left = calloc(m->nrcpts, sizeof(*left))) == NULL)
 		sm_die(EX_OSERR, "out of memory");
+	/* -N is one list for every recipient. */
+	if (env_notify_format(o->notify, notify, sizeof(notify)) == -1)
+		sm_die(EX_SOFTWARE, "NOTIFY bits 0x%x", (unsigned)o->notify);
 	for (i = 0; i < m->nrcpts; i++) {
-		cr[i].addr = m->rcpts[i].addr;
-		cr[i].notify = m->rcpts[i].notify;
+		cr[i].addr = m->rcpts[i].mailbox;
+		cr[i].notify = notify[0] != '\0' ? notify : NULL;
 	}
 	memset(&j, 0, sizeof(j));
 	j.sender = m->sender;
 	j.rcpts = cr;
 	j.nrcpts = m->nrcpts;
 	j.envid = o->envid;
-	j.ret = o->ret;
+	j.ret = env_ret_name(o->ret);
 	j.data = m->data.s;
 	j.datalen = m->data.len;
 	j.eightbit = m->eightbit;
@@ -262,26 +265,6 @@ offline_path(char *dir, size_t len)
 	cconf_free(&cf);
 }
 
-/* RFC 3461 NOTIFY from the bits kept in the envelope. */
-static const char *
-notify_str(int bits, char *buf, size_t len)
-{
-	buf[0] = '\0';
-	if (bits == 0)
-		return NULL;
-	if (bits & QENV_NOTIFY_NEVER)
-		return "NEVER";
-	if (bits & QENV_NOTIFY_SUCCESS)
-		str_lcat(buf, "SUCCESS,", len);
-	if (bits & QENV_NOTIFY_FAILURE)
-		str_lcat(buf, "FAILURE,", len);
-	if (bits & QENV_NOTIFY_DELAY)
-		str_lcat(buf, "DELAY,", len);
-	if (buf[0] != '\0')
-		buf[strlen(buf) - 1] = '\0';
-	return buf;
-}
-
 static int
 flush_one(struct offline_msg *om, void *arg)
 {
@@ -291,7 +274,7 @@ flush_one(struct offline_msg *om, void *arg)
 	struct client_result res;
 	struct client_rcpt *cr;
 	struct job j;
-	char (*notes)[40];
+	char (*notes)[ENV_NOTIFY_STRMAX];
 	char envid[256];
 	size_t i;
 	int status;
@@ -306,21 +289,22 @@ flush_one(struct offline_msg *om, void *arg)
 	}
 	for (i = 0; i < om->env->nrcpts; i++) {
 		cr[i].addr = om->env->rcpts[i].mailbox;
-		cr[i].notify = notify_str(om->env->rcpts[i].notify, notes[i],
-		    sizeof(notes[i]));
+		if (env_notify_format(om->env->rcpts[i].notify, notes[i],
+		    sizeof(notes[i])) == -1)
+			notes[i][0] = '\0';
+		cr[i].notify = notes[i][0] != '\0' ? notes[i] : NULL;
 	}
 	memset(&j, 0, sizeof(j));
-	if (om->env->envid != NULL && qenv_xtext_decode(om->env->envid,
+	if (om->env->envid != NULL && env_xtext_decode(om->env->envid,
 	    envid, sizeof(envid)) >= 0)
 		j.envid = envid;
 	j.sender = om->env->sender;
 	j.rcpts = cr;
 	j.nrcpts = om->env->nrcpts;
-	j.ret = om->env->ret == QENV_RET_FULL ? "FULL" :
-	    om->env->ret == QENV_RET_HDRS ? "HDRS" : NULL;
+	j.ret = env_ret_name(om->env->ret);
 	j.data = om->data;
 	j.datalen = om->datalen;
-	j.eightbit = om->env->body != NULL;
+	j.eightbit = om->env->body != ENV_BODY_UNSET;
 	status = deliver(&cf, &acct, fc->login, &j, 0, &res);
 	if (status == EX_OK) {
 		fc->sent++;

@@ -27,8 +27,8 @@ tag(void *arg, const char *hdr, size_t len, struct str *tags)
 static struct spool_msg *
 message(void)
 {
-	static const struct spool_rcpt r = { "r@example.net", NULL, NULL };
-	struct spool_envelope env;
+	static const struct env_rcpt r = { "r@example.net", 0, NULL };
+	struct envelope env;
 
 	memset(&env, 0, sizeof(env));
 	env.sender = "s@example.org";

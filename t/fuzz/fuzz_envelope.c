@@ -1,8 +1,10 @@
 /*
- * The envelope of a queue file, parsed, written again as smtpd writes it
- * (spool_begin()) and read back (qenv_read()): what comes back must be
- * what was parsed, but for the new queue id and control characters,
- * which the writer turns into '?'.
+ * The envelope of a queue file: whatever parses must come out of
+ * envelope_format() in its normal form, x' = format(parse(x)), where
+ * parse(x') == parse(x) and format(parse(x')) == x' byte for byte; x'
+ * holds only lines whose keys x had, as many rcpt lines as x, and ends
+ * with the empty line.  The spool writes the same envelope
+ * (spool_begin()), and reading its file gives it back but for the new id.
  */
 #include "config.h"
 
@@ -12,51 +14,88 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "queue/qenv.h"
+#include "lib/str.h"
+#include "queue/envelope.h"
 #include "queue/spool.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 static struct spool *sp;
 
-/* a as written (control characters as '?') equals b; NULLs alike. */
 static int
-same(const char *a, const char *b)
+same_str(const char *a, const char *b)
 {
 	if (a == NULL || b == NULL)
 		return a == b;
-	for (; *a != '\0' && *b != '\0'; a++, b++)
-		if (((unsigned char)*a < 0x20 || *a == 0x7f ? '?' : *a) != *b)
-			return 0;
-	return *a == *b;
+	return strcmp(a, b) == 0;
 }
 
-static const char *
-notify_list(int bits, char *buf, size_t len)
+static int
+same_env(const struct envelope *a, const struct envelope *b, int id_too)
 {
-	if (bits == 0)
-		return NULL;
-	if (bits & QENV_NOTIFY_NEVER) {
-		snprintf(buf, len, "NEVER");
-		return buf;
+	size_t i;
+
+	if ((id_too && strcmp(a->id, b->id) != 0) ||
+	    a->arrival != b->arrival || !same_str(a->sender, b->sender) ||
+	    a->nrcpts != b->nrcpts || a->ret != b->ret ||
+	    !same_str(a->envid, b->envid) || !same_str(a->auth, b->auth) ||
+	    !same_str(a->helo, b->helo) || !same_str(a->peer, b->peer) ||
+	    !same_str(a->peer_name, b->peer_name) ||
+	    !same_str(a->protocol, b->protocol) || a->body != b->body ||
+	    a->smtputf8 != b->smtputf8 || a->requiretls != b->requiretls ||
+	    !same_str(a->user, b->user) || !same_str(a->account, b->account))
+		return 0;
+	for (i = 0; i < a->nrcpts; i++)
+		if (!same_str(a->rcpts[i].mailbox, b->rcpts[i].mailbox) ||
+		    a->rcpts[i].notify != b->rcpts[i].notify ||
+		    !same_str(a->rcpts[i].orcpt, b->rcpts[i].orcpt))
+			return 0;
+	return 1;
+}
+
+/* 1 if the envelope lines of x (up to its body) have a line "key...". */
+static int
+has_key(const char *x, size_t xlen, const char *key, size_t kl)
+{
+	const char *p = x, *end = x + xlen, *nl;
+
+	while (p < end && (nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		if (nl == p)
+			return 0;
+		if ((size_t)(nl - p) >= kl && memcmp(p, key, kl) == 0 &&
+		    (p + kl == nl || p[kl] == ' '))
+			return 1;
+		p = nl + 1;
 	}
-	snprintf(buf, len, "%s%s%s", bits & QENV_NOTIFY_SUCCESS ?
-	    "SUCCESS," : "", bits & QENV_NOTIFY_FAILURE ? "FAILURE," : "",
-	    bits & QENV_NOTIFY_DELAY ? "DELAY," : "");
-	buf[strlen(buf) - 1] = '\0';
-	return buf;
+	return 0;
+}
+
+/* The normal form's lines are all keys that x had. */
+static void
+check_lines(const char *x, size_t xlen, const struct str *y)
+{
+	const char *p = y->s, *end = y->s + y->len, *nl, *sp2;
+
+	if (y->len < 2 || memcmp(end - 2, "\n\n", 2) != 0)
+		__builtin_trap();
+	p = (const char *)memchr(p, '\n', y->len) + 1;	/* version line */
+	while ((nl = memchr(p, '\n', (size_t)(end - p))) != NULL && nl != p) {
+		sp2 = memchr(p, ' ', (size_t)(nl - p));
+		if (!has_key(x, xlen, p, sp2 ? (size_t)(sp2 - p) :
+		    (size_t)(nl - p)))
+			__builtin_trap();
+		p = nl + 1;
+	}
 }
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static char dir[] = "/tmp/fuzz-envelope-XXXXXX";
-	struct spool_envelope env;
-	struct spool_rcpt *r;
+	struct envelope *q = NULL, *q2 = NULL, *q3 = NULL;
 	struct spool_msg *m;
-	struct qenv *q = NULL, *q2 = NULL;
-	char err[256], (*nb)[40];
-	size_t i;
+	struct str y, y2;
+	char err[256];
 	int fd;
 
 	if (sp == NULL) {
@@ -64,61 +103,44 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    (sp = spool_open(dir, 0, err, sizeof(err))) == NULL)
 			abort();
 	}
-	if (qenv_parse((const char *)data, size, &q, err, sizeof(err)) != 0)
+	if (envelope_parse((const char *)data, size, &q, err,
+	    sizeof(err)) != 0)
 		return 0;
-	r = calloc(q->nrcpts + 1, sizeof(*r));
-	nb = calloc(q->nrcpts + 1, sizeof(*nb));
-	if (r == NULL || nb == NULL)
-		abort();
-	for (i = 0; i < q->nrcpts; i++) {
-		r[i].addr = q->rcpts[i].mailbox;
-		r[i].notify = notify_list(q->rcpts[i].notify, nb[i],
-		    sizeof(nb[i]));
-		r[i].orcpt = q->rcpts[i].orcpt;
+	str_init(&y, ENVELOPE_MAX);
+	str_init(&y2, ENVELOPE_MAX);
+	/* What parsed is fit to be written: the parser checks as much. */
+	if (envelope_format(q, &y, err, sizeof(err)) != 0) {
+		fprintf(stderr, "fuzz_envelope: parsed, not written: %s\n",
+		    err);
+		__builtin_trap();
 	}
-	memset(&env, 0, sizeof(env));
-	env.sender = q->sender;
-	env.rcpts = r;
-	env.nrcpts = q->nrcpts;
-	env.ret = q->ret == QENV_RET_FULL ? "FULL" : q->ret == QENV_RET_HDRS ?
-	    "HDRS" : NULL;
-	env.envid = q->envid;
-	env.auth = q->auth;
-	env.helo = q->helo;
-	env.peer_addr = q->peer;
-	env.peer_name = q->peer_name;
-	env.protocol = q->protocol;
-	env.body = q->body;
-	env.smtputf8 = q->smtputf8;
-	env.requiretls = q->requiretls;
-	env.arrival = q->arrival;
-	env.user = q->user;
-	if ((m = spool_begin(sp, &env)) == NULL ||
+	check_lines((const char *)data, size, &y);
+	if (envelope_parse(y.s, y.len, &q2, err, sizeof(err)) != 0) {
+		fprintf(stderr, "fuzz_envelope: written, not parsed: %s\n",
+		    err);
+		__builtin_trap();
+	}
+	if (!same_env(q, q2, 1) || (size_t)q2->body_off != y.len ||
+	    envelope_format(q2, &y2, err, sizeof(err)) != 0 ||
+	    y2.len != y.len || memcmp(y.s, y2.s, y.len) != 0)
+		__builtin_trap();
+
+	/* Through the spool: the same, with the spool's id. */
+	if ((m = spool_begin(sp, q)) == NULL ||
 	    (fd = spool_msg_read_fd(m)) == -1)
 		abort();
-	if (qenv_read(fd, &q2, err, sizeof(err)) != 0) {
-		fprintf(stderr, "fuzz_envelope: written back: %s\n", err);
+	if (envelope_read(fd, &q3, err, sizeof(err)) != 0) {
+		fprintf(stderr, "fuzz_envelope: spooled, not read: %s\n", err);
 		__builtin_trap();
 	}
 	close(fd);
 	spool_abort(&m);
-	if (q2->arrival != q->arrival || !same(q->sender, q2->sender) ||
-	    q2->nrcpts != q->nrcpts || q2->ret != q->ret ||
-	    !same(q->envid, q2->envid) || !same(q->auth, q2->auth) ||
-	    !same(q->helo, q2->helo) || !same(q->peer, q2->peer) ||
-	    !same(q->peer_name, q2->peer_name) ||
-	    !same(q->protocol, q2->protocol) || !same(q->body, q2->body) ||
-	    q2->smtputf8 != q->smtputf8 || q2->requiretls != q->requiretls ||
-	    !same(q->user, q2->user))
+	if (!same_env(q, q3, 0))
 		__builtin_trap();
-	for (i = 0; i < q->nrcpts; i++)
-		if (!same(q->rcpts[i].mailbox, q2->rcpts[i].mailbox) ||
-		    q2->rcpts[i].notify != q->rcpts[i].notify ||
-		    !same(q->rcpts[i].orcpt, q2->rcpts[i].orcpt))
-			__builtin_trap();
-	free(r);
-	free(nb);
-	qenv_free(&q);
-	qenv_free(&q2);
+	str_free(&y);
+	str_free(&y2);
+	envelope_free(&q);
+	envelope_free(&q2);
+	envelope_free(&q3);
 	return 0;
 }

@@ -4,17 +4,18 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "queue/qenv.h"
+#include "queue/envelope.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct qenv *q = NULL;
+	struct envelope *q = NULL;
 	char err[256];
 
-	if (qenv_parse((const char *)data, size, &q, err, sizeof(err)) == 0)
-		qenv_free(&q);
+	if (envelope_parse((const char *)data, size, &q, err,
+	    sizeof(err)) == 0)
+		envelope_free(&q);
 	return 0;
 }

@@ -35,17 +35,17 @@ struct mail_case {
 	enum path_status	 want;
 	const char		*mailbox;
 	long long		 size;
-	enum body_type		 body;
+	enum env_body		 body;
 	int			 utf8;
 };
 
 static const struct mail_case mails[] = {
-	{ "FROM:<a@example.com>", PATH_OK, "a@example.com", -1, BODY_NONE, 0 },
-	{ "from: <a@example.com>", PATH_OK, "a@example.com", -1, BODY_NONE, 0 },
-	{ "FROM:<>", PATH_OK, "", -1, BODY_NONE, 0 },
-	{ "FROM:<a@example.com> SIZE=1000 BODY=8BITMIME", PATH_OK, "a@example.com", 1000, BODY_8BITMIME, 0 },
-	{ "FROM:<a@example.com> body=7bit", PATH_OK, "a@example.com", -1, BODY_7BIT, 0 },
-	{ "FROM:<j\xc3\xb6@example.com> SMTPUTF8", PATH_OK, "j\xc3\xb6@example.com", -1, BODY_NONE, 1 },
+	{ "FROM:<a@example.com>", PATH_OK, "a@example.com", -1, ENV_BODY_UNSET, 0 },
+	{ "from: <a@example.com>", PATH_OK, "a@example.com", -1, ENV_BODY_UNSET, 0 },
+	{ "FROM:<>", PATH_OK, "", -1, ENV_BODY_UNSET, 0 },
+	{ "FROM:<a@example.com> SIZE=1000 BODY=8BITMIME", PATH_OK, "a@example.com", 1000, ENV_BODY_8BITMIME, 0 },
+	{ "FROM:<a@example.com> body=7bit", PATH_OK, "a@example.com", -1, ENV_BODY_7BIT, 0 },
+	{ "FROM:<j\xc3\xb6@example.com> SMTPUTF8", PATH_OK, "j\xc3\xb6@example.com", -1, ENV_BODY_UNSET, 1 },
 	{ "FROM:<j\xc3\xb6@example.com>", PATH_UTF8, NULL, 0, 0, 0 },
 	{ "FROM:<a@example.com> FOO=BAR", PATH_PARAM_UNKNOWN, NULL, 0, 0, 0 },
 	{ "FROM:<a@example.com> BODY=BINARYMIME", PATH_PARAM_UNKNOWN, NULL, 0, 0, 0 },
@@ -55,13 +55,13 @@ static const struct mail_case mails[] = {
 	{ "FROM:<a@example.com>junk", PATH_SYNTAX, NULL, 0, 0, 0 },
 	{ "FROM:a@example.com", PATH_SYNTAX, NULL, 0, 0, 0 },
 	{ "TO:<a@example.com>", PATH_SYNTAX, NULL, 0, 0, 0 },
-	{ "FROM:<\"x>y\"@example.com>", PATH_OK, "\"x>y\"@example.com", -1, BODY_NONE, 0 },
-	{ "FROM:<a@example.com> SIZE=99999999999999999999", PATH_OK, "a@example.com", 9223372036854775800LL, BODY_NONE, 0 },
-	{ "FROM:<a@example.com> RET=HDRS ENVID=QQ314159", PATH_OK, "a@example.com", -1, BODY_NONE, 0 },
+	{ "FROM:<\"x>y\"@example.com>", PATH_OK, "\"x>y\"@example.com", -1, ENV_BODY_UNSET, 0 },
+	{ "FROM:<a@example.com> SIZE=99999999999999999999", PATH_OK, "a@example.com", 9223372036854775800LL, ENV_BODY_UNSET, 0 },
+	{ "FROM:<a@example.com> RET=HDRS ENVID=QQ314159", PATH_OK, "a@example.com", -1, ENV_BODY_UNSET, 0 },
 	{ "FROM:<a@example.com> RET=BODY", PATH_PARAM_SYNTAX, NULL, 0, 0, 0 },
 	{ "FROM:<a@example.com> ENVID=a=b", PATH_PARAM_SYNTAX, NULL, 0, 0, 0 },
-	{ "FROM:<a@example.com> AUTH=<>", PATH_OK, "a@example.com", -1, BODY_NONE, 0 },
-	{ "FROM:<a@example.com> AUTH=joe+40example.com", PATH_OK, "a@example.com", -1, BODY_NONE, 0 },
+	{ "FROM:<a@example.com> AUTH=<>", PATH_OK, "a@example.com", -1, ENV_BODY_UNSET, 0 },
+	{ "FROM:<a@example.com> AUTH=joe+40example.com", PATH_OK, "a@example.com", -1, ENV_BODY_UNSET, 0 },
 };
 
 static void
@@ -108,12 +108,12 @@ test_rcpt(void)
 	/* RFC 3461 parameters. */
 	CU_ASSERT_EQUAL(cmd_parse_rcpt("TO:<b@example.net> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;b+40example.net",
 	    0, &a, &rp, &why), PATH_OK);
-	CU_ASSERT_EQUAL(rp.notify, NOTIFY_SUCCESS | NOTIFY_FAILURE);
+	CU_ASSERT_EQUAL(rp.notify, ENV_NOTIFY_SUCCESS | ENV_NOTIFY_FAILURE);
 	CU_ASSERT_STRING_EQUAL(rp.orcpt, "rfc822;b+40example.net");
-	cmd_notify_string(rp.notify, buf, sizeof(buf));
+	CU_ASSERT_EQUAL(env_notify_format(rp.notify, buf, sizeof(buf)), 0);
 	CU_ASSERT_STRING_EQUAL(buf, "SUCCESS,FAILURE");
 	CU_ASSERT_EQUAL(cmd_parse_rcpt("TO:<b@example.net> NOTIFY=NEVER", 0, &a, &rp, &why), PATH_OK);
-	CU_ASSERT_EQUAL(rp.notify, NOTIFY_NEVER);
+	CU_ASSERT_EQUAL(rp.notify, ENV_NOTIFY_NEVER);
 	CU_ASSERT_EQUAL(cmd_parse_rcpt("TO:<b@example.net> NOTIFY=NEVER,DELAY", 0, &a, &rp, &why), PATH_PARAM_SYNTAX);
 	CU_ASSERT_EQUAL(cmd_parse_rcpt("TO:<b@example.net> NOTIFY=SOMETIMES", 0, &a, &rp, &why), PATH_PARAM_SYNTAX);
 	CU_ASSERT_EQUAL(cmd_parse_rcpt("TO:<b@example.net> NOTIFY=DELAY NOTIFY=DELAY", 0, &a, &rp, &why), PATH_PARAM_SYNTAX);

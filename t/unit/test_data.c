@@ -40,8 +40,8 @@ teardown(void)
 static struct spool_msg *
 new_msg(void)
 {
-	const struct spool_rcpt rcpts[] = { { "r@example.net", NULL, NULL } };
-	struct spool_envelope env;
+	const struct env_rcpt rcpts[] = { { "r@example.net", 0, NULL } };
+	struct envelope env;
 	struct spool_msg *m;
 
 	memset(&env, 0, sizeof(env));

@@ -11,7 +11,7 @@
 
 struct fixture {
 	FILE		*f;
-	struct qenv	*env;
+	struct envelope	*env;
 };
 
 static int
@@ -24,13 +24,13 @@ load(struct fixture *fx, const char *envelope, const char *message)
 	fputs(envelope, fx->f);
 	fputs(message, fx->f);
 	fflush(fx->f);
-	return qenv_read(fileno(fx->f), &fx->env, err, sizeof(err));
+	return envelope_read(fileno(fx->f), &fx->env, err, sizeof(err));
 }
 
 static void
 unload(struct fixture *fx)
 {
-	qenv_free(&fx->env);
+	envelope_free(&fx->env);
 	fclose(fx->f);
 }
 

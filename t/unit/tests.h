@@ -21,7 +21,7 @@ int	suite_tls(void);
 int	suite_senders(void);
 int	suite_table(void);
 int	suite_recipients(void);
-int	suite_qenv(void);
+int	suite_envelope(void);
 int	suite_queueconf(void);
 int	suite_qstore(void);
 int	suite_spawn(void);
