@@ -77,6 +77,35 @@ find_program(const char *name, char *out, size_t outlen)
  * In the child: only async-signal-safe calls.  Any failure is reported
  * to the parent as an errno on execfd.
  */
+int
+spawn_close_others(const int *keep, size_t n)
+{
+	unsigned int from = 3, fd;
+	size_t i;
+	int lowest;
+
+	/* The kept fds in ascending order, one gap closed before each. */
+	for (;;) {
+		lowest = -1;
+		for (i = 0; i < n; i++)
+			if (keep[i] >= (int)from &&
+			    (lowest == -1 || keep[i] < lowest))
+				lowest = keep[i];
+		if (lowest == -1)
+			break;
+		for (fd = from; fd < (unsigned int)lowest; fd++)
+			(void)close((int)fd);
+		from = (unsigned int)lowest + 1;
+	}
+#ifdef HAVE_CLOSE_RANGE
+	if (close_range(from, ~0U, 0) == 0)
+		return 0;
+#endif
+	for (fd = from; fd < CHILD_FD_MAX; fd++)
+		(void)close((int)fd);
+	return 0;
+}
+
 static void
 child(const char *path, char *const argv[], char *const envp[], int infd,
     int outfd, int errfd, int execfd, const struct spawn_cred *cred,

@@ -61,6 +61,13 @@ struct spawn_result {
 };
 
 /*
+ * In a forked child that does not exec: closes every descriptor above 2
+ * except the n in keep, so that the child holds nothing of the parent's
+ * (the queue runner's lock, other deliveries, client connections) should
+ * it outlive the parent.  Async-signal-safe.  0, or -1.
+ */
+int	spawn_close_others(const int *keep, size_t n);
+/*
  * Runs argv[0] (an absolute path, or a name looked up in PATH) with argv.
  * Its standard input is infd when infd >= 0 (passed as it is: position it
  * first), otherwise what feed produces, or /dev/null without a feed.

@@ -403,8 +403,19 @@ md_write_as(struct md_job *j, const struct spawn_cred *cred,
 		return;
 	}
 	if (pid == 0) {
+		int keep[3];
+
 		memset(&crep, 0, sizeof(crep));
 		close(p[0]);
+		/*
+		 * Nothing of the runner's stays open here: a writer that
+		 * outlives a killed runner would keep its lock, and the next
+		 * smtpd would start without one.
+		 */
+		keep[0] = p[1];
+		keep[1] = j->mdfd;
+		keep[2] = j->msgfd;
+		(void)spawn_close_others(keep, 3);
 		/* Capabilities a non-root runner kept go too. */
 		if (setgroups((size_t)cred->ngroups, cred->groups) == -1 ||
 		    setgid(cred->gid) == -1 || setuid(cred->uid) == -1 ||

@@ -1,7 +1,9 @@
 #include "config.h"
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -234,6 +236,39 @@ test_handoff(void)
 	unlink(script);
 }
 
+/* A forked child keeps only what it was told to keep. */
+static void
+test_close_others(void)
+{
+	int p[2], a[2], keep[2], status;
+	char seen[4];
+	pid_t pid;
+
+	CU_ASSERT_FATAL(pipe(p) == 0);
+	CU_ASSERT_FATAL(pipe(a) == 0);
+	pid = fork();
+	CU_ASSERT_FATAL(pid != -1);
+	if (pid == 0) {
+		keep[0] = p[1];
+		keep[1] = a[0];
+		(void)spawn_close_others(keep, 2);
+		seen[0] = fcntl(p[1], F_GETFD) != -1 ? 'y' : 'n';
+		seen[1] = fcntl(a[0], F_GETFD) != -1 ? 'y' : 'n';
+		seen[2] = fcntl(a[1], F_GETFD) != -1 ? 'y' : 'n';
+		seen[3] = fcntl(p[0], F_GETFD) != -1 ? 'y' : 'n';
+		_exit(write(p[1], seen, sizeof(seen)) == sizeof(seen) ? 0 : 1);
+	}
+	close(p[1]);
+	close(a[0]);
+	close(a[1]);
+	memset(seen, 0, sizeof(seen));
+	CU_ASSERT(read(p[0], seen, sizeof(seen)) == (ssize_t)sizeof(seen));
+	CU_ASSERT(memcmp(seen, "yynn", 4) == 0);
+	CU_ASSERT(waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+	    WEXITSTATUS(status) == 0);
+	close(p[0]);
+}
+
 int
 suite_spawn(void)
 {
@@ -249,7 +284,9 @@ suite_spawn(void)
 	    test_output_and_group) == NULL ||
 	    CU_add_test(s, "cannot start", test_not_started) == NULL ||
 	    CU_add_test(s, "SMTP replies", test_reply) == NULL ||
-	    CU_add_test(s, "Plan 9 hand-off", test_handoff) == NULL)
+	    CU_add_test(s, "Plan 9 hand-off", test_handoff) == NULL ||
+	    CU_add_test(s, "a child closes what it does not keep",
+	    test_close_others) == NULL)
 		return -1;
 	return 0;
 }
