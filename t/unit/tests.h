@@ -35,5 +35,6 @@ int	suite_mtasts(void);
 int	suite_tlsrpt(void);
 int	suite_dkim(void);
 int	suite_milter(void);
+int	suite_conf(void);
 
 #endif
