@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include <assert.h>
 #include <sys/stat.h>
 
 #include <crypt.h>
@@ -472,11 +473,15 @@ void
 secrets_unref(struct secrets **tp)
 {
 	struct secrets *t = *tp;
+	int left;
 
 	if (t == NULL)
 		return;
 	*tp = NULL;
-	if (__atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL) == 0)
+	left = __atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL);
+	/* One unref too many frees what another still uses. */
+	assert(left >= 0);
+	if (left == 0)
 		table_free(t);
 }
 

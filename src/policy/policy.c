@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
@@ -598,11 +599,15 @@ void
 policy_unref(struct policy **pp)
 {
 	struct policy *p = *pp;
+	int left;
 
 	if (p == NULL)
 		return;
 	*pp = NULL;
-	if (__atomic_sub_fetch(&p->refs, 1, __ATOMIC_ACQ_REL) == 0)
+	left = __atomic_sub_fetch(&p->refs, 1, __ATOMIC_ACQ_REL);
+	/* One unref too many frees what another still uses. */
+	assert(left >= 0);
+	if (left == 0)
 		policy_free(p);
 }
 

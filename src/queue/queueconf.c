@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <assert.h>
 #include <sys/types.h>
 
 #include <ctype.h>
@@ -514,11 +515,15 @@ void
 queueconf_unref(struct queue_conf **qcp)
 {
 	struct queue_conf *qc = *qcp;
+	int left;
 
 	if (qc == NULL)
 		return;
 	*qcp = NULL;
-	if (__atomic_sub_fetch(&qc->refs, 1, __ATOMIC_ACQ_REL) == 0)
+	left = __atomic_sub_fetch(&qc->refs, 1, __ATOMIC_ACQ_REL);
+	/* One unref too many frees what another still uses. */
+	assert(left >= 0);
+	if (left == 0)
 		queueconf_free(qc);
 }
 
