@@ -385,6 +385,17 @@ conf_get_strings(const struct conf_ctx *cx, const config_setting_t *g,
 	return 0;
 }
 
+const config_setting_t *
+conf_entry(const config_setting_t *g, const char *name, size_t i)
+{
+	config_setting_t *s = config_setting_get_member(g, name), *e;
+
+	if (s == NULL || config_setting_type(s) == CONFIG_TYPE_STRING)
+		return s;
+	e = config_setting_get_elem(s, (unsigned int)i);
+	return e != NULL ? e : s;
+}
+
 void
 conf_default_hostname(char *buf, size_t len)
 {

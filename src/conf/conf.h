@@ -90,6 +90,13 @@ int	conf_get_path(const struct conf_ctx *cx, const config_setting_t *g,
 int	conf_get_strings(const struct conf_ctx *cx, const config_setting_t *g,
 	    const char *name, char ***out, size_t *n, size_t max);
 void	conf_free_strings(char ***list, size_t n);
+/*
+ * The setting of entry i of what conf_get_strings() read from name (the
+ * lone string itself, or the list's element): an error about one entry
+ * names that entry's line.
+ */
+const config_setting_t	*conf_entry(const config_setting_t *g,
+	    const char *name, size_t i);
 
 /* The value parsers behind the getters: 0, or -1 if not well formed. */
 int	conf_parse_duration(const char *s, unsigned int *out);

@@ -156,8 +156,7 @@ qc_parse_route(struct conf_ctx *pc, const config_setting_t *g, struct route *r,
 		}
 		qc_lower(r->domains[i]);
 		if (!valid_pattern(r->domains[i]))
-			return conf_err(pc, config_setting_get_member(g,
-			    "domain"),
+			return conf_err(pc, conf_entry(g, "domain", i),
 			    "domain \"%.100s\" is not a domain, \"*.domain\" "
 			    "or \"*\"", r->domains[i]);
 	}
@@ -258,13 +257,13 @@ qc_parse_route(struct conf_ctx *pc, const config_setting_t *g, struct route *r,
 			return conf_err(pc, g, "a pipe route needs a command "
 			    "[\"/path/to/program\", \"arg\", ...]");
 		if (r->argv[0][0] != '/')
-			return conf_err(pc, config_setting_get_member(g,
-			    "command"), "command: \"%.100s\" must be an "
+			return conf_err(pc, conf_entry(g, "command", 0),
+			    "command: \"%.100s\" must be an "
 			    "absolute path (no shell is involved)", r->argv[0]);
 		for (i = 0; i < r->argc; i++)
 			if (check_template(r->argv[i], "srutldi") == -1)
-				return conf_err(pc, config_setting_get_member(g,
-				    "command"), "command: only %%s %%r %%u %%t "
+				return conf_err(pc, conf_entry(g, "command", i),
+				    "command: only %%s %%r %%u %%t "
 				    "%%l %%d %%i and %%%% may follow a %%");
 		if (conf_get_duration(pc, g, "timeout", 1, 86400,
 		    &r->timeout) == -1 ||

@@ -218,6 +218,11 @@ test_list_lines(void)
 	CU_ASSERT_PTR_NULL(v);
 	CU_ASSERT_EQUAL(conf_get_strings(&cx, root, "m", &v, &n, 1), -1);
 	expect_err(6, "more than 1");
+	/* An error about one entry names that entry's line. */
+	CU_ASSERT_EQUAL(conf_err(&cx, conf_entry(root, "m", 1), "bad"), -1);
+	expect_err(8, "bad");
+	CU_ASSERT_EQUAL(conf_err(&cx, conf_entry(root, "m", 0), "bad"), -1);
+	expect_err(7, "bad");
 	done();
 }
 
