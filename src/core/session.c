@@ -33,6 +33,7 @@
 #include "guard.h"
 #include "proxy.h"
 #include "server.h"
+#include "confsnap.h"
 #include "session.h"
 #include "milter.h"
 #include "signing.h"
@@ -1022,16 +1023,13 @@ auth_reply(struct session *s, enum sasl_result r)
 static void
 auth_conf(struct session *s, struct sasl_conf *sc)
 {
-	char err[512];
-
 	memset(sc, 0, sizeof(*sc));
 	if (s->pol->auth_dovecot[0] != '\0')
 		sc->dovecot = s->pol->auth_dovecot;
-	/* Picks up a changed file; a broken one is reported once. */
-	else if (secrets_refresh(s->pol->auth_secrets, err,
-	    sizeof(err)) == -1)
-		log_err("%s auth: %s", s->id, err);
-	if (sc->dovecot == NULL)
+	/* The snapshot's table; split, the key process's stand-in. */
+	else if (s->conf->config != NULL && s->conf->config->secrets != NULL)
+		sc->secrets = secrets_ref(s->conf->config->secrets);
+	else
 		sc->secrets = secrets_current();
 	sc->flags = (s->tls != NULL ? SASL_F_TLS : 0) |
 	    (s->auth_cleartext ? SASL_F_CLEARTEXT : 0);
@@ -1453,7 +1451,8 @@ session_run(const struct session_conf *conf)
 	identify_peer(&s);
 	if (s.pol->tls_certificate[0] != '\0' && (conf->implicit_tls ||
 	    !(conf->listen_flags & LISTEN_NO_STARTTLS)))
-		s.tlss = tls_server_current();
+		s.tlss = conf->config != NULL && conf->config->tls != NULL ?
+		    tls_server_ref(conf->config->tls) : NULL;
 	listener_settings(&s);
 	policy_session_init(&s.ps, s.pol, conf->state, &conf->peer, s.id);
 	s.ps.describe = describe;

@@ -4,7 +4,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,9 +62,6 @@ static const char *const throttle_keys[] = {
 	"global_failures", "global_window", "global_block", "table_size",
 	"file", NULL
 };
-
-static pthread_mutex_t	 current_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct policy	*current;
 
 static void	policy_defaults(struct policy *);
 static void	policy_free(struct policy *);
@@ -609,27 +605,4 @@ policy_unref(struct policy **pp)
 	assert(left >= 0);
 	if (left == 0)
 		policy_free(p);
-}
-
-struct policy *
-policy_current(void)
-{
-	struct policy *p;
-
-	pthread_mutex_lock(&current_mu);
-	p = current ? policy_ref(current) : NULL;
-	pthread_mutex_unlock(&current_mu);
-	return p;
-}
-
-void
-policy_install(struct policy *p)
-{
-	struct policy *old;
-
-	pthread_mutex_lock(&current_mu);
-	old = current;
-	current = p;
-	pthread_mutex_unlock(&current_mu);
-	policy_unref(&old);
 }

@@ -234,12 +234,9 @@ class HostName(PolicyCase):
 
 class SecretsReload(TlsAuthCase):
     """SIGHUP with auth.secrets naming another file: sessions opened after
-    the reload check passwords against it; the old passwords fail."""
+    the reload check passwords against it; the old passwords fail there."""
 
-    def test_sighup_new_secrets_file(self):
-        d = self.server()
-        c = self.tls_client(d)
-        self.assertReply(self.auth_plain(c), 235, "2.7.0")
+    def switch_secrets(self, d):
         newer = self.write_secrets(["%s:{PLAIN}After-Hup-77" % PLAIN_USER],
                                    name="secrets2")
         with open(d.conf) as f:
@@ -248,6 +245,12 @@ class SecretsReload(TlsAuthCase):
                                    newer))
         d.proc.send_signal(signal.SIGHUP)
         self.wait_log(d, "reloaded")
+
+    def test_sighup_new_secrets_file(self):
+        d = self.server()
+        c = self.tls_client(d)
+        self.assertReply(self.auth_plain(c), 235, "2.7.0")
+        self.switch_secrets(d)
         c2 = self.tls_client(d)
         self.assertReply(self.auth_plain(c2), 535, "5.7.8")
         self.assertReply(self.auth_plain(c2, password="After-Hup-77"), 235,

@@ -16,7 +16,8 @@ main(void)
 	    suite_qenv, suite_queueconf, suite_qstore, suite_mailer, suite_dsn,
 	    suite_dns, suite_dial, suite_convert, suite_creds, suite_client,
 	    suite_proxy, suite_table, suite_recipients, suite_mtasts,
-	    suite_tlsrpt, suite_dkim, suite_milter, suite_log, suite_conf };
+	    suite_tlsrpt, suite_dkim, suite_milter, suite_log, suite_conf,
+	    suite_confsnap };
 	unsigned int i, failed;
 
 	if (CU_initialize_registry() != CUE_SUCCESS)

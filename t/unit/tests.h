@@ -36,5 +36,6 @@ int	suite_tlsrpt(void);
 int	suite_dkim(void);
 int	suite_milter(void);
 int	suite_conf(void);
+int	suite_confsnap(void);
 
 #endif
