@@ -385,6 +385,15 @@ conf_get_strings(const struct conf_ctx *cx, const config_setting_t *g,
 	return 0;
 }
 
+int
+conf_empty_list(const config_setting_t *g, const char *name)
+{
+	config_setting_t *s = config_setting_get_member(g, name);
+
+	return s != NULL && (config_setting_is_array(s) ||
+	    config_setting_is_list(s)) && config_setting_length(s) == 0;
+}
+
 const config_setting_t *
 conf_entry(const config_setting_t *g, const char *name, size_t i)
 {

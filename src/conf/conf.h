@@ -90,6 +90,8 @@ int	conf_get_path(const struct conf_ctx *cx, const config_setting_t *g,
 int	conf_get_strings(const struct conf_ctx *cx, const config_setting_t *g,
 	    const char *name, char ***out, size_t *n, size_t max);
 void	conf_free_strings(char ***list, size_t n);
+/* 1 when name is an empty list, which some settings take as "none". */
+int	conf_empty_list(const config_setting_t *g, const char *name);
 /*
  * The setting of entry i of what conf_get_strings() read from name (the
  * lone string itself, or the list's element): an error about one entry

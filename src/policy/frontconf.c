@@ -20,17 +20,19 @@ static int
 listeners(const config_setting_t *g, const char *key, const char *name,
     char **dst, int *ndst, const struct conf_ctx *cx)
 {
-	const config_setting_t *s = config_setting_get_member(g, key);
 	char host[256], port[32], **v;
 	size_t i, n;
 
+	if (conf_empty_list(g, key))
+		return 0;
 	if (conf_get_strings(cx, g, key, &v, &n, FRONT_LISTEN_MAX) == -1)
 		return -1;
 	for (i = 0; i < n; i++) {
 		if (net_split_hostport(v[i], host, sizeof(host), port,
 		    sizeof(port)) == -1) {
-			conf_err(cx, s, "bad listen address \"%.100s\" in %s "
-			    "(want addr:port, [v6]:port or :port)", v[i], name);
+			conf_err(cx, conf_entry(g, key, i), "bad listen address "
+			    "\"%.100s\" in %s (want addr:port, [v6]:port or "
+			    ":port)", v[i], name);
 			conf_free_strings(&v, n);
 			return -1;
 		}
@@ -46,7 +48,6 @@ static int
 load_proxy(struct front_conf *fc, const config_setting_t *g,
     const struct conf_ctx *cx)
 {
-	const config_setting_t *s;
 	const char *why;
 	char **v;
 	size_t i, n;
@@ -60,14 +61,15 @@ load_proxy(struct front_conf *fc, const config_setting_t *g,
 	    listeners(g, "tls_listen", "proxy.tls_listen",
 	    fc->proxy_tls_listen, &fc->nproxy_tls_listen, cx) == -1)
 		return -1;
-	s = config_setting_get_member(g, "trusted");
-	if (conf_get_strings(cx, g, "trusted", &v, &n,
-	    FRONT_TRUSTED_MAX) == -1)
+	v = NULL;
+	n = 0;
+	if (!conf_empty_list(g, "trusted") && conf_get_strings(cx, g,
+	    "trusted", &v, &n, FRONT_TRUSTED_MAX) == -1)
 		return -1;
 	for (i = 0; i < n; i++)
 		if (cidr_parse(v[i], &fc->proxy_trusted[i], &why) == -1) {
-			conf_err(cx, s, "proxy.trusted: \"%.100s\": %s", v[i],
-			    why);
+			conf_err(cx, conf_entry(g, "trusted", i),
+			    "proxy.trusted: \"%.100s\": %s", v[i], why);
 			conf_free_strings(&v, n);
 			return -1;
 		}

@@ -44,6 +44,11 @@ name_list(const struct conf_ctx *cx, config_setting_t *g, const char *key,
 	char **v;
 	size_t i, nv;
 
+	if (conf_empty_list(g, key)) {
+		/* An empty list names nobody. */
+		*n = 0;
+		return 0;
+	}
 	if (conf_get_strings(cx, g, key, &v, &nv, MAILDROP_NAMES_MAX) == -1)
 		return -1;
 	if (v == NULL)

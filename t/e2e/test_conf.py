@@ -93,6 +93,26 @@ class Units(PolicyCase):
         self.assertIn("not a duration", p.stderr)
 
 
+class EmptyLists(PolicyCase):
+    """An empty list where one meant "none" before the shared reader still
+    means none: proxy.trusted, proxy.listen, sendmail.trusted."""
+
+    def test_empty_lists_accepted(self):
+        conf = write(os.path.join(self.workdir, "smtpd.conf"),
+                     'spool = "%s/spool";\n'
+                     'proxy = { trusted = [ ]; listen = [ ]; };\n'
+                     'sendmail = { trusted = [ ]; admins = [ ]; };\n'
+                     % self.workdir)
+        p = subprocess.run([SMTPD, "-t", "-C", conf], capture_output=True,
+                           text=True, timeout=20)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        sendmail = os.path.join(os.path.dirname(SMTPD), "sendmail")
+        p = subprocess.run([sendmail, "-C", conf, "-bp"],
+                           capture_output=True, text=True, timeout=20,
+                           input="")
+        self.assertNotEqual(p.returncode, EX_CONFIG, p.stderr)
+
+
 class DeepErrors(PolicyCase):
     """An error deep in a section (a route's list element, a milter, a
     policy service, a listener's auth group, sendmail { }) is named by its

@@ -201,7 +201,8 @@ test_list_lines(void)
 	    "m = [\n"
 	    "  \"a\",\n"
 	    "  \"bad\"\n"
-	    "];\n");
+	    "];\n"
+	    "e = [ ];\n");
 	config_setting_t *m = config_setting_get_member(root, "m");
 	char **v = NULL;
 	size_t n = 0;
@@ -218,6 +219,11 @@ test_list_lines(void)
 	CU_ASSERT_PTR_NULL(v);
 	CU_ASSERT_EQUAL(conf_get_strings(&cx, root, "m", &v, &n, 1), -1);
 	expect_err(6, "more than 1");
+	CU_ASSERT(!conf_empty_list(root, "m"));
+	CU_ASSERT(!conf_empty_list(root, "none"));
+	CU_ASSERT(conf_empty_list(root, "e"));
+	CU_ASSERT_EQUAL(conf_get_strings(&cx, root, "e", &v, &n, 10), -1);
+	expect_err(10, "must not be empty");
 	/* An error about one entry names that entry's line. */
 	CU_ASSERT_EQUAL(conf_err(&cx, conf_entry(root, "m", 1), "bad"), -1);
 	expect_err(8, "bad");
