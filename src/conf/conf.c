@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 
 #include "lib/fsutil.h"
 #include "lib/str.h"
+#include "lib/table.h"
 #include "conf.h"
 
 #ifndef SMTPD_SPOOL
@@ -428,6 +430,43 @@ conf_default_hostname(char *buf, size_t len)
 		}
 	}
 	str_lcpy(buf, host, len);
+}
+
+struct table *
+conf_table_open(const char *conffile, const char *ref, char *err,
+    size_t errlen)
+{
+	char buf[TABLE_REF_MAX], abspath[PATH_MAX];
+	const char *kinds[] = { "file:", "cdb:", "socketmap:unix:", "dovecot:",
+	    NULL };
+	size_t i, n;
+
+	for (i = 0; kinds[i] != NULL; i++) {
+		n = strlen(kinds[i]);
+		if (strncmp(ref, kinds[i], n) != 0 || ref[n] == '/' ||
+		    ref[n] == '\0')
+			continue;
+		if (i == 2) {
+			/* socketmap:unix:path:name */
+			const char *c = strrchr(ref + n, ':');
+			char rel[PATH_MAX];
+
+			if (c == NULL || (size_t)(c - (ref + n)) >= sizeof(rel))
+				break;
+			memcpy(rel, ref + n, (size_t)(c - (ref + n)));
+			rel[c - (ref + n)] = '\0';
+			if (conf_path(conffile, rel, abspath,
+			    sizeof(abspath)) == -1 ||
+			    (size_t)snprintf(buf, sizeof(buf), "%s%s%s",
+			    kinds[i], abspath, c) >= sizeof(buf))
+				break;
+		} else if (conf_path(conffile, ref + n, abspath,
+		    sizeof(abspath)) == -1 || (size_t)snprintf(buf,
+		    sizeof(buf), "%s%s", kinds[i], abspath) >= sizeof(buf))
+			break;
+		return table_open(buf, err, errlen);
+	}
+	return table_open(ref, err, errlen);
 }
 
 const char *

@@ -25,6 +25,8 @@
 
 #include <libconfig.h>
 
+struct table;
+
 /* Where an error goes: the config file's name and a message buffer. */
 struct conf_ctx {
 	const char	*file;
@@ -107,6 +109,14 @@ int	conf_parse_size(const char *s, unsigned long long *out);
 /* A relative path made absolute against the config file's directory. */
 int	conf_path(const char *conffile, const char *path, char *dst,
 	    size_t len);
+
+/*
+ * Opens a table reference ("file:", "cdb:", "socketmap:unix:",
+ * "dovecot:" ...), a relative file path in it taken from the directory of
+ * conffile.  NULL with the reason in err.
+ */
+struct table	*conf_table_open(const char *conffile, const char *ref,
+		    char *err, size_t errlen);
 
 /*
  * The host name smtpd and smtpq use when the file names none: the

@@ -5,13 +5,11 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "lib/dkim.h"
-#include "lib/fsutil.h"
 #include "lib/str.h"
 #include "dkimconf.h"
 

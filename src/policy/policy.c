@@ -264,7 +264,7 @@ policy_load_auth(struct policy *p, config_setting_t *g,
 		/* A table: login -> sender patterns. */
 		struct table *tb;
 
-		if ((tb = qc_table_open(cx->file, config_setting_get_string(s),
+		if ((tb = conf_table_open(cx->file, config_setting_get_string(s),
 		    msg, sizeof(msg))) == NULL)
 			return conf_err(cx, s, "auth.senders: %s",
 			    msg);

@@ -21,7 +21,6 @@
 #include "lib/addr.h"
 #include "lib/str.h"
 #include "lib/table.h"
-#include "queue/recipients.h"
 #include "policy.h"
 #include "policy_int.h"
 
@@ -116,7 +115,7 @@ policy_add_ourdomain(struct policy *p, const char *v, const config_setting_t *s,
 		if (p->ourdomains_table != NULL)
 			return conf_err(cx, s, "ourdomains names "
 			    "one table at most");
-		if ((p->ourdomains_table = qc_table_open(cx->file, v, why,
+		if ((p->ourdomains_table = conf_table_open(cx->file, v, why,
 		    sizeof(why))) == NULL)
 			return conf_err(cx, s, "ourdomains: %s",
 			    why);
@@ -445,7 +444,7 @@ policy_load_lists(struct policy *p, config_setting_t *root,
 			return conf_err(cx, s, "access_table must "
 			    "be a table (\"file:/path\", \"cdb:/path\", "
 			    "\"socketmap:...\")");
-		if ((p->access_table = qc_table_open(cx->file,
+		if ((p->access_table = conf_table_open(cx->file,
 		    config_setting_get_string(s), why, sizeof(why))) == NULL)
 			return conf_err(cx, s, "access_table: %s",
 			    why);

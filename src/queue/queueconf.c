@@ -9,7 +9,6 @@
 #include <limits.h>
 #include <grp.h>
 #include <pwd.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +18,6 @@
 
 #include "client/pin.h"
 #include "lib/addr.h"
-#include "lib/fsutil.h"
 #include "lib/log.h"
 #include "lib/str.h"
 #include "lib/table.h"

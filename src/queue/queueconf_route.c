@@ -93,7 +93,7 @@ route_domain_table(struct conf_ctx *pc, const config_setting_t *g,
 	if (r->domain_table != NULL)
 		return conf_err(pc, config_setting_get_member(g, "domain"),
 		    "a route names one domain table at most");
-	if ((r->domain_table = qc_table_open(pc->file, ref, why,
+	if ((r->domain_table = conf_table_open(pc->file, ref, why,
 	    sizeof(why))) == NULL)
 		return conf_err(pc, config_setting_get_member(g, "domain"),
 		    "domain: %s", why);

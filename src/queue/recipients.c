@@ -13,7 +13,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +20,6 @@
 #include <libconfig.h>
 
 #include "lib/addr.h"
-#include "lib/fsutil.h"
 #include "conf/conf.h"
 #include "lib/str.h"
 #include "lib/table.h"
@@ -35,42 +33,6 @@ lower(char *s)
 {
 	for (; *s != '\0'; s++)
 		*s = (char)tolower((unsigned char)*s);
-}
-
-struct table *
-qc_table_open(const char *conffile, const char *ref, char *err, size_t errlen)
-{
-	char buf[TABLE_REF_MAX], abspath[PATH_MAX];
-	const char *kinds[] = { "file:", "cdb:", "socketmap:unix:", "dovecot:",
-	    NULL };
-	size_t i, n;
-
-	for (i = 0; kinds[i] != NULL; i++) {
-		n = strlen(kinds[i]);
-		if (strncmp(ref, kinds[i], n) != 0 || ref[n] == '/' ||
-		    ref[n] == '\0')
-			continue;
-		if (i == 2) {
-			/* socketmap:unix:path:name */
-			const char *c = strrchr(ref + n, ':');
-			char rel[PATH_MAX];
-
-			if (c == NULL || (size_t)(c - (ref + n)) >= sizeof(rel))
-				break;
-			memcpy(rel, ref + n, (size_t)(c - (ref + n)));
-			rel[c - (ref + n)] = '\0';
-			if (conf_path(conffile, rel, abspath,
-			    sizeof(abspath)) == -1 ||
-			    (size_t)snprintf(buf, sizeof(buf), "%s%s%s",
-			    kinds[i], abspath, c) >= sizeof(buf))
-				break;
-		} else if (conf_path(conffile, ref + n, abspath,
-		    sizeof(abspath)) == -1 || (size_t)snprintf(buf,
-		    sizeof(buf), "%s%s", kinds[i], abspath) >= sizeof(buf))
-			break;
-		return table_open(buf, err, errlen);
-	}
-	return table_open(ref, err, errlen);
 }
 
 /*
@@ -90,7 +52,7 @@ get_table(const struct conf_ctx *cx, const config_setting_t *root,
 		return 0;
 	if (config_setting_type(g) == CONFIG_TYPE_STRING) {
 		v = config_setting_get_string(g);
-		if ((*t = qc_table_open(cx->file, v, why, sizeof(why))) == NULL)
+		if ((*t = conf_table_open(cx->file, v, why, sizeof(why))) == NULL)
 			return conf_err(cx, g, "%s", why);
 		return 0;
 	}
