@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include <assert.h>
 #include <sys/stat.h>
 
 #include <crypt.h>
@@ -472,11 +473,15 @@ void
 secrets_unref(struct secrets **tp)
 {
 	struct secrets *t = *tp;
+	int left;
 
 	if (t == NULL)
 		return;
 	*tp = NULL;
-	if (__atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL) == 0)
+	left = __atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL);
+	/* One unref too many frees what another still uses. */
+	assert(left >= 0);
+	if (left == 0)
 		table_free(t);
 }
 
@@ -821,23 +826,23 @@ secrets_install(struct secrets *t)
 }
 
 int
-secrets_refresh(const char *path, char *err, size_t errlen)
+secrets_reload(const char *path, const struct secrets *have,
+    struct secrets **out, char *err, size_t errlen)
 {
-	struct secrets *t;
 	struct stat st;
 	struct fileid id;
 	int r = 0;
 
+	*out = NULL;
 	/* The other process reloads its own table. */
 	if (__atomic_load_n(&remote_table.remote, __ATOMIC_ACQUIRE) != NULL)
 		return 0;
-	/* One reload at a time; the others go on with the current table. */
+	/* One reload at a time; the others go on with the table they have. */
 	if (pthread_mutex_trylock(&reload_mu) != 0)
 		return 0;
-	t = secrets_current();
-	if (t != NULL && strcmp(t->path, path) == 0 && !secrets_changed(t))
+	if (have != NULL && strcmp(have->path, path) == 0 &&
+	    !secrets_changed(have))
 		goto out;
-	secrets_unref(&t);
 	/* A missing file has the all-zero identity. */
 	if (stat(path, &st) == 0)
 		fileid_of(&st, &id);
@@ -845,18 +850,29 @@ secrets_refresh(const char *path, char *err, size_t errlen)
 		memset(&id, 0, sizeof(id));
 	if (strcmp(failed_path, path) == 0 && fileid_eq(&id, &failed_id))
 		goto out;	/* reported already */
-	if ((t = secrets_load(path, err, errlen)) == NULL) {
+	if ((*out = secrets_load(path, err, errlen)) == NULL) {
 		str_lcpy(failed_path, path, sizeof(failed_path));
 		failed_id = id;
 		r = -1;
 		goto out;
 	}
 	failed_path[0] = '\0';
-	secrets_install(t);
-	t = NULL;
 	r = 1;
 out:
-	secrets_unref(&t);
 	pthread_mutex_unlock(&reload_mu);
+	return r;
+}
+
+int
+secrets_refresh(const char *path, char *err, size_t errlen)
+{
+	struct secrets *t, *n;
+	int r;
+
+	t = secrets_current();
+	r = secrets_reload(path, t, &n, err, errlen);
+	secrets_unref(&t);
+	if (r == 1)
+		secrets_install(n);
 	return r;
 }

@@ -141,5 +141,15 @@ void	secrets_install(struct secrets *t);
  * Safe to call from every session before AUTH and from the SIGHUP path.
  */
 int	secrets_refresh(const char *path, char *err, size_t errlen);
+/*
+ * The same without installing: 1 with *out a new table read from path
+ * when have is not path's table as it is on disk now (other path, changed
+ * file, or have NULL); 0 with *out NULL when have is still right (or the
+ * file failed before and has not changed since, or another thread is
+ * reloading, or the table is another process's); -1 with err when the
+ * file does not load.
+ */
+int	secrets_reload(const char *path, const struct secrets *have,
+	    struct secrets **out, char *err, size_t errlen);
 
 #endif

@@ -12,6 +12,8 @@
 #include "listeners.h"
 #include "policy/policy.h"
 
+struct config;
+
 /* What the command line said, for every process to read the config. */
 struct smtpd_args {
 	const char		*conffile;
@@ -32,13 +34,15 @@ struct front_fds {
 };
 
 /*
- * Loads the TLS credentials and the AUTH secrets p names and makes them
- * current.  remote_key: the key stays in the key process (the front of a
- * split daemon), and the secrets too.  At start-up (strict) a failure is
- * said on stderr; on SIGHUP it is logged and the running ones stay.
- * 0 or -1.
+ * A configuration snapshot of p with the TLS credentials and the AUTH
+ * secrets it names (new references; p is referenced, not taken over).
+ * remote_key: the key stays in the key process (the front of a split
+ * daemon), and the secrets too.  At start-up (strict, old NULL) a failure
+ * is said on stderr and gives NULL; on SIGHUP it is logged and old's
+ * credentials or table stay in the new snapshot.
  */
-int	load_credentials(const struct policy *p, int strict, int remote_key);
+struct config	*load_config(struct policy *p, const struct config *old,
+		    int strict, int remote_key);
 /* Writes one byte to fd (a pipe to the parent), unless fd is -1. */
 void	notify_parent(int fd);
 /*

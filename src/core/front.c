@@ -17,6 +17,7 @@
 
 #include "auth/secrets.h"
 #include "auth/throttle.h"
+#include "confsnap.h"
 #include "daemon.h"
 #include "keyproc.h"
 #include "lib/log.h"
@@ -31,49 +32,95 @@
 #include "session.h"
 #include "tls.h"
 
-int
-load_credentials(const struct policy *p, int strict, int remote_key)
+/* The TLS credentials p names; old's (or none) if they do not load. */
+static int
+load_tls(const struct policy *p, const struct config *old, int strict,
+    int remote_key, struct tls_server **out)
 {
 	struct tls_server *ts;
 	struct tls_conf tc;
 	char err[1024];
 
-	if (p->tls_certificate[0] != '\0') {
-		memset(&tc, 0, sizeof(tc));
-		tc.certificate = p->tls_certificate;
-		tc.key = p->tls_key;
-		tc.chain = p->tls_chain[0] ? p->tls_chain : NULL;
-		tc.priority = p->tls_priority[0] ? p->tls_priority : NULL;
-		tc.tickets = p->tls_tickets;
-		tc.client_ca = p->tls_client_ca[0] ? p->tls_client_ca : NULL;
-		if (remote_key)
-			tc.set_key = keyproc_set_key;
-		if ((ts = tls_server_new(&tc, err, sizeof(err))) == NULL) {
-			if (strict) {
-				fprintf(stderr, "smtpd: %s\n", err);
-				return -1;
-			}
-			log_err("reload: TLS: %s; keeping the old certificate",
-			    err);
-		} else {
-			if (tls_server_describe(ts, err, sizeof(err)) == 1)
-				log_warn("TLS certificate: %s", err);
-			if (tls_server_warning(ts)[0] != '\0')
-				log_warn("TLS: %s", tls_server_warning(ts));
-			tls_server_install(ts);
+	*out = NULL;
+	if (p->tls_certificate[0] == '\0')
+		return 0;
+	memset(&tc, 0, sizeof(tc));
+	tc.certificate = p->tls_certificate;
+	tc.key = p->tls_key;
+	tc.chain = p->tls_chain[0] ? p->tls_chain : NULL;
+	tc.priority = p->tls_priority[0] ? p->tls_priority : NULL;
+	tc.tickets = p->tls_tickets;
+	tc.client_ca = p->tls_client_ca[0] ? p->tls_client_ca : NULL;
+	if (remote_key)
+		tc.set_key = keyproc_set_key;
+	if ((ts = tls_server_new(&tc, err, sizeof(err))) == NULL) {
+		if (strict) {
+			fprintf(stderr, "smtpd: %s\n", err);
+			return -1;
 		}
-	} else
-		tls_server_install(NULL);
-	/* Split, the key process reads the secrets. */
-	if (!remote_key && p->auth_secrets[0] != '\0' &&
-	    secrets_refresh(p->auth_secrets, err, sizeof(err)) == -1) {
+		log_err("reload: TLS: %s; keeping the old certificate", err);
+		if (old != NULL && old->tls != NULL)
+			*out = tls_server_ref(old->tls);
+		return 0;
+	}
+	if (tls_server_describe(ts, err, sizeof(err)) == 1)
+		log_warn("TLS certificate: %s", err);
+	if (tls_server_warning(ts)[0] != '\0')
+		log_warn("TLS: %s", tls_server_warning(ts));
+	*out = ts;
+	return 0;
+}
+
+/* The AUTH secrets table p names; old's if it is still right or broken. */
+static int
+load_secrets(const struct policy *p, const struct config *old, int strict,
+    struct secrets **out)
+{
+	struct secrets *have = old != NULL ? old->secrets : NULL;
+	char err[1024];
+
+	*out = NULL;
+	if (p->auth_secrets[0] == '\0')
+		return 0;
+	switch (secrets_reload(p->auth_secrets, have, out, err,
+	    sizeof(err))) {
+	case -1:
 		if (strict) {
 			fprintf(stderr, "smtpd: %s\n", err);
 			return -1;
 		}
 		log_err("reload: AUTH secrets: %s; keeping the old ones", err);
+		break;
+	case 1:
+		return 0;
 	}
+	/* Unchanged, or broken: the old table, if it is this file's. */
+	if (have != NULL && strcmp(secrets_path(have), p->auth_secrets) == 0)
+		*out = secrets_ref(have);
 	return 0;
+}
+
+struct config *
+load_config(struct policy *p, const struct config *old, int strict,
+    int remote_key)
+{
+	struct tls_server *ts;
+	struct secrets *t = NULL;
+	struct config *c;
+
+	/* Split, the key process reads the secrets. */
+	if (load_tls(p, old, strict, remote_key, &ts) == -1 ||
+	    (!remote_key && load_secrets(p, old, strict, &t) == -1)) {
+		tls_server_unref(&ts);
+		return NULL;
+	}
+	if ((c = config_new(policy_ref(p), ts, t)) == NULL) {
+		if (strict)
+			fprintf(stderr, "smtpd: out of memory\n");
+		else
+			log_err("reload: out of memory");
+	}
+	return c;
 }
 
 void
@@ -105,6 +152,7 @@ front_main(const struct smtpd_args *a, struct policy *pol,
     struct front_fds *f)
 {
 	struct policy *np;
+	struct config *cfg, *ncfg;
 	struct spool *sp;
 	struct server *sv;
 	struct policy_state *st;
@@ -121,11 +169,15 @@ front_main(const struct smtpd_args *a, struct policy *pol,
 	sigaddset(&sigs, SIGHUP);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
-	if (split) {
-		if (keyproc_client(f->key, f->nkey) == -1 ||
-		    load_credentials(pol, 1, 1) == -1)
+	if (split && keyproc_client(f->key, f->nkey) == -1)
+		return EX_CONFIG;
+	/* Not split, smtpd -d installed it already. */
+	if ((cfg = config_current()) == NULL) {
+		if ((cfg = load_config(pol, NULL, 1, split)) == NULL)
 			return EX_CONFIG;
+		config_install(config_ref(cfg));
 	}
+	config_unref(&cfg);
 	if ((sp = spool_open(pol->spool, SPOOL_JOURNAL, err,
 	    sizeof(err))) == NULL) {
 		log_err("%s", err);
@@ -139,7 +191,6 @@ front_main(const struct smtpd_args *a, struct policy *pol,
 	/* The per-user counts, for smtpq stats (written by this process). */
 	if (policy_state_user_file(st, pol->spool, err, sizeof(err)) == -1)
 		log_warn("user limits are not shown by smtpq stats: %s", err);
-	policy_install(policy_ref(pol));
 	/*
 	 * The queue runner delivers what the sessions commit; with -m the
 	 * mailer does.  Split, the runner is a process of its own and
@@ -217,13 +268,24 @@ front_main(const struct smtpd_args *a, struct policy *pol,
 			listeners_reload_check(pol, np);
 		if (strcmp(np->spool, pol->spool) != 0)
 			log_warn("reload: a new spool takes a restart");
-		(void)load_credentials(np, 0, split);
+		cfg = config_current();
+		ncfg = load_config(np, cfg, 0, split);
+		config_unref(&cfg);
+		if (ncfg == NULL) {
+			policy_unref(&np);
+			if (!split)
+				(void)sdnotify("READY=1");
+			notify_parent(f->notify);
+			continue;
+		}
 		if (runner != NULL)
 			runner_reconfigure(runner, np->queue);
 		if (throttle_configure(th, &np->auth_throttle, err,
 		    sizeof(err)) == -1)
 			log_err("reload: auth.throttle: %s", err);
-		policy_install(np);
+		policy_unref(&np);
+		/* New sessions take it whole; running ones keep theirs. */
+		config_install(ncfg);
 		/* Split, the parent says "reloaded" once all are done. */
 		if (split)
 			log_info("front: reload done");
@@ -237,16 +299,14 @@ front_main(const struct smtpd_args *a, struct policy *pol,
 	if (!split)
 		(void)sdnotify("STOPPING=1");
 	policy_unref(&pol);
-	pol = policy_current();
-	i = server_stop(&sv, pol->shutdown_timeout);
+	cfg = config_current();
+	i = server_stop(&sv, cfg->policy->shutdown_timeout);
 	metricsd_stop(&md);
 	spool_set_hook(sp, NULL, NULL);
 	runner_stop(&runner);
-	policy_state_flush(st, pol);
-	policy_unref(&pol);
-	policy_install(NULL);
-	tls_server_install(NULL);
-	secrets_install(NULL);
+	policy_state_flush(st, cfg->policy);
+	config_unref(&cfg);
+	config_install(NULL);
 	if (i == 0) {
 		spool_close(&sp);
 		policy_state_free(&st);

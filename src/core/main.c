@@ -32,6 +32,7 @@
 #include "lib/privs.h"
 #include "lib/str.h"
 #include "policy/policy.h"
+#include "confsnap.h"
 #include "queue/spool.h"
 #include "listeners.h"
 #include "session.h"
@@ -139,6 +140,7 @@ main(int argc, char *argv[])
 	struct policy_overrides *ovp = &a.ov;
 	struct front_fds ff;
 	struct policy *pol;
+	struct config *cfg;
 	struct spool *sp = NULL;
 	struct policy_state *st;
 	struct throttle *th;
@@ -234,17 +236,17 @@ main(int argc, char *argv[])
 		fprintf(stderr, "smtpd: %s\n", err);
 		exit(EX_CONFIG);
 	}
+	/* Credentials that do not load stop smtpd -t and the start alike. */
+	if ((cfg = load_config(pol, NULL, 1, 0)) == NULL)
+		exit(EX_CONFIG);
 	if (check_only) {
-		if (load_credentials(pol, 1, 0) == -1)
-			exit(EX_CONFIG);
 		policy_print(pol, stdout);
 		fflush(stdout);
 		(void)policy_warnings(pol, stderr);
+		config_unref(&cfg);
 		policy_unref(&pol);
 		exit(EX_OK);
 	}
-	if (load_credentials(pol, 1, 0) == -1)
-		exit(EX_CONFIG);
 	if (!listeners_activated() && pol->listeners.n == 0)
 		stdio_mode = 1;
 	/*
@@ -265,8 +267,12 @@ main(int argc, char *argv[])
 
 	if (!stdio_mode) {
 		/* As root: a parent and its unprivileged children. */
-		if (geteuid() == 0)
+		if (geteuid() == 0) {
+			/* Each child loads what it may read itself. */
+			config_unref(&cfg);
 			exit(parent_main(&a, pol));
+		}
+		config_install(cfg);
 		memset(&ff, 0, sizeof(ff));
 		ff.notify = -1;
 		if (bind_listeners(pol, &ff) == -1)
@@ -304,6 +310,7 @@ main(int argc, char *argv[])
 		sc.rfd = 0;
 		sc.wfd = 1;
 		stdio_peer(netdir, &sc.peer);
+		sc.config = cfg;
 		sc.policy = pol;
 		sc.spool = sp;
 		sc.state = st;
@@ -314,8 +321,7 @@ main(int argc, char *argv[])
 		policy_state_flush(st, pol);
 		policy_state_free(&st);
 		throttle_free(&th);
-		tls_server_install(NULL);
-		secrets_install(NULL);
+		config_unref(&cfg);
 		policy_unref(&pol);
 		spool_close(&sp);
 		exit(EX_OK);

@@ -443,9 +443,10 @@ parent_main(const struct smtpd_args *a, struct policy *pol)
 	char err[1024];
 	int sv[2], i, r, sig;
 
-	/* Checked at start-up; the key stays with the key process only. */
-	tls_server_install(NULL);
-	secrets_install(NULL);
+	/*
+	 * main() checked the credentials and dropped them: the key stays
+	 * with the key process only.
+	 */
 	memset(&pp, 0, sizeof(pp));
 	pp.args = a;
 	pp.pol = pol;

@@ -19,6 +19,7 @@
 #include "lib/net.h"
 #include "lib/str.h"
 #include "policy/policy.h"
+#include "confsnap.h"
 #include "proxyio.h"
 #include "server.h"
 #include "session.h"
@@ -216,7 +217,8 @@ static int
 take_proxy_header(struct server *sv, struct conn *c, char *via,
     size_t vialen)
 {
-	struct policy *pol = policy_current();
+	struct config *cfg = config_current();
+	struct policy *pol = cfg->policy;
 	struct proxy_info pi;
 	char real[NET_ADDRSTR_MAX], client[NET_ADDRSTR_MAX], desc[512];
 	const char *why;
@@ -229,21 +231,21 @@ take_proxy_header(struct server *sv, struct conn *c, char *via,
 	    pol->front.nproxy_trusted, (struct sockaddr *)&c->peer)) {
 		log_warn("refused %s port %d: PROXY listener, not a trusted "
 		    "balancer", real, port);
-		policy_unref(&pol);
+		config_unref(&cfg);
 		return -1;
 	}
 	if (proxy_read(c->fd, (int)pol->front.proxy_timeout * 1000, &pi,
 	    &why) == -1) {
 		log_warn("refused %s port %d: bad PROXY header: %s", real, port,
 		    why);
-		policy_unref(&pol);
+		config_unref(&cfg);
 		return -1;
 	}
 	proxy_describe(&pi, desc, sizeof(desc));
 	snprintf(via, vialen, " proxy=%s proxy_port=%d %s", real, port, desc);
 	if (!pi.has_addr) {
 		/* LOCAL (a health check) or no address: the balancer's own. */
-		policy_unref(&pol);
+		config_unref(&cfg);
 		return 0;
 	}
 	net_unmap(&pi.src);
@@ -269,10 +271,10 @@ take_proxy_header(struct server *sv, struct conn *c, char *via,
 		    "Too many connections from your address" :
 		    "Too many connections from your network");
 		c->fd = -1;
-		policy_unref(&pol);
+		config_unref(&cfg);
 		return -1;
 	}
-	policy_unref(&pol);
+	config_unref(&cfg);
 	return 0;
 }
 
@@ -335,12 +337,14 @@ worker_main(void *arg)
 		sc.implicit_tls = (c->flags & LISTEN_TLS) != 0;
 		sc.listen_flags = c->flags;
 		sc.via = via[0] != '\0' ? via : NULL;
-		sc.policy = policy_current();
+		/* One snapshot for the whole session. */
+		sc.config = config_session();
+		sc.policy = sc.config->policy;
 		sc.stopping = &sv->stopping;
 		sc.release = release_conn;
 		sc.release_arg = c;
 		(void)session_run(&sc);
-		policy_unref(&sc.policy);
+		config_unref(&sc.config);
 closed:
 		pthread_mutex_lock(&sv->mu);
 		struct conn **cp;
@@ -405,6 +409,7 @@ accept_one(struct server *sv, int lfd, int flags)
 {
 	struct sockaddr_storage peer;
 	socklen_t plen = sizeof(peer);
+	struct config *cfg;
 	struct policy *pol;
 	struct conn *c;
 	char addr[NET_ADDRSTR_MAX];
@@ -421,11 +426,12 @@ accept_one(struct server *sv, int lfd, int flags)
 		return;
 	}
 	net_unmap(&peer);
-	pol = policy_current();
+	cfg = config_current();
+	pol = cfg->policy;
 	/* -k and block: closed before any reply, and not logged. */
 	if (policy_blocked_peer(pol, (struct sockaddr *)&peer)) {
 		close(fd);
-		policy_unref(&pol);
+		config_unref(&cfg);
 		return;
 	}
 	pthread_mutex_lock(&sv->mu);
@@ -435,7 +441,7 @@ accept_one(struct server *sv, int lfd, int flags)
 		log_warn("refused %s: %u sessions at once is the limit", addr,
 		    pol->sessions);
 		refuse(fd, pol->hostname, "Too many connections");
-		policy_unref(&pol);
+		config_unref(&cfg);
 		return;
 	}
 	if ((over = perip_add(sv, &peer, pol->sessions_per_ip,
@@ -453,14 +459,14 @@ accept_one(struct server *sv, int lfd, int flags)
 			refuse(fd, pol->hostname,
 			    "Too many connections from your network");
 		}
-		policy_unref(&pol);
+		config_unref(&cfg);
 		return;
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		perip_del(sv, &peer);
 		pthread_mutex_unlock(&sv->mu);
 		refuse(fd, pol->hostname, "Out of memory");
-		policy_unref(&pol);
+		config_unref(&cfg);
 		return;
 	}
 	c->fd = fd;
@@ -475,11 +481,11 @@ accept_one(struct server *sv, int lfd, int flags)
 		log_err("cannot start a worker thread");
 		refuse(fd, pol->hostname, "Out of resources");
 		free(c);
-		policy_unref(&pol);
+		config_unref(&cfg);
 		return;
 	}
 	pthread_mutex_unlock(&sv->mu);
-	policy_unref(&pol);
+	config_unref(&cfg);
 }
 
 static void *
@@ -547,7 +553,7 @@ server_start(const int *fds, const int *flags, int nfds,
     const struct session_conf *tmpl, char *err, size_t errlen)
 {
 	struct server *sv;
-	struct policy *pol;
+	struct config *cfg;
 	int i;
 
 	if (nfds > SERVER_MAX_LISTEN) {
@@ -566,9 +572,9 @@ server_start(const int *fds, const int *flags, int nfds,
 	}
 	sv->nlfds = nfds;
 	sv->tmpl = *tmpl;
-	pol = policy_current();
-	raise_nofile(pol->sessions);
-	policy_unref(&pol);
+	cfg = config_current();
+	raise_nofile(cfg->policy->sessions);
+	config_unref(&cfg);
 	pthread_mutex_init(&sv->mu, NULL);
 	pthread_cond_init(&sv->work, NULL);
 	pthread_cond_init(&sv->idle, NULL);

@@ -33,6 +33,7 @@
 #include "guard.h"
 #include "proxy.h"
 #include "server.h"
+#include "confsnap.h"
 #include "session.h"
 #include "session_int.h"
 #include "milter.h"
@@ -670,7 +671,8 @@ session_run(const struct session_conf *conf)
 	identify_peer(&s);
 	if (s.pol->tls_certificate[0] != '\0' && (conf->implicit_tls ||
 	    !(conf->listen_flags & LISTEN_NO_STARTTLS)))
-		s.tlss = tls_server_current();
+		s.tlss = conf->config != NULL && conf->config->tls != NULL ?
+		    tls_server_ref(conf->config->tls) : NULL;
 	listener_settings(&s);
 	policy_session_init(&s.ps, s.pol, conf->state, &conf->peer, s.id);
 	s.ps.describe = describe;

@@ -16,7 +16,9 @@ struct session_conf {
 	int			 rfd, wfd;
 	/* The client's address; ss_family AF_UNSPEC when unknown. */
 	struct sockaddr_storage	 peer;
-	struct policy		*policy;	/* the session keeps a reference */
+	/* The snapshot the session runs with, and its policy section. */
+	struct config		*config;	/* NULL: no TLS, no secrets */
+	struct policy		*policy;
 	struct spool		*spool;
 	struct policy_state	*state;		/* greylisting, rates; may be NULL */
 	struct throttle		*throttle;	/* AUTH failures; may be NULL */

@@ -37,6 +37,7 @@
 #include "guard.h"
 #include "proxy.h"
 #include "server.h"
+#include "confsnap.h"
 #include "session.h"
 #include "session_int.h"
 #include "milter.h"
@@ -57,16 +58,13 @@ auth_reply(struct session *s, enum sasl_result r)
 void
 auth_conf(struct session *s, struct sasl_conf *sc)
 {
-	char err[512];
-
 	memset(sc, 0, sizeof(*sc));
 	if (s->pol->auth_dovecot[0] != '\0')
 		sc->dovecot = s->pol->auth_dovecot;
-	/* Picks up a changed file; a broken one is reported once. */
-	else if (secrets_refresh(s->pol->auth_secrets, err,
-	    sizeof(err)) == -1)
-		log_err("%s auth: %s", s->id, err);
-	if (sc->dovecot == NULL)
+	/* The snapshot's table; split, the key process's stand-in. */
+	else if (s->conf->config != NULL && s->conf->config->secrets != NULL)
+		sc->secrets = secrets_ref(s->conf->config->secrets);
+	else
 		sc->secrets = secrets_current();
 	sc->flags = (s->tls != NULL ? SASL_F_TLS : 0) |
 	    (s->auth_cleartext ? SASL_F_CLEARTEXT : 0);

@@ -8,6 +8,7 @@
  */
 #include "config.h"
 
+#include <assert.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -287,11 +288,15 @@ void
 tls_server_unref(struct tls_server **sp)
 {
 	struct tls_server *srv = *sp;
+	int left;
 
 	if (srv == NULL)
 		return;
 	*sp = NULL;
-	if (__atomic_sub_fetch(&srv->refs, 1, __ATOMIC_ACQ_REL) == 0)
+	left = __atomic_sub_fetch(&srv->refs, 1, __ATOMIC_ACQ_REL);
+	/* One unref too many frees what another still uses. */
+	assert(left >= 0);
+	if (left == 0)
 		server_free(srv);
 }
 

@@ -84,74 +84,6 @@ set(struct verdict *v, enum verdict_kind k, int code, const char *status,
 }
 
 static int
-fail(char *err, size_t errlen, const char *file, const config_setting_t *s,
-    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static int
-fail(char *err, size_t errlen, const char *file, const config_setting_t *s,
-    const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	snprintf(err, errlen, "%s:%d: %s", file,
-	    s != NULL ? config_setting_source_line(s) : 0, msg);
-	return -1;
-}
-
-/* A number of seconds: 10, "10", "10s", "2m". */
-static int
-get_seconds(const config_setting_t *g, const char *name, unsigned int *out,
-    const char *file, char *err, size_t errlen)
-{
-	config_setting_t *s = config_setting_get_member(g, name);
-	const char *v;
-	char *end;
-	long long n;
-
-	if (s == NULL)
-		return 0;
-	if (config_setting_type(s) == CONFIG_TYPE_INT ||
-	    config_setting_type(s) == CONFIG_TYPE_INT64)
-		n = config_setting_get_int64(s);
-	else if (config_setting_type(s) == CONFIG_TYPE_STRING) {
-		v = config_setting_get_string(s);
-		errno = 0;
-		n = strtoll(v, &end, 10);
-		if (end == v || errno != 0)
-			n = -1;
-		else if (strcmp(end, "m") == 0)
-			n *= 60;
-		else if (*end != '\0' && strcmp(end, "s") != 0)
-			n = -1;
-	} else
-		n = -1;
-	if (n < 1 || n > 3600)
-		return fail(err, errlen, file, s, "%s must be 1 to 3600 "
-		    "seconds (10, \"10s\", \"2m\")", name);
-	*out = (unsigned int)n;
-	return 0;
-}
-
-static int
-get_str(const config_setting_t *g, const char *name, const char **out,
-    const char *file, char *err, size_t errlen)
-{
-	config_setting_t *s = config_setting_get_member(g, name);
-
-	if (s == NULL)
-		return 0;
-	if (config_setting_type(s) != CONFIG_TYPE_STRING)
-		return fail(err, errlen, file, s, "%s must be a string", name);
-	*out = config_setting_get_string(s);
-	return 0;
-}
-
-/* "inet:host:port", "inet:[v6]:port", "host:port" or "unix:/path". */
-static int
 parse_address(struct delegate_service *sv, const char *a)
 {
 	const char *colon;
@@ -185,52 +117,42 @@ parse_address(struct delegate_service *sv, const char *a)
 
 static int
 load_service(struct delegate_conf *c, const config_setting_t *g,
-    const char *file, char *err, size_t errlen)
+    const struct conf_ctx *cx)
 {
 	struct delegate_service *sv;
 	const char *addr = NULL, *stage = "rcpt", *action = "defer";
-	config_setting_t *b;
-	int i, j;
 
 	if (config_setting_type(g) != CONFIG_TYPE_GROUP)
-		return fail(err, errlen, file, g, "policy_services entries "
+		return conf_err(cx, g, "policy_services entries "
 		    "must be groups: { address = \"inet:127.0.0.1:10023\"; }");
-	for (i = 0; i < config_setting_length(g); i++) {
-		const char *n = config_setting_name(
-		    config_setting_get_elem(g, (unsigned)i));
-
-		for (j = 0; service_keys[j] != NULL; j++)
-			if (strcmp(n, service_keys[j]) == 0)
-				break;
-		if (service_keys[j] == NULL)
-			return fail(err, errlen, file,
-			    config_setting_get_elem(g, (unsigned)i),
-			    "unknown setting \"%s\"", n);
-	}
+	if (conf_check_keys(cx, g, service_keys, NULL) == -1)
+		return -1;
 	if (c->nsvc >= DELEGATE_SERVICES_MAX)
-		return fail(err, errlen, file, g, "more than %d policy "
+		return conf_err(cx, g, "more than %d policy "
 		    "services", DELEGATE_SERVICES_MAX);
 	if ((sv = calloc(1, sizeof(*sv))) == NULL)
-		return fail(err, errlen, file, g, "out of memory");
+		return conf_err(cx, g, "out of memory");
 	c->svc[c->nsvc++] = sv;
 	pthread_mutex_init(&sv->mu, NULL);
 	sv->timeout = DEF_DELEGATE_TIMEOUT;
 	sv->connect_timeout = DEF_DELEGATE_CONNECT;
 	sv->max_idle = DEF_DELEGATE_IDLE;
-	if (get_str(g, "address", &addr, file, err, errlen) == -1 ||
-	    get_str(g, "stage", &stage, file, err, errlen) == -1 ||
-	    get_str(g, "default_action", &action, file, err, errlen) == -1 ||
-	    get_seconds(g, "timeout", &sv->timeout, file, err, errlen) == -1 ||
-	    get_seconds(g, "connect_timeout", &sv->connect_timeout, file, err,
-	    errlen) == -1 ||
-	    get_seconds(g, "max_idle", &sv->max_idle, file, err, errlen) == -1)
+	if (conf_get_string(cx, g, "address", &addr) == -1 ||
+	    conf_get_string(cx, g, "stage", &stage) == -1 ||
+	    conf_get_string(cx, g, "default_action", &action) == -1 ||
+	    conf_get_duration(cx, g, "timeout", 1, 3600, &sv->timeout) == -1 ||
+	    conf_get_duration(cx, g, "connect_timeout", 1, 3600,
+	    &sv->connect_timeout) == -1 ||
+	    conf_get_duration(cx, g, "max_idle", 1, 3600,
+	    &sv->max_idle) == -1 ||
+	    conf_get_bool(cx, g, "check_trusted", &sv->check_trusted) == -1)
 		return -1;
 	if (addr == NULL)
-		return fail(err, errlen, file, g, "a policy service needs an "
+		return conf_err(cx, g, "a policy service needs an "
 		    "address");
 	str_lcpy(sv->name, addr, sizeof(sv->name));
 	if (parse_address(sv, addr) == -1)
-		return fail(err, errlen, file, config_setting_get_member(g,
+		return conf_err(cx, config_setting_get_member(g,
 		    "address"), "bad policy service address \"%.100s\" (want "
 		    "inet:host:port or unix:/path)", addr);
 	if (strcmp(stage, "rcpt") == 0)
@@ -241,26 +163,20 @@ load_service(struct delegate_conf *c, const config_setting_t *g,
 	else if (strcmp(stage, "both") == 0)
 		sv->stages = DELEGATE_RCPT | DELEGATE_EOM;
 	else
-		return fail(err, errlen, file, config_setting_get_member(g,
+		return conf_err(cx, config_setting_get_member(g,
 		    "stage"), "stage must be \"rcpt\", \"data\" or \"both\"");
 	if (strcasecmp(action, "defer") == 0)
 		sv->defer_on_error = 1;
 	else if (strcasecmp(action, "dunno") != 0)
-		return fail(err, errlen, file, config_setting_get_member(g,
+		return conf_err(cx, config_setting_get_member(g,
 		    "default_action"), "default_action must be \"defer\" or "
 		    "\"dunno\"");
-	if ((b = config_setting_get_member(g, "check_trusted")) != NULL) {
-		if (config_setting_type(b) != CONFIG_TYPE_BOOL)
-			return fail(err, errlen, file, b,
-			    "check_trusted must be true or false");
-		sv->check_trusted = config_setting_get_bool(b);
-	}
 	return 0;
 }
 
 int
 delegate_load(struct delegate_conf **out, const config_setting_t *root,
-    const char *file, char *err, size_t errlen)
+    const struct conf_ctx *cx)
 {
 	config_setting_t *s;
 	struct delegate_conf *c;
@@ -271,17 +187,17 @@ delegate_load(struct delegate_conf **out, const config_setting_t *root,
 		return 0;
 	if (config_setting_type(s) != CONFIG_TYPE_LIST &&
 	    config_setting_type(s) != CONFIG_TYPE_GROUP)
-		return fail(err, errlen, file, s, "policy_services must be a "
+		return conf_err(cx, s, "policy_services must be a "
 		    "list of groups: ( { address = \"inet:host:port\"; } )");
 	if ((c = calloc(1, sizeof(*c))) == NULL)
-		return fail(err, errlen, file, s, "out of memory");
+		return conf_err(cx, s, "out of memory");
 	if (config_setting_type(s) == CONFIG_TYPE_GROUP) {
-		if (load_service(c, s, file, err, errlen) == -1)
+		if (load_service(c, s, cx) == -1)
 			goto bad;
 	} else
 		for (i = 0; i < config_setting_length(s); i++)
 			if (load_service(c, config_setting_get_elem(s,
-			    (unsigned)i), file, err, errlen) == -1)
+			    (unsigned)i), cx) == -1)
 				goto bad;
 	*out = c;
 	return 0;

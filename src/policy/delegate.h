@@ -13,6 +13,8 @@
 #include <libconfig.h>
 #include <stdio.h>
 
+#include "conf/conf.h"
+
 #include "policy.h"
 
 #define DELEGATE_SERVICES_MAX	16
@@ -37,7 +39,7 @@ struct delegate_conf {
  * are none).  0, or -1 with "file:line: message" in err.
  */
 int	delegate_load(struct delegate_conf **out, const config_setting_t *root,
-	    const char *file, char *err, size_t errlen);
+	    const struct conf_ctx *cx);
 /* Closes the pooled connections and frees the services; *cp = NULL. */
 void	delegate_free(struct delegate_conf **cp);
 void	delegate_print(const struct delegate_conf *, FILE *);

@@ -5,13 +5,11 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "lib/dkim.h"
-#include "lib/fsutil.h"
 #include "lib/str.h"
 #include "dkimconf.h"
 
@@ -26,44 +24,6 @@ static const char *const default_headers[] = {
 };
 static const char *const dkim_keys[] = { "keys", "headers", NULL };
 static const char *const entry_keys[] = { "domain", "selector", "key", NULL };
-
-static int
-fail(char *err, size_t errlen, const char *file, const config_setting_t *s,
-    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static int
-fail(char *err, size_t errlen, const char *file, const config_setting_t *s,
-    const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	snprintf(err, errlen, "%s:%d: %s", file,
-	    s != NULL ? config_setting_source_line(s) : 0, msg);
-	return -1;
-}
-
-static int
-known(const config_setting_t *g, const char *const *names, const char *file,
-    char *err, size_t errlen)
-{
-	int i, j;
-
-	for (i = 0; i < config_setting_length(g); i++) {
-		config_setting_t *c = config_setting_get_elem(g, (unsigned)i);
-
-		for (j = 0; names[j] != NULL; j++)
-			if (strcmp(names[j], config_setting_name(c)) == 0)
-				break;
-		if (names[j] == NULL)
-			return fail(err, errlen, file, c,
-			    "unknown setting \"%s\"", config_setting_name(c));
-	}
-	return 0;
-}
 
 static const char *
 member_string(const config_setting_t *g, const char *name)
@@ -90,8 +50,8 @@ dns_name(const char *s, size_t max)
 }
 
 static int
-load_entry(struct dkim_conf *c, const config_setting_t *e, const char *file,
-    char *err, size_t errlen)
+load_entry(struct dkim_conf *c, const config_setting_t *e,
+    const struct conf_ctx *cx)
 {
 	struct dkim_entry *k;
 	const char *dom, *sel, *key;
@@ -99,71 +59,71 @@ load_entry(struct dkim_conf *c, const config_setting_t *e, const char *file,
 	size_t i;
 
 	if (config_setting_type(e) != CONFIG_TYPE_GROUP)
-		return fail(err, errlen, file, e, "dkim keys entries must be "
+		return conf_err(cx, e, "dkim keys entries must be "
 		    "groups: { domain = ...; selector = ...; key = ...; }");
-	if (known(e, entry_keys, file, err, errlen) == -1)
+	if (conf_check_keys(cx, e, entry_keys, NULL) == -1)
 		return -1;
 	dom = member_string(e, "domain");
 	sel = member_string(e, "selector");
 	key = member_string(e, "key");
 	if (dom == NULL || sel == NULL || key == NULL)
-		return fail(err, errlen, file, e, "a dkim key needs domain, "
+		return conf_err(cx, e, "a dkim key needs domain, "
 		    "selector and key (strings)");
 	if (c->nkeys >= DKIM_KEYS_MAX)
-		return fail(err, errlen, file, e, "more than %d dkim keys",
+		return conf_err(cx, e, "more than %d dkim keys",
 		    DKIM_KEYS_MAX);
 	k = &c->keys[c->nkeys];
 	if (!dns_name(dom, sizeof(k->domain)) ||
 	    !dns_name(sel, sizeof(k->selector)))
-		return fail(err, errlen, file, e,
+		return conf_err(cx, e,
 		    "bad dkim domain or selector");
 	for (i = 0; dom[i] != '\0'; i++)
 		k->domain[i] = (char)tolower((unsigned char)dom[i]);
 	k->domain[i] = '\0';
 	str_lcpy(k->selector, sel, sizeof(k->selector));
-	if (fs_conf_path(file, key, k->keyfile, sizeof(k->keyfile)) == -1)
-		return fail(err, errlen, file, e, "dkim key %.200s: %s", key,
+	if (conf_path(cx->file, key, k->keyfile, sizeof(k->keyfile)) == -1)
+		return conf_err(cx, e, "dkim key %.200s: %s", key,
 		    strerror(errno));
 	if ((k->key = dkim_key_load(k->keyfile, why, sizeof(why))) == NULL)
-		return fail(err, errlen, file, e, "dkim key %s", why);
+		return conf_err(cx, e, "dkim key %s", why);
 	c->nkeys++;
 	return 0;
 }
 
 static int
 load_headers(struct dkim_conf *c, const config_setting_t *s,
-    const char *file, char *err, size_t errlen)
+    const struct conf_ctx *cx)
 {
 	const char *name, *p;
 	int i, have_from = 0;
 
 	if (!config_setting_is_aggregate(s) || config_setting_length(s) == 0)
-		return fail(err, errlen, file, s, "dkim headers must be a list "
+		return conf_err(cx, s, "dkim headers must be a list "
 		    "of field names");
 	if (config_setting_length(s) > DKIM_HEADERS_MAX)
-		return fail(err, errlen, file, s, "more than %d dkim headers",
+		return conf_err(cx, s, "more than %d dkim headers",
 		    DKIM_HEADERS_MAX);
 	for (i = 0; i < config_setting_length(s); i++) {
 		config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
 
 		if (config_setting_type(e) != CONFIG_TYPE_STRING)
-			return fail(err, errlen, file, e, "dkim headers must "
+			return conf_err(cx, e, "dkim headers must "
 			    "be strings");
 		name = config_setting_get_string(e);
 		for (p = name; *p > ' ' && *p < 0x7f && *p != ':'; p++)
 			;
 		if (*p != '\0' || p == name)
-			return fail(err, errlen, file, e,
+			return conf_err(cx, e,
 			    "bad header field name \"%.100s\"", name);
 		if ((c->owned[c->nheaders] = strdup(name)) == NULL)
-			return fail(err, errlen, file, e, "out of memory");
+			return conf_err(cx, e, "out of memory");
 		c->headers[c->nheaders] = c->owned[c->nheaders];
 		c->nheaders++;
 		have_from |= strcasecmp(name, "From") == 0;
 	}
 	/* RFC 6376 5.4: From must be signed. */
 	if (!have_from)
-		return fail(err, errlen, file, s, "dkim headers must include "
+		return conf_err(cx, s, "dkim headers must include "
 		    "From");
 	c->headers[c->nheaders] = NULL;
 	return 0;
@@ -171,7 +131,7 @@ load_headers(struct dkim_conf *c, const config_setting_t *s,
 
 int
 dkimconf_load(struct dkim_conf **out, const config_setting_t *root,
-    const char *file, char *err, size_t errlen)
+    const struct conf_ctx *cx)
 {
 	config_setting_t *g, *s;
 	struct dkim_conf *c;
@@ -181,25 +141,25 @@ dkimconf_load(struct dkim_conf **out, const config_setting_t *root,
 	if ((g = config_setting_get_member(root, "dkim")) == NULL)
 		return 0;
 	if (config_setting_type(g) != CONFIG_TYPE_GROUP)
-		return fail(err, errlen, file, g, "dkim must be a group { }");
-	if (known(g, dkim_keys, file, err, errlen) == -1)
+		return conf_err(cx, g, "dkim must be a group { }");
+	if (conf_check_keys(cx, g, dkim_keys, NULL) == -1)
 		return -1;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
-		return fail(err, errlen, file, g, "out of memory");
+		return conf_err(cx, g, "out of memory");
 	for (i = 0; default_headers[i] != NULL; i++)
 		c->headers[i] = default_headers[i];
 	if ((s = config_setting_get_member(g, "headers")) != NULL &&
-	    load_headers(c, s, file, err, errlen) == -1)
+	    load_headers(c, s, cx) == -1)
 		goto bad;
 	if ((s = config_setting_get_member(g, "keys")) == NULL ||
 	    !config_setting_is_aggregate(s)) {
-		fail(err, errlen, file, s ? s : g, "dkim needs keys = ( { "
+		conf_err(cx, s ? s : g, "dkim needs keys = ( { "
 		    "domain = ...; selector = ...; key = ...; } )");
 		goto bad;
 	}
 	for (i = 0; i < config_setting_length(s); i++)
-		if (load_entry(c, config_setting_get_elem(s, (unsigned)i), file,
-		    err, errlen) == -1)
+		if (load_entry(c, config_setting_get_elem(s, (unsigned)i),
+		    cx) == -1)
 			goto bad;
 	*out = c;
 	return 0;

@@ -10,6 +10,8 @@
 #include <libconfig.h>
 #include <stdio.h>
 
+#include "conf/conf.h"
+
 #define DKIM_KEYS_MAX		64
 #define DKIM_HEADERS_MAX	40
 #define DKIM_SIGNERS_MAX	4	/* signatures on one message */
@@ -38,7 +40,7 @@ struct dkim_conf {
  * -1 with "file:line: message" in err.
  */
 int	dkimconf_load(struct dkim_conf **out, const config_setting_t *root,
-	    const char *file, char *err, size_t errlen);
+	    const struct conf_ctx *cx);
 void	dkimconf_free(struct dkim_conf **);
 void	dkimconf_print(const struct dkim_conf *, FILE *);
 /*

@@ -9,6 +9,8 @@
 #include <libconfig.h>
 #include <stdio.h>
 
+#include "conf/conf.h"
+
 #include "cidr.h"
 
 #define FRONT_LISTEN_MAX	16
@@ -33,7 +35,7 @@ struct front_conf {
  * -1 with "file:line: message" in err.
  */
 int	frontconf_load(struct front_conf *, const config_setting_t *root,
-	    const char *file, char *err, size_t errlen);
+	    const struct conf_ctx *cx);
 void	frontconf_free(struct front_conf *);
 void	frontconf_print(const struct front_conf *, FILE *);
 

@@ -4,7 +4,6 @@
  */
 #include "config.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -20,50 +19,32 @@ static const char *const listener_auth_keys[] = {
 };
 
 static int
-fail(char *err, size_t errlen, const char *file, int line,
-    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static int
-fail(char *err, size_t errlen, const char *file, int line,
-    const char *fmt, ...)
+line_of(const struct conf_ctx *cx, const config_setting_t *s)
 {
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	snprintf(err, errlen, "%s:%d: %s", file, line, msg);
-	return -1;
-}
-
-static int
-line_of(const config_setting_t *s)
-{
-	return s != NULL ? (int)config_setting_source_line(s) : 0;
+	return (int)conf_line(cx->file, s);
 }
 
 int
 listenconf_add(struct listen_table *t, const char *address,
-    enum listen_tls tls, int proxy, const char *origin, const char *file,
-    int line, char *err, size_t errlen)
+    enum listen_tls tls, int proxy, const char *origin,
+    const struct conf_ctx *cx, int line)
 {
 	struct listen_conf *l;
 	char host[256], port[32];
 
 	if (t->n >= LISTEN_TABLE_MAX)
-		return fail(err, errlen, file, line, "more than %d listeners",
+		return conf_err_at(cx, line, "more than %d listeners",
 		    LISTEN_TABLE_MAX);
 	if (net_split_hostport(address, host, sizeof(host), port,
 	    sizeof(port)) == -1)
-		return fail(err, errlen, file, line, "bad listen address "
+		return conf_err_at(cx, line, "bad listen address "
 		    "\"%.100s\" in %s (want addr:port, [v6]:port or :port)",
 		    address, origin);
 	l = &t->l[t->n];
 	memset(l, 0, sizeof(*l));
 	if (str_lcpy(l->address, address, sizeof(l->address)) >=
 	    sizeof(l->address))
-		return fail(err, errlen, file, line, "listen address too long");
+		return conf_err_at(cx, line, "listen address too long");
 	l->tls = tls;
 	l->tls_explicit = tls != LTLS_STARTTLS;
 	l->auth = LAUTH_DEFAULT;
@@ -78,11 +59,10 @@ listenconf_add(struct listen_table *t, const char *address,
 /* auth = "required" | "optional" | "off", or { required; cleartext; } */
 static int
 listener_auth(struct listen_conf *l, const config_setting_t *a,
-    const char *file, char *err, size_t errlen)
+    const struct conf_ctx *cx)
 {
-	const config_setting_t *e;
 	const char *v;
-	int i, j;
+	int required = -1;
 
 	if (config_setting_type(a) == CONFIG_TYPE_STRING) {
 		v = config_setting_get_string(a);
@@ -93,70 +73,48 @@ listener_auth(struct listen_conf *l, const config_setting_t *a,
 		else if (strcmp(v, "off") == 0)
 			l->auth = LAUTH_OFF;
 		else
-			return fail(err, errlen, file, line_of(a), "listener "
+			return conf_err(cx, a, "listener "
 			    "auth must be \"required\", \"optional\", \"off\" "
 			    "or { required = ...; cleartext = ...; }");
 		return 0;
 	}
 	if (!config_setting_is_group(a))
-		return fail(err, errlen, file, line_of(a), "listener auth must "
+		return conf_err(cx, a, "listener auth must "
 		    "be a string or a group { required; cleartext; }");
-	for (i = 0; i < config_setting_length(a); i++) {
-		e = config_setting_get_elem(a, (unsigned)i);
-		for (j = 0; listener_auth_keys[j] != NULL; j++)
-			if (strcmp(listener_auth_keys[j],
-			    config_setting_name(e)) == 0)
-				break;
-		if (listener_auth_keys[j] == NULL)
-			return fail(err, errlen, file, line_of(e), "unknown "
-			    "setting \"%s\" in a listener's auth",
-			    config_setting_name(e));
-		if (config_setting_type(e) != CONFIG_TYPE_BOOL)
-			return fail(err, errlen, file, line_of(e), "auth.%s "
-			    "must be true or false", config_setting_name(e));
-		if (j == 0)
-			l->auth = config_setting_get_bool(e) ? LAUTH_REQUIRED :
-			    LAUTH_OPTIONAL;
-		else
-			l->cleartext = config_setting_get_bool(e);
-	}
+	if (conf_check_keys(cx, a, listener_auth_keys,
+	    "a listener's auth") == -1 ||
+	    conf_get_bool(cx, a, "required", &required) == -1 ||
+	    conf_get_bool(cx, a, "cleartext", &l->cleartext) == -1)
+		return -1;
+	if (required != -1)
+		l->auth = required ? LAUTH_REQUIRED : LAUTH_OPTIONAL;
 	return 0;
 }
 
 /* One { address = ...; ... } entry of listen. */
 static int
 listener_group(struct listen_table *t, const config_setting_t *g,
-    const char *file, char *err, size_t errlen)
+    const struct conf_ctx *cx)
 {
 	const config_setting_t *e;
 	struct listen_conf *l;
 	const char *v;
-	int i, j;
 
-	for (i = 0; i < config_setting_length(g); i++) {
-		e = config_setting_get_elem(g, (unsigned)i);
-		for (j = 0; listener_keys[j] != NULL; j++)
-			if (strcmp(listener_keys[j],
-			    config_setting_name(e)) == 0)
-				break;
-		if (listener_keys[j] == NULL)
-			return fail(err, errlen, file, line_of(e), "unknown "
-			    "setting \"%s\" in a listener",
-			    config_setting_name(e));
-	}
+	if (conf_check_keys(cx, g, listener_keys, "a listener") == -1)
+		return -1;
 	if ((e = config_setting_get_member(g, "address")) == NULL ||
 	    config_setting_type(e) != CONFIG_TYPE_STRING)
-		return fail(err, errlen, file, line_of(e != NULL ? e : g),
+		return conf_err(cx, e != NULL ? e : g,
 		    "a listener needs address = \"addr:port\"");
 	if (listenconf_add(t, config_setting_get_string(e), LTLS_STARTTLS, 0,
-	    "listen", file, line_of(g), err, errlen) == -1)
+	    "listen", cx, line_of(cx, g)) == -1)
 		return -1;
 	l = &t->l[t->n - 1];
 	if ((e = config_setting_get_member(g, "name")) != NULL) {
 		if (config_setting_type(e) != CONFIG_TYPE_STRING ||
 		    (v = config_setting_get_string(e))[0] == '\0' ||
 		    strlen(v) > LISTEN_NAME_MAX || strchr(v, ':') != NULL)
-			return fail(err, errlen, file, line_of(e), "a "
+			return conf_err(cx, e, "a "
 			    "listener's name is a string of 1 to %d "
 			    "characters without ':'", LISTEN_NAME_MAX);
 		str_lcpy(l->name, v, sizeof(l->name));
@@ -171,56 +129,50 @@ listener_group(struct listen_table *t, const config_setting_t *g,
 		else if (strcmp(v, "none") == 0)
 			l->tls = LTLS_NONE;
 		else
-			return fail(err, errlen, file, line_of(e), "a "
+			return conf_err(cx, e, "a "
 			    "listener's tls must be \"starttls\", "
 			    "\"implicit\" or \"none\"");
 		l->tls_explicit = l->tls != LTLS_NONE;
 	}
 	if ((e = config_setting_get_member(g, "auth")) != NULL &&
-	    listener_auth(l, e, file, err, errlen) == -1)
+	    listener_auth(l, e, cx) == -1)
 		return -1;
-	if ((e = config_setting_get_member(g, "proxy")) != NULL) {
-		if (config_setting_type(e) != CONFIG_TYPE_BOOL)
-			return fail(err, errlen, file, line_of(e), "a "
-			    "listener's proxy must be true or false");
-		l->proxy = config_setting_get_bool(e);
-	}
-	return 0;
+	return conf_get_bool(cx, g, "proxy", &l->proxy);
 }
 
 int
 listenconf_load(struct listen_table *t, const config_setting_t *s,
-    const char *file, char *err, size_t errlen)
+    const struct conf_ctx *cx)
 {
 	const config_setting_t *e;
 	int i;
 
 	if (config_setting_type(s) == CONFIG_TYPE_STRING)
 		return listenconf_add(t, config_setting_get_string(s),
-		    LTLS_STARTTLS, 0, "listen", file, line_of(s), err, errlen);
+		    LTLS_STARTTLS, 0, "listen", cx, line_of(cx, s));
 	/*
 	 * A libconfig array holds scalars of one type only; a list ( ... )
 	 * may mix strings and groups.
 	 */
 	if (!config_setting_is_aggregate(s) || config_setting_is_group(s))
-		return fail(err, errlen, file, line_of(s), "listen must be a "
+		return conf_err(cx, s, "listen must be a "
 		    "string, a list of strings [ ... ], or a list ( ... ) of "
 		    "strings and groups { address = ...; }");
 	if (config_setting_length(s) > 16)
-		return fail(err, errlen, file, line_of(s), "more than %d "
+		return conf_err(cx, s, "more than %d "
 		    "listen addresses", 16);
 	for (i = 0; i < config_setting_length(s); i++) {
 		e = config_setting_get_elem(s, (unsigned)i);
 		if (config_setting_type(e) == CONFIG_TYPE_STRING) {
 			if (listenconf_add(t, config_setting_get_string(e),
-			    LTLS_STARTTLS, 0, "listen", file, line_of(e), err,
-			    errlen) == -1)
+			    LTLS_STARTTLS, 0, "listen", cx, line_of(cx,
+			    e)) == -1)
 				return -1;
 		} else if (config_setting_is_group(e)) {
-			if (listener_group(t, e, file, err, errlen) == -1)
+			if (listener_group(t, e, cx) == -1)
 				return -1;
 		} else
-			return fail(err, errlen, file, line_of(e), "listen "
+			return conf_err(cx, e, "listen "
 			    "entries must be strings or groups "
 			    "{ address = ...; }");
 	}
@@ -229,8 +181,7 @@ listenconf_load(struct listen_table *t, const config_setting_t *s,
 
 int
 listenconf_check(const struct listen_table *t,
-    const struct listen_defaults *d, const char *file, char *err,
-    size_t errlen)
+    const struct listen_defaults *d, const struct conf_ctx *cx)
 {
 	const struct listen_conf *l;
 	int i, j;
@@ -238,20 +189,20 @@ listenconf_check(const struct listen_table *t,
 	for (i = 0; i < t->n; i++) {
 		l = &t->l[i];
 		if (l->tls_explicit && !d->have_certificate)
-			return fail(err, errlen, file, l->line, "listener %s: "
+			return conf_err_at(cx, l->line, "listener %s: "
 			    "tls = \"%s\" needs tls.certificate and tls.key",
 			    l->address, l->tls == LTLS_IMPLICIT ? "implicit" :
 			    "starttls");
 		if (l->auth == LAUTH_REQUIRED && !d->have_secrets)
-			return fail(err, errlen, file, l->line, "listener %s: "
+			return conf_err_at(cx, l->line, "listener %s: "
 			    "AUTH required needs auth.secrets", l->address);
 		if (l->proxy && !d->have_trusted)
-			return fail(err, errlen, file, l->line, "listener %s: "
+			return conf_err_at(cx, l->line, "listener %s: "
 			    "proxy needs proxy.trusted (the balancers' "
 			    "addresses)", l->address);
 		for (j = 0; j < i && l->name[0] != '\0'; j++)
 			if (strcmp(t->l[j].name, l->name) == 0)
-				return fail(err, errlen, file, l->line, "two "
+				return conf_err_at(cx, l->line, "two "
 				    "listeners named \"%s\"", l->name);
 	}
 	return 0;

@@ -11,6 +11,8 @@
 #include <libconfig.h>
 #include <stdio.h>
 
+#include "conf/conf.h"
+
 #define LISTEN_TABLE_MAX	64
 #define LISTEN_NAME_MAX		63
 
@@ -58,22 +60,21 @@ struct listen_defaults {
  * "file:line: message" in err.
  */
 int	listenconf_add(struct listen_table *, const char *address,
-	    enum listen_tls, int proxy, const char *origin, const char *file,
-	    int line, char *err, size_t errlen);
+	    enum listen_tls, int proxy, const char *origin,
+	    const struct conf_ctx *cx, int line);
 /*
  * The top-level listen setting: a string, or a list whose entries are
  * strings or groups { address; name; tls; auth; proxy; }.  0 or -1.
  */
 int	listenconf_load(struct listen_table *, const config_setting_t *s,
-	    const char *file, char *err, size_t errlen);
+	    const struct conf_ctx *cx);
 /*
  * Once the whole file is read: what each listener asks for exists (a
  * certificate for TLS, secrets for required AUTH, proxy.trusted for
  * PROXY), names are unique.  0 or -1.
  */
 int	listenconf_check(const struct listen_table *,
-	    const struct listen_defaults *, const char *file, char *err,
-	    size_t errlen);
+	    const struct listen_defaults *, const struct conf_ctx *cx);
 /* The listener's effective settings. */
 int	listenconf_auth_required(const struct listen_conf *,
 	    const struct listen_defaults *);

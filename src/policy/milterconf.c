@@ -4,68 +4,16 @@
 #include "config.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf/conf.h"
 #include "lib/str.h"
 #include "milterconf.h"
 
 static const char *const milter_keys[] = {
 	"address", "timeout", "connect_timeout", "default_action", NULL
 };
-
-static int
-fail(char *err, size_t errlen, const char *file, const config_setting_t *s,
-    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static int
-fail(char *err, size_t errlen, const char *file, const config_setting_t *s,
-    const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	snprintf(err, errlen, "%s:%d: %s", file,
-	    s != NULL ? config_setting_source_line(s) : 0, msg);
-	return -1;
-}
-
-/* A number of seconds: 10, "10", "10s", "2m"; 1 to 3600. */
-static int
-get_seconds(const config_setting_t *g, const char *name, unsigned int *out,
-    const char *file, char *err, size_t errlen)
-{
-	config_setting_t *s = config_setting_get_member(g, name);
-	const char *v;
-	char *end;
-	long long n = -1;
-
-	if (s == NULL)
-		return 0;
-	if (config_setting_type(s) == CONFIG_TYPE_INT ||
-	    config_setting_type(s) == CONFIG_TYPE_INT64)
-		n = config_setting_get_int64(s);
-	else if (config_setting_type(s) == CONFIG_TYPE_STRING) {
-		v = config_setting_get_string(s);
-		errno = 0;
-		n = strtoll(v, &end, 10);
-		if (end == v || errno != 0)
-			n = -1;
-		else if (strcmp(end, "m") == 0)
-			n *= 60;
-		else if (*end != '\0' && strcmp(end, "s") != 0)
-			n = -1;
-	}
-	if (n < 1 || n > 3600)
-		return fail(err, errlen, file, s, "milters: %s must be 1 to "
-		    "3600 seconds (10, \"10s\", \"2m\")", name);
-	*out = (unsigned int)n;
-	return 0;
-}
 
 /* "inet:host:port", "inet:[v6]:port", "inet:port@host" or "unix:/path". */
 static int
@@ -115,15 +63,15 @@ parse_address(struct milter_def *d, const char *a)
 }
 
 static int
-load_one(struct milter_def *d, const config_setting_t *g, const char *file,
-    char *err, size_t errlen)
+load_one(struct milter_def *d, const config_setting_t *g,
+    const struct conf_ctx *cx)
 {
 	config_setting_t *s;
 	const char *v;
 	int i, j;
 
 	if (config_setting_type(g) != CONFIG_TYPE_GROUP)
-		return fail(err, errlen, file, g, "milters entries must be "
+		return conf_err(cx, g, "milters entries must be "
 		    "groups: { address = \"inet:127.0.0.1:8891\"; }");
 	for (i = 0; i < config_setting_length(g); i++) {
 		const char *n = config_setting_name(
@@ -133,19 +81,19 @@ load_one(struct milter_def *d, const config_setting_t *g, const char *file,
 			if (strcmp(n, milter_keys[j]) == 0)
 				break;
 		if (milter_keys[j] == NULL)
-			return fail(err, errlen, file, g, "milters: unknown "
+			return conf_err(cx, g, "milters: unknown "
 			    "setting %s", n);
 	}
 	d->timeout = DEF_MILTER_TIMEOUT;
 	d->connect_timeout = DEF_MILTER_CONNECT;
 	if ((s = config_setting_get_member(g, "address")) == NULL ||
 	    config_setting_type(s) != CONFIG_TYPE_STRING)
-		return fail(err, errlen, file, g, "milters: address = "
+		return conf_err(cx, g, "milters: address = "
 		    "\"inet:host:port\" or \"unix:/path\" is needed");
 	v = config_setting_get_string(s);
 	if (str_lcpy(d->address, v, sizeof(d->address)) >=
 	    sizeof(d->address) || parse_address(d, v) == -1)
-		return fail(err, errlen, file, s, "milters: bad address %.100s "
+		return conf_err(cx, s, "milters: bad address %.100s "
 		    "(inet:host:port, inet:[v6]:port or unix:/path)", v);
 	if ((s = config_setting_get_member(g, "default_action")) != NULL) {
 		v = config_setting_type(s) == CONFIG_TYPE_STRING ?
@@ -153,20 +101,20 @@ load_one(struct milter_def *d, const config_setting_t *g, const char *file,
 		if (strcmp(v, "accept") == 0)
 			d->accept_on_fail = 1;
 		else if (strcmp(v, "tempfail") != 0)
-			return fail(err, errlen, file, s, "milters: "
+			return conf_err(cx, s, "milters: "
 			    "default_action must be \"tempfail\" or "
 			    "\"accept\"");
 	}
-	if (get_seconds(g, "timeout", &d->timeout, file, err, errlen) == -1 ||
-	    get_seconds(g, "connect_timeout", &d->connect_timeout, file, err,
-	    errlen) == -1)
+	if (conf_get_duration(cx, g, "timeout", 1, 3600, &d->timeout) == -1 ||
+	    conf_get_duration(cx, g, "connect_timeout", 1, 3600,
+	    &d->connect_timeout) == -1)
 		return -1;
 	return 0;
 }
 
 int
 milterconf_load(struct milter_conf **out, const config_setting_t *root,
-    const char *file, char *err, size_t errlen)
+    const struct conf_ctx *cx)
 {
 	config_setting_t *s;
 	struct milter_conf *c;
@@ -176,18 +124,18 @@ milterconf_load(struct milter_conf **out, const config_setting_t *root,
 	if ((s = config_setting_get_member(root, "milters")) == NULL)
 		return 0;
 	if (config_setting_type(s) != CONFIG_TYPE_LIST)
-		return fail(err, errlen, file, s, "milters must be a list of "
+		return conf_err(cx, s, "milters must be a list of "
 		    "groups: ( { address = \"inet:127.0.0.1:8891\"; } )");
 	if ((n = config_setting_length(s)) == 0)
 		return 0;
 	if (n > MILTERS_MAX)
-		return fail(err, errlen, file, s, "milters: at most %d",
+		return conf_err(cx, s, "milters: at most %d",
 		    MILTERS_MAX);
 	if ((c = calloc(1, sizeof(*c))) == NULL)
-		return fail(err, errlen, file, s, "out of memory");
+		return conf_err(cx, s, "out of memory");
 	for (i = 0; i < n; i++)
 		if (load_one(&c->m[i], config_setting_get_elem(s, (unsigned)i),
-		    file, err, errlen) == -1) {
+		    cx) == -1) {
 			free(c);
 			return -1;
 		}

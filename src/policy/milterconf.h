@@ -8,6 +8,8 @@
 #include <libconfig.h>
 #include <stdio.h>
 
+#include "conf/conf.h"
+
 #define MILTERS_MAX		8
 #define DEF_MILTER_TIMEOUT	10	/* seconds for a reply */
 #define DEF_MILTER_CONNECT	5	/* seconds to connect */
@@ -33,7 +35,7 @@ struct milter_conf {
  * none).  0, or -1 with "file:line: message" in err.
  */
 int	milterconf_load(struct milter_conf **out, const config_setting_t *root,
-	    const char *file, char *err, size_t errlen);
+	    const struct conf_ctx *cx);
 void	milterconf_free(struct milter_conf **);
 void	milterconf_print(const struct milter_conf *, FILE *);
 

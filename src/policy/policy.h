@@ -244,11 +244,7 @@ void	policy_print_auth(const struct policy *, FILE *);
 
 struct policy *policy_ref(struct policy *);
 void	policy_unref(struct policy **);
-
-/* The policy new sessions start with: a new reference, never NULL once set. */
-struct policy *policy_current(void);
-/* Installs p (taking over the caller's reference) and drops the old one. */
-void	policy_install(struct policy *p);
+/* The policy sessions run with is in the snapshot (core/confsnap.h). */
 
 /*
  * Verdicts.  A module answers CONTINUE to let the next one decide; the

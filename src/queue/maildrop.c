@@ -18,6 +18,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "conf/conf.h"
 #include "lib/addr.h"
 #include "lib/fsutil.h"
 #include "lib/log.h"
@@ -25,76 +26,96 @@
 #include "maildrop.h"
 #include "envelope.h"
 
-#ifndef SMTPD_SPOOL
-#define SMTPD_SPOOL	"/var/spool/smtpd"
-#endif
-
-static int	name_list(config_setting_t *, const char *, char (*)[64],
-		    size_t *, char *, size_t);
 static int	pick_one(struct spool *, const struct maildrop_conf *, int,
 		    const char *, const char *);
 static void	give_up(const char *, const char *, const char *,
 		    const char *);
 
-static int
-name_list(config_setting_t *g, const char *key, char (*names)[64],
-    size_t *n, char *err, size_t errlen)
-{
-	config_setting_t *s;
-	const char *v;
-	int i, len;
+static const char *const sendmail_keys[] = {
+	"mode", "sender_mismatch", "domain", "group", "max_message_size",
+	"trusted", "admins", NULL
+};
 
-	if ((s = config_setting_get_member(g, key)) == NULL)
+static int
+name_list(const struct conf_ctx *cx, config_setting_t *g, const char *key,
+    char (*names)[64], size_t *n)
+{
+	char **v;
+	size_t i, nv;
+
+	if (conf_empty_list(g, key)) {
+		/* An empty list names nobody. */
+		*n = 0;
 		return 0;
-	if (!config_setting_is_array(s) ||
-	    (len = config_setting_length(s)) > MAILDROP_NAMES_MAX) {
-		snprintf(err, errlen, "line %d: sendmail.%s: want a list of at "
-		    "most %d user names", config_setting_source_line(s), key,
-		    MAILDROP_NAMES_MAX);
+	}
+	if (conf_get_strings(cx, g, key, &v, &nv, MAILDROP_NAMES_MAX) == -1)
 		return -1;
-	}
-	*n = 0;
-	for (i = 0; i < len; i++) {
-		if ((v = config_setting_get_string_elem(s, i)) == NULL ||
-		    *v == '\0' || str_lcpy(names[*n], v, 64) >= 64) {
-			snprintf(err, errlen, "line %d: sendmail.%s: want user "
-			    "names", config_setting_source_line(s), key);
-			return -1;
+	if (v == NULL)
+		return 0;
+	for (i = 0; i < nv; i++)
+		if (v[i][0] == '\0' || str_lcpy(names[i], v[i], 64) >= 64) {
+			conf_free_strings(&v, nv);
+			return conf_err(cx, config_setting_get_member(g, key),
+			    "sendmail.%s: want user names", key);
 		}
-		(*n)++;
-	}
+	*n = nv;
+	conf_free_strings(&v, nv);
 	return 0;
 }
 
-/* The settings of the sendmail group (smtpd.conf(5), Local submission). */
-static const char *const sendmail_keys[] = {
-	"mode", "domain", "trusted", "sender_mismatch", "admins", "group",
-	"max_message_size", NULL
-};
-
-/* A name not in sendmail_keys is a typo: refused, like everywhere else. */
+/* "queue" or "smarthost"; "refuse" or "rewrite": 0 or 1, -1 if neither. */
 static int
-known_keys(const config_setting_t *g, const char *path, char *err,
-    size_t errlen)
+one_of(const char *v, const char *zero, const char *one)
 {
-	const config_setting_t *c;
-	const char *n;
-	int i;
-	size_t j;
+	if (strcmp(v, zero) == 0)
+		return 0;
+	return strcmp(v, one) == 0 ? 1 : -1;
+}
 
-	for (i = 0; (c = config_setting_get_elem(g, (unsigned)i)) != NULL;
-	    i++) {
-		n = config_setting_name(c);
-		for (j = 0; sendmail_keys[j] != NULL; j++)
-			if (n != NULL && strcmp(n, sendmail_keys[j]) == 0)
-				break;
-		if (sendmail_keys[j] == NULL) {
-			snprintf(err, errlen, "%s:%d: sendmail: unknown setting "
-			    "\"%s\"", path, config_setting_source_line(c),
-			    n != NULL ? n : "");
-			return -1;
-		}
+static int
+sendmail_group(const struct conf_ctx *cx, config_setting_t *g,
+    struct maildrop_conf *mc)
+{
+	const char *mode = NULL, *mismatch = NULL, *dom = NULL, *grp = NULL;
+	size_t size = (size_t)mc->max_size;
+	int k;
+
+	if (!config_setting_is_group(g))
+		return conf_err(cx, g, "sendmail: want a group { ... }");
+	if (conf_check_keys(cx, g, sendmail_keys, "sendmail") == -1 ||
+	    conf_get_string(cx, g, "mode", &mode) == -1 ||
+	    conf_get_string(cx, g, "sender_mismatch", &mismatch) == -1 ||
+	    conf_get_string(cx, g, "domain", &dom) == -1 ||
+	    conf_get_string(cx, g, "group", &grp) == -1 ||
+	    conf_get_size(cx, g, "max_message_size", 1024,
+	    (size_t)1 << 40, &size) == -1)
+		return -1;
+	mc->max_size = size;
+	if (mode != NULL) {
+		if ((k = one_of(mode, "queue", "smarthost")) == -1)
+			return conf_err(cx, config_setting_get_member(g,
+			    "mode"), "sendmail.mode: want \"queue\" or "
+			    "\"smarthost\"");
+		mc->mode = k ? MAILDROP_SMARTHOST : MAILDROP_QUEUE;
 	}
+	if (mismatch != NULL) {
+		if ((k = one_of(mismatch, "refuse", "rewrite")) == -1)
+			return conf_err(cx, config_setting_get_member(g,
+			    "sender_mismatch"), "sendmail.sender_mismatch: "
+			    "want \"refuse\" or \"rewrite\"");
+		mc->rewrite = k;
+	}
+	if (dom != NULL && (*dom == '\0' || str_lcpy(mc->domain, dom,
+	    sizeof(mc->domain)) >= sizeof(mc->domain)))
+		return conf_err(cx, config_setting_get_member(g, "domain"),
+		    "sendmail.domain: want a domain");
+	if (grp != NULL && str_lcpy(mc->group, grp, sizeof(mc->group)) >=
+	    sizeof(mc->group))
+		return conf_err(cx, config_setting_get_member(g, "group"),
+		    "sendmail.group: too long");
+	if (name_list(cx, g, "trusted", mc->trusted, &mc->ntrusted) == -1 ||
+	    name_list(cx, g, "admins", mc->admins, &mc->nadmins) == -1)
+		return -1;
 	return 0;
 }
 
@@ -102,110 +123,42 @@ int
 maildrop_conf_load(const char *path, struct maildrop_conf *mc, char *err,
     size_t errlen)
 {
+	struct conf_ctx cx = { path, err, errlen };
 	config_setting_t *root, *g;
 	config_t cf;
-	const char *v;
-	char e[256];
-	long long size;
+	const char *v = NULL;
 	int r = -1;
 
 	memset(mc, 0, sizeof(*mc));
 	str_lcpy(mc->file, path, sizeof(mc->file));
-	str_lcpy(mc->spool, SMTPD_SPOOL, sizeof(mc->spool));
+	str_lcpy(mc->spool, conf_default_spool(), sizeof(mc->spool));
 	str_lcpy(mc->trusted[0], "root", sizeof(mc->trusted[0]));
 	mc->ntrusted = 1;
 	str_lcpy(mc->admins[0], "root", sizeof(mc->admins[0]));
 	mc->nadmins = 1;
 	mc->max_size = MAILDROP_MAX_SIZE;
-	if (gethostname(mc->domain, sizeof(mc->domain)) == -1)
-		str_lcpy(mc->domain, "localhost", sizeof(mc->domain));
-	mc->domain[sizeof(mc->domain) - 1] = '\0';
-	if (access(path, F_OK) == -1 && errno == ENOENT)
-		return 0;
-	mc->have_file = 1;
 	config_init(&cf);
-	if (config_read_file(&cf, path) != CONFIG_TRUE) {
-		if (config_error_type(&cf) == CONFIG_ERR_FILE_IO)
-			snprintf(err, errlen, "%s: cannot read: %s", path,
-			    strerror(errno ? errno : EIO));
-		else
-			snprintf(err, errlen, "%s:%d: %s", path,
-			    config_error_line(&cf), config_error_text(&cf));
-		config_destroy(&cf);
-		return -1;
-	}
-	root = config_root_setting(&cf);
-	if (config_setting_lookup_string(root, "spool", &v) == CONFIG_TRUE &&
-	    (*v == '\0' || fs_conf_path(path, v, mc->spool,
-	    sizeof(mc->spool)) == -1)) {
-		snprintf(err, errlen, "%s: spool \"%.100s\": bad path", path, v);
+	if (conf_read(&cf, path, 1, &mc->have_file, err, errlen) == -1)
 		goto out;
-	}
-	if ((config_setting_lookup_string(root, "hostname", &v) ==
-	    CONFIG_TRUE || config_setting_lookup_string(root, "defaultdomain",
-	    &v) == CONFIG_TRUE) && *v != '\0')
-		str_lcpy(mc->domain, v, sizeof(mc->domain));
-	if ((g = config_setting_get_member(root, "sendmail")) == NULL) {
+	root = config_root_setting(&cf);
+	if (!mc->have_file) {
+		/* The name smtpd and smtpq take. */
+		conf_default_hostname(mc->domain, sizeof(mc->domain));
 		r = 0;
 		goto out;
 	}
-	if (!config_setting_is_group(g)) {
-		snprintf(err, errlen, "%s:%d: sendmail: want a group { ... }",
-		    path, config_setting_source_line(g));
+	if (conf_get_path(&cx, root, "spool", mc->spool,
+	    sizeof(mc->spool)) == -1 ||
+	    conf_get_string(&cx, root, "defaultdomain", &v) == -1 ||
+	    conf_get_string(&cx, root, "hostname", &v) == -1)
 		goto out;
-	}
-	if (known_keys(g, path, err, errlen) == -1)
+	if (v != NULL && *v != '\0')
+		str_lcpy(mc->domain, v, sizeof(mc->domain));
+	else
+		conf_default_hostname(mc->domain, sizeof(mc->domain));
+	if ((g = config_setting_get_member(root, "sendmail")) != NULL &&
+	    sendmail_group(&cx, g, mc) == -1)
 		goto out;
-	if (config_setting_lookup_string(g, "mode", &v) == CONFIG_TRUE) {
-		if (strcmp(v, "queue") == 0)
-			mc->mode = MAILDROP_QUEUE;
-		else if (strcmp(v, "smarthost") == 0)
-			mc->mode = MAILDROP_SMARTHOST;
-		else {
-			snprintf(err, errlen, "%s: sendmail.mode: want \"queue\" "
-			    "or \"smarthost\"", path);
-			goto out;
-		}
-	}
-	if (config_setting_lookup_string(g, "sender_mismatch", &v) ==
-	    CONFIG_TRUE) {
-		if (strcmp(v, "refuse") == 0)
-			mc->rewrite = 0;
-		else if (strcmp(v, "rewrite") == 0)
-			mc->rewrite = 1;
-		else {
-			snprintf(err, errlen, "%s: sendmail.sender_mismatch: "
-			    "want \"refuse\" or \"rewrite\"", path);
-			goto out;
-		}
-	}
-	if (config_setting_lookup_string(g, "domain", &v) == CONFIG_TRUE &&
-	    (*v == '\0' || str_lcpy(mc->domain, v, sizeof(mc->domain)) >=
-	    sizeof(mc->domain))) {
-		snprintf(err, errlen, "%s: sendmail.domain: want a domain",
-		    path);
-		goto out;
-	}
-	if (config_setting_lookup_string(g, "group", &v) == CONFIG_TRUE &&
-	    str_lcpy(mc->group, v, sizeof(mc->group)) >= sizeof(mc->group)) {
-		snprintf(err, errlen, "%s: sendmail.group: too long", path);
-		goto out;
-	}
-	if (config_setting_lookup_int64(g, "max_message_size", &size) ==
-	    CONFIG_TRUE) {
-		if (size < 1024 || size > (1LL << 40)) {
-			snprintf(err, errlen, "%s: sendmail.max_message_size: "
-			    "want 1024 bytes to 1 TiB", path);
-			goto out;
-		}
-		mc->max_size = (unsigned long long)size;
-	}
-	if (name_list(g, "trusted", mc->trusted, &mc->ntrusted, e,
-	    sizeof(e)) == -1 || name_list(g, "admins", mc->admins,
-	    &mc->nadmins, e, sizeof(e)) == -1) {
-		snprintf(err, errlen, "%s:%s", path, e);
-		goto out;
-	}
 	r = 0;
 out:
 	config_destroy(&cf);

@@ -13,7 +13,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,31 +20,13 @@
 #include <libconfig.h>
 
 #include "lib/addr.h"
-#include "lib/fsutil.h"
+#include "conf/conf.h"
 #include "lib/str.h"
 #include "lib/table.h"
 #include "queueconf.h"
 #include "recipients.h"
 
 #define KEY_MAX	(2 * ADDR_PATH_MAX + 2)
-
-static int	seterr(char *, size_t, const char *, const config_setting_t *,
-		    const char *, ...) __attribute__((format(printf, 5, 6)));
-
-static int
-seterr(char *err, size_t errlen, const char *file,
-    const config_setting_t *s, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	snprintf(err, errlen, "%s:%d: %s", file,
-	    s ? config_setting_source_line(s) : 0, msg);
-	return -1;
-}
 
 static void
 lower(char *s)
@@ -54,49 +35,13 @@ lower(char *s)
 		*s = (char)tolower((unsigned char)*s);
 }
 
-struct table *
-qc_table_open(const char *conffile, const char *ref, char *err, size_t errlen)
-{
-	char buf[TABLE_REF_MAX], abspath[PATH_MAX];
-	const char *kinds[] = { "file:", "cdb:", "socketmap:unix:", "dovecot:",
-	    NULL };
-	size_t i, n;
-
-	for (i = 0; kinds[i] != NULL; i++) {
-		n = strlen(kinds[i]);
-		if (strncmp(ref, kinds[i], n) != 0 || ref[n] == '/' ||
-		    ref[n] == '\0')
-			continue;
-		if (i == 2) {
-			/* socketmap:unix:path:name */
-			const char *c = strrchr(ref + n, ':');
-			char rel[PATH_MAX];
-
-			if (c == NULL || (size_t)(c - (ref + n)) >= sizeof(rel))
-				break;
-			memcpy(rel, ref + n, (size_t)(c - (ref + n)));
-			rel[c - (ref + n)] = '\0';
-			if (fs_conf_path(conffile, rel, abspath,
-			    sizeof(abspath)) == -1 ||
-			    (size_t)snprintf(buf, sizeof(buf), "%s%s%s",
-			    kinds[i], abspath, c) >= sizeof(buf))
-				break;
-		} else if (fs_conf_path(conffile, ref + n, abspath,
-		    sizeof(abspath)) == -1 || (size_t)snprintf(buf,
-		    sizeof(buf), "%s%s", kinds[i], abspath) >= sizeof(buf))
-			break;
-		return table_open(buf, err, errlen);
-	}
-	return table_open(ref, err, errlen);
-}
-
 /*
  * A table-valued key: a reference string, or (when inline_ok) a list of
  * keys.  *t stays NULL when the key is absent.
  */
 static int
-get_table(const config_setting_t *root, const char *name, int inline_ok,
-    const char *file, struct table **t, char *err, size_t errlen)
+get_table(const struct conf_ctx *cx, const config_setting_t *root,
+    const char *name, int inline_ok, struct table **t)
 {
 	config_setting_t *g, *e;
 	char why[512];
@@ -107,8 +52,8 @@ get_table(const config_setting_t *root, const char *name, int inline_ok,
 		return 0;
 	if (config_setting_type(g) == CONFIG_TYPE_STRING) {
 		v = config_setting_get_string(g);
-		if ((*t = qc_table_open(file, v, why, sizeof(why))) == NULL)
-			return seterr(err, errlen, file, g, "%s", why);
+		if ((*t = conf_table_open(cx->file, v, why, sizeof(why))) == NULL)
+			return conf_err(cx, g, "%s", why);
 		return 0;
 	}
 	if (!inline_ok || (!config_setting_is_array(g) &&
@@ -116,27 +61,27 @@ get_table(const config_setting_t *root, const char *name, int inline_ok,
 		snprintf(why, sizeof(why), "%s must be a table (\"file:/path\", "
 		    "\"cdb:/path\", \"socketmap:...\", \"dovecot:/path\")%s",
 		    name, inline_ok ? " or a list of strings" : "");
-		return seterr(err, errlen, file, g, "%s", why);
+		return conf_err(cx, g, "%s", why);
 	}
 	if ((*t = table_inline_new(name)) == NULL)
-		return seterr(err, errlen, file, g, "%s", "out of memory");
+		return conf_err(cx, g, "%s", "out of memory");
 	n = config_setting_length(g);
 	if (n > TABLE_FILE_ENTRIES_MAX)
-		return seterr(err, errlen, file, g, "%s: too many entries",
+		return conf_err(cx, g, "%s: too many entries",
 		    name);
 	for (i = 0; i < n; i++) {
 		e = config_setting_get_elem(g, (unsigned)i);
 		if ((v = config_setting_get_string(e)) == NULL)
-			return seterr(err, errlen, file, e, "%s entries must "
+			return conf_err(cx, e, "%s entries must "
 			    "be strings", name);
 		if (table_inline_add(*t, v, "", why, sizeof(why)) == -1)
-			return seterr(err, errlen, file, e, "%s", why);
+			return conf_err(cx, e, "%s", why);
 	}
 	if (table_inline_finish(*t, why, sizeof(why)) == -1) {
 		/* "name:0: ..." from the table: say where the list is. */
 		const char *m = strstr(why, ": ");
 
-		return seterr(err, errlen, file, g, "%s", m ? m + 2 : why);
+		return conf_err(cx, g, "%s", m ? m + 2 : why);
 	}
 	return 0;
 }
@@ -145,24 +90,23 @@ int
 qc_tables_parse(const config_setting_t *root, struct queue_conf *qc,
     const char *file, char *err, size_t errlen)
 {
+	struct conf_ctx cx = { file, err, errlen };
 	config_setting_t *g;
 	const char *v;
 
-	if (get_table(root, "users", 1, file, &qc->users, err, errlen) == -1 ||
-	    get_table(root, "relay_recipients", 1, file, &qc->relay_rcpts,
-	    err, errlen) == -1)
+	if (get_table(&cx, root, "users", 1, &qc->users) == -1 ||
+	    get_table(&cx, root, "relay_recipients", 1, &qc->relay_rcpts) == -1)
 		return -1;
 	if (root != NULL && (g = config_setting_get_member(root, "aliases")) &&
 	    config_setting_type(g) == CONFIG_TYPE_STRING &&
-	    get_table(root, "aliases", 0, file, &qc->alias_table, err,
-	    errlen) == -1)
+	    get_table(&cx, root, "aliases", 0, &qc->alias_table) == -1)
 		return -1;
 	if (root != NULL && (g = config_setting_get_member(root,
 	    "recipient_delimiter")) != NULL) {
 		if ((v = config_setting_get_string(g)) == NULL ||
 		    strlen(v) >= sizeof(qc->delimiter) ||
 		    strpbrk(v, "@\"\\ \t.") != NULL)
-			return seterr(err, errlen, file, g, "%s",
+			return conf_err(&cx, g, "%s",
 			    "recipient_delimiter must be a few characters "
 			    "such as \"+\" (not @, quotes, dots or spaces)");
 		str_lcpy(qc->delimiter, v, sizeof(qc->delimiter));

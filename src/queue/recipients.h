@@ -19,12 +19,6 @@ enum qc_verdict {
 	QV_TEMP,	/* a table could not be read now: 451 4.3.0 */
 };
 
-/*
- * Opens a table reference, taking a relative file path from the directory
- * of conffile.  NULL with the reason in err.
- */
-struct table *qc_table_open(const char *conffile, const char *ref,
-	    char *err, size_t errlen);
 /* Compiles the keys above into qc.  0, or -1 with "file:line: ..." in err. */
 int	qc_tables_parse(const config_setting_t *root, struct queue_conf *qc,
 	    const char *file, char *err, size_t errlen);

@@ -20,6 +20,7 @@
 #include <libconfig.h>
 
 #include "auth/secrets.h"
+#include "conf/conf.h"
 #include "lib/fsutil.h"
 #include "lib/str.h"
 #include "smtpq.h"
@@ -56,19 +57,27 @@ read_password(const char *prompt, char *buf, size_t len)
 	return 0;
 }
 
-/* The secrets file named by auth.secrets in the config. */
+/*
+ * The secrets file named by auth.secrets in the config, read as smtpd
+ * reads it (relative to the config's directory); "" if none.  0, or -1
+ * with the config's error in err.
+ */
 static int
-config_secrets(const char *conffile, char *buf, size_t len)
+config_secrets(const char *conffile, char *buf, size_t len, char *err,
+    size_t errlen)
 {
-	const char *v = NULL;
+	struct conf_ctx cx = { conffile, err, errlen };
+	config_setting_t *auth;
 	config_t cf;
-	int r = -1;
+	int r = 0, have_file;
 
+	buf[0] = '\0';
 	config_init(&cf);
-	if (config_read_file(&cf, conffile) == CONFIG_TRUE &&
-	    config_lookup_string(&cf, "auth.secrets", &v) == CONFIG_TRUE &&
-	    v[0] != '\0' && fs_conf_path(conffile, v, buf, len) == 0)
-		r = 0;
+	if (conf_read(&cf, conffile, 0, &have_file, err, errlen) == -1)
+		r = -1;
+	else if ((auth = config_lookup(&cf, "auth")) != NULL &&
+	    config_setting_is_group(auth))
+		r = conf_get_path(&cx, auth, "secrets", buf, len);
 	config_destroy(&cf);
 	return r;
 }
@@ -104,7 +113,12 @@ smtpq_passwd(int argc, char **argv, const char *conffile)
 		return EX_USAGE;
 	}
 	if (file == NULL) {
-		if (config_secrets(conffile, path, sizeof(path)) == -1) {
+		if (config_secrets(conffile, path, sizeof(path), err,
+		    sizeof(err)) == -1) {
+			fprintf(stderr, "smtpq: %s\n", err);
+			return EX_CONFIG;
+		}
+		if (path[0] == '\0') {
 			fprintf(stderr, "smtpq: %s names no auth.secrets; use -f\n",
 			    conffile);
 			return EX_CONFIG;

@@ -38,5 +38,7 @@ int	suite_milter(void);
 int	suite_sched(void);
 int	suite_journal(void);
 int	suite_fsutil(void);
+int	suite_conf(void);
+int	suite_confsnap(void);
 
 #endif
