@@ -30,24 +30,26 @@
 #include "server.h"
 #include "session.h"
 #include "tls.h"
+#include "tlscerts.h"
 
 int
 load_credentials(const struct policy *p, int strict, int remote_key)
 {
+	struct tls_named named[TLSCONF_CERTS_MAX];
 	struct tls_server *ts;
 	struct tls_conf tc;
 	char err[1024];
 
 	if (p->tls_certificate[0] != '\0') {
 		memset(&tc, 0, sizeof(tc));
-		tc.certificate = p->tls_certificate;
-		tc.key = p->tls_key;
-		tc.chain = p->tls_chain[0] ? p->tls_chain : NULL;
+		tlscerts_conf(p, &tc, named);
 		tc.priority = p->tls_priority[0] ? p->tls_priority : NULL;
 		tc.tickets = p->tls_tickets;
 		tc.client_ca = p->tls_client_ca[0] ? p->tls_client_ca : NULL;
-		if (remote_key)
-			tc.set_key = keyproc_set_key;
+		if (remote_key) {
+			tc.fetch = keyproc_fetch_certs;
+			tc.add_key = keyproc_add_key;
+		}
 		if ((ts = tls_server_new(&tc, err, sizeof(err))) == NULL) {
 			if (strict) {
 				fprintf(stderr, "smtpd: %s\n", err);

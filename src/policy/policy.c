@@ -49,7 +49,8 @@ static const char *const top_keys[] = {
 };
 static const char *const tls_keys[] = {
 	"certificate", "key", "chain", "priority", "tickets", "client_ca",
-	"client_cert_trusted", "handshake_timeout", "listen", NULL
+	"client_cert_trusted", "handshake_timeout", "listen", "certificates",
+	NULL
 };
 static const char *const auth_keys[] = {
 	"secrets", "mechanisms", "senders", "throttle", "required",
@@ -726,6 +727,11 @@ load_tls(struct policy *p, config_setting_t *g, const char *path, char *err,
 	if ((p->tls_certificate[0] != '\0') != (p->tls_key[0] != '\0'))
 		return seterr(err, errlen, path, g,
 		    "tls needs both certificate and key");
+	if (tlsconf_load(&p->tls_sni, g, path, err, errlen) == -1)
+		return -1;
+	if (p->tls_sni.ncerts > 0 && p->tls_certificate[0] == '\0')
+		return seterr(err, errlen, path, g, "tls.certificates needs "
+		    "tls.certificate and tls.key (the default certificate)");
 	if ((s = config_setting_get_member(g, "listen")) != NULL) {
 		if (each_string(s, "tls.listen", path, add_tls_listen, p, err,
 		    errlen) == -1)
@@ -1347,6 +1353,7 @@ print_policy_modules(const struct policy *p, FILE *f)
 			fprintf(f, "TLS client certificates checked against %s%s\n",
 			    p->tls_client_ca, p->tls_client_cert_trusted ?
 			    "; a verified one is trusted" : "");
+		tlsconf_print(&p->tls_sni, f);
 	} else
 		fprintf(f, "TLS: off (no certificate)\n");
 	policy_print_auth(p, f);
@@ -1455,6 +1462,7 @@ policy_free(struct policy *p)
 		free(p->listen[i]);
 	for (i = 0; i < p->ntls_listen; i++)
 		free(p->tls_listen[i]);
+	tlsconf_free(&p->tls_sni);
 	frontconf_free(&p->front);
 	delegate_free(&p->delegate);
 	dkimconf_free(&p->dkim);
