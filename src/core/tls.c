@@ -205,7 +205,8 @@ build_sni(struct tls_server *srv, const struct tls_conf *conf,
 		return 0;
 	if ((pairs = calloc(np, sizeof(*pairs))) == NULL ||
 	    (masks = calloc(np, sizeof(*masks))) == NULL ||
-	    (srv->sni_cred = calloc(np, sizeof(*srv->sni_cred))) == NULL ||
+	    (srv->sni_cred = calloc(np,
+	    sizeof(gnutls_certificate_credentials_t))) == NULL ||
 	    (srv->names = calloc(np, sizeof(*srv->names))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto out;

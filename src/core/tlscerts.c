@@ -36,42 +36,53 @@ read_file(const char *where, const char *what, const char *path,
 	struct stat st;
 	size_t len = 0;
 	ssize_t r;
-	int fd, e = 0;
+	int fd;
 
 	d->data = NULL;
 	d->size = 0;
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY |
-	    O_NONBLOCK)) == -1 || fstat(fd, &st) == -1)
-		e = errno;
-	else if (!S_ISREG(st.st_mode) || st.st_size > TLS_FILE_MAX) {
+	    O_NONBLOCK)) == -1) {
+		snprintf(err, errlen, "%s%s %s: %s", where, what, path,
+		    strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) == -1) {
+		snprintf(err, errlen, "%s%s %s: %s", where, what, path,
+		    strerror(errno));
+		(void)close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > TLS_FILE_MAX) {
 		snprintf(err, errlen, "%s%s %s: %s", where, what, path,
 		    !S_ISREG(st.st_mode) ? "not a regular file" :
 		    "larger than 1 MB");
 		(void)close(fd);
 		return -1;
-	} else if ((d->data = malloc((size_t)st.st_size + 1)) == NULL)
-		e = ENOMEM;
-	while (e == 0 && len < (size_t)st.st_size) {
+	}
+	if ((d->data = malloc((size_t)st.st_size + 1)) == NULL) {
+		snprintf(err, errlen, "%s%s %s: out of memory", where, what,
+		    path);
+		(void)close(fd);
+		return -1;
+	}
+	while (len < (size_t)st.st_size) {
 		r = read(fd, d->data + len, (size_t)st.st_size - len);
 		if (r == -1 && errno == EINTR)
 			continue;
-		if (r == -1)
-			e = errno;
-		if (r <= 0)
+		if (r == -1) {
+			snprintf(err, errlen, "%s%s %s: %s", where, what, path,
+			    strerror(errno));
+			(void)close(fd);
+			str_wipe(d->data, len);
+			free(d->data);
+			d->data = NULL;
+			return -1;
+		}
+		if (r == 0)
 			break;
 		len += (size_t)r;
 	}
-	if (fd != -1)
-		(void)close(fd);
-	if (e != 0) {
-		snprintf(err, errlen, "%s%s %s: %s", where, what, path,
-		    strerror(e));
-		if (d->data != NULL)
-			str_wipe(d->data, len);
-		free(d->data);
-		d->data = NULL;
-		return -1;
-	}
+	(void)close(fd);
 	if (modep != NULL)
 		*modep = st.st_mode;
 	d->data[len] = '\0';
@@ -319,7 +330,8 @@ tlscerts_decode(const unsigned char *data, size_t len,
 		off = (size_t)(nl - data) + 1;
 		errno = 0;
 		n = strtoul(line, &end, 10);
-		if (errno != 0 || end == line || n > len - off ||
+		if (errno != 0 || end == line || (*end != ' ' &&
+		    *end != '\0') || n > len - off ||
 		    n > TLS_CERTSET_MAX)
 			goto bad;
 		e = &set->ent[set->n++];
