@@ -1,10 +1,11 @@
 /*
- * keyproc: the process of smtpd that holds the TLS private key and the
+ * keyproc: the process of smtpd that holds the TLS private keys and the
  * AUTH secrets, and the front's side of talking to it.
  *
- * The front never has the key or the secrets in its memory: during a TLS
+ * The front never has a key or the secrets in its memory: during a TLS
  * handshake GnuTLS calls back into a key whose sign and decrypt
- * operations are requests to the key process, and AUTH's password checks
+ * operations are requests to the key process (naming the key by the
+ * SHA-256 id of its public key), and AUTH's password checks
  * (secrets_verify(), secrets_verify_cram()) go there too.  Requests and
  * answers are fixed-size messages on SOCK_SEQPACKET socket pairs, one
  * request at a time per pair; the front has KEYPROC_CHANNELS pairs and

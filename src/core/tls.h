@@ -3,7 +3,8 @@
  * implicit TLS, RFC 8314), with GnuTLS.
  *
  * A struct tls_server holds what every handshake needs: the certificate,
- * its chain and key, the priority string, the session-ticket key and,
+ * its chain and key, those chosen by the name the client asks for (SNI;
+ * tls.certificates), the priority string, the session-ticket key and,
  * optionally, the CAs that client certificates are checked against.  It
  * is immutable and reference-counted.  On SIGHUP the server loads a new
  * one and installs it (tls_server_install()); sessions already running
