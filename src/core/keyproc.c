@@ -92,7 +92,7 @@ key_of(const gnutls_datum_t *pem, struct kp_key *k, char *err, size_t errlen)
  * with err.
  */
 static int
-load_key(const struct policy *p, char *err, size_t errlen)
+load_key(const struct policy *p, int reload, char *err, size_t errlen)
 {
 	struct tls_named named[TLSCONF_CERTS_MAX];
 	struct tls_conf tc;
@@ -111,6 +111,9 @@ load_key(const struct policy *p, char *err, size_t errlen)
 	tlscerts_conf(p, &tc, named);
 	if (tlscerts_read(&tc, set, warn, sizeof(warn), err, errlen) == -1)
 		goto out;
+	/* At start smtpd said so before the split. */
+	if (reload && warn[0] != '\0')
+		log_warn("key process: reload: TLS: %s", warn);
 	for (i = 0; i < set->n; i++) {
 		if (key_of(&set->ent[i].key, &fresh[nfresh], err,
 		    errlen) == -1)
@@ -351,7 +354,7 @@ take_config(const struct policy *p, int reload)
 	pthread_mutex_lock(&paths_mu);
 	str_lcpy(secrets_file, p->auth_secrets, sizeof(secrets_file));
 	pthread_mutex_unlock(&paths_mu);
-	if (p->tls_certificate[0] != '\0' && load_key(p, err,
+	if (p->tls_certificate[0] != '\0' && load_key(p, reload, err,
 	    sizeof(err)) == -1) {
 		log_err("key process: %sTLS: %s; keeping the old certificate",
 		    what, err);

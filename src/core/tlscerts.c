@@ -12,9 +12,11 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <gnutls/gnutls.h>
@@ -143,6 +145,47 @@ cert_names(struct tls_certent *e, const char *where, const char *path,
 	return 0;
 }
 
+/* Adds a problem to warn, after those already there. */
+static void
+add_warning(char *warn, size_t warnlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+add_warning(char *warn, size_t warnlen, const char *fmt, ...)
+{
+	size_t n = strlen(warn);
+	va_list ap;
+
+	if (n > 0 && n + 2 < warnlen) {
+		memcpy(warn + n, "; ", 3);
+		n += 2;
+	}
+	va_start(ap, fmt);
+	vsnprintf(warn + n, warnlen - n, fmt, ap);
+	va_end(ap);
+}
+
+/* An expired certificate is served all the same, but said loudly. */
+static void
+check_expiry(const gnutls_datum_t *pem, const char *where, const char *what,
+    const char *path, char *warn, size_t warnlen)
+{
+	gnutls_x509_crt_t crt;
+	time_t until;
+	struct tm tm;
+	char when[64];
+
+	if (gnutls_x509_crt_init(&crt) < 0)
+		return;
+	if (gnutls_x509_crt_import(crt, pem, GNUTLS_X509_FMT_PEM) == 0 &&
+	    (until = gnutls_x509_crt_get_expiration_time(crt)) != (time_t)-1 &&
+	    until < time(NULL) && gmtime_r(&until, &tm) != NULL &&
+	    strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm) > 0)
+		add_warning(warn, warnlen, "%s%s %s expired on %s", where,
+		    what, path, when);
+	gnutls_x509_crt_deinit(crt);
+}
+
 /* One certificate with its chain and key; where: "file:line: " or "". */
 static int
 read_one(struct tls_certent *e, const char *where, const char *certificate,
@@ -166,8 +209,8 @@ read_one(struct tls_certent *e, const char *where, const char *certificate,
 	    errlen) == -1))
 		goto out;
 	/* Used all the same (refusing would stop mail), but said loudly. */
-	if ((kmode & (S_IRWXG | S_IRWXO)) != 0 && warn[0] == '\0')
-		snprintf(warn, warnlen, "%s%s %s: group or others have access "
+	if ((kmode & (S_IRWXG | S_IRWXO)) != 0)
+		add_warning(warn, warnlen, "%s%s %s: group or others have access "
 		    "(mode %04o); chmod 600 it", where, wk, key,
 		    (unsigned int)(kmode & 07777));
 	/* GnuTLS takes the chain as PEM blocks after the leaf. */
@@ -194,6 +237,9 @@ read_one(struct tls_certent *e, const char *where, const char *certificate,
 			    gnutls_strerror(r));
 		goto out;
 	}
+	/* The default's expiry is told by tls_server_describe(). */
+	if (where[0] != '\0')
+		check_expiry(&e->pem, where, wc, certificate, warn, warnlen);
 	rc = 0;
 out:
 	if (check != NULL)

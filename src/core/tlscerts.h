@@ -31,8 +31,9 @@ struct tls_certset {
  * Reads the certificates, chains and keys conf names, checks that each
  * key belongs to its certificate, and takes the DNS names of the
  * certificates of entries without names.  0, or -1 with err (the
- * entry's file:line first).  A key that group or others may read is
- * named in warn ("" if none).
+ * entry's file:line first).  Problems that do not stop the load (a key
+ * that group or others may read, an expired certificate of an entry) go
+ * to warn ("" if none).
  */
 int	tlscerts_read(const struct tls_conf *conf, struct tls_certset *set,
 	    char *warn, size_t warnlen, char *err, size_t errlen);

@@ -36,7 +36,7 @@ def pairs():
     per run.  alpha_rsa and alpha_ec are both for alpha.example.org,
     beta for *.beta.example.net, gamma for a name no client asks for,
     gamma2 the same with another key, delta for delta.example.com, bare
-    without any DNS name."""
+    without any DNS name, old for old.example.com, expired in 2020."""
     global _dir, _pairs
     if _pairs is not None and all(os.path.exists(p.key)
                                   for p in _pairs.values()):
@@ -54,6 +54,7 @@ def pairs():
         "gamma2": ("ecdsa", "gamma two", ["other.example"]),
         "delta": ("ecdsa", "delta", ["delta.example.com"]),
         "bare": ("ecdsa", "bare", []),
+        "old": ("ecdsa", "old", ["old.example.com"]),
     }
     p = {}
     for name, (kind, cn, dns) in specs.items():
@@ -64,8 +65,12 @@ def pairs():
             f.write('cn = "%s"\n' % cn)
             for n in dns:
                 f.write('dns_name = "%s"\n' % n)
-            f.write("tls_www_server\nsigning_key\nencryption_key\n"
-                    "expiration_days = 3\n")
+            f.write("tls_www_server\nsigning_key\nencryption_key\n")
+            if name == "old":
+                f.write('activation_date = "2020-01-01 00:00:00"\n'
+                        'expiration_date = "2020-01-02 00:00:00"\n')
+            else:
+                f.write("expiration_days = 3\n")
         certs._certtool("--generate-privkey", "--key-type=" + kind,
                         "--outfile", key)
         certs._certtool("--generate-certificate", "--load-privkey", key,
@@ -359,6 +364,17 @@ class LoadErrors(SniCase):
         self.assertEqual(rc, 78, err)
         self.assertIn("%s:5: tls.certificates: certificate %s has no DNS "
                       "names" % (conf, self.p["bare"].cert), err)
+
+    def test_expired_is_warned_about(self):
+        """An expired certificate in an entry loads (it is served) but
+        smtpd -t warns about it, with the entry's place."""
+        rc, err, conf = self.check([self.entry(self.p["beta"]),
+                                    self.entry(self.p["old"])])
+        self.assertEqual(rc, 0, err)
+        self.assertIn("%s:6: tls.certificates: certificate %s expired on "
+                      "2020-01-02 00:00:00 UTC" % (conf, self.p["old"].cert),
+                      err)
+        self.assertNotIn(self.p["beta"].cert, err)
 
     def test_needs_default(self):
         """tls.certificates without tls.certificate is an error."""
