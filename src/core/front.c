@@ -31,12 +31,14 @@
 #include "server.h"
 #include "session.h"
 #include "tls.h"
+#include "tlscerts.h"
 
 /* The TLS credentials p names; old's (or none) if they do not load. */
 static int
 load_tls(const struct policy *p, const struct config *old, int strict,
     int remote_key, struct tls_server **out)
 {
+	struct tls_named named[TLSCONF_CERTS_MAX];
 	struct tls_server *ts;
 	struct tls_conf tc;
 	char err[1024];
@@ -45,14 +47,14 @@ load_tls(const struct policy *p, const struct config *old, int strict,
 	if (p->tls_certificate[0] == '\0')
 		return 0;
 	memset(&tc, 0, sizeof(tc));
-	tc.certificate = p->tls_certificate;
-	tc.key = p->tls_key;
-	tc.chain = p->tls_chain[0] ? p->tls_chain : NULL;
+	tlscerts_conf(p, &tc, named);
 	tc.priority = p->tls_priority[0] ? p->tls_priority : NULL;
 	tc.tickets = p->tls_tickets;
 	tc.client_ca = p->tls_client_ca[0] ? p->tls_client_ca : NULL;
-	if (remote_key)
-		tc.set_key = keyproc_set_key;
+	if (remote_key) {
+		tc.fetch = keyproc_fetch_certs;
+		tc.add_key = keyproc_add_key;
+	}
 	if ((ts = tls_server_new(&tc, err, sizeof(err))) == NULL) {
 		if (strict) {
 			fprintf(stderr, "smtpd: %s\n", err);

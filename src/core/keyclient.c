@@ -26,6 +26,7 @@
 #include "lib/str.h"
 #include "lib/net.h"
 #include "tls.h"
+#include "tlscerts.h"
 
 struct kp_chan {
 	pthread_mutex_t	 mu;
@@ -338,7 +339,7 @@ ext_info(gnutls_privkey_t key, unsigned int flags, void *userdata)
 }
 
 /*
- * The certificates the key process loaded with its key, piece by piece
+ * The certificates the key process loaded with its keys, piece by piece
  * (one load: a reload in between starts over).  0 or -1 with err.
  */
 static int
@@ -362,7 +363,7 @@ fetch_certs(gnutls_datum_t *out, char *err, size_t errlen)
 		q->op = KP_CERT;
 		q->algo = off;
 		if (ask(q, a) == -1 || a->status != 0 ||
-		    a->total > 2 * TLS_FILE_MAX + 1 || a->len > KP_DATA_MAX ||
+		    a->total > TLS_CERTSET_MAX || a->len > KP_DATA_MAX ||
 		    off + a->len > a->total) {
 			snprintf(err, errlen, "no certificate from the key "
 			    "process");
@@ -409,21 +410,30 @@ fetch_certs(gnutls_datum_t *out, char *err, size_t errlen)
 }
 
 int
-keyproc_set_key(gnutls_certificate_credentials_t cred, char *err,
-    size_t errlen)
+keyproc_fetch_certs(struct tls_certset *set, char *err, size_t errlen)
+{
+	gnutls_datum_t certs;
+	int r;
+
+	if (fetch_certs(&certs, err, errlen) == -1)
+		return -1;
+	r = tlscerts_decode(certs.data, certs.size, set, err, errlen);
+	free(certs.data);
+	return r;
+}
+
+int
+keyproc_add_key(gnutls_certificate_credentials_t cred,
+    const gnutls_datum_t *pem, char *err, size_t errlen)
 {
 	gnutls_pcert_st pcerts[KP_CERTS_MAX];
-	gnutls_datum_t certs;
 	unsigned int n = KP_CERTS_MAX, i;
 	gnutls_privkey_t pk = NULL;
 	struct ext_key *k;
 	int r, pkalgo;
 
-	if (fetch_certs(&certs, err, errlen) == -1)
-		return -1;
-	r = gnutls_pcert_list_import_x509_raw(pcerts, &n, &certs,
+	r = gnutls_pcert_list_import_x509_raw(pcerts, &n, pem,
 	    GNUTLS_X509_FMT_PEM, 0);
-	free(certs.data);
 	if (r < 0 || n == 0) {
 		snprintf(err, errlen, "tls.certificate: %s", r < 0 ?
 		    gnutls_strerror(r) : "no certificate");

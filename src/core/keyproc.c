@@ -30,8 +30,10 @@
 #include "lib/log.h"
 #include "lib/str.h"
 #include "tls.h"
+#include "tlscerts.h"
 
-#define KP_KEYS_MAX	4	/* the current key and the ones before it */
+/* The current keys and as many before them. */
+#define KP_KEYS_MAX	(2 * (1 + TLSCONF_CERTS_MAX))
 #define KP_STACK	(256 * 1024)
 
 /* The key process's keys, newest first. */
@@ -44,141 +46,123 @@ struct kp_key {
 static pthread_rwlock_t	 keys_lock = PTHREAD_RWLOCK_INITIALIZER;
 static struct kp_key	 keys[KP_KEYS_MAX];
 static int		 nkeys;
-static unsigned char	*cert_pem;	/* the newest key's chain */
+static unsigned char	*cert_pem;	/* the newest certificates */
 static size_t		 cert_len;
 static uint32_t		 cert_gen;
 static pthread_mutex_t	 paths_mu = PTHREAD_MUTEX_INITIALIZER;
 static char		 secrets_file[PATH_MAX];
 static unsigned long	 nsigned;
 
-/* Reads a whole PEM file, at most TLS_FILE_MAX bytes.  0 or -1. */
 static int
-read_pem(const char *what, const char *path, gnutls_datum_t *d, char *err,
-    size_t errlen)
+same_key(const struct kp_key *a, const struct kp_key *b)
 {
-	struct stat st;
-	size_t len = 0;
-	ssize_t r;
-	int fd;
+	return a->idlen == b->idlen && memcmp(a->id, b->id, a->idlen) == 0;
+}
 
-	d->data = NULL;
-	d->size = 0;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1 ||
-	    fstat(fd, &st) == -1) {
-		snprintf(err, errlen, "%s %s: %s", what, path,
-		    strerror(errno));
-		if (fd != -1)
-			(void)close(fd);
-		return -1;
+/* The key id the front sends with each request: SHA-256 of the key. */
+static int
+key_of(const gnutls_datum_t *pem, struct kp_key *k, char *err, size_t errlen)
+{
+	gnutls_pubkey_t pub = NULL;
+	int r;
+
+	k->pk = NULL;
+	k->idlen = sizeof(k->id);
+	if ((r = gnutls_privkey_init(&k->pk)) < 0 ||
+	    (r = gnutls_privkey_import_x509_raw(k->pk, pem,
+	    GNUTLS_X509_FMT_PEM, NULL, 0)) < 0 ||
+	    (r = gnutls_pubkey_init(&pub)) < 0 ||
+	    (r = gnutls_pubkey_import_privkey(pub, k->pk, 0, 0)) < 0 ||
+	    (r = gnutls_pubkey_get_key_id(pub, GNUTLS_KEYID_USE_SHA256, k->id,
+	    &k->idlen)) < 0) {
+		snprintf(err, errlen, "TLS key: %s", gnutls_strerror(r));
+		if (k->pk != NULL)
+			gnutls_privkey_deinit(k->pk);
+		k->pk = NULL;
 	}
-	if (!S_ISREG(st.st_mode) || st.st_size > TLS_FILE_MAX ||
-	    (d->data = malloc((size_t)st.st_size + 1)) == NULL) {
-		snprintf(err, errlen, "%s %s: not a regular file of at "
-		    "most 1 MB", what, path);
-		(void)close(fd);
-		return -1;
-	}
-	while (len < (size_t)st.st_size) {
-		r = read(fd, d->data + len, (size_t)st.st_size - len);
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		len += (size_t)r;
-	}
-	(void)close(fd);
-	d->size = (unsigned int)len;
-	return 0;
+	if (pub != NULL)
+		gnutls_pubkey_deinit(pub);
+	return k->pk != NULL ? 0 : -1;
 }
 
 /*
- * Loads the certificate (and chain) and the key p names, checks that they
- * belong together, and makes them the newest.  0 or -1 with err.
+ * Loads the certificates (and chains) and the keys p names, checks that
+ * they belong together, and makes them the newest.  The keys of earlier
+ * loads stay for a while, for handshakes that began before.  0 or -1
+ * with err.
  */
 static int
-load_key(const struct policy *p, char *err, size_t errlen)
+load_key(const struct policy *p, int reload, char *err, size_t errlen)
 {
-	gnutls_certificate_credentials_t check = NULL;
-	gnutls_datum_t cert = { NULL, 0 }, chain = { NULL, 0 };
-	gnutls_datum_t d = { NULL, 0 }, both = { NULL, 0 };
-	gnutls_privkey_t pk = NULL;
-	gnutls_pubkey_t pub = NULL;
-	unsigned char id[KP_ID_MAX];
-	size_t idlen = sizeof(id);
-	int r, i, rc = -1;
+	struct tls_named named[TLSCONF_CERTS_MAX];
+	struct tls_conf tc;
+	struct tls_certset *set;
+	struct kp_key fresh[1 + TLSCONF_CERTS_MAX];
+	gnutls_datum_t blob = { NULL, 0 };
+	char warn[1200];
+	struct kp_key merged[KP_KEYS_MAX];
+	int i, j, nfresh = 0, nmerged = 0, nnew, rc = -1;
 
-	if (read_pem("tls.certificate", p->tls_certificate, &cert, err,
-	    errlen) == -1 ||
-	    (p->tls_chain[0] != '\0' && read_pem("tls.chain", p->tls_chain,
-	    &chain, err, errlen) == -1) ||
-	    read_pem("tls.key", p->tls_key, &d, err, errlen) == -1)
-		goto out;
-	/* The chain as PEM blocks after the leaf, as tls.c does. */
-	both.size = cert.size + 1 + chain.size;
-	if ((both.data = malloc(both.size + 1)) == NULL) {
+	if ((set = calloc(1, sizeof(*set))) == NULL) {
 		snprintf(err, errlen, "out of memory");
-		goto out;
+		return -1;
 	}
-	memcpy(both.data, cert.data, cert.size);
-	both.data[cert.size] = '\n';
-	if (chain.size > 0)
-		memcpy(both.data + cert.size + 1, chain.data, chain.size);
-	both.data[both.size] = '\0';
-	/* This checks that the key belongs to the certificate. */
-	if ((r = gnutls_certificate_allocate_credentials(&check)) < 0 ||
-	    (r = gnutls_certificate_set_x509_key_mem2(check, &both, &d,
-	    GNUTLS_X509_FMT_PEM, NULL, 0)) < 0) {
-		snprintf(err, errlen, "tls.certificate %.300s with tls.key "
-		    "%.300s: %s", p->tls_certificate, p->tls_key,
-		    gnutls_strerror(r));
+	memset(&tc, 0, sizeof(tc));
+	tlscerts_conf(p, &tc, named);
+	if (tlscerts_read(&tc, set, warn, sizeof(warn), err, errlen) == -1)
 		goto out;
+	/* At start smtpd said so before the split. */
+	if (reload && warn[0] != '\0')
+		log_warn("key process: reload: TLS: %s", warn);
+	for (i = 0; i < set->n; i++) {
+		if (key_of(&set->ent[i].key, &fresh[nfresh], err,
+		    errlen) == -1)
+			goto out;
+		nfresh++;
 	}
-	if ((r = gnutls_privkey_init(&pk)) < 0 ||
-	    (r = gnutls_privkey_import_x509_raw(pk, &d, GNUTLS_X509_FMT_PEM,
-	    NULL, 0)) < 0 ||
-	    (r = gnutls_pubkey_init(&pub)) < 0 ||
-	    (r = gnutls_pubkey_import_privkey(pub, pk, 0, 0)) < 0 ||
-	    (r = gnutls_pubkey_get_key_id(pub, GNUTLS_KEYID_USE_SHA256, id,
-	    &idlen)) < 0) {
-		snprintf(err, errlen, "tls.key %.300s: %s", p->tls_key,
-		    gnutls_strerror(r));
+	if (tlscerts_encode(set, &blob) == -1) {
+		snprintf(err, errlen, "the certificates are larger than %d "
+		    "MB in all", TLS_CERTSET_MAX / (1024 * 1024));
 		goto out;
 	}
 	pthread_rwlock_wrlock(&keys_lock);
-	for (i = 0; i < nkeys; i++)
-		if (keys[i].idlen == idlen && memcmp(keys[i].id, id,
-		    idlen) == 0)
-			break;
-	if (i == nkeys) {
-		if (nkeys == KP_KEYS_MAX)
-			gnutls_privkey_deinit(keys[--nkeys].pk);
-		memmove(&keys[1], &keys[0], (size_t)nkeys * sizeof(keys[0]));
-		memcpy(keys[0].id, id, idlen);
-		keys[0].idlen = idlen;
-		keys[0].pk = pk;
-		pk = NULL;
-		nkeys++;
+	/* The new keys first, each once, then the old ones while room. */
+	for (i = 0; i < nfresh; i++) {
+		for (j = 0; j < nmerged && !same_key(&merged[j], &fresh[i]);
+		    j++)
+			;
+		if (j < nmerged)
+			gnutls_privkey_deinit(fresh[i].pk);
+		else
+			merged[nmerged++] = fresh[i];
+		fresh[i].pk = NULL;
 	}
+	nnew = nmerged;
+	for (i = 0; i < nkeys; i++) {
+		for (j = 0; j < nnew && !same_key(&merged[j], &keys[i]); j++)
+			;
+		if (j < nnew || nmerged == KP_KEYS_MAX)
+			gnutls_privkey_deinit(keys[i].pk);
+		else
+			merged[nmerged++] = keys[i];
+	}
+	memcpy(keys, merged, (size_t)nmerged * sizeof(keys[0]));
+	nkeys = nmerged;
 	free(cert_pem);
-	cert_pem = both.data;
-	cert_len = both.size;
+	cert_pem = blob.data;
+	cert_len = blob.size;
 	cert_gen++;
-	both.data = NULL;
+	blob.data = NULL;
 	pthread_rwlock_unlock(&keys_lock);
+	nfresh = 0;
 	rc = 0;
 out:
-	if (check != NULL)
-		gnutls_certificate_free_credentials(check);
-	if (pub != NULL)
-		gnutls_pubkey_deinit(pub);
-	if (pk != NULL)
-		gnutls_privkey_deinit(pk);
-	if (d.data != NULL)
-		str_wipe(d.data, d.size);
-	free(d.data);
-	free(cert.data);
-	free(chain.data);
-	free(both.data);
+	for (i = 0; i < nfresh; i++)
+		if (fresh[i].pk != NULL)
+			gnutls_privkey_deinit(fresh[i].pk);
+	free(blob.data);
+	tlscerts_free(set);
+	free(set);
 	return rc;
 }
 
@@ -370,7 +354,7 @@ take_config(const struct policy *p, int reload)
 	pthread_mutex_lock(&paths_mu);
 	str_lcpy(secrets_file, p->auth_secrets, sizeof(secrets_file));
 	pthread_mutex_unlock(&paths_mu);
-	if (p->tls_certificate[0] != '\0' && load_key(p, err,
+	if (p->tls_certificate[0] != '\0' && load_key(p, reload, err,
 	    sizeof(err)) == -1) {
 		log_err("key process: %sTLS: %s; keeping the old certificate",
 		    what, err);

@@ -1,10 +1,11 @@
 /*
- * keyproc: the process of smtpd that holds the TLS private key and the
+ * keyproc: the process of smtpd that holds the TLS private keys and the
  * AUTH secrets, and the front's side of talking to it.
  *
- * The front never has the key or the secrets in its memory: during a TLS
+ * The front never has a key or the secrets in its memory: during a TLS
  * handshake GnuTLS calls back into a key whose sign and decrypt
- * operations are requests to the key process, and AUTH's password checks
+ * operations are requests to the key process (naming the key by the
+ * SHA-256 id of its public key), and AUTH's password checks
  * (secrets_verify(), secrets_verify_cram()) go there too.  Requests and
  * answers are fixed-size messages on SOCK_SEQPACKET socket pairs, one
  * request at a time per pair; the front has KEYPROC_CHANNELS pairs and
@@ -19,6 +20,8 @@
 #include <gnutls/gnutls.h>
 
 #include "policy/policy.h"
+
+struct tls_certset;
 
 #define KEYPROC_CHANNELS	4	/* = SECRETS_HASH_CONCURRENCY */
 #define KEYPROC_TIMEOUT		35000	/* ms an answer may take */
@@ -38,10 +41,16 @@ void	keyproc_main(const int *fds, int n, const char *conffile,
  */
 int	keyproc_client(const int *fds, int n);
 /*
- * For tls_conf.set_key in the front: installs the certificates the key
- * process loaded, with a key whose operations go to it.  0 or -1.
+ * For tls_conf.fetch in the front: the certificates the key process
+ * loaded, with their names, without keys.  0 or -1 with err.
  */
-int	keyproc_set_key(gnutls_certificate_credentials_t cred, char *err,
+int	keyproc_fetch_certs(struct tls_certset *set, char *err,
 	    size_t errlen);
+/*
+ * For tls_conf.add_key: installs in cred the certificate (and chain) pem
+ * with a key whose operations go to the key process.  0 or -1.
+ */
+int	keyproc_add_key(gnutls_certificate_credentials_t cred,
+	    const gnutls_datum_t *pem, char *err, size_t errlen);
 
 #endif

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -28,12 +29,18 @@
 
 #include "lib/str.h"
 #include "tls.h"
+#include "tlscerts.h"
 
 /* What a session made here carries (gnutls_session_get_ptr()). */
 struct tls_conn {
 	struct tls_server *srv;		/* keeps the credentials alive */
 	int		 rfd, wfd;
 	int		 err;		/* errno of the last failed I/O */
+};
+
+struct sni_name {
+	char		*name;		/* lower case; "*.example.net" */
+	int		 cred;		/* in sni_cred */
 };
 
 struct tls_server {
@@ -45,11 +52,13 @@ struct tls_server {
 	char		 subject[TLS_DN_MAX];
 	time_t		 expires;
 	char		 warning[1200];	/* "" when none */
+	/* tls.certificates: a name, and the credentials it selects. */
+	gnutls_certificate_credentials_t *sni_cred;
+	int		 nsni_cred;
+	struct sni_name	*names;		/* sorted by name */
+	size_t		 nnames;
 };
 
-static int	read_file(const char *, const char *, gnutls_datum_t *,
-		    mode_t *, char *, size_t);
-static void	datum_free(gnutls_datum_t *, int);
 static void	server_free(struct tls_server *);
 static void	own_cert_facts(struct tls_server *);
 static ssize_t	tls_pull(gnutls_transport_ptr_t, void *, size_t);
@@ -62,84 +71,20 @@ static void	handshake_error(gnutls_session_t, struct tls_conn *, int,
 static void	dn_string(gnutls_x509_crt_t, int, char *, size_t);
 static void	client_cert_info(gnutls_session_t, struct tls_info *);
 
-/*
- * Reads a whole PEM file, at most TLS_FILE_MAX bytes, into d (malloc'd;
- * free with datum_free()).  what names the config key in errors.  *modep
- * (unless NULL) gets the file's mode.
- */
-static int
-read_file(const char *what, const char *path, gnutls_datum_t *d,
-    mode_t *modep, char *err, size_t errlen)
-{
-	struct stat st;
-	size_t len = 0;
-	ssize_t r;
-	int fd;
-
-	d->data = NULL;
-	d->size = 0;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY |
-	    O_NONBLOCK)) == -1) {
-		snprintf(err, errlen, "%s %s: %s", what, path,
-		    strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, &st) == -1) {
-		snprintf(err, errlen, "%s %s: %s", what, path,
-		    strerror(errno));
-		(void)close(fd);
-		return -1;
-	}
-	if (!S_ISREG(st.st_mode) || st.st_size > TLS_FILE_MAX) {
-		snprintf(err, errlen, "%s %s: %s", what, path,
-		    !S_ISREG(st.st_mode) ? "not a regular file" :
-		    "larger than 1 MB");
-		(void)close(fd);
-		return -1;
-	}
-	if (modep != NULL)
-		*modep = st.st_mode;
-	if ((d->data = malloc((size_t)st.st_size + 1)) == NULL) {
-		snprintf(err, errlen, "%s %s: out of memory", what, path);
-		(void)close(fd);
-		return -1;
-	}
-	while (len < (size_t)st.st_size) {
-		r = read(fd, d->data + len, (size_t)st.st_size - len);
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r == -1) {
-			snprintf(err, errlen, "%s %s: %s", what, path,
-			    strerror(errno));
-			(void)close(fd);
-			datum_free(d, 1);
-			return -1;
-		}
-		if (r == 0)
-			break;
-		len += (size_t)r;
-	}
-	(void)close(fd);
-	d->data[len] = '\0';
-	d->size = (unsigned int)len;
-	return 0;
-}
-
-static void
-datum_free(gnutls_datum_t *d, int wipe)
-{
-	if (d->data != NULL && wipe)
-		str_wipe(d->data, d->size);
-	free(d->data);
-	d->data = NULL;
-	d->size = 0;
-}
-
 static void
 server_free(struct tls_server *srv)
 {
+	size_t i;
+	int j;
+
 	if (srv->cred != NULL)
 		gnutls_certificate_free_credentials(srv->cred);
+	for (j = 0; j < srv->nsni_cred; j++)
+		gnutls_certificate_free_credentials(srv->sni_cred[j]);
+	free(srv->sni_cred);
+	for (i = 0; i < srv->nnames; i++)
+		free(srv->names[i].name);
+	free(srv->names);
 	if (srv->prio != NULL)
 		gnutls_priority_deinit(srv->prio);
 	if (srv->ticket_key.data != NULL) {
@@ -167,78 +112,45 @@ own_cert_facts(struct tls_server *srv)
 	gnutls_x509_crt_deinit(crt);
 }
 
-struct tls_server *
-tls_server_new(const struct tls_conf *conf, char *err, size_t errlen)
+/*
+ * Credentials with the certificates of set whose bits are in mask (the
+ * default is bit 0), in the order of the config: of those GnuTLS takes
+ * the first whose key the client's signature algorithms allow.
+ */
+static int
+make_cred(const struct tls_conf *conf, const struct tls_certset *set,
+    uint64_t mask, gnutls_certificate_credentials_t *credp, char *err,
+    size_t errlen)
 {
-	struct tls_server *srv;
-	gnutls_datum_t cert = { NULL, 0 }, chain = { NULL, 0 };
-	gnutls_datum_t key = { NULL, 0 }, both = { NULL, 0 };
-	const char *prio, *errpos = NULL;
-	mode_t kmode = 0;
-	int r;
+	gnutls_certificate_credentials_t cred;
+	int i, r;
 
-	if (conf->certificate == NULL || conf->key == NULL) {
-		snprintf(err, errlen, "tls.certificate and tls.key are both "
-		    "needed");
-		return NULL;
-	}
-	if ((srv = calloc(1, sizeof(*srv))) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	srv->refs = 1;
-	if ((r = gnutls_certificate_allocate_credentials(&srv->cred)) < 0) {
-		srv->cred = NULL;
+	*credp = NULL;
+	if ((r = gnutls_certificate_allocate_credentials(&cred)) < 0) {
 		snprintf(err, errlen, "TLS credentials: %s",
 		    gnutls_strerror(r));
-		goto fail;
+		return -1;
 	}
-	/* Certificates and key from elsewhere: nothing to read here. */
-	if (conf->set_key != NULL) {
-		if (conf->set_key(srv->cred, err, errlen) == -1)
-			goto fail;
-		goto loaded;
-	}
-	if (read_file("tls.certificate", conf->certificate, &cert, NULL, err,
-	    errlen) == -1 ||
-	    read_file("tls.key", conf->key, &key, &kmode, err, errlen) == -1)
-		goto fail;
-	/* Used all the same (refusing would stop mail), but said loudly. */
-	if ((kmode & (S_IRWXG | S_IRWXO)) != 0)
-		snprintf(srv->warning, sizeof(srv->warning), "tls.key %s: "
-		    "group or others have access (mode %04o); chmod 600 it",
-		    conf->key, (unsigned int)(kmode & 07777));
-	if (conf->chain != NULL) {
-		if (read_file("tls.chain", conf->chain, &chain, NULL, err,
-		    errlen) == -1)
-			goto fail;
-		/* GnuTLS takes the chain as PEM blocks after the leaf. */
-		both.size = cert.size + 1 + chain.size;
-		if ((both.data = malloc(both.size + 1)) == NULL) {
-			snprintf(err, errlen, "out of memory");
+	for (i = 0; i < set->n; i++) {
+		if ((mask & ((uint64_t)1 << i)) == 0)
+			continue;
+		if (conf->add_key != NULL) {
+			if (conf->add_key(cred, &set->ent[i].pem, err,
+			    errlen) == -1)
+				goto fail;
+		} else if ((r = gnutls_certificate_set_x509_key_mem2(cred,
+		    &set->ent[i].pem, &set->ent[i].key, GNUTLS_X509_FMT_PEM,
+		    NULL, 0)) < 0) {
+			snprintf(err, errlen, "TLS key: %s",
+			    gnutls_strerror(r));
 			goto fail;
 		}
-		memcpy(both.data, cert.data, cert.size);
-		both.data[cert.size] = '\n';
-		memcpy(both.data + cert.size + 1, chain.data, chain.size);
-		both.data[both.size] = '\0';
 	}
-	/* This also checks that the key belongs to the certificate. */
-	r = gnutls_certificate_set_x509_key_mem2(srv->cred,
-	    both.data != NULL ? &both : &cert, &key, GNUTLS_X509_FMT_PEM,
-	    NULL, 0);
-	if (r < 0) {
-		snprintf(err, errlen, "tls.certificate %s with tls.key %s: %s",
-		    conf->certificate, conf->key, gnutls_strerror(r));
-		goto fail;
-	}
-loaded:
-	own_cert_facts(srv);
 	/* RFC 7919 groups for DHE, should a client want plain DHE. */
-	(void)gnutls_certificate_set_known_dh_params(srv->cred,
+	(void)gnutls_certificate_set_known_dh_params(cred,
 	    GNUTLS_SEC_PARAM_MEDIUM);
 	if (conf->client_ca != NULL) {
-		r = gnutls_certificate_set_x509_trust_file(srv->cred,
+		r = gnutls_certificate_set_x509_trust_file(cred,
 		    conf->client_ca, GNUTLS_X509_FMT_PEM);
 		if (r <= 0) {
 			snprintf(err, errlen, "tls.client_ca %s: %s",
@@ -246,8 +158,156 @@ loaded:
 			    gnutls_strerror(r));
 			goto fail;
 		}
-		srv->client_ca = 1;
 	}
+	*credp = cred;
+	return 0;
+fail:
+	gnutls_certificate_free_credentials(cred);
+	return -1;
+}
+
+struct name_pair {
+	const char	*name;
+	int		 ent;
+};
+
+static int
+pair_cmp(const void *a, const void *b)
+{
+	const struct name_pair *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+
+	return c != 0 ? c : x->ent - y->ent;
+}
+
+static int
+name_cmp(const void *key, const void *elem)
+{
+	return strcmp(key, ((const struct sni_name *)elem)->name);
+}
+
+/*
+ * The names of tls.certificates, each with credentials holding every
+ * certificate that has the name (an RSA and an ECDSA one, say); names
+ * with the same certificates share them.
+ */
+static int
+build_sni(struct tls_server *srv, const struct tls_conf *conf,
+    const struct tls_certset *set, char *err, size_t errlen)
+{
+	struct name_pair *pairs;
+	uint64_t *masks = NULL, mask;
+	size_t np = 0, i, k;
+	int e, j, c, rc = -1;
+
+	for (e = 1; e < set->n; e++)
+		np += (size_t)set->ent[e].nnames;
+	if (np == 0)
+		return 0;
+	if ((pairs = calloc(np, sizeof(*pairs))) == NULL ||
+	    (masks = calloc(np, sizeof(*masks))) == NULL ||
+	    (srv->sni_cred = calloc(np,
+	    sizeof(gnutls_certificate_credentials_t))) == NULL ||
+	    (srv->names = calloc(np, sizeof(*srv->names))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	for (np = 0, e = 1; e < set->n; e++)
+		for (j = 0; j < set->ent[e].nnames; j++) {
+			pairs[np].name = set->ent[e].names[j];
+			pairs[np++].ent = e;
+		}
+	qsort(pairs, np, sizeof(*pairs), pair_cmp);
+	for (i = 0; i < np; i = k) {
+		mask = 0;
+		for (k = i; k < np && strcmp(pairs[k].name,
+		    pairs[i].name) == 0; k++)
+			mask |= (uint64_t)1 << pairs[k].ent;
+		for (c = 0; c < srv->nsni_cred && masks[c] != mask; c++)
+			;
+		if (c == srv->nsni_cred) {
+			if (make_cred(conf, set, mask, &srv->sni_cred[c], err,
+			    errlen) == -1)
+				goto out;
+			masks[c] = mask;
+			srv->nsni_cred++;
+		}
+		if ((srv->names[srv->nnames].name = strdup(pairs[i].name)) ==
+		    NULL) {
+			snprintf(err, errlen, "out of memory");
+			goto out;
+		}
+		srv->names[srv->nnames++].cred = c;
+	}
+	rc = 0;
+out:
+	free(pairs);
+	free(masks);
+	return rc;
+}
+
+/*
+ * After the ClientHello: the certificates for the name the client asked
+ * for, by the name itself, else by a wildcard for its first label; the
+ * default ones for any other name or none.
+ */
+static int
+sni_hook(gnutls_session_t s)
+{
+	const struct tls_conn *c = gnutls_session_get_ptr(s);
+	const struct tls_server *srv = c->srv;
+	const struct sni_name *n;
+	char name[TLSCONF_NAME_MAX + 3], *dot;
+	size_t len = sizeof(name) - 1, i;
+	unsigned int type;
+
+	if (gnutls_server_name_get(s, name + 1, &len, &type, 0) < 0 ||
+	    type != GNUTLS_NAME_DNS || len == 0 || len >= sizeof(name) - 1)
+		return 0;
+	name[len + 1] = '\0';
+	if (name[len] == '.')
+		name[len] = '\0';
+	for (i = 1; name[i] != '\0'; i++)
+		name[i] = (char)tolower((unsigned char)name[i]);
+	n = bsearch(name + 1, srv->names, srv->nnames, sizeof(*n), name_cmp);
+	if (n == NULL && (dot = strchr(name + 1, '.')) != NULL &&
+	    dot != name + 1) {
+		/* "*" just before ".example.net". */
+		dot[-1] = '*';
+		n = bsearch(dot - 1, srv->names, srv->nnames, sizeof(*n),
+		    name_cmp);
+	}
+	if (n == NULL)
+		return 0;
+	return gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE,
+	    srv->sni_cred[n->cred]);
+}
+
+struct tls_server *
+tls_server_new(const struct tls_conf *conf, char *err, size_t errlen)
+{
+	struct tls_server *srv;
+	struct tls_certset *set = NULL;
+	const char *prio, *errpos = NULL;
+	int r;
+
+	if ((srv = calloc(1, sizeof(*srv))) == NULL ||
+	    (set = calloc(1, sizeof(*set))) == NULL) {
+		free(srv);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	srv->refs = 1;
+	/* Certificates and keys from elsewhere, or read here. */
+	if ((conf->fetch != NULL ? conf->fetch(set, err, errlen) :
+	    tlscerts_read(conf, set, srv->warning, sizeof(srv->warning), err,
+	    errlen)) == -1)
+		goto fail;
+	if (make_cred(conf, set, 1, &srv->cred, err, errlen) == -1 ||
+	    build_sni(srv, conf, set, err, errlen) == -1)
+		goto fail;
+	own_cert_facts(srv);
+	srv->client_ca = conf->client_ca != NULL;
 	prio = conf->priority != NULL ? conf->priority : TLS_DEFAULT_PRIORITY;
 	if ((r = gnutls_priority_init(&srv->prio, prio, &errpos)) < 0) {
 		srv->prio = NULL;
@@ -263,18 +323,20 @@ loaded:
 		    gnutls_strerror(r));
 		goto fail;
 	}
-	datum_free(&cert, 0);
-	datum_free(&chain, 0);
-	datum_free(&both, 0);
-	datum_free(&key, 1);
+	tlscerts_free(set);
+	free(set);
 	return srv;
 fail:
-	datum_free(&cert, 0);
-	datum_free(&chain, 0);
-	datum_free(&both, 0);
-	datum_free(&key, 1);
+	tlscerts_free(set);
+	free(set);
 	server_free(srv);
 	return NULL;
+}
+
+size_t
+tls_server_names(const struct tls_server *srv)
+{
+	return srv->nnames;
 }
 
 struct tls_server *
@@ -473,6 +535,8 @@ tls_handshake(struct tls_server *srv, int rfd, int wfd, int timeout_ms,
 	}
 	if (srv->client_ca)
 		gnutls_certificate_server_set_request(s, GNUTLS_CERT_REQUEST);
+	if (srv->nnames > 0)
+		gnutls_handshake_set_post_client_hello_function(s, sni_hook);
 	gnutls_transport_set_ptr(s, c);
 	gnutls_transport_set_pull_function(s, tls_pull);
 	gnutls_transport_set_push_function(s, tls_push);

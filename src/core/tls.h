@@ -3,7 +3,8 @@
  * implicit TLS, RFC 8314), with GnuTLS.
  *
  * A struct tls_server holds what every handshake needs: the certificate,
- * its chain and key, the priority string, the session-ticket key and,
+ * its chain and key, those chosen by the name the client asks for (SNI;
+ * tls.certificates), the priority string, the session-ticket key and,
  * optionally, the CAs that client certificates are checked against.  It
  * is immutable and reference-counted.  On SIGHUP the server loads a new
  * one and installs it (tls_server_install()); sessions already running
@@ -26,8 +27,21 @@
 #define TLS_DEFAULT_PRIORITY	"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 #define TLS_HANDSHAKE_TIMEOUT	30000	/* ms, for the whole handshake */
 #define TLS_FILE_MAX		(1024 * 1024)	/* a certificate/key file */
+#define TLS_CERTSET_MAX		(4 * 1024 * 1024) /* all certificates */
 #define TLS_DN_MAX		256
 #define TLS_DESC_MAX		160
+
+/* One of tls.certificates, chosen by the name a client asks for (SNI). */
+struct tls_named {
+	const char	*certificate;	/* PEM, as tls_conf's */
+	const char	*key;
+	const char	*chain;		/* NULL: none */
+	char *const	*names;		/* lower case, "*.example.net" too */
+	int		 nnames;	/* 0: the certificate's DNS names */
+	const char	*where;		/* "file:line" of the entry, or NULL */
+};
+
+struct tls_certset;
 
 struct tls_conf {
 	const char	*certificate;	/* PEM, the server's certificate; it
@@ -38,13 +52,21 @@ struct tls_conf {
 	int		 tickets;	/* offer session tickets (resumption) */
 	const char	*client_ca;	/* PEM CAs: ask clients for a
 					 * certificate and check it against
-					 * these; NULL: do not ask */	/*
-	 * NULL: the certificates and the key are read from the files named
-	 * above.  Else nothing is read here: set_key() installs in cred the
-	 * certificates and a key whose operations run elsewhere.  0 or -1.
+					 * these; NULL: do not ask */
+	const struct tls_named *named;	/* more certificates, by name */
+	int		 nnamed;
+	/*
+	 * NULL: the certificates and the keys are read from the files
+	 * named above.  Else nothing is read here: fetch() gets the
+	 * certificates (without keys, see tlscerts.h) and add_key()
+	 * installs in cred one of them (pem) with a key whose operations
+	 * run elsewhere.  0 or -1.
 	 */
-	int		(*set_key)(gnutls_certificate_credentials_t cred,
-			    char *err, size_t errlen);
+	int		(*fetch)(struct tls_certset *set, char *err,
+			    size_t errlen);
+	int		(*add_key)(gnutls_certificate_credentials_t cred,
+			    const gnutls_datum_t *pem, char *err,
+			    size_t errlen);
 };
 
 struct tls_server;
@@ -64,6 +86,8 @@ void	tls_server_unref(struct tls_server **);
  * Returns 1 when it has expired, else 0.
  */
 int	tls_server_describe(const struct tls_server *, char *buf, size_t len);
+/* How many names select a certificate other than the default. */
+size_t	tls_server_names(const struct tls_server *);
 /* A problem to log, such as a key that others may read; "" if none. */
 const char *tls_server_warning(const struct tls_server *);
 

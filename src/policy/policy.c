@@ -52,7 +52,8 @@ static const char *const top_keys[] = {
 };
 static const char *const tls_keys[] = {
 	"certificate", "key", "chain", "priority", "tickets", "client_ca",
-	"client_cert_trusted", "handshake_timeout", "listen", NULL
+	"client_cert_trusted", "handshake_timeout", "listen", "certificates",
+	NULL
 };
 static const char *const auth_keys[] = {
 	"secrets", "mechanisms", "senders", "throttle", "required",
@@ -182,6 +183,11 @@ policy_load_tls(struct policy *p, config_setting_t *g,
 	if ((p->tls_certificate[0] != '\0') != (p->tls_key[0] != '\0'))
 		return conf_err(cx, g,
 		    "tls needs both certificate and key");
+	if (tlsconf_load(&p->tls_sni, g, cx) == -1)
+		return -1;
+	if (p->tls_sni.ncerts > 0 && p->tls_certificate[0] == '\0')
+		return conf_err(cx, g, "tls.certificates needs "
+		    "tls.certificate and tls.key (the default certificate)");
 	if ((s = config_setting_get_member(g, "listen")) != NULL) {
 		if (policy_each_string(s, "tls.listen", add_tls_listen, p,
 		    cx) == -1)
@@ -580,6 +586,7 @@ policy_free(struct policy *p)
 		free(p->listen[i]);
 	for (i = 0; i < p->ntls_listen; i++)
 		free(p->tls_listen[i]);
+	tlsconf_free(&p->tls_sni);
 	frontconf_free(&p->front);
 	delegate_free(&p->delegate);
 	dkimconf_free(&p->dkim);

@@ -20,6 +20,7 @@
 #include "cidr.h"
 #include "frontconf.h"
 #include "listenconf.h"
+#include "tlsconf.h"
 #include "auth/throttle.h"
 
 struct delegate_conf;
@@ -152,6 +153,7 @@ struct policy {
 	unsigned int	 tls_handshake_timeout;		/* seconds */
 	char		*tls_listen[POLICY_LISTEN_MAX];	/* implicit TLS */
 	int		 ntls_listen;
+	struct tlsconf	 tls_sni;	/* tls.certificates, chosen by SNI */
 
 	struct front_conf front;	/* proxy { }, metrics { } */
 	/* Every listener with its settings, the forms above included. */

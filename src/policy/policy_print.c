@@ -73,6 +73,7 @@ print_policy_modules(const struct policy *p, FILE *f)
 			    "TLS client certificates checked against %s%s\n",
 			    p->tls_client_ca, p->tls_client_cert_trusted ?
 			    "; a verified one is trusted" : "");
+		tlsconf_print(&p->tls_sni, f);
 	} else
 		fprintf(f, "TLS: off (no certificate)\n");
 	policy_print_auth(p, f);

@@ -241,6 +241,7 @@ struct client {
 	int		 silent;	/* sends nothing, waits for EOF */
 	int		 hold;		/* reads a second line before "bye" */
 	gnutls_datum_t	 resume;	/* session data to resume */
+	const char	*sni;		/* the name asked for; NULL: mx.test */
 	/* Results. */
 	int		 handshake;	/* 0 or the GnuTLS error */
 	int		 resumed;
@@ -326,7 +327,9 @@ client_main(void *arg)
 	    gnutls_priority_set_direct(s, c->priority ? c->priority :
 	    "NORMAL", NULL) < 0 ||
 	    gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, cred) < 0 ||
-	    gnutls_server_name_set(s, GNUTLS_NAME_DNS, "mx.test", 7) < 0) {
+	    gnutls_server_name_set(s, GNUTLS_NAME_DNS, c->sni != NULL ?
+	    c->sni : "mx.test", strlen(c->sni != NULL ? c->sni : "mx.test")) <
+	    0) {
 		c->handshake = GNUTLS_E_INTERNAL_ERROR;
 		goto out;
 	}
@@ -834,6 +837,80 @@ struct held {
  * one is still open.  The old session goes on working; new handshakes
  * get the new certificate.
  */
+/* tls.certificates read from files (as without the key process). */
+static void
+test_names(void)
+{
+	static const struct {
+		const char	*sni;
+		const char	*cn;
+	} cases[] = {
+		{ "other.test", "mx2.test" },
+		{ "OTHER.Test.", "mx2.test" },
+		{ "a.wild.test", "mx2.test" },
+		{ "wild.test", "mx.test" },
+		{ "a.b.wild.test", "mx.test" },
+		{ "mx.test", "mx.test" },
+		{ "unknown.test", "mx.test" },
+	};
+	char *names[] = { "other.test", "*.wild.test" };
+	char cert[PATH_MAX], key[PATH_MAX], chain[PATH_MAX];
+	char cert2[PATH_MAX], key2[PATH_MAX];
+	struct tls_named named;
+	struct tls_conf conf;
+	struct tls_server *srv;
+	struct client c;
+	struct served sv;
+	char err[512];
+	size_t i;
+
+	/* path() gives the same buffer each time. */
+	snprintf(cert, sizeof(cert), "%s", path("mx.pem"));
+	snprintf(key, sizeof(key), "%s", path("mx.key"));
+	snprintf(chain, sizeof(chain), "%s", path("inter.pem"));
+	snprintf(cert2, sizeof(cert2), "%s", path("mx2.pem"));
+	snprintf(key2, sizeof(key2), "%s", path("mx2.key"));
+	memset(&conf, 0, sizeof(conf));
+	conf.certificate = cert;
+	conf.key = key;
+	conf.chain = chain;
+	memset(&named, 0, sizeof(named));
+	named.certificate = cert2;
+	named.key = key2;
+	named.chain = chain;
+	named.names = names;
+	named.nnames = 2;
+	named.where = "smtpd.conf:3";
+	conf.named = &named;
+	conf.nnamed = 1;
+	srv = tls_server_new(&conf, err, sizeof(err));
+	TU_CHECK(srv != NULL, "load: %s", err);
+	if (srv == NULL)
+		return;
+	CU_ASSERT_EQUAL(tls_server_names(srv), 2);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memset(&c, 0, sizeof(c));
+		c.sni = cases[i].sni;
+		serve(srv, &c, 0, 5000, &sv);
+		TU_CHECK(sv.r == 0 && c.handshake == 0, "%s: %s", cases[i].sni,
+		    sv.err);
+		TU_CHECK(strcmp(c.server_cn, cases[i].cn) == 0,
+		    "%s: got %s, want %s", cases[i].sni, c.server_cn,
+		    cases[i].cn);
+		client_done(&c);
+	}
+	tls_server_unref(&srv);
+
+	/* A key of another certificate: the entry's place in the error. */
+	named.key = key;
+	srv = tls_server_new(&conf, err, sizeof(err));
+	CU_ASSERT_PTR_NULL(srv);
+	TU_CHECK(strncmp(err, "smtpd.conf:3: tls.certificates: key ",
+	    36) == 0 && strstr(err, "not the key of") != NULL, "got %s",
+	    err);
+	tls_server_unref(&srv);
+}
+
 static void
 test_reload(void)
 {
@@ -908,7 +985,8 @@ suite_tls(void)
 	    CU_add_test(s, "chain", test_chain) == NULL ||
 	    CU_add_test(s, "client certificates", test_client_certs) == NULL ||
 	    CU_add_test(s, "session tickets", test_tickets) == NULL ||
-	    CU_add_test(s, "reload", test_reload) == NULL)
+	    CU_add_test(s, "reload", test_reload) == NULL ||
+	    CU_add_test(s, "certificates by name", test_names) == NULL)
 		return -1;
 	return 0;
 }
