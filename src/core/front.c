@@ -126,8 +126,8 @@ front_main(const struct smtpd_args *a, struct policy *pol,
 		    load_credentials(pol, 1, 1) == -1)
 			return EX_CONFIG;
 	}
-	if ((sp = spool_open(pol->spool, SPOOL_JOURNAL, err,
-	    sizeof(err))) == NULL) {
+	if ((sp = spool_open(pol->spool, pol->spool_files ? SPOOL_FILES :
+	    SPOOL_JOURNAL, err, sizeof(err))) == NULL) {
 		log_err("%s", err);
 		return EX_CANTCREAT;
 	}
@@ -217,6 +217,9 @@ front_main(const struct smtpd_args *a, struct policy *pol,
 			listeners_reload_check(pol, np);
 		if (strcmp(np->spool, pol->spool) != 0)
 			log_warn("reload: a new spool takes a restart");
+		if (np->spool_files != pol->spool_files)
+			log_warn("reload: a new spool_durability takes a "
+			    "restart");
 		(void)load_credentials(np, 0, split);
 		if (runner != NULL)
 			runner_reconfigure(runner, np->queue);

@@ -39,7 +39,8 @@ _Static_assert((int)QV_OK == POLICY_RCPT_OK &&
 
 /* Keys the file may hold at the top level and in limits { }. */
 static const char *const top_keys[] = {
-	"hostname", "defaultdomain", "listen", "spool", "reverse_lookup",
+	"hostname", "defaultdomain", "listen", "spool", "spool_durability",
+	"reverse_lookup",
 	"limits", "norelay", "verifysenderdom", "saveblockedmsg", "dump",
 	"ournets", "ourdomains", "block", "access", "access_file",
 	"helo_checks", "greylist", "rules", "tls", "auth",
@@ -1073,6 +1074,18 @@ policy_load(const char *path, int missing_ok,
 		if (get_path(root, "spool", p->spool, sizeof(p->spool), path,
 		    err, errlen) == -1)
 			goto fail;
+		v = NULL;
+		if (get_string(root, "spool_durability", &v, path, err,
+		    errlen) == -1)
+			goto fail;
+		if (v != NULL && strcmp(v, "files") == 0)
+			p->spool_files = 1;
+		else if (v != NULL && strcmp(v, "journal") != 0) {
+			seterr(err, errlen, path, config_setting_get_member(root,
+			    "spool_durability"), "spool_durability must be "
+			    "\"journal\" or \"files\"");
+			goto fail;
+		}
 		if (get_bool(root, "reverse_lookup", &p->reverse_lookup, path,
 		    err, errlen) == -1)
 			goto fail;
@@ -1394,6 +1407,8 @@ policy_print(const struct policy *p, FILE *f)
 	dkimconf_print(p->dkim, f);
 	milterconf_print(p->milters, f);
 	fprintf(f, "spool: %s\n", p->spool);
+	fprintf(f, "spool durability: %s\n", p->spool_files ?
+	    "a file per message (files)" : "commit journal (journal)");
 	fprintf(f, "user: %s (the SMTP front; queue runner: %s)\n", p->user,
 	    p->queue->user[0] != '\0' ? p->queue->user : p->user);
 	fprintf(f, "log: %s\n", p->log_stderr ? "standard error" :
