@@ -14,6 +14,8 @@ import zlib
 
 from harness import SMTPD, ProtoCase, free_port, parse_spool, wait_port
 from test_journal import send_until_error
+import test_spool
+from test_spool import NamespaceSmtpd
 
 FILES = 'spool_durability = "files";'
 STRACE_LINE = re.compile(r"^(\d+) +[\d.]+ (?:(\w+)\((.*)|<\.\.\. (\w+) resumed>(.*))$")
@@ -203,3 +205,17 @@ class SpoolFiles(ProtoCase):
         self.assertEqual(p.returncode, 78, p.stderr)
         self.assertIn('spool_durability must be "journal" or "files"',
                       p.stderr)
+
+
+class FilesDiskFull(ProtoCase):
+    """The disk-full test of test_spool.py, with every message a file."""
+    fill = test_spool.WriteErrors.fill
+    test_disk_full = test_spool.WriteErrors.test_disk_full
+
+    def namespaced(self, size="512k"):
+        if os.geteuid() != 0 or shutil.which("unshare") is None:
+            self.skipTest("needs root and unshare for a private tmpfs")
+        d = NamespaceSmtpd(self.workdir, config_extra=FILES,
+                           limits={"tarpit_delay": 0})
+        self._daemons.append(d)
+        return d.start(size=size)
