@@ -180,8 +180,8 @@ front_main(const struct smtpd_args *a, struct policy *pol,
 		config_install(config_ref(cfg));
 	}
 	config_unref(&cfg);
-	if ((sp = spool_open(pol->spool, SPOOL_JOURNAL, err,
-	    sizeof(err))) == NULL) {
+	if ((sp = spool_open(pol->spool, pol->spool_files ? SPOOL_FILES :
+	    SPOOL_JOURNAL, err, sizeof(err))) == NULL) {
 		log_err("%s", err);
 		return EX_CANTCREAT;
 	}
@@ -270,6 +270,9 @@ front_main(const struct smtpd_args *a, struct policy *pol,
 			listeners_reload_check(pol, np);
 		if (strcmp(np->spool, pol->spool) != 0)
 			log_warn("reload: a new spool takes a restart");
+		if (np->spool_files != pol->spool_files)
+			log_warn("reload: a new spool_durability takes a "
+			    "restart");
 		cfg = config_current();
 		ncfg = load_config(np, cfg, 0, split);
 		config_unref(&cfg);

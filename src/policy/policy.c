@@ -42,7 +42,8 @@ _Static_assert((int)QV_OK == POLICY_RCPT_OK &&
 
 /* Keys the file may hold at the top level and in limits { }. */
 static const char *const top_keys[] = {
-	"hostname", "defaultdomain", "listen", "spool", "reverse_lookup",
+	"hostname", "defaultdomain", "listen", "spool", "spool_durability",
+	"reverse_lookup",
 	"limits", "norelay", "verifysenderdom", "saveblockedmsg", "dump",
 	"ournets", "ourdomains", "block", "access", "access_file",
 	"helo_checks", "greylist", "rules", "tls", "auth",
@@ -445,6 +446,17 @@ policy_load(const char *path, int missing_ok,
 		if (conf_get_path(cx, root, "spool", p->spool,
 		    sizeof(p->spool)) == -1)
 			goto fail;
+		v = NULL;
+		if (conf_get_string(cx, root, "spool_durability", &v) == -1)
+			goto fail;
+		if (v != NULL && strcmp(v, "files") == 0)
+			p->spool_files = 1;
+		else if (v != NULL && strcmp(v, "journal") != 0) {
+			conf_err(cx, config_setting_get_member(root,
+			    "spool_durability"), "spool_durability must be "
+			    "\"journal\" or \"files\"");
+			goto fail;
+		}
 		if (conf_get_bool(cx, root, "reverse_lookup",
 		    &p->reverse_lookup) == -1)
 			goto fail;

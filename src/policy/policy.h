@@ -112,6 +112,7 @@ struct policy {
 	int		 have_file;	/* 0: no conffile, built-in defaults */
 	char		 hostname[POLICY_HOST_MAX + 1];
 	char		 spool[PATH_MAX];
+	int		 spool_files;	/* spool_durability = "files" */
 	char		 user[64];	/* the SMTP front runs as */
 	char		*listen[POLICY_LISTEN_MAX];
 	int		 nlisten;

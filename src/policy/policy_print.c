@@ -121,6 +121,8 @@ policy_print(const struct policy *p, FILE *f)
 	dkimconf_print(p->dkim, f);
 	milterconf_print(p->milters, f);
 	fprintf(f, "spool: %s\n", p->spool);
+	fprintf(f, "spool durability: %s\n", p->spool_files ?
+	    "a file per message (files)" : "commit journal (journal)");
 	fprintf(f, "user: %s (the SMTP front; queue runner: %s)\n", p->user,
 	    p->queue->user[0] != '\0' ? p->queue->user : p->user);
 	fprintf(f, "log: %s\n", p->log_stderr ? "standard error" :

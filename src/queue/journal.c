@@ -769,7 +769,7 @@ journal_free(struct journal *j)
  * predecessor finishing its exit) must not make a start fail; another
  * daemon that holds it does.  0 or -1.
  */
-static int
+int
 journal_lock(int fd)
 {
 	struct timespec ts = { 0, 10 * 1000 * 1000 };

@@ -27,6 +27,13 @@ typedef void (*journal_published_fn)(void *arg, const char *id);
  */
 struct journal *journal_open(const char *dir, journal_published_fn, void *arg,
 	    char *err, size_t errlen);
+/*
+ * For a daemon that keeps no journal (spool_durability = "files"): takes
+ * the journal's lock, so that one daemon owns the spool either way, and
+ * puts into queue/ what a journal of an earlier run left behind.  The
+ * lock's descriptor, to be held until exit, or -1 with a message in err.
+ */
+int	journal_recover(const char *dir, char *err, size_t errlen);
 /* Lets the threads finish what they hold, then stops them. */
 void	journal_close(struct journal **);
 /*

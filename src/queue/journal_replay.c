@@ -228,3 +228,52 @@ journal_replay(struct journal *j, char *err, size_t errlen)
 	return 0;
 }
 
+
+int
+journal_recover(const char *dir, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	struct journal *j;
+	int fd = -1;
+
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
+		snprintf(err, errlen, "spool: out of memory");
+		return -1;
+	}
+	j->queuefd = j->lockfd = j->segfd = -1;
+	if ((size_t)snprintf(j->dir, sizeof(j->dir), "%s/journal", dir) >=
+	    sizeof(j->dir) ||
+	    (size_t)snprintf(j->tmpdir, sizeof(j->tmpdir), "%s/journal/tmp",
+	    dir) >= sizeof(j->tmpdir) ||
+	    (size_t)snprintf(j->queuedir, sizeof(j->queuedir), "%s/queue",
+	    dir) >= sizeof(j->queuedir) ||
+	    (size_t)snprintf(path, sizeof(path), "%s/lock", j->dir) >=
+	    sizeof(path)) {
+		snprintf(err, errlen, "spool %.100s: path too long", dir);
+		goto out;
+	}
+	if (fs_mkdirs(j->tmpdir, 0700) == -1 ||
+	    (j->queuefd = open(j->queuedir, O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) == -1 ||
+	    (j->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) ==
+	    -1) {
+		snprintf(err, errlen, "spool %.200s: %s", dir, strerror(errno));
+		goto out;
+	}
+	if (journal_lock(j->lockfd) == -1) {
+		snprintf(err, errlen, "spool %.200s is in use by another smtpd",
+		    dir);
+		goto out;
+	}
+	if (journal_replay(j, err, errlen) == -1)
+		goto out;
+	fd = j->lockfd;
+	j->lockfd = -1;
+out:
+	if (j->queuefd != -1)
+		close(j->queuefd);
+	if (j->lockfd != -1)
+		close(j->lockfd);
+	free(j);
+	return fd;
+}

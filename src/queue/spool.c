@@ -22,6 +22,7 @@
 #include "lib/str.h"
 #include "journal.h"
 #include "spool.h"
+#include "spool_files.h"
 
 #define SPOOL_BUF	16384
 
@@ -30,20 +31,12 @@ struct spool {
 	char		 tmpdir[PATH_MAX];
 	char		 queuedir[PATH_MAX];
 	int		 queuefd;	/* the queue directory, for fsync */
-
-	/*
-	 * Group commit of the queue directory for messages written as files:
-	 * each committer bumps requested; one of them fsyncs for everybody
-	 * who asked before it started, the rest wait for synced.
-	 */
+	struct dirsync	*dirsync;	/* its group fsync (spool_files.c) */
 	pthread_mutex_t	 mu;
-	pthread_cond_t	 cv;
-	unsigned long	 requested, synced;
-	int		 syncing;
-	int		 sync_error;
-	unsigned long	 failed_upto;
 
 	struct journal	*journal;	/* when this process owns it */
+	int		 lockfd;	/* SPOOL_FILES: the daemon's lock */
+	int		 files;		/* SPOOL_FILES: small messages too */
 
 	spool_hook_fn	 hook;		/* told of each message in queue/ */
 	void		*hook_arg;
@@ -63,7 +56,6 @@ struct spool_msg {
 };
 
 static int	spool_flush(struct spool_msg *);
-static int	spool_sync_queue(struct spool *);
 static int	spool_to_file(struct spool_msg *);
 static int	commit_file(struct spool_msg *);
 static void	clean_tmp(const char *, int all);
@@ -142,7 +134,7 @@ spool_open(const char *dir, int flags, char *err, size_t errlen)
 		snprintf(err, errlen, "spool: out of memory");
 		return NULL;
 	}
-	sp->queuefd = -1;
+	sp->queuefd = sp->lockfd = -1;
 	if (str_lcpy(sp->dir, dir, sizeof(sp->dir)) >= sizeof(sp->dir) ||
 	    (size_t)snprintf(sp->tmpdir, sizeof(sp->tmpdir), "%s/tmp", dir) >=
 	    sizeof(sp->tmpdir) ||
@@ -162,19 +154,27 @@ spool_open(const char *dir, int flags, char *err, size_t errlen)
 		    strerror(errno));
 		goto fail;
 	}
+	if ((sp->dirsync = dirsync_new(sp->queuefd)) == NULL) {
+		snprintf(err, errlen, "spool: out of memory");
+		goto fail;
+	}
 	pthread_mutex_init(&sp->mu, NULL);
-	pthread_cond_init(&sp->cv, NULL);
 	/* Whatever is in tmp/ and unlocked was never acknowledged. */
 	clean_tmp(sp->tmpdir, 0);
 	if ((flags & SPOOL_JOURNAL) && (sp->journal = journal_open(sp->dir,
 	    journal_published, sp, err, errlen)) == NULL) {
-		close(sp->queuefd);
 		pthread_mutex_destroy(&sp->mu);
-		pthread_cond_destroy(&sp->cv);
 		goto fail;
 	}
+	if ((flags & SPOOL_FILES) &&
+	    (sp->lockfd = journal_recover(sp->dir, err, errlen)) == -1) {
+		pthread_mutex_destroy(&sp->mu);
+		goto fail;
+	}
+	sp->files = (flags & SPOOL_FILES) != 0;
 	return sp;
 fail:
+	dirsync_free(&sp->dirsync);
 	if (sp->queuefd != -1)
 		close(sp->queuefd);
 	free(sp);
@@ -190,9 +190,11 @@ spool_close(struct spool **spp)
 		return;
 	*spp = NULL;
 	journal_close(&sp->journal);
+	if (sp->lockfd != -1)
+		close(sp->lockfd);
+	dirsync_free(&sp->dirsync);
 	close(sp->queuefd);
 	pthread_mutex_destroy(&sp->mu);
-	pthread_cond_destroy(&sp->cv);
 	free(sp);
 }
 
@@ -293,7 +295,8 @@ spool_begin(struct spool *sp, const struct envelope *env)
 	m->id[0] = '\0';
 	m->tmppath[0] = '\0';
 	str_init(&m->mem, JOURNAL_INLINE);
-	if (sp->journal)
+	/* Held in memory until the commit writes it in one go. */
+	if (sp->journal || sp->files)
 		spool_new_id(m->id);
 	else if (open_tmp(m) == -1) {
 		free(m);
@@ -507,44 +510,6 @@ unhold(struct spool_msg *m)
 	m->hold = 0;
 }
 
-/*
- * fsyncs the queue directory on behalf of every committer that has renamed
- * its file before the sync starts.  0 or -1 (errno set).
- */
-static int
-spool_sync_queue(struct spool *sp)
-{
-	unsigned long mine, upto;
-	int r = 0, e;
-
-	pthread_mutex_lock(&sp->mu);
-	mine = ++sp->requested;
-	while (sp->synced < mine) {
-		if (sp->syncing) {
-			pthread_cond_wait(&sp->cv, &sp->mu);
-			continue;
-		}
-		sp->syncing = 1;
-		upto = sp->requested;
-		pthread_mutex_unlock(&sp->mu);
-		e = fsync(sp->queuefd) == -1 ? errno : 0;
-		pthread_mutex_lock(&sp->mu);
-		sp->syncing = 0;
-		sp->synced = upto;
-		if (e != 0) {
-			sp->sync_error = e;
-			sp->failed_upto = upto;
-		}
-		pthread_cond_broadcast(&sp->cv);
-	}
-	if (sp->failed_upto >= mine && sp->sync_error != 0) {
-		errno = sp->sync_error;
-		r = -1;
-	}
-	pthread_mutex_unlock(&sp->mu);
-	return r;
-}
-
 /* write, fdatasync, rename into queue/, fsync the directory. */
 static int
 commit_file(struct spool_msg *m)
@@ -570,7 +535,7 @@ commit_file(struct spool_msg *m)
 		return -1;
 	}
 	m->fd = -1;
-	if (spool_sync_queue(m->sp) == -1) {
+	if (dirsync_wait(m->sp->dirsync) == -1) {
 		/*
 		 * The rename may or may not survive a crash: take the
 		 * message back so the client's retry is the only copy.
@@ -608,9 +573,14 @@ spool_commit(struct spool_msg **mp)
 		errno = e;
 		return -1;
 	}
-	if (m->fd == -1)
+	if (m->fd == -1 && m->sp->journal != NULL)
 		r = journal_commit(m->sp->journal, m->id, &m->mem);
-	else
+	else if (m->fd == -1 && spool_to_file(m) == -1) {
+		if (m->fd != -1)
+			(void)unlink(m->tmppath);
+		errno = m->failed;
+		r = -1;
+	} else
 		r = commit_file(m);
 	e = errno;
 	if (r == -1)

@@ -27,12 +27,16 @@ typedef void (*spool_hook_fn)(void *arg, const char *id);
 
 /* spool_open() flags. */
 #define SPOOL_JOURNAL	0x01	/* this process owns the journal (the daemon) */
+#define SPOOL_FILES	0x02	/* the daemon, keeping no journal */
 
 /*
  * Opens (creating as needed) the spool at dir and removes temporary files
  * left by a crash.  With SPOOL_JOURNAL, small messages are committed
  * through an append-only journal with group commit, replayed at start-up;
- * only one process may own it.  NULL with a message in err.
+ * only one process may own it.  With SPOOL_FILES, every message is
+ * committed as its own file (spool_files.h), and what a journal left
+ * behind is replayed; the journal's lock is held all the same.  NULL
+ * with a message in err.
  */
 struct spool *spool_open(const char *dir, int flags, char *err, size_t errlen);
 void	spool_close(struct spool **);
