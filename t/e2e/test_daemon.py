@@ -273,6 +273,20 @@ class SessionLimits(ProtoCase):
         self.start_mail(other)
         self.queued_id(self.send_data(other, b"x\r\n.\r\n"))
 
+    def test_reconnect_on_221_is_served(self):
+        """With one session allowed, a client that reconnects as soon as it
+        reads 221 is served at once, every time: the ended session is no
+        longer counted by then."""
+        d = self.smtpd(limits={"sessions": 1, "sessions_per_ip": 1})
+        c = self.open_retry(d)
+        for i in range(30):
+            self.assertReply(c.cmd("QUIT"), 221, "2.0.0")
+            c.close()
+            c = self.greet(d)
+            rep = c.reply()
+            self.assertEqual(rep[0], 220, "reconnect %d: %r" % (i, rep))
+        c.close()
+
     def test_refused_client_sends_nothing_first(self):
         """A refused client hears 421 without having to send anything, and
         the refusal does not count as a session."""
