@@ -46,6 +46,11 @@ static size_t	 log_batch_len;		/* in log_batch[log_batch_cur] */
 static int	 log_batch_cur;
 static int	 log_writing;		/* a thread takes what is added */
 
+/* Each thread's last second and its text, for the stderr lines. */
+static _Thread_local time_t log_stamp_sec;
+static _Thread_local char log_stamp[32];
+static _Thread_local size_t log_stamp_len;
+
 static void
 log_pid_forked(void)
 {
@@ -179,8 +184,15 @@ log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 		struct tm tm;
 
 		clock_gettime(CLOCK_REALTIME, &ts);
-		gmtime_r(&ts.tv_sec, &tm);
-		n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
+		/* The date and time change once a second, not once a line. */
+		if (ts.tv_sec != log_stamp_sec || log_stamp_len == 0) {
+			gmtime_r(&ts.tv_sec, &tm);
+			log_stamp_len = strftime(log_stamp, sizeof(log_stamp),
+			    "%Y-%m-%dT%H:%M:%S", &tm);
+			log_stamp_sec = ts.tv_sec;
+		}
+		memcpy(line, log_stamp, log_stamp_len);
+		n = log_stamp_len;
 		r = snprintf(line + n, sizeof(line) - n, ".%03ldZ %s[%ld]: ",
 		    ts.tv_nsec / 1000000L, log_ident, log_getpid());
 		if (r > 0)
