@@ -4,11 +4,17 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <netinet/in.h>
+#ifdef __linux__
+#include <sys/syscall.h>
+#include <linux/futex.h>
+#define WORKER_FUTEX	1	/* idle workers wait on a futex of their own */
+#endif
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,14 +49,45 @@ struct perip {
 	unsigned char		 key[1 + NET_KEY_LEN];
 	unsigned int		 count;
 };
-/* One accepted connection waiting for, or served by, a worker. */
+/* One accepted connection, served by a worker. */
 struct conn {
-	struct conn		*next;
-	struct server		*sv;
+	struct worker		*w;
 	int			 released;	/* no longer counted */
 	int			 flags;		/* LISTEN_* */
 	int			 fd;
 	struct sockaddr_storage	 peer;
+};
+
+/*
+ * A session that ended, still counted against the limits until the
+ * acceptor takes it off (before it looks at the limits again).
+ */
+struct ended {
+	struct ended		*next;
+	struct sockaddr_storage	 peer;
+};
+
+/*
+ * A worker thread.  An idle one is on the server's idle stack and sleeps
+ * on its own state; the acceptor takes it off, puts the connection in its
+ * slot and wakes exactly that worker.  A session's way back takes no lock:
+ * the worker pushes what ended onto one stack and itself onto the other,
+ * and the acceptor does the counting when it next accepts.
+ */
+enum { W_IDLE, W_RUN, W_EXIT, W_STOP };
+struct worker {
+	struct worker		*next_idle;	/* on the idle stack */
+	struct worker		*next;		/* every worker, under sv->mu */
+	struct server		*sv;
+	atomic_int		 state;		/* W_*; the futex word */
+	struct conn		 c;		/* the slot: valid in W_RUN */
+	struct ended		 ended;		/* pushed once per session */
+	pthread_mutex_t		 fdmu;		/* cfd against server_stop */
+	int			 cfd;		/* the session's socket or -1 */
+#ifndef WORKER_FUTEX
+	pthread_mutex_t		 mu;
+	pthread_cond_t		 cv;
+#endif
 };
 
 struct server {
@@ -62,14 +99,16 @@ struct server {
 	struct session_conf	 tmpl;
 	atomic_int		 stopping;	/* read by sessions unlocked */
 
+	/* Pushed by workers without a lock; taken whole by the acceptor. */
+	_Atomic(struct worker *) idle_push;
+	_Atomic(struct ended *)	 ended_push;
+	struct worker		*idle;		/* the acceptor's, unlocked */
+
 	pthread_mutex_t		 mu;
-	pthread_cond_t		 work;		/* a connection is queued */
-	pthread_cond_t		 idle;		/* a session ended */
-	struct conn		*queue_head, *queue_tail;
-	struct conn		*active;	/* being served */
-	unsigned int		 nsessions;	/* queued + active */
-	unsigned int		 nqueued;
-	unsigned int		 nthreads, nidle;
+	pthread_cond_t		 gone;		/* a worker stopped */
+	struct worker		*workers;	/* all of them */
+	unsigned int		 nsessions;	/* running, as last counted */
+	unsigned int		 nthreads;
 	struct perip		*perip[PERIP_BUCKETS];
 };
 
@@ -191,20 +230,143 @@ refuse(int fd, const char *host, const char *why)
 	close(fd);
 }
 
-/* The session is over: stop counting it against the limits. */
+/*
+ * The session is over: it stops counting against the limits.  Pushed, not
+ * counted here: the push is seen by the acceptor's next accept (a client
+ * that reconnects on reading the last reply comes after it), and the
+ * session takes no lock shared with the other sessions.
+ */
 static void
 release_conn(void *arg)
 {
 	struct conn *c = arg;
-	struct server *sv = c->sv;
+	struct worker *w = c->w;
+	struct server *sv = w->sv;
+	struct ended *e = &w->ended;
 
-	pthread_mutex_lock(&sv->mu);
-	if (!c->released) {
-		c->released = 1;
-		perip_del(sv, &c->peer);
+	if (c->released)
+		return;
+	c->released = 1;
+	e->peer = c->peer;
+	e->next = atomic_load_explicit(&sv->ended_push, memory_order_relaxed);
+	while (!atomic_compare_exchange_weak_explicit(&sv->ended_push,
+	    &e->next, e, memory_order_release, memory_order_relaxed))
+		;
+}
+
+/* Counts the sessions that ended since last time.  Under sv->mu. */
+static void
+take_ended(struct server *sv)
+{
+	struct ended *e;
+
+	e = atomic_exchange_explicit(&sv->ended_push, NULL,
+	    memory_order_acquire);
+	for (; e != NULL; e = e->next) {
+		perip_del(sv, &e->peer);
 		sv->nsessions--;
 	}
-	pthread_mutex_unlock(&sv->mu);
+}
+
+#ifdef WORKER_FUTEX
+static void
+worker_wake(struct worker *w)
+{
+	(void)syscall(SYS_futex, &w->state, FUTEX_WAKE_PRIVATE, 1, NULL,
+	    NULL, 0);
+}
+
+/* Sleeps while w is idle, up to secs.  The state then. */
+static int
+worker_sleep(struct worker *w, int secs)
+{
+	struct timespec dl;
+	int st;
+
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += secs;
+	while ((st = atomic_load_explicit(&w->state,
+	    memory_order_acquire)) == W_IDLE)
+		if (syscall(SYS_futex, &w->state, FUTEX_WAIT_BITSET_PRIVATE,
+		    W_IDLE, &dl, NULL, FUTEX_BITSET_MATCH_ANY) == -1 &&
+		    errno == ETIMEDOUT)
+			return atomic_load_explicit(&w->state,
+			    memory_order_acquire);
+	return st;
+}
+#else
+static void
+worker_wake(struct worker *w)
+{
+	pthread_mutex_lock(&w->mu);
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static int
+worker_sleep(struct worker *w, int secs)
+{
+	struct timespec dl;
+	int st;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += secs;
+	pthread_mutex_lock(&w->mu);
+	while ((st = atomic_load_explicit(&w->state,
+	    memory_order_acquire)) == W_IDLE)
+		if (pthread_cond_timedwait(&w->cv, &w->mu, &dl) ==
+		    ETIMEDOUT) {
+			st = atomic_load_explicit(&w->state,
+			    memory_order_acquire);
+			break;
+		}
+	pthread_mutex_unlock(&w->mu);
+	return st;
+}
+#endif
+
+/*
+ * Gives an idle worker something to do (W_RUN with its slot filled, or
+ * W_STOP) and wakes it.  -1 if it had left meanwhile (W_EXIT).
+ */
+static int
+worker_give(struct worker *w, int st)
+{
+	int idle = W_IDLE;
+
+	if (!atomic_compare_exchange_strong_explicit(&w->state, &idle, st,
+	    memory_order_acq_rel, memory_order_acquire))
+		return -1;
+	worker_wake(w);
+	return 0;
+}
+
+/* The session's socket is about to be closed: not to be cut off then. */
+static void
+forget_fd(struct worker *w)
+{
+	pthread_mutex_lock(&w->fdmu);
+	w->cfd = -1;
+	pthread_mutex_unlock(&w->fdmu);
+}
+
+/* Forgets a worker that has left.  Under sv->mu. */
+static void
+worker_free(struct server *sv, struct worker *w)
+{
+	struct worker **wp;
+
+	for (wp = &sv->workers; *wp != NULL; wp = &(*wp)->next)
+		if (*wp == w) {
+			*wp = w->next;
+			break;
+		}
+	pthread_mutex_destroy(&w->fdmu);
+#ifndef WORKER_FUTEX
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cv);
+#endif
+	free(w);
 }
 
 /*
@@ -267,6 +429,7 @@ take_proxy_header(struct server *sv, struct conn *c, char *via,
 		    "the limit", client, real, over == PERIP_CLIENT ?
 		    pol->sessions_per_ip : pol->sessions_per_net,
 		    over == PERIP_CLIENT ? "" : " network");
+		forget_fd(c->w);
 		refuse(c->fd, pol->hostname, over == PERIP_CLIENT ?
 		    "Too many connections from your address" :
 		    "Too many connections from your network");
@@ -292,115 +455,152 @@ log_stray_header(const struct conn *c)
 	    "configured for it", a, port);
 }
 
+/* Serves the connection in w's slot. */
+static void
+serve(struct server *sv, struct worker *w)
+{
+	struct session_conf sc;
+	struct conn *c = &w->c;
+	char via[768];
+
+	sc = sv->tmpl;
+	via[0] = '\0';
+	if (c->flags & LISTEN_PROXY) {
+		if (take_proxy_header(sv, c, via, sizeof(via)) == -1)
+			goto closed;
+	} else if (proxy_sniff(c->fd)) {
+		log_stray_header(c);
+		goto closed;
+	}
+	sc.rfd = sc.wfd = c->fd;
+	sc.peer = c->peer;
+	sc.implicit_tls = (c->flags & LISTEN_TLS) != 0;
+	sc.listen_flags = c->flags;
+	sc.via = via[0] != '\0' ? via : NULL;
+	/* One snapshot for the whole session. */
+	sc.config = config_session();
+	sc.policy = sc.config->policy;
+	sc.stopping = &sv->stopping;
+	sc.release = release_conn;
+	sc.release_arg = c;
+	(void)session_run(&sc);
+	config_unref(&sc.config);
+closed:
+	release_conn(c);
+	forget_fd(w);
+	if (c->fd != -1)
+		close(c->fd);
+}
+
 static void *
 worker_main(void *arg)
 {
-	struct server *sv = arg;
-	struct session_conf sc;
-	struct conn *c;
-	struct timespec deadline;
-	char via[768];
+	struct worker *w = arg;
+	struct server *sv = w->sv;
+	int st = W_RUN, idle;
 
-	pthread_mutex_lock(&sv->mu);
-	for (;;) {
-		while (sv->queue_head == NULL && !sv->stopping) {
-			sv->nidle++;
-			clock_gettime(CLOCK_REALTIME, &deadline);
-			deadline.tv_sec += WORKER_IDLE_SECS;
-			int w = pthread_cond_timedwait(&sv->work, &sv->mu,
-			    &deadline);
-			sv->nidle--;
-			if (w == ETIMEDOUT && sv->queue_head == NULL)
-				goto out;
-		}
-		if ((c = sv->queue_head) == NULL)
-			break;	/* stopping */
-		sv->queue_head = c->next;
-		if (sv->queue_head == NULL)
-			sv->queue_tail = NULL;
-		sv->nqueued--;
-		c->next = sv->active;
-		sv->active = c;
-		pthread_mutex_unlock(&sv->mu);
-
-		sc = sv->tmpl;
-		via[0] = '\0';
-		if (c->flags & LISTEN_PROXY) {
-			if (take_proxy_header(sv, c, via, sizeof(via)) == -1)
-				goto closed;
-		} else if (proxy_sniff(c->fd)) {
-			log_stray_header(c);
-			goto closed;
-		}
-		sc.rfd = sc.wfd = c->fd;
-		sc.peer = c->peer;
-		sc.implicit_tls = (c->flags & LISTEN_TLS) != 0;
-		sc.listen_flags = c->flags;
-		sc.via = via[0] != '\0' ? via : NULL;
-		/* One snapshot for the whole session. */
-		sc.config = config_session();
-		sc.policy = sc.config->policy;
-		sc.stopping = &sv->stopping;
-		sc.release = release_conn;
-		sc.release_arg = c;
-		(void)session_run(&sc);
-		config_unref(&sc.config);
-closed:
-		pthread_mutex_lock(&sv->mu);
-		struct conn **cp;
-		for (cp = &sv->active; *cp != NULL; cp = &(*cp)->next)
-			if (*cp == c) {
-				*cp = c->next;
-				break;
-			}
-		if (c->fd != -1)
-			close(c->fd);
-		if (!c->released) {
-			perip_del(sv, &c->peer);
-			sv->nsessions--;
-		}
-		free(c);
-		pthread_cond_broadcast(&sv->idle);
+	while (st == W_RUN) {
+		serve(sv, w);
+		atomic_store_explicit(&w->state, W_IDLE, memory_order_relaxed);
+		w->next_idle = atomic_load_explicit(&sv->idle_push,
+		    memory_order_relaxed);
+		while (!atomic_compare_exchange_weak_explicit(&sv->idle_push,
+		    &w->next_idle, w, memory_order_seq_cst,
+		    memory_order_relaxed))
+			;
+		/* server_stop sets stopping before it looks at the stack. */
+		st = atomic_load(&sv->stopping) ? W_IDLE :
+		    worker_sleep(w, WORKER_IDLE_SECS);
+		if (st != W_IDLE)
+			continue;
+		/* Idle too long, or stopping: leave, unless given work. */
+		idle = W_IDLE;
+		if (!atomic_compare_exchange_strong(&w->state, &idle, W_EXIT))
+			st = idle;
 	}
-out:
+	/*
+	 * W_EXIT: w stays on the idle stack for whoever takes it off to
+	 * free; W_STOP: server_stop frees it.  Either way, hands off w.
+	 */
+	pthread_mutex_lock(&sv->mu);
 	sv->nthreads--;
-	pthread_cond_broadcast(&sv->idle);
+	pthread_cond_broadcast(&sv->gone);
 	pthread_mutex_unlock(&sv->mu);
 	return NULL;
 }
 
-/* Queues a connection and makes sure a worker will take it.  0 or -1. */
+/*
+ * Takes the workers that became idle since last time onto the acceptor's
+ * own list, and counts the sessions that ended.  Under sv->mu.
+ */
+static void
+take_idle(struct server *sv)
+{
+	struct worker *w, *next;
+
+	/* Workers first: a worker's ended session was pushed before it. */
+	w = atomic_exchange_explicit(&sv->idle_push, NULL,
+	    memory_order_seq_cst);
+	for (; w != NULL; w = next) {
+		next = w->next_idle;
+		w->next_idle = sv->idle;
+		sv->idle = w;
+	}
+	take_ended(sv);
+}
+
+/*
+ * Hands a connection to an idle worker, or to a new one.  Under sv->mu;
+ * *wakep is the worker to wake once unlocked.  0 or -1.
+ */
 static int
-hand_off(struct server *sv, struct conn *c, unsigned int max_threads)
+hand_off(struct server *sv, const struct conn *c, struct worker **wakep)
 {
 	pthread_attr_t attr;
+	struct worker *w;
 	pthread_t t;
-	int r = 0;
+	int e;
 
-	/*
-	 * Every queued connection needs an idle worker of its own; past
-	 * the session limit, one that is finishing a session will do.
-	 */
-	if (sv->nqueued >= sv->nidle && sv->nthreads < max_threads) {
-		pthread_attr_init(&attr);
-		pthread_attr_setstacksize(&attr, WORKER_STACK);
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		if (pthread_create(&t, &attr, worker_main, sv) != 0)
-			r = -1;
-		else
-			sv->nthreads++;
-		pthread_attr_destroy(&attr);
-		if (r == -1 && sv->nthreads == 0)
-			return -1;
+	*wakep = NULL;
+	while ((w = sv->idle) != NULL) {
+		sv->idle = w->next_idle;
+		if (atomic_load_explicit(&w->state, memory_order_acquire) ==
+		    W_EXIT) {
+			worker_free(sv, w);
+			continue;
+		}
+		w->c = *c;
+		w->c.w = w;
+		pthread_mutex_lock(&w->fdmu);
+		w->cfd = c->fd;
+		pthread_mutex_unlock(&w->fdmu);
+		*wakep = w;
+		return 0;
 	}
-	c->next = NULL;
-	if (sv->queue_tail != NULL)
-		sv->queue_tail->next = c;
-	else
-		sv->queue_head = c;
-	sv->queue_tail = c;
-	sv->nqueued++;
-	pthread_cond_signal(&sv->work);
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		return -1;
+	w->sv = sv;
+	w->c = *c;
+	w->c.w = w;
+	w->cfd = c->fd;
+	atomic_init(&w->state, W_RUN);
+	pthread_mutex_init(&w->fdmu, NULL);
+#ifndef WORKER_FUTEX
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+#endif
+	w->next = sv->workers;
+	sv->workers = w;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, WORKER_STACK);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	e = pthread_create(&t, &attr, worker_main, w);
+	pthread_attr_destroy(&attr);
+	if (e != 0) {
+		worker_free(sv, w);
+		return -1;
+	}
+	sv->nthreads++;
 	return 0;
 }
 
@@ -411,7 +611,8 @@ accept_one(struct server *sv, int lfd, int flags)
 	socklen_t plen = sizeof(peer);
 	struct config *cfg;
 	struct policy *pol;
-	struct conn *c;
+	struct worker *w;
+	struct conn c;
 	char addr[NET_ADDRSTR_MAX];
 	int fd, over;
 
@@ -435,6 +636,7 @@ accept_one(struct server *sv, int lfd, int flags)
 		return;
 	}
 	pthread_mutex_lock(&sv->mu);
+	take_idle(sv);
 	if (sv->nsessions >= pol->sessions) {
 		pthread_mutex_unlock(&sv->mu);
 		(void)net_ntop((struct sockaddr *)&peer, addr, sizeof(addr), NULL);
@@ -462,29 +664,29 @@ accept_one(struct server *sv, int lfd, int flags)
 		config_unref(&cfg);
 		return;
 	}
-	if ((c = calloc(1, sizeof(*c))) == NULL) {
-		perip_del(sv, &peer);
-		pthread_mutex_unlock(&sv->mu);
-		refuse(fd, pol->hostname, "Out of memory");
-		config_unref(&cfg);
-		return;
-	}
-	c->fd = fd;
-	c->peer = peer;
-	c->sv = sv;
-	c->flags = flags;
+	memset(&c, 0, sizeof(c));
+	c.fd = fd;
+	c.peer = peer;
+	c.flags = flags;
 	sv->nsessions++;
-	if (hand_off(sv, c, pol->sessions) == -1) {
-		sv->nsessions--;
-		perip_del(sv, &peer);
+	for (;;) {
+		if (hand_off(sv, &c, &w) == -1) {
+			sv->nsessions--;
+			perip_del(sv, &peer);
+			pthread_mutex_unlock(&sv->mu);
+			log_err("cannot start a worker thread");
+			refuse(fd, pol->hostname, "Out of resources");
+			config_unref(&cfg);
+			return;
+		}
 		pthread_mutex_unlock(&sv->mu);
-		log_err("cannot start a worker thread");
-		refuse(fd, pol->hostname, "Out of resources");
-		free(c);
-		config_unref(&cfg);
-		return;
+		/* Woken outside the lock, it has nothing to wait for. */
+		if (w == NULL || worker_give(w, W_RUN) == 0)
+			break;
+		/* It left on its own just now: the next one, or a new one. */
+		pthread_mutex_lock(&sv->mu);
+		worker_free(sv, w);
 	}
-	pthread_mutex_unlock(&sv->mu);
 	config_unref(&cfg);
 }
 
@@ -576,8 +778,9 @@ server_start(const int *fds, const int *flags, int nfds,
 	raise_nofile(cfg->policy->sessions);
 	config_unref(&cfg);
 	pthread_mutex_init(&sv->mu, NULL);
-	pthread_cond_init(&sv->work, NULL);
-	pthread_cond_init(&sv->idle, NULL);
+	pthread_cond_init(&sv->gone, NULL);
+	atomic_init(&sv->idle_push, NULL);
+	atomic_init(&sv->ended_push, NULL);
 	if (pipe2(sv->wake, O_CLOEXEC) == -1) {
 		snprintf(err, errlen, "pipe: %s", strerror(errno));
 		free(sv);
@@ -593,12 +796,28 @@ server_start(const int *fds, const int *flags, int nfds,
 	return sv;
 }
 
+/*
+ * Stops the workers that are idle; those that leave on their own stay
+ * listed until the end.  Under sv->mu.
+ */
+static void
+stop_idle(struct server *sv)
+{
+	struct worker *w;
+
+	take_idle(sv);
+	while ((w = sv->idle) != NULL) {
+		sv->idle = w->next_idle;
+		(void)worker_give(w, W_STOP);
+	}
+}
+
 int
 server_stop(struct server **svp, unsigned int grace)
 {
 	struct server *sv = *svp;
 	struct timespec deadline;
-	struct conn *c;
+	struct worker *w;
 	int i;
 
 	*svp = NULL;
@@ -608,35 +827,34 @@ server_stop(struct server **svp, unsigned int grace)
 	pthread_join(sv->acceptor, NULL);
 
 	pthread_mutex_lock(&sv->mu);
-	sv->stopping = 1;
-	/* Connections not yet picked up: tell them and close. */
-	while ((c = sv->queue_head) != NULL) {
-		sv->queue_head = c->next;
-		refuse(c->fd, "", "Service shutting down");
-		perip_del(sv, &c->peer);
-		sv->nsessions--;
-		free(c);
-	}
-	sv->queue_tail = NULL;
-	pthread_cond_broadcast(&sv->work);
+	/* Before the idle stack is looked at: see worker_main. */
+	atomic_store(&sv->stopping, 1);
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += grace;
-	while (sv->nsessions > 0)
-		if (pthread_cond_timedwait(&sv->idle, &sv->mu, &deadline) ==
-		    ETIMEDOUT)
+	/* A worker that leaves says so on gone; its session ended before. */
+	for (;;) {
+		stop_idle(sv);
+		if (sv->nsessions == 0 || pthread_cond_timedwait(&sv->gone,
+		    &sv->mu, &deadline) == ETIMEDOUT)
 			break;
+	}
+	stop_idle(sv);
 	if (sv->nsessions > 0) {
 		log_warn("shutdown: cutting off %u sessions", sv->nsessions);
-		for (c = sv->active; c != NULL; c = c->next)
-			(void)shutdown(c->fd, SHUT_RDWR);
+		for (w = sv->workers; w != NULL; w = w->next) {
+			pthread_mutex_lock(&w->fdmu);
+			if (w->cfd != -1)
+				(void)shutdown(w->cfd, SHUT_RDWR);
+			pthread_mutex_unlock(&w->fdmu);
+		}
 	}
 	/* Wait for every worker to leave before the memory goes. */
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += 10;
 	while (sv->nthreads > 0) {
-		pthread_cond_broadcast(&sv->work);
-		if (pthread_cond_timedwait(&sv->idle, &sv->mu, &deadline) ==
-		    ETIMEDOUT)
+		stop_idle(sv);
+		if (sv->nthreads > 0 && pthread_cond_timedwait(&sv->gone,
+		    &sv->mu, &deadline) == ETIMEDOUT)
 			break;
 	}
 	i = (int)sv->nthreads;
@@ -648,6 +866,8 @@ server_stop(struct server **svp, unsigned int grace)
 		log_warn("shutdown: %d workers did not finish", i);
 		return -1;
 	}
+	while (sv->workers != NULL)
+		worker_free(sv, sv->workers);
 	for (i = 0; i < PERIP_BUCKETS; i++) {
 		struct perip *p, *n;
 
@@ -657,8 +877,7 @@ server_stop(struct server **svp, unsigned int grace)
 		}
 	}
 	pthread_mutex_destroy(&sv->mu);
-	pthread_cond_destroy(&sv->work);
-	pthread_cond_destroy(&sv->idle);
+	pthread_cond_destroy(&sv->gone);
 	free(sv);
 	return 0;
 }

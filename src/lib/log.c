@@ -4,6 +4,7 @@
 #include <sys/un.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -31,10 +32,33 @@ static char	 log_ident[32] = "smtpd";
 static atomic_long log_pid;
 static pthread_once_t log_pid_once = PTHREAD_ONCE_INIT;
 
+/*
+ * Lines to stderr from threads that log while another thread is writing
+ * are added to what that thread writes next, in one write of whole lines
+ * (at most PIPE_BUF, so that it stays one piece on a pipe too).  A line
+ * is never left waiting for a later event: it goes out with the write
+ * under way, or its own thread writes it at once.
+ */
+#define LOG_BATCH_MAX	PIPE_BUF
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char	 log_batch[2][LOG_BATCH_MAX];
+static size_t	 log_batch_len;		/* in log_batch[log_batch_cur] */
+static int	 log_batch_cur;
+static int	 log_writing;		/* a thread takes what is added */
+
+/* Each thread's last second and its text, for the stderr lines. */
+static _Thread_local time_t log_stamp_sec;
+static _Thread_local char log_stamp[32];
+static _Thread_local size_t log_stamp_len;
+
 static void
 log_pid_forked(void)
 {
 	atomic_store_explicit(&log_pid, 0, memory_order_relaxed);
+	/* The parent's threads write their own lines; the child starts anew. */
+	pthread_mutex_init(&log_mu, NULL);
+	log_batch_len = 0;
+	log_writing = 0;
 }
 
 static void
@@ -100,6 +124,53 @@ log_debugging(void)
 	return log_debug_on;
 }
 
+/* A short write to stderr is not worth retrying. */
+static void
+log_write(const char *p, size_t n)
+{
+	if (write(2, p, n) < 0)
+		return;
+}
+
+/* Writes one whole line, with whatever others add meanwhile. */
+static void
+log_put(const char *line, size_t n)
+{
+	const char *p;
+	size_t len;
+
+	pthread_mutex_lock(&log_mu);
+	if (log_writing) {
+		if (log_batch_len + n <= LOG_BATCH_MAX) {
+			memcpy(log_batch[log_batch_cur] + log_batch_len, line,
+			    n);
+			log_batch_len += n;
+			pthread_mutex_unlock(&log_mu);
+			return;
+		}
+		/* No room: this one cannot wait. */
+		pthread_mutex_unlock(&log_mu);
+		log_write(line, n);
+		return;
+	}
+	log_writing = 1;
+	pthread_mutex_unlock(&log_mu);
+	log_write(line, n);
+	pthread_mutex_lock(&log_mu);
+	/* Others fill one buffer while the other is written. */
+	while (log_batch_len > 0) {
+		p = log_batch[log_batch_cur];
+		len = log_batch_len;
+		log_batch_cur ^= 1;
+		log_batch_len = 0;
+		pthread_mutex_unlock(&log_mu);
+		log_write(p, len);
+		pthread_mutex_lock(&log_mu);
+	}
+	log_writing = 0;
+	pthread_mutex_unlock(&log_mu);
+}
+
 void
 log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 {
@@ -113,8 +184,15 @@ log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 		struct tm tm;
 
 		clock_gettime(CLOCK_REALTIME, &ts);
-		gmtime_r(&ts.tv_sec, &tm);
-		n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
+		/* The date and time change once a second, not once a line. */
+		if (ts.tv_sec != log_stamp_sec || log_stamp_len == 0) {
+			gmtime_r(&ts.tv_sec, &tm);
+			log_stamp_len = strftime(log_stamp, sizeof(log_stamp),
+			    "%Y-%m-%dT%H:%M:%S", &tm);
+			log_stamp_sec = ts.tv_sec;
+		}
+		memcpy(line, log_stamp, log_stamp_len);
+		n = log_stamp_len;
 		r = snprintf(line + n, sizeof(line) - n, ".%03ldZ %s[%ld]: ",
 		    ts.tv_nsec / 1000000L, log_ident, log_getpid());
 		if (r > 0)
@@ -128,9 +206,7 @@ log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 		n = sizeof(line) - 2;
 	if (log_to_stderr) {
 		line[n++] = '\n';
-		/* One write per line; a short write to stderr is not worth retrying. */
-		if (write(2, line, n) < 0)
-			return;
+		log_put(line, n);
 	} else {
 		line[n] = '\0';
 		syslog(prio[lvl], "%s", line);

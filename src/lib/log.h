@@ -2,8 +2,10 @@
  * log: one line per event, to syslog (facility mail) or to stderr.
  *
  * Lines are built whole in a local buffer and written with one call, so
- * lines from different threads never interleave.  Callers bound untrusted
- * strings themselves (%.100s) or pass them through str_printable().
+ * lines from different threads never interleave; to stderr, lines logged
+ * while another thread writes go out with that thread's next write (whole
+ * lines, never held back for later).  Callers bound untrusted strings
+ * themselves (%.100s) or pass them through str_printable().
  */
 #ifndef LOG_H
 #define LOG_H

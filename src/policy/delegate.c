@@ -330,8 +330,8 @@ static int
 read_reply(int fd, char *buf, size_t len, long long deadline, size_t *got,
     int *extra)
 {
-	char *end;
 	ssize_t r;
+	int done;
 
 	*got = 0;
 	*extra = 0;
@@ -355,21 +355,52 @@ read_reply(int fd, char *buf, size_t len, long long deadline, size_t *got,
 		}
 		*got += (size_t)r;
 		buf[*got] = '\0';
-		if (memchr(buf, '\0', *got) != NULL) {
+		if ((done = delegate_reply_end(buf, *got, extra)) == -1) {
 			errno = EPROTO;
 			return -1;
 		}
-		/* The reply ends at its first empty line. */
-		if (buf[0] == '\n')
-			end = buf;
-		else if ((end = strstr(buf, "\n\n")) != NULL)
-			end++;
-		if (end != NULL) {
-			*extra = end[1] != '\0';
-			end[1] = '\0';
+		if (done)
 			return 0;
-		}
 	}
+}
+
+int
+delegate_reply_end(char *buf, size_t got, int *extra)
+{
+	char *end = NULL;
+
+	if (memchr(buf, '\0', got) != NULL)
+		return -1;
+	/* The reply ends at its first empty line. */
+	if (buf[0] == '\n')
+		end = buf;
+	else if ((end = strstr(buf, "\n\n")) != NULL)
+		end++;
+	if (end == NULL)
+		return 0;
+	*extra = end[1] != '\0';
+	end[1] = '\0';
+	return 1;
+}
+
+int
+delegate_reply_action(char *buf, char *act, size_t actlen)
+{
+	char *line, *next;
+	int nattrs = 0;
+
+	act[0] = '\0';
+	for (line = buf; *line != '\0'; line = next) {
+		next = strchr(line, '\n');
+		*next++ = '\0';
+		if (*line == '\0')
+			break;
+		if (++nattrs > REPLY_ATTRS_MAX || strchr(line, '=') == NULL)
+			return -1;
+		if (strncmp(line, "action=", 7) == 0)
+			str_lcpy(act, line + 7, actlen);
+	}
+	return act[0] == '\0' ? -1 : 0;
 }
 
 /* One attribute; a value loses its control characters and is bounded. */
@@ -452,10 +483,10 @@ static int
 ask(struct delegate_service *sv, const struct str *req, char *act,
     size_t actlen, const char *id)
 {
-	char buf[REPLY_MAX + 1], *line, *next;
+	char buf[REPLY_MAX + 1];
 	long long deadline;
 	size_t got;
-	int fd, pooled, tries, extra, nattrs = 0;
+	int fd, pooled, tries, extra;
 
 	act[0] = '\0';
 	for (tries = 0; tries < 2; tries++) {
@@ -488,27 +519,17 @@ ask(struct delegate_service *sv, const struct str *req, char *act,
 	}
 	if (fd == -1)
 		return -1;
-	for (line = buf; *line != '\0'; line = next) {
-		next = strchr(line, '\n');
-		*next++ = '\0';
-		if (*line == '\0')
-			break;
-		if (++nattrs > REPLY_ATTRS_MAX || strchr(line, '=') == NULL)
-			goto garbage;
-		if (strncmp(line, "action=", 7) == 0)
-			str_lcpy(act, line + 7, actlen);
+	if (delegate_reply_action(buf, act, actlen) == -1) {
+		close(fd);
+		log_err("%s policy service %s: not a policy reply", id,
+		    sv->name);
+		return -1;
 	}
-	if (act[0] == '\0')
-		goto garbage;
 	if (extra)
 		close(fd);
 	else
 		pool_give(sv, fd);
 	return 0;
-garbage:
-	close(fd);
-	log_err("%s policy service %s: not a policy reply", id, sv->name);
-	return -1;
 }
 
 /* Reply text from a service: printable, bounded, never empty. */
@@ -594,9 +615,9 @@ prepend(struct policy_session *ps, const char *line, const char *svc)
  * and DEFER_IF_REJECT does nothing.  FILTER, REDIRECT and BCC change
  * where mail goes, which the queue decides by its routes: logged only.
  */
-static enum verdict_kind
-apply(struct policy_session *ps, const struct delegate_service *sv,
-    const char *act, struct verdict *v)
+enum verdict_kind
+delegate_apply(struct policy_session *ps, const char *svc, const char *act,
+    struct verdict *v)
 {
 	char text[TEXT_MAX + 1];
 	size_t wl = strcspn(act, " \t");
@@ -621,16 +642,16 @@ apply(struct policy_session *ps, const struct delegate_service *sv,
 	}
 	if (IS("PREPEND")) {
 		clean_text(text, sizeof(text), arg, "");
-		prepend(ps, text, sv->name);
+		prepend(ps, text, svc);
 		return VERDICT_CONTINUE;
 	}
 	if (IS("HOLD")) {
-		log_info("%s policy service %s: hold%s", ps->id, sv->name, arg);
+		log_info("%s policy service %s: hold%s", ps->id, svc, arg);
 		ps->hold = 1;
 		return VERDICT_CONTINUE;
 	}
 	if (IS("DISCARD")) {
-		log_info("%s policy service %s: discard%s", ps->id, sv->name,
+		log_info("%s policy service %s: discard%s", ps->id, svc,
 		    arg);
 		ps->discard = 1;
 		return set(v, VERDICT_ACCEPT, 0, "", "discard");
@@ -638,7 +659,7 @@ apply(struct policy_session *ps, const struct delegate_service *sv,
 	if (IS("WARN") || IS("INFO") || IS("FILTER") || IS("REDIRECT") ||
 	    IS("BCC")) {
 		clean_text(text, sizeof(text), act, "");
-		log_info("%s policy service %s: %s%s", ps->id, sv->name, text,
+		log_info("%s policy service %s: %s%s", ps->id, svc, text,
 		    IS("WARN") || IS("INFO") ? "" : " (not done here)");
 		return VERDICT_CONTINUE;
 	}
@@ -669,7 +690,8 @@ run(struct policy_session *ps, const char *rcpt, int stage,
 		if (ask(sv, &req, act, sizeof(act), ps->id ? ps->id : "-") ==
 		    -1)
 			k = (enum verdict_kind)-1;
-		else if ((int)(k = apply(ps, sv, act, v)) == -1) {
+		else if ((int)(k = delegate_apply(ps, sv->name, act, v)) ==
+		    -1) {
 			str_printable(shown, sizeof(shown), act, strlen(act));
 			log_err("%s policy service %s: unknown action \"%s\"",
 			    ps->id, sv->name, shown);

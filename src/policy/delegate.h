@@ -52,4 +52,20 @@ enum verdict_kind delegate_data_end(struct policy_session *,
 /* Header lines asked for at RCPT go with the header, into tags. */
 void	delegate_tags(struct policy_session *, struct str *tags);
 
+/*
+ * The reply parser, also for the fuzz target.  buf holds got bytes read so
+ * far, NUL-terminated: 1 when a whole reply is there (up to its first empty
+ * line; buf is cut after it, *extra set when more bytes followed), 0 when
+ * more must come, -1 if a NUL byte came.
+ */
+int	delegate_reply_end(char *buf, size_t got, int *extra);
+/* The action of a whole reply into act; 0, or -1 if it is not a reply. */
+int	delegate_reply_action(char *buf, char *act, size_t actlen);
+/*
+ * What the action of service svc means for this transaction: fills v and
+ * returns its kind, or -1 for an action it does not know.
+ */
+enum verdict_kind delegate_apply(struct policy_session *, const char *svc,
+	    const char *act, struct verdict *);
+
 #endif

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "lib/fsutil.h"
 #include "lib/log.h"
@@ -62,32 +63,14 @@ struct jrec {
 	struct jwait	*wait;		/* the session's; NULL once durable */
 };
 
-static uint32_t crc_table[256];
-static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
-
-static void
-crc_init(void)
-{
-	uint32_t c;
-	int i, k;
-
-	for (i = 0; i < 256; i++) {
-		c = (uint32_t)i;
-		for (k = 0; k < 8; k++)
-			c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
-		crc_table[i] = c;
-	}
-}
-
-/* CRC-32 (IEEE 802.3), to spot a torn record or mark after a crash. */
+/*
+ * CRC-32 (IEEE 802.3), to spot a torn record or mark after a crash:
+ * zlib's, which does several bytes a step (every message goes through it).
+ */
 uint32_t
 journal_crc32(uint32_t crc, const unsigned char *p, size_t n)
 {
-	(void)pthread_once(&crc_once, crc_init);
-	crc = ~crc;
-	while (n-- > 0)
-		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
-	return ~crc;
+	return (uint32_t)crc32_z(crc, p, n);
 }
 
 static void

@@ -2,6 +2,7 @@
 limits, SIGTERM, and many sessions at once."""
 import errno
 import os
+import re
 import shutil
 import signal
 import smtplib
@@ -273,6 +274,20 @@ class SessionLimits(ProtoCase):
         self.start_mail(other)
         self.queued_id(self.send_data(other, b"x\r\n.\r\n"))
 
+    def test_reconnect_on_221_is_served(self):
+        """With one session allowed, a client that reconnects as soon as it
+        reads 221 is served at once, every time: the ended session is no
+        longer counted by then."""
+        d = self.smtpd(limits={"sessions": 1, "sessions_per_ip": 1})
+        c = self.open_retry(d)
+        for i in range(30):
+            self.assertReply(c.cmd("QUIT"), 221, "2.0.0")
+            c.close()
+            c = self.greet(d)
+            rep = c.reply()
+            self.assertEqual(rep[0], 220, "reconnect %d: %r" % (i, rep))
+        c.close()
+
     def test_refused_client_sends_nothing_first(self):
         """A refused client hears 421 without having to send anything, and
         the refusal does not count as a session."""
@@ -526,6 +541,37 @@ class Logging(ProtoCase):
         self.assertNotIn("syslog is not reachable", text)
         for line in text.splitlines():
             self.assertRegex(line, r"^\d{4}-\d\d-\d\dT[\d:.]+Z smtpd\[\d+\]: ")
+
+    def test_concurrent_sessions_log_every_line_whole(self):
+        """Fifty sessions at once, a thousand messages: every line is in
+        the log, whole, one per line -- one connect and one disconnect per
+        session, one queued line per message."""
+        d = self.smtpd(limits={"sessions": 200, "sessions_per_ip": 200,
+                               "sessions_per_net": 200})
+        p = subprocess.run(["smtp-source", "-s", "50", "-m", "1000", "-c",
+                            "-f", "sender@example.org", "-t", "rcpt@example.net",
+                            "%s:%d" % (d.host, d.port)],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr[-2000:])
+        d.stop()
+        text = d.logtext()
+        lines = text.splitlines()
+        for line in lines:
+            self.assertRegex(line, r"^\d{4}-\d\d-\d\dT[\d:.]+Z smtpd\[\d+\]: "
+                             r"\S")
+        queued = [l for l in lines if " smtp queued id=" in l]
+        self.assertEqual(len(queued), 1000)
+        sessions = {}
+        for l in lines:
+            m = re.search(r"\]: (\S+) smtp (connect|disconnect) ", l)
+            if m:
+                sessions.setdefault(m.group(1), []).append(m.group(2))
+        self.assertGreaterEqual(len(sessions), 1000)
+        bad = {k: v for k, v in sessions.items()
+               if v != ["connect", "disconnect"]}
+        self.assertEqual(bad, {})
+        for l in queued:
+            self.assertRegex(l, r" nrcpt=1 size=\d+$")
 
     def test_debug_adds_state_changes(self):
         """-d keeps its meaning: stderr with the state changes too."""

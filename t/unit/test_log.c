@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/log.h"
@@ -61,13 +62,51 @@ test_pid_after_fork(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(line, want));
 }
 
+/* 1 if line starts with the UTC date and time of one of the two instants. */
+static int
+stamped(const char *line, const struct timespec *a, const struct timespec *b)
+{
+	char want[32];
+	struct tm tm;
+	size_t n;
+
+	gmtime_r(&a->tv_sec, &tm);
+	n = strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%S.", &tm);
+	if (strncmp(line, want, n) == 0)
+		return 1;
+	gmtime_r(&b->tv_sec, &tm);
+	n = strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%S.", &tm);
+	return strncmp(line, want, n) == 0;
+}
+
+/* Each line carries the time it was logged, across a change of second. */
+static void
+test_stamp_follows_clock(void)
+{
+	const struct timespec pause = { 1, 100 * 1000 * 1000 };
+	struct timespec before, after;
+	char line[512];
+	int i;
+
+	log_init("unit", 1, 0);
+	for (i = 0; i < 3; i++) {
+		if (i > 0)
+			nanosleep(&pause, NULL);
+		clock_gettime(CLOCK_REALTIME, &before);
+		CU_ASSERT_FATAL(logged("tick", line, sizeof(line)) > 0);
+		clock_gettime(CLOCK_REALTIME, &after);
+		CU_ASSERT(stamped(line, &before, &after));
+	}
+}
+
 int
 suite_log(void)
 {
 	CU_pSuite s = CU_add_suite("log", NULL, NULL);
 
 	if (s == NULL ||
-	    CU_add_test(s, "pid after fork", test_pid_after_fork) == NULL)
+	    CU_add_test(s, "pid after fork", test_pid_after_fork) == NULL ||
+	    CU_add_test(s, "time stamp", test_stamp_follows_clock) == NULL)
 		return -1;
 	return 0;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "queue/journal_int.h"
 #include "queue/qstore.h"
 #include "tests.h"
 
@@ -215,6 +216,19 @@ test_ids(void)
 	CU_ASSERT(!qstore_valid_id("0123456789abcdef"));
 }
 
+/* The journal's check value: CRC-32 as in IEEE 802.3 (and zlib, gzip). */
+static void
+test_journal_crc(void)
+{
+	const unsigned char *v = (const unsigned char *)"123456789";
+
+	CU_ASSERT_EQUAL(journal_crc32(0, v, 0), 0);
+	CU_ASSERT_EQUAL(journal_crc32(0, v, 9), 0xcbf43926u);
+	/* In pieces as in one go. */
+	CU_ASSERT_EQUAL(journal_crc32(journal_crc32(0, v, 4), v + 4, 5),
+	    0xcbf43926u);
+}
+
 int
 suite_qstore(void)
 {
@@ -225,7 +239,8 @@ suite_qstore(void)
 	    CU_add_test(s, "damaged state", test_damaged) == NULL ||
 	    CU_add_test(s, "store operations", test_store) == NULL ||
 	    CU_add_test(s, "open modes", test_open_modes) == NULL ||
-	    CU_add_test(s, "queue ids", test_ids) == NULL)
+	    CU_add_test(s, "queue ids", test_ids) == NULL ||
+	    CU_add_test(s, "journal check value", test_journal_crc) == NULL)
 		return -1;
 	return 0;
 }

@@ -1,0 +1,128 @@
+/*
+ * Replies of a policy service (Postfix policy delegation), as smtpd reads
+ * them: the input is what the service sends, arriving a line at a time;
+ * each whole reply (up to its empty line) gives an action, applied to one
+ * transaction.  Checks that the framing cuts where it says, that a reply
+ * to the client has a code and an enhanced status code of the same class
+ * and printable text, and that added header lines stay well formed and
+ * within their bound.
+ */
+#include "config.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#include "lib/log.h"
+#include "policy/delegate.h"
+
+int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+
+#define FUZZ_REPLY_MAX	4096	/* what smtpd reads of one reply */
+
+static void
+check_text(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			__builtin_trap();
+}
+
+static void
+check_verdict(enum verdict_kind k, const struct verdict *v)
+{
+	int cls;
+
+	switch ((int)k) {
+	case -1:
+	case VERDICT_CONTINUE:
+	case VERDICT_ACCEPT:
+		return;
+	case VERDICT_REJECT:
+	case VERDICT_DEFER:
+		cls = k == VERDICT_REJECT ? 5 : 4;
+		if (v->kind != k || v->code / 100 != cls ||
+		    v->status[0] != '0' + cls || v->status[1] != '.' ||
+		    strlen(v->status) >= sizeof(v->status) ||
+		    strlen(v->text) >= sizeof(v->text) || v->text[0] == '\0')
+			__builtin_trap();
+		check_text(v->text);
+		return;
+	default:
+		__builtin_trap();
+	}
+}
+
+/* Header lines: "name: value" CRLF each, no other control bytes. */
+static void
+check_prepend(const struct policy_session *ps)
+{
+	const char *p = ps->prepend, *end = ps->prepend + ps->prependlen;
+	const char *eol, *q;
+
+	if (ps->prependlen > sizeof(ps->prepend))
+		__builtin_trap();
+	while (p < end) {
+		if ((eol = memchr(p, '\r', (size_t)(end - p))) == NULL ||
+		    eol + 1 >= end || eol[1] != '\n' ||
+		    (q = memchr(p, ':', (size_t)(eol - p))) == NULL || q == p)
+			__builtin_trap();
+		for (q = p; q < eol; q++)
+			if (((unsigned char)*q < 0x20 && *q != '\t') ||
+			    *q == 0x7f)
+				__builtin_trap();
+		p = eol + 2;
+	}
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct policy_session ps;
+	static int once;
+	char buf[FUZZ_REPLY_MAX + 1], act[FUZZ_REPLY_MAX + 1];
+	const char *s = (const char *)data, *nl;
+	struct verdict v;
+	enum verdict_kind k;
+	size_t i = 0, got = 0, n;
+	int extra, done;
+
+	if (!once) {
+		/* No syslog socket here: the module's log lines go nowhere. */
+		log_init("fuzz_delegate", 0, 0);
+		once = 1;
+	}
+	memset(&ps, 0, sizeof(ps));
+	ps.id = "fuzz";
+	while (i < size) {
+		/* The next "read": up to and with a newline. */
+		nl = memchr(s + i, '\n', size - i);
+		n = nl != NULL ? (size_t)(nl - s) + 1 - i : size - i;
+		if (n > FUZZ_REPLY_MAX - got)
+			n = FUZZ_REPLY_MAX - got;
+		memcpy(buf + got, s + i, n);
+		got += n;
+		i += n;
+		buf[got] = '\0';
+		if ((done = delegate_reply_end(buf, got, &extra)) == -1)
+			return 0;
+		if (done == 0) {
+			if (got == FUZZ_REPLY_MAX)
+				return 0;	/* too long: not the protocol */
+			continue;
+		}
+		n = strlen(buf);
+		if (n == 0 || n > got || buf[n - 1] != '\n' ||
+		    (n > 1 && buf[n - 2] != '\n') || extra != (n < got))
+			__builtin_trap();
+		got = 0;
+		if (delegate_reply_action(buf, act, sizeof(act)) == -1)
+			continue;
+		if (act[0] == '\0' || strchr(act, '\n') != NULL)
+			__builtin_trap();
+		memset(&v, 0, sizeof(v));
+		k = delegate_apply(&ps, "fuzz", act, &v);
+		check_verdict(k, &v);
+		check_prepend(&ps);
+	}
+	return 0;
+}
