@@ -61,7 +61,7 @@ void	milter_data(struct milter_session *, struct datain *,
  * header fields go in front of m (*added grows), quarantine sets the
  * hold mark and discard ps->discard.  -1 only when m cannot be written.
  */
-int	milter_eom(struct milter_session *, struct spool_msg *m,
+int	milter_eom(struct milter_session *, struct spool_msg **mp,
 	    size_t *added, struct verdict *v);
 /* The transaction ends without a message (RSET, refusal, after EOM). */
 void	milter_abort(struct milter_session *);

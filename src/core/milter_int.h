@@ -4,6 +4,8 @@
 #ifndef MILTER_INT_H
 #define MILTER_INT_H
 
+#include <stdio.h>
+
 #include "policy/milterconf.h"
 #include "milter.h"
 
@@ -76,6 +78,21 @@
 #define ADDED_MAX	(64 * 1024)	/* header bytes milters may add */
 #define HEADER_MAX	(256 * 1024)	/* header passed on as fields */
 
+/* The changes asked for at the end of a message (milter_edit.c). */
+struct milter_edit {
+	struct str	 hops;		/* header changes, in order */
+	struct str	 eops;		/* envelope changes, in order */
+	FILE		*body;		/* the body as replaced, or NULL */
+	size_t		 blen;
+	int		 body_mi;	/* by this milter */
+	FILE		*nbody;		/* the milter answering replaces it */
+	size_t		 nlen;
+	int		 ncr, nlf;	/* its last byte: CR, LF */
+	size_t		 hmark, emark;	/* its changes begin there */
+	int		 cur_mi;
+	int		 failed;	/* errno: the body could not be kept */
+};
+
 struct milter {
 	const struct milter_def	*d;
 	int		 fd;		/* -1: not connected */
@@ -102,6 +119,9 @@ struct milter_session {
 
 	/* What the tap has seen of the message. */
 	struct str	 hdr;
+	int		 hdr_cut;	/* hdr does not hold all of it */
+	size_t		 prefix;	/* message bytes before the tap's */
+	size_t		 seen;		/* bytes through the tap */
 	int		 in_body;
 	char		 chunk[MILTER_CHUNK];
 	size_t		 chunklen;
@@ -133,5 +153,24 @@ void	milter_stage(struct milter_session *, char cmd, const void *, size_t,
 	    uint32_t skip, uint32_t noreply, int conn, struct verdict *rcpt_v);
 /* The verdict of the session or message so far, into v. */
 enum verdict_kind milter_outcome(struct milter_session *, struct verdict *);
+
+void	milter_edit_init(struct milter_edit *);
+void	milter_edit_free(struct milter_edit *);
+/* The milter at index mi starts answering. */
+void	milter_edit_begin(struct milter_edit *, int mi);
+/*
+ * One change asked for, taken down (not applied yet).  0; -1 when the
+ * milter is now broken (not negotiated, not the protocol, too big).
+ */
+int	milter_edit_take(struct milter_session *, struct milter *,
+	    struct milter_edit *, int c, const char *, size_t);
+/* The milter's answer is over: its changes stay (ok) or are dropped. */
+void	milter_edit_end(struct milter_edit *, int ok);
+/*
+ * Applies what was taken down: *mp is replaced by a new message with
+ * the same id.  0, or -1 (logged; *mp unchanged).
+ */
+int	milter_edit_apply(struct milter_session *, struct milter_edit *,
+	    struct spool_msg **mp, size_t *added);
 
 #endif

@@ -800,7 +800,7 @@ finish_message(struct session *s, enum data_verdict v)
 		(void)policy_data_end(&s->ps, &s->hv);
 	if (v == DATA_OK && (s->hv.kind == VERDICT_CONTINUE ||
 	    s->hv.kind == VERDICT_TAG)) {
-		if (milter_eom(s->milt, s->msg, &s->added, &mv) == -1)
+		if (milter_eom(s->milt, &s->msg, &s->added, &mv) == -1)
 			v = DATA_WRITE_ERROR;
 		else if (mv.kind != VERDICT_CONTINUE)
 			s->hv = mv;
