@@ -933,6 +933,9 @@ milter_edit_apply(struct milter_session *s, struct milter_edit *e,
 	    write_content(s, e, *mp, new, &newlen) == -1)
 		goto out;
 	oldlen = s->prefix + s->seen;
+	if (e->eops.len > 0)
+		log_info("%s milter: the message is now from=<%s> nrcpt=%zu",
+		    s->ps->id, ee.sender, ee.n);
 	spool_abort(mp);
 	*mp = new;
 	new = NULL;

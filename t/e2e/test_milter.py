@@ -255,6 +255,12 @@ class MilterCase(PolicyCase):
                 return [packet(b"q", b"looks odd\0"), packet(b"a")]
             if subj == "drop":
                 return [packet(b"d")]
+            if subj == "odd":
+                return [packet(b"m", b"\0\0\0\1subject\0new\n\tfolded\0"),
+                        packet(b"b", b"new\nbody\r"),
+                        packet(b"b", b"\nin two\rpackets"),
+                        packet(b"+", b"<x@ours.example>\0"),
+                        packet(b"c")]
             return [packet(b"h", b"X-Scanned\0 yes\0"),
                     packet(b"i", b"\0\0\0\0X-First\0one\n\ttwo\0"),
                     packet(b"c")]
@@ -287,8 +293,19 @@ class MilterCase(PolicyCase):
         gone = self.queued_id(self.send_data(c, msg(b"drop")))
         self.wait_log(d, "discarded id=" + gone)
 
+        # Changed in the stored message, CRLF line ends throughout.
+        self.start_mail(c, "<a@isp.net>", ["<bob@ours.example>"])
+        odd = self.queued_id(self.send_data(c, msg(b"odd")))
+        raw = self.spooled(d, odd)
+        env, body = parse_spool(raw)
+        self.assertEqual(env["rcpt"], ["<bob@ours.example>",
+                                       "<x@ours.example>"])
+        self.assertIn(b" id %s" % odd.encode(), body)
+        self.assertTrue(body.endswith(
+            b"\r\nFrom: a@isp.net\r\nsubject: new\r\n\tfolded\r\n"
+            b"\r\nnew\r\nbody\r\nin two\r\npackets\r\n"), body)
         d.settle()
-        self.assertEqual(sorted(d.queued()), sorted([qid, held]))
+        self.assertEqual(sorted(d.queued()), sorted([qid, held, odd]))
 
     def test_broken_milters(self):
         """A milter that hangs, talks garbage, announces a huge reply or
