@@ -63,6 +63,14 @@ void	milter_data(struct milter_session *, struct datain *,
  */
 int	milter_eom(struct milter_session *, struct spool_msg **mp,
 	    size_t *added, struct verdict *v);
+/* Did milter_eom() write the message anew (with the changes asked)? */
+int	milter_rewrote(const struct milter_session *);
+/*
+ * If so, shows fn the bytes the taps saw during the data, as they are
+ * now (for a signer to start again).  0, or -1 when they cannot be read.
+ */
+int	milter_retap(struct milter_session *, struct spool_msg *,
+	    datain_tap_fn fn, void *arg);
 /* The transaction ends without a message (RSET, refusal, after EOM). */
 void	milter_abort(struct milter_session *);
 void	milter_close(struct milter_session **);

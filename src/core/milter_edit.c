@@ -939,6 +939,7 @@ milter_edit_apply(struct milter_session *s, struct milter_edit *e,
 	spool_abort(mp);
 	*mp = new;
 	new = NULL;
+	s->rewritten = 1;
 	/* Only the sum of the two is used: wrapping is fine. */
 	*added += newlen - oldlen;
 	rc = 0;

@@ -122,6 +122,7 @@ struct milter_session {
 	int		 hdr_cut;	/* hdr does not hold all of it */
 	size_t		 prefix;	/* message bytes before the tap's */
 	size_t		 seen;		/* bytes through the tap */
+	int		 rewritten;	/* the changes made a new message */
 	int		 in_body;
 	char		 chunk[MILTER_CHUNK];
 	size_t		 chunklen;

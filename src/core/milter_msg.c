@@ -166,6 +166,7 @@ milter_data(struct milter_session *s, struct datain *d, const char *id)
 	str_lcpy(s->queue_id, id, sizeof(s->queue_id));
 	str_clear(&s->hdr);
 	s->hdr_cut = 0;
+	s->rewritten = 0;
 	s->seen = 0;
 	s->prefix = 0;
 	/* What is in the message already (our trace field) is not shown. */
@@ -290,4 +291,26 @@ milter_eom(struct milter_session *s, struct spool_msg **mp, size_t *added,
 		s->ps->discard = 1;
 	milter_edit_free(&e);
 	return rc;
+}
+
+int
+milter_rewrote(const struct milter_session *s)
+{
+	return s != NULL && s->rewritten;
+}
+
+int
+milter_retap(struct milter_session *s, struct spool_msg *m, datain_tap_fn fn,
+    void *arg)
+{
+	char buf[16384];
+	off_t off;
+	ssize_t r;
+
+	if (s == NULL || !s->rewritten)
+		return 0;
+	for (off = (off_t)s->prefix; (r = spool_msg_pread(m, buf, sizeof(buf),
+	    off)) > 0; off += r)
+		fn(arg, buf, (size_t)r);
+	return r == -1 ? -1 : 0;
 }

@@ -12,8 +12,9 @@ import sys
 import time
 import unittest
 
-from harness import PolicyCase, parse_spool
+from harness import PolicyCase, TRUSTED_ADDR, parse_spool
 from qharness import maildir_files, wait_for
+from test_dkim import dkim_verify_all, keygen
 from test_milter import BASE, Milter, milters, packet
 
 try:
@@ -243,6 +244,30 @@ class MilterModsCase(PolicyCase):
                             b"\n\nold body\n"))
                 c.close()
                 d.stop()
+
+    def test_own_signature_covers_the_changes(self):
+        """smtpd's own DKIM signature (dkim { }) is made over the message
+        as the milter changed it: python3-dkim verifies it."""
+        def script(cmd, data, m):
+            if cmd == b"E":
+                return [packet(b"m", b"\0\0\0\1Subject\0changed\0"),
+                        packet(b"b", b"a new body\n"), packet(b"c")]
+            return None
+        m = Milter(script)
+        self.addCleanup(m.close)
+        key, record = keygen(self.workdir, "ed25519", "s2")
+        d = self.smtpd(config_extra=BASE + milters(
+            {"address": '"inet:127.0.0.1:%d"' % m.port}) +
+            'dkim = { keys = ( { domain = "isp.net"; selector = "s2"; '
+            'key = "%s"; } ); };\n' % key, limits={"tarpit_delay": 0})
+        c = self.client(d, source=TRUSTED_ADDR)
+        self.start_mail(c, "<alice@isp.net>", ["<bob@ours.example>"])
+        qid = self.queued_id(self.send_data(c, MSG % b"plain" + b".\r\n"))
+        env, body = parse_spool(self.spooled(d, qid))
+        self.assertTrue(body.startswith(b"DKIM-Signature:"), body)
+        self.assertIn(b"\r\nSubject: changed\r\n", body)
+        self.assertTrue(body.endswith(b"\r\n\r\na new body\r\n"), body)
+        self.assertEqual(dkim_verify_all(body, {"s2": record}), [True])
 
 
 if __name__ == "__main__":
