@@ -117,6 +117,9 @@ class MilterModsCase(PolicyCase):
         lim.update(limits or {})
         return self.smtpd(config_extra=extra, limits=lim)
 
+    def assertLogged(self, d, needle):
+        self.assertIn(needle, self.wait_log(d, needle))
+
     def box(self, user):
         return maildir_files(os.path.join(self.workdir, "mail",
                                           "ours.example", user))
@@ -187,8 +190,8 @@ class MilterModsCase(PolicyCase):
             self.send(d, b"big")
         self.assertEqual(cm.exception.smtp_code, 451)
         self.assertIn(b"4.7.1", cm.exception.smtp_error)
-        self.wait_log(d, "replaced body exceeds the message size limit "
-                      "(100000); default action tempfail")
+        self.assertLogged(d, "replaced body exceeds the message size limit "
+                          "(100000); default action tempfail")
         d.settle()
         self.assertNothingQueued(d)
         self.assertEqual(os.listdir(os.path.join(d.spool, "tmp")), [])
@@ -209,7 +212,7 @@ class MilterModsCase(PolicyCase):
         discarded (logged), nobody gets it."""
         d = self.daemon("unix:" + self.pymilter())
         self.assertEqual(self.send(d, b"nobody"), {})
-        self.wait_log(d, "no recipients left; message discarded")
+        self.assertLogged(d, "no recipients left; message discarded")
         d.settle()
         self.assertNothingQueued(d)
 
@@ -230,8 +233,8 @@ class MilterModsCase(PolicyCase):
                 c = self.client(d)
                 self.start_mail(c, "<alice@isp.net>", ["<bob@ours.example>"])
                 rep = self.send_data(c, MSG % b"plain" + b".\r\n")
-                self.wait_log(d, "replaces the body without having "
-                              "negotiated it; default action " + default)
+                self.assertLogged(d, "replaces the body without having "
+                                  "negotiated it; default action " + default)
                 if default == "tempfail":
                     self.assertReply(rep, 451, "4.7.1")
                     d.settle()
