@@ -14,12 +14,17 @@
  *
  * The message streams to the spool as it arrives, so the header and
  * body reach the milters through a datain tap; their verdict and the
- * changes they ask for are applied at the end of the data.  Supported
- * changes: header fields added or inserted (put in front of the
- * message, below our Received:, with spool_insert), quarantine (the
- * message is queued on hold).  Changing or deleting a header field,
- * replacing the body, adding or removing recipients and changing the
- * sender are logged as not done; the rest of the milter's answer holds.
+ * changes they ask for are applied at the end of the data.  Every
+ * milter sees the message as the client sent it (not our Received:
+ * field); the changes are applied in the order of the list, each on
+ * the result of the ones before (milter_edit.c): header fields added
+ * (at the end of the header), inserted at an index, changed or deleted
+ * (the n-th field of that name), the body replaced, recipients added
+ * (with NOTIFY and ORCPT) or removed, the sender changed (with RET and
+ * ENVID).  They make a new spool message with the same queue id that
+ * takes the old one's place before the reply, so nothing half-changed
+ * is queued.  Quarantine queues the message on hold.  An action the
+ * milter did not negotiate is a protocol error: its default action.
  */
 #ifndef MILTER_H
 #define MILTER_H
@@ -57,9 +62,11 @@ enum verdict_kind milter_rcpt(struct milter_session *, const char *rcpt,
 void	milter_data(struct milter_session *, struct datain *,
 	    const char *queue_id);
 /*
- * The data ended: the milters' verdict in v (continue, reject, defer);
- * header fields go in front of m (*added grows), quarantine sets the
- * hold mark and discard ps->discard.  -1 only when m cannot be written.
+ * The data ended: the milters' verdict in v (continue, reject, defer;
+ * 451 4.3.0 when their changes cannot be made); with changes *mp is
+ * replaced by the changed message (*added follows its size); quarantine
+ * sets the hold mark, discard (or no recipient left) ps->discard.  -1
+ * only when the hold mark cannot be made.
  */
 int	milter_eom(struct milter_session *, struct spool_msg **mp,
 	    size_t *added, struct verdict *v);
