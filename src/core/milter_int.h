@@ -93,6 +93,18 @@ struct milter_edit {
 	int		 failed;	/* errno: the body could not be kept */
 };
 
+/*
+ * A change as taken down in hops or eops: the command, the milter's
+ * place in the list, an index, and two strings with their lengths.
+ */
+struct milter_rec {
+	char		 op;
+	unsigned char	 mi;
+	uint32_t	 idx;
+	const char	*a, *b;
+	size_t		 alen, blen;
+};
+
 struct milter {
 	const struct milter_def	*d;
 	int		 fd;		/* -1: not connected */
@@ -167,6 +179,8 @@ int	milter_edit_take(struct milter_session *, struct milter *,
 	    struct milter_edit *, int c, const char *, size_t);
 /* The milter's answer is over: its changes stay (ok) or are dropped. */
 void	milter_edit_end(struct milter_edit *, int ok);
+/* The change at *off (which moves past it); 0, or -1 after the last. */
+int	milter_rec_get(const struct str *, size_t *off, struct milter_rec *);
 /*
  * Applies what was taken down: *mp is replaced by a new message with
  * the same id.  0, or -1 (logged; *mp unchanged).
