@@ -248,6 +248,36 @@ class MilterModsCase(PolicyCase):
                 c.close()
                 d.stop()
 
+    def test_rewrite_fails(self):
+        """The changed message cannot be written (its name in tmp/ is
+        taken): 451 4.3.0, a log line, nothing queued, nothing left."""
+        where = {}
+
+        def script(cmd, data, m):
+            if cmd == b"E":
+                os.mkdir(os.path.join(where["spool"], "tmp",
+                                      m.macros["i"] + ".r"))
+                return [packet(b"m", b"\0\0\0\1Subject\0changed\0"),
+                        packet(b"c")]
+            return None
+        m = Milter(script)
+        self.addCleanup(m.close)
+        d = self.smtpd(config_extra=BASE + milters(
+            {"address": '"inet:127.0.0.1:%d"' % m.port}),
+            limits={"tarpit_delay": 0})
+        where["spool"] = d.spool
+        c = self.client(d)
+        self.start_mail(c, "<alice@isp.net>", ["<bob@ours.example>"])
+        big = MSG % b"plain" + b"a long body line\r\n" * 12000
+        self.assertReply(self.send_data(c, big + b".\r\n"), 451, "4.3.0")
+        self.assertLogged(d, "the changes cannot be made: File exists")
+        d.settle()
+        taken = os.listdir(os.path.join(d.spool, "tmp"))
+        self.assertEqual(len(taken), 1)
+        self.assertTrue(taken[0].endswith(".r"))
+        os.rmdir(os.path.join(d.spool, "tmp", taken[0]))
+        self.assertNothingQueued(d)
+
     def test_own_signature_covers_the_changes(self):
         """smtpd's own DKIM signature (dkim { }) is made over the message
         as the milter changed it: python3-dkim verifies it."""
