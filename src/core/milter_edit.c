@@ -2,8 +2,8 @@
  * The changes milters ask for at the end of a message: header fields
  * added, inserted, changed or deleted, the body replaced, recipients
  * added or removed, the sender changed.  They are collected while the
- * milters answer and applied once, when the message is accepted, by
- * writing a new spool message with the same queue id.  See milter.h.
+ * milters answer, each milter's dropped if it breaks meanwhile, and
+ * applied by milter_apply.c.  See milter.h.
  */
 #include "config.h"
 
@@ -17,15 +17,6 @@
 #include "lib/log.h"
 #include "lib/str.h"
 #include "milter_int.h"
-
-/* Actions a milter asks for in the option negotiation. */
-#define A_ADDHDRS	0x01
-#define A_CHGBODY	0x02
-#define A_ADDRCPT	0x04
-#define A_DELRCPT	0x08
-#define A_CHGHDRS	0x10
-#define A_CHGFROM	0x40
-#define A_ADDRCPT_PAR	0x80
 
 #define ENV_OPS_MAX	(1024 * 1024)	/* bytes of envelope changes */
 

@@ -46,8 +46,19 @@
 #define R_TEMPFAIL	't'
 #define R_REPLYCODE	'y'
 
-/* Actions a milter may take (all offered; milter.h says which are done). */
+/*
+ * Actions a milter may take: all offered, all done (a list of macros asked
+ * for with SETSYMLIST is taken, but the fixed ones are sent).
+ */
 #define A_ALL		0x1ff
+#define A_ADDHDRS	0x001
+#define A_CHGBODY	0x002
+#define A_ADDRCPT	0x004
+#define A_DELRCPT	0x008
+#define A_CHGHDRS	0x010
+#define A_QUARANTINE	0x020
+#define A_CHGFROM	0x040
+#define A_ADDRCPT_PAR	0x080
 
 /* Protocol steps: stages the milter may leave out or not answer. */
 #define P_NOCONNECT	0x000001

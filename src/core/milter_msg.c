@@ -216,7 +216,7 @@ eom_one(struct milter_session *s, struct milter *m, struct milter_edit *e)
 			}
 			break;
 		case R_QUARANTINE:
-			if ((m->actions & 0x20) == 0) {
+			if ((m->actions & A_QUARANTINE) == 0) {
 				free(buf);
 				errno = 0;
 				milter_broken(s, m, "quarantines without having "
