@@ -248,6 +248,46 @@ class MilterModsCase(PolicyCase):
                 c.close()
                 d.stop()
 
+    def test_two_milters(self):
+        """Two milters in a row: the second is shown the message as the
+        client sent it; the changes are made in the order of the list,
+        each on the result of the first's (its index counts the field
+        the first inserted)."""
+        def first(cmd, data, m):
+            if cmd == b"E":
+                return [packet(b"m", b"\0\0\0\1Subject\0one\0"),
+                        packet(b"i", b"\0\0\0\0X-First\0yes\0"),
+                        packet(b"+", b"<carol@ours.example>\0"),
+                        packet(b"c")]
+            return None
+
+        def second(cmd, data, m):
+            if cmd == b"E":
+                return [packet(b"m", b"\0\0\0\1subject\0two\0"),
+                        packet(b"i", b"\0\0\0\1X-Second\0yes\0"),
+                        packet(b"-", b"<carol@ours.example>\0"),
+                        packet(b"c")]
+            return None
+        m1, m2 = Milter(first), Milter(second)
+        self.addCleanup(m1.close)
+        self.addCleanup(m2.close)
+        d = self.smtpd(config_extra=BASE + milters(
+            {"address": '"inet:127.0.0.1:%d"' % m1.port},
+            {"address": '"inet:127.0.0.1:%d"' % m2.port}),
+            limits={"tarpit_delay": 0})
+        c = self.client(d)
+        self.start_mail(c, "<alice@isp.net>", ["<bob@ours.example>"])
+        qid = self.queued_id(self.send_data(c, MSG % b"plain" + b".\r\n"))
+        env, body = parse_spool(self.spooled(d, qid))
+        self.assertIn((b"L", b"Subject\0plain\0"), m2.seen)
+        self.assertEqual(env["rcpt"], ["<bob@ours.example>"])
+        self.assertIn(b"\r\nX-First: yes\r\nX-Second: yes\r\n"
+                      b"From: Alice <alice@isp.net>\r\nTo: bob@ours.example"
+                      b"\r\nsubject: two\r\n", body)
+        text = d.logtext()
+        self.assertLess(text.index("Subject (1) changed"),
+                        text.index("subject (1) changed"))
+
     def test_rewrite_fails(self):
         """The changed message cannot be written (its name in tmp/ is
         taken): 451 4.3.0, a log line, nothing queued, nothing left."""
