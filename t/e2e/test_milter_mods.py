@@ -288,6 +288,35 @@ class MilterModsCase(PolicyCase):
         self.assertLess(text.index("Subject (1) changed"),
                         text.index("subject (1) changed"))
 
+    def test_large_message_changed(self):
+        """A message too large for the journal (written as a file) is
+        changed too: the new file takes the old one's place, the same
+        queue id, nothing left in tmp/."""
+        def script(cmd, data, m):
+            if cmd == b"E":
+                return [packet(b"m", b"\0\0\0\1X-Drop\0\0"),
+                        packet(b"h", b"X-Seen\0big\0"), packet(b"c")]
+            return None
+        m = Milter(script)
+        self.addCleanup(m.close)
+        d = self.smtpd(config_extra=BASE + milters(
+            {"address": '"inet:127.0.0.1:%d"' % m.port}),
+            limits={"tarpit_delay": 0})
+        c = self.client(d)
+        self.start_mail(c, "<alice@isp.net>", ["<bob@ours.example>"])
+        tail = b"a long body line\r\n" * 12000
+        qid = self.queued_id(self.send_data(c, MSG % b"plain" + tail +
+                                            b".\r\n"))
+        env, body = parse_spool(self.spooled(d, qid))
+        self.assertIn(b" id %s\r\n" % qid.encode(), body)
+        self.assertNotIn(b"X-Drop", body)
+        self.assertIn(b"\r\nx-two: second\r\nX-Seen: big\r\n\r\nold body"
+                      b"\r\n" + tail, body)
+        self.assertTrue(body.endswith(tail))
+        d.settle()
+        self.assertEqual(d.tmpfiles(), [])
+        self.assertEqual(list(d.queued()), [qid])
+
     def test_rewrite_fails(self):
         """The changed message cannot be written (its name in tmp/ is
         taken): 451 4.3.0, a log line, nothing queued, nothing left."""
