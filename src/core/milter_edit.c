@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmdparse.h"
 #include "lib/log.h"
@@ -54,9 +55,10 @@ milter_rec_get(const struct str *in, size_t *off, struct milter_rec *r)
 }
 
 void
-milter_edit_init(struct milter_edit *e)
+milter_edit_init(struct milter_edit *e, struct spool_msg *msg)
 {
 	memset(e, 0, sizeof(*e));
+	e->msg = msg;
 	str_init(&e->hops, HEADER_MAX);
 	str_init(&e->eops, ENV_OPS_MAX);
 	e->body = NULL;
@@ -404,7 +406,11 @@ milter_edit_take(struct milter_session *s, struct milter *m,
 		if (e->nbody == NULL) {
 			e->nlen = 0;
 			e->ncr = e->nlf = 0;
-			if ((e->nbody = tmpfile()) == NULL) {
+			int fd = spool_tmpfile(e->msg);
+
+			if (fd != -1 && (e->nbody = fdopen(fd, "w+")) == NULL)
+				close(fd);
+			if (e->nbody == NULL) {
 				e->failed = errno;
 				log_err("%s milter %s: replaced body: %s",
 				    s->ps->id, m->d->address, strerror(errno));

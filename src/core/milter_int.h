@@ -91,6 +91,7 @@
 
 /* The changes asked for at the end of a message (milter_edit.c). */
 struct milter_edit {
+	struct spool_msg *msg;		/* temporary files go beside it */
 	struct str	 hops;		/* header changes, in order */
 	struct str	 eops;		/* envelope changes, in order */
 	FILE		*body;		/* the body as replaced, or NULL */
@@ -178,7 +179,7 @@ void	milter_stage(struct milter_session *, char cmd, const void *, size_t,
 /* The verdict of the session or message so far, into v. */
 enum verdict_kind milter_outcome(struct milter_session *, struct verdict *);
 
-void	milter_edit_init(struct milter_edit *);
+void	milter_edit_init(struct milter_edit *, struct spool_msg *);
 void	milter_edit_free(struct milter_edit *);
 /* The milter at index mi starts answering. */
 void	milter_edit_begin(struct milter_edit *, int mi);

@@ -261,7 +261,7 @@ milter_eom(struct milter_session *s, struct spool_msg **mp, size_t *added,
 		send_header(s);
 	}
 	send_chunk(s);
-	milter_edit_init(&e);
+	milter_edit_init(&e, *mp);
 	for (i = 0; i < s->n; i++) {
 		if (s->msg_v.kind != VERDICT_CONTINUE ||
 		    s->conn_v.kind != VERDICT_CONTINUE)

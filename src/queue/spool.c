@@ -462,6 +462,28 @@ spool_msg_envelope(struct spool_msg *m, struct str *out)
 	return 0;
 }
 
+int
+spool_tmpfile(struct spool_msg *m)
+{
+	char path[PATH_MAX];
+	int fd;
+
+#ifdef O_TMPFILE
+	fd = open(m->sp->tmpdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd != -1 || (errno != EOPNOTSUPP && errno != EISDIR &&
+	    errno != EINVAL))
+		return fd;
+#endif
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s.tXXXXXX",
+	    m->sp->tmpdir, m->id) >= sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if ((fd = mkostemp(path, O_CLOEXEC)) != -1)
+		(void)unlink(path);
+	return fd;
+}
+
 const char *
 spool_msg_id(const struct spool_msg *m)
 {

@@ -85,6 +85,11 @@ struct spool_msg *spool_begin_replacement(struct spool_msg *old,
 ssize_t	spool_msg_pread(struct spool_msg *, void *, size_t, off_t);
 /* Appends the envelope as written (with its empty line) to out.  0, -1. */
 int	spool_msg_envelope(struct spool_msg *, struct str *out);
+/*
+ * A temporary file without a name beside the spool's messages (for data
+ * too large for memory); gone when closed.  The descriptor, or -1.
+ */
+int	spool_tmpfile(struct spool_msg *);
 /* The queue id the message will have. */
 const char *spool_msg_id(const struct spool_msg *);
 /* Appends message bytes.  0 or -1 (errno set; the message is then unusable). */
