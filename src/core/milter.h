@@ -17,11 +17,12 @@
  * changes they ask for are applied at the end of the data.  Every
  * milter sees the message as the client sent it (not our Received:
  * field); the changes are applied in the order of the list, each on
- * the result of the ones before (milter_edit.c): header fields added
- * (at the end of the header), inserted at an index, changed or deleted
- * (the n-th field of that name), the body replaced, recipients added
- * (with NOTIFY and ORCPT) or removed, the sender changed (with RET and
- * ENVID).  They make a new spool message with the same queue id that
+ * the result of the ones before (milter_edit.c, milter_apply.c): header
+ * fields added (at the end of the header), inserted at an index, changed
+ * or deleted (the n-th field of that name), the body replaced (kept in a
+ * nameless file in the spool, up to the message size limit), recipients
+ * added (with NOTIFY and ORCPT) or removed, the sender changed (with RET
+ * and ENVID).  They make a new spool message with the same queue id that
  * takes the old one's place before the reply, so nothing half-changed
  * is queued.  Quarantine queues the message on hold.  An action the
  * milter did not negotiate is a protocol error: its default action.
