@@ -14,12 +14,18 @@
  *
  * The message streams to the spool as it arrives, so the header and
  * body reach the milters through a datain tap; their verdict and the
- * changes they ask for are applied at the end of the data.  Supported
- * changes: header fields added or inserted (put in front of the
- * message, below our Received:, with spool_insert), quarantine (the
- * message is queued on hold).  Changing or deleting a header field,
- * replacing the body, adding or removing recipients and changing the
- * sender are logged as not done; the rest of the milter's answer holds.
+ * changes they ask for are applied at the end of the data.  Every
+ * milter sees the message as the client sent it (not our Received:
+ * field); the changes are applied in the order of the list, each on
+ * the result of the ones before (milter_edit.c, milter_apply.c): header
+ * fields added (at the end of the header), inserted at an index, changed
+ * or deleted (the n-th field of that name), the body replaced (kept in a
+ * nameless file in the spool, up to the message size limit), recipients
+ * added (with NOTIFY and ORCPT) or removed, the sender changed (with RET
+ * and ENVID).  They make a new spool message with the same queue id that
+ * takes the old one's place before the reply, so nothing half-changed
+ * is queued.  Quarantine queues the message on hold.  An action the
+ * milter did not negotiate is a protocol error: its default action.
  */
 #ifndef MILTER_H
 #define MILTER_H
@@ -57,12 +63,22 @@ enum verdict_kind milter_rcpt(struct milter_session *, const char *rcpt,
 void	milter_data(struct milter_session *, struct datain *,
 	    const char *queue_id);
 /*
- * The data ended: the milters' verdict in v (continue, reject, defer);
- * header fields go in front of m (*added grows), quarantine sets the
- * hold mark and discard ps->discard.  -1 only when m cannot be written.
+ * The data ended: the milters' verdict in v (continue, reject, defer;
+ * 451 4.3.0 when their changes cannot be made); with changes *mp is
+ * replaced by the changed message (*added follows its size); quarantine
+ * sets the hold mark, discard (or no recipient left) ps->discard.  -1
+ * only when the hold mark cannot be made.
  */
-int	milter_eom(struct milter_session *, struct spool_msg *m,
+int	milter_eom(struct milter_session *, struct spool_msg **mp,
 	    size_t *added, struct verdict *v);
+/* Did milter_eom() write the message anew (with the changes asked)? */
+int	milter_rewrote(const struct milter_session *);
+/*
+ * If so, shows fn the bytes the taps saw during the data, as they are
+ * now (for a signer to start again).  0, or -1 when they cannot be read.
+ */
+int	milter_retap(struct milter_session *, struct spool_msg *,
+	    datain_tap_fn fn, void *arg);
 /* The transaction ends without a message (RSET, refusal, after EOM). */
 void	milter_abort(struct milter_session *);
 void	milter_close(struct milter_session **);

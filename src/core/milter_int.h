@@ -4,6 +4,8 @@
 #ifndef MILTER_INT_H
 #define MILTER_INT_H
 
+#include <stdio.h>
+
 #include "policy/milterconf.h"
 #include "milter.h"
 
@@ -44,8 +46,19 @@
 #define R_TEMPFAIL	't'
 #define R_REPLYCODE	'y'
 
-/* Actions a milter may take (all offered; milter.h says which are done). */
+/*
+ * Actions a milter may take: all offered, all done (a list of macros asked
+ * for with SETSYMLIST is taken, but the fixed ones are sent).
+ */
 #define A_ALL		0x1ff
+#define A_ADDHDRS	0x001
+#define A_CHGBODY	0x002
+#define A_ADDRCPT	0x004
+#define A_DELRCPT	0x008
+#define A_CHGHDRS	0x010
+#define A_QUARANTINE	0x020
+#define A_CHGFROM	0x040
+#define A_ADDRCPT_PAR	0x080
 
 /* Protocol steps: stages the milter may leave out or not answer. */
 #define P_NOCONNECT	0x000001
@@ -76,6 +89,34 @@
 #define ADDED_MAX	(64 * 1024)	/* header bytes milters may add */
 #define HEADER_MAX	(256 * 1024)	/* header passed on as fields */
 
+/* The changes asked for at the end of a message (milter_edit.c). */
+struct milter_edit {
+	struct spool_msg *msg;		/* temporary files go beside it */
+	struct str	 hops;		/* header changes, in order */
+	struct str	 eops;		/* envelope changes, in order */
+	FILE		*body;		/* the body as replaced, or NULL */
+	size_t		 blen;
+	int		 body_mi;	/* by this milter */
+	FILE		*nbody;		/* the milter answering replaces it */
+	size_t		 nlen;
+	int		 ncr, nlf;	/* its last byte: CR, LF */
+	size_t		 hmark, emark;	/* its changes begin there */
+	int		 cur_mi;
+	int		 failed;	/* errno: the body could not be kept */
+};
+
+/*
+ * A change as taken down in hops or eops: the command, the milter's
+ * place in the list, an index, and two strings with their lengths.
+ */
+struct milter_rec {
+	char		 op;
+	unsigned char	 mi;
+	uint32_t	 idx;
+	const char	*a, *b;
+	size_t		 alen, blen;
+};
+
 struct milter {
 	const struct milter_def	*d;
 	int		 fd;		/* -1: not connected */
@@ -102,6 +143,10 @@ struct milter_session {
 
 	/* What the tap has seen of the message. */
 	struct str	 hdr;
+	int		 hdr_cut;	/* hdr does not hold all of it */
+	size_t		 prefix;	/* message bytes before the tap's */
+	size_t		 seen;		/* bytes through the tap */
+	int		 rewritten;	/* the changes made a new message */
 	int		 in_body;
 	char		 chunk[MILTER_CHUNK];
 	size_t		 chunklen;
@@ -133,5 +178,26 @@ void	milter_stage(struct milter_session *, char cmd, const void *, size_t,
 	    uint32_t skip, uint32_t noreply, int conn, struct verdict *rcpt_v);
 /* The verdict of the session or message so far, into v. */
 enum verdict_kind milter_outcome(struct milter_session *, struct verdict *);
+
+void	milter_edit_init(struct milter_edit *, struct spool_msg *);
+void	milter_edit_free(struct milter_edit *);
+/* The milter at index mi starts answering. */
+void	milter_edit_begin(struct milter_edit *, int mi);
+/*
+ * One change asked for, taken down (not applied yet).  0; -1 when the
+ * milter is now broken (not negotiated, not the protocol, too big).
+ */
+int	milter_edit_take(struct milter_session *, struct milter *,
+	    struct milter_edit *, int c, const char *, size_t);
+/* The milter's answer is over: its changes stay (ok) or are dropped. */
+void	milter_edit_end(struct milter_edit *, int ok);
+/* The change at *off (which moves past it); 0, or -1 after the last. */
+int	milter_rec_get(const struct str *, size_t *off, struct milter_rec *);
+/*
+ * Applies what was taken down: *mp is replaced by a new message with
+ * the same id.  0, or -1 (logged; *mp unchanged).
+ */
+int	milter_edit_apply(struct milter_session *, struct milter_edit *,
+	    struct spool_msg **mp, size_t *added);
 
 #endif

@@ -129,10 +129,12 @@ feed(void *arg, const char *p, size_t n)
 
 	if (s->next != NULL)
 		s->next(s->next_arg, p, n);
+	s->seen += n;
 	while (n > 0 && !s->in_body) {
-		if (str_appendc(&s->hdr, *p) == -1)
+		if (str_appendc(&s->hdr, *p) == -1) {
 			s->in_body = 1;	/* too long: the rest is body */
-		else {
+			s->hdr_cut = 1;
+		} else {
 			p++;
 			n--;
 		}
@@ -163,6 +165,20 @@ milter_data(struct milter_session *s, struct datain *d, const char *id)
 		return;
 	str_lcpy(s->queue_id, id, sizeof(s->queue_id));
 	str_clear(&s->hdr);
+	s->hdr_cut = 0;
+	s->rewritten = 0;
+	s->seen = 0;
+	s->prefix = 0;
+	/* What is in the message already (our trace field) is not shown. */
+	for (;;) {
+		char buf[4096];
+		ssize_t r = spool_msg_pread(d->msg, buf, sizeof(buf),
+		    (off_t)s->prefix);
+
+		if (r <= 0)
+			break;
+		s->prefix += (size_t)r;
+	}
 	s->in_body = 0;
 	s->chunklen = 0;
 	milter_stage(s, C_DATA, NULL, 0, P_NODATA, P_NR_DATA, 0, NULL);
@@ -171,58 +187,10 @@ milter_data(struct milter_session *s, struct datain *d, const char *id)
 	datain_tap(d, feed, s);
 }
 
-/* A header field a milter adds: "Name: value" with CRLF folds. */
-static void
-add_field(struct milter_session *s, struct milter *m, struct str *adds,
-    const char *p, size_t n)
-{
-	const char *name = p, *value, *q;
-	size_t nl;
-
-	if ((m->actions & 0x01) == 0) {
-		log_err("%s milter %s: adds a header field without having "
-		    "said so; not added", s->ps->id, m->d->address);
-		return;
-	}
-	nl = strnlen(p, n);
-	if (nl == 0 || nl + 1 >= n) {
-		log_err("%s milter %s: header field to add is malformed; not "
-		    "added", s->ps->id, m->d->address);
-		return;
-	}
-	value = p + nl + 1;
-	for (q = name; *q != '\0'; q++)
-		if ((unsigned char)*q <= 0x20 || *q == ':' || *q == 0x7f)
-			goto bad;
-	for (q = value; q < p + n && *q != '\0'; q++)
-		if (*q == '\r' || (*q == '\n' && q[1] != ' ' && q[1] != '\t'))
-			goto bad;
-	if (str_appendf(adds, "%s:%s", name, value[0] == ' ' ||
-	    value[0] == '\t' ? "" : " ") == -1)
-		goto full;
-	for (q = value; q < p + n && *q != '\0'; q++)
-		if ((*q == '\n' ? str_append(adds, "\r\n", 2) :
-		    str_appendc(adds, *q)) == -1)
-			goto full;
-	if (str_append(adds, "\r\n", 2) == -1)
-		goto full;
-	log_info("%s milter %s: header field %.100s added", s->ps->id,
-	    m->d->address, name);
-	return;
-bad:
-	log_err("%s milter %s: header field to add is malformed; not added",
-	    s->ps->id, m->d->address);
-	return;
-full:
-	log_err("%s milter %s: header fields to add exceed %d bytes; not "
-	    "all added", s->ps->id, m->d->address, ADDED_MAX);
-}
-
 /* The changes asked for at the end of the message, then its verdict. */
 static void
-eom_one(struct milter_session *s, struct milter *m, struct str *adds)
+eom_one(struct milter_session *s, struct milter *m, struct milter_edit *e)
 {
-	const char *what;
 	char *buf;
 	size_t len, nl;
 	int c, i;
@@ -233,42 +201,33 @@ eom_one(struct milter_session *s, struct milter *m, struct str *adds)
 	for (i = 0; i < CHANGES_MAX; i++) {
 		if ((c = milter_get(s, m, &buf, &len)) == -1)
 			return;
-		what = NULL;
 		switch (c) {
 		case R_ADDHEADER:
-			add_field(s, m, adds, buf + 1, len);
-			break;
 		case R_INSHEADER:
-			/* An index, then the field: put on top anyway. */
-			if (len > 4)
-				add_field(s, m, adds, buf + 5, len - 4);
+		case R_CHGHEADER:
+		case R_REPLBODY:
+		case R_ADDRCPT:
+		case R_ADDRCPT_PAR:
+		case R_DELRCPT:
+		case R_CHGFROM:
+			if (milter_edit_take(s, m, e, c, buf + 1, len) == -1) {
+				free(buf);
+				return;
+			}
 			break;
 		case R_QUARANTINE:
-			if ((m->actions & 0x20) == 0) {
-				what = "quarantine without having said so";
-				break;
+			if ((m->actions & A_QUARANTINE) == 0) {
+				free(buf);
+				errno = 0;
+				milter_broken(s, m, "quarantines without having "
+				    "negotiated it");
+				return;
 			}
 			nl = strnlen(buf + 1, len);
 			log_info("%s milter %s: quarantine: %.*s", s->ps->id,
 			    m->d->address, (int)(nl > 200 ? 200 : nl),
 			    buf + 1);
 			s->quarantine = 1;
-			break;
-		case R_CHGHEADER:
-			what = "a header field changed or deleted";
-			break;
-		case R_REPLBODY:
-			what = "the body replaced";
-			break;
-		case R_ADDRCPT:
-		case R_ADDRCPT_PAR:
-			what = "a recipient added";
-			break;
-		case R_DELRCPT:
-			what = "a recipient removed";
-			break;
-		case R_CHGFROM:
-			what = "the sender changed";
 			break;
 		case R_SETSYMLIST:
 		case R_SHUTDOWN:
@@ -281,9 +240,6 @@ eom_one(struct milter_session *s, struct milter *m, struct str *adds)
 			free(buf);
 			return;
 		}
-		if (what != NULL)
-			log_warn("%s milter %s: asked for %s: not supported, "
-			    "not done", s->ps->id, m->d->address, what);
 		free(buf);
 	}
 	errno = 0;
@@ -291,10 +247,10 @@ eom_one(struct milter_session *s, struct milter *m, struct str *adds)
 }
 
 int
-milter_eom(struct milter_session *s, struct spool_msg *msg, size_t *added,
+milter_eom(struct milter_session *s, struct spool_msg **mp, size_t *added,
     struct verdict *v)
 {
-	struct str adds;
+	struct milter_edit e;
 	int i, rc = 0;
 
 	memset(v, 0, sizeof(*v));
@@ -305,27 +261,56 @@ milter_eom(struct milter_session *s, struct spool_msg *msg, size_t *added,
 		send_header(s);
 	}
 	send_chunk(s);
-	str_init(&adds, ADDED_MAX);
+	milter_edit_init(&e, *mp);
 	for (i = 0; i < s->n; i++) {
 		if (s->msg_v.kind != VERDICT_CONTINUE ||
 		    s->conn_v.kind != VERDICT_CONTINUE)
 			break;
-		if (milter_live(&s->m[i]))
-			eom_one(s, &s->m[i], &adds);
+		if (!milter_live(&s->m[i]))
+			continue;
+		milter_edit_begin(&e, i);
+		eom_one(s, &s->m[i], &e);
+		/* A milter that broke meanwhile: none of its changes. */
+		milter_edit_end(&e, s->m[i].fd != -1);
 	}
 	/* After the end of a message the milters await MAIL, no abort. */
 	for (i = 0; i < s->n; i++)
 		s->m[i].in_tx = 0;
 	if (milter_outcome(s, v) == VERDICT_CONTINUE && !s->discard) {
-		if (adds.len > 0) {
-			if ((rc = spool_insert(msg, adds.s, adds.len)) == 0)
-				*added += adds.len;
-		}
-		if (rc == 0 && s->quarantine && (rc = spool_hold(msg)) == 0)
+		if (milter_edit_apply(s, &e, mp, added) == -1) {
+			v->kind = VERDICT_DEFER;
+			v->code = 451;
+			str_lcpy(v->status, "4.3.0", sizeof(v->status));
+			str_lcpy(v->text, "Queue file write error, try again "
+			    "later", sizeof(v->text));
+		} else if (s->quarantine && !s->ps->discard &&
+		    (rc = spool_hold(*mp)) == 0)
 			s->ps->hold = 1;
 	}
 	if (s->discard)
 		s->ps->discard = 1;
-	str_free(&adds);
+	milter_edit_free(&e);
 	return rc;
+}
+
+int
+milter_rewrote(const struct milter_session *s)
+{
+	return s != NULL && s->rewritten;
+}
+
+int
+milter_retap(struct milter_session *s, struct spool_msg *m, datain_tap_fn fn,
+    void *arg)
+{
+	char buf[16384];
+	off_t off;
+	ssize_t r;
+
+	if (s == NULL || !s->rewritten)
+		return 0;
+	for (off = (off_t)s->prefix; (r = spool_msg_pread(m, buf, sizeof(buf),
+	    off)) > 0; off += r)
+		fn(arg, buf, (size_t)r);
+	return r == -1 ? -1 : 0;
 }

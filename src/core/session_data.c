@@ -235,6 +235,19 @@ seal_message(struct session *s)
 	return 0;
 }
 
+/* Milters changed the message: the signature is made over the new one. */
+static int
+resign(struct session *s)
+{
+	if (!milter_rewrote(s->milt))
+		return 0;
+	signing_free(&s->sign);
+	if ((s->sign = signing_start(s->pol, &s->ps, s->sender.mailbox,
+	    s->id)) == NULL)
+		return 0;
+	return milter_retap(s->milt, s->msg, signing_feed, s->sign);
+}
+
 /* The reply to the end of a message; the transaction is over either way. */
 static void
 finish_message(struct session *s, enum data_verdict v)
@@ -248,10 +261,12 @@ finish_message(struct session *s, enum data_verdict v)
 		(void)policy_data_end(&s->ps, &s->hv);
 	if (v == DATA_OK && (s->hv.kind == VERDICT_CONTINUE ||
 	    s->hv.kind == VERDICT_TAG)) {
-		if (milter_eom(s->milt, s->msg, &s->added, &mv) == -1)
+		if (milter_eom(s->milt, &s->msg, &s->added, &mv) == -1)
 			v = DATA_WRITE_ERROR;
 		else if (mv.kind != VERDICT_CONTINUE)
 			s->hv = mv;
+		else if (s->sign != NULL && resign(s) == -1)
+			v = DATA_WRITE_ERROR;
 	}
 	if (v == DATA_OK && s->hv.kind != VERDICT_CONTINUE &&
 	    s->hv.kind != VERDICT_ACCEPT && s->hv.kind != VERDICT_TAG) {

@@ -50,6 +50,7 @@ struct spool_msg {
 	char		 id[SPOOL_ID_LEN + 1];
 	char		 tmppath[PATH_MAX];
 	int		 hold;		/* hold/ID made: undo on failure */
+	int		 same_id;	/* replaces a message: its id stays */
 	struct str	 mem;		/* journal mode: the message so far */
 	char		 buf[SPOOL_BUF];
 	size_t		 buflen;
@@ -242,20 +243,22 @@ open_tmp(struct spool_msg *m)
 
 	for (tries = 0; tries < 10; tries++) {
 		/* Once the envelope names the id, the id may not change. */
-		if (tries > 0 && m->mem.len > 0) {
+		if (tries > 0 && (m->mem.len > 0 || m->same_id)) {
 			errno = EEXIST;
 			return -1;
 		}
 		if (tries > 0 || m->id[0] == '\0')
 			spool_new_id(m->id);
-		if ((size_t)snprintf(m->tmppath, sizeof(m->tmppath), "%s/%s",
-		    m->sp->tmpdir, m->id) >= sizeof(m->tmppath)) {
+		/* A replacement has a name of its own beside the first. */
+		if ((size_t)snprintf(m->tmppath, sizeof(m->tmppath), "%s/%s%s",
+		    m->sp->tmpdir, m->id, m->same_id ? ".r" : "") >=
+		    sizeof(m->tmppath)) {
 			errno = ENAMETOOLONG;
 			return -1;
 		}
 		/* Group-readable for mailq where the admin gives queue/ the
 		 * maildrop group (smtpd-spool(5)); the directories are 0700. */
-		m->fd = open(m->tmppath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		m->fd = open(m->tmppath, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
 		    0640);
 		if (m->fd != -1)
 			break;
@@ -276,8 +279,8 @@ open_tmp(struct spool_msg *m)
 	return 0;
 }
 
-struct spool_msg *
-spool_begin(struct spool *sp, const struct envelope *env)
+static struct spool_msg *
+begin(struct spool *sp, const struct envelope *env, const char *id)
 {
 	struct spool_msg *m;
 	struct envelope e;
@@ -290,15 +293,19 @@ spool_begin(struct spool *sp, const struct envelope *env)
 	m->sp = sp;
 	m->failed = 0;
 	m->hold = 0;
+	m->same_id = id != NULL;
 	m->buflen = 0;
 	m->fd = -1;
 	m->id[0] = '\0';
+	if (id != NULL)
+		str_lcpy(m->id, id, sizeof(m->id));
 	m->tmppath[0] = '\0';
 	str_init(&m->mem, JOURNAL_INLINE);
 	/* Held in memory until the commit writes it in one go. */
-	if (sp->journal || sp->files)
-		spool_new_id(m->id);
-	else if (open_tmp(m) == -1) {
+	if (sp->journal || sp->files) {
+		if (id == NULL)
+			spool_new_id(m->id);
+	} else if (open_tmp(m) == -1) {
 		free(m);
 		return NULL;
 	}
@@ -328,6 +335,97 @@ spool_begin(struct spool *sp, const struct envelope *env)
 	}
 	str_free(&hdr);
 	return m;
+}
+
+struct spool_msg *
+spool_begin(struct spool *sp, const struct envelope *env)
+{
+	return begin(sp, env, NULL);
+}
+
+struct spool_msg *
+spool_begin_replacement(struct spool_msg *old,
+    const struct envelope *env)
+{
+	return begin(old->sp, env, old->id);
+}
+
+/* Bytes of the file or memory from off on, envelope included. */
+static ssize_t
+raw_pread(struct spool_msg *m, void *buf, size_t n, off_t off)
+{
+	ssize_t r;
+
+	if (m->failed) {
+		errno = m->failed;
+		return -1;
+	}
+	if (m->fd == -1) {
+		if (off < 0 || (size_t)off >= m->mem.len)
+			return 0;
+		if (n > m->mem.len - (size_t)off)
+			n = m->mem.len - (size_t)off;
+		memcpy(buf, m->mem.s + off, n);
+		return (ssize_t)n;
+	}
+	if (spool_flush(m) == -1)
+		return -1;
+	while ((r = pread(m->fd, buf, n, off)) == -1 && errno == EINTR)
+		;
+	return r;
+}
+
+ssize_t
+spool_msg_pread(struct spool_msg *m, void *buf, size_t n, off_t off)
+{
+	return raw_pread(m, buf, n, off + (off_t)m->envlen);
+}
+
+int
+spool_msg_envelope(struct spool_msg *m, struct str *out)
+{
+	char buf[SPOOL_BUF];
+	off_t off = 0;
+	ssize_t r;
+	size_t want;
+
+	while ((size_t)off < m->envlen) {
+		want = m->envlen - (size_t)off;
+		if ((r = raw_pread(m, buf, want < sizeof(buf) ? want :
+		    sizeof(buf), off)) <= 0) {
+			if (r == 0)
+				errno = EIO;
+			return -1;
+		}
+		if (str_append(out, buf, (size_t)r) == -1) {
+			errno = ENOMEM;
+			return -1;
+		}
+		off += r;
+	}
+	return 0;
+}
+
+int
+spool_tmpfile(struct spool_msg *m)
+{
+	char path[PATH_MAX];
+	int fd;
+
+#ifdef O_TMPFILE
+	fd = open(m->sp->tmpdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd != -1 || (errno != EOPNOTSUPP && errno != EISDIR &&
+	    errno != EINVAL))
+		return fd;
+#endif
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s.tXXXXXX",
+	    m->sp->tmpdir, m->id) >= sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if ((fd = mkostemp(path, O_CLOEXEC)) != -1)
+		(void)unlink(path);
+	return fd;
 }
 
 const char *
@@ -430,7 +528,7 @@ insert_file(struct spool_msg *m, const void *p, size_t n)
 	    sizeof(path) ||
 	    (in = open(m->tmppath, O_RDONLY | O_CLOEXEC)) == -1)
 		goto fail;
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
 	if (fd == -1 || flock(fd, LOCK_EX) == -1)
 		goto fail;
 	if (copy_from(m, in, 0, (off_t)m->envlen, fd) == -1 ||

@@ -12,6 +12,8 @@
 #ifndef SPOOL_H
 #define SPOOL_H
 
+#include <sys/types.h>
+
 #include <stddef.h>
 #include <time.h>
 
@@ -21,6 +23,7 @@
 
 struct spool;
 struct spool_msg;
+struct str;
 
 /* Called after each successful commit with the new queue id. */
 typedef void (*spool_hook_fn)(void *arg, const char *id);
@@ -56,6 +59,22 @@ void	spool_set_hook(struct spool *, spool_hook_fn fn, void *arg);
  * envelope envelope_format() refuses.
  */
 struct spool_msg *spool_begin(struct spool *, const struct envelope *env);
+/*
+ * Starts the message that is to take old's place: the same queue id, a
+ * new envelope, content written with spool_write; the caller then
+ * spool_abort()s old and commits this one.  NULL with errno set.
+ */
+struct spool_msg *spool_begin_replacement(struct spool_msg *old,
+	    const struct envelope *);
+/* Reads the message written so far (no envelope) at off: bytes, 0, -1. */
+ssize_t	spool_msg_pread(struct spool_msg *, void *, size_t, off_t);
+/* Appends the envelope as written (with its empty line) to out.  0, -1. */
+int	spool_msg_envelope(struct spool_msg *, struct str *out);
+/*
+ * A temporary file without a name beside the spool's messages (for data
+ * too large for memory); gone when closed.  The descriptor, or -1.
+ */
+int	spool_tmpfile(struct spool_msg *);
 /* The queue id the message will have. */
 const char *spool_msg_id(const struct spool_msg *);
 /* Appends message bytes.  0 or -1 (errno set; the message is then unusable). */
