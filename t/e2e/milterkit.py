@@ -24,7 +24,8 @@ from harness import free_port
 
 RSPAMD = shutil.which("rspamd") or "/usr/bin/rspamd"
 RSPAMD_CONF = "/etc/rspamd/rspamd.conf"
-OPENDKIM = shutil.which("opendkim") or "/usr/sbin/opendkim"
+OPENDKIM = (os.environ.get("OPENDKIM") or shutil.which("opendkim") or
+            "/usr/sbin/opendkim")
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 
 # Modules that would only ask the network (or need redis).
