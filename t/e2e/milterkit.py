@@ -7,7 +7,11 @@ rspamd reads Debian's /etc/rspamd/rspamd.conf with LOCAL_CONFDIR, DBDIR,
 RUNDIR and LOGDIR pointing into the test's directory, so the system's
 /etc/rspamd/local.d, /var/lib/rspamd and /var/log/rspamd are never used;
 local.d here switches off the modules that only ask the network (fuzzy
-hashes, DNS lists, the maps of rspamd.com) and sends DNS to 127.0.0.1:53.
+hashes, DNS lists, the maps of rspamd.com) and sends rspamd's DNS to
+127.0.0.2:53, where nothing listens: rspamd's resolver keeps idle TCP
+connections open to its nameservers, and the test's dnsmasq on
+127.0.0.1:53 reads a TCP query in its only process, so one such
+connection would stall it for everyone (OpenDKIM's key lookups).
 Tests that start it run inside a network namespace (dnsns.py) whose only
 interface is lo and whose 127.0.0.1:53 is the test's dnsmasq: nothing it
 tries can leave the machine.  No redis: the modules that need one (Bayes,
@@ -32,9 +36,10 @@ GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 RSPAMD_OFF = ("fuzzy_check", "rbl", "asn", "phishing", "multimap",
               "url_redirector", "dcc", "emails", "neural", "replies",
               "reputation", "ratelimit", "greylist", "history_redis",
-              "metadata_exporter", "clickhouse", "elastic", "external_services",
-              "spamtrap", "mx_check", "maps_stats", "rspamd_update",
-              "dynamic_conf", "http_headers", "p0f", "antivirus")
+              "metadata_exporter", "clickhouse", "elastic",
+              "external_services", "spamtrap", "mx_check", "maps_stats",
+              "rspamd_update", "dynamic_conf", "http_headers", "p0f",
+              "antivirus")
 
 
 def rspamd_usable():
@@ -89,7 +94,7 @@ class Rspamd:
         for sub in ("local.d", "override.d", "db", "run", "log"):
             os.makedirs(os.path.join(dir, sub), exist_ok=True)
         files = {
-            "options.inc": ('dns { nameserver = ["127.0.0.1:53"]; '
+            "options.inc": ('dns { nameserver = ["127.0.0.2:53"]; '
                             'timeout = 1s; retransmits = 1; }\n'
                             'disable_hyperscan = true;\n'),
             "logging.inc": 'level = "notice";\n',
@@ -162,16 +167,18 @@ class Rspamd:
 
 class OpenDkim:
     """OpenDKIM in the foreground on 127.0.0.1:.port, with the settings
-    given (lines of opendkim.conf(5)) and its own pid file."""
+    given (lines of opendkim.conf(5)) and its own pid file; or on a whole
+    configuration file conf whose Socket is inet:port@127.0.0.1."""
 
-    def __init__(self, case, dir, settings):
+    def __init__(self, case, dir, settings=None, conf=None, port=None):
         os.makedirs(dir, exist_ok=True)
-        self.port = free_port()
-        self.conf = os.path.join(dir, "opendkim.conf")
-        with open(self.conf, "w") as f:
-            f.write("Syslog no\nBackground no\nSocket inet:%d@127.0.0.1\n"
-                    "PidFile %s/opendkim.pid\n%s\n"
-                    % (self.port, dir, settings))
+        self.port = port or free_port()
+        self.conf = conf or os.path.join(dir, "opendkim.conf")
+        if conf is None:
+            with open(self.conf, "w") as f:
+                f.write("Syslog no\nBackground no\nSocket inet:%d@127.0.0.1\n"
+                        "PidFile %s/opendkim.pid\n%s\n"
+                        % (self.port, dir, settings))
         self.proc = subprocess.Popen([OPENDKIM, "-f", "-x", self.conf],
                                      stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL,
