@@ -71,6 +71,21 @@ def wait_port(host, port, timeout=10.0):
     return False
 
 
+def wait_port_free(host, port, timeout=10.0):
+    """Waits until nothing accepts connections on port; False if in vain."""
+    deadline = time.time() + timeout
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    while time.time() < deadline:
+        try:
+            with socket.socket(fam, socket.SOCK_STREAM) as s:
+                s.settimeout(0.5)
+                s.connect((host, port))
+        except OSError:
+            return True
+        time.sleep(0.02)
+    return False
+
+
 class Smtpd:
     """One smtpd daemon (or stdio session) with its own config and spool."""
 
@@ -144,6 +159,11 @@ class Smtpd:
         rc = self.proc.returncode
         self.proc = None
         self.log.close()
+        # Killed, the parent takes its children along (PR_SET_PDEATHSIG),
+        # but they may take a moment to die: until then a listener of
+        # theirs would answer a new instance's start-up check.
+        for p in [self.port] + self.more_ports:
+            wait_port_free(self.host, p)
         return rc
 
     def logtext(self):
