@@ -772,7 +772,6 @@ struct journal *
 journal_open(const char *dir, journal_published_fn fn, void *arg, char *err,
     size_t errlen)
 {
-	char path[PATH_MAX];
 	pthread_condattr_t ca;
 	struct journal *j;
 
@@ -783,31 +782,7 @@ journal_open(const char *dir, journal_published_fn fn, void *arg, char *err,
 	j->queuefd = j->lockfd = j->segfd = -1;
 	j->published = fn;
 	j->arg = arg;
-	if ((size_t)snprintf(j->dir, sizeof(j->dir), "%s/journal", dir) >=
-	    sizeof(j->dir) ||
-	    (size_t)snprintf(j->tmpdir, sizeof(j->tmpdir), "%s/journal/tmp",
-	    dir) >= sizeof(j->tmpdir) ||
-	    (size_t)snprintf(j->queuedir, sizeof(j->queuedir), "%s/queue",
-	    dir) >= sizeof(j->queuedir) ||
-	    (size_t)snprintf(path, sizeof(path), "%s/lock", j->dir) >=
-	    sizeof(path)) {
-		snprintf(err, errlen, "spool %.100s: path too long", dir);
-		goto fail;
-	}
-	if (fs_mkdirs(j->tmpdir, 0700) == -1 ||
-	    (j->queuefd = open(j->queuedir, O_RDONLY | O_DIRECTORY |
-	    O_CLOEXEC)) == -1 ||
-	    (j->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) ==
-	    -1) {
-		snprintf(err, errlen, "spool %.200s: %s", dir, strerror(errno));
-		goto fail;
-	}
-	if (journal_lock(j->lockfd) == -1) {
-		snprintf(err, errlen, "spool %.200s is in use by another smtpd",
-		    dir);
-		goto fail;
-	}
-	if (journal_replay(j, err, errlen) == -1)
+	if (journal_take(j, dir, err, errlen) == -1)
 		goto fail;
 	pthread_mutex_init(&j->mu, NULL);
 	pthread_cond_init(&j->work, NULL);

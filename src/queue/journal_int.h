@@ -127,5 +127,12 @@ int	journal_lock(int fd);
  * journal; sets nextseq.  0, or -1 with a message in err.
  */
 int	journal_replay(struct journal *, char *err, size_t errlen);
+/*
+ * Makes the journal's directories under the spool dir, opens queue/ and
+ * takes the journal's lock (an error if another smtpd holds it), then
+ * replays; j's paths and descriptors are set.  0, or -1 with err.
+ */
+int	journal_take(struct journal *, const char *dir, char *err,
+	    size_t errlen);
 
 #endif

@@ -230,17 +230,10 @@ journal_replay(struct journal *j, char *err, size_t errlen)
 
 
 int
-journal_recover(const char *dir, char *err, size_t errlen)
+journal_take(struct journal *j, const char *dir, char *err, size_t errlen)
 {
 	char path[PATH_MAX];
-	struct journal *j;
-	int fd = -1;
 
-	if ((j = calloc(1, sizeof(*j))) == NULL) {
-		snprintf(err, errlen, "spool: out of memory");
-		return -1;
-	}
-	j->queuefd = j->lockfd = j->segfd = -1;
 	if ((size_t)snprintf(j->dir, sizeof(j->dir), "%s/journal", dir) >=
 	    sizeof(j->dir) ||
 	    (size_t)snprintf(j->tmpdir, sizeof(j->tmpdir), "%s/journal/tmp",
@@ -250,7 +243,7 @@ journal_recover(const char *dir, char *err, size_t errlen)
 	    (size_t)snprintf(path, sizeof(path), "%s/lock", j->dir) >=
 	    sizeof(path)) {
 		snprintf(err, errlen, "spool %.100s: path too long", dir);
-		goto out;
+		return -1;
 	}
 	if (fs_mkdirs(j->tmpdir, 0700) == -1 ||
 	    (j->queuefd = open(j->queuedir, O_RDONLY | O_DIRECTORY |
@@ -258,14 +251,28 @@ journal_recover(const char *dir, char *err, size_t errlen)
 	    (j->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) ==
 	    -1) {
 		snprintf(err, errlen, "spool %.200s: %s", dir, strerror(errno));
-		goto out;
+		return -1;
 	}
 	if (journal_lock(j->lockfd) == -1) {
 		snprintf(err, errlen, "spool %.200s is in use by another smtpd",
 		    dir);
-		goto out;
+		return -1;
 	}
-	if (journal_replay(j, err, errlen) == -1)
+	return journal_replay(j, err, errlen);
+}
+
+int
+journal_recover(const char *dir, char *err, size_t errlen)
+{
+	struct journal *j;
+	int fd = -1;
+
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
+		snprintf(err, errlen, "spool: out of memory");
+		return -1;
+	}
+	j->queuefd = j->lockfd = j->segfd = -1;
+	if (journal_take(j, dir, err, errlen) == -1)
 		goto out;
 	fd = j->lockfd;
 	j->lockfd = -1;
