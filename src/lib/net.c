@@ -19,8 +19,9 @@
 #include "net.h"
 #include "str.h"
 
-int
-net_split_hostport(const char *s, char *host, size_t hostlen, char *port,
+/* The split both forms share; a bare IPv6 address needs brackets. */
+static int
+split(const char *s, char *host, size_t hostlen, char *port,
     size_t portlen)
 {
 	const char *p, *colon;
@@ -50,8 +51,26 @@ net_split_hostport(const char *s, char *host, size_t hostlen, char *port,
 	}
 	if (*p == '\0' || str_lcpy(port, p, portlen) >= portlen)
 		return -1;
-	return net_valid_port(port) && (host[0] == '\0' ||
-	    strspn(host, "0123456789abcdefABCDEF.:") == strlen(host)) ? 0 : -1;
+	return net_valid_port(port) ? 0 : -1;
+}
+
+int
+net_split_hostport(const char *s, char *host, size_t hostlen, char *port,
+    size_t portlen)
+{
+	if (split(s, host, hostlen, port, portlen) == -1)
+		return -1;
+	return host[0] == '\0' ||
+	    strspn(host, "0123456789abcdefABCDEF.:") == strlen(host) ? 0 : -1;
+}
+
+int
+net_split_service(const char *s, char *host, size_t hostlen, char *port,
+    size_t portlen)
+{
+	if (split(s, host, hostlen, port, portlen) == -1)
+		return -1;
+	return host[0] != '\0' ? 0 : -1;
 }
 
 int

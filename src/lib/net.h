@@ -17,6 +17,12 @@
  */
 int	net_split_hostport(const char *s, char *host, size_t hostlen,
 	    char *port, size_t portlen);
+/*
+ * Parses "host:port" or "[v6addr]:port" where host may be a name, as
+ * the address of a service to connect to: host is never empty.  0 or -1.
+ */
+int	net_split_service(const char *s, char *host, size_t hostlen,
+	    char *port, size_t portlen);
 /* 1 if p is a port number (1-65535) or a service name. */
 int	net_valid_port(const char *p);
 /*

@@ -86,9 +86,6 @@ set(struct verdict *v, enum verdict_kind k, int code, const char *status,
 static int
 parse_address(struct delegate_service *sv, const char *a)
 {
-	const char *colon;
-	size_t hl;
-
 	if (strncmp(a, "unix:", 5) == 0) {
 		sv->unix_socket = 1;
 		return a[5] == '/' && str_lcpy(sv->path, a + 5,
@@ -96,23 +93,8 @@ parse_address(struct delegate_service *sv, const char *a)
 	}
 	if (strncmp(a, "inet:", 5) == 0)
 		a += 5;
-	if (*a == '[') {
-		if ((colon = strchr(a, ']')) == NULL || colon[1] != ':')
-			return -1;
-		a++;
-		hl = (size_t)(colon - a);
-		colon++;
-	} else {
-		if ((colon = strrchr(a, ':')) == NULL)
-			return -1;
-		hl = (size_t)(colon - a);
-	}
-	if (hl == 0 || hl >= sizeof(sv->host) || colon[1] == '\0' ||
-	    str_lcpy(sv->port, colon + 1, sizeof(sv->port)) >= sizeof(sv->port))
-		return -1;
-	memcpy(sv->host, a, hl);
-	sv->host[hl] = '\0';
-	return 0;
+	return net_split_service(a, sv->host, sizeof(sv->host), sv->port,
+	    sizeof(sv->port));
 }
 
 static int

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "conf/conf.h"
+#include "lib/net.h"
 #include "lib/str.h"
 #include "milterconf.h"
 
@@ -19,7 +20,7 @@ static const char *const milter_keys[] = {
 static int
 parse_address(struct milter_def *d, const char *a)
 {
-	const char *colon, *at;
+	const char *at;
 	size_t hl;
 
 	if (strncmp(a, "unix:", 5) == 0 || strncmp(a, "local:", 6) == 0) {
@@ -43,23 +44,8 @@ parse_address(struct milter_def *d, const char *a)
 		d->port[hl] = '\0';
 		return 0;
 	}
-	if (*a == '[') {
-		if ((colon = strchr(a, ']')) == NULL || colon[1] != ':')
-			return -1;
-		a++;
-		hl = (size_t)(colon - a);
-		colon++;
-	} else {
-		if ((colon = strrchr(a, ':')) == NULL)
-			return -1;
-		hl = (size_t)(colon - a);
-	}
-	if (hl == 0 || hl >= sizeof(d->host) || colon[1] == '\0' ||
-	    str_lcpy(d->port, colon + 1, sizeof(d->port)) >= sizeof(d->port))
-		return -1;
-	memcpy(d->host, a, hl);
-	d->host[hl] = '\0';
-	return 0;
+	return net_split_service(a, d->host, sizeof(d->host), d->port,
+	    sizeof(d->port));
 }
 
 static int
