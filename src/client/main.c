@@ -50,7 +50,6 @@ static void	die(int, const char *, ...)
 static void	my_host_name(char *, size_t);
 static void	login_name(char *, size_t);
 static int	write_all(int, const char *, size_t);
-static int	check_addr(const char *, int);
 static void	die_connect(const struct client_result *, int,
 		    const struct dial *) __attribute__((noreturn));
 
@@ -158,34 +157,6 @@ write_all(int fd, const char *p, size_t n)
 		p += w;
 		n -= (size_t)w;
 	}
-	return 0;
-}
-
-/* 0 if addr (without <>) is a valid RFC 5321 path; null_ok for MAIL. */
-static int
-check_addr(const char *addr, int null_ok)
-{
-	char path[SMTP_ADDR_MAX + 3];
-	struct addr a;
-	size_t used;
-	int n;
-
-	n = snprintf(path, sizeof(path), "<%s>", addr);
-	if (n < 0 || (size_t)n >= sizeof(path))
-		return -1;
-	if (addr_parse_path(path, (size_t)n, ADDR_UTF8_OK |
-	    (null_ok ? ADDR_NULL_OK : ADDR_POSTMASTER_OK), &a, &used,
-	    NULL) != ADDR_OK || used != (size_t)n)
-		return -1;
-	return 0;
-}
-
-static int
-has_8bit(const char *s)
-{
-	for (; *s != '\0'; s++)
-		if ((unsigned char)*s >= 0x80)
-			return 1;
 	return 0;
 }
 
@@ -348,17 +319,17 @@ main(int argc, char **argv)
 	    (addrs = calloc((size_t)nrcpt, sizeof(*addrs))) == NULL)
 		die(EX_OSERR, "out of memory");
 	if (conv_envelope_addr(argv[1], domain, sender, sizeof(sender)) == -1 ||
-	    (sender[0] != '\0' && check_addr(sender, 1) == -1))
+	    (sender[0] != '\0' && !addr_valid_bare(sender, 1)))
 		die(EX_USAGE, "bad sender address \"%.100s\"", argv[1]);
-	smtputf8 = has_8bit(sender);
+	smtputf8 = addr_has_8bit(sender);
 	for (i = 0; i < nrcpt; i++) {
 		if (conv_envelope_addr(argv[2 + i], domain, addrs[i],
 		    sizeof(addrs[i])) == -1 || addrs[i][0] == '\0' ||
-		    check_addr(addrs[i], 0) == -1)
+		    !addr_valid_bare(addrs[i], 0))
 			die(EX_USAGE, "bad recipient address \"%.100s\"",
 			    argv[2 + i]);
 		rcpts[i].addr = addrs[i];
-		smtputf8 |= has_8bit(addrs[i]);
+		smtputf8 |= addr_has_8bit(addrs[i]);
 	}
 
 	/* The message, converted. */

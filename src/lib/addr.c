@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -415,4 +416,29 @@ addr_domain_match(const char *pattern, const char *domain)
 		    strncasecmp(domain + dl - pl, pattern, pl) == 0;
 	}
 	return dl == pl && strncasecmp(domain, pattern, pl) == 0;
+}
+
+int
+addr_valid_bare(const char *addr, int null_ok)
+{
+	char path[ADDR_PATH_MAX + 4];
+	struct addr a;
+	size_t used;
+	int n;
+
+	n = snprintf(path, sizeof(path), "<%s>", addr);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return 0;
+	return addr_parse_path(path, (size_t)n, ADDR_UTF8_OK |
+	    (null_ok ? ADDR_NULL_OK : ADDR_POSTMASTER_OK), &a, &used,
+	    NULL) == ADDR_OK && used == (size_t)n;
+}
+
+int
+addr_has_8bit(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s >= 0x80)
+			return 1;
+	return 0;
 }

@@ -56,5 +56,13 @@ size_t	addr_utf8_seq(const unsigned char *s, size_t len);
  * ourdomains, routes and access rules all mean this.
  */
 int	addr_domain_match(const char *pattern, const char *domain);
+/*
+ * 1 if addr, given without <> as on a command line, is a valid RFC 5321
+ * path (UTF-8 allowed): the reverse-path "" too when null_ok, else a
+ * forward-path (bare Postmaster allowed).
+ */
+int	addr_valid_bare(const char *addr, int null_ok);
+/* 1 if s has a byte above 0x7f (it needs SMTPUTF8 or 8BITMIME). */
+int	addr_has_8bit(const char *s);
 
 #endif

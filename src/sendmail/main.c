@@ -41,7 +41,6 @@ static void	host_name(char *, size_t);
 static int	read_message(int, struct str *, int);
 static void	build_message(const struct sm_opts *, const char *,
 		    const char *, unsigned long long, int, struct sm_msg *);
-static int	check_addr(const char *, int);
 static int	newaliases(const struct maildrop_conf *, int);
 
 void
@@ -168,34 +167,6 @@ read_message(int fd, struct str *s, int iflag)
 	}
 }
 
-/* 0 if addr (without <>) is a valid RFC 5321 path; null_ok for MAIL. */
-static int
-check_addr(const char *addr, int null_ok)
-{
-	char path[SM_ADDR_MAX + 3];
-	struct addr a;
-	size_t used;
-	int n;
-
-	n = snprintf(path, sizeof(path), "<%s>", addr);
-	if (n < 0 || (size_t)n >= sizeof(path))
-		return -1;
-	if (addr_parse_path(path, (size_t)n, ADDR_UTF8_OK |
-	    (null_ok ? ADDR_NULL_OK : ADDR_POSTMASTER_OK), &a, &used,
-	    NULL) != ADDR_OK || used != (size_t)n)
-		return -1;
-	return 0;
-}
-
-static int
-has_8bit(const char *s)
-{
-	for (; *s != '\0'; s++)
-		if ((unsigned char)*s >= 0x80)
-			return 1;
-	return 0;
-}
-
 /* Reads, addresses and converts the message on standard input. */
 static void
 build_message(const struct sm_opts *o, const char *login,
@@ -225,7 +196,7 @@ build_message(const struct sm_opts *o, const char *login,
 	if (o->sender != NULL) {
 		if (conv_envelope_addr(o->sender, domain, m->sender,
 		    sizeof(m->sender)) == -1 || (m->sender[0] != '\0' &&
-		    check_addr(m->sender, 1) == -1))
+		    !addr_valid_bare(m->sender, 1)))
 			sm_die(EX_USAGE, "bad sender address \"%.100s\"",
 			    o->sender);
 	} else if (use_from && m->from_hdr[0] != '\0')
@@ -263,14 +234,14 @@ build_message(const struct sm_opts *o, const char *login,
 		    "or Bcc:" : " (name them, or use -t)");
 	if ((m->rcpts = calloc(n, sizeof(*m->rcpts))) == NULL)
 		sm_die(EX_OSERR, "out of memory");
-	m->smtputf8 = has_8bit(m->sender);
+	m->smtputf8 = addr_has_8bit(m->sender);
 	for (i = 0; i < n; i++) {
-		if (check_addr(m->addrs[i], 0) == -1)
+		if (!addr_valid_bare(m->addrs[i], 0))
 			sm_die(EX_USAGE, "bad recipient address \"%.100s\"",
 			    m->addrs[i]);
 		m->rcpts[i].mailbox = m->addrs[i];
 		m->rcpts[i].notify = o->notify;
-		m->smtputf8 |= has_8bit(m->addrs[i]);
+		m->smtputf8 |= addr_has_8bit(m->addrs[i]);
 	}
 	m->nrcpts = n;
 

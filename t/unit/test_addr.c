@@ -129,6 +129,26 @@ test_domain_match(void)
 	CU_ASSERT_FALSE(addr_domain_match("[192.0.2.1]", "[192.0.2.10]"));
 }
 
+/* Addresses given on a command line, without <>. */
+static void
+test_bare(void)
+{
+	char longlocal[300];
+
+	CU_ASSERT(addr_valid_bare("user@example.org", 0));
+	CU_ASSERT(addr_valid_bare("Postmaster", 0));
+	CU_ASSERT(!addr_valid_bare("", 0));
+	CU_ASSERT(addr_valid_bare("", 1));
+	CU_ASSERT(addr_valid_bare("j\xc3\xb6rg@example.org", 0));
+	CU_ASSERT(!addr_valid_bare("a@b@example.org", 0));
+	CU_ASSERT(!addr_valid_bare("user@example.org> X", 0));
+	memset(longlocal, 'a', sizeof(longlocal) - 1);
+	longlocal[sizeof(longlocal) - 1] = '\0';
+	CU_ASSERT(!addr_valid_bare(longlocal, 0));
+	CU_ASSERT(addr_has_8bit("j\xc3\xb6rg"));
+	CU_ASSERT(!addr_has_8bit("joerg"));
+}
+
 int
 suite_addr(void)
 {
@@ -138,7 +158,8 @@ suite_addr(void)
 	    CU_add_test(s, "RFC 5321 paths (table)", test_table) == NULL ||
 	    CU_add_test(s, "literal, route, null", test_parts) == NULL ||
 	    CU_add_test(s, "domain syntax", test_domains) == NULL ||
-	    CU_add_test(s, "domain patterns", test_domain_match) == NULL)
+	    CU_add_test(s, "domain patterns", test_domain_match) == NULL ||
+	    CU_add_test(s, "bare command-line addresses", test_bare) == NULL)
 		return -1;
 	return 0;
 }
