@@ -33,6 +33,8 @@
 #include "tls.h"
 #include "tlscerts.h"
 
+#define RUNNER_RETRY_SECS	5	/* when another runner holds the spool */
+
 /* The TLS credentials p names; old's (or none) if they do not load. */
 static int
 load_tls(const struct policy *p, const struct config *old, int strict,
@@ -125,6 +127,29 @@ load_config(struct policy *p, const struct config *old, int strict,
 	return c;
 }
 
+/*
+ * The queue runner in this process; a spool another runner works on
+ * (smtpq run, a runner that is still finishing) leaves it to be tried
+ * again every RUNNER_RETRY_SECS, said once.
+ */
+static void
+start_runner(struct policy *pol, struct spool *sp, struct runner **rp,
+    int first)
+{
+	char err[512];
+
+	if ((*rp = runner_start(pol->spool, pol->queue, err,
+	    sizeof(err))) == NULL) {
+		if (first)
+			log_warn("no queue runner in smtpd for now: %s; trying "
+			    "again every %d s", err, RUNNER_RETRY_SECS);
+		return;
+	}
+	if (!first)
+		log_info("queue runner started after all");
+	spool_set_hook(sp, runner_spool_hook, *rp);
+}
+
 void
 notify_parent(int fd)
 {
@@ -161,6 +186,8 @@ front_main(const struct smtpd_args *a, struct policy *pol,
 	struct throttle *th;
 	struct session_conf tmpl;
 	struct runner *runner = NULL;
+	struct timespec retry = { RUNNER_RETRY_SECS, 0 };
+	int want_runner;
 	struct metricsd *md = NULL;
 	char err[1024];
 	int i, sig, split = f->nkey > 0;
@@ -198,13 +225,9 @@ front_main(const struct smtpd_args *a, struct policy *pol,
 	 * mailer does.  Split, the runner is a process of its own and
 	 * learns of new messages from inotify.
 	 */
-	if (!split && a->mailer == NULL && pol->queue->runner) {
-		if ((runner = runner_start(pol->spool, pol->queue, err,
-		    sizeof(err))) == NULL)
-			log_warn("no queue runner in smtpd: %s", err);
-		else
-			spool_set_hook(sp, runner_spool_hook, runner);
-	}
+	want_runner = !split && a->mailer == NULL && pol->queue->runner;
+	if (want_runner)
+		start_runner(pol, sp, &runner, 1);
 	/* Split, the runner is another process: its counts are not here. */
 	if (split)
 		metrics_no_deliveries();
@@ -246,8 +269,17 @@ front_main(const struct smtpd_args *a, struct policy *pol,
 		(void)sdnotify("READY=1");
 	notify_parent(f->notify);
 	for (;;) {
-		if (sigwait(&sigs, &sig) != 0)
+		/* Without its runner (another held the spool): try again. */
+		sig = sigtimedwait(&sigs, NULL, want_runner && runner == NULL ?
+		    &retry : NULL);
+		if (sig == -1) {
+			if (errno == EAGAIN && want_runner && runner == NULL) {
+				cfg = config_current();
+				start_runner(cfg->policy, sp, &runner, 0);
+				config_unref(&cfg);
+			}
 			continue;
+		}
 		if (sig != SIGHUP)
 			break;
 		if (!split)
