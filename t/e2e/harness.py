@@ -3,6 +3,7 @@ loopback with a throwaway config and spool, and look at what they did.
 
 Tests run under /usr/bin/python3 (Debian's, with python3-aiosmtpd).
 """
+import glob
 import os
 import re
 import shutil
@@ -84,6 +85,36 @@ def wait_port_free(host, port, timeout=10.0):
             return True
         time.sleep(0.02)
     return False
+
+
+def proc_status(pid):
+    """VmRSS in kB and Threads of a process."""
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            key, _, val = line.partition(":")
+            if key in ("VmRSS", "Threads"):
+                out[key] = int(val.split()[0])
+    return out["VmRSS"], out["Threads"]
+
+
+def daemon_status(pid):
+    """VmRSS in kB summed over a daemon (pid and its children: the front,
+    the key process, the runner when smtpd runs split), and the most
+    threads one of them has (the front's, where the sessions run)."""
+    pids = [pid]
+    for path in glob.glob("/proc/%d/task/*/children" % pid):
+        with open(path) as f:
+            pids += [int(p) for p in f.read().split()]
+    rss = threads = 0
+    for p in pids:
+        try:
+            r, t = proc_status(p)
+        except (OSError, KeyError):
+            continue
+        rss += r
+        threads = max(threads, t)
+    return rss, threads
 
 
 class Smtpd:

@@ -9,7 +9,7 @@ import socket
 import time
 
 import dnsns
-from harness import ProtoCase, free_port
+from harness import ProtoCase, daemon_status, free_port
 
 BASE = ('ournets = [ "127.0.0.1/32", "fd00:65::1/128" ];\n'
         'ourdomains = [ "ours.example" ];\n')
@@ -19,16 +19,6 @@ BASE_THREADS = 8
 BURST = 2000
 IP_BIND_ADDRESS_NO_PORT = 24
 
-
-def proc_status(pid):
-    """VmRSS in kB and Threads of a process."""
-    out = {}
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            key, _, val = line.partition(":")
-            if key in ("VmRSS", "Threads"):
-                out[key] = int(val.split()[0])
-    return out["VmRSS"], out["Threads"]
 
 
 def flood(host, port, sources, count, batch=200, deadline=40):
@@ -113,7 +103,7 @@ class Flood(ProtoCase):
         pid = d.proc.pid
         self.trusted_served(d, **({"host": host, "source": "fd00:65::1"}
                                   if host else {}))
-        rss0, _ = proc_status(pid)
+        rss0, _ = daemon_status(pid)
         held, refused = flood(host or d.host, d.port, sources, count)
         # Closed before smtpd is stopped (which would wait for them).
         self._conns.extend(held)
@@ -121,7 +111,7 @@ class Flood(ProtoCase):
         self.assertEqual(len(refused), count - cap)
         for line in refused:
             self.assertRegex(line, r"^421 4\.7\.0 .*%s" % why)
-        rss, threads = proc_status(pid)
+        rss, threads = daemon_status(pid)
         # One worker per held session, none for the refused.
         self.assertLessEqual(threads, cap + BASE_THREADS)
         # Refused connections leave nothing behind (a worker's stack and
@@ -167,7 +157,7 @@ class Flood(ProtoCase):
         self.assertEqual(len(refused), 380)
         for line in refused:
             self.assertRegex(line, r"^421 4\.7\.0 .*Too many connections")
-        self.assertLessEqual(proc_status(pid)[1], 20 + BASE_THREADS)
+        self.assertLessEqual(daemon_status(pid)[1], 20 + BASE_THREADS)
         for s in held:
             s.settimeout(10)
             self.assertTrue(s.recv(512).startswith(b"421 4.4.2"))

@@ -12,7 +12,7 @@ import socket
 import sys
 import time
 
-from harness import SMTPD, ProtoCase
+from harness import SMTPD, ProtoCase, daemon_status
 
 # Many thousands of sockets: run alone.
 SERIAL = True
@@ -52,34 +52,6 @@ BASE = ('ournets = [ "127.0.0.1/32" ];\n'
         'ourdomains = [ "ours.example" ];\n')
 
 
-def daemon_status(pid):
-    """VmRSS in kB summed over the daemon (pid and its children: the
-    front, the key process, the runner when smtpd runs split), and the
-    most threads one of them has (the front's)."""
-    pids = [pid]
-    for path in glob.glob("/proc/%d/task/*/children" % pid):
-        with open(path) as f:
-            pids += [int(p) for p in f.read().split()]
-    rss = threads = 0
-    for p in pids:
-        try:
-            r, t = proc_status(p)
-        except OSError:
-            continue
-        rss += r
-        threads = max(threads, t)
-    return rss, threads
-
-
-def proc_status(pid):
-    """VmRSS in kB and Threads of a process."""
-    out = {}
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            key, _, val = line.partition(":")
-            if key in ("VmRSS", "Threads"):
-                out[key] = int(val.split()[0])
-    return out["VmRSS"], out["Threads"]
 
 
 def raise_nofile(want):
