@@ -141,9 +141,10 @@ log_put(const char *line, size_t n)
 
 	pthread_mutex_lock(&log_mu);
 	if (log_writing) {
-		if (log_batch_len + n <= LOG_BATCH_MAX) {
-			memcpy(log_batch[log_batch_cur] + log_batch_len, line,
-			    n);
+		if (log_batch_len < LOG_BATCH_MAX &&
+		    n <= LOG_BATCH_MAX - log_batch_len) {
+			memcpy(&log_batch[log_batch_cur & 1][log_batch_len],
+			    line, n);
 			log_batch_len += n;
 			pthread_mutex_unlock(&log_mu);
 			return;
