@@ -281,7 +281,8 @@ listeners_open(const struct policy *p, int *fds, int *flags, int max,
 			    "global settings say", desc, name[0] ? " name=" :
 			    "", name);
 		fds[n] = fd;
-		flags[n] = l != NULL ? listeners_flags(l) : 0;
+		flags[n] = l != NULL ? listeners_flags(l) |
+		    (int)(l - t->l + 1) << LISTEN_INDEX_SHIFT : 0;
 		log_listener(desc, " (from systemd)", flags[n], l);
 		n++;
 	}
@@ -296,7 +297,8 @@ listeners_open(const struct policy *p, int *fds, int *flags, int max,
 		    LISTEN_BACKLOG : -1, err, errlen)) == -1)
 			goto fail;
 		fds[n] = fd;
-		flags[n] = listeners_flags(&t->l[i]);
+		flags[n] = listeners_flags(&t->l[i]) |
+		    (i + 1) << LISTEN_INDEX_SHIFT;
 		log_listener(t->l[i].address, "", flags[n], &t->l[i]);
 		n++;
 	}

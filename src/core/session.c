@@ -281,7 +281,8 @@ set_helo(struct session *s, struct cmd *c, const char *verb)
 		return -1;
 	}
 	if (policy_helo(&s->ps, name, &v) != VERDICT_CONTINUE ||
-	    milter_helo(&s->milt, &s->ps, name, &v) != VERDICT_CONTINUE) {
+	    milter_helo(&s->milt, &s->ps, s->listener, name, &v) !=
+	    VERDICT_CONTINUE) {
 		(void)reply_verdict(s, &v);
 		return -1;
 	}
@@ -612,12 +613,18 @@ dispatch(struct session *s, struct cmd *c)
 	return t->fn(s, c);
 }
 
-/* What AUTH does on this listener: its own settings, else the policy's. */
+/*
+ * What AUTH does on this listener: its own settings, else the policy's;
+ * and the listener in the policy's table, for its milters.
+ */
 static void
 listener_settings(struct session *s)
 {
 	int f = s->conf->listen_flags;
+	int i = (f >> LISTEN_INDEX_SHIFT & LISTEN_INDEX_MASK) - 1;
 
+	s->listener = i >= 0 && i < s->pol->listeners.n ?
+	    &s->pol->listeners.l[i] : NULL;
 	s->auth_offered = (s->pol->auth_secrets[0] != '\0' ||
 	    s->pol->auth_dovecot[0] != '\0') &&
 	    !(f & LISTEN_AUTH_OFF);
