@@ -36,6 +36,7 @@
 #include "confsnap.h"
 #include "session.h"
 #include "session_int.h"
+#include "listeners.h"
 #include "milter.h"
 #include "signing.h"
 #include "tls.h"
@@ -621,10 +622,8 @@ static void
 listener_settings(struct session *s)
 {
 	int f = s->conf->listen_flags;
-	int i = (f >> LISTEN_INDEX_SHIFT & LISTEN_INDEX_MASK) - 1;
 
-	s->listener = i >= 0 && i < s->pol->listeners.n ?
-	    &s->pol->listeners.l[i] : NULL;
+	s->listener = listeners_conf(s->pol, f);
 	s->auth_offered = (s->pol->auth_secrets[0] != '\0' ||
 	    s->pol->auth_dovecot[0] != '\0') &&
 	    !(f & LISTEN_AUTH_OFF);
