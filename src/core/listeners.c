@@ -34,6 +34,17 @@ static int	sd_taken;
 static int	sd_count;
 static char	sd_names[LISTENERS_MAX * (LISTEN_NAME_MAX + 1) + 1];
 
+/*
+ * The listeners as they were bound, by the index their sockets' flags
+ * carry: a reloaded table may list them elsewhere or not at all.  Written
+ * by listeners_open() before any thread starts, read-only after.
+ */
+struct bound {
+	char		 address[sizeof(((struct listen_conf *)0)->address)];
+	char		 name[LISTEN_NAME_MAX + 1];
+};
+static struct bound	bound[LISTENERS_MAX];
+
 static int	activated_count(void);
 static int	wildcard(const struct sockaddr *);
 static int	same_address(const char *conf, const struct sockaddr_storage *);
@@ -104,6 +115,40 @@ listeners_flags(const struct listen_conf *l)
 		f |= LISTEN_CLEARTEXT_SET |
 		    (l->cleartext ? LISTEN_CLEARTEXT : 0);
 	return f;
+}
+
+/* The flags of listener i of t: its settings and where it is bound. */
+static int
+bind_flags(const struct listen_table *t, int i)
+{
+	str_lcpy(bound[i].address, t->l[i].address, sizeof(bound[i].address));
+	str_lcpy(bound[i].name, t->l[i].name, sizeof(bound[i].name));
+	return listeners_flags(&t->l[i]) | (i + 1) << LISTEN_INDEX_SHIFT;
+}
+
+static int
+is_bound(const struct listen_conf *l, const struct bound *b)
+{
+	return strcmp(l->address, b->address) == 0 &&
+	    strcmp(l->name, b->name) == 0;
+}
+
+const struct listen_conf *
+listeners_conf(const struct policy *p, int flags)
+{
+	const struct listen_table *t = &p->listeners;
+	const struct bound *b;
+	int i = (flags >> LISTEN_INDEX_SHIFT & LISTEN_INDEX_MASK) - 1, j;
+
+	if (i < 0 || i >= LISTENERS_MAX)
+		return NULL;
+	b = &bound[i];
+	if (i < t->n && is_bound(&t->l[i], b))
+		return &t->l[i];
+	for (j = 0; j < t->n; j++)
+		if (is_bound(&t->l[j], b))
+			return &t->l[j];
+	return NULL;
 }
 
 /* 0.0.0.0 or :: */
@@ -281,7 +326,7 @@ listeners_open(const struct policy *p, int *fds, int *flags, int max,
 			    "global settings say", desc, name[0] ? " name=" :
 			    "", name);
 		fds[n] = fd;
-		flags[n] = l != NULL ? listeners_flags(l) : 0;
+		flags[n] = l != NULL ? bind_flags(t, (int)(l - t->l)) : 0;
 		log_listener(desc, " (from systemd)", flags[n], l);
 		n++;
 	}
@@ -296,7 +341,7 @@ listeners_open(const struct policy *p, int *fds, int *flags, int max,
 		    LISTEN_BACKLOG : -1, err, errlen)) == -1)
 			goto fail;
 		fds[n] = fd;
-		flags[n] = listeners_flags(&t->l[i]);
+		flags[n] = bind_flags(t, i);
 		log_listener(t->l[i].address, "", flags[n], &t->l[i]);
 		n++;
 	}

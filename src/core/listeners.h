@@ -31,6 +31,12 @@ int	listeners_open(const struct policy *, int *fds, int *flags, int max,
 	    int listen_now, char *err, size_t errlen);
 /* Makes the sockets of fds[] listen that do not yet.  0, or -1 (errno). */
 int	listeners_listen(const int *fds, int n);
+/*
+ * The listener of p a socket with these flags was bound for (found by
+ * address and name, so a reload that moved it in the list still finds
+ * it), or NULL: not bound from the table, or no longer in p.
+ */
+const struct listen_conf *listeners_conf(const struct policy *p, int flags);
 /* The LISTEN_* flags for one listener. */
 int	listeners_flags(const struct listen_conf *);
 /* Logs that changed listeners take a restart (a reload keeps the old). */

@@ -527,14 +527,14 @@ open_all(struct milter_session *s)
 
 enum verdict_kind
 milter_helo(struct milter_session **mp, struct policy_session *ps,
-    const char *helo, struct verdict *v)
+    const struct listen_conf *l, const char *helo, struct verdict *v)
 {
 	const struct milter_conf *c = ps->pol->milters;
 	struct milter_session *s = *mp;
-	int i;
+	int i, own = l != NULL && l->milters_set;
 
 	if (s == NULL) {
-		if (c == NULL || c->n == 0)
+		if (c == NULL || c->n == 0 || (own && l->nmilters == 0))
 			return VERDICT_CONTINUE;
 		if ((s = calloc(1, sizeof(*s))) == NULL) {
 			set(v, VERDICT_DEFER, 451, "4.3.0", "Out of memory, "
@@ -542,9 +542,9 @@ milter_helo(struct milter_session **mp, struct policy_session *ps,
 			return VERDICT_DEFER;
 		}
 		s->ps = ps;
-		s->n = c->n;
+		s->n = own ? l->nmilters : c->n;
 		for (i = 0; i < s->n; i++) {
-			s->m[i].d = &c->m[i];
+			s->m[i].d = &c->m[own ? l->milter[i] : i];
 			s->m[i].fd = -1;
 		}
 		str_init(&s->hdr, HEADER_MAX);

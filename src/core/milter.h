@@ -46,11 +46,14 @@ struct milter_session;
 
 /*
  * HELO/EHLO: connects to the milters the first time (negotiation and
- * the connect stage), then the helo stage.  *mp stays NULL when no
- * milter is configured.  Continue, or a verdict to answer with.
+ * the connect stage), then the helo stage: the listener's milters in its
+ * order, or all of them when it names none (l NULL or no milters key).
+ * *mp stays NULL when there is no milter to use.  Continue, or a verdict
+ * to answer with.
  */
 enum verdict_kind milter_helo(struct milter_session **mp,
-	    struct policy_session *, const char *helo, struct verdict *);
+	    struct policy_session *, const struct listen_conf *l,
+	    const char *helo, struct verdict *);
 /* MAIL and RCPT: continue, or the verdict for this command. */
 enum verdict_kind milter_mail(struct milter_session *, const char *sender,
 	    struct verdict *);

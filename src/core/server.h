@@ -22,6 +22,9 @@ struct session_conf;
 #define LISTEN_AUTH_OFF		0x20	/* AUTH not offered here */
 #define LISTEN_CLEARTEXT_SET	0x40	/* this one replaces auth.cleartext: */
 #define LISTEN_CLEARTEXT	0x80
+/* 1 + the listener's index in the policy's table (its milters); 0: none. */
+#define LISTEN_INDEX_SHIFT	8
+#define LISTEN_INDEX_MASK	0xff
 /*
  * Sessions get a copy of tmpl (spool, shared state) with their own
  * connection filled in.

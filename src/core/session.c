@@ -36,6 +36,7 @@
 #include "confsnap.h"
 #include "session.h"
 #include "session_int.h"
+#include "listeners.h"
 #include "milter.h"
 #include "signing.h"
 #include "tls.h"
@@ -281,7 +282,8 @@ set_helo(struct session *s, struct cmd *c, const char *verb)
 		return -1;
 	}
 	if (policy_helo(&s->ps, name, &v) != VERDICT_CONTINUE ||
-	    milter_helo(&s->milt, &s->ps, name, &v) != VERDICT_CONTINUE) {
+	    milter_helo(&s->milt, &s->ps, s->listener, name, &v) !=
+	    VERDICT_CONTINUE) {
 		(void)reply_verdict(s, &v);
 		return -1;
 	}
@@ -612,12 +614,16 @@ dispatch(struct session *s, struct cmd *c)
 	return t->fn(s, c);
 }
 
-/* What AUTH does on this listener: its own settings, else the policy's. */
+/*
+ * What AUTH does on this listener: its own settings, else the policy's;
+ * and the listener in the policy's table, for its milters.
+ */
 static void
 listener_settings(struct session *s)
 {
 	int f = s->conf->listen_flags;
 
+	s->listener = listeners_conf(s->pol, f);
 	s->auth_offered = (s->pol->auth_secrets[0] != '\0' ||
 	    s->pol->auth_dovecot[0] != '\0') &&
 	    !(f & LISTEN_AUTH_OFF);

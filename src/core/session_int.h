@@ -72,6 +72,7 @@ struct session {
 	char		 auth_user[SASL_USER_MAX + 1];
 	/* The listener's settings, or the policy's (listen_flags). */
 	int		 auth_offered, auth_required, auth_cleartext;
+	const struct listen_conf *listener;	/* NULL: stdio, unmatched */
 	char		 auth_mech[24];
 
 	/* Counts for the disconnect line. */

@@ -12,7 +12,7 @@
 #include "policy.h"
 
 static const char *const listener_keys[] = {
-	"address", "name", "tls", "auth", "proxy", NULL
+	"address", "name", "tls", "auth", "proxy", "milters", NULL
 };
 static const char *const listener_auth_keys[] = {
 	"required", "cleartext", NULL
@@ -91,6 +91,45 @@ listener_auth(struct listen_conf *l, const config_setting_t *a,
 	return 0;
 }
 
+/*
+ * milters = [ "dkim", "rspamd" ] or [] for none: the names are kept and
+ * become indexes once the milters are read (listenconf_milters()).
+ */
+static int
+listener_milters(struct listen_conf *l, const config_setting_t *g,
+    const struct conf_ctx *cx)
+{
+	char **v;
+	size_t i, j, n;
+	int line;
+
+	if (config_setting_get_member(g, "milters") == NULL)
+		return 0;
+	l->milters_set = 1;
+	if (conf_empty_list(g, "milters"))
+		return 0;
+	if (conf_get_strings(cx, g, "milters", &v, &n, MILTERS_MAX) == -1)
+		return -1;
+	for (i = 0; i < n; i++) {
+		line = line_of(cx, conf_entry(g, "milters", i));
+		for (j = 0; j < i; j++)
+			if (strcmp(v[j], v[i]) == 0)
+				break;
+		if (j < i || str_lcpy(l->milter_name[i], v[i],
+		    sizeof(l->milter_name[i])) >= sizeof(l->milter_name[i])) {
+			conf_err_at(cx, line, "listener %s: %s milter "
+			    "\"%.40s\" in milters", l->address, j < i ?
+			    "a second" : "no", v[i]);
+			conf_free_strings(&v, n);
+			return -1;
+		}
+		l->milter_line[i] = line;
+	}
+	l->nmilters = (int)n;
+	conf_free_strings(&v, n);
+	return 0;
+}
+
 /* One { address = ...; ... } entry of listen. */
 static int
 listener_group(struct listen_table *t, const config_setting_t *g,
@@ -136,6 +175,8 @@ listener_group(struct listen_table *t, const config_setting_t *g,
 	}
 	if ((e = config_setting_get_member(g, "auth")) != NULL &&
 	    listener_auth(l, e, cx) == -1)
+		return -1;
+	if (listener_milters(l, g, cx) == -1)
 		return -1;
 	return conf_get_bool(cx, g, "proxy", &l->proxy);
 }
@@ -209,6 +250,26 @@ listenconf_check(const struct listen_table *t,
 }
 
 int
+listenconf_milters(struct listen_table *t, const struct milter_conf *c,
+    const struct conf_ctx *cx)
+{
+	struct listen_conf *l;
+	int i, j;
+
+	for (i = 0; i < t->n; i++) {
+		l = &t->l[i];
+		for (j = 0; j < l->nmilters; j++)
+			if ((l->milter[j] = milterconf_find(c,
+			    l->milter_name[j])) == -1)
+				return conf_err_at(cx, l->milter_line[j],
+				    "listener %s: no milter named \"%s\" "
+				    "in milters", l->address,
+				    l->milter_name[j]);
+	}
+	return 0;
+}
+
+int
 listenconf_auth_required(const struct listen_conf *l,
     const struct listen_defaults *d)
 {
@@ -222,6 +283,23 @@ listenconf_auth_cleartext(const struct listen_conf *l,
     const struct listen_defaults *d)
 {
 	return l->cleartext == -1 ? d->auth_cleartext : l->cleartext;
+}
+
+/* "; milters: dkim, rspamd", "; milters: none", or all of them. */
+static void
+print_milters(const struct listen_conf *l, const struct listen_defaults *d,
+    FILE *f)
+{
+	int i;
+
+	if (!l->milters_set) {
+		if (d->nmilters > 0)
+			fprintf(f, "; milters: all %d of milters", d->nmilters);
+		return;
+	}
+	fprintf(f, "; milters: %s", l->nmilters == 0 ? "none" : "");
+	for (i = 0; i < l->nmilters; i++)
+		fprintf(f, "%s%s", i > 0 ? ", " : "", l->milter_name[i]);
 }
 
 void
@@ -261,8 +339,10 @@ listenconf_print(const struct listen_table *t,
 			    "cleartext allowed" : l->tls == LTLS_NONE ?
 			    "never (no TLS here, cleartext refused)" :
 			    "after STARTTLS only");
-		fprintf(f, "%s\n", l->proxy ?
+		fprintf(f, "%s", l->proxy ?
 		    "; PROXY header first, from proxy.trusted" : "");
+		print_milters(l, d, f);
+		fputc('\n', f);
 	}
 }
 
@@ -295,4 +375,5 @@ policy_listen_defaults(const struct policy *p, struct listen_defaults *d)
 	d->have_trusted = p->front.nproxy_trusted > 0;
 	d->auth_required = p->auth_required;
 	d->auth_cleartext = p->auth_cleartext;
+	d->nmilters = p->milters != NULL ? p->milters->n : 0;
 }

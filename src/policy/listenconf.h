@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "conf/conf.h"
+#include "milterconf.h"
 
 #define LISTEN_TABLE_MAX	64
 #define LISTEN_NAME_MAX		63
@@ -37,6 +38,15 @@ struct listen_conf {
 	enum listen_auth auth;
 	int		 cleartext;	/* -1: as auth.cleartext and -p say */
 	int		 proxy;		/* a PROXY header comes first */
+	/*
+	 * milters = [ "name", ... ]: the milters its sessions use, in this
+	 * order, as indexes into the policy's milters; unset: all of them.
+	 */
+	int		 milters_set;
+	int		 nmilters;
+	int		 milter[MILTERS_MAX];
+	char		 milter_name[MILTERS_MAX][MILTER_NAME_MAX + 1];
+	int		 milter_line[MILTERS_MAX];
 	const char	*origin;	/* "listen", "-l", "tls.listen", ... */
 	int		 line;		/* in the config; 0 for -l */
 };
@@ -53,6 +63,7 @@ struct listen_defaults {
 	int		 have_trusted;	/* proxy.trusted is not empty */
 	int		 auth_required;	/* auth.required, -a */
 	int		 auth_cleartext;	/* auth.cleartext, -p */
+	int		 nmilters;	/* in the top-level milters list */
 };
 
 /*
@@ -75,6 +86,12 @@ int	listenconf_load(struct listen_table *, const config_setting_t *s,
  */
 int	listenconf_check(const struct listen_table *,
 	    const struct listen_defaults *, const struct conf_ctx *cx);
+/*
+ * Once the milters are read: each listener's milters names become
+ * indexes into c.  0, or -1 for a name c does not have.
+ */
+int	listenconf_milters(struct listen_table *, const struct milter_conf *c,
+	    const struct conf_ctx *cx);
 /* The listener's effective settings. */
 int	listenconf_auth_required(const struct listen_conf *,
 	    const struct listen_defaults *);
@@ -83,7 +100,10 @@ int	listenconf_auth_cleartext(const struct listen_conf *,
 /* One line per listener with its effective settings (smtpd -t). */
 void	listenconf_print(const struct listen_table *,
 	    const struct listen_defaults *, FILE *);
-/* 1 if a and b describe the same listeners with the same settings. */
+/*
+ * 1 if a and b describe the same listeners with the same settings (the
+ * ones of their sockets: milters follow a reload).
+ */
 int	listenconf_equal(const struct listen_table *,
 	    const struct listen_table *);
 

@@ -13,7 +13,7 @@
 #include "milterconf.h"
 
 static const char *const milter_keys[] = {
-	"address", "timeout", "connect_timeout", "default_action", NULL
+	"address", "name", "timeout", "connect_timeout", "default_action", NULL
 };
 
 /* "inet:host:port", "inet:[v6]:port", "inet:port@host" or "unix:/path". */
@@ -46,6 +46,16 @@ parse_address(struct milter_def *d, const char *a)
 	}
 	return net_split_service(a, d->host, sizeof(d->host), d->port,
 	    sizeof(d->port));
+}
+
+/* A name a listener's milters list can use: 1 to 32 of [A-Za-z0-9_-]. */
+static int
+valid_name(const char *v)
+{
+	size_t n = strspn(v, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_");
+
+	return n > 0 && n <= MILTER_NAME_MAX && v[n] == '\0';
 }
 
 static int
@@ -91,6 +101,15 @@ load_one(struct milter_def *d, const config_setting_t *g,
 			    "default_action must be \"tempfail\" or "
 			    "\"accept\"");
 	}
+	v = NULL;
+	if (conf_get_string(cx, g, "name", &v) == -1)
+		return -1;
+	if (v != NULL && !valid_name(v))
+		return conf_err(cx, config_setting_get_member(g, "name"),
+		    "milters: name must be 1 to %d letters, digits, '-' or "
+		    "'_'", MILTER_NAME_MAX);
+	if (v != NULL)
+		str_lcpy(d->name, v, sizeof(d->name));
 	if (conf_get_duration(cx, g, "timeout", 1, 3600, &d->timeout) == -1 ||
 	    conf_get_duration(cx, g, "connect_timeout", 1, 3600,
 	    &d->connect_timeout) == -1)
@@ -102,7 +121,7 @@ int
 milterconf_load(struct milter_conf **out, const config_setting_t *root,
     const struct conf_ctx *cx)
 {
-	config_setting_t *s;
+	config_setting_t *s, *g;
 	struct milter_conf *c;
 	int i, n;
 
@@ -119,13 +138,23 @@ milterconf_load(struct milter_conf **out, const config_setting_t *root,
 		    MILTERS_MAX);
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return conf_err(cx, s, "out of memory");
-	for (i = 0; i < n; i++)
-		if (load_one(&c->m[i], config_setting_get_elem(s, (unsigned)i),
-		    cx) == -1) {
+	for (i = 0; i < n; i++) {
+		g = config_setting_get_elem(s, (unsigned)i);
+		if (load_one(&c->m[i], g, cx) == -1) {
 			free(c);
 			return -1;
 		}
-	c->n = n;
+		/* Listeners pick milters by name: one name, one milter. */
+		if (c->m[i].name[0] != '\0' &&
+		    milterconf_find(c, c->m[i].name) != -1) {
+			conf_err(cx, config_setting_get_member(g, "name"),
+			    "milters: two milters named \"%s\"",
+			    c->m[i].name);
+			free(c);
+			return -1;
+		}
+		c->n = i + 1;
+	}
 	*out = c;
 	return 0;
 }
@@ -135,6 +164,17 @@ milterconf_free(struct milter_conf **cp)
 {
 	free(*cp);
 	*cp = NULL;
+}
+
+int
+milterconf_find(const struct milter_conf *c, const char *name)
+{
+	int i;
+
+	for (i = 0; c != NULL && i < c->n; i++)
+		if (strcmp(c->m[i].name, name) == 0)
+			return i;
+	return -1;
 }
 
 void
@@ -147,8 +187,10 @@ milterconf_print(const struct milter_conf *c, FILE *f)
 		return;
 	}
 	for (i = 0; i < c->n; i++)
-		fprintf(f, "Milter %s: timeout %us, connect timeout %us, "
-		    "default action %s\n", c->m[i].address, c->m[i].timeout,
+		fprintf(f, "Milter %s%s%s%s: timeout %us, connect timeout %us, "
+		    "default action %s\n", c->m[i].address,
+		    c->m[i].name[0] ? " name \"" : "", c->m[i].name,
+		    c->m[i].name[0] ? "\"" : "", c->m[i].timeout,
 		    c->m[i].connect_timeout, c->m[i].accept_on_fail ?
 		    "accept" : "tempfail");
 }

@@ -13,9 +13,11 @@
 #define MILTERS_MAX		8
 #define DEF_MILTER_TIMEOUT	10	/* seconds for a reply */
 #define DEF_MILTER_CONNECT	5	/* seconds to connect */
+#define MILTER_NAME_MAX		32	/* letters, digits, '-', '_' */
 
 struct milter_def {
 	char		 address[300];	/* as configured, for logs */
+	char		 name[MILTER_NAME_MAX + 1];	/* "" = none */
 	int		 unix_socket;
 	char		 path[108];	/* unix: */
 	char		 host[256];	/* inet: */
@@ -37,6 +39,8 @@ struct milter_conf {
 int	milterconf_load(struct milter_conf **out, const config_setting_t *root,
 	    const struct conf_ctx *cx);
 void	milterconf_free(struct milter_conf **);
+/* The index of the milter called name in c, or -1. */
+int	milterconf_find(const struct milter_conf *c, const char *name);
 void	milterconf_print(const struct milter_conf *, FILE *);
 
 #endif

@@ -373,7 +373,7 @@ add_other_listeners(struct policy *p, const struct conf_ctx *cx)
 	for (i = 0; r == 0 && i < p->front.nproxy_tls_listen; i++)
 		r = listenconf_add(&p->listeners, p->front.proxy_tls_listen[i],
 		    LTLS_IMPLICIT, 1, "proxy.tls_listen", cx, 0);
-	if (r == -1)
+	if (r == -1 || listenconf_milters(&p->listeners, p->milters, cx) == -1)
 		return -1;
 	policy_listen_defaults(p, &d);
 	return listenconf_check(&p->listeners, &d, cx);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "policy/milterconf.h"
 #include "policy/policy.h"
 #include "tests.h"
 
@@ -41,6 +42,46 @@ expect_error(const char *text, int line, const char *what)
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, what));
 	policy_unref(&p);
 	unlink(path);
+}
+
+/* A listener's milters names become indexes into milters, in its order. */
+static void
+test_listener_milters(void)
+{
+	char err[512];
+	const struct listen_conf *l;
+	struct policy *p = load(
+	    "milters = ( { name = \"a\"; address = \"inet:h:1\"; },\n"
+	    "  { address = \"inet:h:2\"; },\n"
+	    "  { name = \"c-2_x\"; address = \"unix:/x\"; } );\n"
+	    "listen = ( { address = \":25\"; milters = [ \"c-2_x\", "
+	    "\"a\" ]; },\n"
+	    "  { address = \":26\"; milters = []; }, \":27\",\n"
+	    "  { address = \":28\"; milters = \"a\"; } );\n",
+	    err, sizeof(err));
+
+	if (p == NULL)
+		fprintf(stderr, "\n%s\n", err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	CU_ASSERT_EQUAL_FATAL(p->listeners.n, 4);
+	CU_ASSERT_STRING_EQUAL(p->milters->m[2].name, "c-2_x");
+	CU_ASSERT_STRING_EQUAL(p->milters->m[1].name, "");
+	l = &p->listeners.l[0];
+	CU_ASSERT(l->milters_set && l->nmilters == 2);
+	CU_ASSERT(l->milter[0] == 2 && l->milter[1] == 0);
+	l = &p->listeners.l[1];
+	CU_ASSERT(l->milters_set && l->nmilters == 0);
+	CU_ASSERT_FALSE(p->listeners.l[2].milters_set);
+	l = &p->listeners.l[3];
+	CU_ASSERT(l->milters_set && l->nmilters == 1 && l->milter[0] == 0);
+	policy_unref(&p);
+	unlink(path);
+	expect_error("milters = ( { name = \"a\"; address = \"inet:h:1\"; } );"
+	    "\nlisten = ( { address = \":25\";\n milters = [ \"a\", \"b\" ]; "
+	    "} );\n", 3, "no milter named \"b\"");
+	expect_error("milters = ( { name = \"a\"; address = \"inet:h:1\"; },\n"
+	    "{ name = \"a\"; address = \"inet:h:2\"; } );\n", 2,
+	    "two milters named \"a\"");
 }
 
 static void
@@ -126,7 +167,8 @@ suite_policy(void)
 	if (s == NULL ||
 	    CU_add_test(s, "a good config", test_good) == NULL ||
 	    CU_add_test(s, "errors name file and line", test_errors) == NULL ||
-	    CU_add_test(s, "command line overrides", test_overrides) == NULL)
+	    CU_add_test(s, "command line overrides", test_overrides) == NULL ||
+	    CU_add_test(s, "listener milters", test_listener_milters) == NULL)
 		return -1;
 	return 0;
 }
