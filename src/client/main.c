@@ -271,7 +271,8 @@ main(int argc, char **argv)
 	if (r == -1)
 		die(EX_CONFIG, "%s", err);
 	for (i = 0; i < nover; i++) {
-		if ((eq = strchr(overrides[i], '=')) == NULL ||
+		if (overrides[i] == NULL ||
+		    (eq = strchr(overrides[i], '=')) == NULL ||
 		    (size_t)(eq - overrides[i]) >= sizeof(key)) {
 			fprintf(stderr, "smtp: -o wants key=value\n");
 			usage();
