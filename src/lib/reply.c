@@ -160,7 +160,7 @@ reply_vset(struct reply *r, int code, const char *status, const char *fmt,
 	char buf[REPLY_TEXT_MAX * 2];
 	int n, rc = 0;
 
-	if (code < 200 || code > 599) {
+	if (code != 0 && (code < 200 || code > 599)) {
 		reply_clear(r);
 		return -1;
 	}

@@ -54,9 +54,10 @@ int	reply_status_fits(const char *status, int code);
 const char *reply_status_default(int code);
 /*
  * Sets code, status and text (printf format).  A NULL or "" status stays
- * "".  0, or -1 when code is not 200..599 (then r is cleared), when the
- * status did not fit the code (class default used) or the text was cut;
- * r is usable in every case but the first.
+ * "".  Code 0 keeps a text with no reply (a note for the log).  0, or -1
+ * when code is neither 0 nor 200..599 (then r is cleared), when the status
+ * did not fit the code (class default used) or the text was cut; r is
+ * usable in every case but the first.
  */
 int	reply_set(struct reply *, int code, const char *status,
 	    const char *fmt, ...)

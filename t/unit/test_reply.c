@@ -60,6 +60,11 @@ test_set_status_never_cut(void)
 	CU_ASSERT_EQUAL(reply_set(&r, 999, "5.0.0", "x"), -1);
 	CU_ASSERT_EQUAL(r.code, 0);
 	CU_ASSERT_STRING_EQUAL(r.text, "");
+	/* No reply, a note only: there is no status for it. */
+	CU_ASSERT_EQUAL(reply_set(&r, 0, NULL, "discard"), 0);
+	CU_ASSERT_STRING_EQUAL(r.text, "discard");
+	CU_ASSERT_EQUAL(reply_set(&r, 0, "5.0.0", "x"), -1);
+	CU_ASSERT_STRING_EQUAL(r.status, "");
 }
 
 static void
