@@ -48,9 +48,9 @@ round_apply(struct round *rd, struct qstore_rcpt *q,
 	rd->changed = 1;
 	q->attempts++;
 	q->last = now;
-	q->code = res->code;
-	str_lcpy(q->status, res->enhanced, sizeof(q->status));
-	str_lcpy(q->text, res->text, sizeof(q->text));
+	q->code = res->reply.code;
+	str_lcpy(q->status, res->reply.status, sizeof(q->status));
+	str_lcpy(q->text, res->reply.text, sizeof(q->text));
 	str_lcpy(q->mta, res->mta, sizeof(q->mta));
 	switch (res->status) {
 	case AGENT_DELIVERED:

@@ -159,7 +159,7 @@ test_queue_refuses_null_sender(void)
 static void
 test_many_recipients(void)
 {
-	static char text[AGENT_TEXT_MAX];
+	static char text[REPLY_TEXT_MAX];
 	struct fixture fx;
 	struct dsn_rcpt *r;
 	struct dsn_report rep;
