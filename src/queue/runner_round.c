@@ -536,9 +536,7 @@ send_dsn(struct round *rd, enum dsn_kind kind, time_t now)
 		dr[n].action = kind == DSN_FAILURE ? "failed" :
 		    kind == DSN_DELAY ? "delayed" :
 		    q->state == QS_RELAYED ? "relayed" : "delivered";
-		dr[n].status = q->reply.status;
-		dr[n].code = q->reply.code;
-		dr[n].text = q->reply.text;
+		dr[n].reply = &q->reply;
 		dr[n].mta = q->mta;
 		dr[n].last_attempt = q->last;
 		n++;
