@@ -101,24 +101,24 @@ static int	b64_decode(const char *, size_t, gnutls_datum_t *);
 static int	b64_encode(const void *, size_t, char *, size_t);
 static void	datum_wipe(gnutls_datum_t *);
 static enum sasl_result finish(struct sasl *, enum sasl_result,
-		    const char *, struct sasl_reply *);
+		    const char *, struct reply *);
 static enum sasl_result challenge(struct sasl *, const void *, size_t,
-		    enum step, struct sasl_reply *);
-static enum sasl_result verdict(struct sasl *, int, struct sasl_reply *);
+		    enum step, struct reply *);
+static enum sasl_result verdict(struct sasl *, int, struct reply *);
 static enum secrets_status check_pass(const struct sasl *, const void *,
 		    size_t);
 static enum sasl_result do_plain(struct sasl *, const unsigned char *,
-		    size_t, struct sasl_reply *);
+		    size_t, struct reply *);
 static enum sasl_result do_login_user(struct sasl *, const unsigned char *,
-		    size_t, struct sasl_reply *);
+		    size_t, struct reply *);
 static enum sasl_result do_login_pass(struct sasl *, const unsigned char *,
-		    size_t, struct sasl_reply *);
+		    size_t, struct reply *);
 static enum sasl_result do_cram(struct sasl *, const unsigned char *,
-		    size_t, struct sasl_reply *);
+		    size_t, struct reply *);
 static enum sasl_result cram_challenge(struct sasl *, const char *,
-		    struct sasl_reply *);
+		    struct reply *);
 static enum sasl_result feed(struct sasl *, const unsigned char *, size_t,
-		    struct sasl_reply *);
+		    struct reply *);
 
 static const struct mech *
 mech_lookup(const char *name)
@@ -140,13 +140,12 @@ sasl_mech_bit(const char *name)
 }
 
 void
-sasl_reply_for(enum sasl_result r, struct sasl_reply *rep)
+sasl_reply_for(enum sasl_result r, struct reply *rep)
 {
 	if ((int)r < 0 || r >= SASL_NRESULTS)
 		r = SASL_TEMPFAIL;
-	rep->code = replies[r].code;
-	rep->ecode = replies[r].ecode;
-	str_lcpy(rep->text, replies[r].text, sizeof(rep->text));
+	(void)reply_set(rep, replies[r].code, replies[r].ecode, "%s",
+	    replies[r].text);
 }
 
 int
@@ -262,7 +261,7 @@ datum_wipe(gnutls_datum_t *d)
 
 static enum sasl_result
 finish(struct sasl *sa, enum sasl_result r, const char *why,
-    struct sasl_reply *rep)
+    struct reply *rep)
 {
 	sa->step = STEP_DONE;
 	if (why != NULL)
@@ -274,7 +273,7 @@ finish(struct sasl *sa, enum sasl_result r, const char *why,
 /* Sends a challenge (raw bytes, base64-encoded here) and waits for step. */
 static enum sasl_result
 challenge(struct sasl *sa, const void *p, size_t n, enum step next,
-    struct sasl_reply *rep)
+    struct reply *rep)
 {
 	sasl_reply_for(SASL_CONTINUE, rep);
 	if (b64_encode(p, n, rep->text, sizeof(rep->text)) == -1)
@@ -285,7 +284,7 @@ challenge(struct sasl *sa, const void *p, size_t n, enum step next,
 }
 
 static enum sasl_result
-verdict(struct sasl *sa, int st, struct sasl_reply *rep)
+verdict(struct sasl *sa, int st, struct reply *rep)
 {
 	switch (st) {
 	case SECRETS_OK:
@@ -314,7 +313,7 @@ check_pass(const struct sasl *sa, const void *pass, size_t len)
 /* RFC 4616 section 2: [authzid] NUL authcid NUL passwd. */
 static enum sasl_result
 do_plain(struct sasl *sa, const unsigned char *m, size_t len,
-    struct sasl_reply *rep)
+    struct reply *rep)
 {
 	const unsigned char *n1, *n2;
 	size_t zlen, ulen, plen;
@@ -342,7 +341,7 @@ do_plain(struct sasl *sa, const unsigned char *m, size_t len,
 
 static enum sasl_result
 do_login_user(struct sasl *sa, const unsigned char *m, size_t len,
-    struct sasl_reply *rep)
+    struct reply *rep)
 {
 	static const char prompt[] = "Password:";
 
@@ -356,7 +355,7 @@ do_login_user(struct sasl *sa, const unsigned char *m, size_t len,
 
 static enum sasl_result
 do_login_pass(struct sasl *sa, const unsigned char *m, size_t len,
-    struct sasl_reply *rep)
+    struct reply *rep)
 {
 	if (len == 0)
 		return finish(sa, SASL_FAIL, "empty password", rep);
@@ -378,7 +377,7 @@ hexval(unsigned char c)
 /* RFC 2195 section 2: "user" SP 32 lower-case hex digits. */
 static enum sasl_result
 do_cram(struct sasl *sa, const unsigned char *m, size_t len,
-    struct sasl_reply *rep)
+    struct reply *rep)
 {
 	unsigned char digest[16];
 	const unsigned char *sp = NULL, *hex;
@@ -416,7 +415,7 @@ do_cram(struct sasl *sa, const unsigned char *m, size_t len,
 /* RFC 2195 section 2: a unique "<random.timestamp@hostname>". */
 static enum sasl_result
 cram_challenge(struct sasl *sa, const char *hostname,
-    struct sasl_reply *rep)
+    struct reply *rep)
 {
 	unsigned long long rnd;
 	int n;
@@ -436,7 +435,7 @@ cram_challenge(struct sasl *sa, const char *hostname,
 /* Hands a decoded client message to the current step. */
 static enum sasl_result
 feed(struct sasl *sa, const unsigned char *m, size_t len,
-    struct sasl_reply *rep)
+    struct reply *rep)
 {
 	switch (sa->step) {
 	case STEP_PLAIN:
@@ -454,7 +453,7 @@ feed(struct sasl *sa, const unsigned char *m, size_t len,
 
 enum sasl_result
 sasl_start(struct sasl **sap, const char *mech, const char *ir,
-    const struct sasl_conf *conf, struct sasl_reply *rep)
+    const struct sasl_conf *conf, struct reply *rep)
 {
 	static const char user_prompt[] = "Username:";
 	const struct mech *m;
@@ -522,7 +521,7 @@ sasl_start(struct sasl **sap, const char *mech, const char *ir,
 
 enum sasl_result
 sasl_step(struct sasl *sa, const char *line, size_t len,
-    struct sasl_reply *rep)
+    struct reply *rep)
 {
 	gnutls_datum_t d;
 	enum sasl_result r;

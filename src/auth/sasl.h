@@ -15,7 +15,7 @@
  *	}
  *	SASL_FAIL: count it (throttle), wait the delay, then reply;
  *	SASL_NO_SECRET: do not count it; wait as for a failure, reply;
- *	send rep.code rep.ecode rep.text;
+ *	send rep (code 334, 235, 535, ...; status "" for 334);
  *	SASL_OK: the session is authenticated as sasl_user(sa);
  *	sasl_free(&sa);
  *
@@ -28,13 +28,14 @@
 
 #include <stddef.h>
 
+#include "lib/reply.h"
+
 struct secrets;
 
 /* RFC 4954 section 4: a client response line may be 12288 octets. */
 #define SASL_LINE_MAX		12288
 #define SASL_MECH_MAX		20	/* RFC 4422 section 3.1 */
 #define SASL_USER_MAX		255
-#define SASL_TEXT_MAX		512
 
 /* Mechanisms (sasl_conf.mechs). */
 #define SASL_M_PLAIN		0x01
@@ -90,12 +91,6 @@ enum sasl_result {
 	SASL_NRESULTS
 };
 
-struct sasl_reply {
-	int		 code;		/* 334, 235, 535, ... */
-	const char	*ecode;		/* RFC 3463 code; NULL for 334 */
-	char		 text[SASL_TEXT_MAX];
-};
-
 struct sasl;
 
 /*
@@ -112,13 +107,13 @@ int	sasl_split(const char *arg, char *mech, size_t mechlen,
  * memory ran out (SASL_TEMPFAIL).  rep gets the reply to send.
  */
 enum sasl_result sasl_start(struct sasl **sap, const char *mech,
-	    const char *ir, const struct sasl_conf *, struct sasl_reply *rep);
+	    const char *ir, const struct sasl_conf *, struct reply *rep);
 /*
  * Feeds one client line (len bytes, a trailing CRLF or LF is ignored).
  * "*" cancels.  Calling it after a final result gives SASL_TEMPFAIL.
  */
 enum sasl_result sasl_step(struct sasl *, const char *line, size_t len,
-	    struct sasl_reply *rep);
+	    struct reply *rep);
 /* Wipes and frees; *sap = NULL. */
 void	sasl_free(struct sasl **sap);
 
@@ -130,7 +125,7 @@ const char *sasl_mech(const struct sasl *);
 const char *sasl_why(const struct sasl *);
 
 /* The reply for a result that carries no challenge. */
-void	sasl_reply_for(enum sasl_result, struct sasl_reply *);
+void	sasl_reply_for(enum sasl_result, struct reply *);
 
 /*
  * The mechanisms to list after "250-AUTH " in the EHLO reply: the

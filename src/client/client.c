@@ -112,7 +112,7 @@ client_cmd(struct client_conn *c, const char *shown, const char *fmt, ...)
  * 0, -1 I/O error or timeout (errno), -2 not SMTP.
  */
 int
-client_reply(struct client_conn *c, struct client_reply *r, struct str *lines,
+client_reply(struct client_conn *c, struct reply *r, struct str *lines,
     unsigned timeout)
 {
 	struct reply_parser p;
@@ -214,7 +214,7 @@ client_dial(const struct sockaddr_storage *ss, unsigned timeout, char *err,
 static void
 client_close(struct client_conn *c, int quit)
 {
-	struct client_reply r;
+	struct reply r;
 
 	if (quit && c->io != NULL && !c->broken &&
 	    client_cmd(c, NULL, "QUIT") == 0)
@@ -250,7 +250,7 @@ client_try(struct client_conn *c, const struct sockaddr_storage *ss,
     struct client_result *res)
 {
 	const struct client_opts *o = &c->opts;
-	struct client_reply r;
+	struct reply r;
 	char err[256], note[CLIENT_HOST_MAX + 64];
 	enum try_result t;
 	int port = 0, rc, n;

@@ -83,7 +83,7 @@ void	client_set(struct client_result *, int, int, const char *,
 	    const char *, const char *, ...)
 	    __attribute__((format(printf, 6, 7)));
 void	client_set_reply(struct client_result *, const char *,
-	    enum client_phase, const struct client_reply *,
+	    enum client_phase, const struct reply *,
 	    const char *, ...)
 	    __attribute__((format(printf, 5, 6)));
 void	client_merge(struct client_result *, const struct client_result *);
@@ -93,7 +93,7 @@ void	client_debug(const struct client_conn *, const char *,
 	    const char *, size_t);
 int	client_cmd(struct client_conn *, const char *, const char *,
 	    ...) __attribute__((format(printf, 3, 4)));
-int	client_reply(struct client_conn *, struct client_reply *,
+int	client_reply(struct client_conn *, struct reply *,
 	    struct str *, unsigned);
 
 /* client_setup.c */

@@ -108,7 +108,7 @@ client_parse_caps(struct client_conn *c, const struct str *lines)
 enum try_result
 client_ehlo(struct client_conn *c, struct client_result *res)
 {
-	struct client_reply r;
+	struct reply r;
 	struct str lines;
 	int rc;
 
@@ -435,7 +435,7 @@ client_b64(const void *p, size_t n, struct str *out)
 /* Sends one AUTH step (a base64 line or a command) and reads the reply. */
 static int
 client_auth_step(struct client_conn *c, const char *shown, const char *line,
-    struct client_reply *r)
+    struct reply *r)
 {
 	if (client_cmd(c, shown, "%s", line) == -1)
 		return -1;
@@ -448,7 +448,7 @@ client_auth(struct client_conn *c, struct client_result *res)
 	static const char *names[] = { "", "PLAIN", "LOGIN", "CRAM-MD5",
 	    "XOAUTH2" };
 	const struct client_opts *o = &c->opts;
-	struct client_reply r;
+	struct reply r;
 	struct str buf, line;
 	gnutls_datum_t chal_in, chal;
 	unsigned char digest[16];

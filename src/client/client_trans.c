@@ -170,7 +170,7 @@ client_set(struct client_result *res, int ex, int code, const char *status,
 /* "what: 550 5.1.1 text" from a reply. */
 void
 client_set_reply(struct client_result *res, const char *host,
-    enum client_phase ph, const struct client_reply *r, const char *fmt, ...)
+    enum client_phase ph, const struct reply *r, const char *fmt, ...)
 {
 	char what[256];
 	va_list ap;
@@ -324,7 +324,7 @@ client_send_data(struct client_conn *c, struct client_msg *m, char *err,
 
 /* Gives a recipient the outcome of a reply. */
 static void
-client_rcpt_set(struct client_rcpt *rc, const struct client_reply *r,
+client_rcpt_set(struct client_rcpt *rc, const struct reply *r,
     enum client_phase ph)
 {
 	rc->code = r->code;
@@ -347,7 +347,7 @@ client_transaction(struct client_conn *c, struct client_msg *m,
     struct client_result *res)
 {
 	enum { CMD_RSET, CMD_MAIL, CMD_RCPT, CMD_DATA };
-	struct client_reply r, mail_r;
+	struct reply r, mail_r;
 	struct str params;
 	struct stat sb;
 	char err[256];
@@ -356,7 +356,7 @@ client_transaction(struct client_conn *c, struct client_msg *m,
 	size_t i, ncmd, sent, done, group, accepted = 0, worst_i = 0;
 	int rset, mail_ok = 0, rc, worst = -1, lost = 0;
 	int data_code = 0;
-	struct client_reply data_r;
+	struct reply data_r;
 
 	memset(res, 0, sizeof(*res));
 	str_lcpy(res->host, c->peer, sizeof(res->host));
@@ -633,7 +633,7 @@ static int
 client_lmtp_replies(struct client_conn *c, struct client_msg *m,
     struct client_result *res)
 {
-	struct client_reply r;
+	struct reply r;
 	char err[256];
 	size_t i, j;
 	int rc;

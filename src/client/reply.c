@@ -37,7 +37,7 @@ parse_status(const char *t, size_t n, int code, char *out, size_t outlen)
 }
 
 void
-reply_init(struct reply_parser *p, struct client_reply *r, struct str *lines)
+reply_init(struct reply_parser *p, struct reply *r, struct str *lines)
 {
 	p->r = r;
 	p->lines = lines;
@@ -51,7 +51,7 @@ reply_init(struct reply_parser *p, struct client_reply *r, struct str *lines)
 int
 reply_line(struct reply_parser *p, const char *line, size_t len)
 {
-	struct client_reply *r = p->r;
+	struct reply *r = p->r;
 	size_t tlen;
 	int code;
 

@@ -9,18 +9,13 @@
 #include <stddef.h>
 
 #include "client.h"
+#include "lib/reply.h"
 #include "lib/str.h"
 
 #define CLIENT_REPLY_LINES	200	/* lines in one reply */
 
-struct client_reply {
-	int	code;
-	char	status[16];
-	char	text[CLIENT_TEXT_MAX];	/* the lines' text */
-};
-
 struct reply_parser {
-	struct client_reply	*r;
+	struct reply		*r;
 	struct str		*lines;
 	char			 joined[CLIENT_TEXT_MAX];
 	size_t			 jlen;
@@ -28,10 +23,11 @@ struct reply_parser {
 };
 
 /*
- * Starts a reply into r.  lines, if not NULL, gets each line's text
- * followed by '\n' (for EHLO).
+ * Starts a reply into r: the lines' text joined by spaces, made printable;
+ * the status only when it is well formed and of the code's class.  lines,
+ * if not NULL, gets each line's text followed by '\n' (for EHLO).
  */
-void	reply_init(struct reply_parser *, struct client_reply *r,
+void	reply_init(struct reply_parser *, struct reply *r,
 	    struct str *lines);
 /*
  * Takes one line (len bytes; a trailing CR and LF are ignored).  1 when

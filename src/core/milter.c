@@ -41,7 +41,7 @@ milter_packet(struct str *out, char cmd, const void *p, size_t n)
 int
 milter_replycode(const char *p, size_t n, struct verdict *v)
 {
-	char line[512], status[8] = "";
+	char line[512], status[REPLY_STATUS_LEN + 1] = "";
 	const char *nl, *t;
 	size_t len, i;
 	int code = -1;
@@ -82,10 +82,11 @@ milter_replycode(const char *p, size_t n, struct verdict *v)
 		for (i = 0; t[i] != '\0'; i++)
 			if ((unsigned char)t[i] < 0x20 || t[i] == 0x7f)
 				return -1;
-		if (v->text[0] != '\0' && str_lcat(v->text, "\n",
-		    sizeof(v->text)) >= sizeof(v->text))
+		if (v->reply.text[0] != '\0' && str_lcat(v->reply.text, "\n",
+		    sizeof(v->reply.text)) >= sizeof(v->reply.text))
 			return -1;
-		if (str_lcat(v->text, t, sizeof(v->text)) >= sizeof(v->text))
+		if (str_lcat(v->reply.text, t, sizeof(v->reply.text)) >=
+		    sizeof(v->reply.text))
 			return -1;
 		if (nl == NULL)
 			break;
@@ -95,12 +96,13 @@ milter_replycode(const char *p, size_t n, struct verdict *v)
 	if (code < 400 || code > 599)
 		return -1;
 	v->kind = code < 500 ? VERDICT_DEFER : VERDICT_REJECT;
-	v->code = code;
-	str_lcpy(v->status, status[0] ? status : code < 500 ? "4.7.1" :
-	    "5.7.1", sizeof(v->status));
-	if (v->text[0] == '\0')
-		str_lcpy(v->text, "Command refused by a content filter",
-		    sizeof(v->text));
+	v->reply.code = code;
+	/* A malformed status is the filter's mistake: the class default. */
+	str_lcpy(v->reply.status, reply_status_fits(status, code) ? status :
+	    code < 500 ? "4.7.1" : "5.7.1", sizeof(v->reply.status));
+	if (v->reply.text[0] == '\0')
+		str_lcpy(v->reply.text, "Command refused by a content filter",
+		    sizeof(v->reply.text));
 	return 0;
 }
 
@@ -109,9 +111,9 @@ set(struct verdict *v, enum verdict_kind k, int code, const char *status,
     const char *text)
 {
 	v->kind = k;
-	v->code = code;
-	str_lcpy(v->status, status, sizeof(v->status));
-	str_lcpy(v->text, text, sizeof(v->text));
+	v->reply.code = code;
+	str_lcpy(v->reply.status, status, sizeof(v->reply.status));
+	str_lcpy(v->reply.text, text, sizeof(v->reply.text));
 }
 
 /* The milter did not answer as it should: its default action. */
@@ -420,7 +422,7 @@ milter_answer(struct milter_session *s, struct milter *m, int c,
 		return -1;
 	}
 	log_info("%s milter %s: %d %s %.200s", s->ps->id, m->d->address,
-	    v.code, v.status, v.text);
+	    v.reply.code, v.reply.status, v.reply.text);
 	if (dst->kind == VERDICT_CONTINUE)
 		*dst = v;
 	/* A refused recipient does not end the message. */

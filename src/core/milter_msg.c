@@ -279,10 +279,8 @@ milter_eom(struct milter_session *s, struct spool_msg **mp, size_t *added,
 	if (milter_outcome(s, v) == VERDICT_CONTINUE && !s->discard) {
 		if (milter_edit_apply(s, &e, mp, added) == -1) {
 			v->kind = VERDICT_DEFER;
-			v->code = 451;
-			str_lcpy(v->status, "4.3.0", sizeof(v->status));
-			str_lcpy(v->text, "Queue file write error, try again "
-			    "later", sizeof(v->text));
+			(void)reply_set(&v->reply, 451, "4.3.0", "Queue file "
+			    "write error, try again later");
 		} else if (s->quarantine && !s->ps->discard &&
 		    (rc = spool_hold(*mp)) == 0)
 			s->ps->hold = 1;

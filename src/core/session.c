@@ -147,6 +147,7 @@ tarpit(struct session *s)
 int
 reply_verdict(struct session *s, const struct verdict *v)
 {
+	const struct reply *r = &v->reply;
 	const char *p, *nl;
 
 	if (v->kind == VERDICT_DROP) {
@@ -154,11 +155,11 @@ reply_verdict(struct session *s, const struct verdict *v)
 		session_close(s, END_POLICY_DROP);
 		return -1;
 	}
-	for (p = v->text; (nl = strchr(p, '\n')) != NULL; p = nl + 1)
-		(void)lineio_printf(s->io, "%d-%s %.*s\r\n", v->code, v->status,
+	for (p = r->text; (nl = strchr(p, '\n')) != NULL; p = nl + 1)
+		(void)lineio_printf(s->io, "%d-%s %.*s\r\n", r->code, r->status,
 		    (int)(nl - p), p);
-	reply(s, v->code, v->status[0] ? v->status : NULL, "%s", p);
-	if (v->code == 421) {
+	reply(s, r->code, r->status[0] ? r->status : NULL, "%s", p);
+	if (r->code == 421) {
 		session_close(s, END_POLICY_REFUSED);
 		return -1;
 	}

@@ -48,10 +48,11 @@
 void
 auth_reply(struct session *s, enum sasl_result r)
 {
-	struct sasl_reply rep;
+	struct reply rep;
 
 	sasl_reply_for(r, &rep);
-	reply(s, rep.code, rep.ecode, "%s", rep.text);
+	reply(s, rep.code, rep.status[0] ? rep.status : NULL, "%s",
+	    rep.text);
 }
 
 /* What AUTH may offer on this connection now.  Caller unrefs secrets. */
@@ -112,7 +113,7 @@ do_auth(struct session *s, struct cmd *c)
 	struct throttle *th = s->conf->throttle;
 	char mech[SASL_MECH_MAX + 1], user[SASL_USER_MAX * 4 + 1];
 	struct sasl_conf sc;
-	struct sasl_reply rep;
+	struct reply rep;
 	struct sasl *sa = NULL;
 	enum sasl_result r;
 	enum throttle_state ts = THROTTLE_OK;
@@ -232,7 +233,8 @@ do_auth(struct session *s, struct cmd *c)
 		(void)lineio_flush(s->io);
 		pause_ms(delay);
 	}
-	reply(s, rep.code, rep.ecode, "%s", rep.text);
+	reply(s, rep.code, rep.status[0] ? rep.status : NULL, "%s",
+	    rep.text);
 	sasl_free(&sa);
 	secrets_unref(&sc.secrets);
 	return 0;

@@ -193,8 +193,8 @@ refuse_message(struct session *s, const struct verdict *v)
 	struct verdict copy = *v;
 
 	/* Only refusals: a delayed (4xx) message will be sent again. */
-	if (s->msg != NULL && copy.kind != VERDICT_DROP && copy.code >= 500 &&
-	    (copy.save || s->pol->saveblockedmsg)) {
+	if (s->msg != NULL && copy.kind != VERDICT_DROP &&
+	    copy.reply.code >= 500 && (copy.save || s->pol->saveblockedmsg)) {
 		if (spool_save(&s->msg, s->pol->dump, s->pol->dump_size, path,
 		    sizeof(path)) == 0)
 			log_info("%s smtp refused message saved in %s", s->id, path);

@@ -75,10 +75,8 @@ set(struct verdict *v, enum verdict_kind k, int code, const char *status,
 	va_list ap;
 
 	v->kind = k;
-	v->code = code;
-	str_lcpy(v->status, status, sizeof(v->status));
 	va_start(ap, fmt);
-	vsnprintf(v->text, sizeof(v->text), fmt, ap);
+	(void)reply_vset(&v->reply, code, status, fmt, ap);
 	va_end(ap);
 	return k;
 }
@@ -534,7 +532,7 @@ clean_text(char *dst, size_t len, const char *src, const char *dflt)
 static enum verdict_kind
 numeric(const char *act, struct verdict *v)
 {
-	char text[TEXT_MAX + 1], status[8];
+	char text[TEXT_MAX + 1], status[REPLY_STATUS_LEN + 1];
 	const char *p = act + 3;
 	size_t n;
 	int code;
@@ -550,11 +548,13 @@ numeric(const char *act, struct verdict *v)
 	/* An enhanced status code of the same class, when given. */
 	snprintf(status, sizeof(status), "%c.7.1", act[0]);
 	n = strspn(p, "0123456789.");
-	if (n >= 5 && n < sizeof(status) && p[0] == act[0] && p[1] == '.' &&
-	    (p[n] == ' ' || p[n] == '\0')) {
+	if (n >= 5 && n < sizeof(status) && (p[n] == ' ' || p[n] == '\0')) {
 		memcpy(status, p, n);
 		status[n] = '\0';
-		p += n;
+		if (reply_status_fits(status, code))
+			p += n;
+		else
+			snprintf(status, sizeof(status), "%c.7.1", act[0]);
 	}
 	clean_text(text, sizeof(text), p, code >= 500 ? "Access denied" :
 	    "Try again later");

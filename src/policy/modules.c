@@ -63,10 +63,8 @@ set(struct verdict *v, enum verdict_kind k, int code, const char *status,
 	va_list ap;
 
 	v->kind = k;
-	v->code = code;
-	str_lcpy(v->status, status, sizeof(v->status));
 	va_start(ap, fmt);
-	vsnprintf(v->text, sizeof(v->text), fmt, ap);
+	(void)reply_vset(&v->reply, code, status, fmt, ap);
 	va_end(ap);
 	return k;
 }

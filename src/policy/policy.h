@@ -22,6 +22,7 @@
 #include "listenconf.h"
 #include "tlsconf.h"
 #include "auth/throttle.h"
+#include "lib/reply.h"
 
 struct delegate_conf;
 struct milter_conf;
@@ -102,7 +103,7 @@ struct rule {
 	int			 line;		/* in the config, for logs */
 	int			 action;	/* enum verdict_kind */
 	int			 code;
-	char			 status[8];
+	char			 status[REPLY_STATUS_LEN + 1];
 	char			*text;		/* reply text, or header to add */
 };
 
@@ -264,9 +265,8 @@ enum verdict_kind {
 
 struct verdict {
 	enum verdict_kind kind;
-	int		 code;
-	char		 status[8];	/* enhanced status code */
-	char		 text[512];	/* may hold '\n' for a multi-line reply */
+	struct reply	 reply;		/* text may hold '\n' for a
+					   multi-line reply */
 	int		 save;		/* keep the refused message (-s) */
 };
 

@@ -19,6 +19,7 @@
 
 #include "conf/conf.h"
 #include "lib/addr.h"
+#include "lib/reply.h"
 #include "lib/str.h"
 #include "lib/table.h"
 #include "policy.h"
@@ -357,13 +358,14 @@ add_rule(struct policy *p, config_setting_t *g, const struct conf_ctx *cx)
 			    "code %d does not fit action %s", code, act);
 	}
 	r->code = code;
+	/* Checked whole, never cut: a wrong status is the admin's to fix. */
+	if (status != NULL && !reply_status_fits(status, code))
+		return conf_err(cx, config_setting_get_member(g, "status"),
+		    "status \"%.20s\" does not fit code %d (class.subject."
+		    "detail, class %d, at most 3 digits each)", status, code,
+		    code / 100);
 	str_lcpy(r->status, status ? status : rule_actions[i].status,
 	    sizeof(r->status));
-	if (status != NULL && (strlen(status) < 5 ||
-	    status[0] != '0' + code / 100 ||
-	    status[1] != '.'))
-		return conf_err(cx, g,
-		    "status \"%.20s\" does not fit code %d", status, code);
 	if (r->action == VERDICT_TAG) {
 		if (t != RULE_HEADER)
 			return conf_err(cx, g,

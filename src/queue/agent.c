@@ -57,12 +57,10 @@ agent_set(struct agent_result *res, enum agent_status st, int code,
 	size_t i;
 
 	res->status = st;
-	res->code = code;
-	str_lcpy(res->enhanced, enhanced, sizeof(res->enhanced));
 	va_start(ap, fmt);
-	vsnprintf(res->text, sizeof(res->text), fmt, ap);
+	(void)reply_vset(&res->reply, code, enhanced, fmt, ap);
 	va_end(ap);
-	for (i = 0; res->text[i] != '\0'; i++)
-		if ((unsigned char)res->text[i] < 0x20)
-			res->text[i] = ' ';
+	for (i = 0; res->reply.text[i] != '\0'; i++)
+		if ((unsigned char)res->reply.text[i] < 0x20)
+			res->reply.text[i] = ' ';
 }

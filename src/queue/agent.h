@@ -19,11 +19,11 @@
 
 #include <stddef.h>
 
+#include "lib/reply.h"
 #include "lib/spawn.h"
 #include "envelope.h"
 #include "queueconf.h"
 
-#define AGENT_TEXT_MAX	400
 #define AGENT_MTA_MAX	256
 
 enum agent_status {
@@ -38,9 +38,8 @@ enum agent_status {
 
 struct agent_result {
 	enum agent_status status;
-	int		 code;		/* SMTP reply code, or its equivalent */
-	char		 enhanced[16];	/* RFC 3463 status, e.g. "5.1.1" */
-	char		 text[AGENT_TEXT_MAX];	/* one printable line */
+	struct reply	 reply;		/* SMTP reply, or its equivalent;
+					   text is one printable line */
 	char		 mta[AGENT_MTA_MAX];	/* remote MTA, "" when local */
 };
 

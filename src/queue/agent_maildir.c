@@ -764,7 +764,7 @@ md_deliver_one(const struct route *r, const struct agent_msg *m,
 	close(j->mdfd);
 	md_result(&rep, dir, cred.uid, res);
 	if (rep.stage == MD_E_SUBLINK || rep.stage == MD_E_SUBOWNER)
-		log_warn("%s maildir: %s", m->id, res->text);
+		log_warn("%s maildir: %s", m->id, res->reply.text);
 out:
 	if (j != NULL) {
 		free(j->buf);

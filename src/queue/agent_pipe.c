@@ -483,7 +483,7 @@ agent_pipe_handoff(const struct agent_handoff *h, char *reply, size_t len)
 	for (i = 0; i < h->nrcpts; i++)
 		rcpts[i].mailbox = h->rcpts[i];
 	if (pipe_exec(&r, &msg, rcpts, h->nrcpts, &mr, &res) == -1) {
-		log_err("mailer: %s", res.text);
+		log_err("mailer: %s", res.reply.text);
 		snprintf(reply, len, "451 4.3.0 Local delivery is not "
 		    "available, try again later");
 		goto out;

@@ -101,6 +101,7 @@ dsn_build(const struct dsn_report *r, const char *msgid, struct str *out,
     char *err, size_t errlen)
 {
 	const struct dsn_rcpt *rc;
+	const struct reply *rp;
 	const char *subject, *semi, *status, *ctype, *desc;
 	char date[64], boundary[128];
 	size_t i, limit, nlist, listmax;
@@ -187,15 +188,15 @@ dsn_build(const struct dsn_report *r, const char *msgid, struct str *out,
 	for (nlist = 0; nlist < r->nrcpts && nlist < listmax &&
 	    s.len < DSN_PART1_MAX; nlist++) {
 		rc = &r->rcpts[nlist];
+		rp = rc->reply;
 		(void)str_appendf(&s, "<%s>: ", rc->mailbox);
 		if (rc->mta != NULL && rc->mta[0] != '\0')
 			(void)str_appendf(&s, "host %s said: ", rc->mta);
-		if (rc->code > 0)
-			(void)str_appendf(&s, "%d %s%s", rc->code,
-			    rc->status[0] ? rc->status : "",
-			    rc->status[0] ? " " : "");
-		(void)str_appendf(&s, "%s\r\n", rc->text && rc->text[0] ?
-		    rc->text : rc->action);
+		if (rp != NULL && rp->code > 0)
+			(void)str_appendf(&s, "%d %s%s", rp->code, rp->status,
+			    rp->status[0] ? " " : "");
+		(void)str_appendf(&s, "%s\r\n", rp != NULL && rp->text[0] ?
+		    rp->text : rc->action);
 	}
 	if (nlist < r->nrcpts)
 		(void)str_appendf(&s, "... and %zu more recipient%s\r\n",
@@ -217,6 +218,7 @@ dsn_build(const struct dsn_report *r, const char *msgid, struct str *out,
 	(void)str_appendf(&s, "Arrival-Date: %s\r\n", date);
 	for (i = 0; i < nlist && s.len < DSN_PART2_MAX; i++) {
 		rc = &r->rcpts[i];
+		rp = rc->reply;
 		(void)str_appendf(&s, "\r\nFinal-Recipient: rfc822; %s\r\n",
 		    rc->mailbox);
 		if (rc->orcpt != NULL && (semi = strchr(rc->orcpt, ';')) !=
@@ -227,17 +229,16 @@ dsn_build(const struct dsn_report *r, const char *msgid, struct str *out,
 			(void)str_appends(&s, "\r\n");
 		}
 		(void)str_appendf(&s, "Action: %s\r\n", rc->action);
-		status = rc->status && rc->status[0] ? rc->status :
+		status = rp != NULL && rp->status[0] ? rp->status :
 		    r->kind == DSN_FAILURE ? "5.0.0" :
 		    r->kind == DSN_DELAY ? "4.0.0" : "2.0.0";
 		(void)str_appendf(&s, "Status: %s\r\n", status);
 		if (rc->mta != NULL && rc->mta[0] != '\0')
 			(void)str_appendf(&s, "Remote-MTA: dns; %s\r\n", rc->mta);
-		if (rc->code > 0)
+		if (rp != NULL && rp->code > 0)
 			(void)str_appendf(&s, "Diagnostic-Code: smtp; %d %s%s%s"
-			    "\r\n", rc->code, rc->status ? rc->status : "",
-			    rc->status && rc->status[0] ? " " : "",
-			    rc->text ? rc->text : "");
+			    "\r\n", rp->code, rp->status,
+			    rp->status[0] ? " " : "", rp->text);
 		if (rc->last_attempt) {
 			fs_rfc5322_date(date, sizeof(date), rc->last_attempt);
 			(void)str_appendf(&s, "Last-Attempt-Date: %s\r\n", date);

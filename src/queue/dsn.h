@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "lib/reply.h"
 #include "lib/str.h"
 #include "envelope.h"
 #include "spool.h"
@@ -31,9 +32,9 @@ struct dsn_rcpt {
 	const char	*mailbox;	/* Final-Recipient */
 	const char	*orcpt;		/* "type;xtext" from ORCPT, or NULL */
 	const char	*action;	/* failed, delayed, delivered, relayed */
-	const char	*status;	/* RFC 3463 code; "" for a default */
-	int		 code;		/* reply code, 0 = no diagnostic */
-	const char	*text;		/* reply text */
+	const struct reply *reply;	/* the last reply or NULL; status ""
+					   for a default, code 0 for no
+					   diagnostic */
 	const char	*mta;		/* remote MTA, NULL or "" if none */
 	time_t		 last_attempt;	/* 0 = none */
 };

@@ -38,6 +38,7 @@ static int	path_in(char *, size_t, const char *, const char *,
 		    const char *);
 static int	read_file(const char *, struct str *, size_t);
 static void	put_text(struct str *, const char *);
+static void	set_reply(struct reply *, int, const char *, const char *);
 
 static int
 path_in(char *buf, size_t len, const char *dir, const char *name,
@@ -323,6 +324,26 @@ copy_field(char *dst, size_t size, const char *src, size_t len)
 	dst[len] = '\0';
 }
 
+/*
+ * A reply line's fields.  Older files may hold any status of up to 15
+ * bytes and any code up to 999: what the reply type's rules refuse becomes
+ * "no code" or the class's default status; the file still reads.
+ */
+static void
+set_reply(struct reply *r, int code, const char *status, const char *text)
+{
+	size_t i;
+
+	reply_clear(r);
+	if (reply_class(code) != REPLY_NONE)
+		r->code = code;
+	(void)reply_set_status(r, strcmp(status, "-") == 0 ? "" : status);
+	(void)reply_set_text(r, text, strlen(text));
+	for (i = 0; r->text[i] != '\0'; i++)
+		if ((unsigned char)r->text[i] < 0x20)
+			r->text[i] = '?';
+}
+
 int
 qstore_state_parse(const char *buf, size_t len, struct qstore_state **stp,
     char *err, size_t errlen)
@@ -330,9 +351,9 @@ qstore_state_parse(const char *buf, size_t len, struct qstore_state **stp,
 	struct qstore_state *st;
 	struct qstore_rcpt *r = NULL;
 	const char *p = buf, *end = buf + len, *nl;
-	char line[1024], word[7][32];
+	char line[1024], word[7][32], status[16];
 	size_t ll;
-	int lineno = 0, n, off, i;
+	int lineno = 0, n, off, i, code;
 	long long v[4];
 
 	*stp = NULL;
@@ -427,17 +448,13 @@ qstore_state_parse(const char *buf, size_t len, struct qstore_state **stp,
 				goto fail;
 			}
 			off = 0;
-			if (sscanf(line, "reply %d %15s %n", &r->code,
-			    r->status, &off) != 2 || off == 0 || r->code < 0 ||
-			    r->code > 999) {
+			if (sscanf(line, "reply %d %15s %n", &code, status,
+			    &off) != 2 || off == 0 || code < 0 || code > 999) {
 				snprintf(err, errlen, "line %d: bad reply line",
 				    lineno);
 				goto fail;
 			}
-			if (strcmp(r->status, "-") == 0)
-				r->status[0] = '\0';
-			copy_field(r->text, sizeof(r->text), line + off,
-			    strlen(line + off));
+			set_reply(&r->reply, code, status, line + off);
 		} else if (strncmp(line, "mta ", 4) == 0) {
 			if (r == NULL) {
 				snprintf(err, errlen, "line %d: mta before any "
@@ -488,10 +505,10 @@ qstore_state_format(const struct qstore_state *st, char **out, size_t *len)
 		    r->orig);
 		put_text(&s, r->mailbox);
 		(void)str_appendc(&s, '\n');
-		if (r->code != 0 || r->text[0] != '\0') {
-			(void)str_appendf(&s, "reply %d %s ", r->code,
-			    r->status[0] ? r->status : "-");
-			put_text(&s, r->text);
+		if (r->reply.code != 0 || r->reply.text[0] != '\0') {
+			(void)str_appendf(&s, "reply %d %s ", r->reply.code,
+			    r->reply.status[0] ? r->reply.status : "-");
+			put_text(&s, r->reply.text);
 			(void)str_appendc(&s, '\n');
 		}
 		if (r->mta[0] != '\0') {

@@ -17,7 +17,8 @@
 #include <stddef.h>
 #include <time.h>
 
-#define QSTORE_TEXT_MAX		400	/* a recorded reply text */
+#include "lib/reply.h"
+
 #define QSTORE_MTA_MAX		256
 #define QSTORE_LOCK_WAIT	10	/* seconds to wait for a message lock */
 
@@ -42,9 +43,7 @@ struct qstore_rcpt {
 	unsigned int	 attempts;
 	time_t		 next;		/* earliest next attempt */
 	time_t		 last;		/* last attempt, 0 = none */
-	int		 code;		/* last reply code, 0 = none */
-	char		 status[16];	/* last enhanced status, "" = none */
-	char		 text[QSTORE_TEXT_MAX];	/* last reply text */
+	struct reply	 reply;		/* the last reply, code 0 = none */
 	char		 mta[QSTORE_MTA_MAX];	/* remote MTA, "" = local */
 };
 

@@ -48,9 +48,7 @@ round_apply(struct round *rd, struct qstore_rcpt *q,
 	rd->changed = 1;
 	q->attempts++;
 	q->last = now;
-	q->code = res->code;
-	str_lcpy(q->status, res->enhanced, sizeof(q->status));
-	str_lcpy(q->text, res->text, sizeof(q->text));
+	q->reply = res->reply;
 	str_lcpy(q->mta, res->mta, sizeof(q->mta));
 	switch (res->status) {
 	case AGENT_DELIVERED:
@@ -75,8 +73,9 @@ round_apply(struct round *rd, struct qstore_rcpt *q,
 		if (sched_give_up(&rd->r->q, rd->qc, env->arrival, q->attempts,
 		    &q->next)) {
 			q->state = QS_FAILED;
-			if (q->status[0] != '4')
-				str_lcpy(q->status, "4.4.7", sizeof(q->status));
+			if (q->reply.status[0] != '4')
+				str_lcpy(q->reply.status, "4.4.7",
+				    sizeof(q->reply.status));
 			q->dsn = notify_failure(env, o) ? QS_DSN_OWED :
 			    QS_DSN_NONE;
 			what = "expired";
@@ -93,11 +92,12 @@ round_apply(struct round *rd, struct qstore_rcpt *q,
 	if (next)
 		log_info("%s queue %s to=<%.256s>%s attempts=%u next=%llds "
 		    "reply=\"%d %s %.300s\"", rd->m->id, what, q->mailbox, orig,
-		    q->attempts, (long long)next, q->code, q->status, q->text);
+		    q->attempts, (long long)next, q->reply.code,
+		    q->reply.status, q->reply.text);
 	else
 		log_info("%s queue %s to=<%.256s>%s%s%s reply=\"%d %s %.300s\"",
 		    rd->m->id, what, q->mailbox, orig, q->mta[0] ? " relay=" :
-		    "", q->mta, q->code, q->status, q->text);
+		    "", q->mta, q->reply.code, q->reply.status, q->reply.text);
 }
 
 /* Writes the round's state under the message lock (round's mu held). */
@@ -187,9 +187,7 @@ initial_state(struct round *rd, size_t *aliased)
 			q->state = QS_FAILED;
 			q->dsn = notify_failure(rd->env, &rd->env->rcpts[i]) ?
 			    QS_DSN_OWED : QS_DSN_NONE;
-			q->code = 550;
-			str_lcpy(q->status, "5.4.6", sizeof(q->status));
-			str_lcpy(q->text, err, sizeof(q->text));
+			(void)reply_set(&q->reply, 550, "5.4.6", "%s", err);
 			q->last = sched_now(&rd->r->q);
 			log_info("%s queue bounced to=<%.256s> reply=\"550 5.4.6 "
 			    "%s\"", rd->m->id, q->mailbox, err);
@@ -538,9 +536,7 @@ send_dsn(struct round *rd, enum dsn_kind kind, time_t now)
 		dr[n].action = kind == DSN_FAILURE ? "failed" :
 		    kind == DSN_DELAY ? "delayed" :
 		    q->state == QS_RELAYED ? "relayed" : "delivered";
-		dr[n].status = q->status;
-		dr[n].code = q->code;
-		dr[n].text = q->text;
+		dr[n].reply = &q->reply;
 		dr[n].mta = q->mta;
 		dr[n].last_attempt = q->last;
 		n++;

@@ -178,9 +178,9 @@ print_rcpt_state(const struct qstore_rcpt *q, time_t now)
 		fmt_age(age, sizeof(age), (long long)(q->next - now));
 		printf(" next=%s", q->next <= now ? "now" : age);
 	}
-	if (q->code || q->text[0])
-		printf(" reply=\"%d %s%s%s\"", q->code, q->status,
-		    q->status[0] ? " " : "", q->text);
+	if (q->reply.code || q->reply.text[0])
+		printf(" reply=\"%d %s%s%s\"", q->reply.code, q->reply.status,
+		    q->reply.status[0] ? " " : "", q->reply.text);
 	printf("\n");
 }
 

@@ -40,12 +40,12 @@ check_verdict(enum verdict_kind k, const struct verdict *v)
 	case VERDICT_REJECT:
 	case VERDICT_DEFER:
 		cls = k == VERDICT_REJECT ? 5 : 4;
-		if (v->kind != k || v->code / 100 != cls ||
-		    v->status[0] != '0' + cls || v->status[1] != '.' ||
-		    strlen(v->status) >= sizeof(v->status) ||
-		    strlen(v->text) >= sizeof(v->text) || v->text[0] == '\0')
+		if (v->kind != k || v->reply.code / 100 != cls ||
+		    !reply_status_fits(v->reply.status, v->reply.code) ||
+		    strlen(v->reply.text) >= sizeof(v->reply.text) ||
+		    v->reply.text[0] == '\0')
 			__builtin_trap();
-		check_text(v->text);
+		check_text(v->reply.text);
 		return;
 	default:
 		__builtin_trap();

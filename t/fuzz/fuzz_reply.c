@@ -14,14 +14,12 @@
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 static void
-check(const struct client_reply *r)
+check(const struct reply *r)
 {
 	const char *p;
 
 	if (r->code < 200 || r->code > 599 ||
-	    strlen(r->status) >= sizeof(r->status) ||
-	    (r->status[0] != '\0' && (r->status[0] != '0' + r->code / 100 ||
-	    r->status[1] != '.')) ||
+	    (r->status[0] != '\0' && !reply_status_fits(r->status, r->code)) ||
 	    strlen(r->text) >= sizeof(r->text))
 		__builtin_trap();
 	for (p = r->text; *p != '\0'; p++)
@@ -33,7 +31,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct reply_parser p;
-	struct client_reply r;
+	struct reply r;
 	struct str lines;
 	const char *s = (const char *)data, *nl;
 	size_t i, e;

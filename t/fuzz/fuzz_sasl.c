@@ -41,12 +41,12 @@ load_secrets(void)
 }
 
 static void
-check_reply(enum sasl_result r, const struct sasl_reply *rep)
+check_reply(enum sasl_result r, const struct reply *rep)
 {
 	if ((int)r < 0 || r >= SASL_NRESULTS ||
 	    strlen(rep->text) >= sizeof(rep->text) ||
 	    (r == SASL_CONTINUE) != (rep->code == 334) ||
-	    (r != SASL_CONTINUE && rep->ecode == NULL) ||
+	    (r != SASL_CONTINUE && rep->status[0] == '\0') ||
 	    rep->code < 200 || rep->code > 599)
 		__builtin_trap();
 }
@@ -55,7 +55,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct sasl_conf conf;
-	struct sasl_reply rep;
+	struct reply rep;
 	struct sasl *sa = NULL;
 	enum sasl_result r;
 	char *buf, *line, *nl, mech[SASL_MECH_MAX + 1];

@@ -17,7 +17,8 @@ main(void)
 	    suite_dns, suite_dial, suite_convert, suite_creds, suite_client,
 	    suite_proxy, suite_table, suite_recipients, suite_mtasts,
 	    suite_tlsrpt, suite_dkim, suite_milter, suite_log, suite_sched,
-	    suite_journal, suite_fsutil, suite_conf, suite_confsnap };
+	    suite_journal, suite_fsutil, suite_conf, suite_confsnap,
+	    suite_reply };
 	unsigned int i, failed;
 
 	if (CU_initialize_registry() != CUE_SUCCESS)

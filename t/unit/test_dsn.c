@@ -64,9 +64,9 @@ static void
 test_failure(void)
 {
 	struct fixture fx;
+	struct reply last = { 550, "5.1.1", "no such user" };
 	struct dsn_rcpt r = { "bob@example.com", "rfc822;Bob+2B1@example.com",
-	    "failed", "5.1.1", 550, "no such user", "mx.example.net",
-	    1700000000 };
+	    "failed", &last, "mx.example.net", 1700000000 };
 	char *d;
 
 	CU_ASSERT_EQUAL_FATAL(load(&fx, "smtpd-spool 1\nid 1K1375QXW1J630BV\n"
@@ -103,8 +103,8 @@ static void
 test_headers_only(void)
 {
 	struct fixture fx;
-	struct dsn_rcpt r = { "bob@example.com", NULL, "failed", "", 0,
-	    "", NULL, 0 };
+	struct dsn_rcpt r = { "bob@example.com", NULL, "failed", NULL, NULL,
+	    0 };
 	char *d;
 
 	/* RET=HDRS */
@@ -159,7 +159,7 @@ test_queue_refuses_null_sender(void)
 static void
 test_many_recipients(void)
 {
-	static char text[AGENT_TEXT_MAX];
+	static struct reply last = { 550, "5.3.0", "" };
 	struct fixture fx;
 	struct dsn_rcpt *r;
 	struct dsn_report rep;
@@ -167,7 +167,7 @@ test_many_recipients(void)
 	char (*names)[64], err[256], *d;
 	size_t i, n = 1000;
 
-	memset(text, 'x', sizeof(text) - 1);
+	memset(last.text, 'x', sizeof(last.text) - 1);
 	CU_ASSERT_EQUAL_FATAL(load(&fx, "smtpd-spool 1\nid X\narrival 1\n"
 	    "from <alice@example.org>\nrcpt <bob@example.com>\n\n", message),
 	    0);
@@ -177,9 +177,7 @@ test_many_recipients(void)
 		snprintf(names[i], sizeof(names[i]), "user%zu@example.com", i);
 		r[i].mailbox = names[i];
 		r[i].action = "failed";
-		r[i].status = "5.3.0";
-		r[i].code = 550;
-		r[i].text = text;
+		r[i].reply = &last;
 		r[i].mta = "";
 	}
 	d = build(&fx, DSN_FAILURE, r, n, 65536);

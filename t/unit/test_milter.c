@@ -30,16 +30,16 @@ test_replycode(void)
 
 	CU_ASSERT_EQUAL(milter_replycode("550 5.7.1 go away", 17, &v), 0);
 	CU_ASSERT_EQUAL(v.kind, VERDICT_REJECT);
-	CU_ASSERT_EQUAL(v.code, 550);
-	CU_ASSERT_STRING_EQUAL(v.status, "5.7.1");
-	CU_ASSERT_STRING_EQUAL(v.text, "go away");
+	CU_ASSERT_EQUAL(v.reply.code, 550);
+	CU_ASSERT_STRING_EQUAL(v.reply.status, "5.7.1");
+	CU_ASSERT_STRING_EQUAL(v.reply.text, "go away");
 	CU_ASSERT_EQUAL(milter_replycode(multi, sizeof(multi), &v), 0);
 	CU_ASSERT_EQUAL(v.kind, VERDICT_DEFER);
-	CU_ASSERT_STRING_EQUAL(v.status, "4.7.2");
-	CU_ASSERT_STRING_EQUAL(v.text, "first\nsecond");
+	CU_ASSERT_STRING_EQUAL(v.reply.status, "4.7.2");
+	CU_ASSERT_STRING_EQUAL(v.reply.text, "first\nsecond");
 	/* No enhanced code: one of the reply's class. */
 	CU_ASSERT_EQUAL(milter_replycode("554 no", 6, &v), 0);
-	CU_ASSERT_STRING_EQUAL(v.status, "5.7.1");
+	CU_ASSERT_STRING_EQUAL(v.reply.status, "5.7.1");
 	/* Not a refusal, not a number, mixed codes, control characters. */
 	CU_ASSERT_EQUAL(milter_replycode("250 ok", 6, &v), -1);
 	CU_ASSERT_EQUAL(milter_replycode("abc", 3, &v), -1);

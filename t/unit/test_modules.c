@@ -138,8 +138,8 @@ test_relay_battery(void)
 			    cases[i].rcpt, got, cases[i].want);
 		CU_ASSERT_EQUAL(got, cases[i].want);
 		if (got == VERDICT_REJECT) {
-			CU_ASSERT_EQUAL(v.code, 554);
-			CU_ASSERT_STRING_EQUAL(v.status, "5.7.1");
+			CU_ASSERT_EQUAL(v.reply.code, 554);
+			CU_ASSERT_STRING_EQUAL(v.reply.status, "5.7.1");
 		}
 	}
 	/* Trusted networks and authenticated clients may relay. */
@@ -163,19 +163,20 @@ test_access_verbs(void)
 
 	session(&ps, "198.51.100.7");	/* dial: everything refused */
 	CU_ASSERT_EQUAL(policy_helo(&ps, "host.isp.net", &v), VERDICT_REJECT);
-	CU_ASSERT_PTR_NOT_NULL(strstr(v.text, "dial-up"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(v.reply.text, "dial-up"));
 	session(&ps, "203.0.113.5");	/* deny: at MAIL */
 	CU_ASSERT_EQUAL(policy_mail(&ps, "x@y.example", &v), VERDICT_REJECT);
-	CU_ASSERT_EQUAL(v.code, 554);
-	CU_ASSERT_PTR_NOT_NULL(strstr(v.text, "We don't accept mail from x@y.example.\n"));
+	CU_ASSERT_EQUAL(v.reply.code, 554);
+	CU_ASSERT_PTR_NOT_NULL(strstr(v.reply.text,
+	    "We don't accept mail from x@y.example.\n"));
 	session(&ps, "192.0.2.60");	/* block: at the end of the data */
 	CU_ASSERT_EQUAL(policy_mail(&ps, "x@a.spam.example", &v), VERDICT_CONTINUE);
 	CU_ASSERT_EQUAL(policy_data_end(&ps, &v), VERDICT_REJECT);
-	CU_ASSERT_EQUAL(v.code, 554);
+	CU_ASSERT_EQUAL(v.reply.code, 554);
 	policy_reset(&ps);
 	CU_ASSERT_EQUAL(policy_mail(&ps, "bulk7@slow.example", &v), VERDICT_CONTINUE);
 	CU_ASSERT_EQUAL(policy_data_end(&ps, &v), VERDICT_DEFER);
-	CU_ASSERT_EQUAL(v.code, 450);
+	CU_ASSERT_EQUAL(v.reply.code, 450);
 	policy_reset(&ps);
 	/* "block *.spam.example!*" leaves spam.example itself alone. */
 	CU_ASSERT_EQUAL(policy_mail(&ps, "x@spam.example", &v), VERDICT_CONTINUE);
@@ -184,7 +185,7 @@ test_access_verbs(void)
 	/* allow skips the remaining MAIL checks (here: the defer rule). */
 	CU_ASSERT_EQUAL(policy_mail(&ps, "x@friend.example", &v), VERDICT_CONTINUE);
 	CU_ASSERT_EQUAL(policy_mail(&ps, "x@evil.example", &v), VERDICT_DEFER);
-	CU_ASSERT_EQUAL(v.code, 451);
+	CU_ASSERT_EQUAL(v.reply.code, 451);
 }
 
 static void
@@ -251,7 +252,7 @@ test_spoof_and_header_rules(void)
 	/* Folded header lines are matched unfolded. */
 	str_clear(&tags);
 	CU_ASSERT_EQUAL(policy_headers(&ps, h3, strlen(h3), &tags, &v), VERDICT_REJECT);
-	CU_ASSERT_STRING_EQUAL(v.text, "No lotteries");
+	CU_ASSERT_STRING_EQUAL(v.reply.text, "No lotteries");
 	str_clear(&tags);
 	CU_ASSERT_EQUAL(policy_headers(&ps, h4, strlen(h4), &tags, &v), VERDICT_CONTINUE);
 	CU_ASSERT_STRING_EQUAL(str_cstr(&tags), "X-Bulk: yes\r\n");
@@ -274,8 +275,8 @@ test_greylist(void)
 	(void)policy_mail(&ps, "a@sender.example", &v);
 	/* First time: 451, continuing the session. */
 	CU_ASSERT_EQUAL(policy_rcpt(&ps, "u@ours.example", &v), VERDICT_DEFER);
-	CU_ASSERT_EQUAL(v.code, 451);
-	CU_ASSERT_STRING_EQUAL(v.status, "4.7.1");
+	CU_ASSERT_EQUAL(v.reply.code, 451);
+	CU_ASSERT_STRING_EQUAL(v.reply.status, "4.7.1");
 	/* A retry (delay 0 here) from the same /24 passes, and stays passed. */
 	session(&ps, "192.0.2.91");
 	(void)policy_mail(&ps, "a@sender.example", &v);

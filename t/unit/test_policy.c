@@ -138,6 +138,31 @@ test_errors(void)
 	expect_error("norelay = \"on\";\n", 1, "true or false");
 }
 
+/* A configured enhanced status is taken whole or refused, never cut. */
+static void
+test_rule_status(void)
+{
+	char err[512];
+	struct policy *p;
+
+	expect_error("rules = ( { sender = \"x\";\n"
+	    " status = \"5.7.1234\"; } );\n", 2,
+	    "status \"5.7.1234\" does not fit code 550");
+	expect_error("rules = ( { sender = \"x\";\n\n"
+	    " status = \"5.7.1.2\"; } );\n", 3, "does not fit code");
+	expect_error("rules = ( { sender = \"x\"; status = \"4.7.1\"; } );\n",
+	    1, "does not fit code 550");
+	expect_error("rules = ( { sender = \"x\"; status = \"5.7\"; } );\n",
+	    1, "does not fit code 550");
+	p = load("rules = ( { sender = \"x\"; status = \"5.999.999\"; } );\n",
+	    err, sizeof(err));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	CU_ASSERT_EQUAL(p->nrules, 1);
+	CU_ASSERT_STRING_EQUAL(p->rules[0].status, "5.999.999");
+	policy_unref(&p);
+	unlink(path);
+}
+
 static void
 test_overrides(void)
 {
@@ -167,6 +192,8 @@ suite_policy(void)
 	if (s == NULL ||
 	    CU_add_test(s, "a good config", test_good) == NULL ||
 	    CU_add_test(s, "errors name file and line", test_errors) == NULL ||
+	    CU_add_test(s, "a rule's status is never cut",
+	    test_rule_status) == NULL ||
 	    CU_add_test(s, "command line overrides", test_overrides) == NULL ||
 	    CU_add_test(s, "listener milters", test_listener_milters) == NULL)
 		return -1;

@@ -29,9 +29,10 @@ test_roundtrip(void)
 	st->r[0].attempts = 3;
 	st->r[0].next = 1700000100;
 	st->r[0].last = 1700000000;
-	st->r[0].code = 550;
-	snprintf(st->r[0].status, sizeof(st->r[0].status), "5.1.1");
-	snprintf(st->r[0].text, sizeof(st->r[0].text), "no such\tuser\nhere");
+	st->r[0].reply.code = 550;
+	snprintf(st->r[0].reply.status, sizeof(st->r[0].reply.status), "5.1.1");
+	snprintf(st->r[0].reply.text, sizeof(st->r[0].reply.text),
+	    "no such\tuser\nhere");
 	snprintf(st->r[0].mta, sizeof(st->r[0].mta), "mx.example.com");
 	CU_ASSERT_EQUAL_FATAL(qstore_state_format(st, &buf, &len), 0);
 	CU_ASSERT_EQUAL_FATAL(qstore_state_parse(buf, len, &back, err,
@@ -44,19 +45,75 @@ test_roundtrip(void)
 	CU_ASSERT_EQUAL(back->r[0].attempts, 3);
 	CU_ASSERT_EQUAL(back->r[0].next, 1700000100);
 	CU_ASSERT_EQUAL(back->r[0].last, 1700000000);
-	CU_ASSERT_EQUAL(back->r[0].code, 550);
-	CU_ASSERT_STRING_EQUAL(back->r[0].status, "5.1.1");
+	CU_ASSERT_EQUAL(back->r[0].reply.code, 550);
+	CU_ASSERT_STRING_EQUAL(back->r[0].reply.status, "5.1.1");
 	/* One line per item: control characters do not survive. */
-	CU_ASSERT_STRING_EQUAL(back->r[0].text, "no such?user?here");
+	CU_ASSERT_STRING_EQUAL(back->r[0].reply.text, "no such?user?here");
 	CU_ASSERT_STRING_EQUAL(back->r[0].mta, "mx.example.com");
 	CU_ASSERT_STRING_EQUAL(back->r[1].mailbox, "\"a b\"@example.com");
 	CU_ASSERT_EQUAL(back->r[1].orig, 2);
 	CU_ASSERT_EQUAL(back->r[1].state, QS_PENDING);
-	CU_ASSERT_EQUAL(back->r[1].code, 0);
+	CU_ASSERT_EQUAL(back->r[1].reply.code, 0);
 	free(buf);
 	qstore_state_free(&st);
 	qstore_state_free(&back);
 	CU_ASSERT_PTR_NULL(back);
+}
+
+/*
+ * State written before replies had one type: any status of up to 15 bytes,
+ * texts up to 399 bytes.  Everything still reads; what breaks the reply
+ * rules gets the class default, never a cut status.
+ */
+static void
+test_older_state(void)
+{
+	static const char old[] =
+	    "smtpq-state 1\n"
+	    "rcpt failed owed 3 0 1700000000 0 a@example.com\n"
+	    "reply 550 5.1.1 no such user\n"
+	    "mta mx.example.com\n"
+	    "rcpt failed owed 3 0 1700000000 1 b@example.com\n"
+	    "reply 550 5.7.123456 long status\n"
+	    "rcpt pending - 1 1700000100 1700000000 2 c@example.com\n"
+	    "reply 451 5.4.1 wrong class\n"
+	    "rcpt pending - 1 1700000100 1700000000 3 d@example.com\n"
+	    "reply 0 - no code\n"
+	    "rcpt pending - 1 1700000100 1700000000 4 e@example.com\n"
+	    "reply 999 4.0.0 not SMTP\n";
+	struct qstore_state *st;
+	char buf[1024], err[256];
+	size_t n;
+
+	CU_ASSERT_EQUAL_FATAL(qstore_state_parse(old, sizeof(old) - 1, &st,
+	    err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL_FATAL(st->n, 5);
+	CU_ASSERT_EQUAL(st->r[0].reply.code, 550);
+	CU_ASSERT_STRING_EQUAL(st->r[0].reply.status, "5.1.1");
+	CU_ASSERT_STRING_EQUAL(st->r[0].reply.text, "no such user");
+	CU_ASSERT_STRING_EQUAL(st->r[0].mta, "mx.example.com");
+	CU_ASSERT_STRING_EQUAL(st->r[1].reply.status, "5.0.0");
+	CU_ASSERT_STRING_EQUAL(st->r[1].reply.text, "long status");
+	CU_ASSERT_EQUAL(st->r[2].reply.code, 451);
+	CU_ASSERT_STRING_EQUAL(st->r[2].reply.status, "4.0.0");
+	CU_ASSERT_EQUAL(st->r[3].reply.code, 0);
+	CU_ASSERT_STRING_EQUAL(st->r[3].reply.status, "");
+	CU_ASSERT_STRING_EQUAL(st->r[3].reply.text, "no code");
+	CU_ASSERT_EQUAL(st->r[4].reply.code, 0);
+	CU_ASSERT_STRING_EQUAL(st->r[4].reply.status, "");
+	qstore_state_free(&st);
+
+	/* A text over the bound is cut before a character, not inside. */
+	n = (size_t)snprintf(buf, sizeof(buf), "smtpq-state 1\n"
+	    "rcpt pending - 1 2 3 0 a@b\nreply 451 4.4.1 ");
+	memset(buf + n, 'x', REPLY_TEXT_MAX - 2);
+	n += REPLY_TEXT_MAX - 2;
+	memcpy(buf + n, "\xc3\xa9yy\n", 5);
+	n += 5;
+	CU_ASSERT_EQUAL_FATAL(qstore_state_parse(buf, n, &st, err,
+	    sizeof(err)), 0);
+	CU_ASSERT_EQUAL(strlen(st->r[0].reply.text), REPLY_TEXT_MAX - 2);
+	qstore_state_free(&st);
 }
 
 static void
@@ -237,6 +294,7 @@ suite_qstore(void)
 	if (s == NULL ||
 	    CU_add_test(s, "state round trip", test_roundtrip) == NULL ||
 	    CU_add_test(s, "damaged state", test_damaged) == NULL ||
+	    CU_add_test(s, "older state reads", test_older_state) == NULL ||
 	    CU_add_test(s, "store operations", test_store) == NULL ||
 	    CU_add_test(s, "open modes", test_open_modes) == NULL ||
 	    CU_add_test(s, "queue ids", test_ids) == NULL ||

@@ -131,15 +131,15 @@ resname(enum sasl_result r)
 /* Checks a final reply: result, code, enhanced code. */
 static void
 want_final(unsigned int line, const char *what, enum sasl_result got,
-    const struct sasl_reply *rep, enum sasl_result want, int code,
+    const struct reply *rep, enum sasl_result want, int code,
     const char *ecode)
 {
 	tu_check(got == want, line, __FILE__, "%s: got %s, want %s", what,
 	    resname(got), resname(want));
-	tu_check(rep->code == code && rep->ecode != NULL &&
-	    strcmp(rep->ecode, ecode) == 0, line, __FILE__,
+	tu_check(rep->code == code && strcmp(rep->status, ecode) == 0, line,
+	    __FILE__,
 	    "%s: got %d %s %s, want %d %s", what, rep->code,
-	    rep->ecode ? rep->ecode : "(null)", rep->text, code, ecode);
+	    rep->status, rep->text, code, ecode);
 }
 #define WANT_FINAL(...)	want_final(__LINE__, __VA_ARGS__)
 
@@ -222,7 +222,7 @@ test_plain_ir(void)
 		{ "", SASL_MALFORMED, 501, "5.5.2", "" },
 	};
 	struct sasl_conf c = conf_with(SASL_F_TLS, SASL_M_ALL, table);
-	struct sasl_reply rep;
+	struct reply rep;
 	struct sasl *sa;
 	enum sasl_result r;
 	char msg[128], what[160];
@@ -270,7 +270,7 @@ test_bad_base64(void)
 		"*",				/* not a cancel in AUTH */
 	};
 	struct sasl_conf c = conf_with(SASL_F_TLS, SASL_M_ALL, table);
-	struct sasl_reply rep;
+	struct reply rep;
 	struct sasl *sa;
 	enum sasl_result r;
 	char what[80];
@@ -305,7 +305,7 @@ test_plain_challenge(void)
 {
 	static const char msg[] = "\0alice\0wonderland";
 	struct sasl_conf c = conf_with(SASL_F_TLS, SASL_M_ALL, table);
-	struct sasl_reply rep;
+	struct reply rep;
 	struct sasl *sa;
 	enum sasl_result r;
 	char line[128];
@@ -313,7 +313,7 @@ test_plain_challenge(void)
 	r = sasl_start(&sa, "plain", NULL, &c, &rep);
 	CU_ASSERT_EQUAL(r, SASL_CONTINUE);
 	CU_ASSERT_EQUAL(rep.code, 334);
-	CU_ASSERT_PTR_NULL(rep.ecode);
+	CU_ASSERT_STRING_EQUAL(rep.status, "");
 	CU_ASSERT_STRING_EQUAL(rep.text, "");
 	/* The line may still carry its CRLF. */
 	snprintf(line, sizeof(line), "%s\r\n", b64(msg, sizeof(msg) - 1));
@@ -352,7 +352,7 @@ static void
 test_login(void)
 {
 	struct sasl_conf c = conf_with(SASL_F_TLS, SASL_M_ALL, table);
-	struct sasl_reply rep;
+	struct reply rep;
 	struct sasl *sa;
 	enum sasl_result r;
 	char buf[64], line[64];
@@ -439,10 +439,10 @@ static void
 test_cram(void)
 {
 	struct sasl_conf c = conf_with(0, SASL_M_ALL, table);
-	struct sasl_reply rep;
+	struct reply rep;
 	struct sasl *sa;
 	enum sasl_result r;
-	char chal[512], first[SASL_TEXT_MAX], line[1024];
+	char chal[512], first[REPLY_TEXT_MAX], line[1024];
 	const char *p;
 	int n;
 
@@ -567,7 +567,7 @@ test_gates(void)
 {
 	static const char plain_ir[] = "AGFsaWNlAHdvbmRlcmxhbmQ=";
 	struct sasl_conf c;
-	struct sasl_reply rep;
+	struct reply rep;
 	struct sasl *sa;
 	enum sasl_result r;
 
@@ -614,7 +614,7 @@ static void
 test_long_lines(void)
 {
 	struct sasl_conf c = conf_with(SASL_F_TLS, SASL_M_ALL, table);
-	struct sasl_reply rep;
+	struct reply rep;
 	struct sasl *sa;
 	enum sasl_result r;
 	char *msg;
@@ -671,15 +671,15 @@ test_replies(void)
 		{ SASL_NRESULTS, 454, "4.7.0" },
 		{ (enum sasl_result)-1, 454, "4.7.0" },
 	};
-	struct sasl_reply rep;
+	struct reply rep;
 	size_t i;
 
 	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		sasl_reply_for(rows[i].r, &rep);
 		TU_CHECK(rep.code == rows[i].code &&
-		    strcmp(rep.ecode, rows[i].ecode) == 0 &&
+		    strcmp(rep.status, rows[i].ecode) == 0 &&
 		    rep.text[0] != '\0', "reply_for(%d): got %d %s %s, "
-		    "want %d %s", (int)rows[i].r, rep.code, rep.ecode,
+		    "want %d %s", (int)rows[i].r, rep.code, rep.status,
 		    rep.text, rows[i].code, rows[i].ecode);
 	}
 }

@@ -40,5 +40,6 @@ int	suite_journal(void);
 int	suite_fsutil(void);
 int	suite_conf(void);
 int	suite_confsnap(void);
+int	suite_reply(void);
 
 #endif
