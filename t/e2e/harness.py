@@ -72,6 +72,38 @@ def wait_port(host, port, timeout=10.0):
     return False
 
 
+def wait_smtp(host, port, timeout=10.0):
+    """wait_port for an SMTP server: once connected, takes the greeting,
+    closes its side and waits for the server to close, so that this
+    session has ended (and no longer counts against the session limits)
+    when the test's own connections come; smtpd logs it as client-closed.
+    A listener that does not greet in plain text (implicit TLS, PROXY) is
+    just closed, as by wait_port."""
+    deadline = time.time() + timeout
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    while time.time() < deadline:
+        try:
+            s = socket.socket(fam, socket.SOCK_STREAM)
+            s.settimeout(0.5)
+            s.connect((host, port))
+        except OSError:
+            s.close()
+            time.sleep(0.02)
+            continue
+        try:
+            s.settimeout(2)
+            if s.recv(512).startswith(b"220"):
+                s.shutdown(socket.SHUT_WR)
+                while s.recv(512):
+                    pass
+        except OSError:
+            pass
+        finally:
+            s.close()
+        return True
+    return False
+
+
 def wait_port_free(host, port, timeout=10.0):
     """Waits until nothing accepts connections on port; False if in vain."""
     deadline = time.time() + timeout
@@ -161,8 +193,8 @@ class Smtpd:
                                      stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=self.log)
         wait = 60.0 if SMTPD_WRAPPER else 10.0
-        if not all(wait_port(self.host, p, wait)
-                   for p in [self.port] + self.more_ports):
+        if not (wait_smtp(self.host, self.port, wait) and
+                all(wait_port(self.host, p, wait) for p in self.more_ports)):
             self.stop()
             raise RuntimeError("smtpd did not start:\n" + self.logtext())
         return self
