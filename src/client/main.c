@@ -427,6 +427,9 @@ main(int argc, char **argv)
 
 	if ((conn = client_connect(dest, &o, &res)) == NULL) {
 		creds_wipe(&cr);
+		str_free(&out);
+		free(rcpts);
+		free(addrs);
 		die_connect(&res, tflag, &d);
 	}
 	creds_wipe(&cr);
