@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sysexits.h>
 #include <unistd.h>
 
 #include <gnutls/gnutls.h>
@@ -272,12 +271,13 @@ client_try(struct client_conn *c, const struct sockaddr_storage *ss,
 
 	if ((c->fd = client_dial(ss, o->connect_timeout, err,
 	    sizeof(err))) == -1) {
-		client_set(res, EX_TEMPFAIL, 0, NULL, c->peer,
-		    "connect to %s port %d: %s", c->peer, port, err);
+		client_set(res, CLIENT_PH_CONNECT, CLIENT_CAUSE_NETWORK, 1,
+		    c->peer, "connect to %s port %d: %s", c->peer, port, err);
 		return TRY_NEXT;
 	}
 	if ((c->io = lineio_new(c->fd, c->fd, CLIENT_LINE_MAX)) == NULL) {
-		client_set(res, EX_OSERR, 0, NULL, c->peer, "out of memory");
+		client_set(res, CLIENT_PH_CONNECT, CLIENT_CAUSE_NOMEM, 0,
+		    c->peer, "out of memory");
 		client_close(c, 0);
 		return TRY_STOP;
 	}
@@ -290,8 +290,9 @@ client_try(struct client_conn *c, const struct sockaddr_storage *ss,
 		if (rc == -1) {
 			int e = errno;
 
-			client_set(res, EX_TEMPFAIL, 0, NULL, c->peer,
-			    "no greeting: %s", strerror(e));
+			client_set(res, CLIENT_PH_GREETING,
+			    CLIENT_CAUSE_NETWORK, 1, c->peer, "no greeting: %s",
+			    strerror(e));
 			/* Silence, or a hang-up: the server may be
 			 * waiting for a TLS handshake. */
 			if (!implicit_tls && (e == ETIMEDOUT ||
@@ -299,7 +300,8 @@ client_try(struct client_conn *c, const struct sockaddr_storage *ss,
 				res->hint = CLIENT_HINT_IMPLICIT_TLS;
 		}
 		else if (rc == -2 || r.code / 100 == 2)
-			client_set(res, EX_PROTOCOL, 0, NULL, c->peer,
+			client_set(res, CLIENT_PH_GREETING,
+			    CLIENT_CAUSE_PROTOCOL, 0, c->peer,
 			    "the greeting is not SMTP");
 		else
 			client_set_reply(res, c->peer, CLIENT_PH_GREETING, &r,
@@ -318,8 +320,9 @@ client_try(struct client_conn *c, const struct sockaddr_storage *ss,
 			tlsplan_fail(c->plan, c->host, c->addr,
 			    "starttls-not-supported", "no STARTTLS offered");
 			if (o->tls == CLIENT_TLS_REQUIRE) {
-				client_set(res, EX_UNAVAILABLE, 0, "5.7.10",
-				    c->peer, "the server does not offer "
+				client_set(res, CLIENT_PH_STARTTLS,
+				    CLIENT_CAUSE_TLS_NOT_OFFERED, 0, c->peer,
+				    "the server does not offer "
 				    "STARTTLS, and TLS is required");
 				client_close(c, 1);
 				return TRY_NEXT;
@@ -328,14 +331,16 @@ client_try(struct client_conn *c, const struct sockaddr_storage *ss,
 			if (client_cmd(c, NULL, "STARTTLS") == -1 ||
 			    (rc = client_reply(c, &r, NULL,
 			    o->command_timeout)) == -1) {
-				client_set(res, EX_TEMPFAIL, 0, NULL, c->peer,
+				client_set(res, CLIENT_PH_STARTTLS,
+				    CLIENT_CAUSE_NETWORK, 1, c->peer,
 				    "STARTTLS: connection lost: %s",
 				    strerror(errno));
 				client_close(c, 0);
 				return TRY_NEXT;
 			}
 			if (rc == -2) {
-				client_set(res, EX_PROTOCOL, 0, NULL, c->peer,
+				client_set(res, CLIENT_PH_STARTTLS,
+				    CLIENT_CAUSE_PROTOCOL, 0, c->peer,
 				    "STARTTLS: the reply is not SMTP");
 				client_close(c, 0);
 				return TRY_NEXT;
@@ -345,9 +350,9 @@ client_try(struct client_conn *c, const struct sockaddr_storage *ss,
 				    CLIENT_PH_STARTTLS, &r, "STARTTLS");
 				if (o->tls == CLIENT_TLS_REQUIRE ||
 				    r.code == 421) {
-					if (res->exit_status != EX_TEMPFAIL)
-						res->exit_status =
-						    EX_UNAVAILABLE;
+					if (!res->temporary)
+						res->cause =
+						    CLIENT_CAUSE_TLS_REFUSED;
 					client_close(c, 1);
 					return TRY_NEXT;
 				}
@@ -356,7 +361,8 @@ client_try(struct client_conn *c, const struct sockaddr_storage *ss,
 			}
 			/* RFC 3207 5: nothing may come before the handshake. */
 			if (lineio_pending(c->io) > 0) {
-				client_set(res, EX_PROTOCOL, 0, NULL, c->peer,
+				client_set(res, CLIENT_PH_STARTTLS,
+				    CLIENT_CAUSE_PROTOCOL, 0, c->peer,
 				    "STARTTLS: data after the 220 reply "
 				    "(injection attempt?)");
 				client_close(c, 0);
@@ -462,7 +468,6 @@ client_route(struct client_conn *c, const struct dial *d,
 
 	*unresolved = 0;
 	memset(res, 0, sizeof(*res));
-	res->exit_status = -1;
 	if (d->kind == DIAL_HOST) {
 		memset(&hints, 0, sizeof(hints));
 		hints.ai_socktype = SOCK_STREAM;
@@ -475,12 +480,14 @@ client_route(struct client_conn *c, const struct dial *d,
 #endif
 			    ) {
 				*unresolved = 1;
-				client_set(res, EX_NOHOST, 0, "5.1.2", d->host,
+				client_set(res, CLIENT_PH_CONNECT,
+				    CLIENT_CAUSE_NO_HOST, 0, d->host,
 				    "host %s not found", d->host);
 			} else
-				client_set(res, EX_TEMPFAIL, 0, "4.4.3",
-				    d->host, "cannot look up %s: %s", d->host,
-				    r == EAI_SYSTEM ? strerror(errno) :
+				client_set(res, CLIENT_PH_CONNECT,
+				    CLIENT_CAUSE_DNS, 1, d->host,
+				    "cannot look up %s: %s", d->host, r ==
+				    EAI_SYSTEM ? strerror(errno) :
 				    gai_strerror(r));
 			return -1;
 		}
@@ -525,21 +532,22 @@ client_route(struct client_conn *c, const struct dial *d,
 		nmx = 1;
 		break;
 	case DNS_NULLMX:
-		client_set(res, EX_NOHOST, 556, "5.1.10", d->host,
-		    "%s accepts no mail (null MX, RFC 7505)", d->host);
+		client_set(res, CLIENT_PH_CONNECT, CLIENT_CAUSE_NULL_MX, 0,
+		    d->host, "%s accepts no mail (null MX, RFC 7505)", d->host);
 		return -1;
 	case DNS_NXDOMAIN:
 		*unresolved = 1;
-		client_set(res, EX_NOHOST, 0, "5.1.2", d->host,
-		    "no such domain: %s", d->host);
+		client_set(res, CLIENT_PH_CONNECT, CLIENT_CAUSE_NO_HOST, 0,
+		    d->host, "no such domain: %s", d->host);
 		return -1;
 	case DNS_TEMPFAIL:
-		client_set(res, EX_TEMPFAIL, 0, "4.4.3", d->host,
+		client_set(res, CLIENT_PH_CONNECT, CLIENT_CAUSE_DNS, 1, d->host,
 		    "DNS lookup of the MX of %s failed; will retry", d->host);
 		return -1;
 	}
 	if ((nmx = client_mx_self(c, mx, nmx)) == 0) {
-		client_set(res, EX_UNAVAILABLE, 0, "5.4.6", d->host,
+		client_set(res, CLIENT_PH_CONNECT, CLIENT_CAUSE_MX_LOOP, 0,
+		    d->host,
 		    "mail for %s loops back to myself (%s is its best MX "
 		    "host)", d->host, c->opts.self);
 		return -1;
@@ -589,8 +597,9 @@ client_route(struct client_conn *c, const struct dial *d,
 		}
 	}
 	if (tries > 0) {
-		if (any_temp_dns && res->exit_status != EX_TEMPFAIL)
-			client_set(res, EX_TEMPFAIL, 0, "4.4.3", NULL,
+		if (any_temp_dns && !res->temporary)
+			client_set(res, CLIENT_PH_CONNECT, CLIENT_CAUSE_DNS, 1,
+			    NULL,
 			    "%s (and the DNS lookup of another MX host failed)",
 			    res->text);
 		return -1;
@@ -598,16 +607,17 @@ client_route(struct client_conn *c, const struct dial *d,
 	if (nrefused > 0)
 		return -1;	/* res says why the policy refused them */
 	if (any_temp_dns)
-		client_set(res, EX_TEMPFAIL, 0, "4.4.3", d->host,
+		client_set(res, CLIENT_PH_CONNECT, CLIENT_CAUSE_DNS, 1, d->host,
 		    "DNS lookup of the mail hosts of %s failed; will retry",
 		    d->host);
 	else if (nbusted > 0)
-		client_set(res, EX_TEMPFAIL, 0, "4.4.1", d->host,
-		    "every usable MX host of %s is marked busted", d->host);
+		client_set(res, CLIENT_PH_CONNECT, CLIENT_CAUSE_BUSTED, 1,
+		    d->host, "every usable MX host of %s is marked busted",
+		    d->host);
 	else {
 		*unresolved = 1;
-		client_set(res, EX_NOHOST, 0, "5.1.2", d->host,
-		    "no address for the mail hosts of %s", d->host);
+		client_set(res, CLIENT_PH_CONNECT, CLIENT_CAUSE_NO_HOST, 0,
+		    d->host, "no address for the mail hosts of %s", d->host);
 	}
 	return -1;
 }
@@ -624,7 +634,8 @@ client_connect(const char *dest, const struct client_opts *opts,
 
 	memset(res, 0, sizeof(*res));
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
-		client_set(res, EX_OSERR, 0, NULL, dest, "out of memory");
+		client_set(res, CLIENT_PH_CONNECT, CLIENT_CAUSE_NOMEM, 0, dest,
+		    "out of memory");
 		return NULL;
 	}
 	c->opts = *opts;
@@ -638,20 +649,21 @@ client_connect(const char *dest, const struct client_opts *opts,
 	if (c->opts.data_timeout == 0)
 		c->opts.data_timeout = DEF_DATA_TIMEOUT;
 	if (c->opts.auth_user != NULL && c->opts.auth_secret == NULL) {
-		client_set(res, EX_CONFIG, 0, NULL, dest,
+		client_set(res, CLIENT_PH_CONNECT, CLIENT_CAUSE_CONFIG, 0, dest,
 		    "AUTH as %s wanted, but no secret given",
 		    c->opts.auth_user);
 		free(c);
 		return NULL;
 	}
 	if ((c->plan = tlsplan_new(&c->opts)) == NULL) {
-		client_set(res, EX_OSERR, 0, NULL, dest, "out of memory");
+		client_set(res, CLIENT_PH_CONNECT, CLIENT_CAUSE_NOMEM, 0, dest,
+		    "out of memory");
 		free(c);
 		return NULL;
 	}
 	if (dial_parse(dest, &d, err, sizeof(err)) == -1) {
 		tlsplan_free(c->plan);
-		client_set(res, EX_USAGE, 0, NULL, dest,
+		client_set(res, CLIENT_PH_CONNECT, CLIENT_CAUSE_USAGE, 0, dest,
 		    "bad destination \"%.100s\": %s", dest, err);
 		free(c);
 		return NULL;
@@ -663,8 +675,9 @@ client_connect(const char *dest, const struct client_opts *opts,
 		    res->text, c->opts.gateway);
 		client_debug(c, "*", note, n > 0 ? (size_t)n : 0);
 		if (dial_parse(c->opts.gateway, &d, err, sizeof(err)) == -1) {
-			client_set(res, EX_USAGE, 0, NULL, c->opts.gateway,
-			    "bad gateway \"%.100s\": %s", c->opts.gateway, err);
+			client_set(res, CLIENT_PH_CONNECT, CLIENT_CAUSE_USAGE,
+			    0, c->opts.gateway, "bad gateway \"%.100s\": %s",
+			    c->opts.gateway, err);
 		} else if (client_route(c, &d, &gres, &unresolved) == 0)
 			return c;
 		else
@@ -770,12 +783,14 @@ client_connect_unix(const char *path, const struct client_opts *opts,
 	sun->sun_family = AF_UNIX;
 	if (path[0] != '/' || str_lcpy(sun->sun_path, path,
 	    sizeof(sun->sun_path)) >= sizeof(sun->sun_path)) {
-		client_set(res, EX_USAGE, 0, NULL, path, "bad socket path "
-		    "\"%.100s\": not absolute, or too long", path);
+		client_set(res, CLIENT_PH_CONNECT, CLIENT_CAUSE_USAGE, 0, path,
+		    "bad socket path " "\"%.100s\": not absolute, or too long",
+		    path);
 		return NULL;
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
-		client_set(res, EX_OSERR, 0, NULL, path, "out of memory");
+		client_set(res, CLIENT_PH_CONNECT, CLIENT_CAUSE_NOMEM, 0, path,
+		    "out of memory");
 		return NULL;
 	}
 	c->opts = *opts;

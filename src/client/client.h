@@ -9,9 +9,10 @@
  * (pipelined when the server offers PIPELINING) and may be called again
  * for more messages.  client_quit() ends the session.
  *
- * Results are sysexits(3) statuses: EX_TEMPFAIL for every 4xx reply,
- * connection failure and temporary DNS failure, so callers requeue;
- * permanent statuses otherwise.  Callers should ignore SIGPIPE.
+ * A result is the server's reply (when there was one), the phase it came
+ * in, whether it is temporary, and a cause for what the client found out
+ * by itself.  Programs that exit with sysexits(3) statuses get theirs
+ * from client_exit_status().  Callers should ignore SIGPIPE.
  */
 #ifndef CLIENT_H
 #define CLIENT_H
@@ -22,6 +23,7 @@
 
 #include <gnutls/gnutls.h>
 
+#include "lib/reply.h"
 #include "lib/str.h"
 
 #define CLIENT_HOST_MAX		256
@@ -119,16 +121,55 @@ enum client_hint {
 					   trusted */
 };
 
+/* Where in the session an outcome happened. */
+enum client_phase {
+	CLIENT_PH_CONNECT, CLIENT_PH_GREETING, CLIENT_PH_EHLO,
+	CLIENT_PH_STARTTLS, CLIENT_PH_AUTH, CLIENT_PH_MAIL, CLIENT_PH_RCPT,
+	CLIENT_PH_DATA, CLIENT_PH_DOT,
+	CLIENT_PH_LMTP,		/* a recipient's reply after LMTP's data */
+};
+
+/*
+ * What the client found out without a reply deciding it; with
+ * CLIENT_CAUSE_NONE the reply decides.  The enhanced status each stands
+ * for is client_status()'s.
+ */
+enum client_cause {
+	CLIENT_CAUSE_NONE,
+	CLIENT_CAUSE_NETWORK,	/* no connection, lost, timed out */
+	CLIENT_CAUSE_LOST,	/* the connection was gone before MAIL
+				   (4.4.2) */
+	CLIENT_CAUSE_BUSTED,	/* every MX host marked busted (4.4.1) */
+	CLIENT_CAUSE_DNS,	/* a DNS lookup failed for now (4.4.3) */
+	CLIENT_CAUSE_NO_HOST,	/* no such domain or host, no address (5.1.2) */
+	CLIENT_CAUSE_NULL_MX,	/* the domain takes no mail (556 5.1.10) */
+	CLIENT_CAUSE_MX_LOOP,	/* its best MX host is us (5.4.6) */
+	CLIENT_CAUSE_PROTOCOL,	/* the server's words are not SMTP, or out
+				   of turn */
+	CLIENT_CAUSE_TLS_NOT_OFFERED,	/* TLS required, no STARTTLS (5.7.10) */
+	CLIENT_CAUSE_TLS_REFUSED,	/* TLS required, STARTTLS refused */
+	CLIENT_CAUSE_TLS_VERIFY,	/* certificate or pin refused (5.7.0) */
+	CLIENT_CAUSE_TLS_POLICY,	/* DANE or MTA-STS not met (4.7.5) */
+	CLIENT_CAUSE_AUTH,	/* AUTH wanted, none usable (5.7.0) */
+	CLIENT_CAUSE_TOO_BIG,	/* over the server's SIZE (552 5.3.4) */
+	CLIENT_CAUSE_SMTPUTF8,	/* SMTPUTF8 needed, not offered (5.6.7) */
+	CLIENT_CAUSE_REQUIRETLS,	/* REQUIRETLS not met (5.7.30) */
+	CLIENT_CAUSE_LIMITS,	/* LIMITS MAILMAX reached (4.5.3) */
+	CLIENT_CAUSE_MESSAGE,	/* the message data could not be read */
+	CLIENT_CAUSE_USAGE,	/* bad destination, no recipients */
+	CLIENT_CAUSE_CONFIG,	/* our settings: a CA file, a secret */
+	CLIENT_CAUSE_SOFTWARE,	/* the TLS library failed */
+	CLIENT_CAUSE_NOMEM,	/* out of memory */
+};
+
 struct client_result {
-	int	exit_status;	/* sysexits.h: EX_OK, EX_TEMPFAIL (every 4xx/connection/DNS temp
-				   failure), EX_DATAERR, EX_NOUSER, EX_NOHOST, EX_UNAVAILABLE,
-				   EX_PROTOCOL, EX_NOPERM (auth refused), EX_CONFIG ... */
-	int	code;		/* the deciding SMTP reply code, 0 if none */
+	struct reply	 reply;	/* the deciding reply; code 0 if none */
+	enum client_phase phase;
+	enum client_cause cause;
+	int		 temporary;	/* 1 if a later try may succeed */
 	char	host[CLIENT_HOST_MAX];	/* the host that said it (name and [address]) */
 	char	text[CLIENT_TEXT_MAX];	/* one line: what happened, quoting the server */
-	int	permanent;	/* 1 if retrying cannot help */
 	/* Additions: */
-	char	status[16];	/* the deciding enhanced status code, "" if none */
 	enum client_hint hint;
 	char	peer_pin[64];	/* with CLIENT_HINT_UNKNOWN_CA: the server's
 				   key as a pin ("pin-sha256:..."), or "" */
@@ -138,12 +179,12 @@ struct client_rcpt {
 	const char	*addr;		/* mailbox without <> */
 	const char	*notify;	/* RFC 3461 NOTIFY value or NULL */
 	const char	*orcpt;		/* RFC 3461 ORCPT value (xtext, as sent) or NULL */
-	/* filled in by client_send(): */
-	int		 code;		/* last SMTP reply code for this recipient, 0 if never tried */
-	char		 status[16];	/* enhanced status code, "" if none */
-	char		 text[CLIENT_TEXT_MAX];	/* the server's reply text (one line) */
-	/* Addition: */
-	int		 exit_status;	/* sysexits status of this recipient's outcome */
+	/* filled in by client_send(): the reply for this recipient (code 0
+	 * if never tried; its text says what happened then), as above. */
+	struct reply	 reply;
+	enum client_phase phase;
+	enum client_cause cause;
+	int		 temporary;
 };
 
 struct client_msg {
@@ -172,8 +213,7 @@ struct client_conn;
 /*
  * Dials dest (dial string or domain for MX), greets, EHLO, STARTTLS, AUTH
  * as opts say.  opts and the strings it points to must stay valid until
- * client_quit().  NULL on failure with *res filled (code, text, exit
- * status).
+ * client_quit().  NULL on failure with *res filled.
  */
 struct client_conn *client_connect(const char *dest,
 	    const struct client_opts *, struct client_result *res);
@@ -186,8 +226,9 @@ struct client_conn *client_connect_unix(const char *path,
 /*
  * Sends one message on an open connection (RSET between messages is the
  * library's job); in several transactions when the server's LIMITS
- * RCPTMAX (RFC 9422) is smaller than the recipient list.  Returns the sysexits status of the worst outcome (a
- * permanent failure ranks above a temporary one); per-recipient results
+ * RCPTMAX (RFC 9422) is smaller than the recipient list.  Returns the
+ * severity of the worst outcome (client_result_severity(): 0 all went,
+ * 1 temporary, 2 permanent); per-recipient results
  * in msg->rcpts.  When MAIL or the data is refused, every recipient gets
  * that reply.  res describes the deciding reply (the final 250 when all
  * went well).  Under LMTP each recipient accepted at RCPT gets its own
@@ -223,16 +264,31 @@ int	client_offers(const struct client_conn *, const char *ext);
 int	client_usable(const struct client_conn *);
 
 /*
- * The pure parts, exposed for tests.
+ * Outcomes (client_exit.c).  0 for success (a 2xx reply, or 3xx to DATA,
+ * with no cause), 1 for a temporary failure, 2 for a permanent one.
  */
-enum client_phase {
-	CLIENT_PH_CONNECT, CLIENT_PH_GREETING, CLIENT_PH_EHLO,
-	CLIENT_PH_STARTTLS, CLIENT_PH_AUTH, CLIENT_PH_MAIL, CLIENT_PH_RCPT,
-	CLIENT_PH_DATA, CLIENT_PH_DOT,
-};
-/* The sysexits status for an SMTP reply (code, enhanced status or "")
- * received in phase; EX_OK for 2xx, and for 3xx to DATA (smtp(1), EXIT
- * STATUS, gives the rules). */
+int	client_result_severity(const struct client_result *);
+int	client_rcpt_severity(const struct client_rcpt *);
+/* The enhanced status and code: the reply's, else the cause's ("" / 0). */
+const char *client_result_status(const struct client_result *);
+const char *client_rcpt_status(const struct client_rcpt *);
+int	client_result_code(const struct client_result *);
+int	client_rcpt_code(const struct client_rcpt *);
+/* 1 if the cause is the client's own final word on the destination or
+ * the message (5.X.Y), so that retrying cannot help. */
+int	client_cause_final(enum client_cause);
+
+/*
+ * For the programs: the sysexits(3) status of an outcome (smtp(1), EXIT
+ * STATUS, gives the rules); EX_OK on success.
+ */
+int	client_exit_status(const struct client_result *);
+int	client_rcpt_exit_status(const struct client_rcpt *);
+/* The same from its parts; for an SMTP reply alone, cause NONE. */
+int	client_exit_of(enum client_cause, int temporary, const struct reply *,
+	    enum client_phase);
+/* The sysexits status of an SMTP reply (code, enhanced status or "")
+ * received in phase. */
 int	client_classify(int code, const char *status, enum client_phase);
 /* Ranks exit statuses: 0 for EX_OK, 1 for EX_TEMPFAIL, 2 for the rest. */
 int	client_severity(int exit_status);

@@ -79,8 +79,8 @@ enum try_result {
 };
 
 /* client_trans.c */
-void	client_set(struct client_result *, int, int, const char *,
-	    const char *, const char *, ...)
+void	client_set(struct client_result *, enum client_phase,
+	    enum client_cause, int, const char *, const char *, ...)
 	    __attribute__((format(printf, 6, 7)));
 void	client_set_reply(struct client_result *, const char *,
 	    enum client_phase, const struct reply *,

@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sysexits.h>
 #include <unistd.h>
 
 #include <gnutls/gnutls.h>
@@ -118,14 +117,14 @@ client_ehlo(struct client_conn *c, struct client_result *res)
 	if (client_cmd(c, NULL, "%s %s", verb, c->opts.helo) == -1 ||
 	    (rc = client_reply(c, &r, &lines, c->opts.command_timeout)) == -1) {
 		str_free(&lines);
-		client_set(res, EX_TEMPFAIL, 0, NULL, c->peer,
-		    "%s: connection lost: %s", verb, strerror(errno));
+		client_set(res, CLIENT_PH_EHLO, CLIENT_CAUSE_NETWORK, 1,
+		    c->peer, "%s: connection lost: %s", verb, strerror(errno));
 		return TRY_NEXT;
 	}
 	if (rc == -2) {
 		str_free(&lines);
-		client_set(res, EX_PROTOCOL, 0, NULL, c->peer,
-		    "%s: the reply is not SMTP", verb);
+		client_set(res, CLIENT_PH_EHLO, CLIENT_CAUSE_PROTOCOL, 0,
+		    c->peer, "%s: the reply is not SMTP", verb);
 		return TRY_NEXT;
 	}
 	if (r.code / 100 == 2) {
@@ -143,15 +142,16 @@ client_ehlo(struct client_conn *c, struct client_result *res)
 		if (client_cmd(c, NULL, "HELO %s", c->opts.helo) == -1 ||
 		    (rc = client_reply(c, &r, NULL,
 		    c->opts.command_timeout)) == -1) {
-			client_set(res, EX_TEMPFAIL, 0, NULL, c->peer,
-			    "HELO: connection lost: %s", strerror(errno));
+			client_set(res, CLIENT_PH_EHLO, CLIENT_CAUSE_NETWORK, 1,
+			    c->peer, "HELO: connection lost: %s",
+			    strerror(errno));
 			return TRY_NEXT;
 		}
 		if (rc == 0 && r.code / 100 == 2)
 			return TRY_OK;
 		if (rc == -2) {
-			client_set(res, EX_PROTOCOL, 0, NULL, c->peer,
-			    "HELO: the reply is not SMTP");
+			client_set(res, CLIENT_PH_EHLO, CLIENT_CAUSE_PROTOCOL,
+			    0, c->peer, "HELO: the reply is not SMTP");
 			return TRY_NEXT;
 		}
 		client_set_reply(res, c->peer, CLIENT_PH_EHLO, &r, "HELO %s",
@@ -225,8 +225,9 @@ client_tls_start(struct client_conn *c, int implicit,
 
 	if (!c->tls_inited) {
 		if ((r = gnutls_global_init()) < 0) {
-			client_set(res, EX_SOFTWARE, 0, NULL, c->peer,
-			    "TLS: %s", gnutls_strerror(r));
+			client_set(res, CLIENT_PH_STARTTLS,
+			    CLIENT_CAUSE_SOFTWARE, 0, c->peer, "TLS: %s",
+			    gnutls_strerror(r));
 			return TRY_STOP;
 		}
 		c->tls_inited = 1;
@@ -234,13 +235,15 @@ client_tls_start(struct client_conn *c, int implicit,
 	if (c->cred == NULL) {
 		r = gnutls_certificate_allocate_credentials(&c->cred);
 		if (r < 0) {
-			client_set(res, EX_SOFTWARE, 0, NULL, c->peer,
-			    "TLS: %s", gnutls_strerror(r));
+			client_set(res, CLIENT_PH_STARTTLS,
+			    CLIENT_CAUSE_SOFTWARE, 0, c->peer, "TLS: %s",
+			    gnutls_strerror(r));
 			return TRY_STOP;
 		}
 		if ((verify || tlsplan_wants_trust(c->plan)) && (r =
 		    gnutls_certificate_set_x509_system_trust(c->cred)) < 0) {
-			client_set(res, EX_CONFIG, 0, NULL, c->peer,
+			client_set(res, CLIENT_PH_STARTTLS, CLIENT_CAUSE_CONFIG,
+			    0, c->peer,
 			    "TLS: cannot load the system trust store: %s",
 			    gnutls_strerror(r));
 			return TRY_STOP;
@@ -248,9 +251,9 @@ client_tls_start(struct client_conn *c, int implicit,
 		if (o->tls_cafile != NULL && (r =
 		    gnutls_certificate_set_x509_trust_file(c->cred,
 		    o->tls_cafile, GNUTLS_X509_FMT_PEM)) <= 0) {
-			client_set(res, EX_CONFIG, 0, NULL, c->peer,
-			    "TLS: cannot load CA file %s: %s", o->tls_cafile,
-			    r == 0 ? "no certificates in it" :
+			client_set(res, CLIENT_PH_STARTTLS, CLIENT_CAUSE_CONFIG,
+			    0, c->peer, "TLS: cannot load CA file %s: %s",
+			    o->tls_cafile, r == 0 ? "no certificates in it" :
 			    gnutls_strerror(r));
 			return TRY_STOP;
 		}
@@ -261,8 +264,8 @@ client_tls_start(struct client_conn *c, int implicit,
 	    c->cred)) < 0 ||
 	    (!c->literal && (r = gnutls_server_name_set(c->tls,
 	    GNUTLS_NAME_DNS, c->host, strlen(c->host))) < 0)) {
-		client_set(res, EX_SOFTWARE, 0, NULL, c->peer, "TLS: %s",
-		    gnutls_strerror(r));
+		client_set(res, CLIENT_PH_STARTTLS, CLIENT_CAUSE_SOFTWARE, 0,
+		    c->peer, "TLS: %s", gnutls_strerror(r));
 		return TRY_STOP;
 	}
 	if (verify)
@@ -284,8 +287,8 @@ client_tls_start(struct client_conn *c, int implicit,
 		if (gnutls_certificate_verification_status_print(status,
 		    GNUTLS_CRT_X509, &out, 0) == 0)
 			desc = (char *)out.data;
-		client_set(res, EX_UNAVAILABLE, 0, "5.7.0", c->peer,
-		    "TLS: certificate of %s not accepted: %s", c->host,
+		client_set(res, CLIENT_PH_STARTTLS, CLIENT_CAUSE_TLS_VERIFY, 0,
+		    c->peer, "TLS: certificate of %s not accepted: %s", c->host,
 		    desc != NULL ? desc : "verification failed");
 		gnutls_free(desc);
 		tlsplan_fail(c->plan, c->host, c->addr, "validation-failure",
@@ -307,8 +310,9 @@ client_tls_start(struct client_conn *c, int implicit,
 		    r == GNUTLS_E_PREMATURE_TERMINATION ||
 		    r == GNUTLS_E_TIMEDOUT || r == GNUTLS_E_AGAIN;
 
-		client_set(res, temp ? EX_TEMPFAIL : EX_PROTOCOL, 0, NULL,
-		    c->peer, "TLS handshake failed: %s", gnutls_strerror(r));
+		client_set(res, CLIENT_PH_STARTTLS, temp ? CLIENT_CAUSE_NETWORK
+		    : CLIENT_CAUSE_PROTOCOL, temp, c->peer,
+		    "TLS handshake failed: %s", gnutls_strerror(r));
 		tlsplan_fail(c->plan, c->host, c->addr, "validation-failure",
 		    res->text);
 		if (implicit && client_tls_got_smtp(c)) {
@@ -326,13 +330,15 @@ client_tls_start(struct client_conn *c, int implicit,
 		    pin_check(o->tls_pin, certs[0].data, certs[0].size, have,
 		    sizeof(have));
 		if (r == -1) {
-			client_set(res, EX_UNAVAILABLE, 0, "5.7.0", c->peer,
+			client_set(res, CLIENT_PH_STARTTLS,
+			    CLIENT_CAUSE_TLS_VERIFY, 0, c->peer,
 			    "TLS: no certificate to check against the pin");
 			c->broken = 1;
 			return TRY_NEXT;
 		}
 		if (r == 0) {
-			client_set(res, EX_UNAVAILABLE, 0, "5.7.0", c->peer,
+			client_set(res, CLIENT_PH_STARTTLS,
+			    CLIENT_CAUSE_TLS_VERIFY, 0, c->peer,
 			    "TLS: certificate of %s has %s, not the pinned one",
 			    c->host, have);
 			c->broken = 1;
@@ -457,7 +463,7 @@ client_auth(struct client_conn *c, struct client_result *res)
 	size_t i;
 
 	if (!(c->caps & CAP_AUTH) || c->auth[0] == '\0') {
-		client_set(res, EX_NOPERM, 0, "5.7.0", c->peer,
+		client_set(res, CLIENT_PH_AUTH, CLIENT_CAUSE_AUTH, 0, c->peer,
 		    "AUTH: the server does not offer authentication%s",
 		    tls || o->tls == CLIENT_TLS_NONE ? "" :
 		    " (before TLS)");
@@ -466,7 +472,7 @@ client_auth(struct client_conn *c, struct client_result *res)
 	mech = client_pick_mech(c->auth, tls, o->auth_cleartext_ok,
 	    o->auth_xoauth2, o->auth_mech);
 	if (mech < 0) {
-		client_set(res, EX_NOPERM, 0, "5.7.0", c->peer,
+		client_set(res, CLIENT_PH_AUTH, CLIENT_CAUSE_AUTH, 0, c->peer,
 		    "AUTH: no usable mechanism; the server offers \"%s\"%s",
 		    c->auth, !tls && !o->auth_cleartext_ok ?
 		    " (PLAIN, LOGIN and XOAUTH2 need TLS unless cleartext "
@@ -506,7 +512,8 @@ client_auth(struct client_conn *c, struct client_result *res)
 		chal_in.size = (unsigned int)strlen(r.text);
 		if (gnutls_base64_decode2(&chal_in, &chal) < 0) {
 			(void)client_auth_step(c, NULL, "*", &r);
-			client_set(res, EX_PROTOCOL, 0, NULL, c->peer,
+			client_set(res, CLIENT_PH_AUTH, CLIENT_CAUSE_PROTOCOL,
+			    0, c->peer,
 			    "AUTH CRAM-MD5: the challenge is not base64");
 			str_free(&buf);
 			str_free(&line);
@@ -518,8 +525,9 @@ client_auth(struct client_conn *c, struct client_result *res)
 		gnutls_free(chal.data);
 		if (rc < 0) {
 			(void)client_auth_step(c, NULL, "*", &r);
-			client_set(res, EX_SOFTWARE, 0, NULL, c->peer,
-			    "AUTH CRAM-MD5: %s", gnutls_strerror(rc));
+			client_set(res, CLIENT_PH_AUTH, CLIENT_CAUSE_SOFTWARE,
+			    0, c->peer, "AUTH CRAM-MD5: %s",
+			    gnutls_strerror(rc));
 			str_free(&buf);
 			str_free(&line);
 			return TRY_STOP;
@@ -553,14 +561,14 @@ client_auth(struct client_conn *c, struct client_result *res)
 	str_free(&buf);
 	str_free(&line);
 	if (rc == -1) {
-		client_set(res, EX_TEMPFAIL, 0, NULL, c->peer,
-		    "AUTH %s: connection lost: %s", names[mech],
+		client_set(res, CLIENT_PH_AUTH, CLIENT_CAUSE_NETWORK, 1,
+		    c->peer, "AUTH %s: connection lost: %s", names[mech],
 		    strerror(errno));
 		return TRY_STOP;
 	}
 	if (rc == -2) {
-		client_set(res, EX_PROTOCOL, 0, NULL, c->peer,
-		    "AUTH %s: the reply is not SMTP", names[mech]);
+		client_set(res, CLIENT_PH_AUTH, CLIENT_CAUSE_PROTOCOL, 0,
+		    c->peer, "AUTH %s: the reply is not SMTP", names[mech]);
 		return TRY_STOP;
 	}
 	if (r.code == 235)
@@ -568,8 +576,8 @@ client_auth(struct client_conn *c, struct client_result *res)
 	if (r.code == 334) {
 		/* The server wants more than the mechanism has: cancel. */
 		(void)client_auth_step(c, NULL, "*", &r);
-		client_set(res, EX_PROTOCOL, 0, NULL, c->peer,
-		    "AUTH %s: unexpected challenge", names[mech]);
+		client_set(res, CLIENT_PH_AUTH, CLIENT_CAUSE_PROTOCOL, 0,
+		    c->peer, "AUTH %s: unexpected challenge", names[mech]);
 		return TRY_STOP;
 	}
 	client_set_reply(res, c->peer, CLIENT_PH_AUTH, &r,

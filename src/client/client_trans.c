@@ -1,7 +1,6 @@
 /*
  * The mail transaction (MAIL, RCPT, DATA or BDAT, pipelined when offered;
- * LMTP's per-recipient replies) and the classification of replies into
- * sysexits(3) results.
+ * LMTP's per-recipient replies) and the results.
  */
 #include "config.h"
 
@@ -24,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sysexits.h>
 #include <unistd.h>
 
 #include <gnutls/gnutls.h>
@@ -48,126 +46,33 @@ static int	client_lmtp_replies(struct client_conn *,
 		    struct client_msg *, struct client_result *);
 
 /* ---------------------------------------------------------------- */
-/* Reply classification */
-
-int
-client_severity(int exit_status)
-{
-	if (exit_status == EX_OK)
-		return 0;
-	if (exit_status == EX_TEMPFAIL)
-		return 1;
-	return 2;
-}
-
-int
-client_classify(int code, const char *status, enum client_phase ph)
-{
-	int subject = -1, detail = -1;
-
-	if (code >= 200 && code < 300)
-		return EX_OK;
-	/* 354 answers DATA; any other 3xx is out of turn (AUTH's 334 is
-	 * read by the AUTH code itself). */
-	if (code >= 300 && code < 400)
-		return ph == CLIENT_PH_DATA ? EX_OK : EX_PROTOCOL;
-	if (code >= 400 && code < 500)
-		return EX_TEMPFAIL;
-	if (code < 500 || code > 599)
-		return EX_PROTOCOL;
-	/* RFC 4954's replies: authentication required (530), mechanism
-	 * too weak (534), credentials refused (535), encryption needed
-	 * (538). */
-	if (ph == CLIENT_PH_AUTH || code == 530 || code == 534 ||
-	    code == 535 || code == 538)
-		return EX_NOPERM;
-	if (status != NULL && status[0] == '5' &&
-	    sscanf(status, "5.%d.%d", &subject, &detail) == 2) {
-		/* The sender's address or mailbox refused: the message
-		 * cannot go as it is, whoever it is for. */
-		if (ph == CLIENT_PH_MAIL && (subject == 1 || subject == 2))
-			return EX_DATAERR;
-		switch (subject) {
-		case 1:	/* addressing */
-			if (detail == 1 || detail == 3 || detail == 6)
-				return ph == CLIENT_PH_MAIL ? EX_DATAERR :
-				    EX_NOUSER;
-			if (detail == 2 || detail == 10)
-				return EX_NOHOST;
-			if (detail == 7 || detail == 8)
-				return EX_DATAERR;
-			break;
-		case 2:	/* mailbox */
-			if (detail == 1)
-				return EX_NOUSER;
-			if (detail == 3)
-				return EX_DATAERR;
-			break;
-		case 3:	/* mail system */
-			if (detail == 4)
-				return EX_DATAERR;
-			break;
-		case 4:	/* network and routing */
-			if (detail == 4)
-				return EX_NOHOST;
-			break;
-		case 5:	/* protocol */
-			return EX_PROTOCOL;
-		case 6:	/* content */
-			return EX_DATAERR;
-		case 7:	/* security and policy */
-			if (detail == 8)
-				return EX_NOPERM;
-			return EX_UNAVAILABLE;
-		}
-	}
-	switch (ph) {
-	case CLIENT_PH_RCPT:
-		if (code == 550 || code == 551 || code == 553 || code == 501)
-			return EX_NOUSER;
-		break;
-	case CLIENT_PH_MAIL:
-		if (code == 552 || code == 553 || code == 501 || code == 555)
-			return EX_DATAERR;
-		break;
-	case CLIENT_PH_DATA:
-	case CLIENT_PH_DOT:
-		if (code == 552 || code == 554 || code == 550)
-			return EX_DATAERR;
-		break;
-	default:
-		break;
-	}
-	if (code == 500 || code == 501 || code == 502 || code == 503 ||
-	    code == 504)
-		return EX_PROTOCOL;
-	return EX_UNAVAILABLE;
-}
-
-/* ---------------------------------------------------------------- */
 /* Results and the transcript */
 
+/* Sets a result the client determined itself (cause), with no reply. */
 void
-client_set(struct client_result *res, int ex, int code, const char *status,
-    const char *host, const char *fmt, ...)
+client_set(struct client_result *res, enum client_phase ph,
+    enum client_cause cause, int temporary, const char *host,
+    const char *fmt, ...)
 {
+	char text[CLIENT_TEXT_MAX];
 	va_list ap;
 
-	res->exit_status = ex;
-	res->code = code;
-	res->permanent = ex != EX_OK && ex != EX_TEMPFAIL;
+	/* Formatted apart: the text may quote the result's own. */
+	va_start(ap, fmt);
+	(void)vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	reply_clear(&res->reply);
+	res->phase = ph;
+	res->cause = cause;
+	res->temporary = temporary;
 	res->hint = CLIENT_HINT_NONE;
 	res->peer_pin[0] = '\0';
-	str_lcpy(res->status, status != NULL ? status : "",
-	    sizeof(res->status));
 	if (host != NULL)
 		str_lcpy(res->host, host, sizeof(res->host));
-	va_start(ap, fmt);
-	vsnprintf(res->text, sizeof(res->text), fmt, ap);
-	va_end(ap);
+	str_lcpy(res->text, text, sizeof(res->text));
 }
 
-/* "what: 550 5.1.1 text" from a reply. */
+/* "what: 550 5.1.1 text" from a reply received in phase ph. */
 void
 client_set_reply(struct client_result *res, const char *host,
     enum client_phase ph, const struct reply *r, const char *fmt, ...)
@@ -176,10 +81,11 @@ client_set_reply(struct client_result *res, const char *host,
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
+	(void)vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	client_set(res, client_classify(r->code, r->status, ph), r->code,
-	    r->status, host, "%s: %d %s", what, r->code, r->text);
+	client_set(res, ph, CLIENT_CAUSE_NONE, reply_temporary(r), host,
+	    "%s: %d %s", what, r->code, r->text);
+	res->reply = *r;
 }
 
 /*
@@ -190,7 +96,7 @@ client_set_reply(struct client_result *res, const char *host,
 void
 client_merge(struct client_result *acc, const struct client_result *r)
 {
-	if (acc->exit_status == EX_TEMPFAIL && r->exit_status != EX_TEMPFAIL)
+	if (acc->temporary && !r->temporary)
 		return;
 	*acc = *r;
 }
@@ -327,19 +233,29 @@ static void
 client_rcpt_set(struct client_rcpt *rc, const struct reply *r,
     enum client_phase ph)
 {
-	rc->code = r->code;
-	str_lcpy(rc->status, r->status, sizeof(rc->status));
-	str_lcpy(rc->text, r->text, sizeof(rc->text));
-	rc->exit_status = client_classify(r->code, r->status, ph);
+	rc->reply = *r;
+	rc->phase = ph;
+	rc->cause = CLIENT_CAUSE_NONE;
+	rc->temporary = reply_temporary(r);
 }
 
+/* Gives a recipient an outcome without a reply; text says what. */
 static void
-client_rcpt_fail(struct client_rcpt *rc, int ex, const char *text)
+client_rcpt_fail(struct client_rcpt *rc, enum client_phase ph,
+    enum client_cause cause, int temporary, const char *text)
 {
-	rc->code = 0;
-	rc->status[0] = '\0';
-	str_lcpy(rc->text, text, sizeof(rc->text));
-	rc->exit_status = ex;
+	(void)reply_set(&rc->reply, 0, NULL, "%s", text);
+	rc->phase = ph;
+	rc->cause = cause;
+	rc->temporary = temporary;
+}
+
+/* Gives a recipient the outcome of res, without its reply. */
+static void
+client_rcpt_as(struct client_rcpt *rc, const struct client_result *res)
+{
+	client_rcpt_fail(rc, res->phase, res->cause, res->temporary,
+	    res->text);
 }
 
 static int
@@ -361,23 +277,24 @@ client_transaction(struct client_conn *c, struct client_msg *m,
 	memset(res, 0, sizeof(*res));
 	str_lcpy(res->host, c->peer, sizeof(res->host));
 	for (i = 0; i < m->nrcpts; i++) {
-		m->rcpts[i].code = 0;
-		m->rcpts[i].status[0] = '\0';
-		m->rcpts[i].text[0] = '\0';
-		m->rcpts[i].exit_status = EX_TEMPFAIL;
+		reply_clear(&m->rcpts[i].reply);
+		m->rcpts[i].phase = CLIENT_PH_MAIL;
+		m->rcpts[i].cause = CLIENT_CAUSE_NONE;
+		m->rcpts[i].temporary = 1;
 	}
 	if (m->nrcpts == 0) {
-		client_set(res, EX_USAGE, 0, NULL, NULL, "no recipients");
-		return res->exit_status;
+		client_set(res, CLIENT_PH_MAIL, CLIENT_CAUSE_USAGE, 0, NULL,
+		    "no recipients");
+		return client_result_severity(res);
 	}
 	if (c->io == NULL || c->broken) {
-		client_set(res, EX_TEMPFAIL, 0, "4.4.2", NULL,
+		client_set(res, CLIENT_PH_MAIL, CLIENT_CAUSE_LOST, 1, NULL,
 		    "the connection to %s is lost", c->peer);
 		goto allfail;
 	}
 	if (m->smtputf8 && !(c->caps & CAP_SMTPUTF8)) {
 		/* RFC 6531 3.4: no downgrade; say so. */
-		client_set(res, EX_DATAERR, 0, "5.6.7", NULL,
+		client_set(res, CLIENT_PH_MAIL, CLIENT_CAUSE_SMTPUTF8, 0, NULL,
 		    "the message needs SMTPUTF8 (RFC 6531), which %s does "
 		    "not offer",
 		    c->peer);
@@ -387,8 +304,8 @@ client_transaction(struct client_conn *c, struct client_msg *m,
 	    client_tls_auth(c), c->opts.tls_pin != NULL,
 	    (c->caps & CAP_REQUIRETLS) != 0, err, sizeof(err))) {
 		/* RFC 8689 4.2.1: no delivery on lesser terms. */
-		client_set(res, EX_UNAVAILABLE, 0, "5.7.30", NULL,
-		    "REQUIRETLS support required: %s: %s", c->peer, err);
+		client_set(res, CLIENT_PH_MAIL, CLIENT_CAUSE_REQUIRETLS, 0,
+		    NULL, "REQUIRETLS support required: %s: %s", c->peer, err);
 		goto allfail;
 	}
 	if (m->fd != -1) {
@@ -401,7 +318,7 @@ client_transaction(struct client_conn *c, struct client_msg *m,
 	if ((c->caps & CAP_SIZE) && c->size_max > 0 && size >= 0 &&
 	    (unsigned long long)size > c->size_max) {
 		/* RFC 1870: no point sending what will be refused. */
-		client_set(res, EX_DATAERR, 552, "5.3.4", NULL,
+		client_set(res, CLIENT_PH_MAIL, CLIENT_CAUSE_TOO_BIG, 0, NULL,
 		    "the message (%lld bytes) is larger than %s accepts "
 		    "(SIZE %llu)", size, c->peer, c->size_max);
 		goto allfail;
@@ -459,7 +376,8 @@ client_transaction(struct client_conn *c, struct client_msg *m,
 				rc = client_cmd(c, NULL, "DATA");
 			}
 			if (rc == -1) {
-				client_set(res, EX_TEMPFAIL, 0, NULL, NULL,
+				client_set(res, CLIENT_PH_MAIL,
+				    CLIENT_CAUSE_NETWORK, 1, NULL,
 				    "connection lost: %s", strerror(errno));
 				lost = 1;
 				break;
@@ -476,8 +394,9 @@ client_transaction(struct client_conn *c, struct client_msg *m,
 			    c->opts.command_timeout);
 			if (rc != 0) {
 				lost = 1;
-				client_set(res, rc == -2 ? EX_PROTOCOL :
-				    EX_TEMPFAIL, 0, NULL, NULL, "%s",
+				client_set(res, CLIENT_PH_MAIL, rc == -2 ?
+				    CLIENT_CAUSE_PROTOCOL :
+				    CLIENT_CAUSE_NETWORK, rc != -2, NULL, "%s",
 				    rc == -2 ? "the reply is not SMTP" :
 				    "connection lost");
 				if (rc == -1)
@@ -490,7 +409,7 @@ client_transaction(struct client_conn *c, struct client_msg *m,
 				if (r.code / 100 != 2) {
 					client_set_reply(res, NULL,
 					    CLIENT_PH_MAIL, &r, "RSET");
-					res->exit_status = EX_TEMPFAIL;
+					res->temporary = 1;
 					c->broken = 1;
 					lost = 1;
 				}
@@ -517,15 +436,15 @@ client_transaction(struct client_conn *c, struct client_msg *m,
 	str_free(&params);
 
 	if (lost) {
-		if (res->exit_status == EX_OK && res->text[0] == '\0')
-			client_set(res, EX_TEMPFAIL, 0, NULL, NULL,
+		if (res->text[0] == '\0')
+			client_set(res, CLIENT_PH_MAIL, CLIENT_CAUSE_NETWORK,
+			    1, NULL,
 			    "connection lost while sending commands");
 		/* Whatever was not settled is lost with the connection. */
 		for (i = 0; i < m->nrcpts; i++)
-			if (m->rcpts[i].code == 0 ||
-			    m->rcpts[i].code / 100 == 2)
-				client_rcpt_fail(&m->rcpts[i],
-				    res->exit_status, res->text);
+			if (m->rcpts[i].reply.code == 0 ||
+			    m->rcpts[i].reply.code / 100 == 2)
+				client_rcpt_as(&m->rcpts[i], res);
 		goto summary;
 	}
 	if (data_code == 354 && (!mail_ok || accepted == 0)) {
@@ -540,18 +459,19 @@ client_transaction(struct client_conn *c, struct client_msg *m,
 			client_rcpt_set(&m->rcpts[i], &mail_r, CLIENT_PH_MAIL);
 		client_set_reply(res, c->peer, CLIENT_PH_MAIL, &mail_r,
 		    "MAIL FROM:<%s> refused", m->sender);
-		return res->exit_status;
+		return client_result_severity(res);
 	}
 	if (accepted == 0)
 		goto summary;
 	if (data_code != 354) {
 		for (i = 0; i < m->nrcpts; i++)
-			if (m->rcpts[i].code / 100 == 2) {
+			if (m->rcpts[i].reply.code / 100 == 2) {
 				client_rcpt_set(&m->rcpts[i], &data_r,
 				    CLIENT_PH_DATA);
 				/* 2xx to DATA is no invitation to send. */
-				if (m->rcpts[i].exit_status == EX_OK)
-					m->rcpts[i].exit_status = EX_PROTOCOL;
+				if (client_rcpt_severity(&m->rcpts[i]) == 0)
+					m->rcpts[i].cause =
+					    CLIENT_CAUSE_PROTOCOL;
 			}
 		goto summary;
 	}
@@ -561,10 +481,12 @@ client_transaction(struct client_conn *c, struct client_msg *m,
 		 * the server discards what it got. */
 		c->broken = 1;
 		for (i = 0; i < m->nrcpts; i++)
-			if (m->rcpts[i].code / 100 == 2)
-				client_rcpt_fail(&m->rcpts[i], EX_IOERR, err);
-		client_set(res, EX_IOERR, 0, NULL, NULL, "%s", err);
-		return EX_IOERR;
+			if (m->rcpts[i].reply.code / 100 == 2)
+				client_rcpt_fail(&m->rcpts[i], CLIENT_PH_DATA,
+				    CLIENT_CAUSE_MESSAGE, 0, err);
+		client_set(res, CLIENT_PH_DATA, CLIENT_CAUSE_MESSAGE, 0, NULL,
+		    "%s", err);
+		return client_result_severity(res);
 	}
 	if (rc == 0 && c->opts.lmtp) {
 		/* Who got the message is settled per recipient. */
@@ -578,50 +500,46 @@ client_transaction(struct client_conn *c, struct client_msg *m,
 		    rc == -2 ? "garbled reply" : "connection lost",
 		    rc == -1 ? ": " : "", rc == -1 ? strerror(errno) : "");
 		for (i = 0; i < m->nrcpts; i++)
-			if (m->rcpts[i].code / 100 == 2)
-				client_rcpt_fail(&m->rcpts[i],
-				    rc == -2 ? EX_PROTOCOL : EX_TEMPFAIL, err);
+			if (m->rcpts[i].reply.code / 100 == 2)
+				client_rcpt_fail(&m->rcpts[i], CLIENT_PH_DOT,
+				    rc == -2 ? CLIENT_CAUSE_PROTOCOL :
+				    CLIENT_CAUSE_NETWORK, rc != -2, err);
 		goto summary;
 	}
 	for (i = 0; i < m->nrcpts; i++)
-		if (m->rcpts[i].code / 100 == 2)
+		if (m->rcpts[i].reply.code / 100 == 2)
 			client_rcpt_set(&m->rcpts[i], &r, CLIENT_PH_DOT);
 	if (r.code / 100 == 2)
-		client_set(res, EX_OK, r.code, r.status, c->peer,
-		    "sent: %d %s", r.code, r.text);
+		client_set_reply(res, c->peer, CLIENT_PH_DOT, &r, "sent");
 
 summary:
 	/* The worst recipient decides (permanent over temporary). */
 	for (i = 0; i < m->nrcpts; i++) {
-		int sev = client_severity(m->rcpts[i].exit_status);
+		int sev = client_rcpt_severity(&m->rcpts[i]);
 
-		if (worst == -1 || sev > client_severity(worst)) {
-			worst = m->rcpts[i].exit_status;
+		if (worst == -1 || sev > worst) {
+			worst = sev;
 			worst_i = i;
 		}
 	}
-	if (worst != EX_OK) {
+	if (worst != 0) {
 		struct client_rcpt *rp = &m->rcpts[worst_i];
 
-		if (rp->code != 0)
-			client_set(res, worst, rp->code, rp->status, c->peer,
-			    "<%s>: %d %s", rp->addr, rp->code, rp->text);
+		if (rp->reply.code != 0)
+			client_set(res, rp->phase, rp->cause, rp->temporary,
+			    c->peer, "<%s>: %d %s", rp->addr, rp->reply.code,
+			    rp->reply.text);
 		else
-			client_set(res, worst, 0, NULL, c->peer, "<%s>: %s",
-			    rp->addr, rp->text);
+			client_set(res, rp->phase, rp->cause, rp->temporary,
+			    c->peer, "<%s>: %s", rp->addr, rp->reply.text);
+		res->reply = rp->reply;
 	}
-	return res->exit_status;
+	return client_result_severity(res);
 
 allfail:
-	for (i = 0; i < m->nrcpts; i++) {
-		m->rcpts[i].code = res->code;
-		str_lcpy(m->rcpts[i].status, res->status,
-		    sizeof(m->rcpts[i].status));
-		str_lcpy(m->rcpts[i].text, res->text,
-		    sizeof(m->rcpts[i].text));
-		m->rcpts[i].exit_status = res->exit_status;
-	}
-	return res->exit_status;
+	for (i = 0; i < m->nrcpts; i++)
+		client_rcpt_as(&m->rcpts[i], res);
+	return client_result_severity(res);
 }
 
 /*
@@ -639,7 +557,7 @@ client_lmtp_replies(struct client_conn *c, struct client_msg *m,
 	int rc;
 
 	for (i = 0; i < m->nrcpts; i++) {
-		if (m->rcpts[i].code / 100 != 2)
+		if (m->rcpts[i].reply.code / 100 != 2)
 			continue;
 		rc = client_reply(c, &r, NULL, c->opts.data_timeout);
 		if (rc != 0) {
@@ -649,18 +567,21 @@ client_lmtp_replies(struct client_conn *c, struct client_msg *m,
 			    rc == -1 ? strerror(errno) : "");
 			c->broken = 1;
 			for (j = i; j < m->nrcpts; j++)
-				if (m->rcpts[j].code / 100 == 2)
+				if (m->rcpts[j].reply.code / 100 == 2)
 					client_rcpt_fail(&m->rcpts[j],
-					    rc == -2 ? EX_PROTOCOL :
-					    EX_TEMPFAIL, err);
-			client_set(res, rc == -2 ? EX_PROTOCOL : EX_TEMPFAIL,
-			    0, NULL, c->peer, "%s", err);
+					    CLIENT_PH_LMTP, rc == -2 ?
+					    CLIENT_CAUSE_PROTOCOL :
+					    CLIENT_CAUSE_NETWORK, rc != -2,
+					    err);
+			client_set(res, CLIENT_PH_LMTP, rc == -2 ?
+			    CLIENT_CAUSE_PROTOCOL : CLIENT_CAUSE_NETWORK,
+			    rc != -2, c->peer, "%s", err);
 			return -1;
 		}
-		client_rcpt_set(&m->rcpts[i], &r, CLIENT_PH_DOT);
+		client_rcpt_set(&m->rcpts[i], &r, CLIENT_PH_LMTP);
 		if (r.code / 100 == 2)
-			client_set(res, EX_OK, r.code, r.status, c->peer,
-			    "sent: %d %s", r.code, r.text);
+			client_set_reply(res, c->peer, CLIENT_PH_LMTP, &r,
+			    "sent");
 	}
 	return 0;
 }
@@ -672,13 +593,8 @@ client_rcpts_fail(struct client_msg *m, size_t from,
 {
 	size_t i;
 
-	for (i = from; i < m->nrcpts; i++) {
-		m->rcpts[i].code = 0;
-		str_lcpy(m->rcpts[i].status, r->status,
-		    sizeof(m->rcpts[i].status));
-		str_lcpy(m->rcpts[i].text, r->text, sizeof(m->rcpts[i].text));
-		m->rcpts[i].exit_status = r->exit_status;
-	}
+	for (i = from; i < m->nrcpts; i++)
+		client_rcpt_as(&m->rcpts[i], r);
 }
 
 /*
@@ -693,7 +609,7 @@ client_send(struct client_conn *c, struct client_msg *m,
 	struct client_result r;
 	size_t off, n, max = c->limits.rcptmax;
 	off_t start = -1;
-	int worst = -1, stop = 0;
+	int worst = -1, stop = 0, sev;
 
 	if (max == 0 || m->nrcpts <= max)
 		return client_transaction(c, m, res);
@@ -705,32 +621,34 @@ client_send(struct client_conn *c, struct client_msg *m,
 	memset(res, 0, sizeof(*res));
 	for (off = 0; off < m->nrcpts && !stop; off += n) {
 		n = m->nrcpts - off < max ? m->nrcpts - off : max;
+		memset(&r, 0, sizeof(r));
 		part = *m;
 		part.rcpts = m->rcpts + off;
 		part.nrcpts = n;
 		if (off > 0 && !client_usable(c)) {
 			/* MAILMAX reached, or the connection is gone: the
 			 * rest wait for another connection. */
-			client_set(&r, EX_TEMPFAIL, 0, "4.5.3", c->peer,
+			client_set(&r, CLIENT_PH_MAIL, CLIENT_CAUSE_LIMITS, 1,
+			    c->peer,
 			    "%s takes no more transactions on this "
 			    "connection (LIMITS)", c->peer);
 			client_rcpts_fail(m, off, &r);
 			stop = 1;
 		} else if (start != -1 && lseek(m->fd, start, SEEK_SET) ==
 		    -1) {
-			client_set(&r, EX_IOERR, 0, NULL, NULL,
+			client_set(&r, CLIENT_PH_DATA, CLIENT_CAUSE_MESSAGE, 0,
+			    NULL,
 			    "rewinding the message: %s", strerror(errno));
 			client_rcpts_fail(m, off, &r);
 			stop = 1;
 		} else
 			(void)client_transaction(c, &part, &r);
 		/* The worst decides; among successes, the last. */
-		if (worst == -1 || client_severity(r.exit_status) >
-		    client_severity(worst) || (r.exit_status == EX_OK &&
-		    worst == EX_OK)) {
-			worst = r.exit_status;
+		sev = client_result_severity(&r);
+		if (worst == -1 || sev > worst || (sev == 0 && worst == 0)) {
+			worst = sev;
 			*res = r;
 		}
 	}
-	return res->exit_status;
+	return client_result_severity(res);
 }

@@ -97,9 +97,9 @@ die_connect(const struct client_result *res, int tflag, const struct dial *d)
 		n--;
 	probe_tip(res, tflag, d, tip, sizeof(tip));
 	if (tip[0] != '\0')
-		die(res->exit_status, "%s: %.*s; %s", res->host, (int)n,
+		die(client_exit_status(res), "%s: %.*s; %s", res->host, (int)n,
 		    res->text, tip);
-	die(res->exit_status, "%s: %.*s", res->host, (int)n, res->text);
+	die(client_exit_status(res), "%s: %.*s", res->host, (int)n, res->text);
 }
 
 /* $site, else the fully qualified name of this host. */
@@ -427,6 +427,9 @@ main(int argc, char **argv)
 
 	if ((conn = client_connect(dest, &o, &res)) == NULL) {
 		creds_wipe(&cr);
+		str_free(&out);
+		free(rcpts);
+		free(addrs);
 		die_connect(&res, tflag, &d);
 	}
 	creds_wipe(&cr);
@@ -440,7 +443,8 @@ main(int argc, char **argv)
 	msg.fd = -1;
 	msg.data = str_cstr(&out);
 	msg.datalen = out.len;
-	status = client_send(conn, &msg, &res);
+	(void)client_send(conn, &msg, &res);
+	status = client_exit_status(&res);
 	client_quit(&conn);
 	str_free(&out);
 
@@ -448,23 +452,26 @@ main(int argc, char **argv)
 		/* One line per refused recipient, unless all share one. */
 		same = 1;
 		for (i = 1; i < nrcpt; i++)
-			if (rcpts[i].exit_status != rcpts[0].exit_status ||
-			    strcmp(rcpts[i].text, rcpts[0].text) != 0)
+			if (client_rcpt_exit_status(&rcpts[i]) !=
+			    client_rcpt_exit_status(&rcpts[0]) ||
+			    strcmp(rcpts[i].reply.text,
+			    rcpts[0].reply.text) != 0)
 				same = 0;
 		if (same || nrcpt == 1)
 			fprintf(stderr, "smtp: %s: %s\n", res.host, res.text);
 		else
 			for (i = 0; i < nrcpt; i++) {
-				if (rcpts[i].exit_status == EX_OK)
+				if (client_rcpt_severity(&rcpts[i]) == 0)
 					continue;
-				if (rcpts[i].code != 0)
+				if (rcpts[i].reply.code != 0)
 					fprintf(stderr, "smtp: %s: <%s>: %d "
 					    "%s\n", res.host, rcpts[i].addr,
-					    rcpts[i].code, rcpts[i].text);
+					    rcpts[i].reply.code,
+					    rcpts[i].reply.text);
 				else
 					fprintf(stderr, "smtp: %s: <%s>: %s\n",
 					    res.host, rcpts[i].addr,
-					    rcpts[i].text);
+					    rcpts[i].reply.text);
 			}
 	}
 	free(rcpts);

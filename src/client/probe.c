@@ -263,12 +263,12 @@ probe_run(const char *dest, const struct dial *d, struct client_opts *o,
 		/* The classic mix-up of ports: try the other way. */
 		if (res.hint != CLIENT_HINT_IMPLICIT_TLS &&
 		    res.hint != CLIENT_HINT_PLAIN_SMTP)
-			return res.exit_status;
+			return client_exit_status(&res);
 		implicit = res.hint == CLIENT_HINT_IMPLICIT_TLS;
 		if ((c = probe_connect(dest, o, implicit, &again)) == NULL) {
 			fprintf(stderr, "smtp: %s: %s\n", again.host,
 			    again.text);
-			return res.exit_status;
+			return client_exit_status(&res);
 		}
 		printf("Advice: %s\n", implicit ? "this port speaks TLS "
 		    "from the start (implicit TLS, as on port 465): use -t" :

@@ -20,7 +20,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sysexits.h>
 #include <string.h>
 
 #include <gnutls/gnutls.h>
@@ -72,9 +71,9 @@ static int	dane_ta_chain(const gnutls_datum_t *, unsigned, const char *,
 static int	dane_verify(const struct tlsplan *, const gnutls_datum_t *,
 		    unsigned, const char *);
 static void	tlsa_format(struct tlsplan *);
-static void	plan_result(struct client_result *, int, const char *,
-		    const char *, const char *, ...)
-		    __attribute__((format(printf, 5, 6)));
+static void	plan_result(struct client_result *, const char *,
+		    const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
 
 static const char *const policy_names[] = {
 	[CLIENT_TLSPOL_DEFAULT] = "default",
@@ -110,14 +109,15 @@ client_tls_policy_parse(const char *s, enum client_tls_policy *p)
 
 /* A temporary or permanent failure of the policy, for the caller. */
 static void
-plan_result(struct client_result *res, int ex, const char *status,
-    const char *host, const char *fmt, ...)
+plan_result(struct client_result *res, const char *host, const char *fmt,
+    ...)
 {
 	va_list ap;
 
 	memset(res, 0, sizeof(*res));
-	res->exit_status = ex;
-	str_lcpy(res->status, status, sizeof(res->status));
+	res->phase = CLIENT_PH_STARTTLS;
+	res->cause = CLIENT_CAUSE_TLS_POLICY;
+	res->temporary = 1;
 	str_lcpy(res->host, host, sizeof(res->host));
 	va_start(ap, fmt);
 	(void)vsnprintf(res->text, sizeof(res->text), fmt, ap);
@@ -290,7 +290,7 @@ tlsplan_host(struct tlsplan *p, struct client_opts *o, const char *host,
 		if (st == DNS_TEMPFAIL) {
 			/* RFC 7672 2.2: this host cannot be used now. */
 			p->kind = HOST_DANE;
-			plan_result(res, EX_TEMPFAIL, "4.7.5", host,
+			plan_result(res, host,
 			    "DANE: the TLSA lookup of _%u._tcp.%s failed",
 			    (unsigned)port, host);
 			plan_event(p, host, "", "dnssec-invalid", res->text);
@@ -314,7 +314,7 @@ sts:
 			break;
 		p->kind = HOST_STS;
 		if (!sts_mx_match(&p->sts, host)) {
-			plan_result(res, EX_TEMPFAIL, "4.7.5", host,
+			plan_result(res, host,
 			    "MTA-STS: %s is not an MX host of the policy of %s",
 			    host, p->domain);
 			plan_event(p, host, "", "validation-failure",
@@ -470,7 +470,7 @@ tlsplan_check(struct tlsplan *p, gnutls_session_t s, const char *host,
 	case HOST_DANE:
 		certs = gnutls_certificate_get_peers(s, &n);
 		if (certs == NULL || !dane_verify(p, certs, n, host)) {
-			plan_result(res, EX_TEMPFAIL, "4.7.5", peer,
+			plan_result(res, peer,
 			    "DANE: the certificate of %s matches none of its "
 			    "TLSA records", peer);
 			plan_event(p, host, addr, "validation-failure",
@@ -504,7 +504,7 @@ tlsplan_check(struct tlsplan *p, gnutls_session_t s, const char *host,
 			    sizeof(detail));
 			gnutls_free(out.data);
 		}
-		plan_result(res, EX_TEMPFAIL, "4.7.5", peer,
+		plan_result(res, peer,
 		    "MTA-STS: certificate of %s not accepted: %s", peer,
 		    detail);
 		plan_event(p, host, addr, failure, res->text);

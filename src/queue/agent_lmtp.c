@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sysexits.h>
 
 #include "client/client.h"
 #include "lib/log.h"
@@ -114,7 +113,8 @@ lmtp_open(const struct route *r, const char *dest, const char *id,
 		 */
 		log_err("%s queue lmtp to %.200s (route %u): %.300s", id,
 		    r->lmtp, s->route, cr.text);
-		lmtp_temp(res, cr.code, cr.status, "", cr.text);
+		lmtp_temp(res, client_result_code(&cr),
+		    client_result_status(&cr), "", cr.text);
 		free(s);
 		return NULL;
 	}
@@ -135,29 +135,30 @@ static void
 lmtp_rcpt_result(const struct lmtp_sess *s, const struct client_rcpt *cr,
     struct agent_result *res)
 {
-	const char *text = cr->text;
-	size_t sl = strlen(cr->status);
+	const char *text = cr->reply.text;
+	const char *status = client_rcpt_status(cr);
+	int code = client_rcpt_code(cr);
+	size_t sl = strlen(status);
 
 	/* The client keeps the enhanced code in the text too. */
-	if (sl > 0 && strncmp(text, cr->status, sl) == 0 && text[sl] == ' ')
+	if (sl > 0 && strncmp(text, status, sl) == 0 && text[sl] == ' ')
 		text += sl + 1;
-	if (cr->exit_status == EX_OK) {
-		agent_set(res, AGENT_DELIVERED, cr->code, cr->status[0] ?
-		    cr->status : "2.0.0", "%s", text);
+	if (client_rcpt_severity(cr) == 0) {
+		agent_set(res, AGENT_DELIVERED, code, status[0] ? status :
+		    "2.0.0", "%s", text);
 		str_lcpy(res->mta, s->mta, sizeof(res->mta));
 		return;
 	}
 	/* A 5xx, or a refusal of ours such as SMTPUTF8 not offered. */
-	if (cr->code / 100 == 5 || (cr->code == 0 && cr->status[0] == '5' &&
-	    client_severity(cr->exit_status) == 2)) {
-		agent_set(res, AGENT_PERM, cr->code ? cr->code : 550,
-		    cr->status[0] == '5' ?
-		    cr->status : "5.0.0", "%s", text);
+	if (reply_permanent(&cr->reply) || (cr->reply.code == 0 &&
+	    !cr->temporary && client_cause_final(cr->cause))) {
+		agent_set(res, AGENT_PERM, code ? code : 550, status[0] ?
+		    status : "5.0.0", "%s", text);
 		str_lcpy(res->mta, s->mta, sizeof(res->mta));
 		return;
 	}
 	/* 4xx, or no reply at all (the connection went): try again. */
-	lmtp_temp(res, cr->code, cr->status, s->mta, text);
+	lmtp_temp(res, code, status, s->mta, text);
 }
 
 static int

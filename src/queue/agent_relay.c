@@ -25,12 +25,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sysexits.h>
 #include <unistd.h>
 
 #include "client/creds.h"
 #include "client/client.h"
 #include "lib/log.h"
+#include "lib/reply.h"
 #include "lib/str.h"
 #include "agent.h"
 #include "tlsreq.h"
@@ -139,10 +139,16 @@ static void
 relay_temp(struct agent_result *res, int code, const char *status,
     const char *fallback, const char *mta, const char *text)
 {
-	char enh[16];
+	char enh[REPLY_STATUS_LEN + 1];
 
-	if (status != NULL && (status[0] == '4' || status[0] == '5') &&
-	    status[1] == '.') {
+	/*
+	 * The client's statuses are "" or of the code's class (its own
+	 * when code is 0, all 4.X.Y or 5.X.Y); a 2xx or 3xx out of turn
+	 * keeps none.
+	 */
+	if (status != NULL && status[0] != '\0' && (code == 0 ||
+	    reply_class(code) == REPLY_TEMPORARY ||
+	    reply_class(code) == REPLY_PERMANENT)) {
 		str_lcpy(enh, status, sizeof(enh));
 		enh[0] = '4';
 	} else
@@ -152,12 +158,62 @@ relay_temp(struct agent_result *res, int code, const char *status,
 	str_lcpy(res->mta, mta, sizeof(res->mta));
 }
 
+/* The destination itself takes no mail: none, null MX, or it is us. */
+static int
+relay_no_domain(const struct client_result *cr)
+{
+	return cr->cause == CLIENT_CAUSE_NO_HOST ||
+	    cr->cause == CLIENT_CAUSE_NULL_MX ||
+	    cr->cause == CLIENT_CAUSE_MX_LOOP;
+}
+
+/*
+ * Our AUTH was refused, or none could be used: a failed AUTH, or RFC
+ * 4954's replies for authentication needed (530), a mechanism too weak
+ * (534), credentials refused (535) or encryption needed (538).
+ */
+static int
+relay_auth_refused(const struct client_result *cr)
+{
+	const struct reply *r = &cr->reply;
+
+	if (cr->cause == CLIENT_CAUSE_AUTH)
+		return 1;
+	return cr->cause == CLIENT_CAUSE_NONE && reply_permanent(r) &&
+	    (cr->phase == CLIENT_PH_AUTH || r->code == 530 ||
+	    r->code == 534 || r->code == 535 || r->code == 538);
+}
+
+/* TLS or the destination's TLS policy failed (not the handshake's
+ * transport). */
+static int
+relay_tls_trouble(const struct client_result *cr)
+{
+	switch (cr->cause) {
+	case CLIENT_CAUSE_TLS_NOT_OFFERED:
+	case CLIENT_CAUSE_TLS_REFUSED:
+	case CLIENT_CAUSE_TLS_VERIFY:
+	case CLIENT_CAUSE_TLS_POLICY:
+		return 1;
+	case CLIENT_CAUSE_NONE:
+		/* STARTTLS refused when TLS was required. */
+		return cr->phase == CLIENT_PH_STARTTLS &&
+		    (reply_temporary(&cr->reply) ||
+		    reply_permanent(&cr->reply));
+	default:
+		return 0;
+	}
+}
+
 /* The result for every recipient when no connection could be made. */
 static void
 relay_open_failed(const struct relay_sess *s, const char *id,
     const struct client_result *cr, struct agent_result *res)
 {
 	char mta[AGENT_MTA_MAX];
+
+	const char *status = client_result_status(cr);
+	int code = client_result_code(cr);
 
 	relay_mta(cr->host, mta, sizeof(mta));
 	/*
@@ -166,31 +222,26 @@ relay_open_failed(const struct relay_sess *s, const char *id,
 	 * best MX host is us.  Hosts that refuse, TLS and AUTH trouble may
 	 * all be over by the next attempt.
 	 */
-	if (s->by_mx && cr->exit_status != EX_TEMPFAIL &&
-	    (strcmp(cr->status, "5.1.2") == 0 ||
-	    strcmp(cr->status, "5.1.10") == 0 ||
-	    strcmp(cr->status, "5.4.6") == 0)) {
-		agent_set(res, AGENT_PERM, cr->code ? cr->code : 550,
-		    cr->status, "%s", cr->text);
+	if (s->by_mx && !cr->temporary && relay_no_domain(cr)) {
+		agent_set(res, AGENT_PERM, code ? code : 550, status, "%s",
+		    cr->text);
 		return;
 	}
-	if (cr->exit_status == EX_NOPERM) {
+	if (relay_auth_refused(cr)) {
 		log_err("%s queue relay to %.200s (route %u): authentication "
 		    "failed: %.300s", id, s->dest, s->route, cr->text);
-		relay_temp(res, cr->code, cr->status, "4.7.0", mta, cr->text);
+		relay_temp(res, code, status, "4.7.0", mta, cr->text);
 		return;
 	}
-	/*
-	 * Ours to fix: the configuration (a smarthost that does not
-	 * resolve, too), and TLS (X.7.Y, RFC 3463).
-	 */
-	if (cr->exit_status == EX_CONFIG || cr->exit_status == EX_USAGE ||
-	    cr->exit_status == EX_SOFTWARE ||
-	    (!s->by_mx && cr->exit_status == EX_NOHOST) ||
-	    (cr->status[0] != '\0' && strncmp(cr->status + 1, ".7.", 3) == 0))
+	/* Ours to fix: the configuration (a smarthost that does not
+	 * resolve, too), and TLS. */
+	if (cr->cause == CLIENT_CAUSE_CONFIG ||
+	    cr->cause == CLIENT_CAUSE_USAGE ||
+	    cr->cause == CLIENT_CAUSE_SOFTWARE ||
+	    (!s->by_mx && relay_no_domain(cr)) || relay_tls_trouble(cr))
 		log_err("%s queue relay to %.200s (route %u): %.300s", id,
 		    s->dest, s->route, cr->text);
-	relay_temp(res, cr->code, cr->status, "4.4.1", mta, cr->text);
+	relay_temp(res, code, status, "4.4.1", mta, cr->text);
 }
 
 static void *
@@ -305,9 +356,8 @@ relay_relax(struct relay_sess *s, const char *id,
 {
 	struct client_result cr;
 
-	/* X.7.Y other than AUTH (RFC 3463): TLS, or a TLS policy. */
-	if (strict->exit_status == EX_NOPERM || strict->status[0] == '\0' ||
-	    strncmp(strict->status + 1, ".7.", 3) != 0 ||
+	/* TLS, or a TLS policy; not AUTH. */
+	if (!relay_tls_trouble(strict) ||
 	    s->opts.tls_policy == CLIENT_TLSPOL_MAY ||
 	    s->opts.tls_policy == CLIENT_TLSPOL_NONE)
 		return -1;
@@ -404,14 +454,16 @@ static int
 relay_rcpt_result(const struct relay_sess *s, const struct client_rcpt *cr,
     struct agent_result *res)
 {
-	const char *text = cr->text;
-	size_t sl = strlen(cr->status);
+	const char *text = cr->reply.text;
+	const char *status = client_rcpt_status(cr);
+	int code = client_rcpt_code(cr);
+	size_t sl = strlen(status);
 	int perm;
 
 	/* The client keeps the enhanced code in the text too. */
-	if (sl > 0 && strncmp(text, cr->status, sl) == 0 && text[sl] == ' ')
+	if (sl > 0 && strncmp(text, status, sl) == 0 && text[sl] == ' ')
 		text += sl + 1;
-	if (cr->exit_status == EX_OK) {
+	if (client_rcpt_severity(cr) == 0) {
 		/*
 		 * RFC 3461 5.2: a next hop that offers DSN got our NOTIFY,
 		 * RET, ENVID and ORCPT and reports from now on; one that
@@ -419,14 +471,15 @@ relay_rcpt_result(const struct relay_sess *s, const struct client_rcpt *cr,
 		 * asked for.
 		 */
 		agent_set(res, client_offers(s->conn, "DSN") ? AGENT_PASSED :
-		    AGENT_RELAYED, cr->code, cr->status[0] ? cr->status :
-		    "2.0.0", "%s", text);
+		    AGENT_RELAYED, code, status[0] ? status : "2.0.0", "%s",
+		    text);
 		str_lcpy(res->mta, s->mta, sizeof(res->mta));
 		return 0;
 	}
-	perm = cr->code / 100 == 5 || (cr->code == 0 &&
-	    client_severity(cr->exit_status) == 2 && cr->status[0] == '5');
-	if (perm && cr->code == 530 && !s->has_auth) {
+	/* A 5xx, or a refusal of ours such as SMTPUTF8 not offered. */
+	perm = reply_permanent(&cr->reply) || (cr->reply.code == 0 &&
+	    !cr->temporary && client_cause_final(cr->cause));
+	if (perm && code == 530 && !s->has_auth) {
 		/* RFC 4954 6: a smarthost that wants AUTH we cannot give. */
 		agent_set(res, AGENT_TEMP, 454, "4.7.0", "%.100s demands "
 		    "authentication and the route has no credentials (auth): "
@@ -435,12 +488,12 @@ relay_rcpt_result(const struct relay_sess *s, const struct client_rcpt *cr,
 		return 1;
 	}
 	if (perm) {
-		agent_set(res, AGENT_PERM, cr->code ? cr->code : 550,
-		    cr->status[0] == '5' ? cr->status : "5.0.0", "%s", text);
+		agent_set(res, AGENT_PERM, code ? code : 550, status[0] ?
+		    status : "5.0.0", "%s", text);
 		str_lcpy(res->mta, s->mta, sizeof(res->mta));
 		return 0;
 	}
-	relay_temp(res, cr->code, cr->status, "4.4.2", s->mta, text);
+	relay_temp(res, code, status, "4.4.2", s->mta, text);
 	return 0;
 }
 

@@ -90,7 +90,6 @@ deliver(const struct cconf *cf, const struct cconf_account *acct,
 	char helo[256], keypath[PATH_MAX], netrcpath[PATH_MAX], err[512];
 	char xenvid[512];
 	const char *user = acct->user[0] ? acct->user : login;
-	int status;
 
 	memset(res, 0, sizeof(*res));
 	if (gethostname(helo, sizeof(helo)) == -1)
@@ -145,7 +144,7 @@ deliver(const struct cconf *cf, const struct cconf_account *acct,
 	conn = client_connect(acct->host, &o, res);
 	creds_wipe(&cr);
 	if (conn == NULL)
-		return res->exit_status;
+		return client_exit_status(res);
 	memset(&msg, 0, sizeof(msg));
 	msg.sender = j->sender;
 	msg.rcpts = j->rcpts;
@@ -159,9 +158,9 @@ deliver(const struct cconf *cf, const struct cconf_account *acct,
 	msg.fd = -1;
 	msg.data = j->data;
 	msg.datalen = j->datalen;
-	status = client_send(conn, &msg, res);
+	(void)client_send(conn, &msg, res);
 	client_quit(&conn);
-	return status;
+	return client_exit_status(res);
 }
 
 /* One line, or one per refused recipient when they differ. */
@@ -173,19 +172,21 @@ report(const struct client_result *res, const struct job *j,
 	int same = 1;
 
 	for (i = 1; i < j->nrcpts; i++)
-		if (j->rcpts[i].exit_status != j->rcpts[0].exit_status ||
-		    strcmp(j->rcpts[i].text, j->rcpts[0].text) != 0)
+		if (client_rcpt_exit_status(&j->rcpts[i]) !=
+		    client_rcpt_exit_status(&j->rcpts[0]) ||
+		    strcmp(j->rcpts[i].reply.text, j->rcpts[0].reply.text) != 0)
 			same = 0;
-	if (same || j->nrcpts == 1 || j->rcpts[0].code == 0) {
+	if (same || j->nrcpts == 1 || j->rcpts[0].reply.code == 0) {
 		fprintf(stderr, "sendmail: %s: %s%s\n", res->host, res->text,
 		    what);
 		return;
 	}
 	for (i = 0; i < j->nrcpts; i++)
-		if (j->rcpts[i].exit_status != EX_OK)
+		if (client_rcpt_severity(&j->rcpts[i]) != 0)
 			fprintf(stderr, "sendmail: %s: <%s>: %d %s%s\n",
-			    res->host, j->rcpts[i].addr, j->rcpts[i].code,
-			    j->rcpts[i].text, what);
+			    res->host, j->rcpts[i].addr,
+			    j->rcpts[i].reply.code, j->rcpts[i].reply.text,
+			    what);
 }
 
 int
@@ -226,7 +227,8 @@ smarthost_send(const struct sm_opts *o, struct sm_msg *m, const char *login)
 	if (status == EX_TEMPFAIL) {
 		/* Those the server did not take, or all if none was tried. */
 		for (i = 0; i < m->nrcpts; i++)
-			if (cr[i].code == 0 || cr[i].exit_status != EX_OK)
+			if (cr[i].reply.code == 0 ||
+			    client_rcpt_severity(&cr[i]) != 0)
 				left[nleft++] = m->rcpts[i];
 		if (offline_dir(cf.queue_dir, dir, sizeof(dir)) == 0 &&
 		    offline_put(dir, cf.queue_max, acct.name, o, m, left,
@@ -244,7 +246,7 @@ smarthost_send(const struct sm_opts *o, struct sm_msg *m, const char *login)
 	free(left);
 	cconf_free(&cf);
 	/* A link that works again takes what waited for it. */
-	if (status == EX_OK && res.code != 0)
+	if (status == EX_OK && res.reply.code != 0)
 		(void)smarthost_flush(login, 1);
 	return status;
 }

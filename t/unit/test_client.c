@@ -84,6 +84,144 @@ test_classify(void)
 	    client_severity(EX_DATAERR));
 }
 
+/*
+ * A result as the library gives it -- cause, temporary, the reply and its
+ * phase -- and the exit status smtp(1), sendmail's smarthost and smtp -p
+ * give for it; its severity, enhanced status and code.
+ */
+static void
+test_exit_status(void)
+{
+	static const struct {
+		enum client_cause cause;
+		int temporary;
+		int code;
+		const char *status;
+		enum client_phase ph;
+		int want, sev;
+		const char *wstatus;
+		int wcode;
+	} rows[] = {
+		/* the server's reply decides */
+		{ CLIENT_CAUSE_NONE, 0, 250, "2.0.0", CLIENT_PH_DOT, EX_OK, 0,
+		    "2.0.0", 250 },
+		{ CLIENT_CAUSE_NONE, 0, 250, "", CLIENT_PH_LMTP, EX_OK, 0,
+		    "", 250 },
+		{ CLIENT_CAUSE_NONE, 1, 451, "4.7.1", CLIENT_PH_RCPT,
+		    EX_TEMPFAIL, 1, "4.7.1", 451 },
+		{ CLIENT_CAUSE_NONE, 0, 550, "5.1.1", CLIENT_PH_RCPT,
+		    EX_NOUSER, 2, "5.1.1", 550 },
+		{ CLIENT_CAUSE_NONE, 0, 550, "5.1.1", CLIENT_PH_MAIL,
+		    EX_DATAERR, 2, "5.1.1", 550 },
+		{ CLIENT_CAUSE_NONE, 0, 552, "", CLIENT_PH_LMTP, EX_DATAERR,
+		    2, "", 552 },
+		{ CLIENT_CAUSE_NONE, 0, 535, "5.7.8", CLIENT_PH_AUTH,
+		    EX_NOPERM, 2, "5.7.8", 535 },
+		{ CLIENT_CAUSE_NONE, 0, 554, "", CLIENT_PH_GREETING,
+		    EX_UNAVAILABLE, 2, "", 554 },
+		{ CLIENT_CAUSE_NONE, 0, 354, "", CLIENT_PH_DATA, EX_OK, 0,
+		    "", 354 },
+		{ CLIENT_CAUSE_NONE, 0, 354, "", CLIENT_PH_RCPT, EX_PROTOCOL,
+		    2, "", 354 },
+		/* RSET refused: the connection is not to be trusted */
+		{ CLIENT_CAUSE_NONE, 1, 550, "5.5.1", CLIENT_PH_MAIL,
+		    EX_TEMPFAIL, 1, "5.5.1", 550 },
+		/* STARTTLS refused when TLS is required */
+		{ CLIENT_CAUSE_TLS_REFUSED, 0, 502, "5.5.1",
+		    CLIENT_PH_STARTTLS, EX_UNAVAILABLE, 2, "5.5.1", 502 },
+		{ CLIENT_CAUSE_TLS_REFUSED, 0, 250, "", CLIENT_PH_STARTTLS,
+		    EX_UNAVAILABLE, 2, "", 250 },
+		{ CLIENT_CAUSE_NONE, 1, 454, "4.7.0", CLIENT_PH_STARTTLS,
+		    EX_TEMPFAIL, 1, "4.7.0", 454 },
+		/* a 2xx to DATA is no invitation to send */
+		{ CLIENT_CAUSE_PROTOCOL, 0, 250, "", CLIENT_PH_DATA,
+		    EX_PROTOCOL, 2, "", 250 },
+		/* the client's own findings */
+		{ CLIENT_CAUSE_NETWORK, 1, 0, "", CLIENT_PH_CONNECT,
+		    EX_TEMPFAIL, 1, "", 0 },
+		{ CLIENT_CAUSE_LOST, 1, 0, "", CLIENT_PH_MAIL, EX_TEMPFAIL, 1,
+		    "4.4.2", 0 },
+		{ CLIENT_CAUSE_BUSTED, 1, 0, "", CLIENT_PH_CONNECT,
+		    EX_TEMPFAIL, 1, "4.4.1", 0 },
+		{ CLIENT_CAUSE_DNS, 1, 0, "", CLIENT_PH_CONNECT, EX_TEMPFAIL,
+		    1, "4.4.3", 0 },
+		{ CLIENT_CAUSE_NO_HOST, 0, 0, "", CLIENT_PH_CONNECT,
+		    EX_NOHOST, 2, "5.1.2", 0 },
+		{ CLIENT_CAUSE_NULL_MX, 0, 0, "", CLIENT_PH_CONNECT,
+		    EX_NOHOST, 2, "5.1.10", 556 },
+		{ CLIENT_CAUSE_MX_LOOP, 0, 0, "", CLIENT_PH_CONNECT,
+		    EX_UNAVAILABLE, 2, "5.4.6", 0 },
+		{ CLIENT_CAUSE_PROTOCOL, 0, 0, "", CLIENT_PH_GREETING,
+		    EX_PROTOCOL, 2, "", 0 },
+		{ CLIENT_CAUSE_TLS_NOT_OFFERED, 0, 0, "", CLIENT_PH_STARTTLS,
+		    EX_UNAVAILABLE, 2, "5.7.10", 0 },
+		{ CLIENT_CAUSE_TLS_VERIFY, 0, 0, "", CLIENT_PH_STARTTLS,
+		    EX_UNAVAILABLE, 2, "5.7.0", 0 },
+		{ CLIENT_CAUSE_TLS_POLICY, 1, 0, "", CLIENT_PH_STARTTLS,
+		    EX_TEMPFAIL, 1, "4.7.5", 0 },
+		{ CLIENT_CAUSE_AUTH, 0, 0, "", CLIENT_PH_AUTH, EX_NOPERM, 2,
+		    "5.7.0", 0 },
+		{ CLIENT_CAUSE_TOO_BIG, 0, 0, "", CLIENT_PH_MAIL, EX_DATAERR,
+		    2, "5.3.4", 552 },
+		{ CLIENT_CAUSE_SMTPUTF8, 0, 0, "", CLIENT_PH_MAIL, EX_DATAERR,
+		    2, "5.6.7", 0 },
+		{ CLIENT_CAUSE_REQUIRETLS, 0, 0, "", CLIENT_PH_MAIL,
+		    EX_UNAVAILABLE, 2, "5.7.30", 0 },
+		{ CLIENT_CAUSE_LIMITS, 1, 0, "", CLIENT_PH_MAIL, EX_TEMPFAIL,
+		    1, "4.5.3", 0 },
+		{ CLIENT_CAUSE_MESSAGE, 0, 0, "", CLIENT_PH_DATA, EX_IOERR, 2,
+		    "", 0 },
+		{ CLIENT_CAUSE_USAGE, 0, 0, "", CLIENT_PH_CONNECT, EX_USAGE,
+		    2, "", 0 },
+		{ CLIENT_CAUSE_CONFIG, 0, 0, "", CLIENT_PH_STARTTLS,
+		    EX_CONFIG, 2, "", 0 },
+		{ CLIENT_CAUSE_SOFTWARE, 0, 0, "", CLIENT_PH_STARTTLS,
+		    EX_SOFTWARE, 2, "", 0 },
+		{ CLIENT_CAUSE_NOMEM, 0, 0, "", CLIENT_PH_CONNECT, EX_OSERR,
+		    2, "", 0 },
+	};
+	struct client_result res;
+	struct client_rcpt rc;
+	size_t i;
+	int got;
+
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		memset(&res, 0, sizeof(res));
+		res.cause = rows[i].cause;
+		res.temporary = rows[i].temporary;
+		res.phase = rows[i].ph;
+		if (rows[i].code != 0)
+			CU_ASSERT_EQUAL(reply_set(&res.reply, rows[i].code,
+			    rows[i].status, "text"), 0);
+		got = client_exit_status(&res);
+		if (got != rows[i].want ||
+		    client_result_severity(&res) != rows[i].sev ||
+		    strcmp(client_result_status(&res), rows[i].wstatus) != 0 ||
+		    client_result_code(&res) != rows[i].wcode) {
+			fprintf(stderr, "\nrow %zu: got %d (severity %d, %s "
+			    "%d), want %d\n", i, got,
+			    client_result_severity(&res),
+			    client_result_status(&res),
+			    client_result_code(&res), rows[i].want);
+			CU_FAIL("client_exit_status");
+		}
+		/* A recipient's outcome maps the same way. */
+		memset(&rc, 0, sizeof(rc));
+		rc.reply = res.reply;
+		rc.cause = res.cause;
+		rc.temporary = res.temporary;
+		rc.phase = res.phase;
+		CU_ASSERT_EQUAL(client_rcpt_exit_status(&rc), got);
+		CU_ASSERT_EQUAL(client_rcpt_severity(&rc), rows[i].sev);
+		CU_ASSERT_STRING_EQUAL(client_rcpt_status(&rc),
+		    rows[i].wstatus);
+		CU_ASSERT_EQUAL(client_rcpt_code(&rc), rows[i].wcode);
+		/* Retrying cannot help: the client's 5.X.Y. */
+		CU_ASSERT_EQUAL(client_cause_final(rows[i].cause),
+		    rows[i].code == 0 && rows[i].wstatus[0] == '5');
+	}
+}
+
 /* Runs the stuffer over pieces (split at '|') and returns the output. */
 static void
 stuff_pieces(const char *pieces, struct str *out)
@@ -202,11 +340,13 @@ test_connect_errors(void)
 	o.helo = "client.test";
 	/* A bad dial string fails before any network traffic. */
 	CU_ASSERT_PTR_NULL(client_connect("udp!x.test", &o, &res));
-	CU_ASSERT_EQUAL(res.exit_status, EX_USAGE);
+	CU_ASSERT_EQUAL(res.cause, CLIENT_CAUSE_USAGE);
+	CU_ASSERT_EQUAL(client_exit_status(&res), EX_USAGE);
 	CU_ASSERT_PTR_NOT_NULL(strstr(res.text, "unsupported network"));
 	o.auth_user = "alice";
 	CU_ASSERT_PTR_NULL(client_connect("127.0.0.1:1", &o, &res));
-	CU_ASSERT_EQUAL(res.exit_status, EX_CONFIG);
+	CU_ASSERT_EQUAL(res.cause, CLIENT_CAUSE_CONFIG);
+	CU_ASSERT_EQUAL(client_exit_status(&res), EX_CONFIG);
 }
 
 /* 40 of the 44 digits of a key pin, for the rows below. */
@@ -316,6 +456,8 @@ suite_client(void)
 
 	if (s == NULL ||
 	    CU_add_test(s, "reply classification", test_classify) == NULL ||
+	    CU_add_test(s, "exit status of a result", test_exit_status) ==
+	    NULL ||
 	    CU_add_test(s, "dot-stuffing", test_stuff) == NULL ||
 	    CU_add_test(s, "AUTH mechanism choice", test_pick_mech) == NULL ||
 	    CU_add_test(s, "connect errors", test_connect_errors) == NULL ||
