@@ -78,9 +78,9 @@ main(int argc, char **argv)
 		n++;
 	}
 	if ((c = client_connect(argv[0], &o, &res)) == NULL) {
-		printf("connect: %d %d %s: %s\n", res.exit_status, res.code,
-		    res.host, res.text);
-		return res.exit_status;
+		printf("connect: %d %d %s: %s\n", client_exit_status(&res),
+		    client_result_code(&res), res.host, res.text);
+		return client_exit_status(&res);
 	}
 	for (f = 3; f < argc; f++) {
 		if ((fd = open(argv[f], O_RDONLY)) == -1) {
@@ -94,14 +94,18 @@ main(int argc, char **argv)
 		m.fd = fd;
 		m.ret = ret;
 		m.envid = envid;
-		st = client_send(c, &m, &res);
+		(void)client_send(c, &m, &res);
 		close(fd);
-		printf("message %d: %d %d %s\n", f - 2, st, res.code, res.text);
+		st = client_exit_status(&res);
+		printf("message %d: %d %d %s\n", f - 2, st,
+		    client_result_code(&res), res.text);
 		for (i = 0; i < n; i++)
 			printf("  rcpt %s: %d %d %s %s\n", rcpts[i].addr,
-			    rcpts[i].exit_status, rcpts[i].code,
-			    rcpts[i].status[0] ? rcpts[i].status : "-",
-			    rcpts[i].text);
+			    client_rcpt_exit_status(&rcpts[i]),
+			    client_rcpt_code(&rcpts[i]),
+			    client_rcpt_status(&rcpts[i])[0] ?
+			    client_rcpt_status(&rcpts[i]) : "-",
+			    rcpts[i].reply.text);
 		if (client_severity(st) > client_severity(worst))
 			worst = st;
 	}
