@@ -207,7 +207,14 @@ int
 milter_get(struct milter_session *s, struct milter *m, char **buf,
     size_t *len)
 {
-	long long deadline = net_now_ms() + (long long)m->d->timeout * 1000;
+	return milter_get_within(s, m, buf, len, m->d->timeout);
+}
+
+int
+milter_get_within(struct milter_session *s, struct milter *m, char **buf,
+    size_t *len, unsigned int secs)
+{
+	long long deadline = net_now_ms() + (long long)secs * 1000;
 	uint32_t nl;
 	size_t n;
 	char *p;
@@ -244,7 +251,7 @@ milter_get(struct milter_session *s, struct milter *m, char **buf,
 			return (unsigned char)p[0];
 		}
 		free(p);
-		deadline = net_now_ms() + (long long)m->d->timeout * 1000;
+		deadline = net_now_ms() + (long long)secs * 1000;
 	}
 	errno = 0;
 	milter_broken(s, m, "too many progress reports");

@@ -166,6 +166,9 @@ int	milter_put(struct milter_session *, struct milter *, char cmd,
  */
 int	milter_get(struct milter_session *, struct milter *, char **buf,
 	    size_t *len);
+/* The same with a wait of secs (the end-of-message answer's). */
+int	milter_get_within(struct milter_session *, struct milter *,
+	    char **buf, size_t *len, unsigned int secs);
 /* The macros a stage defines, sent before its command. */
 int	milter_macros(struct milter_session *, struct milter *, char stage);
 /* The milter's answer to one stage, applied; 0, or -1 if it broke. */

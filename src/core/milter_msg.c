@@ -198,8 +198,10 @@ eom_one(struct milter_session *s, struct milter *m, struct milter_edit *e)
 	if (milter_macros(s, m, C_BODYEOB) == -1 ||
 	    milter_put(s, m, C_BODYEOB, NULL, 0) == -1)
 		return;
+	/* Scanning the whole message may take longer than a command. */
 	for (i = 0; i < CHANGES_MAX; i++) {
-		if ((c = milter_get(s, m, &buf, &len)) == -1)
+		if ((c = milter_get_within(s, m, &buf, &len,
+		    m->d->eom_timeout)) == -1)
 			return;
 		switch (c) {
 		case R_ADDHEADER:

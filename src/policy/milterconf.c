@@ -13,7 +13,8 @@
 #include "milterconf.h"
 
 static const char *const milter_keys[] = {
-	"address", "name", "timeout", "connect_timeout", "default_action", NULL
+	"address", "name", "timeout", "connect_timeout", "eom_timeout",
+	"default_action", NULL
 };
 
 /* "inet:host:port", "inet:[v6]:port", "inet:port@host" or "unix:/path". */
@@ -82,6 +83,7 @@ load_one(struct milter_def *d, const config_setting_t *g,
 	}
 	d->timeout = DEF_MILTER_TIMEOUT;
 	d->connect_timeout = DEF_MILTER_CONNECT;
+	d->eom_timeout = 0;	/* unset: see below */
 	if ((s = config_setting_get_member(g, "address")) == NULL ||
 	    config_setting_type(s) != CONFIG_TYPE_STRING)
 		return conf_err(cx, g, "milters: address = "
@@ -112,8 +114,14 @@ load_one(struct milter_def *d, const config_setting_t *g,
 		str_lcpy(d->name, v, sizeof(d->name));
 	if (conf_get_duration(cx, g, "timeout", 1, 3600, &d->timeout) == -1 ||
 	    conf_get_duration(cx, g, "connect_timeout", 1, 3600,
-	    &d->connect_timeout) == -1)
+	    &d->connect_timeout) == -1 ||
+	    conf_get_duration(cx, g, "eom_timeout", 1, 3600,
+	    &d->eom_timeout) == -1)
 		return -1;
+	/* Never shorter than a command's wait unless asked for. */
+	if (d->eom_timeout == 0)
+		d->eom_timeout = d->timeout > DEF_MILTER_EOM ? d->timeout :
+		    DEF_MILTER_EOM;
 	return 0;
 }
 
@@ -188,9 +196,10 @@ milterconf_print(const struct milter_conf *c, FILE *f)
 	}
 	for (i = 0; i < c->n; i++)
 		fprintf(f, "Milter %s%s%s%s: timeout %us, connect timeout %us, "
-		    "default action %s\n", c->m[i].address,
-		    c->m[i].name[0] ? " name \"" : "", c->m[i].name,
-		    c->m[i].name[0] ? "\"" : "", c->m[i].timeout,
-		    c->m[i].connect_timeout, c->m[i].accept_on_fail ?
+		    "end-of-message timeout %us, default action %s\n",
+		    c->m[i].address, c->m[i].name[0] ? " name \"" : "",
+		    c->m[i].name, c->m[i].name[0] ? "\"" : "",
+		    c->m[i].timeout, c->m[i].connect_timeout,
+		    c->m[i].eom_timeout, c->m[i].accept_on_fail ?
 		    "accept" : "tempfail");
 }

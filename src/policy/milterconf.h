@@ -13,6 +13,7 @@
 #define MILTERS_MAX		8
 #define DEF_MILTER_TIMEOUT	10	/* seconds for a reply */
 #define DEF_MILTER_CONNECT	5	/* seconds to connect */
+#define DEF_MILTER_EOM		60	/* seconds for the end-of-message answer */
 #define MILTER_NAME_MAX		32	/* letters, digits, '-', '_' */
 
 struct milter_def {
@@ -24,6 +25,7 @@ struct milter_def {
 	char		 port[16];
 	unsigned int	 timeout;
 	unsigned int	 connect_timeout;
+	unsigned int	 eom_timeout;	/* the answer to the end of a message */
 	int		 accept_on_fail; /* default_action = "accept" */
 };
 

@@ -307,6 +307,38 @@ class MilterCase(PolicyCase):
         d.settle()
         self.assertEqual(sorted(d.queued()), sorted([qid, held, odd]))
 
+    def test_end_of_message_timeout(self):
+        """A milter that takes 2.5 s to answer the end of the message, with
+        timeout = 1 s: within eom_timeout = 10 s the message is queued
+        with its header field; with eom_timeout = 1 s the default action
+        (tempfail) answers 451 4.7.1 and nothing is queued."""
+        def script(cmd, data, m):
+            if cmd == b"E":
+                time.sleep(2.5)
+                return [packet(b"h", b"X-Scanned\0slowly\0"), packet(b"c")]
+            return None
+        for eom, queued in (("10", True), ("1", False)):
+            with self.subTest(eom_timeout=eom):
+                m = self.milter(script)
+                d = self.daemon(m, timeout="1", eom_timeout=eom)
+                before = set(d.queued())
+                c = self.client(d)
+                c.sock.settimeout(30)
+                self.start_mail(c, "<slow@isp.net>", ["<bob@ours.example>"])
+                reply = self.send_data(c, MSG)
+                if queued:
+                    qid = self.queued_id(reply)
+                    env, body = parse_spool(self.spooled(d, qid))
+                    self.assertIn(b"X-Scanned: slowly\r\n", body)
+                else:
+                    self.assertReply(reply, 451, "4.7.1")
+                    self.assertIn("default action", self.wait_log(
+                        d, r"no reply in time"))
+                    d.settle()
+                    self.assertEqual(set(d.queued()), before)
+                c.close()
+                d.stop()
+
     def test_broken_milters(self):
         """A milter that hangs, talks garbage, announces a huge reply or
         closes: the default action (tempfail) within the timeout, a log
@@ -437,7 +469,8 @@ class MilterCase(PolicyCase):
                            text=True, timeout=20)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("Milter inet:1234@127.0.0.1: timeout 60s, connect "
-                      "timeout 5s, default action accept", p.stdout)
+                      "timeout 5s, end-of-message timeout 60s, "
+                      "default action accept", p.stdout)
 
     def daemon_down(self):
         port = free_port()
