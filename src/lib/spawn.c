@@ -113,7 +113,7 @@ child(const char *path, char *const argv[], char *const envp[], int infd,
 {
 	struct sigaction sa;
 	sigset_t none;
-	int e, fd;
+	int e;
 
 	(void)setpgid(0, 0);
 	/* Park the fds above 0..3 so the dup2()s below cannot collide. */
@@ -127,11 +127,7 @@ child(const char *path, char *const argv[], char *const envp[], int infd,
 	    fcntl(3, F_SETFD, FD_CLOEXEC) == -1)
 		goto fail;
 	execfd = 3;
-#ifdef HAVE_CLOSE_RANGE
-	if (close_range(4, ~0U, 0) == -1)
-#endif
-		for (fd = 4; fd < CHILD_FD_MAX; fd++)
-			(void)close(fd);
+	(void)spawn_close_others(&execfd, 1);
 	if (cred != NULL && privs_can_switch()) {
 		if (setgroups((size_t)cred->ngroups, cred->groups) == -1 ||
 		    setgid(cred->gid) == -1 || setuid(cred->uid) == -1 ||

@@ -58,17 +58,27 @@ def free_port(host="127.0.0.1"):
         return s.getsockname()[1]
 
 
+def connect_once(host, port):
+    """A connected socket to host:port, or None if nothing accepts."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.settimeout(0.5)
+    try:
+        s.connect((host, port))
+    except OSError:
+        s.close()
+        return None
+    return s
+
+
 def wait_port(host, port, timeout=10.0):
     deadline = time.time() + timeout
-    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     while time.time() < deadline:
-        try:
-            with socket.socket(fam, socket.SOCK_STREAM) as s:
-                s.settimeout(0.5)
-                s.connect((host, port))
-                return True
-        except OSError:
-            time.sleep(0.02)
+        s = connect_once(host, port)
+        if s is not None:
+            s.close()
+            return True
+        time.sleep(0.02)
     return False
 
 
@@ -80,14 +90,9 @@ def wait_smtp(host, port, timeout=10.0):
     A listener that does not greet in plain text (implicit TLS, PROXY) is
     just closed, as by wait_port."""
     deadline = time.time() + timeout
-    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     while time.time() < deadline:
-        try:
-            s = socket.socket(fam, socket.SOCK_STREAM)
-            s.settimeout(0.5)
-            s.connect((host, port))
-        except OSError:
-            s.close()
+        s = connect_once(host, port)
+        if s is None:
             time.sleep(0.02)
             continue
         try:
@@ -107,14 +112,11 @@ def wait_smtp(host, port, timeout=10.0):
 def wait_port_free(host, port, timeout=10.0):
     """Waits until nothing accepts connections on port; False if in vain."""
     deadline = time.time() + timeout
-    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     while time.time() < deadline:
-        try:
-            with socket.socket(fam, socket.SOCK_STREAM) as s:
-                s.settimeout(0.5)
-                s.connect((host, port))
-        except OSError:
+        s = connect_once(host, port)
+        if s is None:
             return True
+        s.close()
         time.sleep(0.02)
     return False
 
