@@ -37,10 +37,13 @@ static pthread_once_t log_pid_once = PTHREAD_ONCE_INIT;
  * are added to what that thread writes next, in one write of whole lines
  * (at most PIPE_BUF, so that it stays one piece on a pipe too).  A line
  * is never left waiting for a later event: it goes out with the write
- * under way, or its own thread writes it at once.
+ * under way, or its own thread writes it at once.  A line that finds the
+ * batch full waits for the writer to take it, so that no line overtakes
+ * one logged before it.
  */
 #define LOG_BATCH_MAX	PIPE_BUF
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t log_room = PTHREAD_COND_INITIALIZER;
 static char	 log_batch[2][LOG_BATCH_MAX];
 static size_t	 log_batch_len;		/* in log_batch[log_batch_cur] */
 static int	 log_batch_cur;
@@ -57,6 +60,7 @@ log_pid_forked(void)
 	atomic_store_explicit(&log_pid, 0, memory_order_relaxed);
 	/* The parent's threads write their own lines; the child starts anew. */
 	pthread_mutex_init(&log_mu, NULL);
+	pthread_cond_init(&log_room, NULL);
 	log_batch_len = 0;
 	log_writing = 0;
 }
@@ -140,7 +144,7 @@ log_put(const char *line, size_t n)
 	size_t len;
 
 	pthread_mutex_lock(&log_mu);
-	if (log_writing) {
+	while (log_writing) {
 		if (log_batch_len < LOG_BATCH_MAX &&
 		    n <= LOG_BATCH_MAX - log_batch_len) {
 			memcpy(&log_batch[log_batch_cur & 1][log_batch_len],
@@ -149,10 +153,8 @@ log_put(const char *line, size_t n)
 			pthread_mutex_unlock(&log_mu);
 			return;
 		}
-		/* No room: this one cannot wait. */
-		pthread_mutex_unlock(&log_mu);
-		log_write(line, n);
-		return;
+		/* No room: after the lines before it, not before them. */
+		pthread_cond_wait(&log_room, &log_mu);
 	}
 	log_writing = 1;
 	pthread_mutex_unlock(&log_mu);
@@ -164,11 +166,13 @@ log_put(const char *line, size_t n)
 		len = log_batch_len;
 		log_batch_cur ^= 1;
 		log_batch_len = 0;
+		pthread_cond_broadcast(&log_room);
 		pthread_mutex_unlock(&log_mu);
 		log_write(p, len);
 		pthread_mutex_lock(&log_mu);
 	}
 	log_writing = 0;
+	pthread_cond_broadcast(&log_room);
 	pthread_mutex_unlock(&log_mu);
 }
 
