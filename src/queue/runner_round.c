@@ -266,7 +266,11 @@ requeue(struct runner *r, struct sched_msg *m, time_t due)
 	m->wake = 0;
 	if (r->once || m->due < r->sleep_until)
 		sched_wakeup(r);
-	if (sched_push(&r->q, m) == -1)
+	/*
+	 * One pass tries a message once: known but out of the heap, it is
+	 * neither due again nor new to a rescan before the pass ends.
+	 */
+	if (!r->once && sched_push(&r->q, m) == -1)
 		sched_forget(&r->q, m);
 	pthread_mutex_unlock(&r->mu);
 }

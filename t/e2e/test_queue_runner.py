@@ -340,6 +340,27 @@ class Limits(QueueCase):
         self.assertLessEqual(max(seen), 2)
 
 
+    def test_one_pass_tries_each_message_once(self):
+        # run -o is one pass: a message deferred early in it is not tried
+        # again in it, though its retry comes due while another message
+        # still holds the pass open.
+        out = self.outdir()
+        prog = self.script("slowfail", (
+            'echo "$RECIPIENT" >> %s/tries\n'
+            'case "$RECIPIENT" in carol@*) sleep 3;; esac\n'
+            'cat > /dev/null\necho "try later" >&2\nexit 75\n') % out)
+        self.setup_queue('{ domain = "example.com"; action = "pipe"; '
+                         'catchall = true; command = [ "%s" ]; }' % prog,
+                         queue="retry_min = 1; retry_max = 1; "
+                         "scan_interval = 1;")
+        self.send("alice@example.org", ["bob@example.com"])
+        self.send("alice@example.org", ["carol@example.com"])
+        self.deliver()
+        tries = sorted(read_bytes(os.path.join(out, "tries")).split())
+        self.assertEqual(tries, [b"bob@example.com", b"carol@example.com"],
+                         self.log())
+        self.assertEqual(len(self.queue_ids()), 2)
+
     def test_backlog_larger_than_the_open_files_limit(self):
         # Every message in delivery keeps its file open: a backlog far
         # beyond the descriptor limit must wait its turn, not fail.
