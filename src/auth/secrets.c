@@ -25,6 +25,7 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/crypto.h>
 
+#include "lib/refcnt.h"
 #include "lib/str.h"
 #include "secrets.h"
 
@@ -465,7 +466,7 @@ secrets_load(const char *path, char *err, size_t errlen)
 struct secrets *
 secrets_ref(struct secrets *t)
 {
-	__atomic_add_fetch(&t->refs, 1, __ATOMIC_RELAXED);
+	refcnt_take(&t->refs);
 	return t;
 }
 
@@ -473,15 +474,11 @@ void
 secrets_unref(struct secrets **tp)
 {
 	struct secrets *t = *tp;
-	int left;
 
 	if (t == NULL)
 		return;
 	*tp = NULL;
-	left = __atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL);
-	/* One unref too many frees what another still uses. */
-	assert(left >= 0);
-	if (left == 0)
+	if (refcnt_drop(&t->refs))
 		table_free(t);
 }
 

@@ -3,14 +3,13 @@
  */
 #include "config.h"
 
-#include <assert.h>
 #include <pthread.h>
 #include <stdlib.h>
 
 #include "auth/secrets.h"
+#include "conf/conffile.h"
 #include "lib/log.h"
-#include "policy/policy.h"
-#include "queue/queueconf.h"
+#include "lib/refcnt.h"
 #include "confsnap.h"
 #include "tls.h"
 
@@ -18,20 +17,22 @@ static pthread_mutex_t	 current_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct config	*current;
 
 struct config *
-config_new(struct policy *policy, struct tls_server *tls,
+config_new(struct conf_file *file, struct tls_server *tls,
     struct secrets *secrets)
 {
 	struct config *c;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
-		policy_unref(&policy);
+		conf_file_unref(&file);
 		tls_server_unref(&tls);
 		secrets_unref(&secrets);
 		return NULL;
 	}
 	c->refs = 1;
-	c->policy = policy;
-	c->queue = policy->queue != NULL ? queueconf_ref(policy->queue) : NULL;
+	c->file = file;
+	c->policy = file->policy;
+	c->auth = &file->auth;
+	c->queue = file->queue;
 	c->tls = tls;
 	c->secrets = secrets;
 	return c;
@@ -40,7 +41,7 @@ config_new(struct policy *policy, struct tls_server *tls,
 struct config *
 config_ref(struct config *c)
 {
-	__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+	refcnt_take(&c->refs);
 	return c;
 }
 
@@ -48,20 +49,15 @@ void
 config_unref(struct config **cp)
 {
 	struct config *c = *cp;
-	int left;
 
 	if (c == NULL)
 		return;
 	*cp = NULL;
-	left = __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL);
-	/* One unref too many frees what another still uses. */
-	assert(left >= 0);
-	if (left > 0)
+	if (!refcnt_drop(&c->refs))
 		return;
-	queueconf_unref(&c->queue);
 	tls_server_unref(&c->tls);
 	secrets_unref(&c->secrets);
-	policy_unref(&c->policy);
+	conf_file_unref(&c->file);
 	free(c);
 }
 
@@ -84,14 +80,14 @@ config_install(struct config *c)
 static struct config *
 with_new_secrets(struct config *c)
 {
-	const struct policy *p = c->policy;
+	const struct auth_conf *ac = c->auth;
 	struct secrets *t;
 	struct config *n, *old = NULL;
 	char err[1024];
 
-	if (p->auth_secrets[0] == '\0' || p->auth_dovecot[0] != '\0')
+	if (ac->secrets[0] == '\0' || ac->dovecot[0] != '\0')
 		return c;
-	switch (secrets_reload(p->auth_secrets, c->secrets, &t, err,
+	switch (secrets_reload(ac->secrets, c->secrets, &t, err,
 	    sizeof(err))) {
 	case -1:
 		log_err("auth: %s; keeping the old secrets", err);
@@ -99,7 +95,7 @@ with_new_secrets(struct config *c)
 	case 0:
 		return c;
 	}
-	n = config_new(policy_ref(c->policy), c->tls != NULL ?
+	n = config_new(conf_file_ref(c->file), c->tls != NULL ?
 	    tls_server_ref(c->tls) : NULL, t);
 	if (n == NULL)
 		return c;

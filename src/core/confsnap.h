@@ -1,8 +1,8 @@
 /*
  * struct config: one immutable snapshot of smtpd.conf as smtpd runs it --
- * the compiled policy (with its listeners), the queue's settings, the
- * TLS credentials and the AUTH secrets table -- reference counted, and
- * swapped whole on SIGHUP or when the secrets file changes.
+ * the compiled file (conf/conffile.h: policy with its listeners, auth,
+ * queue), the TLS credentials and the AUTH secrets table -- reference
+ * counted, and swapped whole on SIGHUP or when the secrets file changes.
  *
  * A session takes one reference at its start (config_current()) and uses
  * it to its end, so it sees one consistent configuration: a reload in the
@@ -13,6 +13,8 @@
 
 #include <stddef.h>
 
+struct auth_conf;
+struct conf_file;
 struct policy;
 struct queue_conf;
 struct secrets;
@@ -20,8 +22,11 @@ struct tls_server;
 
 struct config {
 	int			 refs;		/* atomic */
-	struct policy		*policy;	/* the policy section */
-	struct queue_conf	*queue;		/* policy's queue settings */
+	struct conf_file	*file;		/* the compiled smtpd.conf */
+	/* Its sections, for short. */
+	struct policy		*policy;
+	const struct auth_conf	*auth;
+	struct queue_conf	*queue;
 	struct tls_server	*tls;		/* NULL: no certificate */
 	struct secrets		*secrets;	/* auth.secrets' table; NULL:
 						   none, or another process's */
@@ -32,7 +37,7 @@ struct config {
  * (tls and secrets may be NULL).  NULL if out of memory (the parts are
  * then released).
  */
-struct config	*config_new(struct policy *policy, struct tls_server *tls,
+struct config	*config_new(struct conf_file *file, struct tls_server *tls,
 		    struct secrets *secrets);
 struct config	*config_ref(struct config *);
 /* Drops a reference and sets *cp to NULL; the last one frees. */

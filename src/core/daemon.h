@@ -9,8 +9,8 @@
 #ifndef DAEMON_H
 #define DAEMON_H
 
+#include "conf/conffile.h"
 #include "listeners.h"
-#include "policy/policy.h"
 
 struct config;
 
@@ -18,7 +18,7 @@ struct config;
 struct smtpd_args {
 	const char		*conffile;
 	int			 missing_ok;	/* no -C given */
-	struct policy_overrides	 ov;
+	struct conf_overrides	 ov;
 	const char		*mailer;	/* -m, or NULL */
 	int			 debug;		/* -d */
 };
@@ -34,14 +34,14 @@ struct front_fds {
 };
 
 /*
- * A configuration snapshot of p with the TLS credentials and the AUTH
- * secrets it names (new references; p is referenced, not taken over).
+ * A configuration snapshot of cf with the TLS credentials and the AUTH
+ * secrets it names (new references; cf is referenced, not taken over).
  * remote_key: the key stays in the key process (the front of a split
  * daemon), and the secrets too.  At start-up (strict, old NULL) a failure
  * is said on stderr and gives NULL; on SIGHUP it is logged and old's
  * credentials or table stay in the new snapshot.
  */
-struct config	*load_config(struct policy *p, const struct config *old,
+struct config	*load_config(struct conf_file *cf, const struct config *old,
 		    int strict, int remote_key);
 /* Writes one byte to fd (a pipe to the parent), unless fd is -1. */
 void	notify_parent(int fd);
@@ -54,12 +54,15 @@ int	bind_listeners(const struct policy *p, struct front_fds *fds);
 /*
  * Runs the daemon's SMTP side until SIGTERM: with fds->nkey, as the front
  * of a split daemon; without, as the whole daemon in one process (with
- * the queue runner unless -m or queue.runner = false).  Returns the exit
- * status.
+ * the queue runner unless -m or queue.runner = false).  Takes over the
+ * reference to cf.  Returns the exit status.
  */
-int	front_main(const struct smtpd_args *, struct policy *pol,
+int	front_main(const struct smtpd_args *, struct conf_file *cf,
 	    struct front_fds *fds);
-/* The parent of a split daemon (started as root).  Returns the status. */
-int	parent_main(const struct smtpd_args *, struct policy *pol);
+/*
+ * The parent of a split daemon (started as root); takes over the
+ * reference to cf.  Returns the status.
+ */
+int	parent_main(const struct smtpd_args *, struct conf_file *cf);
 
 #endif

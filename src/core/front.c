@@ -75,18 +75,18 @@ load_tls(const struct policy *p, const struct config *old, int strict,
 	return 0;
 }
 
-/* The AUTH secrets table p names; old's if it is still right or broken. */
+/* The AUTH secrets table ac names; old's if it is still right or broken. */
 static int
-load_secrets(const struct policy *p, const struct config *old, int strict,
+load_secrets(const struct auth_conf *ac, const struct config *old, int strict,
     struct secrets **out)
 {
 	struct secrets *have = old != NULL ? old->secrets : NULL;
 	char err[1024];
 
 	*out = NULL;
-	if (p->auth_secrets[0] == '\0')
+	if (ac->secrets[0] == '\0')
 		return 0;
-	switch (secrets_reload(p->auth_secrets, have, out, err,
+	switch (secrets_reload(ac->secrets, have, out, err,
 	    sizeof(err))) {
 	case -1:
 		if (strict) {
@@ -99,13 +99,13 @@ load_secrets(const struct policy *p, const struct config *old, int strict,
 		return 0;
 	}
 	/* Unchanged, or broken: the old table, if it is this file's. */
-	if (have != NULL && strcmp(secrets_path(have), p->auth_secrets) == 0)
+	if (have != NULL && strcmp(secrets_path(have), ac->secrets) == 0)
 		*out = secrets_ref(have);
 	return 0;
 }
 
 struct config *
-load_config(struct policy *p, const struct config *old, int strict,
+load_config(struct conf_file *cf, const struct config *old, int strict,
     int remote_key)
 {
 	struct tls_server *ts;
@@ -113,12 +113,12 @@ load_config(struct policy *p, const struct config *old, int strict,
 	struct config *c;
 
 	/* Split, the key process reads the secrets. */
-	if (load_tls(p, old, strict, remote_key, &ts) == -1 ||
-	    (!remote_key && load_secrets(p, old, strict, &t) == -1)) {
+	if (load_tls(cf->policy, old, strict, remote_key, &ts) == -1 ||
+	    (!remote_key && load_secrets(&cf->auth, old, strict, &t) == -1)) {
 		tls_server_unref(&ts);
 		return NULL;
 	}
-	if ((c = config_new(policy_ref(p), ts, t)) == NULL) {
+	if ((c = config_new(conf_file_ref(cf), ts, t)) == NULL) {
 		if (strict)
 			fprintf(stderr, "smtpd: out of memory\n");
 		else
@@ -133,12 +133,12 @@ load_config(struct policy *p, const struct config *old, int strict,
  * again every RUNNER_RETRY_SECS, said once.
  */
 static void
-start_runner(struct policy *pol, struct spool *sp, struct runner **rp,
+start_runner(const struct config *cfg, struct spool *sp, struct runner **rp,
     int first)
 {
 	char err[512];
 
-	if ((*rp = runner_start(pol->spool, pol->queue, err,
+	if ((*rp = runner_start(cfg->policy->spool, cfg->queue, err,
 	    sizeof(err))) == NULL) {
 		if (first)
 			log_warn("no queue runner in smtpd for now: %s; trying "
@@ -175,10 +175,11 @@ bind_listeners(const struct policy *pol, struct front_fds *f)
 }
 
 int
-front_main(const struct smtpd_args *a, struct policy *pol,
+front_main(const struct smtpd_args *a, struct conf_file *cf,
     struct front_fds *f)
 {
-	struct policy *np;
+	struct policy *pol = cf->policy, *np;
+	struct conf_file *ncf;
 	struct config *cfg, *ncfg;
 	struct spool *sp;
 	struct server *sv;
@@ -202,18 +203,17 @@ front_main(const struct smtpd_args *a, struct policy *pol,
 		return EX_CONFIG;
 	/* Not split, smtpd -d installed it already. */
 	if ((cfg = config_current()) == NULL) {
-		if ((cfg = load_config(pol, NULL, 1, split)) == NULL)
+		if ((cfg = load_config(cf, NULL, 1, split)) == NULL)
 			return EX_CONFIG;
 		config_install(config_ref(cfg));
 	}
-	config_unref(&cfg);
 	if ((sp = spool_open(pol->spool, pol->spool_files ? SPOOL_FILES :
 	    SPOOL_JOURNAL, err, sizeof(err))) == NULL) {
 		log_err("%s", err);
 		return EX_CANTCREAT;
 	}
 	if ((st = policy_state_new()) == NULL ||
-	    (th = throttle_new(&pol->auth_throttle, err, sizeof(err))) == NULL) {
+	    (th = throttle_new(&cf->auth.throttle, err, sizeof(err))) == NULL) {
 		log_err("out of memory");
 		return EX_OSERR;
 	}
@@ -225,9 +225,10 @@ front_main(const struct smtpd_args *a, struct policy *pol,
 	 * mailer does.  Split, the runner is a process of its own and
 	 * learns of new messages from inotify.
 	 */
-	want_runner = !split && a->mailer == NULL && pol->queue->runner;
+	want_runner = !split && a->mailer == NULL && cf->queue->runner;
 	if (want_runner)
-		start_runner(pol, sp, &runner, 1);
+		start_runner(cfg, sp, &runner, 1);
+	config_unref(&cfg);
 	/* Split, the runner is another process: its counts are not here. */
 	if (split)
 		metrics_no_deliveries();
@@ -275,7 +276,7 @@ front_main(const struct smtpd_args *a, struct policy *pol,
 		if (sig == -1) {
 			if (errno == EAGAIN && want_runner && runner == NULL) {
 				cfg = config_current();
-				start_runner(cfg->policy, sp, &runner, 0);
+				start_runner(cfg, sp, &runner, 0);
 				config_unref(&cfg);
 			}
 			continue;
@@ -284,9 +285,9 @@ front_main(const struct smtpd_args *a, struct policy *pol,
 			break;
 		if (!split)
 			(void)sdnotify_reloading();
-		np = policy_load(a->conffile, a->missing_ok, &a->ov, err,
+		ncf = conf_file_load(a->conffile, a->missing_ok, &a->ov, err,
 		    sizeof(err));
-		if (np == NULL) {
+		if (ncf == NULL) {
 			if (split)
 				log_err("front: the config does not load, "
 				    "keeping the running one: %s", err);
@@ -298,6 +299,7 @@ front_main(const struct smtpd_args *a, struct policy *pol,
 			notify_parent(f->notify);
 			continue;
 		}
+		np = ncf->policy;
 		if (!split)
 			listeners_reload_check(pol, np);
 		if (strcmp(np->spool, pol->spool) != 0)
@@ -306,21 +308,21 @@ front_main(const struct smtpd_args *a, struct policy *pol,
 			log_warn("reload: a new spool_durability takes a "
 			    "restart");
 		cfg = config_current();
-		ncfg = load_config(np, cfg, 0, split);
+		ncfg = load_config(ncf, cfg, 0, split);
 		config_unref(&cfg);
 		if (ncfg == NULL) {
-			policy_unref(&np);
+			conf_file_unref(&ncf);
 			if (!split)
 				(void)sdnotify("READY=1");
 			notify_parent(f->notify);
 			continue;
 		}
 		if (runner != NULL)
-			runner_reconfigure(runner, np->queue);
-		if (throttle_configure(th, &np->auth_throttle, err,
+			runner_reconfigure(runner, ncf->queue);
+		if (throttle_configure(th, &ncf->auth.throttle, err,
 		    sizeof(err)) == -1)
 			log_err("reload: auth.throttle: %s", err);
-		policy_unref(&np);
+		conf_file_unref(&ncf);
 		/* New sessions take it whole; running ones keep theirs. */
 		config_install(ncfg);
 		/* Split, the parent says "reloaded" once all are done. */
@@ -335,7 +337,6 @@ front_main(const struct smtpd_args *a, struct policy *pol,
 	log_info("%sstopping on signal %d", who, sig);
 	if (!split)
 		(void)sdnotify("STOPPING=1");
-	policy_unref(&pol);
 	cfg = config_current();
 	i = server_stop(&sv, cfg->policy->shutdown_timeout);
 	metricsd_stop(&md);
@@ -351,5 +352,6 @@ front_main(const struct smtpd_args *a, struct policy *pol,
 	}
 	gnutls_global_deinit();
 	log_info("%sstopped", who);
+	conf_file_unref(&cf);
 	return EX_OK;
 }

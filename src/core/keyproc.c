@@ -343,16 +343,18 @@ serve(void *arg)
 	return NULL;
 }
 
-/* Takes the key and secrets paths of p; loads the key.  0 or -1. */
+/* Takes the key and secrets paths of cf; loads the key.  0 or -1. */
 static int
-take_config(const struct policy *p, int reload)
+take_config(const struct conf_file *cf, int reload)
 {
+	const struct policy *p = cf->policy;
+	const struct auth_conf *ac = &cf->auth;
 	const char *what = reload ? "reload: " : "";
 	char err[1024];
 	int r = 0;
 
 	pthread_mutex_lock(&paths_mu);
-	str_lcpy(secrets_file, p->auth_secrets, sizeof(secrets_file));
+	str_lcpy(secrets_file, ac->secrets, sizeof(secrets_file));
 	pthread_mutex_unlock(&paths_mu);
 	if (p->tls_certificate[0] != '\0' && load_key(p, reload, err,
 	    sizeof(err)) == -1) {
@@ -360,7 +362,7 @@ take_config(const struct policy *p, int reload)
 		    what, err);
 		r = -1;
 	}
-	if (p->auth_secrets[0] != '\0' && secrets_refresh(p->auth_secrets,
+	if (ac->secrets[0] != '\0' && secrets_refresh(ac->secrets,
 	    err, sizeof(err)) == -1) {
 		log_err("key process: %sAUTH secrets: %s; keeping the old "
 		    "ones", what, err);
@@ -380,22 +382,22 @@ notify(int fd)
 
 void
 keyproc_main(const int *fds, int n, const char *conffile, int missing_ok,
-    const struct policy_overrides *ov, int notify_fd)
+    const struct conf_overrides *ov, int notify_fd)
 {
-	struct policy *p;
+	struct conf_file *cf;
 	pthread_attr_t attr;
 	pthread_t tid;
 	sigset_t sigs;
 	char err[1024];
 	int i, sig;
 
-	if ((p = policy_load(conffile, missing_ok, ov, err,
+	if ((cf = conf_file_load(conffile, missing_ok, ov, err,
 	    sizeof(err))) == NULL) {
 		log_err("key process: %s", err);
 		exit(EX_CONFIG);
 	}
-	(void)take_config(p, 0);
-	policy_unref(&p);
+	(void)take_config(cf, 0);
+	conf_file_unref(&cf);
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, KP_STACK);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -417,15 +419,15 @@ keyproc_main(const int *fds, int n, const char *conffile, int missing_ok,
 			continue;
 		if (sig != SIGHUP)
 			break;
-		if ((p = policy_load(conffile, missing_ok, ov, err,
+		if ((cf = conf_file_load(conffile, missing_ok, ov, err,
 		    sizeof(err))) == NULL) {
 			log_err("key process: the config does not load, "
 			    "keeping the running one: %s", err);
 			notify(notify_fd);
 			continue;
 		}
-		(void)take_config(p, 1);
-		policy_unref(&p);
+		(void)take_config(cf, 1);
+		conf_file_unref(&cf);
 		log_info("key process: reload done");
 		notify(notify_fd);
 	}

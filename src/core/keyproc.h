@@ -19,7 +19,7 @@
 
 #include <gnutls/gnutls.h>
 
-#include "policy/policy.h"
+#include "conf/conffile.h"
 
 struct tls_certset;
 
@@ -33,7 +33,7 @@ struct tls_certset;
  * Does not return.
  */
 void	keyproc_main(const int *fds, int n, const char *conffile,
-	    int missing_ok, const struct policy_overrides *ov, int notify_fd);
+	    int missing_ok, const struct conf_overrides *ov, int notify_fd);
 
 /*
  * The front: sends key operations and password checks over fds[0..n-1]

@@ -137,8 +137,9 @@ int
 main(int argc, char *argv[])
 {
 	struct smtpd_args a;
-	struct policy_overrides *ovp = &a.ov;
+	struct policy_overrides *ovp = &a.ov.policy;
 	struct front_fds ff;
+	struct conf_file *cf;
 	struct policy *pol;
 	struct config *cfg;
 	struct spool *sp = NULL;
@@ -170,10 +171,10 @@ main(int argc, char *argv[])
 			conf_given = 1;
 			break;
 		case 'a':
-			ovp->auth_required = 1;
+			a.ov.auth_required = 1;
 			break;
 		case 'p':
-			ovp->auth_cleartext = 1;
+			a.ov.auth_cleartext = 1;
 			break;
 		case 'd':
 			a.debug = 1;
@@ -231,20 +232,21 @@ main(int argc, char *argv[])
 		fprintf(stderr, "smtpd: cannot initialise GnuTLS\n");
 		exit(EX_SOFTWARE);
 	}
-	pol = policy_load(a.conffile, a.missing_ok, &a.ov, err, sizeof(err));
-	if (pol == NULL) {
+	cf = conf_file_load(a.conffile, a.missing_ok, &a.ov, err, sizeof(err));
+	if (cf == NULL) {
 		fprintf(stderr, "smtpd: %s\n", err);
 		exit(EX_CONFIG);
 	}
+	pol = cf->policy;
 	/* Credentials that do not load stop smtpd -t and the start alike. */
-	if ((cfg = load_config(pol, NULL, 1, 0)) == NULL)
+	if ((cfg = load_config(cf, NULL, 1, 0)) == NULL)
 		exit(EX_CONFIG);
 	if (check_only) {
-		policy_print(pol, stdout);
+		conf_file_print(cf, stdout);
 		fflush(stdout);
-		(void)policy_warnings(pol, stderr);
+		(void)conf_file_warnings(cf, stderr);
 		config_unref(&cfg);
-		policy_unref(&pol);
+		conf_file_unref(&cf);
 		exit(EX_OK);
 	}
 	if (!listeners_activated() && pol->listeners.n == 0)
@@ -270,17 +272,17 @@ main(int argc, char *argv[])
 		if (geteuid() == 0) {
 			/* Each child loads what it may read itself. */
 			config_unref(&cfg);
-			exit(parent_main(&a, pol));
+			exit(parent_main(&a, cf));
 		}
 		config_install(cfg);
 		memset(&ff, 0, sizeof(ff));
 		ff.notify = -1;
 		if (bind_listeners(pol, &ff) == -1)
 			exit(EX_OSERR);
-		exit(front_main(&a, pol, &ff));
+		exit(front_main(&a, cf, &ff));
 	}
 	if ((st = policy_state_new()) == NULL ||
-	    (th = throttle_new(&pol->auth_throttle, err, sizeof(err))) == NULL) {
+	    (th = throttle_new(&cf->auth.throttle, err, sizeof(err))) == NULL) {
 		log_err("out of memory");
 		exit(EX_OSERR);
 	}
@@ -297,9 +299,8 @@ main(int argc, char *argv[])
 	 * in a file they share.  Without it AUTH is refused (454), never
 	 * left unthrottled.
 	 */
-	if ((pol->auth_secrets[0] != '\0' ||
-	    pol->auth_dovecot[0] != '\0') &&
-	    throttle_attach_file(th, pol->auth_throttle_file, err,
+	if (authconf_enabled(&cf->auth) &&
+	    throttle_attach_file(th, cf->auth.throttle_file, err,
 	    sizeof(err)) == -1)
 		log_err("AUTH throttle state: %s; AUTH refused in this "
 		    "session", err);
@@ -322,7 +323,7 @@ main(int argc, char *argv[])
 		policy_state_free(&st);
 		throttle_free(&th);
 		config_unref(&cfg);
-		policy_unref(&pol);
+		conf_file_unref(&cf);
 		spool_close(&sp);
 		exit(EX_OK);
 	}

@@ -81,7 +81,7 @@ struct child {
 
 struct parent {
 	const struct smtpd_args	*args;
-	struct policy		*pol;
+	struct conf_file	*cf;
 	struct privs_user	 user, quser;
 	struct front_fds	 front;
 	int			 keyfds[KEYPROC_CHANNELS]; /* its ends */
@@ -129,15 +129,15 @@ close_all(const int *fds, int n)
 }
 
 static int
-runner_proc(const struct smtpd_args *a, struct policy *pol, int nfd)
+runner_proc(const struct smtpd_args *a, struct conf_file *cf, int nfd)
 {
 	struct runner *r;
-	struct policy *np;
+	struct conf_file *ncf;
 	sigset_t sigs;
 	char err[1024];
 	int sig;
 
-	if ((r = runner_start(pol->spool, pol->queue, err,
+	if ((r = runner_start(cf->policy->spool, cf->queue, err,
 	    sizeof(err))) == NULL) {
 		log_err("queue runner: %s", err);
 		return EX_TEMPFAIL;
@@ -153,21 +153,21 @@ runner_proc(const struct smtpd_args *a, struct policy *pol, int nfd)
 			continue;
 		if (sig != SIGHUP)
 			break;
-		if ((np = policy_load(a->conffile, a->missing_ok, &a->ov, err,
-		    sizeof(err))) == NULL) {
+		if ((ncf = conf_file_load(a->conffile, a->missing_ok, &a->ov,
+		    err, sizeof(err))) == NULL) {
 			log_err("queue runner: the config does not load, "
 			    "keeping the running one: %s", err);
 			notify_parent(nfd);
 			continue;
 		}
-		runner_reconfigure(r, np->queue);
-		policy_unref(&pol);
-		pol = np;
+		runner_reconfigure(r, ncf->queue);
+		conf_file_unref(&cf);
+		cf = ncf;
 		log_info("queue runner: reload done");
 		notify_parent(nfd);
 	}
 	runner_stop(&r);
-	policy_unref(&pol);
+	conf_file_unref(&cf);
 	log_info("queue runner: stopped");
 	return EX_OK;
 }
@@ -236,11 +236,11 @@ child_main(struct parent *pp, enum role role)
 		    pp->args->missing_ok, &pp->args->ov, nfd);
 		break;
 	case R_RUNNER:
-		rc = runner_proc(pp->args, policy_ref(pp->pol), nfd);
+		rc = runner_proc(pp->args, conf_file_ref(pp->cf), nfd);
 		break;
 	case R_FRONT:
 		pp->front.notify = nfd;
-		rc = front_main(pp->args, policy_ref(pp->pol), &pp->front);
+		rc = front_main(pp->args, conf_file_ref(pp->cf), &pp->front);
 		break;
 	default:
 		break;
@@ -397,23 +397,23 @@ wait_ready(struct parent *pp, enum role role)
 static void
 reload(struct parent *pp)
 {
-	struct policy *np;
+	struct conf_file *ncf;
 	char err[1024];
 	int r;
 
 	(void)sdnotify_reloading();
-	np = policy_load(pp->args->conffile, pp->args->missing_ok,
+	ncf = conf_file_load(pp->args->conffile, pp->args->missing_ok,
 	    &pp->args->ov, err, sizeof(err));
-	if (np == NULL)
+	if (ncf == NULL)
 		log_err("reload failed, keeping the running config: %s", err);
 	else {
-		if (strcmp(np->user, pp->pol->user) != 0 ||
-		    strcmp(np->queue->user, pp->pol->queue->user) != 0)
+		if (strcmp(ncf->policy->user, pp->cf->policy->user) != 0 ||
+		    strcmp(ncf->queue->user, pp->cf->queue->user) != 0)
 			log_warn("reload: new users take a restart");
-		listeners_reload_check(pp->pol, np);
+		listeners_reload_check(pp->cf->policy, ncf->policy);
 		/* Children started from now on start with it. */
-		policy_unref(&pp->pol);
-		pp->pol = np;
+		conf_file_unref(&pp->cf);
+		pp->cf = ncf;
 	}
 	/*
 	 * One after the other, the key process first: the front's new
@@ -428,14 +428,15 @@ reload(struct parent *pp)
 		if (wait_ready(pp, (enum role)r) >= 0)
 			pp->ch[r].next_start = now() + pp->ch[r].backoff;
 	}
-	if (np != NULL)
+	if (ncf != NULL)
 		log_info("reloaded %s", pp->args->conffile);
 	(void)sdnotify("READY=1");
 }
 
 int
-parent_main(const struct smtpd_args *a, struct policy *pol)
+parent_main(const struct smtpd_args *a, struct conf_file *cf)
 {
+	const struct policy *pol = cf->policy;
 	struct parent pp;
 	struct timespec ts = { 1, 0 };
 	const char *qname;
@@ -449,9 +450,9 @@ parent_main(const struct smtpd_args *a, struct policy *pol)
 	 */
 	memset(&pp, 0, sizeof(pp));
 	pp.args = a;
-	pp.pol = pol;
+	pp.cf = cf;
 	pp.self = getpid();
-	qname = pol->queue->user[0] != '\0' ? pol->queue->user : pol->user;
+	qname = cf->queue->user[0] != '\0' ? cf->queue->user : pol->user;
 	if (privs_lookup(pol->user, &pp.user, err, sizeof(err)) == -1 ||
 	    privs_lookup(qname, &pp.quser, err, sizeof(err)) == -1) {
 		log_err("%s (config \"user\"; create it, e.g. useradd "
@@ -484,7 +485,7 @@ parent_main(const struct smtpd_args *a, struct policy *pol)
 		pp.ch[r].wanted = 1;
 		pp.ch[r].backoff = BACKOFF_MIN;
 	}
-	pp.ch[R_RUNNER].wanted = a->mailer == NULL && pol->queue->runner;
+	pp.ch[R_RUNNER].wanted = a->mailer == NULL && cf->queue->runner;
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGHUP);
 	sigaddset(&sigs, SIGTERM);
@@ -545,9 +546,9 @@ parent_main(const struct smtpd_args *a, struct policy *pol)
 	pp.front.nlisten = 0;
 	/* The front drains its sessions; the key process serves them. */
 	stop_children(&pp, R_RUNNER, R_COUNT,
-	    pp.pol->shutdown_timeout + KILL_GRACE);
+	    pp.cf->policy->shutdown_timeout + KILL_GRACE);
 	stop_children(&pp, R_KEY, R_RUNNER, KILL_GRACE);
-	policy_unref(&pp.pol);
+	conf_file_unref(&pp.cf);
 	log_info("stopped");
 	return EX_OK;
 }

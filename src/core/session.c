@@ -405,8 +405,8 @@ do_mail(struct session *s, struct cmd *c)
 		auth_reply(s, SASL_AUTH_REQUIRED);
 		return 0;
 	}
-	if (s->authenticated && s->pol->auth_senders != NULL &&
-	    (allowed = senders_allowed(s->pol->auth_senders, s->auth_user,
+	if (s->authenticated && s->auth->senders != NULL &&
+	    (allowed = senders_allowed(s->auth->senders, s->auth_user,
 	    s->sender.mailbox)) != 1) {
 		if (allowed == -1) {
 			log_err("%s smtp auth.senders lookup failed for login "
@@ -625,13 +625,12 @@ listener_settings(struct session *s)
 	int f = s->conf->listen_flags;
 
 	s->listener = listeners_conf(s->pol, f);
-	s->auth_offered = (s->pol->auth_secrets[0] != '\0' ||
-	    s->pol->auth_dovecot[0] != '\0') &&
+	s->auth_offered = authconf_enabled(s->auth) &&
 	    !(f & LISTEN_AUTH_OFF);
 	s->auth_required = f & LISTEN_AUTH_SET ?
-	    (f & LISTEN_AUTH_REQUIRED) != 0 : s->pol->auth_required;
+	    (f & LISTEN_AUTH_REQUIRED) != 0 : s->auth->required;
 	s->auth_cleartext = f & LISTEN_CLEARTEXT_SET ?
-	    (f & LISTEN_CLEARTEXT) != 0 : s->pol->auth_cleartext;
+	    (f & LISTEN_CLEARTEXT) != 0 : s->auth->cleartext;
 }
 
 /* The client's address and, when wanted, its verified reverse name. */
@@ -662,6 +661,8 @@ session_run(const struct session_conf *conf)
 	memset(&s, 0, sizeof(s));
 	s.conf = conf;
 	s.pol = conf->policy;
+	s.auth = conf->config->auth;
+	s.queue = conf->config->queue;
 	s.st = ST_GREET;
 	session_new_id(s.id, sizeof(s.id));
 	if ((s.io = lineio_new(conf->rfd, conf->wfd, SESSION_INBUF)) == NULL) {

@@ -60,8 +60,8 @@ void
 auth_conf(struct session *s, struct sasl_conf *sc)
 {
 	memset(sc, 0, sizeof(*sc));
-	if (s->pol->auth_dovecot[0] != '\0')
-		sc->dovecot = s->pol->auth_dovecot;
+	if (s->auth->dovecot[0] != '\0')
+		sc->dovecot = s->auth->dovecot;
 	/* The snapshot's table; split, the key process's stand-in. */
 	else if (s->conf->config != NULL && s->conf->config->secrets != NULL)
 		sc->secrets = secrets_ref(s->conf->config->secrets);
@@ -69,7 +69,7 @@ auth_conf(struct session *s, struct sasl_conf *sc)
 		sc->secrets = secrets_current();
 	sc->flags = (s->tls != NULL ? SASL_F_TLS : 0) |
 	    (s->auth_cleartext ? SASL_F_CLEARTEXT : 0);
-	sc->mechs = s->pol->auth_mechs;
+	sc->mechs = s->auth->mechs;
 	sc->hostname = s->pol->hostname;
 }
 
@@ -89,7 +89,7 @@ pause_ms(unsigned int ms)
 static void
 auth_news(struct session *s, struct throttle *th)
 {
-	const struct throttle_conf *tc = &s->pol->auth_throttle;
+	const struct throttle_conf *tc = &s->auth->throttle;
 	unsigned int n;
 
 	switch (throttle_news(th, &n)) {

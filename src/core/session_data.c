@@ -138,7 +138,7 @@ begin_message(struct session *s)
 static void
 hand_off(struct session *s)
 {
-	const struct qc_user *mu = &s->pol->queue->mailer_user;
+	const struct qc_user *mu = &s->queue->mailer_user;
 	struct agent_handoff h;
 	char reply_text[512];
 	const char **rcpts;
@@ -166,7 +166,7 @@ hand_off(struct session *s)
 	h.mailer = s->conf->mailer;
 	h.user = mu->name[0] ? mu : NULL;
 	h.timeout = s->pol->data_timeout;
-	h.qc = s->pol->queue;
+	h.qc = s->queue;
 	h.id = spool_msg_id(s->msg);
 	h.sender = s->sender.mailbox;
 	h.rcpts = rcpts;

@@ -9,6 +9,7 @@
 
 #include <gnutls/gnutls.h>
 
+#include "auth/authconf.h"
 #include "auth/sasl.h"
 #include "lib/addr.h"
 #include "lib/lineio.h"
@@ -37,6 +38,8 @@ enum state {
 struct session {
 	const struct session_conf *conf;
 	struct policy	*pol;
+	const struct auth_conf *auth;	/* the snapshot's auth { } */
+	struct queue_conf *queue;	/* ... and its queue settings */
 	struct lineio	*io;
 	char		 id[17];
 	char		 peer_addr[NET_ADDRSTR_MAX];

@@ -27,6 +27,7 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
+#include "lib/refcnt.h"
 #include "lib/str.h"
 #include "tls.h"
 #include "tlscerts.h"
@@ -342,7 +343,7 @@ tls_server_names(const struct tls_server *srv)
 struct tls_server *
 tls_server_ref(struct tls_server *srv)
 {
-	__atomic_add_fetch(&srv->refs, 1, __ATOMIC_RELAXED);
+	refcnt_take(&srv->refs);
 	return srv;
 }
 
@@ -350,15 +351,11 @@ void
 tls_server_unref(struct tls_server **sp)
 {
 	struct tls_server *srv = *sp;
-	int left;
 
 	if (srv == NULL)
 		return;
 	*sp = NULL;
-	left = __atomic_sub_fetch(&srv->refs, 1, __ATOMIC_ACQ_REL);
-	/* One unref too many frees what another still uses. */
-	assert(left >= 0);
-	if (left == 0)
+	if (refcnt_drop(&srv->refs))
 		server_free(srv);
 }
 

@@ -13,39 +13,9 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "lib/addr.h"
 #include "lib/net.h"
 #include "lib/str.h"
-#include "queue/queueconf.h"
 #include "policy.h"
-
-/* Does the route pattern rp take every domain the ourdomains entry od names? */
-static int
-pattern_covers(const char *rp, const char *od)
-{
-	if (od[0] == '*' && od[1] == '.') {
-		/* "*.x" is covered by "*", "*.x", or "*.y" with x below y. */
-		if (strcmp(rp, "*") == 0)
-			return 1;
-		if (rp[0] != '*' || rp[1] != '.')
-			return 0;
-		return strcasecmp(rp + 2, od + 2) == 0 ||
-		    addr_domain_match(rp, od + 2);
-	}
-	return addr_domain_match(rp, od);
-}
-
-static int
-domain_routed(const struct queue_conf *qc, const char *od)
-{
-	size_t i, j;
-
-	for (i = 0; i < qc->nroutes; i++)
-		for (j = 0; j < qc->routes[i].ndomains; j++)
-			if (pattern_covers(qc->routes[i].domains[j], od))
-				return 1;
-	return 0;
-}
 
 /* 1 if a and b are the same addr:port, as written or in the same form. */
 static int
@@ -116,7 +86,6 @@ policy_warnings(const struct policy *p, FILE *f)
 {
 	char why[PATH_MAX + 128];
 	int i, j, n = 0;
-	size_t k;
 
 	if (strchr(p->hostname, '.') == NULL) {
 		fprintf(f, "smtpd: warning: hostname \"%s\" is not a "
@@ -124,13 +93,6 @@ policy_warnings(const struct policy *p, FILE *f)
 		    "hostname or -h\n", p->hostname);
 		n++;
 	}
-	for (k = 0; p->queue != NULL && k < p->nourdomains; k++)
-		if (!domain_routed(p->queue, p->ourdomains[k])) {
-			fprintf(f, "smtpd: warning: our domain %s is accepted "
-			    "but no route covers it: its mail would stay "
-			    "queued until it bounces\n", p->ourdomains[k]);
-			n++;
-		}
 	for (i = 0; i < p->nlisten; i++)
 		for (j = 0; j < p->ntls_listen; j++)
 			if (same_listen(p->listen[i], p->tls_listen[j])) {

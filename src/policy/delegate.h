@@ -13,7 +13,7 @@
 #include <libconfig.h>
 #include <stdio.h>
 
-#include "conf/conf.h"
+#include "lib/conf.h"
 
 #include "policy.h"
 

@@ -10,7 +10,7 @@
 #include <libconfig.h>
 #include <stdio.h>
 
-#include "conf/conf.h"
+#include "lib/conf.h"
 
 #define DKIM_KEYS_MAX		64
 #define DKIM_HEADERS_MAX	40

@@ -9,7 +9,7 @@
 #include <libconfig.h>
 #include <stdio.h>
 
-#include "conf/conf.h"
+#include "lib/conf.h"
 
 #include "cidr.h"
 

@@ -371,9 +371,6 @@ policy_listen_defaults(const struct policy *p, struct listen_defaults *d)
 {
 	memset(d, 0, sizeof(*d));
 	d->have_certificate = p->tls_certificate[0] != '\0';
-	d->have_secrets = p->auth_secrets[0] != '\0';
 	d->have_trusted = p->front.nproxy_trusted > 0;
-	d->auth_required = p->auth_required;
-	d->auth_cleartext = p->auth_cleartext;
 	d->nmilters = p->milters != NULL ? p->milters->n : 0;
 }

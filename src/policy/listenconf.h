@@ -11,7 +11,7 @@
 #include <libconfig.h>
 #include <stdio.h>
 
-#include "conf/conf.h"
+#include "lib/conf.h"
 #include "milterconf.h"
 
 #define LISTEN_TABLE_MAX	64

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conf/conf.h"
+#include "lib/conf.h"
 #include "lib/net.h"
 #include "lib/str.h"
 #include "milterconf.h"

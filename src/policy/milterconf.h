@@ -8,7 +8,7 @@
 #include <libconfig.h>
 #include <stdio.h>
 
-#include "conf/conf.h"
+#include "lib/conf.h"
 
 #define MILTERS_MAX		8
 #define DEF_MILTER_TIMEOUT	10	/* seconds for a reply */

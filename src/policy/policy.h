@@ -1,13 +1,15 @@
 /*
- * policy: smtpd.conf (libconfig) compiled into one immutable,
- * reference-counted struct policy, and the policy modules that sessions
- * consult at each step of a conversation.
+ * policy: the SMTP front's sections of smtpd.conf (the top-level
+ * settings, limits, listeners, TLS, the policy modules' lists and rules)
+ * compiled into one immutable struct policy, and the policy modules that
+ * sessions consult at each step of a conversation.
  *
- * A session takes a reference when it starts and keeps it to the end;
- * SIGHUP compiles a new policy and swaps the current pointer, so sessions
- * never see a half-updated configuration.  What must outlive a reload
+ * The file is read by conf/conffile.c, which hands each owner its
+ * section; the policy is one part of the configuration snapshot a
+ * session keeps from start to end.  What must outlive a reload
  * (greylisting state, rate counters) lives in a struct policy_state that
- * the server keeps.
+ * the server keeps.  Depends on lib only: what it needs to know of the
+ * queue (recipient verification) it asks through a function.
  */
 #ifndef POLICY_H
 #define POLICY_H
@@ -17,18 +19,17 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include <libconfig.h>
+
 #include "cidr.h"
 #include "frontconf.h"
 #include "listenconf.h"
 #include "tlsconf.h"
-#include "auth/throttle.h"
 #include "lib/reply.h"
 
 struct delegate_conf;
 struct milter_conf;
 struct dkim_conf;
-struct senders;
-struct queue_conf;
 struct table;
 
 #define POLICY_LISTEN_MAX	16
@@ -108,7 +109,6 @@ struct rule {
 };
 
 struct policy {
-	int		 refs;		/* atomic; see policy_ref() */
 	char		 conffile[PATH_MAX];
 	int		 have_file;	/* 0: no conffile, built-in defaults */
 	char		 hostname[POLICY_HOST_MAX + 1];
@@ -164,18 +164,6 @@ struct policy {
 	struct dkim_conf *dkim;		/* dkim { }, or NULL */
 	struct milter_conf *milters;	/* milters, or NULL */
 
-	/* auth { } */
-	char		 auth_secrets[PATH_MAX];	/* "" = no AUTH ... */
-	char		 auth_dovecot[PATH_MAX];	/* ... unless Dovecot's
-							   auth-client socket */
-	unsigned int	 auth_mechs;			/* SASL_M_* */
-	int		 auth_required;			/* -a */
-	int		 auth_cleartext;		/* -p */
-	struct senders	*auth_senders;			/* NULL: any sender */
-	struct throttle_conf auth_throttle;
-	char		 auth_throttle_file[PATH_MAX];	/* stdio mode's table */
-
-	struct queue_conf *queue;	/* routes, aliases, queue { } */
 	/*
 	 * Recipient verification (POLICY_RCPT_*): the queue's knowledge of
 	 * users and aliases, reached through this function only.
@@ -221,33 +209,42 @@ struct policy_overrides {
 	int		 saveblockedmsg;	/* -s */
 	const char	*block[POLICY_LISTEN_MAX];	/* -k */
 	int		 nblock;
-	int		 auth_required;		/* -a */
-	int		 auth_cleartext;	/* -p */
 };
 
 /*
- * Reads and compiles path.  NULL on error, with "file:line: message" in
- * err.  A path that does not exist is an error unless missing_ok, in which
- * case the built-in defaults are used.
+ * Compiles the policy's part of a file read by conf_read(): root is its
+ * root setting, or NULL for no file (the built-in defaults); path names
+ * it in errors.  NULL on error, with "file:line: message" in err.
  */
-struct policy *policy_load(const char *path, int missing_ok,
+struct policy *policy_compile(config_setting_t *root, const char *path,
 	    const struct policy_overrides *, char *err, size_t errlen);
-/* Writes the effective policy in plain words (smtpd -t). */
-void	policy_print(const struct policy *, FILE *);
+void	policy_free(struct policy *);
+/*
+ * Recipient verification (policy_rcpt) asks check, with arg, whether a
+ * recipient exists; set once, before the policy is shared.
+ */
+void	policy_set_rcpt_check(struct policy *, int (*check)(const void *arg,
+	    const char *rcpt, const char *sender, const char *login, int ours,
+	    char *why, size_t whylen), const void *arg);
+/*
+ * Writes the effective policy in plain words (smtpd -t); ld: each
+ * listener's fallbacks (conf_file_listen_defaults()).
+ */
+void	policy_print(const struct policy *, const struct listen_defaults *ld,
+	    FILE *);
 /*
  * Writes one "smtpd: warning: ..." line for each thing that loads but
- * would not work as meant (smtpd -t): an accepted domain no route takes,
- * a hostname that is not fully qualified, an address in both listen and
- * tls.listen, a spool that cannot be used.  Returns how many.
+ * would not work as meant (smtpd -t): a hostname that is not fully
+ * qualified, an address in both listen and tls.listen, a spool that
+ * cannot be used.  Returns how many.
  */
 int	policy_warnings(const struct policy *, FILE *);
-/* The global settings each listener falls back on (listenconf.c). */
+/*
+ * The policy's part of the settings each listener falls back on
+ * (listenconf.c); the AUTH ones are the caller's to fill.
+ */
 void	policy_listen_defaults(const struct policy *, struct listen_defaults *);
-/* Its AUTH lines: mechanisms, senders map, throttle (authprint.c). */
-void	policy_print_auth(const struct policy *, FILE *);
 
-struct policy *policy_ref(struct policy *);
-void	policy_unref(struct policy **);
 /* The policy sessions run with is in the snapshot (core/confsnap.h). */
 
 /*

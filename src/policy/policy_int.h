@@ -9,7 +9,7 @@
 
 #include <libconfig.h>
 
-#include "conf/conf.h"
+#include "lib/conf.h"
 
 struct policy;
 
@@ -28,8 +28,6 @@ int	policy_add_ourdomain(struct policy *, const char *,
 int	policy_load_lists(struct policy *, config_setting_t *root,
 	    const struct conf_ctx *);
 int	policy_load_tls(struct policy *, config_setting_t *g,
-	    const struct conf_ctx *);
-int	policy_load_auth(struct policy *, config_setting_t *g,
 	    const struct conf_ctx *);
 int	policy_load_limits(struct policy *, const config_setting_t *g,
 	    const struct conf_ctx *);

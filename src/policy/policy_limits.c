@@ -8,7 +8,7 @@
 
 #include <libconfig.h>
 
-#include "conf/conf.h"
+#include "lib/conf.h"
 #include "policy.h"
 #include "policy_int.h"
 

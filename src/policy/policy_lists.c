@@ -17,7 +17,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
-#include "conf/conf.h"
+#include "lib/conf.h"
 #include "lib/addr.h"
 #include "lib/reply.h"
 #include "lib/str.h"
@@ -478,9 +478,6 @@ policy_load_lists(struct policy *p, config_setting_t *root,
 		return conf_err(cx, config_setting_get_member(root,
 		    "proxy"), "proxy.tls_listen needs tls.certificate and "
 		    "tls.key");
-	if ((g = config_setting_get_member(root, "auth")) != NULL &&
-	    policy_load_auth(p, g, cx) == -1)
-		return -1;
 	if ((s = config_setting_get_member(root, "rules")) != NULL) {
 		if (!config_setting_is_list(s) && !config_setting_is_array(s))
 			return conf_err(cx, s,

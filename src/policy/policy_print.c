@@ -1,12 +1,11 @@
 /*
- * smtpd -t: the policy (and the queue's settings) in plain words.
+ * smtpd -t: the policy in plain words.
  */
 #include "config.h"
 
 #include <stdio.h>
 
 #include "lib/table.h"
-#include "queue/queueconf.h"
 #include "delegate.h"
 #include "dkimconf.h"
 #include "milterconf.h"
@@ -76,7 +75,6 @@ print_policy_modules(const struct policy *p, FILE *f)
 		tlsconf_print(&p->tls_sni, f);
 	} else
 		fprintf(f, "TLS: off (no certificate)\n");
-	policy_print_auth(p, f);
 	fprintf(f, "HELO checks: %s\n", p->helo_checks ? "on" : "off");
 	if (p->greylist)
 		fprintf(f, "greylisting: on, retry after %u s within %u s, "
@@ -104,18 +102,16 @@ print_policy_modules(const struct policy *p, FILE *f)
 }
 
 void
-policy_print(const struct policy *p, FILE *f)
+policy_print(const struct policy *p, const struct listen_defaults *ld,
+    FILE *f)
 {
-	struct listen_defaults ld;
-
 	if (p->have_file)
 		fprintf(f, "config file: %s\n", p->conffile);
 	else
 		fprintf(f, "config file: none (%s does not exist); built-in "
 		    "defaults\n", p->conffile);
 	fprintf(f, "hostname: %s\n", p->hostname);
-	policy_listen_defaults(p, &ld);
-	listenconf_print(&p->listeners, &ld, f);
+	listenconf_print(&p->listeners, ld, f);
 	frontconf_print(&p->front, f);
 	delegate_print(p->delegate, f);
 	dkimconf_print(p->dkim, f);
@@ -123,8 +119,6 @@ policy_print(const struct policy *p, FILE *f)
 	fprintf(f, "spool: %s\n", p->spool);
 	fprintf(f, "spool durability: %s\n", p->spool_files ?
 	    "a file per message (files)" : "commit journal (journal)");
-	fprintf(f, "user: %s (the SMTP front; queue runner: %s)\n", p->user,
-	    p->queue->user[0] != '\0' ? p->queue->user : p->user);
 	fprintf(f, "log: %s\n", p->log_stderr ? "standard error" :
 	    "syslog (facility mail)");
 	fprintf(f, "reverse DNS lookups of clients: %s\n",
@@ -170,7 +164,5 @@ policy_print(const struct policy *p, FILE *f)
 		fprintf(f, "tarpit: %u ms more per error after %u errors\n",
 		    p->tarpit_delay, p->tarpit_after);
 	print_policy_modules(p, f);
-	if (p->queue != NULL)
-		queueconf_print(p->queue, f);
 }
 

@@ -18,7 +18,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "conf/conf.h"
+#include "lib/conf.h"
 #include "lib/addr.h"
 #include "lib/fsutil.h"
 #include "lib/log.h"

@@ -19,9 +19,10 @@
 #include "client/pin.h"
 #include "lib/addr.h"
 #include "lib/log.h"
+#include "lib/refcnt.h"
 #include "lib/str.h"
 #include "lib/table.h"
-#include "conf/conf.h"
+#include "lib/conf.h"
 #include "queueconf.h"
 #include "queueconf_int.h"
 #include "recipients.h"
@@ -505,7 +506,7 @@ queueconf_free(struct queue_conf *qc)
 struct queue_conf *
 queueconf_ref(struct queue_conf *qc)
 {
-	__atomic_add_fetch(&qc->refs, 1, __ATOMIC_RELAXED);
+	refcnt_take(&qc->refs);
 	return qc;
 }
 
@@ -513,15 +514,11 @@ void
 queueconf_unref(struct queue_conf **qcp)
 {
 	struct queue_conf *qc = *qcp;
-	int left;
 
 	if (qc == NULL)
 		return;
 	*qcp = NULL;
-	left = __atomic_sub_fetch(&qc->refs, 1, __ATOMIC_ACQ_REL);
-	/* One unref too many frees what another still uses. */
-	assert(left >= 0);
-	if (left == 0)
+	if (refcnt_drop(&qc->refs))
 		queueconf_free(qc);
 }
 

@@ -2,8 +2,9 @@
  * queueconf: the "routes", "aliases" and "queue" settings of smtpd.conf,
  * compiled into one immutable, reference-counted struct queue_conf.
  *
- * smtpd's config loader hands the parsed libconfig root to
- * queueconf_parse(); smtpq reads the file itself with queueconf_load().
+ * The config loader (conf/conffile.c, for smtpd and smtpq) hands the
+ * parsed libconfig root to queueconf_parse(); sendmail, which runs as any
+ * user and needs no other section, reads the file with queueconf_load().
  * Documented in smtpd.conf(5), ROUTES, ALIASES and QUEUE.
  */
 #ifndef QUEUECONF_H

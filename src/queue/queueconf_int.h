@@ -7,7 +7,7 @@
 
 #include <libconfig.h>
 
-#include "conf/conf.h"
+#include "lib/conf.h"
 #include "queueconf.h"
 
 /* One routes entry into r; qc holds the queue { } defaults.  0 or -1. */

@@ -17,7 +17,7 @@
 #include <libconfig.h>
 
 #include "client/pin.h"
-#include "conf/conf.h"
+#include "lib/conf.h"
 #include "lib/addr.h"
 #include "lib/str.h"
 #include "lib/table.h"

@@ -20,7 +20,7 @@
 #include <libconfig.h>
 
 #include "lib/addr.h"
-#include "conf/conf.h"
+#include "lib/conf.h"
 #include "lib/str.h"
 #include "lib/table.h"
 #include "queueconf.h"

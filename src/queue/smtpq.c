@@ -25,6 +25,7 @@
 
 #include <gnutls/gnutls.h>
 
+#include "conf/conffile.h"
 #include "lib/fsutil.h"
 #include "lib/log.h"
 #include "lib/str.h"
@@ -87,6 +88,24 @@ usage(void)
 	    "  dkim-keygen [-t rsa|ed25519] [-b bits] domain selector keyfile\n"
 	    "                        make a DKIM key, print its DNS record\n");
 	exit(EX_USAGE);
+}
+
+/*
+ * The queue's settings as smtpd compiles them: the whole file is read and
+ * checked, so that smtpq and smtpd agree on it (or both refuse it).
+ */
+static struct queue_conf *
+load_queue(const char *conffile, int missing_ok, char *err, size_t errlen)
+{
+	struct conf_file *cf;
+	struct queue_conf *q;
+
+	if ((cf = conf_file_load(conffile, missing_ok, NULL, err, errlen)) ==
+	    NULL)
+		return NULL;
+	q = queueconf_ref(cf->queue);
+	conf_file_unref(&cf);
+	return q;
 }
 
 static void
@@ -726,7 +745,7 @@ cmd_run(int argc, char **argv, const char *conffile, int conf_given)
 			continue;
 		if (sig != SIGHUP)
 			break;
-		nqc = queueconf_load(conffile, !conf_given, err, sizeof(err));
+		nqc = load_queue(conffile, !conf_given, err, sizeof(err));
 		if (nqc == NULL) {
 			log_err("reload failed, keeping the running config: %s",
 			    err);
@@ -815,7 +834,7 @@ main(int argc, char *argv[])
 		gnutls_global_deinit();
 		return rc;
 	}
-	if ((qc = queueconf_load(conffile, !conf_given, err, sizeof(err))) ==
+	if ((qc = load_queue(conffile, !conf_given, err, sizeof(err))) ==
 	    NULL) {
 		fprintf(stderr, "smtpq: %s\n", err);
 		return EX_CONFIG;

@@ -17,10 +17,8 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include <libconfig.h>
-
 #include "auth/secrets.h"
-#include "conf/conf.h"
+#include "conf/conffile.h"
 #include "lib/fsutil.h"
 #include "lib/str.h"
 #include "smtpq.h"
@@ -58,28 +56,26 @@ read_password(const char *prompt, char *buf, size_t len)
 }
 
 /*
- * The secrets file named by auth.secrets in the config, read as smtpd
- * reads it (relative to the config's directory); "" if none.  0, or -1
- * with the config's error in err.
+ * The secrets file named by auth.secrets in the config, compiled as
+ * smtpd compiles it (relative to the config's directory); "" if none.
+ * 0, or -1 with the config's error in err.
  */
 static int
 config_secrets(const char *conffile, char *buf, size_t len, char *err,
     size_t errlen)
 {
-	struct conf_ctx cx = { conffile, err, errlen };
-	config_setting_t *auth;
-	config_t cf;
-	int r = 0, have_file;
+	struct conf_file *cf;
 
 	buf[0] = '\0';
-	config_init(&cf);
-	if (conf_read(&cf, conffile, 0, &have_file, err, errlen) == -1)
-		r = -1;
-	else if ((auth = config_lookup(&cf, "auth")) != NULL &&
-	    config_setting_is_group(auth))
-		r = conf_get_path(&cx, auth, "secrets", buf, len);
-	config_destroy(&cf);
-	return r;
+	if ((cf = conf_file_load(conffile, 0, NULL, err, errlen)) == NULL)
+		return -1;
+	if (str_lcpy(buf, cf->auth.secrets, len) >= len) {
+		snprintf(err, errlen, "%s: auth.secrets is too long", conffile);
+		conf_file_unref(&cf);
+		return -1;
+	}
+	conf_file_unref(&cf);
+	return 0;
 }
 
 /*

@@ -115,46 +115,54 @@ class EmptyLists(PolicyCase):
 
 class DeepErrors(PolicyCase):
     """An error deep in a section (a route's list element, a milter, a
-    policy service, a listener's auth group, sendmail { }) is named by its
-    own file:line, by smtpd -t and (for the queue's sections) smtpq
-    check alike."""
+    policy service, a listener's auth group, auth { }, sendmail { }) is
+    named by its own file:line, by smtpd -t and smtpq check alike: both
+    compile the whole file through one loader, so neither runs on a file
+    the other refuses."""
 
     CASES = [
         ("route domain list element",
          'routes = (\n  { action = "relay";\n    domain = [\n'
          '      "a.example",\n      "not a domain"\n    ];\n  }\n);\n',
-         5, "not a domain", True),
+         5, "not a domain"),
         ("route duration",
          'routes = (\n  { domain = "a.example"; action = "pipe";\n'
          '    command = [ "/bin/cat" ];\n    timeout = "1y";\n  }\n);\n',
-         4, "timeout", True),
+         4, "timeout"),
         ("milter timeout",
          'milters = (\n  { address = "inet:127.0.0.1:1";\n'
-         '    timeout = "2h"; }\n);\n', 3, "timeout", False),
+         '    timeout = "2h"; }\n);\n', 3, "timeout"),
         ("policy service",
          'policy_services = (\n  {\n    address = "inet:127.0.0.1:1";\n'
-         '    max_idle = "soon";\n  }\n);\n', 4, "max_idle", False),
+         '    max_idle = "soon";\n  }\n);\n', 4, "max_idle"),
         ("listener auth",
          'listen = (\n  { address = "127.0.0.1:2525";\n'
          '    auth = {\n      required = "yes";\n    };\n  }\n);\n',
-         4, "required", False),
+         4, "required"),
         ("proxy timeout",
          'proxy = {\n  trusted = [ "127.0.0.1" ];\n  timeout = "2m";\n};\n',
-         3, "timeout", False),
+         3, "timeout"),
         ("queue size",
          'queue = {\n  runner = false;\n  bounce_size = "1g";\n};\n',
-         3, "bounce_size", True),
+         3, "bounce_size"),
+        ("auth throttle",
+         'auth = {\n  throttle = {\n    window = "forever";\n  };\n};\n',
+         3, "window"),
+        ("unknown top-level key",
+         'hostname = "mx.example.org";\nrelay_host = "x";\n',
+         2, "relay_host"),
+        ("limits",
+         'limits = {\n  sessions = "many";\n};\n', 2, "sessions"),
     ]
 
     def test_file_line(self):
-        for what, text, line, words, queue in self.CASES:
+        for what, text, line, words in self.CASES:
             with self.subTest(what=what):
                 conf = write(os.path.join(self.workdir, "bad.conf"),
                              'spool = "%s/spool";\n' % self.workdir + text)
-                progs = [[SMTPD, "-t", "-C", conf]]
-                if queue:
-                    progs.append([SMTPQ, "-C", conf, "check"])
-                for argv in progs:
+                for argv in ([SMTPD, "-t", "-C", conf],
+                             [SMTPQ, "-C", conf, "check"],
+                             [SMTPQ, "-C", conf, "list"]):
                     p = subprocess.run(argv, capture_output=True, text=True,
                                        timeout=20)
                     self.assertEqual(p.returncode, EX_CONFIG,

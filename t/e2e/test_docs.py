@@ -281,7 +281,8 @@ class Options(unittest.TestCase):
 # settings without such a list fails the test, so a reader restructured
 # into another form is noticed, not skipped.
 
-CONF_DIRS = ("src/policy", "src/queue", "src/core", "src/auth", "src/lib")
+CONF_DIRS = ("src/conf", "src/policy", "src/queue", "src/core", "src/auth",
+             "src/lib")
 CONF_PAGE = "doc/smtpd.conf.5"
 
 
@@ -293,7 +294,8 @@ def code_keys():
         for m in re.finditer(r"const\s+char\s*\*\s*const\s+(\w*keys)\s*"
                              r"\[\s*\]\s*=\s*\{(.*?)\};", text, re.S):
             lists[(path, m.group(1))] = re.findall(r'"([^"]+)"', m.group(2))
-        if "unknown setting" in text:
+        # src/lib/conf.c says "unknown setting" for every reader.
+        if "unknown setting" in text and path != "src/lib/conf.c":
             assert any(p == path for p, _ in lists), (
                 "%s refuses unknown settings but has no *_keys list: "
                 "teach test_docs.py its new form" % path)

@@ -1,5 +1,5 @@
 /*
- * The smtpd.conf compiler: the input is the file policy_load() reads.  A
+ * The smtpd.conf compiler: the input is the file conf_file_load() reads.  A
  * file it accepts is also printed (smtpd -t) and checked for warnings.
  */
 #include "config.h"
@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "policy/policy.h"
+#include "conf/conffile.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
@@ -21,7 +21,7 @@ static FILE	*devnull;
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct policy *p;
+	struct conf_file *cf;
 	char err[1024];
 	int fd;
 
@@ -35,13 +35,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (write(fd, data, size) != (ssize_t)size || close(fd) == -1)
 		abort();
 	err[0] = '\0';
-	if ((p = policy_load(path, 0, NULL, err, sizeof(err))) == NULL) {
+	if ((cf = conf_file_load(path, 0, NULL, err, sizeof(err))) == NULL) {
 		if (err[0] == '\0' || strlen(err) >= sizeof(err))
 			__builtin_trap();
 		return 0;
 	}
-	policy_print(p, devnull);
-	(void)policy_warnings(p, devnull);
-	policy_unref(&p);
+	conf_file_print(cf, devnull);
+	(void)conf_file_warnings(cf, devnull);
+	conf_file_unref(&cf);
 	return 0;
 }

@@ -7,7 +7,7 @@
 
 #include <libconfig.h>
 
-#include "conf/conf.h"
+#include "lib/conf.h"
 #include "tests.h"
 
 static char	 path[64];

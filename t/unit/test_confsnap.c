@@ -6,7 +6,7 @@
 
 #include "auth/secrets.h"
 #include "core/confsnap.h"
-#include "policy/policy.h"
+#include "conf/conffile.h"
 #include "testutil.h"
 #include "tests.h"
 
@@ -42,7 +42,7 @@ test_secrets_change_makes_snapshot(void)
 	char conf[PATH_MAX], sec[PATH_MAX], text[PATH_MAX + 64], err[512];
 	struct config *c, *before, *after, *again;
 	struct secrets *t;
-	struct policy *p;
+	struct conf_file *cf;
 
 	tu_path(sec, sizeof(sec), dir, "secrets");
 	tu_path(conf, sizeof(conf), dir, "smtpd.conf");
@@ -51,14 +51,15 @@ test_secrets_change_makes_snapshot(void)
 	snprintf(text, sizeof(text), "spool = \"%s\";\n"
 	    "auth = { secrets = \"secrets\"; };\n", dir);
 	CU_ASSERT_FATAL(tu_write_file(conf, text, (size_t)-1, 0600) == 0);
-	p = policy_load(conf, 0, NULL, err, sizeof(err));
-	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
-	CU_ASSERT_STRING_EQUAL(p->auth_secrets, sec);
+	cf = conf_file_load(conf, 0, NULL, err, sizeof(err));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cf);
+	CU_ASSERT_STRING_EQUAL(cf->auth.secrets, sec);
 	t = secrets_load(sec, err, sizeof(err));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
-	c = config_new(p, NULL, t);
+	c = config_new(cf, NULL, t);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-	CU_ASSERT_PTR_EQUAL(c->queue, p->queue);
+	CU_ASSERT_PTR_EQUAL(c->queue, cf->queue);
+	CU_ASSERT_PTR_EQUAL(c->auth, &cf->auth);
 	config_install(c);
 
 	before = config_session();

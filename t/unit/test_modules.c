@@ -8,20 +8,22 @@
 
 #include "lib/net.h"
 #include "lib/str.h"
+#include "conf/conffile.h"
 #include "policy/policy.h"
 #include "policy/state.h"
 #include "tests.h"
 
+static struct conf_file *pol_file, *nogrey_file;
 static struct policy *pol, *nogrey;
 static struct policy_state *st;
 static char conf[64], grey[80];
 
 /* Writes the test configuration, with or without greylisting. */
-static struct policy *
+static struct conf_file *
 load_conf(int greylisting)
 {
 	char err[512];
-	struct policy *p;
+	struct conf_file *cf;
 	FILE *f;
 
 	if ((f = fopen(conf, "w")) == NULL)
@@ -44,9 +46,9 @@ load_conf(int greylisting)
 	if (greylisting)
 		fprintf(f, "greylist = { delay = 0; file = \"%s\"; };\n", grey);
 	fclose(f);
-	if ((p = policy_load(conf, 0, NULL, err, sizeof(err))) == NULL)
+	if ((cf = conf_file_load(conf, 0, NULL, err, sizeof(err))) == NULL)
 		fprintf(stderr, "%s\n", err);
-	return p;
+	return cf;
 }
 
 static int
@@ -55,8 +57,10 @@ setup(void)
 	snprintf(conf, sizeof(conf), "/tmp/test-modules-XXXXXX");
 	close(mkstemp(conf));
 	snprintf(grey, sizeof(grey), "%s.grey", conf);
-	pol = load_conf(1);
-	nogrey = load_conf(0);
+	pol_file = load_conf(1);
+	nogrey_file = load_conf(0);
+	pol = pol_file != NULL ? pol_file->policy : NULL;
+	nogrey = nogrey_file != NULL ? nogrey_file->policy : NULL;
 	st = policy_state_new();
 	return pol && nogrey && st ? 0 : -1;
 }
@@ -64,8 +68,9 @@ setup(void)
 static int
 teardown(void)
 {
-	policy_unref(&pol);
-	policy_unref(&nogrey);
+	conf_file_unref(&pol_file);
+	conf_file_unref(&nogrey_file);
+	pol = nogrey = NULL;
 	policy_state_free(&st);
 	unlink(conf);
 	unlink(grey);

@@ -5,11 +5,35 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "conf/conffile.h"
 #include "policy/milterconf.h"
 #include "policy/policy.h"
 #include "tests.h"
 
 static char path[64];
+static struct conf_file *loaded;
+
+/* The policy section of path as smtpd compiles it, or NULL. */
+static struct policy *
+load_path(const char *file, int missing_ok,
+    const struct policy_overrides *pov, char *err, size_t errlen)
+{
+	struct conf_overrides ov;
+
+	memset(&ov, 0, sizeof(ov));
+	if (pov != NULL)
+		ov.policy = *pov;
+	loaded = conf_file_load(file, missing_ok, &ov, err, errlen);
+	return loaded != NULL ? loaded->policy : NULL;
+}
+
+/* Lets go of what load() compiled. */
+static void
+release(struct policy **p)
+{
+	*p = NULL;
+	conf_file_unref(&loaded);
+}
 
 /* Writes text to a temp config file and loads it. */
 static struct policy *
@@ -24,7 +48,7 @@ load(const char *text, char *err, size_t errlen)
 	fputs(text, f);
 	fclose(f);
 	err[0] = '\0';
-	return policy_load(path, 0, NULL, err, errlen);
+	return load_path(path, 0, NULL, err, errlen);
 }
 
 /* The error must name the file and the line. */
@@ -40,7 +64,7 @@ expect_error(const char *text, int line, const char *what)
 		fprintf(stderr, "\ngot \"%s\", want \"%s...%s\"\n", err, want, what);
 	CU_ASSERT_EQUAL(strncmp(err, want, strlen(want)), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, what));
-	policy_unref(&p);
+	release(&p);
 	unlink(path);
 }
 
@@ -74,7 +98,7 @@ test_listener_milters(void)
 	CU_ASSERT_FALSE(p->listeners.l[2].milters_set);
 	l = &p->listeners.l[3];
 	CU_ASSERT(l->milters_set && l->nmilters == 1 && l->milter[0] == 0);
-	policy_unref(&p);
+	release(&p);
 	unlink(path);
 	expect_error("milters = ( { name = \"a\"; address = \"inet:h:1\"; } );"
 	    "\nlisten = ( { address = \":25\";\n milters = [ \"a\", \"b\" ]; "
@@ -102,7 +126,7 @@ test_good(void)
 	CU_ASSERT_EQUAL(p->message_size, 1000);
 	CU_ASSERT_EQUAL(p->recipients, 200);
 	CU_ASSERT_EQUAL(p->sessions, DEF_SESSIONS);
-	policy_unref(&p);
+	release(&p);
 	CU_ASSERT_PTR_NULL(p);
 	unlink(path);
 }
@@ -159,7 +183,7 @@ test_rule_status(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
 	CU_ASSERT_EQUAL(p->nrules, 1);
 	CU_ASSERT_STRING_EQUAL(p->rules[0].status, "5.999.999");
-	policy_unref(&p);
+	release(&p);
 	unlink(path);
 }
 
@@ -174,13 +198,13 @@ test_overrides(void)
 	ov.hostname = "cmdline.example";
 	ov.listen[0] = ":2525";
 	ov.nlisten = 1;
-	p = policy_load("/nonexistent/smtpd.conf", 1, &ov, err, sizeof(err));
+	p = load_path("/nonexistent/smtpd.conf", 1, &ov, err, sizeof(err));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
 	CU_ASSERT_STRING_EQUAL(p->hostname, "cmdline.example");
 	CU_ASSERT_EQUAL(p->nlisten, 1);
-	policy_unref(&p);
+	release(&p);
 	/* A missing file named on purpose is an error. */
-	p = policy_load("/nonexistent/smtpd.conf", 0, &ov, err, sizeof(err));
+	p = load_path("/nonexistent/smtpd.conf", 0, &ov, err, sizeof(err));
 	CU_ASSERT_PTR_NULL(p);
 }
 
