@@ -26,10 +26,6 @@
 #include "policy.h"
 #include "policy_int.h"
 
-#ifndef SMTPD_SPOOL
-#define SMTPD_SPOOL	"/var/spool/smtpd"
-#endif
-
 static const char *const tls_keys[] = {
 	"certificate", "key", "chain", "priority", "tickets", "client_ca",
 	"client_cert_trusted", "handshake_timeout", "listen", "certificates",
@@ -68,7 +64,7 @@ policy_defaults(struct policy *p)
 	p->grey_entries = DEF_GREY_ENTRIES;
 	p->tls_tickets = 1;
 	p->tls_handshake_timeout = 30;
-	str_lcpy(p->spool, SMTPD_SPOOL, sizeof(p->spool));
+	str_lcpy(p->spool, conf_default_spool(), sizeof(p->spool));
 	str_lcpy(p->user, SMTPD_USER, sizeof(p->user));
 }
 
@@ -91,9 +87,6 @@ add_listen(struct policy *p, const char *addr, const config_setting_t *s,
 	p->nlisten++;
 	return 0;
 }
-
-
-
 
 static int
 add_tls_listen(struct policy *p, const char *addr, const config_setting_t *s,
