@@ -110,47 +110,76 @@ dns_query_ad(const char *name, int type, unsigned char *buf, size_t size,
 	return DNS_OK;
 }
 
-int
-dns_parse_mx(const unsigned char *buf, size_t len, struct dns_mx *mx,
-    size_t max, size_t *n, size_t *nullmx)
+/*
+ * Calls fn for each answer record of type (class IN) in the reply in buf;
+ * the CNAMEs that led there are skipped.  fn returns 0 to go on, 1 to
+ * stop, -1 for a record that does not parse.  0, or -1 when the reply or
+ * a record does not parse.
+ */
+static int
+each_answer(const unsigned char *buf, size_t len, int type,
+    int (*fn)(const ns_msg *, const ns_rr *, void *), void *arg)
 {
-	char name[NS_MAXDNAME];
-	const unsigned char *rd;
 	ns_msg msg;
 	ns_rr rr;
-	int i, count;
-	size_t nl;
+	int i, count, r;
 
-	*n = 0;
-	*nullmx = 0;
 	if (ns_initparse(buf, (int)len, &msg) == -1)
 		return -1;
 	count = ns_msg_count(msg, ns_s_an);
 	for (i = 0; i < count; i++) {
 		if (ns_parserr(&msg, ns_s_an, i, &rr) == -1)
 			return -1;
-		if (ns_rr_type(rr) != ns_t_mx || ns_rr_class(rr) != ns_c_in)
-			continue;	/* the CNAMEs that led here */
-		rd = ns_rr_rdata(rr);
-		if (ns_rr_rdlen(rr) < 3)
-			return -1;
-		if (dn_expand(ns_msg_base(msg), ns_msg_end(msg), rd + 2, name,
-		    sizeof(name)) < 0)
-			return -1;
-		nl = strlen(name);
-		if (nl > 0 && name[nl - 1] == '.')
-			name[--nl] = '\0';
-		if (nl == 0) {
-			(*nullmx)++;	/* RFC 7505: "." */
+		if ((int)ns_rr_type(rr) != type || ns_rr_class(rr) != ns_c_in)
 			continue;
-		}
-		if (nl > DNS_NAME_MAX || *n >= max)
-			continue;
-		str_lcpy(mx[*n].host, name, sizeof(mx[*n].host));
-		mx[*n].pref = ns_get16(rd);
-		(*n)++;
+		if ((r = fn(&msg, &rr, arg)) != 0)
+			return r == -1 ? -1 : 0;
 	}
 	return 0;
+}
+
+struct mx_out {
+	struct dns_mx	*mx;
+	size_t		 max, *n, *nullmx;
+};
+
+static int
+one_mx(const ns_msg *msg, const ns_rr *rr, void *arg)
+{
+	struct mx_out *o = arg;
+	char name[NS_MAXDNAME];
+	const unsigned char *rd = ns_rr_rdata(*rr);
+	size_t nl;
+
+	if (ns_rr_rdlen(*rr) < 3)
+		return -1;
+	if (dn_expand(ns_msg_base(*msg), ns_msg_end(*msg), rd + 2, name,
+	    sizeof(name)) < 0)
+		return -1;
+	nl = strlen(name);
+	if (nl > 0 && name[nl - 1] == '.')
+		name[--nl] = '\0';
+	if (nl == 0) {
+		(*o->nullmx)++;	/* RFC 7505: "." */
+		return 0;
+	}
+	if (nl > DNS_NAME_MAX || *o->n >= o->max)
+		return 0;
+	str_lcpy(o->mx[*o->n].host, name, sizeof(o->mx[*o->n].host));
+	o->mx[*o->n].pref = ns_get16(rd);
+	(*o->n)++;
+	return 0;
+}
+
+int
+dns_parse_mx(const unsigned char *buf, size_t len, struct dns_mx *mx,
+    size_t max, size_t *n, size_t *nullmx)
+{
+	struct mx_out o = { mx, max, n, nullmx };
+
+	*n = 0;
+	*nullmx = 0;
+	return each_answer(buf, len, ns_t_mx, one_mx, &o);
 }
 
 void
@@ -225,43 +254,48 @@ dns_mx_secure(const char *domain, struct dns_mx *mx, size_t max, size_t *n,
 	return st;
 }
 
+struct addrs_out {
+	int			 type;
+	uint16_t		 port;
+	struct sockaddr_storage	*addrs;
+	size_t			 max, *n;
+};
+
+static int
+one_addr(const ns_msg *msg, const ns_rr *rr, void *arg)
+{
+	struct addrs_out *o = arg;
+	struct sockaddr_storage *ss = &o->addrs[*o->n];
+
+	(void)msg;
+	memset(ss, 0, sizeof(*ss));
+	if (o->type == ns_t_a && ns_rr_rdlen(*rr) == 4) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(o->port);
+		memcpy(&s4->sin_addr, ns_rr_rdata(*rr), 4);
+	} else if (o->type == ns_t_aaaa && ns_rr_rdlen(*rr) == 16) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(o->port);
+		memcpy(&s6->sin6_addr, ns_rr_rdata(*rr), 16);
+	} else
+		return -1;
+	(*o->n)++;
+	return *o->n < o->max ? 0 : 1;
+}
+
 static int
 dns_parse_addrs(const unsigned char *buf, size_t len, int type, uint16_t port,
     struct sockaddr_storage *addrs, size_t max, size_t *n)
 {
-	ns_msg msg;
-	ns_rr rr;
-	int i, count;
+	struct addrs_out o = { type, port, addrs, max, n };
 
-	if (ns_initparse(buf, (int)len, &msg) == -1)
-		return -1;
-	count = ns_msg_count(msg, ns_s_an);
-	for (i = 0; i < count && *n < max; i++) {
-		if (ns_parserr(&msg, ns_s_an, i, &rr) == -1)
-			return -1;
-		if ((int)ns_rr_type(rr) != type || ns_rr_class(rr) != ns_c_in)
-			continue;
-		memset(&addrs[*n], 0, sizeof(addrs[*n]));
-		if (type == ns_t_a && ns_rr_rdlen(rr) == 4) {
-			struct sockaddr_in *s4 =
-			    (struct sockaddr_in *)&addrs[*n];
-
-			s4->sin_family = AF_INET;
-			s4->sin_port = htons(port);
-			memcpy(&s4->sin_addr, ns_rr_rdata(rr), 4);
-			(*n)++;
-		} else if (type == ns_t_aaaa && ns_rr_rdlen(rr) == 16) {
-			struct sockaddr_in6 *s6 =
-			    (struct sockaddr_in6 *)&addrs[*n];
-
-			s6->sin6_family = AF_INET6;
-			s6->sin6_port = htons(port);
-			memcpy(&s6->sin6_addr, ns_rr_rdata(rr), 16);
-			(*n)++;
-		} else
-			return -1;
-	}
-	return 0;
+	if (*n >= max)
+		return 0;
+	return each_answer(buf, len, type, one_addr, &o);
 }
 
 enum dns_status
@@ -395,40 +429,44 @@ dns_ptr(const struct sockaddr *sa, char *out, size_t outlen)
 	return st;
 }
 
+struct tlsa_out {
+	struct dns_tlsa	*t;
+	size_t		 max, *n;
+};
+
+static int
+one_tlsa(const ns_msg *msg, const ns_rr *rr, void *arg)
+{
+	struct tlsa_out *o = arg;
+	const unsigned char *rd = ns_rr_rdata(*rr);
+	struct dns_tlsa *t;
+	size_t dl;
+
+	(void)msg;
+	if (ns_rr_rdlen(*rr) < 4)
+		return -1;
+	dl = ns_rr_rdlen(*rr) - 3u;
+	/* Too long for us: a full certificate of unusual size. */
+	if (dl > DNS_TLSA_DATA_MAX || *o->n >= o->max)
+		return 0;
+	t = &o->t[*o->n];
+	t->usage = rd[0];
+	t->selector = rd[1];
+	t->mtype = rd[2];
+	t->len = dl;
+	memcpy(t->data, rd + 3, dl);
+	(*o->n)++;
+	return 0;
+}
+
 int
 dns_parse_tlsa(const unsigned char *buf, size_t len, struct dns_tlsa *t,
     size_t max, size_t *n)
 {
-	const unsigned char *rd;
-	ns_msg msg;
-	ns_rr rr;
-	int i, count;
-	size_t dl;
+	struct tlsa_out o = { t, max, n };
 
 	*n = 0;
-	if (ns_initparse(buf, (int)len, &msg) == -1)
-		return -1;
-	count = ns_msg_count(msg, ns_s_an);
-	for (i = 0; i < count; i++) {
-		if (ns_parserr(&msg, ns_s_an, i, &rr) == -1)
-			return -1;
-		if (ns_rr_type(rr) != DNS_T_TLSA || ns_rr_class(rr) != ns_c_in)
-			continue;	/* the CNAMEs that led here */
-		rd = ns_rr_rdata(rr);
-		if (ns_rr_rdlen(rr) < 4)
-			return -1;
-		dl = ns_rr_rdlen(rr) - 3u;
-		/* Too long for us: a full certificate of unusual size. */
-		if (dl > DNS_TLSA_DATA_MAX || *n >= max)
-			continue;
-		t[*n].usage = rd[0];
-		t[*n].selector = rd[1];
-		t[*n].mtype = rd[2];
-		t[*n].len = dl;
-		memcpy(t[*n].data, rd + 3, dl);
-		(*n)++;
-	}
-	return 0;
+	return each_answer(buf, len, DNS_T_TLSA, one_tlsa, &o);
 }
 
 enum dns_status
@@ -459,50 +497,53 @@ dns_tlsa(const char *host, uint16_t port, struct dns_tlsa *t, size_t max,
 	return st;
 }
 
+struct txt_out {
+	char		(*txt)[DNS_TXT_MAX];
+	size_t		 max, *n;
+};
+
+static int
+one_txt(const ns_msg *msg, const ns_rr *rr, void *arg)
+{
+	struct txt_out *o = arg;
+	const unsigned char *rd = ns_rr_rdata(*rr);
+	const unsigned char *end = rd + ns_rr_rdlen(*rr);
+	char *out;
+	size_t off = 0, k;
+	int too_long = 0;
+
+	(void)msg;
+	if (*o->n >= o->max)
+		return 0;
+	out = o->txt[*o->n];
+	/* RFC 7208 3.3 style: the strings of one record joined. */
+	while (rd < end) {
+		k = *rd++;
+		if (k > (size_t)(end - rd))
+			return -1;
+		if (off + k >= DNS_TXT_MAX)
+			too_long = 1;
+		else {
+			memcpy(out + off, rd, k);
+			off += k;
+		}
+		rd += k;
+	}
+	if (too_long)
+		return 0;
+	out[off] = '\0';
+	(*o->n)++;
+	return 0;
+}
+
 int
 dns_parse_txt(const unsigned char *buf, size_t len, char (*txt)[DNS_TXT_MAX],
     size_t max, size_t *n)
 {
-	const unsigned char *rd, *end;
-	ns_msg msg;
-	ns_rr rr;
-	int i, count;
-	size_t off, k, too_long;
+	struct txt_out o = { txt, max, n };
 
 	*n = 0;
-	if (ns_initparse(buf, (int)len, &msg) == -1)
-		return -1;
-	count = ns_msg_count(msg, ns_s_an);
-	for (i = 0; i < count; i++) {
-		if (ns_parserr(&msg, ns_s_an, i, &rr) == -1)
-			return -1;
-		if (ns_rr_type(rr) != ns_t_txt || ns_rr_class(rr) != ns_c_in)
-			continue;
-		if (*n >= max)
-			continue;
-		rd = ns_rr_rdata(rr);
-		end = rd + ns_rr_rdlen(rr);
-		off = 0;
-		too_long = 0;
-		/* RFC 7208 3.3 style: the strings of one record joined. */
-		while (rd < end) {
-			k = *rd++;
-			if (k > (size_t)(end - rd))
-				return -1;
-			if (off + k >= DNS_TXT_MAX)
-				too_long = 1;
-			else {
-				memcpy(txt[*n] + off, rd, k);
-				off += k;
-			}
-			rd += k;
-		}
-		if (too_long)
-			continue;
-		txt[*n][off] = '\0';
-		(*n)++;
-	}
-	return 0;
+	return each_answer(buf, len, ns_t_txt, one_txt, &o);
 }
 
 enum dns_status
