@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,56 +177,97 @@ creds_tokenize(const char *s, char *buf, size_t buflen, char **words, int max)
 	}
 }
 
-int
-creds_key_match(const char *line, const struct creds_query *q,
-    struct creds *c)
-{
-	char buf[CREDS_LINE_MAX], *w[CREDS_TOKENS_MAX], *eq;
-	const char *proto = NULL, *secret = NULL;
-	int n, i, token = 0, r = 0;
+/* The attributes of one key file line that lookups use. */
+struct key_attrs {
+	const char	*proto, *service, *server, *user, *label, *secret;
+	int		 token;		/* the secret is a !token */
+};
 
-	if ((n = creds_tokenize(line, buf, sizeof(buf), w, CREDS_TOKENS_MAX))
-	    == -1)
+/*
+ * Splits line (into buf) and finds its attributes: 1, or 0 for a line
+ * with no words (blank or a comment), -1 when it does not split or names
+ * one of these attributes twice (which would make a match ambiguous).
+ * Attributes without "=" (booleans) and others are skipped.
+ */
+static int
+key_attrs(const char *line, char *buf, size_t buflen, struct key_attrs *a)
+{
+	static const struct {
+		const char	*name;
+		size_t		 off;
+	} known[] = {
+		{ "proto", offsetof(struct key_attrs, proto) },
+		{ "service", offsetof(struct key_attrs, service) },
+		{ "server", offsetof(struct key_attrs, server) },
+		{ "user", offsetof(struct key_attrs, user) },
+		{ "label", offsetof(struct key_attrs, label) },
+		{ "!password", offsetof(struct key_attrs, secret) },
+		{ "!token", offsetof(struct key_attrs, secret) },
+	};
+	char *w[CREDS_TOKENS_MAX], *eq;
+	const char **slot;
+	size_t k;
+	int n, i;
+
+	memset(a, 0, sizeof(*a));
+	if ((n = creds_tokenize(line, buf, buflen, w, CREDS_TOKENS_MAX)) == -1)
 		return -1;
-	i = 0;
-	if (n > 0 && strcmp(w[0], "key") == 0)
-		i = 1;
+	i = n > 0 && strcmp(w[0], "key") == 0;
 	if (i == n)
 		return 0;
 	for (; i < n; i++) {
 		if ((eq = strchr(w[i], '=')) == NULL)
 			continue;	/* a boolean attribute */
 		*eq++ = '\0';
-		if (strcmp(w[i], "proto") == 0)
-			proto = eq;
-		else if (strcmp(w[i], "service") == 0) {
-			if (strcasecmp(eq, q->service) != 0)
-				goto out;
-		} else if (strcmp(w[i], "server") == 0) {
-			if (!str_host_eq(eq, q->server))
-				goto out;
-		} else if (strcmp(w[i], "user") == 0) {
-			if (q->user == NULL || strcmp(eq, q->user) != 0)
-				goto out;
-		} else if (strcmp(w[i], "!password") == 0)
-			secret = eq;
-		else if (strcmp(w[i], "!token") == 0) {
-			secret = eq;
-			token = 1;
-		}
+		for (k = 0; k < sizeof(known) / sizeof(known[0]); k++)
+			if (strcmp(w[i], known[k].name) == 0)
+				break;
+		if (k == sizeof(known) / sizeof(known[0]))
+			continue;
+		slot = (const char **)(void *)((char *)a + known[k].off);
+		if (*slot != NULL)
+			return -1;
+		*slot = eq;
+		if (strcmp(w[i], "!token") == 0)
+			a->token = 1;
 	}
-	if (proto == NULL)
+	return 1;
+}
+
+/* proto= of a key we can use: a password, or an OAuth 2 token. */
+static int
+usable_proto(const char *proto)
+{
+	return strcmp(proto, "pass") == 0 || strcmp(proto, "oauth2") == 0 ||
+	    strcmp(proto, "xoauth2") == 0;
+}
+
+int
+creds_key_match(const char *line, const struct creds_query *q,
+    struct creds *c)
+{
+	char buf[CREDS_LINE_MAX];
+	struct key_attrs a;
+	int r;
+
+	if ((r = key_attrs(line, buf, sizeof(buf), &a)) != 1)
+		goto out;
+	if ((a.service != NULL && strcasecmp(a.service, q->service) != 0) ||
+	    (a.server != NULL && !str_host_eq(a.server, q->server)) ||
+	    (a.user != NULL && (q->user == NULL ||
+	    strcmp(a.user, q->user) != 0)))
+		r = 0;
+	else if (a.proto == NULL)
 		r = -1;
-	else if (strcmp(proto, "pass") != 0 && strcmp(proto, "oauth2") != 0 &&
-	    strcmp(proto, "xoauth2") != 0)
+	else if (!usable_proto(a.proto))
 		r = 0;	/* a key for something else */
-	else if (secret == NULL || *secret == '\0')
+	else if (a.secret == NULL || *a.secret == '\0')
 		r = -1;
-	else if (str_lcpy(c->secret, secret, sizeof(c->secret)) >=
+	else if (str_lcpy(c->secret, a.secret, sizeof(c->secret)) >=
 	    sizeof(c->secret))
 		r = -1;
 	else {
-		c->is_token = token || strcmp(proto, "pass") != 0;
+		c->is_token = a.token || strcmp(a.proto, "pass") != 0;
 		r = 1;
 	}
 out:
@@ -237,39 +279,21 @@ int
 creds_key_user(const char *line, const struct creds_query *q, char *user,
     size_t userlen)
 {
-	char buf[CREDS_LINE_MAX], *w[CREDS_TOKENS_MAX], *eq;
-	const char *proto = NULL, *u = "";
-	int n, i, secret = 0, r = 0;
+	char buf[CREDS_LINE_MAX];
+	struct key_attrs a;
+	int r;
 
-	if ((n = creds_tokenize(line, buf, sizeof(buf), w, CREDS_TOKENS_MAX))
-	    == -1)
-		return -1;
-	i = n > 0 && strcmp(w[0], "key") == 0;
-	if (i == n)
-		return 0;
-	for (; i < n; i++) {
-		if ((eq = strchr(w[i], '=')) == NULL)
-			continue;
-		*eq++ = '\0';
-		if (strcmp(w[i], "proto") == 0)
-			proto = eq;
-		else if ((strcmp(w[i], "service") == 0 &&
-		    strcasecmp(eq, q->service) != 0) ||
-		    (strcmp(w[i], "server") == 0 &&
-		    !str_host_eq(eq, q->server)))
-			goto out;
-		else if (strcmp(w[i], "user") == 0)
-			u = eq;
-		else if (strcmp(w[i], "!password") == 0 ||
-		    strcmp(w[i], "!token") == 0)
-			secret = *eq != '\0';
-	}
-	if (proto == NULL)
-		r = -1;
-	else if (strcmp(proto, "pass") != 0 && strcmp(proto, "oauth2") != 0 &&
-	    strcmp(proto, "xoauth2") != 0)
+	if ((r = key_attrs(line, buf, sizeof(buf), &a)) != 1)
+		goto out;
+	if ((a.service != NULL && strcasecmp(a.service, q->service) != 0) ||
+	    (a.server != NULL && !str_host_eq(a.server, q->server)))
 		r = 0;
-	else if (!secret || str_lcpy(user, u, userlen) >= userlen)
+	else if (a.proto == NULL)
+		r = -1;
+	else if (!usable_proto(a.proto))
+		r = 0;
+	else if (a.secret == NULL || *a.secret == '\0' ||
+	    str_lcpy(user, a.user != NULL ? a.user : "", userlen) >= userlen)
 		r = -1;
 	else
 		r = 1;
@@ -506,50 +530,29 @@ int
 creds_label_match(const char *line, const char *label, char *user,
     size_t userlen, struct creds *c)
 {
-	char buf[CREDS_LINE_MAX], *w[CREDS_TOKENS_MAX], *eq;
-	const char *proto = NULL, *secret = NULL, *u = NULL, *lab = NULL;
-	int n, i, token = 0, r = -1;
+	char buf[CREDS_LINE_MAX];
+	struct key_attrs a;
+	int r;
 
-	if ((n = creds_tokenize(line, buf, sizeof(buf), w, CREDS_TOKENS_MAX))
-	    == -1)
-		return -1;
-	i = n > 0 && strcmp(w[0], "key") == 0;
-	if (i == n)
-		return 0;
-	for (; i < n; i++) {
-		if ((eq = strchr(w[i], '=')) == NULL)
-			continue;
-		*eq++ = '\0';
-		if (strcmp(w[i], "label") == 0)
-			lab = eq;
-		else if (strcmp(w[i], "proto") == 0)
-			proto = eq;
-		else if (strcmp(w[i], "user") == 0)
-			u = eq;
-		else if (strcmp(w[i], "!password") == 0)
-			secret = eq;
-		else if (strcmp(w[i], "!token") == 0) {
-			secret = eq;
-			token = 1;
-		}
-	}
-	if (lab == NULL || strcmp(lab, label) != 0)
+	if ((r = key_attrs(line, buf, sizeof(buf), &a)) != 1)
+		goto out;
+	if (a.label == NULL || strcmp(a.label, label) != 0)
 		r = 0;	/* another key: not ours to judge */
-	else if (proto == NULL || (strcmp(proto, "pass") != 0 &&
-	    strcmp(proto, "oauth2") != 0 && strcmp(proto, "xoauth2") != 0))
+	else if (a.proto == NULL || !usable_proto(a.proto))
 		r = -1;
-	else if (u == NULL || *u == '\0' || secret == NULL ||
-	    *secret == '\0')
+	else if (a.user == NULL || *a.user == '\0' || a.secret == NULL ||
+	    *a.secret == '\0')
 		r = -1;
-	else if (str_lcpy(user, u, userlen) >= userlen ||
-	    str_lcpy(c->secret, secret, sizeof(c->secret)) >=
+	else if (str_lcpy(user, a.user, userlen) >= userlen ||
+	    str_lcpy(c->secret, a.secret, sizeof(c->secret)) >=
 	    sizeof(c->secret)) {
 		creds_wipe(c);
 		r = -1;
 	} else {
-		c->is_token = token || strcmp(proto, "pass") != 0;
+		c->is_token = a.token || strcmp(a.proto, "pass") != 0;
 		r = 1;
 	}
+out:
 	str_wipe(buf, sizeof(buf));
 	return r;
 }

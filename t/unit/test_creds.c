@@ -45,6 +45,10 @@ test_key_match(void)
 		{ "proto=pass user=alice", -1, 0, NULL },
 		{ "user=alice !password=x", -1, 0, NULL },
 		{ "proto=pass !password='unterminated", -1, 0, NULL },
+		/* An attribute named twice: ambiguous, whatever the order. */
+		{ "proto=pass server=mail.example.test server=other.test !password=x", -1, 0, NULL },
+		{ "proto=pass server=other.test server=mail.example.test !password=x", -1, 0, NULL },
+		{ "proto=pass !password=x !token=y", -1, 0, NULL },
 	};
 	struct creds c;
 	size_t i;
