@@ -62,10 +62,11 @@ static void
 lmtp_temp(struct agent_result *res, int code, const char *status,
     const char *mta, const char *text)
 {
-	char enh[16];
+	char enh[REPLY_STATUS_LEN + 1];
 
-	if (status != NULL && (status[0] == '4' || status[0] == '5') &&
-	    status[1] == '.') {
+	/* The detail of a failure's status, as a temporary one. */
+	if (status != NULL && (reply_status_fits(status, 450) ||
+	    reply_status_fits(status, 550))) {
 		str_lcpy(enh, status, sizeof(enh));
 		enh[0] = '4';
 	} else
