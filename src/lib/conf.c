@@ -234,47 +234,42 @@ conf_parse_size(const char *s, unsigned long long *out)
 	return parse_units(s, "kmg", mult, 1ULL << 52, out);
 }
 
-int
-conf_get_duration(const struct conf_ctx *cx, const config_setting_t *g,
-    const char *name, unsigned int min, unsigned int max, unsigned int *out)
-{
-	config_setting_t *s = config_setting_get_member(g, name);
-	unsigned int v;
-	long long n;
+/* A setting that is a number with a unit: a duration or a size. */
+struct quantity {
+	const char	*kind;		/* "duration" */
+	const char	*unit;		/* of a bare number: "seconds" */
+	const char	*units;		/* "s, m, h, d or w" */
+	const char	*example;	/* "300 or \"5m\"" */
+	int		(*parse)(const char *, unsigned long long *);
+};
 
-	if (s == NULL)
-		return 0;
-	switch (config_setting_type(s)) {
-	case CONFIG_TYPE_INT:
-	case CONFIG_TYPE_INT64:
-		n = config_setting_get_int64(s);
-		if (n < 0 || n > 0x7fffffffLL)
-			return conf_err(cx, s, "%s must be between %u and %u "
-			    "seconds", name, min, max);
-		v = (unsigned int)n;
-		break;
-	case CONFIG_TYPE_STRING:
-		if (conf_parse_duration(config_setting_get_string(s),
-		    &v) == -1)
-			return conf_err(cx, s,
-			    "%s: \"%.50s\" is not a duration "
-			    "(seconds, or a number with s, m, h, d or w)", name,
-			    config_setting_get_string(s));
-		break;
-	default:
-		return conf_err(cx, s, "%s must be a duration such as 300 or "
-		    "\"5m\"", name);
-	}
-	if (v < min || v > max)
-		return conf_err(cx, s, "%s must be between %u and %u seconds",
-		    name, min, max);
+static int
+parse_duration_ull(const char *s, unsigned long long *out)
+{
+	unsigned int v;
+
+	if (conf_parse_duration(s, &v) == -1)
+		return -1;
 	*out = v;
 	return 0;
 }
 
-int
-conf_get_size(const struct conf_ctx *cx, const config_setting_t *g,
-    const char *name, size_t min, size_t max, size_t *out)
+static const struct quantity duration = {
+	"duration", "seconds", "s, m, h, d or w", "300 or \"5m\"",
+	parse_duration_ull
+};
+static const struct quantity size = {
+	"size", "bytes", "k, m or g", "65536 or \"64k\"", conf_parse_size
+};
+
+/*
+ * The member name of g as a quantity of kind q within [min, max]: 1 with
+ * *out set, 0 when g has no such member, -1 with the error.
+ */
+static int
+get_quantity(const struct conf_ctx *cx, const config_setting_t *g,
+    const char *name, const struct quantity *q, unsigned long long min,
+    unsigned long long max, unsigned long long *out)
 {
 	config_setting_t *s = config_setting_get_member(g, name);
 	unsigned long long v;
@@ -285,27 +280,52 @@ conf_get_size(const struct conf_ctx *cx, const config_setting_t *g,
 	switch (config_setting_type(s)) {
 	case CONFIG_TYPE_INT:
 	case CONFIG_TYPE_INT64:
-		n = config_setting_get_int64(s);
-		if (n < 0)
-			return conf_err(cx, s, "%s must be between %zu and %zu "
-			    "bytes", name, min, max);
+		if ((n = config_setting_get_int64(s)) < 0)
+			goto range;
 		v = (unsigned long long)n;
 		break;
 	case CONFIG_TYPE_STRING:
-		if (conf_parse_size(config_setting_get_string(s), &v) == -1)
-			return conf_err(cx, s, "%s: \"%.50s\" is not a size "
-			    "(bytes, or a number with k, m or g)", name,
-			    config_setting_get_string(s));
+		if (q->parse(config_setting_get_string(s), &v) == -1)
+			return conf_err(cx, s, "%s: \"%.50s\" is not a %s (%s, "
+			    "or a number with %s)", name,
+			    config_setting_get_string(s), q->kind, q->unit,
+			    q->units);
 		break;
 	default:
-		return conf_err(cx, s, "%s must be a size such as 65536 or "
-		    "\"64k\"", name);
+		return conf_err(cx, s, "%s must be a %s such as %s", name,
+		    q->kind, q->example);
 	}
 	if (v < min || v > max)
-		return conf_err(cx, s, "%s must be between %zu and %zu bytes",
-		    name, min, max);
-	*out = (size_t)v;
-	return 0;
+		goto range;
+	*out = v;
+	return 1;
+range:
+	return conf_err(cx, s, "%s must be between %llu and %llu %s", name,
+	    min, max, q->unit);
+}
+
+int
+conf_get_duration(const struct conf_ctx *cx, const config_setting_t *g,
+    const char *name, unsigned int min, unsigned int max, unsigned int *out)
+{
+	unsigned long long v = 0;
+	int r = get_quantity(cx, g, name, &duration, min, max, &v);
+
+	if (r == 1)
+		*out = (unsigned int)v;
+	return r == -1 ? -1 : 0;
+}
+
+int
+conf_get_size(const struct conf_ctx *cx, const config_setting_t *g,
+    const char *name, size_t min, size_t max, size_t *out)
+{
+	unsigned long long v = 0;
+	int r = get_quantity(cx, g, name, &size, min, max, &v);
+
+	if (r == 1)
+		*out = (size_t)v;
+	return r == -1 ? -1 : 0;
 }
 
 int
