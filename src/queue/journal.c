@@ -13,7 +13,6 @@
  */
 #include "config.h"
 
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -843,28 +842,6 @@ journal_free(struct journal *j)
 	if (j->lockfd != -1)
 		close(j->lockfd);
 	free(j);
-}
-
-/*
- * Takes the journal's lock.  A short, bounded wait: something that only
- * looks at the lock (a monitoring probe, a restarted daemon's
- * predecessor finishing its exit) must not make a start fail; another
- * daemon that holds it does.  0 or -1.
- */
-int
-journal_lock(int fd)
-{
-	struct timespec ts = { 0, 10 * 1000 * 1000 };
-	int i;
-
-	for (i = 0; i < 50; i++) {
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-			return 0;
-		if (errno != EWOULDBLOCK && errno != EINTR)
-			return -1;
-		(void)nanosleep(&ts, NULL);
-	}
-	return -1;
 }
 
 struct journal *

@@ -130,8 +130,6 @@ void	jwait_wake(struct jwait *);
  */
 int	jwait_wait(struct journal *, struct jwait *,
 	    const struct timespec *deadline);
-/* Takes the journal's lock, waiting a little.  0 or -1. */
-int	journal_lock(int fd);
 /*
  * Puts whatever the last run journaled into queue/, then empties the
  * journal; sets nextseq.  0, or -1 with a message in err.
