@@ -1,7 +1,8 @@
 /*
  * The commit journal.  Messages up to JOURNAL_INLINE are kept in memory
- * while they arrive; at commit they are appended to the current segment by
- * one committer thread, which flushes a whole batch with one fdatasync.
+ * while they arrive; at commit they are appended to the current segment,
+ * a whole batch flushed with one fdatasync by the session that found no
+ * flush under way (the others queued meanwhile wait for the next one).
  * That makes a commit cost a share of one sequential write and one flush,
  * where a file per message costs several scattered writes and flushes.
  * A writer thread then writes each journaled message out as its queue file
@@ -12,7 +13,6 @@
  */
 #include "config.h"
 
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -43,6 +43,16 @@ const struct journal_io *journal_io = &system_io;
 #define JOURNAL_BACKLOG_MAX	(256 * 1024 * 1024)	/* on disk */
 #define JOURNAL_BATCH		512	/* records per flush */
 #define WRITER_BATCH		1024	/* queue files per syncfs */
+/*
+ * Woken for new records less than WRITER_BUSY_MS after its last batch
+ * (messages are streaming in), the writer lets more gather for
+ * WRITER_LINGER_MS before it writes them out: bigger batches, fewer
+ * flushes and wake-ups, for queue files a few milliseconds later (the
+ * messages are durable in the journal already).  A message that comes
+ * alone is written out at once.
+ */
+#define WRITER_BUSY_MS		10
+#define WRITER_LINGER_MS	5
 /*
  * A commit not taken by the journal in this time is refused (4xx): long
  * enough for a disk that is only slow under load, well inside the ten
@@ -87,6 +97,22 @@ deadline_in(struct timespec *ts, int secs)
 {
 	clock_gettime(CLOCK_MONOTONIC, ts);
 	ts->tv_sec += secs;
+}
+
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / (1000 * 1000);
+}
+
+static void
+ms_to_timespec(long long ms, struct timespec *ts)
+{
+	ts->tv_sec = (time_t)(ms / 1000);
+	ts->tv_nsec = (long)(ms % 1000) * 1000 * 1000;
 }
 
 
@@ -155,7 +181,7 @@ journal_segment_path(const struct journal *j, unsigned long long seq,
 
 /*
  * Creates the next segment file, with its header, outside the lock: only
- * the committer calls it.  Its fd for appending goes to *wfd.
+ * the flush leader calls it.  Its fd for appending goes to *wfd.
  */
 static struct segment *
 segment_create(struct journal *j, int *wfd)
@@ -325,8 +351,8 @@ append_batch(struct journal *j, struct jrec *batch, size_t *totalp)
 
 /*
  * Starts a new segment when the current one is big, or when all it holds
- * is already in queue/.  The file work is done unlocked; the committer is
- * busy (cbusy), so nobody else touches segfd meanwhile.
+ * is already in queue/.  The file work is done unlocked; a flush is
+ * under way (cbusy), so nobody else touches segfd meanwhile.
  */
 static int
 maybe_rotate(struct journal *j, int need)
@@ -356,94 +382,123 @@ maybe_rotate(struct journal *j, int need)
 	return 0;
 }
 
-static void *
-committer_main(void *arg)
+/*
+ * Leads one group commit: appends the records at the head of the queue
+ * (the caller's own first) to the current segment and flushes them with
+ * one fdatasync, tells their sessions, then passes the lead to the
+ * session whose record is next in the queue, if any.  So the session
+ * that finds no flush under way does it itself, without waking a thread
+ * and sleeping, and those that queue meanwhile share the next flush.
+ * Called with j->mu held and cbusy set; returns with j->mu held.  cbusy
+ * stays set when the lead is passed on, so that no one else starts a
+ * flush meanwhile.
+ */
+static void
+group_commit(struct journal *j, struct jwait *self)
 {
-	struct journal *j = arg;
-	struct jwait *ws[JOURNAL_BATCH];
+	struct jwait *ws[JOURNAL_BATCH], *next;
 	struct jrec *batch, *r, *last;
 	struct segment *cur;
 	size_t total = 0;
 	off_t off;
-	int n, nw, e, rotate, wake_writer;
+	int n, nw, e, rotate, wake_writer, i;
+
+	/* Take up to a batch of waiting records. */
+	batch = j->pend_head;
+	last = batch;
+	for (n = 1; n < JOURNAL_BATCH && last->next != NULL; n++)
+		last = last->next;
+	j->pend_head = last->next;
+	if (j->pend_head == NULL)
+		j->pend_tail = NULL;
+	last->next = NULL;
+	/*
+	 * A segment that outlives its messages would only be read again
+	 * after a crash: start afresh when all is written out.
+	 */
+	rotate = j->segfd == -1 || j->segoff > JOURNAL_SEGMENT_MAX ||
+	    (j->segoff > SEGMENT_HDR && current_segment(j)->outstanding == 0);
+	pthread_mutex_unlock(&j->mu);
+
+	e = 0;
+	if (maybe_rotate(j, rotate) == -1 ||
+	    append_batch(j, batch, &total) == -1)
+		e = errno;
 
 	pthread_mutex_lock(&j->mu);
-	for (;;) {
-		while (j->pend_head == NULL && !j->stop)
-			pthread_cond_wait(&j->work, &j->mu);
-		if (j->pend_head == NULL)
-			break;
-		/* Take up to a batch of waiting records. */
-		batch = j->pend_head;
-		last = batch;
-		for (n = 1; n < JOURNAL_BATCH && last->next != NULL; n++)
-			last = last->next;
-		j->pend_head = last->next;
-		if (j->pend_head == NULL)
-			j->pend_tail = NULL;
-		last->next = NULL;
-		j->cbusy = 1;
-		/*
-		 * A segment that outlives its messages would only be read
-		 * again after a crash: start afresh when all is written out.
-		 */
-		rotate = j->segfd == -1 || j->segoff > JOURNAL_SEGMENT_MAX ||
-		    (j->segoff > SEGMENT_HDR &&
-		    current_segment(j)->outstanding == 0);
-		pthread_mutex_unlock(&j->mu);
-
-		e = 0;
-		if (maybe_rotate(j, rotate) == -1 ||
-		    append_batch(j, batch, &total) == -1)
-			e = errno;
-
-		pthread_mutex_lock(&j->mu);
-		/* The sessions free failed records themselves: no more use. */
-		nw = batch_waits(batch, ws);
-		wake_writer = 0;
-		if (e != 0) {
-			log_err("spool journal: %s", strerror(e));
-			/* What we wrote may be torn: start a new segment. */
-			if (j->segfd != -1) {
-				close(j->segfd);
-				j->segfd = -1;
-			}
-		} else {
-			cur = current_segment(j);
-			off = j->segoff;
-			j->segoff += (off_t)total;
-			/* From here on the journal holds them: free the memory. */
-			for (r = batch; r != NULL; r = r->next) {
-				r->seg = cur;
-				r->off = off + JOURNAL_HDR;
-				r->len = r->data.len;
-				off += (off_t)(JOURNAL_HDR + r->data.len);
-				str_free(&r->data);
-				cur->outstanding++;
-			}
-			/* The writer takes them over from here. */
-			if (j->mat_tail != NULL)
-				j->mat_tail->next = batch;
-			else
-				j->mat_head = batch;
-			j->mat_tail = last;
-			wake_writer = 1;
+	/* The sessions free failed records themselves: no more use. */
+	nw = batch_waits(batch, ws);
+	wake_writer = 0;
+	if (e != 0) {
+		log_err("spool journal: %s", strerror(e));
+		/* What we wrote may be torn: start a new segment. */
+		if (j->segfd != -1) {
+			close(j->segfd);
+			j->segfd = -1;
 		}
-		j->cbusy = 0;
-#ifdef JWAIT_FUTEX
-		pthread_mutex_unlock(&j->mu);
-		jwait_post_all(ws, nw, e != 0 ? -1 : 1, e);
-		if (wake_writer)
-			pthread_cond_signal(&j->mat);
-		pthread_mutex_lock(&j->mu);
-#else
-		jwait_post_all(ws, nw, e != 0 ? -1 : 1, e);
-		if (wake_writer)
-			pthread_cond_signal(&j->mat);
-#endif
+	} else {
+		cur = current_segment(j);
+		off = j->segoff;
+		j->segoff += (off_t)total;
+		/* From here on the journal holds them: free the memory. */
+		for (r = batch; r != NULL; r = r->next) {
+			r->seg = cur;
+			r->off = off + JOURNAL_HDR;
+			r->len = r->data.len;
+			off += (off_t)(JOURNAL_HDR + r->data.len);
+			str_free(&r->data);
+			cur->outstanding++;
+		}
+		/* The writer takes them over from here. */
+		if (j->mat_tail != NULL)
+			j->mat_tail->next = batch;
+		else
+			j->mat_head = batch;
+		j->mat_tail = last;
+		/* Only a writer waiting for work needs a wake-up. */
+		wake_writer = j->widle;
+		j->widle = 0;
 	}
+	/*
+	 * The next record's session leads the next flush.  Its state is set
+	 * under the lock: a session gives up on a record (its deadline) only
+	 * under the lock and only while the state is still 0, so the one
+	 * chosen is still there to lead.
+	 */
+	next = NULL;
+	if (j->pend_head != NULL) {
+		next = j->pend_head->wait;
+		atomic_store_explicit(&next->state, JWAIT_LEAD,
+		    memory_order_release);
+	} else {
+		j->cbusy = 0;
+		if (j->stop)
+			pthread_cond_broadcast(&j->quiet);
+	}
+	/* Our own outcome needs no wake-up. */
+	for (i = 0; i < nw; i++)
+		if (ws[i] == self) {
+			self->err = e;
+			atomic_store_explicit(&self->state, e != 0 ? -1 : 1,
+			    memory_order_relaxed);
+			ws[i] = ws[--nw];
+			break;
+		}
+#ifdef JWAIT_FUTEX
 	pthread_mutex_unlock(&j->mu);
-	return NULL;
+	jwait_post_all(ws, nw, e != 0 ? -1 : 1, e);
+	if (next != NULL && next != self)
+		jwait_wake(next);
+	if (wake_writer)
+		pthread_cond_signal(&j->mat);
+	pthread_mutex_lock(&j->mu);
+#else
+	jwait_post_all(ws, nw, e != 0 ? -1 : 1, e);
+	if (next != NULL && next != self)
+		jwait_wake(next);
+	if (wake_writer)
+		pthread_cond_signal(&j->mat);
+#endif
 }
 
 /* Reads a record back from its segment and writes its queue file. */
@@ -509,13 +564,28 @@ writer_main(void *arg)
 	struct journal *j = arg;
 	struct jrec *batch, *r, *next;
 	struct segment *dead;
+	struct timespec dl;
+	long long last_ms = -WRITER_BUSY_MS;	/* its last batch ended */
 	size_t freed;
 	int e, n, oldfd;
 
 	pthread_mutex_lock(&j->mu);
 	for (;;) {
-		while (j->mat_head == NULL && !j->stop)
-			pthread_cond_wait(&j->mat, &j->mu);
+		if (j->mat_head == NULL && !j->wstop) {
+			while (j->mat_head == NULL && !j->wstop) {
+				j->widle = 1;
+				pthread_cond_wait(&j->mat, &j->mu);
+			}
+			j->widle = 0;
+			/* Let a batch gather; journal_close ends the wait. */
+			if (now_ms() - last_ms < WRITER_BUSY_MS) {
+				ms_to_timespec(now_ms() + WRITER_LINGER_MS,
+				    &dl);
+				while (!j->wstop && pthread_cond_timedwait(
+				    &j->mat, &j->mu, &dl) != ETIMEDOUT)
+					;
+			}
+		}
 		if (j->mat_head == NULL)
 			break;
 		batch = r = j->mat_head;
@@ -539,7 +609,7 @@ writer_main(void *arg)
 				    strerror(e));
 			j->werr = e;
 			pthread_cond_broadcast(&j->space);
-			if (j->stop) {
+			if (j->wstop) {
 				/* The journal keeps them for the next start. */
 				for (r = batch; r != NULL; r = next) {
 					next = r->next;
@@ -565,6 +635,7 @@ writer_main(void *arg)
 		for (r = batch; r != NULL; r = r->next)
 			if (j->published != NULL)
 				j->published(j->arg, r->id);
+		last_ms = now_ms();
 		freed = 0;
 		oldfd = -1;
 		pthread_mutex_lock(&j->mu);
@@ -600,7 +671,7 @@ writer_main(void *arg)
 	return NULL;
 }
 
-/* Takes r out of the committer's queue if it is still there.  Locked. */
+/* Takes r out of the flush queue if it is still there.  Locked. */
 static int
 unqueue(struct journal *j, struct jrec *r)
 {
@@ -617,13 +688,33 @@ unqueue(struct journal *j, struct jrec *r)
 	return 0;
 }
 
+/*
+ * Gives up on r once its deadline passed, unless a flush has it already
+ * (or its session was handed the lead).  With JWAIT_FUTEX unlocked, else
+ * under j->mu.
+ */
+static void
+give_up(struct journal *j, struct jrec *r, struct jwait *w)
+{
+#ifdef JWAIT_FUTEX
+	pthread_mutex_lock(&j->mu);
+#endif
+	if (atomic_load(&w->state) == 0 && unqueue(j, r)) {
+		w->err = ETIMEDOUT;
+		atomic_store(&w->state, -1);
+	}
+#ifdef JWAIT_FUTEX
+	pthread_mutex_unlock(&j->mu);
+#endif
+}
+
 int
 journal_commit(struct journal *j, const char *id, struct str *data)
 {
 	struct jwait w;
 	struct timespec deadline;
 	struct jrec *r;
-	int e = 0, st;
+	int e = 0, st, late = 0;
 
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
 		str_free(data);
@@ -674,27 +765,34 @@ journal_commit(struct journal *j, const char *id, struct str *data)
 	else
 		j->pend_head = r;
 	j->pend_tail = r;
+	/* No flush under way: ours is the first record, we flush. */
+	if (!j->cbusy) {
+		j->cbusy = 1;
+		atomic_store_explicit(&w.state, JWAIT_LEAD,
+		    memory_order_relaxed);
+	}
 #ifdef JWAIT_FUTEX
-	/* Woken unlocked, the committer does not wait for our lock. */
 	pthread_mutex_unlock(&j->mu);
-	pthread_cond_signal(&j->work);
-#else
-	pthread_cond_signal(&j->work);
 #endif
-	if ((st = jwait_wait(j, &w, &deadline)) == 0) {
-		/* Too late, unless the committer has it already. */
+	for (;;) {
+		st = atomic_load_explicit(&w.state, memory_order_acquire);
+		if (st == JWAIT_LEAD) {
 #ifdef JWAIT_FUTEX
-		pthread_mutex_lock(&j->mu);
+			pthread_mutex_lock(&j->mu);
 #endif
-		if (atomic_load(&w.state) == 0 && unqueue(j, r)) {
-			w.err = ETIMEDOUT;
-			atomic_store(&w.state, -1);
+			group_commit(j, &w);
+#ifdef JWAIT_FUTEX
+			pthread_mutex_unlock(&j->mu);
+#endif
+			continue;
 		}
-#ifdef JWAIT_FUTEX
-		pthread_mutex_unlock(&j->mu);
-#endif
-		/* The committer has it: its write ends either way. */
-		st = jwait_wait(j, &w, NULL);
+		if (st != 0)
+			break;
+		/* Past the deadline: only a flush that has it can end it. */
+		if (jwait_wait(j, &w, late ? NULL : &deadline) == 0) {
+			late = 1;
+			give_up(j, r, &w);
+		}
 	}
 	if (st == -1) {
 		/* Failed records are ours to free; durable ones the writer's. */
@@ -746,28 +844,6 @@ journal_free(struct journal *j)
 	free(j);
 }
 
-/*
- * Takes the journal's lock.  A short, bounded wait: something that only
- * looks at the lock (a monitoring probe, a restarted daemon's
- * predecessor finishing its exit) must not make a start fail; another
- * daemon that holds it does.  0 or -1.
- */
-int
-journal_lock(int fd)
-{
-	struct timespec ts = { 0, 10 * 1000 * 1000 };
-	int i;
-
-	for (i = 0; i < 50; i++) {
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-			return 0;
-		if (errno != EWOULDBLOCK && errno != EINTR)
-			return -1;
-		(void)nanosleep(&ts, NULL);
-	}
-	return -1;
-}
-
 struct journal *
 journal_open(const char *dir, journal_published_fn fn, void *arg, char *err,
     size_t errlen)
@@ -785,32 +861,23 @@ journal_open(const char *dir, journal_published_fn fn, void *arg, char *err,
 	if (journal_take(j, dir, err, errlen) == -1)
 		goto fail;
 	pthread_mutex_init(&j->mu, NULL);
-	pthread_cond_init(&j->work, NULL);
-	pthread_cond_init(&j->mat, NULL);
-	/* Sessions wait with deadlines on the monotonic clock. */
+	pthread_cond_init(&j->quiet, NULL);
+	/* Sessions and the writer wait with deadlines on the monotonic clock. */
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&j->mat, &ca);
 	pthread_cond_init(&j->space, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_condattr_init(&j->waitattr);
 	pthread_condattr_setclock(&j->waitattr, CLOCK_MONOTONIC);
-	if (start_thread(&j->committer, committer_main, j) != 0) {
-		snprintf(err, errlen, "spool: cannot start the journal thread");
-		goto fail_sync;
-	}
 	if (start_thread(&j->writer, writer_main, j) != 0) {
 		snprintf(err, errlen, "spool: cannot start the queue writer");
-		pthread_mutex_lock(&j->mu);
-		j->stop = 1;
-		pthread_cond_broadcast(&j->work);
-		pthread_mutex_unlock(&j->mu);
-		pthread_join(j->committer, NULL);
 		goto fail_sync;
 	}
 	return j;
 fail_sync:
 	pthread_mutex_destroy(&j->mu);
-	pthread_cond_destroy(&j->work);
+	pthread_cond_destroy(&j->quiet);
 	pthread_condattr_destroy(&j->waitattr);
 	pthread_cond_destroy(&j->mat);
 	pthread_cond_destroy(&j->space);
@@ -830,11 +897,11 @@ journal_close(struct journal **jp)
 	*jp = NULL;
 	pthread_mutex_lock(&j->mu);
 	j->stop = 1;
-	pthread_cond_broadcast(&j->work);
 	pthread_cond_broadcast(&j->space);
-	pthread_mutex_unlock(&j->mu);
-	pthread_join(j->committer, NULL);
-	pthread_mutex_lock(&j->mu);
+	/* The flushes under way end with their batches in the writer's. */
+	while (j->cbusy)
+		pthread_cond_wait(&j->quiet, &j->mu);
+	j->wstop = 1;
 	pthread_cond_broadcast(&j->mat);
 	pthread_mutex_unlock(&j->mu);
 	pthread_join(j->writer, NULL);
@@ -850,7 +917,7 @@ journal_close(struct journal **jp)
 		free(s);
 	}
 	pthread_mutex_destroy(&j->mu);
-	pthread_cond_destroy(&j->work);
+	pthread_cond_destroy(&j->quiet);
 	pthread_condattr_destroy(&j->waitattr);
 	pthread_cond_destroy(&j->mat);
 	pthread_cond_destroy(&j->space);

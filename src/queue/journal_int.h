@@ -37,11 +37,14 @@
  * the session wakes up to look.  A flush wakes only the sessions whose
  * records it carried, each on its own futex (elsewhere its own condition
  * variable), not every session waiting on the journal; with the futex the
- * committer wakes them after letting go of the lock, so that they do not
- * wake only to wait for it.
+ * leader of the flush wakes them after letting go of the lock, so that
+ * they do not wake only to wait for it.  JWAIT_LEAD hands a waiting
+ * session the next flush.
  */
+#define JWAIT_LEAD	2
 struct jwait {
-	atomic_int	 state;		/* 0 waiting, 1 durable, -1 failed */
+	atomic_int	 state;		/* 0 waiting, 1 durable, -1 failed,
+					   JWAIT_LEAD: flush the queue */
 	int		 err;
 #ifndef JWAIT_FUTEX
 	pthread_cond_t	 cv;
@@ -66,19 +69,21 @@ struct journal {
 	journal_published_fn published;
 	void		*arg;
 
-	pthread_t	 committer, writer;
+	pthread_t	 writer;
 	pthread_mutex_t	 mu;
-	pthread_cond_t	 work;		/* committer: records to write */
+	pthread_cond_t	 quiet;		/* close: the last flush ended */
 	pthread_condattr_t waitattr;	/* sessions' waits: monotonic clock */
 	pthread_cond_t	 mat;		/* writer: records to write out */
 	pthread_cond_t	 space;		/* sessions: backlog went down */
 	struct jrec	*pend_head, *pend_tail;
 	struct jrec	*mat_head, *mat_tail;
 	size_t		 backlog;	/* bytes not yet in queue/ */
-	int		 stop;
-	int		 cbusy;		/* the committer is writing a batch */
+	int		 stop;		/* no more commits taken */
+	int		 wstop;		/* and none under way: writer, finish */
+	int		 cbusy;		/* a session is leading a flush */
+	int		 widle;		/* the writer waits for records */
 	int		 werr;		/* the writer's trouble, 0 when fine */
-	int		 segfd;		/* the committer's current segment */
+	int		 segfd;		/* the flush leader's current segment */
 	off_t		 segoff;
 	struct segment	*segs;		/* oldest first; last is current */
 	unsigned long long nextseq;
@@ -115,13 +120,16 @@ int	journal_sync_all(struct journal *);
 void	jwait_post(struct jwait *, int state, int err);
 void	jwait_post_all(struct jwait **, int n, int state, int err);
 /*
+ * Wakes w's session after its state was set under j->mu (JWAIT_LEAD).
+ * With JWAIT_FUTEX unlocked, else under j->mu.
+ */
+void	jwait_wake(struct jwait *);
+/*
  * Waits for w's post or the deadline (CLOCK_MONOTONIC; NULL for none):
  * the state, 0 on timeout.  With JWAIT_FUTEX unlocked, else under j->mu.
  */
 int	jwait_wait(struct journal *, struct jwait *,
 	    const struct timespec *deadline);
-/* Takes the journal's lock, waiting a little.  0 or -1. */
-int	journal_lock(int fd);
 /*
  * Puts whatever the last run journaled into queue/, then empties the
  * journal; sets nextseq.  0, or -1 with a message in err.

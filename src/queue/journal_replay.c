@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/fsutil.h"
@@ -228,6 +230,28 @@ journal_replay(struct journal *j, char *err, size_t errlen)
 	return 0;
 }
 
+
+/*
+ * Takes the journal's lock.  A short, bounded wait: something that only
+ * looks at the lock (a monitoring probe, a restarted daemon's
+ * predecessor finishing its exit) must not make a start fail; another
+ * daemon that holds it does.  0 or -1.
+ */
+static int
+journal_lock(int fd)
+{
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	int i;
+
+	for (i = 0; i < 50; i++) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			return -1;
+		(void)nanosleep(&ts, NULL);
+	}
+	return -1;
+}
 
 int
 journal_take(struct journal *j, const char *dir, char *err, size_t errlen)

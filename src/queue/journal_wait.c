@@ -28,6 +28,13 @@ jwait_post(struct jwait *w, int state, int err)
 {
 	w->err = err;
 	atomic_store_explicit(&w->state, state, memory_order_release);
+	jwait_wake(w);
+}
+
+/* Wakes w's session; a stale w is harmless, as in jwait_post(). */
+void
+jwait_wake(struct jwait *w)
+{
 #ifdef JWAIT_FUTEX
 	(void)syscall(SYS_futex, &w->state, FUTEX_WAKE_PRIVATE, 1, NULL,
 	    NULL, 0);
@@ -46,8 +53,8 @@ jwait_post_all(struct jwait **ws, int n, int state, int err)
 }
 
 /*
- * Waits until w is posted or the deadline (CLOCK_MONOTONIC; NULL for
- * none) passes.  With the futex, unlocked; else under j->mu.  The state,
+ * Waits until w is posted (or handed the lead) or the deadline
+ * (CLOCK_MONOTONIC; NULL for none) passes.  With the futex, unlocked; else under j->mu.  The state,
  * 0 on timeout.
  */
 int

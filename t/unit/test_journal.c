@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +106,38 @@ static const struct journal_io rename_hangs = {
 };
 static const struct journal_io renamed_then_hangs = {
 	real_pwritev, real_fdatasync, rename_then_hang
+};
+
+/*
+ * Commits from many threads at once, each flush slowed down so that
+ * commits queue behind it: who flushes, how often, and (fail_flush) a
+ * flush that fails.
+ */
+#define GROUP_THREADS	12
+#define GROUP_COMMITS	15
+static _Thread_local int	 committing;	/* a thread of the test's */
+static atomic_int		 flushes, foreign_flushes;
+static int			 fail_flush;	/* this one fails (1 first) */
+
+static ssize_t
+slow_pwritev(int fd, const struct iovec *v, int n, off_t off)
+{
+	struct timespec ts = { 0, 2 * 1000 * 1000 };
+
+	int nth = atomic_fetch_add(&flushes, 1) + 1;
+
+	if (!committing)
+		atomic_fetch_add(&foreign_flushes, 1);
+	(void)nanosleep(&ts, NULL);
+	if (nth == fail_flush) {
+		errno = EIO;
+		return -1;
+	}
+	return saved_io->pwritev(fd, v, n, off);
+}
+
+static const struct journal_io slow_writes = {
+	slow_pwritev, real_fdatasync, rename
 };
 
 static int
@@ -390,6 +424,121 @@ test_torn_tail_ignored(void)
 	spool_rm(dir);
 }
 
+struct committer {
+	pthread_t	 t;
+	struct journal	*j;
+	int		 n;		/* which thread */
+	int		 rc[GROUP_COMMITS];
+	int		 err[GROUP_COMMITS];
+};
+
+static void
+group_id(char *id, size_t len, int thread, int i)
+{
+	snprintf(id, len, "0123456789AB%02u%02u", (unsigned int)thread % 100,
+	    (unsigned int)i % 100);
+}
+
+static void *
+commit_many(void *arg)
+{
+	struct committer *c = arg;
+	char id[32];
+	int i;
+
+	committing = 1;
+	for (i = 0; i < GROUP_COMMITS; i++) {
+		group_id(id, sizeof(id), c->n, i);
+		errno = 0;
+		c->rc[i] = commit(c->j, id, "concurrent\n");
+		c->err[i] = errno;
+	}
+	return NULL;
+}
+
+/*
+ * Runs GROUP_THREADS committing threads on a fresh journal; checks that
+ * each acknowledged message is queued once the journal is closed, each
+ * refused one not; flush number fail fails (0: none).  The number
+ * refused.
+ */
+static int
+run_group(int fail)
+{
+	struct committer c[GROUP_THREADS];
+	char dir[PATH_MAX], id[32];
+	struct journal *j;
+	int i, k, acked = 0, refused = 0;
+
+	spool_dir(dir, sizeof(dir));
+	atomic_store(&flushes, 0);
+	atomic_store(&foreign_flushes, 0);
+	fail_flush = fail;
+	if ((j = open_with(dir, &slow_writes)) == NULL) {
+		spool_rm(dir);
+		return -1;
+	}
+	for (i = 0; i < GROUP_THREADS; i++) {
+		c[i].j = j;
+		c[i].n = i;
+		CU_ASSERT_EQUAL_FATAL(pthread_create(&c[i].t, NULL,
+		    commit_many, &c[i]), 0);
+	}
+	for (i = 0; i < GROUP_THREADS; i++)
+		pthread_join(c[i].t, NULL);
+	journal_close(&j);
+	journal_io = saved_io;
+	for (i = 0; i < GROUP_THREADS; i++)
+		for (k = 0; k < GROUP_COMMITS; k++) {
+			group_id(id, sizeof(id), i, k);
+			if (c[i].rc[k] == 0) {
+				acked++;
+				TU_CHECK(queued(dir, id), "%s acknowledged, "
+				    "not queued", id);
+			} else {
+				refused++;
+				CU_ASSERT_EQUAL(c[i].err[k], EIO);
+				TU_CHECK(!queued(dir, id), "%s refused, "
+				    "queued", id);
+			}
+		}
+	CU_ASSERT_EQUAL(count_queued(dir), acked);
+	CU_ASSERT_EQUAL(acked + refused, GROUP_THREADS * GROUP_COMMITS);
+	spool_rm(dir);
+	return refused;
+}
+
+/*
+ * Concurrent commits share flushes, and a session that finds no flush
+ * under way does it itself rather than wake a thread and sleep: every
+ * flush runs on a committing thread.
+ */
+static void
+test_group_commit(void)
+{
+	CU_ASSERT_EQUAL(run_group(0), 0);
+	TU_CHECK(atomic_load(&flushes) < GROUP_THREADS * GROUP_COMMITS,
+	    "%d flushes for %d commits", atomic_load(&flushes),
+	    GROUP_THREADS * GROUP_COMMITS);
+	TU_CHECK(atomic_load(&foreign_flushes) == 0,
+	    "%d of %d flushes on another thread",
+	    atomic_load(&foreign_flushes), atomic_load(&flushes));
+}
+
+/*
+ * A failed flush refuses its batch only, its leader's commit and those
+ * that queued behind the flush before it; the commits queued behind it
+ * are flushed by one of theirs, and acknowledged.
+ */
+static void
+test_group_commit_failure(void)
+{
+	int refused = run_group(2);
+
+	TU_CHECK(refused >= 2, "%d refused", refused);
+	CU_ASSERT(refused < GROUP_THREADS * GROUP_COMMITS);
+}
+
 static int
 init(void)
 {
@@ -421,7 +570,11 @@ suite_journal(void)
 	    CU_add_test(s, "crash after a queue file: still once",
 	    test_crash_after_rename) == NULL ||
 	    CU_add_test(s, "a torn last record is ignored",
-	    test_torn_tail_ignored) == NULL)
+	    test_torn_tail_ignored) == NULL ||
+	    CU_add_test(s, "concurrent commits share flushes, done by them",
+	    test_group_commit) == NULL ||
+	    CU_add_test(s, "a failed group flush refuses its batch only",
+	    test_group_commit_failure) == NULL)
 		return -1;
 	return 0;
 }
