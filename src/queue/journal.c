@@ -92,30 +92,6 @@ put32(unsigned char *p, uint32_t v)
 	p[3] = (unsigned char)(v >> 24);
 }
 
-static void
-deadline_in(struct timespec *ts, int secs)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += secs;
-}
-
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / (1000 * 1000);
-}
-
-static void
-ms_to_timespec(long long ms, struct timespec *ts)
-{
-	ts->tv_sec = (time_t)(ms / 1000);
-	ts->tv_nsec = (long)(ms % 1000) * 1000 * 1000;
-}
-
-
 /* Writes a queue file into the journal's own temporary directory. */
 int
 journal_write_file(struct journal *j, const char *id, const char *data,
@@ -578,9 +554,8 @@ writer_main(void *arg)
 			}
 			j->widle = 0;
 			/* Let a batch gather; journal_close ends the wait. */
-			if (now_ms() - last_ms < WRITER_BUSY_MS) {
-				ms_to_timespec(now_ms() + WRITER_LINGER_MS,
-				    &dl);
+			if (journal_now_ms() - last_ms < WRITER_BUSY_MS) {
+				journal_deadline(&dl, WRITER_LINGER_MS);
 				while (!j->wstop && pthread_cond_timedwait(
 				    &j->mat, &j->mu, &dl) != ETIMEDOUT)
 					;
@@ -635,7 +610,7 @@ writer_main(void *arg)
 		for (r = batch; r != NULL; r = r->next)
 			if (j->published != NULL)
 				j->published(j->arg, r->id);
-		last_ms = now_ms();
+		last_ms = journal_now_ms();
 		freed = 0;
 		oldfd = -1;
 		pthread_mutex_lock(&j->mu);
@@ -738,7 +713,7 @@ journal_commit(struct journal *j, const char *id, struct str *data)
 	put32(r->hdr + 4, (uint32_t)r->data.len);
 	put32(r->hdr + 8, journal_crc32(0, (const unsigned char *)r->data.s,
 	    r->data.len));
-	deadline_in(&deadline, JOURNAL_WAIT_SECS);
+	journal_deadline(&deadline, JOURNAL_WAIT_SECS * 1000LL);
 
 	pthread_mutex_lock(&j->mu);
 	/*

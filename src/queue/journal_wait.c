@@ -1,6 +1,7 @@
 /*
  * How a session waits for the journal to take its message: on a futex of
- * its own where there is one, else on a condition variable of its own.
+ * its own where there is one, else on a condition variable of its own;
+ * and the monotonic clock the waits use.
  */
 #include "config.h"
 
@@ -84,4 +85,25 @@ jwait_wait(struct journal *j, struct jwait *w, const struct timespec *dl)
 	}
 #endif
 	return st;
+}
+
+long long
+journal_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / (1000 * 1000);
+}
+
+void
+journal_deadline(struct timespec *ts, long long ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += (time_t)(ms / 1000);
+	ts->tv_nsec += (long)(ms % 1000) * 1000 * 1000;
+	if (ts->tv_nsec >= 1000 * 1000 * 1000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000 * 1000 * 1000;
+	}
 }
