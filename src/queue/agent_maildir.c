@@ -445,14 +445,68 @@ md_write_as(struct md_job *j, const struct spawn_cred *cred,
 }
 
 /*
+ * Makes the Maildir name in the directory dfd, with its tmp/, new/ and
+ * cur/, already its owner's (the route's user; else root's when we are
+ * a runner that switches users; else ours): built under a temporary name
+ * and renamed into place, so that no delivery ever finds one half made or
+ * not yet given to its owner -- one killed half-way leaves a stray
+ * ".maildir-*" directory, not a Maildir nobody can use.  0, or -1 with
+ * errno (EEXIST: another delivery made it first).
+ */
+static int
+md_make_box(const struct route *r, int dfd, const char *name)
+{
+	static const char *const subs[] = { "tmp", "new", "cur" };
+	char tmp[64];
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1;
+	size_t i;
+	int fd = -1, e;
+
+	if (r->has_owner) {
+		uid = r->owner.cred.uid;
+		gid = r->owner.cred.gid;
+	} else if (geteuid() != 0 && privs_can_switch())
+		uid = gid = 0;
+	snprintf(tmp, sizeof(tmp), ".maildir-%ld-%lu", (long)getpid(),
+	    __atomic_add_fetch(&md_seq, 1, __ATOMIC_RELAXED));
+	if (mkdirat(dfd, tmp, 0700) == -1)
+		return -1;
+	if ((fd = openat(dfd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1)
+		goto fail;
+	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
+		if (mkdirat(fd, subs[i], 0700) == -1 || (uid != (uid_t)-1 &&
+		    fchownat(fd, subs[i], uid, gid, AT_SYMLINK_NOFOLLOW) == -1))
+			goto fail;
+	if ((uid != (uid_t)-1 && fchown(fd, uid, gid) == -1) ||
+	    fchmod(fd, 0700) == -1)
+		goto fail;
+	if (renameat2(dfd, tmp, dfd, name, RENAME_NOREPLACE) == -1)
+		goto fail;
+	close(fd);
+	return 0;
+fail:
+	e = errno;
+	if (fd != -1) {
+		for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
+			(void)unlinkat(fd, subs[i], AT_REMOVEDIR);
+		close(fd);
+	}
+	(void)unlinkat(dfd, tmp, AT_REMOVEDIR);
+	errno = e;
+	return -1;
+}
+
+/*
  * Opens path's directory component by component below the trusted base,
  * never following a symbolic link; missing directories are made when
- * create is set (the Maildir 0700, its parents 0755).  *made says whether
- * the last one was made here.  The descriptor, or -1 with res set.
+ * create is set (the Maildir by md_make_box(), its parents 0755).  The
+ * descriptor, or -1 with res set.
  */
 static int
 md_walk(const struct route *r, const char *dir, size_t baselen, int create,
-    int *made, struct agent_result *res)
+    struct agent_result *res)
 {
 	char part[NAME_MAX + 1], base[PATH_MAX];
 	const char *p, *e;
@@ -460,7 +514,6 @@ md_walk(const struct route *r, const char *dir, size_t baselen, int create,
 	size_t n;
 	int fd, next, last;
 
-	*made = 0;
 	if (baselen == 0)
 		str_lcpy(base, dir[0] == '/' ? "/" : ".", sizeof(base));
 	else {
@@ -497,9 +550,19 @@ md_walk(const struct route *r, const char *dir, size_t baselen, int create,
 		}
 		next = openat(fd, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 		    O_CLOEXEC);
-		if (next == -1 && errno == ENOENT && create) {
-			if (mkdirat(fd, part, last ? 0700 : 0755) == 0) {
-				*made = last;
+		if (next == -1 && errno == ENOENT && create && last) {
+			/* The Maildir itself: whole and owned, or not at all. */
+			if (md_make_box(r, fd, part) == -1 &&
+			    errno != EEXIST) {
+				agent_set(res, AGENT_TEMP, 451, "4.3.0",
+				    "cannot create %.200s: %s", dir,
+				    strerror(errno));
+				goto fail;
+			}
+			next = openat(fd, part, O_RDONLY | O_DIRECTORY |
+			    O_NOFOLLOW | O_CLOEXEC);
+		} else if (next == -1 && errno == ENOENT && create) {
+			if (mkdirat(fd, part, 0755) == 0) {
 				/*
 				 * A runner that is not root but may switch
 				 * users makes them root's all the same.
@@ -631,18 +694,17 @@ md_result(const struct md_report *rep, const char *dir, uid_t uid,
 
 /*
  * Opens the Maildir and settles whom it belongs to: the route's user, or
- * without one, whoever owns the Maildir.  A Maildir made here is given to
- * the route's user.  The descriptor, or -1 with res set.
+ * without one, whoever owns the Maildir (one made here is the route's
+ * user's from the start).  The descriptor, or -1 with res set.
  */
 static int
 md_open_box(const struct route *r, const char *dir, int create,
     struct spawn_cred *cred, struct agent_result *res)
 {
 	struct stat st;
-	int fd, made, root = privs_can_switch();
+	int fd, root = privs_can_switch();
 
-	if ((fd = md_walk(r, dir, md_baselen(r->path), create, &made,
-	    res)) == -1)
+	if ((fd = md_walk(r, dir, md_baselen(r->path), create, res)) == -1)
 		return -1;
 	if (fstat(fd, &st) == -1) {
 		md_syserr(res, "cannot look at the maildir", errno);
@@ -657,14 +719,6 @@ md_open_box(const struct route *r, const char *dir, int create,
 		cred->groups[0] = st.st_gid;
 		cred->ngroups = 1;
 	}
-	if (made && root && st.st_uid == 0 && r->has_owner &&
-	    (fchown(fd, cred->uid, cred->gid) == -1 ||
-	    fchmod(fd, 0700) == -1)) {
-		md_syserr(res, "cannot give the new maildir to its user", errno);
-		goto fail;
-	}
-	if (made && root && st.st_uid == 0 && r->has_owner)
-		st.st_uid = cred->uid;
 	if (root && st.st_uid != cred->uid) {
 		agent_set(res, AGENT_TEMP, 451, "4.3.0", "maildir %.200s "
 		    "refused: it belongs to uid %lu, not to %.64s (uid %lu)",

@@ -5,8 +5,10 @@ Maildir's user.  The refused deliveries wait in the queue with the reason
 in the log and in smtpq show."""
 import os
 import pwd
+import shutil
+import subprocess
 
-from qharness import QueueCase, maildir_files, wait_for
+from qharness import SMTPQ, QueueCase, maildir_files, wait_for
 
 FAST = "retry_min = 1; retry_max = 2; scan_interval = 1;"
 USER = "nobody"
@@ -82,6 +84,34 @@ class MaildirSafety(QueueCase):
         # The parents made on the way are root's.
         self.assertEqual(os.stat(self.path("mail", "example.com")).st_uid, 0)
         self.assertTrue(wait_for(lambda: self.queue_ids() == []))
+
+    def test_delivery_killed_while_making_the_maildir(self):
+        """A runner killed (kill -9) in the middle of making a new Maildir
+        leaves none half made or not yet its user's: the next run delivers.
+        strace kills smtpq run at its first change of an owner."""
+        strace = shutil.which("strace")
+        if strace is None:
+            self.skipTest("needs strace")
+        self.setup_queue(self.route(), queue=FAST)
+        qid = self.send_one()
+        self.d.settle()
+        p = subprocess.run([strace, "-f", "-qq", "-o", os.devnull, "-e",
+                            "trace=chown,fchown,fchownat,lchown",
+                            "-e", "inject=chown,fchown,fchownat,lchown:"
+                            "signal=KILL:when=1",
+                            SMTPQ, "-C", self.qconf, "run", "-o"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(p.returncode, 0, "strace did not stop it")
+        self.assertEqual(self.queue_ids(), [qid])
+        # The runner's lock goes with its last process.
+        self.assertTrue(wait_for(self.lock_free, 10))
+        self.deliver()
+        files = wait_for(lambda: maildir_files(self.box()))
+        self.assertEqual(len(files), 1, self.diag())
+        for d in ("", "tmp", "new", "cur"):
+            st = os.lstat(os.path.join(self.box(), d))
+            self.assertEqual((st.st_uid, st.st_mode & 0o777),
+                             (self.uid, 0o700), d)
 
     def test_new_as_a_symlink(self):
         self.setup_queue(self.route(), queue=FAST)
