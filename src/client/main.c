@@ -15,7 +15,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
-#include <netdb.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -37,6 +36,7 @@
 #include "client/pin.h"
 #include "client/probe.h"
 #include "lib/addr.h"
+#include "lib/net.h"
 #include "lib/str.h"
 
 #define SMTP_OPTS		"ab:C:dfg:h:o:pstu:"
@@ -106,26 +106,11 @@ die_connect(const struct client_result *res, int tflag, const struct dial *d)
 static void
 my_host_name(char *buf, size_t len)
 {
-	struct addrinfo hints, *ai = NULL;
 	const char *site = getenv("site");
-	char name[256];
 
 	if (site != NULL && *site != '\0' && str_lcpy(buf, site, len) < len)
 		return;
-	if (gethostname(name, sizeof(name)) == -1)
-		str_lcpy(name, "localhost", sizeof(name));
-	name[sizeof(name) - 1] = '\0';
-	if (strchr(name, '.') == NULL) {
-		memset(&hints, 0, sizeof(hints));
-		hints.ai_flags = AI_CANONNAME;
-		hints.ai_socktype = SOCK_STREAM;
-		if (getaddrinfo(name, NULL, &hints, &ai) == 0 &&
-		    ai->ai_canonname != NULL && strchr(ai->ai_canonname, '.'))
-			str_lcpy(name, ai->ai_canonname, sizeof(name));
-		if (ai != NULL)
-			freeaddrinfo(ai);
-	}
-	str_lcpy(buf, name, len);
+	net_host_name(buf, len);
 }
 
 static void

@@ -6,7 +6,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
-#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -425,31 +424,6 @@ conf_entry(const config_setting_t *g, const char *name, size_t i)
 		return s;
 	e = config_setting_get_elem(s, (unsigned int)i);
 	return e != NULL ? e : s;
-}
-
-void
-conf_default_hostname(char *buf, size_t len)
-{
-	struct addrinfo hints, *res = NULL;
-	char host[256];
-
-	if (gethostname(host, sizeof(host)) == -1 || host[0] == '\0') {
-		str_lcpy(buf, "localhost", len);
-		return;
-	}
-	host[sizeof(host) - 1] = '\0';
-	if (strchr(host, '.') == NULL) {
-		memset(&hints, 0, sizeof(hints));
-		hints.ai_flags = AI_CANONNAME;
-		hints.ai_socktype = SOCK_STREAM;
-		if (getaddrinfo(host, NULL, &hints, &res) == 0) {
-			if (res->ai_canonname != NULL &&
-			    strchr(res->ai_canonname, '.') != NULL)
-				str_lcpy(host, res->ai_canonname, sizeof(host));
-			freeaddrinfo(res);
-		}
-	}
-	str_lcpy(buf, host, len);
 }
 
 struct table *

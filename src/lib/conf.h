@@ -118,13 +118,6 @@ int	conf_path(const char *conffile, const char *path, char *dst,
 struct table	*conf_table_open(const char *conffile, const char *ref,
 		    char *err, size_t errlen);
 
-/*
- * The host name smtpd and smtpq use when the file names none: the
- * canonical DNS name of gethostname(), that name itself when it does not
- * resolve, "localhost" when there is none.  One function, so that EHLO,
- * Received: and the DSNs' Reporting-MTA agree.
- */
-void	conf_default_hostname(char *buf, size_t len);
 
 /* The spool when the file names none (configure's localstatedir). */
 const char	*conf_default_spool(void);

@@ -377,3 +377,28 @@ net_connect(const char *path, const char *host, const char *port,
 		errno = e;
 	return fd;
 }
+
+void
+net_host_name(char *buf, size_t len)
+{
+	struct addrinfo hints, *res = NULL;
+	char host[256];
+
+	if (gethostname(host, sizeof(host)) == -1 || host[0] == '\0') {
+		str_lcpy(buf, "localhost", len);
+		return;
+	}
+	host[sizeof(host) - 1] = '\0';
+	if (strchr(host, '.') == NULL) {
+		memset(&hints, 0, sizeof(hints));
+		hints.ai_flags = AI_CANONNAME;
+		hints.ai_socktype = SOCK_STREAM;
+		if (getaddrinfo(host, NULL, &hints, &res) == 0) {
+			if (res->ai_canonname != NULL &&
+			    strchr(res->ai_canonname, '.') != NULL)
+				str_lcpy(host, res->ai_canonname, sizeof(host));
+			freeaddrinfo(res);
+		}
+	}
+	str_lcpy(buf, host, len);
+}

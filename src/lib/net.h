@@ -67,6 +67,13 @@ int	net_prefix_key(const struct sockaddr_storage *, int v4bits,
 int	net_pton(const char *s, struct sockaddr_storage *ss);
 
 /*
+ * This host's name: the canonical DNS name of gethostname(), that name
+ * itself when it does not resolve, "localhost" when there is none.  The
+ * default of smtpd, smtpq (so that EHLO, Received: and the DSNs'
+ * Reporting-MTA agree), sendmail and smtp.
+ */
+void	net_host_name(char *buf, size_t len);
+/*
  * The forward-confirmed reverse DNS name of sa: its PTR name, but only if
  * that name resolves back to the same address.  0 or -1 (buf gets "").
  */

@@ -313,7 +313,7 @@ policy_compile(config_setting_t *root, const char *path,
 	if (add_other_listeners(p, cx) == -1)
 		goto fail;
 	if (p->hostname[0] == '\0')
-		conf_default_hostname(p->hostname, sizeof(p->hostname));
+		net_host_name(p->hostname, sizeof(p->hostname));
 	if (root == NULL || config_setting_get_member(root, "ournets") ==
 	    NULL) {
 		/* Safe default: only this host may relay. */

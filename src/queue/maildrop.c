@@ -22,6 +22,7 @@
 #include "lib/addr.h"
 #include "lib/fsutil.h"
 #include "lib/log.h"
+#include "lib/net.h"
 #include "lib/str.h"
 #include "maildrop.h"
 #include "envelope.h"
@@ -143,7 +144,7 @@ maildrop_conf_load(const char *path, struct maildrop_conf *mc, char *err,
 	root = config_root_setting(&cf);
 	if (!mc->have_file) {
 		/* The name smtpd and smtpq take. */
-		conf_default_hostname(mc->domain, sizeof(mc->domain));
+		net_host_name(mc->domain, sizeof(mc->domain));
 		r = 0;
 		goto out;
 	}
@@ -155,7 +156,7 @@ maildrop_conf_load(const char *path, struct maildrop_conf *mc, char *err,
 	if (v != NULL && *v != '\0')
 		str_lcpy(mc->domain, v, sizeof(mc->domain));
 	else
-		conf_default_hostname(mc->domain, sizeof(mc->domain));
+		net_host_name(mc->domain, sizeof(mc->domain));
 	if ((g = config_setting_get_member(root, "sendmail")) != NULL &&
 	    sendmail_group(&cx, g, mc) == -1)
 		goto out;

@@ -19,6 +19,7 @@
 #include "client/pin.h"
 #include "lib/addr.h"
 #include "lib/log.h"
+#include "lib/net.h"
 #include "lib/refcnt.h"
 #include "lib/str.h"
 #include "lib/table.h"
@@ -458,7 +459,7 @@ queueconf_load(const char *path, int missing_ok, char *err, size_t errlen)
 	}
 	if (host == NULL) {
 		/* The name smtpd takes, so that DSNs and EHLO agree. */
-		conf_default_hostname(hostbuf, sizeof(hostbuf));
+		net_host_name(hostbuf, sizeof(hostbuf));
 		host = hostbuf;
 	}
 	qc = queueconf_parse(root, path, host, spool, err, errlen);

@@ -10,7 +10,6 @@
 #include <sys/types.h>
 
 #include <errno.h>
-#include <netdb.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -25,6 +24,7 @@
 #include <gnutls/crypto.h>
 
 #include "client/convert.h"
+#include "lib/net.h"
 #include "queue/envelope.h"
 #include "queue/queueconf.h"
 #include "sendmail/sendmail.h"
@@ -37,7 +37,6 @@ static gid_t	priv_gid, real_gid;
 static int	have_priv;
 
 static int	trusted_conf(const char *);
-static void	host_name(char *, size_t);
 static int	read_message(int, struct str *, int);
 static void	build_message(const struct sm_opts *, const char *,
 		    const char *, unsigned long long, int, struct sm_msg *);
@@ -103,29 +102,6 @@ trusted_conf(const char *path)
 
 	return stat(path, &st) == 0 && st.st_uid == 0 &&
 	    (st.st_mode & (S_IWGRP | S_IWOTH)) == 0;
-}
-
-/* The fully qualified name of this host. */
-static void
-host_name(char *buf, size_t len)
-{
-	struct addrinfo hints, *ai = NULL;
-	char name[256];
-
-	if (gethostname(name, sizeof(name)) == -1)
-		str_lcpy(name, "localhost", sizeof(name));
-	name[sizeof(name) - 1] = '\0';
-	if (strchr(name, '.') == NULL) {
-		memset(&hints, 0, sizeof(hints));
-		hints.ai_flags = AI_CANONNAME;
-		hints.ai_socktype = SOCK_STREAM;
-		if (getaddrinfo(name, NULL, &hints, &ai) == 0 &&
-		    ai->ai_canonname != NULL && strchr(ai->ai_canonname, '.'))
-			str_lcpy(name, ai->ai_canonname, sizeof(name));
-		if (ai != NULL)
-			freeaddrinfo(ai);
-	}
-	str_lcpy(buf, name, len);
 }
 
 /*
@@ -329,7 +305,7 @@ main(int argc, char **argv)
 		break;
 	}
 	if (smarthost)
-		host_name(domain, sizeof(domain));
+		net_host_name(domain, sizeof(domain));
 	else
 		str_lcpy(domain, mc.domain, sizeof(domain));
 	build_message(&o, login, domain, mc.max_size, smarthost, &m);

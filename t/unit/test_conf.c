@@ -8,6 +8,7 @@
 #include <libconfig.h>
 
 #include "lib/conf.h"
+#include "lib/net.h"
 #include "tests.h"
 
 static char	 path[64];
@@ -270,7 +271,7 @@ test_paths_and_host(void)
 	    sizeof(dst)) == 0 && strcmp(dst, "/abs") == 0);
 	CU_ASSERT(conf_path("/tmp/smtpd.conf", "certs/a.pem", dst,
 	    sizeof(dst)) == 0 && strcmp(dst, "/tmp/certs/a.pem") == 0);
-	conf_default_hostname(host, sizeof(host));
+	net_host_name(host, sizeof(host));
 	CU_ASSERT(host[0] != '\0');
 	CU_ASSERT_PTR_NOT_NULL(conf_default_spool());
 	CU_ASSERT(conf_default_spool()[0] == '/');
