@@ -302,6 +302,24 @@ out:
 	return r;
 }
 
+/* Skips a netrc macro definition: it runs to the next empty line. */
+static void
+netrc_skip_macdef(const char **pp, const char *end)
+{
+	const char *p = *pp, *nl;
+
+	for (;;) {
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL) {
+			p = end;
+			break;
+		}
+		p = nl + 1;
+		if (p < end && *p == '\n')
+			break;
+	}
+	*pp = p;
+}
+
 /* The next netrc word: 1 (copied into buf, maybe cut), 0 at the end. */
 static int
 creds_netrc_word(const char **pp, const char *end, char *buf, size_t len)
@@ -337,7 +355,7 @@ int
 creds_netrc_find(const char *text, size_t len, const char *host,
     const char *user, char *pw, size_t pwlen)
 {
-	const char *p = text, *end = text + len, *nl;
+	const char *p = text, *end = text + len;
 	char word[CREDS_SECRET_MAX], machine[CREDS_NAME_MAX];
 	char login[CREDS_NAME_MAX], pass[CREDS_SECRET_MAX];
 	int inentry = 0, isdefault = 0, havepass = 0, havelogin = 0, r = 0;
@@ -371,19 +389,8 @@ creds_netrc_find(const char *text, size_t len, const char *host,
 			    sizeof(pass));
 		} else if (strcmp(word, "account") == 0) {
 			(void)creds_netrc_word(&p, end, word, sizeof(word));
-		} else if (strcmp(word, "macdef") == 0) {
-			/* A macro runs to the next empty line. */
-			for (;;) {
-				nl = memchr(p, '\n', (size_t)(end - p));
-				if (nl == NULL) {
-					p = end;
-					break;
-				}
-				p = nl + 1;
-				if (p < end && *p == '\n')
-					break;
-			}
-		}
+		} else if (strcmp(word, "macdef") == 0)
+			netrc_skip_macdef(&p, end);
 	} while (more);
 	str_wipe(word, sizeof(word));
 	str_wipe(pass, sizeof(pass));
@@ -394,7 +401,7 @@ int
 creds_netrc_login(const char *text, size_t len, const char *host,
     char *login, size_t loginlen)
 {
-	const char *p = text, *end = text + len, *nl;
+	const char *p = text, *end = text + len;
 	char word[CREDS_SECRET_MAX], machine[CREDS_NAME_MAX];
 	char deflogin[CREDS_NAME_MAX];
 	int isdefault = 0, mine = 0, havedef = 0, r = 0;
@@ -426,19 +433,8 @@ creds_netrc_login(const char *text, size_t len, const char *host,
 		} else if (strcmp(word, "password") == 0 ||
 		    strcmp(word, "account") == 0) {
 			(void)creds_netrc_word(&p, end, word, sizeof(word));
-		} else if (strcmp(word, "macdef") == 0) {
-			/* A macro runs to the next empty line. */
-			for (;;) {
-				nl = memchr(p, '\n', (size_t)(end - p));
-				if (nl == NULL) {
-					p = end;
-					break;
-				}
-				p = nl + 1;
-				if (p < end && *p == '\n')
-					break;
-			}
-		}
+		} else if (strcmp(word, "macdef") == 0)
+			netrc_skip_macdef(&p, end);
 	}
 	if (r == 0 && havedef != 0)
 		r = havedef == 1 && str_lcpy(login, deflogin, loginlen) <
