@@ -38,15 +38,6 @@ struct metricsd {
 	char		 spool[PATH_MAX];
 };
 
-static long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Writes all of buf before the deadline.  0 or -1. */
 static int
 send_all(int fd, const char *buf, size_t len, long deadline)
@@ -65,8 +56,8 @@ send_all(int fd, const char *buf, size_t len, long deadline)
 			return -1;
 		pfd.fd = fd;
 		pfd.events = POLLOUT;
-		if (deadline - now_ms() <= 0 ||
-		    poll(&pfd, 1, (int)(deadline - now_ms())) == 0)
+		if (deadline - net_now_ms() <= 0 ||
+		    poll(&pfd, 1, (int)(deadline - net_now_ms())) == 0)
 			return -1;
 	}
 	return 0;
@@ -102,8 +93,8 @@ read_head(int fd, char *buf, size_t size, long deadline)
 	while (have + 1 < size) {
 		pfd.fd = fd;
 		pfd.events = POLLIN;
-		if (deadline - now_ms() <= 0 ||
-		    poll(&pfd, 1, (int)(deadline - now_ms())) <= 0)
+		if (deadline - net_now_ms() <= 0 ||
+		    poll(&pfd, 1, (int)(deadline - net_now_ms())) <= 0)
 			return -1;
 		n = recv(fd, buf + have, size - 1 - have, MSG_DONTWAIT);
 		if (n == -1 && (errno == EAGAIN || errno == EINTR))
@@ -123,7 +114,7 @@ static void
 serve(struct metricsd *md, int fd)
 {
 	char req[REQ_MAX], method[16], path[256], version[16];
-	long deadline = now_ms() + REQ_TIMEOUT_MS;
+	long deadline = net_now_ms() + REQ_TIMEOUT_MS;
 	struct qstats qs;
 	struct str body;
 	char *eol;

@@ -12,16 +12,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "lib/net.h"
 #include "proxyio.h"
-
-static long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Takes exactly n peeked bytes off the socket.  0 or -1. */
 static int
@@ -45,13 +37,13 @@ proxy_read(int fd, int timeout_ms, struct proxy_info *pi, const char **why)
 {
 	unsigned char buf[PROXY_HDR_MAX];
 	struct pollfd pfd;
-	long deadline = now_ms() + timeout_ms, left;
+	long deadline = net_now_ms() + timeout_ms, left;
 	size_t have = 0;
 	ssize_t n;
 	int r;
 
 	for (;;) {
-		left = deadline - now_ms();
+		left = deadline - net_now_ms();
 		if (left <= 0) {
 			*why = have ? "header not complete in time" :
 			    "no header in time";

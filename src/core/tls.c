@@ -27,6 +27,7 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
+#include "lib/net.h"
 #include "lib/refcnt.h"
 #include "lib/str.h"
 #include "tls.h"
@@ -65,7 +66,6 @@ static void	own_cert_facts(struct tls_server *);
 static ssize_t	tls_pull(gnutls_transport_ptr_t, void *, size_t);
 static ssize_t	tls_push(gnutls_transport_ptr_t, const void *, size_t);
 static int	tls_pull_timeout(gnutls_transport_ptr_t, unsigned int);
-static long long now_ms(void);
 static int	set_nonblock(int, int *);
 static void	handshake_error(gnutls_session_t, struct tls_conn *, int,
 		    char *, size_t);
@@ -456,15 +456,6 @@ tls_pull_timeout(gnutls_transport_ptr_t p, unsigned int ms)
 	return r;
 }
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Sets O_NONBLOCK, keeping the old flags in *old.  0 or -1. */
 static int
 set_nonblock(int fd, int *old)
@@ -499,7 +490,7 @@ tls_handshake(struct tls_server *srv, int rfd, int wfd, int timeout_ms,
 	gnutls_session_t s = NULL;
 	struct tls_conn *c;
 	struct pollfd pfd;
-	long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms :
+	long long deadline = net_now_ms() + (timeout_ms > 0 ? timeout_ms :
 	    TLS_HANDSHAKE_TIMEOUT);
 	long long left;
 	unsigned int flags = GNUTLS_SERVER;
@@ -560,7 +551,7 @@ tls_handshake(struct tls_server *srv, int rfd, int wfd, int timeout_ms,
 			(void)gnutls_alert_send_appropriate(s, r);
 			break;
 		}
-		if ((left = deadline - now_ms()) <= 0) {
+		if ((left = deadline - net_now_ms()) <= 0) {
 			snprintf(err, errlen, "TLS handshake timed out");
 			break;
 		}

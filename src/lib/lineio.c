@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "lineio.h"
+#include "net.h"
 #include "str.h"
 
 /* Output is written once this much is buffered, even mid-group. */
@@ -60,7 +61,6 @@ struct lineio {
 
 static int	lineio_fill(struct lineio *);
 static int	lineio_getline_raw(struct lineio *, char **, size_t *);
-static long long lineio_now(void);
 static int	lineio_budget(struct lineio *, long long now,
 		    enum lineio_end *why);
 static int	lineio_rate_ok(struct lineio *, long long now);
@@ -143,7 +143,7 @@ void
 lineio_transfer_begin(struct lineio *l, unsigned int deadline_s,
     unsigned int rate, unsigned int window_s)
 {
-	long long now = lineio_now();
+	long long now = net_now_ms();
 
 	l->xfer_deadline = deadline_s ? now + 1000LL * deadline_s : 0;
 	l->window_end = 0;
@@ -166,15 +166,6 @@ enum lineio_end
 lineio_end(const struct lineio *l)
 {
 	return l->end;
-}
-
-static long long
-lineio_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /*
@@ -221,7 +212,7 @@ lineio_wait_input(struct lineio *l)
 	int ms, w, rate_check;
 
 	for (;;) {
-		now = lineio_now();
+		now = net_now_ms();
 		if (!lineio_rate_ok(l, now)) {
 			why = LINEIO_TOO_SLOW;
 			break;
@@ -290,7 +281,7 @@ lineio_raw_read(struct lineio *l, void *p, size_t n)
 		 */
 		if (l->line_deadline != 0 || l->xfer_deadline != 0)
 			gnutls_record_set_timeout(l->tls, (unsigned int)
-			    lineio_budget(l, lineio_now(), &why) + 1);
+			    lineio_budget(l, net_now_ms(), &why) + 1);
 		else
 			gnutls_record_set_timeout(l->tls, 0);
 		for (tries = 0; ; tries++) {
@@ -371,7 +362,7 @@ lineio_sock_read(struct lineio *l, int how)
 	int ms, w, rate_check;
 
 	for (;;) {
-		now = lineio_now();
+		now = net_now_ms();
 		if (!lineio_rate_ok(l, now)) {
 			why = LINEIO_TOO_SLOW;
 			break;
@@ -395,7 +386,7 @@ lineio_sock_read(struct lineio *l, int how)
 				return -1;
 			}
 			/* The socket's timeout: was it the budget's? */
-			if (lineio_now() - now >= ms)
+			if (net_now_ms() - now >= ms)
 				break;
 			continue;
 		}
@@ -527,7 +518,7 @@ lineio_getline(struct lineio *l, char **line, size_t *len)
 	unsigned long long nin = l->nin;
 	int empty = l->inoff == l->inend, r;
 
-	l->line_deadline = l->line_ms ? lineio_now() + l->line_ms : 0;
+	l->line_deadline = l->line_ms ? net_now_ms() + l->line_ms : 0;
 	r = lineio_getline_raw(l, line, len);
 	l->line_deadline = 0;
 	/*
@@ -702,7 +693,7 @@ lineio_flush(struct lineio *l)
 		if (r == -1 && errno == ETIMEDOUT && l->tls == NULL &&
 		    l->snd_ms > 0) {
 			/* That is the first timeout; the current may be longer. */
-			now = lineio_now();
+			now = net_now_ms();
 			if (deadline == 0)
 				deadline = now - l->snd_ms + l->timeout_ms;
 			if (deadline > now && lineio_wait(l->wfd, POLLOUT,

@@ -32,6 +32,7 @@
 
 #include "lib/fsutil.h"
 #include "lib/log.h"
+#include "lib/net.h"
 #include "lib/str.h"
 #include "journal_int.h"
 #include "spool.h"
@@ -554,7 +555,7 @@ writer_main(void *arg)
 			}
 			j->widle = 0;
 			/* Let a batch gather; journal_close ends the wait. */
-			if (journal_now_ms() - last_ms < WRITER_BUSY_MS) {
+			if (net_now_ms() - last_ms < WRITER_BUSY_MS) {
 				journal_deadline(&dl, WRITER_LINGER_MS);
 				while (!j->wstop && pthread_cond_timedwait(
 				    &j->mat, &j->mu, &dl) != ETIMEDOUT)
@@ -610,7 +611,7 @@ writer_main(void *arg)
 		for (r = batch; r != NULL; r = r->next)
 			if (j->published != NULL)
 				j->published(j->arg, r->id);
-		last_ms = journal_now_ms();
+		last_ms = net_now_ms();
 		freed = 0;
 		oldfd = -1;
 		pthread_mutex_lock(&j->mu);

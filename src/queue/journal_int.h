@@ -130,8 +130,7 @@ void	jwait_wake(struct jwait *);
  */
 int	jwait_wait(struct journal *, struct jwait *,
 	    const struct timespec *deadline);
-/* The monotonic clock in ms; and a deadline ms from now on it. */
-long long journal_now_ms(void);
+/* A deadline ms from now on the monotonic clock. */
 void	journal_deadline(struct timespec *ts, long long ms);
 /*
  * Puts whatever the last run journaled into queue/, then empties the

@@ -87,15 +87,6 @@ jwait_wait(struct journal *j, struct jwait *w, const struct timespec *dl)
 	return st;
 }
 
-long long
-journal_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / (1000 * 1000);
-}
-
 void
 journal_deadline(struct timespec *ts, long long ms)
 {
