@@ -16,7 +16,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -188,17 +187,10 @@ client_tls_pull(gnutls_transport_ptr_t p, void *buf, size_t len)
 static int
 client_tls_wait(gnutls_transport_ptr_t p, unsigned int ms)
 {
-	struct client_conn *c = p;
-	struct pollfd pfd;
-	int r;
+	const struct client_conn *c = p;
 
-	pfd.fd = c->fd;
-	pfd.events = POLLIN;
-	do {
-		r = poll(&pfd, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 :
-		    ms > INT_MAX ? INT_MAX : (int)ms);
-	} while (r == -1 && errno == EINTR);
-	return r;
+	return net_poll_in(c->fd, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 :
+	    ms > INT_MAX ? INT_MAX : (int)ms);
 }
 
 /* 1 if what the TLS layer read first looks like an SMTP reply. */

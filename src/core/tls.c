@@ -15,6 +15,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -443,17 +444,10 @@ tls_push(gnutls_transport_ptr_t p, const void *buf, size_t n)
 static int
 tls_pull_timeout(gnutls_transport_ptr_t p, unsigned int ms)
 {
-	struct tls_conn *c = p;
-	struct pollfd pfd;
-	int r;
+	const struct tls_conn *c = p;
 
-	pfd.fd = c->rfd;
-	pfd.events = POLLIN;
-	do {
-		r = poll(&pfd, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 :
-		    (int)ms);
-	} while (r == -1 && errno == EINTR);
-	return r;
+	return net_poll_in(c->rfd, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 :
+	    ms > INT_MAX ? INT_MAX : (int)ms);
 }
 
 /* Sets O_NONBLOCK, keeping the old flags in *old.  0 or -1. */

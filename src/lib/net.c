@@ -292,6 +292,21 @@ net_now_ms(void)
 }
 
 int
+net_poll_in(int fd, int ms)
+{
+	struct pollfd pfd;
+	int r;
+
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	do {
+		pfd.revents = 0;
+		r = poll(&pfd, 1, ms < 0 ? -1 : ms);
+	} while (r == -1 && errno == EINTR);
+	return r;
+}
+
+int
 net_wait(int fd, short events, long long deadline)
 {
 	struct pollfd pfd;

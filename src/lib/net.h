@@ -67,6 +67,11 @@ int	net_prefix_key(const struct sockaddr_storage *, int v4bits,
 int	net_pton(const char *s, struct sockaddr_storage *ss);
 
 /*
+ * Waits up to ms milliseconds (< 0: without end) for fd to be readable:
+ * poll()'s result (1, 0 on timeout, -1), an interrupted wait resumed.
+ */
+int	net_poll_in(int fd, int ms);
+/*
  * This host's name: the canonical DNS name of gethostname(), that name
  * itself when it does not resolve, "localhost" when there is none.  The
  * default of smtpd, smtpq (so that EHLO, Received: and the DSNs'
