@@ -499,6 +499,20 @@ fail:
 }
 
 /*
+ * Makes a directory above the Maildir (0755).  A runner that is not root
+ * but may switch users makes it root's all the same.  0 or -1 (errno).
+ */
+static int
+md_make_parent(int dfd, const char *name)
+{
+	if (mkdirat(dfd, name, 0755) == -1)
+		return -1;
+	if (geteuid() != 0 && privs_can_switch())
+		(void)fchownat(dfd, name, 0, 0, AT_SYMLINK_NOFOLLOW);
+	return 0;
+}
+
+/*
  * Opens path's directory component by component below the trusted base,
  * never following a symbolic link; missing directories are made when
  * create is set (the Maildir by md_make_box(), its parents 0755).  The
@@ -550,27 +564,11 @@ md_walk(const struct route *r, const char *dir, size_t baselen, int create,
 		}
 		next = openat(fd, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 		    O_CLOEXEC);
-		if (next == -1 && errno == ENOENT && create && last) {
-			/* The Maildir itself: whole and owned, or not at all. */
-			if (md_make_box(r, fd, part) == -1 &&
+		if (next == -1 && errno == ENOENT && create) {
+			/* The Maildir whole and owned, or a parent. */
+			if ((last ? md_make_box(r, fd, part) :
+			    md_make_parent(fd, part)) == -1 &&
 			    errno != EEXIST) {
-				agent_set(res, AGENT_TEMP, 451, "4.3.0",
-				    "cannot create %.200s: %s", dir,
-				    strerror(errno));
-				goto fail;
-			}
-			next = openat(fd, part, O_RDONLY | O_DIRECTORY |
-			    O_NOFOLLOW | O_CLOEXEC);
-		} else if (next == -1 && errno == ENOENT && create) {
-			if (mkdirat(fd, part, 0755) == 0) {
-				/*
-				 * A runner that is not root but may switch
-				 * users makes them root's all the same.
-				 */
-				if (geteuid() != 0 && privs_can_switch())
-					(void)fchownat(fd, part, 0, 0,
-					    AT_SYMLINK_NOFOLLOW);
-			} else if (errno != EEXIST) {
 				agent_set(res, AGENT_TEMP, 451, "4.3.0",
 				    "cannot create %.200s: %s", dir,
 				    strerror(errno));
