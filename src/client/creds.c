@@ -242,6 +242,15 @@ usable_proto(const char *proto)
 	    strcmp(proto, "xoauth2") == 0;
 }
 
+/* 1 if the key is for q's service and server (either left out: any). */
+static int
+key_for(const struct key_attrs *a, const struct creds_query *q)
+{
+	return (a->service == NULL ||
+	    strcasecmp(a->service, q->service) == 0) &&
+	    (a->server == NULL || str_host_eq(a->server, q->server));
+}
+
 int
 creds_key_match(const char *line, const struct creds_query *q,
     struct creds *c)
@@ -252,9 +261,7 @@ creds_key_match(const char *line, const struct creds_query *q,
 
 	if ((r = key_attrs(line, buf, sizeof(buf), &a)) != 1)
 		goto out;
-	if ((a.service != NULL && strcasecmp(a.service, q->service) != 0) ||
-	    (a.server != NULL && !str_host_eq(a.server, q->server)) ||
-	    (a.user != NULL && (q->user == NULL ||
+	if (!key_for(&a, q) || (a.user != NULL && (q->user == NULL ||
 	    strcmp(a.user, q->user) != 0)))
 		r = 0;
 	else if (a.proto == NULL)
@@ -285,8 +292,7 @@ creds_key_user(const char *line, const struct creds_query *q, char *user,
 
 	if ((r = key_attrs(line, buf, sizeof(buf), &a)) != 1)
 		goto out;
-	if ((a.service != NULL && strcasecmp(a.service, q->service) != 0) ||
-	    (a.server != NULL && !str_host_eq(a.server, q->server)))
+	if (!key_for(&a, q))
 		r = 0;
 	else if (a.proto == NULL)
 		r = -1;
