@@ -1,20 +1,16 @@
 #include "config.h"
 
-#include <sys/resource.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <netinet/in.h>
-#ifdef __linux__
-#include <sys/syscall.h>
-#include <linux/futex.h>
-#define WORKER_FUTEX	1	/* idle workers wait on a futex of their own */
-#endif
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,9 +19,12 @@
 
 #include "lib/log.h"
 #include "lib/net.h"
+#include "lib/privs.h"
 #include "lib/str.h"
 #include "policy/policy.h"
 #include "confsnap.h"
+#include "parking.h"
+#include "perip.h"
 #include "proxyio.h"
 #include "server.h"
 #include "session.h"
@@ -33,61 +32,45 @@
 /* plain and TLS, direct and behind a balancer */
 #define SERVER_MAX_LISTEN	(2 * POLICY_LISTEN_MAX + 2 * FRONT_LISTEN_MAX)
 #define WORKER_STACK		(256 * 1024)
-#define WORKER_IDLE_SECS	60	/* an idle worker this long exits */
-#define PERIP_BUCKETS		1024
+#define WORKER_IDLE_MS		(60 * 1000)	/* an idle worker this long exits */
 #define NOFILE_WANT		(1 << 20)	/* as many as the system allows */
 #define NOFILE_SPARE		256	/* listeners, spool, DNS, logs */
+#define WORKER_SPARE		8	/* more waiting than this: leave sooner */
+#define WORKER_SPARE_MS		(5 * 1000)
+#define STOP_POLL_MS		10	/* how often a draining stop looks */
+/*
+ * A session is parked after this long without a command: a busy client's
+ * next command comes sooner and is read in place, with no hand-over.
+ */
+#define SESSION_PARK_MS		100
 
 /*
- * How many sessions a client (IPv4 address, IPv6 /64) or a client network
- * (IPv4 /24, IPv6 /64) has open.  key[0] says which of the two it counts.
+ * How sessions are served.  The acceptor accepts, applies the connection
+ * limits and hands each socket to the workers through the parking set
+ * (parking.h).  The worker that takes it greets the client and runs its
+ * commands, reading each where it is (a busy client's next command comes
+ * within SESSION_PARK_MS); a session idle that long is parked and the
+ * worker goes back to the set.  So an idle client costs memory, not a
+ * thread.  One worker always waits on the set (the last one to leave it
+ * starts another), up to limits.sessions + 1; one idle for a while leaves,
+ * unless it is the last one waiting.  The acceptor also times out the
+ * parked sessions (parking_sweep()), at their earliest deadline.
  */
-#define PERIP_CLIENT	1
-#define PERIP_NET	2
-struct perip {
-	struct perip		*next;
-	unsigned char		 key[1 + NET_KEY_LEN];
-	unsigned int		 count;
-};
-/* One accepted connection, served by a worker. */
+
+/* One accepted connection. */
 struct conn {
-	struct worker		*w;
-	int			 released;	/* no longer counted */
-	int			 flags;		/* LISTEN_* */
-	int			 fd;
-	struct sockaddr_storage	 peer;
-};
-
-/*
- * A session that ended, still counted against the limits until the
- * acceptor takes it off (before it looks at the limits again).
- */
-struct ended {
-	struct ended		*next;
-	struct sockaddr_storage	 peer;
-};
-
-/*
- * A worker thread.  An idle one is on the server's idle stack and sleeps
- * on its own state; the acceptor takes it off, puts the connection in its
- * slot and wakes exactly that worker.  A session's way back takes no lock:
- * the worker pushes what ended onto one stack and itself onto the other,
- * and the acceptor does the counting when it next accepts.
- */
-enum { W_IDLE, W_RUN, W_EXIT, W_STOP };
-struct worker {
-	struct worker		*next_idle;	/* on the idle stack */
-	struct worker		*next;		/* every worker, under sv->mu */
 	struct server		*sv;
-	atomic_int		 state;		/* W_*; the futex word */
-	struct conn		 c;		/* the slot: valid in W_RUN */
-	struct ended		 ended;		/* pushed once per session */
-	pthread_mutex_t		 fdmu;		/* cfd against server_stop */
-	int			 cfd;		/* the session's socket or -1 */
-#ifndef WORKER_FUTEX
-	pthread_mutex_t		 mu;
-	pthread_cond_t		 cv;
-#endif
+	int			 fd;
+	int			 flags;		/* LISTEN_* */
+	int			 released;	/* no longer counted */
+	int			 counted;	/* per client, as peer */
+	/* The worker's, and the acceptor's until it counts the end. */
+	atomic_int		 refs;
+	struct conn		*next_ended;
+	struct sockaddr_storage	 peer;
+	struct session_conf	 sc;
+	struct session		*s;
+	char			 via[768];
 };
 
 struct server {
@@ -95,130 +78,40 @@ struct server {
 	int			 lflags[SERVER_MAX_LISTEN];
 	int			 nlfds;
 	int			 wake[2];	/* tells the acceptor to stop */
+	int			 tick;		/* eventfd: a sooner deadline */
+	struct parking		*park;		/* where workers find work */
 	pthread_t		 acceptor;
 	struct session_conf	 tmpl;
 	atomic_int		 stopping;	/* read by sessions unlocked */
+	atomic_int		 quitting;	/* no more workers */
 
-	/* Pushed by workers without a lock; taken whole by the acceptor. */
-	_Atomic(struct worker *) idle_push;
-	_Atomic(struct ended *)	 ended_push;
-	struct worker		*idle;		/* the acceptor's, unlocked */
+	_Atomic long long	 next_sweep;	/* the acceptor looks then */
+
+	atomic_uint		 nwaiting;	/* workers at the set */
+	atomic_uint		 maxthreads;
+	/* Pushed by sessions without a lock; taken whole by the acceptor. */
+	_Atomic(struct conn *)	 ended_push;
 
 	pthread_mutex_t		 mu;
-	pthread_cond_t		 gone;		/* a worker stopped */
-	struct worker		*workers;	/* all of them */
+	pthread_cond_t		 gone;		/* a worker left */
 	unsigned int		 nsessions;	/* running, as last counted */
 	unsigned int		 nthreads;
-	struct perip		*perip[PERIP_BUCKETS];
+	struct perip		*perip;
 };
 
 static void	*acceptor_main(void *);
 static void	*worker_main(void *);
-static int	perip_key(const struct sockaddr_storage *, int which,
-		    unsigned char *);
-static struct perip **perip_find(struct server *, const unsigned char *);
-static int	perip_add(struct server *, const struct sockaddr_storage *,
-		    unsigned int max_client, unsigned int max_net);
-static void	perip_del(struct server *, const struct sockaddr_storage *);
-static void	refuse(int fd, const char *host, const char *why);
-static int	take_proxy_header(struct server *, struct conn *, char *via,
-		    size_t vialen);
-
-static int
-perip_key(const struct sockaddr_storage *ss, int which, unsigned char *key)
-{
-	key[0] = (unsigned char)which;
-	return which == PERIP_CLIENT ? net_prefix_key(ss, 32, 64, key + 1) :
-	    net_prefix_key(ss, 24, 64, key + 1);
-}
-
-static struct perip **
-perip_find(struct server *sv, const unsigned char *key)
-{
-	struct perip **pp;
-	unsigned int h = 2166136261u;
-	size_t i;
-
-	for (i = 0; i < 1 + NET_KEY_LEN; i++)
-		h = (h ^ key[i]) * 16777619u;
-	for (pp = &sv->perip[h % PERIP_BUCKETS]; *pp != NULL; pp = &(*pp)->next)
-		if (memcmp((*pp)->key, key, sizeof((*pp)->key)) == 0)
-			return pp;
-	return pp;
-}
-
-/* One session less for a key; the entry goes at zero. */
-static void
-perip_drop(struct server *sv, const unsigned char *key)
-{
-	struct perip **pp = perip_find(sv, key), *p;
-
-	if ((p = *pp) == NULL)
-		return;
-	if (--p->count == 0) {
-		*pp = p->next;
-		free(p);
-	}
-}
-
-/* One session more for a key; -1 if it has max already or out of memory. */
-static int
-perip_inc(struct server *sv, const unsigned char *key, unsigned int max)
-{
-	struct perip **pp = perip_find(sv, key), *p;
-
-	if (*pp != NULL) {
-		if ((*pp)->count >= max)
-			return -1;
-		(*pp)->count++;
-		return 0;
-	}
-	if ((p = calloc(1, sizeof(*p))) == NULL)
-		return -1;
-	memcpy(p->key, key, sizeof(p->key));
-	p->count = 1;
-	*pp = p;
-	return 0;
-}
-
-/*
- * Counts one more session for the client and its network.  0, or the
- * limit that is reached: PERIP_CLIENT or PERIP_NET.  A peer of no known
- * family (none over TCP) is not counted.
- */
-static int
-perip_add(struct server *sv, const struct sockaddr_storage *ss,
-    unsigned int max_client, unsigned int max_net)
-{
-	unsigned char ck[1 + NET_KEY_LEN], nk[1 + NET_KEY_LEN];
-
-	if (perip_key(ss, PERIP_CLIENT, ck) == -1 ||
-	    perip_key(ss, PERIP_NET, nk) == -1)
-		return 0;
-	if (perip_inc(sv, ck, max_client) == -1)
-		return PERIP_CLIENT;
-	if (perip_inc(sv, nk, max_net) == -1) {
-		perip_drop(sv, ck);
-		return PERIP_NET;
-	}
-	return 0;
-}
 
 static void
-perip_del(struct server *sv, const struct sockaddr_storage *ss)
+conn_unref(struct conn *c)
 {
-	unsigned char ck[1 + NET_KEY_LEN], nk[1 + NET_KEY_LEN];
-
-	if (perip_key(ss, PERIP_CLIENT, ck) == -1 ||
-	    perip_key(ss, PERIP_NET, nk) == -1)
-		return;
-	perip_drop(sv, ck);
-	perip_drop(sv, nk);
+	if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
+		free(c);
 }
 
-/* Over a limit: one line, without waiting on the client, then close. */
+/* Over a limit: one line, without waiting on the client. */
 static void
-refuse(int fd, const char *host, const char *why)
+refuse_line(int fd, const char *host, const char *why)
 {
 	char line[512];
 	int n;
@@ -227,6 +120,12 @@ refuse(int fd, const char *host, const char *why)
 	    host, why);
 	if (n > 0)
 		(void)send(fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+static void
+refuse(int fd, const char *host, const char *why)
+{
+	refuse_line(fd, host, why);
 	close(fd);
 }
 
@@ -240,17 +139,15 @@ static void
 release_conn(void *arg)
 {
 	struct conn *c = arg;
-	struct worker *w = c->w;
-	struct server *sv = w->sv;
-	struct ended *e = &w->ended;
+	struct server *sv = c->sv;
 
 	if (c->released)
 		return;
 	c->released = 1;
-	e->peer = c->peer;
-	e->next = atomic_load_explicit(&sv->ended_push, memory_order_relaxed);
+	c->next_ended = atomic_load_explicit(&sv->ended_push,
+	    memory_order_relaxed);
 	while (!atomic_compare_exchange_weak_explicit(&sv->ended_push,
-	    &e->next, e, memory_order_release, memory_order_relaxed))
+	    &c->next_ended, c, memory_order_release, memory_order_relaxed))
 		;
 }
 
@@ -258,115 +155,77 @@ release_conn(void *arg)
 static void
 take_ended(struct server *sv)
 {
-	struct ended *e;
+	struct conn *c, *next;
 
-	e = atomic_exchange_explicit(&sv->ended_push, NULL,
+	c = atomic_exchange_explicit(&sv->ended_push, NULL,
 	    memory_order_acquire);
-	for (; e != NULL; e = e->next) {
-		perip_del(sv, &e->peer);
+	for (; c != NULL; c = next) {
+		next = c->next_ended;
+		if (c->counted)
+			perip_del(sv->perip, &c->peer);
 		sv->nsessions--;
+		conn_unref(c);
 	}
 }
 
-#ifdef WORKER_FUTEX
-static void
-worker_wake(struct worker *w)
-{
-	(void)syscall(SYS_futex, &w->state, FUTEX_WAKE_PRIVATE, 1, NULL,
-	    NULL, 0);
-}
-
-/* Sleeps while w is idle, up to secs.  The state then. */
-static int
-worker_sleep(struct worker *w, int secs)
-{
-	struct timespec dl;
-	int st;
-
-	clock_gettime(CLOCK_MONOTONIC, &dl);
-	dl.tv_sec += secs;
-	while ((st = atomic_load_explicit(&w->state,
-	    memory_order_acquire)) == W_IDLE)
-		if (syscall(SYS_futex, &w->state, FUTEX_WAIT_BITSET_PRIVATE,
-		    W_IDLE, &dl, NULL, FUTEX_BITSET_MATCH_ANY) == -1 &&
-		    errno == ETIMEDOUT)
-			return atomic_load_explicit(&w->state,
-			    memory_order_acquire);
-	return st;
-}
-#else
-static void
-worker_wake(struct worker *w)
-{
-	pthread_mutex_lock(&w->mu);
-	pthread_cond_signal(&w->cv);
-	pthread_mutex_unlock(&w->mu);
-}
-
-static int
-worker_sleep(struct worker *w, int secs)
-{
-	struct timespec dl;
-	int st;
-
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += secs;
-	pthread_mutex_lock(&w->mu);
-	while ((st = atomic_load_explicit(&w->state,
-	    memory_order_acquire)) == W_IDLE)
-		if (pthread_cond_timedwait(&w->cv, &w->mu, &dl) ==
-		    ETIMEDOUT) {
-			st = atomic_load_explicit(&w->state,
-			    memory_order_acquire);
-			break;
-		}
-	pthread_mutex_unlock(&w->mu);
-	return st;
-}
-#endif
-
 /*
- * Gives an idle worker something to do (W_RUN with its slot filled, or
- * W_STOP) and wakes it.  -1 if it had left meanwhile (W_EXIT).
+ * Starts a worker, counted as waiting from now on.  -1 when stopping, at
+ * the limit, or the thread cannot be made.
  */
 static int
-worker_give(struct worker *w, int st)
+spawn_worker(struct server *sv)
 {
-	int idle = W_IDLE;
+	pthread_attr_t attr;
+	pthread_t t;
+	int e;
 
-	if (!atomic_compare_exchange_strong_explicit(&w->state, &idle, st,
-	    memory_order_acq_rel, memory_order_acquire))
+	pthread_mutex_lock(&sv->mu);
+	if (atomic_load(&sv->quitting) ||
+	    sv->nthreads >= atomic_load_explicit(&sv->maxthreads,
+	    memory_order_relaxed)) {
+		pthread_mutex_unlock(&sv->mu);
 		return -1;
-	worker_wake(w);
+	}
+	atomic_fetch_add(&sv->nwaiting, 1);
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, WORKER_STACK);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	e = pthread_create(&t, &attr, worker_main, sv);
+	pthread_attr_destroy(&attr);
+	if (e != 0) {
+		atomic_fetch_sub(&sv->nwaiting, 1);
+		pthread_mutex_unlock(&sv->mu);
+		log_err("cannot start a worker thread: %s", strerror(e));
+		return -1;
+	}
+	sv->nthreads++;
+	pthread_mutex_unlock(&sv->mu);
 	return 0;
 }
 
-/* The session's socket is about to be closed: not to be cut off then. */
-static void
-forget_fd(struct worker *w)
+/* Brings the acceptor's next look forward to deadline.  1 if it did. */
+static int
+sweep_by(struct server *sv, long long deadline)
 {
-	pthread_mutex_lock(&w->fdmu);
-	w->cfd = -1;
-	pthread_mutex_unlock(&w->fdmu);
+	long long cur = atomic_load(&sv->next_sweep);
+
+	while (deadline < cur)
+		if (atomic_compare_exchange_weak(&sv->next_sweep, &cur,
+		    deadline))
+			return 1;
+	return 0;
 }
 
-/* Forgets a worker that has left.  Under sv->mu. */
+/* A parked session's deadline: the acceptor is woken if it is sooner. */
 static void
-worker_free(struct server *sv, struct worker *w)
+want_sweep(struct server *sv, long long deadline)
 {
-	struct worker **wp;
+	uint64_t one = 1;
 
-	for (wp = &sv->workers; *wp != NULL; wp = &(*wp)->next)
-		if (*wp == w) {
-			*wp = w->next;
-			break;
-		}
-	pthread_mutex_destroy(&w->fdmu);
-#ifndef WORKER_FUTEX
-	pthread_mutex_destroy(&w->mu);
-	pthread_cond_destroy(&w->cv);
-#endif
-	free(w);
+	if (sweep_by(sv, deadline) &&
+	    write(sv->tick, &one, sizeof(one)) != sizeof(one) &&
+	    errno != EAGAIN)
+		log_err("cannot wake the acceptor: %s", strerror(errno));
 }
 
 /*
@@ -376,8 +235,7 @@ worker_free(struct server *sv, struct worker *w)
  * 0, or -1 when the connection is to be closed (logged).
  */
 static int
-take_proxy_header(struct server *sv, struct conn *c, char *via,
-    size_t vialen)
+take_proxy_header(struct server *sv, struct conn *c)
 {
 	struct config *cfg = config_current();
 	struct policy *pol = cfg->policy;
@@ -404,7 +262,7 @@ take_proxy_header(struct server *sv, struct conn *c, char *via,
 		return -1;
 	}
 	proxy_describe(&pi, desc, sizeof(desc));
-	snprintf(via, vialen, " proxy=%s proxy_port=%d %s", real, port, desc);
+	snprintf(c->via, sizeof(c->via), " proxy=%s proxy_port=%d %s", real, port, desc);
 	if (!pi.has_addr) {
 		/* LOCAL (a health check) or no address: the balancer's own. */
 		config_unref(&cfg);
@@ -412,15 +270,13 @@ take_proxy_header(struct server *sv, struct conn *c, char *via,
 	}
 	net_unmap(&pi.src);
 	pthread_mutex_lock(&sv->mu);
-	perip_del(sv, &c->peer);
-	over = perip_add(sv, &pi.src, pol->sessions_per_ip,
+	perip_del(sv->perip, &c->peer);
+	over = perip_add(sv->perip, &pi.src, pol->sessions_per_ip,
 	    pol->sessions_per_net);
 	if (over == 0)
 		c->peer = pi.src;
-	else {
-		c->released = 1;
-		sv->nsessions--;
-	}
+	else
+		c->counted = 0;	/* the balancer's count is gone too */
 	pthread_mutex_unlock(&sv->mu);
 	if (over != 0) {
 		(void)net_ntop((struct sockaddr *)&pi.src, client,
@@ -429,11 +285,9 @@ take_proxy_header(struct server *sv, struct conn *c, char *via,
 		    "the limit", client, real, over == PERIP_CLIENT ?
 		    pol->sessions_per_ip : pol->sessions_per_net,
 		    over == PERIP_CLIENT ? "" : " network");
-		forget_fd(c->w);
-		refuse(c->fd, pol->hostname, over == PERIP_CLIENT ?
+		refuse_line(c->fd, pol->hostname, over == PERIP_CLIENT ?
 		    "Too many connections from your address" :
 		    "Too many connections from your network");
-		c->fd = -1;
 		config_unref(&cfg);
 		return -1;
 	}
@@ -455,73 +309,121 @@ log_stray_header(const struct conn *c)
 	    "configured for it", a, port);
 }
 
-/* Serves the connection in w's slot. */
-static void
-serve(struct server *sv, struct worker *w)
+/* The connection's first turn: PROXY header, then the greeting.  0 or -1. */
+static int
+open_conn(struct server *sv, struct conn *c)
 {
-	struct session_conf sc;
-	struct conn *c = &w->c;
-	char via[768];
-
-	sc = sv->tmpl;
-	via[0] = '\0';
+	c->sc = sv->tmpl;
+	c->via[0] = '\0';
 	if (c->flags & LISTEN_PROXY) {
-		if (take_proxy_header(sv, c, via, sizeof(via)) == -1)
-			goto closed;
+		if (take_proxy_header(sv, c) == -1)
+			return -1;
 	} else if (proxy_sniff(c->fd)) {
 		log_stray_header(c);
-		goto closed;
+		return -1;
 	}
-	sc.rfd = sc.wfd = c->fd;
-	sc.peer = c->peer;
-	sc.implicit_tls = (c->flags & LISTEN_TLS) != 0;
-	sc.listen_flags = c->flags;
-	sc.via = via[0] != '\0' ? via : NULL;
+	c->sc.rfd = c->sc.wfd = c->fd;
+	c->sc.peer = c->peer;
+	c->sc.implicit_tls = (c->flags & LISTEN_TLS) != 0;
+	c->sc.listen_flags = c->flags;
+	c->sc.via = c->via[0] != '\0' ? c->via : NULL;
 	/* One snapshot for the whole session. */
-	sc.config = config_session();
-	sc.policy = sc.config->policy;
-	sc.stopping = &sv->stopping;
-	sc.release = release_conn;
-	sc.release_arg = c;
-	(void)session_run(&sc);
-	config_unref(&sc.config);
-closed:
+	c->sc.config = config_session();
+	c->sc.policy = c->sc.config->policy;
+	c->sc.stopping = &sv->stopping;
+	c->sc.park_ms = SESSION_PARK_MS;
+	c->sc.release = release_conn;
+	c->sc.release_arg = c;
+	c->s = session_open(&c->sc);
+	return c->s != NULL ? 0 : -1;
+}
+
+/* The session is over: log, count, close. */
+static void
+finish_conn(struct server *sv, struct conn *c)
+{
+	(void)session_finish(&c->s);
+	if (c->sc.config != NULL)
+		config_unref(&c->sc.config);
 	release_conn(c);
-	forget_fd(w);
-	if (c->fd != -1)
-		close(c->fd);
+	parking_close(sv->park, c->fd);
+	conn_unref(c);
+}
+
+/* What a parked session's interruption means to it. */
+static enum session_end
+interruption(int st)
+{
+	return st == PARK_TIMEOUT ? END_TIMEOUT : END_SHUTDOWN;
+}
+
+/*
+ * Sets the session aside until its socket is readable.  0, or -1 if it
+ * could not be (then it is the caller's again, perhaps interrupted).
+ */
+static int
+park_conn(struct server *sv, struct conn *c, const struct session_park *pk)
+{
+	int st;
+
+	want_sweep(sv, pk->deadline);
+	if (parking_park(sv->park, c->fd, pk->deadline, pk->between, &st) == 0)
+		return 0;
+	log_err("cannot park a session: %s", strerror(errno));
+	if (st != PARK_WAIT)
+		session_interrupt(c->s, interruption(st));
+	return -1;
+}
+
+/* A worker's turn with a connection it has taken in state st. */
+static void
+run_conn(struct server *sv, struct conn *c, int st)
+{
+	struct session_park pk;
+
+	if (st == PARK_NEW) {
+		if (open_conn(sv, c) == -1) {
+			finish_conn(sv, c);
+			return;
+		}
+	} else if (st != PARK_WAIT)
+		session_interrupt(c->s, interruption(st));
+	if (session_continue(c->s, 0, &pk) == SESSION_PARK) {
+		if (park_conn(sv, c, &pk) == 0)
+			return;
+		/* It cannot wait parked: this worker serves it to the end. */
+		(void)session_continue(c->s, 1, NULL);
+	}
+	finish_conn(sv, c);
 }
 
 static void *
 worker_main(void *arg)
 {
-	struct worker *w = arg;
-	struct server *sv = w->sv;
-	int st = W_RUN, idle;
+	struct server *sv = arg;
+	void *c;
+	int n, st;
 
-	while (st == W_RUN) {
-		serve(sv, w);
-		atomic_store_explicit(&w->state, W_IDLE, memory_order_relaxed);
-		w->next_idle = atomic_load_explicit(&sv->idle_push,
-		    memory_order_relaxed);
-		while (!atomic_compare_exchange_weak_explicit(&sv->idle_push,
-		    &w->next_idle, w, memory_order_seq_cst,
-		    memory_order_relaxed))
-			;
-		/* server_stop sets stopping before it looks at the stack. */
-		st = atomic_load(&sv->stopping) ? W_IDLE :
-		    worker_sleep(w, WORKER_IDLE_SECS);
-		if (st != W_IDLE)
+	for (;;) {
+		n = parking_take(sv->park, atomic_load(&sv->nwaiting) >
+		    WORKER_SPARE ? WORKER_SPARE_MS : WORKER_IDLE_MS, &c, &st);
+		if (n == -1) {
+			atomic_fetch_sub(&sv->nwaiting, 1);
+			break;
+		}
+		if (n == 0) {
+			/* Idle: leave, unless the last one waiting. */
+			if (atomic_fetch_sub(&sv->nwaiting, 1) > 1)
+				break;
+			atomic_fetch_add(&sv->nwaiting, 1);
 			continue;
-		/* Idle too long, or stopping: leave, unless given work. */
-		idle = W_IDLE;
-		if (!atomic_compare_exchange_strong(&w->state, &idle, W_EXIT))
-			st = idle;
+		}
+		/* Someone must be waiting while this one works. */
+		if (atomic_fetch_sub(&sv->nwaiting, 1) == 1)
+			(void)spawn_worker(sv);
+		run_conn(sv, c, st);
+		atomic_fetch_add(&sv->nwaiting, 1);
 	}
-	/*
-	 * W_EXIT: w stays on the idle stack for whoever takes it off to
-	 * free; W_STOP: server_stop frees it.  Either way, hands off w.
-	 */
 	pthread_mutex_lock(&sv->mu);
 	sv->nthreads--;
 	pthread_cond_broadcast(&sv->gone);
@@ -530,78 +432,37 @@ worker_main(void *arg)
 }
 
 /*
- * Takes the workers that became idle since last time onto the acceptor's
- * own list, and counts the sessions that ended.  Under sv->mu.
- */
-static void
-take_idle(struct server *sv)
-{
-	struct worker *w, *next;
-
-	/* Workers first: a worker's ended session was pushed before it. */
-	w = atomic_exchange_explicit(&sv->idle_push, NULL,
-	    memory_order_seq_cst);
-	for (; w != NULL; w = next) {
-		next = w->next_idle;
-		w->next_idle = sv->idle;
-		sv->idle = w;
-	}
-	take_ended(sv);
-}
-
-/*
- * Hands a connection to an idle worker, or to a new one.  Under sv->mu;
- * *wakep is the worker to wake once unlocked.  0 or -1.
+ * Gives the connection to the workers.  Under sv->mu, with the session
+ * counted; unlocks.  0, or -1 (uncounted, refused, closed).
  */
 static int
-hand_off(struct server *sv, const struct conn *c, struct worker **wakep)
+hand_off(struct server *sv, int fd, int flags,
+    const struct sockaddr_storage *peer, const char *host)
 {
-	pthread_attr_t attr;
-	struct worker *w;
-	pthread_t t;
-	int e;
+	struct conn *c;
 
-	*wakep = NULL;
-	while ((w = sv->idle) != NULL) {
-		sv->idle = w->next_idle;
-		if (atomic_load_explicit(&w->state, memory_order_acquire) ==
-		    W_EXIT) {
-			worker_free(sv, w);
-			continue;
-		}
-		w->c = *c;
-		w->c.w = w;
-		pthread_mutex_lock(&w->fdmu);
-		w->cfd = c->fd;
-		pthread_mutex_unlock(&w->fdmu);
-		*wakep = w;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		goto fail;
+	c->sv = sv;
+	c->fd = fd;
+	c->flags = flags;
+	c->peer = *peer;
+	c->counted = 1;
+	atomic_init(&c->refs, 2);
+	pthread_mutex_unlock(&sv->mu);
+	if ((atomic_load(&sv->nwaiting) > 0 || spawn_worker(sv) == 0 ||
+	    atomic_load(&sv->nwaiting) > 0) &&
+	    parking_add(sv->park, fd, c) == 0)
 		return 0;
-	}
-	if ((w = calloc(1, sizeof(*w))) == NULL)
-		return -1;
-	w->sv = sv;
-	w->c = *c;
-	w->c.w = w;
-	w->cfd = c->fd;
-	atomic_init(&w->state, W_RUN);
-	pthread_mutex_init(&w->fdmu, NULL);
-#ifndef WORKER_FUTEX
-	pthread_mutex_init(&w->mu, NULL);
-	pthread_cond_init(&w->cv, NULL);
-#endif
-	w->next = sv->workers;
-	sv->workers = w;
-	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, WORKER_STACK);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	e = pthread_create(&t, &attr, worker_main, w);
-	pthread_attr_destroy(&attr);
-	if (e != 0) {
-		worker_free(sv, w);
-		return -1;
-	}
-	sv->nthreads++;
-	return 0;
+	free(c);
+	pthread_mutex_lock(&sv->mu);
+fail:
+	sv->nsessions--;
+	perip_del(sv->perip, peer);
+	pthread_mutex_unlock(&sv->mu);
+	log_err("cannot serve a connection: %s", strerror(errno));
+	refuse(fd, host, "Out of resources");
+	return -1;
 }
 
 static void
@@ -611,8 +472,6 @@ accept_one(struct server *sv, int lfd, int flags)
 	socklen_t plen = sizeof(peer);
 	struct config *cfg;
 	struct policy *pol;
-	struct worker *w;
-	struct conn c;
 	char addr[NET_ADDRSTR_MAX];
 	int fd, over;
 
@@ -636,7 +495,7 @@ accept_one(struct server *sv, int lfd, int flags)
 		return;
 	}
 	pthread_mutex_lock(&sv->mu);
-	take_idle(sv);
+	take_ended(sv);
 	if (sv->nsessions >= pol->sessions) {
 		pthread_mutex_unlock(&sv->mu);
 		(void)net_ntop((struct sockaddr *)&peer, addr, sizeof(addr), NULL);
@@ -646,7 +505,7 @@ accept_one(struct server *sv, int lfd, int flags)
 		config_unref(&cfg);
 		return;
 	}
-	if ((over = perip_add(sv, &peer, pol->sessions_per_ip,
+	if ((over = perip_add(sv->perip, &peer, pol->sessions_per_ip,
 	    pol->sessions_per_net)) != 0) {
 		pthread_mutex_unlock(&sv->mu);
 		(void)net_ntop((struct sockaddr *)&peer, addr, sizeof(addr), NULL);
@@ -664,29 +523,11 @@ accept_one(struct server *sv, int lfd, int flags)
 		config_unref(&cfg);
 		return;
 	}
-	memset(&c, 0, sizeof(c));
-	c.fd = fd;
-	c.peer = peer;
-	c.flags = flags;
 	sv->nsessions++;
-	for (;;) {
-		if (hand_off(sv, &c, &w) == -1) {
-			sv->nsessions--;
-			perip_del(sv, &peer);
-			pthread_mutex_unlock(&sv->mu);
-			log_err("cannot start a worker thread");
-			refuse(fd, pol->hostname, "Out of resources");
-			config_unref(&cfg);
-			return;
-		}
-		pthread_mutex_unlock(&sv->mu);
-		/* Woken outside the lock, it has nothing to wait for. */
-		if (w == NULL || worker_give(w, W_RUN) == 0)
-			break;
-		/* It left on its own just now: the next one, or a new one. */
-		pthread_mutex_lock(&sv->mu);
-		worker_free(sv, w);
-	}
+	/* Each session may hold a worker, and one more waits. */
+	atomic_store_explicit(&sv->maxthreads, pol->sessions + 1,
+	    memory_order_relaxed);
+	(void)hand_off(sv, fd, flags, &peer, pol->hostname);
 	config_unref(&cfg);
 }
 
@@ -694,8 +535,10 @@ static void *
 acceptor_main(void *arg)
 {
 	struct server *sv = arg;
-	struct pollfd pfd[SERVER_MAX_LISTEN + 1];
-	int i, n;
+	struct pollfd pfd[SERVER_MAX_LISTEN + 2];
+	long long now, next;
+	uint64_t n64;
+	int i, n, ms;
 
 	for (i = 0; i < sv->nlfds; i++) {
 		pfd[i].fd = sv->lfds[i];
@@ -703,8 +546,20 @@ acceptor_main(void *arg)
 	}
 	pfd[sv->nlfds].fd = sv->wake[0];
 	pfd[sv->nlfds].events = POLLIN;
+	pfd[sv->nlfds + 1].fd = sv->tick;
+	pfd[sv->nlfds + 1].events = POLLIN;
 	for (;;) {
-		n = poll(pfd, (nfds_t)sv->nlfds + 1, -1);
+		/* Parked sessions whose wait is over; the next to come. */
+		now = net_now_ms();
+		if (atomic_load(&sv->next_sweep) <= now) {
+			atomic_store(&sv->next_sweep, PARK_NEVER);
+			(void)sweep_by(sv, parking_sweep(sv->park, now,
+			    SWEEP_DEADLINES));
+		}
+		next = atomic_load(&sv->next_sweep);
+		ms = next >= PARK_NEVER ? -1 : next - now > 60000 ? 60000 :
+		    (int)(next - now) + 1;
+		n = poll(pfd, (nfds_t)sv->nlfds + 2, ms);
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
@@ -714,6 +569,9 @@ acceptor_main(void *arg)
 		}
 		if (pfd[sv->nlfds].revents)
 			break;
+		if (pfd[sv->nlfds + 1].revents &&
+		    read(sv->tick, &n64, sizeof(n64)) == -1 && errno != EAGAIN)
+			log_err("read: %s", strerror(errno));
 		for (i = 0; i < sv->nlfds; i++)
 			if (pfd[i].revents & POLLIN)
 				accept_one(sv, pfd[i].fd, sv->lflags[i]);
@@ -723,39 +581,13 @@ acceptor_main(void *arg)
 	return NULL;
 }
 
-/*
- * Every session holds a socket, so the soft limit on open files is raised
- * as far as the hard limit allows; if even that is too low for the
- * configured sessions, say so once rather than fail accept() later.
- */
-static void
-raise_nofile(unsigned int sessions)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
-		return;
-	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < NOFILE_WANT &&
-	    rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ||
-		    rl.rlim_max > NOFILE_WANT ? NOFILE_WANT : rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) == -1 ||
-		    getrlimit(RLIMIT_NOFILE, &rl) == -1)
-			return;
-	}
-	if (rl.rlim_cur != RLIM_INFINITY &&
-	    rl.rlim_cur < (rlim_t)sessions + NOFILE_SPARE)
-		log_warn("limits.sessions = %u, but only %llu open files are "
-		    "allowed (RLIMIT_NOFILE): some sessions will be refused",
-		    sessions, (unsigned long long)rl.rlim_cur);
-}
-
 struct server *
 server_start(const int *fds, const int *flags, int nfds,
     const struct session_conf *tmpl, char *err, size_t errlen)
 {
 	struct server *sv;
 	struct config *cfg;
+	size_t nfiles;
 	int i;
 
 	if (nfds > SERVER_MAX_LISTEN) {
@@ -766,6 +598,7 @@ server_start(const int *fds, const int *flags, int nfds,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	sv->wake[0] = sv->wake[1] = sv->tick = -1;
 	for (i = 0; i < nfds; i++) {
 		sv->lfds[i] = fds[i];
 		sv->lflags[i] = flags[i];
@@ -774,41 +607,69 @@ server_start(const int *fds, const int *flags, int nfds,
 	}
 	sv->nlfds = nfds;
 	sv->tmpl = *tmpl;
+	/*
+	 * Every session holds a socket: as many descriptors as allowed, a
+	 * slot for each.  Too few for the sessions: say so once rather than
+	 * fail accept() later.
+	 */
+	nfiles = privs_raise_nofile(NOFILE_WANT);
 	cfg = config_current();
-	raise_nofile(cfg->policy->sessions);
+	if (nfiles < (size_t)cfg->policy->sessions + NOFILE_SPARE)
+		log_warn("limits.sessions = %u, but only %zu open files are "
+		    "allowed (RLIMIT_NOFILE): some sessions will be refused",
+		    cfg->policy->sessions, nfiles);
 	config_unref(&cfg);
 	pthread_mutex_init(&sv->mu, NULL);
 	pthread_cond_init(&sv->gone, NULL);
-	atomic_init(&sv->idle_push, NULL);
 	atomic_init(&sv->ended_push, NULL);
-	if (pipe2(sv->wake, O_CLOEXEC) == -1) {
-		snprintf(err, errlen, "pipe: %s", strerror(errno));
-		free(sv);
-		return NULL;
+	atomic_init(&sv->next_sweep, PARK_NEVER);
+	if ((sv->park = parking_new(nfiles)) == NULL ||
+	    (sv->perip = perip_new()) == NULL ||
+	    pipe2(sv->wake, O_CLOEXEC) == -1 ||
+	    (sv->tick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1) {
+		snprintf(err, errlen, "cannot set up the server: %s",
+		    strerror(errno));
+		goto fail;
 	}
 	if (pthread_create(&sv->acceptor, NULL, acceptor_main, sv) != 0) {
 		snprintf(err, errlen, "cannot start the acceptor thread");
-		close(sv->wake[0]);
-		close(sv->wake[1]);
-		free(sv);
-		return NULL;
+		goto fail;
 	}
 	return sv;
+fail:
+	parking_free(&sv->park);
+	perip_free(&sv->perip);
+	for (i = 0; i < 2; i++)
+		if (sv->wake[i] != -1)
+			close(sv->wake[i]);
+	if (sv->tick != -1)
+		close(sv->tick);
+	pthread_mutex_destroy(&sv->mu);
+	pthread_cond_destroy(&sv->gone);
+	free(sv);
+	return NULL;
 }
 
 /*
- * Stops the workers that are idle; those that leave on their own stay
- * listed until the end.  Under sv->mu.
+ * Waits up to ms for the sessions to end, sweeping the parked ones as how
+ * says.  The sessions left.
  */
-static void
-stop_idle(struct server *sv)
+static unsigned int
+drain(struct server *sv, long long ms, enum park_sweep how)
 {
-	struct worker *w;
+	long long end = net_now_ms() + ms, now;
+	unsigned int n;
 
-	take_idle(sv);
-	while ((w = sv->idle) != NULL) {
-		sv->idle = w->next_idle;
-		(void)worker_give(w, W_STOP);
+	for (;;) {
+		now = net_now_ms();
+		(void)parking_sweep(sv->park, now, how);
+		pthread_mutex_lock(&sv->mu);
+		take_ended(sv);
+		n = sv->nsessions;
+		pthread_mutex_unlock(&sv->mu);
+		if (n == 0 || now >= end)
+			return n;
+		usleep(STOP_POLL_MS * 1000);
 	}
 }
 
@@ -817,7 +678,7 @@ server_stop(struct server **svp, unsigned int grace)
 {
 	struct server *sv = *svp;
 	struct timespec deadline;
-	struct worker *w;
+	unsigned int n;
 	int i;
 
 	*svp = NULL;
@@ -825,57 +686,39 @@ server_stop(struct server **svp, unsigned int grace)
 	if (write(sv->wake[1], "x", 1) != 1)
 		log_err("cannot wake the acceptor: %s", strerror(errno));
 	pthread_join(sv->acceptor, NULL);
-
-	pthread_mutex_lock(&sv->mu);
-	/* Before the idle stack is looked at: see worker_main. */
+	/*
+	 * Sessions between transactions are told now (parked) or at their
+	 * next command; a transaction under way may finish within grace.
+	 */
 	atomic_store(&sv->stopping, 1);
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += grace;
-	/* A worker that leaves says so on gone; its session ended before. */
-	for (;;) {
-		stop_idle(sv);
-		if (sv->nsessions == 0 || pthread_cond_timedwait(&sv->gone,
-		    &sv->mu, &deadline) == ETIMEDOUT)
-			break;
+	if ((n = drain(sv, 1000LL * grace, SWEEP_STOP)) > 0) {
+		log_warn("shutdown: cutting off %u sessions", n);
+		parking_cut_running(sv->park);
+		(void)drain(sv, 10 * 1000, SWEEP_CUT);
 	}
-	stop_idle(sv);
-	if (sv->nsessions > 0) {
-		log_warn("shutdown: cutting off %u sessions", sv->nsessions);
-		for (w = sv->workers; w != NULL; w = w->next) {
-			pthread_mutex_lock(&w->fdmu);
-			if (w->cfd != -1)
-				(void)shutdown(w->cfd, SHUT_RDWR);
-			pthread_mutex_unlock(&w->fdmu);
-		}
-	}
-	/* Wait for every worker to leave before the memory goes. */
+	/* The workers leave; wait for them before the memory goes. */
+	atomic_store(&sv->quitting, 1);
+	if (parking_stop(sv->park) == -1)
+		log_err("cannot stop the workers: %s", strerror(errno));
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += 10;
-	while (sv->nthreads > 0) {
-		stop_idle(sv);
-		if (sv->nthreads > 0 && pthread_cond_timedwait(&sv->gone,
-		    &sv->mu, &deadline) == ETIMEDOUT)
-			break;
-	}
+	pthread_mutex_lock(&sv->mu);
+	while (sv->nthreads > 0 && pthread_cond_timedwait(&sv->gone, &sv->mu,
+	    &deadline) != ETIMEDOUT)
+		;
 	i = (int)sv->nthreads;
+	take_ended(sv);
 	pthread_mutex_unlock(&sv->mu);
-	close(sv->wake[0]);
-	close(sv->wake[1]);
 	if (i > 0) {
 		/* Stuck workers still use the server: leave it to exit(). */
 		log_warn("shutdown: %d workers did not finish", i);
 		return -1;
 	}
-	while (sv->workers != NULL)
-		worker_free(sv, sv->workers);
-	for (i = 0; i < PERIP_BUCKETS; i++) {
-		struct perip *p, *n;
-
-		for (p = sv->perip[i]; p != NULL; p = n) {
-			n = p->next;
-			free(p);
-		}
-	}
+	close(sv->wake[0]);
+	close(sv->wake[1]);
+	close(sv->tick);
+	parking_free(&sv->park);
+	perip_free(&sv->perip);
 	pthread_mutex_destroy(&sv->mu);
 	pthread_cond_destroy(&sv->gone);
 	free(sv);

@@ -1,7 +1,8 @@
 /*
  * server: the daemon -- an acceptor thread that owns the listening
- * sockets and enforces connection limits, and a bounded pool of worker
- * threads that each run one session at a time.
+ * sockets and enforces connection limits, and a pool of worker threads
+ * that run the sessions; a session idle between commands waits without a
+ * thread (parking.h) until its client speaks.
  */
 #ifndef SERVER_H
 #define SERVER_H

@@ -648,155 +648,244 @@ identify_peer(struct session *s)
 		(void)net_reverse_name(sa, s->peer_name, sizeof(s->peer_name));
 }
 
-int
-session_run(const struct session_conf *conf)
+/*
+ * Opens a session: the connect checks and the greeting.  NULL when there
+ * is nothing more to do (out of memory; a -k peer, gone at once, no reply,
+ * nothing logged, as in Plan 9).  A session refused here is returned
+ * already over: session_continue() ends it at once.
+ */
+struct session *
+session_open(const struct session_conf *conf)
 {
-	struct session s;
+	struct session *s;
 	struct verdict v;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		log_err("session: out of memory");
+		return NULL;
+	}
+	s->conf = conf;
+	s->pol = conf->policy;
+	s->auth = conf->config->auth;
+	s->queue = conf->config->queue;
+	s->st = ST_GREET;
+	session_new_id(s->id, sizeof(s->id));
+	if ((s->io = lineio_new(conf->rfd, conf->wfd, SESSION_INBUF)) == NULL) {
+		log_err("session: out of memory");
+		free(s);
+		return NULL;
+	}
+	/* Before the timeouts: it sets the socket's receive timeout. */
+	lineio_set_park(s->io, conf->park_ms);
+	guard_commands(s->io, s->pol);
+	if (conf->peer.ss_family != AF_UNSPEC &&
+	    policy_blocked_peer(s->pol, (const struct sockaddr *)&conf->peer)) {
+		lineio_free(&s->io);
+		free(s);
+		return NULL;
+	}
+	identify_peer(s);
+	if (s->pol->tls_certificate[0] != '\0' && (conf->implicit_tls ||
+	    !(conf->listen_flags & LISTEN_NO_STARTTLS)))
+		s->tlss = conf->config != NULL && conf->config->tls != NULL ?
+		    tls_server_ref(conf->config->tls) : NULL;
+	listener_settings(s);
+	policy_session_init(&s->ps, s->pol, conf->state, &conf->peer, s->id);
+	s->ps.describe = describe;
+	s->ps.describe_arg = s;
+	s->ps.single = conf->single;
+	metrics_session_open();
+	log_info("%s smtp connect address=%s port=%d name=%s%s%s", s->id,
+	    s->peer_addr[0] ? s->peer_addr : "unknown", s->peer_port,
+	    s->peer_name[0] ? s->peer_name : "unknown",
+	    s->ps.trusted ? " trusted" : "", conf->via ? conf->via : "");
+	if (conf->implicit_tls && (s->tlss == NULL || start_tls(s) == -1)) {
+		if (s->tlss == NULL)
+			log_err("%s smtp no TLS certificate for an implicit TLS "
+			    "listener", s->id);
+		s->end = END_TLS_FAILED;
+		s->quit = 1;
+		return s;
+	}
+	if (policy_connect(&s->ps, &v) != VERDICT_CONTINUE) {
+		(void)reply_verdict(s, &v);
+		session_close(s, END_POLICY_REFUSED);
+		return s;
+	}
+	reply(s, 220, NULL, "%s ESMTP", s->pol->hostname);
+	return s;
+}
+
+/*
+ * Reads and runs one command.  -1 when the session is to end, 1 when no
+ * command came within the park time (conf->park_ms), else 0.
+ */
+static int
+session_command(struct session *s)
+{
+	const struct session_conf *conf = s->conf;
 	struct cmd c;
 	char *line;
 	size_t len, max;
 	int r;
 
-	memset(&s, 0, sizeof(s));
-	s.conf = conf;
-	s.pol = conf->policy;
-	s.auth = conf->config->auth;
-	s.queue = conf->config->queue;
-	s.st = ST_GREET;
-	session_new_id(s.id, sizeof(s.id));
-	if ((s.io = lineio_new(conf->rfd, conf->wfd, SESSION_INBUF)) == NULL) {
-		log_err("session: out of memory");
+	r = lineio_getline(s->io, &line, &len);
+	if (r == LINEIO_PARKED)
+		return 1;
+	if (r == 0 || r == -1) {
+		s->end = guard_io_end(s->io);
+		if (r == -1 && errno == ETIMEDOUT)
+			reply(s, 421, "4.4.2", "%s %s", s->pol->hostname,
+			    guard_timeout_text(s->io));
 		return -1;
 	}
-	guard_commands(s.io, s.pol);
-	/* -k: gone at once, no reply, nothing logged (as in Plan 9). */
-	if (conf->peer.ss_family != AF_UNSPEC &&
-	    policy_blocked_peer(s.pol, (const struct sockaddr *)&conf->peer)) {
-		lineio_free(&s.io);
+	s->n_cmds++;
+	/*
+	 * Shutting down: a transaction under way may finish; a session
+	 * between transactions is told to come back later.
+	 */
+	if (conf->stopping != NULL && atomic_load(conf->stopping) &&
+	    !(s->st & (ST_MAIL | ST_RCPT | ST_BDAT)) &&
+	    !(len >= 4 && strncasecmp(line, "QUIT", 4) == 0)) {
+		reply(s, 421, "4.3.2", "%s Service shutting down",
+		    s->pol->hostname);
+		s->end = END_SHUTDOWN;
 		return -1;
 	}
-	identify_peer(&s);
-	if (s.pol->tls_certificate[0] != '\0' && (conf->implicit_tls ||
-	    !(conf->listen_flags & LISTEN_NO_STARTTLS)))
-		s.tlss = conf->config != NULL && conf->config->tls != NULL ?
-		    tls_server_ref(conf->config->tls) : NULL;
-	listener_settings(&s);
-	policy_session_init(&s.ps, s.pol, conf->state, &conf->peer, s.id);
-	s.ps.describe = describe;
-	s.ps.describe_arg = &s;
-	s.ps.single = conf->single;
-	metrics_session_open();
-	log_info("%s smtp connect address=%s port=%d name=%s%s%s", s.id,
-	    s.peer_addr[0] ? s.peer_addr : "unknown", s.peer_port,
-	    s.peer_name[0] ? s.peer_name : "unknown",
-	    s.ps.trusted ? " trusted" : "", conf->via ? conf->via : "");
-	if (conf->implicit_tls && (s.tlss == NULL || start_tls(&s) == -1)) {
-		if (s.tlss == NULL)
-			log_err("%s smtp no TLS certificate for an implicit TLS "
-			    "listener", s.id);
-		s.end = END_TLS_FAILED;
-		goto done;
+	if (r == -2) {
+		reply(s, 500, "5.5.2", "Error: line too long");
+		goto check_errors;
 	}
-	if (policy_connect(&s.ps, &v) != VERDICT_CONTINUE) {
-		(void)reply_verdict(&s, &v);
-		session_close(&s, END_POLICY_REFUSED);
-		goto done;
-	}
-	reply(&s, 220, NULL, "%s ESMTP", s.pol->hostname);
-
-	while (!s.quit) {
-		r = lineio_getline(s.io, &line, &len);
-		if (r == 0 || r == -1) {
-			s.end = guard_io_end(s.io);
-			if (r == -1 && errno == ETIMEDOUT)
-				reply(&s, 421, "4.4.2", "%s %s", s.pol->hostname,
-				    guard_timeout_text(s.io));
-			break;
-		}
-		s.n_cmds++;
-		/*
-		 * Shutting down: a transaction under way may finish; a
-		 * session between transactions is told to come back later.
-		 */
-		if (conf->stopping != NULL && atomic_load(conf->stopping) &&
-		    !(s.st & (ST_MAIL | ST_RCPT | ST_BDAT)) &&
-		    !(len >= 4 && strncasecmp(line, "QUIT", 4) == 0)) {
-			reply(&s, 421, "4.3.2", "%s Service shutting down",
-			    s.pol->hostname);
-			s.end = END_SHUTDOWN;
-			break;
-		}
-		if (r == -2) {
-			reply(&s, 500, "5.5.2", "Error: line too long");
-			goto check_errors;
-		}
-		/* Drop the line ending: CRLF, or a lone LF from lax clients. */
+	/* Drop the line ending: CRLF, or a lone LF from lax clients. */
+	len--;
+	if (len > 0 && line[len - 1] == '\r')
 		len--;
-		if (len > 0 && line[len - 1] == '\r')
-			len--;
-		line[len] = '\0';
-		/*
-		 * A balancer's header sent here after the greeting: a v1
-		 * line, or the three lines a v2 signature starts with.
-		 */
-		if (s.n_cmds == s.v2_lines + 1 &&
-		    proxy_v2_line(s.n_cmds, line, len))
-			s.v2_lines++;
-		if ((s.n_cmds == 1 && len >= 6 &&
-		    proxy_looks_like((const unsigned char *)line, len)) ||
-		    s.v2_lines == 3) {
-			log_info("%s smtp PROXY header on a listener not "
-			    "configured for it", s.id);
-			s.end = END_PROXY_HEADER;
-			break;
-		}
-		if (cmd_split(line, len, &c) == -1) {
-			reply(&s, 500, "5.5.2", "Error: bad character in command");
-			goto check_errors;
-		}
-		max = c.verb == CMD_MAIL || c.verb == CMD_RCPT ?
-		    CMD_PATH_LINE_MAX : c.verb == CMD_AUTH ?
-		    CMD_AUTH_LINE_MAX : CMD_LINE_MAX;
-		if (len + 2 > max) {
-			reply(&s, 500, "5.5.2", "Error: line too long");
-			goto check_errors;
-		}
-		if (c.verb == CMD_HTTP) {
-			char shown[64];
+	line[len] = '\0';
+	/*
+	 * A balancer's header sent here after the greeting: a v1 line, or
+	 * the three lines a v2 signature starts with.
+	 */
+	if (s->n_cmds == s->v2_lines + 1 && proxy_v2_line(s->n_cmds, line, len))
+		s->v2_lines++;
+	if ((s->n_cmds == 1 && len >= 6 &&
+	    proxy_looks_like((const unsigned char *)line, len)) ||
+	    s->v2_lines == 3) {
+		log_info("%s smtp PROXY header on a listener not configured "
+		    "for it", s->id);
+		s->end = END_PROXY_HEADER;
+		return -1;
+	}
+	if (cmd_split(line, len, &c) == -1) {
+		reply(s, 500, "5.5.2", "Error: bad character in command");
+		goto check_errors;
+	}
+	max = c.verb == CMD_MAIL || c.verb == CMD_RCPT ? CMD_PATH_LINE_MAX :
+	    c.verb == CMD_AUTH ? CMD_AUTH_LINE_MAX : CMD_LINE_MAX;
+	if (len + 2 > max) {
+		reply(s, 500, "5.5.2", "Error: line too long");
+		goto check_errors;
+	}
+	if (c.verb == CMD_HTTP) {
+		char shown[64];
 
-			str_printable(shown, sizeof(shown), line, len);
-			log_info("%s smtp web request: %s", s.id, shown);
-			s.end = END_HTTP_REQUEST;
-			break;
-		}
-		if (dispatch(&s, &c) == -1) {
-			if (s.end == END_NONE)
-				s.end = guard_io_end(s.io);
-			break;
-		}
+		str_printable(shown, sizeof(shown), line, len);
+		log_info("%s smtp web request: %s", s->id, shown);
+		s->end = END_HTTP_REQUEST;
+		return -1;
+	}
+	if (dispatch(s, &c) == -1) {
+		if (s->end == END_NONE)
+			s->end = guard_io_end(s->io);
+		return -1;
+	}
 check_errors:
-		if (s.errors >= s.pol->errors && !s.quit) {
-			reply(&s, 421, "4.7.0", "%s Error: too many errors",
-			    s.pol->hostname);
-			s.end = END_TOO_MANY_ERRORS;
-			break;
+	if (s->errors >= s->pol->errors && !s->quit) {
+		reply(s, 421, "4.7.0", "%s Error: too many errors",
+		    s->pol->hostname);
+		s->end = END_TOO_MANY_ERRORS;
+		return -1;
+	}
+	return 0;
+}
+
+enum session_next
+session_continue(struct session *s, int wait, struct session_park *park)
+{
+	int r;
+
+	if (s->parked_at != 0) {
+		/* The command's deadline counts from when it was awaited. */
+		lineio_line_begun(s->io, s->parked_at);
+		s->parked_at = 0;
+	}
+	if (wait)
+		lineio_set_park(s->io, 0);
+	while (!s->quit) {
+		if ((r = session_command(s)) == -1)
+			s->quit = 1;
+		else if (r == 1 && park != NULL) {
+			/* Idle for the park time: the server waits for it. */
+			s->parked_at = net_now_ms() - s->conf->park_ms;
+			park->deadline = s->parked_at +
+			    1000LL * s->pol->command_timeout;
+			park->between = !(s->st & (ST_MAIL | ST_RCPT | ST_BDAT));
+			return SESSION_PARK;
 		}
 	}
-done:
+	return SESSION_OVER;
+}
+
+void
+session_interrupt(struct session *s, enum session_end why)
+{
+	s->parked_at = 0;
+	if (why == END_TIMEOUT)
+		reply(s, 421, "4.4.2", "%s Error: timeout exceeded",
+		    s->pol->hostname);
+	else if (why == END_SHUTDOWN && !(s->st & (ST_MAIL | ST_RCPT |
+	    ST_BDAT)))
+		reply(s, 421, "4.3.2", "%s Service shutting down",
+		    s->pol->hostname);
+	session_close(s, why);
+}
+
+int
+session_finish(struct session **sp)
+{
+	struct session *s = *sp;
+	const struct session_conf *conf;
+	int quit;
+
+	if (s == NULL)
+		return -1;
+	*sp = NULL;
+	conf = s->conf;
 	if (conf->release != NULL)
 		conf->release(conf->release_arg);
-	(void)lineio_flush(s.io);
-	reset_transaction(&s);
-	milter_close(&s.milt);
-	free(s.rcpts);
+	(void)lineio_flush(s->io);
+	reset_transaction(s);
+	milter_close(&s->milt);
+	free(s->rcpts);
 	metrics_session_close();
 	log_info("%s smtp disconnect reason=%s commands=%u messages=%u "
-	    "recipients=%u errors=%u", s.id, guard_end_name(s.end), s.n_cmds,
-	    s.n_msgs, s.n_rcpts, s.errors);
-	if (s.tls != NULL)
-		tls_session_free(&s.tls, 1);
-	tls_server_unref(&s.tlss);
-	lineio_free(&s.io);
-	return s.end == END_QUIT ? 0 : -1;
+	    "recipients=%u errors=%u", s->id, guard_end_name(s->end), s->n_cmds,
+	    s->n_msgs, s->n_rcpts, s->errors);
+	if (s->tls != NULL)
+		tls_session_free(&s->tls, 1);
+	tls_server_unref(&s->tlss);
+	lineio_free(&s->io);
+	quit = s->end == END_QUIT;
+	free(s);
+	return quit ? 0 : -1;
+}
+
+int
+session_run(const struct session_conf *conf)
+{
+	struct session *s;
+
+	if ((s = session_open(conf)) == NULL)
+		return -1;
+	(void)session_continue(s, 1, NULL);
+	return session_finish(&s);
 }

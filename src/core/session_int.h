@@ -81,6 +81,7 @@ struct session {
 	/* Counts for the disconnect line. */
 	unsigned int	 n_msgs, n_rcpts, n_cmds;
 	unsigned int	 v2_lines;	/* first lines like a PROXY v2 header */
+	long long	 parked_at;	/* set aside then (monotonic ms), or 0 */
 };
 
 /* session.c */

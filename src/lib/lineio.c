@@ -41,6 +41,10 @@ struct lineio {
 	int			 stream;	/* rfd is a stream socket */
 	/* The last read of rfd emptied it: the peer had sent no more. */
 	int			 drained;
+	/* lineio_set_park(): how long a line's first wait lasts, or 0. */
+	int			 park_ms;
+	int			 parkable;	/* this wait may end so */
+	int			 parked;	/* ... and it did */
 	char			*in;
 	size_t			 incap, inoff, inend;
 	int			 eof;
@@ -50,6 +54,7 @@ struct lineio {
 	/* Deadlines: monotonic milliseconds, 0 when not armed. */
 	int			 line_ms;
 	long long		 line_deadline;
+	long long		 line_begun;	/* lineio_line_begun(), or 0 */
 	long long		 xfer_deadline;
 	/* The transfer rate rule: bytes seen by the end of each window. */
 	unsigned long long	 window_bytes;	/* wanted per window */
@@ -106,7 +111,7 @@ void
 lineio_set_timeout(struct lineio *l, int ms)
 {
 	struct timeval tv;
-	int type;
+	int type, rcv;
 	socklen_t len = sizeof(type);
 
 	l->timeout_ms = ms;
@@ -121,14 +126,17 @@ lineio_set_timeout(struct lineio *l, int ms)
 	 * is served by waiting again; a shorter one by poll().  Not a socket
 	 * (a pipe in stdio mode): nothing to set, poll() does it all.
 	 */
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
+	rcv = l->park_ms > 0 && l->park_ms < ms ? l->park_ms : ms;
+	tv.tv_sec = rcv / 1000;
+	tv.tv_usec = (rcv % 1000) * 1000;
 	if (setsockopt(l->rfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0)
-		l->rcv_ms = ms;
+		l->rcv_ms = rcv;
 	/* Where a short read says the peer had sent nothing more. */
 	if (l->rcv_ms > 0 && getsockopt(l->rfd, SOL_SOCKET, SO_TYPE, &type,
 	    &len) == 0)
 		l->stream = type == SOCK_STREAM;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
 	if (setsockopt(l->wfd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == 0)
 		l->snd_ms = ms;
 }
@@ -137,6 +145,18 @@ void
 lineio_set_line_deadline(struct lineio *l, int ms)
 {
 	l->line_ms = ms > 0 ? ms : 0;
+}
+
+void
+lineio_set_park(struct lineio *l, int ms)
+{
+	l->park_ms = ms > 0 ? ms : 0;
+}
+
+void
+lineio_line_begun(struct lineio *l, long long at_ms)
+{
+	l->line_begun = at_ms;
 }
 
 void
@@ -385,6 +405,8 @@ lineio_sock_read(struct lineio *l, int how)
 				l->end = LINEIO_ERROR;
 				return -1;
 			}
+			if (l->parkable)
+				goto park;
 			/* The socket's timeout: was it the budget's? */
 			if (net_now_ms() - now >= ms)
 				break;
@@ -395,7 +417,10 @@ lineio_sock_read(struct lineio *l, int how)
 			if ((r = lineio_sock_try(l)) != -1 || errno != EAGAIN)
 				return r;
 		}
-		w = lineio_wait(l->rfd, POLLIN, ms);
+		w = lineio_wait(l->rfd, POLLIN, l->parkable && l->park_ms < ms ?
+		    l->park_ms : ms);
+		if (w == 0 && l->parkable)
+			goto park;
 		if (w == 1) {
 			do {
 				r = read(l->rfd, p, n);
@@ -416,6 +441,10 @@ lineio_sock_read(struct lineio *l, int how)
 	}
 	l->end = why;
 	errno = ETIMEDOUT;
+	return -1;
+park:
+	l->parked = 1;
+	errno = EAGAIN;
 	return -1;
 }
 
@@ -495,6 +524,12 @@ lineio_fill(struct lineio *l)
 			    lineio_wait(l->rfd, POLLIN, 0) != 1 &&
 			    lineio_flush(l) == -1)
 				return -1;
+			if (l->parkable &&
+			    lineio_wait(l->rfd, POLLIN, l->park_ms) == 0) {
+				l->parked = 1;
+				errno = EAGAIN;
+				return -1;
+			}
 			if (lineio_wait_input(l) == -1)
 				return -1;
 		}
@@ -502,6 +537,8 @@ lineio_fill(struct lineio *l)
 	}
 	if (r == -1)
 		return -1;
+	/* Something came: the rest of the line is waited for in place. */
+	l->parkable = 0;
 	if (r == 0) {
 		l->eof = 1;
 		l->end = LINEIO_EOF;
@@ -518,9 +555,20 @@ lineio_getline(struct lineio *l, char **line, size_t *len)
 	unsigned long long nin = l->nin;
 	int empty = l->inoff == l->inend, r;
 
-	l->line_deadline = l->line_ms ? net_now_ms() + l->line_ms : 0;
+	if (l->park_ms > 0 && empty && !l->eof &&
+	    (l->tls == NULL || gnutls_record_check_pending(l->tls) == 0))
+		l->parkable = 1;
+
+	l->line_deadline = l->line_ms ? (l->line_begun != 0 ? l->line_begun :
+	    net_now_ms()) + l->line_ms : 0;
+	l->line_begun = 0;
 	r = lineio_getline_raw(l, line, len);
 	l->line_deadline = 0;
+	l->parkable = 0;
+	if (r == -1 && l->parked) {
+		l->parked = 0;
+		return LINEIO_PARKED;
+	}
 	/*
 	 * The line deadline and the idle timeout are often the same length
 	 * and either may expire first; a client that sent nothing of the

@@ -28,6 +28,21 @@ void	lineio_set_timeout(struct lineio *, int ms);
  */
 void	lineio_set_line_deadline(struct lineio *, int ms);
 /*
+ * The next line has been awaited since at_ms (net_now_ms()), not since the
+ * next lineio_getline(): its deadline counts from then.  For a caller that
+ * waited for the first byte itself.
+ */
+void	lineio_line_begun(struct lineio *, long long at_ms);
+/*
+ * A line of which nothing is buffered waits at most ms for its first
+ * bytes; then lineio_getline() returns LINEIO_PARKED, nothing consumed,
+ * replies written, and the caller may wait for input elsewhere (epoll)
+ * and call again.  0: never.  Set before the first lineio_set_timeout():
+ * a socket's receive timeout becomes ms, so that the wait costs one read.
+ */
+void	lineio_set_park(struct lineio *, int ms);
+#define LINEIO_PARKED	(-3)
+/*
  * A transfer (message data) begins: everything read until
  * lineio_transfer_end() must arrive within deadline_s seconds, and each
  * window of window_s seconds must bring at least rate * window_s bytes
@@ -56,7 +71,8 @@ gnutls_session_t lineio_tls(const struct lineio *);
  * Reads one line.  *line points into the buffer and stays valid until the
  * next call; *len includes the terminating LF.
  * Returns 1 line, 0 EOF, -1 error or timeout (errno ETIMEDOUT),
- * -2 line longer than the buffer (it is discarded up to its LF).
+ * -2 line longer than the buffer (it is discarded up to its LF),
+ * LINEIO_PARKED (see lineio_set_park()).
  */
 int	lineio_getline(struct lineio *, char **line, size_t *len);
 /*

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
@@ -214,4 +215,22 @@ privs_own_dir(const char *path, const struct privs_user *u, int walk,
 	if (!walk && st.st_uid == u->uid && st.st_gid == u->gid)
 		return 0;
 	return privs_chown_tree(path, u->uid, u->gid, err, errlen);
+}
+
+size_t
+privs_raise_nofile(size_t want)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return want;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want &&
+	    rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ||
+		    rl.rlim_max > want ? (rlim_t)want : rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+			(void)getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > want ? want :
+	    (size_t)rl.rlim_cur;
 }

@@ -44,6 +44,11 @@ int	privs_drop(const struct privs_user *u, uint64_t keep, char *err,
  * delivery user.  0 or -1.
  */
 int	privs_clear_caps(void);
+/*
+ * Raises the soft limit on open files toward want, as far as the hard
+ * limit allows.  The soft limit then (want when unlimited or higher).
+ */
+size_t	privs_raise_nofile(size_t want);
 /* 1 when this process may change its user (root, or CAP_SETUID). */
 int	privs_can_switch(void);
 /*

@@ -363,6 +363,40 @@ class Shutdown(ProtoCase):
         self.assertEqual(d.tmpfiles(), [])
         self.assertEqual(d.queued(), {})
 
+    def test_sigterm_tells_idle_session_at_once(self):
+        """SIGTERM while a session sits idle between transactions (set
+        aside, waiting for its next command): it is told 421 4.3.2 at
+        once, and smtpd exits without waiting out limits.shutdown_timeout."""
+        d = self.smtpd(limits={"shutdown_timeout": 60})
+        c = self.open(d)
+        time.sleep(0.5)
+        start = time.monotonic()
+        d.proc.send_signal(signal.SIGTERM)
+        c.sock.settimeout(10)
+        self.assertReply(c.reply(), 421, "4.3.2")
+        self.assertEqual(d.proc.wait(20), 0)
+        self.assertLess(time.monotonic() - start, 30)
+        self.assertIn("disconnect reason=shutdown", d.logtext())
+
+    def test_shutdown_timeout_cuts_idle_transaction(self):
+        """A session idle in the middle of a transaction (after MAIL) may
+        finish it, so it is cut off only at limits.shutdown_timeout; smtpd
+        exits 0 and nothing is queued."""
+        d = self.smtpd(limits={"shutdown_timeout": 1})
+        c = self.open(d)
+        self.start_mail(c)
+        time.sleep(0.5)
+        d.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(d.proc.wait(20), 0)
+        c.sock.settimeout(5)
+        try:
+            rest = c.sock.recv(4096)
+        except (ConnectionResetError, socket.timeout):
+            rest = b""
+        self.assertEqual(rest, b"")
+        self.assertIn("cutting off 1 sessions", d.logtext())
+        self.assertEqual(d.queued(), {})
+
     def test_sigint_exits_zero(self):
         """SIGINT stops the daemon like SIGTERM."""
         d = self.smtpd()

@@ -152,6 +152,38 @@ now_ms(void)
 }
 
 /*
+ * A caller that waited for the line's first byte itself (a parked session)
+ * says since when: the deadline counts from then, not from the call.
+ */
+static void
+test_line_begun_earlier(void)
+{
+	int sv[2];
+	struct lineio *l = pair(sv, NULL, 64);
+	long long t0;
+	char *p;
+	size_t n;
+
+	lineio_set_timeout(l, 5000);
+	lineio_set_line_deadline(l, 1000);
+	CU_ASSERT_FATAL(write(sv[1], "MAIL FROM", 9) == 9);
+	t0 = now_ms();
+	lineio_line_begun(l, t0 - 900);
+	CU_ASSERT_EQUAL(lineio_getline(l, &p, &n), -1);
+	CU_ASSERT_EQUAL(lineio_end(l), LINEIO_LINE_DEADLINE);
+	CU_ASSERT(now_ms() - t0 < 600);
+	/* Once only: the next line has its whole deadline again. */
+	CU_ASSERT_FATAL(write(sv[1], "\r\nRCPT", 6) == 6);
+	t0 = now_ms();
+	CU_ASSERT_EQUAL(lineio_getline(l, &p, &n), 1);
+	CU_ASSERT_EQUAL(lineio_getline(l, &p, &n), -1);
+	CU_ASSERT(now_ms() - t0 >= 900);
+	lineio_free(&l);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/*
  * The socket's own timeouts are set once, to the first value: a shorter
  * timeout set later still holds (the 2 s of pair() must not bound it).
  */
@@ -261,6 +293,7 @@ suite_lineio(void)
 	    CU_add_test(s, "chunks keep CR with LF", test_chunks_never_split_crlf) == NULL ||
 	    CU_add_test(s, "read timeout", test_timeout) == NULL ||
 	    CU_add_test(s, "line deadline or idle", test_line_deadline_names_the_end) == NULL ||
+	    CU_add_test(s, "line begun before the call", test_line_begun_earlier) == NULL ||
 	    CU_add_test(s, "shorter timeout later", test_shorter_timeout_later) == NULL ||
 	    CU_add_test(s, "longer timeout later", test_longer_timeout_later) == NULL ||
 	    CU_add_test(s, "pipelined output flushed before blocking", test_output_flushed_before_blocking) == NULL ||

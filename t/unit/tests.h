@@ -41,5 +41,6 @@ int	suite_fsutil(void);
 int	suite_conf(void);
 int	suite_confsnap(void);
 int	suite_reply(void);
+int	suite_perip(void);
 
 #endif
