@@ -314,6 +314,7 @@ static int
 open_conn(struct server *sv, struct conn *c)
 {
 	c->sc = sv->tmpl;
+	c->sc.config = NULL;	/* taken below, once the client is known */
 	c->via[0] = '\0';
 	if (c->flags & LISTEN_PROXY) {
 		if (take_proxy_header(sv, c) == -1)

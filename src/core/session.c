@@ -729,7 +729,7 @@ session_command(struct session *s)
 	size_t len, max;
 	int r;
 
-	r = lineio_getline(s->io, &line, &len);
+	r = lineio_getline_parkable(s->io, &line, &len);
 	if (r == LINEIO_PARKED)
 		return 1;
 	if (r == 0 || r == -1) {

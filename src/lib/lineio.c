@@ -66,8 +66,8 @@ struct lineio {
 
 static int	lineio_fill(struct lineio *);
 static int	lineio_getline_raw(struct lineio *, char **, size_t *);
-static int	lineio_budget(struct lineio *, long long now,
-		    enum lineio_end *why);
+static int	lineio_budget(struct lineio *, long long began,
+		    long long now, enum lineio_end *why);
 static int	lineio_rate_ok(struct lineio *, long long now);
 static int	lineio_wait_input(struct lineio *);
 static int	lineio_wait(int fd, short ev, int ms);
@@ -189,14 +189,16 @@ lineio_end(const struct lineio *l)
 }
 
 /*
- * How long the next wait for input may last, and which limit that is:
- * the idle timeout, or a line or transfer deadline that comes sooner.
- * The rate window is not a limit by itself; see lineio_wait_input().
+ * How much longer a wait for input that began at began may last, and
+ * which limit that is: the idle timeout, or a line or transfer deadline
+ * that comes sooner.  The rate window is not a limit by itself; see
+ * lineio_wait_input().
  */
 static int
-lineio_budget(struct lineio *l, long long now, enum lineio_end *why)
+lineio_budget(struct lineio *l, long long began, long long now,
+    enum lineio_end *why)
 {
-	long long ms = l->timeout_ms;
+	long long ms = l->timeout_ms - (now - began);
 
 	*why = LINEIO_IDLE;
 	if (l->line_deadline != 0 && l->line_deadline - now < ms) {
@@ -228,7 +230,7 @@ static int
 lineio_wait_input(struct lineio *l)
 {
 	enum lineio_end why;
-	long long now;
+	long long now, began = net_now_ms();
 	int ms, w, rate_check;
 
 	for (;;) {
@@ -237,7 +239,7 @@ lineio_wait_input(struct lineio *l)
 			why = LINEIO_TOO_SLOW;
 			break;
 		}
-		ms = lineio_budget(l, now, &why);
+		ms = lineio_budget(l, began, now, &why);
 		rate_check = l->window_end != 0 && l->window_end - now < ms;
 		if (rate_check)
 			ms = (int)(l->window_end - now);
@@ -301,7 +303,8 @@ lineio_raw_read(struct lineio *l, void *p, size_t n)
 		 */
 		if (l->line_deadline != 0 || l->xfer_deadline != 0)
 			gnutls_record_set_timeout(l->tls, (unsigned int)
-			    lineio_budget(l, net_now_ms(), &why) + 1);
+			    lineio_budget(l, net_now_ms(), net_now_ms(),
+			    &why) + 1);
 		else
 			gnutls_record_set_timeout(l->tls, 0);
 		for (tries = 0; ; tries++) {
@@ -377,7 +380,7 @@ lineio_sock_read(struct lineio *l, int how)
 	enum lineio_end why;
 	char *p = l->in + l->inend;
 	size_t n = l->incap - l->inend;
-	long long now;
+	long long now, began = net_now_ms();
 	ssize_t r;
 	int ms, w, rate_check;
 
@@ -387,7 +390,7 @@ lineio_sock_read(struct lineio *l, int how)
 			why = LINEIO_TOO_SLOW;
 			break;
 		}
-		ms = lineio_budget(l, now, &why);
+		ms = lineio_budget(l, began, now, &why);
 		rate_check = l->window_end != 0 && l->window_end - now < ms;
 		if (rate_check)
 			ms = (int)(l->window_end - now);
@@ -550,14 +553,19 @@ lineio_fill(struct lineio *l)
 }
 
 int
+lineio_getline_parkable(struct lineio *l, char **line, size_t *len)
+{
+	if (l->park_ms > 0 && l->inoff == l->inend && !l->eof &&
+	    (l->tls == NULL || gnutls_record_check_pending(l->tls) == 0))
+		l->parkable = 1;
+	return lineio_getline(l, line, len);
+}
+
+int
 lineio_getline(struct lineio *l, char **line, size_t *len)
 {
 	unsigned long long nin = l->nin;
 	int empty = l->inoff == l->inend, r;
-
-	if (l->park_ms > 0 && empty && !l->eof &&
-	    (l->tls == NULL || gnutls_record_check_pending(l->tls) == 0))
-		l->parkable = 1;
 
 	l->line_deadline = l->line_ms ? (l->line_begun != 0 ? l->line_begun :
 	    net_now_ms()) + l->line_ms : 0;

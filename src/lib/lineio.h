@@ -34,11 +34,12 @@ void	lineio_set_line_deadline(struct lineio *, int ms);
  */
 void	lineio_line_begun(struct lineio *, long long at_ms);
 /*
- * A line of which nothing is buffered waits at most ms for its first
- * bytes; then lineio_getline() returns LINEIO_PARKED, nothing consumed,
- * replies written, and the caller may wait for input elsewhere (epoll)
- * and call again.  0: never.  Set before the first lineio_set_timeout():
- * a socket's receive timeout becomes ms, so that the wait costs one read.
+ * lineio_getline_parkable() waits at most ms for the first bytes of a line
+ * of which nothing is buffered; then it returns LINEIO_PARKED, nothing
+ * consumed, replies written, and the caller may wait for input elsewhere
+ * (epoll) and call again.  0: never.  Set before the first
+ * lineio_set_timeout(): a socket's receive timeout becomes ms, so that
+ * the wait costs one read (longer waits read again).
  */
 void	lineio_set_park(struct lineio *, int ms);
 #define LINEIO_PARKED	(-3)
@@ -71,10 +72,11 @@ gnutls_session_t lineio_tls(const struct lineio *);
  * Reads one line.  *line points into the buffer and stays valid until the
  * next call; *len includes the terminating LF.
  * Returns 1 line, 0 EOF, -1 error or timeout (errno ETIMEDOUT),
- * -2 line longer than the buffer (it is discarded up to its LF),
- * LINEIO_PARKED (see lineio_set_park()).
+ * -2 line longer than the buffer (it is discarded up to its LF).
  */
 int	lineio_getline(struct lineio *, char **line, size_t *len);
+/* The same, or LINEIO_PARKED: see lineio_set_park(). */
+int	lineio_getline_parkable(struct lineio *, char **line, size_t *len);
 /*
  * Reads the next piece of a line: up to and including the next LF
  * (*eol = 1) or as much as fits in the buffer (*eol = 0).  For message data,

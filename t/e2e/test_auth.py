@@ -521,7 +521,7 @@ class Throttle(AuthCase):
         super().setUp()
         self.d = self.server(throttle=self.THROTTLE, auth_extra=CRAM_ON)
 
-    def fail(self, c, expect=535):
+    def wrong_password(self, c, expect=535):
         rep = self.auth_plain(c, password="Guess-%d" % id(c))
         if expect == 535:
             self.assertReply(rep, 535, "5.7.8")
@@ -534,9 +534,9 @@ class Throttle(AuthCase):
         closes; a new session from that address gets 421 even with the
         right password; another address is not affected."""
         c = self.tls_client(self.d, source="127.0.0.21")
-        self.fail(c)
-        self.fail(c)
-        self.fail(c, expect=421)
+        self.wrong_password(c)
+        self.wrong_password(c)
+        self.wrong_password(c, expect=421)
         c = self.tls_client(self.d, source="127.0.0.21")
         self.assertReply(self.auth_plain(c), 421, "4.7.0")
         self.assertTrue(c.closed())
@@ -552,7 +552,7 @@ class Throttle(AuthCase):
         and may send to us without AUTH."""
         c = self.tls_client(self.d, source="127.0.0.25")
         for expect in (535, 535, 421):
-            self.fail(c, expect)
+            self.wrong_password(c, expect)
         c = self.tls_client(self.d, source="127.0.0.25")
         self.start_mail(c, rcpts=("<postmaster@%s>" % HOSTNAME,))
 
@@ -560,25 +560,25 @@ class Throttle(AuthCase):
         """Failures of one address add up over sessions."""
         for expect in (535, 535, 421):
             c = self.tls_client(self.d, source="127.0.0.23")
-            self.fail(c, expect)
+            self.wrong_password(c, expect)
 
     def test_every_mechanism_counts(self):
         """Failed LOGIN and CRAM-MD5 count like PLAIN."""
         c = self.tls_client(self.d, source="127.0.0.26")
         self.assertReply(self.login(c, PLAIN_USER, "nope"), 535, "5.7.8")
         self.assertReply(self.cram(c, PLAIN_USER, "nope"), 535, "5.7.8")
-        self.fail(c, expect=421)
+        self.wrong_password(c, expect=421)
 
     def test_success_resets_count(self):
         """Two failures, a success, then two more failures: all 535, and
         the right password still works afterwards."""
         c = self.tls_client(self.d, source="127.0.0.24")
-        self.fail(c)
-        self.fail(c)
+        self.wrong_password(c)
+        self.wrong_password(c)
         self.assertReply(self.auth_plain(c), 235, "2.7.0")
         c = self.tls_client(self.d, source="127.0.0.24")
-        self.fail(c)
-        self.fail(c)
+        self.wrong_password(c)
+        self.wrong_password(c)
         c = self.tls_client(self.d, source="127.0.0.24")
         self.assertReply(self.auth_plain(c), 235, "2.7.0")
 
@@ -591,7 +591,7 @@ class Throttle(AuthCase):
         self.assertReply(early.cmd("AUTH PLAIN"), 334)
         c = self.tls_client(self.d, source="127.0.0.27")
         for expect in (535, 421):
-            self.fail(c, expect)
+            self.wrong_password(c, expect)
         rep = early.cmd(b64("\0%s\0%s" % (PLAIN_USER, PLAIN_PASS)))
         self.assertReply(rep, 421, "4.7.0")
         self.assertTrue(early.closed())
@@ -622,9 +622,9 @@ class Throttle(AuthCase):
         early = self.tls_client(self.d, source="127.0.0.30")
         self.assertReply(early.cmd("AUTH PLAIN"), 334)
         c = self.tls_client(self.d, source="127.0.0.30")
-        self.fail(c)
+        self.wrong_password(c)
         t0 = time.monotonic()
-        self.fail(c, expect=421)
+        self.wrong_password(c, expect=421)
         failure_took = time.monotonic() - t0
         t0 = time.monotonic()
         rep = early.cmd(b64("\0%s\0%s" % (PLAIN_USER, PLAIN_PASS)))
@@ -638,14 +638,14 @@ class Throttle(AuthCase):
         """SIGHUP with failures = 2: a client with one failure is blocked
         at its second."""
         c = self.tls_client(self.d, source="127.0.0.29")
-        self.fail(c)
+        self.wrong_password(c)
         with open(self.d.conf) as f:
             conf = f.read()
         with open(self.d.conf, "w") as f:
             f.write(conf.replace("failures = 3;", "failures = 2;"))
         self.d.proc.send_signal(signal.SIGHUP)
         self.wait_log(self.d, "reloaded")
-        self.fail(c, expect=421)
+        self.wrong_password(c, expect=421)
 
 
 class GlobalThrottle(AuthCase):
