@@ -829,6 +829,7 @@ session_continue(struct session *s, int wait, struct session_park *park)
 			park->deadline = s->parked_at +
 			    1000LL * s->pol->command_timeout;
 			park->between = !(s->st & (ST_MAIL | ST_RCPT | ST_BDAT));
+			lineio_shrink(s->io);
 			return SESSION_PARK;
 		}
 	}

@@ -147,6 +147,30 @@ lineio_set_line_deadline(struct lineio *l, int ms)
 	l->line_ms = ms > 0 ? ms : 0;
 }
 
+/* The input buffer, made again after lineio_shrink().  0 or -1. */
+static int
+lineio_inbuf(struct lineio *l)
+{
+	if (l->in == NULL && (l->in = malloc(l->incap)) == NULL) {
+		l->end = LINEIO_ERROR;
+		errno = ENOMEM;
+		return -1;
+	}
+	return 0;
+}
+
+void
+lineio_shrink(struct lineio *l)
+{
+	if (l->inoff == l->inend) {
+		free(l->in);
+		l->in = NULL;
+		l->inoff = l->inend = 0;
+	}
+	if (l->out.len == 0)
+		str_free(&l->out);
+}
+
 void
 lineio_set_park(struct lineio *l, int ms)
 {
@@ -594,6 +618,8 @@ lineio_getline_raw(struct lineio *l, char **line, size_t *len)
 	char *nl;
 	int r, discarding = 0;
 
+	if (lineio_inbuf(l) == -1)
+		return -1;
 	for (;;) {
 		nl = memchr(l->in + l->inoff + scanned, '\n',
 		    l->inend - l->inoff - scanned);
@@ -631,6 +657,8 @@ lineio_getchunk(struct lineio *l, char **p, size_t *len, int *eol)
 	size_t have;
 	int r;
 
+	if (lineio_inbuf(l) == -1)
+		return -1;
 	for (;;) {
 		have = l->inend - l->inoff;
 		nl = memchr(l->in + l->inoff, '\n', have);
@@ -671,6 +699,8 @@ lineio_read(struct lineio *l, char **p, size_t *len, size_t want)
 		*len = 0;
 		return 1;
 	}
+	if (lineio_inbuf(l) == -1)
+		return -1;
 	while ((have = l->inend - l->inoff) == 0) {
 		if ((r = lineio_fill(l)) <= 0)
 			return r;

@@ -42,6 +42,11 @@ void	lineio_line_begun(struct lineio *, long long at_ms);
  * the wait costs one read (longer waits read again).
  */
 void	lineio_set_park(struct lineio *, int ms);
+/*
+ * Gives back the buffers while nothing is in them (made again when next
+ * needed): a parked session then costs little more than its state.
+ */
+void	lineio_shrink(struct lineio *);
 #define LINEIO_PARKED	(-3)
 /*
  * A transfer (message data) begins: everything read until
