@@ -292,6 +292,34 @@ class TlsDataPath(TlsAuthCase):
         self.assertReply(c.reply(), 421, "4.4.2")
         self.assertTrue(c.closed())
 
+    def test_idle_sessions_resume_over_tls(self):
+        """Twenty STARTTLS sessions that pause (0.4 s, longer than a
+        session waits before it is set aside without a thread) before
+        each command, and one whose MAIL line arrives in two records
+        across such a pause: every reply comes, every message is
+        queued."""
+        d = self.server()
+        conns = [self.tls_client(d) for _ in range(20)]
+        steps = ["MAIL FROM:<alice@example.org>", "RCPT TO:<bob@example.net>",
+                 "DATA"]
+        for step in steps:
+            time.sleep(0.4)
+            for c in conns:
+                c.send(step + "\r\n")
+            for c in conns:
+                self.assertLess(c.reply()[0], 400, step)
+        time.sleep(0.4)
+        for c in conns:
+            c.send(MSG + b".\r\n")
+        for c in conns:
+            self.queued_id(c.reply())
+        c = conns[0]
+        time.sleep(0.4)
+        c.send("MAIL FROM:<al")
+        time.sleep(0.4)
+        c.send("ice@example.org>\r\n")
+        self.assertReply(c.reply(), 250, "2.1.0")
+
     def test_connection_lost_mid_data(self):
         """A TLS client that vanishes in the middle of DATA leaves nothing
         queued and nothing in tmp/."""
