@@ -42,5 +42,6 @@ int	suite_conf(void);
 int	suite_confsnap(void);
 int	suite_reply(void);
 int	suite_perip(void);
+int	suite_parking(void);
 
 #endif
