@@ -17,9 +17,11 @@
 #include <sys/wait.h>
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -445,13 +447,59 @@ md_write_as(struct md_job *j, const struct spawn_cred *cred,
 }
 
 /*
+ * Removes what deliveries killed while making a Maildir left in dfd: the
+ * ".maildir-PID-N" directories of processes that are gone.  Only empty
+ * directories go and no link is followed, so anything else that bears
+ * such a name stays.
+ */
+static void
+md_clean_strays(int dfd)
+{
+	static const char *const subs[] = { "tmp", "new", "cur" };
+	struct dirent *de;
+	DIR *dir;
+	char *end;
+	long pid;
+	size_t i;
+	int fd;
+
+	/* A descriptor of its own: closedir() closes it. */
+	if ((fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return;
+	if ((dir = fdopendir(fd)) == NULL) {
+		close(fd);
+		return;
+	}
+	while ((de = readdir(dir)) != NULL) {
+		if (strncmp(de->d_name, ".maildir-", 9) != 0)
+			continue;
+		errno = 0;
+		pid = strtol(de->d_name + 9, &end, 10);
+		if (pid <= 0 || pid > INT_MAX || *end != '-' ||
+		    kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		if ((fd = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY |
+		    O_NOFOLLOW | O_CLOEXEC)) == -1)
+			continue;
+		for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
+			(void)unlinkat(fd, subs[i], AT_REMOVEDIR);
+		close(fd);
+		if (unlinkat(dfd, de->d_name, AT_REMOVEDIR) == 0)
+			log_info("maildir: removed %s, left by a delivery that "
+			    "was killed", de->d_name);
+	}
+	closedir(dir);
+}
+
+/*
  * Makes the Maildir name in the directory dfd, with its tmp/, new/ and
  * cur/, already its owner's (the route's user; else root's when we are
  * a runner that switches users; else ours): built under a temporary name
  * and renamed into place, so that no delivery ever finds one half made or
  * not yet given to its owner -- one killed half-way leaves a stray
- * ".maildir-*" directory, not a Maildir nobody can use.  0, or -1 with
- * errno (EEXIST: another delivery made it first).
+ * ".maildir-*" directory, not a Maildir nobody can use, and the next
+ * Maildir made there removes it.  0, or -1 with errno (EEXIST: another
+ * delivery made it first).
  */
 static int
 md_make_box(const struct route *r, int dfd, const char *name)
@@ -468,6 +516,7 @@ md_make_box(const struct route *r, int dfd, const char *name)
 		gid = r->owner.cred.gid;
 	} else if (geteuid() != 0 && privs_can_switch())
 		uid = gid = 0;
+	md_clean_strays(dfd);
 	snprintf(tmp, sizeof(tmp), ".maildir-%ld-%lu", (long)getpid(),
 	    __atomic_add_fetch(&md_seq, 1, __ATOMIC_RELAXED));
 	if (mkdirat(dfd, tmp, 0700) == -1)

@@ -87,8 +87,9 @@ class MaildirSafety(QueueCase):
 
     def test_delivery_killed_while_making_the_maildir(self):
         """A runner killed (kill -9) in the middle of making a new Maildir
-        leaves none half made or not yet its user's: the next run delivers.
-        strace kills smtpq run at its first change of an owner."""
+        leaves none half made or not yet its user's: the next run delivers,
+        and removes the directory the killed one was building.  strace
+        kills smtpq run at its first change of an owner."""
         strace = shutil.which("strace")
         if strace is None:
             self.skipTest("needs strace")
@@ -112,6 +113,11 @@ class MaildirSafety(QueueCase):
             st = os.lstat(os.path.join(self.box(), d))
             self.assertEqual((st.st_uid, st.st_mode & 0o777),
                              (self.uid, 0o700), d)
+        # What the killed run was building is gone, not left beside it.
+        parent = os.path.dirname(self.box().rstrip("/"))
+        self.assertEqual([n for n in os.listdir(parent)
+                          if n.startswith(".maildir-")], [])
+        self.assertIn("left by a delivery that was killed", self.log())
 
     def test_new_as_a_symlink(self):
         self.setup_queue(self.route(), queue=FAST)
