@@ -323,14 +323,13 @@ lineio_raw_read(struct lineio *l, void *p, size_t n)
 	if (l->tls != NULL) {
 		/*
 		 * A record arriving a byte at a time must not outlast the
-		 * deadlines: GnuTLS counts this time across the whole record.
+		 * deadlines: GnuTLS counts this time across the whole record,
+		 * waiting through its pull-timeout function -- never through
+		 * the socket's receive timeout, which may be the (short) park
+		 * time.
 		 */
-		if (l->line_deadline != 0 || l->xfer_deadline != 0)
-			gnutls_record_set_timeout(l->tls, (unsigned int)
-			    lineio_budget(l, net_now_ms(), net_now_ms(),
-			    &why) + 1);
-		else
-			gnutls_record_set_timeout(l->tls, 0);
+		gnutls_record_set_timeout(l->tls, (unsigned int)lineio_budget(l,
+		    net_now_ms(), net_now_ms(), &why) + 1);
 		for (tries = 0; ; tries++) {
 			r = gnutls_record_recv(l->tls, p, n);
 			if (r == GNUTLS_E_INTERRUPTED)
