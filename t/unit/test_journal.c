@@ -118,6 +118,8 @@ static const struct journal_io renamed_then_hangs = {
 static _Thread_local int	 committing;	/* a thread of the test's */
 static atomic_int		 flushes, foreign_flushes;
 static int			 fail_flush;	/* this one fails (1 first) */
+/* The committers start together, so that commits queue behind a flush. */
+static pthread_barrier_t	 start_line;
 
 static ssize_t
 slow_pwritev(int fd, const struct iovec *v, int n, off_t off)
@@ -128,6 +130,9 @@ slow_pwritev(int fd, const struct iovec *v, int n, off_t off)
 
 	if (!committing)
 		atomic_fetch_add(&foreign_flushes, 1);
+	/* The first long enough for every other committer to queue. */
+	if (nth == 1)
+		ts.tv_nsec = 50 * 1000 * 1000;
 	(void)nanosleep(&ts, NULL);
 	if (nth == fail_flush) {
 		errno = EIO;
@@ -447,6 +452,7 @@ commit_many(void *arg)
 	int i;
 
 	committing = 1;
+	(void)pthread_barrier_wait(&start_line);
 	for (i = 0; i < GROUP_COMMITS; i++) {
 		group_id(id, sizeof(id), c->n, i);
 		errno = 0;
@@ -478,6 +484,8 @@ run_group(int fail)
 		spool_rm(dir);
 		return -1;
 	}
+	CU_ASSERT_EQUAL_FATAL(pthread_barrier_init(&start_line, NULL,
+	    GROUP_THREADS), 0);
 	for (i = 0; i < GROUP_THREADS; i++) {
 		c[i].j = j;
 		c[i].n = i;
@@ -486,6 +494,7 @@ run_group(int fail)
 	}
 	for (i = 0; i < GROUP_THREADS; i++)
 		pthread_join(c[i].t, NULL);
+	pthread_barrier_destroy(&start_line);
 	journal_close(&j);
 	journal_io = saved_io;
 	for (i = 0; i < GROUP_THREADS; i++)
@@ -533,6 +542,7 @@ test_group_commit(void)
 static void
 test_group_commit_failure(void)
 {
+	/* The second: it carries what queued behind the (long) first. */
 	int refused = run_group(2);
 
 	TU_CHECK(refused >= 2, "%d refused", refused);
