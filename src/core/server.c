@@ -52,7 +52,7 @@
  * within SESSION_PARK_MS); a session idle that long is parked and the
  * worker goes back to the set.  So an idle client costs memory, not a
  * thread.  One worker always waits on the set (the last one to leave it
- * starts another), up to limits.sessions + 1; one idle for a while leaves,
+ * starts another), up to limits.sessions + 8; one idle for a while leaves,
  * unless it is the last one waiting.  The acceptor also times out the
  * parked sessions (parking_sweep()), at their earliest deadline.
  */
@@ -440,6 +440,7 @@ static int
 hand_off(struct server *sv, int fd, int flags,
     const struct sockaddr_storage *peer, const char *host)
 {
+	unsigned int busy;
 	struct conn *c;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
@@ -450,10 +451,14 @@ hand_off(struct server *sv, int fd, int flags,
 	c->peer = *peer;
 	c->counted = 1;
 	atomic_init(&c->refs, 2);
+	/*
+	 * With no worker waiting and no more allowed, the busy ones take it
+	 * as they come back (those finishing sessions already released).
+	 */
+	busy = sv->nthreads;
 	pthread_mutex_unlock(&sv->mu);
 	if ((atomic_load(&sv->nwaiting) > 0 || spawn_worker(sv) == 0 ||
-	    atomic_load(&sv->nwaiting) > 0) &&
-	    parking_add(sv->park, fd, c) == 0)
+	    busy > 0) && parking_add(sv->park, fd, c) == 0)
 		return 0;
 	free(c);
 	pthread_mutex_lock(&sv->mu);
@@ -525,8 +530,11 @@ accept_one(struct server *sv, int lfd, int flags)
 		return;
 	}
 	sv->nsessions++;
-	/* Each session may hold a worker, and one more waits. */
-	atomic_store_explicit(&sv->maxthreads, pol->sessions + 1,
+	/*
+	 * Each session may hold a worker, and so may a few ending ones (no
+	 * longer counted: released before their last reply).
+	 */
+	atomic_store_explicit(&sv->maxthreads, pol->sessions + WORKER_SPARE,
 	    memory_order_relaxed);
 	(void)hand_off(sv, fd, flags, &peer, pol->hostname);
 	config_unref(&cfg);
