@@ -566,8 +566,8 @@ acceptor_main(void *arg)
 			    SWEEP_DEADLINES));
 		}
 		next = atomic_load(&sv->next_sweep);
-		ms = next >= PARK_NEVER ? -1 : next - now > 60000 ? 60000 :
-		    (int)(next - now) + 1;
+		ms = next >= PARK_NEVER ? -1 : next <= now ? 0 :
+		    next - now > 60000 ? 60000 : (int)(next - now) + 1;
 		n = poll(pfd, (nfds_t)sv->nlfds + 2, ms);
 		if (n == -1) {
 			if (errno == EINTR)

@@ -132,6 +132,18 @@ def proc_status(pid):
     return out["VmRSS"], out["Threads"]
 
 
+def open_files(pid):
+    """What the process has open (the targets of /proc/PID/fd/*); a
+    descriptor closed while they are read is skipped."""
+    opened = []
+    for f in glob.glob("/proc/%d/fd/*" % pid):
+        try:
+            opened.append(os.readlink(f))
+        except FileNotFoundError:
+            pass
+    return opened
+
+
 def daemon_status(pid):
     """VmRSS in kB summed over a daemon (pid and its children: the front,
     the key process, the runner when smtpd runs split), and the most

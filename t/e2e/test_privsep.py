@@ -18,7 +18,7 @@ import time
 import unittest
 
 import certs
-from harness import SmtpdCase
+from harness import SmtpdCase, open_files
 from qharness import maildir_files, wait_for
 
 USER = "_smtpd"
@@ -162,7 +162,7 @@ class Privsep(SmtpdCase):
                                capture_output=True, text=True, timeout=10)
             self.assertNotEqual(p.returncode, 0, path)
             self.assertIn("Permission denied", p.stderr)
-        opened = [os.readlink(f) for f in glob.glob("/proc/%d/fd/*" % front)]
+        opened = open_files(front)
         self.assertNotIn(self.pair.key, opened)
         self.assertNotIn(self.secrets, opened)
         with open(self.pair.key) as f:

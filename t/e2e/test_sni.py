@@ -5,7 +5,6 @@ for one name chosen by the client's signature algorithms; wildcards and
 names given in the config; reload on SIGHUP (changed file, new entry,
 removed entry, a bad file keeps the old set); the front that cannot read
 any key yet serves them all; load errors with file and line."""
-import glob
 import os
 import pwd
 import re
@@ -17,7 +16,7 @@ import unittest
 
 import certs
 from certs import HOSTNAME, TlsAuthCase
-from harness import SMTPD
+from harness import SMTPD, open_files
 
 GNUTLS_CLI = shutil.which("gnutls-cli")
 # Signature algorithms the client takes, for TLS 1.3 and for TLS 1.2.
@@ -303,7 +302,7 @@ class KeyProcess(SniCase):
                                HOSTNAME, "gamma"})
         self.assertGreaterEqual(d.logtext().count("key: sign request"),
                                 before + 5, d.logtext()[-3000:])
-        opened = [os.readlink(f) for f in glob.glob("/proc/%d/fd/*" % front)]
+        opened = open_files(front)
         for key in keys:
             self.assertNotIn(key, opened)
 
