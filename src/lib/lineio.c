@@ -269,7 +269,13 @@ lineio_wait_input(struct lineio *l)
 			ms = (int)(l->window_end - now);
 		if (ms == 0 && !rate_check)
 			break;
-		w = lineio_wait(l->rfd, POLLIN, ms);
+		w = lineio_wait(l->rfd, POLLIN, l->parkable && l->park_ms < ms ?
+		    l->park_ms : ms);
+		if (w == 0 && l->parkable) {
+			l->parked = 1;
+			errno = EAGAIN;
+			return -1;
+		}
 		if (w == 1)
 			return 1;
 		if (w == -1) {
@@ -317,6 +323,7 @@ static ssize_t
 lineio_raw_read(struct lineio *l, void *p, size_t n)
 {
 	enum lineio_end why = LINEIO_IDLE;
+	long long now;
 	ssize_t r;
 	int tries;
 
@@ -328,8 +335,9 @@ lineio_raw_read(struct lineio *l, void *p, size_t n)
 		 * the socket's receive timeout, which may be the (short) park
 		 * time.
 		 */
+		now = net_now_ms();
 		gnutls_record_set_timeout(l->tls, (unsigned int)lineio_budget(l,
-		    net_now_ms(), net_now_ms(), &why) + 1);
+		    now, now, &why) + 1);
 		for (tries = 0; ; tries++) {
 			r = gnutls_record_recv(l->tls, p, n);
 			if (r == GNUTLS_E_INTERRUPTED)
@@ -550,12 +558,6 @@ lineio_fill(struct lineio *l)
 			    lineio_wait(l->rfd, POLLIN, 0) != 1 &&
 			    lineio_flush(l) == -1)
 				return -1;
-			if (l->parkable &&
-			    lineio_wait(l->rfd, POLLIN, l->park_ms) == 0) {
-				l->parked = 1;
-				errno = EAGAIN;
-				return -1;
-			}
 			if (lineio_wait_input(l) == -1)
 				return -1;
 		}
