@@ -59,18 +59,24 @@ guard_io_end(const struct lineio *io)
 }
 
 const char *
-guard_timeout_text(const struct lineio *io)
+guard_end_text(enum session_end e)
 {
-	switch (lineio_end(io)) {
-	case LINEIO_LINE_DEADLINE:
+	switch (e) {
+	case END_COMMAND_DEADLINE:
 		return "Error: command line not complete in time";
-	case LINEIO_XFER_DEADLINE:
+	case END_DATA_DEADLINE:
 		return "Error: message transfer not complete in time";
-	case LINEIO_TOO_SLOW:
+	case END_DATA_TOO_SLOW:
 		return "Error: message data too slow";
 	default:
 		return "Error: timeout exceeded";
 	}
+}
+
+const char *
+guard_timeout_text(const struct lineio *io)
+{
+	return guard_end_text(guard_io_end(io));
 }
 
 void

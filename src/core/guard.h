@@ -35,7 +35,9 @@ enum session_end {
 const char *guard_end_name(enum session_end);
 /* Why the connection's last read or write gave up. */
 enum session_end guard_io_end(const struct lineio *);
-/* The 421 text for a read that timed out (after "421 4.4.2 host "). */
+/* The 421 text for a session ending so (after "421 4.4.2 host "). */
+const char *guard_end_text(enum session_end);
+/* ... for a read that timed out: the text of its guard_io_end(). */
 const char *guard_timeout_text(const struct lineio *);
 
 /* Commands: the per-wait timeout, and the deadline for a whole line. */

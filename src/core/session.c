@@ -745,7 +745,7 @@ session_command(struct session *s)
 	 * between transactions is told to come back later.
 	 */
 	if (conf->stopping != NULL && atomic_load(conf->stopping) &&
-	    !(s->st & (ST_MAIL | ST_RCPT | ST_BDAT)) &&
+	    !(s->st & ST_TRANSACTION) &&
 	    !(len >= 4 && strncasecmp(line, "QUIT", 4) == 0)) {
 		reply(s, 421, "4.3.2", "%s Service shutting down",
 		    s->pol->hostname);
@@ -828,7 +828,7 @@ session_continue(struct session *s, int wait, struct session_park *park)
 			s->parked_at = net_now_ms() - s->conf->park_ms;
 			park->deadline = s->parked_at +
 			    1000LL * s->pol->command_timeout;
-			park->between = !(s->st & (ST_MAIL | ST_RCPT | ST_BDAT));
+			park->between = !(s->st & ST_TRANSACTION);
 			lineio_shrink(s->io);
 			return SESSION_PARK;
 		}
@@ -841,10 +841,9 @@ session_interrupt(struct session *s, enum session_end why)
 {
 	s->parked_at = 0;
 	if (why == END_TIMEOUT)
-		reply(s, 421, "4.4.2", "%s Error: timeout exceeded",
-		    s->pol->hostname);
-	else if (why == END_SHUTDOWN && !(s->st & (ST_MAIL | ST_RCPT |
-	    ST_BDAT)))
+		reply(s, 421, "4.4.2", "%s %s", s->pol->hostname,
+		    guard_end_text(why));
+	else if (why == END_SHUTDOWN && !(s->st & ST_TRANSACTION))
 		reply(s, 421, "4.3.2", "%s Service shutting down",
 		    s->pol->hostname);
 	session_close(s, why);

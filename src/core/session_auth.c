@@ -135,7 +135,7 @@ do_auth(struct session *s, struct cmd *c)
 		auth_reply(s, SASL_ALREADY);
 		return 0;
 	}
-	if (s->st & (ST_MAIL | ST_RCPT | ST_BDAT)) {
+	if (s->st & ST_TRANSACTION) {
 		auth_reply(s, SASL_IN_TRANSACTION);
 		return 0;
 	}

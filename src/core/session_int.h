@@ -34,6 +34,8 @@ enum state {
 	ST_BDAT	 = 0x10,	/* inside a BDAT transfer */
 };
 #define ST_ANY	(ST_GREET | ST_READY | ST_MAIL | ST_RCPT | ST_BDAT)
+/* A mail transaction is under way. */
+#define ST_TRANSACTION	(ST_MAIL | ST_RCPT | ST_BDAT)
 
 struct session {
 	const struct session_conf *conf;
