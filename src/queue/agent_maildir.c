@@ -446,6 +446,27 @@ md_write_as(struct md_job *j, const struct spawn_cred *cred,
 	}
 }
 
+static const char *const md_subs[] = { "tmp", "new", "cur" };
+
+/*
+ * Removes the Maildir name in dfd that was being made (fd, its open
+ * directory, or -1 to open it here, never through a link): its tmp/,
+ * new/ and cur/ and itself, each only if empty.  Closes fd.  0 or -1.
+ */
+static int
+md_remove_box(int dfd, const char *name, int fd)
+{
+	size_t i;
+
+	if (fd == -1 && (fd = openat(dfd, name, O_RDONLY | O_DIRECTORY |
+	    O_NOFOLLOW | O_CLOEXEC)) == -1)
+		return -1;
+	for (i = 0; i < sizeof(md_subs) / sizeof(md_subs[0]); i++)
+		(void)unlinkat(fd, md_subs[i], AT_REMOVEDIR);
+	close(fd);
+	return unlinkat(dfd, name, AT_REMOVEDIR);
+}
+
 /*
  * Removes what deliveries killed while making a Maildir left in dfd: the
  * ".maildir-PID-N" directories of processes that are gone.  Only empty
@@ -455,12 +476,10 @@ md_write_as(struct md_job *j, const struct spawn_cred *cred,
 static void
 md_clean_strays(int dfd)
 {
-	static const char *const subs[] = { "tmp", "new", "cur" };
 	struct dirent *de;
 	DIR *dir;
 	char *end;
 	long pid;
-	size_t i;
 	int fd;
 
 	/* A descriptor of its own: closedir() closes it. */
@@ -478,13 +497,7 @@ md_clean_strays(int dfd)
 		if (pid <= 0 || pid > INT_MAX || *end != '-' ||
 		    kill((pid_t)pid, 0) == 0 || errno != ESRCH)
 			continue;
-		if ((fd = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY |
-		    O_NOFOLLOW | O_CLOEXEC)) == -1)
-			continue;
-		for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
-			(void)unlinkat(fd, subs[i], AT_REMOVEDIR);
-		close(fd);
-		if (unlinkat(dfd, de->d_name, AT_REMOVEDIR) == 0)
+		if (md_remove_box(dfd, de->d_name, -1) == 0)
 			log_info("maildir: removed %s, left by a delivery that "
 			    "was killed", de->d_name);
 	}
@@ -504,7 +517,6 @@ md_clean_strays(int dfd)
 static int
 md_make_box(const struct route *r, int dfd, const char *name)
 {
-	static const char *const subs[] = { "tmp", "new", "cur" };
 	char tmp[64];
 	uid_t uid = (uid_t)-1;
 	gid_t gid = (gid_t)-1;
@@ -524,9 +536,10 @@ md_make_box(const struct route *r, int dfd, const char *name)
 	if ((fd = openat(dfd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 	    O_CLOEXEC)) == -1)
 		goto fail;
-	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
-		if (mkdirat(fd, subs[i], 0700) == -1 || (uid != (uid_t)-1 &&
-		    fchownat(fd, subs[i], uid, gid, AT_SYMLINK_NOFOLLOW) == -1))
+	for (i = 0; i < sizeof(md_subs) / sizeof(md_subs[0]); i++)
+		if (mkdirat(fd, md_subs[i], 0700) == -1 ||
+		    (uid != (uid_t)-1 && fchownat(fd, md_subs[i], uid, gid,
+		    AT_SYMLINK_NOFOLLOW) == -1))
 			goto fail;
 	if ((uid != (uid_t)-1 && fchown(fd, uid, gid) == -1) ||
 	    fchmod(fd, 0700) == -1)
@@ -537,12 +550,10 @@ md_make_box(const struct route *r, int dfd, const char *name)
 	return 0;
 fail:
 	e = errno;
-	if (fd != -1) {
-		for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
-			(void)unlinkat(fd, subs[i], AT_REMOVEDIR);
-		close(fd);
-	}
-	(void)unlinkat(dfd, tmp, AT_REMOVEDIR);
+	if (fd != -1)
+		(void)md_remove_box(dfd, tmp, fd);
+	else
+		(void)unlinkat(dfd, tmp, AT_REMOVEDIR);
 	errno = e;
 	return -1;
 }
