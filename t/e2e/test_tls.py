@@ -16,8 +16,8 @@ import unittest
 import certs
 from certs import (CRYPT_PASS, CRYPT_USER, HOSTNAME, PLAIN_PASS, PLAIN_USER,
                    TlsAuthCase)
-from harness import (SMTPD, Conn, parse_spool, read_until_closed,
-                     split_replies)
+from harness import (SMTPD, Conn, daemon_status, parse_spool,
+                     read_until_closed, split_replies)
 
 
 def need(tool):
@@ -319,6 +319,21 @@ class TlsDataPath(TlsAuthCase):
         time.sleep(0.4)
         c.send("ice@example.org>\r\n")
         self.assertReply(c.reply(), 250, "2.1.0")
+
+    def test_idle_tls_sessions_hold_no_thread(self):
+        """150 STARTTLS sessions opened one after another, then idle:
+        each is set aside once silent, so smtpd ends with far fewer
+        threads than sessions, and every one still answers NOOP."""
+        d = self.server(limits={"sessions": 400, "sessions_per_ip": 400,
+                                "sessions_per_net": 400})
+        conns = [self.tls_client(d) for _ in range(150)]
+        time.sleep(0.5)
+        _, threads = daemon_status(d.proc.pid)
+        self.assertLess(threads, 75)
+        for c in conns:
+            c.send("NOOP\r\n")
+        for c in conns:
+            self.assertReply(c.reply(), 250, "2.0.0")
 
     def test_connection_lost_mid_data(self):
         """A TLS client that vanishes in the middle of DATA leaves nothing
