@@ -200,6 +200,20 @@ class Smtpd:
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n")
 
+    def move_port(self):
+        """Listens on a fresh port from the next start on: a daemon
+        started again and again must not count on getting its old port
+        back (another test's connection may have taken it as its own
+        local port meanwhile)."""
+        old = '"%s:%d"' % (self.host, self.port)
+        self.port = free_port()
+        with open(self.conf) as f:
+            text = f.read()
+        if old not in text:
+            raise RuntimeError("no %s to move in %s" % (old, self.conf))
+        with open(self.conf, "w") as f:
+            f.write(text.replace(old, '"%s:%d"' % (self.host, self.port), 1))
+
     def start(self):
         self.log = open(self.logfile, "ab")
         self.proc = subprocess.Popen(SMTPD_WRAPPER +

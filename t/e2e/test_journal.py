@@ -147,6 +147,7 @@ class Journal(SmtpdCase):
         body = b"Subject: replay\r\n\r\n" + b"r" * 2000 + b"\r\n"
         deaths = []
         for round_ in range(30):
+            d.move_port()
             ids = fake_ids(300, prefix="0%s" % ALPHABET[round_])
             os.makedirs(jdir, exist_ok=True)
             with open(os.path.join(jdir, "000000000001.j"), "wb") as f:
