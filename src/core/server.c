@@ -21,6 +21,7 @@
 #include "lib/net.h"
 #include "lib/privs.h"
 #include "lib/str.h"
+#include "lib/thread.h"
 #include "policy/policy.h"
 #include "confsnap.h"
 #include "parking.h"
@@ -405,6 +406,7 @@ worker_main(void *arg)
 	void *c;
 	int n, st;
 
+	(void)thread_batch();
 	for (;;) {
 		n = parking_take(sv->park, atomic_load(&sv->nwaiting) >
 		    WORKER_SPARE ? WORKER_SPARE_MS : WORKER_IDLE_MS, &c, &st);
@@ -549,6 +551,7 @@ acceptor_main(void *arg)
 	uint64_t n64;
 	int i, n, ms;
 
+	(void)thread_batch();
 	for (i = 0; i < sv->nlfds; i++) {
 		pfd[i].fd = sv->lfds[i];
 		pfd[i].events = POLLIN;

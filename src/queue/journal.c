@@ -34,6 +34,7 @@
 #include "lib/log.h"
 #include "lib/net.h"
 #include "lib/str.h"
+#include "lib/thread.h"
 #include "journal_int.h"
 #include "spool.h"
 
@@ -546,6 +547,7 @@ writer_main(void *arg)
 	size_t freed;
 	int e, n, oldfd;
 
+	(void)thread_batch();
 	pthread_mutex_lock(&j->mu);
 	for (;;) {
 		if (j->mat_head == NULL && !j->wstop) {

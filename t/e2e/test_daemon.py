@@ -1,6 +1,7 @@
 """How smtpd runs: stdio mode, listeners (IPv4, IPv6, -l, config), session
 limits, SIGTERM, and many sessions at once."""
 import errno
+import glob
 import os
 import re
 import shutil
@@ -502,6 +503,38 @@ class Concurrency(ProtoCase):
         for raw in list(q.values())[:20]:
             env, _ = parse_spool(raw)
             self.assertEqual(env["rcpt"], ["<rcpt@example.net>"])
+
+    def test_busy_threads_run_as_batch(self):
+        """The front's acceptor, workers and journal writer ask for
+        SCHED_BATCH (they wake one another at every reply and commit, and
+        preempting for that buys nothing); the process's main thread and
+        the other processes keep the default policy."""
+        d = self.smtpd(limits=self.LIMITS)
+        with smtplib.SMTP(d.host, d.port, timeout=30) as s:
+            s.sendmail("a@example.org", ["b@example.net"], b"Subject: x\r\n\r\nx\r\n")
+            s.noop()
+            policies = {}
+            pids = [d.proc.pid]
+            for path in glob.glob("/proc/%d/task/*/children" % d.proc.pid):
+                with open(path) as f:
+                    pids += [int(p) for p in f.read().split()]
+            for pid in pids:
+                for stat in glob.glob("/proc/%d/task/*/stat" % pid):
+                    try:
+                        with open(stat) as f:
+                            fields = f.read().rsplit(")", 1)[1].split()
+                    except FileNotFoundError:
+                        continue
+                    tid = int(stat.split("/")[4])
+                    # Field 41, the policy: 0 SCHED_OTHER, 3 SCHED_BATCH.
+                    policies[(pid, tid)] = int(fields[38])
+        front = max(pids, key=lambda p: sum(1 for k in policies if k[0] == p))
+        batch = [k for k, v in policies.items() if v == 3]
+        self.assertGreaterEqual(len(batch), 3, policies)
+        self.assertTrue(all(pid == front for pid, _ in batch), policies)
+        for (pid, tid), v in policies.items():
+            if tid == pid:
+                self.assertEqual(v, 0, (pid, policies))
 
     def test_500_sessions_at_once(self):
         """500 smtplib clients connect and say EHLO, wait for each other,
