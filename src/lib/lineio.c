@@ -400,8 +400,8 @@ lineio_sock_try(struct lineio *l)
 /*
  * Reads from a plain socket into the input buffer, within the budget and
  * the rate rule, with as few system calls as will do: a plain read bounded
- * by the socket's timeout where that ends with the budget; else poll()
- * then read.  how (SOCK_*) says when to try a non-blocking read first
+ * by the socket's timeout where that ends within the budget or the rate
+ * window; else poll() then read.  how (SOCK_*) says when to try a non-blocking read first
  * (input is often there already).  Like read(); on timeout -1 with errno
  * ETIMEDOUT and l->end set.
  */
@@ -429,7 +429,12 @@ lineio_sock_read(struct lineio *l, int how)
 			break;
 		if (how == SOCK_TRY)
 			return lineio_sock_try(l);
-		if (!rate_check && l->rcv_ms <= ms + LINEIO_SLACK_MS) {
+		/*
+		 * The socket's timeout ends within this wait (the budget, or
+		 * the rate window's end, where the loop looks at the rate):
+		 * a plain read will do, no poll() first.
+		 */
+		if (l->rcv_ms <= ms + LINEIO_SLACK_MS) {
 			r = read(l->rfd, p, n);
 			if (r >= 0)
 				return r;
@@ -442,7 +447,7 @@ lineio_sock_read(struct lineio *l, int how)
 			if (l->parkable)
 				goto park;
 			/* The socket's timeout: was it the budget's? */
-			if (net_now_ms() - now >= ms)
+			if (!rate_check && net_now_ms() - now >= ms)
 				break;
 			continue;
 		}
