@@ -866,6 +866,7 @@ session_finish(struct session **sp)
 	reset_transaction(s);
 	milter_close(&s->milt);
 	free(s->rcpts);
+	policy_session_end(&s->ps);
 	metrics_session_close();
 	log_info("%s smtp disconnect reason=%s commands=%u messages=%u "
 	    "recipients=%u errors=%u", s->id, guard_end_name(s->end), s->n_cmds,

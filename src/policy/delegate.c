@@ -562,8 +562,11 @@ numeric(const char *act, struct verdict *v)
 	    status, "%s", text);
 }
 
-/* Adds one header line (from PREPEND) to the transaction's list. */
-static void
+/*
+ * Adds one header line (from PREPEND) to the transaction's list.  -1 only
+ * when out of memory (a bad or surplus line is logged and left out).
+ */
+static int
 prepend(struct policy_session *ps, const char *line, const char *svc)
 {
 	const char *colon = strchr(line, ':'), *p;
@@ -575,19 +578,26 @@ prepend(struct policy_session *ps, const char *line, const char *svc)
 	if (colon == NULL || colon == line || p != colon) {
 		log_info("%s policy service %s: PREPEND of a bad header "
 		    "ignored", ps->id, svc);
-		return;
+		return 0;
 	}
 	for (p = line; *p != '\0'; p++)
 		if ((unsigned char)*p < ' ' && *p != '\t')
-			return;
-	if (ps->prependlen + n + 2 > sizeof(ps->prepend)) {
+			return 0;
+	if (ps->prependlen + n + 2 > POLICY_PREPEND_MAX) {
 		log_info("%s policy service %s: too many header lines to "
 		    "add, one ignored", ps->id, svc);
-		return;
+		return 0;
+	}
+	if (ps->prepend == NULL &&
+	    (ps->prepend = malloc(POLICY_PREPEND_MAX)) == NULL) {
+		log_err("%s policy service %s: PREPEND: out of memory",
+		    ps->id, svc);
+		return -1;
 	}
 	memcpy(ps->prepend + ps->prependlen, line, n);
 	memcpy(ps->prepend + ps->prependlen + n, "\r\n", 2);
 	ps->prependlen += n + 2;
+	return 0;
 }
 
 /*
@@ -624,7 +634,9 @@ delegate_apply(struct policy_session *ps, const char *svc, const char *act,
 	}
 	if (IS("PREPEND")) {
 		clean_text(text, sizeof(text), arg, "");
-		prepend(ps, text, svc);
+		if (prepend(ps, text, svc) == -1)
+			return set(v, VERDICT_DEFER, 451, "4.3.0",
+			    "Out of memory, try again later");
 		return VERDICT_CONTINUE;
 	}
 	if (IS("HOLD")) {
@@ -715,7 +727,7 @@ delegate_tags(struct policy_session *ps, struct str *tags)
 const char *
 policy_late_headers(struct policy_session *ps, size_t *len)
 {
-	const char *p = ps->prepend + ps->prepended;
+	const char *p = ps->prepend != NULL ? ps->prepend + ps->prepended : "";
 
 	*len = ps->prependlen - ps->prepended;
 	ps->prepended = ps->prependlen;

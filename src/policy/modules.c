@@ -788,6 +788,14 @@ policy_session_init(struct policy_session *ps, const struct policy *p,
 }
 
 void
+policy_session_end(struct policy_session *ps)
+{
+	free(ps->prepend);
+	ps->prepend = NULL;
+	ps->prependlen = ps->prepended = 0;
+}
+
+void
 policy_session_trust(struct policy_session *ps, int authenticated)
 {
 	ps->trusted = 1;
@@ -806,7 +814,8 @@ policy_reset(struct policy_session *ps)
 {
 	ps->sender_action = ACCESS_NONE;
 	ps->sender[0] = '\0';
-	ps->prependlen = ps->prepended = 0;
+	/* Header lines to add are rare: no buffer kept between them. */
+	policy_session_end(ps);
 	ps->hold = ps->discard = 0;
 	ps->transaction++;
 }

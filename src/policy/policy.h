@@ -331,7 +331,8 @@ struct policy_session {
 	void			(*describe)(void *, struct policy_facts *);
 	void			*describe_arg;
 	/* What policy services asked of this transaction (delegate.c). */
-	char			 prepend[POLICY_PREPEND_MAX];	/* CRLF lines */
+	char			*prepend;	/* CRLF lines, made at the first;
+						   POLICY_PREPEND_MAX bytes */
 	size_t			 prependlen;
 	size_t			 prepended;	/* of those, written already */
 	int			 hold;		/* queue it on hold */
@@ -349,6 +350,8 @@ int	policy_our_domain(const struct policy *, const char *domain);
 void	policy_session_init(struct policy_session *, const struct policy *,
 	    struct policy_state *, const struct sockaddr_storage *peer,
 	    const char *id);
+/* The session is over: frees what its policy state holds. */
+void	policy_session_end(struct policy_session *);
 /* The session authenticated (or has a trusted client certificate). */
 void	policy_session_trust(struct policy_session *, int authenticated);
 
