@@ -59,7 +59,8 @@ check_prepend(const struct policy_session *ps)
 	const char *p = ps->prepend, *end = ps->prepend + ps->prependlen;
 	const char *eol, *q;
 
-	if (ps->prependlen > sizeof(ps->prepend))
+	if (ps->prependlen > POLICY_PREPEND_MAX ||
+	    (ps->prependlen > 0 && ps->prepend == NULL))
 		__builtin_trap();
 	while (p < end) {
 		if ((eol = memchr(p, '\r', (size_t)(end - p))) == NULL ||
@@ -91,6 +92,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		log_init("fuzz_delegate", 0, 0);
 		once = 1;
 	}
+	/* The last input's header lines go; their buffer with them. */
+	policy_session_end(&ps);
 	memset(&ps, 0, sizeof(ps));
 	ps.id = "fuzz";
 	while (i < size) {
