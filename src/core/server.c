@@ -71,7 +71,7 @@ struct conn {
 	struct sockaddr_storage	 peer;
 	struct session_conf	 sc;
 	struct session		*s;
-	char			 via[768];
+	char			*via;		/* behind a balancer: for the log */
 };
 
 struct server {
@@ -106,8 +106,10 @@ static void	*worker_main(void *);
 static void
 conn_unref(struct conn *c)
 {
-	if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
+	if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1) {
+		free(c->via);
 		free(c);
+	}
 }
 
 /* Over a limit: one line, without waiting on the client. */
@@ -241,7 +243,7 @@ take_proxy_header(struct server *sv, struct conn *c)
 	struct config *cfg = config_current();
 	struct policy *pol = cfg->policy;
 	struct proxy_info pi;
-	char real[NET_ADDRSTR_MAX], client[NET_ADDRSTR_MAX], desc[512];
+	char real[NET_ADDRSTR_MAX], client[NET_ADDRSTR_MAX], desc[512], via[768];
 	const char *why;
 	int port = 0, over;
 
@@ -263,7 +265,11 @@ take_proxy_header(struct server *sv, struct conn *c)
 		return -1;
 	}
 	proxy_describe(&pi, desc, sizeof(desc));
-	snprintf(c->via, sizeof(c->via), " proxy=%s proxy_port=%d %s", real, port, desc);
+	(void)snprintf(via, sizeof(via), " proxy=%s proxy_port=%d %s", real,
+	    port, desc);
+	/* Without it the log lines lack the balancer; the session goes on. */
+	free(c->via);
+	c->via = strdup(via);
 	if (!pi.has_addr) {
 		/* LOCAL (a health check) or no address: the balancer's own. */
 		config_unref(&cfg);
@@ -316,7 +322,6 @@ open_conn(struct server *sv, struct conn *c)
 {
 	c->sc = sv->tmpl;
 	c->sc.config = NULL;	/* taken below, once the client is known */
-	c->via[0] = '\0';
 	if (c->flags & LISTEN_PROXY) {
 		if (take_proxy_header(sv, c) == -1)
 			return -1;
@@ -328,7 +333,7 @@ open_conn(struct server *sv, struct conn *c)
 	c->sc.peer = c->peer;
 	c->sc.implicit_tls = (c->flags & LISTEN_TLS) != 0;
 	c->sc.listen_flags = c->flags;
-	c->sc.via = c->via[0] != '\0' ? c->via : NULL;
+	c->sc.via = c->via;
 	/* One snapshot for the whole session. */
 	c->sc.config = config_session();
 	c->sc.policy = c->sc.config->policy;

@@ -242,13 +242,13 @@ describe(void *arg, struct policy_facts *f)
 		f->sasl_username = s->auth_user;
 	}
 	if (s->tls != NULL) {
-		f->tls_version = s->tlsinfo.version;
-		f->tls_cipher = s->tlsinfo.cipher;
-		f->tls_bits = s->tlsinfo.bits;
-		if (s->tlsinfo.client_cert) {
-			f->ccert_subject = s->tlsinfo.client_subject;
-			f->ccert_issuer = s->tlsinfo.client_issuer;
-			f->ccert_fingerprint = s->tlsinfo.client_sha256;
+		f->tls_version = s->tlsinfo->version;
+		f->tls_cipher = s->tlsinfo->cipher;
+		f->tls_bits = s->tlsinfo->bits;
+		if (s->tlsinfo->client_cert) {
+			f->ccert_subject = s->tlsinfo->client_subject;
+			f->ccert_issuer = s->tlsinfo->client_issuer;
+			f->ccert_fingerprint = s->tlsinfo->client_sha256;
 		}
 	}
 	if (getsockname(s->conf->rfd, (struct sockaddr *)&ss, &sl) == 0 &&
@@ -874,6 +874,7 @@ session_finish(struct session **sp)
 	if (s->tls != NULL)
 		tls_session_free(&s->tls, 1);
 	tls_server_unref(&s->tlss);
+	free(s->tlsinfo);
 	lineio_free(&s->io);
 	quit = s->end == END_QUIT;
 	free(s);

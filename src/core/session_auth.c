@@ -246,6 +246,13 @@ start_tls(struct session *s)
 {
 	char err[512];
 
+	/* Only TLS sessions carry this, and only from here on. */
+	if (s->tlsinfo == NULL &&
+	    (s->tlsinfo = calloc(1, sizeof(*s->tlsinfo))) == NULL) {
+		log_err("%s smtp TLS: out of memory", s->id);
+		s->end = END_TLS_FAILED;
+		return -1;
+	}
 	if (tls_handshake(s->tlss, s->conf->rfd, s->conf->wfd,
 	    (int)s->pol->tls_handshake_timeout * 1000, &s->tls, err,
 	    sizeof(err)) == -1) {
@@ -255,15 +262,15 @@ start_tls(struct session *s)
 		return -1;
 	}
 	lineio_set_tls(s->io, s->tls);
-	if (tls_session_info(s->tls, &s->tlsinfo) == -1)
-		str_lcpy(s->tlsinfo.desc, "TLS", sizeof(s->tlsinfo.desc));
-	log_info("%s smtp tls %s%s%s%s", s->id, s->tlsinfo.desc,
-	    s->tlsinfo.client_cert ? (s->tlsinfo.client_verified ?
+	if (tls_session_info(s->tls, s->tlsinfo) == -1)
+		str_lcpy(s->tlsinfo->desc, "TLS", sizeof(s->tlsinfo->desc));
+	log_info("%s smtp tls %s%s%s%s", s->id, s->tlsinfo->desc,
+	    s->tlsinfo->client_cert ? (s->tlsinfo->client_verified ?
 	    " client certificate verified: " : " client certificate NOT "
-	    "verified: ") : "", s->tlsinfo.client_subject,
-	    s->tlsinfo.client_cert && !s->tlsinfo.client_verified ?
-	    s->tlsinfo.client_error : "");
-	if (s->tlsinfo.client_verified && s->pol->tls_client_cert_trusted)
+	    "verified: ") : "", s->tlsinfo->client_subject,
+	    s->tlsinfo->client_cert && !s->tlsinfo->client_verified ?
+	    s->tlsinfo->client_error : "");
+	if (s->tlsinfo->client_verified && s->pol->tls_client_cert_trusted)
 		policy_session_trust(&s->ps, 0);
 	return 0;
 }
@@ -312,7 +319,8 @@ do_starttls(struct session *s, struct cmd *c)
 	s->ps.authenticated = 0;
 	s->ps.trusted = s->ps.peer.ss_family != AF_UNSPEC &&
 	    policy_trusted_peer(s->pol, (struct sockaddr *)&s->ps.peer);
-	if (s->tlsinfo.client_verified && s->pol->tls_client_cert_trusted)
+	if (s->tlsinfo != NULL && s->tlsinfo->client_verified &&
+	    s->pol->tls_client_cert_trusted)
 		policy_session_trust(&s->ps, 0);
 	session_enter(s, ST_GREET);
 	return 0;

@@ -64,7 +64,7 @@ write_received(struct session *s, struct spool_msg *m)
 	    strchr(s->peer_addr, ':') != NULL ? "IPv6:" : "",
 	    s->peer_addr[0] ? s->peer_addr : "unknown");
 	if (s->tls != NULL)
-		(void)str_appendf(&r, "\t(using %s)\r\n", s->tlsinfo.desc);
+		(void)str_appendf(&r, "\t(using %s)\r\n", s->tlsinfo->desc);
 	(void)str_appendf(&r, "\tby %s with %s id %s", s->pol->hostname,
 	    protocol_name(s), spool_msg_id(m));
 	if (s->nrcpts == 1)

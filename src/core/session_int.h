@@ -72,7 +72,7 @@ struct session {
 
 	struct tls_server *tlss;	/* NULL: no STARTTLS */
 	gnutls_session_t tls;		/* once TLS is up */
-	struct tls_info	 tlsinfo;
+	struct tls_info	*tlsinfo;	/* once TLS is up (the two go together) */
 	int		 authenticated;
 	char		 auth_user[SASL_USER_MAX + 1];
 	/* The listener's settings, or the policy's (listen_flags). */
