@@ -268,7 +268,6 @@ take_proxy_header(struct server *sv, struct conn *c)
 	(void)snprintf(via, sizeof(via), " proxy=%s proxy_port=%d %s", real,
 	    port, desc);
 	/* Without it the log lines lack the balancer; the session goes on. */
-	free(c->via);
 	c->via = strdup(via);
 	if (!pi.has_addr) {
 		/* LOCAL (a health check) or no address: the balancer's own. */
