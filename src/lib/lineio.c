@@ -401,8 +401,8 @@ lineio_sock_try(struct lineio *l)
  * Reads from a plain socket into the input buffer, within the budget and
  * the rate rule, with as few system calls as will do: a plain read bounded
  * by the socket's timeout where that ends within the budget or the rate
- * window; else poll() then read.  how (SOCK_*) says when to try a non-blocking read first
- * (input is often there already).  Like read(); on timeout -1 with errno
+ * window; else poll() then read.  how (SOCK_*) says when to try a
+ * non-blocking read first (input is often there already).  Like read(); on timeout -1 with errno
  * ETIMEDOUT and l->end set.
  */
 static ssize_t
