@@ -144,16 +144,22 @@ def open_files(pid):
     return opened
 
 
-def daemon_status(pid):
-    """VmRSS in kB summed over a daemon (pid and its children: the front,
-    the key process, the runner when smtpd runs split), and the most
-    threads one of them has (the front's, where the sessions run)."""
+def daemon_pids(pid):
+    """A daemon's processes: pid and its children (the front, the key
+    process, the runner when smtpd runs split)."""
     pids = [pid]
     for path in glob.glob("/proc/%d/task/*/children" % pid):
         with open(path) as f:
             pids += [int(p) for p in f.read().split()]
+    return pids
+
+
+def daemon_status(pid):
+    """VmRSS in kB summed over a daemon's processes (daemon_pids()), and
+    the most threads one of them has (the front's, where the sessions
+    run)."""
     rss = threads = 0
-    for p in pids:
+    for p in daemon_pids(pid):
         try:
             r, t = proc_status(p)
         except (OSError, KeyError):

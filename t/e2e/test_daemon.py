@@ -13,8 +13,9 @@ import threading
 import time
 import unittest
 
-from harness import (SMTPD, BoundConn, Conn, ProtoCase, enhanced, free_port,
-                     parse_spool, split_replies, strip_received, wait_port)
+from harness import (SMTPD, BoundConn, Conn, ProtoCase, daemon_pids,
+                     enhanced, free_port, parse_spool, split_replies,
+                     strip_received, wait_port)
 
 
 def ipv6_ok():
@@ -511,13 +512,11 @@ class Concurrency(ProtoCase):
         the other processes keep the default policy."""
         d = self.smtpd(limits=self.LIMITS)
         with smtplib.SMTP(d.host, d.port, timeout=30) as s:
-            s.sendmail("a@example.org", ["b@example.net"], b"Subject: x\r\n\r\nx\r\n")
+            s.sendmail("a@example.org", ["b@example.net"],
+                       b"Subject: x\r\n\r\nx\r\n")
             s.noop()
             policies = {}
-            pids = [d.proc.pid]
-            for path in glob.glob("/proc/%d/task/*/children" % d.proc.pid):
-                with open(path) as f:
-                    pids += [int(p) for p in f.read().split()]
+            pids = daemon_pids(d.proc.pid)
             for pid in pids:
                 for stat in glob.glob("/proc/%d/task/*/stat" % pid):
                     try:
