@@ -44,6 +44,13 @@
  * next command comes sooner and is read in place, with no hand-over.
  */
 #define SESSION_PARK_MS		100
+/*
+ * With this many workers serving sessions, a session with nothing to read
+ * is parked at once: the threads stay bounded under a flood of clients
+ * that connect and say nothing, well above the sessions a busy server has
+ * talking at a time.
+ */
+#define SESSION_PARK_BUSY	256
 
 /*
  * How sessions are served.  The acceptor accepts, applies the connection
@@ -51,8 +58,8 @@
  * (parking.h).  The worker that takes it greets the client and runs its
  * commands, reading each where it is (a busy client's next command comes
  * within SESSION_PARK_MS); a session idle that long is parked and the
- * worker goes back to the set.  So an idle client costs memory, not a
- * thread.  One worker always waits on the set (the last one to leave it
+ * worker goes back to the set (at once, with SESSION_PARK_BUSY workers
+ * busy).  So an idle client costs memory, not a thread.  One worker always waits on the set (the last one to leave it
  * starts another), up to limits.sessions + 8; one idle for a while leaves,
  * unless it is the last one waiting.  The acceptor also times out the
  * parked sessions (parking_sweep()), at their earliest deadline.
@@ -89,6 +96,7 @@ struct server {
 	_Atomic long long	 next_sweep;	/* the acceptor looks then */
 
 	atomic_uint		 nwaiting;	/* workers at the set */
+	atomic_uint		 nbusy;		/* workers with a session */
 	atomic_uint		 maxthreads;
 	/* Pushed by sessions without a lock; taken whole by the acceptor. */
 	_Atomic(struct conn *)	 ended_push;
@@ -338,6 +346,8 @@ open_conn(struct server *sv, struct conn *c)
 	c->sc.policy = c->sc.config->policy;
 	c->sc.stopping = &sv->stopping;
 	c->sc.park_ms = SESSION_PARK_MS;
+	c->sc.busy = &sv->nbusy;
+	c->sc.park_busy = SESSION_PARK_BUSY;
 	c->sc.release = release_conn;
 	c->sc.release_arg = c;
 	c->s = session_open(&c->sc);
@@ -428,7 +438,9 @@ worker_main(void *arg)
 		/* Someone must be waiting while this one works. */
 		if (atomic_fetch_sub(&sv->nwaiting, 1) == 1)
 			(void)spawn_worker(sv);
+		atomic_fetch_add(&sv->nbusy, 1);
 		run_conn(sv, c, st);
+		atomic_fetch_sub(&sv->nbusy, 1);
 		atomic_fetch_add(&sv->nwaiting, 1);
 	}
 	pthread_mutex_lock(&sv->mu);

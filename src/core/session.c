@@ -727,11 +727,21 @@ session_command(struct session *s)
 	struct cmd c;
 	char *line;
 	size_t len, max;
-	int r;
+	int r, at_once;
 
-	r = lineio_getline_parkable(s->io, &line, &len);
-	if (r == LINEIO_PARKED)
+	/*
+	 * With many workers busy, a session with nothing to read is set
+	 * aside at once: a flood of clients that connect and say nothing
+	 * must not hold a thread each for the park time.
+	 */
+	at_once = conf->busy != NULL &&
+	    atomic_load_explicit(conf->busy, memory_order_relaxed) >=
+	    conf->park_busy;
+	r = lineio_getline_parkable(s->io, at_once, &line, &len);
+	if (r == LINEIO_PARKED) {
+		s->waited_ms = at_once ? 0 : conf->park_ms;
 		return 1;
+	}
 	if (r == 0 || r == -1) {
 		s->end = guard_io_end(s->io);
 		if (r == -1 && errno == ETIMEDOUT)
@@ -825,7 +835,7 @@ session_continue(struct session *s, int wait, struct session_park *park)
 			s->quit = 1;
 		else if (r == 1 && park != NULL) {
 			/* Idle for the park time: the server waits for it. */
-			s->parked_at = net_now_ms() - s->conf->park_ms;
+			s->parked_at = net_now_ms() - s->waited_ms;
 			park->deadline = s->parked_at +
 			    1000LL * s->pol->command_timeout;
 			park->between = !(s->st & ST_TRANSACTION);

@@ -33,6 +33,13 @@ struct session_conf {
 	 * server (session_continue() returns SESSION_PARK); 0: never.
 	 */
 	int			 park_ms;
+	/*
+	 * Workers now serving sessions, and how many of them make a session
+	 * with nothing to read park at once, without the park time; NULL:
+	 * never at once.
+	 */
+	const atomic_uint	*busy;
+	unsigned int		 park_busy;
 	int			 single;	/* the only session in this process */
 	/* Set by the server when it is shutting down: the session says 421. */
 	const atomic_int	*stopping;

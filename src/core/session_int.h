@@ -84,6 +84,7 @@ struct session {
 	unsigned int	 n_msgs, n_rcpts, n_cmds;
 	unsigned int	 v2_lines;	/* first lines like a PROXY v2 header */
 	long long	 parked_at;	/* set aside then (monotonic ms), or 0 */
+	int		 waited_ms;	/* in place before it was set aside */
 };
 
 /* session.c */

@@ -44,6 +44,7 @@ struct lineio {
 	/* lineio_set_park(): how long a line's first wait lasts, or 0. */
 	int			 park_ms;
 	int			 parkable;	/* this wait may end so */
+	int			 park_now;	/* ... and without waiting */
 	int			 parked;	/* ... and it did */
 	char			*in;
 	size_t			 incap, inoff, inend;
@@ -270,7 +271,7 @@ lineio_wait_input(struct lineio *l)
 		if (ms == 0 && !rate_check)
 			break;
 		w = lineio_wait(l->rfd, POLLIN, l->parkable && l->park_ms < ms ?
-		    l->park_ms : ms);
+		    (l->park_now ? 0 : l->park_ms) : ms);
 		if (w == 0 && l->parkable) {
 			l->parked = 1;
 			errno = EAGAIN;
@@ -429,6 +430,11 @@ lineio_sock_read(struct lineio *l, int how)
 			break;
 		if (how == SOCK_TRY)
 			return lineio_sock_try(l);
+		if (l->parkable && l->park_now) {
+			if ((r = lineio_sock_try(l)) == -1 && errno == EAGAIN)
+				goto park;
+			return r;
+		}
 		/*
 		 * The socket's timeout ends within this wait (the budget, or
 		 * the rate window's end, where the loop looks at the rate):
@@ -583,11 +589,13 @@ lineio_fill(struct lineio *l)
 }
 
 int
-lineio_getline_parkable(struct lineio *l, char **line, size_t *len)
+lineio_getline_parkable(struct lineio *l, int at_once, char **line,
+    size_t *len)
 {
 	if (l->park_ms > 0 && l->inoff == l->inend && !l->eof &&
 	    (l->tls == NULL || gnutls_record_check_pending(l->tls) == 0))
 		l->parkable = 1;
+	l->park_now = at_once;
 	return lineio_getline(l, line, len);
 }
 

@@ -80,8 +80,12 @@ gnutls_session_t lineio_tls(const struct lineio *);
  * -2 line longer than the buffer (it is discarded up to its LF).
  */
 int	lineio_getline(struct lineio *, char **line, size_t *len);
-/* The same, or LINEIO_PARKED: see lineio_set_park(). */
-int	lineio_getline_parkable(struct lineio *, char **line, size_t *len);
+/*
+ * The same, or LINEIO_PARKED: see lineio_set_park().  With at_once, parks
+ * without waiting unless input is there already.
+ */
+int	lineio_getline_parkable(struct lineio *, int at_once, char **line,
+	    size_t *len);
 /*
  * Reads the next piece of a line: up to and including the next LF
  * (*eol = 1) or as much as fits in the buffer (*eol = 0).  For message data,

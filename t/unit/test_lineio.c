@@ -264,6 +264,42 @@ test_output_flushed_before_blocking(void)
 	close(sv[1]);
 }
 
+/*
+ * Parking at once: with nothing to read, LINEIO_PARKED without the park
+ * time's wait, the replies written first; a line already there is read.
+ */
+static void
+test_park_at_once(void)
+{
+	int sv[2];
+	struct lineio *l;
+	struct timespec t0, t1;
+	char *p, got[16];
+	size_t n;
+	long ms;
+
+	CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	l = lineio_new(sv[0], sv[0], 64);
+	CU_ASSERT_FATAL(l != NULL);
+	lineio_set_park(l, 3000);
+	lineio_set_timeout(l, 5000);
+	CU_ASSERT_EQUAL(lineio_printf(l, "220 hi\r\n"), 0);
+	(void)clock_gettime(CLOCK_MONOTONIC, &t0);
+	CU_ASSERT_EQUAL(lineio_getline_parkable(l, 1, &p, &n), LINEIO_PARKED);
+	(void)clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 +
+	    (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	CU_ASSERT(ms < 1500);
+	CU_ASSERT_EQUAL(read(sv[1], got, sizeof(got)), 8);
+	CU_ASSERT_NSTRING_EQUAL(got, "220 hi\r\n", 8);
+	CU_ASSERT_FATAL(write(sv[1], "EHLO x\r\n", 8) == 8);
+	CU_ASSERT_EQUAL(lineio_getline_parkable(l, 1, &p, &n), 1);
+	CU_ASSERT_EQUAL(n, 8);
+	lineio_free(&l);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 static void
 test_read_exact(void)
 {
@@ -297,6 +333,7 @@ suite_lineio(void)
 	    CU_add_test(s, "shorter timeout later", test_shorter_timeout_later) == NULL ||
 	    CU_add_test(s, "longer timeout later", test_longer_timeout_later) == NULL ||
 	    CU_add_test(s, "pipelined output flushed before blocking", test_output_flushed_before_blocking) == NULL ||
+	    CU_add_test(s, "park at once", test_park_at_once) == NULL ||
 	    CU_add_test(s, "read exact counts", test_read_exact) == NULL)
 		return -1;
 	return 0;
