@@ -750,6 +750,19 @@ client_usable(const struct client_conn *c)
 	    (unsigned)c->ntrans < c->limits.mailmax);
 }
 
+int
+client_idle_ok(const struct client_conn *c)
+{
+	struct pollfd pfd;
+
+	if (!client_usable(c) || lineio_pending(c->io) > 0)
+		return 0;
+	pfd.fd = c->fd;
+	pfd.events = POLLIN;
+	pfd.revents = 0;
+	return poll(&pfd, 1, 0) == 0;
+}
+
 void
 client_quit(struct client_conn **cp)
 {

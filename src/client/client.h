@@ -262,6 +262,12 @@ int	client_offers(const struct client_conn *, const char *ext);
 /* 1 if another message may be sent on the connection (LIMITS MAILMAX
  * counted). */
 int	client_usable(const struct client_conn *);
+/*
+ * 1 if a connection left unused for a while may still carry a message:
+ * usable, and nothing has come from the server meanwhile (a 421 or its
+ * closing end the session).  Does not wait.
+ */
+int	client_idle_ok(const struct client_conn *);
 
 /*
  * Outcomes (client_exit.c).  0 for success (a 2xx reply, or 3xx to DATA,

@@ -9,6 +9,9 @@
  *	ops->deliver(sess, msg, rcpts, n);		per message, reusing sess
  *	ops->close(&sess);
  *
+ * The runner keeps a session with idle_ok for a while after its last
+ * message, for the destination's next one (runner_cache.c).
+ *
  * deliver() fills one result per recipient.  The relay and LMTP agents
  * keep a connection in sess; maildir and pipe keep nothing.
  */
@@ -79,6 +82,12 @@ struct agent_ops {
 		    const struct agent_msg *, struct agent_rcpt *rcpts,
 		    size_t n);
 	void	 (*close)(void **sess);
+	/*
+	 * 1 if a session left unused since its last message may carry
+	 * another (its connection still open, nothing unasked for come);
+	 * NULL for agents whose sessions hold nothing worth keeping.
+	 */
+	int	 (*idle_ok)(void *sess);
 };
 
 /* The agent for a route's action. */

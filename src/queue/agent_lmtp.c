@@ -45,13 +45,14 @@ static void	*lmtp_open(const struct route *, const char *, const char *,
 static int	 lmtp_deliver(void *, const struct route *,
 		    const struct agent_msg *, struct agent_rcpt *, size_t);
 static void	 lmtp_close(void **);
+static int	 lmtp_idle_ok(void *);
 static void	 lmtp_temp(struct agent_result *, int, const char *,
 		    const char *, const char *);
 static void	 lmtp_rcpt_result(const struct lmtp_sess *,
 		    const struct client_rcpt *, struct agent_result *);
 
 const struct agent_ops agent_lmtp_ops = {
-	"lmtp", lmtp_open, lmtp_deliver, lmtp_close
+	"lmtp", lmtp_open, lmtp_deliver, lmtp_close, lmtp_idle_ok
 };
 
 /*
@@ -223,4 +224,12 @@ lmtp_close(void **sessp)
 		return;
 	client_quit(&s->conn);
 	free(s);
+}
+
+static int
+lmtp_idle_ok(void *sess)
+{
+	const struct lmtp_sess *s = sess;
+
+	return s->conn != NULL && client_idle_ok(s->conn);
 }

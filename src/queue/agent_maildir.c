@@ -53,7 +53,7 @@ static void	 md_close(void **);
 static void	 md_syserr(struct agent_result *, const char *, int);
 
 const struct agent_ops agent_maildir_ops = {
-	"maildir", md_open, md_deliver, md_close
+	"maildir", md_open, md_deliver, md_close, NULL
 };
 
 static unsigned long	md_seq;

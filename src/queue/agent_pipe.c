@@ -38,7 +38,7 @@ static int	 pipe_deliver(void *, const struct route *,
 static void	 pipe_close(void **);
 
 const struct agent_ops agent_pipe_ops = {
-	"pipe", pipe_open, pipe_deliver, pipe_close
+	"pipe", pipe_open, pipe_deliver, pipe_close, NULL
 };
 
 struct pipe_feed {

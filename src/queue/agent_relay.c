@@ -76,6 +76,7 @@ static void	*relay_open(const struct route *, const char *, const char *,
 static int	 relay_deliver(void *, const struct route *,
 		    const struct agent_msg *, struct agent_rcpt *, size_t);
 static void	 relay_close(void **);
+static int	 relay_idle_ok(void *);
 static int	 relay_dial(const struct route *, const char *, char *,
 		    size_t);
 static void	 relay_mta(const char *, char *, size_t);
@@ -94,7 +95,7 @@ static int	 relay_relax(struct relay_sess *, const char *,
 		    const struct client_result *);
 
 const struct agent_ops agent_relay_ops = {
-	"relay", relay_open, relay_deliver, relay_close
+	"relay", relay_open, relay_deliver, relay_close, relay_idle_ok
 };
 
 /*
@@ -616,4 +617,12 @@ relay_close(void **sessp)
 	*sessp = NULL;
 	if (s != NULL)
 		relay_free(s);
+}
+
+static int
+relay_idle_ok(void *sess)
+{
+	const struct relay_sess *s = sess;
+
+	return s->conn != NULL && client_idle_ok(s->conn);
 }

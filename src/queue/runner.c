@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "lib/net.h"
 #include "lib/str.h"
 #include "agent.h"
 #include "maildrop.h"
@@ -34,7 +35,6 @@
 #include "spool.h"
 
 static struct job	*dest_pop(struct rdest *);
-static void		 dest_release(struct runner *, struct rdest *);
 static int		 run_job(const struct agent_ops *, void *,
 			    struct job *);
 static void		 fail_job(struct job *, const struct agent_result *);
@@ -60,6 +60,7 @@ pool_dest_get(struct runner *r, const struct job *j)
 	str_lcpy(d->dest, j->dest, sizeof(d->dest));
 	d->limit = j->route->concurrency ? j->route->concurrency : 1;
 	TAILQ_INIT(&d->jobs);
+	cache_dest_init(d);
 	d->hnext = r->dtab[h];
 	r->dtab[h] = d;
 	return d;
@@ -92,14 +93,13 @@ pool_dest_update(struct runner *r, struct rdest *d)
 	d->ready = want;
 }
 
-/* Forgets d once nobody uses it. */
-static void
-dest_release(struct runner *r, struct rdest *d)
+void
+pool_dest_release(struct runner *r, struct rdest *d)
 {
 	struct rdest **pp;
 
 	pool_dest_update(r, d);
-	if (d->njobs > 0 || d->active > 0 || d->ready)
+	if (d->njobs > 0 || d->active > 0 || d->ready || d->nidle > 0)
 		return;
 	for (pp = &r->dtab[runner_hash(d->key) & (DEST_BUCKETS - 1)]; *pp != NULL;
 	    pp = &(*pp)->hnext)
@@ -189,25 +189,64 @@ run_job(const struct agent_ops *ops, void *sess, struct job *j)
 	return rc;
 }
 
+/*
+ * Waits for work; with sessions kept idle, not past the first one's
+ * expiry.  Runner lock held.
+ */
+static void
+idle_wait(struct runner *r)
+{
+	struct timespec ts;
+	long long due = cache_next_expiry(r), ms;
+
+	if (due == -1) {
+		pthread_cond_wait(&r->work_cv, &r->mu);
+		return;
+	}
+	/* The condition variable waits on the realtime clock. */
+	ms = due - net_now_ms();
+	if (ms <= 0)
+		return;
+	(void)clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(ms / 1000);
+	ts.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	(void)pthread_cond_timedwait(&r->work_cv, &r->mu, &ts);
+}
+
 static void *
 worker_main(void *arg)
 {
 	struct runner *r = arg;
 	const struct agent_ops *ops;
 	struct agent_result res;
+	struct idle_sess *expired;
 	struct rdest *d;
 	struct sched_msg *m;
 	struct job *j;
 	unsigned int count, max;
 	void *sess;
+	int ok;
 
 	pthread_mutex_lock(&r->mu);
 	for (;;) {
-		while (!r->stopping && TAILQ_EMPTY(&r->ready) &&
-		    TAILQ_EMPTY(&r->load))
-			pthread_cond_wait(&r->work_cv, &r->mu);
+		/* Idle sessions past their time (all of them once stopping). */
+		if ((expired = cache_take_expired(r, net_now_ms())) != NULL) {
+			pthread_mutex_unlock(&r->mu);
+			cache_close(expired);
+			pthread_mutex_lock(&r->mu);
+			cache_release(r, expired);
+			continue;
+		}
 		if (r->stopping)
 			break;
+		if (TAILQ_EMPTY(&r->ready) && TAILQ_EMPTY(&r->load)) {
+			idle_wait(r);
+			continue;
+		}
 		/* Reading a message comes first: it makes the jobs. */
 		if ((m = TAILQ_FIRST(&r->load)) != NULL) {
 			TAILQ_REMOVE(&r->load, m, lentry);
@@ -221,12 +260,19 @@ worker_main(void *arg)
 		j = dest_pop(d);
 		pool_dest_update(r, d);
 		max = r->qc->session_messages;
+
+		sess = cache_take(r, d, &count);
 		pthread_mutex_unlock(&r->mu);
 
 		ops = agent_for(j->route->action);
-		memset(&res, 0, sizeof(res));
-		sess = ops->open(j->route, d->dest, j->rd->m->id, j->rd->qc,
-		    &res);
+		if (sess != NULL && !ops->idle_ok(sess))
+			ops->close(&sess);
+		if (sess == NULL) {
+			count = 0;
+			memset(&res, 0, sizeof(res));
+			sess = ops->open(j->route, d->dest, j->rd->m->id,
+			    j->rd->qc, &res);
+		}
 		if (sess == NULL) {
 			/* Everybody waiting for d would meet the same fate. */
 			fail_job(j, &res);
@@ -238,11 +284,12 @@ worker_main(void *arg)
 				pthread_mutex_lock(&r->mu);
 			}
 			d->active--;
-			dest_release(r, d);
+			pool_dest_release(r, d);
 			continue;
 		}
-		for (count = 1; ; count++) {
-			if (run_job(ops, sess, j) == -1 || count >= max)
+		for (;;) {
+			ok = run_job(ops, sess, j) == 0 && ++count < max;
+			if (!ok)
 				break;
 			pthread_mutex_lock(&r->mu);
 			j = r->stopping ? NULL : dest_pop(d);
@@ -251,10 +298,14 @@ worker_main(void *arg)
 			if (j == NULL)
 				break;
 		}
-		ops->close(&sess);
 		pthread_mutex_lock(&r->mu);
+		if (!ok || cache_put(r, d, ops, sess, count) == -1) {
+			pthread_mutex_unlock(&r->mu);
+			ops->close(&sess);
+			pthread_mutex_lock(&r->mu);
+		}
 		d->active--;
-		dest_release(r, d);
+		pool_dest_release(r, d);
 	}
 	pthread_mutex_unlock(&r->mu);
 	return NULL;
@@ -390,6 +441,7 @@ runner_new(const char *spooldir, struct queue_conf *qc, int once,
 	r->lockfd = r->fifofd = r->notifyfd = r->wakep[0] = r->wakep[1] = -1;
 	TAILQ_INIT(&r->ready);
 	TAILQ_INIT(&r->load);
+	cache_init(r);
 	r->dropwd = -1;
 	r->once = once;
 	r->qc = queueconf_ref(qc);

@@ -53,12 +53,17 @@ struct job {
 };
 TAILQ_HEAD(job_list, job);
 
+struct idle_sess;
+TAILQ_HEAD(idle_list, idle_sess);
+
 struct rdest {
 	char		 key[KEY_MAX];
 	char		 dest[DEST_MAX];
 	struct job_list	 jobs;
 	size_t		 njobs;
 	unsigned int	 active, limit;
+	struct idle_list idle;		/* sessions kept, newest first */
+	unsigned int	 nidle;		/* ... and those being closed */
 	int		 ready;
 	TAILQ_ENTRY(rdest) rentry;	/* the ready list */
 	struct rdest	*hnext;
@@ -102,6 +107,9 @@ struct runner {
 	int		 max_rounds;	/* each holds its message file open */
 	int		 throttled;	/* due messages wait for a free round */
 
+	struct idle_list idle;		/* every session kept, oldest first */
+	size_t		 nidle;
+
 	pthread_t	 sched_thread;
 	pthread_t	*workers;
 	size_t		 nworkers;
@@ -125,5 +133,24 @@ int		 round_save(struct round *);
 /* runner.c (runner lock held) */
 struct rdest	*pool_dest_get(struct runner *, const struct job *);
 void		 pool_dest_update(struct runner *, struct rdest *);
+/* Forgets d once nobody uses it. */
+void		 pool_dest_release(struct runner *, struct rdest *);
+
+/* runner_cache.c: idle sessions (runner lock held unless said) */
+void		 cache_init(struct runner *);
+void		 cache_dest_init(struct rdest *);
+/* d's most recently used idle session and its message count, or NULL. */
+void		*cache_take(struct runner *, struct rdest *, unsigned int *used);
+/* Keeps sess for d's next message; -1 when it is not to be kept. */
+int		 cache_put(struct runner *, struct rdest *,
+		    const struct agent_ops *, void *sess, unsigned int used);
+/* When the oldest idle session expires (monotonic ms), or -1. */
+long long	 cache_next_expiry(const struct runner *);
+/* Takes those expired by now (all once stopping) off the lists. */
+struct idle_sess *cache_take_expired(struct runner *, long long now);
+/* Closes what cache_take_expired() took; runner lock not held. */
+void		 cache_close(struct idle_sess *);
+/* Then forgets them, and their destinations if unused now. */
+void		 cache_release(struct runner *, struct idle_sess *);
 
 #endif
