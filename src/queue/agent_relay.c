@@ -624,5 +624,9 @@ relay_idle_ok(void *sess)
 {
 	const struct relay_sess *s = sess;
 
-	return s->conn != NULL && client_idle_ok(s->conn);
+	/*
+	 * One that could not have the route's TLS serves only the messages
+	 * waiting when it opened: a later one gets a new try at TLS.
+	 */
+	return s->conn != NULL && !s->relaxed && client_idle_ok(s->conn);
 }
