@@ -250,28 +250,50 @@ lineio_rate_ok(struct lineio *l, long long now)
 	return 1;
 }
 
+/*
+ * The next wait of a loop that began at began: how long (*ms), and
+ * whether it ends at the rate window's end, where the loop looks at the
+ * rate again (*rate_check).  0 when the wait is over: *why says which
+ * limit ended it.
+ */
+static int
+lineio_next_wait(struct lineio *l, long long began, int *ms, int *rate_check,
+    enum lineio_end *why)
+{
+	long long now = net_now_ms();
+
+	if (!lineio_rate_ok(l, now)) {
+		*why = LINEIO_TOO_SLOW;
+		return 0;
+	}
+	*ms = lineio_budget(l, began, now, why);
+	*rate_check = l->window_end != 0 && l->window_end - now < *ms;
+	if (*rate_check)
+		*ms = (int)(l->window_end - now);
+	return *ms > 0 || *rate_check;
+}
+
+/* A wait of up to ms for input, cut to the park time where it may park. */
+static int
+lineio_wait_ms(const struct lineio *l, int ms)
+{
+	if (l->parkable && l->park_ms < ms)
+		return l->park_now ? 0 : l->park_ms;
+	return ms;
+}
+
 /* Waits until input can be read.  1, or -1 with errno and l->end set. */
 static int
 lineio_wait_input(struct lineio *l)
 {
 	enum lineio_end why;
-	long long now, began = net_now_ms();
+	long long began = net_now_ms();
 	int ms, w, rate_check;
 
 	for (;;) {
-		now = net_now_ms();
-		if (!lineio_rate_ok(l, now)) {
-			why = LINEIO_TOO_SLOW;
+		if (!lineio_next_wait(l, began, &ms, &rate_check, &why))
 			break;
-		}
-		ms = lineio_budget(l, began, now, &why);
-		rate_check = l->window_end != 0 && l->window_end - now < ms;
-		if (rate_check)
-			ms = (int)(l->window_end - now);
-		if (ms == 0 && !rate_check)
-			break;
-		w = lineio_wait(l->rfd, POLLIN, l->parkable && l->park_ms < ms ?
-		    (l->park_now ? 0 : l->park_ms) : ms);
+		w = lineio_wait(l->rfd, POLLIN, lineio_wait_ms(l, ms));
 		if (w == 0 && l->parkable) {
 			l->parked = 1;
 			errno = EAGAIN;
@@ -417,16 +439,7 @@ lineio_sock_read(struct lineio *l, int how)
 	int ms, w, rate_check;
 
 	for (;;) {
-		now = net_now_ms();
-		if (!lineio_rate_ok(l, now)) {
-			why = LINEIO_TOO_SLOW;
-			break;
-		}
-		ms = lineio_budget(l, began, now, &why);
-		rate_check = l->window_end != 0 && l->window_end - now < ms;
-		if (rate_check)
-			ms = (int)(l->window_end - now);
-		if (ms == 0 && !rate_check)
+		if (!lineio_next_wait(l, began, &ms, &rate_check, &why))
 			break;
 		if (how == SOCK_TRY)
 			return lineio_sock_try(l);
@@ -441,6 +454,7 @@ lineio_sock_read(struct lineio *l, int how)
 		 * a plain read will do, no poll() first.
 		 */
 		if (l->rcv_ms <= ms + LINEIO_SLACK_MS) {
+			now = net_now_ms();
 			r = read(l->rfd, p, n);
 			if (r >= 0)
 				return r;
@@ -462,8 +476,7 @@ lineio_sock_read(struct lineio *l, int how)
 			if ((r = lineio_sock_try(l)) != -1 || errno != EAGAIN)
 				return r;
 		}
-		w = lineio_wait(l->rfd, POLLIN, l->parkable && l->park_ms < ms ?
-		    l->park_ms : ms);
+		w = lineio_wait(l->rfd, POLLIN, lineio_wait_ms(l, ms));
 		if (w == 0 && l->parkable)
 			goto park;
 		if (w == 1) {
