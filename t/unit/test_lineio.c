@@ -11,18 +11,30 @@
 #include "lib/lineio.h"
 #include "tests.h"
 
-/* A lineio reading what we write into the other end of a socketpair. */
+/*
+ * A lineio on one end of a socketpair, no timeout set yet (a park time is
+ * set before the first).
+ */
 static struct lineio *
-pair(int sv[2], const char *input, size_t inmax)
+bare_pair(int sv[2], size_t inmax)
 {
 	struct lineio *l;
 
 	CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	l = lineio_new(sv[0], sv[0], inmax);
+	CU_ASSERT_FATAL(l != NULL);
+	return l;
+}
+
+/* A lineio reading what we write into the other end of a socketpair. */
+static struct lineio *
+pair(int sv[2], const char *input, size_t inmax)
+{
+	struct lineio *l = bare_pair(sv, inmax);
+
 	if (input != NULL)
 		CU_ASSERT_FATAL(write(sv[1], input, strlen(input)) ==
 		    (ssize_t)strlen(input));
-	l = lineio_new(sv[0], sv[0], inmax);
-	CU_ASSERT_FATAL(l != NULL);
 	lineio_set_timeout(l, 2000);
 	return l;
 }
@@ -212,15 +224,12 @@ static void
 test_longer_timeout_later(void)
 {
 	int sv[2];
-	struct lineio *l;
+	struct lineio *l = bare_pair(sv, 64);
 	pid_t child;
 	char *p;
 	size_t n;
 	int status;
 
-	CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
-	l = lineio_new(sv[0], sv[0], 64);
-	CU_ASSERT_FATAL(l != NULL);
 	lineio_set_timeout(l, 100);
 	lineio_set_timeout(l, 5000);
 	if ((child = fork()) == 0) {
@@ -272,15 +281,12 @@ static void
 test_park_at_once(void)
 {
 	int sv[2];
-	struct lineio *l;
+	struct lineio *l = bare_pair(sv, 64);
 	struct timespec t0, t1;
 	char *p, got[16];
 	size_t n;
 	long ms;
 
-	CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
-	l = lineio_new(sv[0], sv[0], 64);
-	CU_ASSERT_FATAL(l != NULL);
 	lineio_set_park(l, 3000);
 	lineio_set_timeout(l, 5000);
 	CU_ASSERT_EQUAL(lineio_printf(l, "220 hi\r\n"), 0);
