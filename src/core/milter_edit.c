@@ -38,10 +38,12 @@ int
 milter_rec_get(const struct str *in, size_t *off, struct milter_rec *r)
 {
 	uint32_t l[3];
-	const char *p = in->s + *off;
+	const char *p;
 
+	/* An empty list has no buffer: nothing to point into. */
 	if (*off >= in->len)
 		return -1;
+	p = in->s + *off;
 	r->op = p[0];
 	r->mi = (unsigned char)p[1];
 	memcpy(l, p + 2, sizeof(l));
