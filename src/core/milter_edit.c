@@ -38,10 +38,12 @@ int
 milter_rec_get(const struct str *in, size_t *off, struct milter_rec *r)
 {
 	uint32_t l[3];
-	const char *p = in->s + *off;
+	const char *p;
 
+	/* An empty list has no buffer: nothing to point into. */
 	if (*off >= in->len)
 		return -1;
+	p = in->s + *off;
 	r->op = p[0];
 	r->mi = (unsigned char)p[1];
 	memcpy(l, p + 2, sizeof(l));
@@ -128,6 +130,13 @@ body_put(struct milter_edit *e, const char *p, size_t n)
 	return 0;
 }
 
+/* The replaced body's length once its last line is ended. */
+static size_t
+body_len(const struct milter_edit *e)
+{
+	return e->nlen + (e->ncr || (e->nlen > 0 && !e->nlf) ? 2 : 0);
+}
+
 /* m's turn is over: its changes stay (ok) or go. */
 void
 milter_edit_end(struct milter_edit *e, int ok)
@@ -143,8 +152,7 @@ milter_edit_end(struct milter_edit *e, int ok)
 	if (e->nbody == NULL)
 		return;
 	/* The last line ends too. */
-	if ((e->ncr || (e->nlen > 0 && !e->nlf)) &&
-	    fwrite("\r\n", 1, 2, e->nbody) == 2)
+	if (body_len(e) > e->nlen && fwrite("\r\n", 1, 2, e->nbody) == 2)
 		e->nlen += 2;
 	if (fflush(e->nbody) == EOF || ferror(e->nbody)) {
 		e->failed = errno != 0 ? errno : EIO;
@@ -418,18 +426,16 @@ milter_edit_take(struct milter_session *s, struct milter *m,
 				return 0;
 			}
 		}
-		if (limit > 0 && (n > limit || e->nlen + n > limit)) {
-			snprintf(why, sizeof(why), "replaced body exceeds "
-			    "the message size limit (%zu)", limit);
-			errno = 0;
-			milter_broken(s, m, why);
-			return -1;
-		}
+		/* Before and after the line ends are made CRLF (up to 2n). */
+		if (limit > 0 && (n > limit || e->nlen + n > limit))
+			goto too_big;
 		if (body_put(e, p, n) == -1) {
 			e->failed = errno != 0 ? errno : EIO;
 			log_err("%s milter %s: replaced body: %s", s->ps->id,
 			    m->d->address, strerror(e->failed));
 		}
+		if (limit > 0 && body_len(e) > limit)
+			goto too_big;
 		break;
 	case R_CHGFROM:
 		rc = from_change(s, m, mi, e, p, n);
@@ -449,4 +455,10 @@ milter_edit_take(struct milter_session *s, struct milter *m,
 		return -1;
 	}
 	return 0;
+too_big:
+	snprintf(why, sizeof(why), "replaced body exceeds the message size "
+	    "limit (%zu)", limit);
+	errno = 0;
+	milter_broken(s, m, why);
+	return -1;
 }

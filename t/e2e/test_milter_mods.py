@@ -207,6 +207,27 @@ class MilterModsCase(PolicyCase):
             body = f.read().split(b"\n\n", 1)[1]
         self.assertEqual(body, (b"x" * 1000 + b"\n") * 60)
 
+    def test_body_over_the_size_limit_once_crlf(self):
+        """A replaced body under limits.message_size as sent (bare LF
+        line ends) but over it as kept (CRLF): the milter's default
+        action, 451 4.7.1, nothing queued."""
+        def script(cmd, data, m):
+            if cmd == b"E":
+                return [packet(b"b", b"line\n" * 18000), packet(b"c")]
+            return None
+        m = Milter(script)
+        self.addCleanup(m.close)
+        d = self.daemon("inet:127.0.0.1:%d" % m.port,
+                        limits={"message_size": 100000})
+        with self.assertRaises(smtplib.SMTPDataError) as cm:
+            self.send(d, b"plain")
+        self.assertEqual(cm.exception.smtp_code, 451)
+        self.assertIn(b"4.7.1", cm.exception.smtp_error)
+        self.assertLogged(d, "replaced body exceeds the message size limit "
+                          "(100000); default action tempfail")
+        d.settle()
+        self.assertNothingQueued(d)
+
     def test_all_recipients_removed(self):
         """Every recipient removed: the client hears 250, the message is
         discarded (logged), nobody gets it."""
