@@ -181,7 +181,7 @@ log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 {
 	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
 	char line[LOG_LINE_MAX];
-	size_t n = 0;
+	size_t n = 0, start, i;
 	int r;
 
 	if (log_to_stderr) {
@@ -203,12 +203,21 @@ log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 		if (r > 0)
 			n += (size_t)r;
 	}
+	start = n;
 	r = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
 	if (r < 0)
 		return;
 	n += (size_t)r;
 	if (n > sizeof(line) - 2)
 		n = sizeof(line) - 2;
+	/*
+	 * Text from the network (a client's, a filter's, a next hop's)
+	 * cannot start a line of its own or hide part of one: a forged line
+	 * would fool whatever reads the log (fail2ban, the administrator).
+	 */
+	for (i = start; i < n; i++)
+		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+			line[i] = '?';
 	if (log_to_stderr) {
 		line[n++] = '\n';
 		log_put(line, n);

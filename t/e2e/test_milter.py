@@ -244,7 +244,8 @@ class MilterCase(PolicyCase):
     def test_changes(self):
         """Header fields added (at the end of the header) and inserted
         (index 0: below our Received:) are in the queued message;
-        quarantine queues it on hold (smtpq list says so); discard says
+        quarantine queues it on hold (smtpq list says so; its reason is
+        logged on one line, a newline in it neutralised); discard says
         250 and keeps nothing."""
         def script(cmd, data, m):
             if cmd != b"E":
@@ -252,7 +253,10 @@ class MilterCase(PolicyCase):
             subj = [cstrings(x)[1] for c, x in m.seen if c == b"L"
                     and x.startswith(b"Subject\0")][-1]
             if subj == "hold":
-                return [packet(b"q", b"looks odd\0"), packet(b"a")]
+                # A reason that would forge a log line of its own.
+                return [packet(b"q", b"looks odd\nsmtpd[1]: fake smtp "
+                               b"connect address=203.0.113.9\0"),
+                        packet(b"a")]
             if subj == "drop":
                 return [packet(b"d")]
             if subj == "odd":
@@ -288,6 +292,10 @@ class MilterCase(PolicyCase):
                            text=True, timeout=20)
         line = [x for x in q.stdout.splitlines() if held in x]
         self.assertTrue(line and " held " in line[0], q.stdout)
+        # The reason stays on the line that quotes it.
+        text = d.logtext()
+        self.assertIn("quarantine: looks odd?smtpd[1]: fake", text)
+        self.assertNotIn("\nsmtpd[1]: fake", text)
 
         self.start_mail(c, "<a@isp.net>", ["<bob@ours.example>"])
         gone = self.queued_id(self.send_data(c, msg(b"drop")))

@@ -99,6 +99,20 @@ test_stamp_follows_clock(void)
 	}
 }
 
+/* Control characters in what is logged cannot start a line of their own. */
+static void
+test_control_characters_neutralised(void)
+{
+	char line[512];
+
+	log_init("unit", 1, 0);
+	CU_ASSERT_FATAL(logged("bad\r\nfake: smtp connect\x1b[2J\x7f end",
+	    line, sizeof(line)) > 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(line,
+	    ": bad??fake: smtp connect?[2J? end\n"));
+	CU_ASSERT_EQUAL(strchr(line, '\n'), line + strlen(line) - 1);
+}
+
 int
 suite_log(void)
 {
@@ -106,7 +120,9 @@ suite_log(void)
 
 	if (s == NULL ||
 	    CU_add_test(s, "pid after fork", test_pid_after_fork) == NULL ||
-	    CU_add_test(s, "time stamp", test_stamp_follows_clock) == NULL)
+	    CU_add_test(s, "time stamp", test_stamp_follows_clock) == NULL ||
+	    CU_add_test(s, "control characters neutralised",
+	    test_control_characters_neutralised) == NULL)
 		return -1;
 	return 0;
 }
