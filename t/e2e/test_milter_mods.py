@@ -181,19 +181,25 @@ class MilterModsCase(PolicyCase):
             self.assertRegex(text, r"milter unix:\S+: " + what.replace(
                 "(", r"\(").replace(")", r"\)"))
 
-    def test_body_over_the_size_limit(self):
-        """A replaced body larger than limits.message_size: the milter's
-        default action (tempfail: 451), nothing queued, a log line."""
-        d = self.daemon("unix:" + self.pymilter("big", chunks=3),
-                        limits={"message_size": 100000})
+    def assertBodyOverLimit(self, d, subject):
+        """The message is refused with the milter's default action
+        (451 4.7.1) for a replaced body over the limit of 100000, logged,
+        and nothing is queued."""
         with self.assertRaises(smtplib.SMTPDataError) as cm:
-            self.send(d, b"big")
+            self.send(d, subject)
         self.assertEqual(cm.exception.smtp_code, 451)
         self.assertIn(b"4.7.1", cm.exception.smtp_error)
         self.assertLogged(d, "replaced body exceeds the message size limit "
                           "(100000); default action tempfail")
         d.settle()
         self.assertNothingQueued(d)
+
+    def test_body_over_the_size_limit(self):
+        """A replaced body larger than limits.message_size: the milter's
+        default action (tempfail: 451), nothing queued, a log line."""
+        d = self.daemon("unix:" + self.pymilter("big", chunks=3),
+                        limits={"message_size": 100000})
+        self.assertBodyOverLimit(d, b"big")
         self.assertEqual(os.listdir(os.path.join(d.spool, "tmp")), [])
 
     def test_body_under_the_size_limit(self):
@@ -219,14 +225,7 @@ class MilterModsCase(PolicyCase):
         self.addCleanup(m.close)
         d = self.daemon("inet:127.0.0.1:%d" % m.port,
                         limits={"message_size": 100000})
-        with self.assertRaises(smtplib.SMTPDataError) as cm:
-            self.send(d, b"plain")
-        self.assertEqual(cm.exception.smtp_code, 451)
-        self.assertIn(b"4.7.1", cm.exception.smtp_error)
-        self.assertLogged(d, "replaced body exceeds the message size limit "
-                          "(100000); default action tempfail")
-        d.settle()
-        self.assertNothingQueued(d)
+        self.assertBodyOverLimit(d, b"plain")
 
     def test_all_recipients_removed(self):
         """Every recipient removed: the client hears 250, the message is

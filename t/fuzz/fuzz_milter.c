@@ -36,6 +36,7 @@
 #include "lib/str.h"
 #include "queue/envelope.h"
 #include "queue/spool.h"
+#include "refusal.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
@@ -121,35 +122,10 @@ setup(void)
 }
 
 static void
-check_text(const char *s)
-{
-	/* Lines of a multi-line reply are joined with '\n'. */
-	for (; *s != '\0'; s++)
-		if (((unsigned char)*s < 0x20 && *s != '\n') || *s == 0x7f)
-			__builtin_trap();
-}
-
-static void
 check_verdict(const struct verdict *v)
 {
-	int cls;
-
-	switch (v->kind) {
-	case VERDICT_CONTINUE:
-		return;
-	case VERDICT_REJECT:
-	case VERDICT_DEFER:
-		cls = v->kind == VERDICT_REJECT ? 5 : 4;
-		if (v->reply.code / 100 != cls ||
-		    !reply_status_fits(v->reply.status, v->reply.code) ||
-		    strlen(v->reply.text) >= sizeof(v->reply.text) ||
-		    v->reply.text[0] == '\0')
-			__builtin_trap();
-		check_text(v->reply.text);
-		return;
-	default:
-		__builtin_trap();
-	}
+	if (v->kind != VERDICT_CONTINUE)
+		check_refusal(v, 1);
 }
 
 static void
