@@ -3,8 +3,10 @@ loopback with a throwaway config and spool, and look at what they did.
 
 Tests run under /usr/bin/python3 (Debian's, with python3-aiosmtpd).
 """
+import fcntl
 import glob
 import os
+import random
 import re
 import shutil
 import signal
@@ -50,9 +52,52 @@ def sanitizer_report(text):
     return None
 
 
+# Ports for the servers the tests start come from below the kernel's
+# ephemeral range: a port bind(0) found free could be taken, before the
+# server binds it, as the local port of some test's outgoing connection.
+# Each port handed out is locked (a file in PORT_LOCKS) for the life of
+# the test process, so that test files running in parallel, in every
+# build's run, never get the same one.
+# Not under TMPDIR: each run (run.py) has its own.
+PORT_LOCKS = "/tmp/upas-e2e-ports"
+PORT_SPAN = 12000
+_held_ports = []
+
+
+def _port_floor():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return max(1024, low - PORT_SPAN)
+
+
 def free_port(host="127.0.0.1"):
-    """A TCP port nobody listens on right now."""
+    """A TCP port nobody listens on right now, and no other test process
+    will be given while this one runs."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    floor = _port_floor()
+    os.makedirs(PORT_LOCKS, mode=0o1777, exist_ok=True)
+    for _ in range(200):
+        port = floor + random.randrange(PORT_SPAN)
+        fd = os.open(os.path.join(PORT_LOCKS, str(port)),
+                     os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        try:
+            with socket.socket(fam, socket.SOCK_STREAM) as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind((host, port))
+        except OSError:
+            os.close(fd)
+            continue
+        _held_ports.append(fd)
+        return port
+    # Nothing found that way: what the kernel offers.
     with socket.socket(fam, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
