@@ -59,8 +59,9 @@
  * commands, reading each where it is (a busy client's next command comes
  * within SESSION_PARK_MS); a session idle that long is parked and the
  * worker goes back to the set (at once, with SESSION_PARK_BUSY workers
- * busy).  So an idle client costs memory, not a thread.  One worker always waits on the set (the last one to leave it
- * starts another), up to limits.sessions + 8; one idle for a while leaves,
+ * busy).  So an idle client costs memory, not a thread.  One worker
+ * always waits on the set (the last one to leave it starts another), up
+ * to limits.sessions + 8; one idle for a while leaves,
  * unless it is the last one waiting.  The acceptor also times out the
  * parked sessions (parking_sweep()), at their earliest deadline.
  */

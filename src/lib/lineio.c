@@ -425,8 +425,8 @@ lineio_sock_try(struct lineio *l)
  * the rate rule, with as few system calls as will do: a plain read bounded
  * by the socket's timeout where that ends within the budget or the rate
  * window; else poll() then read.  how (SOCK_*) says when to try a
- * non-blocking read first (input is often there already).  Like read(); on timeout -1 with errno
- * ETIMEDOUT and l->end set.
+ * non-blocking read first (input is often there already).  Like read();
+ * on timeout -1 with errno ETIMEDOUT and l->end set.
  */
 static ssize_t
 lineio_sock_read(struct lineio *l, int how)

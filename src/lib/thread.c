@@ -21,7 +21,8 @@ thread_batch(void)
 	if (policy != SCHED_OTHER)
 		return 0;
 	memset(&sp, 0, sizeof(sp));
-	if ((e = pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp)) != 0) {
+	if ((e = pthread_setschedparam(pthread_self(), SCHED_BATCH,
+	    &sp)) != 0) {
 		errno = e;
 		return -1;
 	}
