@@ -306,6 +306,18 @@ net_poll_in(int fd, int ms)
 	return r;
 }
 
+void
+net_deadline_ts(struct timespec *ts, long long ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += (time_t)(ms / 1000);
+	ts->tv_nsec += (long)(ms % 1000) * 1000 * 1000;
+	if (ts->tv_nsec >= 1000 * 1000 * 1000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000 * 1000 * 1000;
+	}
+}
+
 int
 net_wait(int fd, short events, long long deadline)
 {

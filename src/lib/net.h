@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <stddef.h>
+#include <time.h>
 
 #define NET_ADDRSTR_MAX	64	/* INET6_ADDRSTRLEN plus room */
 
@@ -32,6 +33,11 @@ int	net_valid_port(const char *p);
  */
 /* Milliseconds on the monotonic clock, for deadlines. */
 long long net_now_ms(void);
+/*
+ * A deadline ms from now on the monotonic clock, for pthread_cond_timedwait()
+ * on a condition variable set to that clock (pthread_condattr_setclock()).
+ */
+void	net_deadline_ts(struct timespec *, long long ms);
 /*
  * Waits for events (poll(2)) on fd until deadline, a net_now_ms() time:
  * 1 when ready, 0 at the deadline (errno ETIMEDOUT), -1 on an error.

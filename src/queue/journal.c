@@ -558,7 +558,7 @@ writer_main(void *arg)
 			j->widle = 0;
 			/* Let a batch gather; journal_close ends the wait. */
 			if (net_now_ms() - last_ms < WRITER_BUSY_MS) {
-				journal_deadline(&dl, WRITER_LINGER_MS);
+				net_deadline_ts(&dl, WRITER_LINGER_MS);
 				while (!j->wstop && pthread_cond_timedwait(
 				    &j->mat, &j->mu, &dl) != ETIMEDOUT)
 					;
@@ -716,7 +716,7 @@ journal_commit(struct journal *j, const char *id, struct str *data)
 	put32(r->hdr + 4, (uint32_t)r->data.len);
 	put32(r->hdr + 8, journal_crc32(0, (const unsigned char *)r->data.s,
 	    r->data.len));
-	journal_deadline(&deadline, JOURNAL_WAIT_SECS * 1000LL);
+	net_deadline_ts(&deadline, JOURNAL_WAIT_SECS * 1000LL);
 
 	pthread_mutex_lock(&j->mu);
 	/*

@@ -130,8 +130,6 @@ void	jwait_wake(struct jwait *);
  */
 int	jwait_wait(struct journal *, struct jwait *,
 	    const struct timespec *deadline);
-/* A deadline ms from now on the monotonic clock. */
-void	journal_deadline(struct timespec *ts, long long ms);
 /*
  * Puts whatever the last run journaled into queue/, then empties the
  * journal; sets nextseq.  0, or -1 with a message in err.

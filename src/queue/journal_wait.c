@@ -86,15 +86,3 @@ jwait_wait(struct journal *j, struct jwait *w, const struct timespec *dl)
 #endif
 	return st;
 }
-
-void
-journal_deadline(struct timespec *ts, long long ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += (time_t)(ms / 1000);
-	ts->tv_nsec += (long)(ms % 1000) * 1000 * 1000;
-	if (ts->tv_nsec >= 1000 * 1000 * 1000) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000 * 1000 * 1000;
-	}
-}

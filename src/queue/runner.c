@@ -203,17 +203,9 @@ idle_wait(struct runner *r)
 		pthread_cond_wait(&r->work_cv, &r->mu);
 		return;
 	}
-	/* The condition variable waits on the realtime clock. */
-	ms = due - net_now_ms();
-	if (ms <= 0)
+	if ((ms = due - net_now_ms()) <= 0)
 		return;
-	(void)clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)(ms / 1000);
-	ts.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
+	net_deadline_ts(&ts, ms);
 	(void)pthread_cond_timedwait(&r->work_cv, &r->mu, &ts);
 }
 
@@ -223,7 +215,7 @@ worker_main(void *arg)
 	struct runner *r = arg;
 	const struct agent_ops *ops;
 	struct agent_result res;
-	struct idle_sess *expired;
+	struct idle_list expired;
 	struct rdest *d;
 	struct sched_msg *m;
 	struct job *j;
@@ -234,11 +226,11 @@ worker_main(void *arg)
 	pthread_mutex_lock(&r->mu);
 	for (;;) {
 		/* Idle sessions past their time (all of them once stopping). */
-		if ((expired = cache_take_expired(r, net_now_ms())) != NULL) {
+		if (cache_take_expired(r, net_now_ms(), &expired)) {
 			pthread_mutex_unlock(&r->mu);
-			cache_close(expired);
+			cache_close(&expired);
 			pthread_mutex_lock(&r->mu);
-			cache_release(r, expired);
+			cache_release(r, &expired);
 			continue;
 		}
 		if (r->stopping)
@@ -430,6 +422,7 @@ static struct runner *
 runner_new(const char *spooldir, struct queue_conf *qc, int once,
     char *err, size_t errlen)
 {
+	pthread_condattr_t ca;
 	struct runner *r;
 	size_t i;
 	int e;
@@ -446,7 +439,11 @@ runner_new(const char *spooldir, struct queue_conf *qc, int once,
 	r->once = once;
 	r->qc = queueconf_ref(qc);
 	pthread_mutex_init(&r->mu, NULL);
-	pthread_cond_init(&r->work_cv, NULL);
+	/* Workers wait for the idle sessions' expiry on it (idle_wait()). */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&r->work_cv, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&r->done_cv, NULL);
 	str_lcpy(r->spooldir, spooldir, sizeof(r->spooldir));
 	if (sched_init(&r->q, NULL) == -1) {

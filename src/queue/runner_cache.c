@@ -99,38 +99,37 @@ cache_next_expiry(const struct runner *r)
 	return is != NULL ? is->expires : -1;
 }
 
-struct idle_sess *
-cache_take_expired(struct runner *r, long long now)
+int
+cache_take_expired(struct runner *r, long long now, struct idle_list *out)
 {
-	struct idle_sess *is, *out = NULL, **tail = &out;
+	struct idle_sess *is;
 
+	TAILQ_INIT(out);
 	while ((is = TAILQ_FIRST(&r->idle)) != NULL &&
 	    (r->stopping || is->expires <= now)) {
 		unlink_idle(r, is);
 		/* Still counted in d->nidle, so that d stays, until closed. */
-		TAILQ_NEXT(is, rentry) = NULL;
-		*tail = is;
-		tail = &TAILQ_NEXT(is, rentry);
+		TAILQ_INSERT_TAIL(out, is, rentry);
 	}
-	return out;
+	return !TAILQ_EMPTY(out);
 }
 
 void
-cache_close(struct idle_sess *list)
+cache_close(struct idle_list *list)
 {
 	struct idle_sess *is;
 
-	for (is = list; is != NULL; is = TAILQ_NEXT(is, rentry))
+	for (is = TAILQ_FIRST(list); is != NULL; is = TAILQ_NEXT(is, rentry))
 		is->ops->close(&is->sess);
 }
 
 void
-cache_release(struct runner *r, struct idle_sess *list)
+cache_release(struct runner *r, struct idle_list *list)
 {
-	struct idle_sess *is, *next;
+	struct idle_sess *is;
 
-	for (is = list; is != NULL; is = next) {
-		next = TAILQ_NEXT(is, rentry);
+	while ((is = TAILQ_FIRST(list)) != NULL) {
+		TAILQ_REMOVE(list, is, rentry);
 		is->d->nidle--;
 		pool_dest_release(r, is->d);
 		free(is);

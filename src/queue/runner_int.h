@@ -140,17 +140,22 @@ void		 pool_dest_release(struct runner *, struct rdest *);
 void		 cache_init(struct runner *);
 void		 cache_dest_init(struct rdest *);
 /* d's most recently used idle session and its message count, or NULL. */
-void		*cache_take(struct runner *, struct rdest *, unsigned int *used);
+void		*cache_take(struct runner *, struct rdest *,
+		    unsigned int *used);
 /* Keeps sess for d's next message; -1 when it is not to be kept. */
 int		 cache_put(struct runner *, struct rdest *,
 		    const struct agent_ops *, void *sess, unsigned int used);
 /* When the oldest idle session expires (monotonic ms), or -1. */
 long long	 cache_next_expiry(const struct runner *);
-/* Takes those expired by now (all once stopping) off the lists. */
-struct idle_sess *cache_take_expired(struct runner *, long long now);
+/*
+ * Moves those expired by now (all once stopping) into out; 1 if there
+ * are any.
+ */
+int		 cache_take_expired(struct runner *, long long now,
+		    struct idle_list *out);
 /* Closes what cache_take_expired() took; runner lock not held. */
-void		 cache_close(struct idle_sess *);
+void		 cache_close(struct idle_list *);
 /* Then forgets them, and their destinations if unused now. */
-void		 cache_release(struct runner *, struct idle_sess *);
+void		 cache_release(struct runner *, struct idle_list *);
 
 #endif
