@@ -173,17 +173,29 @@ milter_edit_end(struct milter_edit *e, int ok)
  * folds and line end.  0, or -1 when the name or value cannot be a
  * header field (a line break not followed by white space, a CR alone).
  */
+/* RFC 5322 field-name: one or more printable characters but ':'. */
+static int
+field_name_ok(const char *name)
+{
+	const char *q;
+
+	if (name[0] == '\0')
+		return 0;
+	for (q = name; *q != '\0'; q++)
+		if ((unsigned char)*q <= 0x20 || *q == ':' ||
+		    (unsigned char)*q >= 0x7f)
+			return 0;
+	return 1;
+}
+
 static int
 render_field(struct str *out, const char *name, const char *v, size_t vlen,
     int leadspc)
 {
 	const char *q, *end = v + vlen;
 
-	if (name[0] == '\0')
+	if (!field_name_ok(name))
 		return -1;
-	for (q = name; *q != '\0'; q++)
-		if ((unsigned char)*q <= 0x20 || *q == ':' || *q == 0x7f)
-			return -1;
 	if (str_appends(out, name) == -1 || str_appendc(out, ':') == -1)
 		return -1;
 	/* The milter gives the space after the colon only if it said so. */
@@ -261,14 +273,15 @@ header_change(struct milter_session *s, struct milter *m, int mi,
 	str_init(&f, MILTER_PACKET_MAX + 1024);
 	/* Deleting: an empty value. */
 	if (c == R_CHGHEADER && vlen == 0)
-		rc = name[0] == '\0' ? -1 : 0;
+		rc = field_name_ok(name) ? 0 : -1;
 	else
 		rc = render_field(&f, name, v, vlen,
 		    (m->pflags & P_HDR_LEADSPC) != 0);
 	if (rc == -1) {
 		log_err("%s milter %s: header field %.100s to %s is "
 		    "malformed; not done", s->ps->id, m->d->address, name,
-		    c == R_CHGHEADER ? "change" : "add");
+		    c != R_CHGHEADER ? "add" : vlen == 0 ? "delete" :
+		    "change");
 		str_free(&f);
 		return 0;
 	}
