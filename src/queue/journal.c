@@ -49,12 +49,15 @@ const struct journal_io *journal_io = &system_io;
  * Woken for new records less than WRITER_BUSY_MS after its last batch
  * (messages are streaming in), the writer lets more gather for
  * WRITER_LINGER_MS before it writes them out: bigger batches, fewer
- * flushes and wake-ups, for queue files a few milliseconds later (the
- * messages are durable in the journal already).  A message that comes
- * alone is written out at once.
+ * flushes and wake-ups, for queue files some milliseconds later (the
+ * messages are durable in the journal already).  Each syncfs writes the
+ * inode, bitmap and directory blocks the batch touched, and competes at
+ * the disk with the sessions' journal flushes: 50 ms rather than 5 took
+ * 13-15 % more messages a second (bench/RESULTS.md).  A message that
+ * comes alone is written out at once.
  */
 #define WRITER_BUSY_MS		10
-#define WRITER_LINGER_MS	5
+#define WRITER_LINGER_MS	50
 /*
  * A commit not taken by the journal in this time is refused (4xx): long
  * enough for a disk that is only slow under load, well inside the ten
