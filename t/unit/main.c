@@ -12,8 +12,9 @@ main(void)
 {
 	int (*suites[])(void) = { suite_str, suite_lineio, suite_addr,
 	    suite_cmdparse, suite_data, suite_policy, suite_cidr, suite_modules,
-	    suite_secrets, suite_sasl, suite_throttle, suite_tls, suite_senders,
-	    suite_envelope, suite_queueconf, suite_qstore, suite_spawn, suite_dsn,
+	    suite_secrets, suite_sasl, suite_throttle, suite_tls,
+	    suite_tls_certs, suite_senders, suite_envelope, suite_queueconf,
+	    suite_qstore, suite_spawn, suite_dsn,
 	    suite_dns, suite_dial, suite_convert, suite_creds, suite_client,
 	    suite_proxy, suite_table, suite_recipients, suite_mtasts,
 	    suite_tlsrpt, suite_dkim, suite_milter, suite_log, suite_sched,

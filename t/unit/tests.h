@@ -18,6 +18,7 @@ int	suite_secrets(void);
 int	suite_sasl(void);
 int	suite_throttle(void);
 int	suite_tls(void);
+int	suite_tls_certs(void);
 int	suite_senders(void);
 int	suite_table(void);
 int	suite_recipients(void);
