@@ -25,6 +25,7 @@
 
 #include <arpa/inet.h>
 #include <ftw.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,7 +72,7 @@ static struct policy pol;
 static struct policy_session ps;
 static struct milter_def defs[2];
 static struct spool *sp;
-static char spooldir[] = "/tmp/fuzz_milter.XXXXXX";
+static char spooldir[PATH_MAX];
 
 static int
 rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
@@ -94,12 +95,18 @@ setup(void)
 {
 	static const char *const names[2] = { "unix:/fuzz/one",
 	    "inet:127.0.0.1:8891" };
+	const char *tmp;
 	char err[256];
 	int i;
 
 	/* No syslog socket here: the module's log lines go nowhere. */
 	log_init("fuzz_milter", 0, 0);
-	if (mkdtemp(spooldir) == NULL) {
+	/* Under $TMPDIR: tools/fuzz gives each run one it clears first. */
+	tmp = getenv("TMPDIR");
+	if ((size_t)snprintf(spooldir, sizeof(spooldir),
+	    "%s/fuzz_milter.XXXXXX", tmp != NULL && *tmp != '\0' ? tmp :
+	    "/tmp") >= sizeof(spooldir) ||
+	    mkdtemp(spooldir) == NULL) {
 		perror("fuzz_milter: mkdtemp");
 		abort();
 	}
