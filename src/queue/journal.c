@@ -28,7 +28,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "lib/fsutil.h"
 #include "lib/log.h"
@@ -78,16 +77,6 @@ struct jrec {
 	struct jwait	*wait;		/* the session's; NULL once durable */
 };
 
-/*
- * CRC-32 (IEEE 802.3), to spot a torn record or mark after a crash:
- * zlib's, which does several bytes a step (every message goes through it).
- */
-uint32_t
-journal_crc32(uint32_t crc, const unsigned char *p, size_t n)
-{
-	return (uint32_t)crc32_z(crc, p, n);
-}
-
 static void
 put32(unsigned char *p, uint32_t v)
 {
@@ -95,69 +84,6 @@ put32(unsigned char *p, uint32_t v)
 	p[1] = (unsigned char)(v >> 8);
 	p[2] = (unsigned char)(v >> 16);
 	p[3] = (unsigned char)(v >> 24);
-}
-
-/* Writes a queue file into the journal's own temporary directory. */
-int
-journal_write_file(struct journal *j, const char *id, const char *data,
-    size_t len)
-{
-	char tmp[PATH_MAX];
-	int fd, e;
-
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/%s", j->tmpdir, id) >=
-	    sizeof(tmp)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (fd == -1)
-		return -1;
-	if (fs_write_all(fd, data, len) == -1 || close(fd) == -1) {
-		e = errno;
-		(void)close(fd);
-		(void)unlink(tmp);
-		errno = e;
-		return -1;
-	}
-	return 0;
-}
-
-/* Moves a written queue file from journal/tmp into queue/. */
-int
-journal_publish_file(struct journal *j, const char *id)
-{
-	char tmp[PATH_MAX], path[PATH_MAX];
-
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/%s", j->tmpdir, id) >=
-	    sizeof(tmp) ||
-	    (size_t)snprintf(path, sizeof(path), "%s/%s", j->queuedir, id) >=
-	    sizeof(path)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	return journal_io->rename(tmp, path);
-}
-
-/* Flushes every file written on the spool's filesystem. */
-int
-journal_sync_all(struct journal *j)
-{
-#ifdef HAVE_SYNCFS
-	return syncfs(j->queuefd);
-#else
-	(void)j;
-	sync();
-	return 0;
-#endif
-}
-
-int
-journal_segment_path(const struct journal *j, unsigned long long seq,
-    char *buf, size_t len)
-{
-	return (size_t)snprintf(buf, len, "%s/%012llu.j", j->dir, seq) >= len ?
-	    -1 : 0;
 }
 
 /*
