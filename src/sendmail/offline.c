@@ -82,7 +82,7 @@ offline_put(const char *dir, unsigned max, const char *account,
 	char envid[ENVELOPE_ENVID_MAX * 3 + 1];
 	size_t i, count = 0;
 	DIR *d;
-	int fd, n;
+	int fd, n, rc;
 
 	if (check_dir(dir) == -1) {
 		fprintf(stderr, "sendmail: offline queue %s: %s\n", dir,
@@ -133,8 +133,10 @@ offline_put(const char *dir, unsigned max, const char *account,
 	    0600);
 	if (fd == -1 || fs_write_all(fd, env.s, env.len) == -1 ||
 	    fs_write_all(fd, m->data.s, m->data.len) == -1 ||
-	    fsync(fd) == -1 || close(fd) == -1 || (fd = -1, rename(tmp,
-	    path) == -1) || fs_sync_dir(dir) == -1) {
+	    fsync(fd) == -1 ||
+	    /* A failed close has released the fd all the same. */
+	    (rc = close(fd), fd = -1, rc == -1) ||
+	    rename(tmp, path) == -1 || fs_sync_dir(dir) == -1) {
 		int e2 = errno;
 
 		if (fd != -1)
