@@ -64,6 +64,17 @@ class MilterListeners(PolicyCase):
         d.more_ports = [p[k] for k in ("b", "none", "ba", "all")]
         return d.start(), ma, mb
 
+    def ended(self, m, secs=10):
+        """True once every session milter m was told of has had its
+        QUIT (the session ends after the client's QUIT has its reply)."""
+        deadline = time.time() + secs
+        while time.time() < deadline:
+            cmds = m.commands()
+            if cmds.count(b"Q") == cmds.count(b"C"):
+                return True
+            time.sleep(0.02)
+        return False
+
     def send_on(self, d, port):
         """The message through listener port; its queued header."""
         d.port = port
@@ -89,6 +100,9 @@ class MilterListeners(PolicyCase):
         self.assertIn(b"\r\nX-Milter-B: yes\r\n", hdr)
         self.assertNotIn(b"X-Milter-A", hdr)
 
+        # The sessions' milter QUITs may still be on their way.
+        for m in (ma, mb):
+            self.assertTrue(self.ended(m), m.commands())
         seen_a, seen_b = len(ma.seen), len(mb.seen)
         hdr = self.send_on(d, p["none"])
         self.assertNotIn(b"X-Milter", hdr)
