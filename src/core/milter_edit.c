@@ -168,11 +168,6 @@ milter_edit_end(struct milter_edit *e, int ok)
 	e->nbody = NULL;
 }
 
-/*
- * A header field as the message will have it: "Name: value" with CRLF
- * folds and line end.  0, or -1 when the name or value cannot be a
- * header field (a line break not followed by white space, a CR alone).
- */
 /* RFC 5322 field-name: one or more printable characters but ':'. */
 static int
 field_name_ok(const char *name)
@@ -188,6 +183,11 @@ field_name_ok(const char *name)
 	return 1;
 }
 
+/*
+ * A header field as the message will have it: "Name: value" with CRLF
+ * folds and line end.  0, or -1 when the name or value cannot be a
+ * header field (a line break not followed by white space, a CR alone).
+ */
 static int
 render_field(struct str *out, const char *name, const char *v, size_t vlen,
     int leadspc)
