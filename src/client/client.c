@@ -753,14 +753,8 @@ client_usable(const struct client_conn *c)
 int
 client_idle_ok(const struct client_conn *c)
 {
-	struct pollfd pfd;
-
-	if (!client_usable(c) || lineio_pending(c->io) > 0)
-		return 0;
-	pfd.fd = c->fd;
-	pfd.events = POLLIN;
-	pfd.revents = 0;
-	return poll(&pfd, 1, 0) == 0;
+	return client_usable(c) && lineio_pending(c->io) == 0 &&
+	    net_poll_in(c->fd, 0) == 0;
 }
 
 void

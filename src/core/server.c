@@ -61,9 +61,9 @@
  * worker goes back to the set (at once, with SESSION_PARK_BUSY workers
  * busy).  So an idle client costs memory, not a thread.  One worker
  * always waits on the set (the last one to leave it starts another), up
- * to limits.sessions + 8; one idle for a while leaves,
- * unless it is the last one waiting.  The acceptor also times out the
- * parked sessions (parking_sweep()), at their earliest deadline.
+ * to limits.sessions + 8; one idle for a while leaves, unless it is the
+ * last one waiting.  The acceptor also times out the parked sessions
+ * (parking_sweep()), at their earliest deadline.
  */
 
 /* One accepted connection. */
