@@ -40,7 +40,6 @@
 static const struct journal_io system_io = { pwritev, fdatasync, rename };
 const struct journal_io *journal_io = &system_io;
 
-#define JOURNAL_SEGMENT_MAX	(32 * 1024 * 1024)
 #define JOURNAL_BACKLOG_MAX	(256 * 1024 * 1024)	/* on disk */
 #define JOURNAL_BATCH		512	/* records per flush */
 #define WRITER_BATCH		1024	/* queue files per syncfs */
@@ -69,7 +68,8 @@ const struct journal_io *journal_io = &system_io;
 struct jrec {
 	struct jrec	*next;
 	char		 id[SPOOL_ID_LEN + 1];
-	unsigned char	 hdr[JOURNAL_HDR];
+	unsigned char	 hdr[JOURNAL_HDR];	/* its check: crc ^ salt */
+	uint32_t	 crc;
 	struct str	 data;		/* the whole queue file, until journaled */
 	struct segment	*seg;		/* where it is then, and at what offset */
 	off_t		 off;
@@ -87,8 +87,9 @@ put32(unsigned char *p, uint32_t v)
 }
 
 /*
- * Creates the next segment file, with its header, outside the lock: only
- * the flush leader calls it.  Its fd for appending goes to *wfd.
+ * Makes the next segment file, with its header, from a spare or anew,
+ * outside the lock: only the flush leader calls it.  Its fd for writing
+ * records goes to *wfd.
  */
 static struct segment *
 segment_create(struct journal *j, int *wfd)
@@ -101,28 +102,33 @@ segment_create(struct journal *j, int *wfd)
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return NULL;
 	s->seq = j->nextseq++;
+	s->salt = journal_salt();
 	s->fd = *wfd = -1;
 	memset(hdr, 0, sizeof(hdr));
 	/* A binary header: the magic has no NUL. */
 	/* NOLINTNEXTLINE(bugprone-not-null-terminated-result) */
 	memcpy(hdr, SEGMENT_MAGIC, 4);
+	put32(hdr + SEGMENT_SALT, s->salt);
 	if (journal_segment_path(j, s->seq, path, sizeof(path)) == -1) {
 		errno = ENAMETOOLONG;
 		goto fail;
 	}
-	if ((s->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
-	    0600)) == -1)
-		goto fail;
-	/* The name must survive a crash before records go into the file. */
-	if (fs_write_all(s->fd, hdr, sizeof(hdr)) == -1 ||
-	    fs_sync_dir(j->dir) == -1 ||
-	    (*wfd = open(path, O_WRONLY | O_CLOEXEC)) == -1) {
-		e = errno;
-		(void)unlink(path);
-		errno = e;
-		goto fail;
+	if ((s->fd = journal_spare_take(j, path, hdr, sizeof(hdr))) == -1) {
+		if ((s->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+		    0600)) == -1)
+			goto fail;
+		if (fs_write_all(s->fd, hdr, sizeof(hdr)) == -1)
+			goto fail_unlink;
 	}
+	/* The name must survive a crash before records go into the file. */
+	if (fs_sync_dir(j->dir) == -1 ||
+	    (*wfd = open(path, O_WRONLY | O_CLOEXEC)) == -1)
+		goto fail_unlink;
 	return s;
+fail_unlink:
+	e = errno;
+	(void)unlink(path);
+	errno = e;
 fail:
 	e = errno;
 	if (s->fd != -1)
@@ -160,7 +166,7 @@ segment_reap_take(struct journal *j)
 	return dead;
 }
 
-/* Deletes what segment_reap_take() took; not under the lock. */
+/* Keeps as spares or deletes what segment_reap_take() took; unlocked. */
 static void
 segment_delete(struct journal *j, struct segment *dead)
 {
@@ -170,7 +176,7 @@ segment_delete(struct journal *j, struct segment *dead)
 	for (; dead != NULL; dead = n) {
 		n = dead->next;
 		if (journal_segment_path(j, dead->seq, path, sizeof(path)) == 0)
-			(void)unlink(path);
+			journal_spare_put(j, path, dead->fd);
 		close(dead->fd);
 		free(dead);
 	}
@@ -221,6 +227,7 @@ append_batch(struct journal *j, struct jrec *batch, size_t *totalp)
 	ssize_t w;
 
 	for (r = batch; r != NULL; r = r->next) {
+		put32(r->hdr + 8, r->crc ^ j->segsalt);
 		iov[i].iov_base = r->hdr;
 		iov[i++].iov_len = JOURNAL_HDR;
 		iov[i].iov_base = r->data.s;
@@ -280,6 +287,7 @@ maybe_rotate(struct journal *j, int need)
 		j->segs = s;
 	oldfd = j->segfd;
 	j->segfd = wfd;
+	j->segsalt = s->salt;
 	j->segoff = SEGMENT_HDR;
 	dead = segment_reap_take(j);
 	pthread_mutex_unlock(&j->mu);
@@ -323,7 +331,7 @@ group_commit(struct journal *j, struct jwait *self)
 	 * A segment that outlives its messages would only be read again
 	 * after a crash: start afresh when all is written out.
 	 */
-	rotate = j->segfd == -1 || j->segoff > JOURNAL_SEGMENT_MAX ||
+	rotate = j->segfd == -1 || j->segoff > j->segmax ||
 	    (j->segoff > SEGMENT_HDR && current_segment(j)->outstanding == 0);
 	pthread_mutex_unlock(&j->mu);
 
@@ -347,6 +355,7 @@ group_commit(struct journal *j, struct jwait *self)
 		cur = current_segment(j);
 		off = j->segoff;
 		j->segoff += (off_t)total;
+		j->journaled += (off_t)total;
 		/* From here on the journal holds them: free the memory. */
 		for (r = batch; r != NULL; r = r->next) {
 			r->seg = cur;
@@ -529,6 +538,8 @@ writer_main(void *arg)
 				break;
 			}
 			pthread_mutex_unlock(&j->mu);
+			if (e == ENOSPC)
+				journal_spares_drop(j);
 			sleep(1);
 			pthread_mutex_lock(&j->mu);
 			for (r = batch; r->next != NULL; r = r->next)
@@ -572,6 +583,7 @@ writer_main(void *arg)
 		if (oldfd != -1)
 			close(oldfd);
 		segment_delete(j, dead);
+		journal_spare_prepare(j);
 		pthread_mutex_lock(&j->mu);
 	}
 	pthread_mutex_unlock(&j->mu);
@@ -643,8 +655,8 @@ journal_commit(struct journal *j, const char *id, struct str *data)
 	str_init(data, 0);
 	memcpy(r->hdr, JOURNAL_MAGIC, 4);
 	put32(r->hdr + 4, (uint32_t)r->data.len);
-	put32(r->hdr + 8, journal_crc32(0, (const unsigned char *)r->data.s,
-	    r->data.len));
+	r->crc = journal_crc32(0, (const unsigned char *)r->data.s,
+	    r->data.len);
 	net_deadline_ts(&deadline, JOURNAL_WAIT_SECS * 1000LL);
 
 	pthread_mutex_lock(&j->mu);
@@ -767,6 +779,8 @@ journal_open(const char *dir, journal_published_fn fn, void *arg, char *err,
 	j->arg = arg;
 	if (journal_take(j, dir, err, errlen) == -1)
 		goto fail;
+	j->segmax = JOURNAL_SEGMENT_MAX;
+	journal_spares_load(j, 1);
 	pthread_mutex_init(&j->mu, NULL);
 	pthread_cond_init(&j->quiet, NULL);
 	/* Sessions and the writer wait with deadlines on the monotonic clock. */

@@ -21,10 +21,14 @@
 #define JOURNAL_MAGIC		"SJR1"
 #define JOURNAL_HDR		12	/* magic, length, crc32 */
 #define JOURNAL_RECORD_MAX	(JOURNAL_INLINE + 1024 * 1024)
-#define SEGMENT_MAGIC		"SJH1"
-#define SEGMENT_HDR		64	/* magic, two mark slots, padding */
+#define SEGMENT_MAGIC		"SJH2"	/* with a salt */
+#define SEGMENT_MAGIC_V1	"SJH1"	/* an older smtpd's: no salt */
+#define SEGMENT_HDR		64	/* magic, salt, two mark slots, padding */
+#define SEGMENT_SALT		4	/* 32 bits, in every record's check */
 #define MARK_SLOT0		16
 #define MARK_SLOT_LEN		16	/* counter, offset (64 bits), crc32 */
+#define JOURNAL_SEGMENT_MAX	(32 * 1024 * 1024)
+#define JOURNAL_SPARES		2	/* spent segments kept for reuse */
 #define SPOOL_VERSION_ID	"smtpd-spool 1\nid "
 
 #ifdef __linux__
@@ -55,6 +59,7 @@ struct segment {
 	struct segment	*next;
 	int		 fd;		/* read and mark by the writer */
 	unsigned long long seq;
+	uint32_t	 salt;
 	unsigned int	 outstanding;	/* records not yet in queue/ */
 	int		 closed;	/* no more records will be added */
 	uint32_t	 markctr;	/* the writer's */
@@ -85,8 +90,18 @@ struct journal {
 	int		 werr;		/* the writer's trouble, 0 when fine */
 	int		 segfd;		/* the flush leader's current segment */
 	off_t		 segoff;
+	uint32_t	 segsalt;
+	off_t		 segmax;	/* a new segment past this */
+	off_t		 journaled;	/* bytes, since the start */
 	struct segment	*segs;		/* oldest first; last is current */
 	unsigned long long nextseq;
+	int		 reuse;		/* spent segments become spares */
+	struct spare {
+		off_t	 size;
+		int	 present;	/* spare.N is there */
+		int	 busy;		/* being taken, filled or made */
+	}		 spares[JOURNAL_SPARES];
+	long long	 spares_after;	/* ms: none kept or made before */
 };
 
 /*
@@ -130,6 +145,25 @@ void	jwait_wake(struct jwait *);
  */
 int	jwait_wait(struct journal *, struct jwait *,
 	    const struct timespec *deadline);
+/*
+ * Spare segments (journal_spare.c).  journal_spares_load() decides at
+ * start-up whether spent segments are kept and finds those there are.
+ * journal_spare_take() makes segment path out of a spare, hdr written
+ * over its start and flushed before the rename: the spare's fd (read
+ * and write), or -1 when there is none or that failed.
+ * journal_spare_put() keeps a spent segment (fd open on it) as a spare,
+ * or deletes it.  journal_spare_prepare() is the writer's: under
+ * sustained load, when no spare is ready for the next segment, it
+ * zero-fills one.  journal_spares_drop() deletes the spares not in use
+ * (the disk is full).  journal_salt() makes a segment's salt (never 0).
+ */
+void	journal_spares_load(struct journal *, int keep);
+int	journal_spare_take(struct journal *, const char *path,
+	    const unsigned char *hdr, size_t hdrlen);
+void	journal_spare_put(struct journal *, const char *path, int fd);
+void	journal_spare_prepare(struct journal *);
+void	journal_spares_drop(struct journal *);
+uint32_t journal_salt(void);
 /*
  * Puts whatever the last run journaled into queue/, then empties the
  * journal; sets nextseq.  0, or -1 with a message in err.

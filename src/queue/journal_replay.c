@@ -83,6 +83,8 @@ replay_segment(struct journal *j, const char *path, unsigned int *count,
 	ssize_t n;
 	int fd, r = 0;
 
+	uint32_t salt = 0;
+
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 		return -1;
 	if (fstat(fd, &st) == -1) {
@@ -90,10 +92,18 @@ replay_segment(struct journal *j, const char *path, unsigned int *count,
 		return -1;
 	}
 	n = pread(fd, hdr, sizeof(hdr), 0);
-	/* A segment without a header (an older smtpd) has no mark. */
-	if (n == (ssize_t)sizeof(hdr) && memcmp(hdr, SEGMENT_MAGIC, 4) == 0)
+	/*
+	 * A segment without a header (an older smtpd) has no mark, nor one
+	 * with the first header (SJH1) a salt.
+	 */
+	if (n == (ssize_t)sizeof(hdr) && memcmp(hdr, SEGMENT_MAGIC, 4) == 0) {
 		start = segment_start(hdr, st.st_size);
-	else if (n >= 4 && memcmp(hdr, SEGMENT_MAGIC, 4) == 0)
+		salt = get32(hdr + SEGMENT_SALT);
+	} else if (n == (ssize_t)sizeof(hdr) &&
+	    memcmp(hdr, SEGMENT_MAGIC_V1, 4) == 0)
+		start = segment_start(hdr, st.st_size);
+	else if (n >= 4 && (memcmp(hdr, SEGMENT_MAGIC, 4) == 0 ||
+	    memcmp(hdr, SEGMENT_MAGIC_V1, 4) == 0))
 		start = st.st_size;	/* a torn header: no records yet */
 	if (lseek(fd, start, SEEK_SET) == -1) {
 		close(fd);
@@ -108,7 +118,7 @@ replay_segment(struct journal *j, const char *path, unsigned int *count,
 		    (data = malloc(len + 1)) == NULL)
 			break;
 		if (read(fd, data, len) != (ssize_t)len ||
-		    journal_crc32(0, (unsigned char *)data, len) !=
+		    (journal_crc32(0, (unsigned char *)data, len) ^ salt) !=
 		    get32(hdr + 8)) {
 			free(data);
 			break;
@@ -298,6 +308,7 @@ journal_recover(const char *dir, char *err, size_t errlen)
 	j->queuefd = j->lockfd = j->segfd = -1;
 	if (journal_take(j, dir, err, errlen) == -1)
 		goto out;
+	journal_spares_load(j, 0);	/* no use without the journal */
 	fd = j->lockfd;
 	j->lockfd = -1;
 out:

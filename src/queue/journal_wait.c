@@ -55,8 +55,8 @@ jwait_post_all(struct jwait **ws, int n, int state, int err)
 
 /*
  * Waits until w is posted (or handed the lead) or the deadline
- * (CLOCK_MONOTONIC; NULL for none) passes.  With the futex, unlocked; else under j->mu.  The state,
- * 0 on timeout.
+ * (CLOCK_MONOTONIC; NULL for none) passes.  With the futex, unlocked;
+ * else under j->mu.  The state, 0 on timeout.
  */
 int
 jwait_wait(struct journal *j, struct jwait *w, const struct timespec *dl)

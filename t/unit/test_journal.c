@@ -23,6 +23,8 @@
 
 #define ID_A	"0123456789ABCDEF"
 #define ID_B	"0123456789ABCDEG"
+#define ID_C	"0123456789ABCDEH"
+#define ID_D	"0123456789ABCDEI"
 
 static const struct journal_io	*saved_io;
 static int			 fail_errno;	/* what the faults fail with */
@@ -92,6 +94,32 @@ real_fdatasync(int fd)
 	return saved_io->fdatasync(fd);
 }
 
+/* Queue files wait while the gate is 1, and never come once it is 2. */
+static atomic_int	 rename_gate;
+
+static int
+gated_rename(const char *from, const char *to)
+{
+	while (atomic_load(&rename_gate) == 1)
+		usleep(1000);
+	while (atomic_load(&rename_gate) == 2)
+		pause();
+	return rename(from, to);
+}
+
+/* The first queue file finds the disk full. */
+static atomic_int	 renames_full;
+
+static int
+full_once_rename(const char *from, const char *to)
+{
+	if (atomic_fetch_add(&renames_full, 1) == 0) {
+		errno = ENOSPC;
+		return -1;
+	}
+	return rename(from, to);
+}
+
 static const struct journal_io write_fails = {
 	failing_pwritev, real_fdatasync, rename
 };
@@ -106,6 +134,12 @@ static const struct journal_io rename_hangs = {
 };
 static const struct journal_io renamed_then_hangs = {
 	real_pwritev, real_fdatasync, rename_then_hang
+};
+static const struct journal_io gated_renames = {
+	real_pwritev, real_fdatasync, gated_rename
+};
+static const struct journal_io disk_full_once = {
+	real_pwritev, real_fdatasync, full_once_rename
 };
 
 /*
@@ -429,6 +463,226 @@ test_torn_tail_ignored(void)
 	spool_rm(dir);
 }
 
+/* Waits until every record j took is in queue/ and counted so. */
+static int
+written_out(struct journal *j)
+{
+	struct segment *s;
+	unsigned int n = 1;
+	int i;
+
+	for (i = 0; i < 1000 && n > 0; i++) {
+		pthread_mutex_lock(&j->mu);
+		for (n = 0, s = j->segs; s != NULL; s = s->next)
+			n += s->outstanding;
+		pthread_mutex_unlock(&j->mu);
+		if (n > 0)
+			usleep(10000);
+	}
+	return n == 0;
+}
+
+/* A new segment for j past max bytes. */
+static void
+set_segmax(struct journal *j, off_t max)
+{
+	pthread_mutex_lock(&j->mu);
+	j->segmax = max;
+	pthread_mutex_unlock(&j->mu);
+}
+
+static int
+spare_size(const char *dir, int k, off_t *size)
+{
+	char path[PATH_MAX], name[32];
+	struct stat st;
+
+	snprintf(name, sizeof(name), "journal/spare.%d", k);
+	if (stat(tu_path(path, sizeof(path), dir, name), &st) == -1)
+		return -1;
+	*size = st.st_size;
+	return 0;
+}
+
+/*
+ * A spent segment comes back as the next but one, what it held still in
+ * it.  In a child, segments of 150 bytes: A and B into one, written out;
+ * D into a new one (A's becomes a spare) and past its end; C, as long as
+ * A, into the spare, over A and just before what is left of B; then the
+ * crash.  The replay recovers C and D, and must not take B's leftover
+ * for a record: A and B were delivered long ago.
+ */
+static void
+test_spare_leftovers_not_replayed(void)
+{
+	char dir[PATH_MAX], path[PATH_MAX];
+	struct journal *j;
+	off_t size;
+	pid_t pid;
+	int st;
+
+	spool_dir(dir, sizeof(dir));
+	if ((pid = fork()) == 0) {
+		atomic_store(&rename_gate, 1);
+		if ((j = open_with(dir, &gated_renames)) == NULL)
+			_exit(2);
+		if (!j->reuse)
+			_exit(5);	/* tmpfs: nothing is kept */
+		set_segmax(j, 150);
+		if (commit(j, ID_A, "delivered\n") != 0 ||
+		    commit(j, ID_B, "delivered\n") != 0)
+			_exit(3);
+		atomic_store(&rename_gate, 0);
+		if (!written_out(j) || commit(j, ID_D, "d d d d d d d d d d "
+		    "d d d d d d d d d d d d d d d d d d d d d d d d d d d d d d "
+		    "d d d d d d d d d d\n") != 0 ||
+		    !written_out(j))
+			_exit(4);
+		if (spare_size(dir, 0, &size) == -1)
+			_exit(6);
+		atomic_store(&rename_gate, 2);
+		if (commit(j, ID_C, "recovered\n") != 0)
+			_exit(3);
+		_exit(0);	/* the crash */
+	}
+	CU_ASSERT_FATAL(pid != -1);
+	CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
+	CU_ASSERT_FATAL(WIFEXITED(st));
+	if (WEXITSTATUS(st) == 5) {
+		spool_rm(dir);
+		return;
+	}
+	CU_ASSERT_EQUAL_FATAL(WEXITSTATUS(st), 0);
+	CU_ASSERT_EQUAL(unlink(tu_path(path, sizeof(path), dir,
+	    "queue/" ID_A)), 0);
+	CU_ASSERT_EQUAL(unlink(tu_path(path, sizeof(path), dir,
+	    "queue/" ID_B)), 0);
+	if ((j = open_with(dir, NULL)) != NULL)
+		journal_close(&j);
+	CU_ASSERT_TRUE(queued(dir, ID_C));
+	CU_ASSERT_TRUE(queued(dir, ID_D));
+	CU_ASSERT_FALSE(queued(dir, ID_B));
+	CU_ASSERT_FALSE(queued(dir, ID_A));
+	CU_ASSERT_EQUAL(count_queued(dir), 2);
+	spool_rm(dir);
+}
+
+/*
+ * Once half a segment's worth (2 MiB here) is journaled, the writer
+ * zero-fills a spare to a segment's size, which the next segment is then
+ * made from; in files mode the spares go.
+ */
+#define SEGMAX_TEST	(2 * 1024 * 1024)
+
+static void
+test_spare_made_ahead(void)
+{
+	char dir[PATH_MAX], id[32], path[PATH_MAX];
+	struct journal *j;
+	struct stat st;
+	char *body;
+	off_t size = 0;
+	int i, k, n, fd;
+
+	spool_dir(dir, sizeof(dir));
+	body = malloc(JOURNAL_INLINE - 1024);
+	CU_ASSERT_FATAL(body != NULL);
+	memset(body, 'x', JOURNAL_INLINE - 1025);
+	body[JOURNAL_INLINE - 1025] = '\0';
+	if ((j = open_with(dir, NULL)) == NULL) {
+		free(body);
+		spool_rm(dir);
+		return;
+	}
+	if (!j->reuse) {
+		journal_close(&j);
+		free(body);
+		spool_rm(dir);
+		return;
+	}
+	set_segmax(j, SEGMAX_TEST);
+	n = SEGMAX_TEST / 2 / (JOURNAL_INLINE - 1024) + 2;
+	for (i = 0; i < n; i++) {
+		snprintf(id, sizeof(id), "0123456789AB%04d", i);
+		CU_ASSERT_EQUAL_FATAL(commit(j, id, body), 0);
+	}
+	free(body);
+	CU_ASSERT_TRUE(written_out(j));
+	/*
+	 * Until that spare is there: a segment may be using it, which the
+	 * next commit (all being written out) gives back.
+	 */
+	for (i = 0, k = -1; i < 1000 && k == -1; i++) {
+		if (spare_size(dir, 0, &size) == 0 && size > SEGMAX_TEST)
+			k = 0;
+		else if (spare_size(dir, 1, &size) == 0 &&
+		    size > SEGMAX_TEST)
+			k = 1;
+		else if (i % 100 == 99) {
+			snprintf(id, sizeof(id), "0123456789AB%04d", n++);
+			CU_ASSERT_EQUAL(commit(j, id, "filler\n"), 0);
+			CU_ASSERT_TRUE(written_out(j));
+		} else
+			usleep(10000);
+	}
+	TU_CHECK(k != -1, "no spare of %d bytes made", SEGMAX_TEST);
+	/* All is written out: the next commit starts a segment, from it. */
+	CU_ASSERT_EQUAL(commit(j, ID_A, "next\n"), 0);
+	CU_ASSERT_EQUAL(last_segment(dir, path, sizeof(path)), 0);
+	CU_ASSERT(stat(path, &st) == 0 && st.st_size > SEGMAX_TEST);
+	journal_close(&j);
+	CU_ASSERT_EQUAL(count_queued(dir), n + 1);
+	if ((fd = journal_recover(dir, path, sizeof(path))) != -1)
+		close(fd);
+	CU_ASSERT(fd != -1);
+	CU_ASSERT_EQUAL(spare_size(dir, 0, &size), -1);
+	CU_ASSERT_EQUAL(spare_size(dir, 1, &size), -1);
+	CU_ASSERT_EQUAL(count_queued(dir), n + 1);
+	spool_rm(dir);
+}
+
+/* A full disk: the spares give their space back, none is kept again. */
+static void
+test_spares_dropped_when_full(void)
+{
+	char dir[PATH_MAX], path[PATH_MAX], name[32];
+	struct journal *j;
+	off_t size;
+	int k, fd, i;
+
+	spool_dir(dir, sizeof(dir));
+	CU_ASSERT_EQUAL_FATAL(mkdir(tu_path(path, sizeof(path), dir,
+	    "journal"), 0700), 0);
+	for (k = 0; k < JOURNAL_SPARES; k++) {
+		snprintf(name, sizeof(name), "journal/spare.%d", k);
+		fd = open(tu_path(path, sizeof(path), dir, name),
+		    O_WRONLY | O_CREAT, 0600);
+		CU_ASSERT(fd != -1 && ftruncate(fd, 65536) == 0);
+		if (fd != -1)
+			close(fd);
+	}
+	atomic_store(&renames_full, 0);
+	if ((j = open_with(dir, &disk_full_once)) == NULL) {
+		spool_rm(dir);
+		return;
+	}
+	set_segmax(j, 100);
+	CU_ASSERT_EQUAL(commit(j, ID_A, "first\n"), 0);
+	for (i = 0; i < 500 && !queued(dir, ID_A); i++)
+		usleep(10000);
+	CU_ASSERT_TRUE(queued(dir, ID_A));
+	CU_ASSERT_EQUAL(spare_size(dir, 0, &size), -1);
+	CU_ASSERT_EQUAL(spare_size(dir, 1, &size), -1);
+	/* A's segment is done with, and deleted rather than kept. */
+	CU_ASSERT_TRUE(written_out(j));
+	CU_ASSERT_EQUAL(commit(j, ID_B, "second\n"), 0);
+	CU_ASSERT_TRUE(written_out(j));
+	CU_ASSERT_EQUAL(spare_size(dir, 0, &size), -1);
+	journal_close(&j);
+	CU_ASSERT_EQUAL(count_queued(dir), 2);
+	spool_rm(dir);
+}
+
 struct committer {
 	pthread_t	 t;
 	struct journal	*j;
@@ -581,6 +835,12 @@ suite_journal(void)
 	    test_crash_after_rename) == NULL ||
 	    CU_add_test(s, "a torn last record is ignored",
 	    test_torn_tail_ignored) == NULL ||
+	    CU_add_test(s, "a spare's leftovers are never replayed",
+	    test_spare_leftovers_not_replayed) == NULL ||
+	    CU_add_test(s, "a spare is made ahead under load, and used",
+	    test_spare_made_ahead) == NULL ||
+	    CU_add_test(s, "a full disk takes the spares' space back",
+	    test_spares_dropped_when_full) == NULL ||
 	    CU_add_test(s, "concurrent commits share flushes, done by them",
 	    test_group_commit) == NULL ||
 	    CU_add_test(s, "a failed group flush refuses its batch only",
