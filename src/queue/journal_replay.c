@@ -81,9 +81,8 @@ replay_segment(struct journal *j, const char *path, unsigned int *count,
 	uint32_t len;
 	off_t start = 0;
 	ssize_t n;
-	int fd, r = 0;
-
 	uint32_t salt = 0;
+	int fd, r = 0;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 		return -1;

@@ -641,6 +641,51 @@ test_spare_made_ahead(void)
 	spool_rm(dir);
 }
 
+/* v at p, little-endian as on disk. */
+static void
+put_le32(unsigned char *p, uint32_t v)
+{
+	int i;
+
+	for (i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* A segment an older smtpd left (header SJH1, no salt) still replays. */
+static void
+test_older_segment_replayed(void)
+{
+	static const char payload[] = "smtpd-spool 1\nid " ID_A "\n\nold\n";
+	unsigned char hdr[SEGMENT_HDR], rec[JOURNAL_HDR];
+	char dir[PATH_MAX], path[PATH_MAX];
+	struct journal *j;
+	int fd;
+
+	spool_dir(dir, sizeof(dir));
+	CU_ASSERT_EQUAL_FATAL(mkdir(tu_path(path, sizeof(path), dir,
+	    "journal"), 0700), 0);
+	memset(hdr, 0, sizeof(hdr));
+	memcpy(hdr, SEGMENT_MAGIC_V1, 4);
+	memcpy(rec, JOURNAL_MAGIC, 4);
+	put_le32(rec + 4, sizeof(payload) - 1);
+	put_le32(rec + 8, journal_crc32(0, (const unsigned char *)payload,
+	    sizeof(payload) - 1));
+	fd = open(tu_path(path, sizeof(path), dir, "journal/000000000005.j"),
+	    O_WRONLY | O_CREAT, 0600);
+	CU_ASSERT_FATAL(fd != -1);
+	CU_ASSERT(write(fd, hdr, sizeof(hdr)) == (ssize_t)sizeof(hdr));
+	CU_ASSERT(write(fd, rec, sizeof(rec)) == (ssize_t)sizeof(rec));
+	CU_ASSERT(write(fd, payload, sizeof(payload) - 1) ==
+	    (ssize_t)sizeof(payload) - 1);
+	close(fd);
+	if ((j = open_with(dir, NULL)) != NULL)
+		journal_close(&j);
+	CU_ASSERT_TRUE(queued(dir, ID_A));
+	CU_ASSERT_EQUAL(count_queued(dir), 1);
+	CU_ASSERT_EQUAL(access(path, F_OK), -1);
+	spool_rm(dir);
+}
+
 /* A full disk: the spares give their space back, none is kept again. */
 static void
 test_spares_dropped_when_full(void)
@@ -839,6 +884,8 @@ suite_journal(void)
 	    test_spare_leftovers_not_replayed) == NULL ||
 	    CU_add_test(s, "a spare is made ahead under load, and used",
 	    test_spare_made_ahead) == NULL ||
+	    CU_add_test(s, "an older smtpd's segment (no salt) replays",
+	    test_older_segment_replayed) == NULL ||
 	    CU_add_test(s, "a full disk takes the spares' space back",
 	    test_spares_dropped_when_full) == NULL ||
 	    CU_add_test(s, "concurrent commits share flushes, done by them",
