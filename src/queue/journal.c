@@ -102,18 +102,14 @@ segment_create(struct journal *j, int *wfd)
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return NULL;
 	s->seq = j->nextseq++;
-	s->salt = journal_salt();
 	s->fd = *wfd = -1;
-	memset(hdr, 0, sizeof(hdr));
-	/* A binary header: the magic has no NUL. */
-	/* NOLINTNEXTLINE(bugprone-not-null-terminated-result) */
-	memcpy(hdr, SEGMENT_MAGIC, 4);
-	put32(hdr + SEGMENT_SALT, s->salt);
 	if (journal_segment_path(j, s->seq, path, sizeof(path)) == -1) {
 		errno = ENAMETOOLONG;
 		goto fail;
 	}
-	if ((s->fd = journal_spare_take(j, path, hdr, sizeof(hdr))) == -1) {
+	if ((s->fd = journal_spare_take(j, path, &s->salt)) == -1) {
+		s->salt = journal_salt();
+		journal_segment_header(hdr, s->salt);
 		if ((s->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
 		    0600)) == -1)
 			goto fail;

@@ -98,6 +98,7 @@ struct journal {
 	int		 reuse;		/* spent segments become spares */
 	struct spare {
 		off_t	 size;
+		uint32_t salt;		/* of its new header; 0: none yet */
 		int	 present;	/* spare.N is there */
 		int	 busy;		/* being taken, filled or made */
 	}		 spares[JOURNAL_SPARES];
@@ -148,18 +149,21 @@ int	jwait_wait(struct journal *, struct jwait *,
 /*
  * Spare segments (journal_spare.c).  journal_spares_load() decides at
  * start-up whether spent segments are kept and finds those there are.
- * journal_spare_take() makes segment path out of a spare, hdr written
- * over its start and flushed before the rename: the spare's fd (read
- * and write), or -1 when there is none or that failed.
- * journal_spare_put() keeps a spent segment (fd open on it) as a spare,
- * or deletes it.  journal_spare_prepare() is the writer's: under
- * sustained load, when no spare is ready for the next segment, it
- * zero-fills one.  journal_spares_drop() deletes the spares not in use
+ * journal_segment_header() fills in a new segment's header.
+ * journal_spare_take() makes segment path out of a spare, whose header
+ * (new salt, no mark) is on disk before the rename: the spare's fd (read
+ * and write) and its salt in *saltp, or -1 when there is none or that
+ * failed.  journal_spare_put() keeps a spent segment (fd open on it) as
+ * a spare, its header made new and flushed first, or deletes it.
+ * journal_spare_prepare() is the writer's: once half a segment's worth
+ * is journaled, it zero-fills a spare to a whole segment's size if none
+ * is that big.  journal_spares_drop() deletes the spares not in use
  * (the disk is full).  journal_salt() makes a segment's salt (never 0).
  */
 void	journal_spares_load(struct journal *, int keep);
+void	journal_segment_header(unsigned char *hdr, uint32_t salt);
 int	journal_spare_take(struct journal *, const char *path,
-	    const unsigned char *hdr, size_t hdrlen);
+	    uint32_t *saltp);
 void	journal_spare_put(struct journal *, const char *path, int fd);
 void	journal_spare_prepare(struct journal *);
 void	journal_spares_drop(struct journal *);

@@ -6,7 +6,8 @@
  * ms a flush on ext4 (bench/flushcost.c, bench/RESULTS.md).  So a
  * segment whose messages are all in queue/ is kept as a spare (up to
  * JOURNAL_SPARES) rather than deleted, and the next segment is made from
- * one: a new header with a new salt, flushed, then the rename.  The salt
+ * one.  A spare gets a new header (a new salt, no mark), flushed, when
+ * it is put aside, so that making a segment of it is a rename.  The salt
  * is part of every record's check value, so that nothing a spare's
  * earlier use left in it is ever taken for a record.  Spares keep their
  * size, so once the journal has carried half a segment's worth, the
@@ -64,6 +65,58 @@ spare_path(const struct journal *j, int k, char *buf, size_t len)
 	    0 : -1;
 }
 
+void
+journal_segment_header(unsigned char *hdr, uint32_t salt)
+{
+	int i;
+
+	memset(hdr, 0, SEGMENT_HDR);
+	/* A binary header: the magic has no NUL. */
+	/* NOLINTNEXTLINE(bugprone-not-null-terminated-result) */
+	memcpy(hdr, SEGMENT_MAGIC, 4);
+	for (i = 0; i < 4; i++)
+		hdr[SEGMENT_SALT + i] = (unsigned char)(salt >> (8 * i));
+}
+
+/*
+ * Gives the file a new header (a new salt, no mark) and flushes it: its
+ * salt, or 0 (errno).
+ */
+static uint32_t
+new_header(int fd)
+{
+	unsigned char hdr[SEGMENT_HDR];
+	uint32_t salt = journal_salt();
+
+	journal_segment_header(hdr, salt);
+	if (pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
+	    journal_io->fdatasync(fd) == -1)
+		return 0;
+	return salt;
+}
+
+/* The salt of a spare's header if it is new (no mark), else 0. */
+static uint32_t
+header_salt(const char *path)
+{
+	unsigned char hdr[SEGMENT_HDR];
+	uint32_t salt = 0;
+	int fd, i;
+
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
+		return 0;
+	if (pread(fd, hdr, sizeof(hdr), 0) == (ssize_t)sizeof(hdr) &&
+	    memcmp(hdr, SEGMENT_MAGIC, 4) == 0) {
+		for (i = 0; i < 4; i++)
+			salt |= (uint32_t)hdr[SEGMENT_SALT + i] << (8 * i);
+		for (i = SEGMENT_SALT + 4; i < SEGMENT_HDR && salt != 0; i++)
+			if (hdr[i] != 0)
+				salt = 0;
+	}
+	close(fd);
+	return salt;
+}
+
 uint32_t
 journal_salt(void)
 {
@@ -112,14 +165,15 @@ journal_spares_load(struct journal *j, int keep)
 		}
 		j->spares[k].present = 1;
 		j->spares[k].size = st.st_size;
+		j->spares[k].salt = header_salt(path);
 	}
 }
 
 int
-journal_spare_take(struct journal *j, const char *path,
-    const unsigned char *hdr, size_t hdrlen)
+journal_spare_take(struct journal *j, const char *path, uint32_t *saltp)
 {
 	char from[PATH_MAX];
+	uint32_t salt;
 	int k, best = -1, fd = -1, ok = 0;
 
 	pthread_mutex_lock(&j->mu);
@@ -127,15 +181,18 @@ journal_spare_take(struct journal *j, const char *path,
 		if (j->spares[k].present && !j->spares[k].busy &&
 		    (best == -1 || j->spares[k].size > j->spares[best].size))
 			best = k;
-	if (best != -1)
-		j->spares[best].busy = 1;
-	pthread_mutex_unlock(&j->mu);
-	if (best == -1)
+	if (best == -1) {
+		pthread_mutex_unlock(&j->mu);
 		return -1;
+	}
+	j->spares[best].busy = 1;
+	salt = j->spares[best].salt;
+	pthread_mutex_unlock(&j->mu);
+	/* One found at start-up may have had no new header yet. */
 	if (spare_path(j, best, from, sizeof(from)) == 0 &&
 	    (fd = open(from, O_RDWR | O_NOFOLLOW | O_CLOEXEC)) != -1 &&
-	    pwrite(fd, hdr, hdrlen, 0) == (ssize_t)hdrlen &&
-	    journal_io->fdatasync(fd) == 0 && rename(from, path) == 0)
+	    (salt != 0 || (salt = new_header(fd)) != 0) &&
+	    rename(from, path) == 0)
 		ok = 1;
 	if (!ok) {
 		log_warn("spool journal: spare %s: %s", from, strerror(errno));
@@ -148,6 +205,7 @@ journal_spare_take(struct journal *j, const char *path,
 	j->spares[best].present = 0;
 	j->spares[best].busy = 0;
 	pthread_mutex_unlock(&j->mu);
+	*saltp = salt;
 	return fd;
 }
 
@@ -179,13 +237,15 @@ journal_spares_drop(struct journal *j)
 
 /*
  * No flush of the directory: after a crash the segment is either still
- * under its old name, its mark past every record, or a spare.
+ * under its old name, with the new header (nothing to replay), or a
+ * spare.
  */
 void
 journal_spare_put(struct journal *j, const char *path, int fd)
 {
 	char to[PATH_MAX];
 	struct stat st;
+	uint32_t salt;
 	int k = -1, i;
 
 	if (j->reuse && fstat(fd, &st) == 0) {
@@ -202,12 +262,15 @@ journal_spare_put(struct journal *j, const char *path, int fd)
 		(void)unlink(path);
 		return;
 	}
-	i = spare_path(j, k, to, sizeof(to)) == 0 && rename(path, to) == 0;
+	salt = new_header(fd);
+	i = salt != 0 && spare_path(j, k, to, sizeof(to)) == 0 &&
+	    rename(path, to) == 0;
 	if (!i)
 		(void)unlink(path);
 	pthread_mutex_lock(&j->mu);
 	j->spares[k].present = i;
 	j->spares[k].size = st.st_size;
+	j->spares[k].salt = salt;
 	j->spares[k].busy = 0;
 	pthread_mutex_unlock(&j->mu);
 }
@@ -263,6 +326,7 @@ journal_spare_prepare(struct journal *j)
 {
 	char path[PATH_MAX];
 	off_t old = 0, done;
+	uint32_t salt = 0;
 	int k, pick = -1, fd, e = 0;
 
 	pthread_mutex_lock(&j->mu);
@@ -299,12 +363,12 @@ journal_spare_prepare(struct journal *j)
 		e = ENAMETOOLONG;
 	else if (space_short(j, SPARE_SIZE(j) - old))
 		e = ENOSPC;
-	else if ((fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW |
+	else if ((fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW |
 	    O_CLOEXEC, 0600)) == -1)
 		e = errno;
 	else {
 		if ((done = zero_fill(j, fd, old)) == -1 ||
-		    journal_io->fdatasync(fd) == -1) {
+		    (salt = new_header(fd)) == 0) {
 			e = errno;
 			done = -1;
 			/* Give the space back. */
@@ -319,9 +383,11 @@ journal_spare_prepare(struct journal *j)
 	if (done != -1) {
 		j->spares[pick].present = 1;
 		j->spares[pick].size = done;
+		j->spares[pick].salt = salt;
 	} else {
 		if (old == 0)
 			j->spares[pick].present = 0;
+		j->spares[pick].salt = 0;	/* its header: rewrite at take */
 		j->spares_after = net_now_ms() + SPARES_PAUSE_MS;
 		log_debug("spool journal: no spare made: %s", strerror(e));
 	}
