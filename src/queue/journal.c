@@ -77,15 +77,6 @@ struct jrec {
 	struct jwait	*wait;		/* the session's; NULL once durable */
 };
 
-static void
-put32(unsigned char *p, uint32_t v)
-{
-	p[0] = (unsigned char)v;
-	p[1] = (unsigned char)(v >> 8);
-	p[2] = (unsigned char)(v >> 16);
-	p[3] = (unsigned char)(v >> 24);
-}
-
 /*
  * Makes the next segment file, with its header, from a spare or anew,
  * outside the lock: only the flush leader calls it.  Its fd for writing
@@ -188,10 +179,10 @@ segment_mark(struct segment *s, off_t off)
 	unsigned char slot[MARK_SLOT_LEN];
 	uint32_t ctr = ++s->markctr;
 
-	put32(slot, ctr);
-	put32(slot + 4, (uint32_t)((unsigned long long)off & 0xffffffffu));
-	put32(slot + 8, (uint32_t)((unsigned long long)off >> 32));
-	put32(slot + 12, journal_crc32(0, slot, 12));
+	journal_put32(slot, ctr);
+	journal_put32(slot + 4, (uint32_t)((unsigned long long)off & 0xffffffffu));
+	journal_put32(slot + 8, (uint32_t)((unsigned long long)off >> 32));
+	journal_put32(slot + 12, journal_crc32(0, slot, 12));
 	if (pwrite(s->fd, slot, sizeof(slot), MARK_SLOT0 +
 	    (off_t)(ctr & 1) * MARK_SLOT_LEN) != (ssize_t)sizeof(slot))
 		return -1;
@@ -223,7 +214,7 @@ append_batch(struct journal *j, struct jrec *batch, size_t *totalp)
 	ssize_t w;
 
 	for (r = batch; r != NULL; r = r->next) {
-		put32(r->hdr + 8, r->crc ^ j->segsalt);
+		journal_put32(r->hdr + 8, r->crc ^ j->segsalt);
 		iov[i].iov_base = r->hdr;
 		iov[i++].iov_len = JOURNAL_HDR;
 		iov[i].iov_base = r->data.s;
@@ -650,7 +641,7 @@ journal_commit(struct journal *j, const char *id, struct str *data)
 	r->data = *data;
 	str_init(data, 0);
 	memcpy(r->hdr, JOURNAL_MAGIC, 4);
-	put32(r->hdr + 4, (uint32_t)r->data.len);
+	journal_put32(r->hdr + 4, (uint32_t)r->data.len);
 	r->crc = journal_crc32(0, (const unsigned char *)r->data.s,
 	    r->data.len);
 	net_deadline_ts(&deadline, JOURNAL_WAIT_SECS * 1000LL);

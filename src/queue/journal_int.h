@@ -117,6 +117,23 @@ struct journal_io {
 };
 extern const struct journal_io *journal_io;
 
+/* The on-disk numbers: 32 bits, little-endian. */
+static inline void
+journal_put32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+	p[2] = (unsigned char)(v >> 16);
+	p[3] = (unsigned char)(v >> 24);
+}
+
+static inline uint32_t
+journal_get32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	    (uint32_t)p[3] << 24;
+}
+
 /* CRC-32 (IEEE 802.3), to spot a torn record or mark after a crash. */
 uint32_t journal_crc32(uint32_t crc, const unsigned char *p, size_t n);
 /* The path of segment seq. 0, or -1 when it does not fit. */

@@ -25,13 +25,6 @@
 #include "journal_int.h"
 #include "spool.h"
 
-static uint32_t
-get32(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	    (uint32_t)p[3] << 24;
-}
-
 /* Where replay starts in a segment: after its last whole mark. */
 static off_t
 segment_start(const unsigned char *hdr, off_t size)
@@ -43,12 +36,12 @@ segment_start(const unsigned char *hdr, off_t size)
 
 	for (k = 0; k < 2; k++) {
 		slot = hdr + MARK_SLOT0 + k * MARK_SLOT_LEN;
-		ctr = get32(slot);
+		ctr = journal_get32(slot);
 		if (ctr == 0 || ctr <= best ||
-		    journal_crc32(0, slot, 12) != get32(slot + 12))
+		    journal_crc32(0, slot, 12) != journal_get32(slot + 12))
 			continue;
-		off = (off_t)((unsigned long long)get32(slot + 4) |
-		    (unsigned long long)get32(slot + 8) << 32);
+		off = (off_t)((unsigned long long)journal_get32(slot + 4) |
+		    (unsigned long long)journal_get32(slot + 8) << 32);
 		if (off < SEGMENT_HDR || off > size)
 			continue;
 		best = ctr;
@@ -82,7 +75,7 @@ replay_segment(struct journal *j, const char *path, unsigned int *count,
 	off_t start = 0;
 	ssize_t n;
 	uint32_t salt = 0;
-	int fd, r = 0;
+	int fd, r = 0, v1, v2;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 		return -1;
@@ -95,14 +88,13 @@ replay_segment(struct journal *j, const char *path, unsigned int *count,
 	 * A segment without a header (an older smtpd) has no mark, nor one
 	 * with the first header (SJH1) a salt.
 	 */
-	if (n == (ssize_t)sizeof(hdr) && memcmp(hdr, SEGMENT_MAGIC, 4) == 0) {
+	v2 = n >= 4 && memcmp(hdr, SEGMENT_MAGIC, 4) == 0;
+	v1 = n >= 4 && memcmp(hdr, SEGMENT_MAGIC_V1, 4) == 0;
+	if (n == (ssize_t)sizeof(hdr) && (v1 || v2)) {
 		start = segment_start(hdr, st.st_size);
-		salt = get32(hdr + SEGMENT_SALT);
-	} else if (n == (ssize_t)sizeof(hdr) &&
-	    memcmp(hdr, SEGMENT_MAGIC_V1, 4) == 0)
-		start = segment_start(hdr, st.st_size);
-	else if (n >= 4 && (memcmp(hdr, SEGMENT_MAGIC, 4) == 0 ||
-	    memcmp(hdr, SEGMENT_MAGIC_V1, 4) == 0))
+		if (v2)
+			salt = journal_get32(hdr + SEGMENT_SALT);
+	} else if (v1 || v2)
 		start = st.st_size;	/* a torn header: no records yet */
 	if (lseek(fd, start, SEEK_SET) == -1) {
 		close(fd);
@@ -112,13 +104,13 @@ replay_segment(struct journal *j, const char *path, unsigned int *count,
 		n = read(fd, hdr, JOURNAL_HDR);
 		if (n != JOURNAL_HDR || memcmp(hdr, JOURNAL_MAGIC, 4) != 0)
 			break;	/* end, or a torn tail never acknowledged */
-		len = get32(hdr + 4);
+		len = journal_get32(hdr + 4);
 		if (len > JOURNAL_RECORD_MAX ||
 		    (data = malloc(len + 1)) == NULL)
 			break;
 		if (read(fd, data, len) != (ssize_t)len ||
 		    (journal_crc32(0, (unsigned char *)data, len) ^ salt) !=
-		    get32(hdr + 8)) {
+		    journal_get32(hdr + 8)) {
 			free(data);
 			break;
 		}

@@ -68,14 +68,11 @@ spare_path(const struct journal *j, int k, char *buf, size_t len)
 void
 journal_segment_header(unsigned char *hdr, uint32_t salt)
 {
-	int i;
-
 	memset(hdr, 0, SEGMENT_HDR);
 	/* A binary header: the magic has no NUL. */
 	/* NOLINTNEXTLINE(bugprone-not-null-terminated-result) */
 	memcpy(hdr, SEGMENT_MAGIC, 4);
-	for (i = 0; i < 4; i++)
-		hdr[SEGMENT_SALT + i] = (unsigned char)(salt >> (8 * i));
+	journal_put32(hdr + SEGMENT_SALT, salt);
 }
 
 /*
@@ -107,8 +104,7 @@ header_salt(const char *path)
 		return 0;
 	if (pread(fd, hdr, sizeof(hdr), 0) == (ssize_t)sizeof(hdr) &&
 	    memcmp(hdr, SEGMENT_MAGIC, 4) == 0) {
-		for (i = 0; i < 4; i++)
-			salt |= (uint32_t)hdr[SEGMENT_SALT + i] << (8 * i);
+		salt = journal_get32(hdr + SEGMENT_SALT);
 		for (i = SEGMENT_SALT + 4; i < SEGMENT_HDR && salt != 0; i++)
 			if (hdr[i] != 0)
 				salt = 0;
@@ -189,17 +185,19 @@ journal_spare_take(struct journal *j, const char *path, uint32_t *saltp)
 	salt = j->spares[best].salt;
 	pthread_mutex_unlock(&j->mu);
 	/* One found at start-up may have had no new header yet. */
-	if (spare_path(j, best, from, sizeof(from)) == 0 &&
-	    (fd = open(from, O_RDWR | O_NOFOLLOW | O_CLOEXEC)) != -1 &&
+	if (spare_path(j, best, from, sizeof(from)) == -1)
+		errno = ENAMETOOLONG;
+	else if ((fd = open(from, O_RDWR | O_NOFOLLOW | O_CLOEXEC)) != -1 &&
 	    (salt != 0 || (salt = new_header(fd)) != 0) &&
 	    rename(from, path) == 0)
 		ok = 1;
-	if (!ok) {
+	else {
 		log_warn("spool journal: spare %s: %s", from, strerror(errno));
-		if (fd != -1)
-			close(fd);
-		fd = -1;
 		(void)unlink(from);
+	}
+	if (!ok && fd != -1) {
+		close(fd);
+		fd = -1;
 	}
 	pthread_mutex_lock(&j->mu);
 	j->spares[best].present = 0;

@@ -651,16 +651,6 @@ test_spare_made_ahead(void)
 	spool_rm(dir);
 }
 
-/* v at p, little-endian as on disk. */
-static void
-put_le32(unsigned char *p, uint32_t v)
-{
-	int i;
-
-	for (i = 0; i < 4; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
 /* A segment an older smtpd left (header SJH1, no salt) still replays. */
 static void
 test_older_segment_replayed(void)
@@ -677,8 +667,8 @@ test_older_segment_replayed(void)
 	memset(hdr, 0, sizeof(hdr));
 	memcpy(hdr, SEGMENT_MAGIC_V1, 4);
 	memcpy(rec, JOURNAL_MAGIC, 4);
-	put_le32(rec + 4, sizeof(payload) - 1);
-	put_le32(rec + 8, journal_crc32(0, (const unsigned char *)payload,
+	journal_put32(rec + 4, sizeof(payload) - 1);
+	journal_put32(rec + 8, journal_crc32(0, (const unsigned char *)payload,
 	    sizeof(payload) - 1));
 	fd = open(tu_path(path, sizeof(path), dir, "journal/000000000005.j"),
 	    O_WRONLY | O_CREAT, 0600);
