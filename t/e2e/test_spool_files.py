@@ -163,6 +163,54 @@ class SpoolFiles(ProtoCase):
         qid = self.queued_id(self.send_data(c, b"Subject: new\r\n\r\nx\r\n.\r\n"))
         self.assertIn(qid, d.queued())
 
+    def spares(self, jdir):
+        """{name: inode} of the journal's spare segments."""
+        return {n: os.stat(os.path.join(jdir, n)).st_ino
+                for n in os.listdir(jdir) if n.startswith("spare.")}
+
+    def test_spent_segment_becomes_the_next(self):
+        """A segment whose messages are all in queue/ is kept as
+        journal/spare.0 with a new header (SJH2, a salt, no mark), and the
+        next message's segment is made from that very file; files mode
+        deletes spares at start-up (doc/smtpd-spool.5)."""
+        d = self.smtpd()
+        jdir = os.path.join(d.spool, "journal")
+        if subprocess.run(["stat", "-f", "-c", "%T", jdir],
+                          capture_output=True, text=True).stdout.strip() in (
+                              "tmpfs", "ramfs"):
+            self.skipTest("no spares on tmpfs")
+        sent = []
+        for n in range(2):
+            c = self.open(d)
+            self.start_mail(c)
+            sent.append(self.queued_id(self.send_data(
+                c, b"Subject: %d\r\n\r\nx\r\n.\r\n" % n)))
+            self.assertTrue(d.settle())
+            deadline = time.time() + 10
+            while not self.spares(jdir) and time.time() < deadline:
+                time.sleep(0.02)
+            if n == 0:
+                first = self.spares(jdir)
+                self.assertEqual(list(first), ["spare.0"])
+                with open(os.path.join(jdir, "spare.0"), "rb") as f:
+                    hdr = f.read(64)
+                self.assertEqual(hdr[:4], b"SJH2")
+                self.assertNotEqual(struct.unpack("<I", hdr[4:8])[0], 0)
+                self.assertEqual(hdr[8:], bytes(56), "a mark in a spare")
+        # The second message went through the first one's file, back again.
+        self.assertEqual(self.spares(jdir), first)
+        self.assertEqual(sorted(d.queued()), sorted(sent))
+        self.assertEqual(d.stop(), 0)
+        self.assertEqual(self.spares(jdir), first, "spares kept at stop")
+
+        f = self.smtpd(start=False, config_extra=FILES)
+        fj = os.path.join(f.spool, "journal")
+        os.makedirs(fj, exist_ok=True)
+        with open(os.path.join(fj, "spare.1"), "wb") as out:
+            out.write(bytes(4096))
+        f.start()
+        self.assertEqual(self.spares(fj), {}, "spares left in files mode")
+
     def test_second_daemon_refused_either_mode(self):
         """One daemon per spool: with a files-mode daemon running, a second
         one (files or journal) exits 73."""
