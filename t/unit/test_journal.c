@@ -503,6 +503,25 @@ spare_size(const char *dir, int k, off_t *size)
 	return 0;
 }
 
+/*
+ * A spare filled to its full size and no longer being written, which
+ * only a take makes busy again; its index, or -1.  The file's size on
+ * disk passes the segment's size while it is still being filled.
+ */
+static int
+ready_spare(struct journal *j)
+{
+	int k, found = -1;
+
+	pthread_mutex_lock(&j->mu);
+	for (k = 0; k < JOURNAL_SPARES && found == -1; k++)
+		if (j->spares[k].present && !j->spares[k].busy &&
+		    j->spares[k].size >= j->segmax + 1024 * 1024)
+			found = k;
+	pthread_mutex_unlock(&j->mu);
+	return found;
+}
+
 /* Waits for spare.0, two seconds at most. */
 static int
 spare_appears(const char *dir)
@@ -623,12 +642,9 @@ test_spare_made_ahead(void)
 	 * next commit (all being written out) gives back.
 	 */
 	for (i = 0, k = -1; i < 1000 && k == -1; i++) {
-		if (spare_size(dir, 0, &size) == 0 && size > SEGMAX_TEST)
-			k = 0;
-		else if (spare_size(dir, 1, &size) == 0 &&
-		    size > SEGMAX_TEST)
-			k = 1;
-		else if (i % 100 == 99) {
+		if ((k = ready_spare(j)) != -1)
+			break;
+		if (i % 100 == 99) {
 			snprintf(id, sizeof(id), "0123456789AB%04d", n++);
 			CU_ASSERT_EQUAL(commit(j, id, "filler\n"), 0);
 			CU_ASSERT_TRUE(written_out(j));
