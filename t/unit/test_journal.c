@@ -346,8 +346,8 @@ crash_after_commits(const char *dir, int a_queued)
 			_exit(2);
 		if (commit(j, ID_A, "first\n") != 0)
 			_exit(3);
-		/* Optionally until queue/A is there, a second at most. */
-		for (i = 0; a_queued && !queued(dir, ID_A) && i < 100; i++)
+		/* Optionally until queue/A is there, ten seconds at most. */
+		for (i = 0; a_queued && !queued(dir, ID_A) && i < 1000; i++)
 			usleep(10000);
 		if (a_queued && !queued(dir, ID_A))
 			_exit(4);
@@ -522,14 +522,14 @@ ready_spare(struct journal *j)
 	return found;
 }
 
-/* Waits for spare.0, two seconds at most. */
+/* Waits for spare.0, ten seconds at most. */
 static int
 spare_appears(const char *dir)
 {
 	off_t size;
 	int i;
 
-	for (i = 0; i < 200 && spare_size(dir, 0, &size) == -1; i++)
+	for (i = 0; i < 1000 && spare_size(dir, 0, &size) == -1; i++)
 		usleep(10000);
 	return spare_size(dir, 0, &size) == 0;
 }
@@ -729,7 +729,7 @@ test_spares_dropped_when_full(void)
 	}
 	set_segmax(j, 100);
 	CU_ASSERT_EQUAL(commit(j, ID_A, "first\n"), 0);
-	for (i = 0; i < 500 && !queued(dir, ID_A); i++)
+	for (i = 0; i < 1000 && !queued(dir, ID_A); i++)
 		usleep(10000);
 	CU_ASSERT_TRUE(queued(dir, ID_A));
 	CU_ASSERT_EQUAL(spare_size(dir, 0, &size), -1);

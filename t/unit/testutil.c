@@ -99,7 +99,7 @@ tu_path(char *buf, size_t len, const char *dir, const char *name)
 	return buf;
 }
 
-/* 1 when pid is gone or a zombie, within two seconds. */
+/* 1 when pid is gone or a zombie, within ten seconds. */
 int
 tu_pid_gone(pid_t pid)
 {
@@ -107,7 +107,7 @@ tu_pid_gone(pid_t pid)
 	FILE *f;
 	int i, dead = 0;
 
-	for (i = 0; i < 200 && !dead; i++) {
+	for (i = 0; i < 1000 && !dead; i++) {
 		snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
 		if ((f = fopen(path, "r")) == NULL) {
 			dead = 1;
