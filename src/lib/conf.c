@@ -233,6 +233,21 @@ conf_parse_size(const char *s, unsigned long long *out)
 	return parse_units(s, "kmg", mult, 1ULL << 52, out);
 }
 
+void
+conf_format_age(char *buf, size_t len, long long secs)
+{
+	if (secs < 0)
+		secs = 0;
+	if (secs < 120)
+		snprintf(buf, len, "%llds", secs);
+	else if (secs < 7200)
+		snprintf(buf, len, "%lldm", secs / 60);
+	else if (secs < 2 * 86400)
+		snprintf(buf, len, "%lldh", secs / 3600);
+	else
+		snprintf(buf, len, "%lldd", secs / 86400);
+}
+
 /* A setting that is a number with a unit: a duration or a size. */
 struct quantity {
 	const char	*kind;		/* "duration" */

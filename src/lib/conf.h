@@ -106,6 +106,13 @@ const config_setting_t	*conf_entry(const config_setting_t *g,
 int	conf_parse_duration(const char *s, unsigned int *out);
 int	conf_parse_size(const char *s, unsigned long long *out);
 
+/*
+ * A duration as a person reads it in a listing, whole units rounded
+ * down, in a form conf_parse_duration() takes: "90s", "15m", "5h", "3d";
+ * a negative one is "0s".  Cut to len like snprintf.
+ */
+void	conf_format_age(char *buf, size_t len, long long secs);
+
 /* A relative path made absolute against the config file's directory. */
 int	conf_path(const char *conffile, const char *path, char *dst,
 	    size_t len);

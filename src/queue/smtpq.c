@@ -26,6 +26,7 @@
 #include <gnutls/gnutls.h>
 
 #include "conf/conffile.h"
+#include "lib/conf.h"
 #include "lib/fsutil.h"
 #include "lib/log.h"
 #include "lib/str.h"
@@ -108,21 +109,6 @@ load_queue(const char *conffile, int missing_ok, char *err, size_t errlen)
 	return q;
 }
 
-static void
-fmt_age(char *buf, size_t len, long long secs)
-{
-	if (secs < 0)
-		secs = 0;
-	if (secs < 120)
-		snprintf(buf, len, "%llds", secs);
-	else if (secs < 7200)
-		snprintf(buf, len, "%lldm", secs / 60);
-	else if (secs < 2 * 86400)
-		snprintf(buf, len, "%lldh", secs / 3600);
-	else
-		snprintf(buf, len, "%lldd", secs / 86400);
-}
-
 /* Upper-cases a queue id typed by hand; 0 if it is not one. */
 static int
 norm_id(const char *in, char *out)
@@ -194,7 +180,7 @@ print_rcpt_state(const struct qstore_rcpt *q, time_t now)
 	if (q->attempts)
 		printf(" attempts=%u", q->attempts);
 	if (q->state == QS_PENDING && q->attempts) {
-		fmt_age(age, sizeof(age), (long long)(q->next - now));
+		conf_format_age(age, sizeof(age), (long long)(q->next - now));
 		printf(" next=%s", q->next <= now ? "now" : age);
 	}
 	if (q->reply.code || q->reply.text[0])
@@ -228,7 +214,7 @@ cmd_list(void)
 			continue;
 		}
 		bytes += (unsigned long long)mi.env->size;
-		fmt_age(age, sizeof(age), (long long)(now - mi.env->arrival));
+		conf_format_age(age, sizeof(age), (long long)(now - mi.env->arrival));
 		printf("%s %8lld %5s %-8s <%s>\n", mi.id,
 		    (long long)mi.env->size, age, msg_state(&mi),
 		    mi.env->sender);
@@ -277,7 +263,7 @@ cmd_show(const char *arg)
 		return EX_DATAERR;
 	}
 	fs_rfc5322_date(date, sizeof(date), mi.env->arrival);
-	fmt_age(age, sizeof(age), (long long)(now - mi.env->arrival));
+	conf_format_age(age, sizeof(age), (long long)(now - mi.env->arrival));
 	printf("state: %s\n", msg_state(&mi));
 	printf("size: %lld\n", (long long)mi.env->size);
 	printf("arrival: %s (%s ago)\n", date, age);
@@ -683,7 +669,7 @@ cmd_stats(void)
 	    pending, delivered, failed);
 	printf("size: %llu bytes\n", bytes);
 	if (oldest) {
-		fmt_age(age, sizeof(age), (long long)(now - oldest));
+		conf_format_age(age, sizeof(age), (long long)(now - oldest));
 		printf("oldest: %s\n", age);
 	}
 	pid = qstore_runner_pid(qs);

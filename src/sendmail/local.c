@@ -22,6 +22,7 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/crypto.h>
 
+#include "lib/conf.h"
 #include "lib/fsutil.h"
 #include "queue/envelope.h"
 #include "queue/qstore.h"
@@ -34,7 +35,6 @@
 static int	is_admin(const struct maildrop_conf *, const char *);
 static int	errno_status(int);
 static void	run_sibling(const char *, char *const []) __attribute__((noreturn));
-static void	fmt_age(char *, size_t, long long);
 
 static int
 is_admin(const struct maildrop_conf *mc, const char *login)
@@ -178,21 +178,6 @@ local_submit(const struct maildrop_conf *mc, const struct sm_opts *o,
 	return EX_OK;
 }
 
-static void
-fmt_age(char *buf, size_t len, long long secs)
-{
-	if (secs < 0)
-		secs = 0;
-	if (secs < 120)
-		snprintf(buf, len, "%llds", secs);
-	else if (secs < 7200)
-		snprintf(buf, len, "%lldm", secs / 60);
-	else if (secs < 2 * 86400)
-		snprintf(buf, len, "%lldh", secs / 3600);
-	else
-		snprintf(buf, len, "%lldd", secs / 86400);
-}
-
 /*
  * mailq: root and the admins get smtpq list; a user sees the messages
  * they submitted (the envelope's "user"), read with the maildrop group.
@@ -231,7 +216,7 @@ local_list(const struct maildrop_conf *mc, const char *login)
 		if (env->user != NULL && strcmp(env->user, login) == 0) {
 			count++;
 			bytes += (unsigned long long)env->size;
-			fmt_age(age, sizeof(age), (long long)(now -
+			conf_format_age(age, sizeof(age), (long long)(now -
 			    env->arrival));
 			printf("%s %8lld %5s %-8s <%s>\n", env->id,
 			    (long long)env->size, age, "queued", env->sender);

@@ -81,6 +81,29 @@ test_parse_duration(void)
 	CU_ASSERT_EQUAL(conf_parse_duration("9999999w", &v), -1);
 }
 
+/* Ages in listings: whole units, rounded down, each unit's edges. */
+static void
+test_format_age(void)
+{
+	static const struct {
+		long long	 secs;
+		const char	*want;
+	} cases[] = {
+		{ -5, "0s" }, { 0, "0s" }, { 119, "119s" }, { 120, "2m" },
+		{ 7199, "119m" }, { 7200, "2h" }, { 2 * 86400 - 1, "47h" },
+		{ 2 * 86400, "2d" }, { 400 * 86400 + 5, "400d" },
+	};
+	char buf[16];
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		conf_format_age(buf, sizeof(buf), cases[i].secs);
+		CU_ASSERT_STRING_EQUAL(buf, cases[i].want);
+	}
+	conf_format_age(buf, 3, 7199);
+	CU_ASSERT_STRING_EQUAL(buf, "11");
+}
+
 static void
 test_parse_size(void)
 {
@@ -284,6 +307,7 @@ suite_conf(void)
 
 	if (s == NULL ||
 	    CU_add_test(s, "durations parse", test_parse_duration) == NULL ||
+	    CU_add_test(s, "ages formatted", test_format_age) == NULL ||
 	    CU_add_test(s, "sizes parse", test_parse_size) == NULL ||
 	    CU_add_test(s, "duration settings", test_get_duration) == NULL ||
 	    CU_add_test(s, "size settings", test_get_size) == NULL ||
