@@ -22,7 +22,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -64,22 +63,6 @@ static const char *const service_keys[] = {
 	"default_action", "check_trusted", NULL
 };
 
-static enum verdict_kind
-set(struct verdict *v, enum verdict_kind k, int code, const char *status,
-    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static enum verdict_kind
-set(struct verdict *v, enum verdict_kind k, int code, const char *status,
-    const char *fmt, ...)
-{
-	va_list ap;
-
-	v->kind = k;
-	va_start(ap, fmt);
-	(void)reply_vset(&v->reply, code, status, fmt, ap);
-	va_end(ap);
-	return k;
-}
 
 static int
 parse_address(struct delegate_service *sv, const char *a)
@@ -558,8 +541,8 @@ numeric(const char *act, struct verdict *v)
 	}
 	clean_text(text, sizeof(text), p, code >= 500 ? "Access denied" :
 	    "Try again later");
-	return set(v, act[0] == '5' ? VERDICT_REJECT : VERDICT_DEFER, code,
-	    status, "%s", text);
+	return verdict_set(v, act[0] == '5' ? VERDICT_REJECT : VERDICT_DEFER,
+	    code, status, "%s", text);
 }
 
 /*
@@ -621,21 +604,21 @@ delegate_apply(struct policy_session *ps, const char *svc, const char *act,
 		return k;
 	if (IS("OK") || IS("DUNNO") || IS("DEFER_IF_REJECT")) {
 		if (IS("OK"))
-			return set(v, VERDICT_ACCEPT, 0, "", "ok");
+			return verdict_set(v, VERDICT_ACCEPT, 0, "", "ok");
 		return VERDICT_CONTINUE;
 	}
 	if (IS("REJECT")) {
 		clean_text(text, sizeof(text), arg, "Access denied");
-		return set(v, VERDICT_REJECT, 554, "5.7.1", "%s", text);
+		return verdict_set(v, VERDICT_REJECT, 554, "5.7.1", "%s", text);
 	}
 	if (IS("DEFER") || IS("DEFER_IF_PERMIT")) {
 		clean_text(text, sizeof(text), arg, "Try again later");
-		return set(v, VERDICT_DEFER, 450, "4.7.1", "%s", text);
+		return verdict_set(v, VERDICT_DEFER, 450, "4.7.1", "%s", text);
 	}
 	if (IS("PREPEND")) {
 		clean_text(text, sizeof(text), arg, "");
 		if (prepend(ps, text, svc) == -1)
-			return set(v, VERDICT_DEFER, 451, "4.3.0",
+			return verdict_set(v, VERDICT_DEFER, 451, "4.3.0",
 			    "Out of memory, try again later");
 		return VERDICT_CONTINUE;
 	}
@@ -648,7 +631,7 @@ delegate_apply(struct policy_session *ps, const char *svc, const char *act,
 		log_info("%s policy service %s: discard%s", ps->id, svc,
 		    arg);
 		ps->discard = 1;
-		return set(v, VERDICT_ACCEPT, 0, "", "discard");
+		return verdict_set(v, VERDICT_ACCEPT, 0, "", "discard");
 	}
 	if (IS("WARN") || IS("INFO") || IS("FILTER") || IS("REDIRECT") ||
 	    IS("BCC")) {
@@ -694,8 +677,8 @@ run(struct policy_session *ps, const char *rcpt, int stage,
 		if ((int)k == -1) {
 			if (!sv->defer_on_error)
 				continue;
-			return set(v, VERDICT_DEFER, 451, "4.3.0", "Policy "
-			    "service unavailable, try again later");
+			return verdict_set(v, VERDICT_DEFER, 451, "4.3.0",
+			    "Policy service unavailable, try again later");
 		}
 		if (k != VERDICT_CONTINUE)
 			return k;

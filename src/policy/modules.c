@@ -52,13 +52,9 @@ struct module {
 	enum verdict_kind (*data_end)(struct policy_session *, struct verdict *);
 };
 
-static enum verdict_kind
-set(struct verdict *v, enum verdict_kind k, int code, const char *status,
-    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static enum verdict_kind
-set(struct verdict *v, enum verdict_kind k, int code, const char *status,
-    const char *fmt, ...)
+enum verdict_kind
+verdict_set(struct verdict *v, enum verdict_kind k, int code,
+    const char *status, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -170,7 +166,7 @@ run_rules(struct policy_session *ps, enum rule_target t, const char *s,
 	if (p->nrules == 0)
 		return VERDICT_CONTINUE;
 	if ((mc = pcre2_match_context_create(NULL)) == NULL)
-		return set(v, VERDICT_DEFER, 451, "4.3.0",
+		return verdict_set(v, VERDICT_DEFER, 451, "4.3.0",
 		    "Policy check failed, try again later");
 	pcre2_set_match_limit(mc, RULE_MATCH_LIMIT);
 	pcre2_set_depth_limit(mc, RULE_DEPTH_LIMIT);
@@ -182,7 +178,7 @@ run_rules(struct policy_session *ps, enum rule_target t, const char *s,
 			continue;
 		if ((md = pcre2_match_data_create_from_pattern(r->re, NULL)) == NULL) {
 			pcre2_match_context_free(mc);
-			return set(v, VERDICT_DEFER, 451, "4.3.0",
+			return verdict_set(v, VERDICT_DEFER, 451, "4.3.0",
 			    "Policy check failed, try again later");
 		}
 		rc = pcre2_match(r->re, (PCRE2_SPTR)s, len, 0, 0, md, mc);
@@ -194,7 +190,7 @@ run_rules(struct policy_session *ps, enum rule_target t, const char *s,
 			log_warn("%s policy rule at line %d: match error %d",
 			    ps->id, r->line, rc);
 			pcre2_match_context_free(mc);
-			return set(v, VERDICT_DEFER, 451, "4.3.0",
+			return verdict_set(v, VERDICT_DEFER, 451, "4.3.0",
 			    "Policy check failed, try again later");
 		}
 		log_info("%s policy rule at line %d matched", ps->id, r->line);
@@ -205,8 +201,10 @@ run_rules(struct policy_session *ps, enum rule_target t, const char *s,
 		}
 		pcre2_match_context_free(mc);
 		if (act == VERDICT_ACCEPT)
-			return set(v, VERDICT_ACCEPT, 250, "2.0.0", "Ok");
-		set(v, (enum verdict_kind)act, r->code, r->status, "%s", r->text);
+			return verdict_set(v, VERDICT_ACCEPT, 250, "2.0.0",
+			    "Ok");
+		verdict_set(v, (enum verdict_kind)act, r->code, r->status,
+		    "%s", r->text);
 		v->save = (r->action & 0x100) != 0;
 		return v->kind;
 	}
@@ -220,7 +218,7 @@ hard_reject(struct policy_session *ps, struct verdict *v)
 {
 	if (!ps->hardreject)
 		return VERDICT_CONTINUE;
-	return set(v, VERDICT_REJECT, 554, "5.7.1",
+	return verdict_set(v, VERDICT_REJECT, 554, "5.7.1",
 	    "We don't accept mail from dial-up ports.");
 }
 
@@ -266,7 +264,7 @@ access_mail(struct policy_session *ps, const char *sender, struct verdict *v)
 		ps->sender_action = a;
 	}
 	if (temp)
-		return set(v, VERDICT_DEFER, 451, "4.3.0",
+		return verdict_set(v, VERDICT_DEFER, 451, "4.3.0",
 		    "Access lookup failed, try again later");
 	if (a == ACCESS_DIAL) {
 		ps->hardreject = 1;
@@ -274,7 +272,7 @@ access_mail(struct policy_session *ps, const char *sender, struct verdict *v)
 	}
 	if (a == ACCESS_DENY) {
 		log_info("%s policy denied sender=<%.256s>", ps->id, sender);
-		return set(v, VERDICT_REJECT, 554, "5.7.1",
+		return verdict_set(v, VERDICT_REJECT, 554, "5.7.1",
 		    "We don't accept mail from %.256s.\n"
 		    "Contact postmaster@%s for more information.",
 		    sender[0] ? sender : "<>", ps->pol->hostname);
@@ -292,10 +290,10 @@ access_data_end(struct policy_session *ps, struct verdict *v)
 
 	/* Kept under dump only with -s (saveblockedmsg), as in Plan 9. */
 	if (a == ACCESS_BLOCK)
-		return set(v, VERDICT_REJECT, 554, "5.7.1",
+		return verdict_set(v, VERDICT_REJECT, 554, "5.7.1",
 		    "we believe this is spam.");
 	if (a == ACCESS_DELAY)
-		return set(v, VERDICT_DEFER, 450, "4.3.0",
+		return verdict_set(v, VERDICT_DEFER, 450, "4.3.0",
 		    "There will be a delay in delivery of this message.");
 	return VERDICT_CONTINUE;
 }
@@ -309,7 +307,7 @@ limits_connect(struct policy_session *ps, struct verdict *v)
 	    !state_rate(ps->state, &ps->peer, RATE_CONN,
 	    ps->pol->connections_per_minute))
 		return VERDICT_CONTINUE;
-	return set(v, VERDICT_DEFER, 421, "4.7.0",
+	return verdict_set(v, VERDICT_DEFER, 421, "4.7.0",
 	    "%s Too many connections from your address, try again later",
 	    ps->pol->hostname);
 }
@@ -321,7 +319,7 @@ limits_mail(struct policy_session *ps, const char *sender, struct verdict *v)
 	    !state_rate(ps->state, &ps->peer, RATE_MSG,
 	    ps->pol->messages_per_minute))
 		return VERDICT_CONTINUE;
-	return set(v, VERDICT_DEFER, 451, "4.7.1",
+	return verdict_set(v, VERDICT_DEFER, 451, "4.7.1",
 	    "Too many messages from your address, try again later");
 }
 
@@ -403,8 +401,8 @@ helo_check(struct policy_session *ps, const char *helo, struct verdict *v)
 	return VERDICT_CONTINUE;
 refuse:
 	log_info("%s policy helo refused name=%.100s: %s", ps->id, helo, why);
-	return set(v, VERDICT_REJECT, 550, "5.7.1", "HELO name %.100s %s", helo,
-	    why);
+	return verdict_set(v, VERDICT_REJECT, 550, "5.7.1",
+	    "HELO name %.100s %s", helo, why);
 }
 
 static enum verdict_kind
@@ -429,15 +427,15 @@ dns_mail(struct policy_session *ps, const char *sender, struct verdict *v)
 	case DNS_OK:
 		return VERDICT_CONTINUE;
 	case DNS_TEMPFAIL:
-		return set(v, VERDICT_DEFER, 451, "4.4.3",
+		return verdict_set(v, VERDICT_DEFER, 451, "4.4.3",
 		    "Sender address rejected: cannot look up domain %.200s, "
 		    "try again later", at + 1);
 	case DNS_NULLMX:
-		return set(v, VERDICT_REJECT, 550, "5.1.8",
+		return verdict_set(v, VERDICT_REJECT, 550, "5.1.8",
 		    "Sender address rejected: domain %.200s accepts no mail",
 		    at + 1);
 	default:
-		return set(v, VERDICT_REJECT, 550, "5.1.8",
+		return verdict_set(v, VERDICT_REJECT, 550, "5.1.8",
 		    "Sender address rejected: domain %.200s not found", at + 1);
 	}
 }
@@ -487,14 +485,14 @@ relay_rcpt(struct policy_session *ps, const char *rcpt, struct verdict *v)
 		log_info("%s policy relay refused to=<%.256s> address=%s: "
 		    "routing in the local part", ps->id, rcpt,
 		    peer_str(ps, addr, sizeof(addr)));
-		return set(v, VERDICT_REJECT, 554, "5.7.1",
+		return verdict_set(v, VERDICT_REJECT, 554, "5.7.1",
 		    "Relaying denied: address routing is not allowed");
 	}
 	return VERDICT_CONTINUE;
 deny:
 	log_info("%s policy relay refused to=<%.256s> address=%s", ps->id,
 	    rcpt, peer_str(ps, addr, sizeof(addr)));
-	return set(v, VERDICT_REJECT, 554, "5.7.1", "Relaying denied");
+	return verdict_set(v, VERDICT_REJECT, 554, "5.7.1", "Relaying denied");
 }
 
 /* --- greylisting (opt-in) --- */
@@ -510,11 +508,11 @@ grey_rcpt(struct policy_session *ps, const char *rcpt, struct verdict *v)
 	case GREY_PASS:
 		return VERDICT_CONTINUE;
 	case GREY_ERROR:
-		return set(v, VERDICT_DEFER, 451, "4.3.0",
+		return verdict_set(v, VERDICT_DEFER, 451, "4.3.0",
 		    "Policy check failed, try again later");
 	default:
 		log_info("%s policy greylisted to=<%.256s>", ps->id, rcpt);
-		return set(v, VERDICT_DEFER, 451, "4.7.1",
+		return verdict_set(v, VERDICT_DEFER, 451, "4.7.1",
 		    "Greylisted, please try again later");
 	}
 }
@@ -676,13 +674,13 @@ rcpt_verify(struct policy_session *ps, const char *rcpt, struct verdict *v)
 	case POLICY_RCPT_UNKNOWN:
 		log_info("%s policy unknown recipient to=<%.256s>", ps->id,
 		    rcpt);
-		return set(v, VERDICT_REJECT, 550, "5.1.1",
+		return verdict_set(v, VERDICT_REJECT, 550, "5.1.1",
 		    "<%.256s>: Recipient address rejected: no such user here",
 		    rcpt);
 	case POLICY_RCPT_TEMP:
 		log_err("%s policy recipient lookup failed to=<%.256s>: %s",
 		    ps->id, rcpt, why);
-		return set(v, VERDICT_DEFER, 451, "4.3.0",
+		return verdict_set(v, VERDICT_DEFER, 451, "4.3.0",
 		    "<%.256s>: Recipient lookup failed, try again later", rcpt);
 	default:
 		return VERDICT_CONTINUE;
@@ -730,8 +728,9 @@ user_count(struct policy_session *ps, int what, struct verdict *v)
 	log_info("%s policy user limit %s messages=%u/%u recipients=%u/%u "
 	    "window=%us", ps->id, who, msgs, p->user_messages, rcpts,
 	    p->user_recipients, p->user_window);
-	return set(v, VERDICT_DEFER, 451, "4.7.1", "Too many %s from %.200s, "
-	    "try again later", what == USER_MSG ? "messages" : "recipients",
+	return verdict_set(v, VERDICT_DEFER, 451, "4.7.1",
+	    "Too many %s from %.200s, try again later",
+	    what == USER_MSG ? "messages" : "recipients",
 	    strchr(who, ':') + 1);
 }
 

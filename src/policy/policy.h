@@ -267,6 +267,11 @@ struct verdict {
 	int		 save;		/* keep the refused message (-s) */
 };
 
+/* Sets v to kind k with the reply code, status and text; returns k. */
+enum verdict_kind verdict_set(struct verdict *v, enum verdict_kind k,
+	    int code, const char *status, const char *fmt, ...)
+	    __attribute__((format(printf, 5, 6)));
+
 /* State that outlives a reload: greylisting, per-client rates. */
 struct policy_state;
 struct policy_state *policy_state_new(void);
