@@ -38,31 +38,6 @@ struct metricsd {
 	char		 spool[PATH_MAX];
 };
 
-/* Writes all of buf before the deadline.  0 or -1. */
-static int
-send_all(int fd, const char *buf, size_t len, long deadline)
-{
-	struct pollfd pfd;
-	ssize_t n;
-
-	while (len > 0) {
-		n = send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (n > 0) {
-			buf += n;
-			len -= (size_t)n;
-			continue;
-		}
-		if (n == -1 && errno != EAGAIN && errno != EINTR)
-			return -1;
-		pfd.fd = fd;
-		pfd.events = POLLOUT;
-		if (deadline - net_now_ms() <= 0 ||
-		    poll(&pfd, 1, (int)(deadline - net_now_ms())) == 0)
-			return -1;
-	}
-	return 0;
-}
-
 static void
 respond(int fd, int status, const char *reason, const char *type,
     const char *body, size_t len, long deadline)
@@ -75,8 +50,8 @@ respond(int fd, int status, const char *reason, const char *type,
 	    "Connection: close\r\n\r\n", status, reason, type, len);
 	if (n < 0 || (size_t)n >= sizeof(head))
 		return;
-	if (send_all(fd, head, (size_t)n, deadline) == 0 && len > 0)
-		(void)send_all(fd, body, len, deadline);
+	if (net_send_all(fd, head, (size_t)n, deadline) == 0 && len > 0)
+		(void)net_send_all(fd, body, len, deadline);
 }
 
 /*

@@ -135,27 +135,6 @@ milter_broken(struct milter_session *s, struct milter *m, const char *what)
 }
 
 static int
-send_all(int fd, const char *p, size_t n, long long deadline)
-{
-	ssize_t w;
-
-	while (n > 0) {
-		w = send(fd, p, n, MSG_NOSIGNAL);
-		if (w > 0) {
-			p += w;
-			n -= (size_t)w;
-		} else if (w == -1 && errno == EINTR)
-			continue;
-		else if (w == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			if (net_wait(fd, POLLOUT, deadline) != 1)
-				return -1;
-		} else
-			return -1;
-	}
-	return 0;
-}
-
-static int
 recv_all(int fd, char *p, size_t n, long long deadline)
 {
 	ssize_t r;
@@ -191,7 +170,7 @@ milter_put(struct milter_session *s, struct milter *m, char cmd,
 	errno = 0;
 	rc = milter_packet(&out, cmd, p, n);
 	if (rc == 0)
-		rc = send_all(m->fd, out.s, out.len, net_now_ms() +
+		rc = net_send_all(m->fd, out.s, out.len, net_now_ms() +
 		    (long long)m->d->timeout * 1000);
 	str_free(&out);
 	if (rc == -1)

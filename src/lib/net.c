@@ -341,6 +341,28 @@ net_wait(int fd, short events, long long deadline)
 	}
 }
 
+int
+net_send_all(int fd, const void *p, size_t n, long long deadline)
+{
+	const char *b = p;
+	ssize_t w;
+
+	while (n > 0) {
+		w = send(fd, b, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (w > 0) {
+			b += w;
+			n -= (size_t)w;
+		} else if (w == -1 && errno == EINTR)
+			continue;
+		else if (w == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (net_wait(fd, POLLOUT, deadline) != 1)
+				return -1;
+		} else
+			return -1;
+	}
+	return 0;
+}
+
 static int
 connect_to(const struct sockaddr *sa, socklen_t len, long long deadline)
 {

@@ -44,6 +44,12 @@ void	net_deadline_ts(struct timespec *, long long ms);
  */
 int	net_wait(int fd, short events, long long deadline);
 /*
+ * Sends all n bytes of p on the socket fd before deadline (net_now_ms()
+ * time), blocking or not, never raising SIGPIPE: 0, or -1 with errno
+ * (ETIMEDOUT at the deadline).
+ */
+int	net_send_all(int fd, const void *p, size_t n, long long deadline);
+/*
  * A non-blocking stream connection to the unix socket path, or when path
  * is NULL to host:port (every address it has, in turn), given up at
  * deadline (a net_now_ms() time).  The descriptor (O_NONBLOCK, close on

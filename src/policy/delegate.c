@@ -262,28 +262,6 @@ pool_give(struct delegate_service *sv, int fd)
 		close(fd);
 }
 
-static int
-send_all(int fd, const char *p, size_t n, long long deadline)
-{
-	ssize_t w;
-
-	while (n > 0) {
-		w = send(fd, p, n, MSG_NOSIGNAL);
-		if (w > 0) {
-			p += w;
-			n -= (size_t)w;
-			continue;
-		}
-		if (w == -1 && errno == EINTR)
-			continue;
-		if (w == -1 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
-		    net_wait(fd, POLLOUT, deadline) == 1)
-			continue;
-		return -1;
-	}
-	return 0;
-}
-
 /*
  * Reads one reply (lines up to an empty line) into buf.  0; -1 with *got
  * telling whether any byte came.  Bytes after the empty line are not
@@ -464,7 +442,7 @@ ask(struct delegate_service *sv, const struct str *req, char *act,
 		}
 		deadline = net_now_ms() + (long long)sv->timeout * 1000;
 		got = 0;	/* a failed send read nothing */
-		if (send_all(fd, req->s, req->len, deadline) == 0 &&
+		if (net_send_all(fd, req->s, req->len, deadline) == 0 &&
 		    read_reply(fd, buf, sizeof(buf), deadline, &got,
 		    &extra) == 0)
 			break;

@@ -19,7 +19,8 @@ main(void)
 	    suite_proxy, suite_table, suite_recipients, suite_mtasts,
 	    suite_tlsrpt, suite_dkim, suite_milter, suite_log, suite_sched,
 	    suite_journal, suite_fsutil, suite_conf, suite_confsnap,
-	    suite_reply, suite_perip, suite_parking, suite_thread };
+	    suite_reply, suite_perip, suite_parking, suite_thread,
+	    suite_net };
 	unsigned int i, failed;
 
 	if (CU_initialize_registry() != CUE_SUCCESS)

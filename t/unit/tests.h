@@ -44,6 +44,7 @@ int	suite_confsnap(void);
 int	suite_reply(void);
 int	suite_perip(void);
 int	suite_parking(void);
+int	suite_net(void);
 int	suite_thread(void);
 
 #endif
