@@ -212,7 +212,10 @@ def send_tokens(host, port, prefix, acked, stop, limit=None):
 
 class Replay(SmtpdCase):
     ROUNDS = 5
-    SESSIONS = 8
+    SESSIONS = 4
+    # Load in a round before the kill: the clients are still sending then,
+    # but thousands of messages each round would only make the test long.
+    LOAD_SECONDS = 1.0
     # Messages one client sends in a round at most: what the queue runner
     # must deliver afterwards stays bounded however fast the build is.
     PER_ROUND = 150
@@ -220,7 +223,7 @@ class Replay(SmtpdCase):
     DELIVERIES = 8
 
     def test_kill9_rounds_duplicates_bounded(self):
-        """Five rounds of two seconds of load (eight clients, one message
+        """Five rounds of a second of load (four clients, one message
         per session) ended by kill -9, with smtpd's queue runner delivering
         into a maildir: afterwards every acknowledged message was delivered,
         and a message is delivered twice only if its delivery was under
@@ -244,7 +247,7 @@ class Replay(SmtpdCase):
                 for i in range(self.SESSIONS)]
             for t in threads:
                 t.start()
-            time.sleep(2)
+            time.sleep(self.LOAD_SECONDS)
             d.stop(signal.SIGKILL)
             stop.set()
             for t in threads:
