@@ -40,6 +40,18 @@ VALGRIND_ERRORS = re.compile(
     r"Source and destination overlap|.* definitely lost in )", re.M)
 
 
+def sanitizer_build():
+    """Whether $BUILDDIR was configured with sanitizers.  What does not
+    depend on this build's flags (the configure script, the Debian
+    package, built with Debian's) is tested in the plain run only."""
+    try:
+        with open(os.path.join(BUILDDIR, "Makefile")) as f:
+            m = re.search(r"(?m)^SAN_CFLAGS = (.*)$", f.read())
+    except OSError:
+        return False
+    return m is not None and m.group(1).strip() != ""
+
+
 def sanitizer_report(text):
     """The first sanitizer complaint in text, or None."""
     for mark in SANITIZER_MARKS:

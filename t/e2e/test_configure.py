@@ -7,10 +7,14 @@ import subprocess
 import tempfile
 import unittest
 
+from harness import sanitizer_build
+
 SRCDIR = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 
 
+@unittest.skipIf(sanitizer_build(), "a sanitizer build: configure is "
+                 "the same script, tested by the plain run")
 class LinuxOnly(unittest.TestCase):
     def run_configure(self, **cache):
         configure = os.path.join(SRCDIR, "configure")

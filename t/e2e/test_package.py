@@ -13,6 +13,8 @@ import subprocess
 import tempfile
 import unittest
 
+from harness import sanitizer_build
+
 SERIAL = True
 
 SRCDIR = os.path.dirname(os.path.dirname(os.path.dirname(
@@ -53,19 +55,6 @@ def copy_sources(dst):
             p = os.path.join(d, n)
             if not os.path.islink(p):
                 os.chmod(p, os.stat(p).st_mode | 0o200)
-
-
-def sanitizer_build():
-    """Whether $BUILDDIR was configured with sanitizers.  The package is
-    built with Debian's flags whatever this build's are, so it is built
-    in the plain run of tools/check only."""
-    try:
-        with open(os.path.join(os.environ.get("BUILDDIR", ""),
-                               "Makefile")) as f:
-            m = re.search(r"(?m)^SAN_CFLAGS = (.*)$", f.read())
-    except OSError:
-        return False
-    return m is not None and m.group(1).strip() != ""
 
 
 def run(cmd, **kw):
