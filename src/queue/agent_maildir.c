@@ -16,7 +16,6 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -72,35 +71,30 @@ md_close(void **sessp)
 	*sessp = NULL;
 }
 
-/* "local@domain" into a usable local part and a domain, lower case. */
+/*
+ * "local@domain" into a local part and a domain, lower case, that can
+ * name directories.
+ */
 static int
 md_split(const struct queue_conf *qc, const char *mailbox, char *local,
     size_t llen, char *domain, size_t dlen)
 {
-	const char *at = strrchr(mailbox, '@');
-	size_t n, i;
+	size_t i;
 
-	n = at ? (size_t)(at - mailbox) : strlen(mailbox);
-	if (n == 0 || n >= llen)
-		return -1;
-	memcpy(local, mailbox, n);
-	local[n] = '\0';
-	if (str_lcpy(domain, at ? at + 1 : qc->hostname, dlen) >= dlen)
+	if (queueconf_split_mailbox(qc, mailbox, local, llen, domain,
+	    dlen) == -1)
 		return -1;
 	/* It becomes a directory name: no paths, no hidden names, no quotes. */
 	if (local[0] == '.' || local[0] == '"')
 		return -1;
-	for (i = 0; i < n; i++) {
+	for (i = 0; local[i] != '\0'; i++) {
 		unsigned char c = (unsigned char)local[i];
 
 		if (c < 0x21 || c == 0x7f || c == '/' || c == '\\')
 			return -1;
-		local[i] = (char)tolower(c);
 	}
 	if (domain[0] == '.' || domain[0] == '\0' || strchr(domain, '/'))
 		return -1;
-	for (i = 0; domain[i] != '\0'; i++)
-		domain[i] = (char)tolower((unsigned char)domain[i]);
 	return 0;
 }
 

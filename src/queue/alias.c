@@ -137,8 +137,8 @@ expand_one(const struct queue_conf *qc, struct expansion *x,
 	r = queueconf_route(qc, mailbox);
 	if (r == NULL || r->action == ROUTE_RELAY)
 		return expand_add(x, mailbox);
-	queueconf_split_mailbox(qc, mailbox, local, sizeof(local), domain,
-	    sizeof(domain));
+	(void)queueconf_split_mailbox(qc, mailbox, local, sizeof(local),
+	    domain, sizeof(domain));
 	rc = qc_alias_targets(qc, local, domain, &to, &nto, x->err, x->errlen);
 	if (rc == -1) {
 		x->temp = 1;

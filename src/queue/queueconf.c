@@ -523,29 +523,26 @@ queueconf_unref(struct queue_conf **qcp)
 		queueconf_free(qc);
 }
 
-void
+int
 queueconf_split_mailbox(const struct queue_conf *qc, const char *mailbox,
     char *local, size_t llen, char *domain, size_t dlen)
 {
 	const char *at = strrchr(mailbox, '@');
-	size_t n;
+	size_t n = at != NULL ? (size_t)(at - mailbox) : strlen(mailbox);
+	int rc = n == 0 || n >= llen ? -1 : 0;
 
-	if (at == NULL) {
-		str_lcpy(local, mailbox, llen);
-		str_lcpy(domain, qc->hostname, dlen);
-	} else {
-		n = (size_t)(at - mailbox);
-		if (n >= llen)
-			n = llen - 1;
-		memcpy(local, mailbox, n);
-		local[n] = '\0';
-		str_lcpy(domain, at + 1, dlen);
-	}
+	if (n >= llen)
+		n = llen - 1;
+	memcpy(local, mailbox, n);
+	local[n] = '\0';
+	if (str_lcpy(domain, at != NULL ? at + 1 : qc->hostname, dlen) >= dlen)
+		rc = -1;
 	qc_lower(local);
 	qc_lower(domain);
 	n = strlen(domain);
 	if (n > 0 && domain[n - 1] == '.')
 		domain[n - 1] = '\0';
+	return rc;
 }
 
 const struct route *
@@ -602,8 +599,8 @@ queueconf_route_from(const struct queue_conf *qc, const char *mailbox,
 	const struct route *r;
 	size_t i, j;
 
-	queueconf_split_mailbox(qc, mailbox, local, sizeof(local), domain,
-	    sizeof(domain));
+	(void)queueconf_split_mailbox(qc, mailbox, local, sizeof(local),
+	    domain, sizeof(domain));
 	for (i = 0; i < qc->nroutes; i++) {
 		r = &qc->routes[i];
 		for (j = 0; j < r->ndomains; j++)

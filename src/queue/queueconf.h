@@ -197,9 +197,10 @@ const struct alias *queueconf_alias(const struct queue_conf *,
 	    const char *name);
 /*
  * mailbox's local part and domain (hostname's for a bare local part),
- * lower case, the domain without a trailing dot.
+ * lower case, the domain without a trailing dot: 0, or -1 if the local
+ * part is empty or either is cut to fit (both are set all the same).
  */
-void	queueconf_split_mailbox(const struct queue_conf *, const char *mailbox,
+int	queueconf_split_mailbox(const struct queue_conf *, const char *mailbox,
 	    char *local, size_t llen, char *domain, size_t dlen);
 void	queueconf_free_list(char ***list, size_t n);
 

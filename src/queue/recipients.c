@@ -10,7 +10,6 @@
 
 #include <sys/stat.h>
 
-#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -27,13 +26,6 @@
 #include "recipients.h"
 
 #define KEY_MAX	(2 * ADDR_PATH_MAX + 2)
-
-static void
-lower(char *s)
-{
-	for (; *s != '\0'; s++)
-		*s = (char)tolower((unsigned char)*s);
-}
 
 /*
  * A table-valued key: a reference string, or (when inline_ok) a list of
@@ -272,28 +264,6 @@ in_table(struct table *t, const char *local, const char *domain, char *why,
 	return r == TABLE_TEMP ? -1 : r == TABLE_FOUND;
 }
 
-/* local@domain lower case, without a trailing dot. */
-static int
-split(const struct queue_conf *qc, const char *mailbox, char *local,
-    size_t llen, char *domain, size_t dlen)
-{
-	const char *at = strrchr(mailbox, '@');
-	size_t n = at ? (size_t)(at - mailbox) : strlen(mailbox);
-
-	if (n == 0 || n >= llen)
-		return -1;
-	memcpy(local, mailbox, n);
-	local[n] = '\0';
-	if (str_lcpy(domain, at ? at + 1 : qc->hostname, dlen) >= dlen)
-		return -1;
-	lower(local);
-	lower(domain);
-	n = strlen(domain);
-	if (n > 0 && domain[n - 1] == '.')
-		domain[n - 1] = '\0';
-	return 0;
-}
-
 /* 1 if the Maildir for user exists (path template %u %d %%). */
 static int
 maildir_exists(const struct route *r, const char *user, const char *domain)
@@ -336,8 +306,8 @@ queueconf_verify(const struct queue_conf *qc, const char *mailbox,
 
 	why[0] = '\0';
 	if ((r = queueconf_route_from(qc, mailbox, sender, login)) == NULL ||
-	    split(qc, mailbox, local, sizeof(local), domain,
-	    sizeof(domain)) == -1)
+	    queueconf_split_mailbox(qc, mailbox, local, sizeof(local),
+	    domain, sizeof(domain)) == -1)
 		return QV_OK;	/* the queue reports it; nothing to look up */
 	(void)qc_base_local(qc, local, base, sizeof(base));
 	/* postmaster is always a recipient (RFC 5321 4.5.1). */
@@ -407,8 +377,8 @@ queueconf_may_create(const struct queue_conf *qc, const struct route *r,
 	why[0] = '\0';
 	if (r->catchall)
 		return 1;
-	if (split(qc, mailbox, local, sizeof(local), domain,
-	    sizeof(domain)) == -1)
+	if (queueconf_split_mailbox(qc, mailbox, local, sizeof(local),
+	    domain, sizeof(domain)) == -1)
 		return 0;
 	(void)qc_base_local(qc, local, base, sizeof(base));
 	if (strcmp(base, "postmaster") == 0)

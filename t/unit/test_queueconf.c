@@ -93,6 +93,42 @@ test_settings(void)
 	CU_ASSERT_PTR_NULL(qc);
 }
 
+/*
+ * Local part and domain: lower case, no trailing dot; -1 when unusable,
+ * some cut to 8 bytes.
+ */
+static void
+test_split_mailbox(void)
+{
+	static const struct {
+		const char	*mailbox;
+		size_t		 len;
+		int		 rc;
+		const char	*local, *domain;
+	} cases[] = {
+		{ "Ann@Example.COM", 64, 0, "ann", "example.com" },
+		{ "bob@example.com.", 64, 0, "bob", "example.com" },
+		{ "a@b@example.org", 64, 0, "a@b", "example.org" },
+		{ "postmaster", 64, 0, "postmaster", "mx.example.com" },
+		{ "@example.com", 64, -1, "", "example.com" },
+		{ "", 64, -1, "", "mx.example.com" },
+		{ "0123456789@ex.com", 8, -1, "0123456", "ex.com" },
+		{ "bob@0123456789.example", 8, -1, "bob", "0123456" },
+	};
+	struct queue_conf *qc;
+	char err[512], local[64], domain[64];
+	size_t i;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(qc = compile(conf, err, sizeof(err)));
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		CU_ASSERT_EQUAL(queueconf_split_mailbox(qc, cases[i].mailbox,
+		    local, cases[i].len, domain, cases[i].len), cases[i].rc);
+		CU_ASSERT_STRING_EQUAL(local, cases[i].local);
+		CU_ASSERT_STRING_EQUAL(domain, cases[i].domain);
+	}
+	queueconf_unref(&qc);
+}
+
 static void
 test_routes(void)
 {
@@ -354,6 +390,7 @@ suite_queueconf(void)
 
 	if (s == NULL ||
 	    CU_add_test(s, "settings", test_settings) == NULL ||
+	    CU_add_test(s, "mailboxes split", test_split_mailbox) == NULL ||
 	    CU_add_test(s, "route matching", test_routes) == NULL ||
 	    CU_add_test(s, "alias expansion", test_aliases) == NULL ||
 	    CU_add_test(s, "a big alias", test_big_alias) == NULL ||
