@@ -4,24 +4,20 @@
  * "name key", the reply a netstring "OK value", "NOTFOUND ", "TEMP why",
  * "TIMEOUT why" or "PERM why".
  *
- * One connection per lookup, each step bounded by TABLE_IO_TIMEOUT and
+ * One connection per lookup, all of it bounded by TABLE_IO_TIMEOUT and
  * the reply by SM_REPLY_MAX.  Anything but OK or NOTFOUND -- the service
  * down, slow, or talking nonsense -- is TABLE_TEMP with the reason, so
  * the caller defers and never accepts on a guess.
  */
 #include "config.h"
 
-#include <sys/socket.h>
 #include <sys/un.h>
 
 #include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "net.h"
@@ -87,122 +83,22 @@ fail:
 }
 
 static int
-ms_left(const struct timespec *deadline)
+sm_connect(const struct smtab *sm, long long deadline, char *err,
+    size_t errlen)
 {
-	struct timespec now;
-	long ms;
+	int fd;
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ms = (deadline->tv_sec - now.tv_sec) * 1000 +
-	    (deadline->tv_nsec - now.tv_nsec) / 1000000;
-	return ms < 0 ? 0 : (int)ms;
-}
-
-/* Waits for ev on fd until the deadline: 0, or -1 with errno ETIMEDOUT. */
-static int
-wait_fd(int fd, short ev, const struct timespec *deadline)
-{
-	struct pollfd p;
-	int rc;
-
-	p.fd = fd;
-	p.events = ev;
-	for (;;) {
-		rc = poll(&p, 1, ms_left(deadline));
-		if (rc > 0)
-			return 0;
-		if (rc == 0) {
-			errno = ETIMEDOUT;
-			return -1;
-		}
-		if (errno != EINTR)
-			return -1;
-	}
-}
-
-static int
-connect_one(int family, const struct sockaddr *sa, socklen_t len,
-    const struct timespec *deadline)
-{
-	int fd, e;
-	socklen_t el = sizeof(e);
-
-	if ((fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
-	    0)) == -1)
-		return -1;
-	if (connect(fd, sa, len) == 0)
-		return fd;
-	if (errno != EINPROGRESS && errno != EAGAIN)
-		goto fail;
-	if (wait_fd(fd, POLLOUT, deadline) == -1)
-		goto fail;
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) == -1)
-		goto fail;
-	if (e != 0) {
-		errno = e;
-		goto fail;
-	}
-	return fd;
-fail:
-	e = errno;
-	close(fd);
-	errno = e;
-	return -1;
-}
-
-static int
-sm_connect(const struct smtab *sm, const struct timespec *deadline,
-    char *err, size_t errlen)
-{
-	struct addrinfo hints, *res, *ai;
-	struct sockaddr_un sun;
-	int fd = -1, rc;
-
-	if (sm->unix_) {
-		memset(&sun, 0, sizeof(sun));
-		sun.sun_family = AF_UNIX;
-		str_lcpy(sun.sun_path, sm->path, sizeof(sun.sun_path));
-		if ((fd = connect_one(AF_UNIX, (struct sockaddr *)&sun,
-		    sizeof(sun), deadline)) == -1)
-			snprintf(err, errlen, "cannot connect: %s",
-			    strerror(errno));
-		return fd;
-	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV;
-	if ((rc = getaddrinfo(sm->host, sm->port, &hints, &res)) != 0) {
-		snprintf(err, errlen, "%.100s: %s", sm->host,
-		    gai_strerror(rc));
-		return -1;
-	}
-	for (ai = res; ai != NULL && fd == -1; ai = ai->ai_next)
-		fd = connect_one(ai->ai_family, ai->ai_addr, ai->ai_addrlen,
-		    deadline);
-	if (fd == -1)
+	if ((fd = net_connect(sm->unix_ ? sm->path : NULL, sm->host, sm->port,
+	    deadline)) == -1)
 		snprintf(err, errlen, "cannot connect: %s", strerror(errno));
-	freeaddrinfo(res);
 	return fd;
 }
 
+/* Waits for input until the deadline: 0, or -1 with errno. */
 static int
-send_all(int fd, const char *p, size_t n, const struct timespec *deadline)
+wait_in(int fd, long long deadline)
 {
-	ssize_t w;
-
-	while (n > 0) {
-		if (wait_fd(fd, POLLOUT, deadline) == -1)
-			return -1;
-		w = send(fd, p, n, MSG_NOSIGNAL);
-		if (w == -1) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
+	return net_wait(fd, POLLIN, deadline) == 1 ? 0 : -1;
 }
 
 /*
@@ -210,8 +106,8 @@ send_all(int fd, const char *p, size_t n, const struct timespec *deadline)
  * data, ','.  0, or -1 with a reason in err.
  */
 static int
-read_netstring(int fd, char *buf, size_t buflen,
-    const struct timespec *deadline, char *err, size_t errlen)
+read_netstring(int fd, char *buf, size_t buflen, long long deadline,
+    char *err, size_t errlen)
 {
 	char head[16];
 	size_t hl = 0, want, got = 0;
@@ -220,7 +116,7 @@ read_netstring(int fd, char *buf, size_t buflen,
 
 	/* The length, one byte at a time: it is short. */
 	for (;;) {
-		if (wait_fd(fd, POLLIN, deadline) == -1)
+		if (wait_in(fd, deadline) == -1)
 			goto ioerr;
 		if ((r = read(fd, &c, 1)) == -1) {
 			if (errno == EINTR || errno == EAGAIN)
@@ -248,7 +144,7 @@ read_netstring(int fd, char *buf, size_t buflen,
 	}
 	/* The data and the ','. */
 	while (got < want + 1) {
-		if (wait_fd(fd, POLLIN, deadline) == -1)
+		if (wait_in(fd, deadline) == -1)
 			goto ioerr;
 		if ((r = read(fd, buf + got, want + 1 - got)) == -1) {
 			if (errno == EINTR || errno == EAGAIN)
@@ -286,24 +182,23 @@ sm_lookup(struct table *t, const char *key, char *val, size_t vallen,
 	const struct smtab *sm = table_priv(t);
 	char req[TABLE_KEY_MAX + SM_NAME_MAX + 32], reply[SM_REPLY_MAX + 2];
 	char why[256];
-	struct timespec deadline;
+	long long deadline;
 	int fd, n;
 
 	n = snprintf(req, sizeof(req), "%zu:%s %s,",
 	    strlen(sm->name) + 1 + strlen(key), sm->name, key);
 	if (n < 0 || (size_t)n >= sizeof(req))
 		return TABLE_NOTFOUND;	/* no entry can be this long */
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += TABLE_IO_TIMEOUT;
-	if ((fd = sm_connect(sm, &deadline, why, sizeof(why))) == -1)
+	deadline = net_now_ms() + TABLE_IO_TIMEOUT * 1000LL;
+	if ((fd = sm_connect(sm, deadline, why, sizeof(why))) == -1)
 		goto temp;
-	if (send_all(fd, req, (size_t)n, &deadline) == -1) {
+	if (net_send_all(fd, req, (size_t)n, deadline) == -1) {
 		snprintf(why, sizeof(why), "cannot send: %s",
 		    errno == ETIMEDOUT ? "timed out" : strerror(errno));
 		close(fd);
 		goto temp;
 	}
-	if (read_netstring(fd, reply, sizeof(reply), &deadline, why,
+	if (read_netstring(fd, reply, sizeof(reply), deadline, why,
 	    sizeof(why)) == -1) {
 		close(fd);
 		goto temp;
