@@ -16,21 +16,17 @@
 
 #include <sys/types.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "dovecot_proto.h"
+#include "net.h"
 #include "str.h"
-
-static int	dc_wait(struct dconn *, short);
 
 void
 dc_close(struct dconn *dc)
@@ -42,97 +38,28 @@ dc_close(struct dconn *dc)
 	str_wipe(dc->buf, sizeof(dc->buf));
 }
 
-/*
- * Waits until fd is ready for events or the deadline passes.  0, or -1
- * with errno (ETIMEDOUT at the deadline).
- */
+/* Waits for events on the connection until its deadline: 0, or -1. */
 static int
 dc_wait(struct dconn *dc, short events)
 {
-	struct pollfd p;
-	struct timespec now;
-	long long ms;
-	int r;
-
-	for (;;) {
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		ms = (long long)(dc->deadline.tv_sec - now.tv_sec) * 1000 +
-		    (dc->deadline.tv_nsec - now.tv_nsec) / 1000000;
-		if (ms <= 0) {
-			errno = ETIMEDOUT;
-			return -1;
-		}
-		p.fd = dc->fd;
-		p.events = events;
-		p.revents = 0;
-		r = poll(&p, 1, ms > 60000 ? 60000 : (int)ms);
-		if (r > 0)
-			return 0;
-		if (r == -1 && errno != EINTR)
-			return -1;
-	}
+	return net_wait(dc->fd, events, dc->deadline) == 1 ? 0 : -1;
 }
 
 int
 dc_open(struct dconn *dc, const char *path, int timeout)
 {
-	struct sockaddr_un sun;
-	socklen_t elen;
-	int e = 0;
-
-	dc->fd = -1;
 	dc->path = path;
 	dc->len = dc->used = 0;
-	clock_gettime(CLOCK_MONOTONIC, &dc->deadline);
-	dc->deadline.tv_sec += timeout;
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (str_lcpy(sun.sun_path, path, sizeof(sun.sun_path)) >=
-	    sizeof(sun.sun_path)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	dc->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
-	    0);
-	if (dc->fd == -1)
-		return -1;
-	if (connect(dc->fd, (struct sockaddr *)&sun, sizeof(sun)) == 0)
-		return 0;
-	if (errno != EINPROGRESS && errno != EAGAIN)
-		return -1;
-	/* A listener with a full backlog: wait, but not for ever. */
-	if (dc_wait(dc, POLLOUT) == -1)
-		return -1;
-	elen = sizeof(e);
-	if (getsockopt(dc->fd, SOL_SOCKET, SO_ERROR, &e, &elen) == -1)
-		return -1;
-	if (e != 0) {
-		errno = e;
-		return -1;
-	}
-	return 0;
+	dc->deadline = net_now_ms() + timeout * 1000LL;
+	/* A listener with a full backlog is waited for, not for ever. */
+	dc->fd = net_connect(path, NULL, NULL, dc->deadline);
+	return dc->fd == -1 ? -1 : 0;
 }
 
 int
 dc_write(struct dconn *dc, const char *p, size_t len)
 {
-	ssize_t n;
-
-	while (len > 0) {
-		n = send(dc->fd, p, len, MSG_NOSIGNAL);
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				return -1;
-			if (dc_wait(dc, POLLOUT) == -1)
-				return -1;
-			continue;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return net_send_all(dc->fd, p, len, dc->deadline);
 }
 
 int
@@ -268,7 +195,8 @@ dovecot_userdb_lookup(const char *path, const char *user, char *err,
 	if (user[0] == '\0' || strlen(user) > DOVECOT_USER_MAX / 2 ||
 	    dc_escape(user, esc, sizeof(esc)) == -1)
 		return 0;
-	if ((dc = malloc(sizeof(*dc))) == NULL) {
+	/* Zeroed for clang-analyzer, which cannot see that a line is whole. */
+	if ((dc = calloc(1, sizeof(*dc))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}

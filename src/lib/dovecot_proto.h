@@ -12,7 +12,6 @@
 #define DOVECOT_PROTO_H
 
 #include <stddef.h>
-#include <time.h>
 
 #define DOVECOT_LINE_MAX	16384	/* the protocol's expected line limit */
 #define DOVECOT_REQ_ID		"1"	/* one request per connection */
@@ -24,7 +23,7 @@
 struct dconn {
 	int		 fd;
 	const char	*path;		/* for messages */
-	struct timespec	 deadline;	/* CLOCK_MONOTONIC */
+	long long	 deadline;	/* a net_now_ms() time */
 	size_t		 len;		/* bytes in buf */
 	size_t		 used;		/* of which the last line took */
 	char		 buf[DOVECOT_LINE_MAX + 1];
