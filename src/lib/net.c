@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
@@ -363,6 +364,50 @@ net_send_all(int fd, const void *p, size_t n, long long deadline)
 	return 0;
 }
 
+/*
+ * A unix socket whose listener's backlog is full refuses a non-blocking
+ * connect with EAGAIN, and no poll() says when there is room: connect
+ * blocking, bounded by SO_SNDTIMEO (the kernel wakes it when there is
+ * room), then make the socket non-blocking.
+ */
+static int
+connect_unix(const struct sockaddr *sa, socklen_t len, long long deadline)
+{
+	struct timeval tv;
+	long long left;
+	int fd, fl, e;
+
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	for (;;) {
+		if ((left = deadline - net_now_ms()) <= 0) {
+			errno = ETIMEDOUT;
+			goto bad;
+		}
+		tv.tv_sec = (time_t)(left / 1000);
+		tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
+		if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv,
+		    sizeof(tv)) == -1)
+			goto bad;
+		if (connect(fd, sa, len) == 0)
+			break;
+		if (errno != EAGAIN && errno != EINTR)
+			goto bad;
+	}
+	tv.tv_sec = 0;
+	tv.tv_usec = 0;
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == -1 ||
+	    (fl = fcntl(fd, F_GETFL)) == -1 ||
+	    fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1)
+		goto bad;
+	return fd;
+bad:
+	e = errno;
+	close(fd);
+	errno = e;
+	return -1;
+}
+
 static int
 connect_to(const struct sockaddr *sa, socklen_t len, long long deadline)
 {
@@ -374,7 +419,7 @@ connect_to(const struct sockaddr *sa, socklen_t len, long long deadline)
 	if (fd == -1)
 		return -1;
 	if (connect(fd, sa, len) == -1) {
-		if ((errno != EINPROGRESS && errno != EAGAIN) ||
+		if (errno != EINPROGRESS ||
 		    net_wait(fd, POLLOUT, deadline) != 1 ||
 		    getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &elen) == -1)
 			goto bad;
@@ -407,7 +452,7 @@ net_connect(const char *path, const char *host, const char *port,
 			errno = ENAMETOOLONG;
 			return -1;
 		}
-		return connect_to((struct sockaddr *)&sun, sizeof(sun),
+		return connect_unix((struct sockaddr *)&sun, sizeof(sun),
 		    deadline);
 	}
 	memset(&hints, 0, sizeof(hints));

@@ -52,8 +52,9 @@ int	net_send_all(int fd, const void *p, size_t n, long long deadline);
 /*
  * A non-blocking stream connection to the unix socket path, or when path
  * is NULL to host:port (every address it has, in turn), given up at
- * deadline (a net_now_ms() time).  The descriptor (O_NONBLOCK, close on
- * exec), or -1 with errno.
+ * deadline (a net_now_ms() time); a unix socket's listener with a full
+ * backlog is waited for.  The descriptor (O_NONBLOCK, close on exec), or
+ * -1 with errno (ETIMEDOUT at the deadline).
  */
 int	net_connect(const char *path, const char *host, const char *port,
 	    long long deadline);

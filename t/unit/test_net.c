@@ -1,15 +1,19 @@
 #include "config.h"
 
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "lib/net.h"
 #include "tests.h"
+#include "testutil.h"
 
 /* A socket pair whose send buffer holds little, for filling it. */
 static int
@@ -77,6 +81,78 @@ test_send_all(void)
 	free(got);
 }
 
+/* Connects without blocking until the listener at sun refuses one. */
+static int
+fill_backlog(const struct sockaddr_un *sun, int *fds, int max)
+{
+	int n, fd;
+
+	for (n = 0; n < max; n++) {
+		if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0)) == -1)
+			break;
+		if (connect(fd, (const struct sockaddr *)sun,
+		    sizeof(*sun)) == -1) {
+			close(fd);
+			return errno == EAGAIN ? n : -1;
+		}
+		fds[n] = fd;
+	}
+	return -1;
+}
+
+/*
+ * A unix listener whose backlog is full: connecting waits (no socket
+ * that is not connected), until the deadline or until an accept makes
+ * room; the connection then works, non-blocking.
+ */
+static void
+test_connect_full_backlog(void)
+{
+	char dir[64], path[100];
+	struct sockaddr_un sun;
+	int lfd, fds[64], n, i, fd, fl, st;
+	long long t0;
+	pid_t pid;
+
+	CU_ASSERT_FATAL(tu_mkdtemp(dir, sizeof(dir)) == 0);
+	snprintf(path, sizeof(path), "%s/l.sock", dir);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	CU_ASSERT_FATAL((lfd = socket(AF_UNIX, SOCK_STREAM, 0)) != -1);
+	CU_ASSERT_FATAL(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)) == 0);
+	CU_ASSERT_FATAL(listen(lfd, 1) == 0);
+	n = fill_backlog(&sun, fds, 64);
+	CU_ASSERT_FATAL(n > 0);
+
+	t0 = net_now_ms();
+	errno = 0;
+	CU_ASSERT_EQUAL(net_connect(path, NULL, NULL, t0 + 300), -1);
+	CU_ASSERT_EQUAL(errno, ETIMEDOUT);
+	CU_ASSERT(net_now_ms() - t0 >= 300);
+
+	/* A child accepts one after a while: the waiting connect gets in. */
+	if ((pid = fork()) == 0) {
+		usleep(200 * 1000);
+		_exit(accept(lfd, NULL, NULL) == -1 ? 1 : 0);
+	}
+	CU_ASSERT_FATAL(pid != -1);
+	fd = net_connect(path, NULL, NULL, net_now_ms() + 10000);
+	CU_ASSERT(fd != -1);
+	CU_ASSERT(waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
+	    WEXITSTATUS(st) == 0);
+	if (fd != -1) {
+		CU_ASSERT(send(fd, "x", 1, MSG_NOSIGNAL) == 1);
+		CU_ASSERT((fl = fcntl(fd, F_GETFL)) != -1 &&
+		    (fl & O_NONBLOCK) != 0);
+		close(fd);
+	}
+	for (i = 0; i < n; i++)
+		close(fds[i]);
+	close(lfd);
+	tu_rmtree(dir);
+}
+
 int
 suite_net(void)
 {
@@ -84,7 +160,9 @@ suite_net(void)
 
 	if (s == NULL ||
 	    CU_add_test(s, "sending all before a deadline", test_send_all) ==
-	    NULL)
+	    NULL ||
+	    CU_add_test(s, "connecting to a full unix listener",
+	    test_connect_full_backlog) == NULL)
 		return -1;
 	return 0;
 }
