@@ -364,6 +364,17 @@ net_send_all(int fd, const void *p, size_t n, long long deadline)
 	return 0;
 }
 
+/* Closes fd, keeping errno: -1. */
+static int
+close_failed(int fd)
+{
+	int e = errno;
+
+	close(fd);
+	errno = e;
+	return -1;
+}
+
 /*
  * A unix socket whose listener's backlog is full refuses a non-blocking
  * connect with EAGAIN, and no poll() says when there is room: connect
@@ -375,7 +386,7 @@ connect_unix(const struct sockaddr *sa, socklen_t len, long long deadline)
 {
 	struct timeval tv;
 	long long left;
-	int fd, fl, e;
+	int fd, fl;
 
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
 		return -1;
@@ -402,10 +413,7 @@ connect_unix(const struct sockaddr *sa, socklen_t len, long long deadline)
 		goto bad;
 	return fd;
 bad:
-	e = errno;
-	close(fd);
-	errno = e;
-	return -1;
+	return close_failed(fd);
 }
 
 static int
@@ -430,10 +438,7 @@ connect_to(const struct sockaddr *sa, socklen_t len, long long deadline)
 	}
 	return fd;
 bad:
-	e = errno;
-	close(fd);
-	errno = e;
-	return -1;
+	return close_failed(fd);
 }
 
 int
