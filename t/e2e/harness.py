@@ -562,6 +562,48 @@ class ProtoCase(SmtpdCase):
             kw["limits"] = limits
         return super().smtpd(start=start, **kw)
 
+    # shared_smtpd(): one daemon for all the tests of a class, started
+    # with these keyword arguments at the first call, stopped (and its
+    # output checked for sanitizer reports) after the last test.  For
+    # tests that are each a session of their own and change nothing in
+    # the daemon; its log and queue gather what every test left.  Under
+    # valgrind a start costs seconds.
+    SHARED = {}
+    _shared = None
+
+    def shared_smtpd(self):
+        cls = type(self)
+        # The class's own: a subclass with other SHARED has its own daemon.
+        if cls.__dict__.get("_shared") is None:
+            workdir = tempfile.mkdtemp(prefix="smtpd-e2e-")
+            kw = dict(cls.SHARED)
+            if cls.no_tarpit:
+                kw["limits"] = dict(kw.get("limits") or {})
+                kw["limits"].setdefault("tarpit_delay", 0)
+            cls._shared = Smtpd(workdir, **kw)
+            try:
+                cls._shared.start()
+            except Exception:
+                cls._shared = None
+                shutil.rmtree(workdir, ignore_errors=True)
+                raise
+        return cls._shared
+
+    @classmethod
+    def tearDownClass(cls):
+        d = cls.__dict__.get("_shared")
+        cls._shared = None
+        super().tearDownClass()
+        if d is None:
+            return
+        d.stop()
+        report = d.sanitizer_report()
+        if os.environ.get("KEEP_E2E") is None:
+            shutil.rmtree(d.workdir, ignore_errors=True)
+        if report is not None:
+            raise AssertionError("a sanitizer (or valgrind) report in the "
+                                 "shared smtpd's output:\n" + report)
+
     def track(self, c):
         """Closes c before the daemons stop at the end of the test."""
         self._conns.append(c)
