@@ -159,9 +159,10 @@ class Sequence(ProtoCase):
 
 
 class Syntax(ProtoCase):
+    # Each test is a session of its own: they share one daemon.
     def test_unknown_command(self):
         """An unknown verb: 500 5.5.2; the session goes on."""
-        d = self.smtpd()
+        d = self.shared_smtpd()
         c = self.open(d)
         self.assertReply(c.cmd("FROB it"), 500, "5.5.2")
         self.assertReply(c.cmd("NOOP"), 250, "2.0.0")
@@ -169,7 +170,7 @@ class Syntax(ProtoCase):
     def test_command_line_limit_512(self):
         """A command line of 512 octets (CRLF included) is read; 513 is
         500 5.5.2; the session stays in step."""
-        d = self.smtpd()
+        d = self.shared_smtpd()
         c = self.open(d)
         self.assertReply(c.cmd("NOOP " + "x" * (512 - 7)), 250, "2.0.0")
         self.assertReply(c.cmd("NOOP " + "x" * (513 - 7)), 500, "5.5.2")
@@ -178,7 +179,7 @@ class Syntax(ProtoCase):
     def test_huge_command_line(self):
         """A 100 000-octet line (bigger than any input buffer) gets one
         500 5.5.2 and the next command is understood."""
-        d = self.smtpd()
+        d = self.shared_smtpd()
         c = self.open(d)
         c.send("NOOP " + "y" * 100000 + "\r\nRSET\r\n")
         self.assertReply(c.reply(), 500, "5.5.2")
@@ -187,7 +188,7 @@ class Syntax(ProtoCase):
 
     def test_bad_sender(self):
         """Malformed MAIL FROM paths: 501 5.1.7."""
-        d = self.smtpd()
+        d = self.shared_smtpd()
         c = self.open(d)
         for path in ("<alice@example.org", "alice@example.org>", "<alice>",
                      "<alice@>", "<@example.org>", "<a..b@example.org>",
@@ -198,7 +199,7 @@ class Syntax(ProtoCase):
 
     def test_mail_without_from(self):
         """MAIL without FROM: is a syntax error 501 (5.5.4 or 5.1.7)."""
-        d = self.smtpd()
+        d = self.shared_smtpd()
         c = self.open(d)
         rep = c.cmd("MAIL <alice@example.org>")
         self.assertEqual(rep[0], 501, rep)
@@ -206,7 +207,7 @@ class Syntax(ProtoCase):
 
     def test_bad_recipient(self):
         """Malformed RCPT TO paths: 501 5.1.3."""
-        d = self.smtpd()
+        d = self.shared_smtpd()
         c = self.open(d)
         self.assertReply(c.cmd("MAIL FROM:<a@example.org>"), 250, "2.1.0")
         for path in ("<bob@example.net", "<>", "<bob>", "<bob@@example.net>",
@@ -217,7 +218,7 @@ class Syntax(ProtoCase):
 
     def test_rcpt_without_to(self):
         """RCPT without TO: is a 501."""
-        d = self.smtpd()
+        d = self.shared_smtpd()
         c = self.open(d)
         self.assertReply(c.cmd("MAIL FROM:<a@example.org>"), 250, "2.1.0")
         rep = c.cmd("RCPT <bob@example.net>")
@@ -226,14 +227,14 @@ class Syntax(ProtoCase):
 
     def test_data_with_argument(self):
         """DATA takes no argument: 501 5.5.4."""
-        d = self.smtpd()
+        d = self.shared_smtpd()
         c = self.open(d)
         self.start_mail(c)
         self.assertReply(c.cmd("DATA now"), 501, "5.5.4")
 
     def test_unknown_parameters(self):
         """Unknown MAIL and RCPT parameters: 555 5.5.4."""
-        d = self.smtpd()
+        d = self.shared_smtpd()
         c = self.open(d)
         self.assertReply(c.cmd("MAIL FROM:<a@example.org> FROB=1"), 555, "5.5.4")
         self.assertReply(c.cmd("MAIL FROM:<a@example.org> BODY=BINARYMIME"),
@@ -243,14 +244,14 @@ class Syntax(ProtoCase):
 
     def test_bad_size_parameter(self):
         """SIZE=abc and SIZE without a value: 501 5.5.4."""
-        d = self.smtpd()
+        d = self.shared_smtpd()
         c = self.open(d)
         self.assertReply(c.cmd("MAIL FROM:<a@example.org> SIZE=abc"), 501, "5.5.4")
         self.assertReply(c.cmd("MAIL FROM:<a@example.org> SIZE"), 501, "5.5.4")
 
     def test_parameters_need_ehlo(self):
         """After plain HELO, ESMTP parameters are refused (555 5.5.4)."""
-        d = self.smtpd()
+        d = self.shared_smtpd()
         c = self.open(d, ehlo=False)
         self.assertEqual(c.cmd("HELO client.example.org")[0], 250)
         self.assertReply(c.cmd("MAIL FROM:<a@example.org> SIZE=10"), 555, "5.5.4")
@@ -258,7 +259,7 @@ class Syntax(ProtoCase):
 
     def test_nul_in_command(self):
         """A NUL byte in a command line is refused with 500 5.5.2."""
-        d = self.smtpd()
+        d = self.shared_smtpd()
         c = self.open(d)
         c.send(b"NOOP a\x00b\r\n")
         self.assertReply(c.reply(), 500, "5.5.2")
@@ -298,6 +299,8 @@ class EnhancedCodes(ProtoCase):
 
 
 class Addresses(ProtoCase):
+    # Sessions of their own, messages found by their ids: one daemon for
+    # all but the test with a size limit.
     def envelope_of(self, d, sender, rcpts, utf8=False):
         c = self.open(d)
         self.assertReply(c.cmd("MAIL FROM:" + sender +
@@ -311,7 +314,7 @@ class Addresses(ProtoCase):
     def test_quoted_local_parts(self):
         """Quoted local parts (spaces, '>' and escaped quotes) are accepted
         and kept as written."""
-        d = self.smtpd()
+        d = self.shared_smtpd()
         env = self.envelope_of(d, '<"john doe"@example.org>',
                                ['<"odd>name"@example.net>',
                                 '<"a\\"b"@example.net>'])
@@ -321,7 +324,7 @@ class Addresses(ProtoCase):
 
     def test_ip_literals(self):
         """IPv4 and IPv6 address literals are accepted as domains."""
-        d = self.smtpd()
+        d = self.shared_smtpd()
         env = self.envelope_of(d, "<a@[192.0.2.1]>",
                                ["<b@[192.0.2.2]>", "<c@[IPv6:2001:db8::1]>"])
         self.assertEqual(env["from"], "<a@[192.0.2.1]>")
@@ -331,7 +334,7 @@ class Addresses(ProtoCase):
     def test_malformed_ip_literals_refused(self):
         """Address literals that are neither IPv4, IPv6 nor a tagged
         general literal (RFC 5321 4.1.3) are refused with 501 5.1.3."""
-        d = self.smtpd()
+        d = self.shared_smtpd()
         c = self.open(d)
         self.assertReply(c.cmd("MAIL FROM:<a@example.org>"), 250, "2.1.0")
         for lit in ("[300.1.2.3]", "[192.0.2]", "[example]",
@@ -342,7 +345,7 @@ class Addresses(ProtoCase):
     def test_source_route_ignored(self):
         """A source route is accepted and dropped: only the mailbox is
         kept."""
-        d = self.smtpd()
+        d = self.shared_smtpd()
         env = self.envelope_of(d, "<@relay.example.org:a@example.org>",
                                ["<@one.example,@two.example:b@example.net>"])
         self.assertEqual(env["from"], "<a@example.org>")
@@ -350,13 +353,13 @@ class Addresses(ProtoCase):
 
     def test_null_sender(self):
         """MAIL FROM:<> is the null sender, stored as 'from <>'."""
-        d = self.smtpd()
+        d = self.shared_smtpd()
         env = self.envelope_of(d, "<>", ["<b@example.net>"])
         self.assertEqual(env["from"], "<>")
 
     def test_postmaster_without_domain(self):
         """RCPT TO:<Postmaster> needs no domain (RFC 5321 4.1.1.3)."""
-        d = self.smtpd()
+        d = self.shared_smtpd()
         env = self.envelope_of(d, "<a@example.org>", ["<Postmaster>"])
         self.assertEqual(len(env["rcpt"]), 1)
         self.assertTrue(env["rcpt"][0].lower().startswith("<postmaster"),
@@ -364,7 +367,7 @@ class Addresses(ProtoCase):
 
     def test_utf8_address_needs_smtputf8(self):
         """A non-ASCII address without SMTPUTF8: 553 5.6.7 (MAIL and RCPT)."""
-        d = self.smtpd()
+        d = self.shared_smtpd()
         c = self.open(d)
         self.assertReply(c.cmd("MAIL FROM:<jörg@exämple.org>"), 553, "5.6.7")
         self.assertReply(c.cmd("MAIL FROM:<a@example.org>"), 250, "2.1.0")
@@ -374,7 +377,7 @@ class Addresses(ProtoCase):
     def test_utf8_address_with_smtputf8(self):
         """With MAIL ... SMTPUTF8, UTF-8 addresses are accepted, stored as
         UTF-8, and the envelope says smtputf8."""
-        d = self.smtpd()
+        d = self.shared_smtpd()
         env = self.envelope_of(d, "<jörg@exämple.org>", ["<用户@例子.广告>"],
                                utf8=True)
         self.assertEqual(env["from"], "<jörg@exämple.org>")
@@ -384,7 +387,7 @@ class Addresses(ProtoCase):
     def test_invalid_utf8_refused(self):
         """Bytes that are not UTF-8 in an address are refused even with
         SMTPUTF8."""
-        d = self.smtpd()
+        d = self.shared_smtpd()
         c = self.open(d)
         c.send(b"MAIL FROM:<j\xc3\x28rg@example.org> SMTPUTF8\r\n")
         code, lines = c.reply()
@@ -394,7 +397,7 @@ class Addresses(ProtoCase):
     def test_body_and_size_parameters(self):
         """BODY=8BITMIME and BODY=7BIT are accepted and recorded; SIZE= under
         the limit is accepted."""
-        d = self.smtpd()
+        d = self.shared_smtpd()
         for body in ("8BITMIME", "7BIT"):
             with self.subTest(body=body):
                 c = self.open(d)
