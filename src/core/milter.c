@@ -12,7 +12,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -106,16 +105,6 @@ milter_replycode(const char *p, size_t n, struct verdict *v)
 	return 0;
 }
 
-static void
-set(struct verdict *v, enum verdict_kind k, int code, const char *status,
-    const char *text)
-{
-	v->kind = k;
-	v->reply.code = code;
-	str_lcpy(v->reply.status, status, sizeof(v->reply.status));
-	str_lcpy(v->reply.text, text, sizeof(v->reply.text));
-}
-
 /* The milter did not answer as it should: its default action. */
 void
 milter_broken(struct milter_session *s, struct milter *m, const char *what)
@@ -130,8 +119,8 @@ milter_broken(struct milter_session *s, struct milter *m, const char *what)
 	m->fd = -1;
 	m->conn_done = 1;
 	if (!m->d->accept_on_fail && s->conn_v.kind == VERDICT_CONTINUE)
-		set(&s->conn_v, VERDICT_DEFER, 451, "4.7.1", "Service "
-		    "unavailable (content filter), try again later");
+		(void)verdict_set(&s->conn_v, VERDICT_DEFER, 451, "4.7.1",
+		    "Service unavailable (content filter), try again later");
 }
 
 static int
@@ -391,12 +380,12 @@ milter_answer(struct milter_session *s, struct milter *m, int c,
 		log_info("%s milter %s: discard", s->ps->id, m->d->address);
 		return 0;
 	case R_REJECT:
-		set(&v, VERDICT_REJECT, 550, "5.7.1", "Refused by a content "
-		    "filter");
+		(void)verdict_set(&v, VERDICT_REJECT, 550, "5.7.1",
+		    "Refused by a content filter");
 		break;
 	case R_TEMPFAIL:
-		set(&v, VERDICT_DEFER, 451, "4.7.1", "Delayed by a content "
-		    "filter, try again later");
+		(void)verdict_set(&v, VERDICT_DEFER, 451, "4.7.1",
+		    "Delayed by a content filter, try again later");
 		break;
 	case R_REPLYCODE:
 		if (milter_replycode(p, n, &v) == 0)
@@ -525,8 +514,8 @@ milter_helo(struct milter_session **mp, struct policy_session *ps,
 		if (c == NULL || c->n == 0 || (own && l->nmilters == 0))
 			return VERDICT_CONTINUE;
 		if ((s = calloc(1, sizeof(*s))) == NULL) {
-			set(v, VERDICT_DEFER, 451, "4.3.0", "Out of memory, "
-			    "try again later");
+			(void)verdict_set(v, VERDICT_DEFER, 451, "4.3.0",
+			    "Out of memory, try again later");
 			return VERDICT_DEFER;
 		}
 		s->ps = ps;

@@ -63,7 +63,6 @@ static const char *const service_keys[] = {
 	"default_action", "check_trusted", NULL
 };
 
-
 static int
 parse_address(struct delegate_service *sv, const char *a)
 {
