@@ -29,6 +29,8 @@
 #define MARK_SLOT_LEN		16	/* counter, offset (64 bits), crc32 */
 #define JOURNAL_SEGMENT_MAX	(32 * 1024 * 1024)
 #define JOURNAL_SPARES		2	/* spent segments kept for reuse */
+/* A spare big enough for a whole segment: the last batch goes past max. */
+#define JOURNAL_SPARE_SIZE(j)	((j)->segmax + 1024 * 1024)
 #define SPOOL_VERSION_ID	"smtpd-spool 1\nid "
 
 #ifdef __linux__

@@ -40,8 +40,6 @@
 #include "lib/net.h"
 #include "journal_int.h"
 
-/* A spare big enough for a whole segment: the last batch goes past max. */
-#define SPARE_SIZE(j)	((j)->segmax + 1024 * 1024)
 #define ZERO_CHUNK	(64 * 1024)
 #define ZERO_IOV	16		/* a write of 1 MiB */
 #define SPARES_PAUSE_MS	60000	/* after zero-filling failed, a full disk */
@@ -290,7 +288,7 @@ space_short(const struct journal *j, off_t len)
 	return avail < keep + (unsigned long long)len;
 }
 
-/* Writes zeros from off to SPARE_SIZE(j); stops early if asked to stop. */
+/* Writes zeros from off to JOURNAL_SPARE_SIZE(j); stops early if told to. */
 static off_t
 zero_fill(struct journal *j, int fd, off_t off)
 {
@@ -302,13 +300,13 @@ zero_fill(struct journal *j, int fd, off_t off)
 		iov[i].iov_base = (void *)zeros;
 		iov[i].iov_len = sizeof(zeros);
 	}
-	while (off < SPARE_SIZE(j)) {
+	while (off < JOURNAL_SPARE_SIZE(j)) {
 		pthread_mutex_lock(&j->mu);
 		stop = j->wstop;
 		pthread_mutex_unlock(&j->mu);
 		if (stop)
 			break;
-		n = (int)((SPARE_SIZE(j) - off + ZERO_CHUNK - 1) /
+		n = (int)((JOURNAL_SPARE_SIZE(j) - off + ZERO_CHUNK - 1) /
 		    ZERO_CHUNK);
 		if (n > ZERO_IOV)
 			n = ZERO_IOV;
@@ -337,7 +335,7 @@ journal_spare_prepare(struct journal *j)
 		if (j->spares[k].busy)
 			continue;
 		if (j->spares[k].present &&
-		    j->spares[k].size >= SPARE_SIZE(j)) {
+		    j->spares[k].size >= JOURNAL_SPARE_SIZE(j)) {
 			pthread_mutex_unlock(&j->mu);
 			return;		/* one is ready */
 		}
@@ -359,7 +357,7 @@ journal_spare_prepare(struct journal *j)
 	done = -1;
 	if (spare_path(j, pick, path, sizeof(path)) == -1)
 		e = ENAMETOOLONG;
-	else if (space_short(j, SPARE_SIZE(j) - old))
+	else if (space_short(j, JOURNAL_SPARE_SIZE(j) - old))
 		e = ENOSPC;
 	else if ((fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW |
 	    O_CLOEXEC, 0600)) == -1)

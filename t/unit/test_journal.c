@@ -516,7 +516,7 @@ ready_spare(struct journal *j)
 	pthread_mutex_lock(&j->mu);
 	for (k = 0; k < JOURNAL_SPARES && found == -1; k++)
 		if (j->spares[k].present && !j->spares[k].busy &&
-		    j->spares[k].size >= j->segmax + 1024 * 1024)
+		    j->spares[k].size >= JOURNAL_SPARE_SIZE(j))
 			found = k;
 	pthread_mutex_unlock(&j->mu);
 	return found;
