@@ -555,12 +555,17 @@ class ProtoCase(SmtpdCase):
     # test sets limits itself with tarpit settings.
     no_tarpit = True
 
+    @classmethod
+    def _tarpit_off(cls, kw):
+        """kw with limits.tarpit_delay = 0 added when no_tarpit says so."""
+        if cls.no_tarpit:
+            kw = dict(kw)
+            kw["limits"] = dict(kw.get("limits") or {})
+            kw["limits"].setdefault("tarpit_delay", 0)
+        return kw
+
     def smtpd(self, start=True, **kw):
-        if self.no_tarpit:
-            limits = dict(kw.get("limits") or {})
-            limits.setdefault("tarpit_delay", 0)
-            kw["limits"] = limits
-        return super().smtpd(start=start, **kw)
+        return super().smtpd(start=start, **self._tarpit_off(kw))
 
     # shared_smtpd(): one daemon for all the tests of a class, started
     # with these keyword arguments at the first call, stopped (and its
@@ -576,11 +581,7 @@ class ProtoCase(SmtpdCase):
         # The class's own: a subclass with other SHARED has its own daemon.
         if cls.__dict__.get("_shared") is None:
             workdir = tempfile.mkdtemp(prefix="smtpd-e2e-")
-            kw = dict(cls.SHARED)
-            if cls.no_tarpit:
-                kw["limits"] = dict(kw.get("limits") or {})
-                kw["limits"].setdefault("tarpit_delay", 0)
-            cls._shared = Smtpd(workdir, **kw)
+            cls._shared = Smtpd(workdir, **cls._tarpit_off(cls.SHARED))
             try:
                 cls._shared.start()
             except Exception:
